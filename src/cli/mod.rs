@@ -1,0 +1,84 @@
+//! Argument parsing and dispatch; one file per subcommand.
+
+mod generate;
+mod import;
+mod inspect;
+mod quickstart;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use persona::{Config, Db};
+use std::path::PathBuf;
+
+/// Persona: an embedded customer-profile database with online models.
+#[derive(Debug, Parser)]
+#[command(name = "persona", version, about, long_about = None)]
+pub struct Cli {
+    /// Data directory of the store.
+    #[arg(
+        long,
+        global = true,
+        default_value = "./persona-data",
+        value_name = "DIR"
+    )]
+    data: PathBuf,
+    /// TOML configuration file (see README for the keys).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate a synthetic event file with planted customer personas.
+    Generate(generate::Args),
+    /// Import events from a CSV or JSON Lines file.
+    Import(import::Args),
+    /// Show one customer's profile.
+    Profile(inspect::ProfileArgs),
+    /// Show every segment with its size and description.
+    Segments(inspect::JsonArgs),
+    /// Show model metrics.
+    Model(inspect::JsonArgs),
+    /// Generate a demo data set, import it, and show segments, metrics and example customers.
+    Quickstart(quickstart::Args),
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let open = || open_db(&cli.data, cli.config.as_ref());
+    match &cli.command {
+        Command::Generate(a) => generate::run(a),
+        Command::Import(a) => import::run(&open()?, a, &cli.data),
+        Command::Profile(a) => inspect::profile(&open()?, a),
+        Command::Segments(a) => inspect::segments(&open()?, a),
+        Command::Model(a) => inspect::model(&open()?, a),
+        Command::Quickstart(a) => quickstart::run(&open()?, a, &cli.data),
+    }
+}
+
+fn load_config(data: &PathBuf, config: Option<&PathBuf>) -> Result<Config> {
+    Ok(match config {
+        Some(file) => Config::from_toml_file(data, file)?,
+        None => Config::new(data),
+    })
+}
+
+fn open_db(data: &PathBuf, config: Option<&PathBuf>) -> Result<Db> {
+    let cfg = load_config(data, config)?;
+    Db::open_with(cfg).with_context(|| format!("cannot open store at {}", data.display()))
+}
+
+/// Formats unix milliseconds as an RFC 3339 date-time (UTC).
+fn format_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// Prints a JSON value on stdout.
+fn print_json(v: &serde_json::Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}

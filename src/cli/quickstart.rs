@@ -1,0 +1,97 @@
+//! `persona quickstart`: the README's main job. Generates a demo data set with planted personas,
+//! imports it with progress, and shows segments, model metrics and three example customers.
+
+use super::import;
+use anyhow::{Context, Result};
+use persona::event::parse::Format;
+use persona::generator::{Generator, GeneratorConfig};
+use persona::Db;
+use std::path::Path;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Customers in the demo data set.
+    #[arg(long, default_value_t = 5000)]
+    customers: u64,
+    /// Events in the demo data set.
+    #[arg(long, default_value_t = 100_000)]
+    events: u64,
+    /// Random seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+pub fn run(db: &Db, args: &Args, data: &Path) -> Result<()> {
+    let cfg = GeneratorConfig {
+        customers: args.customers,
+        events: args.events,
+        seed: args.seed,
+        ..GeneratorConfig::default()
+    };
+    if db.profile_count() > 0 {
+        println!(
+            "== {} already holds a store; showing it (use another --data directory, or delete \
+             this one, to start over)",
+            data.display()
+        );
+        return show(db, &cfg, args.customers);
+    }
+    let file = data.join("quickstart-events.csv");
+    println!(
+        "== generating {} events for {} customers (seed {}) into {}",
+        args.events,
+        args.customers,
+        args.seed,
+        file.display()
+    );
+    super::generate::write_events(&cfg, &file, false)?;
+    println!("== importing into {}", data.display());
+    let f =
+        std::fs::File::open(&file).with_context(|| format!("cannot open {}", file.display()))?;
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let summary = import::import(
+        db,
+        Box::new(f),
+        len,
+        Format::Csv,
+        &data.join("rejects.txt"),
+        true,
+    )?;
+    import::print_summary(&summary);
+    println!();
+    show(db, &cfg, args.customers)
+}
+
+/// Prints segments, model metrics and three example customers of different planted personas.
+fn show(db: &Db, cfg: &GeneratorConfig, customers: u64) -> Result<()> {
+    println!("== segments");
+    super::inspect::print_segments(&db.segments());
+    println!();
+    println!("== model");
+    super::inspect::print_model(&db.model_info());
+    println!();
+    println!("== three example customers");
+    let names = db.feature_names();
+    let gen = Generator::new(cfg.clone())?;
+    let mut shown = Vec::new();
+    for i in 0..customers {
+        let persona = gen.persona_of(i);
+        if shown.iter().any(|(p, _)| *p == persona) {
+            continue;
+        }
+        let id = format!("c{i:06}");
+        if let Some(p) = db.profile(&id)? {
+            shown.push((persona, p));
+        }
+        if shown.len() == 3 {
+            break;
+        }
+    }
+    for (persona, p) in shown {
+        println!("-- {} (planted persona: {persona})", p.customer_id);
+        super::inspect::print_profile(&p, &names);
+        println!();
+    }
+    println!("try: cargo run --release -- profile c000001 --json");
+    Ok(())
+}

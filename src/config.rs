@@ -1,0 +1,458 @@
+//! Configuration: a builder with documented defaults, loadable from a TOML file.
+//!
+//! Settings that shape what is stored (the number of segments, the feature layout, the decay
+//! half-life, the label definition) are recorded in the store when it is created; reopening it
+//! with different values is refused with [`crate::Error::ConfigMismatch`] instead of silently
+//! mixing incompatible records.
+
+use crate::error::{Error, Result};
+use crate::event::EventKind;
+use crate::model::ModelConfig;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// When an acknowledged write is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Acknowledge after sled's log is flushed *and* the log file is fsynced: survives power loss.
+    #[default]
+    Fsync,
+    /// Acknowledge after sled's flush (`sync_file_range` on Linux): survives a process crash, not
+    /// necessarily a power loss.
+    Flush,
+    /// Acknowledge once applied in memory; sled flushes in the background every 500 ms. A crash
+    /// can lose the last half second of acknowledged writes.
+    None,
+}
+
+impl Durability {
+    /// Parses `fsync`, `flush` or `none`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the accepted values.
+    pub fn parse(s: &str) -> Result<Durability> {
+        match s {
+            "fsync" => Ok(Durability::Fsync),
+            "flush" => Ok(Durability::Flush),
+            "none" => Ok(Durability::None),
+            other => Err(Error::Config(format!(
+                "durability {other:?} is not one of: fsync, flush, none"
+            ))),
+        }
+    }
+
+    /// The name accepted by [`Durability::parse`].
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Durability::Fsync => "fsync",
+            Durability::Flush => "flush",
+            Durability::None => "none",
+        }
+    }
+}
+
+/// How to open a store. Every knob has a default; see each field.
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// use persona::{Config, Durability};
+/// let db = Config::new(dir.path())
+///     .segments(4)
+///     .durability(Durability::Flush)
+///     .open()?;
+/// assert_eq!(db.config().segments, 4);
+/// # Ok::<(), persona::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Data directory (created with owner-only permissions if missing).
+    pub path: PathBuf,
+    /// Number of customer segments k. Default 8. Fixed when the store is created.
+    pub segments: usize,
+    /// Half-life of time-decayed counters, in days. Default 30. Fixed when the store is created.
+    pub half_life_days: f64,
+    /// Propensity horizon: does the customer do `target_kind` within this many days? Default 30.
+    /// Fixed when the store is created.
+    pub horizon_days: f64,
+    /// The event kind the propensity model predicts. Default `purchase`. Fixed at creation.
+    pub target_kind: EventKind,
+    /// How many versions of each profile stay readable. Default 16 (minimum 1).
+    pub history_versions: usize,
+    /// When a write is acknowledged. Default [`Durability::Fsync`].
+    pub durability: Durability,
+    /// Most events committed together in one batch. Default 1024.
+    pub max_batch: usize,
+    /// Longest the writer waits for more events before committing a non-full batch, in
+    /// microseconds. Default 200. Batches also grow naturally while the previous commit syncs.
+    pub max_batch_delay_us: u64,
+    /// sled page-cache size in MiB. Default 256.
+    pub cache_capacity_mb: u64,
+    /// Capacity of the queue in front of the writer, in requests. Default 4096.
+    pub queue_capacity: usize,
+    /// How many recent event ids per customer are remembered for de-duplication. Default 64.
+    pub dedupe_window: usize,
+    /// Category-affinity hash buckets in the feature vector. Default 16. Fixed at creation.
+    pub category_buckets: usize,
+    /// How many consecutive horizons of silence still produce (negative or positive) training
+    /// examples for a customer who stopped coming back. Default 3.
+    pub silent_horizons: usize,
+    /// Online-model hyperparameters (k-means reservoir, learning rates, seeds).
+    pub model: ModelConfig,
+}
+
+/// Most segments a store may have.
+pub const MAX_SEGMENTS: usize = 256;
+/// Most category buckets a store may have.
+pub const MAX_CATEGORY_BUCKETS: usize = 64;
+
+impl Config {
+    /// Defaults for a store at `path`.
+    pub fn new(path: impl AsRef<Path>) -> Config {
+        Config {
+            path: path.as_ref().to_path_buf(),
+            segments: 8,
+            half_life_days: 30.0,
+            horizon_days: 30.0,
+            target_kind: EventKind::Purchase,
+            history_versions: 16,
+            durability: Durability::Fsync,
+            max_batch: 1024,
+            max_batch_delay_us: 200,
+            cache_capacity_mb: 256,
+            queue_capacity: 4096,
+            dedupe_window: 64,
+            category_buckets: 16,
+            silent_horizons: 3,
+            model: ModelConfig::default(),
+        }
+    }
+
+    /// Sets [`Config::segments`].
+    pub fn segments(mut self, k: usize) -> Config {
+        self.segments = k;
+        self.model.segments = k;
+        self
+    }
+
+    /// Sets [`Config::half_life_days`].
+    pub fn half_life_days(mut self, days: f64) -> Config {
+        self.half_life_days = days;
+        self
+    }
+
+    /// Sets [`Config::horizon_days`].
+    pub fn horizon_days(mut self, days: f64) -> Config {
+        self.horizon_days = days;
+        self
+    }
+
+    /// Sets [`Config::target_kind`].
+    pub fn target_kind(mut self, kind: EventKind) -> Config {
+        self.target_kind = kind;
+        self
+    }
+
+    /// Sets [`Config::history_versions`].
+    pub fn history_versions(mut self, n: usize) -> Config {
+        self.history_versions = n;
+        self
+    }
+
+    /// Sets [`Config::durability`].
+    pub fn durability(mut self, d: Durability) -> Config {
+        self.durability = d;
+        self
+    }
+
+    /// Sets [`Config::max_batch`].
+    pub fn max_batch(mut self, n: usize) -> Config {
+        self.max_batch = n;
+        self
+    }
+
+    /// Sets [`Config::max_batch_delay_us`].
+    pub fn max_batch_delay_us(mut self, us: u64) -> Config {
+        self.max_batch_delay_us = us;
+        self
+    }
+
+    /// Sets [`Config::cache_capacity_mb`].
+    pub fn cache_capacity_mb(mut self, mb: u64) -> Config {
+        self.cache_capacity_mb = mb;
+        self
+    }
+
+    /// Sets [`Config::dedupe_window`].
+    pub fn dedupe_window(mut self, n: usize) -> Config {
+        self.dedupe_window = n;
+        self
+    }
+
+    /// Sets [`Config::silent_horizons`].
+    pub fn silent_horizons(mut self, n: usize) -> Config {
+        self.silent_horizons = n;
+        self
+    }
+
+    /// Sets [`Config::category_buckets`].
+    pub fn category_buckets(mut self, n: usize) -> Config {
+        self.category_buckets = n;
+        self
+    }
+
+    /// Sets the online-model hyperparameters ([`Config::model`]); `segments` is kept in sync.
+    pub fn model(mut self, model: ModelConfig) -> Config {
+        self.segments = model.segments;
+        self.model = model;
+        self
+    }
+
+    /// The batching delay as a [`Duration`].
+    pub fn max_batch_delay(&self) -> Duration {
+        Duration::from_micros(self.max_batch_delay_us)
+    }
+
+    /// Half-life in milliseconds.
+    pub fn half_life_ms(&self) -> f64 {
+        self.half_life_days * 86_400_000.0
+    }
+
+    /// Horizon in milliseconds.
+    pub fn horizon_ms(&self) -> i64 {
+        (self.horizon_days * 86_400_000.0) as i64
+    }
+
+    /// Checks every value.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the key, its value and the allowed range.
+    pub fn validate(&self) -> Result<()> {
+        let range = |key: &str, v: f64, lo: f64, hi: f64| -> Result<()> {
+            if v.is_finite() && (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(Error::Config(format!(
+                    "{key} = {v} is out of range; allowed {lo}..={hi}"
+                )))
+            }
+        };
+        range("segments", self.segments as f64, 1.0, MAX_SEGMENTS as f64)?;
+        range("half_life_days", self.half_life_days, 0.001, 36_500.0)?;
+        range("horizon_days", self.horizon_days, 0.001, 3650.0)?;
+        range(
+            "history_versions",
+            self.history_versions as f64,
+            1.0,
+            1024.0,
+        )?;
+        range("max_batch", self.max_batch as f64, 1.0, 65_536.0)?;
+        range(
+            "max_batch_delay_us",
+            self.max_batch_delay_us as f64,
+            0.0,
+            1e6,
+        )?;
+        range("cache_capacity_mb", self.cache_capacity_mb as f64, 1.0, 1e6)?;
+        range("queue_capacity", self.queue_capacity as f64, 1.0, 1e6)?;
+        range("dedupe_window", self.dedupe_window as f64, 0.0, 4096.0)?;
+        range("silent_horizons", self.silent_horizons as f64, 0.0, 1000.0)?;
+        range(
+            "category_buckets",
+            self.category_buckets as f64,
+            1.0,
+            MAX_CATEGORY_BUCKETS as f64,
+        )?;
+        if self.model.segments != self.segments {
+            return Err(Error::Config(format!(
+                "model.segments = {} differs from segments = {}",
+                self.model.segments, self.segments
+            )));
+        }
+        range(
+            "reservoir_size",
+            self.model.reservoir_size as f64,
+            1.0,
+            1_000_000.0,
+        )?;
+        range("learning_rate", self.model.learning_rate, 1e-9, 100.0)?;
+        range("l2", self.model.l2, 0.0, 100.0)?;
+        range("kmeans_min_rate", self.model.kmeans_min_rate, 0.0, 1.0)?;
+        range(
+            "auc_window",
+            self.model.auc_window as f64,
+            10.0,
+            1_000_000.0,
+        )?;
+        Ok(())
+    }
+
+    /// Loads a TOML file over the defaults for data directory `path`. Unknown keys are errors
+    /// (a typo must not silently fall back to a default).
+    ///
+    /// ```toml
+    /// segments = 6
+    /// half_life_days = 14
+    /// durability = "flush"
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the file cannot be read, [`Error::Config`] for bad TOML, unknown keys or
+    /// values out of range.
+    pub fn from_toml_file(path: impl AsRef<Path>, file: impl AsRef<Path>) -> Result<Config> {
+        let file = file.as_ref();
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            Error::Config(format!("cannot read config file {}: {e}", file.display()))
+        })?;
+        Config::from_toml_str(path, &text)
+            .map_err(|e| Error::Config(format!("{}: {}", file.display(), strip_prefix(&e))))
+    }
+
+    /// Like [`Config::from_toml_file`], from a string.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for bad TOML, unknown keys or values out of range.
+    ///
+    /// # Examples
+    /// ```
+    /// let cfg = persona::Config::from_toml_str("data", "segments = 5\ntarget_kind = \"cart_add\"")?;
+    /// assert_eq!(cfg.segments, 5);
+    /// assert!(persona::Config::from_toml_str("data", "segmnets = 5").is_err());
+    /// # Ok::<(), persona::Error>(())
+    /// ```
+    pub fn from_toml_str(path: impl AsRef<Path>, text: &str) -> Result<Config> {
+        let f: ConfigFile = toml::from_str(text).map_err(|e| Error::Config(e.message().into()))?;
+        let mut c = Config::new(path);
+        if let Some(v) = f.segments {
+            c = c.segments(v);
+        }
+        set(&mut c.half_life_days, f.half_life_days);
+        set(&mut c.horizon_days, f.horizon_days);
+        if let Some(k) = f.target_kind {
+            c.target_kind =
+                EventKind::parse(&k).map_err(|e| Error::Config(format!("target_kind: {e}")))?;
+        }
+        set(&mut c.history_versions, f.history_versions);
+        if let Some(d) = f.durability {
+            c.durability = Durability::parse(&d)?;
+        }
+        set(&mut c.max_batch, f.max_batch);
+        set(&mut c.max_batch_delay_us, f.max_batch_delay_us);
+        set(&mut c.cache_capacity_mb, f.cache_capacity_mb);
+        set(&mut c.queue_capacity, f.queue_capacity);
+        set(&mut c.dedupe_window, f.dedupe_window);
+        set(&mut c.category_buckets, f.category_buckets);
+        set(&mut c.silent_horizons, f.silent_horizons);
+        set(&mut c.model.reservoir_size, f.reservoir_size);
+        set(&mut c.model.learning_rate, f.learning_rate);
+        set(&mut c.model.l2, f.l2);
+        set(&mut c.model.kmeans_min_rate, f.kmeans_min_rate);
+        set(&mut c.model.auc_window, f.auc_window);
+        set(&mut c.model.seed, f.seed);
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Opens (or creates) the store this configuration describes.
+    ///
+    /// # Errors
+    /// See [`crate::Db::open_with`].
+    pub fn open(self) -> Result<crate::Db> {
+        crate::Db::open_with(self)
+    }
+}
+
+fn set<T>(slot: &mut T, v: Option<T>) {
+    if let Some(v) = v {
+        *slot = v;
+    }
+}
+
+fn strip_prefix(e: &Error) -> String {
+    match e {
+        Error::Config(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The TOML file's shape: every key optional, unknown keys rejected.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    segments: Option<usize>,
+    half_life_days: Option<f64>,
+    horizon_days: Option<f64>,
+    target_kind: Option<String>,
+    history_versions: Option<usize>,
+    durability: Option<String>,
+    max_batch: Option<usize>,
+    max_batch_delay_us: Option<u64>,
+    cache_capacity_mb: Option<u64>,
+    queue_capacity: Option<usize>,
+    dedupe_window: Option<usize>,
+    category_buckets: Option<usize>,
+    silent_horizons: Option<usize>,
+    reservoir_size: Option<usize>,
+    learning_rate: Option<f64>,
+    l2: Option<f64>,
+    kmeans_min_rate: Option<f64>,
+    auc_window: Option<usize>,
+    seed: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(Config::new("x").validate().is_ok());
+    }
+
+    #[test]
+    fn toml_sets_every_documented_key() -> Result<()> {
+        let c = Config::from_toml_str(
+            "d",
+            r#"
+            segments = 6
+            half_life_days = 14.5
+            horizon_days = 7
+            target_kind = "cart_add"
+            history_versions = 4
+            durability = "none"
+            max_batch = 64
+            max_batch_delay_us = 0
+            cache_capacity_mb = 32
+            dedupe_window = 8
+            category_buckets = 16
+            seed = 7
+            "#,
+        )?;
+        assert_eq!(c.segments, 6);
+        assert_eq!(c.model.segments, 6);
+        assert_eq!(c.half_life_days, 14.5);
+        assert_eq!(c.horizon_days, 7.0);
+        assert_eq!(c.target_kind, EventKind::CartAdd);
+        assert_eq!(c.history_versions, 4);
+        assert_eq!(c.durability, Durability::None);
+        assert_eq!(c.max_batch, 64);
+        assert_eq!(c.max_batch_delay_us, 0);
+        assert_eq!(c.cache_capacity_mb, 32);
+        assert_eq!(c.dedupe_window, 8);
+        assert_eq!(c.category_buckets, 16);
+        assert_eq!(c.model.seed, 7);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_toml_is_specific() {
+        let msg = |s: &str| Config::from_toml_str("d", s).unwrap_err().to_string();
+        assert!(msg("segmnets = 3").contains("unknown field `segmnets`"));
+        assert!(msg("segments = 0").contains("segments = 0 is out of range; allowed 1..=256"));
+        assert!(msg("durability = \"always\"").contains("not one of: fsync, flush, none"));
+        assert!(msg("target_kind = \"buy\"").contains("target_kind: field kind: buy"));
+        assert!(msg("half_life_days = nan").contains("half_life_days = NaN is out of range"));
+        assert!(msg("segments = \"x\"").contains("invalid type"));
+    }
+}

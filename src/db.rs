@@ -1,0 +1,451 @@
+//! [`Db`]: the embedded facade. Open a store, ingest events, set attributes, read profiles and
+//! model information, close.
+//!
+//! A `Db` is a cheap handle (`Clone`, `Send + Sync`): clones share one store and one writer
+//! thread. Writes go through the single writer (see [`crate::pipeline`]) and return only once
+//! committed and as durable as configured; reads go straight to committed records and the
+//! latest published model, so a read after a returned write sees it.
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::event::{validate_customer_id, Event};
+use crate::features::attributes::{validate_attribute, MAX_ATTRIBUTES};
+use crate::features::vector::FeatureLayout;
+use crate::features::{AttrValue, FeatureParams};
+use crate::model::ModelState;
+use crate::pipeline::{self, Ack, Item, Request, Shared};
+use crate::query::{segments, ModelInfo, Profile, SegmentInfo};
+use crate::storage::record::HistoryError;
+use crate::storage::Store;
+use crossbeam_channel::Sender;
+use parking_lot::{Mutex, RwLock};
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// An open Persona store.
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// use persona::{Db, Event, EventKind};
+/// let db = Db::open(dir.path())?;
+/// let ack = db.ingest(
+///     Event::new("c42", 1_767_225_600_000, EventKind::Purchase)
+///         .with_value(25.0)
+///         .with_category("books"),
+/// )?;
+/// assert_eq!(ack.version, 1);
+/// let profile = db.profile("c42")?.expect("just written");
+/// assert_eq!(profile.event_count, 1);
+/// db.close()?;
+/// # Ok::<(), persona::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<Store>,
+    tx: Sender<Request>,
+    shared: Arc<Shared>,
+    layout: FeatureLayout,
+    config: Config,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Db {
+    /// Opens (or creates) a store at `path` with the default [`Config`].
+    ///
+    /// # Errors
+    /// See [`Db::open_with`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Db> {
+        Db::open_with(Config::new(path))
+    }
+
+    /// Opens (or creates) a store with `config`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for invalid settings, [`Error::ConfigMismatch`] if the store was created
+    /// with different fixed settings, [`Error::Storage`] if sled cannot open it (for example while
+    /// another process has it open), [`Error::Corruption`] if its model state does not decode.
+    pub fn open_with(config: Config) -> Result<Db> {
+        config.validate()?;
+        let store = Arc::new(Store::open(&config)?);
+        let params = FeatureParams {
+            half_life_ms: config.half_life_ms(),
+            category_buckets: config.category_buckets,
+        };
+        let layout = FeatureLayout::new(params);
+        let dim = layout.dim();
+        let model = match store.model()? {
+            Some(m) => {
+                if m.scaler.dim() != dim || m.segments.k() != config.segments {
+                    return Err(Error::Corruption {
+                        key: "model state".into(),
+                        detail: format!(
+                            "has {} dimensions and {} segments; this store needs {dim} and {}",
+                            m.scaler.dim(),
+                            m.segments.k(),
+                            config.segments
+                        ),
+                    });
+                }
+                m
+            }
+            None => ModelState::new(dim, &config.model),
+        };
+        let mut model = model;
+        if model.categories.len() != config.category_buckets {
+            model.categories =
+                crate::features::categories::CategoryNames::new(config.category_buckets);
+        }
+        let pending = store.pending_examples()?;
+        let shared = Arc::new(Shared {
+            model: RwLock::new(Arc::new(model.clone())),
+            fail_commits: AtomicU32::new(0),
+            open_examples: AtomicUsize::new(0),
+        });
+        let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity);
+        let writer = pipeline::spawn(
+            store.clone(),
+            config.clone(),
+            layout.clone(),
+            model,
+            pending,
+            shared.clone(),
+            rx,
+        )?;
+        Ok(Db {
+            inner: Arc::new(Inner {
+                store,
+                tx,
+                shared,
+                layout,
+                config,
+                writer: Mutex::new(Some(writer)),
+            }),
+        })
+    }
+
+    /// The configuration the store was opened with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Ingests one event: validates it, commits it with its batch, returns its acknowledgement.
+    ///
+    /// # Errors
+    /// [`Error::InvalidEvent`] if the event is rejected (nothing changes); storage errors if the
+    /// commit fails (nothing of the batch is visible); [`Error::Closed`] after [`Db::close`].
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use persona::{Db, Event, EventKind};
+    /// let db = Db::open(dir.path())?;
+    /// let e = Event::new("c1", 1_767_225_600_000, EventKind::View).with_value(30.0).with_id("v1");
+    /// assert!(!db.ingest(e.clone())?.duplicate);
+    /// assert!(db.ingest(e)?.duplicate);
+    /// # Ok::<(), persona::Error>(())
+    /// ```
+    pub fn ingest(&self, event: Event) -> Result<Ack> {
+        event.validate()?;
+        let mut results = self.submit(vec![Item::Event(event)])?;
+        results.pop().unwrap_or(Err(Error::Closed))
+    }
+
+    /// Ingests many events; they are committed together where possible. Returns one result per
+    /// event, in order: a rejected event gets its [`Error::InvalidEvent`] and the others proceed.
+    ///
+    /// # Errors
+    /// The outer error is [`Error::Closed`] if the writer is gone.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use persona::{Db, Event, EventKind};
+    /// let db = Db::open(dir.path())?;
+    /// let t = 1_767_225_600_000;
+    /// let results = db.ingest_batch(vec![
+    ///     Event::new("a", t, EventKind::Click),
+    ///     Event::new("b", t, EventKind::Purchase).with_value(-1.0),
+    /// ])?;
+    /// assert!(results[0].is_ok());
+    /// assert!(results[1].as_ref().unwrap_err().is_bad_input());
+    /// # Ok::<(), persona::Error>(())
+    /// ```
+    pub fn ingest_batch(&self, events: Vec<Event>) -> Result<Vec<Result<Ack>>> {
+        let mut out: Vec<Option<Result<Ack>>> = Vec::with_capacity(events.len());
+        let mut items = Vec::with_capacity(events.len());
+        for e in events {
+            match e.validate() {
+                Ok(()) => {
+                    items.push(Item::Event(e));
+                    out.push(None);
+                }
+                Err(err) => out.push(Some(Err(err.into()))),
+            }
+        }
+        let mut acks = if items.is_empty() {
+            Vec::new().into_iter()
+        } else {
+            self.submit(items)?.into_iter()
+        };
+        Ok(out
+            .into_iter()
+            .map(|slot| slot.unwrap_or_else(|| acks.next().unwrap_or(Err(Error::Closed))))
+            .collect())
+    }
+
+    /// Sets (or replaces) attributes of a customer, creating the profile if needed. Returns the
+    /// new profile version. Numbers and texts are both allowed; see [`AttrValue`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidEvent`] for a bad customer id, [`Error::InvalidArgument`] for a bad name or
+    /// value or more than 64 attributes; nothing changes then.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use persona::{AttrValue, Db};
+    /// let db = Db::open(dir.path())?;
+    /// db.set_attributes("c1", vec![("age".into(), 34.0.into()), ("region".into(), "north".into())])?;
+    /// let p = db.profile("c1")?.expect("created");
+    /// assert_eq!(p.attributes["region"], AttrValue::Text("north".into()));
+    /// # Ok::<(), persona::Error>(())
+    /// ```
+    pub fn set_attributes(
+        &self,
+        customer_id: &str,
+        attrs: Vec<(String, AttrValue)>,
+    ) -> Result<u64> {
+        validate_customer_id(customer_id)?;
+        if attrs.is_empty() {
+            return Err(Error::invalid_argument(
+                "attributes",
+                "at least one name and value is required",
+            ));
+        }
+        for (name, value) in &attrs {
+            validate_attribute(name, value)?;
+        }
+        if let Some(existing) = self.inner.store.profile(customer_id)? {
+            let mut names: std::collections::BTreeSet<&str> = existing
+                .state
+                .attributes
+                .keys()
+                .map(String::as_str)
+                .collect();
+            names.extend(attrs.iter().map(|(n, _)| n.as_str()));
+            if names.len() > MAX_ATTRIBUTES {
+                return Err(Error::invalid_argument(
+                    "attributes",
+                    format!("a customer may have at most {MAX_ATTRIBUTES} attributes"),
+                ));
+            }
+        } else if attrs.len() > MAX_ATTRIBUTES {
+            return Err(Error::invalid_argument(
+                "attributes",
+                format!("a customer may have at most {MAX_ATTRIBUTES} attributes"),
+            ));
+        }
+        let mut results = self.submit(vec![Item::SetAttributes {
+            customer: customer_id.to_string(),
+            attrs,
+        }])?;
+        results
+            .pop()
+            .unwrap_or(Err(Error::Closed))
+            .map(|a| a.version)
+    }
+
+    fn submit(&self, items: Vec<Item>) -> Result<Vec<Result<Ack>>> {
+        let (reply, rx) = crossbeam_channel::bounded(1);
+        self.inner
+            .tx
+            .send(Request::Write { items, reply })
+            .map_err(|_| Error::Closed)?;
+        rx.recv().map_err(|_| Error::Closed)
+    }
+
+    /// A customer's profile as of the current watermark, or `None` if unknown.
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] naming the customer if their record does not decode (other customers
+    /// are unaffected); [`Error::InvalidEvent`] for an invalid customer id.
+    pub fn profile(&self, customer_id: &str) -> Result<Option<Profile>> {
+        validate_customer_id(customer_id)?;
+        let Some(record) = self.inner.store.profile(customer_id)? else {
+            return Ok(None);
+        };
+        let model = self.model();
+        Ok(Some(Profile::evaluate(
+            customer_id,
+            &record,
+            &model,
+            &self.inner.layout,
+        )))
+    }
+
+    /// A customer's profile at a past `version` (the last `history_versions` are kept).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if that version was pruned or does not exist yet (the message
+    /// names the readable range); [`Error::Corruption`] as for [`Db::profile`].
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use persona::{Db, Event, EventKind};
+    /// let db = Db::open(dir.path())?;
+    /// let t = 1_767_225_600_000;
+    /// db.ingest(Event::new("c", t, EventKind::Click))?;
+    /// db.ingest(Event::new("c", t + 1, EventKind::Click))?;
+    /// assert_eq!(db.profile_at("c", 1)?.expect("kept").event_count, 1);
+    /// # Ok::<(), persona::Error>(())
+    /// ```
+    pub fn profile_at(&self, customer_id: &str, version: u64) -> Result<Option<Profile>> {
+        validate_customer_id(customer_id)?;
+        let Some(record) = self.inner.store.profile(customer_id)? else {
+            return Ok(None);
+        };
+        match record.state_at(version, self.inner.store.params()) {
+            Ok((state, _, _)) => Ok(Some(Profile::of_state(
+                customer_id,
+                version,
+                &state,
+                &self.model(),
+                &self.inner.layout,
+            ))),
+            Err(HistoryError::Pruned { oldest }) => Err(Error::invalid_argument(
+                "version",
+                format!(
+                    "{version} of {customer_id:?} was pruned; versions {oldest}..={} are kept",
+                    record.version
+                ),
+            )),
+            Err(HistoryError::Future { current }) => Err(Error::invalid_argument(
+                "version",
+                format!("{version} of {customer_id:?} does not exist; the latest is {current}"),
+            )),
+        }
+    }
+
+    /// The model as of the last committed batch.
+    pub fn model(&self) -> Arc<ModelState> {
+        self.inner.shared.model.read().clone()
+    }
+
+    /// Model metrics and segment sizes.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// let db = persona::Db::open(dir.path())?;
+    /// let info = db.model_info();
+    /// assert_eq!(info.examples, 0);
+    /// assert_eq!(info.segments.len(), 8);
+    /// # Ok::<(), persona::Error>(())
+    /// ```
+    pub fn model_info(&self) -> ModelInfo {
+        ModelInfo::of(
+            &self.model(),
+            self.inner.shared.open_examples.load(Ordering::Relaxed) as u64,
+        )
+    }
+
+    /// Every segment with its size and a label derived from its centroid (empty until the
+    /// segments are seeded, after `reservoir_size` events).
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        let model = self.model();
+        segments::describe(&model, &self.inner.layout, &|b| {
+            model.categories.name(b).map(str::to_string)
+        })
+    }
+
+    /// Names of the feature-vector dimensions, in order.
+    pub fn feature_names(&self) -> Vec<String> {
+        self.inner.layout.names()
+    }
+
+    /// The feature layout.
+    pub fn layout(&self) -> &FeatureLayout {
+        &self.inner.layout
+    }
+
+    /// Members of a segment in customer-id order, after `cursor` (exclusive), at most `limit`.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub fn segment_members(
+        &self,
+        segment: u16,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        self.inner.store.members(segment, cursor, limit)
+    }
+
+    /// Number of customers with a profile (a full scan: O(customers)).
+    pub fn profile_count(&self) -> usize {
+        self.inner.store.profile_count()
+    }
+
+    /// Bytes on disk.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        self.inner.store.size_on_disk()
+    }
+
+    /// The storage layer (for maintenance tools and tests).
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Makes the next `n` commits fail before anything is written, as an I/O error would.
+    /// For tests of the failure path; has no other use.
+    #[doc(hidden)]
+    pub fn fail_next_commits(&self, n: u32) {
+        self.inner.shared.fail_commits.store(n, Ordering::SeqCst);
+    }
+
+    /// Finishes queued writes, makes everything durable and stops the writer. Other clones of
+    /// this handle get [`Error::Closed`] for writes afterwards. Dropping the last handle does the
+    /// same.
+    ///
+    /// # Errors
+    /// Storage errors from the final flush.
+    pub fn close(&self) -> Result<()> {
+        self.inner.close()
+    }
+}
+
+impl Inner {
+    fn close(&self) -> Result<()> {
+        let Some(handle) = self.writer.lock().take() else {
+            return Ok(());
+        };
+        let (reply, rx) = crossbeam_channel::bounded(1);
+        let result = match self.tx.send(Request::Shutdown { reply }) {
+            Ok(()) => rx.recv().unwrap_or(Err(Error::Closed)),
+            Err(_) => Err(Error::Closed),
+        };
+        if handle.join().is_err() {
+            return Err(Error::Closed);
+        }
+        result
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            tracing::error!("closing persona store failed: {e}");
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! The crate's error type.
+//!
+//! Every failure a caller can see is one variant of [`Error`]; the variants separate *bad input*
+//! (fix the request), *corruption* (a record on disk is damaged), *misuse* (e.g. a closed
+//! database) and *I/O* (the disk or sled failed), so that a caller can react to each differently.
+
+use crate::event::InvalidEvent;
+use crate::model::ModelError;
+
+/// Result with Persona's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in Persona.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An event was rejected; nothing was changed.
+    #[error("invalid event: {0}")]
+    InvalidEvent(#[from] InvalidEvent),
+    /// An argument other than an event was rejected (attribute, vector, option); nothing changed.
+    #[error("invalid argument {name}: {reason}")]
+    InvalidArgument {
+        /// Which argument.
+        name: String,
+        /// What is wrong and what is allowed.
+        reason: String,
+    },
+    /// A configuration value or file is wrong.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The store was created with settings this configuration contradicts.
+    #[error("store at {path} was created with {key} = {stored}, but the configuration says {configured}; use the original value or a new data directory")]
+    ConfigMismatch {
+        /// Data directory.
+        path: String,
+        /// The setting that differs.
+        key: String,
+        /// Value recorded in the store.
+        stored: String,
+        /// Value in the configuration.
+        configured: String,
+    },
+    /// A record on disk could not be decoded.
+    #[error("corrupt record {key}: {detail}")]
+    Corruption {
+        /// The record's key, human-readable (e.g. `profile "c42"`).
+        key: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// A record was written by a newer (or unknown) format version.
+    #[error("record {key} has format version {found}; this build reads up to {supported}")]
+    UnsupportedVersion {
+        /// The record's key, human-readable.
+        key: String,
+        /// The version byte found.
+        found: u8,
+        /// The highest version this build reads.
+        supported: u8,
+    },
+    /// The model state is inconsistent with this build or configuration.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// sled reported an error.
+    #[error("storage error: {0}")]
+    Storage(#[from] sled::Error),
+    /// A file system operation failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The database was closed (or its writer stopped) before the request was served.
+    #[error("database is closed")]
+    Closed,
+    /// A commit failed in a way that may have left data not durable; the database refuses writes
+    /// until it is reopened (like PostgreSQL after a failed fsync).
+    #[error("database is poisoned after a failed commit ({0}); reopen it")]
+    Poisoned(String),
+}
+
+impl Error {
+    /// Shorthand for [`Error::InvalidArgument`].
+    pub fn invalid_argument(name: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::InvalidArgument {
+            name: name.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Whether the error was caused by the request (bad input) rather than the store.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, Error::InvalidEvent(_) | Error::InvalidArgument { .. })
+    }
+}
+
+/// Errors cross thread boundaries inside the pipeline as shared values: one failed commit is
+/// reported to every waiter of its batch.
+impl Clone for Error {
+    fn clone(&self) -> Error {
+        match self {
+            Error::InvalidEvent(e) => Error::InvalidEvent(e.clone()),
+            Error::InvalidArgument { name, reason } => Error::InvalidArgument {
+                name: name.clone(),
+                reason: reason.clone(),
+            },
+            Error::Config(s) => Error::Config(s.clone()),
+            Error::ConfigMismatch {
+                path,
+                key,
+                stored,
+                configured,
+            } => Error::ConfigMismatch {
+                path: path.clone(),
+                key: key.clone(),
+                stored: stored.clone(),
+                configured: configured.clone(),
+            },
+            Error::Corruption { key, detail } => Error::Corruption {
+                key: key.clone(),
+                detail: detail.clone(),
+            },
+            Error::UnsupportedVersion {
+                key,
+                found,
+                supported,
+            } => Error::UnsupportedVersion {
+                key: key.clone(),
+                found: *found,
+                supported: *supported,
+            },
+            Error::Model(e) => Error::Model(e.clone()),
+            Error::Storage(e) => Error::Storage(e.clone()),
+            Error::Io(e) => Error::Io(std::io::Error::new(e.kind(), e.to_string())),
+            Error::Closed => Error::Closed,
+            Error::Poisoned(s) => Error::Poisoned(s.clone()),
+        }
+    }
+}

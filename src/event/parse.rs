@@ -1,0 +1,581 @@
+//! Reading events from files: CSV with a header, and JSON Lines.
+//!
+//! Both formats use the field names `event_id, customer_id, timestamp, kind, value, category`.
+//! `customer_id`, `timestamp` and `kind` are required; the others may be absent or empty.
+//! `timestamp` is unix milliseconds or an RFC 3339 date-time. Each row is parsed *and validated*
+//! ([`Event::validate`]) on its own: a bad row yields an [`InvalidEvent`] carrying its line number
+//! and the reader moves on, so an import can continue past rejects. Only a bad header or an I/O
+//! error ends the stream.
+
+use super::{Event, EventKind, InvalidEvent};
+use crate::error::{Error, Result};
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+/// Longest accepted input line (JSON Lines) in bytes; longer lines are rejected, not buffered.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// Input file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Comma-separated values with a header row.
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+impl Format {
+    /// Parses `csv` or `jsonl`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the accepted values.
+    pub fn parse(s: &str) -> Result<Format> {
+        match s {
+            "csv" => Ok(Format::Csv),
+            "jsonl" | "ndjson" => Ok(Format::Jsonl),
+            other => Err(Error::invalid_argument(
+                "format",
+                format!("{other:?} is not one of: csv, jsonl"),
+            )),
+        }
+    }
+
+    /// Guesses the format from a file name: `.csv` is CSV, `.jsonl`, `.ndjson` and `.json` are
+    /// JSON Lines.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "csv" => Some(Format::Csv),
+            "jsonl" | "ndjson" | "json" => Some(Format::Jsonl),
+            _ => None,
+        }
+    }
+}
+
+const FIELDS: [&str; 6] = [
+    "event_id",
+    "customer_id",
+    "timestamp",
+    "kind",
+    "value",
+    "category",
+];
+
+/// A stream of parsed events. Items are `Err(Error::InvalidEvent)` for rejected rows (keep going)
+/// and `Err(Error::Io)` when the input cannot be read (stop).
+pub struct EventReader<R: Read> {
+    inner: Inner<R>,
+}
+
+enum Inner<R: Read> {
+    Csv {
+        reader: csv::Reader<R>,
+        /// Column index of each of [`FIELDS`], if present.
+        columns: [Option<usize>; 6],
+        width: usize,
+        record: csv::ByteRecord,
+    },
+    Jsonl {
+        reader: BufReader<R>,
+        line: u64,
+        buf: Vec<u8>,
+    },
+}
+
+impl<R: Read> EventReader<R> {
+    /// Starts reading `input` in `format`. For CSV the header is read and checked now.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] (`header`) for a missing required column, an unknown or
+    /// duplicated column, or an unreadable header.
+    ///
+    /// # Examples
+    /// ```
+    /// use persona::event::parse::{EventReader, Format};
+    /// let csv = "event_id,customer_id,timestamp,kind,value,category\n\
+    ///            ,c1,1767225600000,purchase,12.5,books\n\
+    ///            ,c1,2026-01-02T00:00:00Z,refund,-1,\n";
+    /// let rows: Vec<_> = EventReader::new(csv.as_bytes(), Format::Csv)?.collect();
+    /// assert_eq!(rows[0].as_ref().unwrap().value, Some(12.5));
+    /// assert_eq!(
+    ///     rows[1].as_ref().unwrap_err().to_string(),
+    ///     "invalid event: line 3: field value: -1 for kind refund must be >= 0"
+    /// );
+    /// # Ok::<(), persona::Error>(())
+    /// ```
+    pub fn new(input: R, format: Format) -> Result<EventReader<R>> {
+        let inner = match format {
+            Format::Jsonl => Inner::Jsonl {
+                reader: BufReader::new(input),
+                line: 0,
+                buf: Vec::new(),
+            },
+            Format::Csv => {
+                let mut reader = csv::ReaderBuilder::new()
+                    .has_headers(true)
+                    .flexible(true)
+                    .from_reader(input);
+                let header = reader.byte_headers().map_err(csv_header_error)?.clone();
+                let mut columns = [None; 6];
+                for (i, name) in header.iter().enumerate() {
+                    let name = std::str::from_utf8(name)
+                        .map_err(|_| header_error("column names must be UTF-8"))?
+                        .trim();
+                    let name = name.strip_prefix('\u{feff}').unwrap_or(name);
+                    let slot = FIELDS.iter().position(|f| *f == name).ok_or_else(|| {
+                        header_error(format!(
+                            "unknown column {name:?}; allowed columns: {}",
+                            FIELDS.join(", ")
+                        ))
+                    })?;
+                    if columns[slot].replace(i).is_some() {
+                        return Err(header_error(format!("column {name:?} appears twice")));
+                    }
+                }
+                for required in [1, 2, 3] {
+                    if columns[required].is_none() {
+                        return Err(header_error(format!(
+                            "missing required column {:?}; the header must name customer_id, \
+                             timestamp and kind (and optionally event_id, value, category)",
+                            FIELDS[required]
+                        )));
+                    }
+                }
+                Inner::Csv {
+                    reader,
+                    columns,
+                    width: header.len(),
+                    record: csv::ByteRecord::new(),
+                }
+            }
+        };
+        Ok(EventReader { inner })
+    }
+}
+
+fn header_error(reason: impl Into<String>) -> Error {
+    Error::invalid_argument("header", reason)
+}
+
+fn csv_header_error(e: csv::Error) -> Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => Error::Io(io),
+        other => header_error(format!("cannot read the CSV header: {other:?}")),
+    }
+}
+
+impl<R: Read> Iterator for EventReader<R> {
+    type Item = Result<Event>;
+
+    fn next(&mut self) -> Option<Result<Event>> {
+        match &mut self.inner {
+            Inner::Csv {
+                reader,
+                columns,
+                width,
+                record,
+            } => loop {
+                match reader.read_byte_record(record) {
+                    Ok(false) => return None,
+                    Ok(true) => {
+                        let line = record.position().map(|p| p.line()).unwrap_or(0);
+                        if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
+                            continue; // a blank line
+                        }
+                        return Some(
+                            csv_row(record, columns, *width)
+                                .map_err(|e| Error::InvalidEvent(e.at_line(line))),
+                        );
+                    }
+                    Err(e) => {
+                        let line = e.position().map(|p| p.line()).unwrap_or(0);
+                        return Some(Err(match e.into_kind() {
+                            csv::ErrorKind::Io(io) => Error::Io(io),
+                            other => Error::InvalidEvent(
+                                InvalidEvent::new(
+                                    "line",
+                                    "",
+                                    format!("is not valid CSV: {other:?}"),
+                                )
+                                .at_line(line),
+                            ),
+                        }));
+                    }
+                }
+            },
+            Inner::Jsonl { reader, line, buf } => loop {
+                buf.clear();
+                let limit = (MAX_LINE_BYTES + 2) as u64;
+                match reader.by_ref().take(limit).read_until(b'\n', buf) {
+                    Ok(0) => return None,
+                    Ok(_) => {
+                        *line += 1;
+                        if buf.len() > MAX_LINE_BYTES && !buf.ends_with(b"\n") {
+                            // Skip the rest of the over-long line before reporting it.
+                            if let Err(e) = skip_line(reader) {
+                                return Some(Err(Error::Io(e)));
+                            }
+                            return Some(Err(Error::InvalidEvent(
+                                InvalidEvent::new(
+                                    "line",
+                                    "",
+                                    format!("is longer than {MAX_LINE_BYTES} bytes"),
+                                )
+                                .at_line(*line),
+                            )));
+                        }
+                        if buf.iter().all(|b| b.is_ascii_whitespace()) {
+                            continue;
+                        }
+                        return Some(
+                            json_row(buf).map_err(|e| Error::InvalidEvent(e.at_line(*line))),
+                        );
+                    }
+                    Err(e) => return Some(Err(Error::Io(e))),
+                }
+            },
+        }
+    }
+}
+
+fn skip_line<R: Read>(reader: &mut BufReader<R>) -> std::io::Result<()> {
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        if let Some(pos) = chunk.iter().position(|b| *b == b'\n') {
+            reader.consume(pos + 1);
+            return Ok(());
+        }
+        let n = chunk.len();
+        reader.consume(n);
+    }
+}
+
+fn utf8_field<'a>(field: &'static str, raw: &'a [u8]) -> Result<&'a str, InvalidEvent> {
+    std::str::from_utf8(raw).map_err(|e| {
+        InvalidEvent::new(
+            field,
+            String::from_utf8_lossy(raw).into_owned(),
+            format!(
+                "is not valid UTF-8 (bad byte at offset {})",
+                e.valid_up_to()
+            ),
+        )
+    })
+}
+
+fn csv_row(
+    record: &csv::ByteRecord,
+    columns: &[Option<usize>; 6],
+    width: usize,
+) -> Result<Event, InvalidEvent> {
+    if record.len() != width {
+        return Err(InvalidEvent::new(
+            "line",
+            "",
+            format!(
+                "has {} fields; the header has {width} columns",
+                record.len()
+            ),
+        ));
+    }
+    let mut cells: [Option<&str>; 6] = [None; 6];
+    for (slot, col) in columns.iter().enumerate() {
+        if let Some(i) = col {
+            let raw = record.get(*i).unwrap_or_default();
+            let s = utf8_field(FIELDS[slot], raw)?;
+            cells[slot] = (!s.is_empty()).then_some(s);
+        }
+    }
+    let customer_id = cells[1]
+        .ok_or_else(|| InvalidEvent::new("customer_id", "", "is required"))?
+        .to_string();
+    let timestamp_ms = parse_timestamp(
+        cells[2].ok_or_else(|| InvalidEvent::new("timestamp", "", "is required"))?,
+    )?;
+    let kind =
+        EventKind::parse(cells[3].ok_or_else(|| InvalidEvent::new("kind", "", "is required"))?)?;
+    let value = cells[4].map(parse_value).transpose()?;
+    let event = Event {
+        event_id: cells[0].map(str::to_string),
+        customer_id,
+        timestamp_ms,
+        kind,
+        value,
+        category: cells[5].map(str::to_string),
+    };
+    event.validate()?;
+    Ok(event)
+}
+
+fn parse_value(s: &str) -> Result<f64, InvalidEvent> {
+    s.trim()
+        .parse::<f64>()
+        .map_err(|_| InvalidEvent::new("value", s, "is not a number"))
+}
+
+/// Parses a timestamp: integer unix milliseconds, or an RFC 3339 date-time such as
+/// `2026-01-02T03:04:05Z` or `2026-01-02T03:04:05.250+01:00`.
+///
+/// # Errors
+/// An [`InvalidEvent`] for field `timestamp` saying which forms are accepted.
+///
+/// # Examples
+/// ```
+/// use persona::event::parse::parse_timestamp;
+/// assert_eq!(parse_timestamp("1767225600000")?, 1_767_225_600_000);
+/// assert_eq!(parse_timestamp("2026-01-01T00:00:00Z")?, 1_767_225_600_000);
+/// assert!(parse_timestamp("yesterday").is_err());
+/// # Ok::<(), persona::InvalidEvent>(())
+/// ```
+pub fn parse_timestamp(s: &str) -> Result<i64, InvalidEvent> {
+    let t = s.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+        return t.parse::<i64>().map_err(|_| {
+            InvalidEvent::new(
+                "timestamp",
+                s,
+                "is not a valid integer of unix milliseconds",
+            )
+        });
+    }
+    chrono::DateTime::parse_from_rfc3339(t)
+        .map(|d| d.timestamp_millis())
+        .map_err(|e| {
+            InvalidEvent::new(
+                "timestamp",
+                s,
+                format!(
+                    "is neither unix milliseconds nor an RFC 3339 date-time \
+                     like 2026-01-02T03:04:05Z ({e})"
+                ),
+            )
+        })
+}
+
+fn json_row(line: &[u8]) -> Result<Event, InvalidEvent> {
+    let text = utf8_field("line", line)?;
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| InvalidEvent::new("line", "", format!("is not valid JSON: {e}")))?;
+    let serde_json::Value::Object(map) = value else {
+        return Err(InvalidEvent::new(
+            "line",
+            "",
+            "must be a JSON object with fields customer_id, timestamp, kind",
+        ));
+    };
+    for key in map.keys() {
+        if !FIELDS.contains(&key.as_str()) {
+            return Err(InvalidEvent::new(
+                "line",
+                "",
+                format!(
+                    "has unknown field {key:?}; allowed fields: {}",
+                    FIELDS.join(", ")
+                ),
+            ));
+        }
+    }
+    let string = |field: &'static str| -> Result<Option<String>, InvalidEvent> {
+        match map.get(field) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(InvalidEvent::new(
+                field,
+                other.to_string(),
+                "must be a string",
+            )),
+        }
+    };
+    let customer_id = string("customer_id")?
+        .ok_or_else(|| InvalidEvent::new("customer_id", "", "is required"))?;
+    let timestamp_ms = match map.get("timestamp") {
+        None | Some(serde_json::Value::Null) => {
+            return Err(InvalidEvent::new("timestamp", "", "is required"))
+        }
+        Some(serde_json::Value::Number(n)) => n.as_i64().ok_or_else(|| {
+            InvalidEvent::new(
+                "timestamp",
+                n.to_string(),
+                "must be an integer of unix milliseconds",
+            )
+        })?,
+        Some(serde_json::Value::String(s)) => parse_timestamp(s)?,
+        Some(other) => {
+            return Err(InvalidEvent::new(
+                "timestamp",
+                other.to_string(),
+                "must be unix milliseconds or an RFC 3339 string",
+            ))
+        }
+    };
+    let kind = EventKind::parse(
+        &string("kind")?.ok_or_else(|| InvalidEvent::new("kind", "", "is required"))?,
+    )?;
+    let value = match map.get("value") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::Number(n)) => n.as_f64(),
+        Some(serde_json::Value::String(s)) if !s.is_empty() => Some(parse_value(s)?),
+        Some(serde_json::Value::String(_)) => None,
+        Some(other) => {
+            return Err(InvalidEvent::new(
+                "value",
+                other.to_string(),
+                "must be a number",
+            ))
+        }
+    };
+    let event = Event {
+        event_id: string("event_id")?.filter(|s| !s.is_empty()),
+        customer_id,
+        timestamp_ms,
+        kind,
+        value,
+        category: string("category")?.filter(|s| !s.is_empty()),
+    };
+    event.validate()?;
+    Ok(event)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn csv(text: &str) -> Vec<std::result::Result<Event, String>> {
+        EventReader::new(text.as_bytes(), Format::Csv)
+            .expect("header is valid")
+            .map(|r| r.map_err(|e| e.to_string()))
+            .collect()
+    }
+
+    fn jsonl(text: &[u8]) -> Vec<std::result::Result<Event, String>> {
+        EventReader::new(text, Format::Jsonl)
+            .expect("jsonl has no header")
+            .map(|r| r.map_err(|e| e.to_string()))
+            .collect()
+    }
+
+    const HEADER: &str = "event_id,customer_id,timestamp,kind,value,category\n";
+
+    #[test]
+    fn csv_rows_parse_and_rejects_carry_line_numbers() {
+        let rows = csv(&format!(
+            "{HEADER}e1,c1,1767225600000,purchase,10,books\n\
+             ,c2,2026-01-01T00:00:00Z,view,,\n\
+             e3,c3,1767225600000,teleport,,\n\
+             e4,c4,1767225600000,view,1\n\
+             e5,c5,soon,view,,\n"
+        ));
+        assert_eq!(rows.len(), 5);
+        let e1 = rows[0].as_ref().expect("row 1 is valid");
+        assert_eq!(e1.event_id.as_deref(), Some("e1"));
+        assert_eq!(e1.category.as_deref(), Some("books"));
+        let e2 = rows[1].as_ref().expect("row 2 is valid");
+        assert_eq!(e2.timestamp_ms, 1_767_225_600_000);
+        assert_eq!((e2.value, e2.event_id.as_deref()), (None, None));
+        assert!(rows[2]
+            .as_ref()
+            .unwrap_err()
+            .starts_with("invalid event: line 4: field kind: teleport must be one of"));
+        assert_eq!(
+            rows[3].as_ref().unwrap_err(),
+            "invalid event: line 5: field line has 5 fields; the header has 6 columns"
+        );
+        assert!(rows[4]
+            .as_ref()
+            .unwrap_err()
+            .starts_with("invalid event: line 6: field timestamp: soon is neither"));
+    }
+
+    #[test]
+    fn csv_header_must_name_required_columns() {
+        let err = |h: &str| {
+            EventReader::new(h.as_bytes(), Format::Csv)
+                .err()
+                .expect("header is rejected")
+                .to_string()
+        };
+        assert!(err("customer_id,kind\n").contains("missing required column \"timestamp\""));
+        assert!(err("customer_id,timestamp,kind,colour\n").contains("unknown column \"colour\""));
+        assert!(err("customer_id,timestamp,kind,kind\n").contains("\"kind\" appears twice"));
+        // Column order is free and optional columns may be left out.
+        let ok = csv("kind,timestamp,customer_id\nclick,1767225600000,c9\n");
+        assert_eq!(ok[0].as_ref().expect("valid").customer_id, "c9");
+    }
+
+    #[test]
+    fn csv_invalid_utf8_and_nan_are_rejected() {
+        let mut bytes = HEADER.as_bytes().to_vec();
+        bytes.extend_from_slice(b",c\xff1,1767225600000,view,,\n,c1,1767225600000,view,NaN,\n");
+        let rows: Vec<_> = EventReader::new(&bytes[..], Format::Csv)
+            .expect("header")
+            .map(|r| r.map_err(|e| e.to_string()))
+            .collect();
+        assert!(rows[0]
+            .as_ref()
+            .unwrap_err()
+            .contains("line 2: field customer_id: c\u{fffd}1 is not valid UTF-8"));
+        assert!(rows[1].as_ref().unwrap_err().contains("NaN and infinity"));
+    }
+
+    #[test]
+    fn jsonl_rows_parse_and_rejects_are_specific() {
+        let rows = jsonl(
+            br#"{"customer_id":"c1","timestamp":1767225600000,"kind":"rating","value":4}
+
+{"customer_id":"c1","timestamp":"2026-01-01T00:00:00+01:00","kind":"like","category":null}
+{"customer_id":"c1","timestamp":1767225600000,"kind":"like","colour":"red"}
+{"customer_id":7,"timestamp":1767225600000,"kind":"like"}
+not json
+{"customer_id":"c1","timestamp":1.5,"kind":"like"}
+"#,
+        );
+        assert_eq!(rows.len(), 6);
+        assert_eq!(rows[0].as_ref().expect("valid").value, Some(4.0));
+        assert_eq!(
+            rows[1].as_ref().expect("valid").timestamp_ms,
+            1_767_225_600_000 - 3_600_000
+        );
+        assert!(rows[2]
+            .as_ref()
+            .unwrap_err()
+            .contains("line 4: field line has unknown field \"colour\""));
+        assert!(rows[3]
+            .as_ref()
+            .unwrap_err()
+            .contains("line 5: field customer_id: 7 must be a string"));
+        assert!(rows[4]
+            .as_ref()
+            .unwrap_err()
+            .contains("line 6: field line is not valid JSON"));
+        assert!(rows[5]
+            .as_ref()
+            .unwrap_err()
+            .contains("field timestamp: 1.5 must be an integer"));
+    }
+
+    #[test]
+    fn jsonl_over_long_lines_are_rejected_and_skipped() {
+        let mut input = br#"{"customer_id":""#.to_vec();
+        input.extend(std::iter::repeat_n(b'x', MAX_LINE_BYTES + 10));
+        input.extend_from_slice(
+            b"\"}\n{\"customer_id\":\"c\",\"timestamp\":1767225600000,\"kind\":\"click\"}\n",
+        );
+        let rows = jsonl(&input);
+        assert_eq!(rows.len(), 2);
+        assert!(rows[0]
+            .as_ref()
+            .unwrap_err()
+            .contains("line 1: field line is longer"));
+        assert_eq!(rows[1].as_ref().expect("valid").customer_id, "c");
+    }
+
+    #[test]
+    fn format_from_path() {
+        assert_eq!(Format::from_path(Path::new("a/b.CSV")), Some(Format::Csv));
+        assert_eq!(Format::from_path(Path::new("x.jsonl")), Some(Format::Jsonl));
+        assert_eq!(Format::from_path(Path::new("x.txt")), None);
+        assert!(Format::parse("xml").is_err());
+    }
+}

@@ -1,0 +1,277 @@
+//! The numeric feature vector: its fixed layout lives here and only here.
+//!
+//! With `B` category buckets the vector has `33 + B + 12` dimensions (61 with the default 16):
+//!
+//! | index | name | definition (as of time `t`) |
+//! |---|---|---|
+//! | 0 | `recency_days` | ln(1 + days since last event); 365 days if none |
+//! | 1 | `tenure_days` | ln(1 + days since first event) |
+//! | 2 | `days_since_purchase` | ln(1 + days since last purchase); 365 days if none |
+//! | 3 | `purchases` | ln(1 + lifetime purchases) |
+//! | 4 | `spend` | ln(1 + lifetime purchase amount) |
+//! | 5 | `decayed_purchases` | ln(1 + decayed purchase count at t) |
+//! | 6 | `decayed_spend` | ln(1 + decayed purchase amount at t) |
+//! | 7 | `avg_order_value` | ln(1 + spend / purchases); 0 if none |
+//! | 8 | `view_seconds` | ln(1 + lifetime view seconds) |
+//! | 9 | `refund_share` | refunded / (spend + refunded); 0 if both are 0 |
+//! | 10 | `rating_mean` | mean stars − 3; 0 if no rating |
+//! | 11..22 | `decayed_<kind>` | ln(1 + decayed count of each kind at t), kinds in [`EventKind::ALL`] order |
+//! | 22..33 | `mix_<kind>` | lifetime share of each kind among all events |
+//! | 33..33+B | `category_<b>` | decayed category affinity, normalised to sum to 1 (0 if none) |
+//! | 33+B..37+B | `attr_num_<s>` | numeric attributes hashed by name into 4 slots, signed ln(1+|x|), summed |
+//! | 37+B..45+B | `attr_cat_<s>` | text attributes: `name=value` hashed into 8 one-hot slots |
+//!
+//! Heavy-tailed quantities are log-scaled so that one whale does not dominate the scaler; shares
+//! and means are bounded. The same layout is used for scoring, segmenting and similarity.
+
+use super::{AttrValue, FeatureParams, ProfileState, DAY_MS};
+use crate::event::EventKind;
+
+/// Days assumed when a time is missing (no event / no purchase yet).
+pub const MISSING_DAYS: f64 = 365.0;
+/// Dimensions before the category block.
+pub const CORE_DIMS: usize = 11 + 2 * EventKind::COUNT;
+/// Numeric-attribute slots.
+pub const ATTR_NUMERIC_SLOTS: usize = 4;
+/// Text-attribute slots.
+pub const ATTR_TEXT_SLOTS: usize = 8;
+
+/// Index of `recency_days`.
+pub const RECENCY: usize = 0;
+/// Index of `purchases`.
+pub const PURCHASES: usize = 3;
+/// Index of `spend`.
+pub const SPEND: usize = 4;
+/// Index of `decayed_purchases`.
+pub const DECAYED_PURCHASES: usize = 5;
+/// Index of the first `decayed_<kind>` dimension.
+pub const DECAYED_KINDS: usize = 11;
+/// Index of the first `mix_<kind>` dimension.
+pub const MIX_KINDS: usize = 11 + EventKind::COUNT;
+
+/// The feature layout of one store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureLayout {
+    params: FeatureParams,
+}
+
+impl FeatureLayout {
+    /// The layout for these parameters.
+    pub fn new(params: FeatureParams) -> FeatureLayout {
+        FeatureLayout { params }
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &FeatureParams {
+        &self.params
+    }
+
+    /// Number of dimensions.
+    pub fn dim(&self) -> usize {
+        CORE_DIMS + self.params.category_buckets + ATTR_NUMERIC_SLOTS + ATTR_TEXT_SLOTS
+    }
+
+    /// Index of the first category dimension.
+    pub fn category_start(&self) -> usize {
+        CORE_DIMS
+    }
+
+    /// The name of every dimension, in order.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = [
+            "recency_days",
+            "tenure_days",
+            "days_since_purchase",
+            "purchases",
+            "spend",
+            "decayed_purchases",
+            "decayed_spend",
+            "avg_order_value",
+            "view_seconds",
+            "refund_share",
+            "rating_mean",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        names.extend(EventKind::ALL.iter().map(|k| format!("decayed_{k}")));
+        names.extend(EventKind::ALL.iter().map(|k| format!("mix_{k}")));
+        names.extend((0..self.params.category_buckets).map(|b| format!("category_{b}")));
+        names.extend((0..ATTR_NUMERIC_SLOTS).map(|s| format!("attr_num_{s}")));
+        names.extend((0..ATTR_TEXT_SLOTS).map(|s| format!("attr_cat_{s}")));
+        names
+    }
+
+    /// The feature vector of `state` as of `now_ms`.
+    ///
+    /// # Examples
+    /// ```
+    /// use persona::features::{FeatureParams, ProfileState, vector::FeatureLayout};
+    /// let params = FeatureParams { half_life_ms: 30.0 * 86_400_000.0, category_buckets: 8 };
+    /// let layout = FeatureLayout::new(params);
+    /// let v = layout.vector(&ProfileState::new(&params), 0);
+    /// assert_eq!(v.len(), layout.dim());
+    /// ```
+    pub fn vector(&self, state: &ProfileState, now_ms: i64) -> Vec<f64> {
+        let mut out = vec![0.0; self.dim()];
+        self.write_vector(state, now_ms, &mut out);
+        out
+    }
+
+    /// Like [`FeatureLayout::vector`], into `out` (which must have [`FeatureLayout::dim`] slots).
+    pub fn write_vector(&self, s: &ProfileState, now_ms: i64, out: &mut [f64]) {
+        debug_assert_eq!(out.len(), self.dim());
+        out.iter_mut().for_each(|v| *v = 0.0);
+        let p = &self.params;
+        let days_since = |t: Option<i64>| match t {
+            Some(t) => ((now_ms - t).max(0) as f64 / DAY_MS).ln_1p(),
+            None => MISSING_DAYS.ln_1p(),
+        };
+        let decay = p.decay(s.anchor_ms, now_ms);
+        let purchases = s.purchases() as f64;
+        out[0] = days_since(s.last_seen_ms);
+        out[1] = match s.first_seen_ms {
+            Some(f) => ((now_ms - f).max(0) as f64 / DAY_MS).ln_1p(),
+            None => 0.0,
+        };
+        out[2] = days_since(s.last_purchase_ms);
+        out[3] = purchases.ln_1p();
+        out[4] = s.spend.ln_1p();
+        out[5] = (s.kind_decayed[EventKind::Purchase.index()] * decay).ln_1p();
+        out[6] = (s.decayed_spend * decay).ln_1p();
+        out[7] = if purchases > 0.0 {
+            (s.spend / purchases).ln_1p()
+        } else {
+            0.0
+        };
+        out[8] = s.view_seconds.ln_1p();
+        let refund_base = s.spend + s.refunded;
+        out[9] = if refund_base > 0.0 {
+            s.refunded / refund_base
+        } else {
+            0.0
+        };
+        let ratings = s.kind_counts[EventKind::Rating.index()];
+        out[10] = if ratings > 0 {
+            s.rating_sum / ratings as f64 - 3.0
+        } else {
+            0.0
+        };
+        for k in 0..EventKind::COUNT {
+            out[DECAYED_KINDS + k] = (s.kind_decayed[k] * decay).ln_1p();
+            if s.event_count > 0 {
+                out[MIX_KINDS + k] = s.kind_counts[k] as f64 / s.event_count as f64;
+            }
+        }
+        let total: f64 = s.categories.iter().sum();
+        if total > 0.0 {
+            for (b, v) in s.categories.iter().enumerate().take(p.category_buckets) {
+                out[CORE_DIMS + b] = v / total;
+            }
+        }
+        let num_start = CORE_DIMS + p.category_buckets;
+        let text_start = num_start + ATTR_NUMERIC_SLOTS;
+        for (name, value) in &s.attributes {
+            match value {
+                AttrValue::Number(x) => {
+                    let slot = slot_of(name.as_bytes(), ATTR_NUMERIC_SLOTS);
+                    out[num_start + slot] += x.signum() * x.abs().ln_1p();
+                }
+                AttrValue::Text(t) => {
+                    let mut key = Vec::with_capacity(name.len() + t.len() + 1);
+                    key.extend_from_slice(name.as_bytes());
+                    key.push(b'=');
+                    key.extend_from_slice(t.as_bytes());
+                    out[text_start + slot_of(&key, ATTR_TEXT_SLOTS)] = 1.0;
+                }
+            }
+        }
+    }
+}
+
+fn slot_of(bytes: &[u8], slots: usize) -> usize {
+    (xxhash_rust::xxh3::xxh3_64(bytes) % slots as u64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::{CompactEvent, ProfileOp};
+
+    const DAY: i64 = 86_400_000;
+    const T0: i64 = 1_767_225_600_000;
+
+    fn layout() -> FeatureLayout {
+        FeatureLayout::new(FeatureParams {
+            half_life_ms: 10.0 * DAY as f64,
+            category_buckets: 8,
+        })
+    }
+
+    #[test]
+    fn names_match_dimensions() {
+        let l = layout();
+        assert_eq!(l.dim(), 53);
+        assert_eq!(l.names().len(), l.dim());
+        assert_eq!(l.names()[DECAYED_KINDS + 4], "decayed_purchase");
+        assert_eq!(l.names()[MIX_KINDS], "mix_view");
+    }
+
+    #[test]
+    fn vector_is_hand_computable_and_recency_grows_while_silent() {
+        let l = layout();
+        let p = *l.params();
+        let mut s = ProfileState::new(&p);
+        for (t, kind, v) in [
+            (T0, EventKind::Purchase, 99.0),
+            (T0, EventKind::View, 59.0),
+            (T0, EventKind::Rating, 5.0),
+            (T0, EventKind::Refund, 33.0),
+        ] {
+            s.apply(
+                &ProfileOp::Event(CompactEvent {
+                    timestamp_ms: t,
+                    kind,
+                    value: v,
+                    bucket: Some(3),
+                }),
+                &p,
+            );
+        }
+        s.apply(
+            &ProfileOp::SetAttributes(vec![("age".into(), AttrValue::Number(-9.0))]),
+            &p,
+        );
+        let now = T0 + 10 * DAY;
+        let v = l.vector(&s, now);
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        assert!(close(v[0], 11f64.ln()));
+        assert!(close(v[1], 11f64.ln()));
+        assert!(close(v[2], 11f64.ln()));
+        assert!(close(v[3], 2f64.ln()));
+        assert!(close(v[4], 100f64.ln()));
+        assert!(close(v[5], 1.5f64.ln()), "one purchase, one half-life ago");
+        assert!(close(v[6], 50.5f64.ln()));
+        assert!(close(v[7], 100f64.ln()));
+        assert!(close(v[8], 60f64.ln()));
+        assert!(close(v[9], 0.25));
+        assert!(close(v[10], 2.0));
+        assert!(close(v[MIX_KINDS + EventKind::View.index()], 0.25));
+        assert!(close(v[CORE_DIMS + 3], 1.0));
+        let attr_sum: f64 = v[CORE_DIMS + 8..CORE_DIMS + 12].iter().sum();
+        assert!(close(attr_sum, -(10f64.ln())));
+        // Silence: recency grows, decayed counts shrink, lifetime counts stay.
+        let later = l.vector(&s, now + 30 * DAY);
+        assert!(later[RECENCY] > v[RECENCY]);
+        assert!(later[DECAYED_PURCHASES] < v[DECAYED_PURCHASES]);
+        assert_eq!(later[PURCHASES], v[PURCHASES]);
+    }
+
+    #[test]
+    fn empty_profile_is_finite() {
+        let l = layout();
+        let v = l.vector(&ProfileState::new(l.params()), T0);
+        assert!(v.iter().all(|x| x.is_finite()));
+        assert!((v[0] - 366f64.ln()).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,66 @@
+//! # Persona
+//!
+//! An embedded customer-profile database. For every customer Persona keeps a **profile**:
+//! attributes you set (age, region, …) plus features derived from their events (recency,
+//! frequency, spend, time-decayed activity per kind, category affinities). Every event updates
+//! that profile **and trains the global models in the same atomic write**: an online propensity
+//! model ("will this customer buy within 30 days?") and online k-means segments.
+//!
+//! Persona is not a general database, an analytics warehouse or a stream processor: it is the
+//! small, durable, always-current customer model a product needs to act on customers in real
+//! time, in one process, on one disk (sled).
+//!
+//! ## Module map
+//! The write path reads top to bottom: event → features → models → one atomic commit → ack.
+//!
+//! | module | role |
+//! |---|---|
+//! | [`event`] | [`Event`], validation, CSV / JSON Lines parsing |
+//! | [`features`] | profile accumulators and the feature-vector layout |
+//! | [`model`] | online scaler, propensity (logistic regression), k-means, metrics |
+//! | [`storage`] | sled key layout, versioned record codec, profile records |
+//! | [`pipeline`] | the single writer: batching, apply, commit, durability, acks |
+//! | [`query`] | profiles as of now, model info, segment descriptions |
+//! | [`db`] | [`Db`], the embedded facade |
+//! | [`generator`] | a synthetic workload with planted personas |
+//!
+//! ## Example
+//! ```
+//! # let dir = tempfile::tempdir()?;
+//! use persona::{Config, Event, EventKind};
+//!
+//! let db = Config::new(dir.path()).segments(4).open()?;
+//! let t0 = 1_767_225_600_000; // 2026-01-01, unix ms
+//! db.ingest(Event::new("alice", t0, EventKind::View).with_value(42.0).with_category("books"))?;
+//! let ack = db.ingest(Event::new("alice", t0 + 60_000, EventKind::Purchase).with_value(19.9))?;
+//! assert_eq!(ack.version, 2);
+//!
+//! let alice = db.profile("alice")?.expect("alice exists");
+//! assert_eq!(alice.event_count, 2);
+//! println!("propensity {:.2}, segment {:?}", alice.propensity, alice.segment);
+//! println!("{:?}", db.model_info());
+//! db.close()?;
+//! # Ok::<(), persona::Error>(())
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod event;
+pub mod features;
+pub mod generator;
+pub mod model;
+pub mod pipeline;
+pub mod query;
+pub mod server;
+pub mod storage;
+
+pub use config::{Config, Durability};
+pub use db::Db;
+pub use error::{Error, Result};
+pub use event::{Event, EventKind, InvalidEvent};
+pub use features::AttrValue;
+pub use pipeline::Ack;
+pub use query::{ModelInfo, Profile, SegmentInfo};

@@ -1,0 +1,271 @@
+//! Purchase propensity: logistic regression trained online with AdaGrad and L2.
+//!
+//! Model: `p(y = 1 | z) = σ(bias + Σ wᵢ·zᵢ)` over standardised features `z`.
+//! Per example, the gradient of the log loss plus `l2/2·‖w‖²` is `gᵢ = (p − y)·zᵢ + l2·wᵢ` for the
+//! weights and `g = p − y` for the bias (not penalised: it only encodes the base rate).
+//! AdaGrad gives every coordinate its own step: `Gᵢ += gᵢ²; wᵢ −= lr·gᵢ / (√Gᵢ + ε)`, so rare
+//! features still learn quickly while frequent ones settle.
+//!
+//! Invariants: `weights.len() == grad_sq.len() == dim()`; accumulators start at 0 and never shrink.
+
+use serde::{Deserialize, Serialize};
+
+use super::{check_len, ModelConfig, ModelError};
+
+/// Keeps the AdaGrad step finite on the first update of a coordinate with a zero gradient.
+const EPSILON: f64 = 1e-8;
+
+/// Online logistic regression.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Propensity {
+    weights: Vec<f64>,
+    bias: f64,
+    /// AdaGrad sum of squared gradients, per weight.
+    grad_sq: Vec<f64>,
+    /// AdaGrad sum of squared gradients of the bias.
+    bias_grad_sq: f64,
+    lr: f64,
+    l2: f64,
+}
+
+/// Logistic function, evaluated so that no intermediate overflows: for `x < 0` it uses
+/// `eˣ / (1 + eˣ)`, where `eˣ` underflows harmlessly to 0 instead of `e⁻ˣ` overflowing.
+fn sigmoid(x: f64) -> f64 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+impl Propensity {
+    /// An untrained model (all weights 0, so it predicts 0.5) for `dim` features, with the
+    /// learning rate and L2 penalty of `config`.
+    pub fn new(dim: usize, config: &ModelConfig) -> Self {
+        Propensity {
+            weights: vec![0.0; dim],
+            bias: 0.0,
+            grad_sq: vec![0.0; dim],
+            bias_grad_sq: 0.0,
+            lr: config.learning_rate,
+            l2: config.l2,
+        }
+    }
+
+    /// Number of features.
+    pub fn dim(&self) -> usize {
+        self.weights.len()
+    }
+
+    /// Learned weights, one per feature.
+    pub fn weights(&self) -> &[f64] {
+        &self.weights
+    }
+
+    /// Learned intercept.
+    pub fn bias(&self) -> f64 {
+        self.bias
+    }
+
+    /// `Ok` when `z` has [`Self::dim`] components.
+    pub fn check_dim(&self, z: &[f64]) -> Result<(), ModelError> {
+        check_len(z.len(), self.dim())
+    }
+
+    /// `bias + Σ wᵢ·zᵢ`.
+    fn logit(&self, z: &[f64]) -> f64 {
+        debug_assert_eq!(z.len(), self.dim(), "propensity dimension mismatch");
+        self.bias + self.weights.iter().zip(z).map(|(w, v)| w * v).sum::<f64>()
+    }
+
+    /// Probability that the label is `true` for features `z`, in `[0, 1]`; finite for any finite
+    /// input, however large the logit.
+    pub fn predict(&self, z: &[f64]) -> f64 {
+        sigmoid(self.logit(z))
+    }
+
+    /// One AdaGrad step on example `(z, label)`. Returns the prediction made *before* the update,
+    /// which is what prequential (test-then-train) evaluation must score.
+    ///
+    /// A `z` of the wrong length trips a `debug_assert!`; in release the prediction is returned
+    /// and the model is left unchanged.
+    pub fn learn(&mut self, z: &[f64], label: bool) -> f64 {
+        let p = self.predict(z);
+        if z.len() != self.dim() {
+            return p;
+        }
+        let err = p - if label { 1.0 } else { 0.0 };
+        for ((w, g_sq), &v) in self.weights.iter_mut().zip(&mut self.grad_sq).zip(z) {
+            let g = err * v + self.l2 * *w;
+            *g_sq += g * g;
+            *w -= self.lr * g / (g_sq.sqrt() + EPSILON);
+        }
+        self.bias_grad_sq += err * err;
+        self.bias -= self.lr * err / (self.bias_grad_sq.sqrt() + EPSILON);
+        p
+    }
+
+    /// Per-feature contribution `wᵢ·zᵢ` to the logit (the bias is not included), for explaining a
+    /// score.
+    pub fn contributions(&self, z: &[f64]) -> Vec<f64> {
+        debug_assert_eq!(z.len(), self.dim(), "propensity dimension mismatch");
+        self.weights.iter().zip(z).map(|(w, v)| w * v).collect()
+    }
+
+    /// Forgets everything learned (weights, bias and AdaGrad history); keeps `lr` and `l2`.
+    pub fn reset(&mut self) {
+        self.weights.fill(0.0);
+        self.grad_sq.fill(0.0);
+        self.bias = 0.0;
+        self.bias_grad_sq = 0.0;
+    }
+
+    /// Checks the internal invariants of a decoded model.
+    pub(crate) fn validate(&self) -> Result<(), ModelError> {
+        if self.weights.len() != self.grad_sq.len() {
+            return Err(ModelError::Inconsistent(format!(
+                "propensity has {} weights but {} gradient accumulators",
+                self.weights.len(),
+                self.grad_sq.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_distr::StandardNormal;
+    use rand_pcg::Pcg64;
+
+    fn model(dim: usize) -> Propensity {
+        Propensity::new(dim, &ModelConfig::default())
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-15
+    }
+
+    #[test]
+    fn adagrad_steps_match_hand_computation() {
+        // lr = 0.1, l2 = 1e-4, ε = 1e-8, everything starts at 0.
+        let mut m = model(2);
+        let z = [1.0, -2.0];
+
+        // Step 1, label 1: logit 0, p = 0.5, err = p − y = −0.5; the L2 term is 0 (w = 0).
+        //   g0 = −0.5·1  = −0.5, G0 = 0.25, w0 = 0 − 0.1·(−0.5)/(0.5 + 1e-8) = 0.099999998…
+        //   g1 = −0.5·−2 =  1.0, G1 = 1.0,  w1 = 0 − 0.1·1.0/(1.0 + 1e-8)    = −0.099999999…
+        //   gb = −0.5,           Gb = 0.25, b  = 0.099999998…
+        assert_eq!(m.learn(&z, true), 0.5);
+        assert!(close(m.weights[0], 0.05 / 0.500_000_01));
+        assert!(close(m.weights[1], -0.1 / 1.000_000_01));
+        assert!(close(m.bias, 0.05 / 0.500_000_01));
+        assert_eq!(m.grad_sq, vec![0.25, 1.0]);
+        assert_eq!(m.bias_grad_sq, 0.25);
+
+        // Step 2, label 0, same z: logit = w0 − 2·w1 + b = 0.399999994,
+        // p = σ(0.399999994) = 0.5986876586708875, err = p.
+        let (w0, w1, b) = (m.weights[0], m.weights[1], m.bias);
+        let p = m.learn(&z, false);
+        assert!(close(p, 0.598_687_658_670_887_5));
+        //   g0 = p·1 + 1e-4·w0,  G0 = 0.25 + g0² = 0.608438886497763
+        //   g1 = p·−2 + 1e-4·w1, G1 = 1.0 + g1²  = 2.4337315981854237
+        //   gb = p,              Gb = 0.25 + p²  = 0.6084269126448291
+        let g0 = p + 1e-4 * w0;
+        let g1 = -2.0 * p + 1e-4 * w1;
+        assert!(close(m.grad_sq[0], 0.608_438_886_497_763));
+        assert!(close(m.grad_sq[1], 2.433_731_598_185_423_7));
+        assert!(close(m.bias_grad_sq, 0.608_426_912_644_829_1));
+        let w0_new = w0 - 0.1 * g0 / (0.608_438_886_497_763_f64.sqrt() + 1e-8);
+        let w1_new = w1 - 0.1 * g1 / (2.433_731_598_185_423_7_f64.sqrt() + 1e-8);
+        let b_new = b - 0.1 * p / (0.608_426_912_644_829_1_f64.sqrt() + 1e-8);
+        assert!(close(m.weights[0], w0_new) && close(w0_new, 0.023_246_341_752_400_66));
+        assert!(close(m.weights[1], w1_new) && close(w1_new, -0.023_246_605_643_419_016));
+        assert!(close(m.bias, b_new) && close(b_new, 0.023_246_868_522_321_44));
+    }
+
+    #[test]
+    fn predict_is_stable_at_extreme_logits() {
+        let mut m = model(1);
+        m.weights[0] = 1.0;
+        for (x, want) in [(1000.0, 1.0), (-1000.0, 0.0), (0.0, 0.5)] {
+            let p = m.predict(&[x]);
+            assert!(p.is_finite());
+            assert_eq!(p, want);
+        }
+        // Learning from a saturated, wrong prediction stays finite too.
+        m.learn(&[1000.0], false);
+        assert!(m.weights[0].is_finite() && m.bias.is_finite());
+        assert!(m.predict(&[-1e300]).is_finite());
+    }
+
+    /// Exact ROC AUC by pairwise comparison (ties count one half).
+    fn pairwise_auc(scores: &[(f64, bool)]) -> f64 {
+        let (mut wins, mut pairs) = (0.0, 0.0);
+        for &(sp, _) in scores.iter().filter(|s| s.1) {
+            for &(sn, _) in scores.iter().filter(|s| !s.1) {
+                pairs += 1.0;
+                wins += if sp > sn {
+                    1.0
+                } else if sp == sn {
+                    0.5
+                } else {
+                    0.0
+                };
+            }
+        }
+        wins / pairs
+    }
+
+    #[test]
+    fn learns_planted_linear_signal() {
+        let mut rng = Pcg64::seed_from_u64(11);
+        let true_w = [4.0, -3.0, 2.0, 0.0, 3.0];
+        let true_b = -1.0;
+        let sample = |rng: &mut Pcg64| {
+            let z: Vec<f64> = (0..5).map(|_| rng.sample(StandardNormal)).collect();
+            let logit = true_b + true_w.iter().zip(&z).map(|(w, v)| w * v).sum::<f64>();
+            let y = rng.gen::<f64>() < sigmoid(logit);
+            (z, y)
+        };
+        let mut m = model(5);
+        for _ in 0..5000 {
+            let (z, y) = sample(&mut rng);
+            m.learn(&z, y);
+        }
+        let held_out: Vec<(Vec<f64>, bool)> = (0..2000).map(|_| sample(&mut rng)).collect();
+        let scored: Vec<(f64, bool)> = held_out.iter().map(|(z, y)| (m.predict(z), *y)).collect();
+        let auc = pairwise_auc(&scored);
+        assert!(auc > 0.9, "held-out AUC {auc}");
+        // The direction of the learned weights matches the planted one.
+        let dot: f64 = m.weights.iter().zip(&true_w).map(|(a, b)| a * b).sum();
+        let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let cosine = dot / (norm(&m.weights) * norm(&true_w));
+        assert!(cosine > 0.95, "cosine {cosine}");
+    }
+
+    #[test]
+    fn contributions_and_reset() {
+        let mut m = model(3);
+        m.weights = vec![1.0, -2.0, 0.5];
+        m.bias = 0.25;
+        assert_eq!(m.contributions(&[2.0, 1.0, -4.0]), vec![2.0, -2.0, -2.0]);
+        m.learn(&[1.0, 1.0, 1.0], true);
+        m.reset();
+        assert_eq!(m, model(3));
+        assert_eq!(m.predict(&[5.0, 5.0, 5.0]), 0.5);
+    }
+
+    #[test]
+    fn wrong_length_is_checked() {
+        let m = model(52);
+        assert_eq!(
+            m.check_dim(&[0.0; 3]).unwrap_err().to_string(),
+            "vector has 3 dimensions; the model expects 52"
+        );
+        assert_eq!(m.check_dim(&[0.0; 52]), Ok(()));
+    }
+}

@@ -1,0 +1,226 @@
+//! Online per-dimension standardisation with Welford's algorithm.
+//!
+//! Welford's update keeps a running mean and the sum of squared deviations `m2` without ever
+//! storing the data and without the catastrophic cancellation of the naive `Σx² − n·mean²`.
+//!
+//! Invariants: `mean.len() == m2.len() == dim()`; `m2[i] >= 0` (each Welford increment is the
+//! product of two numbers of the same sign, so it holds exactly in floating point too).
+
+use serde::{Deserialize, Serialize};
+
+use super::{check_len, ModelError};
+
+/// A standard deviation below this is treated as "constant feature" and replaced by 1, so that
+/// constant features map to 0 instead of exploding or becoming NaN.
+const MIN_STD: f64 = 1e-9;
+
+/// Running mean and population variance of every dimension of a stream of vectors.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Scaler {
+    count: u64,
+    mean: Vec<f64>,
+    m2: Vec<f64>,
+}
+
+impl Scaler {
+    /// An empty scaler for vectors of `dim` components.
+    pub fn new(dim: usize) -> Self {
+        Scaler {
+            count: 0,
+            mean: vec![0.0; dim],
+            m2: vec![0.0; dim],
+        }
+    }
+
+    /// Number of components of the vectors this scaler accepts.
+    pub fn dim(&self) -> usize {
+        self.mean.len()
+    }
+
+    /// Number of vectors folded in so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Running mean of every dimension (all zeros before the first update).
+    pub fn mean(&self) -> &[f64] {
+        &self.mean
+    }
+
+    /// `Ok` when `x` has [`Self::dim`] components.
+    pub fn check_dim(&self, x: &[f64]) -> Result<(), ModelError> {
+        check_len(x.len(), self.dim())
+    }
+
+    /// Folds one vector into the running statistics.
+    ///
+    /// A vector of the wrong length is a caller bug: it trips a `debug_assert!` and in release
+    /// builds is ignored, because folding part of a vector would desynchronise `count` from the
+    /// per-dimension sums.
+    pub fn update(&mut self, x: &[f64]) {
+        debug_assert_eq!(x.len(), self.dim(), "scaler dimension mismatch");
+        if x.len() != self.dim() {
+            return;
+        }
+        self.count = self.count.saturating_add(1);
+        let n = self.count as f64;
+        for ((mean, m2), &v) in self.mean.iter_mut().zip(self.m2.iter_mut()).zip(x) {
+            let delta = v - *mean;
+            *mean += delta / n;
+            *m2 += delta * (v - *mean);
+        }
+    }
+
+    /// Population variance (divides by `n`, not `n − 1`) of every dimension; zeros before the
+    /// first update.
+    pub fn variance(&self) -> Vec<f64> {
+        if self.count == 0 {
+            return vec![0.0; self.dim()];
+        }
+        let n = self.count as f64;
+        self.m2.iter().map(|m2| m2 / n).collect()
+    }
+
+    /// Population standard deviation of dimension `i`.
+    ///
+    /// # Panics
+    /// If `i >= self.dim()`, like slice indexing.
+    pub fn std_dev(&self, i: usize) -> f64 {
+        if self.count == 0 {
+            return 0.0;
+        }
+        (self.m2[i] / self.count as f64).sqrt()
+    }
+
+    /// Standardises `x` into `out`: `(x − mean) / std` per dimension.
+    ///
+    /// With fewer than two observations, or for a (near-)constant dimension, the divisor is 1:
+    /// such features come out centred (constant ones as exactly 0) and never NaN or infinite.
+    /// Lengths must equal [`Self::dim`] (`debug_assert!`); in release extra components of either
+    /// slice are left alone.
+    pub fn transform(&self, x: &[f64], out: &mut [f64]) {
+        debug_assert_eq!(x.len(), self.dim(), "scaler dimension mismatch");
+        debug_assert_eq!(out.len(), self.dim(), "scaler output dimension mismatch");
+        let n = self.count as f64;
+        let trust_std = self.count >= 2;
+        for (((o, &v), &mean), &m2) in out.iter_mut().zip(x).zip(&self.mean).zip(&self.m2) {
+            let std = (m2 / n).sqrt();
+            let divisor = if trust_std && std >= MIN_STD {
+                std
+            } else {
+                1.0
+            };
+            *o = (v - mean) / divisor;
+        }
+    }
+
+    /// Like [`Self::transform`], into a new vector of length [`Self::dim`].
+    pub fn transform_vec(&self, x: &[f64]) -> Vec<f64> {
+        let mut out = vec![0.0; self.dim()];
+        self.transform(x, &mut out);
+        out
+    }
+
+    /// Checks the internal invariants of a decoded scaler.
+    pub(crate) fn validate(&self) -> Result<(), ModelError> {
+        if self.mean.len() != self.m2.len() {
+            return Err(ModelError::Inconsistent(format!(
+                "scaler has {} means but {} variance accumulators",
+                self.mean.len(),
+                self.m2.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_pcg::Pcg64;
+
+    /// Batch two-pass mean and population variance of column `j`.
+    fn two_pass(data: &[Vec<f64>], j: usize) -> (f64, f64) {
+        let n = data.len() as f64;
+        let mean = data.iter().map(|r| r[j]).sum::<f64>() / n;
+        let var = data.iter().map(|r| (r[j] - mean).powi(2)).sum::<f64>() / n;
+        (mean, var)
+    }
+
+    #[test]
+    fn welford_matches_two_pass() {
+        let mut rng = Pcg64::seed_from_u64(7);
+        let dim = 6;
+        // Offsets and scales differ per dimension, including a large offset that would make the
+        // naive sum-of-squares formula lose most of its digits.
+        let offsets = [0.0, -5.0, 100.0, 1e4, 0.5, -3e3];
+        let scales = [1.0, 0.1, 10.0, 2.0, 1e-3, 50.0];
+        let data: Vec<Vec<f64>> = (0..2000)
+            .map(|_| {
+                (0..dim)
+                    .map(|j| offsets[j] + scales[j] * rng.gen_range(-1.0..1.0))
+                    .collect()
+            })
+            .collect();
+        let mut s = Scaler::new(dim);
+        for row in &data {
+            s.update(row);
+        }
+        assert_eq!(s.count(), 2000);
+        for (j, var) in s.variance().into_iter().enumerate() {
+            let (m, v) = two_pass(&data, j);
+            assert!((s.mean()[j] - m).abs() < 1e-9, "mean {j}");
+            assert!((var - v).abs() < 1e-9, "variance {j}: {var} vs {v}");
+            assert!((s.std_dev(j) - v.sqrt()).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn transform_standardises() {
+        let mut rng = Pcg64::seed_from_u64(8);
+        let mut s = Scaler::new(2);
+        let data: Vec<Vec<f64>> = (0..500)
+            .map(|_| vec![3.0 + 2.0 * rng.gen::<f64>(), -7.0 * rng.gen::<f64>()])
+            .collect();
+        for row in &data {
+            s.update(row);
+        }
+        let z: Vec<Vec<f64>> = data.iter().map(|r| s.transform_vec(r)).collect();
+        for j in 0..2 {
+            let (m, v) = two_pass(&z, j);
+            assert!(m.abs() < 1e-9);
+            assert!((v - 1.0).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn constant_and_early_features_are_finite() {
+        let mut s = Scaler::new(2);
+        // Nothing seen: centred on the zero mean, divisor 1.
+        assert_eq!(s.transform_vec(&[2.0, -1.0]), vec![2.0, -1.0]);
+        s.update(&[5.0, 1.0]);
+        // One observation: variance is 0 and untrustworthy; divisor 1.
+        assert_eq!(s.transform_vec(&[6.0, 1.0]), vec![1.0, 0.0]);
+        for _ in 0..10 {
+            s.update(&[5.0, 1.0]);
+        }
+        assert_eq!(s.variance(), vec![0.0, 0.0]);
+        assert_eq!(s.transform_vec(&[5.0, 1.0]), vec![0.0, 0.0]);
+        assert!(s.transform_vec(&[9.0, 4.0]).iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn wrong_length_is_checked_and_ignored() {
+        let mut s = Scaler::new(3);
+        assert_eq!(
+            s.check_dim(&[1.0]).unwrap_err().to_string(),
+            "vector has 1 dimensions; the model expects 3"
+        );
+        if !cfg!(debug_assertions) {
+            s.update(&[1.0]);
+            assert_eq!(s.count(), 0);
+        }
+        assert_eq!(s.check_dim(&[1.0, 2.0, 3.0]), Ok(()));
+    }
+}

@@ -1,0 +1,249 @@
+//! The persisted model record: every learned parameter plus the bookkeeping the caller keeps
+//! alongside it, encoded with bincode so it can be written atomically with the features.
+//!
+//! Decoding treats the bytes as untrusted: it never panics, refuses inputs that claim more than
+//! [`MAX_STATE_BYTES`], rejects trailing bytes, and validates every dimension so that a corrupted
+//! record is reported here rather than panicking later on an out-of-bounds index.
+
+use crate::features::categories::CategoryNames;
+use serde::{Deserialize, Serialize};
+
+use super::{ModelConfig, ModelError, Prequential, Propensity, Scaler, Segments};
+
+/// Largest encoded state [`ModelState::decode`] accepts, in bytes. Far above any realistic state
+/// (k = 8, dim = 64, a 512-vector reservoir and a 1000-example window are ~300 KiB); it only
+/// stops a corrupted length prefix from requesting gigabytes.
+pub const MAX_STATE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Everything persisted about the models, as one record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelState {
+    /// Incremented by the caller once per committed batch; identifies the state a score came from.
+    pub version: u64,
+    /// Standardisation of raw features; the other models see only its output.
+    pub scaler: Scaler,
+    /// Purchase propensity model.
+    pub propensity: Propensity,
+    /// Customer segments.
+    pub segments: Segments,
+    /// Prequential metrics of `propensity`.
+    pub metrics: Prequential,
+    /// Customers currently assigned to each segment (`k` entries). Maintained by the caller, which
+    /// alone knows each customer's previous segment; the models never touch it.
+    pub segment_sizes: Vec<u64>,
+    /// Event-time watermark (unix ms) of the data folded in; 0 before any. Maintained by the
+    /// caller.
+    pub watermark_ms: i64,
+    /// Event time (unix ms) up to which labels have been learned; 0 before any. Maintained by the
+    /// caller.
+    pub labelled_through_ms: i64,
+    /// Most frequent category name per category bucket, for labelling segments. Sized by the
+    /// caller ([`CategoryNames::new`]); empty in a fresh state.
+    pub categories: CategoryNames,
+}
+
+impl ModelState {
+    /// Fresh, untrained models for `dim`-component feature vectors, tuned by `config`.
+    pub fn new(dim: usize, config: &ModelConfig) -> Self {
+        ModelState {
+            version: 0,
+            scaler: Scaler::new(dim),
+            propensity: Propensity::new(dim, config),
+            segments: Segments::new(config.segments, dim, config),
+            metrics: Prequential::new(config.auc_window),
+            segment_sizes: vec![0; config.segments],
+            watermark_ms: 0,
+            labelled_through_ms: 0,
+            categories: CategoryNames::default(),
+        }
+    }
+
+    /// Feature dimension shared by all models.
+    pub fn dim(&self) -> usize {
+        self.scaler.dim()
+    }
+
+    /// Serialises the state (bincode, standard config).
+    pub fn encode(&self) -> Vec<u8> {
+        bincode::serde::encode_to_vec(self, bincode::config::standard()).expect(
+            "every field is a sized serde type with a known length, which bincode always encodes",
+        )
+    }
+
+    /// Parses bytes produced by [`Self::encode`] and checks the result with [`Self::validate`].
+    ///
+    /// Never panics, whatever the bytes: truncated, oversized, corrupted or trailing input is a
+    /// [`ModelError::Decode`], inconsistent dimensions a [`ModelError::Inconsistent`].
+    pub fn decode(bytes: &[u8]) -> Result<ModelState, ModelError> {
+        if bytes.len() > MAX_STATE_BYTES {
+            return Err(ModelError::Decode(format!(
+                "{} bytes exceeds the {MAX_STATE_BYTES}-byte limit",
+                bytes.len()
+            )));
+        }
+        let config = bincode::config::standard().with_limit::<MAX_STATE_BYTES>();
+        let (state, read): (ModelState, usize) = bincode::serde::decode_from_slice(bytes, config)
+            .map_err(|e| ModelError::Decode(e.to_string()))?;
+        if read != bytes.len() {
+            return Err(ModelError::Decode(format!(
+                "{} trailing bytes after the state",
+                bytes.len() - read
+            )));
+        }
+        state.validate()?;
+        Ok(state)
+    }
+
+    /// Checks that every component is internally consistent and that all agree on the feature
+    /// dimension and on `k`. [`Self::decode`] runs this; states built through the API always pass.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        self.scaler.validate()?;
+        self.propensity.validate()?;
+        self.segments.validate()?;
+        self.metrics.validate()?;
+        let dim = self.dim();
+        let bad = |msg: String| Err(ModelError::Inconsistent(msg));
+        if self.propensity.dim() != dim {
+            return bad(format!(
+                "propensity has {} dimensions, expected {dim}",
+                self.propensity.dim()
+            ));
+        }
+        if self.segments.dim() != dim {
+            return bad(format!(
+                "segments have {} dimensions, expected {dim}",
+                self.segments.dim()
+            ));
+        }
+        if self.segment_sizes.len() != self.segments.k() {
+            return bad(format!(
+                "segment_sizes has {} entries, expected {}",
+                self.segment_sizes.len(),
+                self.segments.k()
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rand::{Rng, SeedableRng};
+    use rand_pcg::Pcg64;
+
+    /// A state that has been through every model, including seeding and a full metrics window.
+    fn trained_state() -> ModelState {
+        let cfg = ModelConfig {
+            segments: 3,
+            reservoir_size: 40,
+            auc_window: 50,
+            ..ModelConfig::default()
+        };
+        let mut state = ModelState::new(4, &cfg);
+        let mut rng = Pcg64::seed_from_u64(21);
+        for i in 0..200 {
+            let x: Vec<f64> = (0..4).map(|_| rng.gen_range(-5.0..5.0)).collect();
+            state.scaler.update(&x);
+            let z = state.scaler.transform_vec(&x);
+            let label = z[0] + z[1] > 0.0;
+            let p = state.propensity.learn(&z, label);
+            state.metrics.record(p, label);
+            if let Some((c, _)) = state.segments.observe(&z) {
+                state.segment_sizes[c] += 1;
+            }
+            state.watermark_ms = 1_700_000_000_000 + i;
+        }
+        state.version = 7;
+        state
+    }
+
+    #[test]
+    fn round_trip_is_identical() {
+        for state in [
+            ModelState::new(52, &ModelConfig::default()),
+            trained_state(),
+        ] {
+            let bytes = state.encode();
+            let back = ModelState::decode(&bytes).expect("own encoding decodes");
+            assert_eq!(back, state);
+            assert_eq!(back.encode(), bytes);
+        }
+        // Mid-collection (reservoir non-empty) round-trips too, RNG included: both continue alike.
+        let mut a = ModelState::new(2, &ModelConfig::default());
+        for i in 0..100 {
+            a.segments.observe(&[f64::from(i), 1.0]);
+        }
+        let mut b = ModelState::decode(&a.encode()).expect("own encoding decodes");
+        for i in 0..1000 {
+            let z = [f64::from(i % 37), f64::from(i % 11)];
+            assert_eq!(a.segments.observe(&z), b.segments.observe(&z));
+        }
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn truncated_and_extended_bytes_are_rejected() {
+        let bytes = trained_state().encode();
+        for len in 0..bytes.len() {
+            let err = ModelState::decode(&bytes[..len]).expect_err("truncated state decoded");
+            assert!(matches!(err, ModelError::Decode(_)), "{len}: {err}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(
+            ModelState::decode(&longer).unwrap_err().to_string(),
+            "model state decode failed: 1 trailing bytes after the state"
+        );
+    }
+
+    #[test]
+    fn inconsistent_dimensions_are_rejected() {
+        let cfg = ModelConfig::default();
+        let mut state = ModelState::new(52, &cfg);
+        state.propensity = Propensity::new(3, &cfg);
+        assert_eq!(
+            ModelState::decode(&state.encode()).unwrap_err().to_string(),
+            "model state is inconsistent: propensity has 3 dimensions, expected 52"
+        );
+        let mut state = ModelState::new(52, &cfg);
+        state.segments = Segments::new(8, 5, &cfg);
+        assert_eq!(
+            ModelState::decode(&state.encode()).unwrap_err().to_string(),
+            "model state is inconsistent: segments have 5 dimensions, expected 52"
+        );
+        let mut state = ModelState::new(52, &cfg);
+        state.segment_sizes.pop();
+        assert_eq!(
+            state.validate().unwrap_err().to_string(),
+            "model state is inconsistent: segment_sizes has 7 entries, expected 8"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            // Err almost surely; what matters is that it returns at all.
+            let _ = ModelState::decode(&bytes);
+        }
+
+        #[test]
+        fn corrupted_state_never_panics(flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
+            let mut bytes = trained_state().encode();
+            for (at, value) in flips {
+                let i = at.index(bytes.len());
+                bytes[i] = value;
+            }
+            // A decodable corruption must be usable without panicking.
+            if let Ok(mut state) = ModelState::decode(&bytes) {
+                let z = vec![0.5; state.dim()];
+                state.propensity.learn(&z, true);
+                state.segments.observe(&z);
+                let _ = state.segments.nearest_n(&z, 3);
+                let _ = state.metrics.rolling_auc();
+                state.scaler.update(&z);
+            }
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! The single writer: batching, apply, one atomic commit, durability, acknowledgements.
+//!
+//! All mutation happens on one thread. Callers send [`Request`]s through a bounded crossbeam
+//! channel and block on a reply channel. The writer drains up to `max_batch` items (waiting at
+//! most `max_batch_delay` for more once the queue is empty), applies them to a working copy of
+//! the model ([`apply`]), writes the dirty profiles, membership changes and model state in ONE
+//! sled batch, makes it durable as configured, publishes the new model to readers, and only then
+//! acknowledges each item.
+//!
+//! Failure: if the commit fails, nothing of the batch is visible, the model and the expiry queue
+//! are restored to their pre-batch values, and every waiter of the batch gets the error. If the
+//! batch was applied but could not be made durable, the writer is *poisoned*: every later write
+//! fails with [`Error::Poisoned`] until the store is reopened (and recovers what sled had made
+//! durable).
+
+mod apply;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::features::vector::FeatureLayout;
+use crate::features::AttrValue;
+use crate::model::ModelState;
+use crate::storage::Store;
+use crate::Event;
+use apply::{BatchState, Engine};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use parking_lot::RwLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The outcome of one acknowledged write.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Ack {
+    /// The customer's profile version after the write (unchanged for a duplicate).
+    pub version: u64,
+    /// The customer's segment after the write (None until segments are seeded).
+    pub segment: Option<u16>,
+    /// Propensity predicted after the write.
+    pub propensity: f64,
+    /// True if the event id was already applied: nothing changed.
+    pub duplicate: bool,
+}
+
+/// One unit of work for the writer.
+#[derive(Debug, Clone)]
+pub(crate) enum Item {
+    /// A validated event.
+    Event(Event),
+    /// Validated attributes for a customer.
+    SetAttributes {
+        customer: String,
+        attrs: Vec<(String, AttrValue)>,
+    },
+}
+
+/// A message to the writer.
+pub(crate) enum Request {
+    /// Apply items; reply with one result per item, in order.
+    Write {
+        items: Vec<Item>,
+        reply: Sender<Vec<Result<Ack>>>,
+    },
+    /// Finish queued work, make everything durable and stop.
+    Shutdown { reply: Sender<Result<()>> },
+}
+
+/// State shared between the writer and readers.
+pub(crate) struct Shared {
+    /// The model as of the last committed batch.
+    pub(crate) model: RwLock<Arc<ModelState>>,
+    /// Number of upcoming commits to fail on purpose (tests of the failure path).
+    pub(crate) fail_commits: AtomicU32,
+    /// Training examples waiting for their label, as of the last batch.
+    pub(crate) open_examples: std::sync::atomic::AtomicUsize,
+}
+
+/// Starts the writer thread.
+///
+/// # Errors
+/// [`Error::Io`] if the thread cannot be spawned.
+pub(crate) fn spawn(
+    store: Arc<Store>,
+    config: Config,
+    layout: FeatureLayout,
+    model: ModelState,
+    pending: Vec<(String, i64)>,
+    shared: Arc<Shared>,
+    rx: Receiver<Request>,
+) -> Result<std::thread::JoinHandle<()>> {
+    let engine = Engine::new(model, pending, layout, config.clone());
+    shared
+        .open_examples
+        .store(engine.open_examples(), Ordering::Relaxed);
+    let writer = Writer {
+        store,
+        config,
+        engine,
+        shared,
+        poisoned: None,
+    };
+    Ok(std::thread::Builder::new()
+        .name("persona-writer".into())
+        .spawn(move || writer.run(rx))?)
+}
+
+struct Writer {
+    store: Arc<Store>,
+    config: Config,
+    engine: Engine,
+    shared: Arc<Shared>,
+    poisoned: Option<String>,
+}
+
+type Waiter = (usize, Sender<Vec<Result<Ack>>>);
+
+impl Writer {
+    fn run(mut self, rx: Receiver<Request>) {
+        let max_batch = self.config.max_batch;
+        let delay = self.config.max_batch_delay();
+        while let Ok(first) = rx.recv() {
+            let mut items: Vec<Item> = Vec::new();
+            let mut waiters: Vec<Waiter> = Vec::new();
+            let mut shutdown = None;
+            match first {
+                Request::Write { items: i, reply } => {
+                    waiters.push((i.len(), reply));
+                    items.extend(i);
+                }
+                Request::Shutdown { reply } => shutdown = Some(reply),
+            }
+            // Gather more work: whatever is queued, then up to `delay` for stragglers.
+            let deadline = Instant::now() + delay;
+            while shutdown.is_none() && items.len() < max_batch {
+                let next = match rx.try_recv() {
+                    Ok(r) => Ok(r),
+                    Err(_) if delay.is_zero() => break,
+                    Err(_) => rx.recv_deadline(deadline),
+                };
+                match next {
+                    Ok(Request::Write { items: i, reply }) => {
+                        waiters.push((i.len(), reply));
+                        items.extend(i);
+                    }
+                    Ok(Request::Shutdown { reply }) => shutdown = Some(reply),
+                    Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            let mut results = Vec::with_capacity(items.len());
+            for chunk in items.chunks(max_batch) {
+                results.extend(self.run_batch(chunk));
+            }
+            let mut results = results.into_iter();
+            for (n, reply) in waiters {
+                // A waiter that gave up (dropped its receiver) is fine to ignore.
+                let _ = reply.send(results.by_ref().take(n).collect());
+            }
+            if let Some(reply) = shutdown {
+                let _ = reply.send(self.store.close());
+                return;
+            }
+        }
+        // Every sender is gone (the Db was dropped without close): still make things durable.
+        if let Err(e) = self.store.close() {
+            tracing::error!("closing the store failed: {e}");
+        }
+    }
+
+    /// Applies and commits one batch; returns one result per item.
+    fn run_batch(&mut self, items: &[Item]) -> Vec<Result<Ack>> {
+        if let Some(why) = &self.poisoned {
+            return items
+                .iter()
+                .map(|_| Err(Error::Poisoned(why.clone())))
+                .collect();
+        }
+        let before = self.engine.model.clone();
+        let mut batch_state = BatchState::default();
+        let results: Vec<Result<Ack>> = items
+            .iter()
+            .map(|item| self.engine.apply(&self.store, &mut batch_state, item))
+            .collect();
+        if batch_state.is_empty() && self.engine.model == before {
+            return results; // only duplicates or rejects: nothing to commit
+        }
+        match self.commit(&batch_state) {
+            Ok(()) => {
+                *self.shared.model.write() = Arc::new(self.engine.model.clone());
+                self.shared
+                    .open_examples
+                    .store(self.engine.open_examples(), Ordering::Relaxed);
+                results
+            }
+            Err(e) => {
+                tracing::error!("commit failed: {e}");
+                self.engine.model = before;
+                self.engine.undo(batch_state);
+                results
+                    .into_iter()
+                    .map(|r| r.and_then(|_| Err(e.clone())))
+                    .collect()
+            }
+        }
+    }
+
+    fn commit(&mut self, b: &BatchState) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        self.engine.write_into(b, &mut batch);
+        let injected = self
+            .shared
+            .fail_commits
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if injected {
+            return Err(Error::Io(std::io::Error::other("injected commit failure")));
+        }
+        self.store.apply(batch)?;
+        if let Err(e) = self.store.sync(self.config.durability) {
+            // The batch is applied but maybe not durable: refuse further writes.
+            self.poisoned = Some(e.to_string());
+            return Err(Error::Poisoned(e.to_string()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,167 @@
+//! The read path: committed records plus a snapshot of the models.
+//!
+//! Queries never mutate and never wait for the writer. A [`Profile`] is evaluated *as of the
+//! current watermark* (the latest event time the store has seen), so a silent customer's recency
+//! keeps growing and their segment and propensity reflect that.
+
+pub mod segments;
+
+pub use segments::SegmentInfo;
+
+use crate::features::vector::FeatureLayout;
+use crate::features::{AttrValue, ProfileState};
+use crate::model::ModelState;
+use crate::storage::record::ProfileRecord;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// A customer's profile as of a point in time, with model outputs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Profile {
+    /// The customer.
+    pub customer_id: String,
+    /// Profile version (number of writes applied).
+    pub version: u64,
+    /// Events applied.
+    pub event_count: u64,
+    /// Earliest event time, unix ms.
+    pub first_seen_ms: Option<i64>,
+    /// Latest event time, unix ms.
+    pub last_seen_ms: Option<i64>,
+    /// Attributes.
+    pub attributes: BTreeMap<String, AttrValue>,
+    /// The time the features are evaluated at (the watermark), unix ms.
+    pub as_of_ms: i64,
+    /// Feature vector as of `as_of_ms` (see [`crate::features::vector`] for the layout).
+    pub features: Vec<f64>,
+    /// Nearest segment as of `as_of_ms` with the current model (None before seeding).
+    pub segment: Option<u16>,
+    /// Distance to that segment's centroid, in standardised units.
+    pub segment_distance: Option<f64>,
+    /// Segment recorded in the membership index at the last write.
+    pub assigned_segment: Option<u16>,
+    /// Propensity as of `as_of_ms` with the current model.
+    pub propensity: f64,
+    /// The accumulated state the features derive from.
+    #[serde(skip)]
+    pub state: ProfileState,
+}
+
+impl Profile {
+    /// Evaluates a record's current state as of the model's watermark.
+    pub(crate) fn evaluate(
+        customer_id: &str,
+        record: &ProfileRecord,
+        model: &ModelState,
+        layout: &FeatureLayout,
+    ) -> Profile {
+        let mut p = Profile::of_state(customer_id, record.version, &record.state, model, layout);
+        p.assigned_segment = record.segment;
+        p
+    }
+
+    /// Evaluates any state (current or historical) as of the model's watermark.
+    pub(crate) fn of_state(
+        customer_id: &str,
+        version: u64,
+        state: &ProfileState,
+        model: &ModelState,
+        layout: &FeatureLayout,
+    ) -> Profile {
+        let as_of_ms = model
+            .watermark_ms
+            .max(state.last_seen_ms.unwrap_or(i64::MIN));
+        let features = layout.vector(state, as_of_ms);
+        let z = model.scaler.transform_vec(&features);
+        let nearest = model.segments.nearest(&z);
+        Profile {
+            customer_id: customer_id.to_string(),
+            version,
+            event_count: state.event_count,
+            first_seen_ms: state.first_seen_ms,
+            last_seen_ms: state.last_seen_ms,
+            attributes: state.attributes.clone(),
+            as_of_ms,
+            features,
+            segment: nearest.map(|(s, _)| s as u16),
+            segment_distance: nearest.map(|(_, d)| d),
+            assigned_segment: None,
+            propensity: model.propensity.predict(&z),
+            state: state.clone(),
+        }
+    }
+
+    /// The profile as a JSON object (the stable shape printed by `persona profile --json`).
+    pub fn to_json(&self, names: &[String]) -> serde_json::Value {
+        let features: serde_json::Map<String, serde_json::Value> = names
+            .iter()
+            .zip(&self.features)
+            .map(|(n, v)| (n.clone(), serde_json::json!(v)))
+            .collect();
+        let attributes: serde_json::Map<String, serde_json::Value> = self
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_json()))
+            .collect();
+        serde_json::json!({
+            "customer_id": self.customer_id,
+            "version": self.version,
+            "event_count": self.event_count,
+            "first_seen_ms": self.first_seen_ms,
+            "last_seen_ms": self.last_seen_ms,
+            "as_of_ms": self.as_of_ms,
+            "segment": self.segment,
+            "segment_distance": self.segment_distance,
+            "assigned_segment": self.assigned_segment,
+            "propensity": self.propensity,
+            "attributes": attributes,
+            "features": features,
+        })
+    }
+}
+
+/// Model metrics and shape, as reported by [`crate::Db::model_info`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelInfo {
+    /// Model version: the number of committed batches.
+    pub version: u64,
+    /// Latest event time seen, unix ms.
+    pub watermark_ms: i64,
+    /// Labelled examples the propensity model has learned from.
+    pub examples: u64,
+    /// Positive examples among them.
+    pub positives: u64,
+    /// Examples whose label is still pending (horizon not yet over).
+    pub pending_examples: u64,
+    /// Prequential ROC AUC over the most recent examples (None until both classes are seen).
+    pub rolling_auc: Option<f64>,
+    /// Prequential mean log loss over all examples.
+    pub log_loss: Option<f64>,
+    /// Prequential mean log loss over the most recent examples.
+    pub rolling_log_loss: Option<f64>,
+    /// Whether the k-means segments have been seeded.
+    pub segments_seeded: bool,
+    /// Profiles per segment.
+    pub segments: Vec<u64>,
+    /// Feature dimensions.
+    pub dim: usize,
+}
+
+impl ModelInfo {
+    /// Summarises a model state.
+    pub(crate) fn of(model: &ModelState, pending_examples: u64) -> ModelInfo {
+        ModelInfo {
+            version: model.version,
+            watermark_ms: model.watermark_ms,
+            examples: model.metrics.examples(),
+            positives: model.metrics.positives(),
+            pending_examples,
+            rolling_auc: model.metrics.rolling_auc(),
+            log_loss: model.metrics.log_loss(),
+            rolling_log_loss: model.metrics.rolling_log_loss(),
+            segments_seeded: model.segments.is_seeded(),
+            segments: model.segment_sizes.clone(),
+            dim: model.scaler.dim(),
+        }
+    }
+}

@@ -1,0 +1,524 @@
+//! RESP2/RESP3 frames: the values exchanged with Redis-protocol clients.
+//!
+//! A [`Frame`] is one protocol value. Client commands are read with [`parse_request`] (or the
+//! incremental [`RequestDecoder`]), which accepts exactly what Redis accepts from a client: an
+//! array of bulk strings, or an inline command line. Any frame, reply types included, is read with
+//! [`parse_frame`]. Replies are written with [`Frame::encode`] in the dialect ([`Proto`]) the
+//! connection negotiated.
+//!
+//! Nothing here trusts a length read from the wire: a declared length is checked against
+//! [`Limits`] before anything else, and no buffer is sized from it before the bytes it announces
+//! have arrived. No input makes these functions panic.
+
+use std::fmt;
+
+pub use super::request::{parse_request, RequestDecoder};
+
+/// Longest accepted content of a length or count line (`*N`, `$N`, `:N`), in bytes.
+pub(super) const HEADER_MAX: usize = 32;
+/// Most elements reserved up front for an aggregate, whatever its declared length.
+pub(super) const PREALLOC_CAP: usize = 1024;
+/// Hard ceiling on [`Limits::max_nesting`]: parsing recurses once per level.
+const NESTING_CAP: usize = 64;
+
+/// One RESP value.
+///
+/// Each variant's documentation shows its RESP3 wire bytes; [`Frame::encode`] says how RESP2
+/// spells the RESP3-only types.
+///
+/// # Format
+///
+/// ```text
+/// +OK\r\n                      Simple("OK")
+/// -ERR unknown command\r\n     Error("ERR unknown command")
+/// :42\r\n                      Integer(42)
+/// $5\r\nhello\r\n              Bulk(b"hello")
+/// *2\r\n$3\r\nGET\r\n$1\r\nk\r\n  Array([Bulk(b"GET"), Bulk(b"k")])
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    /// A short status line without CR or LF: `+OK\r\n`.
+    Simple(String),
+    /// An error line, conventionally starting with an upper-case code: `-ERR no such key\r\n`.
+    Error(String),
+    /// A signed 64-bit integer: `:-7\r\n`.
+    Integer(i64),
+    /// A binary-safe string: `$5\r\nhello\r\n`.
+    Bulk(Vec<u8>),
+    /// The absent value: `_\r\n` in RESP3, `$-1\r\n` in RESP2.
+    Null,
+    /// An ordered sequence: `*2\r\n:1\r\n:2\r\n`.
+    Array(Vec<Frame>),
+    /// The RESP2 null array `*-1\r\n` (RESP3 has a single null, `_\r\n`).
+    NullArray,
+    /// Key/value pairs in order: `%1\r\n+name\r\n+Ada\r\n`.
+    Map(Vec<(Frame, Frame)>),
+    /// An unordered collection: `~2\r\n+a\r\n+b\r\n`.
+    Set(Vec<Frame>),
+    /// A floating-point number: `,3.25\r\n`, `,inf\r\n`, `,-inf\r\n`, `,nan\r\n`.
+    Double(f64),
+    /// `#t\r\n` or `#f\r\n`.
+    Boolean(bool),
+    /// Text with a three-byte format tag such as `txt` or `mkd`: `=9\r\ntxt:hello\r\n`
+    /// (the length counts the tag and the colon).
+    Verbatim {
+        /// The format tag, e.g. `*b"txt"`.
+        format: [u8; 3],
+        /// The text itself.
+        text: Vec<u8>,
+    },
+    /// An integer of any size, as decimal digits with an optional sign: `(3492890328409238509324850943850943825024385\r\n`.
+    BigNumber(String),
+    /// Out-of-band data pushed by the server (e.g. pub/sub): `>2\r\n+message\r\n+hi\r\n`.
+    Push(Vec<Frame>),
+}
+
+impl Frame {
+    /// The `OK` status.
+    ///
+    /// # Format
+    ///
+    /// ```text
+    /// +OK\r\n
+    /// ```
+    pub fn ok() -> Frame {
+        Frame::Simple("OK".to_owned())
+    }
+
+    /// A bulk string holding a copy of `bytes`.
+    ///
+    /// # Format
+    ///
+    /// ```text
+    /// $<length>\r\n<bytes>\r\n
+    /// ```
+    pub fn bulk(bytes: impl AsRef<[u8]>) -> Frame {
+        Frame::Bulk(bytes.as_ref().to_vec())
+    }
+
+    /// An error reply with `msg` exactly as given: include the code yourself
+    /// (`Frame::error("ERR syntax error")`). CR and LF become spaces when encoded.
+    ///
+    /// # Format
+    ///
+    /// ```text
+    /// -<msg>\r\n
+    /// ```
+    pub fn error(msg: impl Into<String>) -> Frame {
+        Frame::Error(msg.into())
+    }
+
+    /// A map whose keys are bulk strings, in the order given (RESP2 clients see a flat array).
+    ///
+    /// # Format
+    ///
+    /// ```text
+    /// %<pairs>\r\n$<len>\r\n<key>\r\n<value>...      (RESP3)
+    /// *<2*pairs>\r\n$<len>\r\n<key>\r\n<value>...    (RESP2)
+    /// ```
+    pub fn map_from<'a, I>(pairs: I) -> Frame
+    where
+        I: IntoIterator<Item = (&'a str, Frame)>,
+    {
+        Frame::Map(
+            pairs
+                .into_iter()
+                .map(|(key, value)| (Frame::bulk(key), value))
+                .collect(),
+        )
+    }
+}
+
+/// The dialect of a connection: RESP2 until a client switches with `HELLO 3`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Proto {
+    /// RESP2: the RESP3-only types are written as their closest RESP2 equivalent.
+    #[default]
+    Resp2,
+    /// RESP3: every type is written with its own type byte.
+    Resp3,
+}
+
+/// Bounds on what a parser accepts, so a client cannot make the server buffer or recurse without
+/// limit. A declared length over a bound is a protocol error, reported as soon as it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest bulk string (also simple-string line and verbatim text), in bytes. Default 1 MiB.
+    pub max_bulk_len: usize,
+    /// Most elements in one array, set or push, or pairs in one map. Default 2^20.
+    pub max_array_len: usize,
+    /// Longest inline command line, without its line ending, in bytes. Default 64 KiB.
+    pub max_inline_len: usize,
+    /// Deepest nesting of aggregates in [`parse_frame`]; a top-level array is depth 1. Default 8.
+    /// Values above 64 are treated as 64.
+    pub max_nesting: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bulk_len: 1 << 20,
+            max_array_len: 1 << 20,
+            max_inline_len: 64 << 10,
+            max_nesting: 8,
+        }
+    }
+}
+
+/// Why bytes from a peer are not valid RESP. The connection cannot be resynchronised after one:
+/// the server replies `-ERR <Display>` and closes it. Where Redis has a message for the same fault,
+/// the Display text is Redis's, word for word.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    /// A `*` count that is not a number, is negative (other than `*-1`), or is over the limit.
+    #[error("Protocol error: invalid multibulk length")]
+    InvalidMultibulkLength,
+    /// A `$` length that is not a number, is negative, or is over the limit.
+    #[error("Protocol error: invalid bulk length")]
+    InvalidBulkLength,
+    /// An element of a command array that is not a bulk string; holds the byte found instead.
+    #[error("Protocol error: expected '$', got '{}'", ShowByte(*.0))]
+    ExpectedBulk(u8),
+    /// An inline command line longer than [`Limits::max_inline_len`].
+    #[error("Protocol error: too big inline request")]
+    TooBigInlineRequest,
+    /// An inline command with an unclosed quote, or a closing quote followed by something other
+    /// than a space.
+    #[error("Protocol error: unbalanced quotes in request")]
+    UnbalancedQuotes,
+    /// Bulk data not followed by CRLF: the declared length was wrong.
+    #[error("Protocol error: expected '\\r\\n' after bulk data")]
+    MissingCrlf,
+    /// A frame starting with a byte that is no RESP type; holds that byte.
+    #[error("Protocol error: invalid frame type byte '{}'", ShowByte(*.0))]
+    InvalidFrameType(u8),
+    /// Aggregates nested deeper than [`Limits::max_nesting`].
+    #[error("Protocol error: nesting too deep")]
+    NestingTooDeep,
+    /// A malformed value of the named kind (`integer`, `double`, `boolean`, ...).
+    #[error("Protocol error: invalid {0}")]
+    Invalid(&'static str),
+}
+
+/// Shows a byte as Redis's `%c` would for printable ASCII, and as `\xHH` otherwise.
+struct ShowByte(u8);
+
+impl fmt::Display for ShowByte {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_ascii_graphic() || self.0 == b' ' {
+            write!(f, "{}", char::from(self.0))
+        } else {
+            write!(f, "\\x{:02x}", self.0)
+        }
+    }
+}
+
+/// Outcome of looking for a CRLF-terminated line.
+pub(super) enum LineScan {
+    /// The content is `buf[from..end]`; the next line starts at `next`.
+    Found { end: usize, next: usize },
+    /// No terminator yet, and the content so far is within bounds.
+    Incomplete,
+    /// Content over `max` bytes, or a CR not followed by LF.
+    Invalid,
+}
+
+/// Looks for a line of at most `max` content bytes starting at `buf[from]`. Scans at most
+/// `max + 2` bytes, so repeated calls on a growing buffer cost O(max) each.
+pub(super) fn scan_line(buf: &[u8], from: usize, max: usize) -> LineScan {
+    let window_end = from.saturating_add(max).saturating_add(1).min(buf.len());
+    let window = buf.get(from..window_end).unwrap_or(&[]);
+    match window.iter().position(|&b| b == b'\r') {
+        Some(i) => {
+            let end = from + i;
+            match buf.get(end + 1) {
+                None => LineScan::Incomplete,
+                Some(b'\n') => LineScan::Found { end, next: end + 2 },
+                Some(_) => LineScan::Invalid,
+            }
+        }
+        None if buf.len().saturating_sub(from) > max => LineScan::Invalid,
+        None => LineScan::Incomplete,
+    }
+}
+
+/// Parses a length the way Redis's `string2ll` does: an optional `-`, then `0` or digits not
+/// starting with `0`, fitting an `i64`. Nothing else (no `+`, no spaces, no `-0`).
+pub(super) fn parse_len(digits: &[u8]) -> Option<i64> {
+    let (negative, rest) = match digits.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, digits),
+    };
+    match rest {
+        [] => return None,
+        [b'0'] if !negative => return Some(0),
+        [b'0', ..] => return None,
+        _ => {}
+    }
+    let mut value: i64 = 0;
+    for &b in rest {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        let digit = i64::from(b - b'0');
+        value = value.checked_mul(10)?;
+        value = if negative {
+            value.checked_sub(digit)?
+        } else {
+            value.checked_add(digit)?
+        };
+    }
+    Some(value)
+}
+
+/// How many elements of at least `min_size` bytes each can follow in `remaining` bytes, capped:
+/// the capacity reserved for an aggregate of `declared` elements.
+pub(super) fn prealloc(declared: usize, remaining: usize, min_size: usize) -> usize {
+    declared.min(remaining / min_size.max(1)).min(PREALLOC_CAP)
+}
+
+/// Parses one RESP2 or RESP3 frame, of any type, from the front of `buf`.
+///
+/// Returns `Ok(None)` when `buf` holds only part of a frame (it may be cut anywhere), and
+/// `Ok(Some((frame, consumed)))` otherwise. RESP3 attributes (`|`) are read and dropped: the frame
+/// returned is the one they annotate, and `consumed` covers both. A blob error (`!`) becomes
+/// [`Frame::Error`]. Invalid UTF-8 in simple strings and errors is replaced with U+FFFD. `*-1`
+/// gives [`Frame::NullArray`]; `$-1` and `_` give [`Frame::Null`].
+///
+/// Each call parses from the start of `buf`; the work is bounded by `limits`.
+///
+/// # Format
+///
+/// ```text
+/// %1\r\n+key\r\n*2\r\n:1\r\n,2.5\r\n   Map([(Simple("key"), Array([Integer(1), Double(2.5)]))])
+/// ```
+///
+/// # Errors
+///
+/// A [`ProtocolError`] for bytes that no continuation can make valid.
+pub fn parse_frame(buf: &[u8], limits: &Limits) -> Result<Option<(Frame, usize)>, ProtocolError> {
+    let mut cursor = Cursor {
+        buf,
+        pos: 0,
+        limits,
+    };
+    match cursor.frame(1) {
+        Ok(frame) => Ok(Some((frame, cursor.pos))),
+        Err(Fail::Incomplete) => Ok(None),
+        Err(Fail::Protocol(err)) => Err(err),
+    }
+}
+
+/// Why a parse stopped.
+enum Fail {
+    Incomplete,
+    Protocol(ProtocolError),
+}
+
+impl From<ProtocolError> for Fail {
+    fn from(err: ProtocolError) -> Self {
+        Fail::Protocol(err)
+    }
+}
+
+/// A read position in a buffer, for [`parse_frame`].
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    limits: &'a Limits,
+}
+
+impl<'a> Cursor<'a> {
+    fn byte(&mut self) -> Result<u8, Fail> {
+        let b = *self.buf.get(self.pos).ok_or(Fail::Incomplete)?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    /// The content of the next line, of at most `max` bytes; `err` when it is longer.
+    fn line(&mut self, max: usize, err: ProtocolError) -> Result<&'a [u8], Fail> {
+        match scan_line(self.buf, self.pos, max) {
+            LineScan::Found { end, next } => {
+                let content = self.buf.get(self.pos..end).ok_or(Fail::Incomplete)?;
+                self.pos = next;
+                Ok(content)
+            }
+            LineScan::Incomplete => Err(Fail::Incomplete),
+            LineScan::Invalid => Err(err.into()),
+        }
+    }
+
+    /// `len` bytes of data followed by CRLF.
+    fn data(&mut self, len: usize) -> Result<&'a [u8], Fail> {
+        let end = self.pos.checked_add(len).ok_or(Fail::Incomplete)?;
+        let next = end.checked_add(2).ok_or(Fail::Incomplete)?;
+        match self.buf.get(end..next) {
+            None => Err(Fail::Incomplete),
+            Some(b"\r\n") => {
+                let data = self.buf.get(self.pos..end).ok_or(Fail::Incomplete)?;
+                self.pos = next;
+                Ok(data)
+            }
+            Some(_) => Err(ProtocolError::MissingCrlf.into()),
+        }
+    }
+
+    /// A `$`, `=` or `!` length line: `None` for `-1` when `allow_null`.
+    fn bulk_len(&mut self, allow_null: bool) -> Result<Option<usize>, Fail> {
+        let err = ProtocolError::InvalidBulkLength;
+        let line = self.line(HEADER_MAX, err.clone())?;
+        match parse_len(line) {
+            Some(-1) if allow_null => Ok(None),
+            Some(n) => match usize::try_from(n) {
+                Ok(n) if n <= self.limits.max_bulk_len => Ok(Some(n)),
+                _ => Err(err.into()),
+            },
+            None => Err(err.into()),
+        }
+    }
+
+    /// An aggregate count line at `depth`: `None` for `-1` when `allow_null`.
+    fn count(&mut self, depth: usize, allow_null: bool) -> Result<Option<usize>, Fail> {
+        if depth > self.limits.max_nesting.min(NESTING_CAP) {
+            return Err(ProtocolError::NestingTooDeep.into());
+        }
+        let err = ProtocolError::InvalidMultibulkLength;
+        let line = self.line(HEADER_MAX, err.clone())?;
+        match parse_len(line) {
+            Some(-1) if allow_null => Ok(None),
+            Some(n) => match usize::try_from(n) {
+                Ok(n) if n <= self.limits.max_array_len => Ok(Some(n)),
+                _ => Err(err.into()),
+            },
+            None => Err(err.into()),
+        }
+    }
+
+    fn items(&mut self, n: usize, depth: usize) -> Result<Vec<Frame>, Fail> {
+        let remaining = self.buf.len().saturating_sub(self.pos);
+        let mut items = Vec::with_capacity(prealloc(n, remaining, 3));
+        for _ in 0..n {
+            items.push(self.frame(depth + 1)?);
+        }
+        Ok(items)
+    }
+
+    fn pairs(&mut self, n: usize, depth: usize) -> Result<Vec<(Frame, Frame)>, Fail> {
+        let remaining = self.buf.len().saturating_sub(self.pos);
+        let mut pairs = Vec::with_capacity(prealloc(n, remaining, 6));
+        for _ in 0..n {
+            let key = self.frame(depth + 1)?;
+            let value = self.frame(depth + 1)?;
+            pairs.push((key, value));
+        }
+        Ok(pairs)
+    }
+
+    /// One frame whose aggregates, if any, sit at nesting `depth`.
+    fn frame(&mut self, depth: usize) -> Result<Frame, Fail> {
+        let max_line = self.limits.max_bulk_len;
+        loop {
+            let frame = match self.byte()? {
+                b'+' => Frame::Simple(lossy(self.line(max_line, invalid("simple string"))?)),
+                b'-' => Frame::Error(lossy(self.line(max_line, invalid("error string"))?)),
+                b':' => {
+                    let line = self.line(HEADER_MAX, invalid("integer"))?;
+                    Frame::Integer(parse_number(line).ok_or(invalid("integer"))?)
+                }
+                b'$' => match self.bulk_len(true)? {
+                    None => Frame::Null,
+                    Some(len) => Frame::Bulk(self.data(len)?.to_vec()),
+                },
+                b'!' => match self.bulk_len(false)? {
+                    None => return Err(ProtocolError::InvalidBulkLength.into()),
+                    Some(len) => Frame::Error(lossy(self.data(len)?)),
+                },
+                b'=' => match self.bulk_len(false)? {
+                    Some(len) if len >= 4 => match self.data(len)? {
+                        [a, b, c, b':', text @ ..] => Frame::Verbatim {
+                            format: [*a, *b, *c],
+                            text: text.to_vec(),
+                        },
+                        _ => return Err(invalid("verbatim string").into()),
+                    },
+                    _ => return Err(invalid("verbatim string").into()),
+                },
+                b'*' => match self.count(depth, true)? {
+                    None => Frame::NullArray,
+                    Some(n) => Frame::Array(self.items(n, depth)?),
+                },
+                b'~' => {
+                    let n = self.count(depth, false)?.unwrap_or(0);
+                    Frame::Set(self.items(n, depth)?)
+                }
+                b'>' => {
+                    let n = self.count(depth, false)?.unwrap_or(0);
+                    Frame::Push(self.items(n, depth)?)
+                }
+                b'%' => {
+                    let n = self.count(depth, false)?.unwrap_or(0);
+                    Frame::Map(self.pairs(n, depth)?)
+                }
+                b'|' => {
+                    // An attribute annotates the frame after it; it is read and dropped.
+                    let n = self.count(depth, false)?.unwrap_or(0);
+                    for _ in 0..n {
+                        self.frame(depth + 1)?;
+                        self.frame(depth + 1)?;
+                    }
+                    continue;
+                }
+                b'_' => {
+                    // At most zero content bytes: anything else is `Invalid`.
+                    self.line(0, invalid("null"))?;
+                    Frame::Null
+                }
+                b'#' => match self.line(1, invalid("boolean"))? {
+                    b"t" => Frame::Boolean(true),
+                    b"f" => Frame::Boolean(false),
+                    _ => return Err(invalid("boolean").into()),
+                },
+                b',' => {
+                    let line = self.line(max_line, invalid("double"))?;
+                    Frame::Double(parse_double(line).ok_or(invalid("double"))?)
+                }
+                b'(' => {
+                    let line = self.line(max_line, invalid("big number"))?;
+                    Frame::BigNumber(parse_big_number(line).ok_or(invalid("big number"))?)
+                }
+                other => return Err(ProtocolError::InvalidFrameType(other).into()),
+            };
+            return Ok(frame);
+        }
+    }
+}
+
+fn invalid(what: &'static str) -> ProtocolError {
+    ProtocolError::Invalid(what)
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// An integer reply: optional sign, then digits (leading zeros allowed).
+fn parse_number(line: &[u8]) -> Option<i64> {
+    std::str::from_utf8(line).ok()?.parse().ok()
+}
+
+/// A double reply: a decimal or exponent literal, `inf`, `-inf` or `nan`.
+fn parse_double(line: &[u8]) -> Option<f64> {
+    std::str::from_utf8(line).ok()?.parse().ok()
+}
+
+/// A big number: optional sign, then at least one digit.
+fn parse_big_number(line: &[u8]) -> Option<String> {
+    let digits = match line.split_first() {
+        Some((b'-' | b'+', rest)) => rest,
+        _ => line,
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(line).ok().map(str::to_owned)
+}

@@ -1,0 +1,83 @@
+//! Key layout. Everything lives in sled's default tree, partitioned by a one-byte prefix, so that
+//! one `apply_batch` commits profiles, index and model state atomically (sled batches are atomic
+//! per tree, and are recovered all-or-nothing after a crash).
+//!
+//! | prefix | key | value |
+//! |---|---|---|
+//! | `M` | `M` + name (`format`, `config`) | metadata (see `docs/storage-format.md`) |
+//! | `S` | `S` | the current [`crate::model::ModelState`] record |
+//! | `P` | `P` + customer id (UTF-8) | a [`super::record::ProfileRecord`] |
+//! | `G` | `G` + segment (u16 big-endian) + customer id | empty: segment membership index |
+//!
+//! Big-endian segment numbers make a prefix scan of `G` + segment list exactly that segment's
+//! members, in customer-id order (the stable cursor for paging).
+
+/// Prefix of metadata keys.
+pub const META: u8 = b'M';
+/// Key of the store's format version.
+pub const META_FORMAT: &[u8] = b"Mformat";
+/// Key of the fingerprint of the settings fixed at creation.
+pub const META_CONFIG: &[u8] = b"Mconfig";
+/// Key of the model state.
+pub const MODEL: &[u8] = b"S";
+/// Prefix of profile records.
+pub const PROFILE: u8 = b'P';
+/// Prefix of segment-membership entries.
+pub const MEMBER: u8 = b'G';
+
+/// Key of a customer's profile record.
+pub fn profile(customer_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + customer_id.len());
+    k.push(PROFILE);
+    k.extend_from_slice(customer_id.as_bytes());
+    k
+}
+
+/// Key of a membership entry.
+pub fn member(segment: u16, customer_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(3 + customer_id.len());
+    k.push(MEMBER);
+    k.extend_from_slice(&segment.to_be_bytes());
+    k.extend_from_slice(customer_id.as_bytes());
+    k
+}
+
+/// Prefix of one segment's membership entries.
+pub fn member_prefix(segment: u16) -> [u8; 3] {
+    let [a, b] = segment.to_be_bytes();
+    [MEMBER, a, b]
+}
+
+/// Splits a membership key into segment and customer id.
+pub fn parse_member(key: &[u8]) -> Option<(u16, &str)> {
+    if key.len() < 4 || key[0] != MEMBER {
+        return None;
+    }
+    let seg = u16::from_be_bytes([key[1], key[2]]);
+    std::str::from_utf8(&key[3..]).ok().map(|id| (seg, id))
+}
+
+/// The customer id of a profile key.
+pub fn parse_profile(key: &[u8]) -> Option<&str> {
+    match key.split_first() {
+        Some((&PROFILE, rest)) if !rest.is_empty() => std::str::from_utf8(rest).ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip() {
+        assert_eq!(profile("c1"), b"Pc1");
+        assert_eq!(parse_profile(b"Pc1"), Some("c1"));
+        assert_eq!(parse_profile(b"P"), None);
+        let k = member(258, "c9");
+        assert_eq!(k, b"G\x01\x02c9");
+        assert_eq!(parse_member(&k), Some((258, "c9")));
+        assert!(k.starts_with(&member_prefix(258)));
+        assert_eq!(parse_member(b"G\x01"), None);
+    }
+}

@@ -1,0 +1,375 @@
+//! Storage: sled, the key layout ([`keys`]), the record codec ([`codec`]) and the profile
+//! record ([`record`]).
+//!
+//! [`Store`] is a thin, typed layer over one sled tree. It reads records (decoding them with
+//! errors that name the key) and commits a prepared [`sled::Batch`] atomically with the requested
+//! durability. It knows nothing about features or models beyond their encodings; the pipeline
+//! decides what goes into a batch.
+
+pub mod codec;
+pub mod keys;
+pub mod record;
+
+use crate::config::{Config, Durability};
+use crate::error::{Error, Result};
+use crate::features::FeatureParams;
+use crate::model::ModelState;
+use record::{ProfileRecord, RecordHead};
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// sled segment size. Values larger than a quarter of a segment become separate "blob" files,
+/// which sled 0.34 does not fsync; 8 MiB segments keep every record we write inline in the log.
+const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
+
+/// Settings recorded at creation; reopening with different values is refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// Number of segments.
+    pub segments: u64,
+    /// Category buckets.
+    pub category_buckets: u64,
+    /// Half-life in days.
+    pub half_life_days: f64,
+    /// Horizon in days.
+    pub horizon_days: f64,
+    /// Target kind name.
+    pub target_kind: String,
+}
+
+impl Fingerprint {
+    /// The fingerprint of a configuration.
+    pub fn of(config: &Config) -> Fingerprint {
+        Fingerprint {
+            segments: config.segments as u64,
+            category_buckets: config.category_buckets as u64,
+            half_life_days: config.half_life_days,
+            horizon_days: config.horizon_days,
+            target_kind: config.target_kind.as_str().to_string(),
+        }
+    }
+
+    fn differences(&self, other: &Fingerprint) -> Option<(&'static str, String, String)> {
+        let pairs = [
+            (
+                "segments",
+                self.segments.to_string(),
+                other.segments.to_string(),
+            ),
+            (
+                "category_buckets",
+                self.category_buckets.to_string(),
+                other.category_buckets.to_string(),
+            ),
+            (
+                "half_life_days",
+                self.half_life_days.to_string(),
+                other.half_life_days.to_string(),
+            ),
+            (
+                "horizon_days",
+                self.horizon_days.to_string(),
+                other.horizon_days.to_string(),
+            ),
+            (
+                "target_kind",
+                self.target_kind.clone(),
+                other.target_kind.clone(),
+            ),
+        ];
+        pairs.into_iter().find(|(_, a, b)| a != b)
+    }
+}
+
+/// The sled-backed store.
+pub struct Store {
+    db: sled::Db,
+    /// The log file, opened by us to fsync it: sled's own flush only issues `sync_file_range`.
+    log_file: Option<File>,
+    path: PathBuf,
+    params: FeatureParams,
+}
+
+impl Store {
+    /// Opens or creates the store described by `config`, checking the format version and the
+    /// settings fixed at creation.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the directory cannot be created, [`Error::Storage`] if sled fails (e.g.
+    /// another process holds the store), [`Error::ConfigMismatch`] /
+    /// [`Error::UnsupportedVersion`] for an incompatible store.
+    pub fn open(config: &Config) -> Result<Store> {
+        create_private_dir(&config.path)?;
+        let db = sled::Config::new()
+            .path(&config.path)
+            .cache_capacity(config.cache_capacity_mb * 1024 * 1024)
+            .segment_size(SEGMENT_SIZE)
+            .flush_every_ms(Some(500))
+            .open()?;
+        let log_path = config.path.join("db");
+        let log_file = File::open(&log_path).ok();
+        let store = Store {
+            db,
+            log_file,
+            path: config.path.clone(),
+            params: FeatureParams {
+                half_life_ms: config.half_life_ms(),
+                category_buckets: config.category_buckets,
+            },
+        };
+        store.check_meta(config)?;
+        Ok(store)
+    }
+
+    fn check_meta(&self, config: &Config) -> Result<()> {
+        let wanted = Fingerprint::of(config);
+        match self.db.get(keys::META_FORMAT)? {
+            Some(v) => {
+                let found = v.first().copied().unwrap_or(0);
+                if found != codec::FORMAT_VERSION {
+                    return Err(Error::UnsupportedVersion {
+                        key: "store format".into(),
+                        found,
+                        supported: codec::FORMAT_VERSION,
+                    });
+                }
+                let stored: Fingerprint = match self.db.get(keys::META_CONFIG)? {
+                    Some(bytes) => codec::decode(&|| "metadata config".into(), &bytes)?,
+                    None => {
+                        return Err(Error::Corruption {
+                            key: "metadata config".into(),
+                            detail: "missing".into(),
+                        })
+                    }
+                };
+                if let Some((key, s, c)) = stored.differences(&wanted) {
+                    return Err(Error::ConfigMismatch {
+                        path: self.path.display().to_string(),
+                        key: key.into(),
+                        stored: s,
+                        configured: c,
+                    });
+                }
+            }
+            None => {
+                let mut batch = sled::Batch::default();
+                batch.insert(keys::META_FORMAT, &[codec::FORMAT_VERSION]);
+                batch.insert(keys::META_CONFIG, codec::encode(&wanted));
+                self.db.apply_batch(batch)?;
+                self.db.flush()?;
+                self.sync_log()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The feature parameters records are checked against.
+    pub fn params(&self) -> &FeatureParams {
+        &self.params
+    }
+
+    /// Reads a customer's record.
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] / [`Error::UnsupportedVersion`] naming the customer if the record
+    /// does not decode; [`Error::Storage`] if sled fails.
+    pub fn profile(&self, customer_id: &str) -> Result<Option<ProfileRecord>> {
+        match self.db.get(keys::profile(customer_id))? {
+            Some(bytes) => self.decode_profile(customer_id, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Decodes and checks a profile record.
+    ///
+    /// # Errors
+    /// As [`Store::profile`].
+    pub fn decode_profile(&self, customer_id: &str, bytes: &[u8]) -> Result<ProfileRecord> {
+        let name = || format!("profile {customer_id:?}");
+        let rec: ProfileRecord = codec::decode(&name, bytes)?;
+        if !rec.is_consistent(&self.params) {
+            return Err(Error::Corruption {
+                key: name(),
+                detail: "fields are inconsistent with the store's settings".into(),
+            });
+        }
+        Ok(rec)
+    }
+
+    /// Reads the model state, if one was ever committed.
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] / [`Error::Model`] if it does not decode or is inconsistent.
+    pub fn model(&self) -> Result<Option<ModelState>> {
+        match self.db.get(keys::MODEL)? {
+            Some(bytes) => {
+                let Some((&version, body)) = bytes.split_first() else {
+                    return Err(Error::Corruption {
+                        key: "model state".into(),
+                        detail: "record is empty".into(),
+                    });
+                };
+                if version != codec::FORMAT_VERSION {
+                    return Err(Error::UnsupportedVersion {
+                        key: "model state".into(),
+                        found: version,
+                        supported: codec::FORMAT_VERSION,
+                    });
+                }
+                Ok(Some(ModelState::decode(body)?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Encodes a model state as stored (version byte + state).
+    pub fn encode_model(state: &ModelState) -> Vec<u8> {
+        let body = state.encode();
+        let mut out = Vec::with_capacity(body.len() + 1);
+        out.push(codec::FORMAT_VERSION);
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Every customer with a pending training example: (customer id, snapshot time).
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] naming the first record whose head does not decode.
+    pub fn pending_examples(&self) -> Result<Vec<(String, i64)>> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix([keys::PROFILE]) {
+            let (k, v) = item?;
+            let Some(id) = keys::parse_profile(&k) else {
+                continue;
+            };
+            let (head, _): (RecordHead, usize) =
+                codec::decode_prefix(&|| format!("profile {id:?}"), &v)?;
+            if let Some(p) = head.pending {
+                out.push((id.to_string(), p.taken_at_ms));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Members of `segment` with ids after `after` (exclusive), at most `limit`.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub fn members(&self, segment: u16, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        let prefix = keys::member_prefix(segment);
+        let start = match after {
+            Some(a) => {
+                let mut k = keys::member(segment, a);
+                k.push(0);
+                k
+            }
+            None => prefix.to_vec(),
+        };
+        let mut out = Vec::new();
+        for item in self.db.range(start..) {
+            let (k, _) = item?;
+            if !k.starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            if let Some((_, id)) = keys::parse_member(&k) {
+                out.push(id.to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of profile records.
+    pub fn profile_count(&self) -> usize {
+        self.db.scan_prefix([keys::PROFILE]).count()
+    }
+
+    /// Iterates over all profile records as (customer id, raw bytes).
+    pub fn scan_profiles(&self) -> impl Iterator<Item = Result<(String, sled::IVec)>> + '_ {
+        self.db
+            .scan_prefix([keys::PROFILE])
+            .filter_map(|item| match item {
+                Ok((k, v)) => keys::parse_profile(&k).map(|id| Ok((id.to_string(), v))),
+                Err(e) => Some(Err(Error::from(e))),
+            })
+    }
+
+    /// Applies `batch` atomically, then makes it as durable as `durability` promises.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] / [`Error::Io`]. If applying fails, nothing of the batch is visible;
+    /// if making it durable fails, the caller must treat the store as poisoned.
+    pub fn apply(&self, batch: sled::Batch) -> Result<()> {
+        self.db.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Makes everything applied so far durable.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] / [`Error::Io`] from the flush or fsync.
+    pub fn sync(&self, durability: Durability) -> Result<()> {
+        match durability {
+            Durability::None => Ok(()),
+            Durability::Flush => {
+                self.db.flush()?;
+                Ok(())
+            }
+            Durability::Fsync => {
+                self.db.flush()?;
+                self.sync_log()
+            }
+        }
+    }
+
+    fn sync_log(&self) -> Result<()> {
+        if let Some(f) = &self.log_file {
+            f.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Bytes the store occupies on disk.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    /// Flushes and fsyncs everything (used on close).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] / [`Error::Io`].
+    pub fn close(&self) -> Result<()> {
+        self.db.flush()?;
+        self.sync_log()
+    }
+}
+
+/// Creates the data directory with owner-only permissions (0700 on Unix) if it does not exist.
+fn create_private_dir(path: &Path) -> Result<()> {
+    if path.exists() {
+        if !path.is_dir() {
+            return Err(Error::Config(format!(
+                "data path {} exists and is not a directory",
+                path.display()
+            )));
+        }
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path)?;
+    Ok(())
+}

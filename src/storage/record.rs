@@ -1,0 +1,300 @@
+//! The profile record: a customer's current state, its recent history, its pending training
+//! example and its de-duplication window, all in one value so that an event costs one key write.
+//!
+//! History is kept as a *base state plus an op log*: `base` is the state at version
+//! `version - history.len()`, and replaying `history` over it (deterministically, see
+//! [`crate::features`]) reproduces every later version exactly. When the log grows past
+//! `history_versions - 1` entries the oldest op is folded into `base`. This keeps the last
+//! `history_versions` versions readable at the cost of two states and a few dozen bytes per op,
+//! instead of one full state per version.
+
+use crate::features::{FeatureParams, ProfileOp, ProfileState};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+
+/// One version's change and the model outcome right after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// What changed.
+    pub op: ProfileOp,
+    /// Segment assigned after the change (None before segments are seeded).
+    pub segment: Option<u16>,
+    /// Propensity predicted after the change.
+    pub propensity: f32,
+}
+
+/// A training example waiting for its label: the profile's raw feature vector at `taken_at_ms`.
+/// It becomes positive if a target event follows within the horizon, negative when the watermark
+/// passes `taken_at_ms + horizon` without one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingExample {
+    /// When the snapshot was taken (event time).
+    pub taken_at_ms: i64,
+    /// Raw (unscaled) features at that time.
+    pub features: Vec<f32>,
+}
+
+/// The leading field of a [`ProfileRecord`], decodable on its own (bincode is positional) so
+/// that opening a store can rebuild the label-expiry queue without decoding whole records.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RecordHead {
+    /// See [`ProfileRecord::pending`].
+    pub pending: Option<PendingExample>,
+}
+
+/// Everything stored about one customer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProfileRecord {
+    /// Example awaiting its label. Must stay the first field (see [`RecordHead`]).
+    pub pending: Option<PendingExample>,
+    /// Current version: the number of ops applied since the profile was created.
+    pub version: u64,
+    /// Current state.
+    pub state: ProfileState,
+    /// State at version `version - history.len()`; `None` means the empty profile (version 0).
+    pub base: Option<ProfileState>,
+    /// Segment recorded at the base version.
+    pub base_segment: Option<u16>,
+    /// Propensity recorded at the base version.
+    pub base_propensity: f32,
+    /// Ops of the versions after `base`, oldest first.
+    pub history: VecDeque<HistoryEntry>,
+    /// Hashes (xxh3) of the most recent event ids, oldest first.
+    pub recent_ids: VecDeque<u64>,
+    /// Segment in the membership index.
+    pub segment: Option<u16>,
+    /// Distance to that segment's centroid (standardised units) when assigned.
+    pub distance: f32,
+    /// Propensity predicted at the last write.
+    pub propensity: f32,
+}
+
+/// Why a historical version cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryError {
+    /// The version is older than the retained history; `oldest` is the oldest readable one.
+    Pruned {
+        /// Oldest readable version.
+        oldest: u64,
+    },
+    /// The version does not exist yet; `current` is the latest.
+    Future {
+        /// Latest version.
+        current: u64,
+    },
+}
+
+impl ProfileRecord {
+    /// A new, empty record.
+    pub fn new(params: &FeatureParams) -> ProfileRecord {
+        ProfileRecord {
+            pending: None,
+            version: 0,
+            state: ProfileState::new(params),
+            base: None,
+            base_segment: None,
+            base_propensity: 0.0,
+            history: VecDeque::new(),
+            recent_ids: VecDeque::new(),
+            segment: None,
+            distance: 0.0,
+            propensity: 0.0,
+        }
+    }
+
+    /// Version of `base`.
+    pub fn base_version(&self) -> u64 {
+        self.version - self.history.len() as u64
+    }
+
+    /// Oldest version that can still be read.
+    pub fn oldest_version(&self) -> u64 {
+        // Version 0 (the empty profile) is not a version anyone wrote; start at 1 when unpruned.
+        self.base_version().max(1).min(self.version)
+    }
+
+    /// Applies `op` as a new version, keeping at most `history_versions` versions readable.
+    /// The outcome fields of the new history entry start as the previous ones; set them with
+    /// [`ProfileRecord::set_outcome`].
+    pub fn apply(&mut self, op: ProfileOp, params: &FeatureParams, history_versions: usize) {
+        self.state.apply(&op, params);
+        self.version += 1;
+        self.history.push_back(HistoryEntry {
+            op,
+            segment: self.segment,
+            propensity: self.propensity,
+        });
+        let keep = history_versions.saturating_sub(1);
+        while self.history.len() > keep {
+            let Some(oldest) = self.history.pop_front() else {
+                break;
+            };
+            self.base
+                .get_or_insert_with(|| ProfileState::new(params))
+                .apply(&oldest.op, params);
+            self.base_segment = oldest.segment;
+            self.base_propensity = oldest.propensity;
+        }
+    }
+
+    /// Records the model outcome of the latest version.
+    pub fn set_outcome(&mut self, segment: Option<(u16, f32)>, propensity: f64) {
+        if let Some((s, d)) = segment {
+            self.segment = Some(s);
+            self.distance = d;
+        }
+        self.propensity = propensity as f32;
+        if let Some(last) = self.history.back_mut() {
+            last.segment = self.segment;
+            last.propensity = self.propensity;
+        }
+    }
+
+    /// The state at `version`, replayed from the retained history.
+    ///
+    /// # Errors
+    /// [`HistoryError::Pruned`] or [`HistoryError::Future`].
+    pub fn state_at(
+        &self,
+        version: u64,
+        params: &FeatureParams,
+    ) -> Result<(ProfileState, Option<u16>, f32), HistoryError> {
+        if version > self.version {
+            return Err(HistoryError::Future {
+                current: self.version,
+            });
+        }
+        let base_version = self.base_version();
+        if version < base_version || version == 0 {
+            return Err(HistoryError::Pruned {
+                oldest: self.oldest_version(),
+            });
+        }
+        if version == self.version {
+            return Ok((self.state.clone(), self.segment, self.propensity));
+        }
+        let mut state = self
+            .base
+            .clone()
+            .unwrap_or_else(|| ProfileState::new(params));
+        let mut outcome = (self.base_segment, self.base_propensity);
+        for entry in self.history.iter().take((version - base_version) as usize) {
+            state.apply(&entry.op, params);
+            outcome = (entry.segment, entry.propensity);
+        }
+        Ok((state, outcome.0, outcome.1))
+    }
+
+    /// Whether an event id hash is in the de-duplication window.
+    pub fn has_seen(&self, id_hash: u64) -> bool {
+        self.recent_ids.contains(&id_hash)
+    }
+
+    /// Adds an event id hash to the window, forgetting the oldest beyond `window`.
+    pub fn remember(&mut self, id_hash: u64, window: usize) {
+        if window == 0 {
+            return;
+        }
+        self.recent_ids.push_back(id_hash);
+        while self.recent_ids.len() > window {
+            self.recent_ids.pop_front();
+        }
+    }
+
+    /// Checks internal consistency after decoding (a corrupt record must not cause a panic).
+    pub fn is_consistent(&self, params: &FeatureParams) -> bool {
+        self.state.is_consistent(params)
+            && self.base.as_ref().is_none_or(|b| b.is_consistent(params))
+            && self.history.len() as u64 <= self.version
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventKind;
+    use crate::features::CompactEvent;
+
+    fn params() -> FeatureParams {
+        FeatureParams {
+            half_life_ms: 86_400_000.0,
+            category_buckets: 4,
+        }
+    }
+
+    fn op(i: i64) -> ProfileOp {
+        ProfileOp::Event(CompactEvent {
+            timestamp_ms: 1_767_225_600_000 + i * 3_600_000,
+            kind: EventKind::Purchase,
+            value: i as f64,
+            bucket: Some((i % 4) as u16),
+        })
+    }
+
+    #[test]
+    fn every_retained_version_replays_exactly() {
+        let p = params();
+        let mut rec = ProfileRecord::new(&p);
+        let mut states = vec![ProfileState::new(&p)];
+        for i in 1..=20 {
+            rec.apply(op(i), &p, 5);
+            rec.set_outcome(Some((i as u16, 0.5)), i as f64 / 100.0);
+            states.push(rec.state.clone());
+        }
+        assert_eq!(rec.version, 20);
+        assert_eq!(rec.history.len(), 4);
+        assert_eq!(rec.oldest_version(), 16);
+        for v in 16..=20u64 {
+            let (s, seg, prop) = rec.state_at(v, &p).expect("retained");
+            assert_eq!(s, states[v as usize], "version {v}");
+            assert_eq!(seg, Some(v as u16));
+            assert!((prop - v as f32 / 100.0).abs() < 1e-6);
+        }
+        assert_eq!(
+            rec.state_at(15, &p).unwrap_err(),
+            HistoryError::Pruned { oldest: 16 }
+        );
+        assert_eq!(
+            rec.state_at(21, &p).unwrap_err(),
+            HistoryError::Future { current: 20 }
+        );
+    }
+
+    #[test]
+    fn unpruned_history_starts_at_version_one() {
+        let p = params();
+        let mut rec = ProfileRecord::new(&p);
+        rec.apply(op(1), &p, 16);
+        rec.apply(op(2), &p, 16);
+        assert_eq!(rec.oldest_version(), 1);
+        assert!(rec.state_at(0, &p).is_err());
+        assert_eq!(rec.state_at(1, &p).expect("kept").0.event_count, 1);
+    }
+
+    #[test]
+    fn dedupe_window_forgets_the_oldest() {
+        let p = params();
+        let mut rec = ProfileRecord::new(&p);
+        for h in 0..5 {
+            rec.remember(h, 3);
+        }
+        assert!(!rec.has_seen(1));
+        assert!(rec.has_seen(2) && rec.has_seen(4));
+    }
+
+    #[test]
+    fn head_decodes_from_a_full_record() -> crate::Result<()> {
+        let p = params();
+        let mut rec = ProfileRecord::new(&p);
+        rec.pending = Some(PendingExample {
+            taken_at_ms: 5,
+            features: vec![1.0, 2.0],
+        });
+        rec.apply(op(1), &p, 4);
+        let bytes = super::super::codec::encode(&rec);
+        let (head, _): (RecordHead, usize) =
+            super::super::codec::decode_prefix(&|| "t".to_string(), &bytes)?;
+        assert_eq!(head.pending, rec.pending);
+        Ok(())
+    }
+}
