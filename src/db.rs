@@ -262,13 +262,43 @@ impl Db {
             .map(|a| a.version)
     }
 
-    fn submit(&self, items: Vec<Item>) -> Result<Vec<Result<Ack>>> {
+    /// Validates `event` and queues it for the writer without waiting for the commit: the
+    /// returned [`PendingWrite`] yields the acknowledgement once the event is durable. Lets a
+    /// caller (such as the RESP server with a pipelining client) keep several writes in flight so
+    /// they share one group commit.
+    ///
+    /// # Errors
+    /// [`Error::InvalidEvent`] at once if the event is rejected; [`Error::Closed`] if the writer
+    /// is gone.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use persona::{Db, Event, EventKind};
+    /// let db = Db::open(dir.path())?;
+    /// let t = 1_767_225_600_000;
+    /// let a = db.ingest_async(Event::new("a", t, EventKind::Click))?;
+    /// let b = db.ingest_async(Event::new("b", t, EventKind::Click))?;
+    /// assert_eq!(a.wait()?.version, 1);
+    /// assert_eq!(b.wait()?.version, 1);
+    /// # Ok::<(), persona::Error>(())
+    /// ```
+    pub fn ingest_async(&self, event: Event) -> Result<PendingWrite> {
+        event.validate()?;
+        self.submit_async(vec![Item::Event(event)])
+    }
+
+    fn submit_async(&self, items: Vec<Item>) -> Result<PendingWrite> {
         let (reply, rx) = crossbeam_channel::bounded(1);
         self.inner
             .tx
             .send(Request::Write { items, reply })
             .map_err(|_| Error::Closed)?;
-        rx.recv().map_err(|_| Error::Closed)
+        Ok(PendingWrite { rx })
+    }
+
+    fn submit(&self, items: Vec<Item>) -> Result<Vec<Result<Ack>>> {
+        self.submit_async(items)?.wait_all()
     }
 
     /// A customer's profile as of the current watermark, or `None` if unknown.
@@ -422,6 +452,26 @@ impl Db {
     /// Storage errors from the final flush.
     pub fn close(&self) -> Result<()> {
         self.inner.close()
+    }
+}
+
+/// A write queued with [`Db::ingest_async`], acknowledged once committed.
+#[derive(Debug)]
+pub struct PendingWrite {
+    rx: crossbeam_channel::Receiver<Vec<Result<Ack>>>,
+}
+
+impl PendingWrite {
+    /// Blocks until the write is committed (or failed).
+    ///
+    /// # Errors
+    /// The write's own error (e.g. a failed commit), or [`Error::Closed`] if the writer stopped.
+    pub fn wait(self) -> Result<Ack> {
+        self.wait_all()?.pop().unwrap_or(Err(Error::Closed))
+    }
+
+    fn wait_all(self) -> Result<Vec<Result<Ack>>> {
+        self.rx.recv().map_err(|_| Error::Closed)
     }
 }
 

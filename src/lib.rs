@@ -58,7 +58,7 @@ pub mod server;
 pub mod storage;
 
 pub use config::{Config, Durability};
-pub use db::Db;
+pub use db::{Db, PendingWrite};
 pub use error::{Error, Result};
 pub use event::{Event, EventKind, InvalidEvent};
 pub use features::AttrValue;
