@@ -100,7 +100,59 @@ pub struct Config {
     pub silent_horizons: usize,
     /// Online-model hyperparameters (k-means reservoir, learning rates, seeds).
     pub model: ModelConfig,
+    /// The marketing-action catalogue. Default: `vip_offer`, `new_product`, `win_back_coupon`,
+    /// `cart_reminder`, `none`. Rule-based priors know these names; other names start neutral.
+    pub actions: Vec<String>,
+    /// What to do when drift is detected on the propensity model's loss. Default `warn`.
+    pub drift_reaction: DriftReaction,
+    /// Snapshot the model state every this many committed batches (0 = only on demand).
+    /// Default 1000.
+    pub snapshot_every: u64,
+    /// Model snapshots kept. Default 8.
+    pub model_versions: usize,
+    /// Segments probed by `similar` (inverted lists = segment membership). Default 3.
+    pub nprobe: usize,
+    /// Re-segment every profile in the background every this many seconds (0 = never). Default 0.
+    pub resegment_interval_secs: u64,
 }
+
+/// The reaction to detected drift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DriftReaction {
+    /// Record the detection in `model_info` and log a warning.
+    #[default]
+    Warn,
+    /// Also reinitialise the propensity model.
+    Reset,
+    /// Also restore the propensity model from the last snapshot taken before the drift.
+    Rollback,
+}
+
+impl DriftReaction {
+    /// Parses `warn`, `reset` or `rollback`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the accepted values.
+    pub fn parse(s: &str) -> Result<DriftReaction> {
+        match s {
+            "warn" => Ok(DriftReaction::Warn),
+            "reset" => Ok(DriftReaction::Reset),
+            "rollback" => Ok(DriftReaction::Rollback),
+            other => Err(Error::Config(format!(
+                "drift_reaction {other:?} is not one of: warn, reset, rollback"
+            ))),
+        }
+    }
+}
+
+/// The default action catalogue.
+pub const DEFAULT_ACTIONS: [&str; 5] = [
+    "vip_offer",
+    "new_product",
+    "win_back_coupon",
+    "cart_reminder",
+    "none",
+];
 
 /// Most segments a store may have.
 pub const MAX_SEGMENTS: usize = 256;
@@ -126,6 +178,12 @@ impl Config {
             category_buckets: 16,
             silent_horizons: 3,
             model: ModelConfig::default(),
+            actions: DEFAULT_ACTIONS.iter().map(|a| a.to_string()).collect(),
+            drift_reaction: DriftReaction::Warn,
+            snapshot_every: 1000,
+            model_versions: 8,
+            nprobe: 3,
+            resegment_interval_secs: 0,
         }
     }
 
@@ -187,6 +245,36 @@ impl Config {
     /// Sets [`Config::dedupe_window`].
     pub fn dedupe_window(mut self, n: usize) -> Config {
         self.dedupe_window = n;
+        self
+    }
+
+    /// Sets [`Config::actions`].
+    pub fn actions<S: Into<String>>(mut self, actions: impl IntoIterator<Item = S>) -> Config {
+        self.actions = actions.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets [`Config::drift_reaction`].
+    pub fn drift_reaction(mut self, r: DriftReaction) -> Config {
+        self.drift_reaction = r;
+        self
+    }
+
+    /// Sets [`Config::snapshot_every`].
+    pub fn snapshot_every(mut self, batches: u64) -> Config {
+        self.snapshot_every = batches;
+        self
+    }
+
+    /// Sets [`Config::model_versions`].
+    pub fn model_versions(mut self, n: usize) -> Config {
+        self.model_versions = n;
+        self
+    }
+
+    /// Sets [`Config::nprobe`].
+    pub fn nprobe(mut self, n: usize) -> Config {
+        self.nprobe = n;
         self
     }
 
@@ -258,6 +346,28 @@ impl Config {
         range("queue_capacity", self.queue_capacity as f64, 1.0, 1e6)?;
         range("dedupe_window", self.dedupe_window as f64, 0.0, 4096.0)?;
         range("silent_horizons", self.silent_horizons as f64, 0.0, 1000.0)?;
+        range("model_versions", self.model_versions as f64, 1.0, 1000.0)?;
+        range("nprobe", self.nprobe as f64, 1.0, MAX_SEGMENTS as f64)?;
+        if self.actions.is_empty() || self.actions.len() > 64 {
+            return Err(Error::Config(format!(
+                "actions has {} entries; between 1 and 64 are allowed",
+                self.actions.len()
+            )));
+        }
+        for (i, a) in self.actions.iter().enumerate() {
+            let ok = !a.is_empty()
+                && a.len() <= 64
+                && a.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !ok {
+                return Err(Error::Config(format!(
+                    "action {a:?} must be 1 to 64 characters of a-z, A-Z, 0-9, _ or -"
+                )));
+            }
+            if self.actions[..i].contains(a) {
+                return Err(Error::Config(format!("action {a:?} is listed twice")));
+            }
+        }
         range(
             "category_buckets",
             self.category_buckets as f64,
@@ -344,6 +454,14 @@ impl Config {
         set(&mut c.dedupe_window, f.dedupe_window);
         set(&mut c.category_buckets, f.category_buckets);
         set(&mut c.silent_horizons, f.silent_horizons);
+        set(&mut c.actions, f.actions);
+        if let Some(r) = f.drift_reaction {
+            c.drift_reaction = DriftReaction::parse(&r)?;
+        }
+        set(&mut c.snapshot_every, f.snapshot_every);
+        set(&mut c.model_versions, f.model_versions);
+        set(&mut c.nprobe, f.nprobe);
+        set(&mut c.resegment_interval_secs, f.resegment_interval_secs);
         set(&mut c.model.reservoir_size, f.reservoir_size);
         set(&mut c.model.learning_rate, f.learning_rate);
         set(&mut c.model.l2, f.l2);
@@ -393,6 +511,12 @@ struct ConfigFile {
     dedupe_window: Option<usize>,
     category_buckets: Option<usize>,
     silent_horizons: Option<usize>,
+    actions: Option<Vec<String>>,
+    drift_reaction: Option<String>,
+    snapshot_every: Option<u64>,
+    model_versions: Option<usize>,
+    nprobe: Option<usize>,
+    resegment_interval_secs: Option<u64>,
     reservoir_size: Option<usize>,
     learning_rate: Option<f64>,
     l2: Option<f64>,

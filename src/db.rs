@@ -13,8 +13,11 @@ use crate::features::attributes::{validate_attribute, MAX_ATTRIBUTES};
 use crate::features::vector::FeatureLayout;
 use crate::features::{AttrValue, FeatureParams};
 use crate::model::ModelState;
-use crate::pipeline::{self, Ack, Item, Request, Shared};
-use crate::query::{segments, ModelInfo, Profile, SegmentInfo};
+use crate::pipeline::{self, Ack, Item, Maintenance, MaintenanceOutcome, Request, Shared};
+use crate::query::{
+    history, score, segments, similar, strategy, HistoryItem, ModelInfo, Profile, Recommendation,
+    Score, SegmentDistance, SegmentInfo, SimilarCustomer,
+};
 use crate::storage::record::HistoryError;
 use crate::storage::Store;
 use crossbeam_channel::Sender;
@@ -54,6 +57,32 @@ struct Inner {
     layout: FeatureLayout,
     config: Config,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Randomness for Thompson sampling: seeded, so recommendations are reproducible.
+    rng: Mutex<rand_pcg::Pcg64>,
+    /// Dropping this stops the background re-segmentation thread, if any.
+    stop_background: Mutex<Option<Sender<()>>>,
+}
+
+/// What [`Db::nearest_segments`] measures from.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// A customer, evaluated as of the watermark.
+    Customer(&'a str),
+    /// A raw feature vector in the profile-feature layout.
+    Vector(&'a [f64]),
+}
+
+/// What [`Db::resegment`] did.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct ResegmentReport {
+    /// Whether the centroids were refitted first.
+    pub refitted: bool,
+    /// Profiles looked at.
+    pub scanned: usize,
+    /// Profiles whose segment changed.
+    pub changed: usize,
+    /// Commits it took.
+    pub batches: usize,
 }
 
 impl Db {
@@ -102,23 +131,30 @@ impl Db {
             model.categories =
                 crate::features::categories::CategoryNames::new(config.category_buckets);
         }
+        if model.strategy.actions() != config.actions.as_slice() {
+            // A changed catalogue keeps the statistics of actions that kept their names.
+            model.strategy = model.strategy.with_actions(&config.actions);
+        }
         let pending = store.pending_examples()?;
         let shared = Arc::new(Shared {
             model: RwLock::new(Arc::new(model.clone())),
             fail_commits: AtomicU32::new(0),
             open_examples: AtomicUsize::new(0),
+            snapshots: RwLock::new(Vec::new()),
         });
         let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity);
+        let seed = config.model.seed;
         let writer = pipeline::spawn(
             store.clone(),
             config.clone(),
             layout.clone(),
             model,
             pending,
+            store.snapshot_versions()?,
             shared.clone(),
             rx,
         )?;
-        Ok(Db {
+        let db = Db {
             inner: Arc::new(Inner {
                 store,
                 tx,
@@ -126,8 +162,44 @@ impl Db {
                 layout,
                 config,
                 writer: Mutex::new(Some(writer)),
+                rng: Mutex::new(rand::SeedableRng::seed_from_u64(seed)),
+                stop_background: Mutex::new(None),
             }),
-        })
+        };
+        db.start_background_resegment()?;
+        Ok(db)
+    }
+
+    /// Starts the periodic re-segmentation thread when `resegment_interval_secs` > 0. It holds
+    /// only a weak reference, so it never keeps a dropped store open.
+    fn start_background_resegment(&self) -> Result<()> {
+        let secs = self.inner.config.resegment_interval_secs;
+        if secs == 0 {
+            return Ok(());
+        }
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+        *self.inner.stop_background.lock() = Some(stop);
+        let weak = Arc::downgrade(&self.inner);
+        std::thread::Builder::new()
+            .name("persona-resegment".into())
+            .spawn(move || {
+                let interval = std::time::Duration::from_secs(secs);
+                while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(interval)
+                {
+                    let Some(inner) = weak.upgrade() else { return };
+                    let db = Db { inner };
+                    match db.resegment(1000, false) {
+                        Ok(r) => tracing::info!(
+                            "background re-segmentation: {} scanned, {} changed",
+                            r.scanned,
+                            r.changed
+                        ),
+                        Err(e) => tracing::warn!("background re-segmentation failed: {e}"),
+                    }
+                }
+            })?;
+        Ok(())
     }
 
     /// The configuration the store was opened with.
@@ -349,6 +421,7 @@ impl Db {
                 &state,
                 &self.model(),
                 &self.inner.layout,
+                None,
             ))),
             Err(HistoryError::Pruned { oldest }) => Err(Error::invalid_argument(
                 "version",
@@ -384,6 +457,7 @@ impl Db {
         ModelInfo::of(
             &self.model(),
             self.inner.shared.open_examples.load(Ordering::Relaxed) as u64,
+            self.inner.shared.snapshots.read().clone(),
         )
     }
 
@@ -437,6 +511,380 @@ impl Db {
         &self.inner.store
     }
 
+    /// The `n` segments nearest to a customer (evaluated as of the watermark) or to a raw
+    /// feature vector (same layout as [`Profile::features`]), nearest first. Empty before the
+    /// segments are seeded, and for an unknown customer.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a vector of the wrong length or with non-finite values;
+    /// [`Error::Corruption`] if the customer's record does not decode.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use persona::{Db, Target};
+    /// let db = Db::open(dir.path())?;
+    /// let err = db.nearest_segments(Target::Vector(&[1.0, 2.0]), 3).unwrap_err();
+    /// assert!(err.to_string().contains("vector has 2 dimensions; the model expects 61"));
+    /// # Ok::<(), persona::Error>(())
+    /// ```
+    pub fn nearest_segments(&self, target: Target<'_>, n: usize) -> Result<Vec<SegmentDistance>> {
+        let model = self.model();
+        let z = match target {
+            Target::Vector(v) => {
+                crate::model::check_vector(v, self.inner.layout.dim())
+                    .map_err(|e| Error::invalid_argument("vector", e.to_string()))?;
+                model.scaler.transform_vec(v)
+            }
+            Target::Customer(id) => {
+                validate_customer_id(id)?;
+                match self.inner.store.profile(id)? {
+                    Some(rec) => self.standardised(&rec.state, &model),
+                    None => return Ok(Vec::new()),
+                }
+            }
+        };
+        Ok(model
+            .segments
+            .nearest_n(&z, n)
+            .into_iter()
+            .map(|(s, d)| SegmentDistance {
+                segment: s as u16,
+                distance: d,
+            })
+            .collect())
+    }
+
+    fn standardised(&self, state: &crate::features::ProfileState, model: &ModelState) -> Vec<f64> {
+        let as_of = model
+            .watermark_ms
+            .max(state.last_seen_ms.unwrap_or(i64::MIN));
+        model
+            .scaler
+            .transform_vec(&self.inner.layout.vector(state, as_of))
+    }
+
+    /// The `k` customers most similar to `customer_id` (lookalikes), nearest first, excluding
+    /// the customer. With `exact` every profile is scanned; otherwise only the members of the
+    /// `nprobe` segments nearest to the customer. `None` for an unknown customer.
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] if a scanned record does not decode.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use persona::{Db, Event, EventKind};
+    /// let db = Db::open(dir.path())?;
+    /// let t = 1_767_225_600_000;
+    /// for (id, v) in [("a", 10.0), ("b", 11.0), ("c", 500.0)] {
+    ///     db.ingest(Event::new(id, t, EventKind::Purchase).with_value(v))?;
+    /// }
+    /// let similar = db.similar("a", 1, true)?.expect("a exists");
+    /// assert_eq!(similar[0].customer_id, "b");
+    /// # Ok::<(), persona::Error>(())
+    /// ```
+    pub fn similar(
+        &self,
+        customer_id: &str,
+        k: usize,
+        exact: bool,
+    ) -> Result<Option<Vec<SimilarCustomer>>> {
+        validate_customer_id(customer_id)?;
+        let Some(rec) = self.inner.store.profile(customer_id)? else {
+            return Ok(None);
+        };
+        let model = self.model();
+        let z = self.standardised(&rec.state, &model);
+        let probe = if exact || !model.segments.is_seeded() {
+            None
+        } else {
+            Some(
+                model
+                    .segments
+                    .nearest_n(&z, self.inner.config.nprobe)
+                    .into_iter()
+                    .map(|(s, _)| s as u16)
+                    .collect(),
+            )
+        };
+        similar::search(
+            &self.inner.store,
+            &model,
+            &self.inner.layout,
+            &z,
+            customer_id,
+            k,
+            probe,
+        )
+        .map(Some)
+    }
+
+    /// A customer's propensity with the current model, as of the watermark, and the features
+    /// that contributed most. `None` for an unknown customer.
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] if the record does not decode.
+    pub fn score(&self, customer_id: &str) -> Result<Option<Score>> {
+        validate_customer_id(customer_id)?;
+        let Some(rec) = self.inner.store.profile(customer_id)? else {
+            return Ok(None);
+        };
+        Ok(Some(score::score(
+            customer_id,
+            &rec.state,
+            &self.model(),
+            &self.inner.layout,
+        )))
+    }
+
+    /// The last `n` retained versions of a customer's profile, newest first. `None` for an
+    /// unknown customer.
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] if the record does not decode.
+    pub fn history(&self, customer_id: &str, n: usize) -> Result<Option<Vec<HistoryItem>>> {
+        validate_customer_id(customer_id)?;
+        Ok(self
+            .inner
+            .store
+            .profile(customer_id)?
+            .map(|rec| history::recent(&rec, n)))
+    }
+
+    /// The profile as it was at event time `timestamp_ms`: the latest retained version whose
+    /// events all happened at or before it, evaluated as of that time. `None` if the customer
+    /// is unknown or had no events by then.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if that moment is older than the retained history.
+    pub fn profile_as_of(&self, customer_id: &str, timestamp_ms: i64) -> Result<Option<Profile>> {
+        validate_customer_id(customer_id)?;
+        let Some(rec) = self.inner.store.profile(customer_id)? else {
+            return Ok(None);
+        };
+        let params = self.inner.store.params();
+        let oldest = rec.oldest_version();
+        for v in (oldest..=rec.version).rev() {
+            let Ok((state, _, _)) = rec.state_at(v, params) else {
+                continue;
+            };
+            if state.last_seen_ms.is_none_or(|t| t <= timestamp_ms) {
+                if state.event_count == 0 {
+                    return Ok(None);
+                }
+                return Ok(Some(Profile::of_state(
+                    customer_id,
+                    v,
+                    &state,
+                    &self.model(),
+                    &self.inner.layout,
+                    Some(timestamp_ms),
+                )));
+            }
+        }
+        if rec.base_version() == 0 {
+            return Ok(None); // the customer's first event is later than `timestamp_ms`
+        }
+        Err(Error::invalid_argument(
+            "timestamp",
+            format!(
+                "{timestamp_ms} is older than the retained history of {customer_id:?} \
+                 (versions {oldest}..={} are kept)",
+                rec.version
+            ),
+        ))
+    }
+
+    /// The marketing action to take for a customer now: Thompson sampling over the per-segment
+    /// action statistics (or, with `greedy`, the best posterior mean), with rule-based priors.
+    /// `None` for an unknown customer.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if the segments are not seeded yet.
+    pub fn strategy(&self, customer_id: &str, greedy: bool) -> Result<Option<Recommendation>> {
+        validate_customer_id(customer_id)?;
+        let Some(rec) = self.inner.store.profile(customer_id)? else {
+            return Ok(None);
+        };
+        let model = self.model();
+        let z = self.standardised(&rec.state, &model);
+        let Some((seg, _)) = model.segments.nearest(&z) else {
+            return Err(Error::invalid_argument(
+                "segment",
+                "segments are not seeded yet; strategies need segments",
+            ));
+        };
+        let rule = strategy::rule_action(&model, seg);
+        let chosen = {
+            let mut rng = self.inner.rng.lock();
+            model.strategy.choose(seg, rule, greedy, &mut *rng)
+        };
+        let Some((action, posterior)) = chosen else {
+            return Err(Error::Config("the action catalogue is empty".into()));
+        };
+        let label = segments::describe(&model, &self.inner.layout, &|b| {
+            model.categories.name(b).map(str::to_string)
+        })
+        .get(seg)
+        .map(|s| s.label.clone())
+        .unwrap_or_default();
+        Ok(Some(strategy::explain(
+            &model,
+            customer_id,
+            seg,
+            &label,
+            action,
+            posterior,
+            rule,
+            greedy,
+        )))
+    }
+
+    /// Records whether a recommended action converted. Goes through the writer like an event
+    /// (atomic, durable) and updates the statistics of the customer's segment — by default the
+    /// segment the customer is in now, which is the one [`Db::strategy`] used unless their
+    /// profile changed since; pass `segment` to attribute it explicitly. With an `id`, a repeated
+    /// feedback is acknowledged as a duplicate and changes nothing.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an unknown action (naming the catalogue), an unknown
+    /// customer, a segment out of range, or before segments are seeded.
+    pub fn feedback(
+        &self,
+        customer_id: &str,
+        action: &str,
+        converted: bool,
+        id: Option<&str>,
+        segment: Option<u16>,
+    ) -> Result<Ack> {
+        validate_customer_id(customer_id)?;
+        let actions = &self.inner.config.actions;
+        let Some(action) = actions.iter().position(|a| a == action) else {
+            return Err(Error::invalid_argument(
+                "action",
+                format!("{action:?} is not one of: {}", actions.join(", ")),
+            ));
+        };
+        if let Some(id) = id {
+            crate::event::validate_text("feedback id", id, crate::event::MAX_EVENT_ID_BYTES, false)
+                .map_err(|e| Error::invalid_argument("feedback id", e.reason))?;
+        }
+        if let Some(s) = segment {
+            if s as usize >= self.inner.config.segments {
+                return Err(Error::invalid_argument(
+                    "segment",
+                    format!(
+                        "{s} is out of range; segments are 0..{}",
+                        self.inner.config.segments
+                    ),
+                ));
+            }
+        }
+        let mut results = self.submit(vec![Item::Feedback {
+            customer: customer_id.to_string(),
+            action,
+            converted,
+            id: id.map(str::to_string),
+            segment,
+        }])?;
+        results.pop().unwrap_or(Err(Error::Closed))
+    }
+
+    /// The stored model snapshots, oldest first.
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] if a snapshot does not decode.
+    pub fn model_versions(&self) -> Result<Vec<ModelInfo>> {
+        let versions = self.inner.shared.snapshots.read().clone();
+        let mut out = Vec::with_capacity(versions.len());
+        for v in versions {
+            if let Some(snap) = self.inner.store.snapshot(v)? {
+                out.push(ModelInfo::of(&snap, 0, Vec::new()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The model snapshot taken at `version`, if kept.
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] if it does not decode.
+    pub fn model_snapshot(&self, version: u64) -> Result<Option<ModelState>> {
+        self.inner.store.snapshot(version)
+    }
+
+    /// Snapshots the model now (through the writer); returns the snapshot's version.
+    ///
+    /// # Errors
+    /// Storage errors from the commit.
+    pub fn snapshot_model(&self) -> Result<u64> {
+        Ok(self.maintain(Maintenance::Snapshot)?.model_version)
+    }
+
+    /// Rolls the learned parameters back to the snapshot taken at `version`, atomically through
+    /// the writer. Bookkeeping (watermark, segment sizes, metrics) is kept; run
+    /// [`Db::resegment`] afterwards so stored assignments follow the restored centroids.
+    /// Returns the new model version.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if no such snapshot is kept (the message lists the kept ones).
+    pub fn rollback_model(&self, version: u64) -> Result<u64> {
+        Ok(self.maintain(Maintenance::Rollback(version))?.model_version)
+    }
+
+    /// Re-assigns every profile to its nearest segment as of now and fixes the membership
+    /// index, in batches of `batch` profiles, each its own commit so ingestion interleaves.
+    /// With `refit`, first refits the centroids by mini-batch k-means over a sample of profiles.
+    ///
+    /// # Errors
+    /// Storage errors; [`Error::InvalidArgument`] if the segments are not seeded yet.
+    pub fn resegment(&self, batch: usize, refit: bool) -> Result<ResegmentReport> {
+        let model = self.model();
+        if !model.segments.is_seeded() {
+            return Err(Error::invalid_argument(
+                "segments",
+                "are not seeded yet; nothing to re-assign",
+            ));
+        }
+        let mut report = ResegmentReport::default();
+        if refit {
+            let centroids = crate::query::refit::refit(
+                &self.inner.store,
+                &model,
+                &self.inner.layout,
+                crate::query::refit::SAMPLE,
+                self.inner.config.model.seed,
+            )?;
+            self.maintain(Maintenance::SetCentroids(centroids))?;
+            report.refitted = true;
+        }
+        let mut cursor: Option<String> = None;
+        loop {
+            let out = self.maintain(Maintenance::Resegment {
+                after: cursor.clone(),
+                limit: batch.max(1),
+            })?;
+            report.scanned += out.scanned;
+            report.changed += out.changed;
+            report.batches += 1;
+            match out.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        Ok(report)
+    }
+
+    fn maintain(&self, op: Maintenance) -> Result<MaintenanceOutcome> {
+        let (reply, rx) = crossbeam_channel::bounded(1);
+        self.inner
+            .tx
+            .send(Request::Maintain { op, reply })
+            .map_err(|_| Error::Closed)?;
+        rx.recv().map_err(|_| Error::Closed)?
+    }
+
     /// Makes the next `n` commits fail before anything is written, as an I/O error would.
     /// For tests of the failure path; has no other use.
     #[doc(hidden)]
@@ -477,6 +925,7 @@ impl PendingWrite {
 
 impl Inner {
     fn close(&self) -> Result<()> {
+        self.stop_background.lock().take();
         let Some(handle) = self.writer.lock().take() else {
             return Ok(());
         };

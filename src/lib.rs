@@ -57,10 +57,13 @@ pub mod query;
 pub mod server;
 pub mod storage;
 
-pub use config::{Config, Durability};
-pub use db::{Db, PendingWrite};
+pub use config::{Config, DriftReaction, Durability};
+pub use db::{Db, PendingWrite, ResegmentReport, Target};
 pub use error::{Error, Result};
 pub use event::{Event, EventKind, InvalidEvent};
 pub use features::AttrValue;
-pub use pipeline::Ack;
-pub use query::{ModelInfo, Profile, SegmentInfo};
+pub use pipeline::{Ack, MaintenanceOutcome};
+pub use query::{
+    HistoryItem, ModelInfo, Profile, Recommendation, Score, SegmentDistance, SegmentInfo,
+    SimilarCustomer,
+};

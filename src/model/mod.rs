@@ -10,6 +10,8 @@
 //! - [`Propensity`]: logistic regression trained online with AdaGrad and L2.
 //! - [`Segments`]: online k-means, seeded by k-means++ over a reservoir of the first vectors.
 //! - [`Prequential`]: test-then-train metrics (log loss, rolling ROC AUC) of the propensity model.
+//! - [`strategy::Strategy`]: per-segment marketing-action statistics, Thompson sampling.
+//! - [`drift::PageHinkley`]: drift detection on the prequential loss.
 //!
 //! Invariants, checked by [`ModelState::decode`] so that a corrupted record is an error rather than
 //! a later index-out-of-bounds panic:
@@ -25,17 +27,19 @@
 
 #![deny(missing_docs)]
 
+pub mod drift;
 mod metrics;
 mod propensity;
 mod scaler;
 mod segments;
 mod state;
+pub mod strategy;
 
 pub use metrics::Prequential;
 pub use propensity::Propensity;
 pub use scaler::Scaler;
 pub use segments::Segments;
-pub use state::{ModelState, MAX_STATE_BYTES};
+pub use state::{ModelState, SegmentStats, MAX_STATE_BYTES};
 
 use serde::{Deserialize, Serialize};
 

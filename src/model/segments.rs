@@ -164,6 +164,32 @@ impl Segments {
             .expect("centroids are built in standard layout and decode rejects any other")
     }
 
+    /// Replaces the centroids (e.g. after a mini-batch refit) and marks the segments seeded.
+    /// Update counts are kept, so the learning rate continues where it was.
+    ///
+    /// # Errors
+    /// [`ModelError::Inconsistent`] if the matrix is not `k × dim` or holds non-finite values.
+    pub fn set_centroids(&mut self, centroids: Array2<f64>) -> Result<(), ModelError> {
+        if centroids.dim() != (self.k, self.dim) {
+            return Err(ModelError::Inconsistent(format!(
+                "centroid matrix is {}x{}, expected {}x{}",
+                centroids.nrows(),
+                centroids.ncols(),
+                self.k,
+                self.dim
+            )));
+        }
+        if centroids.iter().any(|v| !v.is_finite()) {
+            return Err(ModelError::Inconsistent(
+                "centroid matrix holds non-finite values".into(),
+            ));
+        }
+        self.centroids = centroids.as_standard_layout().into_owned();
+        self.seeded = true;
+        self.reservoir = Vec::new();
+        Ok(())
+    }
+
     /// Nearest centroid and its *squared* distance, ignoring whether the centroids are seeded.
     /// `None` only when `k == 0`. Allocation-free: this is the hot path.
     fn nearest_sq(&self, z: &[f64]) -> Option<(usize, f64)> {

@@ -8,6 +8,8 @@
 use crate::features::categories::CategoryNames;
 use serde::{Deserialize, Serialize};
 
+use super::drift::PageHinkley;
+use super::strategy::Strategy;
 use super::{ModelConfig, ModelError, Prequential, Propensity, Scaler, Segments};
 
 /// Largest encoded state [`ModelState::decode`] accepts, in bytes. Far above any realistic state
@@ -40,6 +42,22 @@ pub struct ModelState {
     /// Most frequent category name per category bucket, for labelling segments. Sized by the
     /// caller ([`CategoryNames::new`]); empty in a fresh state.
     pub categories: CategoryNames,
+    /// Per segment: sums of lifetime spend and of propensity over its current members (for mean
+    /// spend / mean propensity). Maintained by the caller alongside `segment_sizes`.
+    pub segment_stats: Vec<SegmentStats>,
+    /// Marketing-action outcome statistics per (segment, action).
+    pub strategy: Strategy,
+    /// Drift test on the propensity model's prequential loss, with its recent detections.
+    pub drift: PageHinkley,
+}
+
+/// Running sums over a segment's current members.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SegmentStats {
+    /// Sum of members' lifetime spend.
+    pub spend_sum: f64,
+    /// Sum of members' propensity at their last write.
+    pub propensity_sum: f64,
 }
 
 impl ModelState {
@@ -55,7 +73,22 @@ impl ModelState {
             watermark_ms: 0,
             labelled_through_ms: 0,
             categories: CategoryNames::default(),
+            segment_stats: vec![SegmentStats::default(); config.segments],
+            strategy: Strategy::new(config.segments, Vec::new()),
+            drift: PageHinkley::default(),
         }
+    }
+
+    /// Replaces the learned parameters (scaler, propensity, centroids, strategy statistics, drift
+    /// test) with those of `snapshot`, keeping this state's bookkeeping: version, watermark,
+    /// segment sizes and statistics (they describe the stored membership index), category names
+    /// and the prequential metrics (a record of what happened).
+    pub fn restore_learned(&mut self, snapshot: &ModelState) {
+        self.scaler = snapshot.scaler.clone();
+        self.propensity = snapshot.propensity.clone();
+        self.segments = snapshot.segments.clone();
+        self.strategy = snapshot.strategy.clone();
+        self.drift = snapshot.drift.clone();
     }
 
     /// Feature dimension shared by all models.
@@ -113,6 +146,15 @@ impl ModelState {
             return bad(format!(
                 "segments have {} dimensions, expected {dim}",
                 self.segments.dim()
+            ));
+        }
+        self.strategy.validate()?;
+        if self.segment_stats.len() != self.segments.k() || self.strategy.k() != self.segments.k() {
+            return bad(format!(
+                "segment statistics cover {} and {} segments, expected {}",
+                self.segment_stats.len(),
+                self.strategy.k(),
+                self.segments.k()
             ));
         }
         if self.segment_sizes.len() != self.segments.k() {

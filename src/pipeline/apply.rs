@@ -15,14 +15,16 @@
 
 use super::{Ack, Item};
 use crate::config::Config;
+use crate::config::DriftReaction;
 use crate::error::{Error, Result};
 use crate::features::vector::FeatureLayout;
 use crate::features::{CompactEvent, ProfileOp};
+use crate::model::drift::Detection;
 use crate::model::ModelState;
 use crate::storage::record::{PendingExample, ProfileRecord};
 use crate::storage::{codec, keys, Store};
 use crate::Event;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 /// A record touched by the current batch.
 struct Working {
@@ -47,6 +49,8 @@ pub(crate) struct Engine {
     layout: FeatureLayout,
     config: Config,
     horizon_ms: i64,
+    /// Versions of the stored model snapshots, oldest first.
+    snapshots: VecDeque<u64>,
 }
 
 /// The working set of one batch.
@@ -54,12 +58,35 @@ pub(crate) struct Engine {
 pub(crate) struct BatchState {
     records: HashMap<String, Working>,
     undo: Vec<Undo>,
+    /// Take a model snapshot with this batch even if `snapshot_every` does not ask for one.
+    pub(crate) force_snapshot: bool,
+    /// Snapshot written by this batch, and snapshots it deletes (applied to the list on commit).
+    new_snapshot: Option<u64>,
+    dropped_snapshots: Vec<u64>,
+}
+
+/// A record's model outcome before a write: its contribution to the segment statistics.
+#[derive(Clone, Copy)]
+struct Prev {
+    segment: Option<u16>,
+    propensity: f32,
+    spend: f64,
+}
+
+impl Prev {
+    fn of(r: &ProfileRecord) -> Prev {
+        Prev {
+            segment: r.segment,
+            propensity: r.propensity,
+            spend: r.state.spend,
+        }
+    }
 }
 
 impl BatchState {
     /// Whether the batch changed anything that must be committed.
     pub(crate) fn is_empty(&self) -> bool {
-        !self.records.values().any(|w| w.dirty)
+        !self.force_snapshot && !self.records.values().any(|w| w.dirty)
     }
 }
 
@@ -68,6 +95,7 @@ impl Engine {
     pub(crate) fn new(
         model: ModelState,
         pending: Vec<(String, i64)>,
+        snapshots: Vec<u64>,
         layout: FeatureLayout,
         config: Config,
     ) -> Engine {
@@ -93,6 +121,7 @@ impl Engine {
             layout,
             config,
             horizon_ms,
+            snapshots: snapshots.into(),
         }
     }
 
@@ -108,6 +137,7 @@ impl Engine {
             Item::SetAttributes { customer, attrs } => {
                 let now = self.model.watermark_ms;
                 let w = load(store, &mut b.records, customer)?;
+                let prev = Prev::of(&w.record);
                 w.record.apply(
                     ProfileOp::SetAttributes(attrs.clone()),
                     store.params(),
@@ -117,7 +147,65 @@ impl Engine {
                 let z = self.model.scaler.transform_vec(&x);
                 let seg = self.model.segments.nearest(&z);
                 let p = self.model.propensity.predict(&z);
-                Ok(finish(&mut self.model, w, seg, p, false))
+                Ok(finish(&mut self.model, w, prev, seg, p))
+            }
+            Item::Feedback {
+                customer,
+                action,
+                converted,
+                id,
+                segment,
+            } => {
+                let now = self.model.watermark_ms;
+                let w = load(store, &mut b.records, customer)?;
+                if w.record.version == 0 {
+                    return Err(Error::invalid_argument(
+                        "customer",
+                        format!("no profile for {customer:?}; feedback needs a known customer"),
+                    ));
+                }
+                let id_hash = id
+                    .as_ref()
+                    .map(|id| xxhash_rust::xxh3::xxh3_64(format!("feedback\0{id}").as_bytes()));
+                if let Some(h) = id_hash {
+                    if w.record.has_seen(h) {
+                        return Ok(Ack {
+                            version: w.record.version,
+                            segment: *segment,
+                            propensity: w.record.propensity as f64,
+                            duplicate: true,
+                        });
+                    }
+                }
+                let seg = match segment {
+                    Some(s) => *s,
+                    None => {
+                        let x = self.layout.vector(&w.record.state, now);
+                        let z = self.model.scaler.transform_vec(&x);
+                        match self.model.segments.nearest(&z) {
+                            Some((s, _)) => s as u16,
+                            None => {
+                                return Err(Error::invalid_argument(
+                                    "segment",
+                                    "segments are not seeded yet; feedback needs a segment",
+                                ))
+                            }
+                        }
+                    }
+                };
+                self.model
+                    .strategy
+                    .record(seg as usize, *action, *converted);
+                if let Some(h) = id_hash {
+                    w.record.remember(h, self.config.dedupe_window);
+                    w.dirty = true;
+                }
+                Ok(Ack {
+                    version: w.record.version,
+                    segment: Some(seg),
+                    propensity: w.record.propensity as f64,
+                    duplicate: false,
+                })
             }
         }
     }
@@ -140,8 +228,10 @@ impl Engine {
         let params = *store.params();
         let horizon = self.horizon_ms;
         let w = load(store, &mut b.records, &e.customer_id)?;
+        let prev = Prev::of(&w.record);
 
         let mut open = open_example(&w.record, now, horizon, self.config.silent_horizons);
+        let mut positive = None;
         if let Some((taken_at, k)) = open {
             let features = example_features(&w.record, &self.layout, taken_at, k);
             if e.kind == self.config.target_kind
@@ -149,13 +239,13 @@ impl Engine {
                 && e.timestamp_ms <= taken_at + horizon
             {
                 // Positive: the target event came inside the example's horizon.
-                learn(&mut self.model, &features, true);
                 w.record.pending = None;
                 let key = (taken_at + horizon, e.customer_id.clone());
                 if self.expiry.remove(&key) {
                     b.undo.push(Undo::Removed(key));
                 }
                 open = None;
+                positive = Some(features);
             } else if k > 0 {
                 // A silent-period example is implicit (derived from the unchanged state); the
                 // state is about to change, so store its features now. Its expiry entry stays.
@@ -190,7 +280,11 @@ impl Engine {
             }
         }
         w.record.remember(id_hash, self.config.dedupe_window);
-        Ok(finish(&mut self.model, w, seg, p, false))
+        let ack = finish(&mut self.model, w, prev, seg, p);
+        if let Some(features) = positive {
+            self.learn(store, &features, true);
+        }
+        Ok(ack)
     }
 
     /// Moves the watermark to `ts` if later. Every example whose horizon ended before it is
@@ -230,8 +324,8 @@ impl Engine {
                 continue;
             }
             let features = example_features(&w.record, &self.layout, deadline - h, k);
-            learn(&mut self.model, &features, false);
             let x = self.layout.vector(&w.record.state, deadline);
+            self.learn(store, &features, false);
             observe(&mut self.model, &x, self.config.model.reservoir_size);
             if k < self.config.silent_horizons {
                 let next = (deadline + h, customer);
@@ -243,7 +337,7 @@ impl Engine {
     }
 
     /// Adds the batch's writes to `batch`: dirty profiles, membership changes, the model state.
-    pub(crate) fn write_into(&mut self, b: &BatchState, batch: &mut sled::Batch) {
+    pub(crate) fn write_into(&mut self, b: &mut BatchState, batch: &mut sled::Batch) {
         for (id, w) in &b.records {
             if !w.dirty {
                 continue;
@@ -259,7 +353,134 @@ impl Engine {
             }
         }
         self.model.version += 1;
-        batch.insert(keys::MODEL, Store::encode_model(&self.model));
+        let encoded = Store::encode_model(&self.model);
+        let every = self.config.snapshot_every;
+        if b.force_snapshot || (every > 0 && self.model.version % every == 0) {
+            batch.insert(&keys::snapshot(self.model.version), encoded.clone());
+            let mut kept = self.snapshots.len() + 1;
+            for old in &self.snapshots {
+                if kept <= self.config.model_versions {
+                    break;
+                }
+                batch.remove(&keys::snapshot(*old));
+                b.dropped_snapshots.push(*old);
+                kept -= 1;
+            }
+            b.new_snapshot = Some(self.model.version);
+        }
+        batch.insert(keys::MODEL, encoded);
+    }
+
+    /// Versions of the stored model snapshots, oldest first.
+    pub(crate) fn snapshot_versions(&self) -> Vec<u64> {
+        self.snapshots.iter().copied().collect()
+    }
+
+    /// Updates in-memory bookkeeping once a batch is committed.
+    pub(crate) fn committed(&mut self, b: &BatchState) {
+        for d in &b.dropped_snapshots {
+            self.snapshots.retain(|v| v != d);
+        }
+        if let Some(v) = b.new_snapshot {
+            self.snapshots.push_back(v);
+        }
+    }
+
+    /// Learns one labelled example (predicting it first, for the prequential metrics), and runs
+    /// the drift test on its loss.
+    fn learn(&mut self, store: &Store, features: &[f32], label: bool) {
+        let model = &mut self.model;
+        if features.len() != model.scaler.dim() {
+            return;
+        }
+        let x: Vec<f64> = features.iter().map(|v| f64::from(*v)).collect();
+        let z = model.scaler.transform_vec(&x);
+        let p = model.propensity.learn(&z, label);
+        model.metrics.record(p, label);
+        let p_label = if label { p } else { 1.0 - p };
+        let loss = -p_label.clamp(1e-15, 1.0).ln();
+        let Some(statistic) = model.drift.observe(loss) else {
+            return;
+        };
+        let detection = Detection {
+            watermark_ms: model.watermark_ms,
+            model_version: model.version,
+            examples: model.metrics.examples(),
+            statistic,
+        };
+        model.drift.push_detection(detection);
+        tracing::warn!(
+            "drift detected on the propensity loss at watermark {} (statistic {statistic:.1}); \
+             reaction: {:?}",
+            model.watermark_ms,
+            self.config.drift_reaction
+        );
+        match self.config.drift_reaction {
+            DriftReaction::Warn => {}
+            DriftReaction::Reset => model.propensity.reset(),
+            DriftReaction::Rollback => {
+                let restored = self
+                    .snapshots
+                    .back()
+                    .and_then(|v| store.snapshot(*v).ok().flatten());
+                match restored {
+                    Some(snap) if snap.propensity.dim() == model.propensity.dim() => {
+                        model.propensity = snap.propensity;
+                    }
+                    // No usable snapshot: starting over is the closest to "before the drift".
+                    _ => model.propensity.reset(),
+                }
+            }
+        }
+    }
+
+    /// Re-assigns up to `limit` profiles after `after` to their nearest segment as of now.
+    /// Returns the last customer looked at (the next cursor), how many were scanned and changed.
+    pub(crate) fn resegment(
+        &mut self,
+        store: &Store,
+        b: &mut BatchState,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Option<String>, usize, usize)> {
+        let now = self.model.watermark_ms;
+        let mut last = None;
+        let (mut scanned, mut changed) = (0, 0);
+        let ids: Vec<String> = store
+            .profiles_after(after)
+            .take(limit)
+            .map(|r| r.map(|(id, _)| id))
+            .collect::<Result<_>>()?;
+        for id in ids {
+            scanned += 1;
+            last = Some(id.clone());
+            // A corrupt record is skipped here; `persona check` and reads report it.
+            let Ok(w) = load(store, &mut b.records, &id) else {
+                continue;
+            };
+            let x = self.layout.vector(&w.record.state, now);
+            let z = self.model.scaler.transform_vec(&x);
+            let Some((seg, dist)) = self.model.segments.nearest(&z) else {
+                continue;
+            };
+            if w.record.segment == Some(seg as u16) {
+                continue;
+            }
+            let prev = Prev::of(&w.record);
+            let p = w.record.propensity as f64;
+            move_segment(
+                &mut self.model,
+                prev,
+                Some(seg as u16),
+                w.record.state.spend,
+                p,
+            );
+            w.record.segment = Some(seg as u16);
+            w.record.distance = dist as f32;
+            w.dirty = true;
+            changed += 1;
+        }
+        Ok((last.filter(|_| scanned == limit), scanned, changed))
     }
 
     /// Reverts the expiry queue after a failed commit (the model is restored by the caller).
@@ -352,44 +573,50 @@ fn load<'b>(
     })
 }
 
-/// Learns one labelled example (predicting it first, for the prequential metrics).
-fn learn(model: &mut ModelState, features: &[f32], label: bool) {
-    if features.len() != model.scaler.dim() {
-        return;
-    }
-    let x: Vec<f64> = features.iter().map(|v| f64::from(*v)).collect();
-    let z = model.scaler.transform_vec(&x);
-    let p = model.propensity.learn(&z, label);
-    model.metrics.record(p, label);
-}
-
-/// Records the model outcome on the record and the segment sizes, marks it dirty, builds the ack.
-fn finish(
-    model: &mut ModelState,
-    w: &mut Working,
-    seg: Option<(usize, f64)>,
-    p: f64,
-    duplicate: bool,
-) -> Ack {
-    let new_seg = seg.map(|(s, d)| (s as u16, d as f32));
-    if let Some((s, _)) = new_seg {
-        if w.record.segment != Some(s) {
-            if let Some(old) = w.record.segment {
-                if let Some(n) = model.segment_sizes.get_mut(old as usize) {
-                    *n = n.saturating_sub(1);
-                }
+/// Moves a record's contribution in the segment sizes and statistics from its previous
+/// segment to `new_segment` (which may be the same one, with new values).
+fn move_segment(model: &mut ModelState, prev: Prev, new_segment: Option<u16>, spend: f64, p: f64) {
+    if let Some(old) = prev.segment {
+        if let Some(st) = model.segment_stats.get_mut(old as usize) {
+            st.spend_sum -= prev.spend;
+            st.propensity_sum -= f64::from(prev.propensity);
+        }
+        if new_segment != Some(old) {
+            if let Some(n) = model.segment_sizes.get_mut(old as usize) {
+                *n = n.saturating_sub(1);
             }
-            if let Some(n) = model.segment_sizes.get_mut(s as usize) {
+        }
+    }
+    if let Some(new) = new_segment {
+        if let Some(st) = model.segment_stats.get_mut(new as usize) {
+            st.spend_sum += spend;
+            st.propensity_sum += p;
+        }
+        if prev.segment != Some(new) {
+            if let Some(n) = model.segment_sizes.get_mut(new as usize) {
                 *n += 1;
             }
         }
     }
-    w.record.set_outcome(new_seg, p);
+}
+
+/// Records the model outcome on the record and in the segment statistics, marks the record
+/// dirty, builds the ack.
+fn finish(
+    model: &mut ModelState,
+    w: &mut Working,
+    prev: Prev,
+    seg: Option<(usize, f64)>,
+    p: f64,
+) -> Ack {
+    w.record
+        .set_outcome(seg.map(|(s, d)| (s as u16, d as f32)), p);
+    move_segment(model, prev, w.record.segment, w.record.state.spend, p);
     w.dirty = true;
     Ack {
         version: w.record.version,
         segment: w.record.segment,
         propensity: p,
-        duplicate,
+        duplicate: false,
     }
 }

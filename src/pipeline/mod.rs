@@ -52,6 +52,40 @@ pub(crate) enum Item {
         customer: String,
         attrs: Vec<(String, AttrValue)>,
     },
+    /// The outcome of a marketing action (action index validated against the catalogue).
+    Feedback {
+        customer: String,
+        action: usize,
+        converted: bool,
+        id: Option<String>,
+        segment: Option<u16>,
+    },
+}
+
+/// A maintenance operation, run by the writer as a batch of its own.
+#[derive(Debug, Clone)]
+pub(crate) enum Maintenance {
+    /// Snapshot the model state now.
+    Snapshot,
+    /// Restore the learned parameters from the snapshot taken at this model version.
+    Rollback(u64),
+    /// Re-assign up to `limit` profiles after `after` to their nearest segment as of now.
+    Resegment { after: Option<String>, limit: usize },
+    /// Install refitted centroids.
+    SetCentroids(ndarray::Array2<f64>),
+}
+
+/// What a maintenance operation did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MaintenanceOutcome {
+    /// Model version after the operation.
+    pub model_version: u64,
+    /// For re-segmentation: where to continue (None when done).
+    pub next_cursor: Option<String>,
+    /// For re-segmentation: profiles looked at.
+    pub scanned: usize,
+    /// For re-segmentation: profiles whose segment changed.
+    pub changed: usize,
 }
 
 /// A message to the writer.
@@ -60,6 +94,11 @@ pub(crate) enum Request {
     Write {
         items: Vec<Item>,
         reply: Sender<Vec<Result<Ack>>>,
+    },
+    /// Run a maintenance operation.
+    Maintain {
+        op: Maintenance,
+        reply: Sender<Result<MaintenanceOutcome>>,
     },
     /// Finish queued work, make everything durable and stop.
     Shutdown { reply: Sender<Result<()>> },
@@ -73,6 +112,8 @@ pub(crate) struct Shared {
     pub(crate) fail_commits: AtomicU32,
     /// Training examples waiting for their label, as of the last batch.
     pub(crate) open_examples: std::sync::atomic::AtomicUsize,
+    /// Versions of the stored model snapshots, as of the last batch.
+    pub(crate) snapshots: RwLock<Vec<u64>>,
 }
 
 /// Starts the writer thread.
@@ -85,10 +126,12 @@ pub(crate) fn spawn(
     layout: FeatureLayout,
     model: ModelState,
     pending: Vec<(String, i64)>,
+    snapshots: Vec<u64>,
     shared: Arc<Shared>,
     rx: Receiver<Request>,
 ) -> Result<std::thread::JoinHandle<()>> {
-    let engine = Engine::new(model, pending, layout, config.clone());
+    let engine = Engine::new(model, pending, snapshots, layout, config.clone());
+    *shared.snapshots.write() = engine.snapshot_versions();
     shared
         .open_examples
         .store(engine.open_examples(), Ordering::Relaxed);
@@ -122,16 +165,18 @@ impl Writer {
             let mut items: Vec<Item> = Vec::new();
             let mut waiters: Vec<Waiter> = Vec::new();
             let mut shutdown = None;
+            let mut maintenance = None;
             match first {
                 Request::Write { items: i, reply } => {
                     waiters.push((i.len(), reply));
                     items.extend(i);
                 }
+                Request::Maintain { op, reply } => maintenance = Some((op, reply)),
                 Request::Shutdown { reply } => shutdown = Some(reply),
             }
             // Gather more work: whatever is queued, then up to `delay` for stragglers.
             let deadline = Instant::now() + delay;
-            while shutdown.is_none() && items.len() < max_batch {
+            while shutdown.is_none() && maintenance.is_none() && items.len() < max_batch {
                 let next = match rx.try_recv() {
                     Ok(r) => Ok(r),
                     Err(_) if delay.is_zero() => break,
@@ -142,6 +187,7 @@ impl Writer {
                         waiters.push((i.len(), reply));
                         items.extend(i);
                     }
+                    Ok(Request::Maintain { op, reply }) => maintenance = Some((op, reply)),
                     Ok(Request::Shutdown { reply }) => shutdown = Some(reply),
                     Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
                 }
@@ -154,6 +200,9 @@ impl Writer {
             for (n, reply) in waiters {
                 // A waiter that gave up (dropped its receiver) is fine to ignore.
                 let _ = reply.send(results.by_ref().take(n).collect());
+            }
+            if let Some((op, reply)) = maintenance {
+                let _ = reply.send(self.maintain(op));
             }
             if let Some(reply) = shutdown {
                 let _ = reply.send(self.store.close());
@@ -183,12 +232,9 @@ impl Writer {
         if batch_state.is_empty() && self.engine.model == before {
             return results; // only duplicates or rejects: nothing to commit
         }
-        match self.commit(&batch_state) {
+        match self.commit(&mut batch_state) {
             Ok(()) => {
-                *self.shared.model.write() = Arc::new(self.engine.model.clone());
-                self.shared
-                    .open_examples
-                    .store(self.engine.open_examples(), Ordering::Relaxed);
+                self.publish(&batch_state);
                 results
             }
             Err(e) => {
@@ -203,7 +249,81 @@ impl Writer {
         }
     }
 
-    fn commit(&mut self, b: &BatchState) -> Result<()> {
+    /// Makes a committed batch visible to readers.
+    fn publish(&mut self, b: &BatchState) {
+        self.engine.committed(b);
+        *self.shared.model.write() = Arc::new(self.engine.model.clone());
+        *self.shared.snapshots.write() = self.engine.snapshot_versions();
+        self.shared
+            .open_examples
+            .store(self.engine.open_examples(), Ordering::Relaxed);
+    }
+
+    /// Runs one maintenance operation as its own atomic batch.
+    fn maintain(&mut self, op: Maintenance) -> Result<MaintenanceOutcome> {
+        if let Some(why) = &self.poisoned {
+            return Err(Error::Poisoned(why.clone()));
+        }
+        let before = self.engine.model.clone();
+        let mut b = BatchState::default();
+        let mut outcome = MaintenanceOutcome::default();
+        let prepared = match op {
+            Maintenance::Snapshot => {
+                b.force_snapshot = true;
+                Ok(())
+            }
+            Maintenance::Rollback(version) => match self.store.snapshot(version)? {
+                Some(snap) => {
+                    self.engine.model.restore_learned(&snap);
+                    b.force_snapshot = true;
+                    Ok(())
+                }
+                None => Err(Error::invalid_argument(
+                    "version",
+                    format!(
+                        "no model snapshot {version}; snapshots kept: {:?}",
+                        self.engine.snapshot_versions()
+                    ),
+                )),
+            },
+            Maintenance::Resegment { after, limit } => self
+                .engine
+                .resegment(&self.store, &mut b, after.as_deref(), limit)
+                .map(|(next, scanned, changed)| {
+                    outcome.next_cursor = next;
+                    outcome.scanned = scanned;
+                    outcome.changed = changed;
+                }),
+            Maintenance::SetCentroids(c) => self
+                .engine
+                .model
+                .segments
+                .set_centroids(c)
+                .map_err(Error::from),
+        };
+        if let Err(e) = prepared {
+            self.engine.model = before;
+            return Err(e);
+        }
+        if b.is_empty() && self.engine.model == before {
+            outcome.model_version = self.engine.model.version;
+            return Ok(outcome);
+        }
+        match self.commit(&mut b) {
+            Ok(()) => {
+                self.publish(&b);
+                outcome.model_version = self.engine.model.version;
+                Ok(outcome)
+            }
+            Err(e) => {
+                self.engine.model = before;
+                self.engine.undo(b);
+                Err(e)
+            }
+        }
+    }
+
+    fn commit(&mut self, b: &mut BatchState) -> Result<()> {
         let mut batch = sled::Batch::default();
         self.engine.write_into(b, &mut batch);
         let injected = self

@@ -4,9 +4,18 @@
 //! current watermark* (the latest event time the store has seen), so a silent customer's recency
 //! keeps growing and their segment and propensity reflect that.
 
+pub mod history;
+pub(crate) mod refit;
+pub mod score;
 pub mod segments;
+pub mod similar;
+pub mod strategy;
 
-pub use segments::SegmentInfo;
+pub use history::HistoryItem;
+pub use score::{Contribution, Score};
+pub use segments::{SegmentDistance, SegmentInfo};
+pub use similar::SimilarCustomer;
+pub use strategy::{ActionSummary, Recommendation};
 
 use crate::features::vector::FeatureLayout;
 use crate::features::{AttrValue, ProfileState};
@@ -55,22 +64,33 @@ impl Profile {
         model: &ModelState,
         layout: &FeatureLayout,
     ) -> Profile {
-        let mut p = Profile::of_state(customer_id, record.version, &record.state, model, layout);
+        let mut p = Profile::of_state(
+            customer_id,
+            record.version,
+            &record.state,
+            model,
+            layout,
+            None,
+        );
         p.assigned_segment = record.segment;
         p
     }
 
-    /// Evaluates any state (current or historical) as of the model's watermark.
+    /// Evaluates any state (current or historical) as of `as_of` (default: the model's
+    /// watermark).
     pub(crate) fn of_state(
         customer_id: &str,
         version: u64,
         state: &ProfileState,
         model: &ModelState,
         layout: &FeatureLayout,
+        as_of: Option<i64>,
     ) -> Profile {
-        let as_of_ms = model
-            .watermark_ms
-            .max(state.last_seen_ms.unwrap_or(i64::MIN));
+        let as_of_ms = as_of.unwrap_or_else(|| {
+            model
+                .watermark_ms
+                .max(state.last_seen_ms.unwrap_or(i64::MIN))
+        });
         let features = layout.vector(state, as_of_ms);
         let z = model.scaler.transform_vec(&features);
         let nearest = model.segments.nearest(&z);
@@ -139,6 +159,10 @@ pub struct ModelInfo {
     pub log_loss: Option<f64>,
     /// Prequential mean log loss over the most recent examples.
     pub rolling_log_loss: Option<f64>,
+    /// Drift detections on the propensity loss, oldest first.
+    pub drift: Vec<crate::model::drift::Detection>,
+    /// Versions of the stored model snapshots, oldest first.
+    pub snapshots: Vec<u64>,
     /// Whether the k-means segments have been seeded.
     pub segments_seeded: bool,
     /// Profiles per segment.
@@ -149,7 +173,7 @@ pub struct ModelInfo {
 
 impl ModelInfo {
     /// Summarises a model state.
-    pub(crate) fn of(model: &ModelState, pending_examples: u64) -> ModelInfo {
+    pub(crate) fn of(model: &ModelState, pending_examples: u64, snapshots: Vec<u64>) -> ModelInfo {
         ModelInfo {
             version: model.version,
             watermark_ms: model.watermark_ms,
@@ -159,6 +183,8 @@ impl ModelInfo {
             rolling_auc: model.metrics.rolling_auc(),
             log_loss: model.metrics.log_loss(),
             rolling_log_loss: model.metrics.rolling_log_loss(),
+            drift: model.drift.detections.clone(),
+            snapshots,
             segments_seeded: model.segments.is_seeded(),
             segments: model.segment_sizes.clone(),
             dim: model.scaler.dim(),

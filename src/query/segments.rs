@@ -7,6 +7,7 @@
 use crate::event::EventKind;
 use crate::features::vector::{FeatureLayout, DECAYED_KINDS, MIX_KINDS, PURCHASES, RECENCY, SPEND};
 use crate::model::ModelState;
+use crate::query::strategy::{rule_action, summaries, ActionSummary};
 use serde::Serialize;
 
 /// One segment, described.
@@ -28,6 +29,25 @@ pub struct SegmentInfo {
     pub spend: f64,
     /// Propensity of the centroid with the current model.
     pub propensity: f64,
+    /// Mean lifetime spend of the current members.
+    pub mean_spend: f64,
+    /// Mean propensity of the current members (at their last write).
+    pub mean_propensity: f64,
+    /// The action the domain rules suggest for this segment.
+    pub rule_action: String,
+    /// The action with the best posterior mean conversion rate.
+    pub best_action: String,
+    /// Every action's feedback statistics in this segment.
+    pub actions: Vec<ActionSummary>,
+}
+
+/// A segment and a distance to it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SegmentDistance {
+    /// Segment number.
+    pub segment: u16,
+    /// Euclidean distance in standardised units.
+    pub distance: f64,
 }
 
 /// Describes every segment of `model` (empty before seeding).
@@ -48,9 +68,29 @@ pub fn describe(
                 .enumerate()
                 .map(|(d, zv)| zv * model.scaler.std_dev(d) + mean[d])
                 .collect();
+            let size = model.segment_sizes.get(i).copied().unwrap_or(0);
+            let stats = model.segment_stats.get(i).copied().unwrap_or_default();
+            let per = |sum: f64| if size > 0 { sum / size as f64 } else { 0.0 };
+            let actions = summaries(model, i);
+            let best_action = actions
+                .iter()
+                .max_by(|a, b| a.expected_conversion.total_cmp(&b.expected_conversion))
+                .map(|a| a.action.clone())
+                .unwrap_or_default();
+            let rule = rule_action(model, i);
             SegmentInfo {
                 id: i as u16,
-                size: model.segment_sizes.get(i).copied().unwrap_or(0),
+                size,
+                mean_spend: per(stats.spend_sum).max(0.0),
+                mean_propensity: per(stats.propensity_sum).clamp(0.0, 1.0),
+                rule_action: model
+                    .strategy
+                    .actions()
+                    .get(rule)
+                    .cloned()
+                    .unwrap_or_default(),
+                best_action,
+                actions,
                 label: label(z, &raw, layout, category_name),
                 recency_days: raw[RECENCY].exp_m1().max(0.0),
                 purchases: raw[PURCHASES].exp_m1().max(0.0),

@@ -8,6 +8,7 @@
 //! | `S` | `S` | the current [`crate::model::ModelState`] record |
 //! | `P` | `P` + customer id (UTF-8) | a [`super::record::ProfileRecord`] |
 //! | `G` | `G` + segment (u16 big-endian) + customer id | empty: segment membership index |
+//! | `V` | `V` + model version (u64 big-endian) | a model-state snapshot |
 //!
 //! Big-endian segment numbers make a prefix scan of `G` + segment list exactly that segment's
 //! members, in customer-id order (the stable cursor for paging).
@@ -24,6 +25,28 @@ pub const MODEL: &[u8] = b"S";
 pub const PROFILE: u8 = b'P';
 /// Prefix of segment-membership entries.
 pub const MEMBER: u8 = b'G';
+
+/// Prefix of model snapshots.
+pub const SNAPSHOT: u8 = b'V';
+
+/// Key of the model snapshot taken at `version`.
+pub fn snapshot(version: u64) -> [u8; 9] {
+    let mut k = [SNAPSHOT; 9];
+    k[1..].copy_from_slice(&version.to_be_bytes());
+    k
+}
+
+/// The version of a snapshot key.
+pub fn parse_snapshot(key: &[u8]) -> Option<u64> {
+    match key {
+        [SNAPSHOT, rest @ ..] if rest.len() == 8 => {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(rest);
+            Some(u64::from_be_bytes(b))
+        }
+        _ => None,
+    }
+}
 
 /// Key of a customer's profile record.
 pub fn profile(customer_id: &str) -> Vec<u8> {
@@ -79,5 +102,7 @@ mod tests {
         assert_eq!(parse_member(&k), Some((258, "c9")));
         assert!(k.starts_with(&member_prefix(258)));
         assert_eq!(parse_member(b"G\x01"), None);
+        assert_eq!(parse_snapshot(&snapshot(7)), Some(7));
+        assert_eq!(parse_snapshot(b"V12"), None);
     }
 }

@@ -186,6 +186,14 @@ impl Store {
         }
     }
 
+    /// A customer's record, undecoded.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub fn raw_profile(&self, customer_id: &str) -> Result<Option<sled::IVec>> {
+        Ok(self.db.get(keys::profile(customer_id))?)
+    }
+
     /// Decodes and checks a profile record.
     ///
     /// # Errors
@@ -208,24 +216,81 @@ impl Store {
     /// [`Error::Corruption`] / [`Error::Model`] if it does not decode or is inconsistent.
     pub fn model(&self) -> Result<Option<ModelState>> {
         match self.db.get(keys::MODEL)? {
+            Some(bytes) => Self::decode_model("model state", &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Versions of every stored model snapshot, oldest first.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub fn snapshot_versions(&self) -> Result<Vec<u64>> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix([keys::SNAPSHOT]) {
+            let (k, _) = item?;
+            out.extend(keys::parse_snapshot(&k));
+        }
+        Ok(out)
+    }
+
+    /// Reads the model snapshot taken at `version`.
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] / [`Error::Model`] if it does not decode.
+    pub fn snapshot(&self, version: u64) -> Result<Option<ModelState>> {
+        match self.db.get(keys::snapshot(version))? {
             Some(bytes) => {
-                let Some((&version, body)) = bytes.split_first() else {
-                    return Err(Error::Corruption {
-                        key: "model state".into(),
-                        detail: "record is empty".into(),
-                    });
-                };
-                if version != codec::FORMAT_VERSION {
-                    return Err(Error::UnsupportedVersion {
-                        key: "model state".into(),
-                        found: version,
-                        supported: codec::FORMAT_VERSION,
-                    });
-                }
-                Ok(Some(ModelState::decode(body)?))
+                Self::decode_model(&format!("model snapshot {version}"), &bytes).map(Some)
             }
             None => Ok(None),
         }
+    }
+
+    fn decode_model(name: &str, bytes: &[u8]) -> Result<ModelState> {
+        let Some((&version, body)) = bytes.split_first() else {
+            return Err(Error::Corruption {
+                key: name.into(),
+                detail: "record is empty".into(),
+            });
+        };
+        if version != codec::FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                key: name.into(),
+                found: version,
+                supported: codec::FORMAT_VERSION,
+            });
+        }
+        ModelState::decode(body).map_err(|e| Error::Corruption {
+            key: name.into(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Iterates over profile records with ids after `after` (exclusive), as (id, raw bytes).
+    pub fn profiles_after<'a>(
+        &'a self,
+        after: Option<&str>,
+    ) -> impl Iterator<Item = Result<(String, sled::IVec)>> + 'a {
+        let start = match after {
+            Some(a) => {
+                let mut k = keys::profile(a);
+                k.push(0);
+                k
+            }
+            None => vec![keys::PROFILE],
+        };
+        self.db
+            .range(start..)
+            .take_while(|item| {
+                item.as_ref()
+                    .map(|(k, _)| k.first() == Some(&keys::PROFILE))
+                    .unwrap_or(true)
+            })
+            .filter_map(|item| match item {
+                Ok((k, v)) => keys::parse_profile(&k).map(|id| Ok((id.to_string(), v))),
+                Err(e) => Some(Err(Error::from(e))),
+            })
     }
 
     /// Encodes a model state as stored (version byte + state).

@@ -1,0 +1,75 @@
+//! Propensity scores with their explanation: the features that pushed the score up or down.
+
+use crate::features::vector::FeatureLayout;
+use crate::features::ProfileState;
+use crate::model::ModelState;
+use serde::Serialize;
+
+/// Contributions listed with a score.
+pub const TOP_CONTRIBUTIONS: usize = 6;
+
+/// One feature's part in a score: `weight × standardised value`, in logit units.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Contribution {
+    /// Feature name.
+    pub feature: String,
+    /// Raw feature value.
+    pub value: f64,
+    /// Standardised value (how unusual it is).
+    pub z: f64,
+    /// Contribution to the logit (positive raises the propensity).
+    pub contribution: f64,
+}
+
+/// A customer's propensity and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Score {
+    /// The customer.
+    pub customer_id: String,
+    /// P(target event within the horizon), as of `as_of_ms`.
+    pub propensity: f64,
+    /// The time the profile was evaluated at (the watermark).
+    pub as_of_ms: i64,
+    /// Model version used.
+    pub model_version: u64,
+    /// The model's bias (logit with every feature at its mean).
+    pub bias: f64,
+    /// The largest contributions by magnitude, largest first.
+    pub top: Vec<Contribution>,
+}
+
+/// Scores `state` as of the model's watermark.
+pub(crate) fn score(
+    customer_id: &str,
+    state: &ProfileState,
+    model: &ModelState,
+    layout: &FeatureLayout,
+) -> Score {
+    let as_of_ms = model
+        .watermark_ms
+        .max(state.last_seen_ms.unwrap_or(i64::MIN));
+    let x = layout.vector(state, as_of_ms);
+    let z = model.scaler.transform_vec(&x);
+    let contributions = model.propensity.contributions(&z);
+    let names = layout.names();
+    let mut top: Vec<Contribution> = names
+        .into_iter()
+        .zip(x.iter().zip(&z).zip(&contributions))
+        .map(|(feature, ((value, z), c))| Contribution {
+            feature,
+            value: *value,
+            z: *z,
+            contribution: *c,
+        })
+        .collect();
+    top.sort_by(|a, b| b.contribution.abs().total_cmp(&a.contribution.abs()));
+    top.truncate(TOP_CONTRIBUTIONS);
+    Score {
+        customer_id: customer_id.to_string(),
+        propensity: model.propensity.predict(&z),
+        as_of_ms,
+        model_version: model.version,
+        bias: model.propensity.bias(),
+        top,
+    }
+}

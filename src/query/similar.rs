@@ -1,0 +1,111 @@
+//! Lookalikes: the customers most similar to a given one.
+//!
+//! Distance is Euclidean between standardised feature vectors, every profile evaluated as of the
+//! watermark. The segments double as a coarse index (IVF): the membership index holds the
+//! inverted lists, and an indexed search scans only the members of the `nprobe` segments nearest
+//! to the query. `exact` scans every profile. Assignments in the index are as of each profile's
+//! last write (or the last re-segmentation), so the indexed search trades a little recall for
+//! reading a fraction of the store.
+
+use crate::error::Result;
+use crate::features::vector::FeatureLayout;
+use crate::model::ModelState;
+use crate::storage::Store;
+use serde::Serialize;
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+/// One similar customer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SimilarCustomer {
+    /// The customer.
+    pub customer_id: String,
+    /// Distance to the query customer (standardised units).
+    pub distance: f64,
+}
+
+/// Heap entry ordered by distance (max-heap keeps the current worst on top).
+struct Candidate(f64, String);
+
+impl PartialEq for Candidate {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Candidate {}
+impl PartialOrd for Candidate {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Candidate {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0
+            .total_cmp(&other.0)
+            .then_with(|| self.1.cmp(&other.1))
+    }
+}
+
+/// The `k` customers nearest to `query` (a standardised vector), excluding `exclude`.
+/// `probe` = the segments whose members are scanned, or None for all profiles.
+pub(crate) fn search(
+    store: &Store,
+    model: &ModelState,
+    layout: &FeatureLayout,
+    query: &[f64],
+    exclude: &str,
+    k: usize,
+    probe: Option<Vec<u16>>,
+) -> Result<Vec<SimilarCustomer>> {
+    let now = model.watermark_ms;
+    let mut heap: BinaryHeap<Candidate> = BinaryHeap::with_capacity(k + 1);
+    let mut x = vec![0.0; layout.dim()];
+    let mut z = vec![0.0; layout.dim()];
+    let mut consider = |id: &str, bytes: &[u8]| -> Result<()> {
+        if id == exclude {
+            return Ok(());
+        }
+        let rec = store.decode_profile(id, bytes)?;
+        layout.write_vector(&rec.state, now, &mut x);
+        model.scaler.transform(&x, &mut z);
+        let d2: f64 = z.iter().zip(query).map(|(a, b)| (a - b) * (a - b)).sum();
+        if heap.len() < k {
+            heap.push(Candidate(d2, id.to_string()));
+        } else if heap.peek().is_some_and(|w| d2 < w.0) {
+            heap.pop();
+            heap.push(Candidate(d2, id.to_string()));
+        }
+        Ok(())
+    };
+    match probe {
+        None => {
+            for item in store.scan_profiles() {
+                let (id, bytes) = item?;
+                consider(&id, &bytes)?;
+            }
+        }
+        Some(segments) => {
+            for seg in segments {
+                for id in store.members(seg, None, usize::MAX)? {
+                    if let Some(bytes) = store.raw_profile(&id)? {
+                        consider(&id, &bytes)?;
+                    }
+                }
+            }
+        }
+    }
+    let mut out: Vec<SimilarCustomer> = heap
+        .into_vec()
+        .into_iter()
+        .map(|Candidate(d2, id)| SimilarCustomer {
+            customer_id: id,
+            distance: d2.sqrt(),
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        a.distance
+            .total_cmp(&b.distance)
+            .then_with(|| a.customer_id.cmp(&b.customer_id))
+    });
+    Ok(out)
+}
