@@ -148,9 +148,11 @@ impl Db {
             store.clone(),
             config.clone(),
             layout.clone(),
-            model,
-            pending,
-            store.snapshot_versions()?,
+            pipeline::Recovered {
+                model,
+                pending,
+                snapshots: store.snapshot_versions()?,
+            },
             shared.clone(),
             rx,
         )?;
@@ -493,6 +495,17 @@ impl Db {
         self.inner.store.members(segment, cursor, limit)
     }
 
+    /// Every profile, evaluated as of the watermark with the current model, in customer-id
+    /// order. Streams: one record is decoded at a time.
+    pub fn profiles(&self) -> impl Iterator<Item = Result<Profile>> + '_ {
+        let model = self.model();
+        self.inner.store.scan_profiles().map(move |item| {
+            let (id, bytes) = item?;
+            let rec = self.inner.store.decode_profile(&id, &bytes)?;
+            Ok(Profile::evaluate(&id, &rec, &model, &self.inner.layout))
+        })
+    }
+
     /// Number of customers with a profile (a full scan: O(customers)).
     pub fn profile_count(&self) -> usize {
         self.inner.store.profile_count()
@@ -599,14 +612,26 @@ impl Db {
         let probe = if exact || !model.segments.is_seeded() {
             None
         } else {
-            Some(
-                model
-                    .segments
-                    .nearest_n(&z, self.inner.config.nprobe)
-                    .into_iter()
-                    .map(|(s, _)| s as u16)
-                    .collect(),
-            )
+            // Members were assigned as of their last write, when they had just been active;
+            // the customers similar to this one *now* were assigned near where this one was at
+            // its own last activity. Probe around both positions.
+            let nprobe = self.inner.config.nprobe;
+            let at_last_write = model.scaler.transform_vec(&self.inner.layout.vector(
+                &rec.state,
+                rec.state.last_seen_ms.unwrap_or(model.watermark_ms),
+            ));
+            let mut segs: Vec<u16> = Vec::new();
+            for (s, _) in model
+                .segments
+                .nearest_n(&z, nprobe)
+                .into_iter()
+                .chain(model.segments.nearest_n(&at_last_write, nprobe))
+            {
+                if !segs.contains(&(s as u16)) {
+                    segs.push(s as u16);
+                }
+            }
+            Some(segs)
         };
         similar::search(
             &self.inner.store,

@@ -7,6 +7,22 @@ mod cli;
 use clap::Parser;
 
 fn main() {
+    // `persona export … | head` closes stdout early; print! then panics with "failed printing to
+    // stdout". A closed pipe is a normal way for a reader to stop, so exit quietly (status 0)
+    // instead of printing a panic, as Unix tools do on SIGPIPE.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default_hook(info);
+    }));
     let args = cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

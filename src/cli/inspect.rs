@@ -16,17 +16,25 @@ pub struct ProfileArgs {
     /// Customer id.
     id: String,
     /// Show this past version instead of the current one.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "at")]
     version: Option<u64>,
+    /// Show the profile as it was at this event time (unix ms or RFC 3339).
+    #[arg(long)]
+    at: Option<String>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
 }
 
 pub fn profile(db: &Db, args: &ProfileArgs) -> Result<()> {
-    let p = match args.version {
-        Some(v) => db.profile_at(&args.id, v)?,
-        None => db.profile(&args.id)?,
+    let p = match (args.version, &args.at) {
+        (Some(v), _) => db.profile_at(&args.id, v)?,
+        (None, Some(at)) => {
+            let ts = persona::event::parse::parse_timestamp(at)
+                .map_err(|e| anyhow::anyhow!("--at: {}", e.reason))?;
+            db.profile_as_of(&args.id, ts)?
+        }
+        (None, None) => db.profile(&args.id)?,
     };
     let Some(p) = p else {
         bail!("no profile for customer {:?}", args.id);
@@ -99,15 +107,6 @@ pub fn print_segments(segs: &[persona::SegmentInfo]) {
     }
 }
 
-pub fn model(db: &Db, args: &JsonArgs) -> Result<()> {
-    let info = db.model_info();
-    if args.json {
-        return print_json(&serde_json::to_value(&info)?);
-    }
-    print_model(&info);
-    Ok(())
-}
-
 /// Prints model metrics.
 pub fn print_model(m: &persona::ModelInfo) {
     let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
@@ -130,4 +129,15 @@ pub fn print_model(m: &persona::ModelInfo) {
         }
     );
     println!("segment sizes      {:?}", m.segments);
+    if !m.snapshots.is_empty() {
+        println!("snapshots          {:?}", m.snapshots);
+    }
+    for d in &m.drift {
+        println!(
+            "drift detected     at {} (model version {}, statistic {:.1})",
+            format_ms(d.watermark_ms),
+            d.model_version,
+            d.statistic
+        );
+    }
 }

@@ -1,8 +1,11 @@
 //! Argument parsing and dispatch; one file per subcommand.
 
+mod export;
 mod generate;
 mod import;
 mod inspect;
+mod maintain;
+mod query;
 mod quickstart;
 
 use anyhow::{Context, Result};
@@ -39,8 +42,22 @@ enum Command {
     Profile(inspect::ProfileArgs),
     /// Show every segment with its size and description.
     Segments(inspect::JsonArgs),
-    /// Show model metrics.
-    Model(inspect::JsonArgs),
+    /// Show model metrics, list snapshots, snapshot or roll back the model.
+    Model(maintain::ModelArgs),
+    /// Find the customers most similar to one (lookalikes).
+    Similar(query::SimilarArgs),
+    /// Show a customer's propensity and the features behind it.
+    Score(query::IdArgs),
+    /// Recommend a marketing action for a customer.
+    Strategy(query::StrategyArgs),
+    /// Record whether an action converted.
+    Feedback(query::FeedbackArgs),
+    /// Show a customer's recent profile versions.
+    History(query::HistoryArgs),
+    /// Re-assign every profile to its nearest segment as of now.
+    Resegment(maintain::ResegmentArgs),
+    /// Export profiles or segments as CSV or JSON Lines.
+    Export(export::Args),
     /// Generate a demo data set, import it, and show segments, metrics and example customers.
     Quickstart(quickstart::Args),
 }
@@ -53,7 +70,14 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Import(a) => import::run(&open()?, a, &cli.data),
         Command::Profile(a) => inspect::profile(&open()?, a),
         Command::Segments(a) => inspect::segments(&open()?, a),
-        Command::Model(a) => inspect::model(&open()?, a),
+        Command::Model(a) => maintain::model(&open()?, a),
+        Command::Similar(a) => query::similar(&open()?, a),
+        Command::Score(a) => query::score(&open()?, a),
+        Command::Strategy(a) => query::strategy(&open()?, a),
+        Command::Feedback(a) => query::feedback(&open()?, a),
+        Command::History(a) => query::history(&open()?, a),
+        Command::Resegment(a) => maintain::resegment(&open()?, a),
+        Command::Export(a) => export::run(&open()?, a),
         Command::Quickstart(a) => quickstart::run(&open()?, a, &cli.data),
     }
 }

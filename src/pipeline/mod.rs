@@ -116,6 +116,16 @@ pub(crate) struct Shared {
     pub(crate) snapshots: RwLock<Vec<u64>>,
 }
 
+/// Committed state the writer resumes from.
+pub(crate) struct Recovered {
+    /// The last committed model state.
+    pub(crate) model: ModelState,
+    /// Every customer with a stored training example: (id, snapshot time).
+    pub(crate) pending: Vec<(String, i64)>,
+    /// Versions of the stored model snapshots.
+    pub(crate) snapshots: Vec<u64>,
+}
+
 /// Starts the writer thread.
 ///
 /// # Errors
@@ -124,12 +134,15 @@ pub(crate) fn spawn(
     store: Arc<Store>,
     config: Config,
     layout: FeatureLayout,
-    model: ModelState,
-    pending: Vec<(String, i64)>,
-    snapshots: Vec<u64>,
+    recovered: Recovered,
     shared: Arc<Shared>,
     rx: Receiver<Request>,
 ) -> Result<std::thread::JoinHandle<()>> {
+    let Recovered {
+        model,
+        pending,
+        snapshots,
+    } = recovered;
     let engine = Engine::new(model, pending, snapshots, layout, config.clone());
     *shared.snapshots.write() = engine.snapshot_versions();
     shared

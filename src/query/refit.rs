@@ -29,11 +29,10 @@ pub(crate) fn refit(
     let mut rng = Pcg64::seed_from_u64(seed);
     let now = model.watermark_ms;
     let mut reservoir: Vec<Vec<f64>> = Vec::new();
-    let mut seen = 0usize;
-    for item in store.scan_profiles() {
+    for (i, item) in store.scan_profiles().enumerate() {
         let (id, bytes) = item?;
         let rec = store.decode_profile(&id, &bytes)?;
-        seen += 1;
+        let seen = i + 1;
         let slot = if reservoir.len() < sample {
             None
         } else {

@@ -1,0 +1,101 @@
+//! `persona model [--versions | --snapshot | --rollback V]` and `persona resegment`.
+
+use super::{format_ms, print_json};
+use anyhow::Result;
+use persona::Db;
+
+#[derive(Debug, clap::Args)]
+pub struct ModelArgs {
+    /// List the stored model snapshots.
+    #[arg(long, conflicts_with_all = ["snapshot", "rollback"])]
+    versions: bool,
+    /// Snapshot the model now.
+    #[arg(long, conflicts_with = "rollback")]
+    snapshot: bool,
+    /// Roll the learned parameters back to snapshot V (then run `persona resegment`).
+    #[arg(long, value_name = "V")]
+    rollback: Option<u64>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn model(db: &Db, a: &ModelArgs) -> Result<()> {
+    if a.versions {
+        let versions = db.model_versions()?;
+        if a.json {
+            return print_json(&serde_json::to_value(&versions)?);
+        }
+        println!(
+            "{:>8}  {:<20} {:>9} {:>8}",
+            "version", "watermark", "examples", "auc"
+        );
+        for v in versions {
+            println!(
+                "{:>8}  {:<20} {:>9} {:>8}",
+                v.version,
+                format_ms(v.watermark_ms),
+                v.examples,
+                v.rolling_auc.map_or("-".into(), |x| format!("{x:.4}"))
+            );
+        }
+        return Ok(());
+    }
+    if a.snapshot {
+        let v = db.snapshot_model()?;
+        if a.json {
+            return print_json(&serde_json::json!({ "snapshot": v }));
+        }
+        println!("snapshot taken at model version {v}");
+        return Ok(());
+    }
+    if let Some(v) = a.rollback {
+        let now = db.rollback_model(v)?;
+        if a.json {
+            return print_json(&serde_json::json!({ "rolled_back_to": v, "version": now }));
+        }
+        println!("learned parameters restored from snapshot {v}; model version is now {now}");
+        println!(
+            "run `persona resegment` so stored segment assignments follow the restored centroids"
+        );
+        return Ok(());
+    }
+    let info = db.model_info();
+    if a.json {
+        return print_json(&serde_json::to_value(&info)?);
+    }
+    super::inspect::print_model(&info);
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ResegmentArgs {
+    /// Profiles re-assigned per commit (ingestion interleaves between commits).
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// Refit the centroids by mini-batch k-means over a sample of profiles first.
+    #[arg(long)]
+    refit: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn resegment(db: &Db, a: &ResegmentArgs) -> Result<()> {
+    let r = db.resegment(a.batch, a.refit)?;
+    if a.json {
+        return print_json(&serde_json::to_value(&r)?);
+    }
+    println!(
+        "re-segmented {} profiles in {} commits: {} changed segment{}",
+        r.scanned,
+        r.batches,
+        r.changed,
+        if r.refitted {
+            " (centroids refitted first)"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}

@@ -1,0 +1,190 @@
+//! `persona similar | score | strategy | feedback | history`: the questions a marketer asks.
+
+use super::{format_ms, print_json};
+use anyhow::{bail, Result};
+use persona::Db;
+
+#[derive(Debug, clap::Args)]
+pub struct SimilarArgs {
+    /// Customer id.
+    id: String,
+    /// How many lookalikes.
+    #[arg(short, long, default_value_t = 10)]
+    k: usize,
+    /// Scan every profile instead of the nearest segments' members.
+    #[arg(long)]
+    exact: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn similar(db: &Db, a: &SimilarArgs) -> Result<()> {
+    let Some(list) = db.similar(&a.id, a.k, a.exact)? else {
+        bail!("no profile for customer {:?}", a.id);
+    };
+    if a.json {
+        return print_json(&serde_json::to_value(&list)?);
+    }
+    println!("{:>4}  {:<24} {:>9}", "rank", "customer", "distance");
+    for (i, s) in list.iter().enumerate() {
+        println!("{:>4}  {:<24} {:>9.3}", i + 1, s.customer_id, s.distance);
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IdArgs {
+    /// Customer id.
+    id: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn score(db: &Db, a: &IdArgs) -> Result<()> {
+    let Some(s) = db.score(&a.id)? else {
+        bail!("no profile for customer {:?}", a.id);
+    };
+    if a.json {
+        return print_json(&serde_json::to_value(&s)?);
+    }
+    println!(
+        "{}: propensity {:.3} as of {} (model version {})",
+        s.customer_id,
+        s.propensity,
+        format_ms(s.as_of_ms),
+        s.model_version
+    );
+    println!("why (contribution to the log-odds; bias {:+.3}):", s.bias);
+    for c in &s.top {
+        println!(
+            "  {:<22} {:+8.3}   value {:>10.3}  ({:+.2} sd)",
+            c.feature, c.contribution, c.value, c.z
+        );
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StrategyArgs {
+    /// Customer id.
+    id: String,
+    /// The current best action, without exploration.
+    #[arg(long)]
+    greedy: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn strategy(db: &Db, a: &StrategyArgs) -> Result<()> {
+    let Some(r) = db.strategy(&a.id, a.greedy)? else {
+        bail!("no profile for customer {:?}", a.id);
+    };
+    if a.json {
+        return print_json(&serde_json::to_value(&r)?);
+    }
+    println!(
+        "{}: {} (expected conversion {:.1}%)",
+        r.customer_id,
+        r.action,
+        r.expected_conversion * 100.0
+    );
+    println!("segment {}: {}", r.segment, r.segment_label);
+    println!("why: {}", r.reason);
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FeedbackArgs {
+    /// Customer id.
+    id: String,
+    /// The action that was taken.
+    action: String,
+    /// The customer converted.
+    #[arg(
+        long,
+        conflicts_with = "not_converted",
+        required_unless_present = "not_converted"
+    )]
+    converted: bool,
+    /// The customer did not convert.
+    #[arg(long)]
+    not_converted: bool,
+    /// Idempotency key: a repeated id is recorded once.
+    #[arg(long)]
+    feedback_id: Option<String>,
+    /// Attribute the outcome to this segment (default: the customer's segment now).
+    #[arg(long)]
+    segment: Option<u16>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn feedback(db: &Db, a: &FeedbackArgs) -> Result<()> {
+    let ack = db.feedback(
+        &a.id,
+        &a.action,
+        a.converted,
+        a.feedback_id.as_deref(),
+        a.segment,
+    )?;
+    if a.json {
+        return print_json(&serde_json::to_value(ack)?);
+    }
+    if ack.duplicate {
+        println!("duplicate feedback id: nothing recorded");
+    } else {
+        println!(
+            "recorded: {} {} for segment {}",
+            a.action,
+            if a.converted {
+                "converted"
+            } else {
+                "did not convert"
+            },
+            ack.segment.map_or("-".into(), |s| s.to_string())
+        );
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HistoryArgs {
+    /// Customer id.
+    id: String,
+    /// How many versions, newest first.
+    #[arg(short, default_value_t = 10)]
+    n: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn history(db: &Db, a: &HistoryArgs) -> Result<()> {
+    let Some(items) = db.history(&a.id, a.n)? else {
+        bail!("no profile for customer {:?}", a.id);
+    };
+    if a.json {
+        return print_json(&serde_json::to_value(&items)?);
+    }
+    println!(
+        "{:>7}  {:<10} {:<10} {:<20} {:>10} {:>4} {:>10}",
+        "version", "change", "kind", "time", "value", "seg", "propensity"
+    );
+    for h in &items {
+        println!(
+            "{:>7}  {:<10} {:<10} {:<20} {:>10} {:>4} {:>10.3}",
+            h.version,
+            h.change,
+            h.kind.clone().unwrap_or_else(|| h.attributes.join(",")),
+            h.timestamp_ms.map(format_ms).unwrap_or_default(),
+            h.value.map(|v| format!("{v:.2}")).unwrap_or_default(),
+            h.segment.map_or("-".into(), |s| s.to_string()),
+            h.propensity
+        );
+    }
+    Ok(())
+}
