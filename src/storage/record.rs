@@ -4,7 +4,7 @@
 //! History is kept as a *base state plus an op log*: `base` is the state at version
 //! `version - history.len()`, and replaying `history` over it (deterministically, see
 //! [`crate::features`]) reproduces every later version exactly. When the log grows past
-//! `history_versions - 1` entries the oldest op is folded into `base`. This keeps the last
+//! `history_versions` entries the oldest op is folded into `base`. This keeps the last
 //! `history_versions` versions readable at the cost of two states and a few dozen bytes per op,
 //! instead of one full state per version.
 
@@ -113,7 +113,8 @@ impl ProfileRecord {
         self.base_version().max(1).min(self.version)
     }
 
-    /// Applies `op` as a new version, keeping at most `history_versions` versions readable.
+    /// Applies `op` as a new version, keeping the last `history_versions` ops (and so the last
+    /// `history_versions + 1` versions) readable.
     /// The outcome fields of the new history entry start as the previous ones; set them with
     /// [`ProfileRecord::set_outcome`].
     pub fn apply(&mut self, op: ProfileOp, params: &FeatureParams, history_versions: usize) {
@@ -124,8 +125,9 @@ impl ProfileRecord {
             segment: self.segment,
             propensity: self.propensity,
         });
-        let keep = history_versions.saturating_sub(1);
-        while self.history.len() > keep {
+        // `history_versions` ops are kept, so that many changes can be listed and the base
+        // state before them is readable too.
+        while self.history.len() > history_versions {
             let Some(oldest) = self.history.pop_front() else {
                 break;
             };
@@ -237,7 +239,7 @@ mod tests {
         let mut rec = ProfileRecord::new(&p);
         let mut states = vec![ProfileState::new(&p)];
         for i in 1..=20 {
-            rec.apply(op(i), &p, 5);
+            rec.apply(op(i), &p, 4);
             rec.set_outcome(Some((i as u16, 0.5)), i as f64 / 100.0);
             states.push(rec.state.clone());
         }
