@@ -330,9 +330,7 @@ fn bad_jsonl_rows_are_rejected_with_their_reason() -> Result<()> {
             "invalid event: line 1: field kind: 3 must be a string".into(),
         ),
         (
-            row(&format!(
-                "\"customer_id\":\"c1\",\"timestamp\":1.5,\"kind\":\"view\""
-            )),
+            row("\"customer_id\":\"c1\",\"timestamp\":1.5,\"kind\":\"view\""),
             "invalid event: line 1: field timestamp: 1.5 must be an integer of unix \
              milliseconds"
                 .into(),
@@ -515,7 +513,8 @@ fn invalid_attributes_are_rejected_and_change_nothing() -> Result<()> {
     let many: Vec<(String, AttrValue)> = (0..65)
         .map(|i| (format!("a{i}"), AttrValue::Number(1.0)))
         .collect();
-    let cases: Vec<(&str, Vec<(String, AttrValue)>, String)> = vec![
+    type Attributes = Vec<(String, AttrValue)>;
+    let cases: Vec<(&str, Attributes, String)> = vec![
         (
             "c1",
             vec![],

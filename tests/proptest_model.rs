@@ -479,7 +479,7 @@ fn proptest_config() -> ProptestConfig {
         rng_seed: if std::env::var_os("PROPTEST_RNG_SEED").is_some() {
             from_env.rng_seed
         } else {
-            proptest::test_runner::RngSeed::Fixed(0x7065_7273_6f6e_61)
+            proptest::test_runner::RngSeed::Fixed(0x0070_6572_736f_6e61)
         },
         failure_persistence: None,
         ..from_env
