@@ -81,8 +81,10 @@ impl fmt::Display for AttrValue {
 /// # Errors
 /// [`Error::InvalidArgument`] naming the attribute and what is wrong.
 pub fn validate_attribute(name: &str, value: &AttrValue) -> Result<()> {
+    // `e.value` is already escaped (control characters) or shortened; quoting it with `{:?}`
+    // would escape it a second time ("a\\tb" for a name holding one tab).
     validate_text("attribute", name, MAX_ATTRIBUTE_NAME_BYTES, false).map_err(|e| {
-        Error::invalid_argument("attribute name", format!("{:?} {}", e.value, e.reason))
+        Error::invalid_argument("attribute name", format!("\"{}\" {}", e.value, e.reason))
     })?;
     match value {
         AttrValue::Number(v) if !v.is_finite() => Err(Error::invalid_argument(
@@ -114,6 +116,12 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "invalid argument attribute age: value NaN must be a finite number"
+        );
+        let e = validate_attribute("a\tb", &AttrValue::Number(1.0)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid argument attribute name: \"a\\tb\" contains control character U+0009; \
+             control characters are not allowed"
         );
         let long = AttrValue::Text("x".repeat(257));
         assert!(validate_attribute("bio", &long)

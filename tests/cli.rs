@@ -1,0 +1,309 @@
+//! The real `persona` binary, end to end: generate → import --json → profile --json →
+//! segments --json → model --json, with the JSON shapes scripts rely on; re-importing gives
+//! duplicates; CSV, JSON Lines and standard input yield identical stores.
+
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// 120 customers × 1500 events: nobody has more than 57 events, so every event id stays in the
+/// default de-duplication window of 64 ids per customer (see
+/// `reimport_beyond_the_dedupe_window_is_all_duplicates` for busier customers).
+const CUSTOMERS: usize = 120;
+const EVENTS: usize = 1500;
+
+fn persona(data: &Path, args: &[&str]) -> Result<Output> {
+    Ok(Command::new(env!("CARGO_BIN_EXE_persona"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .output()?)
+}
+
+/// Runs a command that must succeed and returns its stdout.
+#[track_caller]
+fn ok(data: &Path, args: &[&str]) -> Result<String> {
+    let out = persona(data, args)?;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "persona {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// Runs a command with `--json` and parses its output.
+#[track_caller]
+fn json(data: &Path, args: &[&str]) -> Result<Value> {
+    let mut args = args.to_vec();
+    args.push("--json");
+    Ok(serde_json::from_str(&ok(data, &args)?)?)
+}
+
+#[track_caller]
+fn assert_keys(v: &Value, keys: &[&str]) {
+    let obj = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"));
+    for k in keys {
+        assert!(obj.contains_key(*k), "key {k:?} missing in {v}");
+    }
+}
+
+fn generate(dir: &Path, file: &str) -> Result<std::path::PathBuf> {
+    generate_n(dir, file, CUSTOMERS)
+}
+
+fn generate_n(dir: &Path, file: &str, customers: usize) -> Result<std::path::PathBuf> {
+    let out = dir.join(file);
+    let path = out.to_str().ok_or("temp path is not UTF-8")?;
+    let (customers, events) = (customers.to_string(), EVENTS.to_string());
+    ok(
+        dir,
+        &[
+            "generate",
+            "--customers",
+            &customers,
+            "--events",
+            &events,
+            "--seed",
+            "7",
+            "--out",
+            path,
+        ],
+    )?;
+    Ok(out)
+}
+
+#[test]
+fn generate_import_inspect_reimport() -> Result {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("store");
+    let csv_path = generate(dir.path(), "events.csv")?;
+    let truth = dir.path().join("truth.csv");
+    ok(
+        &data,
+        &[
+            "generate",
+            "--customers",
+            "120",
+            "--events",
+            "1500",
+            "--seed",
+            "7",
+            "--out",
+            dir.path().join("again.csv").to_str().ok_or("path")?,
+            "--truth",
+            truth.to_str().ok_or("path")?,
+        ],
+    )?;
+    // The same seed writes the same file; the truth names every customer.
+    let csv = std::fs::read_to_string(&csv_path)?;
+    assert_eq!(csv, std::fs::read_to_string(dir.path().join("again.csv"))?);
+    assert_eq!(csv.lines().count(), EVENTS + 1);
+    assert!(csv.starts_with("event_id,customer_id,timestamp,kind,value,category\n"));
+    let truth = std::fs::read_to_string(&truth)?;
+    assert_eq!(truth.lines().count(), CUSTOMERS + 1);
+    assert!(truth.starts_with("customer_id,persona\nc000000,"));
+
+    let mut per_customer: HashMap<String, u64> = HashMap::new();
+    for line in csv.lines().skip(1) {
+        let id = line.split(',').nth(1).ok_or("no customer column")?;
+        *per_customer.entry(id.to_string()).or_default() += 1;
+    }
+
+    assert!(per_customer.values().all(|n| *n <= 64));
+    let csv_arg = csv_path.to_str().ok_or("path")?;
+    let summary = json(&data, &["import", csv_arg])?;
+    assert_keys(&summary, &["applied", "duplicates", "rejected"]);
+    assert_eq!(summary["applied"], EVENTS as u64);
+    assert_eq!(summary["duplicates"], 0);
+    assert_eq!(summary["rejected"], 0);
+    assert_eq!(summary["failed"], 0);
+
+    // profile --json
+    let (busiest, n) = per_customer
+        .iter()
+        .max_by_key(|(id, n)| (**n, std::cmp::Reverse((*id).clone())))
+        .ok_or("no events")?;
+    assert!(
+        *n > 16,
+        "the busiest customer has more events than history keeps"
+    );
+    let p = json(&data, &["profile", busiest])?;
+    assert_keys(
+        &p,
+        &[
+            "customer_id",
+            "version",
+            "event_count",
+            "segment",
+            "propensity",
+            "attributes",
+            "features",
+        ],
+    );
+    assert_eq!(p["customer_id"], busiest.as_str());
+    assert_eq!(p["event_count"], *n);
+    assert_eq!(p["version"], *n);
+    assert!(
+        p["segment"].is_u64(),
+        "segments are seeded: {}",
+        p["segment"]
+    );
+    let propensity = p["propensity"].as_f64().ok_or("propensity is a number")?;
+    assert!(propensity > 0.0 && propensity < 1.0);
+    assert_eq!(p["attributes"], serde_json::json!({}));
+    let features = p["features"].as_object().ok_or("features is an object")?;
+    assert_eq!(features.len(), 61);
+    assert!(features["purchases"].is_f64() && features["recency_days"].is_f64());
+
+    // profile --version: a retained version, and a pruned one (exit 1 with the range).
+    let older = (n - 1).to_string();
+    let past = json(&data, &["profile", busiest, "--version", &older])?;
+    assert_eq!(past["version"], n - 1);
+    assert_eq!(past["event_count"], n - 1);
+    let pruned = persona(&data, &["profile", busiest, "--version", "1"])?;
+    assert_eq!(pruned.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&pruned.stderr).trim(),
+        format!(
+            "persona: invalid argument version: 1 of \"{busiest}\" was pruned; versions {}..={n} \
+             are kept",
+            n - 15
+        )
+    );
+
+    // segments --json
+    let segments = json(&data, &["segments"])?;
+    let segments = segments.as_array().ok_or("segments is a list")?;
+    assert_eq!(segments.len(), 8);
+    for (i, s) in segments.iter().enumerate() {
+        assert_keys(s, &["id", "size", "label", "centroid", "propensity"]);
+        assert_eq!(s["id"], i as u64);
+    }
+
+    // model --json
+    let model = json(&data, &["model"])?;
+    assert_keys(
+        &model,
+        &["version", "examples", "rolling_auc", "log_loss", "segments"],
+    );
+    assert!(model["version"].as_u64().is_some_and(|v| v >= 1));
+    assert!(model["examples"].as_u64().is_some_and(|v| v > 0));
+    assert!(model["log_loss"].as_f64().is_some_and(|v| v > 0.0));
+    let sizes: Vec<u64> = model["segments"]
+        .as_array()
+        .ok_or("segments is a list")?
+        .iter()
+        .map(|v| v.as_u64().ok_or("size is a count"))
+        .collect::<std::result::Result<_, _>>()?;
+    assert_eq!(sizes.len(), 8);
+    let listed: Vec<u64> = segments
+        .iter()
+        .map(|s| s["size"].as_u64().unwrap_or(u64::MAX))
+        .collect();
+    assert_eq!(sizes, listed);
+    // Sizes count the membership index: customers assigned a segment at a write after the
+    // segments were seeded (customers last written before seeding have none yet).
+    {
+        let db = persona::Db::open(&data)?;
+        let mut assigned = vec![0u64; 8];
+        for id in per_customer.keys() {
+            let p = db
+                .profile(id)?
+                .ok_or("every customer with events has a profile")?;
+            if let Some(s) = p.assigned_segment {
+                assigned[usize::from(s)] += 1;
+            }
+        }
+        assert_eq!(assigned, sizes);
+        for (s, n) in sizes.iter().enumerate() {
+            assert_eq!(db.segment_members(s as u16, None, 1000)?.len() as u64, *n);
+        }
+        assert!(sizes.iter().sum::<u64>() > per_customer.len() as u64 / 2);
+    }
+
+    // Human-readable views work too.
+    assert!(ok(&data, &["model"])?.starts_with("model version"));
+    assert!(ok(&data, &["profile", busiest])?.starts_with(&format!("customer   {busiest}")));
+
+    // Re-importing the same file: every event is a duplicate and nothing changes.
+    let again = json(&data, &["import", csv_arg])?;
+    assert_eq!(again["applied"], 0);
+    assert_eq!(again["duplicates"], EVENTS as u64);
+    assert_eq!(again["rejected"], 0);
+    assert_eq!(json(&data, &["model"])?, model);
+    assert_eq!(json(&data, &["profile", busiest])?, p);
+    Ok(())
+}
+
+#[test]
+fn csv_jsonl_and_stdin_imports_give_identical_stores() -> Result {
+    let dir = tempfile::tempdir()?;
+    let csv = generate(dir.path(), "events.csv")?;
+    let jsonl = generate(dir.path(), "events.jsonl")?;
+    assert!(std::fs::read_to_string(&jsonl)?.starts_with("{\"event_id\":\"e0\""));
+
+    let from_csv = dir.path().join("a");
+    let from_jsonl = dir.path().join("b");
+    let from_stdin = dir.path().join("c");
+    json(&from_csv, &["import", csv.to_str().ok_or("path")?])?;
+    json(&from_jsonl, &["import", jsonl.to_str().ok_or("path")?])?;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_persona"))
+        .arg("--data")
+        .arg(&from_stdin)
+        .args(["import", "-", "--format", "csv", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().ok_or("stdin is piped")?;
+        stdin.write_all(&std::fs::read(&csv)?)?;
+    }
+    let out = child.wait_with_output()?;
+    assert_eq!(out.status.code(), Some(0));
+    let summary: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(summary["applied"], EVENTS as u64);
+
+    for args in [
+        &["model"][..],
+        &["segments"],
+        &["profile", "c000000"],
+        &["profile", "c000033"],
+    ] {
+        let a = json(&from_csv, args)?;
+        assert_eq!(json(&from_jsonl, args)?, a, "{args:?}");
+        assert_eq!(json(&from_stdin, args)?, a, "{args:?}");
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore = "engine: dedupe remembers only the last 64 ids per customer; re-importing \
+            60 customers x 1500 events (seed 7; 2 customers have more than 64 events) applies \
+            166 events a second time instead of reporting 1500 duplicates"]
+fn reimport_beyond_the_dedupe_window_is_all_duplicates() -> Result {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("store");
+    let csv = generate_n(dir.path(), "events.csv", 60)?;
+    let csv = csv.to_str().ok_or("path")?;
+    let first = json(&data, &["import", csv])?;
+    assert_eq!(first["applied"], EVENTS as u64);
+    let model = json(&data, &["model"])?;
+    // Re-importing the same file must be a no-op, however many events a customer has:
+    // `Event::effective_id` promises that "re-importing the same row is recognised as a
+    // duplicate".
+    let again = json(&data, &["import", csv])?;
+    assert_eq!(
+        (again["applied"].as_u64(), again["duplicates"].as_u64()),
+        (Some(0), Some(EVENTS as u64))
+    );
+    assert_eq!(json(&data, &["model"])?, model);
+    Ok(())
+}

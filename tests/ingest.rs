@@ -1,0 +1,354 @@
+//! Ingest through the `Db` facade: a hand-computed event sequence gives exact profile values,
+//! decayed values are expressed at the watermark and recency keeps growing while a customer is
+//! silent, past versions are readable (and pruned ones are refused with the readable range),
+//! attributes are stored and overwritten, and acknowledgements carry the right fields.
+
+use persona::model::ModelConfig;
+use persona::{AttrValue, Config, Db, Durability, Event, EventKind, Profile, Result};
+use std::path::Path;
+
+const DAY: i64 = 86_400_000;
+/// 2026-01-01T00:00:00Z.
+const T0: i64 = 1_767_225_600_000;
+
+/// A store with a 10-day half-life (so 10 silent days halve every decayed value) that keeps
+/// four versions per profile.
+fn open(dir: &Path) -> Result<Db> {
+    Config::new(dir)
+        .half_life_days(10.0)
+        .history_versions(4)
+        .durability(Durability::None)
+        .open()
+}
+
+/// The named feature of a profile.
+fn feature(db: &Db, p: &Profile, name: &str) -> f64 {
+    let i = db
+        .feature_names()
+        .iter()
+        .position(|n| n == name)
+        .unwrap_or_else(|| panic!("no feature named {name}"));
+    p.features[i]
+}
+
+/// Asserts `actual` equals the hand-computed `expected` up to floating-point rounding.
+#[track_caller]
+fn assert_close(actual: f64, expected: f64, what: &str) {
+    assert!(
+        (actual - expected).abs() <= 1e-12 * expected.abs().max(1.0),
+        "{what}: got {actual}, expected {expected}"
+    );
+}
+
+#[test]
+fn hand_computed_sequence_gives_exact_profile_values() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = open(dir.path())?;
+    let params = *db.layout().params();
+    let (books, music) = (params.bucket("books"), params.bucket("music"));
+    assert_ne!(books, music, "the test needs two distinct category buckets");
+
+    db.ingest(
+        Event::new("alice", T0, EventKind::Purchase)
+            .with_value(100.0)
+            .with_category("books"),
+    )?;
+    db.ingest(
+        Event::new("alice", T0 + 10 * DAY, EventKind::Purchase)
+            .with_value(50.0)
+            .with_category("books"),
+    )?;
+    db.ingest(
+        Event::new("alice", T0 + 20 * DAY, EventKind::View)
+            .with_value(30.0)
+            .with_category("music"),
+    )?;
+    db.ingest(Event::new("alice", T0 + 20 * DAY, EventKind::Rating).with_value(4.0))?;
+    db.ingest(Event::new("alice", T0 + 20 * DAY, EventKind::Refund).with_value(30.0))?;
+
+    let p = db.profile("alice")?.expect("alice was just written");
+    assert_eq!(p.customer_id, "alice");
+    assert_eq!((p.version, p.event_count), (5, 5));
+    assert_eq!(p.first_seen_ms, Some(T0));
+    assert_eq!(p.last_seen_ms, Some(T0 + 20 * DAY));
+    assert_eq!(p.as_of_ms, T0 + 20 * DAY);
+    assert_eq!(p.state.last_purchase_ms, Some(T0 + 10 * DAY));
+    // Lifetime sums are exact.
+    assert_eq!(p.state.spend, 150.0);
+    assert_eq!(p.state.refunded, 30.0);
+    assert_eq!(p.state.view_seconds, 30.0);
+    assert_eq!(p.state.rating_sum, 4.0);
+    // Decayed values at the anchor (day 20): the first purchase is two half-lives old, the
+    // second one half-life.
+    assert_close(
+        p.state.decayed_spend,
+        100.0 * 0.25 + 50.0 * 0.5,
+        "decayed spend",
+    );
+    assert_close(
+        p.state.kind_decayed[EventKind::Purchase.index()],
+        0.75,
+        "decayed purchases",
+    );
+    assert_close(p.state.categories[books as usize], 0.75, "books affinity");
+    assert_close(p.state.categories[music as usize], 1.0, "music affinity");
+
+    // The feature vector as of the watermark (day 20).
+    let f = |name: &str| feature(&db, &p, name);
+    assert_eq!(f("recency_days"), 0.0);
+    assert_close(f("tenure_days"), 21f64.ln(), "tenure");
+    assert_close(f("days_since_purchase"), 11f64.ln(), "days since purchase");
+    assert_close(f("purchases"), 3f64.ln(), "purchases");
+    assert_close(f("spend"), 151f64.ln(), "spend");
+    assert_close(f("decayed_purchases"), 1.75f64.ln(), "decayed purchases");
+    assert_close(f("decayed_spend"), 51f64.ln(), "decayed spend");
+    assert_close(f("avg_order_value"), 76f64.ln(), "average order value");
+    assert_close(f("view_seconds"), 31f64.ln(), "view seconds");
+    assert_close(f("refund_share"), 30.0 / 180.0, "refund share");
+    assert_close(f("rating_mean"), 1.0, "rating mean");
+    assert_close(f("decayed_view"), 2f64.ln(), "decayed views");
+    assert_close(f("mix_purchase"), 0.4, "purchase share");
+    assert_close(f("mix_view"), 0.2, "view share");
+    assert_eq!(f("mix_click"), 0.0);
+    assert_close(f(&format!("category_{books}")), 0.75 / 1.75, "books share");
+    assert_close(f(&format!("category_{music}")), 1.0 / 1.75, "music share");
+    assert!(p.features.iter().all(|v| v.is_finite()));
+    assert!(p.propensity > 0.0 && p.propensity < 1.0);
+    // 5 events are far below the k-means reservoir: no segment yet.
+    assert_eq!((p.segment, p.assigned_segment), (None, None));
+    db.close()?;
+    Ok(())
+}
+
+#[test]
+fn decay_is_evaluated_at_the_watermark_and_recency_grows_while_silent() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = open(dir.path())?;
+    db.ingest(Event::new("alice", T0, EventKind::Purchase).with_value(100.0))?;
+    db.ingest(Event::new("alice", T0 + 10 * DAY, EventKind::Purchase).with_value(50.0))?;
+    let before = db.profile("alice")?.expect("written");
+    assert_eq!(before.as_of_ms, T0 + 10 * DAY);
+    assert_close(
+        feature(&db, &before, "decayed_spend"),
+        101f64.ln(),
+        "day 10",
+    );
+
+    // Other customers move the watermark; alice stays silent.
+    for (i, silent_days) in [10, 30].into_iter().enumerate() {
+        let now = T0 + 10 * DAY + silent_days * DAY;
+        db.ingest(Event::new(format!("bob{i}"), now, EventKind::Click))?;
+        assert_eq!(db.model_info().watermark_ms, now);
+        let p = db.profile("alice")?.expect("written");
+        assert_eq!(p.as_of_ms, now);
+        // Nothing of alice changed: same version, same stored state.
+        assert_eq!((p.version, p.event_count), (2, 2));
+        assert_eq!(p.state, before.state);
+        let halvings = silent_days as f64 / 10.0;
+        let f = |name| feature(&db, &p, name);
+        assert_close(
+            f("recency_days"),
+            (1.0 + silent_days as f64).ln(),
+            "recency",
+        );
+        assert_close(
+            f("days_since_purchase"),
+            (1.0 + silent_days as f64).ln(),
+            "days since purchase",
+        );
+        assert_close(f("tenure_days"), (11.0 + silent_days as f64).ln(), "tenure");
+        assert_close(
+            f("decayed_spend"),
+            (1.0 + 100.0 * 2f64.powf(-halvings)).ln(),
+            "decayed spend",
+        );
+        assert_close(
+            f("decayed_purchases"),
+            (1.0 + 1.5 * 2f64.powf(-halvings)).ln(),
+            "decayed purchases",
+        );
+        // Lifetime features do not decay.
+        assert_close(f("spend"), 151f64.ln(), "spend");
+        assert_close(f("purchases"), 3f64.ln(), "purchases");
+        assert!(f("recency_days") > feature(&db, &before, "recency_days"));
+    }
+
+    // An event older than alice's anchor is decayed to it, not moved forward.
+    db.ingest(Event::new("alice", T0, EventKind::Click))?;
+    let p = db.profile("alice")?.expect("written");
+    assert_close(
+        p.state.kind_decayed[EventKind::Click.index()],
+        0.5,
+        "late click at the anchor (one half-life after it happened)",
+    );
+    assert_eq!(p.last_seen_ms, Some(T0 + 10 * DAY));
+    assert_eq!(p.first_seen_ms, Some(T0));
+    db.close()?;
+    Ok(())
+}
+
+#[test]
+fn past_versions_are_readable_and_pruned_ones_name_the_range() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = open(dir.path())?;
+    let mut current = Vec::new();
+    for i in 0..6 {
+        let ack = db.ingest(
+            Event::new("dave", T0 + i * DAY, EventKind::Purchase).with_value(10.0 * (i + 1) as f64),
+        )?;
+        assert_eq!(ack.version, i as u64 + 1);
+        current.push(db.profile("dave")?.expect("written"));
+    }
+    // history_versions(4): versions 3..=6 stay readable, each exactly as it was.
+    for v in 3..=6u64 {
+        let p = db.profile_at("dave", v)?.expect("dave exists");
+        let then = &current[v as usize - 1];
+        assert_eq!(p.version, v);
+        assert_eq!(p.event_count, v);
+        assert_eq!(p.state, then.state, "version {v}");
+        assert_eq!(p.state.spend, (1..=v).map(|i| 10.0 * i as f64).sum::<f64>());
+    }
+    let pruned = db.profile_at("dave", 2).unwrap_err();
+    assert!(pruned.is_bad_input());
+    assert_eq!(
+        pruned.to_string(),
+        "invalid argument version: 2 of \"dave\" was pruned; versions 3..=6 are kept"
+    );
+    let zero = db.profile_at("dave", 0).unwrap_err();
+    assert_eq!(
+        zero.to_string(),
+        "invalid argument version: 0 of \"dave\" was pruned; versions 3..=6 are kept"
+    );
+    let future = db.profile_at("dave", 7).unwrap_err();
+    assert_eq!(
+        future.to_string(),
+        "invalid argument version: 7 of \"dave\" does not exist; the latest is 6"
+    );
+    // Absent is not an error.
+    assert!(db.profile_at("nobody", 1)?.is_none());
+    assert!(db.profile("nobody")?.is_none());
+    db.close()?;
+    Ok(())
+}
+
+#[test]
+fn attributes_are_stored_overwritten_and_versioned() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = open(dir.path())?;
+    // Attributes alone create a profile without events.
+    let v = db.set_attributes(
+        "erin",
+        vec![
+            ("age".into(), AttrValue::Number(34.0)),
+            ("region".into(), "north".into()),
+        ],
+    )?;
+    assert_eq!(v, 1);
+    let p = db.profile("erin")?.expect("created by set_attributes");
+    assert_eq!((p.version, p.event_count), (1, 0));
+    assert_eq!(p.attributes["age"], AttrValue::Number(34.0));
+    assert_eq!(p.attributes["region"], AttrValue::Text("north".into()));
+    assert_eq!((p.first_seen_ms, p.last_seen_ms), (None, None));
+    // Attributes feed the hashed attribute slots.
+    let names = db.feature_names();
+    let attr_sum = |p: &Profile| -> f64 {
+        names
+            .iter()
+            .zip(&p.features)
+            .filter(|(n, _)| n.starts_with("attr_num_"))
+            .map(|(_, v)| v)
+            .sum()
+    };
+    let text_slots = |p: &Profile| -> f64 {
+        names
+            .iter()
+            .zip(&p.features)
+            .filter(|(n, _)| n.starts_with("attr_cat_"))
+            .map(|(_, v)| v)
+            .sum()
+    };
+    assert_close(attr_sum(&p), 35f64.ln(), "numeric attribute slot");
+    assert_eq!(text_slots(&p), 1.0);
+
+    let ack = db.ingest(Event::new("erin", T0, EventKind::Click))?;
+    assert_eq!(ack.version, 2);
+    let v = db.set_attributes(
+        "erin",
+        vec![
+            ("age".into(), AttrValue::Number(35.0)),
+            ("plan".into(), AttrValue::from_text("gold")),
+        ],
+    )?;
+    assert_eq!(v, 3);
+    let p = db.profile("erin")?.expect("exists");
+    assert_eq!(p.version, 3);
+    assert_eq!(p.event_count, 1);
+    assert_eq!(p.attributes.len(), 3);
+    assert_eq!(p.attributes["age"], AttrValue::Number(35.0));
+    assert_eq!(p.attributes["region"], AttrValue::Text("north".into()));
+    assert_eq!(p.attributes["plan"], AttrValue::Text("gold".into()));
+    // History keeps the attributes of each version.
+    let v1 = db.profile_at("erin", 1)?.expect("kept");
+    assert_eq!(v1.attributes["age"], AttrValue::Number(34.0));
+    assert!(!v1.attributes.contains_key("plan"));
+    let v2 = db.profile_at("erin", 2)?.expect("kept");
+    assert_eq!((v2.event_count, v2.attributes.len()), (1, 2));
+    db.close()?;
+    Ok(())
+}
+
+#[test]
+fn acks_report_version_segment_propensity_and_duplicates() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    // A tiny reservoir so that segments seed after a handful of events.
+    let db = Config::new(dir.path())
+        .model(ModelConfig {
+            segments: 3,
+            reservoir_size: 8,
+            ..ModelConfig::default()
+        })
+        .durability(Durability::None)
+        .open()?;
+    let first = db.ingest(
+        Event::new("c0", T0, EventKind::Purchase)
+            .with_value(20.0)
+            .with_id("o-1"),
+    )?;
+    assert_eq!(first.version, 1);
+    assert!(!first.duplicate);
+    assert_eq!(first.segment, None, "segments are not seeded yet");
+    assert!(first.propensity > 0.0 && first.propensity < 1.0);
+    // The acknowledged propensity is the one a read right after the write sees.
+    let p = db.profile("c0")?.expect("written");
+    assert_eq!(p.propensity, first.propensity);
+
+    // Enough varied customers to seed the segments.
+    let kinds = [EventKind::View, EventKind::Click, EventKind::Like];
+    let mut last = first;
+    for i in 1..30i64 {
+        let kind = kinds[i as usize % kinds.len()];
+        last = db.ingest(Event::new(format!("c{i}"), T0 + i * 3_600_000, kind))?;
+    }
+    let seg = last.segment.expect("segments are seeded after 30 events");
+    assert!(usize::from(seg) < 3);
+    let p = db.profile("c29")?.expect("written");
+    assert_eq!(p.assigned_segment, Some(seg));
+    assert!(db
+        .segment_members(seg, None, 100)?
+        .contains(&"c29".to_string()));
+    let info = db.model_info();
+    assert!(info.segments_seeded);
+    assert_eq!(info.segments.len(), 3);
+
+    // Re-sending an id: a duplicate ack with the current version and nothing changed.
+    let dup = db.ingest(
+        Event::new("c0", T0, EventKind::Purchase)
+            .with_value(20.0)
+            .with_id("o-1"),
+    )?;
+    assert!(dup.duplicate);
+    assert_eq!(dup.version, 1);
+    assert_eq!(db.model_info(), info);
+    db.close()?;
+    Ok(())
+}
