@@ -91,7 +91,10 @@ pub struct Config {
     pub cache_capacity_mb: u64,
     /// Capacity of the queue in front of the writer, in requests. Default 4096.
     pub queue_capacity: usize,
-    /// How many recent event ids per customer are remembered for de-duplication. Default 64.
+    /// How many recent event ids per customer are remembered for de-duplication. Default 512.
+    /// A repeated id inside the window is acknowledged as a duplicate; an event whose id is not
+    /// in the window but whose time is not newer than the ids that left it is refused (it
+    /// cannot be told apart from a replay), so nothing is ever applied twice.
     pub dedupe_window: usize,
     /// Category-affinity hash buckets in the feature vector. Default 16. Fixed at creation.
     pub category_buckets: usize,
@@ -174,7 +177,7 @@ impl Config {
             max_batch_delay_us: 200,
             cache_capacity_mb: 256,
             queue_capacity: 4096,
-            dedupe_window: 64,
+            dedupe_window: 512,
             category_buckets: 16,
             silent_horizons: 3,
             model: ModelConfig::default(),
@@ -344,7 +347,7 @@ impl Config {
         )?;
         range("cache_capacity_mb", self.cache_capacity_mb as f64, 1.0, 1e6)?;
         range("queue_capacity", self.queue_capacity as f64, 1.0, 1e6)?;
-        range("dedupe_window", self.dedupe_window as f64, 0.0, 4096.0)?;
+        range("dedupe_window", self.dedupe_window as f64, 1.0, 4096.0)?;
         range("silent_horizons", self.silent_horizons as f64, 0.0, 1000.0)?;
         range("model_versions", self.model_versions as f64, 1.0, 1000.0)?;
         range("nprobe", self.nprobe as f64, 1.0, MAX_SEGMENTS as f64)?;

@@ -247,9 +247,17 @@ fn dedupe_window_is_per_customer_and_bounded() -> Result<()> {
         "x is within the last 2 ids"
     );
     db.ingest(e("z", 2))?;
-    // x has left the window of 2 (y, z): documented, it is applied again.
-    let ack = db.ingest(e("x", 0))?;
-    assert!(!ack.duplicate);
-    assert_eq!(ack.version, 4);
+    // x has left the window of 2 (y, z): it cannot be told apart from a replay, so it is
+    // refused rather than applied twice, and nothing changes.
+    let err = db.ingest(e("x", 0)).unwrap_err();
+    assert!(err.is_bad_input());
+    assert!(
+        err.to_string()
+            .contains("is not newer than the customer's de-duplication window"),
+        "{err}"
+    );
+    assert_eq!(db.profile("w")?.expect("exists").version, 3);
+    // A new event later than everything that left the window is applied as usual.
+    assert_eq!(db.ingest(e("v", 3))?.version, 4);
     Ok(())
 }

@@ -172,12 +172,12 @@ fn history_score_and_as_of_queries() -> Result<()> {
     assert_eq!(at.event_count, 4);
     assert_eq!(at.as_of_ms, T0 + 3 * DAY + 1);
     let oldest = db
-        .profile_as_of("h", T0 + DAY)?
-        .expect("version 2 is the oldest kept");
-    assert_eq!(oldest.version, 2);
-    let err = db.profile_as_of("h", T0 + DAY / 2).unwrap_err().to_string();
+        .profile_as_of("h", T0 + 2 * DAY)?
+        .expect("version 3 is the oldest kept");
+    assert_eq!(oldest.version, 3);
+    let err = db.profile_as_of("h", T0 + DAY).unwrap_err().to_string();
     assert!(
-        err.contains("older than the retained history of \"h\" (versions 2..=6 are kept)"),
+        err.contains("older than the retained history of \"h\" (versions 3..=6 are kept)"),
         "{err}"
     );
     assert!(db.profile_as_of("nobody", T0)?.is_none());

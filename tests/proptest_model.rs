@@ -133,8 +133,10 @@ struct Snapshot {
 struct RefCustomer {
     /// `versions[v - 1]` is the profile at version `v`.
     versions: Vec<Snapshot>,
-    /// Effective ids of the last `DEDUPE_WINDOW` applied events, oldest first.
-    recent: VecDeque<String>,
+    /// Effective ids and times of the last `DEDUPE_WINDOW` applied events, oldest first.
+    recent: VecDeque<(String, i64)>,
+    /// Latest time of an id that left the window: unknown ids at or before it are refused.
+    floor: Option<i64>,
 }
 
 impl RefCustomer {
@@ -165,6 +167,9 @@ enum Outcome {
     Duplicate(u64),
     /// Invalid: rejected before reaching the writer.
     Rejected,
+    /// Refused by the writer: not newer than ids that left the de-duplication window, so it
+    /// could be a replay.
+    Refused,
     /// Its batch's commit failed.
     Failed,
 }
@@ -193,11 +198,17 @@ impl Reference {
                 RefCustomer {
                     versions: old.map(|c| c.versions.clone()).unwrap_or_default(),
                     recent: old.map(|c| c.recent.clone()).unwrap_or_default(),
+                    floor: old.and_then(|c| c.floor),
                 }
             });
             let id = e.effective_id();
-            if c.recent.contains(&id) {
+            if c.recent.iter().any(|(r, _)| *r == id) {
                 outcomes.push(Outcome::Duplicate(c.version()));
+                continue;
+            }
+            if c.floor.is_some_and(|f| e.timestamp_ms <= f) {
+                // Possibly a replay of an event that left the window: refused by the writer.
+                outcomes.push(Outcome::Refused);
                 continue;
             }
             let mut s = c.current();
@@ -210,9 +221,11 @@ impl Reference {
             s.first_seen = Some(s.first_seen.map_or(t, |f| f.min(t)));
             s.last_seen = Some(s.last_seen.map_or(t, |l| l.max(t)));
             c.versions.push(s);
-            c.recent.push_back(id);
+            c.recent.push_back((id, t));
             while c.recent.len() > DEDUPE_WINDOW {
-                c.recent.pop_front();
+                if let Some((_, gone)) = c.recent.pop_front() {
+                    c.floor = Some(c.floor.map_or(gone, |f| f.max(gone)));
+                }
             }
             watermark = watermark.max(t);
             outcomes.push(Outcome::Applied(c.version()));
@@ -225,6 +238,7 @@ impl Reference {
                     .into_iter()
                     .map(|o| match o {
                         Outcome::Rejected => Outcome::Rejected,
+                        Outcome::Refused => Outcome::Refused,
                         _ => Outcome::Failed,
                     })
                     .collect();
@@ -274,6 +288,13 @@ fn check_acks(results: Vec<Result<Ack>>, expected: &[Outcome]) {
             Ok(ack) if ack.duplicate => Outcome::Duplicate(ack.version),
             Ok(ack) => Outcome::Applied(ack.version),
             Err(Error::InvalidEvent(_)) => Outcome::Rejected,
+            Err(e @ Error::InvalidArgument { .. }) => {
+                assert!(
+                    e.to_string().contains("de-duplication window"),
+                    "unexpected refusal: {e}"
+                );
+                Outcome::Refused
+            }
             Err(e) => {
                 assert_eq!(e.to_string(), "i/o error: injected commit failure");
                 Outcome::Failed

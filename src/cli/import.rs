@@ -31,6 +31,9 @@ pub struct Args {
     /// Where to write every rejected row with its reason [default: DATA/rejects.txt].
     #[arg(long, value_name = "FILE")]
     rejects: Option<PathBuf>,
+    /// Skip the refit + re-segmentation that follows an import that applied events.
+    #[arg(long)]
+    no_resegment: bool,
 }
 
 /// What an import did.
@@ -52,6 +55,21 @@ pub struct Summary {
     pub seconds: f64,
     /// Events processed per second.
     pub events_per_sec: f64,
+    /// Profiles whose segment changed in the refit + re-segmentation after the import.
+    pub resegmented: Option<usize>,
+}
+
+/// After a bulk load, refits the centroids on the profiles as they are now and re-assigns every
+/// profile (online k-means follows the stream; this re-centres it on today's population).
+/// Skipped when nothing was applied or the segments are not seeded yet.
+pub fn resegment_after(db: &Db, s: &Summary, progress: bool) -> Result<Option<usize>> {
+    if s.applied == 0 || !db.model_info().segments_seeded {
+        return Ok(None);
+    }
+    if progress {
+        eprintln!("refitting segments on {} profiles…", db.profile_count());
+    }
+    Ok(Some(db.resegment(1000, true)?.changed))
 }
 
 pub fn run(db: &Db, args: &Args, data: &Path) -> Result<()> {
@@ -76,7 +94,10 @@ pub fn run(db: &Db, args: &Args, data: &Path) -> Result<()> {
         let len = f.metadata().map(|m| m.len()).unwrap_or(0);
         (Box::new(f), len)
     };
-    let summary = import(db, input, len, format, &rejects, !args.json)?;
+    let mut summary = import(db, input, len, format, &rejects, !args.json)?;
+    if !args.no_resegment {
+        summary.resegmented = resegment_after(db, &summary, !args.json)?;
+    }
     if args.json {
         super::print_json(&serde_json::to_value(&summary)?)?;
     } else {
@@ -204,6 +225,9 @@ pub fn print_summary(s: &Summary) {
         "imported {} events ({} duplicates, {} rejected) in {:.2}s, {:.0} events/s",
         s.applied, s.duplicates, s.rejected, s.seconds, s.events_per_sec
     );
+    if let Some(n) = s.resegmented {
+        println!("segments refitted on the imported profiles; {n} profiles changed segment");
+    }
     if s.rejected > 0 {
         println!("first rejects:");
         for r in &s.first_rejects {

@@ -57,6 +57,8 @@ pub fn run(db: &Db, args: &Args, data: &Path) -> Result<()> {
         &data.join("rejects.txt"),
         true,
     )?;
+    let mut summary = summary;
+    summary.resegmented = import::resegment_after(db, &summary, true)?;
     import::print_summary(&summary);
     println!();
     show(db, &cfg, args.customers)

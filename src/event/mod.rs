@@ -208,7 +208,9 @@ impl Event {
     }
 
     /// The idempotency key: the explicit id, or a stable hash of all other fields (`h:` + 16 hex
-    /// digits), so that re-importing the same row is recognised as a duplicate.
+    /// digits), so that re-importing the same row is recognised as a duplicate (within the
+    /// customer's de-duplication window; an older replay is refused, never applied twice — see
+    /// [`crate::Config::dedupe_window`]).
     pub fn effective_id(&self) -> String {
         match &self.event_id {
             Some(id) => id.clone(),

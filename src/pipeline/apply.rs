@@ -197,7 +197,7 @@ impl Engine {
                     .strategy
                     .record(seg as usize, *action, *converted);
                 if let Some(h) = id_hash {
-                    w.record.remember(h, self.config.dedupe_window);
+                    w.record.remember(h, i64::MIN, self.config.dedupe_window);
                     w.dirty = true;
                 }
                 Ok(Ack {
@@ -221,6 +221,21 @@ impl Engine {
                     propensity: w.record.propensity as f64,
                     duplicate: true,
                 });
+            }
+            if let Some(floor) = w.record.dedupe_floor_ms {
+                if e.timestamp_ms <= floor {
+                    return Err(Error::invalid_argument(
+                        "event",
+                        format!(
+                            "{:?} of customer {:?} at {} is not newer than the customer's \
+                             de-duplication window (events up to {floor} have left it), so it \
+                             cannot be told apart from a replay of an applied event",
+                            e.effective_id(),
+                            e.customer_id,
+                            e.timestamp_ms
+                        ),
+                    ));
+                }
             }
         }
         self.advance_watermark(store, b, e.timestamp_ms);
@@ -279,7 +294,8 @@ impl Engine {
                 b.undo.push(Undo::Inserted(key));
             }
         }
-        w.record.remember(id_hash, self.config.dedupe_window);
+        w.record
+            .remember(id_hash, e.timestamp_ms, self.config.dedupe_window);
         let ack = finish(&mut self.model, w, prev, seg, p);
         if let Some(features) = positive {
             self.learn(store, &features, true);

@@ -1,6 +1,6 @@
-//! Centroid refit for re-segmentation: mini-batch k-means (Sculley, 2010) over a uniform
-//! reservoir sample of all profiles evaluated as of the watermark, starting from the current
-//! centroids. Online k-means follows the stream; a refit re-centres the segments on the
+//! Centroid refit for re-segmentation over a uniform reservoir sample of all profiles evaluated
+//! as of the watermark: mini-batch k-means (Sculley, 2010) from the current centroids, and a
+//! fresh k-means++ + Lloyd fit; the one with the lower inertia wins. Online k-means follows the stream; a refit re-centres the segments on the
 //! population as it is *now*, including customers who have gone silent.
 
 use crate::error::Result;
@@ -17,6 +17,8 @@ pub const SAMPLE: usize = 20_000;
 const BATCH: usize = 1024;
 /// Mini-batch iterations.
 const ITERATIONS: usize = 50;
+/// Most Lloyd iterations of the fresh start.
+const LLOYD_ITERATIONS: usize = 30;
 
 /// Refitted centroids (standardised space), `k × dim`.
 pub(crate) fn refit(
@@ -48,7 +50,99 @@ pub(crate) fn refit(
             Some(j) => reservoir[j] = z,
         }
     }
-    Ok(mini_batch(model, &reservoir, &mut rng))
+    // Warm start (current centroids, mini-batch) and a fresh k-means++ start (Lloyd): keep
+    // whichever fits the sample better, so a refit never settles for a worse local optimum.
+    let warm = mini_batch(model, &reservoir, &mut rng);
+    let fresh = lloyd(kmeans_pp(&reservoir, warm.nrows(), &mut rng), &reservoir);
+    Ok(match (fresh, inertia(&warm, &reservoir)) {
+        (Some(f), w) if inertia(&f, &reservoir) < w => f,
+        _ => warm,
+    })
+}
+
+/// Sum of squared distances of `points` to their nearest centroid.
+fn inertia(c: &Array2<f64>, points: &[Vec<f64>]) -> f64 {
+    points
+        .iter()
+        .map(|p| {
+            let i = nearest_row(c, p);
+            c.row(i)
+                .iter()
+                .zip(p)
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum::<f64>()
+        })
+        .sum()
+}
+
+/// k-means++ seeding over `points`; None if there are fewer points than centroids.
+fn kmeans_pp(points: &[Vec<f64>], k: usize, rng: &mut Pcg64) -> Option<Array2<f64>> {
+    if points.len() < k || k == 0 {
+        return None;
+    }
+    let dim = points[0].len();
+    let mut c = Array2::zeros((k, dim));
+    let first = rng.gen_range(0..points.len());
+    c.row_mut(0)
+        .assign(&ndarray::ArrayView1::from(&points[first][..]));
+    let d2 = |p: &Vec<f64>, row: ndarray::ArrayView1<f64>| -> f64 {
+        row.iter().zip(p).map(|(a, b)| (a - b) * (a - b)).sum()
+    };
+    let mut best: Vec<f64> = points.iter().map(|p| d2(p, c.row(0))).collect();
+    for i in 1..k {
+        let total: f64 = best.iter().sum();
+        let pick = if total > 0.0 {
+            let mut target = rng.gen::<f64>() * total;
+            let mut chosen = points.len() - 1;
+            for (j, w) in best.iter().enumerate() {
+                if target < *w {
+                    chosen = j;
+                    break;
+                }
+                target -= w;
+            }
+            chosen
+        } else {
+            rng.gen_range(0..points.len())
+        };
+        c.row_mut(i)
+            .assign(&ndarray::ArrayView1::from(&points[pick][..]));
+        for (b, p) in best.iter_mut().zip(points) {
+            *b = b.min(d2(p, c.row(i)));
+        }
+    }
+    Some(c)
+}
+
+/// Lloyd iterations (an empty cluster keeps its centroid).
+fn lloyd(start: Option<Array2<f64>>, points: &[Vec<f64>]) -> Option<Array2<f64>> {
+    let mut c = start?;
+    let (k, dim) = c.dim();
+    for _ in 0..LLOYD_ITERATIONS {
+        let mut sums = Array2::<f64>::zeros((k, dim));
+        let mut counts = vec![0usize; k];
+        for p in points {
+            let i = nearest_row(&c, p);
+            counts[i] += 1;
+            for (s, x) in sums.row_mut(i).iter_mut().zip(p) {
+                *s += x;
+            }
+        }
+        let mut moved = false;
+        for i in 0..k {
+            if counts[i] > 0 {
+                for (cv, s) in c.row_mut(i).iter_mut().zip(sums.row(i)) {
+                    let nv = s / counts[i] as f64;
+                    moved |= (nv - *cv).abs() > 1e-9;
+                    *cv = nv;
+                }
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    Some(c)
 }
 
 fn mini_batch(model: &ModelState, points: &[Vec<f64>], rng: &mut Pcg64) -> Array2<f64> {

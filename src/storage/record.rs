@@ -53,14 +53,13 @@ pub struct ProfileRecord {
     pub state: ProfileState,
     /// State at version `version - history.len()`; `None` means the empty profile (version 0).
     pub base: Option<ProfileState>,
-    /// Segment recorded at the base version.
-    pub base_segment: Option<u16>,
-    /// Propensity recorded at the base version.
-    pub base_propensity: f32,
     /// Ops of the versions after `base`, oldest first.
     pub history: VecDeque<HistoryEntry>,
-    /// Hashes (xxh3) of the most recent event ids, oldest first.
-    pub recent_ids: VecDeque<u64>,
+    /// Hashes (xxh3) of the most recent event ids with their event times, oldest first.
+    pub recent_ids: VecDeque<(u64, i64)>,
+    /// Latest event time among ids that left the window: an event at or before it whose id is
+    /// not in the window cannot be told apart from a replay, so it is refused.
+    pub dedupe_floor_ms: Option<i64>,
     /// Segment in the membership index.
     pub segment: Option<u16>,
     /// Distance to that segment's centroid (standardised units) when assigned.
@@ -92,10 +91,9 @@ impl ProfileRecord {
             version: 0,
             state: ProfileState::new(params),
             base: None,
-            base_segment: None,
-            base_propensity: 0.0,
             history: VecDeque::new(),
             recent_ids: VecDeque::new(),
+            dedupe_floor_ms: None,
             segment: None,
             distance: 0.0,
             propensity: 0.0,
@@ -107,14 +105,13 @@ impl ProfileRecord {
         self.version - self.history.len() as u64
     }
 
-    /// Oldest version that can still be read.
+    /// Oldest version that can still be read: the first one in the op log.
     pub fn oldest_version(&self) -> u64 {
-        // Version 0 (the empty profile) is not a version anyone wrote; start at 1 when unpruned.
-        self.base_version().max(1).min(self.version)
+        (self.base_version() + 1).min(self.version)
     }
 
-    /// Applies `op` as a new version, keeping the last `history_versions` ops (and so the last
-    /// `history_versions + 1` versions) readable.
+    /// Applies `op` as a new version, keeping the last `history_versions` versions (their ops)
+    /// readable.
     /// The outcome fields of the new history entry start as the previous ones; set them with
     /// [`ProfileRecord::set_outcome`].
     pub fn apply(&mut self, op: ProfileOp, params: &FeatureParams, history_versions: usize) {
@@ -125,8 +122,6 @@ impl ProfileRecord {
             segment: self.segment,
             propensity: self.propensity,
         });
-        // `history_versions` ops are kept, so that many changes can be listed and the base
-        // state before them is readable too.
         while self.history.len() > history_versions {
             let Some(oldest) = self.history.pop_front() else {
                 break;
@@ -134,8 +129,6 @@ impl ProfileRecord {
             self.base
                 .get_or_insert_with(|| ProfileState::new(params))
                 .apply(&oldest.op, params);
-            self.base_segment = oldest.segment;
-            self.base_propensity = oldest.propensity;
         }
     }
 
@@ -167,7 +160,7 @@ impl ProfileRecord {
             });
         }
         let base_version = self.base_version();
-        if version < base_version || version == 0 {
+        if version <= base_version {
             return Err(HistoryError::Pruned {
                 oldest: self.oldest_version(),
             });
@@ -179,7 +172,7 @@ impl ProfileRecord {
             .base
             .clone()
             .unwrap_or_else(|| ProfileState::new(params));
-        let mut outcome = (self.base_segment, self.base_propensity);
+        let mut outcome = (None, 0.0);
         for entry in self.history.iter().take((version - base_version) as usize) {
             state.apply(&entry.op, params);
             outcome = (entry.segment, entry.propensity);
@@ -189,17 +182,19 @@ impl ProfileRecord {
 
     /// Whether an event id hash is in the de-duplication window.
     pub fn has_seen(&self, id_hash: u64) -> bool {
-        self.recent_ids.contains(&id_hash)
+        self.recent_ids.iter().any(|(h, _)| *h == id_hash)
     }
 
-    /// Adds an event id hash to the window, forgetting the oldest beyond `window`.
-    pub fn remember(&mut self, id_hash: u64, window: usize) {
-        if window == 0 {
-            return;
-        }
-        self.recent_ids.push_back(id_hash);
+    /// Adds an event id hash (with its event time; `i64::MIN` for ids without one) to the
+    /// window, forgetting the oldest beyond `window` and raising the floor to their times.
+    pub fn remember(&mut self, id_hash: u64, timestamp_ms: i64, window: usize) {
+        self.recent_ids.push_back((id_hash, timestamp_ms));
         while self.recent_ids.len() > window {
-            self.recent_ids.pop_front();
+            if let Some((_, t)) = self.recent_ids.pop_front() {
+                if t != i64::MIN {
+                    self.dedupe_floor_ms = Some(self.dedupe_floor_ms.map_or(t, |f| f.max(t)));
+                }
+            }
         }
     }
 
@@ -245,16 +240,16 @@ mod tests {
         }
         assert_eq!(rec.version, 20);
         assert_eq!(rec.history.len(), 4);
-        assert_eq!(rec.oldest_version(), 16);
-        for v in 16..=20u64 {
+        assert_eq!(rec.oldest_version(), 17);
+        for v in 17..=20u64 {
             let (s, seg, prop) = rec.state_at(v, &p).expect("retained");
             assert_eq!(s, states[v as usize], "version {v}");
             assert_eq!(seg, Some(v as u16));
             assert!((prop - v as f32 / 100.0).abs() < 1e-6);
         }
         assert_eq!(
-            rec.state_at(15, &p).unwrap_err(),
-            HistoryError::Pruned { oldest: 16 }
+            rec.state_at(16, &p).unwrap_err(),
+            HistoryError::Pruned { oldest: 17 }
         );
         assert_eq!(
             rec.state_at(21, &p).unwrap_err(),
@@ -278,10 +273,13 @@ mod tests {
         let p = params();
         let mut rec = ProfileRecord::new(&p);
         for h in 0..5 {
-            rec.remember(h, 3);
+            rec.remember(h, 100 + h as i64, 3);
         }
         assert!(!rec.has_seen(1));
         assert!(rec.has_seen(2) && rec.has_seen(4));
+        assert_eq!(rec.dedupe_floor_ms, Some(101));
+        rec.remember(9, i64::MIN, 3);
+        assert_eq!(rec.dedupe_floor_ms, Some(102));
     }
 
     #[test]
