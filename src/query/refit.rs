@@ -129,10 +129,10 @@ fn lloyd(start: Option<Array2<f64>>, points: &[Vec<f64>]) -> Option<Array2<f64>>
             }
         }
         let mut moved = false;
-        for i in 0..k {
-            if counts[i] > 0 {
+        for (i, &n) in counts.iter().enumerate() {
+            if n > 0 {
                 for (cv, s) in c.row_mut(i).iter_mut().zip(sums.row(i)) {
-                    let nv = s / counts[i] as f64;
+                    let nv = s / n as f64;
                     moved |= (nv - *cv).abs() > 1e-9;
                     *cv = nv;
                 }
