@@ -45,9 +45,18 @@ fn queries(c: &mut Criterion) {
         b.iter(|| black_box(db.profile(next()).expect("read")))
     });
     g.bench_function("nearest_segment", |b| {
-        b.iter(|| black_box(db.nearest_segments(Target::Customer(next()), 1).expect("read")))
+        b.iter(|| {
+            black_box(
+                db.nearest_segments(Target::Customer(next()), 1)
+                    .expect("read"),
+            )
+        })
     });
-    let v = db.profile("c000001").expect("read").expect("exists").features;
+    let v = db
+        .profile("c000001")
+        .expect("read")
+        .expect("exists")
+        .features;
     g.bench_function("nearest_segment_vector", |b| {
         b.iter(|| black_box(db.nearest_segments(Target::Vector(&v), 1).expect("read")))
     });

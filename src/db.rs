@@ -506,6 +506,68 @@ impl Db {
         })
     }
 
+    /// What `persona report` draws: every segment (size, label, standardised centroid) and a
+    /// uniform sample of at most `sample` customers (standardised vector as of the watermark,
+    /// nearest segment).
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] if a sampled record does not decode.
+    pub fn report_input(&self, sample: usize) -> Result<crate::query::report::ReportInput> {
+        use crate::query::report::{ReportInput, ReportPoint, ReportSegment};
+        use rand::{Rng, SeedableRng};
+        let model = self.model();
+        let segments = self.segments();
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(self.inner.config.model.seed);
+        let mut points: Vec<ReportPoint> = Vec::new();
+        let mut customers = 0u64;
+        for item in self.inner.store.scan_profiles() {
+            let (id, bytes) = item?;
+            customers += 1;
+            let slot = if points.len() < sample {
+                None
+            } else {
+                let j = rng.gen_range(0..customers as usize);
+                if j >= sample {
+                    continue;
+                }
+                Some(j)
+            };
+            let rec = self.inner.store.decode_profile(&id, &bytes)?;
+            let z = self.standardised(&rec.state, &model);
+            let Some((seg, _)) = model.segments.nearest(&z) else {
+                continue;
+            };
+            let point = ReportPoint {
+                segment: seg as u16,
+                vector: z,
+            };
+            match slot {
+                None => points.push(point),
+                Some(j) => points[j] = point,
+            }
+        }
+        let as_of = chrono::DateTime::from_timestamp_millis(model.watermark_ms)
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .unwrap_or_else(|| model.watermark_ms.to_string());
+        Ok(ReportInput {
+            title: "Customer segments".into(),
+            subtitle: format!(
+                "{customers} customers · {} segments · as of {as_of}",
+                segments.len()
+            ),
+            segments: segments
+                .iter()
+                .map(|s| ReportSegment {
+                    id: s.id,
+                    size: s.size,
+                    label: s.label.clone(),
+                    centroid: model.segments.centroid(s.id as usize).to_vec(),
+                })
+                .collect(),
+            points,
+        })
+    }
+
     /// Number of customers with a profile (a full scan: O(customers)).
     pub fn profile_count(&self) -> usize {
         self.inner.store.profile_count()

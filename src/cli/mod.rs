@@ -7,6 +7,7 @@ mod inspect;
 mod maintain;
 mod query;
 mod quickstart;
+mod report;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -58,6 +59,8 @@ enum Command {
     Resegment(maintain::ResegmentArgs),
     /// Export profiles or segments as CSV or JSON Lines.
     Export(export::Args),
+    /// Draw the segments (sizes and a PCA map of customers) as an SVG, with the table on stdout.
+    Report(report::Args),
     /// Generate a demo data set, import it, and show segments, metrics and example customers.
     Quickstart(quickstart::Args),
 }
@@ -78,6 +81,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::History(a) => query::history(&open()?, a),
         Command::Resegment(a) => maintain::resegment(&open()?, a),
         Command::Export(a) => export::run(&open()?, a),
+        Command::Report(a) => report::run(&open()?, a),
         Command::Quickstart(a) => quickstart::run(&open()?, a, &cli.data),
     }
 }

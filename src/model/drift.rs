@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 /// Default tolerance δ (in log-loss units per example).
 pub const DEFAULT_DELTA: f64 = 0.05;
 /// Default threshold λ.
-pub const DEFAULT_LAMBDA: f64 = 50.0;
+pub const DEFAULT_LAMBDA: f64 = 100.0;
 /// Examples before the test may fire (the running mean needs to settle).
 pub const MIN_EXAMPLES: u64 = 200;
 /// Detections kept in the state.
@@ -123,9 +123,9 @@ mod tests {
                 break;
             }
         }
-        // Excess per example ≈ 0.8 − δ = 0.75, so λ = 50 is crossed after ~67 examples.
+        // Excess per example ≈ 0.8 − δ = 0.75, so λ = 100 is crossed after ~133 examples.
         let i = fired_after.expect("drift detected");
-        assert!((50..120).contains(&i), "fired after {i}");
+        assert!((110..200).contains(&i), "fired after {i}");
         assert_eq!(ph.examples(), 0, "restarted");
     }
 

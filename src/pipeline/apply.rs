@@ -425,7 +425,7 @@ impl Engine {
             statistic,
         };
         model.drift.push_detection(detection);
-        tracing::warn!(
+        tracing::info!(
             "drift detected on the propensity loss at watermark {} (statistic {statistic:.1}); \
              reaction: {:?}",
             model.watermark_ms,

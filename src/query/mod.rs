@@ -6,6 +6,7 @@
 
 pub mod history;
 pub(crate) mod refit;
+pub mod report;
 pub mod score;
 pub mod segments;
 pub mod similar;

@@ -1,8 +1,9 @@
 //! Segment summaries: size, centroid in feature units, a human-readable label.
 //!
 //! Centroids live in standardised space (the scaler's z-scores); for people they are mapped back
-//! to feature units with the current scaler and described relative to the average customer:
-//! "high spend · frequent · recent · mostly purchase · top category: books".
+//! to feature units with the current scaler and described relative to the average customer now
+//! (the size-weighted mean of the centroids): "high spend · frequent · recent · mostly purchase ·
+//! top category: books".
 
 use crate::event::EventKind;
 use crate::features::vector::{FeatureLayout, DECAYED_KINDS, MIX_KINDS, PURCHASES, RECENCY, SPEND};
@@ -60,6 +61,7 @@ pub fn describe(
         return Vec::new();
     }
     let mean = model.scaler.mean();
+    let reference = population_centre(model);
     (0..model.segments.k())
         .map(|i| {
             let z = model.segments.centroid(i);
@@ -91,7 +93,7 @@ pub fn describe(
                     .unwrap_or_default(),
                 best_action,
                 actions,
-                label: label(z, &raw, layout, category_name),
+                label: label(&relative(z, &reference), &raw, layout, category_name),
                 recency_days: raw[RECENCY].exp_m1().max(0.0),
                 purchases: raw[PURCHASES].exp_m1().max(0.0),
                 spend: raw[SPEND].exp_m1().max(0.0),
@@ -100,6 +102,29 @@ pub fn describe(
             }
         })
         .collect()
+}
+
+/// The size-weighted mean of the centroids: the average customer *now* (the scaler's mean is
+/// the average over every event ever seen, when customers had just been active).
+fn population_centre(model: &ModelState) -> Vec<f64> {
+    let k = model.segments.k();
+    let total: u64 = model.segment_sizes.iter().sum();
+    let mut centre = vec![0.0; model.segments.dim()];
+    for i in 0..k {
+        let w = if total > 0 {
+            model.segment_sizes.get(i).copied().unwrap_or(0) as f64 / total as f64
+        } else {
+            1.0 / k as f64
+        };
+        for (c, z) in centre.iter_mut().zip(model.segments.centroid(i)) {
+            *c += w * z;
+        }
+    }
+    centre
+}
+
+fn relative(z: &[f64], reference: &[f64]) -> Vec<f64> {
+    z.iter().zip(reference).map(|(a, b)| a - b).collect()
 }
 
 fn label(
