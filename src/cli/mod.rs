@@ -4,6 +4,7 @@ mod generate;
 mod import;
 mod inspect;
 mod quickstart;
+mod serve;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -43,6 +44,8 @@ enum Command {
     Model(inspect::JsonArgs),
     /// Generate a demo data set, import it, and show segments, metrics and example customers.
     Quickstart(quickstart::Args),
+    /// Serve the store over the Redis protocol (RESP2/RESP3); see docs/protocol.md.
+    Serve(serve::Args),
 }
 
 /// Runs a parsed command line.
@@ -55,6 +58,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Segments(a) => inspect::segments(&open()?, a),
         Command::Model(a) => inspect::model(&open()?, a),
         Command::Quickstart(a) => quickstart::run(&open()?, a, &cli.data),
+        Command::Serve(a) => serve::run(open()?, a),
     }
 }
 
