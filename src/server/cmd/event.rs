@@ -141,7 +141,13 @@ fn parse_value(bytes: &[u8]) -> Result<f64, CommandError> {
     std::str::from_utf8(bytes)
         .ok()
         .and_then(|text| text.parse::<f64>().ok())
-        .ok_or_else(|| invalid(InvalidEvent::new("value", show(bytes), "must be a number")))
+        .ok_or_else(|| {
+            invalid(InvalidEvent::new(
+                "value",
+                show(bytes),
+                "must be a number (or an option: CATEGORY, TS or ID)",
+            ))
+        })
 }
 
 /// An event field that must be UTF-8.
@@ -220,7 +226,7 @@ mod tests {
             .starts_with("ERR invalid event: field kind: buy must be one of: view, click"));
         assert_eq!(
             err(&["EVENT.ADD", "c", "view", "abc"]),
-            "ERR invalid event: field value: abc must be a number"
+            "ERR invalid event: field value: abc must be a number (or an option: CATEGORY, TS or ID)"
         );
         assert_eq!(
             err(&["EVENT.ADD", "c", "view", "1", "x"]),
