@@ -104,6 +104,19 @@ impl Server {
     /// non-loopback address without a password (unless
     /// [`ServerConfig::unsafe_allow_no_password`]), an empty password or `max_clients` 0;
     /// [`Error::Io`] if the address cannot be bound (in use, not permitted).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use persona::server::{Server, ServerConfig, ShutdownHandle};
+    /// let db = persona::Db::open(dir.path())?;
+    /// let exposed = ServerConfig { bind: "0.0.0.0:0".into(), ..ServerConfig::default() };
+    /// assert!(Server::bind(db.clone(), exposed, ShutdownHandle::new()).is_err());
+    /// let local = ServerConfig { bind: "127.0.0.1:0".into(), ..ServerConfig::default() };
+    /// let server = Server::bind(db, local, ShutdownHandle::new())?;
+    /// assert_ne!(server.local_addr().port(), 0);
+    /// # Ok::<(), persona::Error>(())
+    /// ```
     pub fn bind(db: Db, config: ServerConfig, shutdown: ShutdownHandle) -> Result<Server> {
         let addrs = check(&config)?;
         let listener = TcpListener::bind(addrs.as_slice())?;

@@ -355,13 +355,13 @@ pub(crate) fn config_set() -> Frame {
 fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
     let (mut p, mut n) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
-    while n < name.len() {
+    while let Some(&have) = name.get(n) {
         match pattern.get(p) {
             Some(b'*') => {
                 star = Some((p, n));
                 p += 1;
             }
-            Some(&c) if c == b'?' || c.eq_ignore_ascii_case(&name[n]) => {
+            Some(&c) if c == b'?' || c.eq_ignore_ascii_case(&have) => {
                 p += 1;
                 n += 1;
             }
