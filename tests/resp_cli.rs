@@ -1,5 +1,6 @@
 //! The RESP server driven by the real `redis-cli` and `redis-benchmark` (Debian package
-//! `redis-tools`; `.ci/run` installs it). Without them the tests say so and pass.
+//! `redis-tools`; `.ci/run` installs it), and the `persona serve` binary itself. Without those
+//! tools the tests that need them say so and pass.
 
 mod resp_support;
 
@@ -145,5 +146,103 @@ fn redis_benchmark_pipelines_events_from_many_clients() -> TestResult {
     let size = raw.call(&["DBSIZE"])?;
     let count: u64 = size.trim_start_matches(':').trim_end().parse()?;
     assert!(count > 0 && count <= 1000, "{size}");
+    Ok(())
+}
+
+/// Starts `persona serve` on a free port and returns it with the address it printed.
+fn spawn_persona(
+    data: &std::path::Path,
+    extra: &[&str],
+) -> Result<(std::process::Child, String), Box<dyn std::error::Error>> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_persona"))
+        .arg("--data")
+        .arg(data)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .args(extra)
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let stderr = child.stderr.take().ok_or("no stderr")?;
+    let mut stderr = std::io::BufReader::new(stderr);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line)?;
+    // Keep draining what it prints later.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let addr = line
+        .rsplit_once(" on ")
+        .and_then(|(_, rest)| rest.split_once(' '))
+        .map(|(addr, _)| addr.to_string())
+        .ok_or_else(|| format!("no address in {line:?}"))?;
+    Ok((child, addr))
+}
+
+#[test]
+fn persona_serve_exits_0_on_sigterm_with_every_write_durable() -> TestResult {
+    if !available("kill") {
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    let (mut child, addr) = spawn_persona(dir.path(), &[])?;
+    let mut raw = resp_support::Raw::connect(addr.parse()?)?;
+    assert_eq!(raw.call(&["PING"])?, "+PONG\r\n");
+    for i in 0..20 {
+        let ts = (resp_support::T0 + i).to_string();
+        raw.command(&["EVENT.ADD", "c1", "click", "TS", &ts])?;
+    }
+    for _ in 0..20 {
+        raw.reply()?;
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    assert!(killed.success());
+    let status = child.wait()?;
+    assert_eq!(status.code(), Some(0));
+    raw.assert_closed()?;
+    let db = persona::Db::open(dir.path())?;
+    assert_eq!(db.profile("c1")?.ok_or("lost")?.event_count, 20);
+    db.close()?;
+    Ok(())
+}
+
+#[test]
+fn persona_serve_refuses_an_exposed_address_without_a_password() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let out = Command::new(env!("CARGO_BIN_EXE_persona"))
+        .arg("--data")
+        .arg(dir.path())
+        .args(["serve", "--bind", "0.0.0.0:0"])
+        .output()?;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr)?;
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0:0 without a password"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--unsafe-allow-no-password"), "{stderr}");
+    Ok(())
+}
+
+#[test]
+fn persona_serve_still_stops_on_sigterm_when_its_stderr_is_gone() -> TestResult {
+    if !available("kill") {
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_persona"))
+        .arg("--data")
+        .arg(dir.path())
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let mut stderr = std::io::BufReader::new(child.stderr.take().ok_or("no stderr")?);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line)?;
+    assert!(line.starts_with("persona: serving"), "{line}");
+    drop(stderr); // the terminal went away: later status lines cannot be written
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    assert!(killed.success());
+    assert_eq!(child.wait()?.code(), Some(0));
     Ok(())
 }

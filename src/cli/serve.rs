@@ -6,6 +6,7 @@ use persona::server::{Server, ServerConfig, ShutdownHandle, DEFAULT_BIND};
 use persona::Db;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+use std::io::Write;
 use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
@@ -49,25 +50,31 @@ pub fn run(db: Db, args: &Args) -> Result<()> {
         .spawn(move || {
             let mut received = signals.forever();
             if let Some(signal) = received.next() {
+                shutdown.shutdown();
                 let name = if signal == SIGINT {
                     "SIGINT"
                 } else {
                     "SIGTERM"
                 };
-                eprintln!("persona: received {name}; shutting down");
-                shutdown.shutdown();
+                note(&format!("received {name}; shutting down"));
             }
             if received.next().is_some() {
-                eprintln!("persona: second signal; exiting without waiting for clients");
+                note("second signal; exiting without waiting for clients");
                 std::process::exit(1);
             }
         })
         .context("cannot start the signal thread")?;
-    eprintln!(
-        "persona: serving {data} on {} (RESP2/RESP3; stop with Ctrl-C or SHUTDOWN)",
+    note(&format!(
+        "serving {data} on {} (RESP2/RESP3; stop with Ctrl-C or SHUTDOWN)",
         server.local_addr()
-    );
+    ));
     server.run().context("shutting down the server")?;
-    eprintln!("persona: stopped; every acknowledged write is durable");
+    note("stopped; the store is closed");
     Ok(())
+}
+
+/// A status line on stderr. A server may outlive its terminal: a closed stderr is not an error
+/// (`eprintln!` would panic on it).
+fn note(message: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "persona: {message}");
 }
