@@ -22,6 +22,7 @@
 //! | [`pipeline`] | the single writer: batching, apply, commit, durability, acks |
 //! | [`query`] | profiles as of now, model info, segment descriptions |
 //! | [`db`] | [`Db`], the embedded facade |
+//! | [`server`] | the Redis-protocol (RESP) server behind `persona serve` |
 //! | [`generator`] | a synthetic workload with planted personas |
 //!
 //! ## Example

@@ -8,6 +8,7 @@ mod maintain;
 mod query;
 mod quickstart;
 mod report;
+mod serve;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -63,6 +64,8 @@ enum Command {
     Report(report::Args),
     /// Generate a demo data set, import it, and show segments, metrics and example customers.
     Quickstart(quickstart::Args),
+    /// Serve the store over the Redis protocol (RESP2/RESP3); see docs/protocol.md.
+    Serve(serve::Args),
 }
 
 /// Runs a parsed command line.
@@ -83,6 +86,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Export(a) => export::run(&open()?, a),
         Command::Report(a) => report::run(&open()?, a),
         Command::Quickstart(a) => quickstart::run(&open()?, a, &cli.data),
+        Command::Serve(a) => serve::run(open()?, a),
     }
 }
 

@@ -370,7 +370,11 @@ impl Segments {
         let (k, dim, cap) = (self.k, self.dim, self.reservoir_size);
         let (rows, cols) = self.centroids.dim();
         let wrong_vector = self.reservoir.iter().position(|v| v.len() != dim);
-        let problem = if (rows, cols) != (k, dim) {
+        let problem = if k > 4096 || dim > 4096 || cap > 1_000_000 {
+            format!("k = {k}, dim = {dim}, reservoir = {cap} exceed the supported bounds")
+        } else if self.centroids.iter().any(|v| !v.is_finite()) {
+            "centroid matrix holds non-finite values".to_string()
+        } else if (rows, cols) != (k, dim) {
             format!("centroid matrix is {rows}x{cols}, expected {k}x{dim}")
         } else if !self.centroids.is_standard_layout() {
             "centroid matrix is not contiguous row-major".to_string()

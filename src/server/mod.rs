@@ -1,17 +1,241 @@
 //! The Redis-protocol front end: how Persona talks to `redis-cli`, `redis-py`, the Rust `redis`
 //! crate and `redis-benchmark`.
 //!
-//! [`frame`] is the wire format (RESP2 and RESP3): the [`frame::Frame`] value, reading client
-//! commands ([`frame::parse_request`], [`frame::RequestDecoder`]), reading any frame
-//! ([`frame::parse_frame`]) and writing replies ([`frame::Frame::encode`]). It does no I/O.
-#![warn(missing_docs)]
+//! | file | role |
+//! |---|---|
+//! | [`frame`] | the wire format (RESP2 and RESP3): [`frame::Frame`], reading commands, writing replies; no I/O |
+//! | `connection.rs` | buffered reading of commands and writing of replies over one `TcpStream` |
+//! | `listener.rs` | [`Server`]: the accept loop, the client limit, graceful shutdown |
+//! | `handler.rs` | one connection's loop: dispatch, authentication, pipelined writes kept in flight |
+//! | `cmd/` | the commands, one file per family, each with its `# Format` |
+//!
+//! The full command reference is `docs/protocol.md`.
+//!
+//! # Threads
+//! One thread accepts connections and one thread serves each connection (plain `std::net`,
+//! blocking I/O), so the number of clients is bounded by [`ServerConfig::max_clients`]. Writes from
+//! every connection funnel into the store's single writer, where they share group commits.
+//!
+//! # Pipelining
+//! A connection parses every command already received before it waits for anything. `EVENT.ADD`
+//! is queued with [`Db::ingest_async`](crate::Db::ingest_async) and its reply waits in an
+//! ordered per-connection queue, so consecutive pipelined events are in flight together. Any other
+//! command first waits for the writes queued before it (so a read sees them) and their replies are
+//! written first: replies always come back in request order. When the input runs dry the
+//! connection waits for its in-flight writes and flushes every reply before it blocks on the
+//! socket again.
+//!
+//! # Shutdown
+//! [`ShutdownHandle::shutdown`] (called by the `SHUTDOWN` command, by the CLI on SIGINT or SIGTERM,
+//! or by an embedding program) stops the accept loop, lets every connection finish the commands
+//! it has read and send their replies, closes the connections, and closes the store (which makes
+//! everything durable) before [`Server::run`] returns.
+//!
+//! # Examples
+//! ```
+//! # let dir = tempfile::tempdir()?;
+//! use persona::server::{Server, ServerConfig, ShutdownHandle};
+//! use std::io::{Read, Write};
+//!
+//! let db = persona::Db::open(dir.path())?;
+//! let config = ServerConfig { bind: "127.0.0.1:0".into(), ..ServerConfig::default() };
+//! let shutdown = ShutdownHandle::new();
+//! let server = Server::bind(db, config, shutdown.clone())?;
+//! let addr = server.local_addr();
+//! let running = std::thread::spawn(move || server.run());
+//!
+//! let mut client = std::net::TcpStream::connect(addr)?;
+//! client.write_all(b"PING\r\n")?;
+//! let mut reply = [0u8; 7];
+//! client.read_exact(&mut reply)?;
+//! assert_eq!(&reply, b"+PONG\r\n");
+//!
+//! shutdown.shutdown();
+//! running.join().expect("the server thread does not panic")?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod frame;
 
+mod cmd;
+mod connection;
 mod encode;
+mod handler;
+mod listener;
 mod request;
 
 #[cfg(test)]
 mod frame_props;
 #[cfg(test)]
 mod frame_tests;
+
+pub use listener::Server;
+
+use crate::db::Db;
+use crate::error::Result;
+use frame::Limits;
+use parking_lot::Mutex;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Default listen address: loopback only, one port above Redis's 6379.
+pub const DEFAULT_BIND: &str = "127.0.0.1:6479";
+
+/// How the server listens and what it accepts. Every field has a default; see each one.
+///
+/// # Examples
+/// ```
+/// use persona::server::ServerConfig;
+/// use std::time::Duration;
+/// let config = ServerConfig {
+///     requirepass: Some("s3cret".into()),
+///     idle_timeout: Some(Duration::from_secs(300)),
+///     ..ServerConfig::default()
+/// };
+/// assert_eq!(config.bind, "127.0.0.1:6479");
+/// assert!(!format!("{config:?}").contains("s3cret"));
+/// ```
+#[derive(Clone, PartialEq)]
+pub struct ServerConfig {
+    /// Address to listen on, `host:port`. Default [`DEFAULT_BIND`]; port 0 picks a free port
+    /// (see [`Server::local_addr`]).
+    pub bind: String,
+    /// Password clients must give with `AUTH` or `HELLO … AUTH` before any other command.
+    /// Default none.
+    pub requirepass: Option<String>,
+    /// Allows listening on a non-loopback address without a password. Default false: such a
+    /// server would let anyone who can reach it read and change every profile.
+    pub unsafe_allow_no_password: bool,
+    /// Most connections served at once; one more is told `-ERR max number of clients reached`
+    /// and closed. Default 1024 (each connection is a thread).
+    pub max_clients: usize,
+    /// Closes a connection that sent nothing for this long. Default `None`: never.
+    pub idle_timeout: Option<Duration>,
+    /// Bounds on the commands a client may send. Defaults: bulk strings up to 1 MiB, arrays up
+    /// to 4096 elements, inline commands up to 64 KiB.
+    pub limits: Limits,
+    /// Longest single command, all its arguments together, in bytes. Default 8 MiB.
+    pub max_request_len: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: DEFAULT_BIND.to_owned(),
+            requirepass: None,
+            unsafe_allow_no_password: false,
+            max_clients: 1024,
+            idle_timeout: None,
+            limits: Limits {
+                max_array_len: 4096,
+                ..Limits::default()
+            },
+            max_request_len: 8 << 20,
+        }
+    }
+}
+
+/// The password is never printed.
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("bind", &self.bind)
+            .field(
+                "requirepass",
+                &self.requirepass.as_ref().map(|_| "<redacted>"),
+            )
+            .field("unsafe_allow_no_password", &self.unsafe_allow_no_password)
+            .field("max_clients", &self.max_clients)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("limits", &self.limits)
+            .field("max_request_len", &self.max_request_len)
+            .finish()
+    }
+}
+
+/// Stops a running [`Server`] gracefully. Clones share one switch: create it before
+/// [`Server::bind`], keep a clone, and call [`ShutdownHandle::shutdown`] from any thread (a signal
+/// handler thread, a test, the `SHUTDOWN` command).
+#[derive(Clone, Default)]
+pub struct ShutdownHandle {
+    inner: Arc<ShutdownInner>,
+}
+
+#[derive(Default)]
+struct ShutdownInner {
+    requested: AtomicBool,
+    /// Addresses of the listeners to wake: a blocked `accept` returns when someone connects.
+    wake: Mutex<Vec<SocketAddr>>,
+}
+
+impl fmt::Debug for ShutdownHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShutdownHandle")
+            .field("requested", &self.is_shutdown())
+            .finish()
+    }
+}
+
+impl ShutdownHandle {
+    /// A handle whose shutdown has not been requested.
+    pub fn new() -> ShutdownHandle {
+        ShutdownHandle::default()
+    }
+
+    /// Requests shutdown: the server stops accepting connections, finishes the commands its
+    /// connections have read, closes them and closes the store; [`Server::run`] then returns.
+    /// Returns at once; calling it again does nothing more.
+    pub fn shutdown(&self) {
+        if self.inner.requested.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let wake = self.inner.wake.lock().clone();
+        for addr in wake {
+            // The accept loop sees the flag as soon as this connection arrives; if the listener
+            // is already gone the connect fails, which is just as good.
+            let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+        }
+    }
+
+    /// Whether [`ShutdownHandle::shutdown`] was called.
+    pub fn is_shutdown(&self) -> bool {
+        self.inner.requested.load(Ordering::SeqCst)
+    }
+
+    /// Registers a listener to wake on shutdown; `addr` is where it listens.
+    fn register(&self, addr: SocketAddr) {
+        let ip = match addr.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        self.inner
+            .wake
+            .lock()
+            .push(SocketAddr::new(ip, addr.port()));
+    }
+}
+
+/// Serves `db` over RESP until `shutdown` is requested, then closes `db`. The same as
+/// [`Server::bind`] followed by [`Server::run`].
+///
+/// # Errors
+/// As [`Server::bind`] and [`Server::run`].
+///
+/// # Examples
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// use persona::server::{serve, ServerConfig, ShutdownHandle};
+/// let db = persona::Db::open(dir.path())?;
+/// let shutdown = ShutdownHandle::new();
+/// shutdown.shutdown(); // requested before it starts: it returns at once
+/// let config = ServerConfig { bind: "127.0.0.1:0".into(), ..ServerConfig::default() };
+/// serve(db, config, shutdown)?;
+/// # Ok::<(), persona::Error>(())
+/// ```
+pub fn serve(db: Db, config: ServerConfig, shutdown: ShutdownHandle) -> Result<()> {
+    Server::bind(db, config, shutdown)?.run()
+}

@@ -1,0 +1,80 @@
+//! `persona serve`: the RESP server (see docs/protocol.md). Runs until SIGINT or SIGTERM (or a
+//! client's `SHUTDOWN`), then finishes in-flight commands, closes the store and exits 0.
+
+use anyhow::{Context, Result};
+use persona::server::{Server, ServerConfig, ShutdownHandle, DEFAULT_BIND};
+use persona::Db;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use std::io::Write;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on (host:port). A non-loopback address needs --requirepass or
+    /// --unsafe-allow-no-password.
+    #[arg(long, default_value = DEFAULT_BIND, value_name = "ADDR")]
+    bind: String,
+    /// Password clients must give with AUTH (or HELLO ... AUTH) before any other command.
+    #[arg(long, value_name = "PASS")]
+    requirepass: Option<String>,
+    /// Most connections served at once (each is a thread).
+    #[arg(long, default_value_t = 1024, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_clients: u32,
+    /// Close connections idle this many seconds; 0 never closes them.
+    #[arg(long, default_value_t = 0, value_name = "SECS")]
+    timeout: u64,
+    /// Listen on a non-loopback address without a password: anyone who can reach it can read
+    /// and change every profile.
+    #[arg(long)]
+    unsafe_allow_no_password: bool,
+}
+
+pub fn run(db: Db, args: &Args) -> Result<()> {
+    let config = ServerConfig {
+        bind: args.bind.clone(),
+        requirepass: args.requirepass.clone(),
+        unsafe_allow_no_password: args.unsafe_allow_no_password,
+        max_clients: usize::try_from(args.max_clients).unwrap_or(usize::MAX),
+        idle_timeout: (args.timeout > 0).then(|| Duration::from_secs(args.timeout)),
+        ..ServerConfig::default()
+    };
+    let data = db.config().path.display().to_string();
+    let shutdown = ShutdownHandle::new();
+    let server = Server::bind(db, config, shutdown.clone())
+        .with_context(|| format!("cannot listen on {}", args.bind))?;
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM]).context("cannot install the SIGINT/SIGTERM handlers")?;
+    std::thread::Builder::new()
+        .name("persona-signals".into())
+        .spawn(move || {
+            let mut received = signals.forever();
+            if let Some(signal) = received.next() {
+                shutdown.shutdown();
+                let name = if signal == SIGINT {
+                    "SIGINT"
+                } else {
+                    "SIGTERM"
+                };
+                note(&format!("received {name}; shutting down"));
+            }
+            if received.next().is_some() {
+                note("second signal; exiting without waiting for clients");
+                std::process::exit(1);
+            }
+        })
+        .context("cannot start the signal thread")?;
+    note(&format!(
+        "serving {data} on {} (RESP2/RESP3; stop with Ctrl-C or SHUTDOWN)",
+        server.local_addr()
+    ));
+    server.run().context("shutting down the server")?;
+    note("stopped; the store is closed");
+    Ok(())
+}
+
+/// A status line on stderr. A server may outlive its terminal: a closed stderr is not an error
+/// (`eprintln!` would panic on it).
+fn note(message: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "persona: {message}");
+}

@@ -1,0 +1,237 @@
+//! `SEGMENT.*`: the customer segments and their members.
+
+use super::args::{integer, show};
+use super::{ArgDoc, ArgKind, Args, Command, CommandError, Ctx, Spec};
+use crate::server::frame::Frame;
+use std::fmt::Write as _;
+
+/// Members returned by one `SEGMENT.MEMBERS` call unless `COUNT` says otherwise.
+const DEFAULT_COUNT: usize = 10;
+/// Most members one `SEGMENT.MEMBERS` call may ask for.
+const MAX_COUNT: usize = 10_000;
+
+/// `SEGMENT.LIST`.
+pub(crate) const LIST: Spec = Spec {
+    name: "SEGMENT.LIST",
+    arity: 1,
+    flags: &["readonly"],
+    key: 0,
+    group: "segment",
+    since: "0.1.0",
+    summary: "Lists every segment with its size, label and typical customer.",
+    args: &[],
+    subcommands: &[],
+    parse: |_| Ok(Command::SegmentList(List)),
+    container: "",
+};
+
+/// `SEGMENT.MEMBERS`.
+pub(crate) const MEMBERS: Spec = Spec {
+    name: "SEGMENT.MEMBERS",
+    arity: -2,
+    flags: &["readonly"],
+    key: 0,
+    group: "segment",
+    since: "0.1.0",
+    summary: "Iterates over the customers of a segment, like SCAN.",
+    args: &[
+        ArgDoc::new("segment", ArgKind::Integer),
+        ArgDoc::new("cursor", ArgKind::String)
+            .token("CURSOR")
+            .optional(),
+        ArgDoc::new("count", ArgKind::Integer)
+            .token("COUNT")
+            .optional(),
+    ],
+    subcommands: &[],
+    parse: |args| Members::parse(args).map(Command::SegmentMembers),
+    container: "",
+};
+
+/// Every segment, in id order: an empty array until the segments are seeded.
+///
+/// # Format
+///
+/// ```text
+/// SEGMENT.LIST
+///
+/// *1\r\n$12\r\nSEGMENT.LIST\r\n
+/// -> *8\r\n%7\r\n$2\r\nid\r\n:0\r\n$4\r\nsize\r\n:120\r\n$5\r\nlabel\r\n$14\r\nhigh spend ...\r\n
+///    $12\r\nrecency_days\r\n,3.5\r\n$9\r\npurchases\r\n,4\r\n$5\r\nspend\r\n,80.5\r\n
+///    $10\r\npropensity\r\n,0.7\r\n ...              (RESP2: each map a flat array)
+/// ```
+#[derive(Debug)]
+pub(crate) struct List;
+
+impl List {
+    pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Frame {
+        let segments = ctx.server.db.segments();
+        Frame::Array(
+            segments
+                .iter()
+                .map(|s| {
+                    Frame::map_from([
+                        ("id", Frame::Integer(i64::from(s.id))),
+                        ("size", super::int(s.size)),
+                        ("label", Frame::bulk(&s.label)),
+                        ("recency_days", Frame::Double(s.recency_days)),
+                        ("purchases", Frame::Double(s.purchases)),
+                        ("spend", Frame::Double(s.spend)),
+                        ("propensity", Frame::Double(s.propensity)),
+                    ])
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Customers of a segment in id order, a page at a time. Start with cursor `0` (or no
+/// `CURSOR`); each reply holds the cursor of the next page and the page; the cursor `0` means
+/// the iteration is complete. A cursor is opaque: pass back what the server returned.
+///
+/// # Format
+///
+/// ```text
+/// SEGMENT.MEMBERS segment [CURSOR cursor] [COUNT count]
+///
+/// *4\r\n$15\r\nSEGMENT.MEMBERS\r\n$1\r\n3\r\n$5\r\nCOUNT\r\n$1\r\n2\r\n
+/// -> *2\r\n$6\r\n633132\r\n*2\r\n$3\r\nc10\r\n$3\r\nc12\r\n
+/// last page: *2\r\n$1\r\n0\r\n*1\r\n$3\r\nc99\r\n
+/// ```
+#[derive(Debug)]
+pub(crate) struct Members {
+    segment: u16,
+    after: Option<String>,
+    count: usize,
+}
+
+impl Members {
+    fn parse(args: &mut Args) -> Result<Members, CommandError> {
+        let raw = args.required()?;
+        let segment = integer(&raw)
+            .and_then(|s| u16::try_from(s).ok())
+            .ok_or_else(|| CommandError::Invalid {
+                name: "segment",
+                value: show(&raw),
+                allowed: "must be a segment number (see SEGMENT.LIST)".into(),
+            })?;
+        let (mut cursor, mut count) = (None, None);
+        while let Some(word) = args.next() {
+            let (name, slot) = match word.to_ascii_uppercase().as_slice() {
+                b"CURSOR" => ("CURSOR", &mut cursor),
+                b"COUNT" => ("COUNT", &mut count),
+                _ => {
+                    return Err(args.syntax(format!(
+                        "unknown option '{}'; expected CURSOR or COUNT",
+                        show(&word)
+                    )))
+                }
+            };
+            if slot.is_some() {
+                return Err(args.syntax(format!("{name} given twice")));
+            }
+            *slot = Some(args.option_value(name)?);
+        }
+        let after = match cursor {
+            None => None,
+            Some(c) => decode_cursor(&c).ok_or_else(|| CommandError::Invalid {
+                name: "CURSOR",
+                value: show(&c),
+                allowed: "use 0 to start, then the cursor the previous reply returned".into(),
+            })?,
+        };
+        let count = match count {
+            None => DEFAULT_COUNT,
+            Some(c) => integer(&c)
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|n| (1..=MAX_COUNT).contains(n))
+                .ok_or_else(|| CommandError::Invalid {
+                    name: "COUNT",
+                    value: show(&c),
+                    allowed: format!("must be a whole number from 1 to {MAX_COUNT}"),
+                })?,
+        };
+        Ok(Members {
+            segment,
+            after,
+            count,
+        })
+    }
+
+    pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Result<Frame, CommandError> {
+        let db = &ctx.server.db;
+        let segments = db.config().segments;
+        if usize::from(self.segment) >= segments {
+            return Err(CommandError::Invalid {
+                name: "segment",
+                value: self.segment.to_string(),
+                allowed: format!(
+                    "this store has segments 0 to {}",
+                    segments.saturating_sub(1)
+                ),
+            });
+        }
+        let mut ids = db.segment_members(
+            self.segment,
+            self.after.as_deref(),
+            self.count.saturating_add(1),
+        )?;
+        let next = if ids.len() > self.count {
+            ids.truncate(self.count);
+            ids.last()
+                .map_or_else(|| "0".to_owned(), |id| encode_cursor(id))
+        } else {
+            "0".to_owned()
+        };
+        Ok(Frame::Array(vec![
+            Frame::bulk(next),
+            Frame::Array(ids.iter().map(Frame::bulk).collect()),
+        ]))
+    }
+}
+
+/// A cursor names the last customer returned, hex-encoded: never `0`, and safe to print.
+fn encode_cursor(last: &str) -> String {
+    let mut out = String::with_capacity(last.len() * 2);
+    for b in last.bytes() {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// `Some(None)` for the start, `Some(Some(id))` to continue after `id`, `None` if malformed.
+fn decode_cursor(cursor: &[u8]) -> Option<Option<String>> {
+    if cursor == b"0" {
+        return Some(None);
+    }
+    if cursor.is_empty() || cursor.len() % 2 != 0 || !cursor.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let bytes = cursor
+        .chunks(2)
+        .map(|pair| {
+            let text = std::str::from_utf8(pair).ok()?;
+            u8::from_str_radix(text, 16).ok()
+        })
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok().map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_zero_is_the_start() {
+        for id in ["0", "c42", "ü-ñ", "x y"] {
+            let c = encode_cursor(id);
+            assert_ne!(c, "0");
+            assert_eq!(decode_cursor(c.as_bytes()), Some(Some(id.to_owned())));
+        }
+        assert_eq!(decode_cursor(b"0"), Some(None));
+        assert_eq!(decode_cursor(b"abc"), None);
+        assert_eq!(decode_cursor(b"zz"), None);
+        assert_eq!(decode_cursor(b"ff"), None);
+        assert_eq!(decode_cursor(b"+1"), None);
+    }
+}

@@ -1,0 +1,155 @@
+//! Buffered reading of commands and writing of replies over one `TcpStream`.
+//!
+//! Input is read in chunks into one buffer and handed to a [`RequestDecoder`], which resumes
+//! where it stopped, so a command split over many reads is parsed once. Replies are encoded into
+//! an output buffer and written only on [`Connection::flush`]: a pipelined batch is answered with
+//! one write. The unparsed part of the input (at most one incomplete command plus one chunk) is
+//! bounded by [`ServerConfig::max_request_len`](super::ServerConfig::max_request_len).
+
+use super::frame::{Frame, Limits, Proto, ProtocolError, RequestDecoder};
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::TcpStream;
+
+/// Bytes asked of the socket per read.
+const READ_CHUNK: usize = 16 * 1024;
+/// An input buffer that grew past this is given back to the allocator once emptied.
+const KEEP_CAPACITY: usize = 256 * 1024;
+
+/// Why the input cannot be read as commands. The connection is answered `-ERR <Display>` and
+/// closed: it cannot be resynchronised.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum FramingError {
+    /// Bytes that are not RESP.
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    /// One command larger than the configured limit.
+    #[error("Protocol error: request is larger than {0} bytes")]
+    TooLarge(usize),
+}
+
+/// One client connection: a socket with an input buffer, a decoder and an output buffer.
+pub(crate) struct Connection {
+    stream: TcpStream,
+    decoder: RequestDecoder,
+    input: Vec<u8>,
+    /// Bytes at the front of `input` already parsed into commands.
+    consumed: usize,
+    output: Vec<u8>,
+    max_request_len: usize,
+}
+
+/// What [`Connection::fill`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Filled {
+    /// More bytes arrived.
+    Data,
+    /// The peer closed its side, or the server is shutting the connection down.
+    Closed,
+    /// Nothing arrived within the idle timeout.
+    Idle,
+}
+
+impl Connection {
+    /// Wraps an accepted socket.
+    pub(crate) fn new(stream: TcpStream, limits: Limits, max_request_len: usize) -> Connection {
+        Connection {
+            stream,
+            decoder: RequestDecoder::new(limits),
+            input: Vec::new(),
+            consumed: 0,
+            output: Vec::new(),
+            max_request_len,
+        }
+    }
+
+    /// The next complete command already received, without reading the socket: `Ok(None)` when
+    /// the buffered input holds no complete command. An empty command (empty line, `*0`) is
+    /// returned as an empty vector.
+    ///
+    /// # Errors
+    /// A [`FramingError`] when the input cannot become a valid command.
+    pub(crate) fn next_command(&mut self) -> Result<Option<Vec<Vec<u8>>>, FramingError> {
+        let pending = self.input.get(self.consumed..).unwrap_or(&[]);
+        match self.decoder.decode(pending)? {
+            Some((args, used)) => {
+                self.consumed = self.consumed.saturating_add(used).min(self.input.len());
+                Ok(Some(args))
+            }
+            None if pending.len() > self.max_request_len => {
+                Err(FramingError::TooLarge(self.max_request_len))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Reads more input from the socket, blocking until some arrives.
+    ///
+    /// # Errors
+    /// I/O errors other than end of input and the idle timeout.
+    pub(crate) fn fill(&mut self) -> io::Result<Filled> {
+        if self.consumed >= self.input.len() {
+            self.input.clear();
+            if self.input.capacity() > KEEP_CAPACITY {
+                self.input.shrink_to(READ_CHUNK);
+            }
+        } else if self.consumed > 0 {
+            // Only the unparsed tail moves; the decoder sees the same bytes as before.
+            self.input.drain(..self.consumed);
+        }
+        self.consumed = 0;
+        let start = self.input.len();
+        self.input.resize(start + READ_CHUNK, 0);
+        let result = loop {
+            match self
+                .stream
+                .read(self.input.get_mut(start..).unwrap_or(&mut []))
+            {
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        match result {
+            Ok(0) => {
+                self.input.truncate(start);
+                Ok(Filled::Closed)
+            }
+            Ok(n) => {
+                self.input.truncate(start + n);
+                Ok(Filled::Data)
+            }
+            Err(e) => {
+                self.input.truncate(start);
+                match e.kind() {
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut => Ok(Filled::Idle),
+                    _ => Err(e),
+                }
+            }
+        }
+    }
+
+    /// Appends a reply to the output buffer, encoded in `proto`.
+    pub(crate) fn push(&mut self, frame: &Frame, proto: Proto) {
+        frame.encode(proto, &mut self.output);
+    }
+
+    /// Bytes waiting in the output buffer.
+    pub(crate) fn buffered(&self) -> usize {
+        self.output.len()
+    }
+
+    /// Writes the output buffer to the socket.
+    ///
+    /// # Errors
+    /// I/O errors of the socket (the peer went away, the write timed out).
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
+        if self.output.is_empty() {
+            return Ok(());
+        }
+        let result = self.stream.write_all(&self.output);
+        self.output.clear();
+        if self.output.capacity() > KEEP_CAPACITY {
+            self.output.shrink_to(READ_CHUNK);
+        }
+        result
+    }
+}

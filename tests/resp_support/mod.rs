@@ -1,0 +1,203 @@
+//! Shared by the RESP server tests: an in-process server on an ephemeral port over a tempdir
+//! store, and a raw-bytes client.
+#![allow(dead_code)]
+
+use persona::server::frame::{parse_frame, Limits};
+use persona::server::{Server, ServerConfig, ShutdownHandle};
+use persona::{Config, Db};
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// A safety net against a hung test, not a timing assertion: no reply in a correct run takes
+/// anywhere near this long.
+const HANG_GUARD: Duration = Duration::from_secs(60);
+
+/// A server running in a thread of this test process.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub shutdown: ShutdownHandle,
+    thread: Option<JoinHandle<persona::Result<()>>>,
+    dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// A default store and a server on 127.0.0.1:0 with `tweak` applied to its configuration.
+    pub fn start(
+        tweak: impl FnOnce(&mut ServerConfig),
+    ) -> Result<TestServer, Box<dyn std::error::Error>> {
+        TestServer::start_with(|c| c, tweak)
+    }
+
+    /// As [`TestServer::start`], with the store's configuration adjusted by `store`.
+    pub fn start_with(
+        store: impl FnOnce(Config) -> Config,
+        tweak: impl FnOnce(&mut ServerConfig),
+    ) -> Result<TestServer, Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let db = Db::open_with(store(Config::new(dir.path())))?;
+        let mut config = ServerConfig {
+            bind: "127.0.0.1:0".into(),
+            ..ServerConfig::default()
+        };
+        tweak(&mut config);
+        let shutdown = ShutdownHandle::new();
+        let server = Server::bind(db, config, shutdown.clone())?;
+        let addr = server.local_addr();
+        let thread = std::thread::spawn(move || server.run());
+        Ok(TestServer {
+            addr,
+            shutdown,
+            thread: Some(thread),
+            dir,
+        })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A raw-bytes connection.
+    pub fn raw(&self) -> Result<Raw, Box<dyn std::error::Error>> {
+        Raw::connect(self.addr)
+    }
+
+    /// A `redis` crate connection (RESP2).
+    pub fn client(&self) -> redis::RedisResult<redis::Connection> {
+        redis::Client::open(self.url(""))?.get_connection()
+    }
+
+    /// `redis://127.0.0.1:<port>/<query>`.
+    pub fn url(&self, query: &str) -> String {
+        format!("redis://{}/{query}", self.addr)
+    }
+
+    /// Waits until the server thread ends (after `SHUTDOWN` or [`TestServer::stop`]) and returns
+    /// the data directory, which then holds a closed store.
+    pub fn wait(
+        mut self,
+    ) -> Result<(tempfile::TempDir, persona::Result<()>), Box<dyn std::error::Error>> {
+        let result = match self.thread.take() {
+            Some(thread) => thread.join().map_err(|_| "the server thread panicked")?,
+            None => Ok(()),
+        };
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir()?);
+        Ok((dir, result))
+    }
+
+    /// Requests shutdown and waits for it.
+    pub fn stop(self) -> persona::Result<()> {
+        self.shutdown.shutdown();
+        match self.wait() {
+            Ok((_, result)) => result,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.shutdown();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A client speaking raw bytes, reading whole replies.
+pub struct Raw {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Raw {
+    pub fn connect(addr: SocketAddr) -> Result<Raw, Box<dyn std::error::Error>> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(HANG_GUARD))?;
+        Ok(Raw {
+            stream,
+            buf: Vec::new(),
+        })
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// Sends a command as an array of bulk strings.
+    pub fn command(&mut self, args: &[&str]) -> std::io::Result<()> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+        }
+        self.send(&out)
+    }
+
+    /// The bytes of the next whole reply.
+    pub fn reply(&mut self) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+        let limits = Limits {
+            max_nesting: 64,
+            ..Limits::default()
+        };
+        loop {
+            if let Some((_, used)) = parse_frame(&self.buf, &limits)? {
+                return Ok(self.buf.drain(..used).collect());
+            }
+            let mut chunk = [0u8; 4096];
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                return Err(format!(
+                    "connection closed with {:?} unparsed",
+                    String::from_utf8_lossy(&self.buf)
+                )
+                .into());
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// The next reply as text, for readable assertions.
+    pub fn reply_text(&mut self) -> Result<String, Box<dyn std::error::Error>> {
+        Ok(String::from_utf8(self.reply()?)?)
+    }
+
+    /// Sends a command and returns its reply as text.
+    pub fn call(&mut self, args: &[&str]) -> Result<String, Box<dyn std::error::Error>> {
+        self.command(args)?;
+        self.reply_text()
+    }
+
+    /// Asserts the server closed the connection with nothing more to read.
+    pub fn assert_closed(&mut self) -> TestResult {
+        let mut rest = Vec::new();
+        match self.stream.read_to_end(&mut rest) {
+            Ok(_) => {}
+            // A reset after the close is a close too.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.buf.extend_from_slice(&rest);
+        assert!(
+            self.buf.is_empty(),
+            "unexpected bytes before close: {:?}",
+            String::from_utf8_lossy(&self.buf)
+        );
+        Ok(())
+    }
+
+    /// Closes our sending side, so the server sees end of input.
+    pub fn close_write(&mut self) -> std::io::Result<()> {
+        self.stream.shutdown(Shutdown::Write)
+    }
+}
+
+/// Unix ms of 2026-01-01, a fixed event time.
+pub const T0: i64 = 1_767_225_600_000;
