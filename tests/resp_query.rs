@@ -191,12 +191,12 @@ fn nearest_segments_of_a_customer_and_a_vector() -> TestResult {
     let mut con = resp3(&server)?;
     let reply = array(
         redis::cmd("SEGMENT.NEAREST")
-            .arg("c000003")
+            .arg("c000007")
             .arg("COUNT")
             .arg(3)
             .query(&mut con)?,
     );
-    let want = db.nearest_segments(Target::Customer("c000003"), 3)?;
+    let want = db.nearest_segments(Target::Customer("c000007"), 3)?;
     assert_eq!(reply.len(), 3);
     for (pair, w) in reply.into_iter().zip(&want) {
         let pair = array(pair);
@@ -205,12 +205,12 @@ fn nearest_segments_of_a_customer_and_a_vector() -> TestResult {
     }
     let one = array(
         redis::cmd("SEGMENT.NEAREST")
-            .arg("c000003")
+            .arg("c000007")
             .query(&mut con)?,
     );
     assert_eq!(one.len(), 1);
 
-    let features = db.profile("c000003")?.expect("c000003 exists").features;
+    let features = db.profile("c000007")?.expect("c000007 exists").features;
     let mut cmd = redis::cmd("SEGMENT.NEAREST");
     cmd.arg("VECTOR");
     for f in &features {
@@ -359,13 +359,13 @@ fn feedback_is_ordered_after_pipelined_events_and_deduplicated() -> TestResult {
     );
     let first = raw.reply_text()?;
     assert!(
-        first.starts_with("*6\r\n$7\r\nversion\r\n:2\r\n$7\r\nsegment\r\n:"),
+        first.starts_with("*6\r\n$7\r\nversion\r\n:1\r\n$7\r\nsegment\r\n:"),
         "{first}"
     );
     assert!(first.ends_with("$9\r\nduplicate\r\n:0\r\n"), "{first}");
     let second = raw.reply_text()?;
     assert!(
-        second.starts_with("*6\r\n$7\r\nversion\r\n:2\r\n"),
+        second.starts_with("*6\r\n$7\r\nversion\r\n:1\r\n"),
         "{second}"
     );
     assert!(second.ends_with("$9\r\nduplicate\r\n:1\r\n"), "{second}");
