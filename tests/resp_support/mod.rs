@@ -57,6 +57,24 @@ impl TestServer {
         })
     }
 
+    /// A server on 127.0.0.1:0 over `db`, an open store in `dir`.
+    pub fn over(db: Db, dir: tempfile::TempDir) -> Result<TestServer, Box<dyn std::error::Error>> {
+        let config = ServerConfig {
+            bind: "127.0.0.1:0".into(),
+            ..ServerConfig::default()
+        };
+        let shutdown = ShutdownHandle::new();
+        let server = Server::bind(db, config, shutdown.clone())?;
+        let addr = server.local_addr();
+        let thread = std::thread::spawn(move || server.run());
+        Ok(TestServer {
+            addr,
+            shutdown,
+            thread: Some(thread),
+            dir,
+        })
+    }
+
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
     }

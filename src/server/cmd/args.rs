@@ -116,6 +116,21 @@ pub(crate) fn utf8(name: &'static str, bytes: Vec<u8>) -> Result<String, Command
     })
 }
 
+/// The value of a `COUNT` option: a whole number from 1 to `max`.
+///
+/// # Errors
+/// [`CommandError::Invalid`] naming `COUNT` and the allowed range.
+pub(crate) fn count(value: &[u8], max: usize) -> Result<usize, CommandError> {
+    integer(value)
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| CommandError::Invalid {
+            name: "COUNT",
+            value: show(value),
+            allowed: format!("must be a whole number from 1 to {max}"),
+        })
+}
+
 /// Parses a whole decimal integer (optional sign), as Redis's `string2ll` accepts it.
 pub(crate) fn integer(bytes: &[u8]) -> Option<i64> {
     let text = std::str::from_utf8(bytes).ok()?;

@@ -2,7 +2,8 @@
 //! [`Command`] enum of parsed commands, each applied to a [`Ctx`].
 //!
 //! One file per family: `event.rs` (EVENT.*), `profile.rs` (PROFILE.*), `segment.rs`
-//! (SEGMENT.*), `model.rs` (MODEL.*), `admin.rs` (connection and server commands every Redis
+//! (SEGMENT.*), `model.rs` (MODEL.*), `query.rs` (SIMILAR, SCORE), `strategy.rs` (STRATEGY,
+//! FEEDBACK), `admin.rs` (connection and server commands every Redis
 //! client expects) and `introspect.rs` (COMMAND, CONFIG, INFO). Adding a command means: a struct
 //! with `parse` and `apply` and a `const` [`Spec`] in its family's file, a variant of
 //! [`Command`], and a line in [`COMMANDS`]. `COMMAND`, `COMMAND DOCS` and the arity and usage
@@ -18,7 +19,9 @@ mod event;
 mod introspect;
 mod model;
 mod profile;
+mod query;
 mod segment;
+mod strategy;
 
 pub(crate) use args::Args;
 
@@ -33,10 +36,19 @@ use std::fmt::Write as _;
 pub(crate) static COMMANDS: &[Spec] = &[
     event::ADD,
     profile::GET,
+    profile::HISTORY,
     profile::SET,
     segment::LIST,
     segment::MEMBERS,
+    segment::NEAREST,
+    query::SIMILAR,
+    query::SCORE,
+    strategy::STRATEGY,
+    strategy::FEEDBACK,
     model::INFO,
+    model::VERSIONS,
+    model::SNAPSHOT,
+    model::ROLLBACK,
     admin::PING,
     admin::ECHO,
     admin::HELLO,
@@ -332,10 +344,19 @@ impl From<Result<Frame, CommandError>> for Reply {
 pub(crate) enum Command {
     EventAdd(event::Add),
     ProfileGet(profile::Get),
+    ProfileHistory(profile::History),
     ProfileSet(profile::Set),
     SegmentList(segment::List),
     SegmentMembers(segment::Members),
+    SegmentNearest(segment::Nearest),
+    Similar(query::Similar),
+    Score(query::Score),
+    Strategy(strategy::Strategy),
+    Feedback(strategy::Feedback),
     ModelInfo(model::Info),
+    ModelVersions(model::Versions),
+    ModelSnapshot(model::Snapshot),
+    ModelRollback(model::Rollback),
     Ping(admin::Ping),
     Echo(admin::Echo),
     Hello(admin::Hello),
@@ -355,7 +376,9 @@ pub(crate) enum Command {
 
 impl Command {
     /// Whether the command may start while earlier writes of the connection are still in flight.
-    /// Everything else waits for them, so that it observes them.
+    /// Everything else waits for them, so that it observes them — reads, and the synchronous
+    /// writes (`PROFILE.SET`, `FEEDBACK`, `MODEL.SNAPSHOT`, `MODEL.ROLLBACK`), which are thereby
+    /// ordered after the connection's pipelined `EVENT.ADD`s.
     pub(crate) fn stays_in_flight(&self) -> bool {
         matches!(self, Command::EventAdd(_))
     }
@@ -365,10 +388,19 @@ impl Command {
         match self {
             Command::EventAdd(c) => c.apply(ctx),
             Command::ProfileGet(c) => c.apply(ctx).into(),
+            Command::ProfileHistory(c) => c.apply(ctx).into(),
             Command::ProfileSet(c) => c.apply(ctx).into(),
             Command::SegmentList(c) => Reply::Frame(c.apply(ctx)),
             Command::SegmentMembers(c) => c.apply(ctx).into(),
+            Command::SegmentNearest(c) => c.apply(ctx).into(),
+            Command::Similar(c) => c.apply(ctx).into(),
+            Command::Score(c) => c.apply(ctx).into(),
+            Command::Strategy(c) => c.apply(ctx).into(),
+            Command::Feedback(c) => c.apply(ctx).into(),
             Command::ModelInfo(c) => Reply::Frame(c.apply(ctx)),
+            Command::ModelVersions(c) => c.apply(ctx).into(),
+            Command::ModelSnapshot(c) => c.apply(ctx).into(),
+            Command::ModelRollback(c) => c.apply(ctx).into(),
             Command::Ping(c) => Reply::Frame(c.apply(ctx)),
             Command::Echo(c) => Reply::Frame(c.apply()),
             Command::Hello(c) => c.apply(ctx).into(),

@@ -1,6 +1,7 @@
 //! `MODEL.*`: the online models.
 
-use super::{Command, Ctx, Spec};
+use super::args::{integer, show};
+use super::{ArgDoc, ArgKind, Args, Command, CommandError, Ctx, Spec};
 use crate::server::frame::Frame;
 
 /// `MODEL.INFO`.
@@ -15,6 +16,51 @@ pub(crate) const INFO: Spec = Spec {
     args: &[],
     subcommands: &[],
     parse: |_| Ok(Command::ModelInfo(Info)),
+    container: "",
+};
+
+/// `MODEL.VERSIONS`.
+pub(crate) const VERSIONS: Spec = Spec {
+    name: "MODEL.VERSIONS",
+    arity: 1,
+    flags: &["readonly"],
+    key: 0,
+    group: "model",
+    since: "0.1.0",
+    summary: "Lists the stored model snapshots, oldest first.",
+    args: &[],
+    subcommands: &[],
+    parse: |_| Ok(Command::ModelVersions(Versions)),
+    container: "",
+};
+
+/// `MODEL.SNAPSHOT`.
+pub(crate) const SNAPSHOT: Spec = Spec {
+    name: "MODEL.SNAPSHOT",
+    arity: 1,
+    flags: &["write"],
+    key: 0,
+    group: "model",
+    since: "0.1.0",
+    summary: "Snapshots the model now; returns the snapshot's version.",
+    args: &[],
+    subcommands: &[],
+    parse: |_| Ok(Command::ModelSnapshot(Snapshot)),
+    container: "",
+};
+
+/// `MODEL.ROLLBACK`.
+pub(crate) const ROLLBACK: Spec = Spec {
+    name: "MODEL.ROLLBACK",
+    arity: 2,
+    flags: &["write"],
+    key: 0,
+    group: "model",
+    since: "0.1.0",
+    summary: "Rolls the learned parameters back to a snapshot; returns the new model version.",
+    args: &[ArgDoc::new("version", ArgKind::Integer)],
+    subcommands: &[],
+    parse: |args| Rollback::parse(args).map(Command::ModelRollback),
     container: "",
 };
 
@@ -56,5 +102,97 @@ impl Info {
             ),
             ("dim", super::int(u64::try_from(m.dim).unwrap_or(u64::MAX))),
         ])
+    }
+}
+
+/// The stored model snapshots, oldest first, each with the metrics it had when taken.
+///
+/// # Format
+///
+/// ```text
+/// MODEL.VERSIONS
+///
+/// *1\r\n$14\r\nMODEL.VERSIONS\r\n
+/// -> *1\r\n%4\r\n$7\r\nversion\r\n:12\r\n$12\r\nwatermark_ms\r\n:1767225600000\r\n
+///    $8\r\nexamples\r\n:40\r\n$11\r\nrolling_auc\r\n,0.81\r\n  (RESP2: each map a flat array)
+/// ```
+#[derive(Debug)]
+pub(crate) struct Versions;
+
+impl Versions {
+    pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Result<Frame, CommandError> {
+        let versions = ctx.server.db.model_versions()?;
+        Ok(Frame::Array(
+            versions
+                .iter()
+                .map(|m| {
+                    Frame::map_from([
+                        ("version", super::int(m.version)),
+                        ("watermark_ms", Frame::Integer(m.watermark_ms)),
+                        ("examples", super::int(m.examples)),
+                        (
+                            "rolling_auc",
+                            m.rolling_auc.map_or(Frame::Null, Frame::Double),
+                        ),
+                    ])
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// Snapshots the model now, through the writer (after the connection's earlier writes);
+/// replies with the snapshot's version, which `MODEL.ROLLBACK` accepts.
+///
+/// # Format
+///
+/// ```text
+/// MODEL.SNAPSHOT
+///
+/// *1\r\n$14\r\nMODEL.SNAPSHOT\r\n
+/// -> :13\r\n
+/// ```
+#[derive(Debug)]
+pub(crate) struct Snapshot;
+
+impl Snapshot {
+    pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Result<Frame, CommandError> {
+        Ok(super::int(ctx.server.db.snapshot_model()?))
+    }
+}
+
+/// Rolls the learned parameters back to the snapshot taken at `version`, atomically through the
+/// writer; replies with the new model version. Bookkeeping (watermark, segment sizes, metrics)
+/// is kept.
+///
+/// # Format
+///
+/// ```text
+/// MODEL.ROLLBACK version
+///
+/// *2\r\n$14\r\nMODEL.ROLLBACK\r\n$2\r\n13\r\n
+/// -> :15\r\n
+/// error: -ERR invalid argument version: ... (the message lists the kept snapshots)
+/// ```
+#[derive(Debug)]
+pub(crate) struct Rollback {
+    version: u64,
+}
+
+impl Rollback {
+    fn parse(args: &mut Args) -> Result<Rollback, CommandError> {
+        let raw = args.required()?;
+        let version = integer(&raw)
+            .and_then(|v| u64::try_from(v).ok())
+            .ok_or_else(|| CommandError::Invalid {
+                name: "version",
+                value: show(&raw),
+                allowed: "must be a snapshot version (see MODEL.VERSIONS)".into(),
+            })?;
+        Ok(Rollback { version })
+    }
+
+    pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Result<Frame, CommandError> {
+        Ok(super::int(ctx.server.db.rollback_model(self.version)?))
     }
 }

@@ -1,9 +1,10 @@
 //! `PROFILE.*`: reading profiles and setting attributes.
 
-use super::args::{integer, show, utf8};
+use super::args::{count, integer, show, utf8};
 use super::{ArgDoc, ArgKind, Args, Command, CommandError, Ctx, Spec};
+use crate::event::parse::parse_timestamp;
 use crate::features::AttrValue;
-use crate::query::Profile;
+use crate::query::{HistoryItem, Profile};
 use crate::server::frame::Frame;
 
 /// `PROFILE.GET`.
@@ -14,15 +15,41 @@ pub(crate) const GET: Spec = Spec {
     key: 1,
     group: "profile",
     since: "0.1.0",
-    summary: "Returns a customer's profile (now, or at a past version) with model outputs.",
+    summary: "Returns a customer's profile (now, at a past version or at a past time) with model \
+              outputs.",
     args: &[
         ArgDoc::new("customer", ArgKind::Key),
-        ArgDoc::new("version", ArgKind::Integer)
-            .token("VERSION")
-            .optional(),
+        ArgDoc::new(
+            "when",
+            ArgKind::OneOf(&[
+                ArgDoc::new("version", ArgKind::Integer).token("VERSION"),
+                ArgDoc::new("ts", ArgKind::UnixTime).token("AT"),
+            ]),
+        )
+        .optional(),
     ],
     subcommands: &[],
     parse: |args| Get::parse(args).map(Command::ProfileGet),
+    container: "",
+};
+
+/// `PROFILE.HISTORY`.
+pub(crate) const HISTORY: Spec = Spec {
+    name: "PROFILE.HISTORY",
+    arity: -2,
+    flags: &["readonly"],
+    key: 1,
+    group: "profile",
+    since: "0.1.0",
+    summary: "Returns a customer's most recent retained versions and what changed at each.",
+    args: &[
+        ArgDoc::new("customer", ArgKind::Key),
+        ArgDoc::new("count", ArgKind::Integer)
+            .token("COUNT")
+            .optional(),
+    ],
+    subcommands: &[],
+    parse: |args| History::parse(args).map(Command::ProfileHistory),
     container: "",
 };
 
@@ -51,13 +78,15 @@ pub(crate) const SET: Spec = Spec {
     container: "",
 };
 
-/// A customer's profile as of the store's watermark, or at a past `VERSION` (the most recent
-/// versions are kept, 16 by default). A null reply when the customer is unknown.
+/// A customer's profile as of the store's watermark, at a past `VERSION` (the most recent
+/// versions are kept, 16 by default), or `AT` a past event time (unix ms or RFC 3339): the latest
+/// retained version whose events all happened by then, evaluated as of then. A null reply when
+/// the customer is unknown (or, with `AT`, had no events by then).
 ///
 /// # Format
 ///
 /// ```text
-/// PROFILE.GET customer [VERSION version]
+/// PROFILE.GET customer [VERSION version|AT ts]
 ///
 /// *2\r\n$11\r\nPROFILE.GET\r\n$3\r\nc42\r\n
 ///
@@ -70,40 +99,67 @@ pub(crate) const SET: Spec = Spec {
 #[derive(Debug)]
 pub(crate) struct Get {
     customer: String,
-    version: Option<u64>,
+    when: Option<When>,
+}
+
+/// Which past profile `PROFILE.GET` reads.
+#[derive(Debug)]
+enum When {
+    Version(u64),
+    At(i64),
 }
 
 impl Get {
     fn parse(args: &mut Args) -> Result<Get, CommandError> {
         let customer = args.text("customer")?;
-        let mut version = None;
+        let mut when = None;
         while let Some(word) = args.next() {
-            if !word.eq_ignore_ascii_case(b"VERSION") {
+            let at = if word.eq_ignore_ascii_case(b"VERSION") {
+                false
+            } else if word.eq_ignore_ascii_case(b"AT") {
+                true
+            } else {
                 return Err(args.syntax(format!(
-                    "unknown option '{}'; expected VERSION",
+                    "unknown option '{}'; expected VERSION or AT",
                     show(&word)
                 )));
+            };
+            if when.is_some() {
+                return Err(args.syntax("give at most one of VERSION and AT"));
             }
-            if version.is_some() {
-                return Err(args.syntax("VERSION given twice"));
+            if at {
+                let value = args.option_value("AT")?;
+                let ts = std::str::from_utf8(&value)
+                    .ok()
+                    .and_then(|text| parse_timestamp(text).ok())
+                    .ok_or_else(|| CommandError::Invalid {
+                        name: "AT",
+                        value: show(&value),
+                        allowed: "must be unix milliseconds or an RFC 3339 time".into(),
+                    })?;
+                when = Some(When::At(ts));
+            } else {
+                let value = args.option_value("VERSION")?;
+                let parsed = integer(&value)
+                    .and_then(|v| u64::try_from(v).ok())
+                    .filter(|&v| v >= 1);
+                when = Some(When::Version(parsed.ok_or_else(|| {
+                    CommandError::Invalid {
+                        name: "VERSION",
+                        value: show(&value),
+                        allowed: "must be a whole number >= 1".into(),
+                    }
+                })?));
             }
-            let value = args.option_value("VERSION")?;
-            let parsed = integer(&value)
-                .and_then(|v| u64::try_from(v).ok())
-                .filter(|&v| v >= 1);
-            version = Some(parsed.ok_or_else(|| CommandError::Invalid {
-                name: "VERSION",
-                value: show(&value),
-                allowed: "must be a whole number >= 1".into(),
-            })?);
         }
-        Ok(Get { customer, version })
+        Ok(Get { customer, when })
     }
 
     pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Result<Frame, CommandError> {
         let db = &ctx.server.db;
-        let profile = match self.version {
-            Some(v) => db.profile_at(&self.customer, v)?,
+        let profile = match self.when {
+            Some(When::Version(v)) => db.profile_at(&self.customer, v)?,
+            Some(When::At(ts)) => db.profile_as_of(&self.customer, ts)?,
             None => db.profile(&self.customer)?,
         };
         Ok(match profile {
@@ -191,4 +247,79 @@ impl Set {
         let version = ctx.server.db.set_attributes(&self.customer, self.attrs)?;
         Ok(super::int(version))
     }
+}
+
+/// Versions `PROFILE.HISTORY` returns unless `COUNT` says otherwise.
+const HISTORY_DEFAULT_COUNT: usize = 10;
+/// Most versions one `PROFILE.HISTORY` may ask for (more than are ever retained).
+const HISTORY_MAX_COUNT: usize = 10_000;
+
+/// A customer's last `COUNT` retained versions (10 by default), newest first: what changed
+/// (`event` with its kind, time and value, or `attributes` with the names set) and the segment
+/// and propensity right after. A null reply when the customer is unknown.
+///
+/// # Format
+///
+/// ```text
+/// PROFILE.HISTORY customer [COUNT count]
+///
+/// *4\r\n$15\r\nPROFILE.HISTORY\r\n$3\r\nc42\r\n$5\r\nCOUNT\r\n$1\r\n1\r\n
+/// -> *1\r\n%8\r\n$7\r\nversion\r\n:3\r\n$6\r\nchange\r\n$5\r\nevent\r\n
+///    $4\r\nkind\r\n$8\r\npurchase\r\n$12\r\ntimestamp_ms\r\n:1767225600000\r\n
+///    $5\r\nvalue\r\n,19.5\r\n$10\r\nattributes\r\n*0\r\n$7\r\nsegment\r\n:2\r\n
+///    $10\r\npropensity\r\n,0.61\r\n                    (RESP2: each map a flat array)
+/// ```
+#[derive(Debug)]
+pub(crate) struct History {
+    customer: String,
+    count: usize,
+}
+
+impl History {
+    fn parse(args: &mut Args) -> Result<History, CommandError> {
+        let customer = args.text("customer")?;
+        let mut n = None;
+        while let Some(word) = args.next() {
+            if !word.eq_ignore_ascii_case(b"COUNT") {
+                return Err(
+                    args.syntax(format!("unknown option '{}'; expected COUNT", show(&word)))
+                );
+            }
+            if n.is_some() {
+                return Err(args.syntax("COUNT given twice"));
+            }
+            n = Some(count(&args.option_value("COUNT")?, HISTORY_MAX_COUNT)?);
+        }
+        Ok(History {
+            customer,
+            count: n.unwrap_or(HISTORY_DEFAULT_COUNT),
+        })
+    }
+
+    pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Result<Frame, CommandError> {
+        Ok(match ctx.server.db.history(&self.customer, self.count)? {
+            Some(items) => Frame::Array(items.iter().map(history_frame).collect()),
+            None => Frame::Null,
+        })
+    }
+}
+
+/// One history entry as a map; fields that do not apply to the change are null.
+fn history_frame(h: &HistoryItem) -> Frame {
+    Frame::map_from([
+        ("version", super::int(h.version)),
+        ("change", Frame::bulk(&h.change)),
+        ("kind", h.kind.as_ref().map_or(Frame::Null, Frame::bulk)),
+        (
+            "timestamp_ms",
+            h.timestamp_ms.map_or(Frame::Null, Frame::Integer),
+        ),
+        ("value", h.value.map_or(Frame::Null, Frame::Double)),
+        (
+            "attributes",
+            Frame::Array(h.attributes.iter().map(Frame::bulk).collect()),
+        ),
+        ("segment", super::opt_int(h.segment.map(u64::from))),
+        ("propensity", Frame::Double(f64::from(h.propensity))),
+    ])
 }

@@ -1,7 +1,8 @@
 //! `SEGMENT.*`: the customer segments and their members.
 
-use super::args::{integer, show};
+use super::args::{count, integer, show};
 use super::{ArgDoc, ArgKind, Args, Command, CommandError, Ctx, Spec};
+use crate::db::Target;
 use crate::server::frame::Frame;
 use std::fmt::Write as _;
 
@@ -45,6 +46,34 @@ pub(crate) const MEMBERS: Spec = Spec {
     ],
     subcommands: &[],
     parse: |args| Members::parse(args).map(Command::SegmentMembers),
+    container: "",
+};
+
+/// `SEGMENT.NEAREST`.
+pub(crate) const NEAREST: Spec = Spec {
+    name: "SEGMENT.NEAREST",
+    arity: -2,
+    flags: &["readonly"],
+    key: 0,
+    group: "segment",
+    since: "0.1.0",
+    summary: "Returns the segments nearest to a customer or a feature vector, with distances.",
+    args: &[
+        ArgDoc::new(
+            "target",
+            ArgKind::OneOf(&[
+                ArgDoc::new("customer", ArgKind::Key),
+                ArgDoc::new("feature", ArgKind::Double)
+                    .token("VECTOR")
+                    .multiple(),
+            ]),
+        ),
+        ArgDoc::new("count", ArgKind::Integer)
+            .token("COUNT")
+            .optional(),
+    ],
+    subcommands: &[],
+    parse: |args| Nearest::parse(args).map(Command::SegmentNearest),
     container: "",
 };
 
@@ -187,6 +216,108 @@ impl Members {
             Frame::bulk(next),
             Frame::Array(ids.iter().map(Frame::bulk).collect()),
         ]))
+    }
+}
+
+/// The `COUNT` segments (1 by default) nearest to a customer, evaluated as of the watermark, or
+/// to a raw feature vector in the layout of `PROFILE.GET`'s `features` (every dimension, in
+/// order), nearest first, each as `[segment, distance]` (Euclidean, in standardised units). An
+/// empty array before the segments are seeded; a null reply for an unknown customer. The first
+/// argument `VECTOR` (any case) always starts a vector.
+///
+/// # Format
+///
+/// ```text
+/// SEGMENT.NEAREST customer [COUNT count]
+/// SEGMENT.NEAREST VECTOR feature [feature ...] [COUNT count]
+///
+/// *4\r\n$15\r\nSEGMENT.NEAREST\r\n$3\r\nc42\r\n$5\r\nCOUNT\r\n$1\r\n2\r\n
+/// -> *2\r\n*2\r\n:3\r\n,0.82\r\n*2\r\n:0\r\n,1.9\r\n    (RESP2: distances as bulk strings)
+/// error: -ERR invalid argument vector: vector has 2 dimensions; the model expects 61\r\n
+/// ```
+#[derive(Debug)]
+pub(crate) struct Nearest {
+    target: NearestTarget,
+    count: usize,
+}
+
+/// What `SEGMENT.NEAREST` measures from.
+#[derive(Debug)]
+enum NearestTarget {
+    Customer(String),
+    Vector(Vec<f64>),
+}
+
+impl Nearest {
+    fn parse(args: &mut Args) -> Result<Nearest, CommandError> {
+        let first = args.required()?;
+        let mut pending = None;
+        let target = if first.eq_ignore_ascii_case(b"VECTOR") {
+            let mut v = Vec::new();
+            while let Some(word) = args.next() {
+                if word.eq_ignore_ascii_case(b"COUNT") {
+                    pending = Some(word);
+                    break;
+                }
+                let x = std::str::from_utf8(&word)
+                    .ok()
+                    .and_then(|t| t.parse::<f64>().ok())
+                    .ok_or_else(|| CommandError::Invalid {
+                        name: "feature",
+                        value: show(&word),
+                        allowed: "must be a number".into(),
+                    })?;
+                v.push(x);
+            }
+            if v.is_empty() {
+                return Err(args.syntax("VECTOR needs one number per feature"));
+            }
+            NearestTarget::Vector(v)
+        } else {
+            NearestTarget::Customer(super::args::utf8("customer", first)?)
+        };
+        let mut n = None;
+        while let Some(word) = pending.take().or_else(|| args.next()) {
+            if !word.eq_ignore_ascii_case(b"COUNT") {
+                return Err(
+                    args.syntax(format!("unknown option '{}'; expected COUNT", show(&word)))
+                );
+            }
+            if n.is_some() {
+                return Err(args.syntax("COUNT given twice"));
+            }
+            n = Some(count(&args.option_value("COUNT")?, MAX_COUNT)?);
+        }
+        Ok(Nearest {
+            target,
+            count: n.unwrap_or(1),
+        })
+    }
+
+    pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Result<Frame, CommandError> {
+        let db = &ctx.server.db;
+        let found = match &self.target {
+            NearestTarget::Vector(v) => db.nearest_segments(Target::Vector(v), self.count)?,
+            NearestTarget::Customer(id) => {
+                let found = db.nearest_segments(Target::Customer(id), self.count)?;
+                // The library answers an unknown customer with no segments; tell it apart.
+                if found.is_empty() && db.profile(id)?.is_none() {
+                    return Ok(Frame::Null);
+                }
+                found
+            }
+        };
+        Ok(Frame::Array(
+            found
+                .iter()
+                .map(|s| {
+                    Frame::Array(vec![
+                        Frame::Integer(i64::from(s.segment)),
+                        Frame::Double(s.distance),
+                    ])
+                })
+                .collect(),
+        ))
     }
 }
 
