@@ -526,6 +526,9 @@ struct ConfigFile {
     kmeans_min_rate: Option<f64>,
     auc_window: Option<usize>,
     seed: Option<u64>,
+    /// The `[server]` table: read and checked by `ServerConfig::from_toml_str`, not here.
+    #[allow(dead_code)]
+    server: Option<toml::Table>,
 }
 
 #[cfg(test)]

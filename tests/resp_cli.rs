@@ -92,7 +92,7 @@ fn redis_cli_runs_persona_commands() -> TestResult {
             && text.contains("Records an event of a customer"),
         "{text}"
     );
-    assert!(text.ends_with("27\n"), "{text}");
+    assert!(text.ends_with("30\n"), "{text}");
     // SHUTDOWN: redis-cli expects the connection to close, and the server stops.
     let out = redis_cli(&server, &["SHUTDOWN"])?;
     assert!(out.status.success(), "{out:?}");
@@ -244,5 +244,50 @@ fn persona_serve_still_stops_on_sigterm_when_its_stderr_is_gone() -> TestResult 
         .status()?;
     assert!(killed.success());
     assert_eq!(child.wait()?.code(), Some(0));
+    Ok(())
+}
+
+#[test]
+fn persona_serve_reads_its_options_from_the_config_file_server_table() -> TestResult {
+    if !available("kill") {
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("persona.toml");
+    std::fs::write(
+        &config,
+        "segments = 4\n[server]\nrequirepass = \"from-the-file\"\nmax_clients = 4\n",
+    )?;
+    let data = dir.path().join("data");
+    let config_arg = config.to_string_lossy().into_owned();
+    let (mut child, addr) = spawn_persona(&data, &["--config", &config_arg])?;
+    let mut raw = resp_support::Raw::connect(addr.parse()?)?;
+    assert_eq!(raw.call(&["PING"])?, "-NOAUTH Authentication required.\r\n");
+    assert_eq!(raw.call(&["AUTH", "from-the-file"])?, "+OK\r\n");
+    assert_eq!(
+        raw.call(&["CONFIG", "GET", "maxclients"])?,
+        "*2\r\n$10\r\nmaxclients\r\n$1\r\n4\r\n"
+    );
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    assert!(killed.success());
+    assert_eq!(child.wait()?.code(), Some(0));
+
+    // A bad [server] table is bad usage: exit 2, the key named, the store never opened.
+    std::fs::write(&config, "[server]\nmax_clients = 0\n")?;
+    let fresh = dir.path().join("never-created");
+    let out = Command::new(env!("CARGO_BIN_EXE_persona"))
+        .arg("--data")
+        .arg(&fresh)
+        .args(["--config", &config_arg, "serve"])
+        .output()?;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr)?;
+    assert!(
+        stderr.contains("[server] max_clients: must be at least 1"),
+        "{stderr}"
+    );
+    assert!(!fresh.exists());
     Ok(())
 }

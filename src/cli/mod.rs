@@ -86,7 +86,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Export(a) => export::run(&open()?, a),
         Command::Report(a) => report::run(&open()?, a),
         Command::Quickstart(a) => quickstart::run(&open()?, a, &cli.data),
-        Command::Serve(a) => serve::run(open()?, a),
+        Command::Serve(a) => {
+            let config = serve::server_config(a, cli.config.as_ref())?;
+            serve::run(open()?, config)
+        }
     }
 }
 

@@ -2,47 +2,66 @@
 //! client's `SHUTDOWN`), then finishes in-flight commands, closes the store and exits 0.
 
 use anyhow::{Context, Result};
-use persona::server::{Server, ServerConfig, ShutdownHandle, DEFAULT_BIND};
+use persona::server::{Server, ServerConfig, ShutdownHandle};
 use persona::Db;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Address to listen on (host:port). A non-loopback address needs --requirepass or
-    /// --unsafe-allow-no-password.
-    #[arg(long, default_value = DEFAULT_BIND, value_name = "ADDR")]
-    bind: String,
+    /// Address to listen on (host:port) [default: 127.0.0.1:6479]. A non-loopback address needs
+    /// --requirepass or --unsafe-allow-no-password. Config file: `[server] bind`.
+    #[arg(long, value_name = "ADDR")]
+    bind: Option<String>,
     /// Password clients must give with AUTH (or HELLO ... AUTH) before any other command.
+    /// Config file: `[server] requirepass`.
     #[arg(long, value_name = "PASS")]
     requirepass: Option<String>,
-    /// Most connections served at once (each is a thread).
-    #[arg(long, default_value_t = 1024, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    max_clients: u32,
-    /// Close connections idle this many seconds; 0 never closes them.
-    #[arg(long, default_value_t = 0, value_name = "SECS")]
-    timeout: u64,
+    /// Most connections served at once (each is a thread) [default: 1024]. Config file:
+    /// `[server] max_clients`.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_clients: Option<u32>,
+    /// Close connections idle this many seconds; 0 never closes them [default: 0]. Config
+    /// file: `[server] timeout_secs`.
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<u64>,
     /// Listen on a non-loopback address without a password: anyone who can reach it can read
-    /// and change every profile.
+    /// and change every profile. Config file: `[server] unsafe_allow_no_password = true`.
     #[arg(long)]
     unsafe_allow_no_password: bool,
 }
 
-pub fn run(db: Db, args: &Args) -> Result<()> {
-    let config = ServerConfig {
-        bind: args.bind.clone(),
-        requirepass: args.requirepass.clone(),
-        unsafe_allow_no_password: args.unsafe_allow_no_password,
-        max_clients: usize::try_from(args.max_clients).unwrap_or(usize::MAX),
-        idle_timeout: (args.timeout > 0).then(|| Duration::from_secs(args.timeout)),
-        ..ServerConfig::default()
+/// The server settings: defaults, then the config file's `[server]` table, then the flags.
+pub fn server_config(args: &Args, file: Option<&PathBuf>) -> Result<ServerConfig> {
+    let mut config = match file {
+        Some(f) => ServerConfig::from_toml_file(f)?,
+        None => ServerConfig::default(),
     };
+    if let Some(b) = &args.bind {
+        config.bind = b.clone();
+    }
+    if let Some(p) = &args.requirepass {
+        config.requirepass = Some(p.clone());
+    }
+    if let Some(n) = args.max_clients {
+        config.max_clients = usize::try_from(n).unwrap_or(usize::MAX);
+    }
+    if let Some(secs) = args.timeout {
+        config.idle_timeout = (secs > 0).then(|| Duration::from_secs(secs));
+    }
+    config.unsafe_allow_no_password |= args.unsafe_allow_no_password;
+    Ok(config)
+}
+
+pub fn run(db: Db, config: ServerConfig) -> Result<()> {
+    let bind = config.bind.clone();
     let data = db.config().path.display().to_string();
     let shutdown = ShutdownHandle::new();
     let server = Server::bind(db, config, shutdown.clone())
-        .with_context(|| format!("cannot listen on {}", args.bind))?;
+        .with_context(|| format!("cannot listen on {bind}"))?;
     let mut signals =
         Signals::new([SIGINT, SIGTERM]).context("cannot install the SIGINT/SIGTERM handlers")?;
     std::thread::Builder::new()

@@ -11,8 +11,11 @@
 //!   flushed: a client waiting for its replies always gets them.
 //! - A framing error is answered `-ERR Protocol error: …` after the replies before it, then the
 //!   connection is closed; a command error is answered and the connection goes on.
+//! - Between `MULTI` and `EXEC` commands are parsed and queued, not run (`+QUEUED`); `EXEC`
+//!   settles earlier writes, runs the queue in order and answers one array. `QUIT` is never
+//!   queued; `SHUTDOWN` is refused inside a transaction.
 
-use super::cmd::{self, Ctx, Reply, Session};
+use super::cmd::{self, Command, Ctx, Reply, Session};
 use super::connection::{Connection, Filled};
 use super::frame::{Frame, Proto};
 use super::listener::ServerState;
@@ -50,6 +53,7 @@ pub(crate) fn serve(state: &ServerState, stream: TcpStream, id: u64) {
             lib_ver: None,
         },
         queue: VecDeque::new(),
+        multi: None,
     };
     match handler.run() {
         Ok(()) => tracing::debug!(client = id, "connection closed"),
@@ -79,7 +83,20 @@ struct Handler<'a> {
     conn: Connection,
     session: Session,
     queue: VecDeque<Queued>,
+    /// The open transaction, between `MULTI` and `EXEC`/`DISCARD`.
+    multi: Option<Transaction>,
 }
+
+/// Commands queued by `MULTI`.
+#[derive(Default)]
+struct Transaction {
+    commands: Vec<Command>,
+    /// A queued command was refused: `EXEC` answers `-EXECABORT` and runs nothing.
+    failed: bool,
+}
+
+/// Most commands one transaction may queue: bounds the memory a client can make the server hold.
+const MAX_QUEUED: usize = 4096;
 
 impl Handler<'_> {
     fn run(&mut self) -> io::Result<()> {
@@ -126,10 +143,73 @@ impl Handler<'_> {
         let command = match cmd::parse(argv, self.session.authenticated) {
             Ok(command) => command,
             Err(e) => {
+                if let Some(t) = &mut self.multi {
+                    t.failed = true;
+                }
                 self.emit(e.into());
                 return Flow::Continue;
             }
         };
+        match command {
+            Command::Multi => {
+                let reply = if self.multi.is_some() {
+                    Frame::error("ERR MULTI calls can not be nested")
+                } else {
+                    self.multi = Some(Transaction::default());
+                    Frame::ok()
+                };
+                self.emit(reply);
+                return Flow::Continue;
+            }
+            Command::Exec => {
+                return match self.multi.take() {
+                    None => {
+                        self.emit(Frame::error("ERR EXEC without MULTI"));
+                        Flow::Continue
+                    }
+                    Some(t) if t.failed => {
+                        self.emit(Frame::error(
+                            "EXECABORT Transaction discarded because of previous errors.",
+                        ));
+                        Flow::Continue
+                    }
+                    Some(t) => self.exec(t.commands),
+                };
+            }
+            Command::Discard => {
+                let reply = if self.multi.take().is_some() {
+                    Frame::ok()
+                } else {
+                    Frame::error("ERR DISCARD without MULTI")
+                };
+                self.emit(reply);
+                return Flow::Continue;
+            }
+            _ => {}
+        }
+        if let Some(t) = &mut self.multi {
+            if !matches!(command, Command::Quit) {
+                let refusal = if matches!(command, Command::Shutdown) {
+                    Some("ERR SHUTDOWN is not allowed inside a transaction")
+                } else if t.commands.len() >= MAX_QUEUED {
+                    Some("ERR too many commands queued in this transaction (at most 4096)")
+                } else {
+                    None
+                };
+                let reply = match refusal {
+                    Some(message) => {
+                        t.failed = true;
+                        Frame::error(message)
+                    }
+                    None => {
+                        t.commands.push(command);
+                        Frame::Simple("QUEUED".into())
+                    }
+                };
+                self.emit(reply);
+                return Flow::Continue;
+            }
+        }
         if !command.stays_in_flight() {
             self.settle();
         }
@@ -146,6 +226,50 @@ impl Handler<'_> {
             }
             Reply::Shutdown => return Flow::Shutdown,
         }
+        Flow::Continue
+    }
+
+    /// Runs a transaction's commands in order and answers the array of their replies. Pipelined
+    /// writes inside it stay in flight together (they share group commits); any other command
+    /// first waits for them, as outside a transaction.
+    fn exec(&mut self, commands: Vec<Command>) -> Flow {
+        self.settle();
+        let mut replies: Vec<Queued> = Vec::with_capacity(commands.len());
+        for command in commands {
+            if !command.stays_in_flight() {
+                for queued in &mut replies {
+                    if matches!(queued, Queued::Write(..)) {
+                        let placeholder = Queued::Ready(Frame::Null);
+                        if let Queued::Write(pending, reply) =
+                            std::mem::replace(queued, placeholder)
+                        {
+                            *queued = Queued::Ready(reply(pending.wait()));
+                        }
+                    }
+                }
+            }
+            let mut ctx = Ctx {
+                server: self.state,
+                session: &mut self.session,
+            };
+            replies.push(match command.apply(&mut ctx) {
+                Reply::Frame(frame) => Queued::Ready(frame),
+                Reply::InFlight(pending, reply) => Queued::Write(pending, reply),
+                // Neither is ever queued (see `execute`); answer as Redis would if they were.
+                Reply::Quit => Queued::Ready(Frame::ok()),
+                Reply::Shutdown => Queued::Ready(Frame::error(
+                    "ERR SHUTDOWN is not allowed inside a transaction",
+                )),
+            });
+        }
+        let frames = replies
+            .into_iter()
+            .map(|queued| match queued {
+                Queued::Ready(frame) => frame,
+                Queued::Write(pending, reply) => reply(pending.wait()),
+            })
+            .collect();
+        self.emit(Frame::Array(frames));
         Flow::Continue
     }
 

@@ -138,6 +138,128 @@ impl Default for ServerConfig {
     }
 }
 
+/// The `[server]` table of the TOML configuration file (`persona --config FILE serve`): every
+/// key optional, unknown keys rejected. Command-line flags override it.
+///
+/// ```toml
+/// [server]
+/// bind = "127.0.0.1:6479"
+/// requirepass = "s3cret"
+/// max_clients = 256
+/// timeout_secs = 300
+/// unsafe_allow_no_password = false
+/// max_bulk_len = 1048576
+/// max_array_len = 4096
+/// max_inline_len = 65536
+/// max_request_len = 8388608
+/// ```
+#[derive(Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerFile {
+    bind: Option<String>,
+    requirepass: Option<String>,
+    max_clients: Option<usize>,
+    timeout_secs: Option<u64>,
+    unsafe_allow_no_password: Option<bool>,
+    max_bulk_len: Option<usize>,
+    max_array_len: Option<usize>,
+    max_inline_len: Option<usize>,
+    max_request_len: Option<usize>,
+}
+
+/// The whole configuration file as the server reads it: only the `[server]` table matters here
+/// (the store's keys are read and checked by [`crate::Config::from_toml_str`]).
+#[derive(serde::Deserialize)]
+struct FileWithServer {
+    #[serde(default)]
+    server: Option<ServerFile>,
+}
+
+impl ServerConfig {
+    /// The defaults, overridden by the `[server]` table of a TOML configuration file (see the
+    /// README for its keys). A file without a `[server]` table gives the defaults.
+    ///
+    /// # Errors
+    /// [`crate::Error::Config`] naming the key when the TOML is malformed, a key is unknown, or
+    /// a value is out of range (`max_clients`, `max_bulk_len`, `max_array_len`,
+    /// `max_inline_len` and `max_request_len` must be at least 1; `requirepass` must not be
+    /// empty).
+    ///
+    /// # Examples
+    /// ```
+    /// use persona::server::ServerConfig;
+    /// let c = ServerConfig::from_toml_str("[server]\nmax_clients = 8\ntimeout_secs = 60\n")?;
+    /// assert_eq!(c.max_clients, 8);
+    /// assert_eq!(c.idle_timeout, Some(std::time::Duration::from_secs(60)));
+    /// assert!(ServerConfig::from_toml_str("[server]\nmax_clients = 0\n").is_err());
+    /// # Ok::<(), persona::Error>(())
+    /// ```
+    pub fn from_toml_str(text: &str) -> Result<ServerConfig> {
+        use crate::error::Error;
+        let file: FileWithServer = toml::from_str(text)
+            .map_err(|e| Error::Config(format!("[server]: {}", e.message())))?;
+        let mut c = ServerConfig::default();
+        let Some(f) = file.server else {
+            return Ok(c);
+        };
+        let positive = |key: &str, v: Option<usize>| -> Result<Option<usize>> {
+            match v {
+                Some(0) => Err(Error::Config(format!(
+                    "[server] {key}: must be at least 1, got 0"
+                ))),
+                v => Ok(v),
+            }
+        };
+        if let Some(b) = f.bind {
+            c.bind = b;
+        }
+        if let Some(p) = f.requirepass {
+            if p.is_empty() {
+                return Err(Error::Config(
+                    "[server] requirepass: must not be empty (leave the key out for no password)"
+                        .into(),
+                ));
+            }
+            c.requirepass = Some(p);
+        }
+        if let Some(n) = positive("max_clients", f.max_clients)? {
+            c.max_clients = n;
+        }
+        if let Some(secs) = f.timeout_secs {
+            c.idle_timeout = (secs > 0).then(|| Duration::from_secs(secs));
+        }
+        if let Some(u) = f.unsafe_allow_no_password {
+            c.unsafe_allow_no_password = u;
+        }
+        if let Some(n) = positive("max_bulk_len", f.max_bulk_len)? {
+            c.limits.max_bulk_len = n;
+        }
+        if let Some(n) = positive("max_array_len", f.max_array_len)? {
+            c.limits.max_array_len = n;
+        }
+        if let Some(n) = positive("max_inline_len", f.max_inline_len)? {
+            c.limits.max_inline_len = n;
+        }
+        if let Some(n) = positive("max_request_len", f.max_request_len)? {
+            c.max_request_len = n;
+        }
+        Ok(c)
+    }
+
+    /// [`ServerConfig::from_toml_str`] on a file's contents.
+    ///
+    /// # Errors
+    /// [`crate::Error::Config`] naming the file when it cannot be read, else as
+    /// [`ServerConfig::from_toml_str`].
+    pub fn from_toml_file(file: impl AsRef<std::path::Path>) -> Result<ServerConfig> {
+        let file = file.as_ref();
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            crate::error::Error::Config(format!("cannot read {}: {e}", file.display()))
+        })?;
+        ServerConfig::from_toml_str(&text)
+    }
+}
+
 /// The password is never printed.
 impl fmt::Debug for ServerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -4,7 +4,7 @@
 //! One file per family: `event.rs` (EVENT.*), `profile.rs` (PROFILE.*), `segment.rs`
 //! (SEGMENT.*), `model.rs` (MODEL.*), `query.rs` (SIMILAR, SCORE), `strategy.rs` (STRATEGY,
 //! FEEDBACK), `admin.rs` (connection and server commands every Redis
-//! client expects) and `introspect.rs` (COMMAND, CONFIG, INFO). Adding a command means: a struct
+//! client expects), `transaction.rs` (MULTI, EXEC, DISCARD) and `introspect.rs` (COMMAND, CONFIG, INFO). Adding a command means: a struct
 //! with `parse` and `apply` and a `const` [`Spec`] in its family's file, a variant of
 //! [`Command`], and a line in [`COMMANDS`]. `COMMAND`, `COMMAND DOCS` and the arity and usage
 //! messages are derived from the table.
@@ -22,6 +22,7 @@ mod profile;
 mod query;
 mod segment;
 mod strategy;
+mod transaction;
 
 pub(crate) use args::Args;
 
@@ -58,6 +59,9 @@ pub(crate) static COMMANDS: &[Spec] = &[
     admin::CLIENT,
     admin::DBSIZE,
     admin::SHUTDOWN,
+    transaction::MULTI,
+    transaction::EXEC,
+    transaction::DISCARD,
     introspect::COMMAND,
     introspect::CONFIG,
     introspect::INFO,
@@ -366,6 +370,12 @@ pub(crate) enum Command {
     Client(admin::Client),
     DbSize,
     Shutdown,
+    /// `MULTI`: handled by the connection, which owns the transaction queue.
+    Multi,
+    /// `EXEC`: handled by the connection.
+    Exec,
+    /// `DISCARD`: handled by the connection.
+    Discard,
     Commands(introspect::CommandQuery),
     ConfigGet(introspect::ConfigGet),
     ConfigSet,
@@ -410,6 +420,11 @@ impl Command {
             Command::Client(c) => Reply::Frame(c.apply(ctx)),
             Command::DbSize => Reply::Frame(admin::dbsize(ctx)),
             Command::Shutdown => Reply::Shutdown,
+            // The connection handles these before applying anything; reaching here means a
+            // transaction command outside the handler's control, which it treats as misuse.
+            Command::Multi | Command::Exec | Command::Discard => Reply::Frame(Frame::error(
+                "ERR transaction commands are handled by the connection",
+            )),
             Command::Commands(c) => Reply::Frame(c.apply()),
             Command::ConfigGet(c) => Reply::Frame(c.apply(ctx)),
             Command::ConfigSet => Reply::Frame(introspect::config_set()),
