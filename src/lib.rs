@@ -51,6 +51,8 @@ pub mod db;
 pub mod error;
 pub mod event;
 pub mod features;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod generator;
 pub mod model;
 pub mod pipeline;
