@@ -1,12 +1,15 @@
-//! Every class of bad input is rejected with its specific message and changes nothing: CSV and
-//! JSON Lines rows (through the reader an import uses), events and attributes through the API,
-//! and the command line (bad rows are reported and skipped, bad flags exit 2). Good input right
-//! after a reject still works.
+//! The bad-input matrix: every class of bad input is rejected with its specific message and
+//! changes nothing: CSV and JSON Lines rows (through the reader an import uses), events and
+//! attributes through the API, RESP command arguments, configuration files, and the command line
+//! (bad rows are reported and skipped, bad flags and files exit 2 before a store is created).
+//! Good input right after a reject still works.
 
 use persona::event::parse::{EventReader, Format, MAX_LINE_BYTES};
 use persona::{AttrValue, Config, Db, Durability, Error, Event, EventKind, Result};
 use std::path::Path;
 use std::process::Command;
+
+mod resp_support;
 
 const T0: i64 = 1_767_225_600_000;
 const HEADER: &str = "event_id,customer_id,timestamp,kind,value,category\n";
@@ -724,5 +727,205 @@ fn cli_bad_flags_exit_2_and_failures_exit_1() -> Result<()> {
     let (code, stderr) = run(&["profile", "nobody"])?;
     assert_eq!(code, Some(1));
     assert_eq!(stderr.trim(), "persona: no profile for customer \"nobody\"");
+    Ok(())
+}
+
+/// Configuration files: each bad file is refused with a message naming the key and what is
+/// allowed, through the library and through the CLI (exit 2), and no store is created; the good
+/// file right after opens.
+#[test]
+fn bad_configuration_files_name_the_key_and_create_nothing() -> Result<()> {
+    let cases: &[(&str, &str)] = &[
+        ("segmnets = 3", "unknown field `segmnets`"),
+        (
+            "segments = 0",
+            "segments = 0 is out of range; allowed 1..=256",
+        ),
+        (
+            "segments = \"eight\"",
+            "invalid type: string \"eight\", expected usize",
+        ),
+        (
+            "half_life_days = -1",
+            "half_life_days = -1 is out of range; allowed 0.001..=36500",
+        ),
+        ("horizon_days = nan", "horizon_days = NaN is out of range"),
+        ("durability = \"sometimes\"", "sometimes"),
+        ("target_kind = \"teleport\"", "target_kind: "),
+        ("drift_reaction = \"panic\"", "panic"),
+        (
+            "actions = []",
+            "actions has 0 entries; between 1 and 64 are allowed",
+        ),
+        (
+            "actions = [\"a b\"]",
+            "action \"a b\" must be 1 to 64 characters",
+        ),
+        ("actions = [\"x\", \"x\"]", "action \"x\" is listed twice"),
+        (
+            "max_batch = 0",
+            "max_batch = 0 is out of range; allowed 1..=65536",
+        ),
+        (
+            "dedupe_window = 100000",
+            "dedupe_window = 100000 is out of range; allowed 1..=4096",
+        ),
+        (
+            "category_buckets = 65",
+            "category_buckets = 65 is out of range; allowed 1..=64",
+        ),
+        ("learning_rate = 0", "learning_rate = 0 is out of range"),
+        (
+            "auc_window = 5",
+            "auc_window = 5 is out of range; allowed 10..=1000000",
+        ),
+        ("segments = 4\nsegments = 5", "duplicate key"),
+        (
+            "[server]\nmax_clients = 0",
+            "[server] max_clients: must be at least 1, got 0",
+        ),
+        ("[server]\nport = 1", "unknown field `port`"),
+    ];
+    let dir = tempfile::tempdir()?;
+    for (text, expected) in cases {
+        let data = dir.path().join("never");
+        let lib = Config::from_toml_str(&data, text)
+            .and_then(|_| persona::server::ServerConfig::from_toml_str(text).map(|_| ()));
+        let err = lib.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains(expected), "{text:?}: library said {err:?}");
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, text)?;
+        // `serve` reads the [server] table too; it never gets to listen on a bad file.
+        let out = persona_cmd(&data)
+            .arg("--config")
+            .arg(&file)
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .output()?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text:?}: {stderr}");
+        assert!(stderr.contains(expected), "{text:?}: CLI said {stderr:?}");
+        assert!(!data.exists(), "{text:?} created the store");
+    }
+    // Good input right after: the store opens.
+    let file = dir.path().join("good.toml");
+    std::fs::write(&file, "segments = 3\n[server]\nmax_clients = 2\n")?;
+    let out = persona_cmd(&dir.path().join("good"))
+        .arg("--config")
+        .arg(&file)
+        .arg("segments")
+        .output()?;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    Ok(())
+}
+
+/// CLI flags: each bad command line is refused with exit 2 and a message naming the flag or
+/// value, before any store is created.
+#[test]
+fn bad_cli_flags_name_what_is_wrong() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("store");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["import", "--frobnicate", "x.csv"],
+            "unexpected argument '--frobnicate'",
+        ),
+        (
+            &["import", "--format", "xml", "x.csv"],
+            "invalid value 'xml' for '--format",
+        ),
+        (&["import"], "required arguments were not provided"),
+        (
+            &["generate", "--events", "many", "--out", "x.csv"],
+            "invalid value 'many' for '--events",
+        ),
+        (&["teleport"], "unrecognized subcommand 'teleport'"),
+        (&["similar", "c1", "-k", "-3"], "-3"),
+        (
+            &["serve", "--max-clients", "0"],
+            "invalid value '0' for '--max-clients",
+        ),
+        (
+            &["serve", "--timeout", "soon"],
+            "invalid value 'soon' for '--timeout",
+        ),
+        (&["feedback", "c1", "vip_offer"], "--converted"),
+    ];
+    for (args, expected) in cases {
+        let out = persona_cmd(&data).args(*args).output()?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!data.exists(), "{args:?} created the store");
+    }
+    // Good input right after works.
+    let out = persona_cmd(&data).arg("segments").output()?;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    Ok(())
+}
+
+/// RESP arguments: each bad command gets its specific error reply, the store is unchanged (the
+/// profile and the model read the same), and the connection keeps working; a good command right
+/// after is applied.
+#[test]
+fn bad_resp_arguments_are_answered_and_change_nothing() -> resp_support::TestResult {
+    let server = resp_support::TestServer::start(|_| {})?;
+    let mut raw = server.raw()?;
+    let ts = T0.to_string();
+    raw.call(&["EVENT.ADD", "c1", "purchase", "10", "TS", &ts])?;
+    let state = |raw: &mut resp_support::Raw| -> Result<String, Box<dyn std::error::Error>> {
+        Ok(format!(
+            "{}{}{}",
+            raw.call(&["PROFILE.GET", "c1"])?,
+            raw.call(&["MODEL.INFO"])?,
+            raw.call(&["DBSIZE"])?
+        ))
+    };
+    let before = state(&mut raw)?;
+    let usage_add =
+        "usage: EVENT.ADD customer kind [value] [CATEGORY category] [TS ms] [ID event_id]";
+    let cases: &[(&[&str], &str)] = &[
+        (&["EVENT.ADD", "c1", "teleport"], "-ERR invalid event: field kind: teleport must be one of: view, click"),
+        (&["EVENT.ADD", "c1", "purchase", "-3"], "-ERR invalid event: field value: -3 for kind purchase must be >= 0"),
+        (&["EVENT.ADD", "c1", "purchase", "abc"], "-ERR invalid event: field value: abc must be a number (or an option: CATEGORY, TS or ID)"),
+        (&["EVENT.ADD", "c1", "purchase", "10", "TS", "yesterday"], "-ERR invalid event: field timestamp: yesterday must be unix milliseconds"),
+        (&["EVENT.ADD", "c1", "purchase", "10", "COLOR", "red"], "-ERR syntax error: unknown option 'COLOR'; expected CATEGORY, TS or ID"),
+        (&["EVENT.ADD", "", "view"], "-ERR invalid event: field customer_id must not be empty"),
+        (&["EVENT.ADD", "c1"], "-ERR wrong number of arguments for 'event.add' command"),
+        (&["EVENT.ADD", "c1", "rating", "9"], "-ERR invalid event: field value: 9 for kind rating must be a whole number of stars from 1 to 5"),
+        (&["EVENT.ADD", "c1", "view", "1", "CATEGORY"], "-ERR syntax error: CATEGORY needs a value"),
+        (&["PROFILE.GET", "c1", "VERSION", "0"], "-ERR invalid VERSION '0': must be a whole number >= 1"),
+        (&["PROFILE.GET", "c1", "AT", "notatime"], "-ERR invalid AT 'notatime': must be unix milliseconds or an RFC 3339 time"),
+        (&["PROFILE.SET", "c1", "age"], "-ERR wrong number of arguments for 'profile.set' command"),
+        (&["PROFILE.SET", "c1", "", "3"], "-ERR invalid argument attribute name: \"\" must not be empty"),
+        (&["PROFILE.HISTORY", "c1", "COUNT", "-1"], "-ERR invalid COUNT '-1': must be a whole number from 1 to 10000"),
+        (&["SEGMENT.MEMBERS", "999"], "-ERR invalid segment '999': this store has segments 0 to 7"),
+        (&["SEGMENT.NEAREST", "VECTOR", "1", "2"], "-ERR invalid argument vector: vector has 2 dimensions; the model expects 61"),
+        (&["SIMILAR", "c1", "COUNT", "0"], "-ERR invalid COUNT '0': must be a whole number from 1 to 1000"),
+        (&["STRATEGY", "c1", "extra"], "-ERR syntax error: unknown option 'extra'; expected GREEDY"),
+        (&["FEEDBACK", "c1", "nope", "1"], "-ERR invalid argument action: \"nope\" is not one of: vip_offer"),
+        (&["FEEDBACK", "c1", "vip_offer", "2"], "-ERR invalid converted '2': must be 1 (converted) or 0 (did not)"),
+        (&["MODEL.ROLLBACK", "999"], "-ERR invalid argument version: no model snapshot 999"),
+        (&["SELECT", "3"], "-ERR DB index is out of range: Persona has a single database, 0"),
+        (&["HELLO", "4"], "-NOPROTO unsupported protocol version"),
+        (&["CONFIG", "SET", "x", "y"], "-ERR CONFIG SET is not supported"),
+        (&["NOSUCH", "a"], "-ERR unknown command 'NOSUCH', with args beginning with: 'a'"),
+    ];
+    for (args, expected) in cases {
+        let reply = raw.call(args)?;
+        assert!(reply.starts_with(expected), "{args:?}: {reply:?}");
+        if expected.contains("usage")
+            || expected.starts_with("-ERR syntax error: unknown option 'COLOR'")
+        {
+            assert!(reply.contains(usage_add), "{args:?}: {reply:?}");
+        }
+        assert_eq!(state(&mut raw)?, before, "{args:?} changed the store");
+    }
+    // Good input right after is applied.
+    let ts2 = (T0 + 1).to_string();
+    let reply = raw.call(&["EVENT.ADD", "c1", "view", "TS", &ts2])?;
+    assert!(
+        reply.starts_with("*8\r\n$7\r\nversion\r\n:2\r\n"),
+        "{reply}"
+    );
     Ok(())
 }
