@@ -71,7 +71,14 @@ pub fn resp_input(data: &[u8]) {
     );
     if let Ok(Some((args, used))) = parse_request(data, &limits) {
         assert!(used > 0 && used <= data.len());
-        assert!(args.len() <= limits.max_array_len);
+        // An array request is bounded by its element count; an inline one, as in Redis, only by
+        // its length (a word takes at least two bytes with its separator).
+        let bound = if data.first() == Some(&b'*') {
+            limits.max_array_len
+        } else {
+            limits.max_inline_len / 2 + 1
+        };
+        assert!(args.len() <= bound, "{} arguments", args.len());
     }
 }
 
