@@ -349,6 +349,27 @@ impl Store {
         Ok(out)
     }
 
+    /// The segments (of `0..k`) that have a membership entry for `customer_id`: normally at
+    /// most one, the record's own.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub fn member_segments(&self, customer_id: &str, k: usize) -> Result<Vec<u16>> {
+        let mut out = Vec::new();
+        for s in (0..k).map_while(|s| u16::try_from(s).ok()) {
+            if self.db.contains_key(keys::member(s, customer_id))? {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The underlying sled database, for tools and tests that must see every byte stored
+    /// (for example, checking that an erased customer left no trace in any tree).
+    pub fn sled(&self) -> &sled::Db {
+        &self.db
+    }
+
     /// Number of profile records.
     pub fn profile_count(&self) -> usize {
         self.db.scan_prefix([keys::PROFILE]).count()
