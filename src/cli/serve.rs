@@ -9,7 +9,7 @@ use signal_hook::iterator::Signals;
 use std::io::Write;
 use std::time::Duration;
 
-#[derive(Debug, clap::Args)]
+#[derive(clap::Args)]
 pub struct Args {
     /// Address to listen on (host:port). A non-loopback address needs --requirepass or
     /// --unsafe-allow-no-password.
@@ -28,6 +28,22 @@ pub struct Args {
     /// and change every profile.
     #[arg(long)]
     unsafe_allow_no_password: bool,
+}
+
+/// The password is never printed, not even in debug output.
+impl std::fmt::Debug for Args {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Args")
+            .field("bind", &self.bind)
+            .field(
+                "requirepass",
+                &self.requirepass.as_ref().map(|_| "<redacted>"),
+            )
+            .field("max_clients", &self.max_clients)
+            .field("timeout", &self.timeout)
+            .field("unsafe_allow_no_password", &self.unsafe_allow_no_password)
+            .finish()
+    }
 }
 
 pub fn run(db: Db, args: &Args) -> Result<()> {
