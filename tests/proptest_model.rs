@@ -1,5 +1,5 @@
-//! Model-based property test: random sequences of ingest / ingest_batch / set_attributes / query /
-//! profile_at / injected commit failure / reopen, checked after every step against a simple
+//! Model-based property test: random sequences of ingest / ingest_batch / set_attributes / erase /
+//! query / profile_at / injected commit failure / reopen, checked after every step against a simple
 //! in-memory reference that tracks, per customer, versions, event counts, per-kind counts,
 //! lifetime spend, attributes, the de-duplication window and the retained history, plus the
 //! model version (one per committed batch) and the watermark.
@@ -63,6 +63,8 @@ enum Op {
         name: usize,
         value: AttrValue,
     },
+    /// `Db::erase`: the customer is gone, and may come back as a new one.
+    Erase(usize),
     Query(usize),
     QueryAt {
         customer: usize,
@@ -110,6 +112,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => prop::collection::vec(event_spec(), 1..6).prop_map(Op::Batch),
         2 => (0..CUSTOMERS.len(), 0..ATTRIBUTE_NAMES.len(), attr_value)
             .prop_map(|(customer, name, value)| Op::SetAttributes { customer, name, value }),
+        1 => (0..CUSTOMERS.len()).prop_map(Op::Erase),
         2 => (0..CUSTOMERS.len()).prop_map(Op::Query),
         2 => (0..CUSTOMERS.len(), 0u64..12)
             .prop_map(|(customer, version)| Op::QueryAt { customer, version }),
@@ -268,6 +271,23 @@ impl Reference {
     }
 }
 
+impl Reference {
+    /// `Some(existed)`, or `None` if the erase's commit fails (nothing changes then). An
+    /// unknown customer commits nothing, so it does not consume an armed failure.
+    fn erase(&mut self, customer: &str) -> Option<bool> {
+        if !self.customers.contains_key(customer) {
+            return Some(false);
+        }
+        if self.armed_failures > 0 {
+            self.armed_failures -= 1;
+            return None;
+        }
+        self.customers.remove(customer);
+        self.model_version += 1;
+        Some(true)
+    }
+}
+
 fn snapshot_of(p: &persona::Profile) -> Snapshot {
     Snapshot {
         events: p.event_count,
@@ -371,6 +391,7 @@ fn query_at(db: &Db, r: &Reference, customer: &str, version: u64) -> Result<()> 
 enum Write {
     Events(Vec<Event>),
     Attribute(&'static str, &'static str, AttrValue),
+    Erase(&'static str),
 }
 
 /// Everything observable about the store, as text (equal text means bit-identical values).
@@ -438,6 +459,19 @@ fn run(ops: &[Op]) -> Result<()> {
                     None => assert!(matches!(got, Err(Error::Io(_))), "{got:?}"),
                 }
             }
+            Op::Erase(customer) => {
+                let customer = CUSTOMERS[*customer];
+                let got = db.erase(customer);
+                match r.erase(customer) {
+                    Some(existed) => {
+                        assert_eq!(got?, existed, "erase {customer}");
+                        if existed {
+                            committed.push(Write::Erase(customer));
+                        }
+                    }
+                    None => assert!(matches!(got, Err(Error::Io(_))), "{got:?}"),
+                }
+            }
             Op::Query(customer) => {
                 let p = db.profile(CUSTOMERS[*customer])?;
                 let c = r.customers.get(CUSTOMERS[*customer]);
@@ -475,6 +509,9 @@ fn run(ops: &[Op]) -> Result<()> {
             }
             Write::Attribute(customer, name, value) => {
                 twin.set_attributes(customer, vec![(name.to_string(), value)])?;
+            }
+            Write::Erase(customer) => {
+                assert!(twin.erase(customer)?);
             }
         }
     }
@@ -546,6 +583,9 @@ fn every_op_once() -> Result<()> {
             customer: 0,
             version: 1,
         },
+        Op::Erase(1),
+        Op::Erase(1),
+        Op::Ingest(spec(1, 5, None)),
         Op::Reopen,
         Op::Ingest(spec(3, 900, Some(2))),
         Op::QueryAt {
