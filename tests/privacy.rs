@@ -59,8 +59,11 @@ fn populate(db: &Db) -> Result<()> {
     Ok(())
 }
 
+/// One stored entry: (tree name, key, value).
+type Entry = (Vec<u8>, Vec<u8>, Vec<u8>);
+
 /// Every (tree, key, value) of every sled tree.
-fn dump(db: &Db) -> Result<Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>> {
+fn dump(db: &Db) -> Result<Vec<Entry>> {
     let sled = db.store().sled();
     let mut out = Vec::new();
     for name in sled.tree_names() {
