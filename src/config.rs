@@ -117,6 +117,15 @@ pub struct Config {
     pub nprobe: usize,
     /// Re-segment every profile in the background every this many seconds (0 = never). Default 0.
     pub resegment_interval_secs: u64,
+    /// Retention: erase every profile whose last event is more than this many days older than
+    /// the watermark (the latest event time seen — event time, not wall-clock time). `None`
+    /// (the default) keeps profiles forever. When set, a background thread purges every
+    /// `purge_interval_secs`; [`crate::Db::purge`] purges on demand. Profiles with attributes
+    /// but no events are never purged (they have no event time).
+    pub profile_ttl_days: Option<f64>,
+    /// How often the background purge runs when `profile_ttl_days` is set, in seconds.
+    /// Default 3600.
+    pub purge_interval_secs: u64,
 }
 
 /// The reaction to detected drift.
@@ -159,6 +168,9 @@ pub const DEFAULT_ACTIONS: [&str; 5] = [
 
 /// Most segments a store may have.
 pub const MAX_SEGMENTS: usize = 256;
+/// Longest retention period, in days (about 1000 years: far beyond any policy, and small
+/// enough that the period in milliseconds fits an `i64`).
+pub const MAX_TTL_DAYS: f64 = 365_000.0;
 /// Most category buckets a store may have.
 pub const MAX_CATEGORY_BUCKETS: usize = 64;
 
@@ -187,6 +199,8 @@ impl Config {
             model_versions: 8,
             nprobe: 3,
             resegment_interval_secs: 0,
+            profile_ttl_days: None,
+            purge_interval_secs: 3600,
         }
     }
 
@@ -281,6 +295,23 @@ impl Config {
         self
     }
 
+    /// Sets [`Config::profile_ttl_days`] (retention).
+    pub fn profile_ttl_days(mut self, days: Option<f64>) -> Config {
+        self.profile_ttl_days = days;
+        self
+    }
+
+    /// Sets [`Config::purge_interval_secs`].
+    pub fn purge_interval_secs(mut self, secs: u64) -> Config {
+        self.purge_interval_secs = secs;
+        self
+    }
+
+    /// The retention period in milliseconds, if set.
+    pub fn profile_ttl_ms(&self) -> Option<i64> {
+        self.profile_ttl_days.map(|d| (d * 86_400_000.0) as i64)
+    }
+
     /// Sets [`Config::silent_horizons`].
     pub fn silent_horizons(mut self, n: usize) -> Config {
         self.silent_horizons = n;
@@ -351,6 +382,20 @@ impl Config {
         range("silent_horizons", self.silent_horizons as f64, 0.0, 1000.0)?;
         range("model_versions", self.model_versions as f64, 1.0, 1000.0)?;
         range("nprobe", self.nprobe as f64, 1.0, MAX_SEGMENTS as f64)?;
+        if let Some(days) = self.profile_ttl_days {
+            if !(days.is_finite() && days > 0.0 && days <= MAX_TTL_DAYS) {
+                return Err(Error::Config(format!(
+                    "profile_ttl_days = {days} is out of range; it must be a number of days > 0 \
+                     and <= {MAX_TTL_DAYS} (leave it out to keep profiles forever)"
+                )));
+            }
+        }
+        range(
+            "purge_interval_secs",
+            self.purge_interval_secs as f64,
+            1.0,
+            31_536_000.0,
+        )?;
         if self.actions.is_empty() || self.actions.len() > 64 {
             return Err(Error::Config(format!(
                 "actions has {} entries; between 1 and 64 are allowed",
@@ -465,6 +510,10 @@ impl Config {
         set(&mut c.model_versions, f.model_versions);
         set(&mut c.nprobe, f.nprobe);
         set(&mut c.resegment_interval_secs, f.resegment_interval_secs);
+        if f.profile_ttl_days.is_some() {
+            c.profile_ttl_days = f.profile_ttl_days;
+        }
+        set(&mut c.purge_interval_secs, f.purge_interval_secs);
         set(&mut c.model.reservoir_size, f.reservoir_size);
         set(&mut c.model.learning_rate, f.learning_rate);
         set(&mut c.model.l2, f.l2);
@@ -520,6 +569,8 @@ struct ConfigFile {
     model_versions: Option<usize>,
     nprobe: Option<usize>,
     resegment_interval_secs: Option<u64>,
+    profile_ttl_days: Option<f64>,
+    purge_interval_secs: Option<u64>,
     reservoir_size: Option<usize>,
     learning_rate: Option<f64>,
     l2: Option<f64>,
@@ -584,5 +635,21 @@ mod tests {
         assert!(msg("target_kind = \"buy\"").contains("target_kind: field kind: buy"));
         assert!(msg("half_life_days = nan").contains("half_life_days = NaN is out of range"));
         assert!(msg("segments = \"x\"").contains("invalid type"));
+        for bad in ["0", "-1", "nan", "inf", "1e9"] {
+            let m = msg(&format!("profile_ttl_days = {bad}"));
+            assert!(m.contains("profile_ttl_days = "), "{m}");
+            assert!(m.contains("must be a number of days > 0"), "{m}");
+        }
+        assert!(msg("purge_interval_secs = 0").contains("purge_interval_secs = 0 is out of range"));
+    }
+
+    #[test]
+    fn retention_is_off_by_default_and_loads_from_toml() -> Result<()> {
+        assert_eq!(Config::new("d").profile_ttl_days, None);
+        let c = Config::from_toml_str("d", "profile_ttl_days = 365\npurge_interval_secs = 60")?;
+        assert_eq!(c.profile_ttl_days, Some(365.0));
+        assert_eq!(c.profile_ttl_ms(), Some(365 * 86_400_000));
+        assert_eq!(c.purge_interval_secs, 60);
+        Ok(())
     }
 }

@@ -27,6 +27,10 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+mod privacy;
+
+pub use privacy::PurgeReport;
+
 /// An open Persona store.
 ///
 /// # Examples
@@ -168,37 +172,70 @@ impl Db {
                 stop_background: Mutex::new(None),
             }),
         };
-        db.start_background_resegment()?;
+        db.start_background_jobs()?;
         Ok(db)
     }
 
-    /// Starts the periodic re-segmentation thread when `resegment_interval_secs` > 0. It holds
-    /// only a weak reference, so it never keeps a dropped store open.
-    fn start_background_resegment(&self) -> Result<()> {
-        let secs = self.inner.config.resegment_interval_secs;
-        if secs == 0 {
+    /// Starts the background threads the configuration asks for: periodic re-segmentation
+    /// when `resegment_interval_secs` > 0, periodic retention purges when `profile_ttl_days` is
+    /// set. They hold only a weak reference, so they never keep a dropped store open, and stop
+    /// when the store closes.
+    fn start_background_jobs(&self) -> Result<()> {
+        let config = &self.inner.config;
+        let resegment = config.resegment_interval_secs;
+        let purge = config.profile_ttl_days.map(|_| config.purge_interval_secs);
+        if resegment == 0 && purge.is_none() {
             return Ok(());
         }
         let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
         *self.inner.stop_background.lock() = Some(stop);
+        if resegment > 0 {
+            self.spawn_periodic(
+                "persona-resegment",
+                resegment,
+                stopped.clone(),
+                |db| match db.resegment(1000, false) {
+                    Ok(r) => tracing::info!(
+                        "background re-segmentation: {} scanned, {} changed",
+                        r.scanned,
+                        r.changed
+                    ),
+                    Err(e) => tracing::warn!("background re-segmentation failed: {e}"),
+                },
+            )?;
+        }
+        if let Some(secs) = purge {
+            self.spawn_periodic("persona-purge", secs, stopped, |db| match db.purge() {
+                Ok(r) => tracing::info!(
+                    "background retention purge: {} scanned, {} erased",
+                    r.scanned,
+                    r.erased
+                ),
+                Err(e) => tracing::warn!("background retention purge failed: {e}"),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Runs `job` every `secs` seconds on a thread of its own until `stopped` disconnects or
+    /// the store is dropped.
+    fn spawn_periodic(
+        &self,
+        name: &str,
+        secs: u64,
+        stopped: crossbeam_channel::Receiver<()>,
+        job: fn(&Db),
+    ) -> Result<()> {
         let weak = Arc::downgrade(&self.inner);
         std::thread::Builder::new()
-            .name("persona-resegment".into())
+            .name(name.into())
             .spawn(move || {
                 let interval = std::time::Duration::from_secs(secs);
                 while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
                     stopped.recv_timeout(interval)
                 {
                     let Some(inner) = weak.upgrade() else { return };
-                    let db = Db { inner };
-                    match db.resegment(1000, false) {
-                        Ok(r) => tracing::info!(
-                            "background re-segmentation: {} scanned, {} changed",
-                            r.scanned,
-                            r.changed
-                        ),
-                        Err(e) => tracing::warn!("background re-segmentation failed: {e}"),
-                    }
+                    job(&Db { inner });
                 }
             })?;
         Ok(())

@@ -61,12 +61,12 @@ pub mod server;
 pub mod storage;
 
 pub use config::{Config, DriftReaction, Durability};
-pub use db::{Db, PendingWrite, ResegmentReport, Target};
+pub use db::{Db, PendingWrite, PurgeReport, ResegmentReport, Target};
 pub use error::{Error, Result};
 pub use event::{Event, EventKind, InvalidEvent};
 pub use features::AttrValue;
 pub use pipeline::{Ack, MaintenanceOutcome};
 pub use query::{
-    HistoryItem, ModelInfo, Profile, Recommendation, Score, SegmentDistance, SegmentInfo,
-    SimilarCustomer,
+    CustomerExport, HistoryItem, ModelInfo, Profile, Recommendation, Score, SegmentDistance,
+    SegmentInfo, SimilarCustomer,
 };

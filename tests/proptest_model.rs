@@ -1,5 +1,5 @@
-//! Model-based property test: random sequences of ingest / ingest_batch / set_attributes / query /
-//! profile_at / injected commit failure / reopen, checked after every step against a simple
+//! Model-based property test: random sequences of ingest / ingest_batch / set_attributes / erase /
+//! query / profile_at / injected commit failure / reopen, checked after every step against a simple
 //! in-memory reference that tracks, per customer, versions, event counts, per-kind counts,
 //! lifetime spend, attributes, the de-duplication window and the retained history, plus the
 //! model version (one per committed batch) and the watermark.
@@ -49,6 +49,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => prop::collection::vec(event_spec(), 1..6).prop_map(Op::Batch),
         2 => (0..CUSTOMERS.len(), 0..ATTRIBUTE_NAMES.len(), attr_value)
             .prop_map(|(customer, name, value)| Op::SetAttributes { customer, name, value }),
+        1 => (0..CUSTOMERS.len()).prop_map(Op::Erase),
         2 => (0..CUSTOMERS.len()).prop_map(Op::Query),
         2 => (0..CUSTOMERS.len(), 0u64..12)
             .prop_map(|(customer, version)| Op::QueryAt { customer, version }),
@@ -122,6 +123,9 @@ fn every_op_once() -> Result<()> {
             customer: 0,
             version: 1,
         },
+        Op::Erase(1),
+        Op::Erase(1),
+        Op::Ingest(spec(1, 5, None)),
         Op::Reopen,
         Op::Ingest(spec(3, 900, Some(2))),
         Op::QueryAt {

@@ -5,6 +5,7 @@ mod generate;
 mod import;
 mod inspect;
 mod maintain;
+mod privacy;
 mod query;
 mod quickstart;
 mod report;
@@ -64,6 +65,12 @@ enum Command {
     Report(report::Args),
     /// Generate a demo data set, import it, and show segments, metrics and example customers.
     Quickstart(quickstart::Args),
+    /// Erase every trace of a customer (profile, history, dedupe ids, segment membership).
+    Erase(privacy::EraseArgs),
+    /// Print everything held about one customer as a JSON document.
+    ExportCustomer(privacy::ExportArgs),
+    /// Erase every profile with no event for longer than the retention period.
+    Purge(privacy::PurgeArgs),
     /// Serve the store over the Redis protocol (RESP2/RESP3); see docs/protocol.md.
     Serve(serve::Args),
 }
@@ -86,6 +93,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Export(a) => export::run(&open()?, a),
         Command::Report(a) => report::run(&open()?, a),
         Command::Quickstart(a) => quickstart::run(&open()?, a, &cli.data),
+        Command::Erase(a) => privacy::erase(&open()?, a),
+        Command::ExportCustomer(a) => privacy::export_customer(&open()?, a),
+        Command::Purge(a) => privacy::purge(&open()?, a),
         Command::Serve(a) => {
             let config = serve::server_config(a, cli.config.as_ref())?;
             serve::run(open()?, config)

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[derive(Debug, clap::Args)]
+#[derive(clap::Args)]
 pub struct Args {
     /// Address to listen on (host:port) [default: 127.0.0.1:6479]. A non-loopback address needs
     /// --requirepass or --unsafe-allow-no-password. Config file: `[server] bind`.
@@ -32,6 +32,22 @@ pub struct Args {
     /// and change every profile. Config file: `[server] unsafe_allow_no_password = true`.
     #[arg(long)]
     unsafe_allow_no_password: bool,
+}
+
+/// The password is never printed, not even in debug output.
+impl std::fmt::Debug for Args {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Args")
+            .field("bind", &self.bind)
+            .field(
+                "requirepass",
+                &self.requirepass.as_ref().map(|_| "<redacted>"),
+            )
+            .field("max_clients", &self.max_clients)
+            .field("timeout", &self.timeout)
+            .field("unsafe_allow_no_password", &self.unsafe_allow_no_password)
+            .finish()
+    }
 }
 
 /// The server settings: defaults, then the config file's `[server]` table, then the flags.

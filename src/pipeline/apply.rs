@@ -24,7 +24,7 @@ use crate::model::ModelState;
 use crate::storage::record::{PendingExample, ProfileRecord};
 use crate::storage::{codec, keys, Store};
 use crate::Event;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 /// A record touched by the current batch.
 struct Working {
@@ -63,6 +63,8 @@ pub(crate) struct BatchState {
     /// Snapshot written by this batch, and snapshots it deletes (applied to the list on commit).
     new_snapshot: Option<u64>,
     dropped_snapshots: Vec<u64>,
+    /// Customers erased by this batch, with the segments whose membership entries to delete.
+    erased: BTreeMap<String, BTreeSet<u16>>,
 }
 
 /// A record's model outcome before a write: its contribution to the segment statistics.
@@ -86,7 +88,7 @@ impl Prev {
 impl BatchState {
     /// Whether the batch changed anything that must be committed.
     pub(crate) fn is_empty(&self) -> bool {
-        !self.force_snapshot && !self.records.values().any(|w| w.dirty)
+        !self.force_snapshot && self.erased.is_empty() && !self.records.values().any(|w| w.dirty)
     }
 }
 
@@ -354,6 +356,14 @@ impl Engine {
 
     /// Adds the batch's writes to `batch`: dirty profiles, membership changes, the model state.
     pub(crate) fn write_into(&mut self, b: &mut BatchState, batch: &mut sled::Batch) {
+        // Erasures first: a record written later in the same batch (none today: erasing runs
+        // as a maintenance batch of its own) would then be a new profile, as it should.
+        for (id, segments) in &b.erased {
+            batch.remove(keys::profile(id));
+            for s in segments {
+                batch.remove(keys::member(*s, id));
+            }
+        }
         for (id, w) in &b.records {
             if !w.dirty {
                 continue;
@@ -497,6 +507,118 @@ impl Engine {
             changed += 1;
         }
         Ok((last.filter(|_| scanned == limit), scanned, changed))
+    }
+
+    /// Erases each customer (see [`Engine::erase`]); returns how many existed.
+    pub(crate) fn erase_all(
+        &mut self,
+        store: &Store,
+        b: &mut BatchState,
+        ids: &[String],
+    ) -> Result<usize> {
+        let mut erased = 0;
+        for id in ids {
+            if self.erase(store, b, id)? {
+                erased += 1;
+            }
+        }
+        self.forget_erased_examples(b);
+        Ok(erased)
+    }
+
+    /// Adds the erasure of `customer` to the batch: the profile record (with its history,
+    /// de-duplication window and pending example) and every membership entry go, and the
+    /// customer's share of the segment sizes and statistics is taken out. Returns false, and
+    /// changes nothing, if the customer has no record. A record that does not decode is erased
+    /// too (its segment statistics cannot be corrected, only its segment sizes). The caller
+    /// must then call [`Engine::forget_erased_examples`].
+    fn erase(&mut self, store: &Store, b: &mut BatchState, customer: &str) -> Result<bool> {
+        if b.erased.contains_key(customer) {
+            return Ok(false);
+        }
+        let stored = store.raw_profile(customer)?;
+        let in_batch = b.records.remove(customer);
+        let written_in_batch = in_batch.as_ref().is_some_and(|w| w.dirty);
+        if stored.is_none() && !written_in_batch {
+            return Ok(false);
+        }
+        let mut segments = BTreeSet::new();
+        let record = match in_batch {
+            Some(w) => {
+                segments.extend(w.old_segment);
+                Some(w.record)
+            }
+            None => stored
+                .as_ref()
+                .and_then(|bytes| store.decode_profile(customer, bytes).ok()),
+        };
+        // Membership entries that disagree with the record (there should be none) go as well.
+        let indexed = store.member_segments(customer, self.model.segments.k())?;
+        match &record {
+            Some(r) => {
+                segments.extend(r.segment);
+                move_segment(&mut self.model, Prev::of(r), None, 0.0, 0.0);
+            }
+            None => {
+                for s in &indexed {
+                    if let Some(n) = self.model.segment_sizes.get_mut(*s as usize) {
+                        *n = n.saturating_sub(1);
+                    }
+                }
+            }
+        }
+        segments.extend(indexed);
+        b.erased.insert(customer.to_string(), segments);
+        Ok(true)
+    }
+
+    /// Drops the expiry-queue entries of every customer erased by the batch (undone if the
+    /// commit fails), so no open training example of theirs is ever learned.
+    pub(crate) fn forget_erased_examples(&mut self, b: &mut BatchState) {
+        if b.erased.is_empty() {
+            return;
+        }
+        let gone: Vec<(i64, String)> = self
+            .expiry
+            .iter()
+            .filter(|(_, c)| b.erased.contains_key(c))
+            .cloned()
+            .collect();
+        for key in gone {
+            self.expiry.remove(&key);
+            b.undo.push(Undo::Removed(key));
+        }
+    }
+
+    /// Looks at up to `limit` profiles after `after` and erases those whose last event is
+    /// older than `cutoff_ms`. Profiles without events (attributes only) and records that do
+    /// not decode are kept. Returns the next cursor, how many were scanned and erased.
+    pub(crate) fn purge(
+        &mut self,
+        store: &Store,
+        b: &mut BatchState,
+        after: Option<&str>,
+        limit: usize,
+        cutoff_ms: i64,
+    ) -> Result<(Option<String>, usize, usize)> {
+        let rows: Vec<(String, sled::IVec)> = store
+            .profiles_after(after)
+            .take(limit)
+            .collect::<Result<_>>()?;
+        let scanned = rows.len();
+        let last = rows.last().map(|(id, _)| id.clone());
+        let mut erased = 0;
+        for (id, bytes) in rows {
+            let Ok(record) = store.decode_profile(&id, &bytes) else {
+                continue;
+            };
+            let expired = record.state.last_seen_ms.is_some_and(|t| t < cutoff_ms);
+            if expired && self.erase(store, b, &id)? {
+                erased += 1;
+            }
+        }
+        self.forget_erased_examples(b);
+        Ok((last.filter(|_| scanned == limit), scanned, erased))
     }
 
     /// Reverts the expiry queue after a failed commit (the model is restored by the caller).

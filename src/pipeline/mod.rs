@@ -73,6 +73,16 @@ pub(crate) enum Maintenance {
     Resegment { after: Option<String>, limit: usize },
     /// Install refitted centroids.
     SetCentroids(ndarray::Array2<f64>),
+    /// Erase every trace of these customers: profile records, membership entries, open
+    /// training examples in the expiry queue, and their share of the segment statistics.
+    Erase(Vec<String>),
+    /// Look at up to `limit` profiles after `after` and erase those whose last event happened
+    /// before `cutoff_ms` (event time).
+    Purge {
+        after: Option<String>,
+        limit: usize,
+        cutoff_ms: i64,
+    },
 }
 
 /// What a maintenance operation did.
@@ -80,12 +90,14 @@ pub(crate) enum Maintenance {
 pub struct MaintenanceOutcome {
     /// Model version after the operation.
     pub model_version: u64,
-    /// For re-segmentation: where to continue (None when done).
+    /// For re-segmentation and purge: where to continue (None when done).
     pub next_cursor: Option<String>,
-    /// For re-segmentation: profiles looked at.
+    /// For re-segmentation and purge: profiles looked at.
     pub scanned: usize,
     /// For re-segmentation: profiles whose segment changed.
     pub changed: usize,
+    /// For erase and purge: customers erased.
+    pub erased: usize,
 }
 
 /// A message to the writer.
@@ -313,9 +325,26 @@ impl Writer {
                 .segments
                 .set_centroids(c)
                 .map_err(Error::from),
+            Maintenance::Erase(ids) => self
+                .engine
+                .erase_all(&self.store, &mut b, &ids)
+                .map(|n| outcome.erased = n),
+            Maintenance::Purge {
+                after,
+                limit,
+                cutoff_ms,
+            } => self
+                .engine
+                .purge(&self.store, &mut b, after.as_deref(), limit, cutoff_ms)
+                .map(|(next, scanned, erased)| {
+                    outcome.next_cursor = next;
+                    outcome.scanned = scanned;
+                    outcome.erased = erased;
+                }),
         };
         if let Err(e) = prepared {
             self.engine.model = before;
+            self.engine.undo(b);
             return Err(e);
         }
         if b.is_empty() && self.engine.model == before {

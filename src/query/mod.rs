@@ -4,6 +4,7 @@
 //! current watermark* (the latest event time the store has seen), so a silent customer's recency
 //! keeps growing and their segment and propensity reflect that.
 
+pub mod export;
 pub mod history;
 pub(crate) mod refit;
 pub mod report;
@@ -12,6 +13,7 @@ pub mod segments;
 pub mod similar;
 pub mod strategy;
 
+pub use export::CustomerExport;
 pub use history::HistoryItem;
 pub use score::{Contribution, Score};
 pub use segments::{SegmentDistance, SegmentInfo};

@@ -91,6 +91,27 @@ pub struct Store {
     params: FeatureParams,
 }
 
+/// How long [`Store::open`] waits for the store's lock: sled releases it from a background
+/// thread shortly after the last handle of a closed store is dropped, so a reopen in the same
+/// process right after a close may briefly find it held. Another process that keeps the store
+/// open still gets the error, after this wait.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens sled, retrying while its directory lock is held, for up to [`LOCK_WAIT`].
+fn open_locked(config: &sled::Config) -> Result<sled::Db> {
+    let start = std::time::Instant::now();
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock && start.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 impl Store {
     /// Opens or creates the store described by `config`, checking the format version and the
     /// settings fixed at creation.
@@ -101,12 +122,12 @@ impl Store {
     /// [`Error::UnsupportedVersion`] for an incompatible store.
     pub fn open(config: &Config) -> Result<Store> {
         create_private_dir(&config.path)?;
-        let db = sled::Config::new()
+        let sled_config = sled::Config::new()
             .path(&config.path)
             .cache_capacity(config.cache_capacity_mb * 1024 * 1024)
             .segment_size(SEGMENT_SIZE)
-            .flush_every_ms(Some(500))
-            .open()?;
+            .flush_every_ms(Some(500));
+        let db = open_locked(&sled_config)?;
         let log_path = config.path.join("db");
         let log_file = File::open(&log_path).ok();
         let store = Store {
@@ -347,6 +368,27 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// The segments (of `0..k`) that have a membership entry for `customer_id`: normally at
+    /// most one, the record's own.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub fn member_segments(&self, customer_id: &str, k: usize) -> Result<Vec<u16>> {
+        let mut out = Vec::new();
+        for s in (0..k).map_while(|s| u16::try_from(s).ok()) {
+            if self.db.contains_key(keys::member(s, customer_id))? {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The underlying sled database, for tools and tests that must see every byte stored
+    /// (for example, checking that an erased customer left no trace in any tree).
+    pub fn sled(&self) -> &sled::Db {
+        &self.db
     }
 
     /// Number of profile records.

@@ -1,5 +1,6 @@
 //! The model check shared by the proptest (`tests/proptest_model.rs`) and the cargo-fuzz target
-//! `fuzz/fuzz_targets/model_ops.rs`: operations on a store, an in-memory reference of what the
+//! `fuzz/fuzz_targets/model_ops.rs`: operations on a store (ingest, batches, re-sends,
+//! attributes, erase, queries, injected commit failures, reopen), an in-memory reference of what the
 //! store must then contain, and [`run`], which applies a sequence of operations to both and checks
 //! them after every step. [`ops_from_bytes`] turns arbitrary bytes into operations (the fuzzer's
 //! input); the proptest generates them with strategies instead.
@@ -60,6 +61,8 @@ pub enum Op {
         name: usize,
         value: AttrValue,
     },
+    /// `Db::erase`: the customer is gone, and may come back as a new one.
+    Erase(usize),
     Query(usize),
     QueryAt {
         customer: usize,
@@ -220,6 +223,23 @@ impl Reference {
     }
 }
 
+impl Reference {
+    /// `Some(existed)`, or `None` if the erase's commit fails (nothing changes then). An
+    /// unknown customer commits nothing, so it does not consume an armed failure.
+    fn erase(&mut self, customer: &str) -> Option<bool> {
+        if !self.customers.contains_key(customer) {
+            return Some(false);
+        }
+        if self.armed_failures > 0 {
+            self.armed_failures -= 1;
+            return None;
+        }
+        self.customers.remove(customer);
+        self.model_version += 1;
+        Some(true)
+    }
+}
+
 fn snapshot_of(p: &persona::Profile) -> Snapshot {
     Snapshot {
         events: p.event_count,
@@ -323,6 +343,7 @@ fn query_at(db: &Db, r: &Reference, customer: &str, version: u64) -> Result<()> 
 enum Write {
     Events(Vec<Event>),
     Attribute(&'static str, &'static str, AttrValue),
+    Erase(&'static str),
 }
 
 /// Everything observable about the store, as text (equal text means bit-identical values).
@@ -390,6 +411,19 @@ pub fn run(ops: &[Op]) -> Result<()> {
                     None => assert!(matches!(got, Err(Error::Io(_))), "{got:?}"),
                 }
             }
+            Op::Erase(customer) => {
+                let customer = CUSTOMERS[*customer];
+                let got = db.erase(customer);
+                match r.erase(customer) {
+                    Some(existed) => {
+                        assert_eq!(got?, existed, "erase {customer}");
+                        if existed {
+                            committed.push(Write::Erase(customer));
+                        }
+                    }
+                    None => assert!(matches!(got, Err(Error::Io(_))), "{got:?}"),
+                }
+            }
             Op::Query(customer) => {
                 let p = db.profile(CUSTOMERS[*customer])?;
                 let c = r.customers.get(CUSTOMERS[*customer]);
@@ -427,6 +461,9 @@ pub fn run(ops: &[Op]) -> Result<()> {
             }
             Write::Attribute(customer, name, value) => {
                 twin.set_attributes(customer, vec![(name.to_string(), value)])?;
+            }
+            Write::Erase(customer) => {
+                assert!(twin.erase(customer)?);
             }
         }
     }
@@ -476,7 +513,8 @@ pub fn ops_from_bytes(data: &[u8]) -> Vec<Op> {
                 customer: usize::from(byte()) % CUSTOMERS.len(),
                 version: u64::from(byte() % 12),
             },
-            14 => Op::FailNextCommit,
+            14 if byte() & 1 == 0 => Op::FailNextCommit,
+            14 => Op::Erase(usize::from(byte()) % CUSTOMERS.len()),
             _ => Op::Reopen,
         };
         ops.push(op);

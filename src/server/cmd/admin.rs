@@ -299,11 +299,27 @@ impl Echo {
 ///    $4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n
 /// errors: -NOPROTO unsupported protocol version, -WRONGPASS ..., -NOAUTH HELLO must be called ...
 /// ```
-#[derive(Debug)]
 pub(crate) struct Hello {
     proto: Option<i64>,
     auth: Option<(Vec<u8>, Vec<u8>)>,
     name: Option<String>,
+}
+
+/// The password is never printed, not even in debug output.
+impl std::fmt::Debug for Hello {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hello")
+            .field("proto", &self.proto)
+            .field(
+                "auth",
+                &self
+                    .auth
+                    .as_ref()
+                    .map(|(user, _)| (String::from_utf8_lossy(user), "<redacted>")),
+            )
+            .field("name", &self.name)
+            .finish()
+    }
 }
 
 impl Hello {
@@ -378,10 +394,19 @@ impl Hello {
 /// *2\r\n$4\r\nAUTH\r\n$6\r\nsecret\r\n   -> +OK\r\n
 /// wrong: -WRONGPASS invalid username-password pair or user is disabled.\r\n
 /// ```
-#[derive(Debug)]
 pub(crate) struct Auth {
     user: Option<Vec<u8>>,
     pass: Vec<u8>,
+}
+
+/// The password is never printed, not even in debug output.
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("user", &self.user.as_deref().map(String::from_utf8_lossy))
+            .field("pass", &"<redacted>")
+            .finish()
+    }
 }
 
 impl Auth {
@@ -581,5 +606,27 @@ mod tests {
         assert!(!constant_time_eq(b"secret!", b"secret"));
         assert!(!constant_time_eq(b"", b"secret"));
         assert!(constant_time_eq(b"", b""));
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_password() {
+        let argv = |words: &[&str]| words.iter().map(|w| w.as_bytes().to_vec()).collect();
+        let shown = match super::super::parse(argv(&["AUTH", "default", "hunter2"]), false) {
+            Ok(super::super::Command::Auth(a)) => format!("{a:?}"),
+            _ => panic!("AUTH did not parse"),
+        };
+        assert!(
+            !shown.contains("hunter2") && shown.contains("<redacted>"),
+            "{shown}"
+        );
+        let words = ["HELLO", "3", "AUTH", "default", "hunter2", "SETNAME", "app"];
+        let shown = match super::super::parse(argv(&words), false) {
+            Ok(super::super::Command::Hello(h)) => format!("{h:?}"),
+            _ => panic!("HELLO did not parse"),
+        };
+        assert!(
+            !shown.contains("hunter2") && shown.contains("app"),
+            "{shown}"
+        );
     }
 }

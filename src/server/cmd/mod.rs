@@ -39,6 +39,8 @@ pub(crate) static COMMANDS: &[Spec] = &[
     profile::GET,
     profile::HISTORY,
     profile::SET,
+    profile::DEL,
+    profile::EXPORT,
     segment::LIST,
     segment::MEMBERS,
     segment::NEAREST,
@@ -350,6 +352,8 @@ pub(crate) enum Command {
     ProfileGet(profile::Get),
     ProfileHistory(profile::History),
     ProfileSet(profile::Set),
+    ProfileDel(profile::Del),
+    ProfileExport(profile::Export),
     SegmentList(segment::List),
     SegmentMembers(segment::Members),
     SegmentNearest(segment::Nearest),
@@ -387,7 +391,7 @@ pub(crate) enum Command {
 impl Command {
     /// Whether the command may start while earlier writes of the connection are still in flight.
     /// Everything else waits for them, so that it observes them — reads, and the synchronous
-    /// writes (`PROFILE.SET`, `FEEDBACK`, `MODEL.SNAPSHOT`, `MODEL.ROLLBACK`), which are thereby
+    /// writes (`PROFILE.SET`, `PROFILE.DEL`, `FEEDBACK`, `MODEL.SNAPSHOT`, `MODEL.ROLLBACK`), which are thereby
     /// ordered after the connection's pipelined `EVENT.ADD`s.
     pub(crate) fn stays_in_flight(&self) -> bool {
         matches!(self, Command::EventAdd(_))
@@ -400,6 +404,8 @@ impl Command {
             Command::ProfileGet(c) => c.apply(ctx).into(),
             Command::ProfileHistory(c) => c.apply(ctx).into(),
             Command::ProfileSet(c) => c.apply(ctx).into(),
+            Command::ProfileDel(c) => c.apply(ctx).into(),
+            Command::ProfileExport(c) => c.apply(ctx).into(),
             Command::SegmentList(c) => Reply::Frame(c.apply(ctx)),
             Command::SegmentMembers(c) => c.apply(ctx).into(),
             Command::SegmentNearest(c) => c.apply(ctx).into(),

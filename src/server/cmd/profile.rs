@@ -1,4 +1,4 @@
-//! `PROFILE.*`: reading profiles and setting attributes.
+//! `PROFILE.*`: reading profiles, setting attributes, erasing and exporting a customer.
 
 use super::args::{count, integer, show, utf8};
 use super::{ArgDoc, ArgKind, Args, Command, CommandError, Ctx, Spec};
@@ -75,6 +75,36 @@ pub(crate) const SET: Spec = Spec {
     ],
     subcommands: &[],
     parse: |args| Set::parse(args).map(Command::ProfileSet),
+    container: "",
+};
+
+/// `PROFILE.DEL`.
+pub(crate) const DEL: Spec = Spec {
+    name: "PROFILE.DEL",
+    arity: 2,
+    flags: &["write"],
+    key: 1,
+    group: "profile",
+    since: "0.1.0",
+    summary: "Erases every trace of a customer; returns 1 if it existed, 0 if not.",
+    args: &[ArgDoc::new("customer", ArgKind::Key)],
+    subcommands: &[],
+    parse: |args| Del::parse(args).map(Command::ProfileDel),
+    container: "",
+};
+
+/// `PROFILE.EXPORT`.
+pub(crate) const EXPORT: Spec = Spec {
+    name: "PROFILE.EXPORT",
+    arity: 2,
+    flags: &["readonly"],
+    key: 1,
+    group: "profile",
+    since: "0.1.0",
+    summary: "Returns everything stored about a customer as a JSON document.",
+    args: &[ArgDoc::new("customer", ArgKind::Key)],
+    subcommands: &[],
+    parse: |args| Export::parse(args).map(Command::ProfileExport),
     container: "",
 };
 
@@ -322,4 +352,67 @@ fn history_frame(h: &HistoryItem) -> Frame {
         ("segment", super::opt_int(h.segment.map(u64::from))),
         ("propensity", Frame::Double(f64::from(h.propensity))),
     ])
+}
+
+/// Erases every trace of a customer — profile, retained history, de-duplication ids, pending
+/// training example, segment membership — atomically and durably, through the writer. Replies
+/// 1 if the customer existed, 0 if not (nothing is written then). Afterwards the customer is
+/// unknown; new events start a new profile.
+///
+/// # Format
+///
+/// ```text
+/// PROFILE.DEL customer
+///
+/// *2\r\n$11\r\nPROFILE.DEL\r\n$3\r\nc42\r\n   -> :1\r\n   (again: :0\r\n)
+/// error: -ERR invalid event: field customer_id: "" must not be empty\r\n
+/// ```
+#[derive(Debug)]
+pub(crate) struct Del {
+    customer: String,
+}
+
+impl Del {
+    fn parse(args: &mut Args) -> Result<Del, CommandError> {
+        Ok(Del {
+            customer: args.text("customer")?,
+        })
+    }
+
+    pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Result<Frame, CommandError> {
+        let erased = ctx.server.db.erase(&self.customer)?;
+        Ok(Frame::Integer(i64::from(erased)))
+    }
+}
+
+/// Everything stored about a customer (the answer to an access request) as one JSON document
+/// in a bulk string — the document `persona export-customer` prints — or null if unknown.
+///
+/// # Format
+///
+/// ```text
+/// PROFILE.EXPORT customer
+///
+/// *2\r\n$14\r\nPROFILE.EXPORT\r\n$3\r\nc42\r\n
+/// -> $<len>\r\n{"as_of_ms":1767225600000,"assigned_distance":0.0,...}\r\n
+/// unknown customer: _\r\n (RESP3), $-1\r\n (RESP2)
+/// ```
+#[derive(Debug)]
+pub(crate) struct Export {
+    customer: String,
+}
+
+impl Export {
+    fn parse(args: &mut Args) -> Result<Export, CommandError> {
+        Ok(Export {
+            customer: args.text("customer")?,
+        })
+    }
+
+    pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Result<Frame, CommandError> {
+        Ok(match ctx.server.db.export_customer(&self.customer)? {
+            Some(export) => Frame::bulk(export.to_json().to_string()),
+            None => Frame::Null,
+        })
+    }
 }

@@ -1,0 +1,184 @@
+//! Privacy operations on [`Db`]: erasing a customer, exporting everything held about one, and
+//! retention (purging profiles inactive for longer than `profile_ttl_days`).
+//!
+//! Erasure goes through the writer like any write: one maintenance batch removes the profile
+//! record (with its history, de-duplication window and pending training example), every
+//! segment-membership entry, the customer's entry in the writer's label-expiry queue and their
+//! share of the per-segment statistics, in ONE atomic sled batch, made as durable as configured.
+//! Nothing else holds a customer id: the model state and its snapshots are aggregates.
+//!
+//! Limit: sled 0.34 appends to a log; the bytes of an erased record stay in old log segments
+//! until sled's segment cleaner relocates their live data and reuses them, and sled 0.34.7 has
+//! no call to force that. See docs/architecture.md ("Erasure and retention").
+
+use super::Db;
+use crate::error::{Error, Result};
+use crate::event::validate_customer_id;
+use crate::pipeline::Maintenance;
+use crate::query::{export, CustomerExport};
+
+/// Profiles a retention purge looks at per writer batch: ingestion interleaves between batches.
+const PURGE_BATCH: usize = 1000;
+
+/// What [`Db::purge`] did.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct PurgeReport {
+    /// The retention period applied, in days.
+    pub ttl_days: f64,
+    /// The watermark the period was measured from (event time, unix ms).
+    pub watermark_ms: i64,
+    /// Profiles whose last event is before this time (unix ms) were erased.
+    pub cutoff_ms: i64,
+    /// Profiles looked at.
+    pub scanned: usize,
+    /// Profiles erased.
+    pub erased: usize,
+    /// Commits it took.
+    pub batches: usize,
+}
+
+impl Db {
+    /// Erases every trace of a customer: profile record, retained history, de-duplication ids
+    /// (events and feedback), pending training example, segment membership. Atomic and
+    /// durable like any write, through the writer. Returns true if the customer existed; an
+    /// unknown customer returns false and writes nothing. Afterwards the customer is unknown,
+    /// and new events for the same id start a new profile (old event ids are forgotten too, so
+    /// they are no longer recognised as duplicates).
+    ///
+    /// The models keep their aggregates (centroids, weights, per-segment action statistics),
+    /// which the customer contributed to but which hold nothing that identifies them; the
+    /// customer's share of the segment sizes and sums is removed.
+    ///
+    /// # Errors
+    /// [`Error::InvalidEvent`] for an invalid customer id (nothing changes); storage errors if
+    /// the commit fails (nothing is erased).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use persona::{Db, Event, EventKind};
+    /// let db = Db::open(dir.path())?;
+    /// db.ingest(Event::new("c1", 1_767_225_600_000, EventKind::Click))?;
+    /// assert!(db.erase("c1")?);
+    /// assert!(db.profile("c1")?.is_none());
+    /// assert!(!db.erase("c1")?);
+    /// # Ok::<(), persona::Error>(())
+    /// ```
+    pub fn erase(&self, customer_id: &str) -> Result<bool> {
+        validate_customer_id(customer_id)?;
+        let out = self.maintain(Maintenance::Erase(vec![customer_id.to_string()]))?;
+        Ok(out.erased > 0)
+    }
+
+    /// Everything held about one customer — attributes, features and raw accumulators, version
+    /// and every retained version, segment, distance, propensity, the pending training
+    /// example, how many de-duplication and feedback ids are held — or `None` if unknown.
+    /// [`CustomerExport::to_json`] gives the JSON document.
+    ///
+    /// # Errors
+    /// [`Error::InvalidEvent`] for an invalid customer id; [`Error::Corruption`] if the record
+    /// does not decode.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use persona::{Db, Event, EventKind};
+    /// let db = Db::open(dir.path())?;
+    /// db.ingest(Event::new("c1", 1_767_225_600_000, EventKind::Click).with_id("e1"))?;
+    /// let doc = db.export_customer("c1")?.expect("known").to_json();
+    /// assert_eq!(doc["version"], 1);
+    /// assert_eq!(doc["dedupe_ids_held"], 1);
+    /// assert!(db.export_customer("nobody")?.is_none());
+    /// # Ok::<(), persona::Error>(())
+    /// ```
+    pub fn export_customer(&self, customer_id: &str) -> Result<Option<CustomerExport>> {
+        validate_customer_id(customer_id)?;
+        let Some(record) = self.inner.store.profile(customer_id)? else {
+            return Ok(None);
+        };
+        Ok(Some(export::export(
+            customer_id,
+            &record,
+            &self.model(),
+            &self.inner.layout,
+            self.inner.store.params(),
+        )))
+    }
+
+    /// Applies the retention policy now: erases (as [`Db::erase`] does) every profile whose
+    /// last event is more than `profile_ttl_days` older than the watermark, in batches of 1000
+    /// profiles, each its own commit so ingestion interleaves. Profiles with attributes but no
+    /// events are kept.
+    ///
+    /// # Errors
+    /// [`Error::Config`] if `profile_ttl_days` is not set; storage errors from a commit
+    /// (batches committed before it stay erased).
+    pub fn purge(&self) -> Result<PurgeReport> {
+        let Some(days) = self.inner.config.profile_ttl_days else {
+            return Err(Error::Config(
+                "profile_ttl_days is not set; set it in the configuration file (for example \
+                 profile_ttl_days = 365) to purge inactive profiles"
+                    .into(),
+            ));
+        };
+        self.purge_older_than(days)
+    }
+
+    /// Like [`Db::purge`] with a retention period of `ttl_days` instead of the configured one.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] unless `ttl_days` is finite, > 0 and at most
+    /// [`crate::config::MAX_TTL_DAYS`]; storage errors from a commit.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use persona::{Db, Event, EventKind};
+    /// let db = Db::open(dir.path())?;
+    /// let day = 86_400_000;
+    /// let t = 1_767_225_600_000;
+    /// db.ingest(Event::new("old", t, EventKind::Click))?;
+    /// db.ingest(Event::new("new", t + 100 * day, EventKind::Click))?;
+    /// let report = db.purge_older_than(30.0)?;
+    /// assert_eq!(report.erased, 1);
+    /// assert!(db.profile("old")?.is_none());
+    /// assert!(db.profile("new")?.is_some());
+    /// # Ok::<(), persona::Error>(())
+    /// ```
+    pub fn purge_older_than(&self, ttl_days: f64) -> Result<PurgeReport> {
+        let max = crate::config::MAX_TTL_DAYS;
+        if !(ttl_days.is_finite() && ttl_days > 0.0 && ttl_days <= max) {
+            return Err(Error::invalid_argument(
+                "ttl_days",
+                format!("{ttl_days} must be a number of days > 0 and <= {max}"),
+            ));
+        }
+        let watermark_ms = self.model().watermark_ms;
+        let ttl_ms = (ttl_days * 86_400_000.0) as i64;
+        let mut report = PurgeReport {
+            ttl_days,
+            watermark_ms,
+            cutoff_ms: watermark_ms.saturating_sub(ttl_ms),
+            ..PurgeReport::default()
+        };
+        if watermark_ms == 0 {
+            return Ok(report); // no event yet: nothing has an age
+        }
+        let mut cursor: Option<String> = None;
+        loop {
+            let out = self.maintain(Maintenance::Purge {
+                after: cursor.take(),
+                limit: PURGE_BATCH,
+                cutoff_ms: report.cutoff_ms,
+            })?;
+            report.scanned += out.scanned;
+            report.erased += out.erased;
+            report.batches += 1;
+            match out.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        Ok(report)
+    }
+}

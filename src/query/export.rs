@@ -1,0 +1,135 @@
+//! Everything stored about one customer, as one document: the answer to a data-subject access
+//! request (`Db::export_customer`, `persona export-customer`, `PROFILE.EXPORT`).
+//!
+//! The document is built from the customer's profile record alone — the only place Persona keeps
+//! anything about a single customer. The models hold aggregates only (centroids, weights,
+//! per-segment sums and counts), which are not per-customer data and are not exported.
+
+use super::history::{self, HistoryItem};
+use super::Profile;
+use crate::features::vector::FeatureLayout;
+use crate::features::{FeatureParams, ProfileState};
+use crate::model::ModelState;
+use crate::storage::record::ProfileRecord;
+use serde::Serialize;
+
+/// Everything Persona holds about one customer. Serialises to the JSON document printed by
+/// `persona export-customer` and returned by `PROFILE.EXPORT` (see [`CustomerExport::to_json`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CustomerExport {
+    /// The customer.
+    pub customer_id: String,
+    /// The time the profiles below are evaluated at (the store's watermark), unix ms.
+    pub as_of_ms: i64,
+    /// Current profile version (number of events and attribute changes applied).
+    pub version: u64,
+    /// Oldest version still readable; older ones were folded into the base state.
+    pub oldest_version: u64,
+    /// The current profile as `persona profile --json` prints it: attributes, features as of
+    /// `as_of_ms`, nearest segment and propensity with the current model.
+    pub profile: serde_json::Value,
+    /// The raw accumulators the features derive from (counts, decayed values, spend,
+    /// category affinities, attributes).
+    pub state: ProfileState,
+    /// Segment recorded in the membership index at the last write.
+    pub assigned_segment: Option<u16>,
+    /// Distance to that segment's centroid when it was assigned (standardised units).
+    pub assigned_distance: f64,
+    /// Propensity predicted at the last write.
+    pub propensity_at_last_write: f64,
+    /// Every retained version, oldest first: what changed and the profile as
+    /// `Db::profile_at` gives it.
+    pub history: Vec<ExportedVersion>,
+    /// The open training example waiting for its label, if any.
+    pub pending_example: Option<ExportedExample>,
+    /// Event and feedback ids held for de-duplication (as 64-bit hashes; the ids themselves
+    /// are never stored).
+    pub dedupe_ids_held: usize,
+    /// Of those, how many are ids of feedback attributed to this customer.
+    pub feedback_ids_held: usize,
+    /// Latest event time among ids that left the de-duplication window, if any.
+    pub dedupe_floor_ms: Option<i64>,
+}
+
+/// One retained version of a profile.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExportedVersion {
+    /// What changed at this version, and the segment and propensity right after.
+    pub change: HistoryItem,
+    /// The profile at this version, as `persona profile --version V --json` prints it.
+    pub profile: serde_json::Value,
+}
+
+/// A training example waiting for its label.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExportedExample {
+    /// When the example was taken (event time, unix ms).
+    pub taken_at_ms: i64,
+    /// Raw features at that time, by feature name.
+    pub features: serde_json::Map<String, serde_json::Value>,
+}
+
+impl CustomerExport {
+    /// The export as a JSON value.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_else(|e| {
+            // Every field is plain data with string keys; serialising cannot fail.
+            serde_json::json!({ "customer_id": self.customer_id, "error": e.to_string() })
+        })
+    }
+}
+
+/// Builds the export of one record.
+pub(crate) fn export(
+    customer_id: &str,
+    record: &ProfileRecord,
+    model: &ModelState,
+    layout: &FeatureLayout,
+    params: &FeatureParams,
+) -> CustomerExport {
+    let names = layout.names();
+    let current = Profile::evaluate(customer_id, record, model, layout);
+    let mut changes = history::recent(record, usize::MAX);
+    changes.reverse();
+    let history = changes
+        .into_iter()
+        .filter_map(|change| {
+            let (state, _, _) = record.state_at(change.version, params).ok()?;
+            let profile =
+                Profile::of_state(customer_id, change.version, &state, model, layout, None);
+            Some(ExportedVersion {
+                profile: profile.to_json(&names),
+                change,
+            })
+        })
+        .collect();
+    let pending_example = record.pending.as_ref().map(|p| ExportedExample {
+        taken_at_ms: p.taken_at_ms,
+        features: names
+            .iter()
+            .zip(&p.features)
+            .map(|(n, v)| (n.clone(), serde_json::json!(f64::from(*v))))
+            .collect(),
+    });
+    CustomerExport {
+        customer_id: customer_id.to_string(),
+        as_of_ms: current.as_of_ms,
+        version: record.version,
+        oldest_version: record.oldest_version(),
+        profile: current.to_json(&names),
+        state: record.state.clone(),
+        assigned_segment: record.segment,
+        assigned_distance: f64::from(record.distance),
+        propensity_at_last_write: f64::from(record.propensity),
+        history,
+        pending_example,
+        dedupe_ids_held: record.recent_ids.len(),
+        // Feedback ids are remembered without an event time (see `pipeline::apply`).
+        feedback_ids_held: record
+            .recent_ids
+            .iter()
+            .filter(|(_, t)| *t == i64::MIN)
+            .count(),
+        dedupe_floor_ms: record.dedupe_floor_ms,
+    }
+}

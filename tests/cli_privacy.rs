@@ -1,0 +1,162 @@
+//! The real `persona` binary: `export-customer` (stdout and a private `--out` file), `erase`
+//! (`--json`, idempotent) and `purge` (configured TTL, `--ttl-days`, refusals with exit 2).
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+
+type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+const DAY: i64 = 86_400_000;
+const T0: i64 = 1_767_225_600_000;
+
+fn persona(data: &Path, args: &[&str]) -> Result<Output> {
+    Ok(Command::new(env!("CARGO_BIN_EXE_persona"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .output()?)
+}
+
+/// Runs a command that must exit with `code`; returns (stdout, stderr).
+#[track_caller]
+fn run(data: &Path, args: &[&str], code: i32) -> Result<(String, String)> {
+    let out = persona(data, args)?;
+    let stderr = String::from_utf8(out.stderr)?;
+    assert_eq!(out.status.code(), Some(code), "persona {args:?}: {stderr}");
+    Ok((String::from_utf8(out.stdout)?, stderr))
+}
+
+#[track_caller]
+fn json(data: &Path, args: &[&str]) -> Result<Value> {
+    Ok(serde_json::from_str(&run(data, args, 0)?.0)?)
+}
+
+/// Imports two old customers (day 0) and two recent ones (day 100).
+fn store(dir: &Path) -> Result<std::path::PathBuf> {
+    let data = dir.join("store");
+    let csv = dir.join("events.csv");
+    let mut text = String::from("event_id,customer_id,timestamp,kind,value,category\n");
+    for (c, t) in [
+        ("old-1", T0),
+        ("old-2", T0 + 1),
+        ("recent-1", T0 + 100 * DAY),
+        ("recent-2", T0 + 100 * DAY + 1),
+    ] {
+        for j in 0..3 {
+            text.push_str(&format!("{c}-{j},{c},{},purchase,12.5,books\n", t + j));
+        }
+    }
+    std::fs::write(&csv, text)?;
+    let summary = json(&data, &["import", csv.to_str().ok_or("path")?, "--json"])?;
+    assert_eq!(summary["applied"], 12);
+    Ok(data)
+}
+
+#[test]
+fn export_customer_prints_and_writes_a_private_file() -> Result {
+    let dir = tempfile::tempdir()?;
+    let data = store(dir.path())?;
+    let doc = json(&data, &["export-customer", "old-1"])?;
+    assert_eq!(doc["customer_id"], "old-1");
+    assert_eq!(doc["version"], 3);
+    assert_eq!(doc["dedupe_ids_held"], 3);
+    assert_eq!(doc["history"].as_array().map(Vec::len), Some(3));
+    assert_eq!(doc["profile"]["event_count"], 3);
+
+    let file = dir.path().join("old-1.json");
+    let (stdout, stderr) = run(
+        &data,
+        &[
+            "export-customer",
+            "old-1",
+            "--out",
+            file.to_str().ok_or("path")?,
+        ],
+        0,
+    )?;
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("exported customer \"old-1\""), "{stderr}");
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(&file)?)?;
+    assert_eq!(written, doc);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file)?.permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "export file mode {mode:o}");
+    }
+
+    let (_, stderr) = run(&data, &["export-customer", "nobody"], 1)?;
+    assert!(
+        stderr.contains("no profile for customer \"nobody\""),
+        "{stderr}"
+    );
+    Ok(())
+}
+
+#[test]
+fn erase_is_idempotent_and_reports_what_it_did() -> Result {
+    let dir = tempfile::tempdir()?;
+    let data = store(dir.path())?;
+    let out = json(&data, &["erase", "old-1", "--json"])?;
+    assert_eq!(
+        out,
+        serde_json::json!({ "customer_id": "old-1", "erased": true })
+    );
+    let out = json(&data, &["erase", "old-1", "--json"])?;
+    assert_eq!(out["erased"], false);
+    let (stdout, _) = run(&data, &["erase", "old-1"], 0)?;
+    assert!(stdout.contains("nothing to erase"), "{stdout}");
+    let (stdout, _) = run(&data, &["erase", "old-2"], 0)?;
+    assert!(stdout.contains("erased customer \"old-2\""), "{stdout}");
+    let (_, stderr) = run(&data, &["profile", "old-1"], 1)?;
+    assert!(stderr.contains("no profile"), "{stderr}");
+    assert_eq!(json(&data, &["export-customer", "recent-1"])?["version"], 3);
+    let (_, stderr) = run(&data, &["erase", ""], 1)?;
+    assert!(stderr.contains("customer_id"), "{stderr}");
+    Ok(())
+}
+
+#[test]
+fn purge_uses_the_configured_ttl_or_the_flag() -> Result {
+    let dir = tempfile::tempdir()?;
+    let data = store(dir.path())?;
+    // No TTL anywhere: bad configuration, exit 2, and nothing is erased.
+    let (_, stderr) = run(&data, &["purge"], 2)?;
+    assert!(stderr.contains("profile_ttl_days is not set"), "{stderr}");
+    let (_, stderr) = run(&data, &["purge", "--ttl-days", "0"], 2)?;
+    assert!(stderr.contains("must be a number of days > 0"), "{stderr}");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "profile_ttl_days = -5\n")?;
+    let (_, stderr) = run(
+        &data,
+        &["--config", bad.to_str().ok_or("path")?, "purge"],
+        2,
+    )?;
+    assert!(stderr.contains("profile_ttl_days = -5"), "{stderr}");
+    assert_eq!(json(&data, &["export-customer", "old-1"])?["version"], 3);
+
+    let config = dir.path().join("ttl.toml");
+    std::fs::write(&config, "profile_ttl_days = 30\n")?;
+    let report = json(
+        &data,
+        &[
+            "--config",
+            config.to_str().ok_or("path")?,
+            "purge",
+            "--json",
+        ],
+    )?;
+    assert_eq!(report["erased"], 2, "{report}");
+    assert_eq!(report["scanned"], 4);
+    assert_eq!(report["ttl_days"], 30.0);
+    run(&data, &["profile", "old-1"], 1)?;
+    run(&data, &["profile", "old-2"], 1)?;
+    run(&data, &["profile", "recent-1"], 0)?;
+    // The flag overrides: a period of 1 day keeps only the two newest customers' last events.
+    let report = json(&data, &["purge", "--ttl-days", "1", "--json"])?;
+    assert_eq!(report["erased"], 0);
+    let (stdout, _) = run(&data, &["purge", "--ttl-days", "1"], 0)?;
+    assert!(stdout.starts_with("purged 0 of 2 profiles"), "{stdout}");
+    Ok(())
+}

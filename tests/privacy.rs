@@ -1,0 +1,417 @@
+//! Privacy: erasing a customer leaves no byte of their id anywhere in the store (every key and
+//! value of every sled tree, before and after reopening) while everyone else is intact;
+//! exporting gives everything held about one customer; retention purges exactly the profiles
+//! inactive for longer than the TTL (on demand and in the background); the data directory is
+//! private.
+
+use persona::model::ModelConfig;
+use persona::{AttrValue, Config, Db, Durability, Error, Event, EventKind, Result};
+use std::path::Path;
+
+const DAY: i64 = 86_400_000;
+const T0: i64 = 1_767_225_600_000;
+/// A customer id that cannot occur by chance in encoded numbers or other ids.
+const VICTIM: &str = "erase-me-7f3a9c";
+const OTHERS: [&str; 5] = ["keep-a", "keep-b", "keep-c", "keep-d", "keep-e"];
+
+fn config(dir: &Path) -> Config {
+    Config::new(dir)
+        .segments(3)
+        .durability(Durability::Flush)
+        .model(ModelConfig {
+            segments: 3,
+            reservoir_size: 8,
+            ..ModelConfig::default()
+        })
+}
+
+/// Events (with ids), attributes and feedback (with ids) for the victim and the others;
+/// segments are seeded by the end.
+fn populate(db: &Db) -> Result<()> {
+    let mut customers = OTHERS.to_vec();
+    customers.push(VICTIM);
+    for (i, c) in customers.iter().enumerate() {
+        for j in 0..6i64 {
+            let kind = if j % 3 == 2 {
+                EventKind::Purchase
+            } else {
+                EventKind::View
+            };
+            db.ingest(
+                Event::new(*c, T0 + j * DAY + i as i64 * 3_600_000, kind)
+                    .with_value(10.0 + (i * 7) as f64 + j as f64)
+                    .with_category(if i % 2 == 0 { "books" } else { "garden" })
+                    .with_id(format!("{c}-event-{j}")),
+            )?;
+        }
+        db.set_attributes(
+            c,
+            vec![
+                ("email".into(), AttrValue::Text(format!("{c}@example.com"))),
+                ("age".into(), AttrValue::Number(30.0 + i as f64)),
+            ],
+        )?;
+    }
+    for c in &customers {
+        db.feedback(c, "vip_offer", true, Some(&format!("{c}-feedback")), None)?;
+    }
+    assert!(db.model().segments.is_seeded(), "segments must be seeded");
+    Ok(())
+}
+
+/// One stored entry: (tree name, key, value).
+type Entry = (Vec<u8>, Vec<u8>, Vec<u8>);
+
+/// Every (tree, key, value) of every sled tree.
+fn dump(db: &Db) -> Result<Vec<Entry>> {
+    let sled = db.store().sled();
+    let mut out = Vec::new();
+    for name in sled.tree_names() {
+        let tree = sled.open_tree(&name)?;
+        for item in tree.iter() {
+            let (k, v) = item?;
+            out.push((name.to_vec(), k.to_vec(), v.to_vec()));
+        }
+    }
+    Ok(out)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Asserts that no tree name, key or value holds `id`'s bytes; returns how many entries were
+/// looked at.
+#[track_caller]
+fn assert_no_trace(db: &Db, id: &str) -> Result<usize> {
+    let entries = dump(db)?;
+    for (tree, k, v) in &entries {
+        let tree_name = String::from_utf8_lossy(tree);
+        assert!(!contains(tree, id.as_bytes()), "tree name {tree_name}");
+        assert!(
+            !contains(k, id.as_bytes()),
+            "key {:?} in tree {tree_name} holds {id:?}",
+            String::from_utf8_lossy(k)
+        );
+        assert!(
+            !contains(v, id.as_bytes()),
+            "value of key {:?} in tree {tree_name} holds {id:?}",
+            String::from_utf8_lossy(k)
+        );
+    }
+    Ok(entries.len())
+}
+
+/// What a reader sees of the other customers: their export documents.
+fn others(db: &Db) -> Result<Vec<serde_json::Value>> {
+    OTHERS
+        .iter()
+        .map(|c| {
+            let doc = db.export_customer(c)?.expect("other customers stay");
+            // The profile as of now depends on the model, which erasing changes (segment
+            // sizes); what is stored about the customer must not change.
+            Ok(serde_json::json!({
+                "version": doc.version,
+                "state": doc.state,
+                "history": doc.history.iter().map(|h| h.change.clone()).collect::<Vec<_>>(),
+                "pending": doc.pending_example.map(|p| p.taken_at_ms),
+                "dedupe_ids_held": doc.dedupe_ids_held,
+                "feedback_ids_held": doc.feedback_ids_held,
+                "assigned_segment": doc.assigned_segment,
+            }))
+        })
+        .collect()
+}
+
+#[test]
+fn erase_leaves_no_trace_of_the_customer() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let before_others;
+    {
+        let db = Db::open_with(config(dir.path()))?;
+        populate(&db)?;
+        db.snapshot_model()?;
+        // The victim is really there, in the record and in the membership index.
+        let all = dump(&db)?;
+        assert!(all
+            .iter()
+            .any(|(_, k, _)| k == format!("P{VICTIM}").as_bytes()));
+        assert!(all
+            .iter()
+            .any(|(_, k, _)| k.first() == Some(&b'G') && contains(k, VICTIM.as_bytes())));
+        let open_before = db.model_info().pending_examples;
+        assert!(open_before >= 1);
+        let victim = db.profile(VICTIM)?.expect("populated");
+        assert!(victim.assigned_segment.is_some());
+        let sizes_before: u64 = db.model_info().segments.iter().sum();
+        before_others = others(&db)?;
+
+        assert!(db.erase(VICTIM)?);
+
+        let scanned = assert_no_trace(&db, VICTIM)?;
+        assert!(scanned > OTHERS.len(), "only {scanned} entries");
+        assert!(db.profile(VICTIM)?.is_none());
+        assert!(db.export_customer(VICTIM)?.is_none());
+        assert!(db.history(VICTIM, 10)?.is_none());
+        assert_eq!(
+            db.model_info().pending_examples,
+            open_before - 1,
+            "the writer's expiry queue still holds the erased customer's example"
+        );
+        let info = db.model_info();
+        assert_eq!(
+            info.segments.iter().sum::<u64>(),
+            sizes_before - 1,
+            "segment sizes still count the erased customer"
+        );
+        for s in 0..3 {
+            let members = db.segment_members(s, None, 100)?;
+            assert!(!members.iter().any(|m| m == VICTIM));
+        }
+        assert_eq!(others(&db)?, before_others);
+        db.close()?;
+    }
+    // Durable: after reopening, still no trace, the others intact, the expiry queue rebuilt
+    // without the customer.
+    let db = Db::open_with(config(dir.path()))?;
+    assert_no_trace(&db, VICTIM)?;
+    assert!(db.profile(VICTIM)?.is_none());
+    assert_eq!(others(&db)?, before_others);
+    assert_eq!(db.model_info().pending_examples, OTHERS.len() as u64);
+
+    // The customer may come back: a brand-new profile, old event ids no longer known.
+    let ack = db.ingest(
+        Event::new(VICTIM, T0 + 10 * DAY, EventKind::View)
+            .with_value(5.0)
+            .with_id(format!("{VICTIM}-event-0")),
+    )?;
+    assert!(!ack.duplicate);
+    assert_eq!(ack.version, 1);
+    let p = db.profile(VICTIM)?.expect("new profile");
+    assert_eq!(p.event_count, 1);
+    assert!(p.attributes.is_empty());
+    Ok(())
+}
+
+#[test]
+fn erasing_an_unknown_customer_writes_nothing() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = Db::open_with(config(dir.path()))?;
+    populate(&db)?;
+    let before = dump(&db)?;
+    let version = db.model().version;
+    assert!(!db.erase("nobody-here")?);
+    assert_eq!(db.model().version, version, "a batch was committed");
+    assert_eq!(dump(&db)?, before);
+    // Erasing twice: the second time there is nothing left.
+    assert!(db.erase("keep-a")?);
+    assert!(!db.erase("keep-a")?);
+    Ok(())
+}
+
+#[test]
+fn erase_rejects_invalid_ids_and_changes_nothing() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = Db::open_with(config(dir.path()))?;
+    populate(&db)?;
+    let before = dump(&db)?;
+    for bad in ["", "has\nnewline", &"x".repeat(129)] {
+        let err = db.erase(bad).unwrap_err();
+        assert!(err.is_bad_input(), "{err}");
+        assert!(err.to_string().contains("customer_id"), "{err}");
+    }
+    assert_eq!(dump(&db)?, before);
+    Ok(())
+}
+
+#[test]
+fn a_failed_erase_commit_erases_nothing() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = Db::open_with(config(dir.path()))?;
+    populate(&db)?;
+    let open = db.model_info().pending_examples;
+    let sizes = db.model_info().segments;
+    db.fail_next_commits(1);
+    assert!(db.erase(VICTIM).is_err());
+    assert!(db.profile(VICTIM)?.is_some());
+    assert_eq!(db.model_info().pending_examples, open);
+    assert_eq!(db.model_info().segments, sizes);
+    // And the retry erases everything, expiry entry included.
+    assert!(db.erase(VICTIM)?);
+    assert_no_trace(&db, VICTIM)?;
+    assert_eq!(db.model_info().pending_examples, open - 1);
+    Ok(())
+}
+
+#[test]
+fn export_holds_everything_about_the_customer() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = Db::open_with(config(dir.path()))?;
+    populate(&db)?;
+    let export = db.export_customer(VICTIM)?.expect("known");
+    let doc = export.to_json();
+    let names = db.feature_names();
+    // 6 events and one attribute change; feedback does not add a version.
+    assert_eq!(doc["version"], 7);
+    assert_eq!(doc["oldest_version"], 1);
+    assert_eq!(doc["customer_id"], VICTIM);
+    assert_eq!(
+        doc["profile"]["attributes"]["email"],
+        format!("{VICTIM}@example.com")
+    );
+    assert_eq!(doc["profile"]["attributes"]["age"], 35.0);
+    assert_eq!(doc["state"]["event_count"], 6);
+    let current = db.profile(VICTIM)?.expect("known");
+    assert_eq!(doc["profile"], current.to_json(&names));
+    assert_eq!(
+        doc["assigned_segment"],
+        serde_json::json!(current.assigned_segment)
+    );
+    // Every retained version, oldest first, exactly as profile_at gives it.
+    let history = doc["history"].as_array().expect("array");
+    assert_eq!(history.len(), 7);
+    for (i, h) in history.iter().enumerate() {
+        let v = i as u64 + 1;
+        assert_eq!(h["change"]["version"], v);
+        let at = db.profile_at(VICTIM, v)?.expect("retained");
+        assert_eq!(h["profile"], at.to_json(&names), "version {v}");
+    }
+    assert_eq!(history[6]["change"]["change"], "attributes");
+    assert_eq!(history[0]["change"]["kind"], "view");
+    // Six event ids and one feedback id are held for de-duplication.
+    assert_eq!(doc["dedupe_ids_held"], 7);
+    assert_eq!(doc["feedback_ids_held"], 1);
+    let pending = &doc["pending_example"];
+    assert!(pending["taken_at_ms"].is_i64(), "{pending}");
+    assert_eq!(
+        pending["features"].as_object().map(|m| m.len()),
+        Some(names.len())
+    );
+    for key in ["propensity_at_last_write", "assigned_distance", "as_of_ms"] {
+        assert!(doc[key].is_number(), "{key}: {doc}");
+    }
+    assert!(db.export_customer("unknown-customer")?.is_none());
+    assert!(db.export_customer("").unwrap_err().is_bad_input());
+    Ok(())
+}
+
+/// Two old customers (last seen day 0..2), two recent ones (day 100), one with attributes only.
+fn aged_store(db: &Db) -> Result<()> {
+    for (i, c) in ["old-1", "old-2"].iter().enumerate() {
+        for j in 0..3i64 {
+            db.ingest(
+                Event::new(*c, T0 + j * DAY / 2 + i as i64, EventKind::Purchase)
+                    .with_value(20.0)
+                    .with_id(format!("{c}-{j}")),
+            )?;
+        }
+        db.set_attributes(c, vec![("tier".into(), AttrValue::Text("gold".into()))])?;
+    }
+    for (i, c) in ["recent-1", "recent-2"].iter().enumerate() {
+        db.ingest(Event::new(*c, T0 + 20 * DAY, EventKind::View).with_value(3.0))?;
+        db.ingest(Event::new(*c, T0 + 100 * DAY + i as i64, EventKind::Click))?;
+    }
+    db.set_attributes("attrs-only", vec![("age".into(), AttrValue::Number(40.0))])?;
+    Ok(())
+}
+
+#[test]
+fn purge_erases_only_profiles_older_than_the_ttl() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = Db::open_with(config(dir.path()).profile_ttl_days(Some(30.0)))?;
+    aged_store(&db)?;
+    let report = db.purge()?;
+    assert_eq!(report.erased, 2, "{report:?}");
+    assert_eq!(report.scanned, 5);
+    assert_eq!(report.ttl_days, 30.0);
+    assert_eq!(report.watermark_ms, T0 + 100 * DAY + 1);
+    assert_eq!(report.cutoff_ms, T0 + 70 * DAY + 1);
+    for gone in ["old-1", "old-2"] {
+        assert_no_trace(&db, gone)?;
+        assert!(db.profile(gone)?.is_none());
+    }
+    for kept in ["recent-1", "recent-2", "attrs-only"] {
+        assert!(db.profile(kept)?.is_some(), "{kept}");
+        let keys = dump(&db)?;
+        assert!(keys
+            .iter()
+            .any(|(_, k, _)| k == format!("P{kept}").as_bytes()));
+    }
+    assert_eq!(db.profile_count(), 3);
+    // Nothing more to purge.
+    assert_eq!(db.purge()?.erased, 0);
+    Ok(())
+}
+
+#[test]
+fn purge_needs_a_ttl() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = Db::open_with(config(dir.path()))?;
+    aged_store(&db)?;
+    let err = db.purge().unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err}");
+    assert!(
+        err.to_string().contains("profile_ttl_days is not set"),
+        "{err}"
+    );
+    for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let err = db.purge_older_than(bad).unwrap_err();
+        assert!(err.is_bad_input(), "{err}");
+        assert!(err.to_string().contains("ttl_days"), "{err}");
+    }
+    assert_eq!(db.profile_count(), 5);
+    // An explicit period works without configuration.
+    assert_eq!(db.purge_older_than(30.0)?.erased, 2);
+    Ok(())
+}
+
+#[test]
+fn ttl_config_is_validated_with_the_key_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for bad in [0.0, -3.0, f64::NAN, f64::INFINITY] {
+        let err = Db::open_with(config(dir.path()).profile_ttl_days(Some(bad)))
+            .err()
+            .expect("refused");
+        assert!(matches!(err, Error::Config(_)), "{err}");
+        assert!(err.to_string().contains("profile_ttl_days"), "{err}");
+    }
+}
+
+#[test]
+fn background_purge_runs_when_a_ttl_is_set() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = Db::open_with(
+        config(dir.path())
+            .profile_ttl_days(Some(30.0))
+            .purge_interval_secs(1),
+    )?;
+    aged_store(&db)?;
+    // A hang guard, not a timing assertion: the purge runs every second.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while db.profile("old-1")?.is_some() || db.profile("old-2")?.is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "background purge never ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(db.profile("recent-1")?.is_some());
+    assert!(db.profile("attrs-only")?.is_some());
+    db.close()?;
+    Ok(())
+}
+
+#[cfg(unix)]
+#[test]
+fn data_directory_is_created_owner_only() -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("nested").join("store");
+    let db = Db::open(&data)?;
+    for path in [&data, &dir.path().join("nested")] {
+        let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{} has mode {mode:o}", path.display());
+    }
+    db.close()?;
+    Ok(())
+}
