@@ -68,3 +68,4 @@ pub use query::{
     HistoryItem, ModelInfo, Profile, Recommendation, Score, SegmentDistance, SegmentInfo,
     SimilarCustomer,
 };
+pub use storage::check::{check_store, CheckReport, Problem, ProblemKind};

@@ -1,5 +1,6 @@
 //! Argument parsing and dispatch; one file per subcommand.
 
+mod check;
 mod export;
 mod generate;
 mod import;
@@ -66,6 +67,8 @@ enum Command {
     Quickstart(quickstart::Args),
     /// Serve the store over the Redis protocol (RESP2/RESP3); see docs/protocol.md.
     Serve(serve::Args),
+    /// Verify a store offline without changing it; exit 1 if problems are found.
+    Check(check::Args),
 }
 
 /// Runs a parsed command line.
@@ -87,6 +90,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Report(a) => report::run(&open()?, a),
         Command::Quickstart(a) => quickstart::run(&open()?, a, &cli.data),
         Command::Serve(a) => serve::run(open()?, a),
+        Command::Check(a) => check::run(&cli.data, a),
     }
 }
 

@@ -6,6 +6,7 @@
 //! durability. It knows nothing about features or models beyond their encodings; the pipeline
 //! decides what goes into a batch.
 
+pub mod check;
 pub mod codec;
 pub mod keys;
 pub mod record;
@@ -101,12 +102,7 @@ impl Store {
     /// [`Error::UnsupportedVersion`] for an incompatible store.
     pub fn open(config: &Config) -> Result<Store> {
         create_private_dir(&config.path)?;
-        let db = sled::Config::new()
-            .path(&config.path)
-            .cache_capacity(config.cache_capacity_mb * 1024 * 1024)
-            .segment_size(SEGMENT_SIZE)
-            .flush_every_ms(Some(500))
-            .open()?;
+        let db = sled_config(&config.path, config.cache_capacity_mb).open()?;
         let log_path = config.path.join("db");
         let log_file = File::open(&log_path).ok();
         let store = Store {
@@ -304,8 +300,12 @@ impl Store {
 
     /// Every customer with a pending training example: (customer id, snapshot time).
     ///
+    /// A record whose head does not decode is skipped with a warning rather than making the
+    /// whole store unopenable: reads of that customer report the corruption, and
+    /// `persona check` lists it. Its example (if any) is lost for training.
+    ///
     /// # Errors
-    /// [`Error::Corruption`] naming the first record whose head does not decode.
+    /// [`Error::Storage`] if sled fails.
     pub fn pending_examples(&self) -> Result<Vec<(String, i64)>> {
         let mut out = Vec::new();
         for item in self.db.scan_prefix([keys::PROFILE]) {
@@ -313,10 +313,13 @@ impl Store {
             let Some(id) = keys::parse_profile(&k) else {
                 continue;
             };
-            let (head, _): (RecordHead, usize) =
-                codec::decode_prefix(&|| format!("profile {id:?}"), &v)?;
-            if let Some(p) = head.pending {
-                out.push((id.to_string(), p.taken_at_ms));
+            match codec::decode_prefix::<RecordHead>(&|| format!("profile {id:?}"), &v) {
+                Ok((head, _)) => {
+                    if let Some(p) = head.pending {
+                        out.push((id.to_string(), p.taken_at_ms));
+                    }
+                }
+                Err(e) => tracing::warn!("skipping the training example of {id:?}: {e}"),
             }
         }
         Ok(out)
@@ -415,6 +418,15 @@ impl Store {
         self.db.flush()?;
         self.sync_log()
     }
+}
+
+/// The sled settings every opening of a store uses (sled refuses a different segment size).
+fn sled_config(path: &Path, cache_capacity_mb: u64) -> sled::Config {
+    sled::Config::new()
+        .path(path)
+        .cache_capacity(cache_capacity_mb * 1024 * 1024)
+        .segment_size(SEGMENT_SIZE)
+        .flush_every_ms(Some(500))
 }
 
 /// Creates the data directory with owner-only permissions (0700 on Unix) if it does not exist.
