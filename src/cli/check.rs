@@ -16,9 +16,7 @@ pub struct Args {
 pub fn run(data: &Path, args: &Args) -> Result<()> {
     let report = match persona::check_store(data) {
         Ok(r) => r,
-        Err(persona::Error::Storage(sled::Error::Io(e)))
-            if e.kind() == std::io::ErrorKind::WouldBlock =>
-        {
+        Err(persona::Error::Storage(e)) if persona::storage::is_lock_error(&e) => {
             bail!(
                 "cannot check the store at {}: another process has it open (stop it first)",
                 data.display()

@@ -4,6 +4,7 @@ mod check;
 mod export;
 mod generate;
 mod import;
+mod ingest_stream;
 mod inspect;
 mod maintain;
 mod query;
@@ -69,6 +70,9 @@ enum Command {
     Serve(serve::Args),
     /// Verify a store offline without changing it; exit 1 if problems are found.
     Check(check::Args),
+    /// Ingest JSON Lines from stdin, printing each event once acknowledged (docs/testing.md).
+    #[command(hide = true)]
+    IngestStream(ingest_stream::Args),
 }
 
 /// Runs a parsed command line.
@@ -91,6 +95,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Quickstart(a) => quickstart::run(&open()?, a, &cli.data),
         Command::Serve(a) => serve::run(open()?, a),
         Command::Check(a) => check::run(&cli.data, a),
+        Command::IngestStream(a) => ingest_stream::run(&open()?, a),
     }
 }
 

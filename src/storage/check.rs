@@ -155,7 +155,7 @@ pub fn check_store(path: &Path) -> Result<CheckReport> {
             path.display()
         )));
     }
-    let db = super::sled_config(path, 64).open()?;
+    let db = super::open_sled(path, 64)?;
     let mut report = CheckReport {
         path: path.to_path_buf(),
         keys: 0,
@@ -187,6 +187,10 @@ pub fn check_store(path: &Path) -> Result<CheckReport> {
     report.model_version = model_version;
     check_snapshots(&db, model_version, &mut report)?;
     check_unknown(&db, &mut report)?;
+    // Nothing was written; this waits for sled's background I/O threads (started by its own
+    // recovery at open), which hold the store's file lock until they finish, so that the store
+    // can be reopened as soon as this returns.
+    db.flush()?;
     Ok(report)
 }
 

@@ -102,7 +102,7 @@ impl Store {
     /// [`Error::UnsupportedVersion`] for an incompatible store.
     pub fn open(config: &Config) -> Result<Store> {
         create_private_dir(&config.path)?;
-        let db = sled_config(&config.path, config.cache_capacity_mb).open()?;
+        let db = open_sled(&config.path, config.cache_capacity_mb)?;
         let log_path = config.path.join("db");
         let log_file = File::open(&log_path).ok();
         let store = Store {
@@ -427,6 +427,30 @@ fn sled_config(path: &Path, cache_capacity_mb: u64) -> sled::Config {
         .cache_capacity(cache_capacity_mb * 1024 * 1024)
         .segment_size(SEGMENT_SIZE)
         .flush_every_ms(Some(500))
+}
+
+/// Opens sled, waiting up to about a second for the store's file lock. sled releases the lock
+/// only when its last background I/O task ends, which can be a moment after a handle in this
+/// process was closed and dropped; reopening right away (a test, `persona check` then `Db::open`)
+/// must not fail because of that. A lock held by another process is still reported, after the
+/// wait.
+fn open_sled(path: &Path, cache_capacity_mb: u64) -> Result<sled::Db> {
+    const ATTEMPTS: u32 = 50;
+    let mut attempt = 1;
+    loop {
+        match sled_config(path, cache_capacity_mb).open() {
+            Err(e) if is_lock_error(&e) && attempt < ATTEMPTS => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// Whether sled failed to open because another handle holds the store's file lock.
+pub fn is_lock_error(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
 }
 
 /// Creates the data directory with owner-only permissions (0700 on Unix) if it does not exist.
