@@ -21,7 +21,7 @@ use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Parser)]
@@ -239,7 +239,7 @@ fn run(args: Args) -> BoxResult<bool> {
 
     let begin = Instant::now();
     let deadline = begin + Duration::from_secs(args.secs);
-    let samples: Arc<Mutex<Vec<(f64, Option<u64>, u64)>>> = Arc::default();
+    let mut samples: Vec<(f64, Option<u64>)> = Vec::new();
     println!(
         "{:>8} {:>12} {:>10} {:>10}",
         "t (s)", "ops", "ops/s", "RSS (MiB)"
@@ -261,7 +261,7 @@ fn run(args: Args) -> BoxResult<bool> {
             "{t:>8.1} {total:>12} {rate:>10.0} {:>10}",
             rss.map_or("-".into(), |r| format!("{:.1}", r as f64 / 1024.0))
         );
-        samples.lock().map_err(|_| "lock")?.push((t, rss, total));
+        samples.push((t, rss));
         (last_ops, last_t) = (total, t);
     }
     stop.store(true, Ordering::Relaxed);
@@ -322,10 +322,9 @@ fn run(args: Args) -> BoxResult<bool> {
     }
 
     // RSS growth over the second half of the run (the first half warms the caches up).
-    let samples = samples.lock().map_err(|_| "lock")?.clone();
     let with_rss: Vec<(f64, u64)> = samples
         .iter()
-        .filter_map(|(t, r, _)| r.map(|r| (*t, r)))
+        .filter_map(|(t, r)| r.map(|r| (*t, r)))
         .collect();
     if let (Some(mid), Some(last)) = (with_rss.get(with_rss.len() / 2), with_rss.last()) {
         let growth = (last.1 as f64 / mid.1 as f64 - 1.0) * 100.0;
