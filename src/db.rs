@@ -103,7 +103,8 @@ impl Db {
     /// # Errors
     /// [`Error::Config`] for invalid settings, [`Error::ConfigMismatch`] if the store was created
     /// with different fixed settings, [`Error::Storage`] if sled cannot open it (for example while
-    /// another process has it open), [`Error::Corruption`] if its model state does not decode.
+    /// another process has it open), [`Error::Corruption`] if its model state does not decode. A
+    /// damaged profile record does not stop the open: reads of that customer report it.
     pub fn open_with(config: Config) -> Result<Db> {
         config.validate()?;
         let store = Arc::new(Store::open(&config)?);
@@ -548,7 +549,7 @@ impl Db {
     /// nearest segment).
     ///
     /// # Errors
-    /// [`Error::Corruption`] if a sampled record does not decode.
+    /// [`Error::Storage`] if sled fails; damaged records are left out of the sample.
     pub fn report_input(&self, sample: usize) -> Result<crate::query::report::ReportInput> {
         use crate::query::report::{ReportInput, ReportPoint, ReportSegment};
         use rand::{Rng, SeedableRng};
@@ -569,7 +570,9 @@ impl Db {
                 }
                 Some(j)
             };
-            let rec = self.inner.store.decode_profile(&id, &bytes)?;
+            let Ok(rec) = self.inner.store.decode_profile(&id, &bytes) else {
+                continue; // a damaged record is left out of the picture; `check` reports it
+            };
             let z = self.standardised(&rec.state, &model);
             let Some((seg, _)) = model.segments.nearest(&z) else {
                 continue;
@@ -681,7 +684,8 @@ impl Db {
     /// `nprobe` segments nearest to the customer. `None` for an unknown customer.
     ///
     /// # Errors
-    /// [`Error::Corruption`] if a scanned record does not decode.
+    /// [`Error::Corruption`] if the customer's own record does not decode; damaged records of
+    /// other customers are skipped (with a warning in the log).
     ///
     /// # Examples
     /// ```

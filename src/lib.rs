@@ -70,3 +70,4 @@ pub use query::{
     CustomerExport, HistoryItem, ModelInfo, Profile, Recommendation, Score, SegmentDistance,
     SegmentInfo, SimilarCustomer,
 };
+pub use storage::check::{check_store, CheckReport, Problem, ProblemKind};

@@ -1,8 +1,10 @@
 //! Argument parsing and dispatch; one file per subcommand.
 
+mod check;
 mod export;
 mod generate;
 mod import;
+mod ingest_stream;
 mod inspect;
 mod maintain;
 mod privacy;
@@ -73,6 +75,11 @@ enum Command {
     Purge(privacy::PurgeArgs),
     /// Serve the store over the Redis protocol (RESP2/RESP3); see docs/protocol.md.
     Serve(serve::Args),
+    /// Verify a store offline without changing it; exit 1 if problems are found.
+    Check(check::Args),
+    /// Ingest JSON Lines from stdin, printing each event once acknowledged (docs/testing.md).
+    #[command(hide = true)]
+    IngestStream(ingest_stream::Args),
 }
 
 /// Runs a parsed command line.
@@ -100,6 +107,8 @@ pub fn run(cli: Cli) -> Result<()> {
             let config = serve::server_config(a, cli.config.as_ref())?;
             serve::run(open()?, config)
         }
+        Command::Check(a) => check::run(&cli.data, a),
+        Command::IngestStream(a) => ingest_stream::run(&open()?, a),
     }
 }
 

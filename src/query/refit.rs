@@ -33,7 +33,10 @@ pub(crate) fn refit(
     let mut reservoir: Vec<Vec<f64>> = Vec::new();
     for (i, item) in store.scan_profiles().enumerate() {
         let (id, bytes) = item?;
-        let rec = store.decode_profile(&id, &bytes)?;
+        let Ok(rec) = store.decode_profile(&id, &bytes) else {
+            // A damaged record is left out of the sample; `persona check` reports it.
+            continue;
+        };
         let seen = i + 1;
         let slot = if reservoir.len() < sample {
             None

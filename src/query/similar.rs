@@ -65,7 +65,15 @@ pub(crate) fn search(
         if id == exclude {
             return Ok(());
         }
-        let rec = store.decode_profile(id, bytes)?;
+        // A damaged record must not fail every lookalike query: skip it (reads of that
+        // customer report it, and `persona check` lists it).
+        let rec = match store.decode_profile(id, bytes) {
+            Ok(rec) => rec,
+            Err(e) => {
+                tracing::warn!("similar: skipping a candidate: {e}");
+                return Ok(());
+            }
+        };
         layout.write_vector(&rec.state, now, &mut x);
         model.scaler.transform(&x, &mut z);
         let d2: f64 = z.iter().zip(query).map(|(a, b)| (a - b) * (a - b)).sum();

@@ -6,6 +6,7 @@
 //! durability. It knows nothing about features or models beyond their encodings; the pipeline
 //! decides what goes into a batch.
 
+pub mod check;
 pub mod codec;
 pub mod keys;
 pub mod record;
@@ -91,27 +92,6 @@ pub struct Store {
     params: FeatureParams,
 }
 
-/// How long [`Store::open`] waits for the store's lock: sled releases it from a background
-/// thread shortly after the last handle of a closed store is dropped, so a reopen in the same
-/// process right after a close may briefly find it held. Another process that keeps the store
-/// open still gets the error, after this wait.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Opens sled, retrying while its directory lock is held, for up to [`LOCK_WAIT`].
-fn open_locked(config: &sled::Config) -> Result<sled::Db> {
-    let start = std::time::Instant::now();
-    loop {
-        match config.open() {
-            Err(sled::Error::Io(e))
-                if e.kind() == std::io::ErrorKind::WouldBlock && start.elapsed() < LOCK_WAIT =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            other => return Ok(other?),
-        }
-    }
-}
-
 impl Store {
     /// Opens or creates the store described by `config`, checking the format version and the
     /// settings fixed at creation.
@@ -122,12 +102,7 @@ impl Store {
     /// [`Error::UnsupportedVersion`] for an incompatible store.
     pub fn open(config: &Config) -> Result<Store> {
         create_private_dir(&config.path)?;
-        let sled_config = sled::Config::new()
-            .path(&config.path)
-            .cache_capacity(config.cache_capacity_mb * 1024 * 1024)
-            .segment_size(SEGMENT_SIZE)
-            .flush_every_ms(Some(500));
-        let db = open_locked(&sled_config)?;
+        let db = open_sled(&config.path, config.cache_capacity_mb)?;
         let log_path = config.path.join("db");
         let log_file = File::open(&log_path).ok();
         let store = Store {
@@ -325,8 +300,12 @@ impl Store {
 
     /// Every customer with a pending training example: (customer id, snapshot time).
     ///
+    /// A record whose head does not decode is skipped with a warning rather than making the
+    /// whole store unopenable: reads of that customer report the corruption, and
+    /// `persona check` lists it. Its example (if any) is lost for training.
+    ///
     /// # Errors
-    /// [`Error::Corruption`] naming the first record whose head does not decode.
+    /// [`Error::Storage`] if sled fails.
     pub fn pending_examples(&self) -> Result<Vec<(String, i64)>> {
         let mut out = Vec::new();
         for item in self.db.scan_prefix([keys::PROFILE]) {
@@ -334,10 +313,13 @@ impl Store {
             let Some(id) = keys::parse_profile(&k) else {
                 continue;
             };
-            let (head, _): (RecordHead, usize) =
-                codec::decode_prefix(&|| format!("profile {id:?}"), &v)?;
-            if let Some(p) = head.pending {
-                out.push((id.to_string(), p.taken_at_ms));
+            match codec::decode_prefix::<RecordHead>(&|| format!("profile {id:?}"), &v) {
+                Ok((head, _)) => {
+                    if let Some(p) = head.pending {
+                        out.push((id.to_string(), p.taken_at_ms));
+                    }
+                }
+                Err(e) => tracing::warn!("skipping the training example of {id:?}: {e}"),
             }
         }
         Ok(out)
@@ -457,6 +439,39 @@ impl Store {
         self.db.flush()?;
         self.sync_log()
     }
+}
+
+/// The sled settings every opening of a store uses (sled refuses a different segment size).
+fn sled_config(path: &Path, cache_capacity_mb: u64) -> sled::Config {
+    sled::Config::new()
+        .path(path)
+        .cache_capacity(cache_capacity_mb * 1024 * 1024)
+        .segment_size(SEGMENT_SIZE)
+        .flush_every_ms(Some(500))
+}
+
+/// Opens sled, waiting up to about a second for the store's file lock. sled releases the lock
+/// only when its last background I/O task ends, which can be a moment after a handle in this
+/// process was closed and dropped; reopening right away (a test, `persona check` then `Db::open`)
+/// must not fail because of that. A lock held by another process is still reported, after the
+/// wait.
+fn open_sled(path: &Path, cache_capacity_mb: u64) -> Result<sled::Db> {
+    const ATTEMPTS: u32 = 50;
+    let mut attempt = 1;
+    loop {
+        match sled_config(path, cache_capacity_mb).open() {
+            Err(e) if is_lock_error(&e) && attempt < ATTEMPTS => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// Whether sled failed to open because another handle holds the store's file lock.
+pub fn is_lock_error(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
 }
 
 /// Creates the data directory with owner-only permissions (0700 on Unix) if it does not exist.

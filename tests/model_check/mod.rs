@@ -473,6 +473,10 @@ pub fn run(ops: &[Op]) -> Result<()> {
         "the twin store differs"
     );
     db.close()?;
+    drop(db);
+    // Whatever the operations did, the store on disk passes the offline check.
+    let report = persona::check_store(dir.path())?;
+    assert!(report.is_clean(), "persona check: {:?}", report.problems);
     Ok(())
 }
 

@@ -1,0 +1,65 @@
+//! `persona check`: verify a store offline (see [`persona::check_store`]). Prints what was
+//! checked and every problem with its key; exits 0 when the store is clean and 1 when problems
+//! were found (or the store cannot be opened, e.g. while a `persona` process holds it).
+
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print the report as JSON (the problems are in `problems`, each with `key`, `kind`,
+    /// `detail`).
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(data: &Path, args: &Args) -> Result<()> {
+    let report = match persona::check_store(data) {
+        Ok(r) => r,
+        Err(persona::Error::Storage(e)) if persona::storage::is_lock_error(&e) => {
+            bail!(
+                "cannot check the store at {}: another process has it open (stop it first)",
+                data.display()
+            )
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot check the store at {}", data.display()))
+        }
+    };
+    if args.json {
+        super::print_json(&serde_json::to_value(&report)?)?;
+    } else {
+        let model = report
+            .model_version
+            .map_or("no model state".to_string(), |v| {
+                format!("model version {v}")
+            });
+        println!(
+            "checked {}: {} keys ({} profiles, {} index entries, {} snapshots, {model})",
+            report.path.display(),
+            report.keys,
+            report.profiles,
+            report.members,
+            report.snapshots
+        );
+        for p in &report.problems {
+            println!("problem: {p}");
+        }
+        let hidden = report.problems_total - report.problems.len() as u64;
+        if hidden > 0 {
+            println!("… and {hidden} more problems");
+        }
+        if report.is_clean() {
+            println!("no problems found");
+        }
+    }
+    if !report.is_clean() {
+        bail!(
+            "found {} problem{} in the store at {}",
+            report.problems_total,
+            if report.problems_total == 1 { "" } else { "s" },
+            data.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,419 @@
+//! Damaged stores: `persona check` finds every kind of damage and names the key, and a damaged
+//! profile record breaks only its own customer. Damage is made by closing the store and writing
+//! through sled directly, as a disk or a bug would.
+
+mod resp_support;
+
+use persona::generator::{Generator, GeneratorConfig};
+use persona::model::ModelConfig;
+use persona::storage::record::ProfileRecord;
+use persona::storage::{codec, keys};
+use persona::{check_store, Config, Db, Durability, Event, EventKind, ProblemKind, Target};
+use std::path::Path;
+use std::process::Command;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn config(dir: &Path) -> Config {
+    Config::new(dir)
+        .segments(4)
+        .durability(Durability::Flush)
+        .snapshot_every(3)
+        .model(ModelConfig {
+            segments: 4,
+            reservoir_size: 64,
+            ..ModelConfig::default()
+        })
+}
+
+/// A store with 200 customers, seeded segments and a few model snapshots; closed on return.
+fn populated(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let db = Db::open_with(config(dir))?;
+    let events: Vec<Event> = Generator::new(GeneratorConfig {
+        customers: 200,
+        events: 3000,
+        seed: 11,
+        ..GeneratorConfig::default()
+    })?
+    .collect();
+    for chunk in events.chunks(300) {
+        for r in db.ingest_batch(chunk.to_vec())? {
+            r?;
+        }
+    }
+    // Customers last seen before the segments were seeded get one too.
+    db.resegment(100, false)?;
+    Ok(db.close()?)
+}
+
+/// Runs `f` on the closed store's sled database (same settings as Persona's).
+fn raw<T>(dir: &Path, f: impl FnOnce(&sled::Db) -> sled::Result<T>) -> sled::Result<T> {
+    let db = sled::Config::new()
+        .path(dir)
+        .segment_size(8 * 1024 * 1024)
+        .open()?;
+    let out = f(&db)?;
+    db.flush()?;
+    Ok(out)
+}
+
+/// Every key and value of the store.
+fn dump(dir: &Path) -> sled::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    raw(dir, |db| {
+        db.iter()
+            .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())))
+            .collect()
+    })
+}
+
+/// The customer ids of the store, in key order.
+fn customers(dir: &Path) -> sled::Result<Vec<String>> {
+    raw(dir, |db| {
+        db.scan_prefix([keys::PROFILE])
+            .map(|kv| kv.map(|(k, _)| String::from_utf8_lossy(&k[1..]).into_owned()))
+            .collect()
+    })
+}
+
+fn decode(bytes: &[u8]) -> ProfileRecord {
+    codec::decode(&|| "test".into(), bytes).expect("a record Persona wrote decodes")
+}
+
+/// Problems as (key, kind) pairs.
+fn problems(dir: &Path) -> persona::Result<Vec<(String, ProblemKind)>> {
+    Ok(check_store(dir)?
+        .problems
+        .into_iter()
+        .map(|p| (p.key, p.kind))
+        .collect())
+}
+
+#[test]
+fn a_healthy_store_checks_clean_and_check_changes_nothing() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    populated(dir.path())?;
+    let before = dump(dir.path())?;
+    let report = check_store(dir.path())?;
+    assert!(report.is_clean(), "{:#?}", report.problems);
+    let profiles = before.iter().filter(|(k, _)| k[0] == b'P').count() as u64;
+    assert!(profiles > 150, "{profiles}");
+    assert_eq!(report.profiles, profiles);
+    assert_eq!(report.members, profiles, "every customer has a segment");
+    assert!(
+        report.snapshots >= 1,
+        "snapshot_every = 3 over many batches"
+    );
+    assert_eq!(report.keys as usize, before.len());
+    assert_eq!(dump(dir.path())?, before, "check wrote to the store");
+    Ok(())
+}
+
+#[test]
+fn a_garbage_profile_breaks_only_its_customer() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    populated(dir.path())?;
+    let ids = customers(dir.path())?;
+    let victim = ids[7].clone();
+    let other = ids[8].clone();
+    raw(dir.path(), |db| {
+        db.insert(
+            keys::profile(&victim),
+            &b"\x01\xff\xfe garbage \x00\x07"[..],
+        )
+    })?;
+
+    // check names exactly that key.
+    let found = problems(dir.path())?;
+    assert_eq!(
+        found,
+        vec![(format!("P{victim}"), ProblemKind::Undecodable)],
+        "{found:?}"
+    );
+
+    // The store opens (the expiry queue skips the record) and only the victim fails.
+    let db = Db::open_with(config(dir.path()))?;
+    let named = |e: persona::Error| {
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("profile {victim:?}")) && text.starts_with("corrupt record"),
+            "{text}"
+        );
+        assert!(matches!(e, persona::Error::Corruption { .. }), "{e:?}");
+    };
+    named(db.profile(&victim).unwrap_err());
+    named(db.profile_at(&victim, 1).unwrap_err());
+    named(db.score(&victim).unwrap_err());
+    named(db.history(&victim, 3).unwrap_err());
+    named(db.similar(&victim, 5, false).unwrap_err());
+    named(db.strategy(&victim, true).unwrap_err());
+    named(
+        db.nearest_segments(Target::Customer(&victim), 2)
+            .unwrap_err(),
+    );
+    let t = db.model().watermark_ms + 1000;
+    named(
+        db.ingest(Event::new(victim.as_str(), t, EventKind::Click))
+            .unwrap_err(),
+    );
+    named(
+        db.set_attributes(&victim, vec![("age".into(), 30.0.into())])
+            .unwrap_err(),
+    );
+    named(
+        db.feedback(&victim, "vip_offer", true, None, None)
+            .unwrap_err(),
+    );
+
+    // Everyone else works, including in the same batch as a failing write.
+    let before = db.profile(&other)?.ok_or("other customer exists")?;
+    let results = db.ingest_batch(vec![
+        Event::new(victim.as_str(), t + 1, EventKind::Click),
+        Event::new(other.as_str(), t + 2, EventKind::Purchase).with_value(5.0),
+    ])?;
+    assert!(results[0].is_err());
+    assert_eq!(
+        results[1].as_ref().map_err(|e| e.to_string())?.version,
+        before.version + 1
+    );
+    let after = db.profile(&other)?.ok_or("still there")?;
+    assert_eq!(after.event_count, before.event_count + 1);
+    assert!(db.score(&other)?.is_some());
+    assert!(db.history(&other, 2)?.is_some_and(|h| h.len() == 2));
+    for exact in [true, false] {
+        let similar = db.similar(&other, 10, exact)?.ok_or("other exists")?;
+        assert_eq!(similar.len(), 10);
+        assert!(similar.iter().all(|s| s.customer_id != victim));
+    }
+    let mut listed = 0;
+    for seg in 0..4 {
+        listed += db.segment_members(seg, None, usize::MAX)?.len();
+    }
+    assert_eq!(
+        listed,
+        ids.len(),
+        "the victim's index entry is still listed"
+    );
+    let report = db.resegment(50, true)?;
+    assert_eq!(report.scanned, ids.len());
+    assert!(db.report_input(1000)?.points.len() == ids.len() - 1);
+    assert_eq!(db.profiles().filter(|p| p.is_err()).count(), 1);
+    db.close()?;
+    drop(db);
+
+    // After all that, the victim is still the only problem.
+    assert_eq!(
+        problems(dir.path())?,
+        vec![(format!("P{victim}"), ProblemKind::Undecodable)]
+    );
+    Ok(())
+}
+
+#[test]
+fn the_server_reports_a_damaged_profile_and_keeps_serving() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    populated(dir.path())?;
+    let ids = customers(dir.path())?;
+    raw(dir.path(), |db| {
+        db.insert(keys::profile(&ids[0]), &b"\x01\x05"[..])
+    })?;
+    let db = Db::open_with(config(dir.path()))?;
+    let server = resp_support::TestServer::over(db, dir)?;
+    let mut c = server.raw()?;
+    let reply = c.call(&["PROFILE.GET", &ids[0]])?;
+    assert!(
+        reply.starts_with(&format!("-ERR corrupt record profile {:?}", ids[0])),
+        "{reply}"
+    );
+    let reply = c.call(&["EVENT.ADD", &ids[0], "click"])?;
+    assert!(reply.starts_with("-ERR corrupt record profile"), "{reply}");
+    let reply = c.call(&["PROFILE.GET", &ids[1]])?;
+    assert!(reply.starts_with('*'), "{reply}");
+    let reply = c.call(&["EVENT.ADD", &ids[1], "click"])?;
+    assert!(reply.starts_with("*8\r\n$7\r\nversion\r\n"), "{reply}");
+    Ok(())
+}
+
+#[test]
+fn check_reports_every_kind_of_damage_with_its_key() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    populated(dir.path())?;
+    let ids = customers(dir.path())?;
+    let (a, b, c, d, e) = (&ids[0], &ids[1], &ids[2], &ids[3], &ids[4]);
+    let ghost_segment = raw(dir.path(), |db| {
+        // a: truncated record.
+        let bytes = db.get(keys::profile(a))?.expect("exists");
+        db.insert(keys::profile(a), &bytes[..bytes.len() / 2])?;
+        // b: a record from a future format.
+        let mut bytes = db.get(keys::profile(b))?.expect("exists").to_vec();
+        bytes[0] = 9;
+        db.insert(keys::profile(b), bytes)?;
+        // c: state that its history does not reproduce.
+        let mut rec = decode(&db.get(keys::profile(c))?.expect("exists"));
+        rec.state.event_count += 1;
+        db.insert(keys::profile(c), codec::encode(&rec))?;
+        // d: moved to another segment without the index following.
+        let mut rec = decode(&db.get(keys::profile(d))?.expect("exists"));
+        let old = rec.segment.expect("seeded");
+        rec.segment = Some((old + 1) % 4);
+        db.insert(keys::profile(d), codec::encode(&rec))?;
+        // e: index entry removed; plus an entry for nobody, a bad snapshot and unknown keys.
+        let seg_e = decode(&db.get(keys::profile(e))?.expect("exists"))
+            .segment
+            .expect("seeded");
+        db.remove(keys::member(seg_e, e))?;
+        // In another segment than e's, so that the segment sizes cannot balance out.
+        let ghost_segment = (seg_e + 1) % 4;
+        db.insert(keys::member(ghost_segment, "ghost"), &[][..])?;
+        let snap = db
+            .scan_prefix([keys::SNAPSHOT])
+            .next()
+            .expect("a snapshot")?
+            .0;
+        db.insert(snap, &b"\x01\x00"[..])?;
+        db.insert(&b"Zfoo"[..], &b"x"[..])?;
+        db.insert(&b"\x00"[..], &b""[..])?;
+        db.insert(&b"Sextra"[..], &b""[..])?;
+        Ok(ghost_segment)
+    })?;
+    let report = check_store(dir.path())?;
+    let has = |key: &str, kind: ProblemKind, words: &str| {
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.key == key && p.kind == kind && p.detail.contains(words)),
+            "no {kind:?} problem on {key} mentioning {words:?} in {:#?}",
+            report.problems
+        );
+    };
+    has(&format!("P{a}"), ProblemKind::Undecodable, "cannot decode");
+    has(
+        &format!("P{b}"),
+        ProblemKind::Undecodable,
+        "format version 9",
+    );
+    has(
+        &format!("P{c}"),
+        ProblemKind::Inconsistent,
+        "does not reproduce",
+    );
+    let seg_d = {
+        let rec = raw(dir.path(), |db| db.get(keys::profile(d)))?.expect("exists");
+        decode(&rec).segment.expect("set")
+    };
+    has(
+        &format!("G\\x00\\x{:02x}{d}", (seg_d + 3) % 4),
+        ProblemKind::StrayMember,
+        &format!("in segment {seg_d} according to its profile"),
+    );
+    has(
+        &format!("G\\x00\\x{seg_d:02x}{d}"),
+        ProblemKind::MissingMember,
+        "the index has no entry",
+    );
+    has(
+        &format!("G\\x00\\x{ghost_segment:02x}ghost"),
+        ProblemKind::StrayMember,
+        "has no profile",
+    );
+    has("Zfoo", ProblemKind::UnknownKey, "outside every key space");
+    has("\\x00", ProblemKind::UnknownKey, "outside every key space");
+    has("Sextra", ProblemKind::UnknownKey, "model key space");
+    assert!(report
+        .problems
+        .iter()
+        .any(|p| p.key.starts_with('V') && p.kind == ProblemKind::Undecodable));
+    // Segment sizes no longer match the index: e's entry is gone, ghost's was added.
+    has("S", ProblemKind::Inconsistent, "the index lists");
+    assert!(!report.is_clean());
+
+    // The CLI: exit 1, every problem listed with its key, JSON for scripts.
+    let out = Command::new(env!("CARGO_BIN_EXE_persona"))
+        .arg("--data")
+        .arg(dir.path())
+        .args(["check", "--json"])
+        .output()?;
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(json["problems_total"], report.problems_total);
+    assert_eq!(json["problems"][0]["key"], report.problems[0].key.as_str());
+    let stderr = String::from_utf8(out.stderr)?;
+    assert!(
+        stderr.contains(&format!("found {} problems", report.problems_total)),
+        "{stderr}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_damaged_model_state_refuses_to_open_and_is_reported() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    populated(dir.path())?;
+    raw(dir.path(), |db| {
+        let mut bytes = db.get(keys::MODEL)?.expect("committed").to_vec();
+        bytes.truncate(bytes.len() - 10);
+        db.insert(keys::MODEL, bytes)
+    })?;
+    let err = Db::open_with(config(dir.path())).err().ok_or("opened")?;
+    assert!(
+        err.to_string().starts_with("corrupt record model state:"),
+        "{err}"
+    );
+    let report = check_store(dir.path())?;
+    assert_eq!(report.problems.len(), 1, "{:#?}", report.problems);
+    assert_eq!(report.problems[0].key, "S");
+    assert_eq!(report.problems[0].kind, ProblemKind::Undecodable);
+    // The rest was still checked.
+    assert!(report.profiles > 150);
+    Ok(())
+}
+
+#[test]
+fn flipped_bytes_never_panic_and_check_sees_every_undecodable_record() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    populated(dir.path())?;
+    let ids = customers(dir.path())?;
+    let victims: Vec<&String> = ids.iter().take(40).collect();
+    // A seeded walk over byte positions: each victim gets one byte changed.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    raw(dir.path(), |db| {
+        for id in &victims {
+            let mut bytes = db.get(keys::profile(id))?.expect("exists").to_vec();
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let at = 1 + (state as usize) % (bytes.len() - 1);
+            bytes[at] ^= 1 << (state >> 60 & 7);
+            db.insert(keys::profile(id), bytes)?;
+        }
+        Ok(())
+    })?;
+    let report = check_store(dir.path())?;
+    let db = Db::open_with(config(dir.path()))?;
+    for id in &victims {
+        let read = db.profile(id);
+        if read.is_err() {
+            // Every record a read rejects is one check reports.
+            assert!(
+                report.problems.iter().any(|p| p.key == format!("P{id}")),
+                "{id}: {:?} not in {:#?}",
+                read.err(),
+                report.problems
+            );
+        }
+        // Whatever decodes must be usable without a panic.
+        let _ = db.score(id);
+        let _ = db.similar(id, 3, false);
+        let _ = db.history(id, 20);
+    }
+    assert!(
+        report.problems_total > 0,
+        "40 flipped bytes left no trace at all"
+    );
+    let t = db.model().watermark_ms + 1;
+    for id in ids.iter().skip(40).take(5) {
+        db.ingest(Event::new(id.as_str(), t, EventKind::Click))?;
+    }
+    db.close()?;
+    Ok(())
+}
