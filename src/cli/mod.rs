@@ -1,5 +1,6 @@
 //! Argument parsing and dispatch; one file per subcommand.
 
+mod bench;
 mod export;
 mod generate;
 mod import;
@@ -66,6 +67,9 @@ enum Command {
     Quickstart(quickstart::Args),
     /// Serve the store over the Redis protocol (RESP2/RESP3); see docs/protocol.md.
     Serve(serve::Args),
+    /// Benchmark ingest against raw sled and queries (or, with --server, the RESP server
+    /// against redis-server) in one run; see docs/benchmarks.md.
+    Bench(bench::Args),
 }
 
 /// Runs a parsed command line.
@@ -87,6 +91,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Report(a) => report::run(&open()?, a),
         Command::Quickstart(a) => quickstart::run(&open()?, a, &cli.data),
         Command::Serve(a) => serve::run(open()?, a),
+        Command::Bench(a) => bench::run(a),
     }
 }
 

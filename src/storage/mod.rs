@@ -23,6 +23,32 @@ use std::path::{Path, PathBuf};
 /// which sled 0.34 does not fsync; 8 MiB segments keep every record we write inline in the log.
 const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
 
+/// sled's log file inside the data directory: the file fsync durability `fdatasync`s.
+pub const LOG_FILE: &str = "db";
+
+/// The sled configuration a store is opened with (cache, segment size, background flush), so a
+/// raw-sled baseline (`persona bench`) runs under the same settings.
+pub fn sled_config(config: &Config) -> sled::Config {
+    sled::Config::new()
+        .path(&config.path)
+        .cache_capacity(config.cache_capacity_mb * 1024 * 1024)
+        .segment_size(SEGMENT_SIZE)
+        .flush_every_ms(Some(500))
+}
+
+/// The logical size of a store: what its keys and values add up to (see [`Store::logical_size`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LogicalSize {
+    /// Keys of every kind.
+    pub keys: u64,
+    /// Bytes of every key and value.
+    pub bytes: u64,
+    /// Profile records.
+    pub profiles: u64,
+    /// Bytes of the profile records' values.
+    pub profile_value_bytes: u64,
+}
+
 /// Settings recorded at creation; reopening with different values is refused.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fingerprint {
@@ -101,13 +127,8 @@ impl Store {
     /// [`Error::UnsupportedVersion`] for an incompatible store.
     pub fn open(config: &Config) -> Result<Store> {
         create_private_dir(&config.path)?;
-        let db = sled::Config::new()
-            .path(&config.path)
-            .cache_capacity(config.cache_capacity_mb * 1024 * 1024)
-            .segment_size(SEGMENT_SIZE)
-            .flush_every_ms(Some(500))
-            .open()?;
-        let log_path = config.path.join("db");
+        let db = sled_config(config).open()?;
+        let log_path = config.path.join(LOG_FILE);
         let log_file = File::open(&log_path).ok();
         let store = Store {
             db,
@@ -397,6 +418,25 @@ impl Store {
             f.sync_data()?;
         }
         Ok(())
+    }
+
+    /// Counts every key and the bytes of keys and values (the logical size, to compare with
+    /// [`Store::size_on_disk`]); a full scan.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub fn logical_size(&self) -> Result<LogicalSize> {
+        let mut size = LogicalSize::default();
+        for item in self.db.iter() {
+            let (k, v) = item?;
+            size.keys += 1;
+            size.bytes += (k.len() + v.len()) as u64;
+            if keys::parse_profile(&k).is_some() {
+                size.profiles += 1;
+                size.profile_value_bytes += v.len() as u64;
+            }
+        }
+        Ok(size)
     }
 
     /// Bytes the store occupies on disk.
