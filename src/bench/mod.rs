@@ -129,6 +129,8 @@ pub struct BenchReport {
     pub raw_record_bytes: u64,
     /// Keys written (inserted or removed) per committed event, from [`crate::Db::stats`].
     pub key_writes_per_event: f64,
+    /// Bytes of keys and values the writer inserted per committed event (model state included).
+    pub bytes_written_per_event: f64,
     /// sled batches committed by the writer.
     pub commits: u64,
     /// Events per commit (group-commit size).
@@ -283,6 +285,7 @@ fn run_in(cfg: &BenchConfig, progress: &dyn Progress) -> Result<BenchReport> {
         ratio_to_raw_sled: ratio(events_per_sec, raw_rate),
         raw_record_bytes,
         key_writes_per_event: stats.key_writes_per_item(),
+        bytes_written_per_event: ratio(stats.bytes_written as f64, stats.items as f64),
         commits: stats.commits,
         events_per_commit: ratio(stats.items as f64, stats.commits as f64),
         rejected: rejected.into_inner(),
