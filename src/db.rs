@@ -13,7 +13,9 @@ use crate::features::attributes::{validate_attribute, MAX_ATTRIBUTES};
 use crate::features::vector::FeatureLayout;
 use crate::features::{AttrValue, FeatureParams};
 use crate::model::ModelState;
-use crate::pipeline::{self, Ack, Item, Maintenance, MaintenanceOutcome, Request, Shared};
+use crate::pipeline::{
+    self, Ack, Item, Maintenance, MaintenanceOutcome, Request, Shared, WriteStats,
+};
 use crate::query::{
     history, score, segments, similar, strategy, HistoryItem, ModelInfo, Profile, Recommendation,
     Score, SegmentDistance, SegmentInfo, SimilarCustomer,
@@ -146,6 +148,7 @@ impl Db {
             fail_commits: AtomicU32::new(0),
             open_examples: AtomicUsize::new(0),
             snapshots: RwLock::new(Vec::new()),
+            counters: Default::default(),
         });
         let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity);
         let seed = config.model.seed;
@@ -619,6 +622,24 @@ impl Db {
     /// [`Error::Storage`] if sled fails.
     pub fn size_on_disk(&self) -> Result<u64> {
         self.inner.store.size_on_disk()
+    }
+
+    /// What the writer has committed since this handle opened the store: commits, items, key
+    /// writes and bytes written. `persona bench` reports key writes per event from it.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use persona::{Db, Event, EventKind};
+    /// let db = Db::open(dir.path())?;
+    /// db.ingest(Event::new("c1", 1_767_225_600_000, EventKind::Click))?;
+    /// let s = db.stats();
+    /// assert_eq!((s.commits, s.items), (1, 1));
+    /// assert_eq!(s.key_writes, 2); // the profile record and the model state
+    /// # Ok::<(), persona::Error>(())
+    /// ```
+    pub fn stats(&self) -> WriteStats {
+        self.inner.shared.counters.snapshot()
     }
 
     /// The storage layer (for maintenance tools and tests).

@@ -24,6 +24,7 @@
 //! | [`db`] | [`Db`], the embedded facade |
 //! | [`server`] | the Redis-protocol (RESP) server behind `persona serve` |
 //! | [`generator`] | a synthetic workload with planted personas |
+//! | [`bench`] | `persona bench`: ingest against a raw-sled baseline, query latencies, RESP runs |
 //!
 //! ## Example
 //! ```
@@ -46,6 +47,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -65,7 +67,7 @@ pub use db::{Db, PendingWrite, PurgeReport, ResegmentReport, Target};
 pub use error::{Error, Result};
 pub use event::{Event, EventKind, InvalidEvent};
 pub use features::AttrValue;
-pub use pipeline::{Ack, MaintenanceOutcome};
+pub use pipeline::{Ack, MaintenanceOutcome, WriteStats};
 pub use query::{
     CustomerExport, HistoryItem, ModelInfo, Profile, Recommendation, Score, SegmentDistance,
     SegmentInfo, SimilarCustomer,

@@ -1,5 +1,6 @@
 //! Argument parsing and dispatch; one file per subcommand.
 
+mod bench;
 mod check;
 mod export;
 mod generate;
@@ -80,6 +81,9 @@ enum Command {
     /// Ingest JSON Lines from stdin, printing each event once acknowledged (docs/testing.md).
     #[command(hide = true)]
     IngestStream(ingest_stream::Args),
+    /// Benchmark ingest against raw sled and queries (or, with --server, the RESP server
+    /// against redis-server) in one run; see docs/benchmarks.md.
+    Bench(bench::Args),
 }
 
 /// Runs a parsed command line.
@@ -109,6 +113,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Check(a) => check::run(&cli.data, a),
         Command::IngestStream(a) => ingest_stream::run(&open()?, a),
+        Command::Bench(a) => bench::run(a),
     }
 }
 

@@ -355,26 +355,38 @@ impl Engine {
     }
 
     /// Adds the batch's writes to `batch`: dirty profiles, membership changes, the model state.
-    pub(crate) fn write_into(&mut self, b: &mut BatchState, batch: &mut sled::Batch) {
+    /// Returns the number of keys written (inserted or removed) and the bytes inserted.
+    pub(crate) fn write_into(&mut self, b: &mut BatchState, batch: &mut sled::Batch) -> (u64, u64) {
+        let mut keys_written = 0u64;
+        let mut bytes = 0u64;
+        let mut insert = |batch: &mut sled::Batch, k: Vec<u8>, v: Vec<u8>| {
+            keys_written += 1;
+            bytes += (k.len() + v.len()) as u64;
+            batch.insert(k, v);
+        };
+        let mut removed = 0u64;
         // Erasures first: a record written later in the same batch (none today: erasing runs
         // as a maintenance batch of its own) would then be a new profile, as it should.
         for (id, segments) in &b.erased {
             batch.remove(keys::profile(id));
+            removed += 1;
             for s in segments {
                 batch.remove(keys::member(*s, id));
+                removed += 1;
             }
         }
         for (id, w) in &b.records {
             if !w.dirty {
                 continue;
             }
-            batch.insert(keys::profile(id), codec::encode(&w.record));
+            insert(batch, keys::profile(id), codec::encode(&w.record));
             if w.record.segment != w.old_segment {
                 if let Some(old) = w.old_segment {
                     batch.remove(keys::member(old, id));
+                    removed += 1;
                 }
                 if let Some(new) = w.record.segment {
-                    batch.insert(keys::member(new, id), &[]);
+                    insert(batch, keys::member(new, id), Vec::new());
                 }
             }
         }
@@ -382,19 +394,25 @@ impl Engine {
         let encoded = Store::encode_model(&self.model);
         let every = self.config.snapshot_every;
         if b.force_snapshot || (every > 0 && self.model.version % every == 0) {
-            batch.insert(&keys::snapshot(self.model.version), encoded.clone());
+            insert(
+                batch,
+                keys::snapshot(self.model.version).to_vec(),
+                encoded.clone(),
+            );
             let mut kept = self.snapshots.len() + 1;
             for old in &self.snapshots {
                 if kept <= self.config.model_versions {
                     break;
                 }
                 batch.remove(&keys::snapshot(*old));
+                removed += 1;
                 b.dropped_snapshots.push(*old);
                 kept -= 1;
             }
             b.new_snapshot = Some(self.model.version);
         }
-        batch.insert(keys::MODEL, encoded);
+        insert(batch, keys::MODEL.to_vec(), encoded);
+        (keys_written + removed, bytes)
     }
 
     /// Versions of the stored model snapshots, oldest first.

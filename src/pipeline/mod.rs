@@ -25,7 +25,7 @@ use crate::Event;
 use apply::{BatchState, Engine};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::RwLock;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -126,6 +126,53 @@ pub(crate) struct Shared {
     pub(crate) open_examples: std::sync::atomic::AtomicUsize,
     /// Versions of the stored model snapshots, as of the last batch.
     pub(crate) snapshots: RwLock<Vec<u64>>,
+    /// Counters of committed work (see [`WriteStats`]).
+    pub(crate) counters: Counters,
+}
+
+/// Running totals the writer keeps of what it committed (relaxed atomics: read for reporting).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    commits: AtomicU64,
+    items: AtomicU64,
+    key_writes: AtomicU64,
+    bytes_written: AtomicU64,
+}
+
+impl Counters {
+    /// The totals so far.
+    pub(crate) fn snapshot(&self) -> WriteStats {
+        WriteStats {
+            commits: self.commits.load(Ordering::Relaxed),
+            items: self.items.load(Ordering::Relaxed),
+            key_writes: self.key_writes.load(Ordering::Relaxed),
+            bytes_written: self.bytes_written.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What the writer has committed since the store was opened (see `Db::stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WriteStats {
+    /// Committed sled batches (each one `apply_batch`, plus flush/fsync as configured).
+    pub commits: u64,
+    /// Items (events, attribute updates, feedback) in committed write batches, duplicates included.
+    pub items: u64,
+    /// Keys inserted or removed by all committed batches (profiles, membership, model, snapshots).
+    pub key_writes: u64,
+    /// Bytes of keys and values inserted by all committed batches.
+    pub bytes_written: u64,
+}
+
+impl WriteStats {
+    /// Key writes per committed item (0 before the first commit).
+    pub fn key_writes_per_item(&self) -> f64 {
+        if self.items == 0 {
+            0.0
+        } else {
+            self.key_writes as f64 / self.items as f64
+        }
+    }
 }
 
 /// Committed state the writer resumes from.
@@ -260,6 +307,10 @@ impl Writer {
         match self.commit(&mut batch_state) {
             Ok(()) => {
                 self.publish(&batch_state);
+                self.shared
+                    .counters
+                    .items
+                    .fetch_add(items.len() as u64, Ordering::Relaxed);
                 results
             }
             Err(e) => {
@@ -367,7 +418,7 @@ impl Writer {
 
     fn commit(&mut self, b: &mut BatchState) -> Result<()> {
         let mut batch = sled::Batch::default();
-        self.engine.write_into(b, &mut batch);
+        let (keys, bytes) = self.engine.write_into(b, &mut batch);
         let injected = self
             .shared
             .fail_commits
@@ -382,6 +433,10 @@ impl Writer {
             self.poisoned = Some(e.to_string());
             return Err(Error::Poisoned(e.to_string()));
         }
+        let c = &self.shared.counters;
+        c.commits.fetch_add(1, Ordering::Relaxed);
+        c.key_writes.fetch_add(keys, Ordering::Relaxed);
+        c.bytes_written.fetch_add(bytes, Ordering::Relaxed);
         Ok(())
     }
 }

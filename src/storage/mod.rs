@@ -24,6 +24,39 @@ use std::path::{Path, PathBuf};
 /// which sled 0.34 does not fsync; 8 MiB segments keep every record we write inline in the log.
 const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
 
+/// sled's log file inside the data directory: the file fsync durability `fdatasync`s.
+pub const LOG_FILE: &str = "db";
+
+/// The sled configuration a store is opened with (cache, segment size, background flush), so a
+/// raw-sled baseline (`persona bench`) runs under the same settings.
+/// sled refuses to reopen a store with a different segment size.
+pub fn sled_config(config: &Config) -> sled::Config {
+    sled_config_at(&config.path, config.cache_capacity_mb)
+}
+
+/// [`sled_config`] for a directory and cache size ([`check_store`](check::check_store) opens a
+/// store without its configuration).
+fn sled_config_at(path: &Path, cache_capacity_mb: u64) -> sled::Config {
+    sled::Config::new()
+        .path(path)
+        .cache_capacity(cache_capacity_mb * 1024 * 1024)
+        .segment_size(SEGMENT_SIZE)
+        .flush_every_ms(Some(500))
+}
+
+/// The logical size of a store: what its keys and values add up to (see [`Store::logical_size`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LogicalSize {
+    /// Keys of every kind.
+    pub keys: u64,
+    /// Bytes of every key and value.
+    pub bytes: u64,
+    /// Profile records.
+    pub profiles: u64,
+    /// Bytes of the profile records' values.
+    pub profile_value_bytes: u64,
+}
+
 /// Settings recorded at creation; reopening with different values is refused.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fingerprint {
@@ -103,7 +136,7 @@ impl Store {
     pub fn open(config: &Config) -> Result<Store> {
         create_private_dir(&config.path)?;
         let db = open_sled(&config.path, config.cache_capacity_mb)?;
-        let log_path = config.path.join("db");
+        let log_path = config.path.join(LOG_FILE);
         let log_file = File::open(&log_path).ok();
         let store = Store {
             db,
@@ -423,6 +456,25 @@ impl Store {
         Ok(())
     }
 
+    /// Counts every key and the bytes of keys and values (the logical size, to compare with
+    /// [`Store::size_on_disk`]); a full scan.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub fn logical_size(&self) -> Result<LogicalSize> {
+        let mut size = LogicalSize::default();
+        for item in self.db.iter() {
+            let (k, v) = item?;
+            size.keys += 1;
+            size.bytes += (k.len() + v.len()) as u64;
+            if keys::parse_profile(&k).is_some() {
+                size.profiles += 1;
+                size.profile_value_bytes += v.len() as u64;
+            }
+        }
+        Ok(size)
+    }
+
     /// Bytes the store occupies on disk.
     ///
     /// # Errors
@@ -441,15 +493,6 @@ impl Store {
     }
 }
 
-/// The sled settings every opening of a store uses (sled refuses a different segment size).
-fn sled_config(path: &Path, cache_capacity_mb: u64) -> sled::Config {
-    sled::Config::new()
-        .path(path)
-        .cache_capacity(cache_capacity_mb * 1024 * 1024)
-        .segment_size(SEGMENT_SIZE)
-        .flush_every_ms(Some(500))
-}
-
 /// Opens sled, waiting up to about a second for the store's file lock. sled releases the lock
 /// only when its last background I/O task ends, which can be a moment after a handle in this
 /// process was closed and dropped; reopening right away (a test, `persona check` then `Db::open`)
@@ -459,7 +502,7 @@ fn open_sled(path: &Path, cache_capacity_mb: u64) -> Result<sled::Db> {
     const ATTEMPTS: u32 = 50;
     let mut attempt = 1;
     loop {
-        match sled_config(path, cache_capacity_mb).open() {
+        match sled_config_at(path, cache_capacity_mb).open() {
             Err(e) if is_lock_error(&e) && attempt < ATTEMPTS => {
                 attempt += 1;
                 std::thread::sleep(std::time::Duration::from_millis(20));

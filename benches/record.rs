@@ -1,0 +1,60 @@
+//! Profile-record encode and decode (the codec every write and every by-customer read pays),
+//! against copying the encoded bytes (the floor). The record is full: a history of
+//! `history_versions` ops and a de-duplication window of `dedupe_window` ids, as after a few
+//! hundred events of one customer.
+//!
+//! `cargo bench --bench record`.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use persona::event::EventKind;
+use persona::features::{CompactEvent, FeatureParams, ProfileOp};
+use persona::storage::codec;
+use persona::storage::record::ProfileRecord;
+use persona::Config;
+use std::hint::black_box;
+
+const T0: i64 = 1_767_225_600_000;
+
+fn record(c: &mut Criterion) {
+    let cfg = Config::new("unused");
+    let params = FeatureParams {
+        half_life_ms: cfg.half_life_ms(),
+        category_buckets: cfg.category_buckets,
+    };
+    let mut rec = ProfileRecord::new(&params);
+    for i in 0..600i64 {
+        let t = T0 + i * 60_000;
+        rec.remember(i as u64 * 0x9e37_79b9_7f4a_7c15, t, cfg.dedupe_window);
+        let op = ProfileOp::Event(CompactEvent {
+            timestamp_ms: t,
+            kind: if i % 10 == 0 {
+                EventKind::Purchase
+            } else {
+                EventKind::View
+            },
+            value: 20.0 + (i % 7) as f64,
+            bucket: Some((i % 16) as u16),
+        });
+        rec.apply(op, &params, cfg.history_versions);
+    }
+    let bytes = codec::encode(&rec);
+    let mut g = c.benchmark_group("record");
+    g.bench_function(
+        format!("copy_encoded_{}_bytes (baseline)", bytes.len()),
+        |b| b.iter(|| black_box(bytes.clone())),
+    );
+    g.bench_function("encode", |b| {
+        b.iter(|| black_box(codec::encode(black_box(&rec))))
+    });
+    g.bench_function("decode", |b| {
+        b.iter(|| {
+            let r: ProfileRecord =
+                codec::decode(&|| "bench".into(), black_box(&bytes)).expect("round trip");
+            black_box(r)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, record);
+criterion_main!(benches);

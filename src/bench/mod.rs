@@ -1,0 +1,357 @@
+//! The engine behind `persona bench`: end-to-end ingest of a generated workload through the
+//! public API, measured against the baseline that bounds it — raw sled inserts of records of the
+//! same size under the same durability policy, on the same disk, in the same run — followed by
+//! query latencies. [`server`] drives `redis-benchmark` against `persona serve` and redis-server.
+//!
+//! # The raw-sled baseline
+//! Persona's write path ends in sled, so sled is the ceiling. The baseline opens a second sled
+//! database next to the store (same disk, same sled settings: [`crate::storage::sled_config`])
+//! and is fed by the same feeder as the ingest: the same generated events, the same number of
+//! threads, the same chunks. For every event it inserts one record of the *average profile-record
+//! size* measured after the ingest, keyed by the customer's profile key; after every chunk it
+//! makes the inserts durable exactly as Persona makes a group commit durable (`fsync`: sled
+//! flush + `fdatasync` of sled's log; `flush`: sled flush; `none`: nothing). That is what a
+//! program using sled directly would pay to acknowledge each chunk durably, without features,
+//! models, dedupe, history or membership — so `ratio_to_raw_sled` is the fraction of the storage
+//! engine's durable write rate that Persona keeps.
+//!
+//! # What is measured
+//! Ingest: events/s over the whole run and over the first and last 10% (at most a million
+//! events each), per-chunk acknowledgement latency, key writes per event (from [`crate::Db::stats`]).
+//! Then the store is closed and reopened (timed), its size on disk compared with its logical
+//! size, refitted and re-segmented like `persona import` does (timed), and queried. Peak RSS is
+//! the process's `VmHWM`, reset before the ingest where the kernel allows it.
+
+mod ingest;
+mod queries;
+pub mod server;
+
+pub use queries::{Quantiles, QueryReport};
+
+use crate::config::{Config, Durability};
+use crate::error::{Error, Result};
+use crate::generator::GeneratorConfig;
+
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+
+/// Receives progress of a benchmark run (the CLI draws a bar; tests pass [`NoProgress`]).
+pub trait Progress: Sync {
+    /// A new phase begins with `total` units of work.
+    fn start(&self, phase: &str, total: u64);
+    /// `n` more units are done.
+    fn inc(&self, n: u64);
+    /// The current phase is over.
+    fn finish(&self);
+}
+
+/// A [`Progress`] that ignores everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _: &str, _: u64) {}
+    fn inc(&self, _: u64) {}
+    fn finish(&self) {}
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    /// A directory that does not exist or is empty; the store and the baseline go under it.
+    pub dir: PathBuf,
+    /// Customers in the generated workload.
+    pub customers: u64,
+    /// Events in the generated workload.
+    pub events: u64,
+    /// Durability of both Persona and the raw-sled baseline.
+    pub durability: Durability,
+    /// Threads that ingest (each owns the customers hashed to it).
+    pub threads: usize,
+    /// Events per `ingest_batch` call (and per durable chunk of the baseline).
+    pub chunk: usize,
+    /// Seed of the workload and of the query sample.
+    pub seed: u64,
+    /// Point queries timed per kind.
+    pub queries: usize,
+    /// Indexed `similar` queries timed.
+    pub similar_queries: usize,
+    /// Of those, how many also run the exact scan for recall.
+    pub recall_queries: usize,
+    /// Skip the refit + re-segmentation after the ingest.
+    pub no_resegment: bool,
+    /// Keep the store and the baseline on disk afterwards.
+    pub keep: bool,
+}
+
+impl BenchConfig {
+    /// Defaults for `customers` and `events` in `dir`: 4 threads, chunks of 256, fsync.
+    pub fn new(dir: impl Into<PathBuf>, customers: u64, events: u64) -> BenchConfig {
+        BenchConfig {
+            dir: dir.into(),
+            customers,
+            events,
+            durability: Durability::Fsync,
+            threads: 4,
+            chunk: 256,
+            seed: 42,
+            queries: 10_000,
+            similar_queries: 50,
+            recall_queries: 10,
+            no_resegment: false,
+            keep: false,
+        }
+    }
+}
+
+/// Everything one run measured. Rates are per second, sizes in bytes, latencies as noted.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// Customers in the workload.
+    pub customers: u64,
+    /// Events ingested.
+    pub events: u64,
+    /// `fsync`, `flush` or `none` (both sides).
+    pub durability: String,
+    /// Ingesting threads (both sides).
+    pub threads: usize,
+    /// Events per call / per durable chunk (both sides).
+    pub chunk: usize,
+    /// Persona's end-to-end ingest rate.
+    pub events_per_sec: f64,
+    /// The raw-sled baseline's rate (records of `raw_record_bytes`, same durability).
+    pub raw_sled_inserts_per_sec: f64,
+    /// `events_per_sec / raw_sled_inserts_per_sec`.
+    pub ratio_to_raw_sled: f64,
+    /// Size of each baseline record: the average profile-record value after the ingest.
+    pub raw_record_bytes: u64,
+    /// Keys written (inserted or removed) per committed event, from [`crate::Db::stats`].
+    pub key_writes_per_event: f64,
+    /// Bytes of keys and values the writer inserted per committed event (model state included).
+    pub bytes_written_per_event: f64,
+    /// sled batches committed by the writer.
+    pub commits: u64,
+    /// Events per commit (group-commit size).
+    pub events_per_commit: f64,
+    /// Events the store rejected as invalid (0 for generated workloads).
+    pub rejected: u64,
+    /// Acknowledgement latency of one `ingest_batch` call of `chunk` events, milliseconds.
+    pub ack_latency_ms: Quantiles,
+    /// Events in each of the first/last windows.
+    pub window_events: u64,
+    /// Ingest rate over the first window.
+    pub first_window_events_per_sec: f64,
+    /// Ingest rate over the last window.
+    pub last_window_events_per_sec: f64,
+    /// `last_window_events_per_sec / first_window_events_per_sec`.
+    pub last_to_first_window: f64,
+    /// The store's size on disk after close and reopen.
+    pub disk_bytes: u64,
+    /// The bytes of every key and value in the store.
+    pub logical_bytes: u64,
+    /// `disk_bytes / logical_bytes`.
+    pub disk_to_logical: f64,
+    /// The baseline's size on disk.
+    pub raw_sled_disk_bytes: u64,
+    /// Peak resident set (VmHWM) of the process during ingest, reopen and queries.
+    pub peak_rss_bytes: Option<u64>,
+    /// Whether the peak was reset before the ingest (otherwise it includes earlier work).
+    pub peak_rss_reset: bool,
+    /// Seconds to reopen the store after closing it.
+    pub reopen_secs: f64,
+    /// Seconds the refit + re-segmentation took (None if skipped or the segments are not seeded).
+    pub resegment_secs: Option<f64>,
+    /// Query latencies after the reopen.
+    pub queries: QueryReport,
+}
+
+/// Sorted latency samples in nanoseconds.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Latencies(Vec<u64>);
+
+impl Latencies {
+    pub(crate) fn new(mut v: Vec<u64>) -> Latencies {
+        v.sort_unstable();
+        Latencies(v)
+    }
+
+    /// The `q` quantile (nearest rank), 0 when empty.
+    pub(crate) fn quantile(&self, q: f64) -> u64 {
+        if self.0.is_empty() {
+            return 0;
+        }
+        let rank = ((q * self.0.len() as f64).ceil() as usize).clamp(1, self.0.len());
+        self.0[rank - 1]
+    }
+}
+
+/// Runs the benchmark.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for a bad workload or a non-empty `dir`; any storage error of the
+/// store or the baseline.
+pub fn run(cfg: &BenchConfig, progress: &dyn Progress) -> Result<BenchReport> {
+    if cfg.threads == 0 || cfg.chunk == 0 {
+        return Err(Error::invalid_argument(
+            "threads/chunk",
+            "threads and chunk must be at least 1",
+        ));
+    }
+    prepare_dir(&cfg.dir)?;
+    let result = run_in(cfg, progress);
+    if !cfg.keep {
+        let _ = std::fs::remove_dir_all(cfg.dir.join("persona"));
+        let _ = std::fs::remove_dir_all(cfg.dir.join("raw-sled"));
+        let _ = std::fs::remove_dir(&cfg.dir);
+    }
+    result
+}
+
+fn run_in(cfg: &BenchConfig, progress: &dyn Progress) -> Result<BenchReport> {
+    let gen_cfg = GeneratorConfig {
+        customers: cfg.customers,
+        events: cfg.events,
+        seed: cfg.seed,
+        ..GeneratorConfig::default()
+    };
+    let store_cfg = Config::new(cfg.dir.join("persona")).durability(cfg.durability);
+    let peak_rss_reset = reset_peak_rss();
+
+    // Persona, end to end.
+    let db = store_cfg.clone().open()?;
+    let rejected = AtomicU64::new(0);
+    progress.start("ingest (persona)", cfg.events);
+    let ours = ingest::feed(&gen_cfg, cfg.threads, cfg.chunk, progress, |events| {
+        ingest::ingest_chunk(&db, events, &rejected)
+    })?;
+    progress.finish();
+    let stats = db.stats();
+    db.close()?;
+    drop(db);
+
+    let t = Instant::now();
+    let db = store_cfg.clone().open()?;
+    let reopen_secs = t.elapsed().as_secs_f64();
+    let disk_bytes = db.size_on_disk()?;
+    let logical = db.store().logical_size()?;
+    let raw_record_bytes = logical
+        .profile_value_bytes
+        .checked_div(logical.profiles)
+        .unwrap_or(0);
+    // A tiny workload may not have seeded the segments yet: nothing to refit then.
+    let resegment_secs = if cfg.no_resegment || !db.model().segments.is_seeded() {
+        None
+    } else {
+        progress.start("refit + re-segment", 0);
+        let t = Instant::now();
+        db.resegment(1000, true)?;
+        progress.finish();
+        Some(t.elapsed().as_secs_f64())
+    };
+    let plan = queries::QueryPlan {
+        point: cfg.queries.max(1),
+        similar: cfg.similar_queries,
+        recall: cfg.recall_queries.min(cfg.similar_queries),
+        k: 10,
+    };
+    let queries = queries::run(&db, cfg.customers, &plan, cfg.seed ^ 0x5eed, progress)?;
+    let peak_rss_bytes = peak_rss();
+    db.close()?;
+    drop(db);
+
+    // The baseline: same feeder, same threads and chunks, same durability, same disk.
+    let raw_cfg = Config::new(cfg.dir.join("raw-sled")).durability(cfg.durability);
+    let raw = ingest::RawSled::open(&raw_cfg, raw_record_bytes as usize)?;
+    progress.start("ingest (raw sled baseline)", cfg.events);
+    let theirs = ingest::feed(&gen_cfg, cfg.threads, cfg.chunk, progress, |events| {
+        raw.write_chunk(events)
+    })?;
+    progress.finish();
+    let raw_sled_disk_bytes = raw.size_on_disk()?;
+    drop(raw);
+
+    let events_per_sec = ours.rate();
+    let raw_rate = theirs.rate();
+    Ok(BenchReport {
+        customers: cfg.customers,
+        events: ours.events,
+        durability: cfg.durability.as_str().to_string(),
+        threads: cfg.threads,
+        chunk: cfg.chunk,
+        events_per_sec,
+        raw_sled_inserts_per_sec: raw_rate,
+        ratio_to_raw_sled: ratio(events_per_sec, raw_rate),
+        raw_record_bytes,
+        key_writes_per_event: stats.key_writes_per_item(),
+        bytes_written_per_event: ratio(stats.bytes_written as f64, stats.items as f64),
+        commits: stats.commits,
+        events_per_commit: ratio(stats.items as f64, stats.commits as f64),
+        rejected: rejected.into_inner(),
+        ack_latency_ms: Quantiles {
+            p50: ours.latencies.quantile(0.50) as f64 / 1e6,
+            p99: ours.latencies.quantile(0.99) as f64 / 1e6,
+        },
+        window_events: ours.window,
+        first_window_events_per_sec: ours.first_window_rate,
+        last_window_events_per_sec: ours.last_window_rate,
+        last_to_first_window: ratio(ours.last_window_rate, ours.first_window_rate),
+        disk_bytes,
+        logical_bytes: logical.bytes,
+        disk_to_logical: ratio(disk_bytes as f64, logical.bytes as f64),
+        raw_sled_disk_bytes,
+        peak_rss_bytes,
+        peak_rss_reset,
+        reopen_secs,
+        resegment_secs,
+        queries,
+    })
+}
+
+/// `a / b`, 0 when `b` is 0.
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        a / b
+    } else {
+        0.0
+    }
+}
+
+/// Creates `dir` or checks that it is empty: the run must not mix with an existing store.
+fn prepare_dir(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        let mut entries = std::fs::read_dir(dir)?;
+        if entries.next().is_some() {
+            return Err(Error::invalid_argument(
+                "dir",
+                format!(
+                    "{} is not empty; the benchmark needs a new or empty directory",
+                    dir.display()
+                ),
+            ));
+        }
+    } else {
+        std::fs::create_dir_all(dir)?;
+    }
+    Ok(())
+}
+
+/// Resets the kernel's peak-RSS mark (`echo 5 > /proc/self/clear_refs`); false where unsupported.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// The process's peak resident set (`VmHWM` in /proc/self/status), where available.
+pub fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}

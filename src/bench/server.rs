@@ -1,0 +1,373 @@
+//! `persona bench --server`: `redis-benchmark` against `persona serve` and, in the same run,
+//! against a `redis-server` with `--appendonly yes --appendfsync everysec`, both started here on
+//! free loopback ports and stopped by pid when the run ends (on error paths too: the guards kill
+//! them on drop).
+//!
+//! Pairs compared (each with `-c clients`, at `-P 1` and `-P 16`):
+//! - `EVENT.ADD cust:__rand_int__ purchase 10` (a durable, fsynced write through the whole
+//!   pipeline) against `HINCRBYFLOAT cust:__rand_int__ spend 10` (an in-memory update, made
+//!   durable by an fsync every second);
+//! - `PROFILE.GET cust:__rand_int__` against `GET str:__rand_int__` (keys filled beforehand
+//!   with 128-byte values).
+//!
+//! Throughput is read from `redis-benchmark --csv`.
+
+use super::Progress;
+use crate::error::{Error, Result};
+use serde::Serialize;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Keys drawn by `__rand_int__` (`-r`).
+const KEYSPACE: u64 = 100_000;
+/// Longest a single redis-benchmark run may take before it is killed.
+const RUN_TIMEOUT: Duration = Duration::from_secs(600);
+/// Longest a server may take to start answering.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct ServerBenchConfig {
+    /// The `persona` executable to start with `serve`.
+    pub persona_exe: PathBuf,
+    /// A new or empty working directory for both servers' data.
+    pub dir: PathBuf,
+    /// Requests per redis-benchmark run (`-n`).
+    pub requests: u64,
+    /// Parallel clients (`-c`).
+    pub clients: u64,
+    /// Keep the servers' data afterwards.
+    pub keep: bool,
+}
+
+/// One command at one pipeline depth, on both servers.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerRow {
+    /// The Persona command.
+    pub command: String,
+    /// Pipeline depth (`-P`).
+    pub pipeline: u32,
+    /// Persona's requests per second.
+    pub persona_rps: f64,
+    /// The redis command it is compared with.
+    pub redis_command: String,
+    /// redis-server's requests per second (None without redis-server).
+    pub redis_rps: Option<f64>,
+    /// `persona_rps / redis_rps`.
+    pub ratio: Option<f64>,
+}
+
+/// The results of a server benchmark.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerReport {
+    /// Requests per run.
+    pub requests: u64,
+    /// Parallel clients per run.
+    pub clients: u64,
+    /// One row per command and pipeline depth.
+    pub rows: Vec<ServerRow>,
+    /// What was skipped and why.
+    pub notes: Vec<String>,
+}
+
+/// A server process that is killed (by pid) and reaped when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Whether `tool --version` runs.
+fn installed(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs the benchmark.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for a non-empty `dir`; [`Error::Io`] if a server does not start
+/// or redis-benchmark fails.
+pub fn run(cfg: &ServerBenchConfig, progress: &dyn Progress) -> Result<ServerReport> {
+    super::prepare_dir(&cfg.dir)?;
+    let result = run_in(cfg, progress);
+    if !cfg.keep {
+        let _ = std::fs::remove_dir_all(&cfg.dir);
+    }
+    result
+}
+
+fn run_in(cfg: &ServerBenchConfig, progress: &dyn Progress) -> Result<ServerReport> {
+    let mut report = ServerReport {
+        requests: cfg.requests,
+        clients: cfg.clients,
+        rows: Vec::new(),
+        notes: Vec::new(),
+    };
+    if !installed("redis-benchmark") {
+        report
+            .notes
+            .push("redis-benchmark is not installed (Debian: redis-tools); nothing run".into());
+        return Ok(report);
+    }
+    let (persona, persona_addr) = start_persona(&cfg.persona_exe, &cfg.dir.join("persona"))?;
+    let redis = if installed("redis-server") {
+        Some(start_redis(&cfg.dir.join("redis"))?)
+    } else {
+        report
+            .notes
+            .push("redis-server is not installed: no ratios".into());
+        None
+    };
+    let pairs: [(&[&str], &[&str]); 2] = [
+        (
+            &["EVENT.ADD", "cust:__rand_int__", "purchase", "10"],
+            &["HINCRBYFLOAT", "cust:__rand_int__", "spend", "10"],
+        ),
+        (
+            &["PROFILE.GET", "cust:__rand_int__"],
+            &["GET", "str:__rand_int__"],
+        ),
+    ];
+    let runs = 2 * 2 * if redis.is_some() { 2 } else { 1 } + u64::from(redis.is_some());
+    progress.start("redis-benchmark runs", runs);
+    if let Some((_, addr)) = &redis {
+        // Values for GET, about the size of a small profile reply.
+        let value = "x".repeat(128);
+        redis_benchmark(
+            *addr,
+            cfg,
+            KEYSPACE,
+            16,
+            &["SET", "str:__rand_int__", &value],
+        )?;
+        progress.inc(1);
+    }
+    for (ours, theirs) in pairs {
+        for pipeline in [1u32, 16] {
+            let persona_rps = redis_benchmark(persona_addr, cfg, cfg.requests, pipeline, ours)?;
+            progress.inc(1);
+            let redis_rps = match &redis {
+                Some((_, addr)) => {
+                    let r = redis_benchmark(*addr, cfg, cfg.requests, pipeline, theirs)?;
+                    progress.inc(1);
+                    Some(r)
+                }
+                None => None,
+            };
+            report.rows.push(ServerRow {
+                command: ours[0].to_string(),
+                pipeline,
+                persona_rps,
+                redis_command: theirs[0].to_string(),
+                redis_rps,
+                ratio: redis_rps.filter(|r| *r > 0.0).map(|r| persona_rps / r),
+            });
+        }
+    }
+    progress.finish();
+    drop(persona);
+    drop(redis);
+    Ok(report)
+}
+
+/// Starts `persona serve` on a free loopback port and reads the address it prints.
+fn start_persona(exe: &Path, data: &Path) -> Result<(Guard, SocketAddr)> {
+    let mut child = Command::new(exe)
+        .arg("--data")
+        .arg(data)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| io_context(e, format!("cannot start {} serve", exe.display())))?;
+    let stderr = child.stderr.take();
+    let guard = Guard(child);
+    let Some(stderr) = stderr else {
+        return Err(Error::Io(std::io::Error::other(
+            "no stderr from persona serve",
+        )));
+    };
+    let mut stderr = BufReader::new(stderr);
+    let mut line = String::new();
+    stderr.read_line(&mut line)?;
+    // Keep draining what it prints later so it never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let addr = line
+        .rsplit_once(" on ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|a| a.parse::<SocketAddr>().ok())
+        .ok_or_else(|| {
+            Error::Io(std::io::Error::other(format!(
+                "persona serve did not print its address: {:?}",
+                line.trim_end()
+            )))
+        })?;
+    wait_for_pong(addr)?;
+    Ok((guard, addr))
+}
+
+/// Starts redis-server on a free loopback port with an fsync-every-second append-only file.
+fn start_redis(dir: &Path) -> Result<(Guard, SocketAddr)> {
+    std::fs::create_dir_all(dir)?;
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--appendonly", "yes", "--appendfsync", "everysec"])
+        .args(["--save", "", "--daemonize", "no", "--protected-mode", "yes"])
+        .arg("--dir")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| io_context(e, "cannot start redis-server".into()))?;
+    let guard = Guard(child);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    wait_for_pong(addr)?;
+    Ok((guard, addr))
+}
+
+/// Waits until `addr` answers PING.
+fn wait_for_pong(addr: SocketAddr) -> Result<()> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        let ok = (|| -> std::io::Result<bool> {
+            let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+            s.set_read_timeout(Some(Duration::from_secs(2)))?;
+            s.write_all(b"*1\r\n$4\r\nPING\r\n")?;
+            let mut buf = [0u8; 7];
+            s.read_exact(&mut buf)?;
+            Ok(&buf == b"+PONG\r\n")
+        })();
+        if let Ok(true) = ok {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Io(std::io::Error::other(format!(
+                "no server answered PING on {addr} within {} s",
+                START_TIMEOUT.as_secs()
+            ))));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs redis-benchmark once and returns its requests per second.
+fn redis_benchmark(
+    addr: SocketAddr,
+    cfg: &ServerBenchConfig,
+    requests: u64,
+    pipeline: u32,
+    command: &[&str],
+) -> Result<f64> {
+    let child = Command::new("redis-benchmark")
+        .args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string()])
+        .args(["-c", &cfg.clients.to_string(), "-n", &requests.to_string()])
+        .args(["-P", &pipeline.to_string(), "-r", &KEYSPACE.to_string()])
+        .arg("--csv")
+        .args(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| io_context(e, "cannot start redis-benchmark".into()))?;
+    let mut guard = Guard(child);
+    let mut stdout = guard.0.stdout.take();
+    let mut stderr = guard.0.stderr.take();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(o) = stdout.as_mut() {
+            let _ = o.read_to_string(&mut s);
+        }
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(e) = stderr.as_mut() {
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    });
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    let status = loop {
+        if let Some(status) = guard.0.try_wait()? {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(guard); // kills it if it is still running, so the readers below finish
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    let what = command.join(" ");
+    match status {
+        None => Err(Error::Io(std::io::Error::other(format!(
+            "redis-benchmark {what} -P {pipeline} did not finish within {} s",
+            RUN_TIMEOUT.as_secs()
+        )))),
+        Some(s) if !s.success() => Err(Error::Io(std::io::Error::other(format!(
+            "redis-benchmark {what} -P {pipeline} failed ({s}): {}",
+            stderr.trim()
+        )))),
+        Some(_) => parse_csv_rps(&stdout).ok_or_else(|| {
+            Error::Io(std::io::Error::other(format!(
+                "no requests-per-second figure in redis-benchmark's output for {what}: {:?}",
+                stdout.trim()
+            )))
+        }),
+    }
+}
+
+/// The `rps` of the last result row of `redis-benchmark --csv` output (redis 6 prints
+/// `"test","rps"` rows without a header; redis 7 adds a header row and latency columns).
+pub fn parse_csv_rps(output: &str) -> Option<f64> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(output.as_bytes());
+    let mut rps = None;
+    for record in reader.records() {
+        let Ok(record) = record else { continue };
+        if let Some(v) = record.get(1).and_then(|f| f.trim().parse::<f64>().ok()) {
+            rps = Some(v);
+        }
+    }
+    rps
+}
+
+fn io_context(e: std::io::Error, what: String) -> Error {
+    Error::Io(std::io::Error::new(e.kind(), format!("{what}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_redis_7_csv() {
+        let out = "\"test\",\"rps\",\"avg_latency_ms\",\"min_latency_ms\"\n\
+                   \"EVENT.ADD cust:__rand_int__ purchase 10\",\"12345.68\",\"3.1\",\"0.2\"\n";
+        assert_eq!(parse_csv_rps(out), Some(12345.68));
+    }
+
+    #[test]
+    fn parses_redis_6_csv_and_rejects_garbage() {
+        assert_eq!(parse_csv_rps("\"GET\",\"99.50\"\n"), Some(99.5));
+        assert_eq!(parse_csv_rps("\"test\",\"rps\"\n"), None);
+        assert_eq!(parse_csv_rps(""), None);
+    }
+}

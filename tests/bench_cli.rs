@@ -1,0 +1,86 @@
+//! `persona bench` end to end on a tiny workload: the JSON report has the keys scripts rely on,
+//! with sane values. No timing thresholds: only that rates are positive and consistent.
+
+use std::process::Command;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn number(v: &serde_json::Value, key: &str) -> Result<f64, String> {
+    v.get(key)
+        .and_then(serde_json::Value::as_f64)
+        .ok_or_else(|| format!("key {key} missing or not a number in {v}"))
+}
+
+#[test]
+fn bench_json_has_sane_rates_and_ratios() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let work = dir.path().join("bench");
+    let out = Command::new(env!("CARGO_BIN_EXE_persona"))
+        .args(["bench", "--customers", "50", "--events", "500", "--json"])
+        .args([
+            "--queries",
+            "50",
+            "--similar-queries",
+            "3",
+            "--recall-queries",
+            "2",
+        ])
+        .arg("--dir")
+        .arg(&work)
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let ours = number(&v, "events_per_sec")?;
+    let raw = number(&v, "raw_sled_inserts_per_sec")?;
+    let ratio = number(&v, "ratio_to_raw_sled")?;
+    assert!(ours > 0.0 && raw > 0.0, "{v}");
+    assert!((ratio - ours / raw).abs() <= 1e-9 * ratio.max(1.0), "{v}");
+    assert_eq!(number(&v, "events")?, 500.0);
+    assert_eq!(number(&v, "rejected")?, 0.0);
+    // Every event was committed; each commit writes at least the model state and one profile.
+    let kwe = number(&v, "key_writes_per_event")?;
+    assert!(kwe > 0.0 && kwe <= 3.0, "{v}");
+    assert!(number(&v, "commits")? >= 1.0, "{v}");
+    assert!(number(&v, "raw_record_bytes")? > 0.0, "{v}");
+    assert!(number(&v, "disk_bytes")? > 0.0 && number(&v, "logical_bytes")? > 0.0);
+    assert!(number(&v, "reopen_secs")? >= 0.0);
+    let q = &v["queries"];
+    assert_eq!(number(q, "samples")?, 50.0);
+    for key in ["raw_record_get_us", "profile_get_us", "score_us"] {
+        let p50 = number(&q[key], "p50")?;
+        let p99 = number(&q[key], "p99")?;
+        assert!(p50 > 0.0 && p99 >= p50, "{key}: {q}");
+    }
+    let recall = number(q, "recall_at_k")?;
+    assert!((0.0..=1.0).contains(&recall), "{q}");
+    // The working directory is removed afterwards unless --keep.
+    assert!(!work.exists());
+    Ok(())
+}
+
+#[test]
+fn bench_refuses_a_non_empty_directory_and_leaves_it_alone() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("precious"), "keep me")?;
+    let out = Command::new(env!("CARGO_BIN_EXE_persona"))
+        .args([
+            "bench",
+            "--customers",
+            "5",
+            "--events",
+            "10",
+            "--json",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .output()?;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is not empty"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("precious"))?,
+        "keep me"
+    );
+    Ok(())
+}
