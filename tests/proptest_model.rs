@@ -1,5 +1,5 @@
 //! Model-based property test: random sequences of ingest / ingest_batch / set_attributes / erase /
-//! query / profile_at / injected commit failure / reopen, checked after every step against a simple
+//! feedback / query / profile_at / injected commit failure / reopen, checked after every step against a simple
 //! in-memory reference that tracks, per customer, versions, event counts, per-kind counts,
 //! lifetime spend, attributes, the de-duplication window and the retained history, plus the
 //! model version (one per committed batch) and the watermark.
@@ -8,7 +8,7 @@
 
 mod model_check;
 
-use model_check::{ops_from_bytes, run, EventSpec, Op, ATTRIBUTE_NAMES, CUSTOMERS};
+use model_check::{ops_from_bytes, run, EventSpec, Op, ACTIONS, ATTRIBUTE_NAMES, CUSTOMERS};
 use persona::{AttrValue, EventKind, Result};
 use proptest::prelude::*;
 
@@ -50,6 +50,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..CUSTOMERS.len(), 0..ATTRIBUTE_NAMES.len(), attr_value)
             .prop_map(|(customer, name, value)| Op::SetAttributes { customer, name, value }),
         1 => (0..CUSTOMERS.len()).prop_map(Op::Erase),
+        2 => (0..CUSTOMERS.len(), 0..ACTIONS.len(), any::<bool>(), prop::option::of(0u8..6))
+            .prop_map(|(customer, action, converted, id)| Op::Feedback { customer, action, converted, id }),
         2 => (0..CUSTOMERS.len()).prop_map(Op::Query),
         2 => (0..CUSTOMERS.len(), 0u64..12)
             .prop_map(|(customer, version)| Op::QueryAt { customer, version }),
@@ -122,6 +124,18 @@ fn every_op_once() -> Result<()> {
         Op::QueryAt {
             customer: 0,
             version: 1,
+        },
+        Op::Feedback {
+            customer: 0,
+            action: 0,
+            converted: true,
+            id: Some(1),
+        },
+        Op::Feedback {
+            customer: 0,
+            action: 0,
+            converted: true,
+            id: Some(1),
         },
         Op::Erase(1),
         Op::Erase(1),

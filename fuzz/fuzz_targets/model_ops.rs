@@ -1,4 +1,4 @@
-//! Random operations on a real store (ingest, batches, re-sends, attributes, queries, injected
+//! Random operations on a real store (ingest, batches, re-sends, attributes, feedback, queries, injected
 //! commit failures, erase, reopen) checked step by step against an in-memory reference: the model check
 //! of tests/proptest_model.rs, fed with the fuzzer's bytes.
 #![no_main]

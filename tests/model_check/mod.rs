@@ -1,6 +1,6 @@
 //! The model check shared by the proptest (`tests/proptest_model.rs`) and the cargo-fuzz target
 //! `fuzz/fuzz_targets/model_ops.rs`: operations on a store (ingest, batches, re-sends,
-//! attributes, erase, queries, injected commit failures, reopen), an in-memory reference of what the
+//! attributes, erase, feedback, queries, injected commit failures, reopen), an in-memory reference of what the
 //! store must then contain, and [`run`], which applies a sequence of operations to both and checks
 //! them after every step. [`ops_from_bytes`] turns arbitrary bytes into operations (the fuzzer's
 //! input); the proptest generates them with strategies instead.
@@ -14,6 +14,8 @@ pub const T0: i64 = 1_767_225_600_000;
 pub const HOUR: i64 = 3_600_000;
 pub const CUSTOMERS: [&str; 4] = ["ann", "bob", "cy", "dee"];
 pub const ATTRIBUTE_NAMES: [&str; 3] = ["age", "plan", "region"];
+/// Marketing actions of the default catalogue.
+pub const ACTIONS: [&str; 3] = ["vip_offer", "win_back_coupon", "none"];
 /// Small on purpose, so that the window and history edges are reached in short sequences.
 pub const DEDUPE_WINDOW: usize = 3;
 pub const HISTORY_VERSIONS: usize = 3;
@@ -63,6 +65,13 @@ pub enum Op {
     },
     /// `Db::erase`: the customer is gone, and may come back as a new one.
     Erase(usize),
+    /// `Db::feedback` on the customer's current segment; `id: None` has no feedback id.
+    Feedback {
+        customer: usize,
+        action: usize,
+        converted: bool,
+        id: Option<u8>,
+    },
     Query(usize),
     QueryAt {
         customer: usize,
@@ -223,6 +232,55 @@ impl Reference {
     }
 }
 
+/// What the reference predicts for one `Db::feedback` call.
+#[derive(Debug, PartialEq)]
+enum FeedbackOutcome {
+    /// Recorded: the model version moves on; the customer's version does not.
+    Recorded(u64),
+    /// The feedback id was already recorded: nothing changes.
+    Duplicate(u64),
+    /// Refused: unknown customer, or no segments to attribute it to yet.
+    Refused,
+    /// Its commit failed.
+    Failed,
+}
+
+impl Reference {
+    /// Feedback with an optional id on a customer; `seeded` says whether the model has segments
+    /// (the reference does not model k-means). A feedback id takes a slot of the customer's
+    /// de-duplication window without a time, so it never raises the floor.
+    fn feedback(&mut self, customer: &str, id: Option<&str>, seeded: bool) -> FeedbackOutcome {
+        let Some(c) = self.customers.get_mut(customer) else {
+            return FeedbackOutcome::Refused;
+        };
+        let key = id.map(|id| format!("feedback\0{id}"));
+        if let Some(k) = &key {
+            if c.recent.iter().any(|(r, _)| r == k) {
+                return FeedbackOutcome::Duplicate(c.version());
+            }
+        }
+        if !seeded {
+            return FeedbackOutcome::Refused;
+        }
+        if self.armed_failures > 0 {
+            self.armed_failures -= 1;
+            return FeedbackOutcome::Failed;
+        }
+        if let Some(k) = key {
+            c.recent.push_back((k, i64::MIN));
+            while c.recent.len() > DEDUPE_WINDOW {
+                if let Some((_, gone)) = c.recent.pop_front() {
+                    if gone != i64::MIN {
+                        c.floor = Some(c.floor.map_or(gone, |f| f.max(gone)));
+                    }
+                }
+            }
+        }
+        self.model_version += 1;
+        FeedbackOutcome::Recorded(c.version())
+    }
+}
+
 impl Reference {
     /// `Some(existed)`, or `None` if the erase's commit fails (nothing changes then). An
     /// unknown customer commits nothing, so it does not consume an armed failure.
@@ -344,6 +402,7 @@ enum Write {
     Events(Vec<Event>),
     Attribute(&'static str, &'static str, AttrValue),
     Erase(&'static str),
+    Feedback(&'static str, &'static str, bool, Option<String>),
 }
 
 /// Everything observable about the store, as text (equal text means bit-identical values).
@@ -424,6 +483,40 @@ pub fn run(ops: &[Op]) -> Result<()> {
                     None => assert!(matches!(got, Err(Error::Io(_))), "{got:?}"),
                 }
             }
+            Op::Feedback {
+                customer,
+                action,
+                converted,
+                id,
+            } => {
+                let customer = CUSTOMERS[*customer];
+                let action = ACTIONS[*action % ACTIONS.len()];
+                let id = id.map(|i| format!("fb{i}"));
+                let seeded = db.model().segments.is_seeded();
+                let got = db.feedback(customer, action, *converted, id.as_deref(), None);
+                match r.feedback(customer, id.as_deref(), seeded) {
+                    FeedbackOutcome::Recorded(v) => {
+                        let ack = got?;
+                        assert!(!ack.duplicate, "feedback {customer}: {ack:?}");
+                        assert_eq!(ack.version, v, "feedback keeps the profile version");
+                        committed.push(Write::Feedback(customer, action, *converted, id));
+                    }
+                    FeedbackOutcome::Duplicate(v) => {
+                        let ack = got?;
+                        assert!(ack.duplicate, "feedback {customer}: {ack:?}");
+                        assert_eq!(ack.version, v);
+                    }
+                    FeedbackOutcome::Refused => {
+                        assert!(
+                            matches!(&got, Err(e) if e.is_bad_input()),
+                            "feedback {customer}: {got:?}"
+                        );
+                    }
+                    FeedbackOutcome::Failed => {
+                        assert!(matches!(got, Err(Error::Io(_))), "{got:?}")
+                    }
+                }
+            }
             Op::Query(customer) => {
                 let p = db.profile(CUSTOMERS[*customer])?;
                 let c = r.customers.get(CUSTOMERS[*customer]);
@@ -464,6 +557,10 @@ pub fn run(ops: &[Op]) -> Result<()> {
             }
             Write::Erase(customer) => {
                 assert!(twin.erase(customer)?);
+            }
+            Write::Feedback(customer, action, converted, id) => {
+                let ack = twin.feedback(customer, action, converted, id.as_deref(), None)?;
+                assert!(!ack.duplicate);
             }
         }
     }
@@ -512,7 +609,16 @@ pub fn ops_from_bytes(data: &[u8]) -> Vec<Op> {
                     value,
                 }
             }
-            12 => Op::Query(usize::from(byte()) % CUSTOMERS.len()),
+            12 if byte() & 1 == 0 => Op::Query(usize::from(byte()) % CUSTOMERS.len()),
+            12 => {
+                let (c, a, f) = (byte(), byte(), byte());
+                Op::Feedback {
+                    customer: usize::from(c) % CUSTOMERS.len(),
+                    action: usize::from(a) % ACTIONS.len(),
+                    converted: f & 1 == 1,
+                    id: (f & 2 == 2).then_some((f >> 2) % 6),
+                }
+            }
             13 => Op::QueryAt {
                 customer: usize::from(byte()) % CUSTOMERS.len(),
                 version: u64::from(byte() % 12),
