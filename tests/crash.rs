@@ -17,6 +17,8 @@
 //! line per event on stdout) and `persona serve` fed by RESP clients that log each `EVENT.ADD`
 //! reply. `scripts/crash-loop.sh` runs the same with many more kills (docs/testing.md).
 
+mod resp_support;
+
 use persona::{check_store, Config, Db};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
@@ -221,17 +223,7 @@ fn serve_run(
         .args(["serve", "--bind", "127.0.0.1:0"])
         .stderr(Stdio::piped())
         .spawn()?;
-    let mut stderr = BufReader::new(child.stderr.take().ok_or("stderr")?);
-    let mut line = String::new();
-    stderr.read_line(&mut line)?;
-    // "persona: serving DIR on ADDR (RESP2/RESP3; …)"
-    let addr = line
-        .strip_prefix("persona: serving ")
-        .and_then(|rest| rest.rsplit(" on ").next())
-        .and_then(|rest| rest.split(' ').next())
-        .ok_or_else(|| format!("persona serve did not start: {line:?}"))?
-        .to_string();
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let addr = resp_support::serve_address(&mut child)?;
 
     let next = Arc::new(AtomicUsize::new(start));
     let done = Arc::new(AtomicUsize::new(0));

@@ -161,17 +161,7 @@ fn spawn_persona(
         .args(extra)
         .stderr(std::process::Stdio::piped())
         .spawn()?;
-    let stderr = child.stderr.take().ok_or("no stderr")?;
-    let mut stderr = std::io::BufReader::new(stderr);
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut stderr, &mut line)?;
-    // Keep draining what it prints later.
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    let addr = line
-        .rsplit_once(" on ")
-        .and_then(|(_, rest)| rest.split_once(' '))
-        .map(|(addr, _)| addr.to_string())
-        .ok_or_else(|| format!("no address in {line:?}"))?;
+    let addr = resp_support::serve_address(&mut child)?;
     Ok((child, addr))
 }
 

@@ -219,3 +219,27 @@ impl Raw {
 
 /// Unix ms of 2026-01-01, a fixed event time.
 pub const T0: i64 = 1_767_225_600_000;
+
+/// Reads the first line a spawned `persona serve` prints on stderr ("persona: serving DIR on
+/// ADDR (…)") and returns ADDR; then keeps draining its stderr in a thread so the child never
+/// blocks on a full pipe. The child must have been spawned with `stderr(Stdio::piped())`.
+pub fn serve_address(
+    child: &mut std::process::Child,
+) -> Result<String, Box<dyn std::error::Error>> {
+    use std::io::BufRead;
+    let stderr = child
+        .stderr
+        .take()
+        .ok_or("the child's stderr is not piped")?;
+    let mut stderr = std::io::BufReader::new(stderr);
+    let mut line = String::new();
+    stderr.read_line(&mut line)?;
+    let addr = line
+        .strip_prefix("persona: serving ")
+        .and_then(|rest| rest.rsplit(" on ").next())
+        .and_then(|rest| rest.split(' ').next())
+        .ok_or_else(|| format!("persona serve did not start: {line:?}"))?
+        .to_string();
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    Ok(addr)
+}
