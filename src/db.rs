@@ -73,6 +73,11 @@ struct Inner {
     stop_background: Mutex<Option<Sender<()>>>,
 }
 
+/// One entry of the lookalike index as [`Db::lookalike_index_rows`] shows it: customer id,
+/// segment, 8-bit codes, the time they are as of (days since the epoch). For tests.
+#[doc(hidden)]
+pub type LookalikeRow = (String, Option<u16>, Vec<u8>, f32);
+
 /// What [`Db::nearest_segments`] measures from.
 #[derive(Debug, Clone, Copy)]
 pub enum Target<'a> {
@@ -805,7 +810,7 @@ impl Db {
     /// Every customer in the lookalike index with its segment and compact row (codes and the
     /// time they are as of, in days), in id order; `None` until the index is built. For tests.
     #[doc(hidden)]
-    pub fn lookalike_index_rows(&self) -> Option<Vec<(String, Option<u16>, Vec<u8>, f32)>> {
+    pub fn lookalike_index_rows(&self) -> Option<Vec<LookalikeRow>> {
         let index = &self.inner.shared.lookalikes;
         index.is_ready().then(|| index.rows())
     }

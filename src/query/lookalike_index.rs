@@ -428,6 +428,16 @@ impl LookalikeIndex {
                 let mut data = self.data.write();
                 data.building = false;
                 data.erased_while_building = HashSet::new();
+                // Give back the growth slack of the scan, keeping 1/8 headroom for writes.
+                let width = self.quantiser.width();
+                for b in &mut data.buckets {
+                    let rows = b.slots.len() + b.slots.len() / 8;
+                    b.codes.shrink_to(rows * width);
+                    b.days.shrink_to(rows);
+                    b.slots.shrink_to(rows);
+                }
+                let n = data.slots.len();
+                data.slots.shrink_to(n + n / 8);
                 self.ready.store(true, AtomicOrdering::Release);
                 BuildState::Ready
             }
@@ -557,10 +567,10 @@ impl LookalikeIndex {
 
     /// Every indexed customer with its segment and row, in id order (tests compare the index
     /// the writer maintained with one rebuilt from the records).
-    pub(crate) fn rows(&self) -> Vec<(String, Option<u16>, Vec<u8>, f32)> {
+    pub(crate) fn rows(&self) -> Vec<crate::db::LookalikeRow> {
         let width = self.quantiser.width();
         let data = self.data.read();
-        let mut out: Vec<(String, Option<u16>, Vec<u8>, f32)> = data
+        let mut out: Vec<crate::db::LookalikeRow> = data
             .slots
             .iter()
             .filter(|s| s.bucket != FREE)

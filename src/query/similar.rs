@@ -1,11 +1,11 @@
 //! Lookalikes: the customers most similar to a given one.
 //!
 //! Distance is Euclidean between standardised feature vectors, every profile evaluated as of the
-//! watermark. The segments double as a coarse index (IVF): the membership index holds the
-//! inverted lists, and an indexed search scans only the members of the `nprobe` segments nearest
-//! to the query. `exact` scans every profile. Assignments in the index are as of each profile's
-//! last write (or the last re-segmentation), so the indexed search trades a little recall for
-//! reading a fraction of the store.
+//! watermark from its record. [`search`] does that evaluation for the profiles a [`Scan`] names:
+//! all of them (`exact`), a shortlist taken from the in-memory lookalike index
+//! ([`super::lookalike_index`]; the indexed search), or — while that index is still being
+//! rebuilt after open — the members of the probed segments from the membership index. Either
+//! way the answer's distances are exact; only which profiles are looked at is approximate.
 
 use crate::error::Result;
 use crate::features::vector::FeatureLayout;
