@@ -815,6 +815,12 @@ impl Db {
         index.is_ready().then(|| index.rows())
     }
 
+    /// Customers in the lookalike index. For benchmarks.
+    #[doc(hidden)]
+    pub fn lookalike_index_len(&self) -> usize {
+        self.inner.shared.lookalikes.len()
+    }
+
     /// Approximate heap bytes held by the lookalike index. For benchmarks.
     #[doc(hidden)]
     pub fn lookalike_index_bytes(&self) -> usize {

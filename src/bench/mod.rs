@@ -166,6 +166,8 @@ pub struct BenchReport {
     pub lookalike_index_secs: f64,
     /// Heap bytes of the lookalike index once built.
     pub lookalike_index_bytes: usize,
+    /// Profiles in the lookalike index once built.
+    pub lookalike_index_rows: usize,
     /// Seconds the refit + re-segmentation took (None if skipped or the segments are not seeded).
     pub resegment_secs: Option<f64>,
     /// Query latencies after the reopen.
@@ -246,6 +248,7 @@ fn run_in(cfg: &BenchConfig, progress: &dyn Progress) -> Result<BenchReport> {
     progress.finish();
     let lookalike_index_secs = t.elapsed().as_secs_f64();
     let lookalike_index_bytes = db.lookalike_index_bytes();
+    let lookalike_index_rows = db.lookalike_index_len();
     let disk_bytes = db.size_on_disk()?;
     let logical = db.store().logical_size()?;
     let raw_record_bytes = logical
@@ -318,6 +321,7 @@ fn run_in(cfg: &BenchConfig, progress: &dyn Progress) -> Result<BenchReport> {
         reopen_secs,
         lookalike_index_secs,
         lookalike_index_bytes,
+        lookalike_index_rows,
         resegment_secs,
         queries,
     })

@@ -590,6 +590,12 @@ impl LookalikeIndex {
         out
     }
 
+    /// Customers indexed.
+    pub(crate) fn len(&self) -> usize {
+        let data = self.data.read();
+        data.slots.len() - data.free.len()
+    }
+
     /// Approximate heap bytes held (rows, slots, ids, hash table).
     pub(crate) fn heap_bytes(&self) -> usize {
         let data = self.data.read();
@@ -614,9 +620,9 @@ fn static_part(codes: &[u8], a: &[f32], b: &[f32]) -> f32 {
         .zip(a.chunks_exact(8))
         .zip(b.chunks_exact(8))
     {
-        for l in 0..8 {
-            let d = a[l] - b[l] * f32::from(c[l]);
-            lanes[l] += d * d;
+        for (((lane, &c), &a), &b) in lanes.iter_mut().zip(c).zip(a).zip(b) {
+            let d = a - b * f32::from(c);
+            *lane += d * d;
         }
     }
     let mut sum: f32 = lanes.iter().sum();
