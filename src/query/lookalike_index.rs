@@ -441,6 +441,11 @@ impl LookalikeIndex {
                 self.ready.store(true, AtomicOrdering::Release);
                 BuildState::Ready
             }
+            Err(why) if self.stop.load(AtomicOrdering::Acquire) => {
+                // Closing a store before its index was built is normal (a short CLI command).
+                tracing::debug!("lookalike index build stopped: {why}");
+                BuildState::Failed(why)
+            }
             Err(why) => {
                 tracing::warn!("lookalike index not built ({why}); similar scans the records");
                 BuildState::Failed(why)
