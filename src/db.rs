@@ -16,6 +16,8 @@ use crate::model::ModelState;
 use crate::pipeline::{
     self, Ack, Item, Maintenance, MaintenanceOutcome, Request, Shared, WriteStats,
 };
+use crate::query::lookalike_index::{BuildState, LookalikeIndex};
+use crate::query::similar::Scan;
 use crate::query::{
     history, score, segments, similar, strategy, HistoryItem, ModelInfo, Profile, Recommendation,
     Score, SegmentDistance, SegmentInfo, SimilarCustomer,
@@ -63,11 +65,18 @@ struct Inner {
     layout: FeatureLayout,
     config: Config,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// The background build of the lookalike index (joined on close: it holds the store).
+    index_builder: Mutex<Option<JoinHandle<()>>>,
     /// Randomness for Thompson sampling: seeded, so recommendations are reproducible.
     rng: Mutex<rand_pcg::Pcg64>,
     /// Dropping this stops the background re-segmentation thread, if any.
     stop_background: Mutex<Option<Sender<()>>>,
 }
+
+/// One entry of the lookalike index as [`Db::lookalike_index_rows`] shows it: customer id,
+/// segment, 8-bit codes, the time they are as of (days since the epoch). For tests.
+#[doc(hidden)]
+pub type LookalikeRow = (String, Option<u16>, Vec<u8>, f32);
 
 /// What [`Db::nearest_segments`] measures from.
 #[derive(Debug, Clone, Copy)]
@@ -149,9 +158,18 @@ impl Db {
             open_examples: AtomicUsize::new(0),
             snapshots: RwLock::new(Vec::new()),
             counters: Default::default(),
+            lookalikes: Arc::new(LookalikeIndex::new(layout.clone(), config.segments)),
         });
         let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity);
         let seed = config.model.seed;
+        // The lookalike index is rebuilt in the background so that opening stays fast; the
+        // writer's updates from now on take precedence over what the scan finds.
+        let index_builder = {
+            let (index, store) = (shared.lookalikes.clone(), store.clone());
+            std::thread::Builder::new()
+                .name("persona-lookalike-index".into())
+                .spawn(move || index.build(&store))?
+        };
         let writer = pipeline::spawn(
             store.clone(),
             config.clone(),
@@ -172,6 +190,7 @@ impl Db {
                 layout,
                 config,
                 writer: Mutex::new(Some(writer)),
+                index_builder: Mutex::new(Some(index_builder)),
                 rng: Mutex::new(rand::SeedableRng::seed_from_u64(seed)),
                 stop_background: Mutex::new(None),
             }),
@@ -733,8 +752,8 @@ impl Db {
         };
         let model = self.model();
         let z = self.standardised(&rec.state, &model);
-        let probe = if exact || !model.segments.is_seeded() {
-            None
+        let scan = if exact || !model.segments.is_seeded() {
+            Scan::All
         } else {
             // Members were assigned as of their last write, when they had just been active;
             // the customers similar to this one *now* were assigned near where this one was at
@@ -755,7 +774,18 @@ impl Db {
                     segs.push(s as u16);
                 }
             }
-            Some(segs)
+            let index = &self.inner.shared.lookalikes;
+            if index.is_ready() {
+                // Shortlist from the compact vectors, brought forward to now; the exact
+                // re-rank below decodes only the shortlist.
+                let now = model.watermark_ms;
+                let x = self.inner.layout.vector(&rec.state, now);
+                let query = index.query(&x, &inverse_divisors(&model), now);
+                // +1: the customer itself is usually on its own shortlist.
+                Scan::Candidates(index.shortlist(&query, &segs, shortlist_len(k) + 1))
+            } else {
+                Scan::Segments(segs)
+            }
         };
         similar::search(
             &self.inner.store,
@@ -764,9 +794,37 @@ impl Db {
             &z,
             customer_id,
             k,
-            probe,
+            scan,
         )
         .map(Some)
+    }
+
+    /// Blocks until the lookalike index, rebuilt in the background after open, is built; true
+    /// if it is ready (false if its build failed or was stopped: `similar` then scans the
+    /// records). For tests and benchmarks.
+    #[doc(hidden)]
+    pub fn wait_for_lookalike_index(&self) -> bool {
+        self.inner.shared.lookalikes.wait_built() == BuildState::Ready
+    }
+
+    /// Every customer in the lookalike index with its segment and compact row (codes and the
+    /// time they are as of, in days), in id order; `None` until the index is built. For tests.
+    #[doc(hidden)]
+    pub fn lookalike_index_rows(&self) -> Option<Vec<LookalikeRow>> {
+        let index = &self.inner.shared.lookalikes;
+        index.is_ready().then(|| index.rows())
+    }
+
+    /// Customers in the lookalike index. For benchmarks.
+    #[doc(hidden)]
+    pub fn lookalike_index_len(&self) -> usize {
+        self.inner.shared.lookalikes.len()
+    }
+
+    /// Approximate heap bytes held by the lookalike index. For benchmarks.
+    #[doc(hidden)]
+    pub fn lookalike_index_bytes(&self) -> usize {
+        self.inner.shared.lookalikes.heap_bytes()
     }
 
     /// A customer's propensity with the current model, as of the watermark, and the features
@@ -1052,6 +1110,24 @@ impl Db {
     }
 }
 
+/// Candidates shortlisted from the lookalike index for an exact re-rank of `k` neighbours.
+/// Re-ranking decodes one record per candidate (a few µs each), so this bounds the cost of
+/// `similar`; the approximate distances are close enough that the true neighbours rank far
+/// inside it (tests/query.rs measures recall against the exact scan).
+fn shortlist_len(k: usize) -> usize {
+    k.saturating_mul(20).max(200)
+}
+
+/// 1 / the scaler's divisor per dimension, exactly as [`crate::model::scaler::Scaler::transform`]
+/// divides (it standardises `x` as `(x − mean) / divisor`, so transforming 1 and 0 differ by
+/// 1 / divisor).
+fn inverse_divisors(model: &ModelState) -> Vec<f64> {
+    let dim = model.scaler.dim();
+    let zero = model.scaler.transform_vec(&vec![0.0; dim]);
+    let one = model.scaler.transform_vec(&vec![1.0; dim]);
+    one.iter().zip(&zero).map(|(a, b)| a - b).collect()
+}
+
 /// A write queued with [`Db::ingest_async`], acknowledged once committed.
 #[derive(Debug)]
 pub struct PendingWrite {
@@ -1075,6 +1151,11 @@ impl PendingWrite {
 impl Inner {
     fn close(&self) -> Result<()> {
         self.stop_background.lock().take();
+        self.shared.lookalikes.stop_build();
+        if let Some(builder) = self.index_builder.lock().take() {
+            // A panicked build only means the index is not ready; closing goes on.
+            let _ = builder.join();
+        }
         let Some(handle) = self.writer.lock().take() else {
             return Ok(());
         };

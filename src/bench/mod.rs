@@ -161,6 +161,13 @@ pub struct BenchReport {
     pub peak_rss_reset: bool,
     /// Seconds to reopen the store after closing it.
     pub reopen_secs: f64,
+    /// Seconds from the reopen until the lookalike index (rebuilt in the background) was
+    /// ready; queries wait for it.
+    pub lookalike_index_secs: f64,
+    /// Heap bytes of the lookalike index once built.
+    pub lookalike_index_bytes: usize,
+    /// Profiles in the lookalike index once built.
+    pub lookalike_index_rows: usize,
     /// Seconds the refit + re-segmentation took (None if skipped or the segments are not seeded).
     pub resegment_secs: Option<f64>,
     /// Query latencies after the reopen.
@@ -234,6 +241,14 @@ fn run_in(cfg: &BenchConfig, progress: &dyn Progress) -> Result<BenchReport> {
     let t = Instant::now();
     let db = store_cfg.clone().open()?;
     let reopen_secs = t.elapsed().as_secs_f64();
+    progress.start("lookalike index build", 0);
+    if !db.wait_for_lookalike_index() {
+        tracing::warn!("the lookalike index was not built: similar scans the records");
+    }
+    progress.finish();
+    let lookalike_index_secs = t.elapsed().as_secs_f64();
+    let lookalike_index_bytes = db.lookalike_index_bytes();
+    let lookalike_index_rows = db.lookalike_index_len();
     let disk_bytes = db.size_on_disk()?;
     let logical = db.store().logical_size()?;
     let raw_record_bytes = logical
@@ -304,6 +319,9 @@ fn run_in(cfg: &BenchConfig, progress: &dyn Progress) -> Result<BenchReport> {
         peak_rss_bytes,
         peak_rss_reset,
         reopen_secs,
+        lookalike_index_secs,
+        lookalike_index_bytes,
+        lookalike_index_rows,
         resegment_secs,
         queries,
     })

@@ -208,6 +208,15 @@ fn print_report(r: &BenchReport) {
         r.peak_rss_bytes.map(mib).unwrap_or_else(|| "n/a".into())
     );
     println!("{:<36} {:>14.3}", "reopen seconds", r.reopen_secs);
+    println!(
+        "{:<36} {:>14.3}",
+        "lookalike index ready (s after open)", r.lookalike_index_secs
+    );
+    println!(
+        "{:<36} {:>14}",
+        "lookalike index heap",
+        mib(r.lookalike_index_bytes as u64)
+    );
     if let Some(s) = r.resegment_secs {
         println!("{:<36} {:>14.3}", "refit + re-segment seconds", s);
     }

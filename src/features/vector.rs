@@ -189,6 +189,52 @@ impl FeatureLayout {
     }
 }
 
+/// How a dimension depends on the time it is evaluated at (see [`FeatureLayout::time_dependence`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeDependence {
+    /// `ln(1 + days since some past moment)`: grows while the customer is silent.
+    DaysSince,
+    /// `ln(1 + c · decay)`: a decayed quantity, shrinking while the customer is silent.
+    Decayed,
+}
+
+impl FeatureLayout {
+    /// The interval a dimension's value normally lies in, `(lo, hi)`: what a compact 8-bit
+    /// copy of the vector covers, in 255 equal steps. Values outside it are possible only for
+    /// extreme inputs (e.g. more than e^16 purchases), and a quantiser clamps them. Each range
+    /// puts 0 (a missing feature: no rating, no attribute) exactly on that grid.
+    pub fn typical_range(&self, i: usize) -> (f64, f64) {
+        let num_start = CORE_DIMS + self.params.category_buckets;
+        let text_start = num_start + ATTR_NUMERIC_SLOTS;
+        match i {
+            // Logarithms of days, counts and amounts.
+            0..=8 | DECAYED_KINDS..MIX_KINDS => (0.0, LOG_RANGE),
+            // Step 2/127: 0 is code 127.
+            10 => (-2.0, -2.0 + 255.0 * 2.0 / 127.0),
+            // Step 1/8: 0 is code 128.
+            _ if (num_start..text_start).contains(&i) => (-ATTR_RANGE, ATTR_RANGE - 0.125),
+            // Shares, normalised affinities and one-hot slots.
+            _ => (0.0, 1.0),
+        }
+    }
+
+    /// Whether dimension `i` changes with the evaluation time while the state stays the same,
+    /// and how. Every other dimension depends on the state alone.
+    pub fn time_dependence(&self, i: usize) -> Option<TimeDependence> {
+        match i {
+            0..=2 => Some(TimeDependence::DaysSince),
+            5 | 6 | DECAYED_KINDS..MIX_KINDS => Some(TimeDependence::Decayed),
+            _ => None,
+        }
+    }
+}
+
+/// Upper end of the typical range of the log-scaled dimensions: ln(1 + x) ≤ 15.94 covers up to
+/// 8 million days, purchases or currency units; 255 / 16 makes a step of exactly 1/16 in 8 bits.
+pub const LOG_RANGE: f64 = 255.0 / 16.0;
+/// Bound of the typical range of the numeric-attribute slots (signed ln(1 + |x|) sums).
+pub const ATTR_RANGE: f64 = 16.0;
+
 fn slot_of(bytes: &[u8], slots: usize) -> usize {
     (xxhash_rust::xxh3::xxh3_64(bytes) % slots as u64) as usize
 }

@@ -86,6 +86,21 @@ impl Prev {
 }
 
 impl BatchState {
+    /// Every profile the batch writes: id, segment after the batch, state.
+    pub(crate) fn written(
+        &self,
+    ) -> impl Iterator<Item = (&str, Option<u16>, &crate::features::ProfileState)> {
+        self.records
+            .iter()
+            .filter(|(_, w)| w.dirty)
+            .map(|(id, w)| (id.as_str(), w.record.segment, &w.record.state))
+    }
+
+    /// Every customer the batch erases.
+    pub(crate) fn erased_ids(&self) -> impl Iterator<Item = &str> {
+        self.erased.keys().map(String::as_str)
+    }
+
     /// Whether the batch changed anything that must be committed.
     pub(crate) fn is_empty(&self) -> bool {
         !self.force_snapshot && self.erased.is_empty() && !self.records.values().any(|w| w.dirty)

@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::features::vector::FeatureLayout;
 use crate::features::AttrValue;
 use crate::model::ModelState;
+use crate::query::lookalike_index::LookalikeIndex;
 use crate::storage::Store;
 use crate::Event;
 use apply::{BatchState, Engine};
@@ -128,6 +129,8 @@ pub(crate) struct Shared {
     pub(crate) snapshots: RwLock<Vec<u64>>,
     /// Counters of committed work (see [`WriteStats`]).
     pub(crate) counters: Counters,
+    /// The compact vectors scanned by indexed `similar`, updated after each commit.
+    pub(crate) lookalikes: Arc<LookalikeIndex>,
 }
 
 /// Running totals the writer keeps of what it committed (relaxed atomics: read for reporting).
@@ -328,6 +331,7 @@ impl Writer {
     /// Makes a committed batch visible to readers.
     fn publish(&mut self, b: &BatchState) {
         self.engine.committed(b);
+        self.shared.lookalikes.commit(b.written(), b.erased_ids());
         *self.shared.model.write() = Arc::new(self.engine.model.clone());
         *self.shared.snapshots.write() = self.engine.snapshot_versions();
         self.shared

@@ -1,11 +1,11 @@
 //! Lookalikes: the customers most similar to a given one.
 //!
 //! Distance is Euclidean between standardised feature vectors, every profile evaluated as of the
-//! watermark. The segments double as a coarse index (IVF): the membership index holds the
-//! inverted lists, and an indexed search scans only the members of the `nprobe` segments nearest
-//! to the query. `exact` scans every profile. Assignments in the index are as of each profile's
-//! last write (or the last re-segmentation), so the indexed search trades a little recall for
-//! reading a fraction of the store.
+//! watermark from its record. [`search`] does that evaluation for the profiles a [`Scan`] names:
+//! all of them (`exact`), a shortlist taken from the in-memory lookalike index
+//! ([`super::lookalike_index`]; the indexed search), or — while that index is still being
+//! rebuilt after open — the members of the probed segments from the membership index. Either
+//! way the answer's distances are exact; only which profiles are looked at is approximate.
 
 use crate::error::Result;
 use crate::features::vector::FeatureLayout;
@@ -46,8 +46,19 @@ impl Ord for Candidate {
     }
 }
 
-/// The `k` customers nearest to `query` (a standardised vector), excluding `exclude`.
-/// `probe` = the segments whose members are scanned, or None for all profiles.
+/// Which profiles [`search`] evaluates exactly.
+pub(crate) enum Scan {
+    /// Every profile (the exact search).
+    All,
+    /// The members of these segments, from the membership index (while the lookalike index
+    /// is not built yet).
+    Segments(Vec<u16>),
+    /// These customers: a shortlist from the lookalike index.
+    Candidates(Vec<String>),
+}
+
+/// The `k` customers nearest to `query` (a standardised vector), excluding `exclude`, among
+/// the profiles `scan` names, each evaluated as of the watermark from its record.
 pub(crate) fn search(
     store: &Store,
     model: &ModelState,
@@ -55,7 +66,7 @@ pub(crate) fn search(
     query: &[f64],
     exclude: &str,
     k: usize,
-    probe: Option<Vec<u16>>,
+    scan: Scan,
 ) -> Result<Vec<SimilarCustomer>> {
     let now = model.watermark_ms;
     let mut heap: BinaryHeap<Candidate> = BinaryHeap::with_capacity(k + 1);
@@ -85,14 +96,22 @@ pub(crate) fn search(
         }
         Ok(())
     };
-    match probe {
-        None => {
+    match scan {
+        Scan::All => {
             for item in store.scan_profiles() {
                 let (id, bytes) = item?;
                 consider(&id, &bytes)?;
             }
         }
-        Some(segments) => {
+        Scan::Candidates(ids) => {
+            for id in ids {
+                // Gone since the shortlist was taken (erased): not a lookalike any more.
+                if let Some(bytes) = store.raw_profile(&id)? {
+                    consider(&id, &bytes)?;
+                }
+            }
+        }
+        Scan::Segments(segments) => {
             for seg in segments {
                 for id in store.members(seg, None, usize::MAX)? {
                     if let Some(bytes) = store.raw_profile(&id)? {
