@@ -15,7 +15,7 @@ use crate::config::{Config, Durability};
 use crate::error::{Error, Result};
 use crate::features::FeatureParams;
 use crate::model::ModelState;
-use record::{ProfileRecord, RecordHead};
+use record::{ProfileRecord, RecordHead, RecordState};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -213,6 +213,26 @@ impl Store {
             Some(bytes) => self.decode_profile(customer_id, &bytes).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// The leading fields of a customer's record, up to its current state (see
+    /// [`RecordState`]): a fraction of the cost of [`Store::profile`].
+    ///
+    /// # Errors
+    /// As [`Store::profile`].
+    pub fn profile_state(&self, customer_id: &str) -> Result<Option<RecordState>> {
+        let Some(bytes) = self.db.get(keys::profile(customer_id))? else {
+            return Ok(None);
+        };
+        let name = || format!("profile {customer_id:?}");
+        let (rec, _): (RecordState, usize) = codec::decode_prefix(&name, &bytes)?;
+        if !rec.state.is_consistent(&self.params) {
+            return Err(Error::Corruption {
+                key: name(),
+                detail: "fields are inconsistent with the store's settings".into(),
+            });
+        }
+        Ok(Some(rec))
     }
 
     /// A customer's record, undecoded.

@@ -42,6 +42,19 @@ pub struct RecordHead {
     pub pending: Option<PendingExample>,
 }
 
+/// The leading fields of a [`ProfileRecord`] up to its current state, decodable on their own:
+/// what labelling an expired training example needs, without the base state, op log and
+/// de-duplication window that make up most of a record.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RecordState {
+    /// See [`ProfileRecord::pending`].
+    pub pending: Option<PendingExample>,
+    /// See [`ProfileRecord::version`].
+    pub version: u64,
+    /// See [`ProfileRecord::state`].
+    pub state: ProfileState,
+}
+
 /// Everything stored about one customer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProfileRecord {
@@ -295,6 +308,12 @@ mod tests {
         let (head, _): (RecordHead, usize) =
             super::super::codec::decode_prefix(&|| "t".to_string(), &bytes)?;
         assert_eq!(head.pending, rec.pending);
+        let (st, _): (RecordState, usize) =
+            super::super::codec::decode_prefix(&|| "t".to_string(), &bytes)?;
+        assert_eq!(
+            (st.pending, st.version, st.state),
+            (rec.pending, 1, rec.state)
+        );
         Ok(())
     }
 }
