@@ -22,7 +22,7 @@ use crate::features::{CompactEvent, ProfileOp, ProfileState};
 use crate::model::drift::Detection;
 use crate::model::ModelState;
 use crate::storage::record::{PendingExample, ProfileRecord};
-use crate::storage::{codec, keys, Store};
+use crate::storage::{keys, Store};
 use crate::Event;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
@@ -395,7 +395,7 @@ impl Engine {
             if !w.dirty {
                 continue;
             }
-            insert(batch, keys::profile(id), codec::encode(&w.record));
+            insert(batch, keys::profile(id), w.record.encode());
             if w.record.segment != w.old_segment {
                 if let Some(old) = w.old_segment {
                     batch.remove(keys::member(old, id));

@@ -10,6 +10,7 @@ pub mod check;
 pub mod codec;
 pub mod keys;
 pub mod record;
+mod window;
 
 use crate::config::{Config, Durability};
 use crate::error::{Error, Result};
@@ -225,7 +226,7 @@ impl Store {
             return Ok(None);
         };
         let name = || format!("profile {customer_id:?}");
-        let (rec, _): (RecordState, usize) = codec::decode_prefix(&name, &bytes)?;
+        let rec = RecordState::decode(&name, &bytes)?;
         if !rec.state.is_consistent(&self.params) {
             return Err(Error::Corruption {
                 key: name(),
@@ -249,7 +250,7 @@ impl Store {
     /// As [`Store::profile`].
     pub fn decode_profile(&self, customer_id: &str, bytes: &[u8]) -> Result<ProfileRecord> {
         let name = || format!("profile {customer_id:?}");
-        let rec: ProfileRecord = codec::decode(&name, bytes)?;
+        let rec = ProfileRecord::decode(&name, bytes)?;
         if !rec.is_consistent(&self.params) {
             return Err(Error::Corruption {
                 key: name(),
@@ -366,8 +367,8 @@ impl Store {
             let Some(id) = keys::parse_profile(&k) else {
                 continue;
             };
-            match codec::decode_prefix::<RecordHead>(&|| format!("profile {id:?}"), &v) {
-                Ok((head, _)) => {
+            match RecordHead::decode(&|| format!("profile {id:?}"), &v) {
+                Ok(head) => {
                     if let Some(p) = head.pending {
                         out.push((id.to_string(), p.taken_at_ms));
                     }
