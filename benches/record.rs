@@ -8,7 +8,6 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use persona::event::EventKind;
 use persona::features::{CompactEvent, FeatureParams, ProfileOp};
-use persona::storage::codec;
 use persona::storage::record::ProfileRecord;
 use persona::Config;
 use std::hint::black_box;
@@ -37,19 +36,29 @@ fn record(c: &mut Criterion) {
         });
         rec.apply(op, &params, cfg.history_versions);
     }
-    let bytes = codec::encode(&rec);
+    let bytes = rec.encode();
     let mut g = c.benchmark_group("record");
     g.bench_function(
         format!("copy_encoded_{}_bytes (baseline)", bytes.len()),
         |b| b.iter(|| black_box(bytes.clone())),
     );
-    g.bench_function("encode", |b| {
-        b.iter(|| black_box(codec::encode(black_box(&rec))))
-    });
+    g.bench_function("encode", |b| b.iter(|| black_box(black_box(&rec).encode())));
     g.bench_function("decode", |b| {
         b.iter(|| {
-            let r: ProfileRecord =
-                codec::decode(&|| "bench".into(), black_box(&bytes)).expect("round trip");
+            let r =
+                ProfileRecord::decode(&|| "bench".into(), black_box(&bytes)).expect("round trip");
+            black_box(r)
+        })
+    });
+    // The same record in the version-1 layout (the dedupe window as a sequence of pairs), which
+    // every record used before version 2.
+    let v1 = rec.encode_v1();
+    g.bench_function(format!("encode_v1 ({} bytes)", v1.len()), |b| {
+        b.iter(|| black_box(black_box(&rec).encode_v1()))
+    });
+    g.bench_function("decode_v1", |b| {
+        b.iter(|| {
+            let r = ProfileRecord::decode(&|| "bench".into(), black_box(&v1)).expect("round trip");
             black_box(r)
         })
     });

@@ -82,6 +82,28 @@ fn resp(c: &mut Criterion) {
             black_box(out.len())
         })
     });
+    // The 61 feature doubles alone: as `Frame::Double` writes them, and with Rust's own
+    // shortest-round-trip formatting (what `Frame::Double` used before; identical text).
+    let doubles: Vec<f64> = (0..61).map(|i| i as f64 * 0.37).collect();
+    let array = Frame::Array(doubles.iter().map(|&v| Frame::Double(v)).collect());
+    g.bench_function("encode_61_doubles_resp3", |b| {
+        b.iter(|| {
+            out.clear();
+            array.encode(Proto::Resp3, &mut out);
+            black_box(out.len())
+        })
+    });
+    g.bench_function("std_format_61_doubles (former encoding)", |b| {
+        use std::io::Write;
+        b.iter(|| {
+            out.clear();
+            out.extend_from_slice(b"*61\r\n");
+            for v in &doubles {
+                let _ = write!(out, ",{v}\r\n");
+            }
+            black_box(out.len())
+        })
+    });
     g.bench_function("parse_reply_resp3", |b| {
         b.iter(|| black_box(parse_frame(black_box(&encoded), &limits)))
     });

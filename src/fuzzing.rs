@@ -10,8 +10,7 @@ use crate::features::vector::FeatureLayout;
 use crate::features::{FeatureParams, ProfileState};
 use crate::model::ModelState;
 use crate::server::frame::{parse_frame, parse_request, Limits, Proto, RequestDecoder};
-use crate::storage::codec;
-use crate::storage::record::{ProfileRecord, RecordHead};
+use crate::storage::record::{ProfileRecord, RecordHead, RecordState};
 
 /// Limits small enough that fuzzing reaches them quickly.
 fn fuzz_limits() -> Limits {
@@ -117,8 +116,9 @@ pub fn record_bytes(data: &[u8]) {
         category_buckets: 4,
     };
     let key = || "fuzz record".to_string();
-    let _ = codec::decode_prefix::<RecordHead>(&key, data);
-    if let Ok(rec) = codec::decode::<ProfileRecord>(&key, data) {
+    let _ = RecordHead::decode(&key, data);
+    let _ = RecordState::decode(&key, data);
+    if let Ok(rec) = ProfileRecord::decode(&key, data) {
         if rec.is_consistent(&params) {
             let layout = FeatureLayout::new(params);
             let now = rec.state.last_seen_ms.unwrap_or(0);
@@ -130,10 +130,10 @@ pub fn record_bytes(data: &[u8]) {
                 }
             }
             // Re-encoding what was decoded gives a record that decodes to the same bytes.
-            let again = codec::encode(&rec);
-            let back: ProfileRecord = codec::decode(&key, &again)
+            let again = rec.encode();
+            let back = ProfileRecord::decode(&key, &again)
                 .unwrap_or_else(|e| panic!("a decoded record does not re-decode: {e}"));
-            assert_eq!(codec::encode(&back), again);
+            assert_eq!(back.encode(), again);
         }
     }
     if let Ok(model) = ModelState::decode(data) {

@@ -6,8 +6,8 @@ mod resp_support;
 
 use persona::generator::{Generator, GeneratorConfig};
 use persona::model::ModelConfig;
+use persona::storage::keys;
 use persona::storage::record::ProfileRecord;
-use persona::storage::{codec, keys};
 use persona::{check_store, Config, Db, Durability, Event, EventKind, ProblemKind, Target};
 use std::path::Path;
 use std::process::Command;
@@ -76,7 +76,7 @@ fn customers(dir: &Path) -> sled::Result<Vec<String>> {
 }
 
 fn decode(bytes: &[u8]) -> ProfileRecord {
-    codec::decode(&|| "test".into(), bytes).expect("a record Persona wrote decodes")
+    ProfileRecord::decode(&|| "test".into(), bytes).expect("a record Persona wrote decodes")
 }
 
 /// Problems as (key, kind) pairs.
@@ -250,12 +250,12 @@ fn check_reports_every_kind_of_damage_with_its_key() -> TestResult {
         // c: state that its history does not reproduce.
         let mut rec = decode(&db.get(keys::profile(c))?.expect("exists"));
         rec.state.event_count += 1;
-        db.insert(keys::profile(c), codec::encode(&rec))?;
+        db.insert(keys::profile(c), rec.encode())?;
         // d: moved to another segment without the index following.
         let mut rec = decode(&db.get(keys::profile(d))?.expect("exists"));
         let old = rec.segment.expect("seeded");
         rec.segment = Some((old + 1) % 4);
-        db.insert(keys::profile(d), codec::encode(&rec))?;
+        db.insert(keys::profile(d), rec.encode())?;
         // e: index entry removed; plus an entry for nobody, a bad snapshot and unknown keys.
         let seg_e = decode(&db.get(keys::profile(e))?.expect("exists"))
             .segment

@@ -3,7 +3,6 @@
 //! there (docs/testing.md). Crashes the fuzzers found are kept below as named regression tests.
 
 use persona::fuzzing;
-use persona::storage::codec;
 use proptest::prelude::*;
 
 /// Bytes that look like RESP often enough to get past the first byte.
@@ -78,7 +77,7 @@ fn valid_record() -> Vec<u8> {
         );
         rec.remember(i as u64, 1_767_225_600_000 + i, 8);
     }
-    codec::encode(&rec)
+    rec.encode()
 }
 
 fn csv_ish() -> impl Strategy<Value = Vec<u8>> {

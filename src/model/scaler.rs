@@ -15,11 +15,43 @@ use super::{check_len, ModelError};
 const MIN_STD: f64 = 1e-9;
 
 /// Running mean and population variance of every dimension of a stream of vectors.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// The divisor [`Scaler::transform`] uses for each dimension is kept up to date by
+/// [`Scaler::update`] (and rebuilt on decoding) rather than recomputed per call: the writer
+/// transforms more vectors than it folds in, and readers only transform. It is not stored.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Scaler {
     count: u64,
     mean: Vec<f64>,
     m2: Vec<f64>,
+    /// Per dimension: the standard deviation, or 1 where it is not trusted (see
+    /// [`Scaler::transform`]). Derived from the fields above.
+    #[serde(skip_serializing)]
+    divisor: Vec<f64>,
+}
+
+/// The stored fields of a [`Scaler`] (bincode is positional: the same layout as its
+/// `Serialize`), from which the divisors are rebuilt.
+#[derive(Deserialize)]
+#[serde(rename = "Scaler")]
+struct StoredScaler {
+    count: u64,
+    mean: Vec<f64>,
+    m2: Vec<f64>,
+}
+
+impl<'de> Deserialize<'de> for Scaler {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let StoredScaler { count, mean, m2 } = StoredScaler::deserialize(d)?;
+        let mut s = Scaler {
+            count,
+            mean,
+            m2,
+            divisor: Vec::new(),
+        };
+        s.refresh_divisors();
+        Ok(s)
+    }
 }
 
 impl Scaler {
@@ -29,7 +61,25 @@ impl Scaler {
             count: 0,
             mean: vec![0.0; dim],
             m2: vec![0.0; dim],
+            divisor: vec![1.0; dim],
         }
+    }
+
+    /// Recomputes every divisor from `count` and `m2`: `sqrt(m2 / n)`, or 1 with fewer than two
+    /// observations or below [`MIN_STD`]. Always `m2.len()` long, so a decoded scaler whose
+    /// lengths disagree (refused by `validate`) still cannot index out of bounds.
+    fn refresh_divisors(&mut self) {
+        let n = self.count as f64;
+        let trust_std = self.count >= 2;
+        self.divisor.clear();
+        self.divisor.extend(self.m2.iter().map(|&m2| {
+            let std = (m2 / n).sqrt();
+            if trust_std && std >= MIN_STD {
+                std
+            } else {
+                1.0
+            }
+        }));
     }
 
     /// Number of components of the vectors this scaler accepts.
@@ -69,6 +119,7 @@ impl Scaler {
             *mean += delta / n;
             *m2 += delta * (v - *mean);
         }
+        self.refresh_divisors();
     }
 
     /// Population variance (divides by `n`, not `n − 1`) of every dimension; zeros before the
@@ -101,15 +152,10 @@ impl Scaler {
     pub fn transform(&self, x: &[f64], out: &mut [f64]) {
         debug_assert_eq!(x.len(), self.dim(), "scaler dimension mismatch");
         debug_assert_eq!(out.len(), self.dim(), "scaler output dimension mismatch");
-        let n = self.count as f64;
-        let trust_std = self.count >= 2;
-        for (((o, &v), &mean), &m2) in out.iter_mut().zip(x).zip(&self.mean).zip(&self.m2) {
-            let std = (m2 / n).sqrt();
-            let divisor = if trust_std && std >= MIN_STD {
-                std
-            } else {
-                1.0
-            };
+        // Dividing (not multiplying by a cached reciprocal) keeps results bit-identical to
+        // `(x - mean) / std`.
+        for (((o, &v), &mean), &divisor) in out.iter_mut().zip(x).zip(&self.mean).zip(&self.divisor)
+        {
             *o = (v - mean) / divisor;
         }
     }
@@ -208,6 +254,31 @@ mod tests {
         assert_eq!(s.variance(), vec![0.0, 0.0]);
         assert_eq!(s.transform_vec(&[5.0, 1.0]), vec![0.0, 0.0]);
         assert!(s.transform_vec(&[9.0, 4.0]).iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn cached_divisors_match_the_formula_and_survive_decoding() -> crate::Result<()> {
+        let mut rng = Pcg64::seed_from_u64(9);
+        let mut s = Scaler::new(4);
+        for _ in 0..300 {
+            let row: Vec<f64> = (0..4).map(|j| j as f64 * rng.gen::<f64>()).collect();
+            s.update(&row);
+        }
+        let x = [0.3, -1.0, 2.5, 7.0];
+        let z = s.transform_vec(&x);
+        for (j, zj) in z.iter().enumerate() {
+            let std = s.std_dev(j);
+            let divisor = if std >= MIN_STD { std } else { 1.0 };
+            assert_eq!(zj.to_bits(), ((x[j] - s.mean()[j]) / divisor).to_bits());
+        }
+        let bytes = crate::storage::codec::encode(&s);
+        let back: Scaler = crate::storage::codec::decode(&|| "scaler".into(), &bytes)?;
+        assert_eq!(back, s);
+        assert_eq!(back.transform_vec(&x), z);
+        // The stored layout is count, mean, m2 only.
+        let stored = crate::storage::codec::encode(&(s.count, &s.mean, &s.m2));
+        assert_eq!(bytes, stored);
+        Ok(())
     }
 
     #[test]

@@ -18,11 +18,11 @@ use crate::config::Config;
 use crate::config::DriftReaction;
 use crate::error::{Error, Result};
 use crate::features::vector::FeatureLayout;
-use crate::features::{CompactEvent, ProfileOp};
+use crate::features::{CompactEvent, ProfileOp, ProfileState};
 use crate::model::drift::Detection;
 use crate::model::ModelState;
 use crate::storage::record::{PendingExample, ProfileRecord};
-use crate::storage::{codec, keys, Store};
+use crate::storage::{keys, Store};
 use crate::Event;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
@@ -265,7 +265,13 @@ impl Engine {
         let mut open = open_example(&w.record, now, horizon, self.config.silent_horizons);
         let mut positive = None;
         if let Some((taken_at, k)) = open {
-            let features = example_features(&w.record, &self.layout, taken_at, k);
+            let features = example_features(
+                &w.record.pending,
+                &w.record.state,
+                &self.layout,
+                taken_at,
+                k,
+            );
             if e.kind == self.config.target_kind
                 && e.timestamp_ms > taken_at
                 && e.timestamp_ms <= taken_at + horizon
@@ -341,11 +347,21 @@ impl Engine {
             b.undo.push(Undo::Removed(key.clone()));
             let (deadline, customer) = key;
             // A record that cannot be read is reported when its customer is next touched;
-            // here it only means one fewer training example.
-            let Ok(w) = load(store, &mut b.records, &customer) else {
-                continue;
+            // here it only means one fewer training example. Labelling reads only the pending
+            // example and the state, so a record the batch has not loaded is decoded up to its
+            // state (not its history and de-duplication window) and not kept.
+            let stored;
+            let (pending, state) = match b.records.get(&customer) {
+                Some(w) => (&w.record.pending, &w.record.state),
+                None => match store.profile_state(&customer) {
+                    Ok(Some(r)) => {
+                        stored = r;
+                        (&stored.pending, &stored.state)
+                    }
+                    Ok(None) | Err(_) => continue,
+                },
             };
-            let Some(p) = &w.record.pending else {
+            let Some(p) = pending else {
                 continue;
             };
             let age = deadline - p.taken_at_ms;
@@ -356,8 +372,8 @@ impl Engine {
             if k > self.config.silent_horizons {
                 continue;
             }
-            let features = example_features(&w.record, &self.layout, deadline - h, k);
-            let x = self.layout.vector(&w.record.state, deadline);
+            let features = example_features(pending, state, &self.layout, deadline - h, k);
+            let x = self.layout.vector(state, deadline);
             self.learn(store, &features, false);
             observe(&mut self.model, &x, self.config.model.reservoir_size);
             if k < self.config.silent_horizons {
@@ -394,7 +410,7 @@ impl Engine {
             if !w.dirty {
                 continue;
             }
-            insert(batch, keys::profile(id), codec::encode(&w.record));
+            insert(batch, keys::profile(id), w.record.encode());
             if w.record.segment != w.old_segment {
                 if let Some(old) = w.old_segment {
                     batch.remove(keys::member(old, id));
@@ -691,15 +707,16 @@ fn open_example(
 /// The raw features of example (taken_at, k): stored for k = 0, derived from the (unchanged
 /// since) state as of `taken_at` otherwise.
 fn example_features(
-    record: &ProfileRecord,
+    pending: &Option<PendingExample>,
+    state: &ProfileState,
     layout: &FeatureLayout,
     taken_at: i64,
     k: usize,
 ) -> Vec<f32> {
-    match (&record.pending, k) {
+    match (pending, k) {
         (Some(p), 0) => p.features.clone(),
         _ => layout
-            .vector(&record.state, taken_at)
+            .vector(state, taken_at)
             .iter()
             .map(|v| *v as f32)
             .collect(),

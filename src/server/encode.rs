@@ -60,11 +60,16 @@ impl Frame {
                 }
             }
             Frame::Double(value) => {
-                let text = format_double(*value);
+                let mut fast = ryu::Buffer::new();
+                let mut slow = DoubleText::empty();
+                let text = double_text(*value, &mut fast, &mut slow);
+                // The text never holds CR or LF, so it needs no `line` filtering.
                 if resp3 {
-                    line(out, b',', text.as_bytes());
+                    out.push(b',');
+                    out.extend_from_slice(text);
+                    out.extend_from_slice(b"\r\n");
                 } else {
-                    bulk(out, b'$', &[text.as_bytes()]);
+                    bulk(out, b'$', &[text]);
                 }
             }
             Frame::Boolean(value) => out.extend_from_slice(match (resp3, value) {
@@ -132,8 +137,13 @@ fn push_i64(out: &mut Vec<u8>, n: i64) {
 }
 
 /// Decimal digits of `n`, without allocating.
-fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+fn push_u64(out: &mut Vec<u8>, n: u64) {
     let mut digits = [0u8; 20];
+    out.extend_from_slice(u64_digits(n, &mut digits));
+}
+
+/// Decimal digits of `n`, written at the end of `digits` (20 bytes hold any u64).
+fn u64_digits(mut n: u64, digits: &mut [u8; 20]) -> &[u8] {
     let mut start = digits.len();
     for slot in digits.iter_mut().rev() {
         // `n % 10` is below 10, so the cast cannot truncate.
@@ -144,19 +154,269 @@ fn push_u64(out: &mut Vec<u8>, mut n: u64) {
             break;
         }
     }
-    out.extend_from_slice(digits.get(start..).unwrap_or(&[]));
+    digits.get(start..).unwrap_or(&[])
 }
 
 /// The shortest text that reads back as `value`; plain decimal for ordinary magnitudes,
 /// exponent form for very large or very small ones.
+#[cfg(test)]
 pub(super) fn format_double(value: f64) -> String {
-    if value.is_nan() {
-        "nan".to_owned()
-    } else if value.is_infinite() {
-        if value > 0.0 { "inf" } else { "-inf" }.to_owned()
-    } else if value == 0.0 || (1e-5..1e17).contains(&value.abs()) {
-        format!("{value}")
+    let mut fast = ryu::Buffer::new();
+    let mut slow = DoubleText::empty();
+    String::from_utf8_lossy(double_text(value, &mut fast, &mut slow)).into_owned()
+}
+
+/// The text of `value` (see [`DoubleText`]), written into one of the two buffers. The common
+/// case is `ryu`'s own text: when it has no exponent it is already Rust's `{}` text but for a
+/// trailing `.0` (`ryu` writes no exponent exactly for `1e-5 <= |v| < 1e16`, inside the range
+/// where Rust's is written without one).
+fn double_text<'a>(value: f64, fast: &'a mut ryu::Buffer, slow: &'a mut DoubleText) -> &'a [u8] {
+    if value.is_finite() {
+        let text = fast.format_finite(value).as_bytes();
+        if !text.contains(&b'e') {
+            let text = text.strip_suffix(b".0").unwrap_or(text);
+            if !is_tie(value, significant_digits(text)) {
+                return text;
+            }
+        }
+    }
+    *slow = DoubleText::new(value);
+    slow.as_bytes()
+}
+
+/// The text of a double, built on the stack: the shortest digits that read back as the value
+/// (from `ryu`), laid out as Rust's `{}` does for `1e-5 <= |v| < 1e17` and zero (`0.001`,
+/// `123456789`, `-0`) and as `{:e}` otherwise (`1e300`, `1.5e-7`); `inf`, `-inf`, `nan`.
+/// Byte-identical to formatting with `format!` (see the tests), without its allocation.
+struct DoubleText {
+    buf: [u8; 40],
+    len: usize,
+}
+
+impl DoubleText {
+    fn empty() -> DoubleText {
+        DoubleText {
+            buf: [0; 40],
+            len: 0,
+        }
+    }
+
+    fn new(value: f64) -> DoubleText {
+        let mut t = DoubleText {
+            buf: [0; 40],
+            len: 0,
+        };
+        if value.is_nan() {
+            t.push_all(b"nan");
+            return t;
+        }
+        if value.is_infinite() {
+            t.push_all(if value > 0.0 { b"inf" } else { b"-inf" });
+            return t;
+        }
+        let mut ryu_buf = ryu::Buffer::new();
+        let sci = Scientific::parse(ryu_buf.format_finite(value).as_bytes());
+        if is_tie(value, sci.digits().len()) {
+            // Two shortest texts are equally close; `ryu` rounds the tie to even, Rust's
+            // formatter up. Keep Rust's text (the one written before `ryu` was used).
+            t.std_format(value);
+            return t;
+        }
+        if sci.negative {
+            t.push(b'-');
+        }
+        let digits = sci.digits();
+        let point = sci.point;
+        if digits.is_empty() {
+            t.push(b'0');
+        } else if (1e-5..1e17).contains(&value.abs()) {
+            if point <= 0 {
+                t.push_all(b"0.");
+                for _ in point..0 {
+                    t.push(b'0');
+                }
+                t.push_all(digits);
+            } else {
+                let point = point.unsigned_abs() as usize;
+                let (int, frac) = digits.split_at(point.min(digits.len()));
+                t.push_all(int);
+                for _ in int.len()..point {
+                    t.push(b'0');
+                }
+                if !frac.is_empty() {
+                    t.push(b'.');
+                    t.push_all(frac);
+                }
+            }
+        } else {
+            let (first, rest) = digits.split_at(1);
+            t.push_all(first);
+            if !rest.is_empty() {
+                t.push(b'.');
+                t.push_all(rest);
+            }
+            t.push(b'e');
+            let exp = point - 1;
+            if exp < 0 {
+                t.push(b'-');
+            }
+            let mut text = [0u8; 20];
+            t.push_all(u64_digits(u64::from(exp.unsigned_abs()), &mut text));
+        }
+        t
+    }
+
+    /// Rust's own formatting, into the same buffer (rare: only for ties, see [`is_tie`]).
+    fn std_format(&mut self, value: f64) {
+        use std::fmt::Write as _;
+        // Writing into a `DoubleText` cannot fail (see `write_str`).
+        let _ = if value == 0.0 || (1e-5..1e17).contains(&value.abs()) {
+            write!(self, "{value}")
+        } else {
+            write!(self, "{value:e}")
+        };
+    }
+
+    fn push(&mut self, b: u8) {
+        // 40 bytes hold any double's text (at most 17 digits, a sign, "0.0000", "e-324").
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
+    }
+
+    fn push_all(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.push(b);
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or(&[])
+    }
+}
+
+impl std::fmt::Write for DoubleText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.push_all(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// Digits of a plain decimal text without its leading and trailing zeros (`-0.0120` → 2).
+fn significant_digits(text: &[u8]) -> usize {
+    let digits = || text.iter().filter(|b| b.is_ascii_digit());
+    let total = digits().count();
+    let leading = digits().take_while(|&&b| b == b'0').count();
+    let trailing = digits().rev().take_while(|&&b| b == b'0').count();
+    total.saturating_sub(leading + trailing)
+}
+
+/// Whether the exact decimal value of finite `value` has `shortest + 1` significant digits, the
+/// last a 5: then two `shortest`-digit texts are equally close to it and formatters may differ
+/// in which they pick.
+///
+/// The exact value is S × 10^q with S an integer without trailing zeros; S ends in 5 only if it
+/// is odd. value = m × 2^e with m odd: for e < 0, S = m × 5^−e, which has more than 18 digits
+/// (more than any tie, as `shortest` <= 17) once −e > 27; for e >= 0, S is odd only if the 2^e
+/// is cancelled by factors of 5 of m, so e <= 22 (5^23 > 2^53). Both cases fit a u128.
+fn is_tie(value: f64, shortest: usize) -> bool {
+    let bits = value.abs().to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    let fraction = bits & ((1u64 << 52) - 1);
+    let (mut m, mut e) = if biased == 0 {
+        (fraction, -1074)
     } else {
-        format!("{value:e}")
+        (fraction | (1u64 << 52), biased - 1075)
+    };
+    if m == 0 {
+        return false;
+    }
+    let zeros = m.trailing_zeros();
+    m >>= zeros;
+    e += zeros as i32;
+    let mut s = u128::from(m);
+    if e >= 0 {
+        if e > 22 {
+            return false;
+        }
+        s <<= e;
+        while s % 10 == 0 {
+            s /= 10;
+        }
+    } else {
+        if -e > 27 {
+            return false;
+        }
+        s *= 5u128.pow(e.unsigned_abs());
+    }
+    if s % 10 != 5 {
+        return false;
+    }
+    let mut digits = 0;
+    while s > 0 {
+        s /= 10;
+        digits += 1;
+    }
+    digits == shortest + 1
+}
+
+/// A finite number as written by `ryu` (`-1.25`, `100.0`, `0.001`, `1e30`, `1.5e-7`), taken
+/// apart: value = (−1 if `negative`) × 0.DIGITS × 10^`point`, DIGITS without leading or
+/// trailing zeros (empty for zero).
+struct Scientific {
+    negative: bool,
+    buf: [u8; 32],
+    start: usize,
+    end: usize,
+    point: i32,
+}
+
+impl Scientific {
+    fn parse(text: &[u8]) -> Scientific {
+        let mut s = Scientific {
+            negative: false,
+            buf: [0; 32],
+            start: 0,
+            end: 0,
+            point: 0,
+        };
+        let (mut in_exp, mut seen_point, mut exp_negative, mut exp) = (false, false, false, 0i32);
+        for &b in text {
+            match b {
+                b'-' if in_exp => exp_negative = true,
+                b'-' => s.negative = true,
+                b'.' => seen_point = true,
+                b'e' | b'E' => in_exp = true,
+                b'0'..=b'9' if in_exp => {
+                    exp = exp.saturating_mul(10).saturating_add(i32::from(b - b'0'));
+                }
+                b'0'..=b'9' => {
+                    if let Some(slot) = s.buf.get_mut(s.end) {
+                        *slot = b;
+                        s.end += 1;
+                    }
+                    if !seen_point {
+                        s.point += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        s.point = s
+            .point
+            .saturating_add(if exp_negative { -exp } else { exp });
+        while s.start < s.end && s.buf.get(s.start) == Some(&b'0') {
+            s.start += 1;
+            s.point -= 1;
+        }
+        while s.end > s.start && s.buf.get(s.end - 1) == Some(&b'0') {
+            s.end -= 1;
+        }
+        s
+    }
+
+    fn digits(&self) -> &[u8] {
+        self.buf.get(self.start..self.end).unwrap_or(&[])
     }
 }

@@ -252,6 +252,63 @@ fn doubles_use_the_shortest_exact_text() {
     }
 }
 
+/// The text `Frame::Double` had before it was built from `ryu`'s digits: Rust's own shortest
+/// round-trip formatting. The two must agree byte for byte.
+fn std_format_double(value: f64) -> String {
+    if value.is_nan() {
+        "nan".to_owned()
+    } else if value.is_infinite() {
+        if value > 0.0 { "inf" } else { "-inf" }.to_owned()
+    } else if value == 0.0 || (1e-5..1e17).contains(&value.abs()) {
+        format!("{value}")
+    } else {
+        format!("{value:e}")
+    }
+}
+
+#[test]
+fn doubles_match_std_formatting_byte_for_byte() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(11);
+    let mut values = vec![
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        1e-5,
+        9.999999999999999e-6,
+        1e16,
+        1e17,
+        99999999999999980.0,
+        1.2345e16,
+        123456789012345680.0,
+        f64::MIN_POSITIVE,
+        5e-324,
+        f64::MAX,
+        f64::MIN,
+        f64::EPSILON,
+        0.1 + 0.2,
+        // A tie: 771.67510986328125 exactly; Rust writes ...813, ryu alone ...812.
+        771.675_109_863_281_3,
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    ];
+    for e in -330..=310 {
+        values.push(10f64.powi(e));
+        values.push(-1.5 * 10f64.powi(e));
+        values.push(7.123456789 * 10f64.powi(e));
+    }
+    for _ in 0..200_000 {
+        values.push(f64::from_bits(rng.gen()));
+        values.push(rng.gen_range(-1e6..1e6));
+        values.push(f64::from(rng.gen::<f32>()) * 1e3);
+    }
+    for value in values {
+        assert_eq!(format_double(value), std_format_double(value), "{value:?}");
+    }
+}
+
 #[test]
 fn multibulk_and_inline_commands() {
     assert_eq!(

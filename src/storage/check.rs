@@ -270,7 +270,7 @@ fn check_profiles(
                 format!("invalid customer id: {e}"),
             );
         }
-        let rec: ProfileRecord = match codec::decode(&|| format!("profile {id:?}"), &value) {
+        let rec = match ProfileRecord::decode(&|| format!("profile {id:?}"), &value) {
             Ok(r) => r,
             Err(e) => {
                 report.push(&key, ProblemKind::Undecodable, e.to_string());

@@ -20,7 +20,15 @@ fn config() -> impl bincode::config::Config {
 
 /// Encodes `value` behind the format-version byte.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = vec![FORMAT_VERSION];
+    encode_as(FORMAT_VERSION, value)
+}
+
+/// Encodes `value` behind the given format-version byte (for a record type whose layout has its
+/// own version, as profile records do: see [`crate::storage::record::PROFILE_FORMAT_VERSION`]).
+pub fn encode_as<T: Serialize>(version: u8, value: &T) -> Vec<u8> {
+    // Most records are around a kilobyte: start there rather than growing from one byte.
+    let mut out = Vec::with_capacity(1024);
+    out.push(version);
     // Encoding into a Vec cannot fail for our plain data types (no maps with non-string keys,
     // no sequences of unknown length); fall back to an empty body rather than panic.
     match bincode::serde::encode_into_std_write(value, &mut out, bincode::config::standard()) {
@@ -57,23 +65,63 @@ pub fn decode_prefix<T: DeserializeOwned>(
     key: &dyn Fn() -> String,
     bytes: &[u8],
 ) -> Result<(T, usize)> {
+    let (_, body) = split_version(key, bytes, FORMAT_VERSION)?;
+    decode_body(key, body)
+}
+
+/// Splits a record into its format-version byte, which must be in `1..=newest`, and its body.
+///
+/// # Errors
+/// [`Error::Corruption`] for an empty record, [`Error::UnsupportedVersion`] for another version.
+pub fn split_version<'a>(
+    key: &dyn Fn() -> String,
+    bytes: &'a [u8],
+    newest: u8,
+) -> Result<(u8, &'a [u8])> {
     let Some((&version, body)) = bytes.split_first() else {
         return Err(Error::Corruption {
             key: key(),
             detail: "record is empty".into(),
         });
     };
-    if version != FORMAT_VERSION {
+    if version == 0 || version > newest {
         return Err(Error::UnsupportedVersion {
             key: key(),
             found: version,
-            supported: FORMAT_VERSION,
+            supported: newest,
         });
     }
+    Ok((version, body))
+}
+
+/// Decodes the leading fields of a record body (after its version byte). Returns the value and
+/// the bytes consumed.
+///
+/// # Errors
+/// [`Error::Corruption`] if it does not decode.
+pub fn decode_body<T: DeserializeOwned>(
+    key: &dyn Fn() -> String,
+    body: &[u8],
+) -> Result<(T, usize)> {
     bincode::serde::decode_from_slice(body, config()).map_err(|e| Error::Corruption {
         key: key(),
         detail: format!("cannot decode: {e}"),
     })
+}
+
+/// Decodes a whole record body: like [`decode_body`], and trailing bytes are corruption.
+///
+/// # Errors
+/// [`Error::Corruption`] if it does not decode or does not use every byte.
+pub fn decode_whole_body<T: DeserializeOwned>(key: &dyn Fn() -> String, body: &[u8]) -> Result<T> {
+    let (value, used) = decode_body(key, body)?;
+    if used != body.len() {
+        return Err(Error::Corruption {
+            key: key(),
+            detail: format!("{} trailing bytes after the record", body.len() - used),
+        });
+    }
+    Ok(value)
 }
 
 #[cfg(test)]

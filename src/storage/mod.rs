@@ -10,12 +10,13 @@ pub mod check;
 pub mod codec;
 pub mod keys;
 pub mod record;
+mod window;
 
 use crate::config::{Config, Durability};
 use crate::error::{Error, Result};
 use crate::features::FeatureParams;
 use crate::model::ModelState;
-use record::{ProfileRecord, RecordHead};
+use record::{ProfileRecord, RecordHead, RecordState};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -215,6 +216,26 @@ impl Store {
         }
     }
 
+    /// The leading fields of a customer's record, up to its current state (see
+    /// [`RecordState`]): a fraction of the cost of [`Store::profile`].
+    ///
+    /// # Errors
+    /// As [`Store::profile`].
+    pub fn profile_state(&self, customer_id: &str) -> Result<Option<RecordState>> {
+        let Some(bytes) = self.db.get(keys::profile(customer_id))? else {
+            return Ok(None);
+        };
+        let name = || format!("profile {customer_id:?}");
+        let rec = RecordState::decode(&name, &bytes)?;
+        if !rec.state.is_consistent(&self.params) {
+            return Err(Error::Corruption {
+                key: name(),
+                detail: "fields are inconsistent with the store's settings".into(),
+            });
+        }
+        Ok(Some(rec))
+    }
+
     /// A customer's record, undecoded.
     ///
     /// # Errors
@@ -229,7 +250,7 @@ impl Store {
     /// As [`Store::profile`].
     pub fn decode_profile(&self, customer_id: &str, bytes: &[u8]) -> Result<ProfileRecord> {
         let name = || format!("profile {customer_id:?}");
-        let rec: ProfileRecord = codec::decode(&name, bytes)?;
+        let rec = ProfileRecord::decode(&name, bytes)?;
         if !rec.is_consistent(&self.params) {
             return Err(Error::Corruption {
                 key: name(),
@@ -346,8 +367,8 @@ impl Store {
             let Some(id) = keys::parse_profile(&k) else {
                 continue;
             };
-            match codec::decode_prefix::<RecordHead>(&|| format!("profile {id:?}"), &v) {
-                Ok((head, _)) => {
+            match RecordHead::decode(&|| format!("profile {id:?}"), &v) {
+                Ok(head) => {
                     if let Some(p) = head.pending {
                         out.push((id.to_string(), p.taken_at_ms));
                     }

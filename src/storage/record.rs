@@ -8,9 +8,16 @@
 //! `history_versions` versions readable at the cost of two states and a few dozen bytes per op,
 //! instead of one full state per version.
 
+use super::{codec, window};
+use crate::error::Result;
 use crate::features::{FeatureParams, ProfileOp, ProfileState};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
+
+/// Format version of the profile records this build writes. Version 2 stores the
+/// de-duplication window as one byte string (see `storage/window.rs`); version 1 stored it as a
+/// sequence of `(u64, i64)` and is still read. Every other field is laid out the same in both.
+pub const PROFILE_FORMAT_VERSION: u8 = 2;
 
 /// One version's change and the model outcome right after it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,8 +49,45 @@ pub struct RecordHead {
     pub pending: Option<PendingExample>,
 }
 
-/// Everything stored about one customer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The leading fields of a [`ProfileRecord`] up to its current state, decodable on their own:
+/// what labelling an expired training example needs, without the base state, op log and
+/// de-duplication window that make up most of a record.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RecordState {
+    /// See [`ProfileRecord::pending`].
+    pub pending: Option<PendingExample>,
+    /// See [`ProfileRecord::version`].
+    pub version: u64,
+    /// See [`ProfileRecord::state`].
+    pub state: ProfileState,
+}
+
+impl RecordHead {
+    /// Decodes the head of a profile record of any supported version. `key` names it in errors.
+    ///
+    /// # Errors
+    /// As [`ProfileRecord::decode`].
+    pub fn decode(key: &dyn Fn() -> String, bytes: &[u8]) -> Result<RecordHead> {
+        let (_, body) = codec::split_version(key, bytes, PROFILE_FORMAT_VERSION)?;
+        Ok(codec::decode_body(key, body)?.0)
+    }
+}
+
+impl RecordState {
+    /// Decodes the leading fields of a profile record of any supported version, up to its
+    /// state. `key` names it in errors.
+    ///
+    /// # Errors
+    /// As [`ProfileRecord::decode`].
+    pub fn decode(key: &dyn Fn() -> String, bytes: &[u8]) -> Result<RecordState> {
+        let (_, body) = codec::split_version(key, bytes, PROFILE_FORMAT_VERSION)?;
+        Ok(codec::decode_body(key, body)?.0)
+    }
+}
+
+/// Everything stored about one customer. Stored with [`ProfileRecord::encode`] (not the generic
+/// codec: the record has its own format version).
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProfileRecord {
     /// Example awaiting its label. Must stay the first field (see [`RecordHead`]).
     pub pending: Option<PendingExample>,
@@ -66,6 +110,71 @@ pub struct ProfileRecord {
     pub distance: f32,
     /// Propensity predicted at the last write.
     pub propensity: f32,
+}
+
+/// A [`ProfileRecord`] as version 2 writes it (borrowed, for encoding).
+#[derive(Serialize)]
+struct StoredRef<'a> {
+    pending: &'a Option<PendingExample>,
+    version: u64,
+    state: &'a ProfileState,
+    base: &'a Option<ProfileState>,
+    history: &'a VecDeque<HistoryEntry>,
+    #[serde(serialize_with = "window::serialize")]
+    recent_ids: &'a VecDeque<(u64, i64)>,
+    dedupe_floor_ms: Option<i64>,
+    segment: Option<u16>,
+    distance: f32,
+    propensity: f32,
+}
+
+/// A [`ProfileRecord`] as version 2 stores it.
+#[derive(Deserialize)]
+struct StoredV2 {
+    pending: Option<PendingExample>,
+    version: u64,
+    state: ProfileState,
+    base: Option<ProfileState>,
+    history: VecDeque<HistoryEntry>,
+    #[serde(deserialize_with = "window::deserialize")]
+    recent_ids: VecDeque<(u64, i64)>,
+    dedupe_floor_ms: Option<i64>,
+    segment: Option<u16>,
+    distance: f32,
+    propensity: f32,
+}
+
+/// A [`ProfileRecord`] as version 1 stores it: the window as a plain sequence of pairs.
+#[derive(Serialize, Deserialize)]
+struct StoredV1 {
+    pending: Option<PendingExample>,
+    version: u64,
+    state: ProfileState,
+    base: Option<ProfileState>,
+    history: VecDeque<HistoryEntry>,
+    recent_ids: VecDeque<(u64, i64)>,
+    dedupe_floor_ms: Option<i64>,
+    segment: Option<u16>,
+    distance: f32,
+    propensity: f32,
+}
+
+macro_rules! into_record {
+    ($s:expr) => {{
+        let s = $s;
+        ProfileRecord {
+            pending: s.pending,
+            version: s.version,
+            state: s.state,
+            base: s.base,
+            history: s.history,
+            recent_ids: s.recent_ids,
+            dedupe_floor_ms: s.dedupe_floor_ms,
+            segment: s.segment,
+            distance: s.distance,
+            propensity: s.propensity,
+        }
+    }};
 }
 
 /// Why a historical version cannot be read.
@@ -98,6 +207,63 @@ impl ProfileRecord {
             distance: 0.0,
             propensity: 0.0,
         }
+    }
+
+    /// The stored form: [`PROFILE_FORMAT_VERSION`], then the record in bincode.
+    pub fn encode(&self) -> Vec<u8> {
+        codec::encode_as(
+            PROFILE_FORMAT_VERSION,
+            &StoredRef {
+                pending: &self.pending,
+                version: self.version,
+                state: &self.state,
+                base: &self.base,
+                history: &self.history,
+                recent_ids: &self.recent_ids,
+                dedupe_floor_ms: self.dedupe_floor_ms,
+                segment: self.segment,
+                distance: self.distance,
+                propensity: self.propensity,
+            },
+        )
+    }
+
+    /// Decodes a stored record of any supported version (1 or 2). `key` names it in errors.
+    /// Does not check the fields against the store's settings (see
+    /// [`ProfileRecord::is_consistent`]).
+    ///
+    /// # Errors
+    /// [`crate::Error::UnsupportedVersion`] for an unknown version byte,
+    /// [`crate::Error::Corruption`] for anything that does not decode, including trailing bytes.
+    pub fn decode(key: &dyn Fn() -> String, bytes: &[u8]) -> Result<ProfileRecord> {
+        let (version, body) = codec::split_version(key, bytes, PROFILE_FORMAT_VERSION)?;
+        Ok(if version == 1 {
+            into_record!(codec::decode_whole_body::<StoredV1>(key, body)?)
+        } else {
+            into_record!(codec::decode_whole_body::<StoredV2>(key, body)?)
+        })
+    }
+
+    /// The record in the version-1 layout, as builds before [`PROFILE_FORMAT_VERSION`] 2 wrote
+    /// it (for compatibility tests).
+    #[doc(hidden)]
+    pub fn encode_v1(&self) -> Vec<u8> {
+        let s = self.clone();
+        codec::encode_as(
+            1,
+            &StoredV1 {
+                pending: s.pending,
+                version: s.version,
+                state: s.state,
+                base: s.base,
+                history: s.history,
+                recent_ids: s.recent_ids,
+                dedupe_floor_ms: s.dedupe_floor_ms,
+                segment: s.segment,
+                distance: s.distance,
+                propensity: s.propensity,
+            },
+        )
     }
 
     /// Version of `base`.
@@ -291,10 +457,52 @@ mod tests {
             features: vec![1.0, 2.0],
         });
         rec.apply(op(1), &p, 4);
-        let bytes = super::super::codec::encode(&rec);
-        let (head, _): (RecordHead, usize) =
-            super::super::codec::decode_prefix(&|| "t".to_string(), &bytes)?;
-        assert_eq!(head.pending, rec.pending);
+        for bytes in [rec.encode(), rec.encode_v1()] {
+            let head = RecordHead::decode(&|| "t".to_string(), &bytes)?;
+            assert_eq!(head.pending, rec.pending);
+            let st = RecordState::decode(&|| "t".to_string(), &bytes)?;
+            assert_eq!(
+                (&st.pending, st.version, &st.state),
+                (&rec.pending, 1, &rec.state)
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn version_1_records_still_decode_and_version_2_is_smaller() -> crate::Result<()> {
+        let p = params();
+        let mut rec = ProfileRecord::new(&p);
+        for i in 0..40 {
+            rec.apply(op(i), &p, 16);
+            rec.remember(
+                (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                1_767_225_600_000 + i * 60_000,
+                32,
+            );
+        }
+        rec.remember(3, i64::MIN, 32);
+        let key = || "t".to_string();
+        let v1 = rec.encode_v1();
+        let v2 = rec.encode();
+        assert_eq!((v1[0], v2[0]), (1, PROFILE_FORMAT_VERSION));
+        assert_eq!(ProfileRecord::decode(&key, &v1)?, rec);
+        assert_eq!(ProfileRecord::decode(&key, &v2)?, rec);
+        assert!(v2.len() < v1.len(), "{} vs {}", v2.len(), v1.len());
+        let mut future = v2.clone();
+        future[0] = 3;
+        assert_eq!(
+            ProfileRecord::decode(&key, &future)
+                .unwrap_err()
+                .to_string(),
+            "record t has format version 3; this build reads up to 2"
+        );
+        for cut in 0..v2.len() {
+            assert!(ProfileRecord::decode(&key, &v2[..cut]).is_err());
+        }
+        let mut trailing = v2;
+        trailing.push(0);
+        assert!(ProfileRecord::decode(&key, &trailing).is_err());
         Ok(())
     }
 }
