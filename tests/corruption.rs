@@ -47,11 +47,24 @@ fn populated(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Runs `f` on the closed store's sled database (same settings as Persona's).
+/// sled releases its file lock from a background thread a moment after the last handle of a
+/// closed store is dropped; on a loaded machine that moment can be long, so wait for it (as
+/// `Store::open` does) instead of failing the test.
 fn raw<T>(dir: &Path, f: impl FnOnce(&sled::Db) -> sled::Result<T>) -> sled::Result<T> {
-    let db = sled::Config::new()
-        .path(dir)
-        .segment_size(8 * 1024 * 1024)
-        .open()?;
+    let mut attempts = 0;
+    let db = loop {
+        match sled::Config::new()
+            .path(dir)
+            .segment_size(8 * 1024 * 1024)
+            .open()
+        {
+            Err(e) if persona::storage::is_lock_error(&e) && attempts < 250 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => break other?,
+        }
+    };
     let out = f(&db)?;
     db.flush()?;
     Ok(out)

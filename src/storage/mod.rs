@@ -514,13 +514,13 @@ impl Store {
     }
 }
 
-/// Opens sled, waiting up to about a second for the store's file lock. sled releases the lock
+/// Opens sled, waiting up to about three seconds for the store's file lock. sled releases the lock
 /// only when its last background I/O task ends, which can be a moment after a handle in this
 /// process was closed and dropped; reopening right away (a test, `persona check` then `Db::open`)
 /// must not fail because of that. A lock held by another process is still reported, after the
 /// wait.
 fn open_sled(path: &Path, cache_capacity_mb: u64) -> Result<sled::Db> {
-    const ATTEMPTS: u32 = 50;
+    const ATTEMPTS: u32 = 150;
     let mut attempt = 1;
     loop {
         match sled_config_at(path, cache_capacity_mb).open() {
