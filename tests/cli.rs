@@ -308,3 +308,43 @@ fn reimport_beyond_the_dedupe_window_applies_nothing() -> Result {
     assert_eq!(json(&data, &["model"])?, model);
     Ok(())
 }
+
+/// The README's main job, `persona quickstart`, on a small data set: it generates, imports with
+/// every event applied, refits, and prints the segments, the model and three customers; run
+/// again it shows the existing store instead of importing twice; the store checks clean.
+#[test]
+fn quickstart_builds_a_store_and_shows_it_again_on_a_second_run() -> Result {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("store");
+    let args = ["quickstart", "--customers", "300", "--events", "5000"];
+    let first = ok(&data, &args)?;
+    assert!(
+        first.contains("imported 5000 events (0 duplicates, 0 rejected)"),
+        "{first}"
+    );
+    for section in [
+        "== segments",
+        "== model",
+        "== three example customers",
+        "segments           8 (seeded)",
+    ] {
+        assert!(first.contains(section), "{section} missing:\n{first}");
+    }
+    assert_eq!(first.matches("(planted persona: ").count(), 3, "{first}");
+    let second = ok(&data, &args)?;
+    assert!(
+        second.contains("already holds a store; showing it"),
+        "{second}"
+    );
+    assert!(!second.contains("imported"), "{second}");
+    // Every profile the import created is there, and exactly as many as the segments hold.
+    let db = persona::Db::open(&data)?;
+    let in_segments: usize = db.segments().iter().map(|s| s.size as usize).sum();
+    assert!(db.profile_count() > 0);
+    assert_eq!(db.profile_count(), in_segments);
+    db.close()?;
+    drop(db);
+    let report = persona::check_store(&data)?;
+    assert!(report.is_clean(), "{:?}", report.problems);
+    Ok(())
+}
