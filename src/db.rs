@@ -65,8 +65,9 @@ struct Inner {
     layout: FeatureLayout,
     config: Config,
     writer: Mutex<Option<JoinHandle<()>>>,
-    /// The background build of the lookalike index (joined on close: it holds the store).
-    index_builder: Mutex<Option<JoinHandle<()>>>,
+    /// The background build of the lookalike index, started by the first query that needs it
+    /// (joined on close: it holds the store).
+    index_builder: Mutex<IndexBuilder>,
     /// Randomness for Thompson sampling: seeded, so recommendations are reproducible.
     rng: Mutex<rand_pcg::Pcg64>,
     /// Dropping this stops the background re-segmentation thread, if any.
@@ -162,14 +163,6 @@ impl Db {
         });
         let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity);
         let seed = config.model.seed;
-        // The lookalike index is rebuilt in the background so that opening stays fast; the
-        // writer's updates from now on take precedence over what the scan finds.
-        let index_builder = {
-            let (index, store) = (shared.lookalikes.clone(), store.clone());
-            std::thread::Builder::new()
-                .name("persona-lookalike-index".into())
-                .spawn(move || index.build(&store))?
-        };
         let writer = pipeline::spawn(
             store.clone(),
             config.clone(),
@@ -190,7 +183,7 @@ impl Db {
                 layout,
                 config,
                 writer: Mutex::new(Some(writer)),
-                index_builder: Mutex::new(Some(index_builder)),
+                index_builder: Mutex::new(IndexBuilder::NotStarted),
                 rng: Mutex::new(rand::SeedableRng::seed_from_u64(seed)),
                 stop_background: Mutex::new(None),
             }),
@@ -775,6 +768,7 @@ impl Db {
                 }
             }
             let index = &self.inner.shared.lookalikes;
+            self.inner.start_index_build()?;
             if index.is_ready() {
                 // Shortlist from the compact vectors, brought forward to now; the exact
                 // re-rank below decodes only the shortlist.
@@ -799,11 +793,25 @@ impl Db {
         .map(Some)
     }
 
-    /// Blocks until the lookalike index, rebuilt in the background after open, is built; true
-    /// if it is ready (false if its build failed or was stopped: `similar` then scans the
-    /// records). For tests and benchmarks.
+    /// Starts rebuilding the lookalike index of the stored profiles in the background now,
+    /// instead of at the first [`Db::similar`] (which scans the records until the index is
+    /// ready). A long-running process that answers `similar` calls it once after open; calling
+    /// it again does nothing.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the background thread cannot be spawned.
+    pub fn prepare_lookalikes(&self) -> Result<()> {
+        self.inner.start_index_build()
+    }
+
+    /// Starts the lookalike index's background build if it has not started, and blocks until
+    /// it is built; true if it is ready (false if its build failed or was stopped: `similar`
+    /// then scans the records). For tests and benchmarks.
     #[doc(hidden)]
     pub fn wait_for_lookalike_index(&self) -> bool {
+        if self.inner.start_index_build().is_err() {
+            return false;
+        }
         self.inner.shared.lookalikes.wait_built() == BuildState::Ready
     }
 
@@ -1148,11 +1156,41 @@ impl PendingWrite {
     }
 }
 
+/// Where the background build of the lookalike index stands.
+enum IndexBuilder {
+    /// Nothing has needed the index yet: short-lived handles (a CLI command) never scan.
+    NotStarted,
+    /// Scanning the records in this thread.
+    Started(JoinHandle<()>),
+    /// The store is closed (or closing): never start.
+    Closed,
+}
+
 impl Inner {
+    /// Starts rebuilding the lookalike index in the background, once. The writer keeps the
+    /// index up to date from open on, and its updates take precedence over what the scan finds,
+    /// so starting late loses nothing; until the scan is done `similar` scans the records.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the thread cannot be spawned.
+    fn start_index_build(&self) -> Result<()> {
+        let mut builder = self.index_builder.lock();
+        if matches!(*builder, IndexBuilder::NotStarted) {
+            let (index, store) = (self.shared.lookalikes.clone(), self.store.clone());
+            let handle = std::thread::Builder::new()
+                .name("persona-lookalike-index".into())
+                .spawn(move || index.build(&store))?;
+            *builder = IndexBuilder::Started(handle);
+        }
+        Ok(())
+    }
+
     fn close(&self) -> Result<()> {
         self.stop_background.lock().take();
         self.shared.lookalikes.stop_build();
-        if let Some(builder) = self.index_builder.lock().take() {
+        if let IndexBuilder::Started(builder) =
+            std::mem::replace(&mut *self.index_builder.lock(), IndexBuilder::Closed)
+        {
             // A panicked build only means the index is not ready; closing goes on.
             let _ = builder.join();
         }

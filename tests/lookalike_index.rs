@@ -152,3 +152,29 @@ fn indexed_similar_agrees_with_the_exact_scan_on_a_reopened_store() -> Result<()
     assert!(recall >= 0.9, "recall@10 = {recall:.3}");
     Ok(())
 }
+
+/// Opening a store does not scan it for the index: a short-lived handle (a CLI command) never
+/// pays for the build. The first `similar` starts it, and the built index covers every profile.
+#[test]
+fn the_index_is_built_when_first_needed_not_at_open() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = config(dir.path()).open()?;
+    load(&db, 300, 3_000)?;
+    db.close()?;
+    drop(db);
+
+    let db = config(dir.path()).open()?;
+    let profiles = db.profile_count();
+    assert!(profiles > 0);
+    // Nothing needed the index and nothing was written since open: it holds no row.
+    assert_eq!(db.lookalike_index_len(), 0);
+    let some = db.profiles().next().expect("profiles exist")?.customer_id;
+    assert!(db.similar(&some, 5, false)?.is_some());
+    assert!(db.wait_for_lookalike_index());
+    assert_eq!(db.lookalike_index_len(), profiles);
+    // prepare_lookalikes after the build changes nothing.
+    db.prepare_lookalikes()?;
+    assert_eq!(db.lookalike_index_len(), profiles);
+    db.close()?;
+    Ok(())
+}

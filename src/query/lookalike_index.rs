@@ -26,7 +26,8 @@
 //!
 //! **Consistency.** The writer applies a batch's changes (every written profile's new row and
 //! segment, every erased customer) only after the batch committed; a failed commit leaves the
-//! index as it was. On open the index is rebuilt by a background scan of the records (damaged
+//! index as it was. The first time the index is needed after open (`Db::similar`, or
+//! `Db::prepare_lookalikes`) it is rebuilt by a background scan of the records (damaged
 //! records are skipped with a warning); until it is [ready](LookalikeIndex::is_ready) queries
 //! use the old path. While it builds, the writer's updates win: the scan inserts a customer only
 //! if the writer has neither written nor erased them since the scan started.
@@ -418,7 +419,8 @@ impl LookalikeIndex {
         }
     }
 
-    /// Rebuilds the index from the records (run on a thread of its own at open). Damaged
+    /// Rebuilds the index from the records (run on a thread of its own when the index is first
+    /// needed). Damaged
     /// records are skipped with a warning.
     pub(crate) fn build(&self, store: &Store) {
         let outcome = self.scan(store);

@@ -120,6 +120,9 @@ impl Server {
     pub fn bind(db: Db, config: ServerConfig, shutdown: ShutdownHandle) -> Result<Server> {
         let addrs = check(&config)?;
         let listener = TcpListener::bind(addrs.as_slice())?;
+        // A server answers SIMILAR for a long time: build the lookalike index now, not at the
+        // first query.
+        db.prepare_lookalikes()?;
         let local_addr = listener.local_addr()?;
         shutdown.register(local_addr);
         Ok(Server {
