@@ -152,7 +152,7 @@ impl Db {
             // A changed catalogue keeps the statistics of actions that kept their names.
             model.strategy = model.strategy.with_actions(&config.actions);
         }
-        let pending = store.pending_examples()?;
+        let queue = recover_queue(&store, &config, &model)?;
         let shared = Arc::new(Shared {
             model: RwLock::new(Arc::new(model.clone())),
             fail_commits: AtomicU32::new(0),
@@ -169,7 +169,7 @@ impl Db {
             layout.clone(),
             pipeline::Recovered {
                 model,
-                pending,
+                queue,
                 snapshots: store.snapshot_versions()?,
             },
             shared.clone(),
@@ -645,9 +645,15 @@ impl Db {
     /// use persona::{Db, Event, EventKind};
     /// let db = Db::open(dir.path())?;
     /// db.ingest(Event::new("c1", 1_767_225_600_000, EventKind::Click))?;
-    /// let s = db.stats();
-    /// assert_eq!((s.commits, s.items), (1, 1));
-    /// assert_eq!(s.key_writes, 2); // the profile record and the model state
+    /// let first = db.stats();
+    /// assert_eq!((first.commits, first.items), (1, 1));
+    /// // The profile record, the model state, and the expiry queue's first checkpoint (its
+    /// // meta record and one chunk).
+    /// assert_eq!(first.key_writes, 4);
+    /// db.ingest(Event::new("c1", 1_767_225_601_000, EventKind::Click))?;
+    /// // The profile record, the model state and the queue's meta record (the open training
+    /// // example did not change, so there is no queue delta).
+    /// assert_eq!(db.stats().key_writes - first.key_writes, 3);
     /// # Ok::<(), persona::Error>(())
     /// ```
     pub fn stats(&self) -> WriteStats {
@@ -1116,6 +1122,40 @@ impl Db {
     pub fn close(&self) -> Result<()> {
         self.inner.close()
     }
+}
+
+/// The writer's queue of open training examples: the persisted copy when it is usable, else
+/// derived from every profile record's pending example (a store written by an older build, a
+/// changed `silent_horizons`, a queue an older build did not keep up to date, or damaged queue
+/// records, which are then replaced by the first
+/// commit's checkpoint).
+fn recover_queue(
+    store: &Store,
+    config: &Config,
+    model: &ModelState,
+) -> Result<pipeline::RecoveredQueue> {
+    let horizon = config.horizon_ms();
+    let silent = config.silent_horizons as u64;
+    match store.load_queue(horizon, silent, model.watermark_ms, model.version) {
+        Ok(Some(q)) => return Ok(pipeline::RecoveredQueue::Stored(q)),
+        Ok(None) => {}
+        Err(e @ (Error::Corruption { .. } | Error::UnsupportedVersion { .. })) => {
+            tracing::warn!("deriving the expiry queue from the profile records: {e}");
+        }
+        Err(e) => return Err(e),
+    }
+    let stale = store.queue_keys()?;
+    Ok(pipeline::RecoveredQueue::Derived {
+        pending: store.pending_examples()?,
+        keys: pipeline::QueueLog {
+            chunks: 0,
+            entries: 0,
+            stale,
+            next_delta: 0,
+            delta_entries: 0,
+            checkpoint_due: true,
+        },
+    })
 }
 
 /// Candidates shortlisted from the lookalike index for an exact re-rank of `k` neighbours.

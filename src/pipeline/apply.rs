@@ -51,6 +51,47 @@ pub(crate) struct Engine {
     horizon_ms: i64,
     /// Versions of the stored model snapshots, oldest first.
     snapshots: VecDeque<u64>,
+    /// Where the persisted copy of `expiry` stands.
+    queue_log: QueueLog,
+}
+
+/// The persisted expiry queue's keys as committed (see [`crate::storage::queue`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct QueueLog {
+    /// The stored checkpoint's chunks and entries (as its meta record says).
+    pub(crate) chunks: u32,
+    pub(crate) entries: u64,
+    /// Keys the next checkpoint removes: the stored deltas (and, when the queue was derived
+    /// from the records, every queue key found at open).
+    pub(crate) stale: Vec<Vec<u8>>,
+    /// Sequence number of the next delta.
+    pub(crate) next_delta: u64,
+    /// Entries in the stored deltas.
+    pub(crate) delta_entries: u64,
+    /// The stored queue does not match `expiry` (it was derived from the records at open):
+    /// the next commit writes a checkpoint.
+    pub(crate) checkpoint_due: bool,
+}
+
+/// What one batch wrote of the persisted queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QueueWrite {
+    /// A new checkpoint of this many chunks and entries (every stale key removed).
+    Checkpoint { chunks: u32, entries: u64 },
+    /// One delta of this many entries, under the next sequence number.
+    Delta { entries: u64 },
+}
+
+/// The queue the writer starts from.
+pub(crate) enum RecoveredQueue {
+    /// Loaded from its persisted copy.
+    Stored(crate::storage::queue::LoadedQueue),
+    /// Derived from the records' pending examples, (id, snapshot time); `keys` says which
+    /// queue keys are stored (to be replaced by the first commit's checkpoint).
+    Derived {
+        pending: Vec<(String, i64)>,
+        keys: QueueLog,
+    },
 }
 
 /// The working set of one batch.
@@ -65,6 +106,8 @@ pub(crate) struct BatchState {
     dropped_snapshots: Vec<u64>,
     /// Customers erased by this batch, with the segments whose membership entries to delete.
     erased: BTreeMap<String, BTreeSet<u16>>,
+    /// What this batch wrote of the persisted queue (applied to the log on commit).
+    queue_write: Option<QueueWrite>,
 }
 
 /// A record's model outcome before a write: its contribution to the segment statistics.
@@ -108,30 +151,48 @@ impl BatchState {
 }
 
 impl Engine {
-    /// Builds the engine from committed state: the model and the open examples of every profile.
+    /// Builds the engine from committed state: the model and the queue of open examples, as
+    /// persisted or derived from the records.
     pub(crate) fn new(
         model: ModelState,
-        pending: Vec<(String, i64)>,
+        queue: RecoveredQueue,
         snapshots: Vec<u64>,
         layout: FeatureLayout,
         config: Config,
     ) -> Engine {
         let horizon_ms = config.horizon_ms();
         let watermark = model.watermark_ms;
-        let silent = config.silent_horizons as i64;
-        let expiry = pending
-            .into_iter()
-            .filter_map(|(id, taken)| {
-                // The next deadline at or after the watermark, if the chain is not exhausted.
-                let age = watermark - taken;
-                let k = if age <= horizon_ms {
-                    0
-                } else {
-                    (age - 1) / horizon_ms
+        let (expiry, queue_log) = match queue {
+            RecoveredQueue::Stored(q) => {
+                // The previous checkpoint's chunks are replaced (or removed) by the next one.
+                let mut stale: Vec<Vec<u8>> = (0..q.meta.chunks)
+                    .map(|c| crate::storage::queue::chunk_key(c).to_vec())
+                    .collect();
+                stale.extend(q.deltas);
+                let log = QueueLog {
+                    chunks: q.meta.chunks,
+                    entries: q.meta.entries,
+                    stale,
+                    next_delta: q.next_delta,
+                    delta_entries: q.delta_entries,
+                    checkpoint_due: false,
                 };
-                (k <= silent).then(|| (taken + (k + 1) * horizon_ms, id))
-            })
-            .collect();
+                (q.entries, log)
+            }
+            RecoveredQueue::Derived { pending, keys } => {
+                let expiry = crate::storage::queue::derive(
+                    pending,
+                    horizon_ms,
+                    config.silent_horizons as u64,
+                    watermark,
+                );
+                let log = QueueLog {
+                    checkpoint_due: true,
+                    ..keys
+                };
+                (expiry, log)
+            }
+        };
         Engine {
             model,
             expiry,
@@ -139,6 +200,7 @@ impl Engine {
             config,
             horizon_ms,
             snapshots: snapshots.into(),
+            queue_log,
         }
     }
 
@@ -443,7 +505,71 @@ impl Engine {
             b.new_snapshot = Some(self.model.version);
         }
         insert(batch, keys::MODEL.to_vec(), encoded);
-        (keys_written + removed, bytes)
+        let (queue_keys, queue_bytes) = self.write_queue(b, batch);
+        (keys_written + removed + queue_keys, bytes + queue_bytes)
+    }
+
+    /// Adds the batch's changes of the expiry queue to `batch`: one delta, or a checkpoint of
+    /// the whole queue (see [`crate::storage::queue`]). Returns keys written and bytes inserted.
+    fn write_queue(&self, b: &mut BatchState, batch: &mut sled::Batch) -> (u64, u64) {
+        use crate::storage::queue::{self, Change};
+        let watermark = self.model.watermark_ms;
+        // Entries before the watermark are dropped when the queue is loaded: their changes
+        // need no logging.
+        let changes: Vec<Change> = b
+            .undo
+            .iter()
+            .filter_map(|u| match u {
+                Undo::Inserted((d, id)) if *d >= watermark => Some(Change::Insert(*d, id.clone())),
+                Undo::Removed((d, id)) if *d >= watermark => Some(Change::Remove(*d, id.clone())),
+                _ => None,
+            })
+            .collect();
+        let log = &self.queue_log;
+        let budget = 2 * self.expiry.len().max(queue::CHUNK_ENTRIES) as u64;
+        if log.checkpoint_due
+            || !b.erased.is_empty()
+            || log.delta_entries + changes.len() as u64 > budget
+        {
+            let (chunks, keys_written, bytes) = queue::write_checkpoint(
+                batch,
+                self.expiry.iter(),
+                (
+                    self.horizon_ms,
+                    self.config.silent_horizons as u64,
+                    self.model.version,
+                ),
+                log.stale.iter().cloned(),
+            );
+            b.queue_write = Some(QueueWrite::Checkpoint {
+                chunks,
+                entries: self.expiry.len() as u64,
+            });
+            return (keys_written, bytes);
+        }
+        // Every commit rewrites the meta record with its model version, so that a commit by a
+        // build that does not keep the queue is noticed at the next open.
+        let mut bytes = queue::write_meta(
+            batch,
+            &queue::QueueMeta {
+                horizon_ms: self.horizon_ms,
+                silent_horizons: self.config.silent_horizons as u64,
+                chunks: log.chunks,
+                entries: log.entries,
+                model_version: self.model.version,
+            },
+        );
+        if changes.is_empty() {
+            return (1, bytes);
+        }
+        let value = queue::encode_delta(&changes);
+        let key = queue::delta_key(log.next_delta);
+        bytes += (key.len() + value.len()) as u64;
+        batch.insert(&key, value);
+        b.queue_write = Some(QueueWrite::Delta {
+            entries: changes.len() as u64,
+        });
+        (2, bytes)
     }
 
     /// Versions of the stored model snapshots, oldest first.
@@ -453,6 +579,25 @@ impl Engine {
 
     /// Updates in-memory bookkeeping once a batch is committed.
     pub(crate) fn committed(&mut self, b: &BatchState) {
+        let log = &mut self.queue_log;
+        match b.queue_write {
+            Some(QueueWrite::Checkpoint { chunks, entries }) => {
+                log.chunks = chunks;
+                log.entries = entries;
+                log.stale = (0..chunks)
+                    .map(|c| crate::storage::queue::chunk_key(c).to_vec())
+                    .collect();
+                log.delta_entries = 0;
+                log.checkpoint_due = false;
+            }
+            Some(QueueWrite::Delta { entries }) => {
+                log.stale
+                    .push(crate::storage::queue::delta_key(log.next_delta).to_vec());
+                log.next_delta += 1;
+                log.delta_entries += entries;
+            }
+            None => {}
+        }
         for d in &b.dropped_snapshots {
             self.snapshots.retain(|v| v != d);
         }

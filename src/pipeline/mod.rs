@@ -24,6 +24,7 @@ use crate::query::lookalike_index::LookalikeIndex;
 use crate::storage::Store;
 use crate::Event;
 use apply::{BatchState, Engine};
+pub(crate) use apply::{QueueLog, RecoveredQueue};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::RwLock;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -182,8 +183,8 @@ impl WriteStats {
 pub(crate) struct Recovered {
     /// The last committed model state.
     pub(crate) model: ModelState,
-    /// Every customer with a stored training example: (id, snapshot time).
-    pub(crate) pending: Vec<(String, i64)>,
+    /// The queue of open training examples, persisted or derived from the records.
+    pub(crate) queue: RecoveredQueue,
     /// Versions of the stored model snapshots.
     pub(crate) snapshots: Vec<u64>,
 }
@@ -202,10 +203,10 @@ pub(crate) fn spawn(
 ) -> Result<std::thread::JoinHandle<()>> {
     let Recovered {
         model,
-        pending,
+        queue,
         snapshots,
     } = recovered;
-    let engine = Engine::new(model, pending, snapshots, layout, config.clone());
+    let engine = Engine::new(model, queue, snapshots, layout, config.clone());
     *shared.snapshots.write() = engine.snapshot_versions();
     shared
         .open_examples

@@ -12,6 +12,9 @@
 //! - `S`: the model state decodes, has the layout's dimensions and `k`, finite parameters, a
 //!   watermark equal to the latest event of any profile, and segment sizes equal to the index;
 //! - `V`: every snapshot decodes, is keyed by its own version and is not newer than the model;
+//! - `Q`: the persisted expiry queue (checkpoint meta, chunks and deltas) decodes, and replayed
+//!   it holds exactly the open training examples the profile records give (missing and stray
+//!   entries are both reported); a store without one (written by an older build) is fine;
 //! - any other key is reported as unknown.
 //!
 //! Each problem names the key in printable form (`Pc42`, `G\x00\x03c42`, see
@@ -19,7 +22,7 @@
 //! half-life) come from the store's own metadata, so no configuration file is needed.
 
 use super::record::ProfileRecord;
-use super::{codec, keys, Fingerprint, Store};
+use super::{codec, keys, queue, Fingerprint, Store};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::validate_customer_id;
@@ -83,7 +86,7 @@ pub struct CheckReport {
     pub snapshots: u64,
     /// Version of the model state, if it decodes.
     pub model_version: Option<u64>,
-    /// The problems, at most [`MAX_REPORTED`], in key-space order (M, P, G, S, V, unknown).
+    /// The problems, at most [`MAX_REPORTED`], in key-space order (M, P, G, S, V, Q, unknown).
     pub problems: Vec<Problem>,
     /// How many problems there were in all.
     pub problems_total: u64,
@@ -176,7 +179,7 @@ pub fn check_store(path: &Path) -> Result<CheckReport> {
     let k = usize::try_from(fp.segments).unwrap_or(usize::MAX);
     let profiles = check_profiles(&db, &params, k, &mut report)?;
     let member_counts = check_members(&db, &profiles, k, &mut report)?;
-    let model_version = check_model(
+    let model = check_model(
         &db,
         &FeatureLayout::new(params),
         k,
@@ -184,8 +187,10 @@ pub fn check_store(path: &Path) -> Result<CheckReport> {
         &member_counts,
         &mut report,
     )?;
+    let model_version = model.map(|(version, _)| version);
     report.model_version = model_version;
     check_snapshots(&db, model_version, &mut report)?;
+    check_queue(&db, &profiles, model, &mut report)?;
     check_unknown(&db, &mut report)?;
     // Nothing was written; this waits for sled's background I/O threads (started by its own
     // recovery at open), which hold the store's file lock until they finish, so that the store
@@ -242,6 +247,8 @@ struct ProfileSummary {
     damaged: HashSet<String>,
     /// Latest event time of any decodable profile.
     last_seen_ms: Option<i64>,
+    /// Every decodable profile's stored training example: (id, snapshot time).
+    pending: Vec<(String, i64)>,
 }
 
 fn check_profiles(
@@ -287,6 +294,9 @@ fn check_profiles(
         }
         if let Some(s) = rec.segment {
             summary.segments.insert(id.to_string(), s);
+        }
+        if let Some(p) = &rec.pending {
+            summary.pending.push((id.to_string(), p.taken_at_ms));
         }
         if let Some(t) = rec.state.last_seen_ms {
             summary.last_seen_ms = Some(summary.last_seen_ms.map_or(t, |m| m.max(t)));
@@ -486,7 +496,7 @@ fn check_model(
     profiles: &ProfileSummary,
     member_counts: &HashMap<u16, u64>,
     report: &mut CheckReport,
-) -> Result<Option<u64>> {
+) -> Result<Option<(u64, i64)>> {
     for item in db.scan_prefix(keys::MODEL) {
         let (key, _) = item?;
         if &*key != keys::MODEL {
@@ -549,7 +559,7 @@ fn check_model(
             );
         }
     }
-    Ok(Some(model.version))
+    Ok(Some((model.version, model.watermark_ms)))
 }
 
 /// Everything wrong with a decoded model state (beyond what decoding already validates).
@@ -635,9 +645,124 @@ fn check_snapshots(
     Ok(())
 }
 
-/// Reports every key outside the M, P, G, S and V key spaces.
+/// Checks the persisted expiry queue against the records' open training examples, given the
+/// model state's version and watermark (only that it decodes when the model state is
+/// unavailable).
+fn check_queue(
+    db: &sled::Db,
+    profiles: &ProfileSummary,
+    model: Option<(u64, i64)>,
+    report: &mut CheckReport,
+) -> Result<()> {
+    let meta_key = queue::meta_key();
+    let mut queue_keys = 0u64;
+    for item in db.scan_prefix([keys::QUEUE]) {
+        let (key, _) = item?;
+        report.keys += 1;
+        queue_keys += 1;
+        let known = *key == meta_key
+            || queue::parse_chunk_key(&key).is_some()
+            || queue::parse_delta_key(&key).is_some();
+        if !known {
+            report.push(
+                &key,
+                ProblemKind::UnknownKey,
+                "unknown key in the expiry-queue key space",
+            );
+        }
+    }
+    let meta = match queue::load_meta(db) {
+        Ok(Some(m)) => m,
+        Ok(None) => {
+            if queue_keys > 0 {
+                report.push(
+                    &meta_key,
+                    ProblemKind::Missing,
+                    "expiry-queue chunks or deltas are stored without the checkpoint's meta record",
+                );
+            }
+            return Ok(());
+        }
+        Err(e) => {
+            report.push(&meta_key, ProblemKind::Undecodable, e.to_string());
+            return Ok(());
+        }
+    };
+    let Some((model_version, watermark_ms)) = model else {
+        // Without the model state only whether the queue decodes can be judged.
+        if let Err(e) = queue::load(
+            db,
+            meta.horizon_ms,
+            meta.silent_horizons,
+            0,
+            meta.model_version,
+        ) {
+            report.push(&meta_key, ProblemKind::Undecodable, e.to_string());
+        }
+        return Ok(());
+    };
+    if meta.model_version != model_version {
+        report.push(
+            &meta_key,
+            ProblemKind::Inconsistent,
+            format!(
+                "the expiry queue was last written at model version {}, the model state is at \
+                 {model_version}; the next open derives it from the profile records",
+                meta.model_version
+            ),
+        );
+        return Ok(());
+    }
+    let stored = match queue::load(
+        db,
+        meta.horizon_ms,
+        meta.silent_horizons,
+        watermark_ms,
+        model_version,
+    ) {
+        Ok(Some(q)) => q.entries,
+        Ok(None) => return Ok(()),
+        Err(e) => {
+            report.push(&meta_key, ProblemKind::Undecodable, e.to_string());
+            return Ok(());
+        }
+    };
+    let derived = queue::derive(
+        profiles.pending.iter().cloned(),
+        meta.horizon_ms,
+        meta.silent_horizons,
+        watermark_ms,
+    );
+    // Damaged records cannot be judged (their customers' entries are neither expected nor
+    // stray).
+    let judged = |(_, id): &&queue::Entry| !profiles.damaged.contains(id);
+    for (deadline, id) in derived.difference(&stored).filter(judged) {
+        report.push(
+            &meta_key,
+            ProblemKind::Inconsistent,
+            format!(
+                "the expiry queue lacks the open training example of customer {id:?} \
+                 (deadline {deadline})"
+            ),
+        );
+    }
+    for (deadline, id) in stored.difference(&derived).filter(judged) {
+        report.push(
+            &meta_key,
+            ProblemKind::Inconsistent,
+            format!(
+                "the expiry queue holds an entry for customer {id:?} (deadline {deadline}) \
+                 that no profile record's training example gives"
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// Reports every key outside the M, P, G, S, V and Q key spaces.
 fn check_unknown(db: &sled::Db, report: &mut CheckReport) -> Result<()> {
     let mut known = [
+        keys::QUEUE,
         keys::MEMBER,
         keys::META,
         keys::PROFILE,

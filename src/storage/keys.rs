@@ -9,6 +9,7 @@
 //! | `P` | `P` + customer id (UTF-8) | a [`super::record::ProfileRecord`] |
 //! | `G` | `G` + segment (u16 big-endian) + customer id | empty: segment membership index |
 //! | `V` | `V` + model version (u64 big-endian) | a model-state snapshot |
+//! | `Q` | `Qm`; `Qc` + chunk (u32 big-endian); `Qd` + sequence (u64 big-endian) | the persisted expiry queue ([`super::queue`]) |
 //!
 //! Big-endian segment numbers make a prefix scan of `G` + segment list exactly that segment's
 //! members, in customer-id order (the stable cursor for paging).
@@ -28,6 +29,9 @@ pub const MEMBER: u8 = b'G';
 
 /// Prefix of model snapshots.
 pub const SNAPSHOT: u8 = b'V';
+
+/// Prefix of the persisted expiry queue (see [`super::queue`]).
+pub const QUEUE: u8 = b'Q';
 
 /// Key of the model snapshot taken at `version`.
 pub fn snapshot(version: u64) -> [u8; 9] {

@@ -9,6 +9,7 @@
 pub mod check;
 pub mod codec;
 pub mod keys;
+pub mod queue;
 pub mod record;
 mod window;
 
@@ -377,6 +378,35 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// The persisted expiry queue (see [`queue::load`]); `Ok(None)` when the store has none
+    /// usable for these settings.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails, [`Error::Corruption`] for damaged queue records.
+    pub fn load_queue(
+        &self,
+        horizon_ms: i64,
+        silent_horizons: u64,
+        watermark_ms: i64,
+        model_version: u64,
+    ) -> Result<Option<queue::LoadedQueue>> {
+        queue::load(
+            &self.db,
+            horizon_ms,
+            silent_horizons,
+            watermark_ms,
+            model_version,
+        )
+    }
+
+    /// Every key of the expiry queue's key space (see [`queue::stored_keys`]).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub fn queue_keys(&self) -> Result<Vec<Vec<u8>>> {
+        queue::stored_keys(&self.db)
     }
 
     /// Members of `segment` with ids after `after` (exclusive), at most `limit`.

@@ -1,0 +1,242 @@
+//! The persisted expiry queue (`Q` keys): reopening a store resumes from it instead of reading
+//! every profile record, and it must make the writer behave exactly as if the store had never
+//! been closed; a store without it (an older build's) or with a damaged one is opened by
+//! deriving the queue from the records, and the next commit writes it anew.
+
+use persona::generator::{Generator, GeneratorConfig};
+use persona::model::ModelConfig;
+use persona::storage::{keys, queue};
+use persona::{check_store, Config, Db, Durability, Event};
+use std::path::Path;
+
+/// Events per `ingest_batch` call (one commit each); the session splits are multiples of it,
+/// so split and unsplit runs commit the same batches.
+const CHUNK: usize = 250;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn config(dir: &Path) -> Config {
+    // A short horizon, so that examples are labelled (positive and silent-period negatives)
+    // many times over the generated period.
+    Config::new(dir)
+        .segments(4)
+        .horizon_days(3.0)
+        .silent_horizons(2)
+        .durability(Durability::Flush)
+        .model(ModelConfig {
+            segments: 4,
+            reservoir_size: 64,
+            ..ModelConfig::default()
+        })
+}
+
+fn events() -> Result<Vec<Event>, Box<dyn std::error::Error>> {
+    Ok(Generator::new(GeneratorConfig {
+        customers: 150,
+        events: 4000,
+        seed: 5,
+        days: 60,
+        ..GeneratorConfig::default()
+    })?
+    .collect())
+}
+
+fn ingest(db: &Db, events: &[Event]) -> TestResult {
+    for chunk in events.chunks(CHUNK) {
+        for r in db.ingest_batch(chunk.to_vec())? {
+            r?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `f` on the closed store's sled database, waiting for sled's file lock like the store.
+fn raw<T>(dir: &Path, f: impl FnOnce(&sled::Db) -> sled::Result<T>) -> sled::Result<T> {
+    let mut attempts = 0;
+    let db = loop {
+        match sled::Config::new()
+            .path(dir)
+            .segment_size(8 * 1024 * 1024)
+            .open()
+        {
+            Err(e) if persona::storage::is_lock_error(&e) && attempts < 250 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => break other?,
+        }
+    };
+    let out = f(&db)?;
+    db.flush()?;
+    Ok(out)
+}
+
+/// The model after ingesting `events` in one session, and in sessions split at `splits`, with
+/// `between` run on the closed store at every split.
+fn model_after(
+    dir: &Path,
+    events: &[Event],
+    splits: &[usize],
+    between: &dyn Fn(&Path) -> TestResult,
+) -> Result<persona::model::ModelState, Box<dyn std::error::Error>> {
+    let mut start = 0;
+    for &end in splits.iter().chain([&events.len()]) {
+        let model = {
+            let db = Db::open_with(config(dir))?;
+            ingest(&db, &events[start..end])?;
+            let model = (*db.model()).clone();
+            db.close()?;
+            model
+        };
+        start = end;
+        if end == events.len() {
+            return Ok(model);
+        }
+        between(dir)?;
+    }
+    unreachable!("the last split is the end of the events")
+}
+
+/// The two models are equal (compared part by part, so that a failure says which part and
+/// does not print two whole models).
+fn assert_same(a: &persona::model::ModelState, b: &persona::model::ModelState, case: &str) {
+    assert_eq!(a.watermark_ms, b.watermark_ms, "{case}: watermark");
+    assert!(a.metrics == b.metrics, "{case}: prequential metrics differ");
+    assert!(a.propensity == b.propensity, "{case}: propensity differs");
+    assert!(a.scaler == b.scaler, "{case}: scaler differs");
+    assert!(a.segments == b.segments, "{case}: segments differ");
+    assert!(a.drift == b.drift, "{case}: drift detector differs");
+    assert!(
+        a == b,
+        "{case}: model states differ (version {} / {})",
+        a.version,
+        b.version
+    );
+}
+
+fn queue_keys(dir: &Path) -> sled::Result<(usize, usize, bool)> {
+    raw(dir, |db| {
+        let chunks = db.scan_prefix([keys::QUEUE, b'c']).count();
+        let deltas = db.scan_prefix([keys::QUEUE, b'd']).count();
+        Ok((chunks, deltas, db.contains_key(queue::meta_key())?))
+    })
+}
+
+#[test]
+fn reopening_resumes_the_queue_exactly_and_check_agrees_with_the_records() -> TestResult {
+    let events = events()?;
+    let once = tempfile::tempdir()?;
+    let whole = model_after(once.path(), &events, &[], &|_| Ok(()))?;
+    let split = tempfile::tempdir()?;
+    let splits = [750, 2000, 3000];
+    let resumed = model_after(split.path(), &events, &splits, &|dir| {
+        // Between sessions the persisted queue is consistent with the records.
+        let report = check_store(dir)?;
+        assert!(report.is_clean(), "{:#?}", report.problems);
+        Ok(())
+    })?;
+    // Same labels learned at the same moments: the same model, to the last bit.
+    assert_same(&whole, &resumed, "split in four sessions");
+    let (chunks, deltas, meta) = queue_keys(split.path())?;
+    assert!(meta && chunks >= 1, "checkpoint stored: {chunks} chunks");
+    assert!(deltas >= 1, "deltas since the checkpoint: {deltas}");
+    let report = check_store(split.path())?;
+    assert!(report.is_clean(), "{:#?}", report.problems);
+    Ok(())
+}
+
+#[test]
+fn a_store_without_a_queue_or_with_a_damaged_one_derives_it_and_rewrites_it() -> TestResult {
+    let events = events()?;
+    let once = tempfile::tempdir()?;
+    let whole = model_after(once.path(), &events, &[], &|_| Ok(()))?;
+
+    // As an older build left it: no queue keys at all.
+    let old = tempfile::tempdir()?;
+    let resumed = model_after(old.path(), &events, &[1500], &|dir| {
+        raw(dir, |db| {
+            for k in db.scan_prefix([keys::QUEUE]).keys() {
+                db.remove(k?)?;
+            }
+            Ok(())
+        })?;
+        assert!(check_store(dir)?.is_clean(), "no queue is not a problem");
+        Ok(())
+    })?;
+    assert_same(&whole, &resumed, "no queue keys");
+
+    // A damaged chunk, a damaged delta, and a checkpoint meta for other settings.
+    type Damage = fn(&sled::Db) -> sled::Result<()>;
+    let damages: [(&str, Damage); 4] = [
+        ("chunk", |db| {
+            db.insert(queue::chunk_key(0), vec![1, 0xff, 0xff])?;
+            Ok(())
+        }),
+        ("delta", |db| {
+            db.insert(queue::delta_key(u64::MAX), vec![1, 7])?;
+            Ok(())
+        }),
+        ("meta", |db| {
+            // Valid, but built with another silent-horizon count: not usable as it is.
+            let bytes = db.get(queue::meta_key())?.expect("meta");
+            let mut meta: queue::QueueMeta =
+                persona::storage::codec::decode(&|| "meta".into(), &bytes).expect("decodes");
+            meta.silent_horizons += 1;
+            db.insert(queue::meta_key(), persona::storage::codec::encode(&meta))?;
+            Ok(())
+        }),
+        ("stale", |db| {
+            // As if a build that does not keep the queue had committed since.
+            let mut meta = queue::load_meta(db).expect("decodes").expect("meta");
+            meta.model_version -= 1;
+            db.insert(queue::meta_key(), persona::storage::codec::encode(&meta))?;
+            Ok(())
+        }),
+    ];
+    for (what, damage) in damages {
+        let dir = tempfile::tempdir()?;
+        let resumed = model_after(dir.path(), &events, &[2000], &|dir| {
+            raw(dir, damage)?;
+            if what != "meta" {
+                let report = check_store(dir)?;
+                assert!(!report.is_clean(), "check sees the damaged {what}");
+                assert!(
+                    report.problems.iter().any(|p| p.key.starts_with('Q')),
+                    "{:#?}",
+                    report.problems
+                );
+            }
+            Ok(())
+        })?;
+        assert_same(&whole, &resumed, what);
+        // The first commit after the open replaced the damaged queue with a checkpoint.
+        let report = check_store(dir.path())?;
+        assert!(report.is_clean(), "{what}: {:#?}", report.problems);
+    }
+    Ok(())
+}
+
+#[test]
+fn erasing_a_customer_leaves_no_queue_record_naming_them() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let events = events()?;
+    let db = Db::open_with(config(dir.path()))?;
+    ingest(&db, &events)?;
+    let victim = events[events.len() - 1].customer_id.clone();
+    assert!(db.erase(&victim)?);
+    db.close()?;
+    drop(db);
+    let needle = victim.as_bytes();
+    raw(dir.path(), |db| {
+        for kv in db.scan_prefix([keys::QUEUE]) {
+            let (k, v) = kv?;
+            assert!(
+                !v.windows(needle.len()).any(|w| w == needle),
+                "{k:?} still names {victim}"
+            );
+        }
+        Ok(())
+    })?;
+    assert!(check_store(dir.path())?.is_clean());
+    Ok(())
+}
