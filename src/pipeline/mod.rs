@@ -4,14 +4,19 @@
 //! channel and block on a reply channel. The writer drains up to `max_batch` items (waiting at
 //! most `max_batch_delay` for more once the queue is empty), applies them to a working copy of
 //! the model ([`apply`]), writes the dirty profiles, membership changes and model state in ONE
-//! sled batch, makes it durable as configured, publishes the new model to readers, and only then
-//! acknowledges each item.
+//! sled batch, publishes the new model to readers, and hands the batch's replies to the
+//! **durability stage**, a second thread that makes everything applied so far durable as
+//! configured (one sync for every batch queued since its last one) and only then acknowledges
+//! each item. So the writer applies batch N+1 while batch N is being synced, and no reply ever
+//! leaves before the sync that covers its batch (replies of batches that wrote nothing — only
+//! duplicates or rejected items — wait in order behind the batches before them too, so a
+//! duplicate is never acknowledged before its original is durable).
 //!
-//! Failure: if the commit fails, nothing of the batch is visible, the model and the expiry queue
-//! are restored to their pre-batch values, and every waiter of the batch gets the error. If the
-//! batch was applied but could not be made durable, the writer is *poisoned*: every later write
-//! fails with [`Error::Poisoned`] until the store is reopened (and recovers what sled had made
-//! durable).
+//! Failure: if the commit fails before sled applied it, nothing of the batch is visible, the
+//! model and the expiry queue are restored to their pre-batch values, and every waiter of the
+//! batch gets the error. If an applied batch could not be made durable, the store is *poisoned*:
+//! that sync's waiters, and every later write, fail with [`Error::Poisoned`] until the store is
+//! reopened (and recovers what sled had made durable).
 
 mod apply;
 
@@ -211,16 +216,99 @@ pub(crate) fn spawn(
     shared
         .open_examples
         .store(engine.open_examples(), Ordering::Relaxed);
+    let poison = Arc::new(parking_lot::Mutex::new(None));
+    let (sync_tx, sync_rx) = crossbeam_channel::bounded(SYNC_QUEUE);
+    let syncer = Syncer {
+        store: store.clone(),
+        durability: config.durability,
+        poison: poison.clone(),
+    };
+    let syncer = std::thread::Builder::new()
+        .name("persona-sync".into())
+        .spawn(move || syncer.run(sync_rx))?;
     let writer = Writer {
         store,
         config,
         engine,
         shared,
-        poisoned: None,
+        poison,
+        sync: Some(sync_tx),
+        syncer: Some(syncer),
     };
     Ok(std::thread::Builder::new()
         .name("persona-writer".into())
         .spawn(move || writer.run(rx))?)
+}
+
+/// Groups of replies the writer may queue for the durability stage before it waits: bounds how
+/// far the applied state runs ahead of the durable one.
+const SYNC_QUEUE: usize = 4;
+
+/// Replies waiting for the sync that covers their batch.
+type Replies = Vec<(Sender<Vec<Result<Ack>>>, Vec<Result<Ack>>)>;
+
+/// A message to the durability stage.
+enum ToSync {
+    /// Replies of the writer's last round; `applied` says whether it applied a batch to sled
+    /// (otherwise the replies only wait for the syncs before them).
+    Replies { replies: Replies, applied: bool },
+    /// Reply once everything queued before has been synced and answered.
+    Barrier(Sender<()>),
+}
+
+/// The durability stage: makes applied batches durable, then acknowledges them.
+struct Syncer {
+    store: Arc<Store>,
+    durability: crate::config::Durability,
+    /// Why the store is poisoned (a sync failed), shared with the writer.
+    poison: Arc<parking_lot::Mutex<Option<String>>>,
+}
+
+impl Syncer {
+    fn run(self, rx: Receiver<ToSync>) {
+        while let Ok(first) = rx.recv() {
+            // Everything queued now is covered by one sync.
+            let mut group = vec![first];
+            group.extend(rx.try_iter());
+            let applied = group
+                .iter()
+                .any(|m| matches!(m, ToSync::Replies { applied: true, .. }));
+            let failure = match self.poison.lock().clone() {
+                Some(why) => Some(why),
+                None if applied => match self.store.sync(self.durability) {
+                    Ok(()) => None,
+                    Err(e) => {
+                        // Applied but maybe not durable: refuse everything from now on.
+                        tracing::error!("making a commit durable failed: {e}");
+                        let why = e.to_string();
+                        *self.poison.lock() = Some(why.clone());
+                        Some(why)
+                    }
+                },
+                None => None,
+            };
+            for m in group {
+                match m {
+                    ToSync::Replies { replies, .. } => {
+                        for (reply, results) in replies {
+                            let results = match &failure {
+                                None => results,
+                                Some(why) => results
+                                    .into_iter()
+                                    .map(|r| r.and_then(|_| Err(Error::Poisoned(why.clone()))))
+                                    .collect(),
+                            };
+                            // A waiter that gave up (dropped its receiver) is fine to ignore.
+                            let _ = reply.send(results);
+                        }
+                    }
+                    ToSync::Barrier(done) => {
+                        let _ = done.send(());
+                    }
+                }
+            }
+        }
+    }
 }
 
 struct Writer {
@@ -228,7 +316,11 @@ struct Writer {
     config: Config,
     engine: Engine,
     shared: Arc<Shared>,
-    poisoned: Option<String>,
+    /// Why the store is poisoned (a sync failed), shared with the durability stage.
+    poison: Arc<parking_lot::Mutex<Option<String>>>,
+    /// The durability stage's queue (taken when the writer stops).
+    sync: Option<Sender<ToSync>>,
+    syncer: Option<std::thread::JoinHandle<()>>,
 }
 
 type Waiter = (usize, Sender<Vec<Result<Ack>>>);
@@ -269,35 +361,90 @@ impl Writer {
                 }
             }
             let mut results = Vec::with_capacity(items.len());
+            let mut applied = false;
             for chunk in items.chunks(max_batch) {
-                results.extend(self.run_batch(chunk));
+                let (r, a) = self.run_batch(chunk);
+                results.extend(r);
+                applied |= a;
             }
-            let mut results = results.into_iter();
-            for (n, reply) in waiters {
-                // A waiter that gave up (dropped its receiver) is fine to ignore.
-                let _ = reply.send(results.by_ref().take(n).collect());
+            if !waiters.is_empty() {
+                let mut results = results.into_iter();
+                let replies = waiters
+                    .into_iter()
+                    .map(|(n, reply)| (reply, results.by_ref().take(n).collect()))
+                    .collect();
+                self.queue_for_sync(ToSync::Replies { replies, applied });
             }
             if let Some((op, reply)) = maintenance {
+                self.settle();
                 let _ = reply.send(self.maintain(op));
             }
             if let Some(reply) = shutdown {
-                let _ = reply.send(self.store.close());
+                let result = self.stop_syncer().and_then(|()| self.store.close());
+                let _ = reply.send(result);
                 return;
             }
         }
         // Every sender is gone (the Db was dropped without close): still make things durable.
-        if let Err(e) = self.store.close() {
+        if let Err(e) = self.stop_syncer().and_then(|()| self.store.close()) {
             tracing::error!("closing the store failed: {e}");
         }
     }
 
-    /// Applies and commits one batch; returns one result per item.
-    fn run_batch(&mut self, items: &[Item]) -> Vec<Result<Ack>> {
-        if let Some(why) = &self.poisoned {
-            return items
+    /// Queues a message for the durability stage (waits while its queue is full).
+    fn queue_for_sync(&self, m: ToSync) {
+        if let Some(tx) = &self.sync {
+            if let Err(crossbeam_channel::SendError(m)) = tx.send(m) {
+                // The stage is gone (it cannot panic, but be safe): answer here, unsynced
+                // batches as failed.
+                tracing::error!("the durability stage stopped");
+                if let ToSync::Replies { replies, .. } = m {
+                    for (reply, results) in replies {
+                        let _ = reply.send(
+                            results
+                                .into_iter()
+                                .map(|r| r.and_then(|_| Err(Error::Closed)))
+                                .collect(),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits until the durability stage has synced and answered everything queued so far.
+    fn settle(&mut self) {
+        let (done, wait) = crossbeam_channel::bounded(1);
+        self.queue_for_sync(ToSync::Barrier(done));
+        let _ = wait.recv();
+    }
+
+    /// Settles and stops the durability stage; an error if the store is poisoned.
+    fn stop_syncer(&mut self) -> Result<()> {
+        self.settle();
+        self.sync = None;
+        if let Some(handle) = self.syncer.take() {
+            let _ = handle.join();
+        }
+        match self.poison.lock().clone() {
+            Some(why) => Err(Error::Poisoned(why)),
+            None => Ok(()),
+        }
+    }
+
+    fn poisoned(&self) -> Option<String> {
+        self.poison.lock().clone()
+    }
+
+    /// Applies one batch and hands it to sled (not yet durable: the durability stage syncs it);
+    /// returns one result per item, and whether a batch was applied.
+    fn run_batch(&mut self, items: &[Item]) -> (Vec<Result<Ack>>, bool) {
+        if let Some(why) = self.poisoned() {
+            let results = items
                 .iter()
                 .map(|_| Err(Error::Poisoned(why.clone())))
                 .collect();
+            return (results, false);
         }
         let before = self.engine.model.clone();
         let mut batch_state = BatchState::default();
@@ -306,25 +453,26 @@ impl Writer {
             .map(|item| self.engine.apply(&self.store, &mut batch_state, item))
             .collect();
         if batch_state.is_empty() && self.engine.model == before {
-            return results; // only duplicates or rejects: nothing to commit
+            return (results, false); // only duplicates or rejects: nothing to commit
         }
-        match self.commit(&mut batch_state) {
+        match self.apply_commit(&mut batch_state) {
             Ok(()) => {
                 self.publish(&batch_state);
                 self.shared
                     .counters
                     .items
                     .fetch_add(items.len() as u64, Ordering::Relaxed);
-                results
+                (results, true)
             }
             Err(e) => {
                 tracing::error!("commit failed: {e}");
                 self.engine.model = before;
                 self.engine.undo(batch_state);
-                results
+                let results = results
                     .into_iter()
                     .map(|r| r.and_then(|_| Err(e.clone())))
-                    .collect()
+                    .collect();
+                (results, false)
             }
         }
     }
@@ -342,8 +490,8 @@ impl Writer {
 
     /// Runs one maintenance operation as its own atomic batch.
     fn maintain(&mut self, op: Maintenance) -> Result<MaintenanceOutcome> {
-        if let Some(why) = &self.poisoned {
-            return Err(Error::Poisoned(why.clone()));
+        if let Some(why) = self.poisoned() {
+            return Err(Error::Poisoned(why));
         }
         let before = self.engine.model.clone();
         let mut b = BatchState::default();
@@ -421,7 +569,20 @@ impl Writer {
         }
     }
 
+    /// Applies a batch to sled and makes it durable (maintenance, which runs with the
+    /// durability stage settled, waits for its own sync).
     fn commit(&mut self, b: &mut BatchState) -> Result<()> {
+        self.apply_commit(b)?;
+        if let Err(e) = self.store.sync(self.config.durability) {
+            // The batch is applied but maybe not durable: refuse further writes.
+            *self.poison.lock() = Some(e.to_string());
+            return Err(Error::Poisoned(e.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Writes a batch into one sled batch and applies it (visible, not yet durable).
+    fn apply_commit(&mut self, b: &mut BatchState) -> Result<()> {
         let mut batch = sled::Batch::default();
         let (keys, bytes) = self.engine.write_into(b, &mut batch);
         let injected = self
@@ -433,11 +594,6 @@ impl Writer {
             return Err(Error::Io(std::io::Error::other("injected commit failure")));
         }
         self.store.apply(batch)?;
-        if let Err(e) = self.store.sync(self.config.durability) {
-            // The batch is applied but maybe not durable: refuse further writes.
-            self.poisoned = Some(e.to_string());
-            return Err(Error::Poisoned(e.to_string()));
-        }
         let c = &self.shared.counters;
         c.commits.fetch_add(1, Ordering::Relaxed);
         c.key_writes.fetch_add(keys, Ordering::Relaxed);
