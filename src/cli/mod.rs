@@ -2,6 +2,7 @@
 
 mod bench;
 mod check;
+mod compact;
 mod export;
 mod generate;
 mod import;
@@ -78,6 +79,9 @@ enum Command {
     Serve(serve::Args),
     /// Verify a store offline without changing it; exit 1 if problems are found.
     Check(check::Args),
+    /// Rewrite a closed store with one copy of every live key (reclaims the disk space sled's
+    /// log keeps for superseded record versions); the old files are swapped out atomically.
+    Compact(compact::Args),
     /// Ingest JSON Lines from stdin, printing each event once acknowledged (docs/testing.md).
     #[command(hide = true)]
     IngestStream(ingest_stream::Args),
@@ -112,6 +116,11 @@ pub fn run(cli: Cli) -> Result<()> {
             serve::run(open()?, config)
         }
         Command::Check(a) => check::run(&cli.data, a),
+        Command::Compact(a) => compact::run(
+            &cli.data,
+            load_config(&cli.data, cli.config.as_ref())?.cache_capacity_mb,
+            a,
+        ),
         Command::IngestStream(a) => ingest_stream::run(&open()?, a),
         Command::Bench(a) => bench::run(a),
     }

@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod codec;
+pub mod compact;
 pub mod keys;
 pub mod queue;
 pub mod record;

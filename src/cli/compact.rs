@@ -1,0 +1,43 @@
+//! `persona compact`: rewrite a closed store with one copy of every live key (see
+//! [`persona::storage::compact`]).
+
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(data: &Path, cache_capacity_mb: u64, args: &Args) -> Result<()> {
+    let report = match persona::storage::compact::compact(data, cache_capacity_mb) {
+        Ok(r) => r,
+        Err(persona::Error::Storage(e)) if persona::storage::is_lock_error(&e) => {
+            bail!(
+                "cannot compact the store at {}: another process has it open (stop it first)",
+                data.display()
+            )
+        }
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("cannot compact the store at {}", data.display()))
+        }
+    };
+    if args.json {
+        super::print_json(&serde_json::to_value(&report)?)?;
+    } else {
+        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        println!(
+            "compacted {}: {:.1} MiB -> {:.1} MiB on disk ({} keys, {:.1} MiB of keys and values) in {:.1} s",
+            report.path.display(),
+            mib(report.bytes_before),
+            mib(report.bytes_after),
+            report.keys,
+            mib(report.logical_bytes),
+            report.seconds
+        );
+    }
+    Ok(())
+}

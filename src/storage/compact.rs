@@ -1,0 +1,253 @@
+//! Offline compaction (`persona compact`): rewrite a closed store into a fresh sled database
+//! holding one copy of every live key, then swap the two directories atomically.
+//!
+//! sled's log keeps superseded versions of rewritten records in its segments until its own
+//! cleaner reclaims them, and it offers no setting to make that more eager, so a store whose
+//! profiles are rewritten often ends up several times its logical size on disk (see
+//! docs/benchmarks.md). Copying the live keys into a new database drops all of that.
+//!
+//! Safety: the copy is built next to the store (`<dir>.compact-tmp`), flushed, fsynced and
+//! verified (same keys and values per tree: key count and sled's CRC32 checksum) before the two
+//! directories are exchanged with one `renameat2(RENAME_EXCHANGE)`. A crash at any moment
+//! leaves the data directory holding either the old store or the complete new one; a leftover
+//! `…compact-tmp` (a crash before the exchange, or the old store after it) is removed by the next
+//! compaction. The store must be closed: sled's file lock makes a compaction of a store that a
+//! process has open fail instead of copying a moving target.
+
+use super::{create_private_dir, open_sled};
+use crate::error::{Error, Result};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Keys copied per sled batch.
+const COPY_BATCH: usize = 4096;
+
+/// What a compaction did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CompactReport {
+    /// The store's directory.
+    pub path: PathBuf,
+    /// Bytes of the files in the store's directory before.
+    pub bytes_before: u64,
+    /// Bytes of the files in the store's directory after.
+    pub bytes_after: u64,
+    /// Keys copied (all trees).
+    pub keys: u64,
+    /// Bytes of keys and values copied.
+    pub logical_bytes: u64,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// The sibling directory a compaction of `path` builds the copy in.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "store".into());
+    name.push(".compact-tmp");
+    path.with_file_name(name)
+}
+
+/// Compacts the closed store at `path` (see the module documentation). `cache_capacity_mb`
+/// sizes sled's cache for both databases during the copy.
+///
+/// # Errors
+/// [`Error::Config`] if `path` holds no store; [`Error::Storage`] if sled fails (including when
+/// another process has the store open); [`Error::Io`] if the copy cannot be written, synced or
+/// swapped in (the store is then unchanged); [`Error::Corruption`] if the copy does not verify
+/// (the store is unchanged and the copy removed).
+pub fn compact(path: &Path, cache_capacity_mb: u64) -> Result<CompactReport> {
+    let start = Instant::now();
+    if !path.join("conf").is_file() {
+        return Err(Error::Config(format!(
+            "{} holds no store (no sled `conf` file)",
+            path.display()
+        )));
+    }
+    let tmp = temp_path(path);
+    let bytes_before = dir_size(path)?;
+    let (keys, logical_bytes) = {
+        // Holding the store's lock from here on also keeps a second compaction out of `tmp`.
+        let old = open_sled(path, cache_capacity_mb)?;
+        if tmp.exists() {
+            // A previous compaction stopped before its exchange (a partial copy) or after it
+            // (the old store): either way nothing in it is needed.
+            std::fs::remove_dir_all(&tmp)?;
+        }
+        create_private_dir(&tmp)?;
+        let new = open_sled(&tmp, cache_capacity_mb)?;
+        let copied = copy_all(&old, &new);
+        let copied = copied.and_then(|c| {
+            new.flush()?;
+            sync_dir_files(&tmp)?;
+            verify(&old, &new)?;
+            Ok(c)
+        });
+        match copied {
+            Ok(c) => c,
+            Err(e) => {
+                drop(new);
+                let _ = std::fs::remove_dir_all(&tmp);
+                return Err(e);
+            }
+        }
+    };
+    // Both databases are closed; sled releases their locks from background threads, so wait
+    // for them before the exchange (a reopen right after must find the new store free).
+    wait_unlocked(&tmp)?;
+    wait_unlocked(path)?;
+    exchange(&tmp, path)?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    std::fs::remove_dir_all(&tmp)?;
+    let bytes_after = dir_size(path)?;
+    Ok(CompactReport {
+        path: path.to_path_buf(),
+        bytes_before,
+        bytes_after,
+        keys,
+        logical_bytes,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Copies every tree's keys and values; returns (keys, bytes).
+fn copy_all(old: &sled::Db, new: &sled::Db) -> Result<(u64, u64)> {
+    let (mut keys, mut bytes) = (0u64, 0u64);
+    for name in old.tree_names() {
+        let from = old.open_tree(&name)?;
+        let to = new.open_tree(&name)?;
+        let mut batch = sled::Batch::default();
+        let mut in_batch = 0;
+        for item in from.iter() {
+            let (k, v) = item?;
+            keys += 1;
+            bytes += (k.len() + v.len()) as u64;
+            batch.insert(k, v);
+            in_batch += 1;
+            if in_batch == COPY_BATCH {
+                to.apply_batch(std::mem::take(&mut batch))?;
+                in_batch = 0;
+            }
+        }
+        to.apply_batch(batch)?;
+    }
+    Ok((keys, bytes))
+}
+
+/// Same trees, each with the same number of keys and the same checksum.
+fn verify(old: &sled::Db, new: &sled::Db) -> Result<()> {
+    let mut names = old.tree_names();
+    let mut new_names = new.tree_names();
+    names.sort();
+    new_names.sort();
+    if names != new_names {
+        return Err(Error::Corruption {
+            key: "compacted copy".into(),
+            detail: format!("has {} trees, the store {}", new_names.len(), names.len()),
+        });
+    }
+    for name in names {
+        let (a, b) = (old.open_tree(&name)?, new.open_tree(&name)?);
+        let (na, nb) = (a.len(), b.len());
+        let (ca, cb) = (a.checksum()?, b.checksum()?);
+        if na != nb || ca != cb {
+            return Err(Error::Corruption {
+                key: format!(
+                    "compacted copy of tree {:?}",
+                    String::from_utf8_lossy(&name)
+                ),
+                detail: format!(
+                    "{nb} keys with checksum {cb:#010x}; the store has {na} with {ca:#010x}"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// fsyncs every regular file directly in `dir`, then `dir` itself.
+fn sync_dir_files(dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::File::open(entry.path())?.sync_all()?;
+        }
+    }
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// Bytes of every file under `dir`.
+fn dir_size(dir: &Path) -> Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() {
+            dir_size(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(total)
+}
+
+/// Waits (up to about five seconds) until no handle holds sled's file lock on the store in
+/// `dir` (sled takes an exclusive `flock` on its `db` file).
+#[cfg(target_os = "linux")]
+fn wait_unlocked(dir: &Path) -> Result<()> {
+    use nix::fcntl::{Flock, FlockArg};
+    let path = dir.join("db");
+    for _ in 0..250 {
+        let file = std::fs::File::open(&path)?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => {
+                drop(lock);
+                return Ok(());
+            }
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err((_, e)) => return Err(Error::Io(std::io::Error::from(e))),
+        }
+    }
+    Err(Error::Io(std::io::Error::other(format!(
+        "the store at {} is still locked",
+        dir.display()
+    ))))
+}
+
+/// Elsewhere the exchange is refused anyway.
+#[cfg(not(target_os = "linux"))]
+fn wait_unlocked(_dir: &Path) -> Result<()> {
+    Ok(())
+}
+
+/// Atomically exchanges the directories `a` and `b`.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn exchange(a: &Path, b: &Path) -> Result<()> {
+    use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+    renameat2(AT_FDCWD, a, AT_FDCWD, b, RenameFlags::RENAME_EXCHANGE).map_err(|e| {
+        Error::Io(std::io::Error::other(format!(
+            "cannot exchange {} and {} atomically ({e}); the store is unchanged and the \
+             compacted copy was left at {}",
+            a.display(),
+            b.display(),
+            a.display()
+        )))
+    })
+}
+
+/// Without an atomic exchange a crash could leave no store at the data path: refuse.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn exchange(a: &Path, _b: &Path) -> Result<()> {
+    Err(Error::Io(std::io::Error::other(format!(
+        "compaction needs an atomic directory exchange (Linux renameat2); the compacted copy \
+         was left at {}",
+        a.display()
+    ))))
+}
