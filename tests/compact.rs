@@ -128,3 +128,21 @@ fn the_cli_compacts_and_reports() -> TestResult {
     assert!(check_store(&dir)?.is_clean());
     Ok(())
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn waiting_for_the_lock_sees_an_open_store_and_its_release() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("store");
+    let db = Db::open_with(config(&dir))?;
+    let err = persona::storage::wait_unlocked(&dir)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("still locked"), "{err}");
+    db.close()?;
+    drop(db);
+    persona::storage::wait_unlocked(&dir)?;
+    // Free means free: sled opens it at once.
+    drop(Db::open_with(config(&dir))?);
+    Ok(())
+}

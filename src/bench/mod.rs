@@ -18,7 +18,7 @@
 //! # What is measured
 //! Ingest: events/s over the whole run and over the first and last 10% (at most a million
 //! events each), per-chunk acknowledgement latency, key writes per event (from [`crate::Db::stats`]).
-//! Then the store is closed and reopened (timed), its size on disk compared with its logical
+//! Then the store is closed (timed until sled lets go of its lock) and reopened (timed), its size on disk compared with its logical
 //! size, refitted and re-segmented like `persona import` does (timed), and queried. Peak RSS is
 //! the process's `VmHWM`, reset before the ingest where the kernel allows it.
 
@@ -159,7 +159,11 @@ pub struct BenchReport {
     pub peak_rss_bytes: Option<u64>,
     /// Whether the peak was reset before the ingest (otherwise it includes earlier work).
     pub peak_rss_reset: bool,
-    /// Seconds to reopen the store after closing it.
+    /// Seconds from the end of the ingest until the closed store's files are free again
+    /// (`Db::close`, dropping the handle, sled's background threads letting go of the lock).
+    pub close_secs: f64,
+    /// Seconds `Db::open` takes on the closed store (the lock already free): what a restarted
+    /// process waits for.
     pub reopen_secs: f64,
     /// Seconds from the reopen until the lookalike index (rebuilt in the background) was
     /// ready; queries wait for it.
@@ -235,8 +239,11 @@ fn run_in(cfg: &BenchConfig, progress: &dyn Progress) -> Result<BenchReport> {
     })?;
     progress.finish();
     let stats = db.stats();
+    let t = Instant::now();
     db.close()?;
     drop(db);
+    crate::storage::wait_unlocked(&store_cfg.path)?;
+    let close_secs = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
     let db = store_cfg.clone().open()?;
@@ -318,6 +325,7 @@ fn run_in(cfg: &BenchConfig, progress: &dyn Progress) -> Result<BenchReport> {
         raw_sled_disk_bytes,
         peak_rss_bytes,
         peak_rss_reset,
+        close_secs,
         reopen_secs,
         lookalike_index_secs,
         lookalike_index_bytes,

@@ -207,6 +207,10 @@ fn print_report(r: &BenchReport) {
         "peak RSS (VmHWM)",
         r.peak_rss_bytes.map(mib).unwrap_or_else(|| "n/a".into())
     );
+    println!(
+        "{:<36} {:>14.3}",
+        "close seconds (until unlocked)", r.close_secs
+    );
     println!("{:<36} {:>14.3}", "reopen seconds", r.reopen_secs);
     println!(
         "{:<36} {:>14.3}",

@@ -14,7 +14,7 @@
 //! compaction. The store must be closed: sled's file lock makes a compaction of a store that a
 //! process has open fail instead of copying a moving target.
 
-use super::{create_private_dir, open_sled};
+use super::{create_private_dir, open_sled, wait_unlocked};
 use crate::error::{Error, Result};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -194,37 +194,6 @@ fn dir_size(dir: &Path) -> Result<u64> {
         };
     }
     Ok(total)
-}
-
-/// Waits (up to about five seconds) until no handle holds sled's file lock on the store in
-/// `dir` (sled takes an exclusive `flock` on its `db` file).
-#[cfg(target_os = "linux")]
-fn wait_unlocked(dir: &Path) -> Result<()> {
-    use nix::fcntl::{Flock, FlockArg};
-    let path = dir.join("db");
-    for _ in 0..250 {
-        let file = std::fs::File::open(&path)?;
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => {
-                drop(lock);
-                return Ok(());
-            }
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err((_, e)) => return Err(Error::Io(std::io::Error::from(e))),
-        }
-    }
-    Err(Error::Io(std::io::Error::other(format!(
-        "the store at {} is still locked",
-        dir.display()
-    ))))
-}
-
-/// Elsewhere the exchange is refused anyway.
-#[cfg(not(target_os = "linux"))]
-fn wait_unlocked(_dir: &Path) -> Result<()> {
-    Ok(())
 }
 
 /// Atomically exchanges the directories `a` and `b`.

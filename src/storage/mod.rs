@@ -564,6 +564,41 @@ fn open_sled(path: &Path, cache_capacity_mb: u64) -> Result<sled::Db> {
     }
 }
 
+/// Waits (up to about five seconds) until no handle holds sled's file lock on the store in
+/// `dir` (sled takes an exclusive `flock` on its `db` file), without opening it: sled releases
+/// the lock from background threads a moment after a handle is closed and dropped.
+///
+/// # Errors
+/// [`Error::Io`] if the lock file cannot be opened or is still locked after the wait.
+#[cfg(target_os = "linux")]
+pub fn wait_unlocked(dir: &Path) -> Result<()> {
+    use nix::fcntl::{Flock, FlockArg};
+    let path = dir.join("db");
+    for _ in 0..250 {
+        let file = std::fs::File::open(&path)?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => {
+                drop(lock);
+                return Ok(());
+            }
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err((_, e)) => return Err(Error::Io(std::io::Error::from(e))),
+        }
+    }
+    Err(Error::Io(std::io::Error::other(format!(
+        "the store at {} is still locked",
+        dir.display()
+    ))))
+}
+
+/// Elsewhere: returns at once (callers fall back to sled's own lock wait in [`Store::open`]).
+#[cfg(not(target_os = "linux"))]
+pub fn wait_unlocked(_dir: &Path) -> Result<()> {
+    Ok(())
+}
+
 /// Whether sled failed to open because another handle holds the store's file lock.
 pub fn is_lock_error(e: &sled::Error) -> bool {
     matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
