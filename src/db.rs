@@ -1161,12 +1161,13 @@ impl Db {
 
 /// Candidates shortlisted from the lookalike index for an exact re-rank of `k` neighbours.
 /// Re-ranking fetches and decodes one record per candidate (~5 µs each when sled has the page
-/// cached, ~30 µs at 1M profiles when it does not), so this bounds the cost of `similar`; the
-/// approximate distances are close enough that the true neighbours rank inside it (recall@10
-/// 0.98 at 1M with 100, 1.0 with 200: docs/benchmarks.md; tests/query.rs and
-/// tests/lookalike_index.rs measure recall against the exact scan).
+/// cached, 30–45 µs at 1M customers when it does not), so this bounds the cost of `similar`;
+/// the approximate distances are close enough that the true neighbours rank inside it (at 1M
+/// customers recall@10 is bounded by which sub-lists are scanned, not by this length:
+/// docs/benchmarks.md; tests/query.rs and tests/lookalike_index.rs measure recall against the
+/// exact scan).
 fn shortlist_len(k: usize) -> usize {
-    k.saturating_mul(10).max(100)
+    k.saturating_mul(5).max(50)
 }
 
 /// 1 / the scaler's divisor per dimension, exactly as [`crate::model::scaler::Scaler::transform`]

@@ -37,8 +37,9 @@
 //! `Db::prepare_lookalikes`) it is rebuilt by a background scan of the records (damaged
 //! records are skipped with a warning), and then each group's sub-centroids are trained from a
 //! sample of its rows and its rows redistributed (one group at a time under the write lock);
-//! until it is [ready](LookalikeIndex::is_ready) queries use the old path. Centroids are not
-//! re-trained until the next build: rows written later go to the nearest existing one. While
+//! until it is [ready](LookalikeIndex::is_ready) queries use the old path. Centroids are
+//! re-trained only after a re-segmentation ([`LookalikeIndex::retrain`]) and at the next
+//! build: rows written in between go to the nearest existing one. While
 //! it builds, the writer's updates win: the scan inserts a customer only if the writer has
 //! neither written nor erased them since the scan started.
 
@@ -62,9 +63,9 @@ const BUCKETS_PER_SQRT_DAY: f32 = 4.0;
 /// Rows scanned by the builder between two locks of the index.
 const BUILD_CHUNK: usize = 1024;
 /// Rows a query scans at least (whole sub-lists, nearest first, until this many are seen).
-/// Fixed, so the cost of the scan does not grow with the store (~0.7 ms; at 1M customers it
-/// is ~5% of the rows and recall@10 stays 0.98: docs/benchmarks.md).
-const SCAN_ROWS: usize = 24_576;
+/// Fixed, so the cost of the scan does not grow with the store (~1.4 ms; at 1M customers it
+/// is 6–9% of the rows; half of it cost recall at 10M events: docs/benchmarks.md).
+const SCAN_ROWS: usize = 49_152;
 /// A slot that holds no customer (its number is on the free list).
 const FREE: u16 = u16::MAX;
 
@@ -178,7 +179,8 @@ pub(crate) struct Query {
     now_days: f32,
 }
 
-/// A customer's place: which sub-list (group × [`MAX_SUBLISTS`] + sub-list) and row, and where its id is in the arena.
+/// A customer's place: which sub-list (group × [`MAX_SUBLISTS`] + sub-list) and row, and where
+/// its id is in the arena.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     bucket: u16,
@@ -330,7 +332,7 @@ impl Data {
         }
     }
 
-    /// Trains `routing` as group `group`'s sub-centroids and moves the group's rows into the
+    /// Installs `routing` as group `group`'s sub-centroids and moves the group's rows into the
     /// sub-lists they now belong in.
     fn redistribute(&mut self, group: usize, routing: SubLists, width: usize) {
         self.routing[group] = routing;
@@ -554,6 +556,9 @@ impl LookalikeIndex {
     fn split_groups(&self) {
         let (width, ns) = (self.quantiser.width(), self.quantiser.n_static);
         for g in 0..=self.k {
+            if self.stop.load(AtomicOrdering::Acquire) {
+                return; // closing: groups not split yet keep one list each, still correct
+            }
             let lists = g * MAX_SUBLISTS..(g + 1) * MAX_SUBLISTS;
             // The sample is copied under a read lock; training needs no lock.
             let (sample, n) = {

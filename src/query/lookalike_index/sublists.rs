@@ -8,8 +8,9 @@
 //! the query to their centroids (in standardised units, with the current scaler) and scans the
 //! nearest ones until it has looked at a fixed number of rows.
 //!
-//! Centroids are trained once per build, after the scan of the records; rows written later go
-//! to the nearest existing centroid (the lists are not re-balanced until the next build).
+//! Centroids are trained once per build, after the scan of the records, and again after a
+//! re-segmentation; rows written in between go to the nearest existing centroid (the lists are
+//! not re-balanced otherwise).
 
 /// Sub-lists per group at most.
 pub(crate) const MAX_SUBLISTS: usize = 64;

@@ -329,7 +329,7 @@ fn erased_customers_leave_their_sub_lists() {
 #[test]
 fn shortlist_from_the_nearest_sub_lists_keeps_the_true_neighbours() {
     // More rows than one query scans, so only the nearest sub-lists are looked at: the exact
-    // top 10 (vectors as of now, standardised) must still be on the shortlist of 100.
+    // top 10 (vectors as of now, standardised) must still be on the shortlist of 50.
     let l = layout();
     let n = 3 * SCAN_ROWS;
     let pop = population(&l, n, 6);
@@ -371,7 +371,7 @@ fn shortlist_from_the_nearest_sub_lists_keeps_the_true_neighbours() {
             })
             .collect();
         exact.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let short = idx.shortlist(&idx.query(&x, &inv, now), &[0], 100);
+        let short = idx.shortlist(&idx.query(&x, &inv, now), &[0], 50);
         hits += exact[..10]
             .iter()
             .filter(|(_, i)| short.contains(&pop[*i].0))
