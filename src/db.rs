@@ -1087,7 +1087,7 @@ impl Db {
     /// index, in batches of `batch` profiles, each its own commit so ingestion interleaves.
     /// With `refit`, first refits the centroids by mini-batch k-means over a sample of profiles.
     /// When profiles changed segment, the lookalike index then re-trains its sub-lists (see
-    /// docs/architecture.md, "Lookalikes"; ~1 s at 1M profiles).
+    /// docs/architecture.md, "Lookalikes"; not timed separately).
     ///
     /// # Errors
     /// Storage errors; [`Error::InvalidArgument`] if the segments are not seeded yet.
