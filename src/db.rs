@@ -751,21 +751,46 @@ impl Db {
         };
         let model = self.model();
         let z = self.standardised(&rec.state, &model);
-        let scan = if exact || !model.segments.is_seeded() {
+        let scan = self.similar_scan(&rec.state, &model, &z, k, exact)?;
+        similar::search(
+            &self.inner.store,
+            &model,
+            &self.inner.layout,
+            &z,
+            customer_id,
+            k,
+            scan,
+        )
+        .map(Some)
+    }
+
+    /// Which profiles [`Db::similar`] evaluates exactly for a customer in `state` (standardised
+    /// as of now: `z`).
+    fn similar_scan(
+        &self,
+        state: &crate::features::ProfileState,
+        model: &ModelState,
+        z: &[f64],
+        k: usize,
+        exact: bool,
+    ) -> Result<Scan> {
+        Ok(if exact || !model.segments.is_seeded() {
             Scan::All
         } else {
             // Members were assigned as of their last write, when they had just been active;
             // the customers similar to this one *now* were assigned near where this one was at
             // its own last activity. Probe around both positions.
             let nprobe = self.inner.config.nprobe;
-            let at_last_write = model.scaler.transform_vec(&self.inner.layout.vector(
-                &rec.state,
-                rec.state.last_seen_ms.unwrap_or(model.watermark_ms),
-            ));
+            let at_last_write = model.scaler.transform_vec(
+                &self
+                    .inner
+                    .layout
+                    .vector(state, state.last_seen_ms.unwrap_or(model.watermark_ms)),
+            );
             let mut segs: Vec<u16> = Vec::new();
             for (s, _) in model
                 .segments
-                .nearest_n(&z, nprobe)
+                .nearest_n(z, nprobe)
                 .into_iter()
                 .chain(model.segments.nearest_n(&at_last_write, nprobe))
             {
@@ -779,24 +804,34 @@ impl Db {
                 // Shortlist from the compact vectors, brought forward to now; the exact
                 // re-rank below decodes only the shortlist.
                 let now = model.watermark_ms;
-                let x = self.inner.layout.vector(&rec.state, now);
-                let query = index.query(&x, &inverse_divisors(&model), now);
+                let x = self.inner.layout.vector(state, now);
+                let query = index.query(&x, &inverse_divisors(model), now);
                 // +1: the customer itself is usually on its own shortlist.
                 Scan::Candidates(index.shortlist(&query, &segs, shortlist_len(k) + 1))
             } else {
                 Scan::Segments(segs)
             }
+        })
+    }
+
+    /// The first step of indexed [`Db::similar`] alone: the candidates the lookalike index
+    /// shortlists for `customer_id` (how many), without the exact re-rank. `None` for an
+    /// unknown customer or when the index is not ready. For benchmarks (the re-rank's share).
+    ///
+    /// # Errors
+    /// As [`Db::similar`].
+    #[doc(hidden)]
+    pub fn lookalike_shortlist_len(&self, customer_id: &str, k: usize) -> Result<Option<usize>> {
+        validate_customer_id(customer_id)?;
+        let Some(rec) = self.inner.store.profile(customer_id)? else {
+            return Ok(None);
         };
-        similar::search(
-            &self.inner.store,
-            &model,
-            &self.inner.layout,
-            &z,
-            customer_id,
-            k,
-            scan,
-        )
-        .map(Some)
+        let model = self.model();
+        let z = self.standardised(&rec.state, &model);
+        Ok(match self.similar_scan(&rec.state, &model, &z, k, false)? {
+            Scan::Candidates(ids) => Some(ids.len()),
+            Scan::All | Scan::Segments(_) => None,
+        })
     }
 
     /// Starts rebuilding the lookalike index of the stored profiles in the background now,
@@ -1057,6 +1092,8 @@ impl Db {
     /// Re-assigns every profile to its nearest segment as of now and fixes the membership
     /// index, in batches of `batch` profiles, each its own commit so ingestion interleaves.
     /// With `refit`, first refits the centroids by mini-batch k-means over a sample of profiles.
+    /// When profiles changed segment, the lookalike index then re-trains its sub-lists (see
+    /// docs/architecture.md, "Lookalikes"; not timed separately).
     ///
     /// # Errors
     /// Storage errors; [`Error::InvalidArgument`] if the segments are not seeded yet.
@@ -1093,6 +1130,10 @@ impl Db {
                 Some(c) => cursor = Some(c),
                 None => break,
             }
+        }
+        if report.changed > 0 {
+            // Profiles moved between segments: fit each segment's sub-lists to its new members.
+            self.inner.shared.lookalikes.retrain();
         }
         Ok(report)
     }
@@ -1159,11 +1200,14 @@ fn recover_queue(
 }
 
 /// Candidates shortlisted from the lookalike index for an exact re-rank of `k` neighbours.
-/// Re-ranking decodes one record per candidate (a few µs each), so this bounds the cost of
-/// `similar`; the approximate distances are close enough that the true neighbours rank far
-/// inside it (tests/query.rs measures recall against the exact scan).
+/// Re-ranking fetches and decodes one record per candidate (~5 µs each when sled has the page
+/// cached, 30–45 µs at 1M customers when it does not), so this bounds the cost of `similar`;
+/// the approximate distances are close enough that the true neighbours rank inside it (at 1M
+/// customers recall@10 is bounded by which sub-lists are scanned, not by this length:
+/// docs/benchmarks.md; tests/query.rs and tests/lookalike_index.rs measure recall against the
+/// exact scan).
 fn shortlist_len(k: usize) -> usize {
-    k.saturating_mul(20).max(200)
+    k.saturating_mul(5).max(50)
 }
 
 /// 1 / the scaler's divisor per dimension, exactly as [`crate::model::scaler::Scaler::transform`]

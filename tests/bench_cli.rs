@@ -84,3 +84,51 @@ fn bench_refuses_a_non_empty_directory_and_leaves_it_alone() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn queries_only_reruns_the_query_phase_on_a_kept_store() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let work = dir.path().join("bench");
+    let bench = |extra: &[&str]| -> std::io::Result<std::process::Output> {
+        Command::new(env!("CARGO_BIN_EXE_persona"))
+            .args(["bench", "--customers", "50", "--events", "500", "--json"])
+            .args(["--queries", "20", "--similar-queries", "3"])
+            .args(["--recall-queries", "2"])
+            .arg("--dir")
+            .arg(&work)
+            .args(extra)
+            .output()
+    };
+    // Without a kept store there is nothing to query: a clear error, exit 1.
+    let out = bench(&["--queries-only"])?;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("holds no store"), "{stderr}");
+
+    let out = bench(&["--keep"])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = bench(&["--queries-only"])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert!(v.get("events_per_sec").is_none(), "no ingest: {v}");
+    assert!(number(&v, "lookalike_index_rows")? > 0.0, "{v}");
+    let q = &v["queries"];
+    assert_eq!(number(q, "samples")?, 20.0);
+    for key in ["similar_us", "similar_shortlist_us"] {
+        assert!(
+            number(&q[key], "p99")? >= number(&q[key], "p50")?,
+            "{key}: {q}"
+        );
+    }
+    assert!((0.0..=1.0).contains(&number(q, "recall_at_k")?), "{q}");
+    assert!(work.join("persona").is_dir(), "the store is left as it was");
+    Ok(())
+}

@@ -86,6 +86,68 @@ pub struct BenchConfig {
     pub keep: bool,
 }
 
+/// What [`run_queries`] measured on an existing store.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueriesOnlyReport {
+    /// Customer ids the queries draw from (`c000000` …).
+    pub customers: u64,
+    /// Seconds to open the store.
+    pub reopen_secs: f64,
+    /// Seconds from the open until the lookalike index was ready.
+    pub lookalike_index_secs: f64,
+    /// Heap bytes of the lookalike index once built.
+    pub lookalike_index_bytes: usize,
+    /// Profiles in the lookalike index once built.
+    pub lookalike_index_rows: usize,
+    /// Query latencies.
+    pub queries: QueryReport,
+}
+
+/// Reopens the store a run with `keep` left in `cfg.dir` and runs only the query phase
+/// (no ingest, no re-segmentation, no baseline): for comparing query-side changes on the same
+/// data without regenerating it. `cfg.customers` must be the workload's.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] if `cfg.dir` holds no store; any storage error.
+pub fn run_queries(cfg: &BenchConfig, progress: &dyn Progress) -> Result<QueriesOnlyReport> {
+    let path = cfg.dir.join("persona");
+    if !path.is_dir() {
+        return Err(Error::invalid_argument(
+            "dir",
+            format!(
+                "{} holds no store; run the benchmark with --keep first",
+                cfg.dir.display()
+            ),
+        ));
+    }
+    let t = Instant::now();
+    let db = Config::new(path).durability(cfg.durability).open()?;
+    let reopen_secs = t.elapsed().as_secs_f64();
+    progress.start("lookalike index build", 0);
+    if !db.wait_for_lookalike_index() {
+        tracing::warn!("the lookalike index was not built: similar scans the records");
+    }
+    progress.finish();
+    let lookalike_index_secs = t.elapsed().as_secs_f64();
+    let plan = queries::QueryPlan {
+        point: cfg.queries.max(1),
+        similar: cfg.similar_queries,
+        recall: cfg.recall_queries.min(cfg.similar_queries),
+        k: 10,
+    };
+    let queries = queries::run(&db, cfg.customers, &plan, cfg.seed ^ 0x5eed, progress)?;
+    let report = QueriesOnlyReport {
+        customers: cfg.customers,
+        reopen_secs,
+        lookalike_index_secs,
+        lookalike_index_bytes: db.lookalike_index_bytes(),
+        lookalike_index_rows: db.lookalike_index_len(),
+        queries,
+    };
+    db.close()?;
+    Ok(report)
+}
+
 impl BenchConfig {
     /// Defaults for `customers` and `events` in `dir`: 4 threads, chunks of 256, fsync.
     pub fn new(dir: impl Into<PathBuf>, customers: u64, events: u64) -> BenchConfig {

@@ -40,6 +40,9 @@ pub struct QueryReport {
     pub score_us: Quantiles,
     /// `Db::similar` (indexed), k as in `similar_k`.
     pub similar_us: Quantiles,
+    /// The shortlist step of indexed `similar` alone (lookalike index scan, no re-rank), over
+    /// the same customers; `similar_us` minus this is the exact re-rank of the shortlist.
+    pub similar_shortlist_us: Quantiles,
     /// `Db::similar` with `exact` (the full scan), over the recall queries.
     pub similar_exact_us: Quantiles,
     /// Neighbours asked of `similar`.
@@ -140,6 +143,7 @@ pub(crate) fn run(
         .take(plan.similar.max(plan.recall))
         .collect();
     let mut similar = Vec::new();
+    let mut shortlist = Vec::new();
     let mut exact_lat = Vec::new();
     let mut recall_sum = 0.0;
     let mut recall_n = 0usize;
@@ -148,6 +152,9 @@ pub(crate) fn run(
         let found = db.similar(id, plan.k, false)?.unwrap_or_default();
         if i < plan.similar {
             similar.push(nanos(t.elapsed()));
+            let t = Instant::now();
+            std::hint::black_box(db.lookalike_shortlist_len(id, plan.k)?);
+            shortlist.push(nanos(t.elapsed()));
             progress.inc(1);
         }
         if i < plan.recall {
@@ -175,6 +182,7 @@ pub(crate) fn run(
         nearest_segment_customer_us: (&by_customer).into(),
         score_us: (&score).into(),
         similar_us: (&Latencies::new(similar)).into(),
+        similar_shortlist_us: (&Latencies::new(shortlist)).into(),
         similar_exact_us: (&Latencies::new(exact_lat)).into(),
         similar_k: plan.k,
         similar_samples: plan.similar.min(similar_ids.len()),

@@ -49,6 +49,10 @@ pub struct Args {
     /// Keep the store and the baseline in the working directory afterwards.
     #[arg(long)]
     keep: bool,
+    /// Only reopen the store a --keep run left in --dir and time the queries (no ingest, no
+    /// re-segmentation, no baseline) and print JSON; --customers must match that run.
+    #[arg(long, requires = "dir", conflicts_with = "server")]
+    queries_only: bool,
     /// Benchmark the RESP server with redis-benchmark (against redis-server when installed).
     #[arg(long)]
     server: bool,
@@ -133,6 +137,10 @@ pub fn run(args: &Args) -> Result<()> {
     cfg.no_resegment = args.no_resegment;
     cfg.seed = args.seed;
     cfg.keep = args.keep;
+    if args.queries_only {
+        let report = persona::bench::run_queries(&cfg, &progress).context("benchmark")?;
+        return print_json(&serde_json::to_value(&report)?);
+    }
     let report = persona::bench::run(&cfg, &progress).context("benchmark")?;
     if args.json {
         print_json(&serde_json::to_value(&report)?)

@@ -16,21 +16,34 @@
 //! index only *shortlists*; [`crate::Db::similar`] re-ranks the shortlist exactly from the
 //! records.
 //!
-//! **Layout.** Rows live in one array per segment (the record's `segment`, as in the membership
-//! index; one more array for profiles without a segment), with the dimensions reordered so the
-//! time-independent ones come first: their part of the distance is a lower bound of the whole
-//! and is computed first, vectorised, and the time-dependent part only for rows that could still
-//! enter the shortlist. Customer ids live in one byte arena; a hash table of slot numbers finds a
-//! customer's row for updates. About 61 + 4 + 4 bytes per row, 12 per slot, ~10 for the hash
-//! table and the id's own bytes.
+//! **Layout.** Rows are partitioned in two levels. First by segment (the record's `segment`,
+//! as in the membership index; one more group for profiles without a segment); then each group
+//! into up to 64 **sub-lists** by k-means over the rows' time-independent codes ([`sublists`]),
+//! about 1,000–2,000 rows each. A row's sub-list is the sub-centroid nearest to its codes, so
+//! it is a function of the row and the group's centroids alone; the writer moves a row when its
+//! segment or its codes change. A query takes the sub-lists of the probed segments, ranks them
+//! by the distance from the query to their centroids (current scaler), and scans whole
+//! sub-lists nearest first until it has seen [`SCAN_ROWS`] rows — a fixed cost, whatever the
+//! size of the store. Within a row the dimensions are reordered so the time-independent ones
+//! come first: their part of the distance is a lower bound of the whole and is computed first,
+//! vectorised, and the time-dependent part only for rows that could still enter the shortlist.
+//! Customer ids live in one byte arena; a hash table of slot numbers finds a customer's row for
+//! updates. About 61 + 4 + 4 bytes per row, 12 per slot, ~10 for the hash table and the id's
+//! own bytes; the centroids are ~12 KB per segment.
 //!
 //! **Consistency.** The writer applies a batch's changes (every written profile's new row and
 //! segment, every erased customer) only after the batch committed; a failed commit leaves the
 //! index as it was. The first time the index is needed after open (`Db::similar`, or
 //! `Db::prepare_lookalikes`) it is rebuilt by a background scan of the records (damaged
-//! records are skipped with a warning); until it is [ready](LookalikeIndex::is_ready) queries
-//! use the old path. While it builds, the writer's updates win: the scan inserts a customer only
-//! if the writer has neither written nor erased them since the scan started.
+//! records are skipped with a warning), and then each group's sub-centroids are trained from a
+//! sample of its rows and its rows redistributed (one group at a time under the write lock);
+//! until it is [ready](LookalikeIndex::is_ready) queries use the old path. Centroids are
+//! re-trained only after a re-segmentation ([`LookalikeIndex::retrain`]) and at the next
+//! build: rows written in between go to the nearest existing one. While
+//! it builds, the writer's updates win: the scan inserts a customer only if the writer has
+//! neither written nor erased them since the scan started.
+
+mod sublists;
 
 use crate::features::vector::{FeatureLayout, TimeDependence, LOG_RANGE};
 use crate::features::{ProfileState, DAY_MS};
@@ -40,6 +53,7 @@ use parking_lot::{Mutex, RwLock};
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use sublists::{SubLists, MAX_SUBLISTS, SAMPLE_PER_LIST};
 
 /// Age buckets of the time tables: bucket `b` covers ages (b/4)² ≤ days < ((b+1)/4)², so
 /// hours apart near now and ~30 days apart after ten years; the last one takes everything older.
@@ -48,6 +62,10 @@ const AGE_BUCKETS: usize = 256;
 const BUCKETS_PER_SQRT_DAY: f32 = 4.0;
 /// Rows scanned by the builder between two locks of the index.
 const BUILD_CHUNK: usize = 1024;
+/// Rows a query scans at least (whole sub-lists, nearest first, until this many are seen).
+/// Fixed, so the cost of the scan does not grow with the store (~1.4 ms; at 1M customers it
+/// is 6–9% of the rows; half of it cost recall at 10M events: docs/benchmarks.md).
+const SCAN_ROWS: usize = 49_152;
 /// A slot that holds no customer (its number is on the free list).
 const FREE: u16 = u16::MAX;
 
@@ -161,7 +179,8 @@ pub(crate) struct Query {
     now_days: f32,
 }
 
-/// A customer's place: which array and row, and where its id is in the arena.
+/// A customer's place: which sub-list (group × [`MAX_SUBLISTS`] + sub-list) and row, and where
+/// its id is in the arena.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     bucket: u16,
@@ -170,7 +189,7 @@ struct Slot {
     name_len: u16,
 }
 
-/// The rows of one segment.
+/// The rows of one sub-list.
 #[derive(Default)]
 struct Bucket {
     codes: Vec<u8>,
@@ -180,7 +199,13 @@ struct Bucket {
 
 #[derive(Default)]
 struct Data {
+    /// Sub-list `g * MAX_SUBLISTS + s` is sub-list `s` of group `g` (segment `g`, or the
+    /// profiles without a segment for `g = k`).
     buckets: Vec<Bucket>,
+    /// Per group: its sub-centroids.
+    routing: Vec<SubLists>,
+    /// Time-independent positions (the codes sub-lists are chosen by).
+    n_static: usize,
     slots: Vec<Slot>,
     free: Vec<u32>,
     names: Vec<u8>,
@@ -233,7 +258,14 @@ impl Data {
         b.slots.truncate(last);
     }
 
-    fn upsert(&mut self, id: &str, bucket: u16, row: &Row, width: usize) {
+    /// The sub-list a row of `group` belongs in.
+    fn list_of(&self, group: u16, row: &Row) -> u16 {
+        let sub = self.routing[group as usize].nearest(&row.codes[..self.n_static]);
+        (group as usize * MAX_SUBLISTS + sub) as u16
+    }
+
+    fn upsert(&mut self, id: &str, group: u16, row: &Row, width: usize) {
+        let bucket = self.list_of(group, row);
         if let Some(slot) = self.find(id) {
             let s = self.slots[slot as usize];
             if s.bucket == bucket {
@@ -300,6 +332,53 @@ impl Data {
         }
     }
 
+    /// Installs `routing` as group `group`'s sub-centroids and moves the group's rows into the
+    /// sub-lists they now belong in.
+    fn redistribute(&mut self, group: usize, routing: SubLists, width: usize) {
+        self.routing[group] = routing;
+        let lists = group * MAX_SUBLISTS..(group + 1) * MAX_SUBLISTS;
+        let old: Vec<Bucket> = self.buckets[lists.clone()]
+            .iter_mut()
+            .map(std::mem::take)
+            .collect();
+        let ns = self.n_static;
+        let target: Vec<Vec<usize>> = old
+            .iter()
+            .map(|b| {
+                b.codes
+                    .chunks_exact(width)
+                    .map(|c| self.routing[group].nearest(&c[..ns]))
+                    .collect()
+            })
+            .collect();
+        let mut counts = [0usize; MAX_SUBLISTS];
+        target.iter().flatten().for_each(|&s| counts[s] += 1);
+        for (b, &n) in self.buckets[lists.clone()].iter_mut().zip(&counts) {
+            let n = n + n / 8;
+            b.codes.reserve_exact(n * width);
+            b.days.reserve_exact(n);
+            b.slots.reserve_exact(n);
+        }
+        for (b, subs) in old.iter().zip(&target) {
+            for ((codes, &days), (&slot, &s)) in b
+                .codes
+                .chunks_exact(width)
+                .zip(&b.days)
+                .zip(b.slots.iter().zip(subs))
+            {
+                let list = lists.start + s;
+                let to = &mut self.buckets[list];
+                to.codes.extend_from_slice(codes);
+                to.days.push(days);
+                to.slots.push(slot);
+                let at = (to.slots.len() - 1) as u32;
+                let sl = &mut self.slots[slot as usize];
+                sl.bucket = list as u16;
+                sl.row = at;
+            }
+        }
+    }
+
     /// Rewrites the id arena without the ids of erased customers.
     fn compact_names(&mut self) {
         let mut names = Vec::with_capacity(self.names.len() - self.garbage);
@@ -356,13 +435,18 @@ pub(crate) struct LookalikeIndex {
 impl LookalikeIndex {
     /// An empty index for `k` segments, waiting for its build.
     pub(crate) fn new(layout: FeatureLayout, k: usize) -> LookalikeIndex {
+        let quantiser = Quantiser::new(layout);
         let data = Data {
-            buckets: (0..=k).map(|_| Bucket::default()).collect(),
+            buckets: (0..(k + 1) * MAX_SUBLISTS)
+                .map(|_| Bucket::default())
+                .collect(),
+            routing: vec![SubLists::default(); k + 1],
+            n_static: quantiser.n_static,
             building: true,
             ..Data::default()
         };
         LookalikeIndex {
-            quantiser: Quantiser::new(layout),
+            quantiser,
             k,
             data: RwLock::new(data),
             ready: AtomicBool::new(false),
@@ -399,7 +483,7 @@ impl LookalikeIndex {
     }
 
     /// Applies a committed batch: erased customers leave, written profiles get their new rows
-    /// (and move arrays when their segment changed).
+    /// (and move to another sub-list when their segment or their codes changed).
     pub(crate) fn commit<'a>(
         &self,
         written: impl Iterator<Item = (&'a str, Option<u16>, &'a ProfileState)>,
@@ -427,6 +511,7 @@ impl LookalikeIndex {
         let mut state = self.state.lock();
         *state = match outcome {
             Ok(()) => {
+                self.split_groups();
                 let mut data = self.data.write();
                 data.building = false;
                 data.erased_while_building = HashSet::new();
@@ -454,6 +539,47 @@ impl LookalikeIndex {
             }
         };
         self.done.notify_all();
+    }
+
+    /// Re-trains the sub-lists of every group from the rows it holds now (after a
+    /// re-segmentation moved rows between groups); nothing while the index is still building
+    /// (the build trains them when its scan is done).
+    pub(crate) fn retrain(&self) {
+        if self.is_ready() {
+            self.split_groups();
+        }
+    }
+
+    /// Trains every group's sub-centroids from a sample of its rows and moves its rows into
+    /// their sub-lists, one group per lock of the index (the writer waits for one group's
+    /// redistribution at most).
+    fn split_groups(&self) {
+        let (width, ns) = (self.quantiser.width(), self.quantiser.n_static);
+        for g in 0..=self.k {
+            if self.stop.load(AtomicOrdering::Acquire) {
+                return; // closing: groups not split yet keep one list each, still correct
+            }
+            let lists = g * MAX_SUBLISTS..(g + 1) * MAX_SUBLISTS;
+            // The sample is copied under a read lock; training needs no lock.
+            let (sample, n) = {
+                let data = self.data.read();
+                let rows: usize = data.buckets[lists.clone()]
+                    .iter()
+                    .map(|b| b.slots.len())
+                    .sum();
+                let n = SubLists::lists_for(rows);
+                let every = (rows / (n * SAMPLE_PER_LIST)).max(1);
+                let sample: Vec<u8> = data.buckets[lists]
+                    .iter()
+                    .flat_map(|b| b.codes.chunks_exact(width))
+                    .step_by(every)
+                    .flat_map(|c| c[..ns].iter().copied())
+                    .collect();
+                (sample, n)
+            };
+            let routing = SubLists::train(&sample, ns, n);
+            self.data.write().redistribute(g, routing, width);
+        }
     }
 
     fn scan(&self, store: &Store) -> Result<(), String> {
@@ -515,7 +641,9 @@ impl LookalikeIndex {
     }
 
     /// The ids of (at most) the `n` rows nearest to `query` by approximate distance as of
-    /// now, among the rows of `segments` and the rows without a segment, nearest first.
+    /// now, among the rows of the sub-lists of `segments` (and of the profiles without a
+    /// segment) whose centroids are nearest to the query — whole sub-lists, nearest first,
+    /// until [`SCAN_ROWS`] rows were seen — nearest first.
     pub(crate) fn shortlist(&self, query: &Query, segments: &[u16], n: usize) -> Vec<String> {
         if n == 0 {
             return Vec::new();
@@ -524,15 +652,33 @@ impl LookalikeIndex {
         let (width, ns) = (qz.width(), qz.n_static);
         let data = self.data.read();
         let mut heap: BinaryHeap<Near> = BinaryHeap::with_capacity(n + 1);
-        let mut probe: Vec<u16> = segments
+        let mut groups: Vec<usize> = segments
             .iter()
-            .copied()
-            .filter(|&s| (s as usize) < self.k)
+            .map(|&s| s as usize)
+            .filter(|&s| s < self.k)
             .collect();
-        probe.push(self.k as u16);
-        probe.dedup();
-        for &bi in &probe {
+        groups.push(self.k);
+        groups.sort_unstable();
+        groups.dedup();
+        let mut lists: Vec<(f32, u16)> = Vec::new();
+        for g in groups {
+            let routing = &data.routing[g];
+            for s in 0..routing.len() {
+                let list = g * MAX_SUBLISTS + s;
+                if !data.buckets[list].slots.is_empty() {
+                    let d = routing.query_distance(s, &query.a, &query.b);
+                    lists.push((d, list as u16));
+                }
+            }
+        }
+        lists.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let mut seen = 0;
+        for &(_, bi) in &lists {
+            if seen >= SCAN_ROWS {
+                break;
+            }
             let bucket = &data.buckets[bi as usize];
+            seen += bucket.slots.len();
             for (r, (codes, &days)) in bucket
                 .codes
                 .chunks_exact(width)
@@ -585,9 +731,10 @@ impl LookalikeIndex {
                 let b = &data.buckets[s.bucket as usize];
                 let r = s.row as usize;
                 let name = &data.names[s.name_at as usize..][..s.name_len as usize];
+                let group = s.bucket as usize / MAX_SUBLISTS;
                 (
                     String::from_utf8_lossy(name).into_owned(),
-                    (s.bucket as usize != self.k).then_some(s.bucket),
+                    (group != self.k).then_some(group as u16),
                     b.codes[r * width..(r + 1) * width].to_vec(),
                     b.days[r],
                 )
@@ -611,7 +758,10 @@ impl LookalikeIndex {
             .iter()
             .map(|b| b.codes.capacity() + 4 * b.days.capacity() + 4 * b.slots.capacity())
             .sum();
-        rows + std::mem::size_of::<Slot>() * data.slots.capacity()
+        let lists: usize = std::mem::size_of::<Bucket>() * data.buckets.capacity()
+            + data.routing.iter().map(SubLists::heap_bytes).sum::<usize>();
+        rows + lists
+            + std::mem::size_of::<Slot>() * data.slots.capacity()
             + 4 * data.free.capacity()
             + data.names.capacity()
             + 5 * data.table.capacity()
@@ -641,163 +791,4 @@ fn static_part(codes: &[u8], a: &[f32], b: &[f32]) -> f32 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::features::{CompactEvent, FeatureParams, ProfileOp};
-    use crate::EventKind;
-
-    const DAY: i64 = 86_400_000;
-    const T0: i64 = 1_767_225_600_000;
-
-    fn layout() -> FeatureLayout {
-        FeatureLayout::new(FeatureParams {
-            half_life_ms: 30.0 * DAY as f64,
-            category_buckets: 16,
-        })
-    }
-
-    fn state(l: &FeatureLayout, events: &[(i64, EventKind, f64)]) -> ProfileState {
-        let mut s = ProfileState::new(l.params());
-        for &(t, kind, value) in events {
-            s.apply(
-                &ProfileOp::Event(CompactEvent {
-                    timestamp_ms: t,
-                    kind,
-                    value,
-                    bucket: Some(2),
-                }),
-                l.params(),
-            );
-        }
-        s
-    }
-
-    fn row(idx: &LookalikeIndex, t: i64) -> Row {
-        idx.quantiser.row(&state(
-            &idx.quantiser.layout,
-            &[(t, EventKind::Purchase, 20.0)],
-        ))
-    }
-
-    #[test]
-    fn upsert_move_and_remove_keep_the_slots_and_rows_consistent() {
-        let idx = LookalikeIndex::new(layout(), 4);
-        idx.commit(
-            [(
-                "a",
-                Some(1),
-                &state(&layout(), &[(T0, EventKind::View, 5.0)]),
-            )]
-            .into_iter(),
-            std::iter::empty(),
-        );
-        let w = idx.quantiser.width();
-        {
-            let mut d = idx.data.write();
-            for (i, id) in ["b", "c", "d"].iter().enumerate() {
-                d.upsert(id, 1, &row(&idx, T0 + i as i64 * DAY), w);
-            }
-            d.upsert("c", 3, &row(&idx, T0), w); // moves; "d" is swapped into c's old row
-            d.remove("a", w);
-            d.remove("zz", w); // unknown: nothing happens
-            d.upsert("e", 4, &row(&idx, T0), w); // no segment (bucket k) reuses a's slot
-        }
-        let rows = idx.rows();
-        let ids: Vec<(&str, Option<u16>)> = rows.iter().map(|r| (r.0.as_str(), r.1)).collect();
-        assert_eq!(
-            ids,
-            [("b", Some(1)), ("c", Some(3)), ("d", Some(1)), ("e", None)]
-        );
-        assert_eq!(
-            rows[2].2,
-            row(&idx, T0 + 2 * DAY).codes,
-            "d's row moved intact"
-        );
-        let d = idx.data.read();
-        assert_eq!(d.slots.len(), 4, "the erased slot was reused");
-        for (bi, b) in d.buckets.iter().enumerate() {
-            for (r, &s) in b.slots.iter().enumerate() {
-                assert_eq!(d.slots[s as usize].bucket as usize, bi);
-                assert_eq!(d.slots[s as usize].row as usize, r);
-            }
-        }
-    }
-
-    #[test]
-    fn erased_ids_leave_the_arena_when_compacted() {
-        let idx = LookalikeIndex::new(layout(), 2);
-        let w = idx.quantiser.width();
-        let mut d = idx.data.write();
-        for i in 0..100_000 {
-            d.upsert(&format!("customer-{i:08}"), 0, &row(&idx, T0), w);
-        }
-        for i in 0..90_000 {
-            d.remove(&format!("customer-{i:08}"), w);
-        }
-        assert!(d.names.len() < 100_000 * 17 / 2, "compacted");
-        assert!(d.find("customer-00095000").is_some());
-        assert!(d.find("customer-00000001").is_none());
-        drop(d);
-        assert_eq!(idx.rows().len(), 10_000);
-        assert_eq!(idx.rows()[0].0, "customer-00090000");
-    }
-
-    #[test]
-    fn rows_brought_forward_match_the_vector_as_of_now() {
-        // A customer silent for 40 days: the tables must turn the row (as of its last event)
-        // into the vector as of now, within quantisation and age-bucket error.
-        let l = layout();
-        let idx = LookalikeIndex::new(l.clone(), 1);
-        let s = state(
-            &l,
-            &[
-                (T0, EventKind::Purchase, 120.0),
-                (T0 + DAY, EventKind::View, 30.0),
-                (T0 + 3 * DAY, EventKind::Click, 1.0),
-            ],
-        );
-        let now = T0 + 43 * DAY;
-        let x_now = l.vector(&s, now);
-        let r = idx.quantiser.row(&s);
-        let qz = &idx.quantiser;
-        let age = (now as f64 / DAY_MS) as f32 - r.days;
-        let b = ((age.sqrt() * BUCKETS_PER_SQRT_DAY) as usize).min(AGE_BUCKETS - 1) * 256;
-        for (j, &i) in qz.order.iter().enumerate() {
-            let c = r.codes[j] as usize;
-            let v = if j < qz.n_static {
-                qz.lo[j] + qz.step[j] * c as f32
-            } else {
-                match qz.kinds[j - qz.n_static] {
-                    TimeDependence::DaysSince => qz.days_table[b + c],
-                    TimeDependence::Decayed => qz.decay_table[b + c],
-                }
-            };
-            assert!(
-                (f64::from(v) - x_now[i]).abs() < 0.06,
-                "dimension {i}: {v} vs {}",
-                x_now[i]
-            );
-        }
-    }
-
-    #[test]
-    fn shortlist_ranks_by_distance_as_of_now() {
-        let l = layout();
-        let idx = LookalikeIndex::new(l.clone(), 1);
-        let now = T0 + 60 * DAY;
-        // Same purchase, different last activity: "recent" is like the query now, "lapsed"
-        // was like it 50 days ago.
-        let query = state(&l, &[(now, EventKind::Purchase, 20.0)]);
-        let recent = state(&l, &[(now - DAY / 2, EventKind::Purchase, 20.0)]);
-        let lapsed = state(&l, &[(T0 + 10 * DAY, EventKind::Purchase, 20.0)]);
-        idx.commit(
-            [("lapsed", Some(0), &lapsed), ("recent", Some(0), &recent)].into_iter(),
-            std::iter::empty(),
-        );
-        let ones = vec![1.0; l.dim()];
-        let q = idx.query(&l.vector(&query, now), &ones, now);
-        assert_eq!(idx.shortlist(&q, &[0], 2), ["recent", "lapsed"]);
-        assert_eq!(idx.shortlist(&q, &[0], 1), ["recent"]);
-        assert!(idx.shortlist(&q, &[0], 0).is_empty());
-    }
-}
+mod tests;
