@@ -240,3 +240,51 @@ fn erasing_a_customer_leaves_no_queue_record_naming_them() -> TestResult {
     assert!(check_store(dir.path())?.is_clean());
     Ok(())
 }
+
+#[test]
+fn a_retention_purge_erases_in_one_batch_and_leaves_no_queue_record_naming_them() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let events = events()?;
+    let db = Db::open_with(config(dir.path()))?;
+    ingest(&db, &events)?;
+    let report = db.purge_older_than(20.0)?;
+    let mut last_seen = std::collections::HashMap::new();
+    for e in &events {
+        let t = last_seen
+            .entry(e.customer_id.clone())
+            .or_insert(e.timestamp_ms);
+        *t = (*t).max(e.timestamp_ms);
+    }
+    let expired: Vec<&String> = last_seen
+        .iter()
+        .filter(|(_, &t)| t < report.cutoff_ms)
+        .map(|(id, _)| id)
+        .collect();
+    assert!(
+        !expired.is_empty(),
+        "the workload has customers silent for 20 days"
+    );
+    assert_eq!(report.erased, expired.len());
+    assert_eq!(report.batches, 1, "{report:?}");
+    for id in &expired {
+        assert!(db.profile(id)?.is_none(), "{id} erased");
+    }
+    db.close()?;
+    drop(db);
+    raw(dir.path(), |db| {
+        for kv in db.scan_prefix([keys::QUEUE]) {
+            let (k, v) = kv?;
+            for id in &expired {
+                // Ids are fixed-width ("c000042"), so no id is a substring of another.
+                let needle = id.as_bytes();
+                assert!(
+                    !v.windows(needle.len()).any(|w| w == needle),
+                    "{k:?} still names {id}"
+                );
+            }
+        }
+        Ok(())
+    })?;
+    assert!(check_store(dir.path())?.is_clean());
+    Ok(())
+}

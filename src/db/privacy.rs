@@ -16,9 +16,11 @@ use crate::error::{Error, Result};
 use crate::event::validate_customer_id;
 use crate::pipeline::Maintenance;
 use crate::query::{export, CustomerExport};
+use crate::storage::record::RecordState;
 
-/// Profiles a retention purge looks at per writer batch: ingestion interleaves between batches.
-const PURGE_BATCH: usize = 1000;
+/// Expired profiles a retention purge erases per writer batch: ingestion interleaves between
+/// batches.
+const PURGE_BATCH: usize = 10_000;
 
 /// What [`Db::purge`] did.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -33,7 +35,7 @@ pub struct PurgeReport {
     pub scanned: usize,
     /// Profiles erased.
     pub erased: usize,
-    /// Commits it took.
+    /// Writer batches it took (one per group of up to 10,000 expired profiles).
     pub batches: usize,
 }
 
@@ -164,20 +166,39 @@ impl Db {
         if watermark_ms == 0 {
             return Ok(report); // no event yet: nothing has an age
         }
-        let mut cursor: Option<String> = None;
-        loop {
+        // Candidates are found by a read-only scan (the writer goes on meanwhile) and erased in
+        // groups, each group one maintenance batch that checks every candidate again. Grouping
+        // matters: a batch that erases rewrites the persisted expiry queue's checkpoint (no
+        // queue record may name an erased customer), so fewer, larger batches write less.
+        let mut group: Vec<String> = Vec::new();
+        let erase_group = |group: &mut Vec<String>, report: &mut PurgeReport| -> Result<()> {
             let out = self.maintain(Maintenance::Purge {
-                after: cursor.take(),
-                limit: PURGE_BATCH,
+                ids: std::mem::take(group),
                 cutoff_ms: report.cutoff_ms,
             })?;
-            report.scanned += out.scanned;
             report.erased += out.erased;
             report.batches += 1;
-            match out.next_cursor {
-                Some(c) => cursor = Some(c),
-                None => break,
+            Ok(())
+        };
+        for item in self.inner.store.profiles_after(None) {
+            let (id, bytes) = item?;
+            report.scanned += 1;
+            let Ok(head) = RecordState::decode(&|| format!("profile {id:?}"), &bytes) else {
+                continue; // a damaged record is kept; `persona check` reports it
+            };
+            if head
+                .state
+                .last_seen_ms
+                .is_some_and(|t| t < report.cutoff_ms)
+            {
+                group.push(id);
+                if group.len() == PURGE_BATCH {
+                    erase_group(&mut group, &mut report)?;
+                }
             }
+        }
+        if !group.is_empty() {
+            erase_group(&mut group, &mut report)?;
         }
         Ok(report)
     }

@@ -784,35 +784,28 @@ impl Engine {
         }
     }
 
-    /// Looks at up to `limit` profiles after `after` and erases those whose last event is
-    /// older than `cutoff_ms`. Profiles without events (attributes only) and records that do
-    /// not decode are kept. Returns the next cursor, how many were scanned and erased.
+    /// Erases those of `ids` whose last event is older than `cutoff_ms`. Profiles without
+    /// events (attributes only), unknown ids and records that do not decode are kept. Returns
+    /// how many were erased.
     pub(crate) fn purge(
         &mut self,
         store: &Store,
         b: &mut BatchState,
-        after: Option<&str>,
-        limit: usize,
+        ids: &[String],
         cutoff_ms: i64,
-    ) -> Result<(Option<String>, usize, usize)> {
-        let rows: Vec<(String, sled::IVec)> = store
-            .profiles_after(after)
-            .take(limit)
-            .collect::<Result<_>>()?;
-        let scanned = rows.len();
-        let last = rows.last().map(|(id, _)| id.clone());
+    ) -> Result<usize> {
         let mut erased = 0;
-        for (id, bytes) in rows {
-            let Ok(record) = store.decode_profile(&id, &bytes) else {
+        for id in ids {
+            let Ok(Some(record)) = store.profile_state(id) else {
                 continue;
             };
             let expired = record.state.last_seen_ms.is_some_and(|t| t < cutoff_ms);
-            if expired && self.erase(store, b, &id)? {
+            if expired && self.erase(store, b, id)? {
                 erased += 1;
             }
         }
         self.forget_erased_examples(b);
-        Ok((last.filter(|_| scanned == limit), scanned, erased))
+        Ok(erased)
     }
 
     /// Reverts the expiry queue after a failed commit (the model is restored by the caller).

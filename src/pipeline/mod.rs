@@ -83,13 +83,9 @@ pub(crate) enum Maintenance {
     /// Erase every trace of these customers: profile records, membership entries, open
     /// training examples in the expiry queue, and their share of the segment statistics.
     Erase(Vec<String>),
-    /// Look at up to `limit` profiles after `after` and erase those whose last event happened
-    /// before `cutoff_ms` (event time).
-    Purge {
-        after: Option<String>,
-        limit: usize,
-        cutoff_ms: i64,
-    },
+    /// Erase those of `ids` whose last event happened before `cutoff_ms` (event time), checked
+    /// again here: candidates found by a scan outside the writer may have had events since.
+    Purge { ids: Vec<String>, cutoff_ms: i64 },
 }
 
 /// What a maintenance operation did.
@@ -97,7 +93,7 @@ pub(crate) enum Maintenance {
 pub struct MaintenanceOutcome {
     /// Model version after the operation.
     pub model_version: u64,
-    /// For re-segmentation and purge: where to continue (None when done).
+    /// For re-segmentation: where to continue (None when done).
     pub next_cursor: Option<String>,
     /// For re-segmentation and purge: profiles looked at.
     pub scanned: usize,
@@ -533,16 +529,11 @@ impl Writer {
                 .engine
                 .erase_all(&self.store, &mut b, &ids)
                 .map(|n| outcome.erased = n),
-            Maintenance::Purge {
-                after,
-                limit,
-                cutoff_ms,
-            } => self
+            Maintenance::Purge { ids, cutoff_ms } => self
                 .engine
-                .purge(&self.store, &mut b, after.as_deref(), limit, cutoff_ms)
-                .map(|(next, scanned, erased)| {
-                    outcome.next_cursor = next;
-                    outcome.scanned = scanned;
+                .purge(&self.store, &mut b, &ids, cutoff_ms)
+                .map(|erased| {
+                    outcome.scanned = ids.len();
                     outcome.erased = erased;
                 }),
         };
