@@ -3,6 +3,7 @@
 //! through sled directly, as a disk or a bug would.
 
 mod resp_support;
+mod store_support;
 
 use persona::generator::{Generator, GeneratorConfig};
 use persona::model::ModelConfig;
@@ -11,6 +12,7 @@ use persona::storage::record::ProfileRecord;
 use persona::{check_store, Config, Db, Durability, Event, EventKind, ProblemKind, Target};
 use std::path::Path;
 use std::process::Command;
+use store_support::raw;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -44,30 +46,6 @@ fn populated(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
     // Customers last seen before the segments were seeded get one too.
     db.resegment(100, false)?;
     Ok(db.close()?)
-}
-
-/// Runs `f` on the closed store's sled database (same settings as Persona's).
-/// sled releases its file lock from a background thread a moment after the last handle of a
-/// closed store is dropped; on a loaded machine that moment can be long, so wait for it (as
-/// `Store::open` does) instead of failing the test.
-fn raw<T>(dir: &Path, f: impl FnOnce(&sled::Db) -> sled::Result<T>) -> sled::Result<T> {
-    let mut attempts = 0;
-    let db = loop {
-        match sled::Config::new()
-            .path(dir)
-            .segment_size(8 * 1024 * 1024)
-            .open()
-        {
-            Err(e) if persona::storage::is_lock_error(&e) && attempts < 250 => {
-                attempts += 1;
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            other => break other?,
-        }
-    };
-    let out = f(&db)?;
-    db.flush()?;
-    Ok(out)
 }
 
 /// Every key and value of the store.

@@ -3,11 +3,14 @@
 //! been closed; a store without it (an older build's) or with a damaged one is opened by
 //! deriving the queue from the records, and the next commit writes it anew.
 
+mod store_support;
+
 use persona::generator::{Generator, GeneratorConfig};
 use persona::model::ModelConfig;
 use persona::storage::{keys, queue};
 use persona::{check_store, Config, Db, Durability, Event};
 use std::path::Path;
+use store_support::raw;
 
 /// Events per `ingest_batch` call (one commit each); the session splits are multiples of it,
 /// so split and unsplit runs commit the same batches.
@@ -48,27 +51,6 @@ fn ingest(db: &Db, events: &[Event]) -> TestResult {
         }
     }
     Ok(())
-}
-
-/// Runs `f` on the closed store's sled database, waiting for sled's file lock like the store.
-fn raw<T>(dir: &Path, f: impl FnOnce(&sled::Db) -> sled::Result<T>) -> sled::Result<T> {
-    let mut attempts = 0;
-    let db = loop {
-        match sled::Config::new()
-            .path(dir)
-            .segment_size(8 * 1024 * 1024)
-            .open()
-        {
-            Err(e) if persona::storage::is_lock_error(&e) && attempts < 250 => {
-                attempts += 1;
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            other => break other?,
-        }
-    };
-    let out = f(&db)?;
-    db.flush()?;
-    Ok(out)
 }
 
 /// The model after ingesting `events` in one session, and in sessions split at `splits`, with

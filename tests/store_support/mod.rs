@@ -1,0 +1,28 @@
+//! Shared by the integration tests that reach under the store: direct access to a closed
+//! store's sled database, as a disk or a bug would touch it.
+
+use std::path::Path;
+
+/// Runs `f` on the closed store's sled database (same settings as Persona's), then flushes.
+/// sled releases its file lock from a background thread a moment after the last handle of a
+/// closed store is dropped; on a loaded machine that moment can be long, so wait for it (as
+/// `Store::open` does) instead of failing the test.
+pub fn raw<T>(dir: &Path, f: impl FnOnce(&sled::Db) -> sled::Result<T>) -> sled::Result<T> {
+    let mut attempts = 0;
+    let db = loop {
+        match sled::Config::new()
+            .path(dir)
+            .segment_size(8 * 1024 * 1024)
+            .open()
+        {
+            Err(e) if persona::storage::is_lock_error(&e) && attempts < 250 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => break other?,
+        }
+    };
+    let out = f(&db)?;
+    db.flush()?;
+    Ok(out)
+}
