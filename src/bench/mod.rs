@@ -120,15 +120,8 @@ pub fn run_queries(cfg: &BenchConfig, progress: &dyn Progress) -> Result<Queries
             ),
         ));
     }
-    let t = Instant::now();
-    let db = Config::new(path).durability(cfg.durability).open()?;
-    let reopen_secs = t.elapsed().as_secs_f64();
-    progress.start("lookalike index build", 0);
-    if !db.wait_for_lookalike_index() {
-        tracing::warn!("the lookalike index was not built: similar scans the records");
-    }
-    progress.finish();
-    let lookalike_index_secs = t.elapsed().as_secs_f64();
+    let (db, reopen_secs, lookalike_index_secs) =
+        open_timed(Config::new(path).durability(cfg.durability), progress)?;
     let plan = queries::QueryPlan {
         point: cfg.queries.max(1),
         similar: cfg.similar_queries,
@@ -307,15 +300,7 @@ fn run_in(cfg: &BenchConfig, progress: &dyn Progress) -> Result<BenchReport> {
     crate::storage::wait_unlocked(&store_cfg.path)?;
     let close_secs = t.elapsed().as_secs_f64();
 
-    let t = Instant::now();
-    let db = store_cfg.clone().open()?;
-    let reopen_secs = t.elapsed().as_secs_f64();
-    progress.start("lookalike index build", 0);
-    if !db.wait_for_lookalike_index() {
-        tracing::warn!("the lookalike index was not built: similar scans the records");
-    }
-    progress.finish();
-    let lookalike_index_secs = t.elapsed().as_secs_f64();
+    let (db, reopen_secs, lookalike_index_secs) = open_timed(store_cfg.clone(), progress)?;
     let lookalike_index_bytes = db.lookalike_index_bytes();
     let lookalike_index_rows = db.lookalike_index_len();
     let disk_bytes = db.size_on_disk()?;
@@ -442,4 +427,18 @@ pub fn peak_rss() -> Option<u64> {
         .parse()
         .ok()?;
     Some(kb * 1024)
+}
+
+/// Opens the store, timed, then waits for the lookalike index (built in the background): the
+/// handle, seconds to open, seconds from the open until the index was ready.
+fn open_timed(config: Config, progress: &dyn Progress) -> Result<(crate::Db, f64, f64)> {
+    let t = Instant::now();
+    let db = config.open()?;
+    let open_secs = t.elapsed().as_secs_f64();
+    progress.start("lookalike index build", 0);
+    if !db.wait_for_lookalike_index() {
+        tracing::warn!("the lookalike index was not built: similar scans the records");
+    }
+    progress.finish();
+    Ok((db, open_secs, t.elapsed().as_secs_f64()))
 }
