@@ -122,13 +122,7 @@ pub fn run_queries(cfg: &BenchConfig, progress: &dyn Progress) -> Result<Queries
     }
     let (db, reopen_secs, lookalike_index_secs) =
         open_timed(Config::new(path).durability(cfg.durability), progress)?;
-    let plan = queries::QueryPlan {
-        point: cfg.queries.max(1),
-        similar: cfg.similar_queries,
-        recall: cfg.recall_queries.min(cfg.similar_queries),
-        k: 10,
-    };
-    let queries = queries::run(&db, cfg.customers, &plan, cfg.seed ^ 0x5eed, progress)?;
+    let queries = query_phase(&db, cfg, progress)?;
     let report = QueriesOnlyReport {
         customers: cfg.customers,
         reopen_secs,
@@ -319,13 +313,7 @@ fn run_in(cfg: &BenchConfig, progress: &dyn Progress) -> Result<BenchReport> {
         progress.finish();
         Some(t.elapsed().as_secs_f64())
     };
-    let plan = queries::QueryPlan {
-        point: cfg.queries.max(1),
-        similar: cfg.similar_queries,
-        recall: cfg.recall_queries.min(cfg.similar_queries),
-        k: 10,
-    };
-    let queries = queries::run(&db, cfg.customers, &plan, cfg.seed ^ 0x5eed, progress)?;
+    let queries = query_phase(&db, cfg, progress)?;
     let peak_rss_bytes = peak_rss();
     db.close()?;
     drop(db);
@@ -427,6 +415,17 @@ pub fn peak_rss() -> Option<u64> {
         .parse()
         .ok()?;
     Some(kb * 1024)
+}
+
+/// The query phase as configured: point queries, `similar` (k = 10) and its recall.
+fn query_phase(db: &crate::Db, cfg: &BenchConfig, progress: &dyn Progress) -> Result<QueryReport> {
+    let plan = queries::QueryPlan {
+        point: cfg.queries.max(1),
+        similar: cfg.similar_queries,
+        recall: cfg.recall_queries.min(cfg.similar_queries),
+        k: 10,
+    };
+    queries::run(db, cfg.customers, &plan, cfg.seed ^ 0x5eed, progress)
 }
 
 /// Opens the store, timed, then waits for the lookalike index (built in the background): the
