@@ -27,7 +27,7 @@ use crate::storage::Store;
 use crossbeam_channel::Sender;
 use parking_lot::{Mutex, RwLock};
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -156,6 +156,7 @@ impl Db {
         let shared = Arc::new(Shared {
             model: RwLock::new(Arc::new(model.clone())),
             fail_commits: AtomicU32::new(0),
+            apply_delay_us: AtomicU64::new(0),
             open_examples: AtomicUsize::new(0),
             snapshots: RwLock::new(Vec::new()),
             counters: Default::default(),
@@ -1152,6 +1153,15 @@ impl Db {
     #[doc(hidden)]
     pub fn fail_next_commits(&self, n: u32) {
         self.inner.shared.fail_commits.store(n, Ordering::SeqCst);
+    }
+
+    /// Makes the apply stage wait `delay` before handing each batch to sled, so that the
+    /// writer prepares later batches on top of batches sled has not applied yet. For tests of
+    /// the pipelined writer; has no other use.
+    #[doc(hidden)]
+    pub fn delay_applies(&self, delay: std::time::Duration) {
+        let us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        self.inner.shared.apply_delay_us.store(us, Ordering::SeqCst);
     }
 
     /// Finishes queued writes, makes everything durable and stops the writer. Other clones of

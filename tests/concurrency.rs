@@ -1,7 +1,9 @@
 //! Concurrent ingest from many threads loses nothing: 8 threads write to private customers,
 //! to customers they all share, and race each other with the very same events. Afterwards every
 //! event is counted exactly once, every version number was handed out exactly once per customer,
-//! each contested event was applied by exactly one thread, and a reopen sees the same.
+//! each contested event was applied by exactly one thread, and a reopen sees the same. Run
+//! twice: as it comes, and with sled's apply held back so that batches are prepared on top of
+//! batches sled has not applied yet (the pipelined writer).
 
 use persona::{Ack, Config, Db, Event, EventKind, PendingWrite, Result};
 use std::collections::{BTreeMap, BTreeSet};
@@ -144,8 +146,25 @@ fn open(dir: &Path) -> Result<Db> {
 
 #[test]
 fn concurrent_ingest_loses_nothing_and_counts_everything_once() -> Result<()> {
+    race(None)
+}
+
+/// The same race with the apply stage held back before every batch, so the writer prepares
+/// most batches while the one before is not yet in sled: each must build on that batch's
+/// records, not on the older ones sled still has (otherwise versions repeat and events vanish).
+#[test]
+fn batches_prepared_before_the_last_one_is_applied_build_on_it() -> Result<()> {
+    race(Some(std::time::Duration::from_millis(3)))
+}
+
+/// Runs the race of every writer thread, then checks the acknowledgements, the store, and the
+/// store again after a reopen.
+fn race(apply_delay: Option<std::time::Duration>) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let db = open(dir.path())?;
+    if let Some(d) = apply_delay {
+        db.delay_applies(d);
+    }
     let results: Vec<Vec<(String, String, Ack)>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..THREADS)
             .map(|t| {

@@ -25,6 +25,7 @@ use crate::storage::record::{PendingExample, ProfileRecord};
 use crate::storage::{keys, Store};
 use crate::Event;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
 
 /// A record touched by the current batch.
 struct Working {
@@ -53,6 +54,61 @@ pub(crate) struct Engine {
     snapshots: VecDeque<u64>,
     /// Where the persisted copy of `expiry` stands.
     queue_log: QueueLog,
+    /// Batches handed to the apply stage that sled may not have applied yet.
+    pub(crate) unapplied: Unapplied,
+    /// Records read from sled ahead of the current round ([`Engine::prefetch`]), undecoded;
+    /// None for a customer without a record.
+    prefetched: HashMap<String, Option<sled::IVec>>,
+}
+
+/// Batches the writer has handed to the apply stage, oldest first, each with its sequence
+/// number, kept until the apply stage reports them applied. The writer reads a record from
+/// them before reading sled, so a batch never builds on a stale version of a record that an
+/// earlier, not yet applied batch wrote.
+#[derive(Default)]
+pub(crate) struct Unapplied {
+    batches: VecDeque<(u64, Arc<BatchState>)>,
+}
+
+/// What the unapplied batches say about a customer.
+enum Pending<'a> {
+    /// The newest unapplied batch that touched the customer left this record.
+    Record(&'a ProfileRecord),
+    /// It erased the customer.
+    Erased,
+}
+
+impl Unapplied {
+    /// Adds a batch handed to the apply stage as number `seq`.
+    pub(crate) fn push(&mut self, seq: u64, state: Arc<BatchState>) {
+        self.batches.push_back((seq, state));
+    }
+
+    /// Forgets the batches up to number `applied` (sled has them).
+    pub(crate) fn applied_through(&mut self, applied: u64) {
+        while self.batches.front().is_some_and(|(seq, _)| *seq <= applied) {
+            self.batches.pop_front();
+        }
+    }
+
+    /// The customer's record as the newest unapplied batch that touched it left it.
+    fn record(&self, customer: &str) -> Option<Pending<'_>> {
+        self.batches.iter().rev().find_map(|(_, b)| {
+            if b.erased.contains_key(customer) {
+                Some(Pending::Erased)
+            } else {
+                b.records.get(customer).map(|w| Pending::Record(&w.record))
+            }
+        })
+    }
+
+    /// The model snapshot at `version`, if an unapplied batch wrote it.
+    fn snapshot(&self, version: u64) -> Option<&ModelState> {
+        self.batches
+            .iter()
+            .rev()
+            .find_map(|(_, b)| b.snapshot.as_ref().filter(|s| s.version == version))
+    }
 }
 
 /// The persisted expiry queue's keys as committed (see [`crate::storage::queue`]).
@@ -108,6 +164,8 @@ pub(crate) struct BatchState {
     erased: BTreeMap<String, BTreeSet<u16>>,
     /// What this batch wrote of the persisted queue (applied to the log on commit).
     queue_write: Option<QueueWrite>,
+    /// The model snapshot this batch writes, for reads before sled has applied it.
+    snapshot: Option<ModelState>,
 }
 
 /// A record's model outcome before a write: its contribution to the segment statistics.
@@ -201,6 +259,53 @@ impl Engine {
             horizon_ms,
             snapshots: snapshots.into(),
             queue_log,
+            unapplied: Unapplied::default(),
+            prefetched: HashMap::new(),
+        }
+    }
+
+    /// Forgets what [`Engine::prefetch`] read and the round did not use: it is only valid
+    /// for that round.
+    pub(crate) fn end_round(&mut self) {
+        self.prefetched.clear();
+    }
+
+    /// Most label-expiry candidates read ahead per round.
+    const PREFETCH_EXPIRIES: usize = 4096;
+
+    /// Reads from sled, ahead of applying `items`, the records the round will load: those of
+    /// its customers and of the customers whose open example the round's latest event will
+    /// expire, except those an unapplied batch holds. The writer calls this before it hands
+    /// the previous round to the apply stage, whose `apply_batch` blocks every sled read while
+    /// it runs; the round's own work then overlaps that apply. Every batch unapplied now must
+    /// stay in [`Engine::unapplied`] until the round is applied (it is newer than what was
+    /// read). A read that fails is left to the round, which reads again and reports it.
+    pub(crate) fn prefetch(&mut self, store: &Store, items: &[Item]) {
+        self.prefetched.clear();
+        let mut latest = i64::MIN;
+        let read = |customer: &str, prefetched: &mut HashMap<String, Option<sled::IVec>>| {
+            if prefetched.contains_key(customer) || self.unapplied.record(customer).is_some() {
+                return;
+            }
+            if let Ok(raw) = store.raw_profile(customer) {
+                prefetched.insert(customer.to_string(), raw);
+            }
+        };
+        for item in items {
+            let customer = match item {
+                Item::Event(e) => {
+                    latest = latest.max(e.timestamp_ms);
+                    &e.customer_id
+                }
+                Item::SetAttributes { customer, .. } | Item::Feedback { customer, .. } => customer,
+            };
+            read(customer, &mut self.prefetched);
+        }
+        for (deadline, customer) in self.expiry.iter().take(Self::PREFETCH_EXPIRIES) {
+            if *deadline >= latest {
+                break;
+            }
+            read(customer, &mut self.prefetched);
         }
     }
 
@@ -215,7 +320,13 @@ impl Engine {
             Item::Event(e) => self.apply_event(store, b, e),
             Item::SetAttributes { customer, attrs } => {
                 let now = self.model.watermark_ms;
-                let w = load(store, &mut b.records, customer)?;
+                let w = load(
+                    store,
+                    &self.unapplied,
+                    &mut self.prefetched,
+                    &mut b.records,
+                    customer,
+                )?;
                 let prev = Prev::of(&w.record);
                 w.record.apply(
                     ProfileOp::SetAttributes(attrs.clone()),
@@ -236,7 +347,13 @@ impl Engine {
                 segment,
             } => {
                 let now = self.model.watermark_ms;
-                let w = load(store, &mut b.records, customer)?;
+                let w = load(
+                    store,
+                    &self.unapplied,
+                    &mut self.prefetched,
+                    &mut b.records,
+                    customer,
+                )?;
                 if w.record.version == 0 {
                     return Err(Error::invalid_argument(
                         "customer",
@@ -292,7 +409,13 @@ impl Engine {
     fn apply_event(&mut self, store: &Store, b: &mut BatchState, e: &Event) -> Result<Ack> {
         let id_hash = xxhash_rust::xxh3::xxh3_64(e.effective_id().as_bytes());
         {
-            let w = load(store, &mut b.records, &e.customer_id)?;
+            let w = load(
+                store,
+                &self.unapplied,
+                &mut self.prefetched,
+                &mut b.records,
+                &e.customer_id,
+            )?;
             if w.record.has_seen(id_hash) {
                 return Ok(Ack {
                     version: w.record.version,
@@ -321,7 +444,13 @@ impl Engine {
         let now = self.model.watermark_ms;
         let params = *store.params();
         let horizon = self.horizon_ms;
-        let w = load(store, &mut b.records, &e.customer_id)?;
+        let w = load(
+            store,
+            &self.unapplied,
+            &mut self.prefetched,
+            &mut b.records,
+            &e.customer_id,
+        )?;
         let prev = Prev::of(&w.record);
 
         let mut open = open_example(&w.record, now, horizon, self.config.silent_horizons);
@@ -415,12 +544,26 @@ impl Engine {
             let stored;
             let (pending, state) = match b.records.get(&customer) {
                 Some(w) => (&w.record.pending, &w.record.state),
-                None => match store.profile_state(&customer) {
-                    Ok(Some(r)) => {
-                        stored = r;
-                        (&stored.pending, &stored.state)
+                None => match self.unapplied.record(&customer) {
+                    Some(Pending::Record(r)) => (&r.pending, &r.state),
+                    Some(Pending::Erased) => continue,
+                    None => {
+                        let read = match self.prefetched.get(&customer) {
+                            Some(Some(bytes)) => store.decode_profile_state(&customer, bytes),
+                            Some(None) => continue,
+                            None => match store.profile_state(&customer) {
+                                Ok(Some(r)) => Ok(r),
+                                Ok(None) | Err(_) => continue,
+                            },
+                        };
+                        match read {
+                            Ok(r) => {
+                                stored = r;
+                                (&stored.pending, &stored.state)
+                            }
+                            Err(_) => continue,
+                        }
                     }
-                    Ok(None) | Err(_) => continue,
                 },
             };
             let Some(p) = pending else {
@@ -503,6 +646,7 @@ impl Engine {
                 kept -= 1;
             }
             b.new_snapshot = Some(self.model.version);
+            b.snapshot = Some(self.model.clone());
         }
         insert(batch, keys::MODEL.to_vec(), encoded);
         let (queue_keys, queue_bytes) = self.write_queue(b, batch);
@@ -639,10 +783,13 @@ impl Engine {
             DriftReaction::Warn => {}
             DriftReaction::Reset => model.propensity.reset(),
             DriftReaction::Rollback => {
-                let restored = self
-                    .snapshots
-                    .back()
-                    .and_then(|v| store.snapshot(*v).ok().flatten());
+                let restored =
+                    self.snapshots
+                        .back()
+                        .and_then(|v| match self.unapplied.snapshot(*v) {
+                            Some(s) => Some(s.clone()),
+                            None => store.snapshot(*v).ok().flatten(),
+                        });
                 match restored {
                     Some(snap) if snap.propensity.dim() == model.propensity.dim() => {
                         model.propensity = snap.propensity;
@@ -675,7 +822,13 @@ impl Engine {
             scanned += 1;
             last = Some(id.clone());
             // A corrupt record is skipped here; `persona check` and reads report it.
-            let Ok(w) = load(store, &mut b.records, &id) else {
+            let Ok(w) = load(
+                store,
+                &self.unapplied,
+                &mut self.prefetched,
+                &mut b.records,
+                &id,
+            ) else {
                 continue;
             };
             let x = self.layout.vector(&w.record.state, now);
@@ -874,14 +1027,25 @@ fn observe(model: &mut ModelState, x: &[f64], warmup: usize) -> (Option<(usize, 
     (seg, z)
 }
 
-/// Loads a customer's record into the batch (from the batch, the store, or new).
+/// Loads a customer's record into the batch (from the batch, an unapplied batch, the records
+/// read ahead, the store, or new).
 fn load<'b>(
     store: &Store,
+    unapplied: &Unapplied,
+    prefetched: &mut HashMap<String, Option<sled::IVec>>,
     records: &'b mut HashMap<String, Working>,
     customer: &str,
 ) -> Result<&'b mut Working> {
     if !records.contains_key(customer) {
-        let record = store.profile(customer)?;
+        let record = match unapplied.record(customer) {
+            Some(Pending::Record(r)) => Some(r.clone()),
+            Some(Pending::Erased) => None,
+            None => match prefetched.remove(customer) {
+                Some(Some(bytes)) => Some(store.decode_profile(customer, &bytes)?),
+                Some(None) => None,
+                None => store.profile(customer)?,
+            },
+        };
         let old_segment = record.as_ref().and_then(|r| r.segment);
         let record = record.unwrap_or_else(|| ProfileRecord::new(store.params()));
         records.insert(

@@ -1,22 +1,28 @@
 //! The single writer: batching, apply, one atomic commit, durability, acknowledgements.
 //!
-//! All mutation happens on one thread. Callers send [`Request`]s through a bounded crossbeam
-//! channel and block on a reply channel. The writer drains up to `max_batch` items (waiting at
-//! most `max_batch_delay` for more once the queue is empty), applies them to a working copy of
-//! the model ([`apply`]), writes the dirty profiles, membership changes and model state in ONE
-//! sled batch, publishes the new model to readers, and hands the batch's replies to the
-//! **durability stage**, a second thread that makes everything applied so far durable as
-//! configured (one sync for every batch queued since its last one) and only then acknowledges
-//! each item. So the writer applies batch N+1 while batch N is being synced, and no reply ever
-//! leaves before the sync that covers its batch (replies of batches that wrote nothing — only
-//! duplicates or rejected items — wait in order behind the batches before them too, so a
-//! duplicate is never acknowledged before its original is durable).
+//! All mutation of the engine happens on one thread. Callers send [`Request`]s through a bounded
+//! crossbeam channel and block on a reply channel. The writer drains up to `max_batch` items
+//! (waiting at most `max_batch_delay` for more once the queue is empty), applies them to a
+//! working copy of the model ([`apply`]) and writes the dirty profiles, membership changes and
+//! model state into ONE sled batch. Two stages follow, each on its own thread, so the three run
+//! at once on consecutive batches:
+//! - the **apply stage** hands the batch to sled (`apply_batch`, about half of the write path's
+//!   CPU), then publishes the new model and the written profiles to readers. Until it reports a
+//!   batch applied, the writer reads the records that batch wrote from the batch itself, not
+//!   from sled, so batch N+1 never builds on a stale record of batch N;
+//! - the **durability stage** makes everything applied so far durable as configured (one sync
+//!   for every batch queued since its last one) and only then acknowledges each item.
 //!
-//! Failure: if the commit fails before sled applied it, nothing of the batch is visible, the
-//! model and the expiry queue are restored to their pre-batch values, and every waiter of the
-//! batch gets the error. If an applied batch could not be made durable, the store is *poisoned*:
-//! that sync's waiters, and every later write, fail with [`Error::Poisoned`] until the store is
-//! reopened (and recovers what sled had made durable).
+//! No reply ever leaves before the sync that covers its batch (replies of batches that wrote
+//! nothing — only duplicates or rejected items — go through both stages in order behind the
+//! batches before them, so a duplicate is never acknowledged before its original is durable).
+//!
+//! Failure: if the commit fails before sled sees it (an injected failure), nothing of the batch
+//! is visible, the model and the expiry queue are restored to their pre-batch values, and every
+//! waiter of the batch gets the error. If sled fails to apply a batch, or an applied batch could
+//! not be made durable, the store is *poisoned*: the waiters of that batch or sync, and every
+//! later write, fail with [`Error::Poisoned`] until the store is reopened (and recovers what
+//! sled had made durable).
 
 mod apply;
 
@@ -125,6 +131,8 @@ pub(crate) struct Shared {
     pub(crate) model: RwLock<Arc<ModelState>>,
     /// Number of upcoming commits to fail on purpose (tests of the failure path).
     pub(crate) fail_commits: AtomicU32,
+    /// Microseconds the apply stage waits before each batch (tests of the pipeline).
+    pub(crate) apply_delay_us: AtomicU64,
     /// Training examples waiting for their label, as of the last batch.
     pub(crate) open_examples: std::sync::atomic::AtomicUsize,
     /// Versions of the stored model snapshots, as of the last batch.
@@ -190,10 +198,10 @@ pub(crate) struct Recovered {
     pub(crate) snapshots: Vec<u64>,
 }
 
-/// Starts the writer thread.
+/// Starts the writer thread (which starts the apply and durability stages).
 ///
 /// # Errors
-/// [`Error::Io`] if the thread cannot be spawned.
+/// [`Error::Io`] if a thread cannot be spawned.
 pub(crate) fn spawn(
     store: Arc<Store>,
     config: Config,
@@ -222,26 +230,91 @@ pub(crate) fn spawn(
     let syncer = std::thread::Builder::new()
         .name("persona-sync".into())
         .spawn(move || syncer.run(sync_rx))?;
+    let applied = Arc::new(AtomicU64::new(0));
+    let (apply_tx, apply_rx) = crossbeam_channel::bounded(APPLY_QUEUE);
+    let applier = Applier {
+        store: store.clone(),
+        shared: shared.clone(),
+        poison: poison.clone(),
+        applied: applied.clone(),
+        sync: sync_tx,
+        syncer,
+    };
+    let applier = std::thread::Builder::new()
+        .name("persona-apply".into())
+        .spawn(move || applier.run(apply_rx))?;
     let writer = Writer {
         store,
         config,
         engine,
         shared,
         poison,
-        sync: Some(sync_tx),
-        syncer: Some(syncer),
+        next_seq: 1,
+        applied,
+        apply: Some(apply_tx),
+        applier: Some(applier),
     };
     Ok(std::thread::Builder::new()
         .name("persona-writer".into())
         .spawn(move || writer.run(rx))?)
 }
 
-/// Groups of replies the writer may queue for the durability stage before it waits: bounds how
-/// far the applied state runs ahead of the durable one.
+/// Groups of replies the apply stage may queue for the durability stage before it waits:
+/// bounds how far the applied state runs ahead of the durable one.
 const SYNC_QUEUE: usize = 4;
+
+/// Rounds the writer may queue for the apply stage before it waits: bounds how far the
+/// prepared state runs ahead of the applied one (and how many batches the writer reads
+/// records from before sled).
+const APPLY_QUEUE: usize = 1;
 
 /// Replies waiting for the sync that covers their batch.
 type Replies = Vec<(Sender<Vec<Result<Ack>>>, Vec<Result<Ack>>)>;
+
+/// A batch the writer prepared: the sled batch, and what to publish once sled applied it.
+struct Prepared {
+    /// Sequence number (the writer's count of prepared batches).
+    seq: u64,
+    batch: sled::Batch,
+    /// The batch's working set (its written records and erasures, for the lookalike index).
+    state: Arc<BatchState>,
+    /// The model, snapshot versions and open examples after the batch.
+    model: Arc<ModelState>,
+    snapshots: Vec<u64>,
+    open_examples: usize,
+    /// Items in the batch, keys written and bytes inserted.
+    items: u64,
+    keys: u64,
+    bytes: u64,
+}
+
+/// Makes an applied batch visible to readers and counts it.
+fn publish(shared: &Shared, p: &Prepared) {
+    shared
+        .lookalikes
+        .commit(p.state.written(), p.state.erased_ids());
+    *shared.model.write() = p.model.clone();
+    *shared.snapshots.write() = p.snapshots.clone();
+    shared
+        .open_examples
+        .store(p.open_examples, Ordering::Relaxed);
+    let c = &shared.counters;
+    c.commits.fetch_add(1, Ordering::Relaxed);
+    c.items.fetch_add(p.items, Ordering::Relaxed);
+    c.key_writes.fetch_add(p.keys, Ordering::Relaxed);
+    c.bytes_written.fetch_add(p.bytes, Ordering::Relaxed);
+}
+
+/// A message to the apply stage.
+enum ToApply {
+    /// One round of the writer: its batches, in order, then its replies.
+    Round {
+        batches: Vec<Prepared>,
+        replies: Replies,
+    },
+    /// Reply once everything queued before has been applied, synced and answered.
+    Barrier(Sender<()>),
+}
 
 /// A message to the durability stage.
 enum ToSync {
@@ -250,6 +323,80 @@ enum ToSync {
     Replies { replies: Replies, applied: bool },
     /// Reply once everything queued before has been synced and answered.
     Barrier(Sender<()>),
+}
+
+/// The apply stage: hands the writer's prepared batches to sled, in order, publishes each
+/// to readers, and passes the replies on to the durability stage. If sled fails to apply a
+/// batch, the store is poisoned: the writer's state is already ahead of it.
+struct Applier {
+    store: Arc<Store>,
+    shared: Arc<Shared>,
+    poison: Arc<parking_lot::Mutex<Option<String>>>,
+    /// Sequence number of the last batch applied (or given up on), read by the writer.
+    applied: Arc<AtomicU64>,
+    sync: Sender<ToSync>,
+    syncer: std::thread::JoinHandle<()>,
+}
+
+impl Applier {
+    fn run(self, rx: Receiver<ToApply>) {
+        for m in rx {
+            match m {
+                ToApply::Round { batches, replies } => {
+                    let applied = !batches.is_empty();
+                    for mut p in batches {
+                        let delay = self.shared.apply_delay_us.load(Ordering::Relaxed);
+                        if delay > 0 {
+                            std::thread::sleep(std::time::Duration::from_micros(delay));
+                        }
+                        if self.poison.lock().is_none() {
+                            match self.store.apply(std::mem::take(&mut p.batch)) {
+                                Ok(()) => publish(&self.shared, &p),
+                                Err(e) => {
+                                    // Later batches were prepared on top of this one: refuse
+                                    // everything until the store is reopened.
+                                    tracing::error!("applying a commit failed: {e}");
+                                    *self.poison.lock() = Some(e.to_string());
+                                }
+                            }
+                        }
+                        self.applied.store(p.seq, Ordering::Release);
+                    }
+                    self.forward(ToSync::Replies { replies, applied });
+                }
+                ToApply::Barrier(done) => self.forward(ToSync::Barrier(done)),
+            }
+        }
+        drop(self.sync);
+        let _ = self.syncer.join();
+    }
+
+    /// Queues a message for the durability stage (waits while its queue is full).
+    fn forward(&self, m: ToSync) {
+        if let Err(crossbeam_channel::SendError(m)) = self.sync.send(m) {
+            // The stage is gone (it cannot panic, but be safe): answer here, unsynced
+            // batches as failed.
+            tracing::error!("the durability stage stopped");
+            match m {
+                ToSync::Replies { replies, .. } => answer_closed(replies),
+                ToSync::Barrier(done) => {
+                    let _ = done.send(());
+                }
+            }
+        }
+    }
+}
+
+/// Answers every item of `replies` that succeeded with [`Error::Closed`].
+fn answer_closed(replies: Replies) {
+    for (reply, results) in replies {
+        let _ = reply.send(
+            results
+                .into_iter()
+                .map(|r| r.and_then(|_| Err(Error::Closed)))
+                .collect(),
+        );
+    }
 }
 
 /// The durability stage: makes applied batches durable, then acknowledges them.
@@ -312,11 +459,15 @@ struct Writer {
     config: Config,
     engine: Engine,
     shared: Arc<Shared>,
-    /// Why the store is poisoned (a sync failed), shared with the durability stage.
+    /// Why the store is poisoned (an apply or a sync failed), shared with the later stages.
     poison: Arc<parking_lot::Mutex<Option<String>>>,
-    /// The durability stage's queue (taken when the writer stops).
-    sync: Option<Sender<ToSync>>,
-    syncer: Option<std::thread::JoinHandle<()>>,
+    /// Sequence number of the next prepared batch.
+    next_seq: u64,
+    /// Sequence number of the last batch the apply stage is done with.
+    applied: Arc<AtomicU64>,
+    /// The apply stage's queue (taken when the writer stops).
+    apply: Option<Sender<ToApply>>,
+    applier: Option<std::thread::JoinHandle<()>>,
 }
 
 type Waiter = (usize, Sender<Vec<Result<Ack>>>);
@@ -325,7 +476,23 @@ impl Writer {
     fn run(mut self, rx: Receiver<Request>) {
         let max_batch = self.config.max_batch;
         let delay = self.config.max_batch_delay();
-        while let Ok(first) = rx.recv() {
+        // The last round, prepared but not yet handed to the apply stage: held while the next
+        // round's records are read from sled (sled's `apply_batch` blocks every read while it
+        // runs), never while the writer would wait for work.
+        let mut held: Option<ToApply> = None;
+        loop {
+            let first = match rx.try_recv() {
+                Ok(r) => r,
+                Err(_) => {
+                    if let Some(round) = held.take() {
+                        self.queue_for_apply(round);
+                    }
+                    match rx.recv() {
+                        Ok(r) => r,
+                        Err(_) => break,
+                    }
+                }
+            };
             let mut items: Vec<Item> = Vec::new();
             let mut waiters: Vec<Waiter> = Vec::new();
             let mut shutdown = None;
@@ -356,70 +523,90 @@ impl Writer {
                     Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
                 }
             }
-            let mut results = Vec::with_capacity(items.len());
-            let mut applied = false;
-            for chunk in items.chunks(max_batch) {
-                let (r, a) = self.run_batch(chunk);
-                results.extend(r);
-                applied |= a;
+            if !items.is_empty() && self.poisoned().is_none() {
+                // Batches the apply stage is done with are in sled now; the others stay in
+                // the overlay until this round is prepared (they are newer than what is read).
+                self.engine
+                    .unapplied
+                    .applied_through(self.applied.load(Ordering::Acquire));
+                self.engine.prefetch(&self.store, &items);
             }
-            if !waiters.is_empty() {
+            if let Some(round) = held.take() {
+                self.queue_for_apply(round);
+            }
+            let mut results = Vec::with_capacity(items.len());
+            let mut batches = Vec::new();
+            for chunk in items.chunks(max_batch) {
+                let (r, prepared) = self.run_batch(chunk);
+                results.extend(r);
+                batches.extend(prepared);
+            }
+            self.engine.end_round();
+            if !waiters.is_empty() || !batches.is_empty() {
                 let mut results = results.into_iter();
                 let replies = waiters
                     .into_iter()
                     .map(|(n, reply)| (reply, results.by_ref().take(n).collect()))
                     .collect();
-                self.queue_for_sync(ToSync::Replies { replies, applied });
+                held = Some(ToApply::Round { batches, replies });
+            }
+            if maintenance.is_some() || shutdown.is_some() {
+                if let Some(round) = held.take() {
+                    self.queue_for_apply(round);
+                }
             }
             if let Some((op, reply)) = maintenance {
                 self.settle();
                 let _ = reply.send(self.maintain(op));
             }
             if let Some(reply) = shutdown {
-                let result = self.stop_syncer().and_then(|()| self.store.close());
+                let result = self.stop_stages().and_then(|()| self.store.close());
                 let _ = reply.send(result);
                 return;
             }
         }
         // Every sender is gone (the Db was dropped without close): still make things durable.
-        if let Err(e) = self.stop_syncer().and_then(|()| self.store.close()) {
+        if let Some(round) = held.take() {
+            self.queue_for_apply(round);
+        }
+        if let Err(e) = self.stop_stages().and_then(|()| self.store.close()) {
             tracing::error!("closing the store failed: {e}");
         }
     }
 
-    /// Queues a message for the durability stage (waits while its queue is full).
-    fn queue_for_sync(&self, m: ToSync) {
-        if let Some(tx) = &self.sync {
+    /// Queues a message for the apply stage (waits while its queue is full).
+    fn queue_for_apply(&mut self, m: ToApply) {
+        if let Some(tx) = &self.apply {
             if let Err(crossbeam_channel::SendError(m)) = tx.send(m) {
-                // The stage is gone (it cannot panic, but be safe): answer here, unsynced
+                // The stage is gone (it cannot panic, but be safe): answer here, unapplied
                 // batches as failed.
-                tracing::error!("the durability stage stopped");
-                if let ToSync::Replies { replies, .. } = m {
-                    for (reply, results) in replies {
-                        let _ = reply.send(
-                            results
-                                .into_iter()
-                                .map(|r| r.and_then(|_| Err(Error::Closed)))
-                                .collect(),
-                        );
+                tracing::error!("the apply stage stopped");
+                match m {
+                    ToApply::Round { replies, .. } => answer_closed(replies),
+                    ToApply::Barrier(done) => {
+                        let _ = done.send(());
                     }
                 }
             }
         }
     }
 
-    /// Waits until the durability stage has synced and answered everything queued so far.
+    /// Waits until the apply and durability stages have applied, synced and answered
+    /// everything queued so far.
     fn settle(&mut self) {
         let (done, wait) = crossbeam_channel::bounded(1);
-        self.queue_for_sync(ToSync::Barrier(done));
+        self.queue_for_apply(ToApply::Barrier(done));
         let _ = wait.recv();
+        // Every batch queued before the barrier is applied (or the stage is gone, and nothing
+        // will apply them).
+        self.engine.unapplied.applied_through(u64::MAX);
     }
 
-    /// Settles and stops the durability stage; an error if the store is poisoned.
-    fn stop_syncer(&mut self) -> Result<()> {
+    /// Settles and stops the apply and durability stages; an error if the store is poisoned.
+    fn stop_stages(&mut self) -> Result<()> {
         self.settle();
-        self.sync = None;
-        if let Some(handle) = self.syncer.take() {
+        self.apply = None;
+        if let Some(handle) = self.applier.take() {
             let _ = handle.join();
         }
         match self.poison.lock().clone() {
@@ -432,15 +619,16 @@ impl Writer {
         self.poison.lock().clone()
     }
 
-    /// Applies one batch and hands it to sled (not yet durable: the durability stage syncs it);
-    /// returns one result per item, and whether a batch was applied.
-    fn run_batch(&mut self, items: &[Item]) -> (Vec<Result<Ack>>, bool) {
+    /// Applies one batch to the engine and prepares its sled batch for the apply stage;
+    /// returns one result per item, and the prepared batch (None if there is nothing to
+    /// write, or the commit failed).
+    fn run_batch(&mut self, items: &[Item]) -> (Vec<Result<Ack>>, Option<Prepared>) {
         if let Some(why) = self.poisoned() {
             let results = items
                 .iter()
                 .map(|_| Err(Error::Poisoned(why.clone())))
                 .collect();
-            return (results, false);
+            return (results, None);
         }
         let before = self.engine.model.clone();
         let mut batch_state = BatchState::default();
@@ -449,16 +637,13 @@ impl Writer {
             .map(|item| self.engine.apply(&self.store, &mut batch_state, item))
             .collect();
         if batch_state.is_empty() && self.engine.model == before {
-            return (results, false); // only duplicates or rejects: nothing to commit
+            return (results, None); // only duplicates or rejects: nothing to commit
         }
-        match self.apply_commit(&mut batch_state) {
-            Ok(()) => {
-                self.publish(&batch_state);
-                self.shared
-                    .counters
-                    .items
-                    .fetch_add(items.len() as u64, Ordering::Relaxed);
-                (results, true)
+        match self.prepare(&mut batch_state) {
+            Ok((batch, keys, bytes)) => {
+                let p = self.prepared(batch_state, batch, items.len() as u64, keys, bytes);
+                self.engine.unapplied.push(p.seq, p.state.clone());
+                (results, Some(p))
             }
             Err(e) => {
                 tracing::error!("commit failed: {e}");
@@ -468,20 +653,51 @@ impl Writer {
                     .into_iter()
                     .map(|r| r.and_then(|_| Err(e.clone())))
                     .collect();
-                (results, false)
+                (results, None)
             }
         }
     }
 
-    /// Makes a committed batch visible to readers.
-    fn publish(&mut self, b: &BatchState) {
-        self.engine.committed(b);
-        self.shared.lookalikes.commit(b.written(), b.erased_ids());
-        *self.shared.model.write() = Arc::new(self.engine.model.clone());
-        *self.shared.snapshots.write() = self.engine.snapshot_versions();
-        self.shared
-            .open_examples
-            .store(self.engine.open_examples(), Ordering::Relaxed);
+    /// Writes a batch's changes into one sled batch; returns it with the keys written and
+    /// bytes inserted. Fails (before sled sees anything) when a test injected a failure.
+    fn prepare(&mut self, b: &mut BatchState) -> Result<(sled::Batch, u64, u64)> {
+        let mut batch = sled::Batch::default();
+        let (keys, bytes) = self.engine.write_into(b, &mut batch);
+        let injected = self
+            .shared
+            .fail_commits
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if injected {
+            return Err(Error::Io(std::io::Error::other("injected commit failure")));
+        }
+        Ok((batch, keys, bytes))
+    }
+
+    /// Takes a written batch as committed in the engine's bookkeeping and packs it with what
+    /// to publish once sled has applied it.
+    fn prepared(
+        &mut self,
+        state: BatchState,
+        batch: sled::Batch,
+        items: u64,
+        keys: u64,
+        bytes: u64,
+    ) -> Prepared {
+        self.engine.committed(&state);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        Prepared {
+            seq,
+            batch,
+            state: Arc::new(state),
+            model: Arc::new(self.engine.model.clone()),
+            snapshots: self.engine.snapshot_versions(),
+            open_examples: self.engine.open_examples(),
+            items,
+            keys,
+            bytes,
+        }
     }
 
     /// Runs one maintenance operation as its own atomic batch.
@@ -546,9 +762,20 @@ impl Writer {
             outcome.model_version = self.engine.model.version;
             return Ok(outcome);
         }
-        match self.commit(&mut b) {
-            Ok(()) => {
-                self.publish(&b);
+        // The apply and durability stages are settled: this batch is applied and synced here.
+        let committed = self.prepare(&mut b).and_then(|(batch, keys, bytes)| {
+            self.store.apply(batch)?;
+            if let Err(e) = self.store.sync(self.config.durability) {
+                // The batch is applied but maybe not durable: refuse further writes.
+                *self.poison.lock() = Some(e.to_string());
+                return Err(Error::Poisoned(e.to_string()));
+            }
+            Ok((keys, bytes))
+        });
+        match committed {
+            Ok((keys, bytes)) => {
+                let p = self.prepared(b, sled::Batch::default(), 0, keys, bytes);
+                publish(&self.shared, &p);
                 outcome.model_version = self.engine.model.version;
                 Ok(outcome)
             }
@@ -558,37 +785,5 @@ impl Writer {
                 Err(e)
             }
         }
-    }
-
-    /// Applies a batch to sled and makes it durable (maintenance, which runs with the
-    /// durability stage settled, waits for its own sync).
-    fn commit(&mut self, b: &mut BatchState) -> Result<()> {
-        self.apply_commit(b)?;
-        if let Err(e) = self.store.sync(self.config.durability) {
-            // The batch is applied but maybe not durable: refuse further writes.
-            *self.poison.lock() = Some(e.to_string());
-            return Err(Error::Poisoned(e.to_string()));
-        }
-        Ok(())
-    }
-
-    /// Writes a batch into one sled batch and applies it (visible, not yet durable).
-    fn apply_commit(&mut self, b: &mut BatchState) -> Result<()> {
-        let mut batch = sled::Batch::default();
-        let (keys, bytes) = self.engine.write_into(b, &mut batch);
-        let injected = self
-            .shared
-            .fail_commits
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if injected {
-            return Err(Error::Io(std::io::Error::other("injected commit failure")));
-        }
-        self.store.apply(batch)?;
-        let c = &self.shared.counters;
-        c.commits.fetch_add(1, Ordering::Relaxed);
-        c.key_writes.fetch_add(keys, Ordering::Relaxed);
-        c.bytes_written.fetch_add(bytes, Ordering::Relaxed);
-        Ok(())
     }
 }

@@ -224,18 +224,26 @@ impl Store {
     /// # Errors
     /// As [`Store::profile`].
     pub fn profile_state(&self, customer_id: &str) -> Result<Option<RecordState>> {
-        let Some(bytes) = self.db.get(keys::profile(customer_id))? else {
-            return Ok(None);
-        };
+        match self.db.get(keys::profile(customer_id))? {
+            Some(bytes) => self.decode_profile_state(customer_id, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Decodes and checks the leading fields of a profile record, up to its current state.
+    ///
+    /// # Errors
+    /// As [`Store::profile`].
+    pub fn decode_profile_state(&self, customer_id: &str, bytes: &[u8]) -> Result<RecordState> {
         let name = || format!("profile {customer_id:?}");
-        let rec = RecordState::decode(&name, &bytes)?;
+        let rec = RecordState::decode(&name, bytes)?;
         if !rec.state.is_consistent(&self.params) {
             return Err(Error::Corruption {
                 key: name(),
                 detail: "fields are inconsistent with the store's settings".into(),
             });
         }
-        Ok(Some(rec))
+        Ok(rec)
     }
 
     /// A customer's record, undecoded.
