@@ -84,6 +84,10 @@ pub struct BenchConfig {
     pub no_resegment: bool,
     /// Keep the store and the baseline on disk afterwards.
     pub keep: bool,
+    /// A TOML configuration file with the store's settings (as `persona --config`); its
+    /// `data` path is replaced by the benchmark's, its durability by [`BenchConfig::durability`].
+    /// The raw-sled baseline is opened with the same sled settings.
+    pub config_file: Option<PathBuf>,
 }
 
 /// What [`run_queries`] measured on an existing store.
@@ -120,8 +124,7 @@ pub fn run_queries(cfg: &BenchConfig, progress: &dyn Progress) -> Result<Queries
             ),
         ));
     }
-    let (db, reopen_secs, lookalike_index_secs) =
-        open_timed(Config::new(path).durability(cfg.durability), progress)?;
+    let (db, reopen_secs, lookalike_index_secs) = open_timed(cfg.store_config(path)?, progress)?;
     let queries = query_phase(&db, cfg, progress)?;
     let report = QueriesOnlyReport {
         customers: cfg.customers,
@@ -143,7 +146,7 @@ impl BenchConfig {
             customers,
             events,
             durability: Durability::Fsync,
-            threads: 4,
+            threads: 16,
             chunk: 256,
             seed: 42,
             queries: 10_000,
@@ -151,7 +154,21 @@ impl BenchConfig {
             recall_queries: 10,
             no_resegment: false,
             keep: false,
+            config_file: None,
         }
+    }
+
+    /// The store settings for a database at `path`: from the configuration file if one was
+    /// given, else the defaults; with the benchmark's durability.
+    ///
+    /// # Errors
+    /// As [`Config::from_toml_file`].
+    pub fn store_config(&self, path: PathBuf) -> Result<Config> {
+        let base = match &self.config_file {
+            Some(file) => Config::from_toml_file(&path, file)?,
+            None => Config::new(path),
+        };
+        Ok(base.durability(self.durability))
     }
 }
 
@@ -276,7 +293,7 @@ fn run_in(cfg: &BenchConfig, progress: &dyn Progress) -> Result<BenchReport> {
         seed: cfg.seed,
         ..GeneratorConfig::default()
     };
-    let store_cfg = Config::new(cfg.dir.join("persona")).durability(cfg.durability);
+    let store_cfg = cfg.store_config(cfg.dir.join("persona"))?;
     let peak_rss_reset = reset_peak_rss();
 
     // Persona, end to end.
@@ -319,7 +336,7 @@ fn run_in(cfg: &BenchConfig, progress: &dyn Progress) -> Result<BenchReport> {
     drop(db);
 
     // The baseline: same feeder, same threads and chunks, same durability, same disk.
-    let raw_cfg = Config::new(cfg.dir.join("raw-sled")).durability(cfg.durability);
+    let raw_cfg = cfg.store_config(cfg.dir.join("raw-sled"))?;
     let raw = ingest::RawSled::open(&raw_cfg, raw_record_bytes as usize)?;
     progress.start("ingest (raw sled baseline)", cfg.events);
     let theirs = ingest::feed(&gen_cfg, cfg.threads, cfg.chunk, progress, |events| {

@@ -41,6 +41,8 @@ pub struct ServerBenchConfig {
     pub clients: u64,
     /// Keep the servers' data afterwards.
     pub keep: bool,
+    /// A TOML configuration file passed to `persona serve` (`--config`).
+    pub config_file: Option<PathBuf>,
 }
 
 /// One command at one pipeline depth, on both servers.
@@ -120,7 +122,11 @@ fn run_in(cfg: &ServerBenchConfig, progress: &dyn Progress) -> Result<ServerRepo
             .push("redis-benchmark is not installed (Debian: redis-tools); nothing run".into());
         return Ok(report);
     }
-    let (persona, persona_addr) = start_persona(&cfg.persona_exe, &cfg.dir.join("persona"))?;
+    let (persona, persona_addr) = start_persona(
+        &cfg.persona_exe,
+        &cfg.dir.join("persona"),
+        cfg.config_file.as_deref(),
+    )?;
     let redis = if installed("redis-server") {
         Some(start_redis(&cfg.dir.join("redis"))?)
     } else {
@@ -182,8 +188,12 @@ fn run_in(cfg: &ServerBenchConfig, progress: &dyn Progress) -> Result<ServerRepo
 }
 
 /// Starts `persona serve` on a free loopback port and reads the address it prints.
-fn start_persona(exe: &Path, data: &Path) -> Result<(Guard, SocketAddr)> {
-    let mut child = Command::new(exe)
+fn start_persona(exe: &Path, data: &Path, config: Option<&Path>) -> Result<(Guard, SocketAddr)> {
+    let mut command = Command::new(exe);
+    if let Some(file) = config {
+        command.arg("--config").arg(file);
+    }
+    let mut child = command
         .arg("--data")
         .arg(data)
         .args(["serve", "--bind", "127.0.0.1:0"])

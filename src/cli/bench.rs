@@ -22,8 +22,9 @@ pub struct Args {
     /// Durability of the store and of the raw-sled baseline: fsync, flush or none.
     #[arg(long, default_value = "fsync", value_parser = ["fsync", "flush", "none"])]
     durability: String,
-    /// Ingesting threads (each owns the customers hashed to it); the baseline uses as many.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=256))]
+    /// Ingesting threads (each owns the customers hashed to it, one chunk in flight each); the
+    /// baseline uses as many. The default keeps about four writer rounds in flight.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=256))]
     threads: u64,
     /// Events per ingest_batch call (and per durable chunk of the baseline).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
@@ -101,7 +102,8 @@ impl Progress for Bar {
     }
 }
 
-pub fn run(args: &Args) -> Result<()> {
+/// Runs `persona bench` with the store settings of `config` (the global `--config` file).
+pub fn run(args: &Args, config: Option<&PathBuf>) -> Result<()> {
     let dir = args
         .dir
         .clone()
@@ -118,6 +120,7 @@ pub fn run(args: &Args) -> Result<()> {
             requests: args.requests,
             clients: args.clients,
             keep: args.keep,
+            config_file: config.cloned(),
         };
         let report = persona::bench::server::run(&cfg, &progress).context("server benchmark")?;
         return if args.json {
@@ -137,6 +140,7 @@ pub fn run(args: &Args) -> Result<()> {
     cfg.no_resegment = args.no_resegment;
     cfg.seed = args.seed;
     cfg.keep = args.keep;
+    cfg.config_file = config.cloned();
     if args.queries_only {
         let report = persona::bench::run_queries(&cfg, &progress).context("benchmark")?;
         return print_json(&serde_json::to_value(&report)?);

@@ -122,7 +122,7 @@ pub fn run(cli: Cli) -> Result<()> {
             a,
         ),
         Command::IngestStream(a) => ingest_stream::run(&open()?, a),
-        Command::Bench(a) => bench::run(a),
+        Command::Bench(a) => bench::run(a, cli.config.as_ref()),
     }
 }
 

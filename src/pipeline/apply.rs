@@ -275,13 +275,13 @@ impl Engine {
 
     /// Reads from sled, ahead of applying `items`, the records the round will load: those of
     /// its customers and of the customers whose open example the round's latest event will
-    /// expire, except those an unapplied batch holds. The writer calls this before it hands
-    /// the previous round to the apply stage, whose `apply_batch` blocks every sled read while
-    /// it runs; the round's own work then overlaps that apply. Every batch unapplied now must
-    /// stay in [`Engine::unapplied`] until the round is applied (it is newer than what was
-    /// read). A read that fails is left to the round, which reads again and reports it.
+    /// expire, except those an unapplied batch holds or already read. The writer calls this
+    /// before it hands the previous round to the apply stage, whose `apply_batch` blocks every
+    /// sled read while it runs; the round's own work then overlaps that apply. Every batch
+    /// unapplied now must stay in [`Engine::unapplied`] until the round is prepared (it is
+    /// newer than what was read). A read that fails is left to the round, which reads again
+    /// and reports it.
     pub(crate) fn prefetch(&mut self, store: &Store, items: &[Item]) {
-        self.prefetched.clear();
         let mut latest = i64::MIN;
         let read = |customer: &str, prefetched: &mut HashMap<String, Option<sled::IVec>>| {
             if prefetched.contains_key(customer) || self.unapplied.record(customer).is_some() {

@@ -505,11 +505,20 @@ impl Writer {
                 Request::Maintain { op, reply } => maintenance = Some((op, reply)),
                 Request::Shutdown { reply } => shutdown = Some(reply),
             }
-            // Gather more work: whatever is queued, then up to `delay` for stragglers.
+            // Gather more work: whatever is queued, then up to `delay` for stragglers. The
+            // held round goes to the apply stage as soon as the queue runs dry, after the
+            // records of what was gathered so far are read.
             let deadline = Instant::now() + delay;
             while shutdown.is_none() && maintenance.is_none() && items.len() < max_batch {
                 let next = match rx.try_recv() {
                     Ok(r) => Ok(r),
+                    Err(_) if held.is_some() => {
+                        self.prefetch(&items);
+                        if let Some(round) = held.take() {
+                            self.queue_for_apply(round);
+                        }
+                        continue;
+                    }
                     Err(_) if delay.is_zero() => break,
                     Err(_) => rx.recv_deadline(deadline),
                 };
@@ -523,15 +532,8 @@ impl Writer {
                     Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
                 }
             }
-            if !items.is_empty() && self.poisoned().is_none() {
-                // Batches the apply stage is done with are in sled now; the others stay in
-                // the overlay until this round is prepared (they are newer than what is read).
-                self.engine
-                    .unapplied
-                    .applied_through(self.applied.load(Ordering::Acquire));
-                self.engine.prefetch(&self.store, &items);
-            }
             if let Some(round) = held.take() {
+                self.prefetch(&items);
                 self.queue_for_apply(round);
             }
             let mut results = Vec::with_capacity(items.len());
@@ -589,6 +591,20 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// Reads the records `items` will need from sled ahead of applying them (see
+    /// [`Engine::prefetch`]).
+    fn prefetch(&mut self, items: &[Item]) {
+        if items.is_empty() || self.poisoned().is_some() {
+            return;
+        }
+        // Batches the apply stage is done with are in sled now; the others stay in the
+        // overlay until this round is prepared (they are newer than what is read).
+        self.engine
+            .unapplied
+            .applied_through(self.applied.load(Ordering::Acquire));
+        self.engine.prefetch(&self.store, items);
     }
 
     /// Waits until the apply and durability stages have applied, synced and answered
