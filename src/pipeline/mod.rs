@@ -7,11 +7,12 @@
 //! model state into ONE sled batch. Two stages follow, each on its own thread, so the three run
 //! at once on consecutive batches:
 //! - the **apply stage** hands the batch to sled (`apply_batch`, about half of the write path's
-//!   CPU), then publishes the new model and the written profiles to readers. Until it reports a
-//!   batch applied, the writer reads the records that batch wrote from the batch itself, not
-//!   from sled, so batch N+1 never builds on a stale record of batch N;
-//! - the **durability stage** makes everything applied so far durable as configured (one sync
-//!   for every batch queued since its last one) and only then acknowledges each item.
+//!   CPU). Until it reports a batch applied, the writer reads the records that batch wrote
+//!   from the batch itself, not from sled, so batch N+1 never builds on a stale record of
+//!   batch N;
+//! - the **durability stage** publishes each applied batch (the new model and the written
+//!   profiles) to readers, makes everything applied so far durable as configured (one sync for
+//!   every batch queued since its last one) and only then acknowledges each item.
 //!
 //! No reply ever leaves before the sync that covers its batch (replies of batches that wrote
 //! nothing — only duplicates or rejected items — go through both stages in order behind the
@@ -224,6 +225,7 @@ pub(crate) fn spawn(
     let (sync_tx, sync_rx) = crossbeam_channel::bounded(SYNC_QUEUE);
     let syncer = Syncer {
         store: store.clone(),
+        shared: shared.clone(),
         durability: config.durability,
         poison: poison.clone(),
     };
@@ -318,16 +320,20 @@ enum ToApply {
 
 /// A message to the durability stage.
 enum ToSync {
-    /// Replies of the writer's last round; `applied` says whether it applied a batch to sled
-    /// (otherwise the replies only wait for the syncs before them).
-    Replies { replies: Replies, applied: bool },
+    /// Replies of the writer's last round, and the batches of it that sled applied, to publish
+    /// (with none, the replies only wait for the syncs before them).
+    Replies {
+        replies: Replies,
+        applied: Vec<Prepared>,
+    },
     /// Reply once everything queued before has been synced and answered.
     Barrier(Sender<()>),
 }
 
-/// The apply stage: hands the writer's prepared batches to sled, in order, publishes each
-/// to readers, and passes the replies on to the durability stage. If sled fails to apply a
-/// batch, the store is poisoned: the writer's state is already ahead of it.
+/// The apply stage: hands the writer's prepared batches to sled, in order, and passes them
+/// with the replies on to the durability stage (which publishes them: this stage is the
+/// pipeline's busiest). If sled fails to apply a batch, the store is poisoned: the writer's
+/// state is already ahead of it.
 struct Applier {
     store: Arc<Store>,
     shared: Arc<Shared>,
@@ -343,15 +349,16 @@ impl Applier {
         for m in rx {
             match m {
                 ToApply::Round { batches, replies } => {
-                    let applied = !batches.is_empty();
+                    let mut applied = Vec::with_capacity(batches.len());
                     for mut p in batches {
+                        let seq = p.seq;
                         let delay = self.shared.apply_delay_us.load(Ordering::Relaxed);
                         if delay > 0 {
                             std::thread::sleep(std::time::Duration::from_micros(delay));
                         }
                         if self.poison.lock().is_none() {
                             match self.store.apply(std::mem::take(&mut p.batch)) {
-                                Ok(()) => publish(&self.shared, &p),
+                                Ok(()) => applied.push(p),
                                 Err(e) => {
                                     // Later batches were prepared on top of this one: refuse
                                     // everything until the store is reopened.
@@ -360,7 +367,7 @@ impl Applier {
                                 }
                             }
                         }
-                        self.applied.store(p.seq, Ordering::Release);
+                        self.applied.store(seq, Ordering::Release);
                     }
                     self.forward(ToSync::Replies { replies, applied });
                 }
@@ -399,9 +406,11 @@ fn answer_closed(replies: Replies) {
     }
 }
 
-/// The durability stage: makes applied batches durable, then acknowledges them.
+/// The durability stage: publishes applied batches to readers, makes them durable, then
+/// acknowledges them.
 struct Syncer {
     store: Arc<Store>,
+    shared: Arc<Shared>,
     durability: crate::config::Durability,
     /// Why the store is poisoned (a sync failed), shared with the writer.
     poison: Arc<parking_lot::Mutex<Option<String>>>,
@@ -413,9 +422,18 @@ impl Syncer {
             // Everything queued now is covered by one sync.
             let mut group = vec![first];
             group.extend(rx.try_iter());
-            let applied = group
-                .iter()
-                .any(|m| matches!(m, ToSync::Replies { applied: true, .. }));
+            let mut applied = false;
+            for m in &group {
+                if let ToSync::Replies {
+                    applied: batches, ..
+                } = m
+                {
+                    for p in batches {
+                        publish(&self.shared, p);
+                        applied = true;
+                    }
+                }
+            }
             let failure = match self.poison.lock().clone() {
                 Some(why) => Some(why),
                 None if applied => match self.store.sync(self.durability) {
