@@ -157,6 +157,7 @@ impl Db {
             model: RwLock::new(Arc::new(model.clone())),
             fail_commits: AtomicU32::new(0),
             apply_delay_us: AtomicU64::new(0),
+            fail_syncs: AtomicU32::new(0),
             open_examples: AtomicUsize::new(0),
             snapshots: RwLock::new(Vec::new()),
             counters: Default::default(),
@@ -1153,6 +1154,13 @@ impl Db {
     #[doc(hidden)]
     pub fn fail_next_commits(&self, n: u32) {
         self.inner.shared.fail_commits.store(n, Ordering::SeqCst);
+    }
+
+    /// Makes the next `n` syncs of the durability stage fail, as a failed `fsync` would: the
+    /// store is poisoned. For tests of the failure path; has no other use.
+    #[doc(hidden)]
+    pub fn fail_next_syncs(&self, n: u32) {
+        self.inner.shared.fail_syncs.store(n, Ordering::SeqCst);
     }
 
     /// Makes the apply stage wait `delay` before handing each batch to sled, so that the

@@ -1,7 +1,8 @@
 //! One batch, one atomic commit: a commit that fails (injected with `Db::fail_next_commits`)
 //! fails every event of its batch, leaves no profile of it visible and the previous model in
 //! place, and the next batch works as if the failed one had never been sent. Duplicates (the same
-//! event id again) are acknowledged as such and change nothing.
+//! event id again) are acknowledged as such and change nothing. A sync that fails (injected with
+//! `Db::fail_next_syncs`) poisons the store instead: nothing is acknowledged after it.
 
 use persona::generator::{Generator, GeneratorConfig};
 use persona::{AttrValue, Config, Db, Durability, Error, Event, EventKind, Result};
@@ -259,5 +260,42 @@ fn dedupe_window_is_per_customer_and_bounded() -> Result<()> {
     assert_eq!(db.profile("w")?.expect("exists").version, 3);
     // A new event later than everything that left the window is applied as usual.
     assert_eq!(db.ingest(e("v", 3))?.version, 4);
+    Ok(())
+}
+
+/// A sync that fails poisons the store: the writes it covered and every later one fail with
+/// `Error::Poisoned` (none is acknowledged), reads keep working, close reports the poison, and
+/// a reopen finds every acknowledged write.
+#[test]
+fn a_failed_sync_poisons_the_store_and_acknowledges_nothing_after_it() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = open(dir.path())?;
+    let acked = db.ingest(Event::new("a", T0, EventKind::Click).with_id("a1"))?;
+    assert_eq!(acked.version, 1);
+
+    db.fail_next_syncs(1);
+    let err = db
+        .ingest(Event::new("a", T0 + HOUR, EventKind::Click).with_id("a2"))
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Poisoned(why) if why.contains("injected sync failure")),
+        "{err}"
+    );
+    // Later writes are refused, not merely slow (the durability stage must not hang).
+    let err = db
+        .ingest(Event::new("b", T0 + 2 * HOUR, EventKind::Click).with_id("b1"))
+        .unwrap_err();
+    assert!(matches!(err, Error::Poisoned(_)), "{err}");
+    assert!(db.profile("a")?.is_some(), "reads still work");
+    assert!(matches!(db.close(), Err(Error::Poisoned(_))));
+    drop(db);
+
+    let db = open(dir.path())?;
+    let p = db.profile("a")?.expect("the acknowledged write survives");
+    assert!(p.version >= 1);
+    assert!(
+        db.profile("b")?.is_none(),
+        "a refused write was never applied"
+    );
     Ok(())
 }

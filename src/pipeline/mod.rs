@@ -134,6 +134,8 @@ pub(crate) struct Shared {
     pub(crate) fail_commits: AtomicU32,
     /// Microseconds the apply stage waits before each batch (tests of the pipeline).
     pub(crate) apply_delay_us: AtomicU64,
+    /// Number of upcoming syncs of the durability stage to fail on purpose (tests).
+    pub(crate) fail_syncs: AtomicU32,
     /// Training examples waiting for their label, as of the last batch.
     pub(crate) open_examples: std::sync::atomic::AtomicUsize,
     /// Versions of the stored model snapshots, as of the last batch.
@@ -417,6 +419,19 @@ struct Syncer {
 }
 
 impl Syncer {
+    /// Makes everything applied so far durable, or fails as a test injected.
+    fn sync(&self) -> Result<()> {
+        let injected = self
+            .shared
+            .fail_syncs
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if injected {
+            return Err(Error::Io(std::io::Error::other("injected sync failure")));
+        }
+        self.store.sync(self.durability)
+    }
+
     fn run(self, rx: Receiver<ToSync>) {
         while let Ok(first) = rx.recv() {
             // Everything queued now is covered by one sync.
@@ -434,9 +449,13 @@ impl Syncer {
                     }
                 }
             }
-            let failure = match self.poison.lock().clone() {
+            // Not `match self.poison.lock()...`: the guard would live through the sync, keeping
+            // the writer and the apply stage waiting for the disk (and deadlock this thread
+            // when it poisons the store below).
+            let poisoned = self.poison.lock().clone();
+            let failure = match poisoned {
                 Some(why) => Some(why),
-                None if applied => match self.store.sync(self.durability) {
+                None if applied => match self.sync() {
                     Ok(()) => None,
                     Err(e) => {
                         // Applied but maybe not durable: refuse everything from now on.
