@@ -187,6 +187,16 @@ fn history_score_and_as_of_queries() -> Result<()> {
         .top
         .windows(2)
         .all(|w| w[0].contribution.abs() >= w[1].contribution.abs()));
+    // Each contribution names its own dimension: its value is the profile's feature of that name.
+    let names = db.feature_names();
+    let features = db.profile("h")?.expect("exists").features;
+    for c in &s.top {
+        let i = names
+            .iter()
+            .position(|n| *n == c.feature)
+            .expect("a feature name");
+        assert_eq!(c.value, features[i], "{}", c.feature);
+    }
     assert!((0.0..=1.0).contains(&s.propensity));
     let e = db
         .nearest_segments(Target::Vector(&[f64::NAN; 61]), 1)

@@ -53,12 +53,15 @@ pub const MIX_KINDS: usize = 11 + EventKind::COUNT;
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureLayout {
     params: FeatureParams,
+    /// The name of every dimension (built once: replies and scores name features per request).
+    names: std::sync::Arc<[String]>,
 }
 
 impl FeatureLayout {
     /// The layout for these parameters.
     pub fn new(params: FeatureParams) -> FeatureLayout {
-        FeatureLayout { params }
+        let names = Self::build_names(&params).into();
+        FeatureLayout { params, names }
     }
 
     /// The parameters.
@@ -78,6 +81,15 @@ impl FeatureLayout {
 
     /// The name of every dimension, in order.
     pub fn names(&self) -> Vec<String> {
+        self.names.to_vec()
+    }
+
+    /// The name of every dimension, in order, without copying them.
+    pub fn name_list(&self) -> &[String] {
+        &self.names
+    }
+
+    fn build_names(params: &FeatureParams) -> Vec<String> {
         let mut names: Vec<String> = [
             "recency_days",
             "tenure_days",
@@ -96,7 +108,7 @@ impl FeatureLayout {
         .collect();
         names.extend(EventKind::ALL.iter().map(|k| format!("decayed_{k}")));
         names.extend(EventKind::ALL.iter().map(|k| format!("mix_{k}")));
-        names.extend((0..self.params.category_buckets).map(|b| format!("category_{b}")));
+        names.extend((0..params.category_buckets).map(|b| format!("category_{b}")));
         names.extend((0..ATTR_NUMERIC_SLOTS).map(|s| format!("attr_num_{s}")));
         names.extend((0..ATTR_TEXT_SLOTS).map(|s| format!("attr_cat_{s}")));
         names

@@ -51,19 +51,20 @@ pub(crate) fn score(
     let x = layout.vector(state, as_of_ms);
     let z = model.scaler.transform_vec(&x);
     let contributions = model.propensity.contributions(&z);
-    let names = layout.names();
-    let mut top: Vec<Contribution> = names
+    let names = layout.name_list();
+    // Rank dimensions by |contribution| (ties in dimension order), then name the top ones.
+    let mut order: Vec<usize> = (0..contributions.len().min(names.len()).min(x.len())).collect();
+    order.sort_by(|a, b| contributions[*b].abs().total_cmp(&contributions[*a].abs()));
+    order.truncate(TOP_CONTRIBUTIONS);
+    let top: Vec<Contribution> = order
         .into_iter()
-        .zip(x.iter().zip(&z).zip(&contributions))
-        .map(|(feature, ((value, z), c))| Contribution {
-            feature,
-            value: *value,
-            z: *z,
-            contribution: *c,
+        .map(|i| Contribution {
+            feature: names[i].clone(),
+            value: x[i],
+            z: z[i],
+            contribution: contributions[i],
         })
         .collect();
-    top.sort_by(|a, b| b.contribution.abs().total_cmp(&a.contribution.abs()));
-    top.truncate(TOP_CONTRIBUTIONS);
     Score {
         customer_id: customer_id.to_string(),
         propensity: model.propensity.predict(&z),

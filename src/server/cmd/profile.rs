@@ -193,7 +193,7 @@ impl Get {
             None => db.profile(&self.customer)?,
         };
         Ok(match profile {
-            Some(p) => profile_frame(&p, &db.feature_names()),
+            Some(p) => profile_frame(&p, db.layout().name_list()),
             None => Frame::Null,
         })
     }
