@@ -2,47 +2,19 @@
 //! segments --json → model --json, with the JSON shapes scripts rely on; re-importing gives
 //! duplicates; CSV, JSON Lines and standard input yield identical stores.
 
+mod cli_support;
+
+use cli_support::{json, ok, persona, Result};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
-type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
+use std::process::{Command, Stdio};
 
 /// 120 customers × 1500 events: nobody has more than 57 events, so every event id stays in the
 /// default de-duplication window of 64 ids per customer (see
 /// `reimport_beyond_the_dedupe_window_is_all_duplicates` for busier customers).
 const CUSTOMERS: usize = 120;
 const EVENTS: usize = 1500;
-
-fn persona(data: &Path, args: &[&str]) -> Result<Output> {
-    Ok(Command::new(env!("CARGO_BIN_EXE_persona"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .output()?)
-}
-
-/// Runs a command that must succeed and returns its stdout.
-#[track_caller]
-fn ok(data: &Path, args: &[&str]) -> Result<String> {
-    let out = persona(data, args)?;
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "persona {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8(out.stdout)?)
-}
-
-/// Runs a command with `--json` and parses its output.
-#[track_caller]
-fn json(data: &Path, args: &[&str]) -> Result<Value> {
-    let mut args = args.to_vec();
-    args.push("--json");
-    Ok(serde_json::from_str(&ok(data, &args)?)?)
-}
 
 #[track_caller]
 fn assert_keys(v: &Value, keys: &[&str]) {

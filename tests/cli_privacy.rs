@@ -1,36 +1,14 @@
 //! The real `persona` binary: `export-customer` (stdout and a private `--out` file), `erase`
 //! (`--json`, idempotent) and `purge` (configured TTL, `--ttl-days`, refusals with exit 2).
 
+mod cli_support;
+
+use cli_support::{run, stdout_json as json, Result};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output};
-
-type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 const DAY: i64 = 86_400_000;
 const T0: i64 = 1_767_225_600_000;
-
-fn persona(data: &Path, args: &[&str]) -> Result<Output> {
-    Ok(Command::new(env!("CARGO_BIN_EXE_persona"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .output()?)
-}
-
-/// Runs a command that must exit with `code`; returns (stdout, stderr).
-#[track_caller]
-fn run(data: &Path, args: &[&str], code: i32) -> Result<(String, String)> {
-    let out = persona(data, args)?;
-    let stderr = String::from_utf8(out.stderr)?;
-    assert_eq!(out.status.code(), Some(code), "persona {args:?}: {stderr}");
-    Ok((String::from_utf8(out.stdout)?, stderr))
-}
-
-#[track_caller]
-fn json(data: &Path, args: &[&str]) -> Result<Value> {
-    Ok(serde_json::from_str(&run(data, args, 0)?.0)?)
-}
 
 /// Imports two old customers (day 0) and two recent ones (day 100).
 fn store(dir: &Path) -> Result<std::path::PathBuf> {

@@ -214,16 +214,12 @@ fn start_persona(exe: &Path, data: &Path, config: Option<&Path>) -> Result<(Guar
     stderr.read_line(&mut line)?;
     // Keep draining what it prints later so it never blocks on a full pipe.
     std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    let addr = line
-        .rsplit_once(" on ")
-        .and_then(|(_, rest)| rest.split_whitespace().next())
-        .and_then(|a| a.parse::<SocketAddr>().ok())
-        .ok_or_else(|| {
-            Error::Io(std::io::Error::other(format!(
-                "persona serve did not print its address: {:?}",
-                line.trim_end()
-            )))
-        })?;
+    let addr = crate::server::parse_ready_line(&line).ok_or_else(|| {
+        Error::Io(std::io::Error::other(format!(
+            "persona serve did not print its address: {:?}",
+            line.trim_end()
+        )))
+    })?;
     wait_for_pong(addr)?;
     Ok((guard, addr))
 }

@@ -74,7 +74,7 @@ pub fn server_config(args: &Args, file: Option<&PathBuf>) -> Result<ServerConfig
 
 pub fn run(db: Db, config: ServerConfig) -> Result<()> {
     let bind = config.bind.clone();
-    let data = db.config().path.display().to_string();
+    let data = db.config().path.clone();
     let shutdown = ShutdownHandle::new();
     let server = Server::bind(db, config, shutdown.clone())
         .with_context(|| format!("cannot listen on {bind}"))?;
@@ -99,10 +99,7 @@ pub fn run(db: Db, config: ServerConfig) -> Result<()> {
             }
         })
         .context("cannot start the signal thread")?;
-    note(&format!(
-        "serving {data} on {} (RESP2/RESP3; stop with Ctrl-C or SHUTDOWN)",
-        server.local_addr()
-    ));
+    note(&persona::server::ready_line(&data, server.local_addr()));
     server.run().context("shutting down the server")?;
     note("stopped; the store is closed");
     Ok(())

@@ -71,6 +71,34 @@ mod frame_tests;
 
 pub use listener::Server;
 
+/// The line `persona serve` prints on stderr once it listens (after its `persona: ` prefix):
+/// scripts and tests read the address from it with [`parse_ready_line`].
+pub fn ready_line(data: &std::path::Path, addr: std::net::SocketAddr) -> String {
+    format!(
+        "serving {} on {addr} (RESP2/RESP3; stop with Ctrl-C or SHUTDOWN)",
+        data.display()
+    )
+}
+
+/// The address in a line printed by `persona serve` (see [`ready_line`]), with or without its
+/// `persona: ` prefix and line end; None if the line is not that line.
+///
+/// # Examples
+/// ```
+/// use persona::server::{parse_ready_line, ready_line};
+/// let addr: std::net::SocketAddr = "127.0.0.1:6479".parse().unwrap();
+/// let line = format!("persona: {}\n", ready_line("/data on disk".as_ref(), addr));
+/// assert_eq!(parse_ready_line(&line), Some(addr));
+/// assert_eq!(parse_ready_line("persona: error: cannot open"), None);
+/// ```
+pub fn parse_ready_line(line: &str) -> Option<std::net::SocketAddr> {
+    let line = line.trim_end();
+    let rest = line.strip_prefix("persona: ").unwrap_or(line);
+    let rest = rest.strip_prefix("serving ")?;
+    let (_, after) = rest.rsplit_once(" on ")?;
+    after.split_whitespace().next()?.parse().ok()
+}
+
 use crate::db::Db;
 use crate::error::Result;
 use frame::Limits;

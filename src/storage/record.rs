@@ -128,53 +128,71 @@ struct StoredRef<'a> {
     propensity: f32,
 }
 
-/// A [`ProfileRecord`] as version 2 stores it.
-#[derive(Deserialize)]
-struct StoredV2 {
-    pending: Option<PendingExample>,
-    version: u64,
-    state: ProfileState,
-    base: Option<ProfileState>,
-    history: VecDeque<HistoryEntry>,
-    #[serde(deserialize_with = "window::deserialize")]
-    recent_ids: VecDeque<(u64, i64)>,
-    dedupe_floor_ms: Option<i64>,
-    segment: Option<u16>,
-    distance: f32,
-    propensity: f32,
-}
-
-/// A [`ProfileRecord`] as version 1 stores it: the window as a plain sequence of pairs.
+/// A [`ProfileRecord`] as stored, generic over the layout of its de-duplication window: version
+/// 1 stores it as a plain sequence of pairs ([`StoredV1`]), version 2 as one byte string
+/// ([`StoredV2`]). Every other field is laid out the same in both.
 #[derive(Serialize, Deserialize)]
-struct StoredV1 {
+struct Stored<W> {
     pending: Option<PendingExample>,
     version: u64,
     state: ProfileState,
     base: Option<ProfileState>,
     history: VecDeque<HistoryEntry>,
-    recent_ids: VecDeque<(u64, i64)>,
+    recent_ids: W,
     dedupe_floor_ms: Option<i64>,
     segment: Option<u16>,
     distance: f32,
     propensity: f32,
 }
 
-macro_rules! into_record {
-    ($s:expr) => {{
-        let s = $s;
+/// A [`ProfileRecord`] as version 1 stores it.
+type StoredV1 = Stored<VecDeque<(u64, i64)>>;
+
+/// A [`ProfileRecord`] as version 2 stores it.
+type StoredV2 = Stored<PackedWindow>;
+
+/// The version-2 window: one byte string (see `storage/window.rs`).
+#[derive(Deserialize)]
+struct PackedWindow(#[serde(deserialize_with = "window::deserialize")] VecDeque<(u64, i64)>);
+
+impl From<PackedWindow> for VecDeque<(u64, i64)> {
+    fn from(w: PackedWindow) -> Self {
+        w.0
+    }
+}
+
+impl<W: Into<VecDeque<(u64, i64)>>> From<Stored<W>> for ProfileRecord {
+    fn from(s: Stored<W>) -> ProfileRecord {
         ProfileRecord {
             pending: s.pending,
             version: s.version,
             state: s.state,
             base: s.base,
             history: s.history,
-            recent_ids: s.recent_ids,
+            recent_ids: s.recent_ids.into(),
             dedupe_floor_ms: s.dedupe_floor_ms,
             segment: s.segment,
             distance: s.distance,
             propensity: s.propensity,
         }
-    }};
+    }
+}
+
+impl From<ProfileRecord> for StoredV1 {
+    fn from(r: ProfileRecord) -> StoredV1 {
+        Stored {
+            pending: r.pending,
+            version: r.version,
+            state: r.state,
+            base: r.base,
+            history: r.history,
+            recent_ids: r.recent_ids,
+            dedupe_floor_ms: r.dedupe_floor_ms,
+            segment: r.segment,
+            distance: r.distance,
+            propensity: r.propensity,
+        }
+    }
 }
 
 /// Why a historical version cannot be read.
@@ -238,9 +256,9 @@ impl ProfileRecord {
     pub fn decode(key: &dyn Fn() -> String, bytes: &[u8]) -> Result<ProfileRecord> {
         let (version, body) = codec::split_version(key, bytes, PROFILE_FORMAT_VERSION)?;
         Ok(if version == 1 {
-            into_record!(codec::decode_whole_body::<StoredV1>(key, body)?)
+            codec::decode_whole_body::<StoredV1>(key, body)?.into()
         } else {
-            into_record!(codec::decode_whole_body::<StoredV2>(key, body)?)
+            codec::decode_whole_body::<StoredV2>(key, body)?.into()
         })
     }
 
@@ -248,22 +266,7 @@ impl ProfileRecord {
     /// it (for compatibility tests).
     #[doc(hidden)]
     pub fn encode_v1(&self) -> Vec<u8> {
-        let s = self.clone();
-        codec::encode_as(
-            1,
-            &StoredV1 {
-                pending: s.pending,
-                version: s.version,
-                state: s.state,
-                base: s.base,
-                history: s.history,
-                recent_ids: s.recent_ids,
-                dedupe_floor_ms: s.dedupe_floor_ms,
-                segment: s.segment,
-                distance: s.distance,
-                propensity: s.propensity,
-            },
-        )
+        codec::encode_as(1, &StoredV1::from(self.clone()))
     }
 
     /// Version of `base`.

@@ -234,10 +234,7 @@ pub fn serve_address(
     let mut stderr = std::io::BufReader::new(stderr);
     let mut line = String::new();
     stderr.read_line(&mut line)?;
-    let addr = line
-        .strip_prefix("persona: serving ")
-        .and_then(|rest| rest.rsplit(" on ").next())
-        .and_then(|rest| rest.split(' ').next())
+    let addr = persona::server::parse_ready_line(&line)
         .ok_or_else(|| format!("persona serve did not start: {line:?}"))?
         .to_string();
     std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
