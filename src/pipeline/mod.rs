@@ -384,8 +384,9 @@ impl Applier {
     fn forward(&self, m: ToSync) {
         if let Err(crossbeam_channel::SendError(m)) = self.sync.send(m) {
             // The stage is gone (it cannot panic, but be safe): answer here, unsynced
-            // batches as failed.
+            // batches as failed, and refuse every later write.
             tracing::error!("the durability stage stopped");
+            *self.poison.lock() = Some("the durability stage stopped".into());
             match m {
                 ToSync::Replies { replies, .. } => answer_closed(replies),
                 ToSync::Barrier(done) => {
@@ -618,8 +619,9 @@ impl Writer {
         if let Some(tx) = &self.apply {
             if let Err(crossbeam_channel::SendError(m)) = tx.send(m) {
                 // The stage is gone (it cannot panic, but be safe): answer here, unapplied
-                // batches as failed.
+                // batches as failed, and refuse every later write (nothing would apply it).
                 tracing::error!("the apply stage stopped");
+                *self.poison.lock() = Some("the apply stage stopped".into());
                 match m {
                     ToApply::Round { replies, .. } => answer_closed(replies),
                     ToApply::Barrier(done) => {
