@@ -19,7 +19,7 @@
 //! | [`features`] | profile accumulators and the feature-vector layout |
 //! | [`model`] | online scaler, propensity (logistic regression), k-means, metrics |
 //! | [`storage`] | sled key layout, versioned record codec, profile records |
-//! | [`pipeline`] | the single writer: batching, apply, commit, durability, acks |
+//! | [`pipeline`] | the single writer and its apply and durability stages: batching, apply, commit, durability, acks |
 //! | [`query`] | profiles as of now, model info, segment descriptions |
 //! | [`db`] | [`Db`], the embedded facade |
 //! | [`server`] | the Redis-protocol (RESP) server behind `persona serve` |
