@@ -283,29 +283,33 @@ impl Engine {
     /// and reports it.
     pub(crate) fn prefetch(&mut self, store: &Store, items: &[Item]) {
         let mut latest = i64::MIN;
-        let read = |customer: &str, prefetched: &mut HashMap<String, Option<sled::IVec>>| {
-            if prefetched.contains_key(customer) || self.unapplied.record(customer).is_some() {
-                return;
-            }
-            if let Ok(raw) = store.raw_profile(customer) {
-                prefetched.insert(customer.to_string(), raw);
-            }
-        };
+        let mut wanted: Vec<&str> = Vec::new();
+        let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
         for item in items {
             let customer = match item {
                 Item::Event(e) => {
                     latest = latest.max(e.timestamp_ms);
-                    &e.customer_id
+                    e.customer_id.as_str()
                 }
-                Item::SetAttributes { customer, .. } | Item::Feedback { customer, .. } => customer,
+                Item::SetAttributes { customer, .. } | Item::Feedback { customer, .. } => {
+                    customer.as_str()
+                }
             };
-            read(customer, &mut self.prefetched);
+            if seen.insert(customer) {
+                wanted.push(customer);
+            }
         }
         for (deadline, customer) in self.expiry.iter().take(Self::PREFETCH_EXPIRIES) {
             if *deadline >= latest {
                 break;
             }
-            read(customer, &mut self.prefetched);
+            if seen.insert(customer.as_str()) {
+                wanted.push(customer.as_str());
+            }
+        }
+        wanted.retain(|c| !self.prefetched.contains_key(*c) && self.unapplied.record(c).is_none());
+        for (customer, raw) in read_all(store, &wanted) {
+            self.prefetched.insert(customer.to_string(), raw);
         }
     }
 
@@ -1027,6 +1031,36 @@ fn observe(model: &mut ModelState, x: &[f64], warmup: usize) -> (Option<(usize, 
     (seg, z)
 }
 
+/// Reads the records of `customers` from sled, on two threads when there are enough of them
+/// (sled reads run in parallel; what bounds them at scale is sled loading pages its cache
+/// evicted). A read that fails, or a helper thread that panics, leaves its customers out.
+fn read_all<'c>(store: &Store, customers: &[&'c str]) -> Vec<(&'c str, Option<sled::IVec>)> {
+    let read = |part: &[&'c str]| -> Vec<(&'c str, Option<sled::IVec>)> {
+        part.iter()
+            .filter_map(|c| store.raw_profile(c).ok().map(|raw| (*c, raw)))
+            .collect()
+    };
+    if customers.len() < PARALLEL_READS_FROM {
+        return read(customers);
+    }
+    let (first, second) = customers.split_at(customers.len() / 2);
+    std::thread::scope(|s| {
+        let helper = std::thread::Builder::new()
+            .name("persona-prefetch".into())
+            .spawn_scoped(s, || read(second));
+        let mut out = read(first);
+        match helper {
+            Ok(h) => out.extend(h.join().unwrap_or_default()),
+            // No thread: read the second half here.
+            Err(_) => out.extend(read(second)),
+        }
+        out
+    })
+}
+
+/// Fewest records [`read_all`] splits over two threads.
+const PARALLEL_READS_FROM: usize = 128;
+
 /// Loads a customer's record into the batch (from the batch, an unapplied batch, the records
 /// read ahead, the store, or new).
 fn load<'b>(
@@ -1108,5 +1142,39 @@ fn finish(
         segment: w.record.segment,
         propensity: p,
         duplicate: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Enough customers for two threads: each read comes back with its own customer's value,
+    /// and customers without a record come back as None.
+    #[test]
+    fn read_all_gives_each_customer_its_own_record_on_two_threads() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(&Config::new(dir.path()))?;
+        let ids: Vec<String> = (0..3 * PARALLEL_READS_FROM)
+            .map(|i| format!("c{i}"))
+            .collect();
+        let mut batch = sled::Batch::default();
+        // Customers whose id ends in 0 have no record.
+        for id in ids.iter().filter(|id| !id.ends_with('0')) {
+            batch.insert(keys::profile(id), id.as_bytes());
+        }
+        store.apply(batch)?;
+        let wanted: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let got = read_all(&store, &wanted);
+        assert_eq!(got.len(), ids.len());
+        let mut seen = std::collections::HashSet::new();
+        for (id, raw) in got {
+            assert!(seen.insert(id), "{id} twice");
+            match raw {
+                Some(v) => assert_eq!(&v[..], id.as_bytes(), "{id}"),
+                None => assert!(id.ends_with('0'), "{id} has a record"),
+            }
+        }
+        Ok(())
     }
 }
