@@ -313,6 +313,22 @@ impl Engine {
         }
     }
 
+    /// Loads a customer's record into the batch's working set (see [`load`]).
+    fn load<'b>(
+        &mut self,
+        store: &Store,
+        records: &'b mut HashMap<String, Working>,
+        customer: &str,
+    ) -> Result<&'b mut Working> {
+        load(
+            store,
+            &self.unapplied,
+            &mut self.prefetched,
+            records,
+            customer,
+        )
+    }
+
     /// Number of training examples waiting for a label.
     pub(crate) fn open_examples(&self) -> usize {
         self.expiry.len()
@@ -324,13 +340,7 @@ impl Engine {
             Item::Event(e) => self.apply_event(store, b, e),
             Item::SetAttributes { customer, attrs } => {
                 let now = self.model.watermark_ms;
-                let w = load(
-                    store,
-                    &self.unapplied,
-                    &mut self.prefetched,
-                    &mut b.records,
-                    customer,
-                )?;
+                let w = self.load(store, &mut b.records, customer)?;
                 let prev = Prev::of(&w.record);
                 w.record.apply(
                     ProfileOp::SetAttributes(attrs.clone()),
@@ -351,13 +361,7 @@ impl Engine {
                 segment,
             } => {
                 let now = self.model.watermark_ms;
-                let w = load(
-                    store,
-                    &self.unapplied,
-                    &mut self.prefetched,
-                    &mut b.records,
-                    customer,
-                )?;
+                let w = self.load(store, &mut b.records, customer)?;
                 if w.record.version == 0 {
                     return Err(Error::invalid_argument(
                         "customer",
@@ -413,13 +417,7 @@ impl Engine {
     fn apply_event(&mut self, store: &Store, b: &mut BatchState, e: &Event) -> Result<Ack> {
         let id_hash = xxhash_rust::xxh3::xxh3_64(e.effective_id().as_bytes());
         {
-            let w = load(
-                store,
-                &self.unapplied,
-                &mut self.prefetched,
-                &mut b.records,
-                &e.customer_id,
-            )?;
+            let w = self.load(store, &mut b.records, &e.customer_id)?;
             if w.record.has_seen(id_hash) {
                 return Ok(Ack {
                     version: w.record.version,
@@ -448,13 +446,7 @@ impl Engine {
         let now = self.model.watermark_ms;
         let params = *store.params();
         let horizon = self.horizon_ms;
-        let w = load(
-            store,
-            &self.unapplied,
-            &mut self.prefetched,
-            &mut b.records,
-            &e.customer_id,
-        )?;
+        let w = self.load(store, &mut b.records, &e.customer_id)?;
         let prev = Prev::of(&w.record);
 
         let mut open = open_example(&w.record, now, horizon, self.config.silent_horizons);
@@ -826,13 +818,7 @@ impl Engine {
             scanned += 1;
             last = Some(id.clone());
             // A corrupt record is skipped here; `persona check` and reads report it.
-            let Ok(w) = load(
-                store,
-                &self.unapplied,
-                &mut self.prefetched,
-                &mut b.records,
-                &id,
-            ) else {
+            let Ok(w) = self.load(store, &mut b.records, &id) else {
                 continue;
             };
             let x = self.layout.vector(&w.record.state, now);

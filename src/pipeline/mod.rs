@@ -397,6 +397,13 @@ impl Applier {
     }
 }
 
+/// Takes one from a test's count of failures to inject; whether there was one.
+fn take_one(failures: &AtomicU32) -> bool {
+    failures
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+}
+
 /// Answers every item of `replies` that succeeded with [`Error::Closed`].
 fn answer_closed(replies: Replies) {
     for (reply, results) in replies {
@@ -422,12 +429,7 @@ struct Syncer {
 impl Syncer {
     /// Makes everything applied so far durable, or fails as a test injected.
     fn sync(&self) -> Result<()> {
-        let injected = self
-            .shared
-            .fail_syncs
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if injected {
+        if take_one(&self.shared.fail_syncs) {
             return Err(Error::Io(std::io::Error::other("injected sync failure")));
         }
         self.store.sync(self.durability)
@@ -718,12 +720,7 @@ impl Writer {
     fn prepare(&mut self, b: &mut BatchState) -> Result<(sled::Batch, u64, u64)> {
         let mut batch = sled::Batch::default();
         let (keys, bytes) = self.engine.write_into(b, &mut batch);
-        let injected = self
-            .shared
-            .fail_commits
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if injected {
+        if take_one(&self.shared.fail_commits) {
             return Err(Error::Io(std::io::Error::other("injected commit failure")));
         }
         Ok((batch, keys, bytes))
