@@ -21,7 +21,7 @@ use crate::features::vector::FeatureLayout;
 use crate::features::{CompactEvent, ProfileOp, ProfileState};
 use crate::model::drift::Detection;
 use crate::model::ModelState;
-use crate::storage::record::{PendingExample, ProfileRecord};
+use crate::storage::record::{PendingExample, ProfileRecord, RecordState};
 use crate::storage::{keys, Store};
 use crate::Event;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -275,7 +275,7 @@ impl Engine {
 
     /// Reads from sled, ahead of applying `items`, the records the round will load: those of
     /// its customers and of the customers whose open example the round's latest event will
-    /// expire, except those an unapplied batch holds or already read. The writer calls this
+    /// expire, except those an unapplied batch holds. The writer calls this once per round,
     /// before it hands the previous round to the apply stage, whose `apply_batch` blocks every
     /// sled read while it runs; the round's own work then overlaps that apply. Every batch
     /// unapplied now must stay in [`Engine::unapplied`] until the round is prepared (it is
@@ -307,26 +307,55 @@ impl Engine {
                 wanted.push(customer.as_str());
             }
         }
-        wanted.retain(|c| !self.prefetched.contains_key(*c) && self.unapplied.record(c).is_none());
+        wanted.retain(|c| self.unapplied.record(c).is_none());
         for (customer, raw) in read_all(store, &wanted) {
             self.prefetched.insert(customer.to_string(), raw);
         }
     }
 
-    /// Loads a customer's record into the batch's working set (see [`load`]).
+    /// Loads a customer's record into the batch (from the batch, an unapplied batch, the
+    /// records read ahead, the store, or new).
     fn load<'b>(
         &mut self,
         store: &Store,
         records: &'b mut HashMap<String, Working>,
         customer: &str,
     ) -> Result<&'b mut Working> {
-        load(
-            store,
-            &self.unapplied,
-            &mut self.prefetched,
-            records,
-            customer,
-        )
+        if !records.contains_key(customer) {
+            let record = match self.unapplied.record(customer) {
+                Some(Pending::Record(r)) => Some(r.clone()),
+                Some(Pending::Erased) => None,
+                None => match self.prefetched.remove(customer) {
+                    Some(Some(bytes)) => Some(store.decode_profile(customer, &bytes)?),
+                    Some(None) => None,
+                    None => store.profile(customer)?,
+                },
+            };
+            let old_segment = record.as_ref().and_then(|r| r.segment);
+            let record = record.unwrap_or_else(|| ProfileRecord::new(store.params()));
+            records.insert(
+                customer.to_string(),
+                Working {
+                    record,
+                    old_segment,
+                    dirty: false,
+                },
+            );
+        }
+        records.get_mut(customer).ok_or_else(|| Error::Corruption {
+            key: format!("profile {customer:?}"),
+            detail: "vanished from the batch working set".into(),
+        })
+    }
+
+    /// The leading fields of a customer's stored record (read ahead or from sled), for
+    /// labelling; None if there is none or it does not decode.
+    fn stored_state(&self, store: &Store, customer: &str) -> Option<RecordState> {
+        match self.prefetched.get(customer) {
+            Some(Some(bytes)) => store.decode_profile_state(customer, bytes).ok(),
+            Some(None) => None,
+            None => store.profile_state(customer).ok().flatten(),
+        }
     }
 
     /// Number of training examples waiting for a label.
@@ -543,23 +572,13 @@ impl Engine {
                 None => match self.unapplied.record(&customer) {
                     Some(Pending::Record(r)) => (&r.pending, &r.state),
                     Some(Pending::Erased) => continue,
-                    None => {
-                        let read = match self.prefetched.get(&customer) {
-                            Some(Some(bytes)) => store.decode_profile_state(&customer, bytes),
-                            Some(None) => continue,
-                            None => match store.profile_state(&customer) {
-                                Ok(Some(r)) => Ok(r),
-                                Ok(None) | Err(_) => continue,
-                            },
-                        };
-                        match read {
-                            Ok(r) => {
-                                stored = r;
-                                (&stored.pending, &stored.state)
-                            }
-                            Err(_) => continue,
+                    None => match self.stored_state(store, &customer) {
+                        Some(r) => {
+                            stored = r;
+                            (&stored.pending, &stored.state)
                         }
-                    }
+                        None => continue,
+                    },
                 },
             };
             let Some(p) = pending else {
@@ -1046,42 +1065,6 @@ fn read_all<'c>(store: &Store, customers: &[&'c str]) -> Vec<(&'c str, Option<sl
 
 /// Fewest records [`read_all`] splits over two threads.
 const PARALLEL_READS_FROM: usize = 128;
-
-/// Loads a customer's record into the batch (from the batch, an unapplied batch, the records
-/// read ahead, the store, or new).
-fn load<'b>(
-    store: &Store,
-    unapplied: &Unapplied,
-    prefetched: &mut HashMap<String, Option<sled::IVec>>,
-    records: &'b mut HashMap<String, Working>,
-    customer: &str,
-) -> Result<&'b mut Working> {
-    if !records.contains_key(customer) {
-        let record = match unapplied.record(customer) {
-            Some(Pending::Record(r)) => Some(r.clone()),
-            Some(Pending::Erased) => None,
-            None => match prefetched.remove(customer) {
-                Some(Some(bytes)) => Some(store.decode_profile(customer, &bytes)?),
-                Some(None) => None,
-                None => store.profile(customer)?,
-            },
-        };
-        let old_segment = record.as_ref().and_then(|r| r.segment);
-        let record = record.unwrap_or_else(|| ProfileRecord::new(store.params()));
-        records.insert(
-            customer.to_string(),
-            Working {
-                record,
-                old_segment,
-                dirty: false,
-            },
-        );
-    }
-    records.get_mut(customer).ok_or_else(|| Error::Corruption {
-        key: format!("profile {customer:?}"),
-        detail: "vanished from the batch working set".into(),
-    })
-}
 
 /// Moves a record's contribution in the segment sizes and statistics from its previous
 /// segment to `new_segment` (which may be the same one, with new values).

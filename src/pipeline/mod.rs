@@ -524,9 +524,7 @@ impl Writer {
             let first = match rx.try_recv() {
                 Ok(r) => r,
                 Err(_) => {
-                    if let Some(round) = held.take() {
-                        self.queue_for_apply(round);
-                    }
+                    self.hand_over(&mut held, &[]);
                     match rx.recv() {
                         Ok(r) => r,
                         Err(_) => break,
@@ -553,10 +551,7 @@ impl Writer {
                 let next = match rx.try_recv() {
                     Ok(r) => Ok(r),
                     Err(_) if held.is_some() => {
-                        self.prefetch(&items);
-                        if let Some(round) = held.take() {
-                            self.queue_for_apply(round);
-                        }
+                        self.hand_over(&mut held, &items);
                         continue;
                     }
                     Err(_) if delay.is_zero() => break,
@@ -572,10 +567,7 @@ impl Writer {
                     Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
                 }
             }
-            if let Some(round) = held.take() {
-                self.prefetch(&items);
-                self.queue_for_apply(round);
-            }
+            self.hand_over(&mut held, &items);
             let mut results = Vec::with_capacity(items.len());
             let mut batches = Vec::new();
             for chunk in items.chunks(max_batch) {
@@ -593,9 +585,7 @@ impl Writer {
                 held = Some(ToApply::Round { batches, replies });
             }
             if maintenance.is_some() || shutdown.is_some() {
-                if let Some(round) = held.take() {
-                    self.queue_for_apply(round);
-                }
+                self.hand_over(&mut held, &[]);
             }
             if let Some((op, reply)) = maintenance {
                 self.settle();
@@ -608,9 +598,7 @@ impl Writer {
             }
         }
         // Every sender is gone (the Db was dropped without close): still make things durable.
-        if let Some(round) = held.take() {
-            self.queue_for_apply(round);
-        }
+        self.hand_over(&mut held, &[]);
         if let Err(e) = self.stop_stages().and_then(|()| self.store.close()) {
             tracing::error!("closing the store failed: {e}");
         }
@@ -634,18 +622,22 @@ impl Writer {
         }
     }
 
-    /// Reads the records `items` will need from sled ahead of applying them (see
-    /// [`Engine::prefetch`]).
-    fn prefetch(&mut self, items: &[Item]) {
-        if items.is_empty() || self.poisoned().is_some() {
+    /// Hands the held round, if any, to the apply stage, after reading from sled the records
+    /// `ahead` (the next round's items so far) will need (see [`Engine::prefetch`]): once the
+    /// apply stage runs, sled reads wait for it. With no round held, does nothing.
+    fn hand_over(&mut self, held: &mut Option<ToApply>, ahead: &[Item]) {
+        let Some(round) = held.take() else {
             return;
+        };
+        if !ahead.is_empty() && self.poisoned().is_none() {
+            // Batches the apply stage is done with are in sled now; the others stay in the
+            // overlay until this round is prepared (they are newer than what is read).
+            self.engine
+                .unapplied
+                .applied_through(self.applied.load(Ordering::Acquire));
+            self.engine.prefetch(&self.store, ahead);
         }
-        // Batches the apply stage is done with are in sled now; the others stay in the
-        // overlay until this round is prepared (they are newer than what is read).
-        self.engine
-            .unapplied
-            .applied_through(self.applied.load(Ordering::Acquire));
-        self.engine.prefetch(&self.store, items);
+        self.queue_for_apply(round);
     }
 
     /// Waits until the apply and durability stages have applied, synced and answered
