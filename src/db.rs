@@ -443,7 +443,7 @@ impl Db {
         let model = self.model();
         Ok(Some(Profile::evaluate(
             customer_id,
-            &record,
+            record,
             &model,
             &self.inner.layout,
         )))
@@ -475,7 +475,7 @@ impl Db {
             Ok((state, _, _)) => Ok(Some(Profile::of_state(
                 customer_id,
                 version,
-                &state,
+                state,
                 &self.model(),
                 &self.inner.layout,
                 None,
@@ -557,7 +557,7 @@ impl Db {
         self.inner.store.scan_profiles().map(move |item| {
             let (id, bytes) = item?;
             let rec = self.inner.store.decode_profile(&id, &bytes)?;
-            Ok(Profile::evaluate(&id, &rec, &model, &self.inner.layout))
+            Ok(Profile::evaluate(&id, rec, &model, &self.inner.layout))
         })
     }
 
@@ -934,7 +934,7 @@ impl Db {
                 return Ok(Some(Profile::of_state(
                     customer_id,
                     v,
-                    &state,
+                    state,
                     &self.model(),
                     &self.inner.layout,
                     Some(timestamp_ms),

@@ -88,7 +88,7 @@ pub(crate) fn export(
     params: &FeatureParams,
 ) -> CustomerExport {
     let names = layout.names();
-    let current = Profile::evaluate(customer_id, record, model, layout);
+    let current = Profile::evaluate(customer_id, record.clone(), model, layout);
     let mut changes = history::recent(record, usize::MAX);
     changes.reverse();
     let history = changes
@@ -96,7 +96,7 @@ pub(crate) fn export(
         .filter_map(|change| {
             let (state, _, _) = record.state_at(change.version, params).ok()?;
             let profile =
-                Profile::of_state(customer_id, change.version, &state, model, layout, None);
+                Profile::of_state(customer_id, change.version, state, model, layout, None);
             Some(ExportedVersion {
                 profile: profile.to_json(&names),
                 change,

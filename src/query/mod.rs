@@ -64,14 +64,14 @@ impl Profile {
     /// Evaluates a record's current state as of the model's watermark.
     pub(crate) fn evaluate(
         customer_id: &str,
-        record: &ProfileRecord,
+        record: ProfileRecord,
         model: &ModelState,
         layout: &FeatureLayout,
     ) -> Profile {
         let mut p = Profile::of_state(
             customer_id,
             record.version,
-            &record.state,
+            record.state,
             model,
             layout,
             None,
@@ -85,7 +85,7 @@ impl Profile {
     pub(crate) fn of_state(
         customer_id: &str,
         version: u64,
-        state: &ProfileState,
+        state: ProfileState,
         model: &ModelState,
         layout: &FeatureLayout,
         as_of: Option<i64>,
@@ -95,7 +95,7 @@ impl Profile {
                 .watermark_ms
                 .max(state.last_seen_ms.unwrap_or(i64::MIN))
         });
-        let features = layout.vector(state, as_of_ms);
+        let features = layout.vector(&state, as_of_ms);
         let z = model.scaler.transform_vec(&features);
         let nearest = model.segments.nearest(&z);
         Profile {
@@ -111,7 +111,7 @@ impl Profile {
             segment_distance: nearest.map(|(_, d)| d),
             assigned_segment: None,
             propensity: model.propensity.predict(&z),
-            state: state.clone(),
+            state,
         }
     }
 

@@ -31,7 +31,11 @@ pub(crate) enum FramingError {
 pub(crate) struct Connection {
     stream: TcpStream,
     decoder: RequestDecoder,
+    /// Read buffer: received bytes are `input[..filled]`; the rest is initialised room for the
+    /// next read (kept, so a read does not zero its chunk again).
     input: Vec<u8>,
+    /// Bytes of `input` received.
+    filled: usize,
     /// Bytes at the front of `input` already parsed into commands.
     consumed: usize,
     output: Vec<u8>,
@@ -56,6 +60,7 @@ impl Connection {
             stream,
             decoder: RequestDecoder::new(limits),
             input: Vec::new(),
+            filled: 0,
             consumed: 0,
             output: Vec::new(),
             max_request_len,
@@ -69,10 +74,10 @@ impl Connection {
     /// # Errors
     /// A [`FramingError`] when the input cannot become a valid command.
     pub(crate) fn next_command(&mut self) -> Result<Option<Vec<Vec<u8>>>, FramingError> {
-        let pending = self.input.get(self.consumed..).unwrap_or(&[]);
+        let pending = self.input.get(self.consumed..self.filled).unwrap_or(&[]);
         match self.decoder.decode(pending)? {
             Some((args, used)) => {
-                self.consumed = self.consumed.saturating_add(used).min(self.input.len());
+                self.consumed = self.consumed.saturating_add(used).min(self.filled);
                 Ok(Some(args))
             }
             None if pending.len() > self.max_request_len => {
@@ -87,18 +92,22 @@ impl Connection {
     /// # Errors
     /// I/O errors other than end of input and the idle timeout.
     pub(crate) fn fill(&mut self) -> io::Result<Filled> {
-        if self.consumed >= self.input.len() {
-            self.input.clear();
-            if self.input.capacity() > KEEP_CAPACITY {
+        if self.consumed >= self.filled {
+            self.filled = 0;
+            if self.input.len() > KEEP_CAPACITY {
+                self.input.truncate(READ_CHUNK);
                 self.input.shrink_to(READ_CHUNK);
             }
         } else if self.consumed > 0 {
             // Only the unparsed tail moves; the decoder sees the same bytes as before.
-            self.input.drain(..self.consumed);
+            self.input.copy_within(self.consumed..self.filled, 0);
+            self.filled -= self.consumed;
         }
         self.consumed = 0;
-        let start = self.input.len();
-        self.input.resize(start + READ_CHUNK, 0);
+        let start = self.filled;
+        if self.input.len() < start + READ_CHUNK {
+            self.input.resize(start + READ_CHUNK, 0);
+        }
         let result = loop {
             match self
                 .stream
@@ -109,21 +118,15 @@ impl Connection {
             }
         };
         match result {
-            Ok(0) => {
-                self.input.truncate(start);
-                Ok(Filled::Closed)
-            }
+            Ok(0) => Ok(Filled::Closed),
             Ok(n) => {
-                self.input.truncate(start + n);
+                self.filled = (start + n).min(self.input.len());
                 Ok(Filled::Data)
             }
-            Err(e) => {
-                self.input.truncate(start);
-                match e.kind() {
-                    ErrorKind::WouldBlock | ErrorKind::TimedOut => Ok(Filled::Idle),
-                    _ => Err(e),
-                }
-            }
+            Err(e) => match e.kind() {
+                ErrorKind::WouldBlock | ErrorKind::TimedOut => Ok(Filled::Idle),
+                _ => Err(e),
+            },
         }
     }
 

@@ -60,17 +60,13 @@ impl Frame {
                 }
             }
             Frame::Double(value) => {
-                let mut fast = ryu::Buffer::new();
-                let mut slow = DoubleText::empty();
-                let text = double_text(*value, &mut fast, &mut slow);
-                // The text never holds CR or LF, so it needs no `line` filtering.
-                if resp3 {
-                    out.push(b',');
-                    out.extend_from_slice(text);
-                    out.extend_from_slice(b"\r\n");
-                } else {
-                    bulk(out, b'$', &[text]);
-                }
+                double(
+                    out,
+                    *value,
+                    resp3,
+                    &mut ryu::Buffer::new(),
+                    &mut DoubleText::empty(),
+                );
             }
             Frame::Boolean(value) => out.extend_from_slice(match (resp3, value) {
                 (true, true) => b"#t\r\n",
@@ -92,7 +88,40 @@ impl Frame {
                     bulk(out, b'$', &[digits.as_bytes()]);
                 }
             }
+            Frame::DoubleMap(keys, values) => {
+                let pairs = keys.len().min(values.len());
+                if resp3 {
+                    header(out, b'%', pairs);
+                } else {
+                    header(out, b'*', pairs.saturating_mul(2));
+                }
+                let mut fast = ryu::Buffer::new();
+                let mut slow = DoubleText::empty();
+                for (i, value) in values.iter().take(pairs).enumerate() {
+                    out.extend_from_slice(keys.wire(i));
+                    double(out, *value, resp3, &mut fast, &mut slow);
+                }
+            }
         }
+    }
+}
+
+/// A double: `,<text>\r\n` in RESP3, a bulk string of the text in RESP2.
+fn double(
+    out: &mut Vec<u8>,
+    value: f64,
+    resp3: bool,
+    fast: &mut ryu::Buffer,
+    slow: &mut DoubleText,
+) {
+    let text = double_text(value, fast, slow);
+    // The text never holds CR or LF, so it needs no `line` filtering.
+    if resp3 {
+        out.push(b',');
+        out.extend_from_slice(text);
+        out.extend_from_slice(b"\r\n");
+    } else {
+        bulk(out, b'$', &[text]);
     }
 }
 
@@ -175,8 +204,10 @@ fn double_text<'a>(value: f64, fast: &'a mut ryu::Buffer, slow: &'a mut DoubleTe
         let text = fast.format_finite(value).as_bytes();
         if !text.contains(&b'e') {
             let text = text.strip_suffix(b".0").unwrap_or(text);
-            if !is_tie(value, significant_digits(text)) {
-                return text;
+            // Counting the digits only for the rare values whose exact decimal ends in 5.
+            match exact_digits_ending_in_5(value) {
+                Some(exact) if exact == significant_digits(text) + 1 => {}
+                _ => return text,
             }
         }
     }
@@ -315,12 +346,19 @@ fn significant_digits(text: &[u8]) -> usize {
 /// Whether the exact decimal value of finite `value` has `shortest + 1` significant digits, the
 /// last a 5: then two `shortest`-digit texts are equally close to it and formatters may differ
 /// in which they pick.
+fn is_tie(value: f64, shortest: usize) -> bool {
+    exact_digits_ending_in_5(value) == Some(shortest + 1)
+}
+
+/// The number of significant digits of the exact decimal value of finite `value` when the last
+/// of them is a 5 and they are few enough to be a tie (see [`is_tie`]); None otherwise, which is
+/// the answer for nearly every value, found without counting digits.
 ///
 /// The exact value is S × 10^q with S an integer without trailing zeros; S ends in 5 only if it
 /// is odd. value = m × 2^e with m odd: for e < 0, S = m × 5^−e, which has more than 18 digits
 /// (more than any tie, as `shortest` <= 17) once −e > 27; for e >= 0, S is odd only if the 2^e
 /// is cancelled by factors of 5 of m, so e <= 22 (5^23 > 2^53). Both cases fit a u128.
-fn is_tie(value: f64, shortest: usize) -> bool {
+fn exact_digits_ending_in_5(value: f64) -> Option<usize> {
     let bits = value.abs().to_bits();
     let biased = ((bits >> 52) & 0x7ff) as i32;
     let fraction = bits & ((1u64 << 52) - 1);
@@ -330,7 +368,7 @@ fn is_tie(value: f64, shortest: usize) -> bool {
         (fraction | (1u64 << 52), biased - 1075)
     };
     if m == 0 {
-        return false;
+        return None;
     }
     let zeros = m.trailing_zeros();
     m >>= zeros;
@@ -338,7 +376,7 @@ fn is_tie(value: f64, shortest: usize) -> bool {
     let mut s = u128::from(m);
     if e >= 0 {
         if e > 22 {
-            return false;
+            return None;
         }
         s <<= e;
         while s % 10 == 0 {
@@ -346,19 +384,19 @@ fn is_tie(value: f64, shortest: usize) -> bool {
         }
     } else {
         if -e > 27 {
-            return false;
+            return None;
         }
         s *= 5u128.pow(e.unsigned_abs());
     }
     if s % 10 != 5 {
-        return false;
+        return None;
     }
     let mut digits = 0;
     while s > 0 {
         s /= 10;
         digits += 1;
     }
-    digits == shortest + 1
+    Some(digits)
 }
 
 /// A finite number as written by `ryu` (`-1.25`, `100.0`, `0.001`, `1e30`, `1.5e-7`), taken

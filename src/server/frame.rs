@@ -11,6 +11,7 @@
 //! have arrived. No input makes these functions panic.
 
 use std::fmt;
+use std::sync::Arc;
 
 pub use super::request::{parse_request, RequestDecoder};
 
@@ -71,6 +72,91 @@ pub enum Frame {
     BigNumber(String),
     /// Out-of-band data pushed by the server (e.g. pub/sub): `>2\r\n+message\r\n+hi\r\n`.
     Push(Vec<Frame>),
+    /// A map from bulk-string keys to doubles whose keys are encoded once and shared by many
+    /// replies (the feature names of `PROFILE.GET`): written exactly as the [`Frame::Map`] of
+    /// [`Frame::Bulk`] keys and [`Frame::Double`] values it stands for, without building or
+    /// copying a frame per key. Pairs the first `min(keys, values)` of each. Only ever sent:
+    /// [`parse_frame`] reads it back as that [`Frame::Map`].
+    DoubleMap(Arc<SharedKeys>, Vec<f64>),
+}
+
+/// Bulk-string keys encoded once (`$<len>\r\n<key>\r\n` each), for [`Frame::DoubleMap`].
+///
+/// # Examples
+/// ```
+/// use persona::server::frame::{Frame, Proto, SharedKeys};
+/// let keys = SharedKeys::new(["a", "bc"]);
+/// assert_eq!(keys.len(), 2);
+/// assert_eq!(keys.key(1), Some(&b"bc"[..]));
+/// let mut out = Vec::new();
+/// Frame::DoubleMap(keys, vec![0.5, 2.0]).encode(Proto::Resp3, &mut out);
+/// assert_eq!(out, b"%2\r\n$1\r\na\r\n,0.5\r\n$2\r\nbc\r\n,2\r\n");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedKeys {
+    /// Every key's wire form, back to back.
+    encoded: Vec<u8>,
+    /// Per key: where its wire form starts in `encoded`, and where the key itself starts.
+    spans: Vec<KeySpan>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct KeySpan {
+    start: usize,
+    key_start: usize,
+    end: usize,
+}
+
+impl SharedKeys {
+    /// Encodes `keys`, in order.
+    pub fn new<I>(keys: I) -> Arc<SharedKeys>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        let mut encoded = Vec::new();
+        let mut spans = Vec::new();
+        for key in keys {
+            let key = key.as_ref();
+            let start = encoded.len();
+            encoded.push(b'$');
+            encoded.extend_from_slice(key.len().to_string().as_bytes());
+            encoded.extend_from_slice(b"\r\n");
+            let key_start = encoded.len();
+            encoded.extend_from_slice(key);
+            encoded.extend_from_slice(b"\r\n");
+            spans.push(KeySpan {
+                start,
+                key_start,
+                end: encoded.len(),
+            });
+        }
+        Arc::new(SharedKeys { encoded, spans })
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether there are no keys.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// Key `i` itself (not its wire form), if there is one.
+    pub fn key(&self, i: usize) -> Option<&[u8]> {
+        let span = self.spans.get(i)?;
+        self.encoded.get(span.key_start..span.end.saturating_sub(2))
+    }
+
+    /// Key `i`'s wire form, `$<len>\r\n<key>\r\n` (empty past the last key).
+    pub(super) fn wire(&self, i: usize) -> &[u8] {
+        self.spans
+            .get(i)
+            .and_then(|span| self.encoded.get(span.start..span.end))
+            .unwrap_or(&[])
+    }
 }
 
 impl Frame {

@@ -1,6 +1,6 @@
 //! Property tests of [`super::frame`]: no input panics, and what is encoded parses back.
 
-use super::frame::{parse_frame, parse_request, Frame, Limits, Proto};
+use super::frame::{parse_frame, parse_request, Frame, Limits, Proto, SharedKeys};
 use super::frame_tests::{decode_chunked, enc, parse_all, req};
 use proptest::prelude::*;
 
@@ -158,5 +158,27 @@ proptest! {
         let resp2 = enc(&frame, Proto::Resp2);
         let parsed = parse_frame(&resp2, &Limits::default());
         prop_assert!(matches!(parsed, Ok(Some((_, n))) if n == resp2.len()));
+    }
+
+    #[test]
+    fn double_map_is_written_as_the_map_it_stands_for(
+        keys in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..12), 0..8),
+        values in proptest::collection::vec(any::<f64>(), 0..8),
+    ) {
+        let shared = SharedKeys::new(&keys);
+        prop_assert_eq!(shared.len(), keys.len());
+        for (i, key) in keys.iter().enumerate() {
+            prop_assert_eq!(shared.key(i), Some(key.as_slice()));
+        }
+        let map = Frame::Map(
+            keys.iter()
+                .zip(&values)
+                .map(|(k, v)| (Frame::Bulk(k.clone()), Frame::Double(*v)))
+                .collect(),
+        );
+        let double_map = Frame::DoubleMap(shared, values);
+        for proto in [Proto::Resp2, Proto::Resp3] {
+            prop_assert_eq!(enc(&double_map, proto), enc(&map, proto));
+        }
     }
 }

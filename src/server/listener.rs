@@ -5,6 +5,7 @@
 //! shutdown is requested no connection is admitted, and the store is closed only after every
 //! connection thread has ended.
 
+use super::frame::SharedKeys;
 use super::{handler, ServerConfig, ShutdownHandle};
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -35,6 +36,8 @@ pub(crate) struct ServerState {
     pub(crate) local_addr: SocketAddr,
     pub(crate) started: Instant,
     pub(crate) stats: Stats,
+    /// The store's feature names, encoded once for every `PROFILE.GET` reply.
+    pub(crate) feature_keys: Arc<SharedKeys>,
     clients: Mutex<HashMap<u64, TcpStream>>,
     next_client_id: AtomicU64,
 }
@@ -125,9 +128,11 @@ impl Server {
         db.prepare_lookalikes()?;
         let local_addr = listener.local_addr()?;
         shutdown.register(local_addr);
+        let feature_keys = SharedKeys::new(db.layout().name_list());
         Ok(Server {
             listener,
             state: Arc::new(ServerState {
+                feature_keys,
                 db,
                 config,
                 shutdown,

@@ -5,7 +5,8 @@ use super::{ArgDoc, ArgKind, Args, Command, CommandError, Ctx, Spec};
 use crate::event::parse::parse_timestamp;
 use crate::features::AttrValue;
 use crate::query::{HistoryItem, Profile};
-use crate::server::frame::Frame;
+use crate::server::frame::{Frame, SharedKeys};
+use std::sync::Arc;
 
 /// `PROFILE.GET`.
 pub(crate) const GET: Spec = Spec {
@@ -193,14 +194,14 @@ impl Get {
             None => db.profile(&self.customer)?,
         };
         Ok(match profile {
-            Some(p) => profile_frame(&p, db.layout().name_list()),
+            Some(p) => profile_frame(p, &ctx.server.feature_keys),
             None => Frame::Null,
         })
     }
 }
 
-/// A profile as a map; attributes and features are nested maps.
-fn profile_frame(p: &Profile, names: &[String]) -> Frame {
+/// A profile as a map; attributes and features are nested maps (features keyed by `names`).
+fn profile_frame(p: Profile, names: &Arc<SharedKeys>) -> Frame {
     let attributes = p
         .attributes
         .iter()
@@ -212,11 +213,7 @@ fn profile_frame(p: &Profile, names: &[String]) -> Frame {
             (Frame::bulk(name), value)
         })
         .collect();
-    let features = names
-        .iter()
-        .zip(&p.features)
-        .map(|(name, value)| (Frame::bulk(name), Frame::Double(*value)))
-        .collect();
+    let features = Frame::DoubleMap(Arc::clone(names), p.features);
     let time = |ms: Option<i64>| ms.map_or(Frame::Null, Frame::Integer);
     Frame::map_from([
         ("customer_id", Frame::bulk(&p.customer_id)),
@@ -236,7 +233,7 @@ fn profile_frame(p: &Profile, names: &[String]) -> Frame {
         ),
         ("propensity", Frame::Double(p.propensity)),
         ("attributes", Frame::Map(attributes)),
-        ("features", Frame::Map(features)),
+        ("features", features),
     ])
 }
 
