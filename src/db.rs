@@ -361,7 +361,7 @@ impl Db {
         for (name, value) in &attrs {
             validate_attribute(name, value)?;
         }
-        if let Some(existing) = self.inner.store.profile(customer_id)? {
+        if let Some(existing) = self.inner.store.profile_current(customer_id)? {
             let mut names: std::collections::BTreeSet<&str> = existing
                 .state
                 .attributes
@@ -437,7 +437,7 @@ impl Db {
     /// are unaffected); [`Error::InvalidEvent`] for an invalid customer id.
     pub fn profile(&self, customer_id: &str) -> Result<Option<Profile>> {
         validate_customer_id(customer_id)?;
-        let Some(record) = self.inner.store.profile(customer_id)? else {
+        let Some(record) = self.inner.store.profile_current(customer_id)? else {
             return Ok(None);
         };
         let model = self.model();
@@ -556,7 +556,7 @@ impl Db {
         let model = self.model();
         self.inner.store.scan_profiles().map(move |item| {
             let (id, bytes) = item?;
-            let rec = self.inner.store.decode_profile(&id, &bytes)?;
+            let rec = self.inner.store.decode_profile_current(&id, &bytes)?;
             Ok(Profile::evaluate(&id, rec, &model, &self.inner.layout))
         })
     }
@@ -587,7 +587,7 @@ impl Db {
                 }
                 Some(j)
             };
-            let Ok(rec) = self.inner.store.decode_profile(&id, &bytes) else {
+            let Ok(rec) = self.inner.store.decode_profile_current(&id, &bytes) else {
                 continue; // a damaged record is left out of the picture; `check` reports it
             };
             let z = self.standardised(&rec.state, &model);
@@ -694,7 +694,7 @@ impl Db {
             }
             Target::Customer(id) => {
                 validate_customer_id(id)?;
-                match self.inner.store.profile(id)? {
+                match self.inner.store.profile_current(id)? {
                     Some(rec) => self.standardised(&rec.state, &model),
                     None => return Ok(Vec::new()),
                 }
@@ -748,7 +748,7 @@ impl Db {
         exact: bool,
     ) -> Result<Option<Vec<SimilarCustomer>>> {
         validate_customer_id(customer_id)?;
-        let Some(rec) = self.inner.store.profile(customer_id)? else {
+        let Some(rec) = self.inner.store.profile_current(customer_id)? else {
             return Ok(None);
         };
         let model = self.model();
@@ -825,7 +825,7 @@ impl Db {
     #[doc(hidden)]
     pub fn lookalike_shortlist_len(&self, customer_id: &str, k: usize) -> Result<Option<usize>> {
         validate_customer_id(customer_id)?;
-        let Some(rec) = self.inner.store.profile(customer_id)? else {
+        let Some(rec) = self.inner.store.profile_current(customer_id)? else {
             return Ok(None);
         };
         let model = self.model();
@@ -885,7 +885,7 @@ impl Db {
     /// [`Error::Corruption`] if the record does not decode.
     pub fn score(&self, customer_id: &str) -> Result<Option<Score>> {
         validate_customer_id(customer_id)?;
-        let Some(rec) = self.inner.store.profile(customer_id)? else {
+        let Some(rec) = self.inner.store.profile_current(customer_id)? else {
             return Ok(None);
         };
         Ok(Some(score::score(
@@ -962,7 +962,7 @@ impl Db {
     /// [`Error::InvalidArgument`] if the segments are not seeded yet.
     pub fn strategy(&self, customer_id: &str, greedy: bool) -> Result<Option<Recommendation>> {
         validate_customer_id(customer_id)?;
-        let Some(rec) = self.inner.store.profile(customer_id)? else {
+        let Some(rec) = self.inner.store.profile_current(customer_id)? else {
             return Ok(None);
         };
         let model = self.model();

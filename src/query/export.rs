@@ -88,7 +88,7 @@ pub(crate) fn export(
     params: &FeatureParams,
 ) -> CustomerExport {
     let names = layout.names();
-    let current = Profile::evaluate(customer_id, record.clone(), model, layout);
+    let current = Profile::evaluate(customer_id, record.clone().into_current(), model, layout);
     let mut changes = history::recent(record, usize::MAX);
     changes.reverse();
     let history = changes

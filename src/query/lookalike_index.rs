@@ -600,7 +600,7 @@ impl LookalikeIndex {
                 return Err("stopped: the store is closing".into());
             }
             let (id, bytes) = item.map_err(|e| e.to_string())?;
-            match store.decode_profile(&id, &bytes) {
+            match store.decode_profile_current(&id, &bytes) {
                 Ok(rec) => {
                     let row = self.quantiser.row(&rec.state);
                     pending.push((id, self.bucket_of(rec.segment), row));

@@ -24,7 +24,7 @@ pub use strategy::{ActionSummary, Recommendation};
 use crate::features::vector::FeatureLayout;
 use crate::features::{AttrValue, ProfileState};
 use crate::model::ModelState;
-use crate::storage::record::ProfileRecord;
+use crate::storage::record::RecordCurrent;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -61,10 +61,10 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// Evaluates a record's current state as of the model's watermark.
+    /// Evaluates a record's current version as of the model's watermark.
     pub(crate) fn evaluate(
         customer_id: &str,
-        record: ProfileRecord,
+        record: RecordCurrent,
         model: &ModelState,
         layout: &FeatureLayout,
     ) -> Profile {

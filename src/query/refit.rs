@@ -33,7 +33,7 @@ pub(crate) fn refit(
     let mut reservoir: Vec<Vec<f64>> = Vec::new();
     for (i, item) in store.scan_profiles().enumerate() {
         let (id, bytes) = item?;
-        let Ok(rec) = store.decode_profile(&id, &bytes) else {
+        let Ok(rec) = store.decode_profile_current(&id, &bytes) else {
             // A damaged record is left out of the sample; `persona check` reports it.
             continue;
         };

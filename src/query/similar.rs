@@ -78,7 +78,7 @@ pub(crate) fn search(
         }
         // A damaged record must not fail every lookalike query: skip it (reads of that
         // customer report it, and `persona check` lists it).
-        let rec = match store.decode_profile(id, bytes) {
+        let rec = match store.decode_profile_current(id, bytes) {
             Ok(rec) => rec,
             Err(e) => {
                 tracing::warn!("similar: skipping a candidate: {e}");

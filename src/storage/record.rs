@@ -14,10 +14,13 @@ use crate::features::{FeatureParams, ProfileOp, ProfileState};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
-/// Format version of the profile records this build writes. Version 2 stores the
-/// de-duplication window as one byte string (see `storage/window.rs`); version 1 stored it as a
-/// sequence of `(u64, i64)` and is still read. Every other field is laid out the same in both.
-pub const PROFILE_FORMAT_VERSION: u8 = 2;
+/// Format version of the profile records this build writes. Version 3 moves the model outcome
+/// (`segment`, `distance`, `propensity`) up behind the current state, so that a read of the
+/// current profile ([`RecordCurrent`]) decodes a prefix and stops before the base state, the op
+/// log and the de-duplication window. Version 2 stored the window as one byte string (see
+/// `storage/window.rs`), as version 3 does; version 1 stored it as a sequence of `(u64, i64)`.
+/// Versions 1 and 2 are still read.
+pub const PROFILE_FORMAT_VERSION: u8 = 3;
 
 /// One version's change and the model outcome right after it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,6 +63,42 @@ pub struct RecordState {
     pub version: u64,
     /// See [`ProfileRecord::state`].
     pub state: ProfileState,
+}
+
+/// A record's current version: its leading fields in format version 3, everything but the base
+/// state, the op log and the de-duplication window. What reads of the current profile need
+/// (profile, score, nearest segment, lookalikes, scans), decoded without the rest.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RecordCurrent {
+    /// See [`ProfileRecord::pending`].
+    pub pending: Option<PendingExample>,
+    /// See [`ProfileRecord::version`].
+    pub version: u64,
+    /// See [`ProfileRecord::state`].
+    pub state: ProfileState,
+    /// See [`ProfileRecord::segment`].
+    pub segment: Option<u16>,
+    /// See [`ProfileRecord::distance`].
+    pub distance: f32,
+    /// See [`ProfileRecord::propensity`].
+    pub propensity: f32,
+}
+
+impl RecordCurrent {
+    /// Decodes the current version of a profile record of any supported version: a prefix of a
+    /// version-3 record, the whole record of an older one. `key` names it in errors.
+    ///
+    /// # Errors
+    /// As [`ProfileRecord::decode`] for an older record; for a version-3 one, only the prefix
+    /// is checked (trailing fields are not decoded).
+    pub fn decode(key: &dyn Fn() -> String, bytes: &[u8]) -> Result<RecordCurrent> {
+        let (version, body) = codec::split_version(key, bytes, PROFILE_FORMAT_VERSION)?;
+        if version >= 3 {
+            Ok(codec::decode_body(key, body)?.0)
+        } else {
+            Ok(ProfileRecord::decode(key, bytes)?.into_current())
+        }
+    }
 }
 
 impl RecordHead {
@@ -112,25 +151,57 @@ pub struct ProfileRecord {
     pub propensity: f32,
 }
 
-/// A [`ProfileRecord`] as version 2 writes it (borrowed, for encoding).
+/// A [`ProfileRecord`] as version 3 writes it (borrowed, for encoding).
 #[derive(Serialize)]
 struct StoredRef<'a> {
     pending: &'a Option<PendingExample>,
     version: u64,
     state: &'a ProfileState,
+    segment: Option<u16>,
+    distance: f32,
+    propensity: f32,
     base: &'a Option<ProfileState>,
     history: &'a VecDeque<HistoryEntry>,
     #[serde(serialize_with = "window::serialize")]
     recent_ids: &'a VecDeque<(u64, i64)>,
     dedupe_floor_ms: Option<i64>,
+}
+
+/// A [`ProfileRecord`] as version 3 stores it (see [`StoredRef`]).
+#[derive(Deserialize)]
+struct StoredV3 {
+    pending: Option<PendingExample>,
+    version: u64,
+    state: ProfileState,
     segment: Option<u16>,
     distance: f32,
     propensity: f32,
+    base: Option<ProfileState>,
+    history: VecDeque<HistoryEntry>,
+    recent_ids: PackedWindow,
+    dedupe_floor_ms: Option<i64>,
 }
 
-/// A [`ProfileRecord`] as stored, generic over the layout of its de-duplication window: version
-/// 1 stores it as a plain sequence of pairs ([`StoredV1`]), version 2 as one byte string
-/// ([`StoredV2`]). Every other field is laid out the same in both.
+impl From<StoredV3> for ProfileRecord {
+    fn from(s: StoredV3) -> ProfileRecord {
+        ProfileRecord {
+            pending: s.pending,
+            version: s.version,
+            state: s.state,
+            base: s.base,
+            history: s.history,
+            recent_ids: s.recent_ids.into(),
+            dedupe_floor_ms: s.dedupe_floor_ms,
+            segment: s.segment,
+            distance: s.distance,
+            propensity: s.propensity,
+        }
+    }
+}
+
+/// A [`ProfileRecord`] as versions 1 and 2 stored it, generic over the layout of its
+/// de-duplication window: version 1 stores it as a plain sequence of pairs ([`StoredV1`]),
+/// version 2 as one byte string ([`StoredV2`]). Every other field is laid out the same in both.
 #[derive(Serialize, Deserialize)]
 struct Stored<W> {
     pending: Option<PendingExample>,
@@ -151,7 +222,7 @@ type StoredV1 = Stored<VecDeque<(u64, i64)>>;
 /// A [`ProfileRecord`] as version 2 stores it.
 type StoredV2 = Stored<PackedWindow>;
 
-/// The version-2 window: one byte string (see `storage/window.rs`).
+/// The window of versions 2 and 3: one byte string (see `storage/window.rs`).
 #[derive(Deserialize)]
 struct PackedWindow(#[serde(deserialize_with = "window::deserialize")] VecDeque<(u64, i64)>);
 
@@ -176,6 +247,22 @@ impl<W: Into<VecDeque<(u64, i64)>>> From<Stored<W>> for ProfileRecord {
             propensity: s.propensity,
         }
     }
+}
+
+/// A [`ProfileRecord`] in the version-2 layout, borrowed (for compatibility tests).
+#[derive(Serialize)]
+struct StoredV2Ref<'a> {
+    pending: &'a Option<PendingExample>,
+    version: u64,
+    state: &'a ProfileState,
+    base: &'a Option<ProfileState>,
+    history: &'a VecDeque<HistoryEntry>,
+    #[serde(serialize_with = "window::serialize")]
+    recent_ids: &'a VecDeque<(u64, i64)>,
+    dedupe_floor_ms: Option<i64>,
+    segment: Option<u16>,
+    distance: f32,
+    propensity: f32,
 }
 
 impl From<ProfileRecord> for StoredV1 {
@@ -235,6 +322,62 @@ impl ProfileRecord {
                 pending: &self.pending,
                 version: self.version,
                 state: &self.state,
+                segment: self.segment,
+                distance: self.distance,
+                propensity: self.propensity,
+                base: &self.base,
+                history: &self.history,
+                recent_ids: &self.recent_ids,
+                dedupe_floor_ms: self.dedupe_floor_ms,
+            },
+        )
+    }
+
+    /// Decodes a stored record of any supported version (1, 2 or 3). `key` names it in errors.
+    /// Does not check the fields against the store's settings (see
+    /// [`ProfileRecord::is_consistent`]).
+    ///
+    /// # Errors
+    /// [`crate::Error::UnsupportedVersion`] for an unknown version byte,
+    /// [`crate::Error::Corruption`] for anything that does not decode, including trailing bytes.
+    pub fn decode(key: &dyn Fn() -> String, bytes: &[u8]) -> Result<ProfileRecord> {
+        let (version, body) = codec::split_version(key, bytes, PROFILE_FORMAT_VERSION)?;
+        Ok(match version {
+            1 => codec::decode_whole_body::<StoredV1>(key, body)?.into(),
+            2 => codec::decode_whole_body::<StoredV2>(key, body)?.into(),
+            _ => codec::decode_whole_body::<StoredV3>(key, body)?.into(),
+        })
+    }
+
+    /// The current version alone (see [`RecordCurrent`]), taking the state out of the record.
+    pub fn into_current(self) -> RecordCurrent {
+        RecordCurrent {
+            pending: self.pending,
+            version: self.version,
+            state: self.state,
+            segment: self.segment,
+            distance: self.distance,
+            propensity: self.propensity,
+        }
+    }
+
+    /// The record in the version-1 layout, as builds before [`PROFILE_FORMAT_VERSION`] 2 wrote
+    /// it (for compatibility tests).
+    #[doc(hidden)]
+    pub fn encode_v1(&self) -> Vec<u8> {
+        codec::encode_as(1, &StoredV1::from(self.clone()))
+    }
+
+    /// The record in the version-2 layout, as builds before [`PROFILE_FORMAT_VERSION`] 3 wrote
+    /// it (for compatibility tests).
+    #[doc(hidden)]
+    pub fn encode_v2(&self) -> Vec<u8> {
+        codec::encode_as(
+            2,
+            &StoredV2Ref {
+                pending: &self.pending,
+                version: self.version,
+                state: &self.state,
                 base: &self.base,
                 history: &self.history,
                 recent_ids: &self.recent_ids,
@@ -244,29 +387,6 @@ impl ProfileRecord {
                 propensity: self.propensity,
             },
         )
-    }
-
-    /// Decodes a stored record of any supported version (1 or 2). `key` names it in errors.
-    /// Does not check the fields against the store's settings (see
-    /// [`ProfileRecord::is_consistent`]).
-    ///
-    /// # Errors
-    /// [`crate::Error::UnsupportedVersion`] for an unknown version byte,
-    /// [`crate::Error::Corruption`] for anything that does not decode, including trailing bytes.
-    pub fn decode(key: &dyn Fn() -> String, bytes: &[u8]) -> Result<ProfileRecord> {
-        let (version, body) = codec::split_version(key, bytes, PROFILE_FORMAT_VERSION)?;
-        Ok(if version == 1 {
-            codec::decode_whole_body::<StoredV1>(key, body)?.into()
-        } else {
-            codec::decode_whole_body::<StoredV2>(key, body)?.into()
-        })
-    }
-
-    /// The record in the version-1 layout, as builds before [`PROFILE_FORMAT_VERSION`] 2 wrote
-    /// it (for compatibility tests).
-    #[doc(hidden)]
-    pub fn encode_v1(&self) -> Vec<u8> {
-        codec::encode_as(1, &StoredV1::from(self.clone()))
     }
 
     /// Version of `base`.
@@ -460,7 +580,8 @@ mod tests {
             features: vec![1.0, 2.0],
         });
         rec.apply(op(1), &p, 4);
-        for bytes in [rec.encode(), rec.encode_v1()] {
+        rec.set_outcome(Some((3, 0.25)), 0.5);
+        for bytes in [rec.encode(), rec.encode_v2(), rec.encode_v1()] {
             let head = RecordHead::decode(&|| "t".to_string(), &bytes)?;
             assert_eq!(head.pending, rec.pending);
             let st = RecordState::decode(&|| "t".to_string(), &bytes)?;
@@ -468,12 +589,18 @@ mod tests {
                 (&st.pending, st.version, &st.state),
                 (&rec.pending, 1, &rec.state)
             );
+            let current = RecordCurrent::decode(&|| "t".to_string(), &bytes)?;
+            assert_eq!(current, rec.clone().into_current());
+            assert_eq!(
+                (current.segment, current.distance, current.propensity),
+                (Some(3), 0.25, 0.5)
+            );
         }
         Ok(())
     }
 
     #[test]
-    fn version_1_records_still_decode_and_version_2_is_smaller() -> crate::Result<()> {
+    fn older_versions_still_decode_and_version_2_is_smaller_than_1() -> crate::Result<()> {
         let p = params();
         let mut rec = ProfileRecord::new(&p);
         for i in 0..40 {
@@ -483,29 +610,51 @@ mod tests {
                 1_767_225_600_000 + i * 60_000,
                 32,
             );
+            rec.set_outcome(Some(((i % 5) as u16, i as f32)), 0.01 * i as f64);
         }
         rec.remember(3, i64::MIN, 32);
         let key = || "t".to_string();
         let v1 = rec.encode_v1();
-        let v2 = rec.encode();
-        assert_eq!((v1[0], v2[0]), (1, PROFILE_FORMAT_VERSION));
+        let v2 = rec.encode_v2();
+        let v3 = rec.encode();
+        assert_eq!((v1[0], v2[0], v3[0]), (1, 2, PROFILE_FORMAT_VERSION));
         assert_eq!(ProfileRecord::decode(&key, &v1)?, rec);
         assert_eq!(ProfileRecord::decode(&key, &v2)?, rec);
+        assert_eq!(ProfileRecord::decode(&key, &v3)?, rec);
         assert!(v2.len() < v1.len(), "{} vs {}", v2.len(), v1.len());
-        let mut future = v2.clone();
-        future[0] = 3;
+        // Version 3 holds the same fields as version 2, in another order.
+        assert_eq!(v3.len(), v2.len());
+        assert_ne!(v3, v2);
+        let mut future = v3.clone();
+        future[0] = 4;
         assert_eq!(
             ProfileRecord::decode(&key, &future)
                 .unwrap_err()
                 .to_string(),
-            "record t has format version 3; this build reads up to 2"
+            "record t has format version 4; this build reads up to 3"
         );
-        for cut in 0..v2.len() {
-            assert!(ProfileRecord::decode(&key, &v2[..cut]).is_err());
+        for cut in 0..v3.len() {
+            assert!(ProfileRecord::decode(&key, &v3[..cut]).is_err());
         }
-        let mut trailing = v2;
+        let mut trailing = v3.clone();
         trailing.push(0);
         assert!(ProfileRecord::decode(&key, &trailing).is_err());
+        // The current version is a prefix of a version-3 record: cut anywhere inside it, the
+        // record does not decode; cut after it, it still does (the rest is not read).
+        let current = RecordCurrent::decode(&key, &v3)?;
+        assert_eq!(current, rec.clone().into_current());
+        let mut prefix = None;
+        for cut in 0..v3.len() {
+            if RecordCurrent::decode(&key, &v3[..cut]).is_ok() {
+                prefix = Some(cut);
+                break;
+            }
+        }
+        let prefix = prefix.expect("some prefix decodes");
+        assert!(prefix < v3.len() / 2, "{prefix} of {}", v3.len());
+        for cut in prefix..v3.len() {
+            assert_eq!(RecordCurrent::decode(&key, &v3[..cut])?, current);
+        }
         Ok(())
     }
 }
