@@ -14,7 +14,8 @@ use crate::features::vector::FeatureLayout;
 use crate::features::{AttrValue, FeatureParams};
 use crate::model::ModelState;
 use crate::pipeline::{
-    self, Ack, Item, Maintenance, MaintenanceOutcome, Request, Shared, WriteStats,
+    self, Ack, Item, Maintenance, MaintenanceOutcome, Notify, Request, Shared, WriteReply,
+    WriteStats,
 };
 use crate::query::lookalike_index::{BuildState, LookalikeIndex};
 use crate::query::similar::Scan;
@@ -417,8 +418,29 @@ impl Db {
         self.submit_async(vec![Item::Event(event)])
     }
 
+    /// [`Db::ingest_async`] that also tells `notify` (with `tag`) once the write's result is
+    /// waiting, so that an event loop can learn it without blocking (see
+    /// [`PendingWrite::try_wait`]).
+    pub(crate) fn ingest_notify(
+        &self,
+        event: Event,
+        notify: (Arc<dyn Notify>, usize),
+    ) -> Result<PendingWrite> {
+        event.validate()?;
+        self.submit_with(vec![Item::Event(event)], Some(notify))
+    }
+
     fn submit_async(&self, items: Vec<Item>) -> Result<PendingWrite> {
-        let (reply, rx) = crossbeam_channel::bounded(1);
+        self.submit_with(items, None)
+    }
+
+    fn submit_with(
+        &self,
+        items: Vec<Item>,
+        notify: Option<(Arc<dyn Notify>, usize)>,
+    ) -> Result<PendingWrite> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let reply = WriteReply::new(tx, notify);
         self.inner
             .tx
             .send(Request::Write { items, reply })
@@ -1251,6 +1273,15 @@ impl PendingWrite {
     /// The write's own error (e.g. a failed commit), or [`Error::Closed`] if the writer stopped.
     pub fn wait(self) -> Result<Ack> {
         self.wait_all()?.pop().unwrap_or(Err(Error::Closed))
+    }
+
+    /// The write's result if it has arrived, without blocking; `None` while it is in flight.
+    pub(crate) fn try_wait(&self) -> Option<Result<Ack>> {
+        match self.rx.try_recv() {
+            Ok(mut results) => Some(results.pop().unwrap_or(Err(Error::Closed))),
+            Err(crossbeam_channel::TryRecvError::Empty) => None,
+            Err(crossbeam_channel::TryRecvError::Disconnected) => Some(Err(Error::Closed)),
+        }
     }
 
     fn wait_all(self) -> Result<Vec<Result<Ack>>> {

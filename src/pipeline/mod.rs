@@ -113,10 +113,7 @@ pub struct MaintenanceOutcome {
 /// A message to the writer.
 pub(crate) enum Request {
     /// Apply items; reply with one result per item, in order.
-    Write {
-        items: Vec<Item>,
-        reply: Sender<Vec<Result<Ack>>>,
-    },
+    Write { items: Vec<Item>, reply: WriteReply },
     /// Run a maintenance operation.
     Maintain {
         op: Maintenance,
@@ -124,6 +121,39 @@ pub(crate) enum Request {
     },
     /// Finish queued work, make everything durable and stop.
     Shutdown { reply: Sender<Result<()>> },
+}
+
+/// Something to tell when the results of a write have been sent: how the RESP server's event
+/// loops learn, without blocking, that a write they submitted is acknowledged.
+pub(crate) trait Notify: Send + Sync {
+    /// The results of the write submitted with `tag` are waiting in its channel.
+    fn notify(&self, tag: usize);
+}
+
+/// Where the results of one [`Request::Write`] go: a channel, and optionally whom to tell once
+/// they are in it.
+pub(crate) struct WriteReply {
+    tx: Sender<Vec<Result<Ack>>>,
+    notify: Option<(Arc<dyn Notify>, usize)>,
+}
+
+impl WriteReply {
+    /// Results go to `tx`; `notify` (if any) is told with its tag after each send.
+    pub(crate) fn new(
+        tx: Sender<Vec<Result<Ack>>>,
+        notify: Option<(Arc<dyn Notify>, usize)>,
+    ) -> WriteReply {
+        WriteReply { tx, notify }
+    }
+
+    /// Sends the results, then notifies. A waiter that gave up (dropped its receiver) is
+    /// ignored.
+    fn send(self, results: Vec<Result<Ack>>) {
+        let _ = self.tx.send(results);
+        if let Some((notify, tag)) = self.notify {
+            notify.notify(tag);
+        }
+    }
 }
 
 /// State shared between the writer and readers.
@@ -273,7 +303,7 @@ const SYNC_QUEUE: usize = 4;
 const APPLY_QUEUE: usize = 1;
 
 /// Replies waiting for the sync that covers their batch.
-type Replies = Vec<(Sender<Vec<Result<Ack>>>, Vec<Result<Ack>>)>;
+type Replies = Vec<(WriteReply, Vec<Result<Ack>>)>;
 
 /// A batch the writer prepared: the sled batch, and what to publish once sled applied it.
 struct Prepared {
@@ -407,7 +437,7 @@ fn take_one(failures: &AtomicU32) -> bool {
 /// Answers every item of `replies` that succeeded with [`Error::Closed`].
 fn answer_closed(replies: Replies) {
     for (reply, results) in replies {
-        let _ = reply.send(
+        reply.send(
             results
                 .into_iter()
                 .map(|r| r.and_then(|_| Err(Error::Closed)))
@@ -481,8 +511,7 @@ impl Syncer {
                                     .map(|r| r.and_then(|_| Err(Error::Poisoned(why.clone()))))
                                     .collect(),
                             };
-                            // A waiter that gave up (dropped its receiver) is fine to ignore.
-                            let _ = reply.send(results);
+                            reply.send(results);
                         }
                     }
                     ToSync::Barrier(done) => {
@@ -510,7 +539,7 @@ struct Writer {
     applier: Option<std::thread::JoinHandle<()>>,
 }
 
-type Waiter = (usize, Sender<Vec<Result<Ack>>>);
+type Waiter = (usize, WriteReply);
 
 impl Writer {
     fn run(mut self, rx: Receiver<Request>) {

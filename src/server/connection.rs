@@ -1,14 +1,15 @@
-//! Buffered reading of commands and writing of replies over one `TcpStream`.
+//! Buffered reading of commands and writing of replies over one non-blocking `TcpStream`.
 //!
 //! Input is read in chunks into one buffer and handed to a [`RequestDecoder`], which resumes
 //! where it stopped, so a command split over many reads is parsed once. Replies are encoded into
 //! an output buffer and written only on [`Connection::flush`]: a pipelined batch is answered with
-//! one write. The unparsed part of the input (at most one incomplete command plus one chunk) is
+//! one write. Neither reading nor writing ever blocks: what the socket cannot take now stays
+//! buffered for the next [`Connection::flush`]. The unparsed part of the input (at most one incomplete command plus one chunk) is
 //! bounded by [`ServerConfig::max_request_len`](super::ServerConfig::max_request_len).
 
 use super::frame::{Frame, Limits, Proto, ProtocolError, RequestDecoder};
+use mio::net::TcpStream;
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::TcpStream;
 
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 16 * 1024;
@@ -39,6 +40,11 @@ pub(crate) struct Connection {
     /// Bytes at the front of `input` already parsed into commands.
     consumed: usize,
     output: Vec<u8>,
+    /// Bytes at the front of `output` already written to the socket.
+    written: usize,
+    /// The last read drained the socket (it returned less than it was offered): nothing more
+    /// to read until the event loop reports the socket readable again.
+    drained: bool,
     max_request_len: usize,
 }
 
@@ -49,8 +55,8 @@ pub(crate) enum Filled {
     Data,
     /// The peer closed its side, or the server is shutting the connection down.
     Closed,
-    /// Nothing arrived within the idle timeout.
-    Idle,
+    /// Nothing more has arrived for now.
+    Empty,
 }
 
 impl Connection {
@@ -63,6 +69,8 @@ impl Connection {
             filled: 0,
             consumed: 0,
             output: Vec::new(),
+            written: 0,
+            drained: false,
             max_request_len,
         }
     }
@@ -87,11 +95,22 @@ impl Connection {
         }
     }
 
-    /// Reads more input from the socket, blocking until some arrives.
+    /// The event loop reports the socket readable: the next [`Connection::fill`] reads it.
+    pub(crate) fn readable(&mut self) {
+        self.drained = false;
+    }
+
+    /// Reads more input from the socket, if some has arrived. A read that returns less than it
+    /// was offered drained the socket (on Linux, as far as TCP goes, the next byte to arrive
+    /// makes the socket readable again), so after it the socket is not asked again until the
+    /// loop reports it readable: no `recv` that is sure to fail.
     ///
     /// # Errors
-    /// I/O errors other than end of input and the idle timeout.
+    /// I/O errors other than end of input.
     pub(crate) fn fill(&mut self) -> io::Result<Filled> {
+        if self.drained {
+            return Ok(Filled::Empty);
+        }
         if self.consumed >= self.filled {
             self.filled = 0;
             if self.input.len() > KEEP_CAPACITY {
@@ -120,13 +139,15 @@ impl Connection {
         match result {
             Ok(0) => Ok(Filled::Closed),
             Ok(n) => {
+                self.drained = start + n < self.input.len();
                 self.filled = (start + n).min(self.input.len());
                 Ok(Filled::Data)
             }
-            Err(e) => match e.kind() {
-                ErrorKind::WouldBlock | ErrorKind::TimedOut => Ok(Filled::Idle),
-                _ => Err(e),
-            },
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                self.drained = true;
+                Ok(Filled::Empty)
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -137,22 +158,37 @@ impl Connection {
 
     /// Bytes waiting in the output buffer.
     pub(crate) fn buffered(&self) -> usize {
-        self.output.len()
+        self.output.len() - self.written
     }
 
-    /// Writes the output buffer to the socket.
+    /// Writes as much of the output buffer as the socket takes now: true when all of it is
+    /// written, false when the rest waits for the socket to become writable.
     ///
     /// # Errors
-    /// I/O errors of the socket (the peer went away, the write timed out).
-    pub(crate) fn flush(&mut self) -> io::Result<()> {
-        if self.output.is_empty() {
-            return Ok(());
+    /// I/O errors of the socket (the peer went away).
+    pub(crate) fn flush(&mut self) -> io::Result<bool> {
+        while self.written < self.output.len() {
+            match self
+                .stream
+                .write(self.output.get(self.written..).unwrap_or(&[]))
+            {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => self.written += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
         }
-        let result = self.stream.write_all(&self.output);
         self.output.clear();
+        self.written = 0;
         if self.output.capacity() > KEEP_CAPACITY {
             self.output.shrink_to(READ_CHUNK);
         }
-        result
+        Ok(true)
+    }
+
+    /// The socket, to register with the event loop.
+    pub(crate) fn stream(&mut self) -> &mut TcpStream {
+        &mut self.stream
     }
 }

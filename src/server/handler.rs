@@ -1,65 +1,46 @@
-//! One connection's loop: read commands, dispatch them, keep pipelined writes in flight, answer
-//! in order.
+//! One connection as a state machine driven by its event loop: read commands, dispatch them,
+//! keep pipelined writes in flight, answer in order, and never block the loop.
 //!
 //! Invariants:
 //! - Replies leave in request order. A reply is written to the output buffer directly only when
 //!   no write of this connection is in flight; otherwise it joins the queue behind them.
-//! - Only `EVENT.ADD` starts while earlier writes are in flight. Every other command first waits
-//!   for them ([`Handler::settle`]), so a read sees the connection's own writes, and a command
-//!   that changes the session (`HELLO 3`) never changes how earlier replies are encoded.
-//! - Before the loop blocks on the socket, every in-flight write is settled and every reply
-//!   flushed: a client waiting for its replies always gets them.
+//! - Only `EVENT.ADD` starts while earlier writes are in flight. Every other command is held
+//!   (`stalled`) until they are acknowledged, so a read sees the connection's own writes, and a
+//!   command that changes the session (`HELLO 3`) never changes how earlier replies are encoded.
+//! - Commands that wait (the synchronous writes, `SIMILAR`, exports, `EXEC`, see
+//!   [`Command::waits`]) run on a thread of their own; the connection reads nothing more until
+//!   their reply is back. Everything else runs on the loop's thread.
+//! - [`Handler::advance`] does everything that can be done now and returns; the loop calls it
+//!   again when the socket is readable or writable, when a write of this connection is
+//!   acknowledged, or when a command's thread finishes.
+//! - Input is read only while less than [`HIGH_WATER`] bytes of replies wait for the client and
+//!   fewer than [`MAX_IN_FLIGHT`] replies are queued: a client that pipelines without reading
+//!   cannot make the server hold unbounded memory.
 //! - A framing error is answered `-ERR Protocol error: …` after the replies before it, then the
 //!   connection is closed; a command error is answered and the connection goes on.
 //! - Between `MULTI` and `EXEC` commands are parsed and queued, not run (`+QUEUED`); `EXEC`
-//!   settles earlier writes, runs the queue in order and answers one array. `QUIT` is never
-//!   queued; `SHUTDOWN` is refused inside a transaction.
+//!   runs the queue in order and answers one array. `QUIT` is never queued; `SHUTDOWN` is
+//!   refused inside a transaction.
 
 use super::cmd::{self, Command, Ctx, Reply, Session};
 use super::connection::{Connection, Filled};
 use super::frame::{Frame, Proto};
 use super::listener::ServerState;
 use crate::db::PendingWrite;
-use crate::pipeline::Ack;
+use crate::pipeline::{Ack, Notify};
+use crossbeam_channel::{Receiver, TryRecvError};
 use std::collections::VecDeque;
 use std::io;
-use std::net::TcpStream;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
 
-/// Most writes of one connection in flight before it waits for them: bounds the memory a client
-/// that pipelines without reading can make the server hold.
+/// Most replies of one connection queued behind writes in flight before it stops reading.
 const MAX_IN_FLIGHT: usize = 1024;
-/// Output buffered before it is written even though more input is pending.
+/// Reply bytes buffered before they are written even though more input is pending.
 const FLUSH_AT: usize = 64 * 1024;
-
-/// Serves one accepted connection until the client leaves, idles out, breaks the protocol or
-/// the server shuts down. Never panics; errors end only this connection.
-pub(crate) fn serve(state: &ServerState, stream: TcpStream, id: u64) {
-    let idle = state.config.idle_timeout.filter(|t| !t.is_zero());
-    if let Err(e) = stream.set_read_timeout(idle) {
-        tracing::warn!(client = id, "cannot set the idle timeout: {e}");
-    }
-    // Replies are batched by the output buffer; Nagle would only delay them.
-    let _ = stream.set_nodelay(true);
-    let mut handler = Handler {
-        state,
-        conn: Connection::new(stream, state.config.limits, state.config.max_request_len),
-        session: Session {
-            id,
-            proto: Proto::Resp2,
-            authenticated: state.config.requirepass.is_none(),
-            name: None,
-            lib_name: None,
-            lib_ver: None,
-        },
-        queue: VecDeque::new(),
-        multi: None,
-    };
-    match handler.run() {
-        Ok(()) => tracing::debug!(client = id, "connection closed"),
-        Err(e) => tracing::debug!(client = id, "connection ended: {e}"),
-    }
-}
+/// Reply bytes the client has not taken above which the connection stops reading.
+const HIGH_WATER: usize = 256 * 1024;
 
 /// A reply waiting for the writes queued before it.
 enum Queued {
@@ -69,22 +50,22 @@ enum Queued {
     Write(PendingWrite, fn(crate::Result<Ack>) -> Frame),
 }
 
-/// What the loop does after a command.
-enum Flow {
-    Continue,
-    /// Answer what is pending and close (QUIT).
+/// Why the connection is closing once everything pending is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// The client left, sent `QUIT`, or broke the protocol.
     Close,
-    /// Answer what is pending, close, and stop the server (SHUTDOWN).
+    /// `SHUTDOWN`: close, then stop the server.
     Shutdown,
 }
 
-struct Handler<'a> {
-    state: &'a ServerState,
-    conn: Connection,
-    session: Session,
-    queue: VecDeque<Queued>,
-    /// The open transaction, between `MULTI` and `EXEC`/`DISCARD`.
-    multi: Option<Transaction>,
+/// What [`Handler::advance`] left the connection as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    /// Waiting for the socket, an acknowledgement or a command's thread.
+    Open,
+    /// Finished: deregister and drop it.
+    Closed,
 }
 
 /// Commands queued by `MULTI`.
@@ -98,58 +79,206 @@ struct Transaction {
 /// Most commands one transaction may queue: bounds the memory a client can make the server hold.
 const MAX_QUEUED: usize = 4096;
 
-impl Handler<'_> {
-    fn run(&mut self) -> io::Result<()> {
+/// What a command's own thread sends back.
+type Finished = (Reply, Session);
+
+/// One client connection.
+pub(crate) struct Handler {
+    state: Arc<ServerState>,
+    conn: Connection,
+    session: Session,
+    queue: VecDeque<Queued>,
+    /// The open transaction, between `MULTI` and `EXEC`/`DISCARD`.
+    multi: Option<Transaction>,
+    /// A command waiting for the writes before it.
+    stalled: Option<Command>,
+    /// A command running on its own thread.
+    busy: Option<Receiver<Finished>>,
+    /// Set once the connection only answers what is pending and then closes.
+    ending: Option<Ending>,
+    /// The peer closed its side: no more input.
+    eof: bool,
+    /// Told when a write of this connection is acknowledged or its command's thread finishes.
+    notify: (Arc<dyn Notify>, usize),
+    /// When input last arrived (or the connection was accepted).
+    last_input: Instant,
+}
+
+impl Handler {
+    /// A handler for an accepted connection; `notify` (the loop's, with this connection's tag)
+    /// is told whenever there is something new for [`Handler::advance`] to do.
+    pub(crate) fn new(
+        state: Arc<ServerState>,
+        conn: Connection,
+        id: u64,
+        notify: (Arc<dyn Notify>, usize),
+    ) -> Handler {
+        let authenticated = state.config.requirepass.is_none();
+        Handler {
+            state,
+            conn,
+            session: Session {
+                id,
+                proto: Proto::Resp2,
+                authenticated,
+                name: None,
+                lib_name: None,
+                lib_ver: None,
+            },
+            queue: VecDeque::new(),
+            multi: None,
+            stalled: None,
+            busy: None,
+            ending: None,
+            eof: false,
+            notify,
+            last_input: Instant::now(),
+        }
+    }
+
+    /// The socket, to register with the event loop.
+    pub(crate) fn stream(&mut self) -> &mut mio::net::TcpStream {
+        self.conn.stream()
+    }
+
+    /// Since when the connection has been waiting for nothing but the client's next command;
+    /// None while it has work in flight, replies to send or is closing.
+    pub(crate) fn idle_since(&self) -> Option<Instant> {
+        let quiet = self.queue.is_empty()
+            && self.stalled.is_none()
+            && self.busy.is_none()
+            && self.ending.is_none()
+            && self.conn.buffered() == 0;
+        quiet.then_some(self.last_input)
+    }
+
+    /// Does everything that can be done now: collects acknowledged writes and finished
+    /// commands, writes replies out, reads and runs commands. Never blocks. `readable`: the
+    /// loop saw the socket become readable (otherwise it is read only if the last read did not
+    /// drain it).
+    pub(crate) fn advance(&mut self, readable: bool) -> Status {
+        if readable {
+            self.conn.readable();
+        }
+        match self.step() {
+            Ok(status) => status,
+            Err(e) => {
+                tracing::debug!(client = self.session.id, "connection ended: {e}");
+                Status::Closed
+            }
+        }
+    }
+
+    fn step(&mut self) -> io::Result<Status> {
         loop {
+            if let Some(done) = &self.busy {
+                match done.try_recv() {
+                    Ok((reply, session)) => {
+                        self.busy = None;
+                        self.session = session;
+                        self.finish(reply);
+                    }
+                    Err(TryRecvError::Empty) => return self.wait(),
+                    // The command's thread panicked; its session is lost with it.
+                    Err(TryRecvError::Disconnected) => return Ok(Status::Closed),
+                }
+            }
+            self.collect();
+            if let Some(ending) = self.ending {
+                let flushed = self.conn.flush()?;
+                if self.queue.is_empty() && flushed {
+                    if ending == Ending::Shutdown {
+                        self.state.shutdown.shutdown();
+                    }
+                    tracing::debug!(client = self.session.id, "connection closed");
+                    return Ok(Status::Closed);
+                }
+                return Ok(Status::Open);
+            }
+            // Replies go out in one write per batch of input, or when they pile up.
+            if self.conn.buffered() >= FLUSH_AT {
+                self.conn.flush()?;
+                if self.conn.buffered() >= HIGH_WATER {
+                    return Ok(Status::Open); // resumed when the socket is writable
+                }
+            }
+            if let Some(command) = self.stalled.take() {
+                if self.writes_in_flight() {
+                    self.stalled = Some(command);
+                    return self.wait(); // resumed by the acknowledgement
+                }
+                self.run(command);
+                continue;
+            }
+            if self.queue.len() >= MAX_IN_FLIGHT {
+                return self.wait(); // resumed by the acknowledgements
+            }
             match self.conn.next_command() {
                 Ok(Some(argv)) if argv.is_empty() => {}
                 Ok(Some(argv)) => {
-                    match self.execute(argv) {
-                        Flow::Continue => {}
-                        Flow::Close => return self.drain(),
-                        Flow::Shutdown => {
-                            let result = self.drain();
-                            self.state.shutdown.shutdown();
-                            return result;
+                    if let Some(command) = self.parse(argv) {
+                        if self.waits_for_writes(&command) && self.writes_in_flight() {
+                            self.stalled = Some(command);
+                        } else {
+                            self.run(command);
                         }
                     }
-                    if self.queue.len() >= MAX_IN_FLIGHT || self.conn.buffered() >= FLUSH_AT {
-                        self.drain()?;
-                    }
                 }
-                Ok(None) => {
-                    self.drain()?;
-                    match self.conn.fill()? {
-                        Filled::Data => {}
-                        Filled::Closed | Filled::Idle => return Ok(()),
-                    }
-                }
+                Ok(None) if self.eof => self.ending = Some(Ending::Close),
+                Ok(None) => match self.conn.fill()? {
+                    Filled::Data => self.last_input = Instant::now(),
+                    Filled::Closed => self.eof = true,
+                    Filled::Empty => return self.wait(), // resumed when the socket is readable
+                },
                 Err(e) => {
-                    self.settle();
-                    self.conn
-                        .push(&Frame::Error(format!("ERR {e}")), self.session.proto);
-                    return self.conn.flush();
+                    self.emit(Frame::Error(format!("ERR {e}")));
+                    self.ending = Some(Ending::Close);
                 }
             }
         }
     }
 
-    /// Parses and applies one command.
-    fn execute(&mut self, argv: Vec<Vec<u8>>) -> Flow {
+    /// Writes out what can be written and leaves the connection waiting for its loop.
+    fn wait(&mut self) -> io::Result<Status> {
+        self.conn.flush()?;
+        Ok(Status::Open)
+    }
+
+    /// Parses one command; a refusal is answered here (and fails an open transaction).
+    fn parse(&mut self, argv: Vec<Vec<u8>>) -> Option<Command> {
         self.state
             .stats
             .commands_processed
             .fetch_add(1, Ordering::Relaxed);
-        let command = match cmd::parse(argv, self.session.authenticated) {
-            Ok(command) => command,
+        match cmd::parse(argv, self.session.authenticated) {
+            Ok(command) => Some(command),
             Err(e) => {
                 if let Some(t) = &mut self.multi {
                     t.failed = true;
                 }
                 self.emit(e.into());
-                return Flow::Continue;
+                None
             }
-        };
+        }
+    }
+
+    /// Whether `command` must wait for the writes in flight before it runs.
+    fn waits_for_writes(&self, command: &Command) -> bool {
+        match command {
+            Command::Multi | Command::Discard => false,
+            Command::Exec | Command::Quit => true,
+            _ if self.multi.is_some() => false, // only queued
+            c => !c.stays_in_flight(),
+        }
+    }
+
+    /// Whether a write of this connection is still waiting for its acknowledgement.
+    fn writes_in_flight(&self) -> bool {
+        self.queue.iter().any(|q| matches!(q, Queued::Write(..)))
+    }
+
+    /// Runs one parsed command (every write before it acknowledged, unless it stays in flight).
+    fn run(&mut self, command: Command) {
         match command {
             Command::Multi => {
                 let reply = if self.multi.is_some() {
@@ -159,22 +288,17 @@ impl Handler<'_> {
                     Frame::ok()
                 };
                 self.emit(reply);
-                return Flow::Continue;
+                return;
             }
             Command::Exec => {
-                return match self.multi.take() {
-                    None => {
-                        self.emit(Frame::error("ERR EXEC without MULTI"));
-                        Flow::Continue
-                    }
-                    Some(t) if t.failed => {
-                        self.emit(Frame::error(
-                            "EXECABORT Transaction discarded because of previous errors.",
-                        ));
-                        Flow::Continue
-                    }
-                    Some(t) => self.exec(t.commands),
-                };
+                match self.multi.take() {
+                    None => self.emit(Frame::error("ERR EXEC without MULTI")),
+                    Some(t) if t.failed => self.emit(Frame::error(
+                        "EXECABORT Transaction discarded because of previous errors.",
+                    )),
+                    Some(t) => self.spawn(Job::Exec(t.commands)),
+                }
+                return;
             }
             Command::Discard => {
                 let reply = if self.multi.take().is_some() {
@@ -183,7 +307,7 @@ impl Handler<'_> {
                     Frame::error("ERR DISCARD without MULTI")
                 };
                 self.emit(reply);
-                return Flow::Continue;
+                return;
             }
             _ => {}
         }
@@ -207,70 +331,58 @@ impl Handler<'_> {
                     }
                 };
                 self.emit(reply);
-                return Flow::Continue;
+                return;
             }
         }
-        if !command.stays_in_flight() {
-            self.settle();
+        if command.waits() {
+            self.spawn(Job::Command(command));
+            return;
         }
         let mut ctx = Ctx {
-            server: self.state,
+            server: &self.state,
             session: &mut self.session,
+            notify: Some(self.notify.clone()),
         };
-        match command.apply(&mut ctx) {
+        let reply = command.apply(&mut ctx);
+        self.finish(reply);
+    }
+
+    /// Runs `job` on a thread of its own; its reply comes back through `busy`.
+    fn spawn(&mut self, job: Job) {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let state = Arc::clone(&self.state);
+        let mut session = self.session.clone();
+        let (notify, tag) = self.notify.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("persona-cmd-{}", self.session.id))
+            .spawn(move || {
+                let reply = job.run(&state, &mut session);
+                // The connection may be gone already; then nobody needs the reply.
+                let _ = tx.send((reply, session));
+                notify.notify(tag);
+            });
+        match spawned {
+            Ok(_) => self.busy = Some(rx),
+            Err(e) => {
+                tracing::error!("cannot start a thread for a command: {e}");
+                self.emit(Frame::error(format!(
+                    "ERR the server cannot start a thread for this command: {e}"
+                )));
+            }
+        }
+    }
+
+    /// Sends a command's reply, or queues it behind the writes in flight.
+    fn finish(&mut self, reply: Reply) {
+        match reply {
             Reply::Frame(frame) => self.emit(frame),
             Reply::InFlight(pending, reply) => self.queue.push_back(Queued::Write(pending, reply)),
             Reply::Quit => {
                 self.emit(Frame::ok());
-                return Flow::Close;
+                self.ending = Some(Ending::Close);
             }
-            Reply::Shutdown => return Flow::Shutdown,
+            Reply::Shutdown => self.ending = Some(Ending::Shutdown),
         }
-        Flow::Continue
-    }
-
-    /// Runs a transaction's commands in order and answers the array of their replies. Pipelined
-    /// writes inside it stay in flight together (they share group commits); any other command
-    /// first waits for them, as outside a transaction.
-    fn exec(&mut self, commands: Vec<Command>) -> Flow {
-        self.settle();
-        let mut replies: Vec<Queued> = Vec::with_capacity(commands.len());
-        for command in commands {
-            if !command.stays_in_flight() {
-                for queued in &mut replies {
-                    if matches!(queued, Queued::Write(..)) {
-                        let placeholder = Queued::Ready(Frame::Null);
-                        if let Queued::Write(pending, reply) =
-                            std::mem::replace(queued, placeholder)
-                        {
-                            *queued = Queued::Ready(reply(pending.wait()));
-                        }
-                    }
-                }
-            }
-            let mut ctx = Ctx {
-                server: self.state,
-                session: &mut self.session,
-            };
-            replies.push(match command.apply(&mut ctx) {
-                Reply::Frame(frame) => Queued::Ready(frame),
-                Reply::InFlight(pending, reply) => Queued::Write(pending, reply),
-                // Neither is ever queued (see `execute`); answer as Redis would if they were.
-                Reply::Quit => Queued::Ready(Frame::ok()),
-                Reply::Shutdown => Queued::Ready(Frame::error(
-                    "ERR SHUTDOWN is not allowed inside a transaction",
-                )),
-            });
-        }
-        let frames = replies
-            .into_iter()
-            .map(|queued| match queued {
-                Queued::Ready(frame) => frame,
-                Queued::Write(pending, reply) => reply(pending.wait()),
-            })
-            .collect();
-        self.emit(Frame::Array(frames));
-        Flow::Continue
     }
 
     /// Sends `frame` after every reply before it.
@@ -282,20 +394,86 @@ impl Handler<'_> {
         }
     }
 
-    /// Waits for every write in flight and moves all queued replies, in order, to the output.
-    fn settle(&mut self) {
-        while let Some(queued) = self.queue.pop_front() {
-            let frame = match queued {
-                Queued::Ready(frame) => frame,
-                Queued::Write(pending, reply) => reply(pending.wait()),
+    /// Moves the replies at the front of the queue that are known (acknowledged writes
+    /// included) to the output, in order, up to the first write still in flight.
+    fn collect(&mut self) {
+        while let Some(front) = self.queue.front() {
+            let frame = match front {
+                Queued::Ready(_) => match self.queue.pop_front() {
+                    Some(Queued::Ready(frame)) => frame,
+                    _ => break,
+                },
+                Queued::Write(pending, reply) => match pending.try_wait() {
+                    Some(result) => {
+                        let frame = reply(result);
+                        self.queue.pop_front();
+                        frame
+                    }
+                    None => break,
+                },
             };
             self.conn.push(&frame, self.session.proto);
         }
     }
+}
 
-    /// Settles and writes everything out.
-    fn drain(&mut self) -> io::Result<()> {
-        self.settle();
-        self.conn.flush()
+/// Work that runs on a thread of its own because it waits (see [`Command::waits`]).
+enum Job {
+    Command(Command),
+    Exec(Vec<Command>),
+}
+
+impl Job {
+    fn run(self, state: &ServerState, session: &mut Session) -> Reply {
+        match self {
+            Job::Command(command) => command.apply(&mut Ctx {
+                server: state,
+                session,
+                notify: None,
+            }),
+            Job::Exec(commands) => Reply::Frame(exec(state, session, commands)),
+        }
     }
+}
+
+/// Runs a transaction's commands in order and answers the array of their replies. Pipelined
+/// writes inside it stay in flight together (they share group commits); any other command
+/// first waits for them, as outside a transaction.
+fn exec(state: &ServerState, session: &mut Session, commands: Vec<Command>) -> Frame {
+    let mut replies: Vec<Queued> = Vec::with_capacity(commands.len());
+    for command in commands {
+        if !command.stays_in_flight() {
+            for queued in &mut replies {
+                if matches!(queued, Queued::Write(..)) {
+                    let placeholder = Queued::Ready(Frame::Null);
+                    if let Queued::Write(pending, reply) = std::mem::replace(queued, placeholder) {
+                        *queued = Queued::Ready(reply(pending.wait()));
+                    }
+                }
+            }
+        }
+        let mut ctx = Ctx {
+            server: state,
+            session: &mut *session,
+            notify: None,
+        };
+        replies.push(match command.apply(&mut ctx) {
+            Reply::Frame(frame) => Queued::Ready(frame),
+            Reply::InFlight(pending, reply) => Queued::Write(pending, reply),
+            // Neither is ever queued (see `Handler::run`); answer as Redis would if they were.
+            Reply::Quit => Queued::Ready(Frame::ok()),
+            Reply::Shutdown => Queued::Ready(Frame::error(
+                "ERR SHUTDOWN is not allowed inside a transaction",
+            )),
+        });
+    }
+    Frame::Array(
+        replies
+            .into_iter()
+            .map(|queued| match queued {
+                Queued::Ready(frame) => frame,
+                Queued::Write(pending, reply) => reply(pending.wait()),
+            })
+            .collect(),
+    )
 }

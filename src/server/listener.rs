@@ -1,12 +1,13 @@
-//! The accept loop: one thread per connection, the client limit, graceful shutdown.
+//! The accept loop: the client limit, handing connections to the event loops, graceful shutdown.
 //!
 //! Invariants: a connection counts against [`ServerConfig::max_clients`] from the moment it is
-//! accepted until its thread ends (a guard deregisters it even if the thread panics); once
-//! shutdown is requested no connection is admitted, and the store is closed only after every
-//! connection thread has ended.
+//! accepted until its event loop drops it (a guard deregisters it, even if the loop panics);
+//! once shutdown is requested no connection is admitted, and the store is closed only after
+//! every event loop has ended.
 
+use super::event_loop::Loops;
 use super::frame::SharedKeys;
-use super::{handler, ServerConfig, ShutdownHandle};
+use super::{ServerConfig, ShutdownHandle};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use parking_lot::Mutex;
@@ -15,7 +16,6 @@ use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// How long connections get to finish their commands after shutdown is requested before their
@@ -86,9 +86,10 @@ impl ServerState {
     }
 }
 
-/// Deregisters a connection when its thread ends, however it ends.
-struct ClientGuard {
-    id: u64,
+/// Deregisters a connection when it is dropped, however that happens.
+pub(crate) struct ClientGuard {
+    /// The connection's id (`CLIENT ID`).
+    pub(crate) id: u64,
     state: Arc<ServerState>,
 }
 
@@ -163,7 +164,13 @@ impl Server {
     /// never end the server.
     pub fn run(self) -> Result<()> {
         let Server { listener, state } = self;
-        let mut workers: Vec<JoinHandle<()>> = Vec::new();
+        let mut loops = match Loops::start(&state) {
+            Ok(loops) => loops,
+            Err(e) => {
+                state.db.close()?;
+                return Err(e.into());
+            }
+        };
         let mut failures = 0u32;
         while !state.shutdown.is_shutdown() {
             match listener.accept() {
@@ -172,8 +179,7 @@ impl Server {
                     if state.shutdown.is_shutdown() {
                         break;
                     }
-                    workers.retain(|w| !w.is_finished());
-                    admit(&state, stream, &mut workers);
+                    admit(&state, stream, &mut loops);
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning, and
@@ -185,7 +191,7 @@ impl Server {
             }
         }
         drop(listener);
-        finish(&state, workers);
+        finish(&state, loops);
         state.db.close()
     }
 }
@@ -230,8 +236,8 @@ fn check(config: &ServerConfig) -> Result<Vec<SocketAddr>> {
     Ok(addrs)
 }
 
-/// Starts serving one accepted connection, or turns it away when the server is full.
-fn admit(state: &Arc<ServerState>, stream: TcpStream, workers: &mut Vec<JoinHandle<()>>) {
+/// Hands one accepted connection to an event loop, or turns it away when the server is full.
+fn admit(state: &Arc<ServerState>, stream: TcpStream, loops: &mut Loops) {
     state
         .stats
         .connections_received
@@ -247,36 +253,22 @@ fn admit(state: &Arc<ServerState>, stream: TcpStream, workers: &mut Vec<JoinHand
         let _ = (&stream).write_all(b"-ERR max number of clients reached\r\n");
         return;
     };
-    let id = guard.id;
-    let thread_state = Arc::clone(state);
-    let spawned = std::thread::Builder::new()
-        .name(format!("persona-client-{id}"))
-        .spawn(move || {
-            let _guard = guard;
-            handler::serve(&thread_state, stream, id);
-        });
-    match spawned {
-        Ok(worker) => workers.push(worker),
-        // The closure, its guard and its socket are dropped: the client sees the connection close.
-        Err(e) => tracing::error!("cannot start a thread for connection {id}: {e}"),
-    }
+    loops.admit(stream, guard);
 }
 
-/// Lets connections finish what they have read, then closes them and waits for their threads.
-fn finish(state: &ServerState, workers: Vec<JoinHandle<()>>) {
-    // A connection blocked reading sees end of input, answers what it has read, and ends.
+/// Lets connections finish what they have read, then closes them and waits for the loops.
+fn finish(state: &ServerState, loops: Loops) {
+    // A connection sees end of input, answers what it has read, and closes.
     state.shutdown_clients(Shutdown::Read);
+    loops.stop();
     let deadline = Instant::now() + SHUTDOWN_GRACE;
-    while workers.iter().any(|w| !w.is_finished()) && Instant::now() < deadline {
+    while !loops.finished() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
-    // Whoever is left is blocked writing to a client that stopped reading.
+    // Whoever is left is waiting to write to a client that stopped reading.
     state.shutdown_clients(Shutdown::Both);
-    for worker in workers {
-        if worker.join().is_err() {
-            tracing::error!("a connection thread panicked; the server went on without it");
-        }
-    }
+    loops.wake_all();
+    loops.join();
 }
 
 #[cfg(test)]

@@ -60,6 +60,7 @@ pub mod frame;
 mod cmd;
 mod connection;
 mod encode;
+mod event_loop;
 mod handler;
 mod listener;
 mod request;

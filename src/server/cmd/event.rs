@@ -111,7 +111,11 @@ impl Add {
 
     /// Queues the event; the connection sends the reply once it is committed.
     pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Reply {
-        match ctx.server.db.ingest_async(self.event) {
+        let queued = match ctx.notify.clone() {
+            Some(notify) => ctx.server.db.ingest_notify(self.event, notify),
+            None => ctx.server.db.ingest_async(self.event),
+        };
+        match queued {
             Ok(pending) => Reply::InFlight(pending, ack_reply),
             Err(e) => Reply::Frame(CommandError::Db(e).into()),
         }

@@ -30,8 +30,9 @@ use super::frame::{Frame, Proto};
 use super::listener::ServerState;
 use crate::db::PendingWrite;
 use crate::error::Error;
-use crate::pipeline::Ack;
+use crate::pipeline::{Ack, Notify};
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 /// Every top-level command, in the order `COMMAND` lists them.
 pub(crate) static COMMANDS: &[Spec] = &[
@@ -306,7 +307,7 @@ impl From<CommandError> for Frame {
 }
 
 /// One connection's state, as commands see and change it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Session {
     /// `CLIENT ID`.
     pub(crate) id: u64,
@@ -326,6 +327,9 @@ pub(crate) struct Session {
 pub(crate) struct Ctx<'a> {
     pub(crate) server: &'a ServerState,
     pub(crate) session: &'a mut Session,
+    /// Whom `EVENT.ADD` tells when its write is acknowledged (the connection's event loop,
+    /// with the connection's tag); None where the reply is waited for (inside `EXEC`).
+    pub(crate) notify: Option<(Arc<dyn Notify>, usize)>,
 }
 
 /// What a command asks the connection to do.
@@ -395,6 +399,24 @@ impl Command {
     /// ordered after the connection's pipelined `EVENT.ADD`s.
     pub(crate) fn stays_in_flight(&self) -> bool {
         matches!(self, Command::EventAdd(_))
+    }
+
+    /// Whether the command may wait (for a durable commit, or for a scan of many records), so
+    /// that it runs on a thread of its own instead of the connection's event loop: the
+    /// synchronous writes, `SIMILAR`, `PROFILE.EXPORT` and `SEGMENT.MEMBERS`. Never
+    /// `EVENT.ADD`, which is asynchronous.
+    pub(crate) fn waits(&self) -> bool {
+        matches!(
+            self,
+            Command::ProfileSet(_)
+                | Command::ProfileDel(_)
+                | Command::ProfileExport(_)
+                | Command::SegmentMembers(_)
+                | Command::Similar(_)
+                | Command::Feedback(_)
+                | Command::ModelSnapshot(_)
+                | Command::ModelRollback(_)
+        )
     }
 
     /// Runs the command.
