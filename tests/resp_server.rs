@@ -718,3 +718,67 @@ fn hostile_bytes_never_take_the_server_down() -> TestResult {
     assert_eq!(server.raw()?.call(&["PING"])?, "+PONG\r\n");
     Ok(())
 }
+
+#[test]
+fn a_command_waiting_for_its_commit_does_not_hold_up_other_connections() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = persona::Db::open(dir.path())?;
+    let server = TestServer::over(db.clone(), dir)?;
+    let mut writer = server.raw()?;
+    // More connections than there are event loops, so some share the writer's loop.
+    let mut others = (0..9)
+        .map(|_| server.raw())
+        .collect::<Result<Vec<_>, _>>()?;
+    for other in &mut others {
+        assert_eq!(other.call(&["PING"])?, "+PONG\r\n");
+    }
+    // Every commit from now on waits in the apply stage, far longer than the PINGs below take.
+    db.delay_applies(std::time::Duration::from_secs(2));
+    writer.command(&["PROFILE.SET", "c-wait", "age", "41"])?;
+    for other in &mut others {
+        assert_eq!(other.call(&["PING"])?, "+PONG\r\n");
+    }
+    // The PINGs were answered while the write still waited for its commit (had it run on the
+    // event loop, the PINGs sharing that loop would have waited for the commit too).
+    writer.stream.set_nonblocking(true)?;
+    let mut byte = [0u8; 1];
+    let pending = std::io::Read::read(&mut writer.stream, &mut byte);
+    assert!(
+        matches!(&pending, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "{pending:?}"
+    );
+    writer.stream.set_nonblocking(false)?;
+    assert_eq!(writer.reply_text()?, ":1\r\n");
+    db.delay_applies(std::time::Duration::ZERO);
+    Ok(())
+}
+
+#[test]
+fn a_client_that_pipelines_without_reading_gets_every_reply_in_order() -> TestResult {
+    let server = TestServer::start(|_| {})?;
+    let mut raw = server.raw()?;
+    assert_eq!(
+        raw.call(&["EVENT.ADD", "c-big", "purchase", "7", "TS", &T0.to_string()])?,
+        ACK1_RESP2
+    );
+    let profile = raw.call(&["PROFILE.GET", "c-big"])?;
+    assert!(profile.len() > 1000, "{}", profile.len());
+    // About 8 MB of replies, far more than the socket buffers and the server's output bound
+    // hold: the server stops reading while the client is not reading, and goes on after.
+    let n = 6000;
+    let writer = {
+        let mut stream = raw.stream.try_clone()?;
+        std::thread::spawn(move || -> std::io::Result<()> {
+            let one = b"*2\r\n$11\r\nPROFILE.GET\r\n$5\r\nc-big\r\n";
+            let batch: Vec<u8> = one.iter().copied().cycle().take(one.len() * n).collect();
+            std::io::Write::write_all(&mut stream, &batch)?;
+            std::io::Write::write_all(&mut stream, b"*1\r\n$4\r\nPING\r\n")
+        })
+    };
+    for i in 0..n {
+        assert_eq!(raw.reply_text()?, profile, "reply {i}");
+    }
+    assert_eq!(raw.reply_text()?, "+PONG\r\n");
+    writer.join().map_err(|_| "the writing thread panicked")??;
+    Ok(())
+}
