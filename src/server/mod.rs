@@ -6,24 +6,34 @@
 //! | [`frame`] | the wire format (RESP2 and RESP3): [`frame::Frame`], reading commands, writing replies; no I/O |
 //! | `connection.rs` | buffered reading of commands and writing of replies over one `TcpStream` |
 //! | `listener.rs` | [`Server`]: the accept loop, the client limit, graceful shutdown |
-//! | `handler.rs` | one connection's loop: dispatch, authentication, pipelined writes kept in flight |
+//! | `event_loop.rs` | the event loops: one per core, each serving many connections from `epoll` (`mio`) |
+//! | `handler.rs` | one connection as a non-blocking state machine: dispatch, authentication, pipelined writes kept in flight |
 //! | `cmd/` | the commands, one file per family, each with its `# Format` |
 //!
 //! The full command reference is `docs/protocol.md`.
 //!
 //! # Threads
-//! One thread accepts connections and one thread serves each connection (plain `std::net`,
-//! blocking I/O), so the number of clients is bounded by [`ServerConfig::max_clients`]. Writes from
-//! every connection funnel into the store's single writer, where they share group commits.
+//! One thread accepts connections and hands each to one of the event loops (one per core, at
+//! most 8), which serves it for its whole life with non-blocking I/O: a loop wakes when one of
+//! its sockets is readable or writable, or when the store acknowledges a write one of its
+//! connections submitted, and then does all it can for that connection without blocking.
+//! Commands that wait (the synchronous writes `PROFILE.SET`, `PROFILE.DEL`, `FEEDBACK`,
+//! `MODEL.SNAPSHOT`, `MODEL.ROLLBACK`; the scans `SIMILAR`, `PROFILE.EXPORT`,
+//! `SEGMENT.MEMBERS`; and `EXEC`) run on a thread of their own, so that they never hold up the
+//! other connections of their loop; their connection reads nothing more until they answer.
+//! [`ServerConfig::max_clients`] bounds the connections. Writes from every connection funnel
+//! into the store's single writer, where they share group commits.
 //!
 //! # Pipelining
 //! A connection parses every command already received before it waits for anything. `EVENT.ADD`
-//! is queued with [`Db::ingest_async`](crate::Db::ingest_async) and its reply waits in an
-//! ordered per-connection queue, so consecutive pipelined events are in flight together. Any other
-//! command first waits for the writes queued before it (so a read sees them) and their replies are
-//! written first: replies always come back in request order. When the input runs dry the
-//! connection waits for its in-flight writes and flushes every reply before it blocks on the
-//! socket again.
+//! is queued with the store's writer (as [`Db::ingest_async`](crate::Db::ingest_async) does,
+//! and the writer's durability stage tells the loop when it is acknowledged) and its reply waits
+//! in an ordered per-connection queue, so consecutive pipelined events are in flight together.
+//! Any other command is held until the writes queued before it are acknowledged (so a read sees
+//! them) and their replies are written first: replies always come back in request order. Replies
+//! are written once per batch of input (or every 64 KiB); a connection stops reading while
+//! 256 KiB of replies wait for the client or 1024 replies wait for their writes, so a client
+//! that pipelines without reading cannot make the server hold unbounded memory.
 //!
 //! # Shutdown
 //! [`ShutdownHandle::shutdown`] (called by the `SHUTDOWN` command, by the CLI on SIGINT or SIGTERM,
@@ -139,7 +149,7 @@ pub struct ServerConfig {
     /// server would let anyone who can reach it read and change every profile.
     pub unsafe_allow_no_password: bool,
     /// Most connections served at once; one more is told `-ERR max number of clients reached`
-    /// and closed. Default 1024 (each connection is a thread).
+    /// and closed. Default 1024.
     pub max_clients: usize,
     /// Closes a connection that sent nothing for this long. Default `None`: never.
     pub idle_timeout: Option<Duration>,
