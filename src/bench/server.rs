@@ -41,8 +41,11 @@ pub struct ServerBenchConfig {
     pub clients: u64,
     /// Keep the servers' data afterwards.
     pub keep: bool,
-    /// A TOML configuration file passed to `persona serve` (`--config`).
+    /// A TOML configuration file for `persona serve`: its settings are used, but for its
+    /// durability, which `durability` replaces.
     pub config_file: Option<PathBuf>,
+    /// Durability of the Persona store (redis-server always runs `--appendfsync everysec`).
+    pub durability: crate::config::Durability,
 }
 
 /// One command at one pipeline depth, on both servers.
@@ -122,10 +125,11 @@ fn run_in(cfg: &ServerBenchConfig, progress: &dyn Progress) -> Result<ServerRepo
             .push("redis-benchmark is not installed (Debian: redis-tools); nothing run".into());
         return Ok(report);
     }
+    let serve_config = serve_config(cfg)?;
     let (persona, persona_addr) = start_persona(
         &cfg.persona_exe,
         &cfg.dir.join("persona"),
-        cfg.config_file.as_deref(),
+        Some(&serve_config),
     )?;
     let redis = if installed("redis-server") {
         Some(start_redis(&cfg.dir.join("redis"))?)
@@ -185,6 +189,27 @@ fn run_in(cfg: &ServerBenchConfig, progress: &dyn Progress) -> Result<ServerRepo
     drop(persona);
     drop(redis);
     Ok(report)
+}
+
+/// Writes the configuration `persona serve` runs with into the working directory: the
+/// `--config` file's settings, with `durability` set to the benchmark's.
+fn serve_config(cfg: &ServerBenchConfig) -> Result<PathBuf> {
+    let mut table = match &cfg.config_file {
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| Error::Config(format!("cannot read {}: {e}", file.display())))?;
+            text.parse::<toml::Table>()
+                .map_err(|e| Error::Config(format!("{}: {}", file.display(), e.message())))?
+        }
+        None => toml::Table::new(),
+    };
+    table.insert(
+        "durability".into(),
+        toml::Value::String(cfg.durability.as_str().into()),
+    );
+    let path = cfg.dir.join("serve.toml");
+    std::fs::write(&path, table.to_string())?;
+    Ok(path)
 }
 
 /// Starts `persona serve` on a free loopback port and reads the address it prints.
@@ -368,6 +393,41 @@ mod tests {
         let out = "\"test\",\"rps\",\"avg_latency_ms\",\"min_latency_ms\"\n\
                    \"EVENT.ADD cust:__rand_int__ purchase 10\",\"12345.68\",\"3.1\",\"0.2\"\n";
         assert_eq!(parse_csv_rps(out), Some(12345.68));
+    }
+
+    #[test]
+    fn the_served_store_keeps_the_config_file_but_takes_the_benchmark_durability(
+    ) -> crate::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let user = dir.path().join("user.toml");
+        std::fs::write(
+            &user,
+            "durability = \"fsync\"\ncache_capacity_mb = 384\n[server]\nmax_clients = 64\n",
+        )?;
+        let mut cfg = ServerBenchConfig {
+            persona_exe: PathBuf::from("persona"),
+            dir: dir.path().to_path_buf(),
+            requests: 1,
+            clients: 1,
+            keep: false,
+            config_file: Some(user),
+            durability: crate::config::Durability::Flush,
+        };
+        let written = std::fs::read_to_string(serve_config(&cfg)?)?;
+        let table: toml::Table = written
+            .parse()
+            .map_err(|e| crate::Error::Config(format!("{e}")))?;
+        assert_eq!(table["durability"].as_str(), Some("flush"));
+        assert_eq!(table["cache_capacity_mb"].as_integer(), Some(384));
+        assert_eq!(table["server"]["max_clients"].as_integer(), Some(64));
+        let store = crate::Config::from_toml_str(dir.path(), &written)?;
+        assert_eq!(store.durability, crate::config::Durability::Flush);
+
+        cfg.config_file = None;
+        cfg.durability = crate::config::Durability::None;
+        let written = std::fs::read_to_string(serve_config(&cfg)?)?;
+        assert_eq!(written.trim(), "durability = \"none\"");
+        Ok(())
     }
 
     #[test]

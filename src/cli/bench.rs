@@ -19,7 +19,8 @@ pub struct Args {
     /// Events in the generated workload.
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     events: u64,
-    /// Durability of the store and of the raw-sled baseline: fsync, flush or none.
+    /// Durability of the store and of the raw-sled baseline: fsync, flush or none (with
+    /// --server: of the served store; it replaces the --config file's).
     #[arg(long, default_value = "fsync", value_parser = ["fsync", "flush", "none"])]
     durability: String,
     /// Ingesting threads (each owns the customers hashed to it, one chunk in flight each); the
@@ -121,6 +122,7 @@ pub fn run(args: &Args, config: Option<&PathBuf>) -> Result<()> {
             clients: args.clients,
             keep: args.keep,
             config_file: config.cloned(),
+            durability: Durability::parse(&args.durability)?,
         };
         let report = persona::bench::server::run(&cfg, &progress).context("server benchmark")?;
         return if args.json {
