@@ -782,3 +782,32 @@ fn a_client_that_pipelines_without_reading_gets_every_reply_in_order() -> TestRe
     writer.join().map_err(|_| "the writing thread panicked")??;
     Ok(())
 }
+
+#[test]
+fn a_client_that_closes_right_after_its_commands_is_answered_and_closed() -> TestResult {
+    let server = TestServer::start(|_| {})?;
+    // Commands and the end of input often arrive together: the server must still notice the
+    // end, answer, and close (before the fix it kept most such connections open for ever).
+    let handles: Vec<_> = (0..64)
+        .map(|_| {
+            let addr = server.addr;
+            std::thread::spawn(move || -> std::io::Result<Vec<u8>> {
+                let mut stream = std::net::TcpStream::connect(addr)?;
+                stream.set_read_timeout(Some(std::time::Duration::from_secs(60)))?;
+                std::io::Write::write_all(&mut stream, "PING\r\n".repeat(20).as_bytes())?;
+                stream.shutdown(std::net::Shutdown::Write)?;
+                let mut got = Vec::new();
+                std::io::Read::read_to_end(&mut stream, &mut got)?;
+                Ok(got)
+            })
+        })
+        .collect();
+    for handle in handles {
+        let got = handle.join().map_err(|_| "a client thread panicked")??;
+        assert_eq!(String::from_utf8(got)?, "+PONG\r\n".repeat(20));
+    }
+    let mut raw = server.raw()?;
+    let info = raw.call(&["INFO", "clients"])?;
+    assert!(info.contains("connected_clients:1\r\n"), "{info}");
+    Ok(())
+}

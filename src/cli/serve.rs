@@ -20,7 +20,7 @@ pub struct Args {
     /// Config file: `[server] requirepass`.
     #[arg(long, value_name = "PASS")]
     requirepass: Option<String>,
-    /// Most connections served at once (each is a thread) [default: 1024]. Config file:
+    /// Most connections served at once [default: 1024]. Config file:
     /// `[server] max_clients`.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     max_clients: Option<u32>,

@@ -131,9 +131,10 @@ pub(crate) trait Notify: Send + Sync {
 }
 
 /// Where the results of one [`Request::Write`] go: a channel, and optionally whom to tell once
-/// they are in it.
+/// they are in it. Dropped unsent (the writer stopped or panicked), it closes the channel first
+/// and then tells too, so that a waiter that does not block learns of it.
 pub(crate) struct WriteReply {
-    tx: Sender<Vec<Result<Ack>>>,
+    tx: Option<Sender<Vec<Result<Ack>>>>,
     notify: Option<(Arc<dyn Notify>, usize)>,
 }
 
@@ -143,14 +144,27 @@ impl WriteReply {
         tx: Sender<Vec<Result<Ack>>>,
         notify: Option<(Arc<dyn Notify>, usize)>,
     ) -> WriteReply {
-        WriteReply { tx, notify }
+        WriteReply {
+            tx: Some(tx),
+            notify,
+        }
     }
 
     /// Sends the results, then notifies. A waiter that gave up (dropped its receiver) is
     /// ignored.
-    fn send(self, results: Vec<Result<Ack>>) {
-        let _ = self.tx.send(results);
-        if let Some((notify, tag)) = self.notify {
+    fn send(mut self, results: Vec<Result<Ack>>) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(results);
+        }
+        // Dropping `self` notifies.
+    }
+}
+
+impl Drop for WriteReply {
+    fn drop(&mut self) {
+        // The channel goes first: whoever is told finds the results, or the channel closed.
+        drop(self.tx.take());
+        if let Some((notify, tag)) = self.notify.take() {
             notify.notify(tag);
         }
     }

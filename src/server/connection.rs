@@ -45,6 +45,12 @@ pub(crate) struct Connection {
     /// The last read drained the socket (it returned less than it was offered): nothing more
     /// to read until the event loop reports the socket readable again.
     drained: bool,
+    /// The loop reported the peer's end of input (or an error): reads go on until they see it,
+    /// short or not (a close that came with the last bytes raises no further event).
+    hung_up: bool,
+    /// The last write found the socket full: nothing more is written until the loop reports
+    /// it writable again.
+    write_blocked: bool,
     max_request_len: usize,
 }
 
@@ -71,6 +77,8 @@ impl Connection {
             output: Vec::new(),
             written: 0,
             drained: false,
+            hung_up: false,
+            write_blocked: false,
             max_request_len,
         }
     }
@@ -95,9 +103,16 @@ impl Connection {
         }
     }
 
-    /// The event loop reports the socket readable: the next [`Connection::fill`] reads it.
-    pub(crate) fn readable(&mut self) {
-        self.drained = false;
+    /// What the event loop reports of the socket: readable (`hung_up`: the peer's end of input
+    /// or an error came with it), writable.
+    pub(crate) fn ready(&mut self, readable: bool, hung_up: bool, writable: bool) {
+        if readable || hung_up {
+            self.drained = false;
+        }
+        self.hung_up |= hung_up;
+        if writable {
+            self.write_blocked = false;
+        }
     }
 
     /// Reads more input from the socket, if some has arrived. A read that returns less than it
@@ -139,7 +154,7 @@ impl Connection {
         match result {
             Ok(0) => Ok(Filled::Closed),
             Ok(n) => {
-                self.drained = start + n < self.input.len();
+                self.drained = start + n < self.input.len() && !self.hung_up;
                 self.filled = (start + n).min(self.input.len());
                 Ok(Filled::Data)
             }
@@ -167,6 +182,9 @@ impl Connection {
     /// # Errors
     /// I/O errors of the socket (the peer went away).
     pub(crate) fn flush(&mut self) -> io::Result<bool> {
+        if self.write_blocked {
+            return Ok(self.written >= self.output.len());
+        }
         while self.written < self.output.len() {
             match self
                 .stream
@@ -175,7 +193,10 @@ impl Connection {
                 Ok(0) => return Err(ErrorKind::WriteZero.into()),
                 Ok(n) => self.written += n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.write_blocked = true;
+                    return Ok(false);
+                }
                 Err(e) => return Err(e),
             }
         }

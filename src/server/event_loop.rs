@@ -9,11 +9,12 @@
 //!
 //! Invariants: a connection belongs to one loop for its whole life and is only touched by that
 //! loop's thread; its [`ClientGuard`] is dropped (deregistering it from the server's client
-//! table) when the loop drops it. Once shutdown is requested and a loop's connections are all
-//! closed, the loop ends.
+//! table) when the loop drops it. A panic while advancing a connection drops that connection
+//! only. Once shutdown is requested and a loop's connections are all closed, the loop ends; a
+//! loop that ended is skipped by [`Loops::admit`].
 
 use super::connection::Connection;
-use super::handler::{Handler, Status};
+use super::handler::{Handler, Readiness, Status};
 use super::listener::{ClientGuard, ServerState};
 use crate::pipeline::Notify;
 use crossbeam_channel::{Receiver, Sender};
@@ -32,6 +33,12 @@ const WAKE: Token = Token(0);
 const MAX_LOOPS: usize = 8;
 /// How often idle connections are looked for, at most (when an idle timeout is set).
 const IDLE_SWEEP: Duration = Duration::from_millis(100);
+/// A connection to look at in full: new, or the server is stopping.
+const ALL: Readiness = Readiness {
+    readable: true,
+    hung_up: false,
+    writable: true,
+};
 
 /// A connection on its way from the accept thread to a loop.
 struct Incoming {
@@ -50,7 +57,7 @@ struct Wake {
 
 impl Wake {
     fn wake(&self) {
-        if !self.armed.swap(true, Ordering::AcqRel) {
+        if !self.armed.swap(true, Ordering::SeqCst) {
             if let Err(e) = self.waker.wake() {
                 tracing::error!("cannot wake an event loop: {e}");
             }
@@ -88,51 +95,70 @@ impl Loops {
         let n = std::thread::available_parallelism()
             .map_or(2, usize::from)
             .clamp(1, MAX_LOOPS);
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut loops = Vec::with_capacity(n);
-        for i in 0..n {
-            let poll = Poll::new()?;
-            let wake = Arc::new(Wake {
-                waker: Waker::new(poll.registry(), WAKE)?,
-                ready: Mutex::new(Vec::new()),
-                armed: AtomicBool::new(false),
-            });
-            let (tx, rx) = crossbeam_channel::unbounded();
-            let event_loop = EventLoop {
-                state: Arc::clone(state),
-                poll,
-                wake: Arc::clone(&wake),
-                incoming: rx,
-                stop: Arc::clone(&stop),
-                conns: HashMap::new(),
-                next_token: WAKE.0 + 1,
-            };
-            let thread = std::thread::Builder::new()
-                .name(format!("persona-loop-{i}"))
-                .spawn(move || event_loop.run())?;
-            loops.push(LoopHandle {
-                incoming: tx,
-                wake,
-                thread,
-            });
-        }
-        Ok(Loops {
-            loops,
+        let mut started = Loops {
+            loops: Vec::with_capacity(n),
             next: 0,
-            stop,
-        })
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        for i in 0..n {
+            if let Err(e) = started.start_one(state, i) {
+                // Those already running would wait for connections forever.
+                started.stop();
+                started.join();
+                return Err(e);
+            }
+        }
+        Ok(started)
     }
 
-    /// Hands an admitted connection to the next loop.
-    pub(crate) fn admit(&mut self, stream: std::net::TcpStream, guard: ClientGuard) {
-        let Some(target) = self.loops.get(self.next % self.loops.len().max(1)) else {
-            return;
+    /// Starts loop number `i`.
+    fn start_one(&mut self, state: &Arc<ServerState>, i: usize) -> io::Result<()> {
+        let poll = Poll::new()?;
+        let wake = Arc::new(Wake {
+            waker: Waker::new(poll.registry(), WAKE)?,
+            ready: Mutex::new(Vec::new()),
+            armed: AtomicBool::new(false),
+        });
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let event_loop = EventLoop {
+            state: Arc::clone(state),
+            poll,
+            wake: Arc::clone(&wake),
+            incoming: rx,
+            stop: Arc::clone(&self.stop),
+            conns: HashMap::new(),
+            next_token: WAKE.0 + 1,
         };
-        self.next = self.next.wrapping_add(1);
-        // A loop that ended has dropped its receiver: the connection is dropped (closed) here.
-        if target.incoming.send(Incoming { stream, guard }).is_ok() {
-            target.wake.wake();
+        let thread = std::thread::Builder::new()
+            .name(format!("persona-loop-{i}"))
+            .spawn(move || event_loop.run())?;
+        self.loops.push(LoopHandle {
+            incoming: tx,
+            wake,
+            thread,
+        });
+        Ok(())
+    }
+
+    /// Hands an admitted connection to the next loop that is still running; if none is, the
+    /// connection is dropped (closed).
+    pub(crate) fn admit(&mut self, stream: std::net::TcpStream, guard: ClientGuard) {
+        let mut incoming = Incoming { stream, guard };
+        for _ in 0..self.loops.len() {
+            let Some(target) = self.loops.get(self.next % self.loops.len()) else {
+                return;
+            };
+            self.next = self.next.wrapping_add(1);
+            // A loop that ended has dropped its receiver: the connection comes back.
+            match target.incoming.send(incoming) {
+                Ok(()) => {
+                    target.wake.wake();
+                    return;
+                }
+                Err(back) => incoming = back.into_inner(),
+            }
         }
+        tracing::error!("no event loop is running; a connection was closed");
     }
 
     /// Tells every loop that shutdown is requested (they end once their connections are
@@ -187,8 +213,7 @@ impl EventLoop {
         let mut events = Events::with_capacity(256);
         let idle_timeout = self.state.config.idle_timeout.filter(|t| !t.is_zero());
         let mut last_sweep = Instant::now();
-        // (token, readable)
-        let mut touched: Vec<(usize, bool)> = Vec::new();
+        let mut touched: Vec<(usize, Readiness)> = Vec::new();
         loop {
             let timeout =
                 idle_timeout.map(|t| (t / 4).clamp(Duration::from_millis(10), IDLE_SWEEP));
@@ -199,32 +224,41 @@ impl EventLoop {
                 }
             }
             touched.clear();
-            let mut woken = false;
             for event in events.iter() {
-                match event.token() {
-                    WAKE => woken = true,
-                    Token(t) => touched.push((
+                let Token(t) = event.token();
+                if t != WAKE.0 {
+                    touched.push((
                         t,
-                        event.is_readable() || event.is_read_closed() || event.is_error(),
-                    )),
+                        Readiness {
+                            readable: event.is_readable(),
+                            hung_up: event.is_read_closed() || event.is_error(),
+                            writable: event.is_writable(),
+                        },
+                    ));
                 }
             }
+            // Re-armed before anything it announces is looked at: a wake-up from now on
+            // (`stop`, a notification, a connection) wakes the next `poll`.
+            self.wake.armed.store(false, Ordering::SeqCst);
             let stopping = self.stop.load(Ordering::SeqCst);
-            if woken || stopping {
-                self.wake.armed.store(false, Ordering::Release);
-                touched.extend(self.wake.ready.lock().drain(..).map(|t| (t, false)));
-                while let Ok(incoming) = self.incoming.try_recv() {
-                    if let Some(token) = self.register(incoming) {
-                        touched.push((token, true));
-                    }
-                }
-                if stopping {
-                    // Sockets shut down by the server may report nothing: look at all of them.
-                    touched.extend(self.conns.keys().map(|&t| (t, true)));
+            touched.extend(
+                self.wake
+                    .ready
+                    .lock()
+                    .drain(..)
+                    .map(|t| (t, Readiness::default())),
+            );
+            while let Ok(incoming) = self.incoming.try_recv() {
+                if let Some(token) = self.register(incoming) {
+                    touched.push((token, ALL));
                 }
             }
-            for &(token, readable) in &touched {
-                self.advance(token, readable);
+            if stopping {
+                // Sockets shut down by the server may report nothing: look at all of them.
+                touched.extend(self.conns.keys().map(|&t| (t, ALL)));
+            }
+            for &(token, ready) in &touched {
+                self.advance(token, ready);
             }
             if let Some(limit) = idle_timeout {
                 if last_sweep.elapsed() >= IDLE_SWEEP.min(limit) {
@@ -276,13 +310,21 @@ impl EventLoop {
         Some(token)
     }
 
-    /// Advances one connection, dropping it once it is closed.
-    fn advance(&mut self, token: usize, readable: bool) {
+    /// Advances one connection, dropping it once it is closed (or if it panicked).
+    fn advance(&mut self, token: usize, ready: Readiness) {
         let Some(conn) = self.conns.get_mut(&token) else {
             return; // closed already; a late acknowledgement or event
         };
-        if conn.handler.advance(readable) == Status::Closed {
-            self.drop_conn(token);
+        let handler = &mut conn.handler;
+        let status =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler.advance(ready)));
+        match status {
+            Ok(Status::Open) => {}
+            Ok(Status::Closed) => self.drop_conn(token),
+            Err(_) => {
+                tracing::error!("serving a connection panicked; the connection was closed");
+                self.drop_conn(token);
+            }
         }
     }
 

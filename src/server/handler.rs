@@ -4,15 +4,20 @@
 //! Invariants:
 //! - Replies leave in request order. A reply is written to the output buffer directly only when
 //!   no write of this connection is in flight; otherwise it joins the queue behind them.
-//! - Only `EVENT.ADD` starts while earlier writes are in flight. Every other command is held
+//! - Only `EVENT.ADD` (and the transaction bookkeeping: `MULTI`, `DISCARD`, queueing inside a
+//!   transaction) starts while earlier writes are in flight. Every other command is held
 //!   (`stalled`) until they are acknowledged, so a read sees the connection's own writes, and a
 //!   command that changes the session (`HELLO 3`) never changes how earlier replies are encoded.
 //! - Commands that wait (the synchronous writes, `SIMILAR`, exports, `EXEC`, see
 //!   [`Command::waits`]) run on a thread of their own; the connection reads nothing more until
 //!   their reply is back. Everything else runs on the loop's thread.
-//! - [`Handler::advance`] does everything that can be done now and returns; the loop calls it
-//!   again when the socket is readable or writable, when a write of this connection is
-//!   acknowledged, or when a command's thread finishes.
+//! - [`Handler::advance`] does everything that can be done now, up to [`BUDGET`] commands, and
+//!   returns; the loop calls it again when the socket is readable or writable, when a write of
+//!   this connection is acknowledged (or dropped unanswered), when a command's thread finishes
+//!   (or panics), or, after a full budget, on its next turn (the connection notifies itself),
+//!   so that one client sending without pause cannot keep its loop from the others.
+//! - While a command's thread runs, the connection stays (even if its socket fails) until the
+//!   thread is back: a command never outlives its connection's slot or the server.
 //! - Input is read only while less than [`HIGH_WATER`] bytes of replies wait for the client and
 //!   fewer than [`MAX_IN_FLIGHT`] replies are queued: a client that pipelines without reading
 //!   cannot make the server hold unbounded memory.
@@ -37,6 +42,8 @@ use std::time::Instant;
 
 /// Most replies of one connection queued behind writes in flight before it stops reading.
 const MAX_IN_FLIGHT: usize = 1024;
+/// Most commands one [`Handler::advance`] runs before it lets the loop serve others.
+const BUDGET: usize = 512;
 /// Reply bytes buffered before they are written even though more input is pending.
 const FLUSH_AT: usize = 64 * 1024;
 /// Reply bytes the client has not taken above which the connection stops reading.
@@ -57,6 +64,17 @@ enum Ending {
     Close,
     /// `SHUTDOWN`: close, then stop the server.
     Shutdown,
+}
+
+/// What the event loop saw of a connection's socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Readiness {
+    /// Input arrived.
+    pub(crate) readable: bool,
+    /// The peer's end of input, or an error, arrived.
+    pub(crate) hung_up: bool,
+    /// Room to write.
+    pub(crate) writable: bool,
 }
 
 /// What [`Handler::advance`] left the connection as.
@@ -153,13 +171,11 @@ impl Handler {
     }
 
     /// Does everything that can be done now: collects acknowledged writes and finished
-    /// commands, writes replies out, reads and runs commands. Never blocks. `readable`: the
-    /// loop saw the socket become readable (otherwise it is read only if the last read did not
-    /// drain it).
-    pub(crate) fn advance(&mut self, readable: bool) -> Status {
-        if readable {
-            self.conn.readable();
-        }
+    /// commands, writes replies out, reads and runs commands. Never blocks. `ready`: what the
+    /// loop saw of the socket (nothing, when it advances the connection for an acknowledgement).
+    pub(crate) fn advance(&mut self, ready: Readiness) -> Status {
+        self.conn
+            .ready(ready.readable, ready.hung_up, ready.writable);
         match self.step() {
             Ok(status) => status,
             Err(e) => {
@@ -170,6 +186,7 @@ impl Handler {
     }
 
     fn step(&mut self) -> io::Result<Status> {
+        let mut budget = BUDGET;
         loop {
             if let Some(done) = &self.busy {
                 match done.try_recv() {
@@ -178,10 +195,21 @@ impl Handler {
                         self.session = session;
                         self.finish(reply);
                     }
-                    Err(TryRecvError::Empty) => return self.wait(),
+                    Err(TryRecvError::Empty) => {
+                        // A socket that failed is noticed once the thread is back (the
+                        // connection must outlive it).
+                        let _ = self.conn.flush();
+                        return Ok(Status::Open);
+                    }
                     // The command's thread panicked; its session is lost with it.
                     Err(TryRecvError::Disconnected) => return Ok(Status::Closed),
                 }
+            }
+            if budget == 0 {
+                // Others on this loop get their turn; this connection's comes next.
+                let (notify, tag) = &self.notify;
+                notify.notify(*tag);
+                return self.wait();
             }
             self.collect();
             if let Some(ending) = self.ending {
@@ -216,6 +244,7 @@ impl Handler {
             match self.conn.next_command() {
                 Ok(Some(argv)) if argv.is_empty() => {}
                 Ok(Some(argv)) => {
+                    budget -= 1;
                     if let Some(command) = self.parse(argv) {
                         if self.waits_for_writes(&command) && self.writes_in_flight() {
                             self.stalled = Some(command);
@@ -356,10 +385,13 @@ impl Handler {
         let spawned = std::thread::Builder::new()
             .name(format!("persona-cmd-{}", self.session.id))
             .spawn(move || {
+                // Tells the loop when this thread ends, however it ends (a panic included:
+                // the connection then finds the channel closed).
+                let _told = NotifyOnDrop(notify, tag);
+                // Dropped before `_told`: the loop finds the reply, or the channel closed.
+                let tx = tx;
                 let reply = job.run(&state, &mut session);
-                // The connection may be gone already; then nobody needs the reply.
                 let _ = tx.send((reply, session));
-                notify.notify(tag);
             });
         match spawned {
             Ok(_) => self.busy = Some(rx),
@@ -414,6 +446,15 @@ impl Handler {
             };
             self.conn.push(&frame, self.session.proto);
         }
+    }
+}
+
+/// Notifies its loop when dropped.
+struct NotifyOnDrop(Arc<dyn Notify>, usize);
+
+impl Drop for NotifyOnDrop {
+    fn drop(&mut self) {
+        self.0.notify(self.1);
     }
 }
 

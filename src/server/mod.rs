@@ -19,8 +19,9 @@
 //! connections submitted, and then does all it can for that connection without blocking.
 //! Commands that wait (the synchronous writes `PROFILE.SET`, `PROFILE.DEL`, `FEEDBACK`,
 //! `MODEL.SNAPSHOT`, `MODEL.ROLLBACK`; the scans `SIMILAR`, `PROFILE.EXPORT`,
-//! `SEGMENT.MEMBERS`; and `EXEC`) run on a thread of their own, so that they never hold up the
-//! other connections of their loop; their connection reads nothing more until they answer.
+//! `SEGMENT.MEMBERS`, `DBSIZE`, `INFO`; and `EXEC`) run on a thread of their own, so that they
+//! never hold up the other connections of their loop; their connection reads nothing more
+//! until they answer.
 //! [`ServerConfig::max_clients`] bounds the connections. Writes from every connection funnel
 //! into the store's single writer, where they share group commits.
 //!

@@ -403,8 +403,8 @@ impl Command {
 
     /// Whether the command may wait (for a durable commit, or for a scan of many records), so
     /// that it runs on a thread of its own instead of the connection's event loop: the
-    /// synchronous writes, `SIMILAR`, `PROFILE.EXPORT` and `SEGMENT.MEMBERS`. Never
-    /// `EVENT.ADD`, which is asynchronous.
+    /// synchronous writes, `SIMILAR`, `PROFILE.EXPORT`, `SEGMENT.MEMBERS`, and `DBSIZE` and
+    /// `INFO` (they count the profiles). Never `EVENT.ADD`, which is asynchronous.
     pub(crate) fn waits(&self) -> bool {
         matches!(
             self,
@@ -416,6 +416,8 @@ impl Command {
                 | Command::Feedback(_)
                 | Command::ModelSnapshot(_)
                 | Command::ModelRollback(_)
+                | Command::DbSize
+                | Command::Info(_)
         )
     }
 
