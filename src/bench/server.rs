@@ -8,7 +8,9 @@
 //!   pipeline) against `HINCRBYFLOAT cust:__rand_int__ spend 10` (an in-memory update, made
 //!   durable by an fsync every second);
 //! - `PROFILE.GET cust:__rand_int__` against `GET str:__rand_int__` (keys filled beforehand
-//!   with 128-byte values).
+//!   with 128-byte values): the target's comparison;
+//! - the same `PROFILE.GET` figures against `GET big:__rand_int__` with values as long as a
+//!   `PROFILE.GET` reply (measured in the run), to show how much of the gap is the reply's size.
 //!
 //! Throughput is read from `redis-benchmark --csv`.
 
@@ -149,10 +151,10 @@ fn run_in(cfg: &ServerBenchConfig, progress: &dyn Progress) -> Result<ServerRepo
             &["GET", "str:__rand_int__"],
         ),
     ];
-    let runs = 2 * 2 * if redis.is_some() { 2 } else { 1 } + u64::from(redis.is_some());
+    let runs = 2 * 2 * if redis.is_some() { 2 } else { 1 } + 4 * u64::from(redis.is_some());
     progress.start("redis-benchmark runs", runs);
     if let Some((_, addr)) = &redis {
-        // Values for GET, about the size of a small profile reply.
+        // Values for GET: a short string, what the target compares with.
         let value = "x".repeat(128);
         redis_benchmark(
             *addr,
@@ -185,10 +187,85 @@ fn run_in(cfg: &ServerBenchConfig, progress: &dyn Progress) -> Result<ServerRepo
             });
         }
     }
+    if let Some((_, addr)) = &redis {
+        // GET of values as long as a PROFILE.GET reply, against the PROFILE.GET figures above.
+        let reply_len = profile_reply_len(persona_addr)?;
+        let value = "x".repeat(reply_len);
+        redis_benchmark(
+            *addr,
+            cfg,
+            KEYSPACE,
+            16,
+            &["SET", "big:__rand_int__", &value],
+        )?;
+        progress.inc(1);
+        for pipeline in [1u32, 16] {
+            let redis_rps = redis_benchmark(
+                *addr,
+                cfg,
+                cfg.requests,
+                pipeline,
+                &["GET", "big:__rand_int__"],
+            )?;
+            progress.inc(1);
+            let persona_rps = report
+                .rows
+                .iter()
+                .find(|r| r.command == "PROFILE.GET" && r.pipeline == pipeline)
+                .map_or(0.0, |r| r.persona_rps);
+            report.rows.push(ServerRow {
+                command: "PROFILE.GET".into(),
+                pipeline,
+                persona_rps,
+                redis_command: format!("GET {reply_len} B"),
+                redis_rps: Some(redis_rps),
+                ratio: (redis_rps > 0.0).then(|| persona_rps / redis_rps),
+            });
+        }
+    }
     progress.finish();
     drop(persona);
     drop(redis);
     Ok(report)
+}
+
+/// The length in bytes of a `PROFILE.GET` reply (RESP2) of a customer with one event, written
+/// here for the purpose.
+fn profile_reply_len(addr: SocketAddr) -> Result<usize> {
+    let mut s = TcpStream::connect_timeout(&addr, START_TIMEOUT)?;
+    s.set_read_timeout(Some(START_TIMEOUT))?;
+    let key = "cust:reply-size-probe";
+    let mut one = |args: &[&str]| -> Result<usize> {
+        let mut request = format!("*{}\r\n", args.len());
+        for a in args {
+            request.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        s.write_all(request.as_bytes())?;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            match crate::server::frame::parse_frame(&buf, &Default::default()) {
+                Ok(Some((crate::server::frame::Frame::Error(e), _))) => {
+                    return Err(Error::Io(std::io::Error::other(format!(
+                        "persona serve answered {} with -{e}",
+                        args.first().copied().unwrap_or_default()
+                    ))))
+                }
+                Ok(Some((_, len))) => return Ok(len),
+                Ok(None) => {}
+                Err(e) => return Err(Error::Io(std::io::Error::other(e.to_string()))),
+            }
+            let n = s.read(&mut chunk)?;
+            if n == 0 {
+                return Err(Error::Io(std::io::Error::other(
+                    "persona serve closed the connection",
+                )));
+            }
+            buf.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
+        }
+    };
+    one(&["EVENT.ADD", key, "purchase", "10"])?;
+    one(&["PROFILE.GET", key])
 }
 
 /// Writes the configuration `persona serve` runs with into the working directory: the
@@ -427,6 +504,32 @@ mod tests {
         cfg.durability = crate::config::Durability::None;
         let written = std::fs::read_to_string(serve_config(&cfg)?)?;
         assert_eq!(written.trim(), "durability = \"none\"");
+        Ok(())
+    }
+
+    #[test]
+    fn the_reply_length_is_that_of_a_whole_profile_reply() -> crate::Result<()> {
+        use crate::server::{Server, ServerConfig, ShutdownHandle};
+        let dir = tempfile::tempdir()?;
+        let db = crate::Db::open(dir.path())?;
+        let names = db.layout().name_list().to_vec();
+        let config = ServerConfig {
+            bind: "127.0.0.1:0".into(),
+            ..ServerConfig::default()
+        };
+        let shutdown = ShutdownHandle::new();
+        let server = Server::bind(db, config, shutdown.clone())?;
+        let addr = server.local_addr();
+        let running = std::thread::spawn(move || server.run());
+        let len = profile_reply_len(addr)?;
+        shutdown.shutdown();
+        running
+            .join()
+            .map_err(|_| crate::Error::Config("the server thread panicked".into()))??;
+        // Every feature name and a value for each, at the least.
+        let names_len: usize = names.iter().map(|n| n.len() + 8).sum();
+        assert!(len > names_len + names.len() * 4, "{len} vs {names_len}");
+        assert!(len < 64 * 1024, "{len}");
         Ok(())
     }
 
