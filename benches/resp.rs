@@ -4,7 +4,7 @@
 //! `cargo bench --bench resp`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use persona::server::frame::{parse_frame, parse_request, Frame, Limits, Proto};
+use persona::server::frame::{parse_frame, parse_request, Frame, Limits, Proto, SharedKeys};
 use std::hint::black_box;
 
 fn command(args: &[&str]) -> Vec<u8> {
@@ -101,6 +101,33 @@ fn resp(c: &mut Criterion) {
             for v in &doubles {
                 let _ = write!(out, ",{v}\r\n");
             }
+            black_box(out.len())
+        })
+    });
+    // PROFILE.GET's feature map, RESP2 (what redis-benchmark speaks): built per request as a
+    // `Frame::Map` of 61 named doubles (before round 4), and as the server builds it now, a
+    // `Frame::DoubleMap` over names encoded once.
+    let names: Vec<String> = (0..61).map(|i| format!("feature_name_{i:02}")).collect();
+    let shared = SharedKeys::new(&names);
+    g.bench_function("feature_map_built_per_request_resp2 (former)", |b| {
+        b.iter(|| {
+            out.clear();
+            let map = Frame::Map(
+                names
+                    .iter()
+                    .zip(&doubles)
+                    .map(|(n, v)| (Frame::bulk(n), Frame::Double(*v)))
+                    .collect(),
+            );
+            map.encode(Proto::Resp2, &mut out);
+            black_box(out.len())
+        })
+    });
+    g.bench_function("feature_double_map_resp2", |b| {
+        b.iter(|| {
+            out.clear();
+            let map = Frame::DoubleMap(std::sync::Arc::clone(&shared), doubles.clone());
+            map.encode(Proto::Resp2, &mut out);
             black_box(out.len())
         })
     });
