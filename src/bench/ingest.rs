@@ -184,11 +184,18 @@ pub(crate) fn ingest_chunk(db: &Db, events: Vec<Event>, rejected: &AtomicU64) ->
 /// The raw-sled baseline: a sled database opened with the store's own settings, written with
 /// one `insert` per event of `record_bytes` bytes under the customer's profile key, then made
 /// durable per chunk the way the writer makes each group commit durable.
+///
+/// Every value written differs from every other (its first 8 bytes are a write number), as
+/// every write of a profile record does: sled 0.34 skips a set whose value equals the stored
+/// one (`Tree::insert_inner` returns before writing anything), so a baseline that rewrote one
+/// constant value would mostly time comparisons, not writes.
 pub(crate) struct RawSled {
     db: sled::Db,
     log: Option<File>,
     durability: Durability,
-    value: sled::IVec,
+    value: Vec<u8>,
+    /// Write numbers handed out so far.
+    writes: AtomicU64,
 }
 
 impl RawSled {
@@ -202,15 +209,19 @@ impl RawSled {
             db,
             log,
             durability: config.durability,
-            value: value.into(),
+            value,
+            writes: AtomicU64::new(0),
         })
     }
 
     /// Inserts one record per event, then syncs as the durability policy says.
     pub(crate) fn write_chunk(&self, events: Vec<Event>) -> Result<()> {
-        for e in &events {
+        let first = self
+            .writes
+            .fetch_add(events.len() as u64, Ordering::Relaxed);
+        for (n, e) in (first..).zip(&events) {
             self.db
-                .insert(keys::profile(&e.customer_id), self.value.clone())?;
+                .insert(keys::profile(&e.customer_id), self.value_of(n))?;
         }
         match self.durability {
             Durability::None => {}
@@ -227,6 +238,15 @@ impl RawSled {
         Ok(())
     }
 
+    /// The value of write number `n`: the record-sized template with `n` in its first bytes.
+    fn value_of(&self, n: u64) -> Vec<u8> {
+        let mut value = self.value.clone();
+        for (slot, byte) in value.iter_mut().zip(n.to_le_bytes()) {
+            *slot = byte;
+        }
+        value
+    }
+
     /// Bytes on disk.
     pub(crate) fn size_on_disk(&self) -> Result<u64> {
         Ok(self.db.size_on_disk()?)
@@ -236,4 +256,30 @@ impl RawSled {
 /// A duration in nanoseconds, saturating.
 pub(crate) fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::EventKind;
+
+    #[test]
+    fn every_baseline_write_is_a_real_write_of_the_record_size() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let mut config = Config::new(dir.path());
+        config.durability = Durability::None;
+        let raw = RawSled::open(&config, 100)?;
+        let key = keys::profile("c1");
+        let mut seen = Vec::new();
+        for t in 0..3 {
+            let event = Event::new("c1", 1_767_225_600_000 + t, EventKind::Click);
+            raw.write_chunk(vec![event])?;
+            let stored = raw.db.get(&key)?.ok_or(Error::Closed)?.to_vec();
+            assert_eq!(stored.len(), 100);
+            // A value equal to the stored one would be skipped by sled, not written.
+            assert!(!seen.contains(&stored), "write {t} repeated a value");
+            seen.push(stored);
+        }
+        Ok(())
+    }
 }
