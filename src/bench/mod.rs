@@ -213,6 +213,9 @@ pub struct BenchReport {
     pub last_window_events_per_sec: f64,
     /// `last_window_events_per_sec / first_window_events_per_sec`.
     pub last_to_first_window: f64,
+    /// The raw-sled baseline's last/first window ratio (the same windows of the same feed):
+    /// how much of the slope sled alone shows.
+    pub raw_sled_last_to_first_window: f64,
     /// The store's size on disk after close and reopen.
     pub disk_bytes: u64,
     /// The bytes of every key and value in the store.
@@ -371,6 +374,7 @@ fn run_in(cfg: &BenchConfig, progress: &dyn Progress) -> Result<BenchReport> {
         first_window_events_per_sec: ours.first_window_rate,
         last_window_events_per_sec: ours.last_window_rate,
         last_to_first_window: ratio(ours.last_window_rate, ours.first_window_rate),
+        raw_sled_last_to_first_window: ratio(theirs.last_window_rate, theirs.first_window_rate),
         disk_bytes,
         logical_bytes: logical.bytes,
         disk_to_logical: ratio(disk_bytes as f64, logical.bytes as f64),

@@ -207,8 +207,12 @@ fn print_report(r: &BenchReport) {
         )
     );
     println!(
-        "{:<36} {:>14.3}",
-        "last / first window", r.last_to_first_window
+        "{:<36} {:>14}",
+        "last / first window (raw sled)",
+        format!(
+            "{:.3} ({:.3})",
+            r.last_to_first_window, r.raw_sled_last_to_first_window
+        )
     );
     println!(
         "{:<36} {:>14}",
