@@ -212,10 +212,7 @@ impl Store {
     /// [`Error::Corruption`] / [`Error::UnsupportedVersion`] naming the customer if the record
     /// does not decode; [`Error::Storage`] if sled fails.
     pub fn profile(&self, customer_id: &str) -> Result<Option<ProfileRecord>> {
-        match self.db.get(keys::profile(customer_id))? {
-            Some(bytes) => self.decode_profile(customer_id, &bytes).map(Some),
-            None => Ok(None),
-        }
+        self.read_profile(customer_id, Store::decode_profile)
     }
 
     /// A customer's current profile without its history and de-duplication window (see
@@ -225,10 +222,7 @@ impl Store {
     /// # Errors
     /// As [`Store::profile`].
     pub fn profile_current(&self, customer_id: &str) -> Result<Option<RecordCurrent>> {
-        match self.db.get(keys::profile(customer_id))? {
-            Some(bytes) => self.decode_profile_current(customer_id, &bytes).map(Some),
-            None => Ok(None),
-        }
+        self.read_profile(customer_id, Store::decode_profile_current)
     }
 
     /// Decodes and checks the current version of a profile record (see [`RecordCurrent`]).
@@ -247,8 +241,17 @@ impl Store {
     /// # Errors
     /// As [`Store::profile`].
     pub fn profile_state(&self, customer_id: &str) -> Result<Option<RecordState>> {
+        self.read_profile(customer_id, Store::decode_profile_state)
+    }
+
+    /// Reads a customer's record and decodes it (all or part of it) with `decode`.
+    fn read_profile<T>(
+        &self,
+        customer_id: &str,
+        decode: fn(&Store, &str, &[u8]) -> Result<T>,
+    ) -> Result<Option<T>> {
         match self.db.get(keys::profile(customer_id))? {
-            Some(bytes) => self.decode_profile_state(customer_id, &bytes).map(Some),
+            Some(bytes) => decode(self, customer_id, &bytes).map(Some),
             None => Ok(None),
         }
     }

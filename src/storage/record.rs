@@ -167,15 +167,18 @@ struct StoredRef<'a> {
     dedupe_floor_ms: Option<i64>,
 }
 
-/// A [`ProfileRecord`] as version 3 stores it (see [`StoredRef`]).
+/// A [`ProfileRecord`] as version 3 stores it (see [`StoredRef`]): its current version, then
+/// the rest. bincode writes a nested struct as its fields in order, so this reads exactly the
+/// flat layout `StoredRef` writes, and [`RecordCurrent`] alone reads its prefix.
 #[derive(Deserialize)]
 struct StoredV3 {
-    pending: Option<PendingExample>,
-    version: u64,
-    state: ProfileState,
-    segment: Option<u16>,
-    distance: f32,
-    propensity: f32,
+    current: RecordCurrent,
+    rest: StoredRest,
+}
+
+/// The fields of a version-3 record after its current version.
+#[derive(Deserialize)]
+struct StoredRest {
     base: Option<ProfileState>,
     history: VecDeque<HistoryEntry>,
     recent_ids: PackedWindow,
@@ -184,17 +187,31 @@ struct StoredV3 {
 
 impl From<StoredV3> for ProfileRecord {
     fn from(s: StoredV3) -> ProfileRecord {
+        let RecordCurrent {
+            pending,
+            version,
+            state,
+            segment,
+            distance,
+            propensity,
+        } = s.current;
+        let StoredRest {
+            base,
+            history,
+            recent_ids,
+            dedupe_floor_ms,
+        } = s.rest;
         ProfileRecord {
-            pending: s.pending,
-            version: s.version,
-            state: s.state,
-            base: s.base,
-            history: s.history,
-            recent_ids: s.recent_ids.into(),
-            dedupe_floor_ms: s.dedupe_floor_ms,
-            segment: s.segment,
-            distance: s.distance,
-            propensity: s.propensity,
+            pending,
+            version,
+            state,
+            base,
+            history,
+            recent_ids: recent_ids.into(),
+            dedupe_floor_ms,
+            segment,
+            distance,
+            propensity,
         }
     }
 }
