@@ -16,6 +16,7 @@
 
 use super::Progress;
 use crate::error::{Error, Result};
+use crate::server::frame::{parse_frame, Frame, Proto};
 use serde::Serialize;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -236,16 +237,14 @@ fn profile_reply_len(addr: SocketAddr) -> Result<usize> {
     s.set_read_timeout(Some(START_TIMEOUT))?;
     let key = "cust:reply-size-probe";
     let mut one = |args: &[&str]| -> Result<usize> {
-        let mut request = format!("*{}\r\n", args.len());
-        for a in args {
-            request.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-        }
-        s.write_all(request.as_bytes())?;
+        let mut request = Vec::new();
+        Frame::Array(args.iter().map(Frame::bulk).collect()).encode(Proto::Resp2, &mut request);
+        s.write_all(&request)?;
         let mut buf = Vec::new();
         let mut chunk = [0u8; 4096];
         loop {
-            match crate::server::frame::parse_frame(&buf, &Default::default()) {
-                Ok(Some((crate::server::frame::Frame::Error(e), _))) => {
+            match parse_frame(&buf, &Default::default()) {
+                Ok(Some((Frame::Error(e), _))) => {
                     return Err(Error::Io(std::io::Error::other(format!(
                         "persona serve answered {} with -{e}",
                         args.first().copied().unwrap_or_default()
