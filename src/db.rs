@@ -798,44 +798,47 @@ impl Db {
         k: usize,
         exact: bool,
     ) -> Result<Scan> {
-        Ok(if exact || !model.segments.is_seeded() {
-            Scan::All
-        } else {
-            // Members were assigned as of their last write, when they had just been active;
-            // the customers similar to this one *now* were assigned near where this one was at
-            // its own last activity. Probe around both positions.
-            let nprobe = self.inner.config.nprobe;
-            let at_last_write = model.scaler.transform_vec(
-                &self
-                    .inner
-                    .layout
-                    .vector(state, state.last_seen_ms.unwrap_or(model.watermark_ms)),
-            );
-            let mut segs: Vec<u16> = Vec::new();
-            for (s, _) in model
-                .segments
-                .nearest_n(z, nprobe)
-                .into_iter()
-                .chain(model.segments.nearest_n(&at_last_write, nprobe))
-            {
-                if !segs.contains(&(s as u16)) {
-                    segs.push(s as u16);
-                }
+        if exact || !model.segments.is_seeded() {
+            return Ok(Scan::All);
+        }
+        let index = &self.inner.shared.lookalikes;
+        self.inner.start_index_build()?;
+        if !index.is_ready() {
+            // Until the background build after open is done: the exact search.
+            return Ok(Scan::All);
+        }
+        // Members were assigned as of their last write, when they had just been active; the
+        // customers similar to this one *now* were assigned near where this one was at its
+        // own last activity. Probe around both positions.
+        let nprobe = self.inner.config.nprobe;
+        let at_last_write = model.scaler.transform_vec(
+            &self
+                .inner
+                .layout
+                .vector(state, state.last_seen_ms.unwrap_or(model.watermark_ms)),
+        );
+        let mut segs: Vec<u16> = Vec::new();
+        for (s, _) in model
+            .segments
+            .nearest_n(z, nprobe)
+            .into_iter()
+            .chain(model.segments.nearest_n(&at_last_write, nprobe))
+        {
+            if !segs.contains(&(s as u16)) {
+                segs.push(s as u16);
             }
-            let index = &self.inner.shared.lookalikes;
-            self.inner.start_index_build()?;
-            if index.is_ready() {
-                // Shortlist from the compact vectors, brought forward to now; the exact
-                // re-rank below decodes only the shortlist.
-                let now = model.watermark_ms;
-                let x = self.inner.layout.vector(state, now);
-                let query = index.query(&x, &inverse_divisors(model), now);
-                // +1: the customer itself is usually on its own shortlist.
-                Scan::Candidates(index.shortlist(&query, &segs, shortlist_len(k) + 1))
-            } else {
-                Scan::Segments(segs)
-            }
-        })
+        }
+        // Shortlist from the compact vectors, brought forward to now; the exact re-rank
+        // decodes only the shortlist.
+        let now = model.watermark_ms;
+        let x = self.inner.layout.vector(state, now);
+        let query = index.query(&x, &inverse_divisors(model), now);
+        // +1: the customer itself is usually on its own shortlist.
+        Ok(Scan::Candidates(index.shortlist(
+            &query,
+            &segs,
+            shortlist_len(k) + 1,
+        )))
     }
 
     /// The first step of indexed [`Db::similar`] alone: the candidates the lookalike index
@@ -854,7 +857,7 @@ impl Db {
         let z = self.standardised(&rec.state, &model);
         Ok(match self.similar_scan(&rec.state, &model, &z, k, false)? {
             Scan::Candidates(ids) => Some(ids.len()),
-            Scan::All | Scan::Segments(_) => None,
+            Scan::All => None,
         })
     }
 
@@ -1113,8 +1116,8 @@ impl Db {
         Ok(self.maintain(Maintenance::Rollback(version))?.model_version)
     }
 
-    /// Re-assigns every profile to its nearest segment as of now and fixes the membership
-    /// index, in batches of `batch` profiles, each its own commit so ingestion interleaves.
+    /// Re-assigns every profile to its nearest segment as of now (and the segment sizes and
+    /// statistics with it), in batches of `batch` profiles, each its own commit so ingestion interleaves.
     /// With `refit`, first refits the centroids by mini-batch k-means over a sample of profiles.
     /// When profiles changed segment, the lookalike index then re-trains its sub-lists (see
     /// docs/architecture.md, "Lookalikes"; not timed separately).

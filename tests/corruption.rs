@@ -89,7 +89,7 @@ fn a_healthy_store_checks_clean_and_check_changes_nothing() -> TestResult {
     let profiles = before.iter().filter(|(k, _)| k[0] == b'P').count() as u64;
     assert!(profiles > 150, "{profiles}");
     assert_eq!(report.profiles, profiles);
-    assert_eq!(report.members, profiles, "every customer has a segment");
+    assert_eq!(report.legacy_members, 0);
     assert!(
         report.snapshots >= 1,
         "snapshot_every = 3 over many batches"
@@ -181,8 +181,8 @@ fn a_garbage_profile_breaks_only_its_customer() -> TestResult {
     }
     assert_eq!(
         listed,
-        ids.len(),
-        "the victim's index entry is still listed"
+        ids.len() - 1,
+        "every member but the victim (its segment is in the damaged record) is listed"
     );
     let report = db.resegment(50, true)?;
     assert_eq!(report.scanned, ids.len());
@@ -229,8 +229,8 @@ fn check_reports_every_kind_of_damage_with_its_key() -> TestResult {
     let dir = tempfile::tempdir()?;
     populated(dir.path())?;
     let ids = customers(dir.path())?;
-    let (a, b, c, d, e) = (&ids[0], &ids[1], &ids[2], &ids[3], &ids[4]);
-    let ghost_segment = raw(dir.path(), |db| {
+    let (a, b, c, d) = (&ids[0], &ids[1], &ids[2], &ids[3]);
+    raw(dir.path(), |db| {
         // a: truncated record.
         let bytes = db.get(keys::profile(a))?.expect("exists");
         db.insert(keys::profile(a), &bytes[..bytes.len() / 2])?;
@@ -242,19 +242,11 @@ fn check_reports_every_kind_of_damage_with_its_key() -> TestResult {
         let mut rec = decode(&db.get(keys::profile(c))?.expect("exists"));
         rec.state.event_count += 1;
         db.insert(keys::profile(c), rec.encode())?;
-        // d: moved to another segment without the index following.
-        let mut rec = decode(&db.get(keys::profile(d))?.expect("exists"));
-        let old = rec.segment.expect("seeded");
-        rec.segment = Some((old + 1) % 4);
-        db.insert(keys::profile(d), rec.encode())?;
-        // e: index entry removed; plus an entry for nobody, a bad snapshot and unknown keys.
-        let seg_e = decode(&db.get(keys::profile(e))?.expect("exists"))
+        // d: a membership entry, which a store of format 2 never has.
+        let seg_d = decode(&db.get(keys::profile(d))?.expect("exists"))
             .segment
             .expect("seeded");
-        db.remove(keys::member(seg_e, e))?;
-        // In another segment than e's, so that the segment sizes cannot balance out.
-        let ghost_segment = (seg_e + 1) % 4;
-        db.insert(keys::member(ghost_segment, "ghost"), &[][..])?;
+        db.insert(keys::member(seg_d, d), &[][..])?;
         let snap = db
             .scan_prefix([keys::SNAPSHOT])
             .next()
@@ -264,7 +256,7 @@ fn check_reports_every_kind_of_damage_with_its_key() -> TestResult {
         db.insert(&b"Zfoo"[..], &b"x"[..])?;
         db.insert(&b"\x00"[..], &b""[..])?;
         db.insert(&b"Sextra"[..], &b""[..])?;
-        Ok(ghost_segment)
+        Ok(())
     })?;
     let report = check_store(dir.path())?;
     let has = |key: &str, kind: ProblemKind, words: &str| {
@@ -293,19 +285,9 @@ fn check_reports_every_kind_of_damage_with_its_key() -> TestResult {
         decode(&rec).segment.expect("set")
     };
     has(
-        &format!("G\\x00\\x{:02x}{d}", (seg_d + 3) % 4),
-        ProblemKind::StrayMember,
-        &format!("in segment {seg_d} according to its profile"),
-    );
-    has(
         &format!("G\\x00\\x{seg_d:02x}{d}"),
-        ProblemKind::MissingMember,
-        "the index has no entry",
-    );
-    has(
-        &format!("G\\x00\\x{ghost_segment:02x}ghost"),
-        ProblemKind::StrayMember,
-        "has no profile",
+        ProblemKind::UnknownKey,
+        "keeps none",
     );
     has("Zfoo", ProblemKind::UnknownKey, "outside every key space");
     has("\\x00", ProblemKind::UnknownKey, "outside every key space");
@@ -314,8 +296,6 @@ fn check_reports_every_kind_of_damage_with_its_key() -> TestResult {
         .problems
         .iter()
         .any(|p| p.key.starts_with('V') && p.kind == ProblemKind::Undecodable));
-    // Segment sizes no longer match the index: e's entry is gone, ghost's was added.
-    has("S", ProblemKind::Inconsistent, "the index lists");
     assert!(!report.is_clean());
 
     // The CLI: exit 1, every problem listed with its key, JSON for scripts.
@@ -333,6 +313,89 @@ fn check_reports_every_kind_of_damage_with_its_key() -> TestResult {
         stderr.contains(&format!("found {} problems", report.problems_total)),
         "{stderr}"
     );
+    Ok(())
+}
+
+#[test]
+fn check_reports_segment_sizes_that_disagree_with_the_records() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    populated(dir.path())?;
+    let ids = customers(dir.path())?;
+    // A record moved to another segment (consistently with itself) without the model's sizes
+    // following.
+    let (old, new) = raw(dir.path(), |db| {
+        let mut rec = decode(&db.get(keys::profile(&ids[5]))?.expect("exists"));
+        let old = rec.segment.expect("seeded");
+        rec.segment = Some((old + 1) % 4);
+        db.insert(keys::profile(&ids[5]), rec.encode())?;
+        Ok((old, (old + 1) % 4))
+    })?;
+    let report = check_store(dir.path())?;
+    let sizes: Vec<&str> = report
+        .problems
+        .iter()
+        .filter(|p| p.key == "S")
+        .map(|p| p.detail.as_str())
+        .collect();
+    assert_eq!(sizes.len(), 2, "{:#?}", report.problems);
+    assert!(sizes[0].starts_with(&format!("segment {}", old.min(new))));
+    assert!(sizes.iter().all(|d| d.contains("profiles are in it")));
+    assert_eq!(report.problems_total, 2, "{:#?}", report.problems);
+    Ok(())
+}
+
+#[test]
+fn a_format_1_store_loses_its_membership_index_at_open_and_nothing_else() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    populated(dir.path())?;
+    // Make it a store as the builds before format 2 left it: format byte 1 and a `G` entry per
+    // profile with a segment.
+    let entries = raw(dir.path(), |db| {
+        let mut n = 0u64;
+        for item in db.scan_prefix([keys::PROFILE]) {
+            let (k, v) = item?;
+            let id = std::str::from_utf8(&k[1..]).expect("utf-8 ids");
+            if let Some(seg) = decode(&v).segment {
+                db.insert(keys::member(seg, id), &[][..])?;
+                n += 1;
+            }
+        }
+        db.insert(keys::META_FORMAT, &[1u8][..])?;
+        Ok(n)
+    })?;
+    assert!(entries > 150, "{entries}");
+    let legacy = dump(dir.path())?;
+    let report = check_store(dir.path())?;
+    assert!(report.is_clean(), "{:#?}", report.problems);
+    assert_eq!(report.legacy_members, entries);
+
+    let db = Db::open_with(config(dir.path()))?;
+    let mut listed = 0;
+    for seg in 0..4 {
+        listed += db.segment_members(seg, None, usize::MAX)?.len() as u64;
+    }
+    assert_eq!(listed, entries);
+    db.close()?;
+    drop(db);
+    let after = dump(dir.path())?;
+    let expected: Vec<(Vec<u8>, Vec<u8>)> = legacy
+        .into_iter()
+        .filter(|(k, _)| k[0] != keys::MEMBER)
+        .map(|(k, v)| {
+            if k == keys::META_FORMAT {
+                (k, vec![2])
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    assert_eq!(
+        after, expected,
+        "only the index and the format byte changed"
+    );
+    let report = check_store(dir.path())?;
+    assert!(report.is_clean(), "{:#?}", report.problems);
+    assert_eq!(report.legacy_members, 0);
     Ok(())
 }
 

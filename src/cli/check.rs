@@ -35,13 +35,19 @@ pub fn run(data: &Path, args: &Args) -> Result<()> {
                 format!("model version {v}")
             });
         println!(
-            "checked {}: {} keys ({} profiles, {} index entries, {} snapshots, {model})",
+            "checked {}: {} keys ({} profiles, {} snapshots, {model})",
             report.path.display(),
             report.keys,
             report.profiles,
-            report.members,
             report.snapshots
         );
+        if report.legacy_members > 0 {
+            println!(
+                "store format 1: {} segment-membership entries, dropped when the store is next \
+                 opened (format 2 reads segments from the profile records)",
+                report.legacy_members
+            );
+        }
         for p in &report.problems {
             println!("problem: {p}");
         }

@@ -2,8 +2,8 @@
 //! retention (purging profiles inactive for longer than `profile_ttl_days`).
 //!
 //! Erasure goes through the writer like any write: one maintenance batch removes the profile
-//! record (with its history, de-duplication window and pending training example), every
-//! segment-membership entry, the customer's entry in the writer's label-expiry queue and their
+//! record (with its history, de-duplication window, pending training example and segment), the
+//! customer's entry in the writer's label-expiry queue and their
 //! share of the per-segment statistics, in ONE atomic sled batch, made as durable as configured.
 //! Nothing else holds a customer id: the model state and its snapshots are aggregates.
 //!

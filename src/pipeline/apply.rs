@@ -24,14 +24,12 @@ use crate::model::ModelState;
 use crate::storage::record::{PendingExample, ProfileRecord, RecordState};
 use crate::storage::{keys, Store};
 use crate::Event;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 /// A record touched by the current batch.
 struct Working {
     record: ProfileRecord,
-    /// Segment in the membership index before this batch.
-    old_segment: Option<u16>,
     /// Whether the record must be written.
     dirty: bool,
 }
@@ -94,7 +92,7 @@ impl Unapplied {
     /// The customer's record as the newest unapplied batch that touched it left it.
     fn record(&self, customer: &str) -> Option<Pending<'_>> {
         self.batches.iter().rev().find_map(|(_, b)| {
-            if b.erased.contains_key(customer) {
+            if b.erased.contains(customer) {
                 Some(Pending::Erased)
             } else {
                 b.records.get(customer).map(|w| Pending::Record(&w.record))
@@ -160,8 +158,8 @@ pub(crate) struct BatchState {
     /// Snapshot written by this batch, and snapshots it deletes (applied to the list on commit).
     new_snapshot: Option<u64>,
     dropped_snapshots: Vec<u64>,
-    /// Customers erased by this batch, with the segments whose membership entries to delete.
-    erased: BTreeMap<String, BTreeSet<u16>>,
+    /// Customers erased by this batch.
+    erased: BTreeSet<String>,
     /// What this batch wrote of the persisted queue (applied to the log on commit).
     queue_write: Option<QueueWrite>,
     /// The model snapshot this batch writes, for reads before sled has applied it.
@@ -199,7 +197,7 @@ impl BatchState {
 
     /// Every customer the batch erases.
     pub(crate) fn erased_ids(&self) -> impl Iterator<Item = &str> {
-        self.erased.keys().map(String::as_str)
+        self.erased.iter().map(String::as_str)
     }
 
     /// Whether the batch changed anything that must be committed.
@@ -331,13 +329,11 @@ impl Engine {
                     None => store.profile(customer)?,
                 },
             };
-            let old_segment = record.as_ref().and_then(|r| r.segment);
             let record = record.unwrap_or_else(|| ProfileRecord::new(store.params()));
             records.insert(
                 customer.to_string(),
                 Working {
                     record,
-                    old_segment,
                     dirty: false,
                 },
             );
@@ -618,27 +614,13 @@ impl Engine {
         let mut removed = 0u64;
         // Erasures first: a record written later in the same batch (none today: erasing runs
         // as a maintenance batch of its own) would then be a new profile, as it should.
-        for (id, segments) in &b.erased {
+        for id in &b.erased {
             batch.remove(keys::profile(id));
             removed += 1;
-            for s in segments {
-                batch.remove(keys::member(*s, id));
-                removed += 1;
-            }
         }
         for (id, w) in &b.records {
-            if !w.dirty {
-                continue;
-            }
-            insert(batch, keys::profile(id), w.record.encode());
-            if w.record.segment != w.old_segment {
-                if let Some(old) = w.old_segment {
-                    batch.remove(keys::member(old, id));
-                    removed += 1;
-                }
-                if let Some(new) = w.record.segment {
-                    insert(batch, keys::member(new, id), Vec::new());
-                }
+            if w.dirty {
+                insert(batch, keys::profile(id), w.record.encode());
             }
         }
         self.model.version += 1;
@@ -883,13 +865,13 @@ impl Engine {
     }
 
     /// Adds the erasure of `customer` to the batch: the profile record (with its history,
-    /// de-duplication window and pending example) and every membership entry go, and the
-    /// customer's share of the segment sizes and statistics is taken out. Returns false, and
-    /// changes nothing, if the customer has no record. A record that does not decode is erased
-    /// too (its segment statistics cannot be corrected, only its segment sizes). The caller
-    /// must then call [`Engine::forget_erased_examples`].
+    /// de-duplication window and pending example) goes, and the customer's share of the
+    /// segment sizes and statistics is taken out. Returns false, and changes nothing, if the
+    /// customer has no record. A record that does not decode is erased too (its segment
+    /// statistics cannot be corrected; its segment size is, if at least the record's leading
+    /// fields decode). The caller must then call [`Engine::forget_erased_examples`].
     fn erase(&mut self, store: &Store, b: &mut BatchState, customer: &str) -> Result<bool> {
-        if b.erased.contains_key(customer) {
+        if b.erased.contains(customer) {
             return Ok(false);
         }
         let stored = store.raw_profile(customer)?;
@@ -898,33 +880,28 @@ impl Engine {
         if stored.is_none() && !written_in_batch {
             return Ok(false);
         }
-        let mut segments = BTreeSet::new();
         let record = match in_batch {
-            Some(w) => {
-                segments.extend(w.old_segment);
-                Some(w.record)
-            }
+            Some(w) => Some(w.record),
             None => stored
                 .as_ref()
                 .and_then(|bytes| store.decode_profile(customer, bytes).ok()),
         };
-        // Membership entries that disagree with the record (there should be none) go as well.
-        let indexed = store.member_segments(customer, self.model.segments.k())?;
         match &record {
-            Some(r) => {
-                segments.extend(r.segment);
-                move_segment(&mut self.model, Prev::of(r), None, 0.0, 0.0);
-            }
+            Some(r) => move_segment(&mut self.model, Prev::of(r), None, 0.0, 0.0),
             None => {
-                for s in &indexed {
-                    if let Some(n) = self.model.segment_sizes.get_mut(*s as usize) {
-                        *n = n.saturating_sub(1);
-                    }
+                let segment = stored.as_ref().and_then(|bytes| {
+                    store
+                        .decode_profile_current(customer, bytes)
+                        .ok()
+                        .and_then(|r| r.segment)
+                });
+                if let Some(n) = segment.and_then(|s| self.model.segment_sizes.get_mut(s as usize))
+                {
+                    *n = n.saturating_sub(1);
                 }
             }
         }
-        segments.extend(indexed);
-        b.erased.insert(customer.to_string(), segments);
+        b.erased.insert(customer.to_string());
         Ok(true)
     }
 
@@ -937,7 +914,7 @@ impl Engine {
         let gone: Vec<(i64, String)> = self
             .expiry
             .iter()
-            .filter(|(_, c)| b.erased.contains_key(c))
+            .filter(|(_, c)| b.erased.contains(c))
             .cloned()
             .collect();
         for key in gone {

@@ -31,7 +31,7 @@ pub struct CustomerExport {
     /// The raw accumulators the features derive from (counts, decayed values, spend,
     /// category affinities, attributes).
     pub state: ProfileState,
-    /// Segment recorded in the membership index at the last write.
+    /// Segment recorded in the profile record at the last write.
     pub assigned_segment: Option<u16>,
     /// Distance to that segment's centroid when it was assigned (standardised units).
     pub assigned_distance: f64,

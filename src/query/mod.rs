@@ -51,7 +51,7 @@ pub struct Profile {
     pub segment: Option<u16>,
     /// Distance to that segment's centroid, in standardised units.
     pub segment_distance: Option<f64>,
-    /// Segment recorded in the membership index at the last write.
+    /// Segment recorded in the profile record at the last write.
     pub assigned_segment: Option<u16>,
     /// Propensity as of `as_of_ms` with the current model.
     pub propensity: f64,

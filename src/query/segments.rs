@@ -16,7 +16,7 @@ use serde::Serialize;
 pub struct SegmentInfo {
     /// Segment number.
     pub id: u16,
-    /// Profiles assigned to it in the membership index.
+    /// Profiles assigned to it (whose record's segment is this one).
     pub size: u64,
     /// A short description derived from the centroid.
     pub label: String,

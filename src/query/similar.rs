@@ -3,13 +3,14 @@
 //! Distance is Euclidean between standardised feature vectors, every profile evaluated as of the
 //! watermark from its record. [`search`] does that evaluation for the profiles a [`Scan`] names:
 //! all of them (`exact`), a shortlist taken from the in-memory lookalike index
-//! ([`super::lookalike_index`]; the indexed search), or — while that index is still being
-//! rebuilt after open — the members of the probed segments from the membership index. Either
-//! way the answer's distances are exact; only which profiles are looked at is approximate.
+//! ([`super::lookalike_index`]; the indexed search; while that index is still being rebuilt
+//! after open, the indexed search scans all of them too). Either way the answer's distances are
+//! exact; only which profiles are looked at is approximate.
 
 use crate::error::Result;
 use crate::features::vector::FeatureLayout;
 use crate::model::ModelState;
+use crate::storage::record::RecordCurrent;
 use crate::storage::Store;
 use serde::Serialize;
 use std::cmp::Ordering;
@@ -50,9 +51,6 @@ impl Ord for Candidate {
 pub(crate) enum Scan {
     /// Every profile (the exact search).
     All,
-    /// The members of these segments, from the membership index (while the lookalike index
-    /// is not built yet).
-    Segments(Vec<u16>),
     /// These customers: a shortlist from the lookalike index.
     Candidates(Vec<String>),
 }
@@ -72,19 +70,19 @@ pub(crate) fn search(
     let mut heap: BinaryHeap<Candidate> = BinaryHeap::with_capacity(k + 1);
     let mut x = vec![0.0; layout.dim()];
     let mut z = vec![0.0; layout.dim()];
-    let mut consider = |id: &str, bytes: &[u8]| -> Result<()> {
-        if id == exclude {
-            return Ok(());
+    // A damaged record must not fail every lookalike query: it is skipped (reads of that
+    // customer report it, and `persona check` lists it).
+    let decode = |id: &str, bytes: &[u8]| match store.decode_profile_current(id, bytes) {
+        Ok(rec) => Some(rec),
+        Err(e) => {
+            tracing::warn!("similar: skipping a candidate: {e}");
+            None
         }
-        // A damaged record must not fail every lookalike query: skip it (reads of that
-        // customer report it, and `persona check` lists it).
-        let rec = match store.decode_profile_current(id, bytes) {
-            Ok(rec) => rec,
-            Err(e) => {
-                tracing::warn!("similar: skipping a candidate: {e}");
-                return Ok(());
-            }
-        };
+    };
+    let mut consider = |id: &str, rec: &RecordCurrent| {
+        if id == exclude {
+            return;
+        }
         layout.write_vector(&rec.state, now, &mut x);
         model.scaler.transform(&x, &mut z);
         let d2: f64 = z.iter().zip(query).map(|(a, b)| (a - b) * (a - b)).sum();
@@ -94,28 +92,22 @@ pub(crate) fn search(
             heap.pop();
             heap.push(Candidate(d2, id.to_string()));
         }
-        Ok(())
     };
     match scan {
         Scan::All => {
             for item in store.scan_profiles() {
                 let (id, bytes) = item?;
-                consider(&id, &bytes)?;
+                if let Some(rec) = decode(&id, &bytes) {
+                    consider(&id, &rec);
+                }
             }
         }
         Scan::Candidates(ids) => {
             for id in ids {
                 // Gone since the shortlist was taken (erased): not a lookalike any more.
                 if let Some(bytes) = store.raw_profile(&id)? {
-                    consider(&id, &bytes)?;
-                }
-            }
-        }
-        Scan::Segments(segments) => {
-            for seg in segments {
-                for id in store.members(seg, None, usize::MAX)? {
-                    if let Some(bytes) = store.raw_profile(&id)? {
-                        consider(&id, &bytes)?;
+                    if let Some(rec) = decode(&id, &bytes) {
+                        consider(&id, &rec);
                     }
                 }
             }

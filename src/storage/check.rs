@@ -3,14 +3,16 @@
 //! [`check_store`] opens the sled database directly — no writer thread, no metadata
 //! initialisation, nothing inserted or removed — and verifies every key space:
 //!
-//! - `M`: the format byte and the settings fingerprint are present and decode;
+//! - `M`: the format byte (store format 1 or 2) and the settings fingerprint are present and
+//!   decode;
 //! - `P`: every profile record decodes, its key is a valid customer id, its numbers are finite,
 //!   its history is contiguous (`base` at version `version − history.len()`, `None` only at
 //!   version 0) and replaying the op log over `base` reproduces the stored state exactly;
-//! - `G`: the membership index equals the profiles' `segment` fields (missing and stray entries
-//!   are both reported) and every segment is below `k`;
+//! - `G`: only a store of format 1 may have these (its segment membership index, dropped at
+//!   the next open: counted, not judged); in a store of format 2 each is a problem;
 //! - `S`: the model state decodes, has the layout's dimensions and `k`, finite parameters, a
-//!   watermark equal to the latest event of any profile, and segment sizes equal to the index;
+//!   watermark equal to the latest event of any profile, and segment sizes equal to the number
+//!   of profiles whose `segment` is that segment (not judged while a profile is damaged);
 //! - `V`: every snapshot decodes, is keyed by its own version and is not newer than the model;
 //! - `Q`: the persisted expiry queue (checkpoint meta, chunks and deltas) decodes, and replayed
 //!   it holds exactly the open training examples the profile records give (missing and stray
@@ -22,7 +24,7 @@
 //! half-life) come from the store's own metadata, so no configuration file is needed.
 
 use super::record::ProfileRecord;
-use super::{codec, keys, queue, Fingerprint, Store};
+use super::{codec, keys, queue, Fingerprint, Store, LEGACY_INDEXED_FORMAT, STORE_FORMAT_VERSION};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::validate_customer_id;
@@ -44,10 +46,6 @@ pub enum ProblemKind {
     Undecodable,
     /// It decodes, but contradicts itself, the store's settings or another record.
     Inconsistent,
-    /// A profile is in a segment but the membership index has no entry for it.
-    MissingMember,
-    /// The membership index has an entry that no profile's segment matches.
-    StrayMember,
     /// A key outside the known key spaces.
     UnknownKey,
     /// A required key is absent.
@@ -80,8 +78,8 @@ pub struct CheckReport {
     pub keys: u64,
     /// Profile records.
     pub profiles: u64,
-    /// Membership-index entries.
-    pub members: u64,
+    /// Segment-membership entries of a store of format 1 (dropped when it is next opened).
+    pub legacy_members: u64,
     /// Model snapshots.
     pub snapshots: u64,
     /// Version of the model state, if it decodes.
@@ -163,13 +161,13 @@ pub fn check_store(path: &Path) -> Result<CheckReport> {
         path: path.to_path_buf(),
         keys: 0,
         profiles: 0,
-        members: 0,
+        legacy_members: 0,
         snapshots: 0,
         model_version: None,
         problems: Vec::new(),
         problems_total: 0,
     };
-    let fingerprint = check_meta(&db, &mut report)?;
+    let (format, fingerprint) = check_meta(&db, &mut report)?;
     let defaults = Config::new(path);
     let fp = fingerprint.unwrap_or_else(|| Fingerprint::of(&defaults));
     let params = FeatureParams {
@@ -178,15 +176,8 @@ pub fn check_store(path: &Path) -> Result<CheckReport> {
     };
     let k = usize::try_from(fp.segments).unwrap_or(usize::MAX);
     let profiles = check_profiles(&db, &params, k, &mut report)?;
-    let member_counts = check_members(&db, &profiles, k, &mut report)?;
-    let model = check_model(
-        &db,
-        &FeatureLayout::new(params),
-        k,
-        &profiles,
-        &member_counts,
-        &mut report,
-    )?;
+    check_legacy_members(&db, format, &mut report)?;
+    let model = check_model(&db, &FeatureLayout::new(params), k, &profiles, &mut report)?;
     let model_version = model.map(|(version, _)| version);
     report.model_version = model_version;
     check_snapshots(&db, model_version, &mut report)?;
@@ -199,22 +190,28 @@ pub fn check_store(path: &Path) -> Result<CheckReport> {
     Ok(report)
 }
 
-fn check_meta(db: &sled::Db, report: &mut CheckReport) -> Result<Option<Fingerprint>> {
+/// Checks the metadata; returns the store format (if readable) and the fingerprint.
+fn check_meta(
+    db: &sled::Db,
+    report: &mut CheckReport,
+) -> Result<(Option<u8>, Option<Fingerprint>)> {
     let mut fingerprint = None;
+    let mut format = None;
     for item in db.scan_prefix([keys::META]) {
         let (k, v) = item?;
         report.keys += 1;
         if &*k == keys::META_FORMAT {
-            if *v != [codec::FORMAT_VERSION] {
-                report.push(
+            match *v {
+                [f] if f == STORE_FORMAT_VERSION || f == LEGACY_INDEXED_FORMAT => format = Some(f),
+                _ => report.push(
                     &k,
                     ProblemKind::Inconsistent,
                     format!(
-                        "store format is {:?}; this build reads [{}]",
-                        &*v,
-                        codec::FORMAT_VERSION
+                        "store format is {:?}; this build reads [{LEGACY_INDEXED_FORMAT}] and \
+                         [{STORE_FORMAT_VERSION}]",
+                        &*v
                     ),
-                );
+                ),
             }
         } else if &*k == keys::META_CONFIG {
             match codec::decode::<Fingerprint>(&|| "metadata config".into(), &v) {
@@ -234,7 +231,7 @@ fn check_meta(db: &sled::Db, report: &mut CheckReport) -> Result<Option<Fingerpr
             );
         }
     }
-    Ok(fingerprint)
+    Ok((format, fingerprint))
 }
 
 /// What the other checks need to know about the profiles.
@@ -411,82 +408,26 @@ fn non_finite_field(s: &ProfileState) -> Option<&'static str> {
     None
 }
 
-/// Checks the index against the profiles; returns the number of entries per segment.
-fn check_members(
-    db: &sled::Db,
-    profiles: &ProfileSummary,
-    k: usize,
-    report: &mut CheckReport,
-) -> Result<HashMap<u16, u64>> {
-    let mut counts: HashMap<u16, u64> = HashMap::new();
-    let mut indexed: HashSet<&str> = HashSet::new();
+/// Counts the `G` keys of a format-1 store (its membership index, dropped at the next open);
+/// in a store of any other format each is a problem.
+fn check_legacy_members(db: &sled::Db, format: Option<u8>, report: &mut CheckReport) -> Result<()> {
     for item in db.scan_prefix([keys::MEMBER]) {
-        let (key, value) = item?;
+        let (key, _) = item?;
         report.keys += 1;
-        report.members += 1;
-        let Some((seg, id)) = keys::parse_member(&key) else {
+        if format == Some(LEGACY_INDEXED_FORMAT) {
+            report.legacy_members += 1;
+        } else {
             report.push(
                 &key,
-                ProblemKind::Undecodable,
-                "membership key is shorter than 4 bytes or its customer id is not UTF-8",
-            );
-            continue;
-        };
-        *counts.entry(seg).or_default() += 1;
-        if !value.is_empty() {
-            report.push(
-                &key,
-                ProblemKind::Inconsistent,
+                ProblemKind::UnknownKey,
                 format!(
-                    "membership value should be empty, has {} bytes",
-                    value.len()
+                    "segment-membership entry in a store of format {STORE_FORMAT_VERSION}, which \
+                     keeps none (only format {LEGACY_INDEXED_FORMAT} had the index)"
                 ),
             );
         }
-        if usize::from(seg) >= k {
-            report.push(
-                &key,
-                ProblemKind::Inconsistent,
-                format!("segment {seg} is out of range; the store has {k}"),
-            );
-        }
-        match profiles.segments.get_key_value(id) {
-            Some((stored_id, &s)) if s == seg => {
-                indexed.insert(stored_id.as_str());
-            }
-            _ if profiles.damaged.contains(id) => {}
-            Some((_, s)) => report.push(
-                &key,
-                ProblemKind::StrayMember,
-                format!("{id:?} is in segment {s} according to its profile, not {seg}"),
-            ),
-            None if db.contains_key(keys::profile(id))? => report.push(
-                &key,
-                ProblemKind::StrayMember,
-                format!("the profile of {id:?} has no segment"),
-            ),
-            None => report.push(
-                &key,
-                ProblemKind::StrayMember,
-                format!("{id:?} has no profile"),
-            ),
-        }
     }
-    let mut missing: Vec<(&String, u16)> = profiles
-        .segments
-        .iter()
-        .filter(|(id, _)| !indexed.contains(id.as_str()) && !profiles.damaged.contains(*id))
-        .map(|(id, s)| (id, *s))
-        .collect();
-    missing.sort();
-    for (id, seg) in missing {
-        report.push(
-            &keys::member(seg, id),
-            ProblemKind::MissingMember,
-            format!("profile {id:?} is in segment {seg} but the index has no entry for it"),
-        );
-    }
-    Ok(counts)
+    Ok(())
 }
 
 fn check_model(
@@ -494,7 +435,6 @@ fn check_model(
     layout: &FeatureLayout,
     k: usize,
     profiles: &ProfileSummary,
-    member_counts: &HashMap<u16, u64>,
     report: &mut CheckReport,
 ) -> Result<Option<(u64, i64)>> {
     for item in db.scan_prefix(keys::MODEL) {
@@ -530,18 +470,26 @@ fn check_model(
     for p in model_problems(&model, layout, k) {
         report.push(keys::MODEL, ProblemKind::Inconsistent, p);
     }
-    for (s, &size) in model.segment_sizes.iter().enumerate() {
-        let indexed = u16::try_from(s)
-            .ok()
-            .and_then(|s| member_counts.get(&s))
-            .copied()
-            .unwrap_or(0);
-        if size != indexed {
-            report.push(
-                keys::MODEL,
-                ProblemKind::Inconsistent,
-                format!("segment {s} has size {size} but the index lists {indexed} members"),
-            );
+    // A damaged record's segment is unknown (the record itself is reported): then the sizes
+    // cannot be judged.
+    if profiles.damaged.is_empty() {
+        let mut counts: HashMap<u16, u64> = HashMap::new();
+        for &seg in profiles.segments.values() {
+            *counts.entry(seg).or_default() += 1;
+        }
+        for (s, &size) in model.segment_sizes.iter().enumerate() {
+            let assigned = u16::try_from(s)
+                .ok()
+                .and_then(|s| counts.get(&s))
+                .copied()
+                .unwrap_or(0);
+            if size != assigned {
+                report.push(
+                    keys::MODEL,
+                    ProblemKind::Inconsistent,
+                    format!("segment {s} has size {size} but {assigned} profiles are in it"),
+                );
+            }
         }
     }
     if let Some(last) = profiles.last_seen_ms {

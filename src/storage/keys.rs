@@ -7,12 +7,12 @@
 //! | `M` | `M` + name (`format`, `config`) | metadata (see `docs/storage-format.md`) |
 //! | `S` | `S` | the current [`crate::model::ModelState`] record |
 //! | `P` | `P` + customer id (UTF-8) | a [`super::record::ProfileRecord`] |
-//! | `G` | `G` + segment (u16 big-endian) + customer id | empty: segment membership index |
+//! | `G` | `G` + segment (u16 big-endian) + customer id | store format 1 only: the segment membership index, dropped when such a store is opened (format 2 reads members from the records) |
 //! | `V` | `V` + model version (u64 big-endian) | a model-state snapshot |
 //! | `Q` | `Qm`; `Qc` + chunk (u32 big-endian); `Qd` + sequence (u64 big-endian) | the persisted expiry queue ([`super::queue`]) |
 //!
-//! Big-endian segment numbers make a prefix scan of `G` + segment list exactly that segment's
-//! members, in customer-id order (the stable cursor for paging).
+//! Format 2 writes no `G` key: keeping the index cost one or two more sled writes for every
+//! event that moved a customer between segments (see `docs/benchmarks.md`, round 5).
 
 /// Prefix of metadata keys.
 pub const META: u8 = b'M';
@@ -24,7 +24,8 @@ pub const META_CONFIG: &[u8] = b"Mconfig";
 pub const MODEL: &[u8] = b"S";
 /// Prefix of profile records.
 pub const PROFILE: u8 = b'P';
-/// Prefix of segment-membership entries.
+/// Prefix of the segment-membership entries of store format 1 (no longer written; see
+/// [`crate::storage::LEGACY_INDEXED_FORMAT`]).
 pub const MEMBER: u8 = b'G';
 
 /// Prefix of model snapshots.
@@ -60,7 +61,7 @@ pub fn profile(customer_id: &str) -> Vec<u8> {
     k
 }
 
-/// Key of a membership entry.
+/// Key of a (format 1) membership entry.
 pub fn member(segment: u16, customer_id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(3 + customer_id.len());
     k.push(MEMBER);
@@ -69,13 +70,7 @@ pub fn member(segment: u16, customer_id: &str) -> Vec<u8> {
     k
 }
 
-/// Prefix of one segment's membership entries.
-pub fn member_prefix(segment: u16) -> [u8; 3] {
-    let [a, b] = segment.to_be_bytes();
-    [MEMBER, a, b]
-}
-
-/// Splits a membership key into segment and customer id.
+/// Splits a (format 1) membership key into segment and customer id.
 pub fn parse_member(key: &[u8]) -> Option<(u16, &str)> {
     if key.len() < 4 || key[0] != MEMBER {
         return None;
@@ -104,7 +99,6 @@ mod tests {
         let k = member(258, "c9");
         assert_eq!(k, b"G\x01\x02c9");
         assert_eq!(parse_member(&k), Some((258, "c9")));
-        assert!(k.starts_with(&member_prefix(258)));
         assert_eq!(parse_member(b"G\x01"), None);
         assert_eq!(parse_snapshot(&snapshot(7)), Some(7));
         assert_eq!(parse_snapshot(b"V12"), None);

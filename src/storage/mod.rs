@@ -27,6 +27,18 @@ use std::path::{Path, PathBuf};
 /// which sled 0.34 does not fsync; 8 MiB segments keep every record we write inline in the log.
 const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
 
+/// The store's layout version, kept under [`keys::META_FORMAT`]. Version 2 keeps no segment
+/// membership index (the `G` key space of version 1): a segment's members are read from the
+/// profile records' `segment` fields. See `docs/storage-format.md`.
+pub const STORE_FORMAT_VERSION: u8 = 2;
+
+/// The format written before 2026-12-01, with the `G` membership index: opening such a store
+/// drops the index and records [`STORE_FORMAT_VERSION`].
+pub const LEGACY_INDEXED_FORMAT: u8 = 1;
+
+/// Membership keys removed per batch when a format-1 store is migrated.
+const MIGRATION_CHUNK: usize = 10_000;
+
 /// sled's log file inside the data directory: the file fsync durability `fdatasync`s.
 pub const LOG_FILE: &str = "db";
 
@@ -159,11 +171,11 @@ impl Store {
         match self.db.get(keys::META_FORMAT)? {
             Some(v) => {
                 let found = v.first().copied().unwrap_or(0);
-                if found != codec::FORMAT_VERSION {
+                if found != STORE_FORMAT_VERSION && found != LEGACY_INDEXED_FORMAT {
                     return Err(Error::UnsupportedVersion {
                         key: "store format".into(),
                         found,
-                        supported: codec::FORMAT_VERSION,
+                        supported: STORE_FORMAT_VERSION,
                     });
                 }
                 let stored: Fingerprint = match self.db.get(keys::META_CONFIG)? {
@@ -183,16 +195,54 @@ impl Store {
                         configured: c,
                     });
                 }
+                if found == LEGACY_INDEXED_FORMAT {
+                    self.drop_membership_index()?;
+                }
             }
             None => {
                 let mut batch = sled::Batch::default();
-                batch.insert(keys::META_FORMAT, &[codec::FORMAT_VERSION]);
+                batch.insert(keys::META_FORMAT, &[STORE_FORMAT_VERSION]);
                 batch.insert(keys::META_CONFIG, codec::encode(&wanted));
                 self.db.apply_batch(batch)?;
                 self.db.flush()?;
                 self.sync_log()?;
             }
         }
+        Ok(())
+    }
+
+    /// Migrates a store of format 1 to [`STORE_FORMAT_VERSION`]: removes its segment
+    /// membership index (the `G` keys), a chunk per batch, then records the new format in the
+    /// last batch. Interrupted, it resumes at the next open (the format is still 1 until the
+    /// end, and removing a removed key is a no-op).
+    fn drop_membership_index(&self) -> Result<()> {
+        let started = std::time::Instant::now();
+        let mut removed = 0u64;
+        loop {
+            let mut batch = sled::Batch::default();
+            let mut n = 0usize;
+            for item in self.db.scan_prefix([keys::MEMBER]).take(MIGRATION_CHUNK) {
+                let (k, _) = item?;
+                batch.remove(k);
+                n += 1;
+            }
+            removed += n as u64;
+            let last = n < MIGRATION_CHUNK;
+            if last {
+                batch.insert(keys::META_FORMAT, &[STORE_FORMAT_VERSION]);
+            }
+            self.db.apply_batch(batch)?;
+            if last {
+                break;
+            }
+        }
+        self.db.flush()?;
+        self.sync_log()?;
+        tracing::info!(
+            "store format 1 -> {STORE_FORMAT_VERSION}: dropped {removed} segment-membership \
+             entries in {:.1?} (segments are now read from the profile records)",
+            started.elapsed()
+        );
         Ok(())
     }
 
@@ -455,43 +505,33 @@ impl Store {
         queue::stored_keys(&self.db)
     }
 
-    /// Members of `segment` with ids after `after` (exclusive), at most `limit`.
+    /// Members of `segment` with ids after `after` (exclusive), at most `limit`, in id order:
+    /// the profiles whose record's `segment` is `segment`, found by scanning the records from
+    /// `after` and decoding each one's leading fields (a page costs the records scanned to
+    /// fill it: about `limit` divided by the segment's share of the profiles).
+    ///
+    /// A record that does not decode is skipped with a warning, as by the lookalike search: a
+    /// damaged record breaks only its own customer (reads of it report the damage, and
+    /// `persona check` names it).
     ///
     /// # Errors
     /// [`Error::Storage`] if sled fails.
     pub fn members(&self, segment: u16, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
-        let prefix = keys::member_prefix(segment);
-        let start = match after {
-            Some(a) => {
-                let mut k = keys::member(segment, a);
-                k.push(0);
-                k
-            }
-            None => prefix.to_vec(),
-        };
         let mut out = Vec::new();
-        for item in self.db.range(start..) {
-            let (k, _) = item?;
-            if !k.starts_with(&prefix) || out.len() >= limit {
-                break;
-            }
-            if let Some((_, id)) = keys::parse_member(&k) {
-                out.push(id.to_string());
-            }
+        if limit == 0 {
+            return Ok(out);
         }
-        Ok(out)
-    }
-
-    /// The segments (of `0..k`) that have a membership entry for `customer_id`: normally at
-    /// most one, the record's own.
-    ///
-    /// # Errors
-    /// [`Error::Storage`] if sled fails.
-    pub fn member_segments(&self, customer_id: &str, k: usize) -> Result<Vec<u16>> {
-        let mut out = Vec::new();
-        for s in (0..k).map_while(|s| u16::try_from(s).ok()) {
-            if self.db.contains_key(keys::member(s, customer_id))? {
-                out.push(s);
+        for item in self.profiles_after(after) {
+            let (id, bytes) = item?;
+            match self.decode_profile_current(&id, &bytes) {
+                Ok(rec) if rec.segment == Some(segment) => {
+                    out.push(id);
+                    if out.len() >= limit {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("segment members: skipping a record: {e}"),
             }
         }
         Ok(out)
