@@ -1117,7 +1117,8 @@ impl Db {
     }
 
     /// Re-assigns every profile to its nearest segment as of now (and the segment sizes and
-    /// statistics with it), in batches of `batch` profiles, each its own commit so ingestion interleaves.
+    /// statistics with it), in batches of `batch` profiles, each its own commit so ingestion
+    /// interleaves.
     /// With `refit`, first refits the centroids by mini-batch k-means over a sample of profiles.
     /// When profiles changed segment, the lookalike index then re-trains its sub-lists (see
     /// docs/architecture.md, "Lookalikes"; not timed separately).

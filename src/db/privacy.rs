@@ -3,8 +3,8 @@
 //!
 //! Erasure goes through the writer like any write: one maintenance batch removes the profile
 //! record (with its history, de-duplication window, pending training example and segment), the
-//! customer's entry in the writer's label-expiry queue and their
-//! share of the per-segment statistics, in ONE atomic sled batch, made as durable as configured.
+//! customer's entry in the writer's label-expiry queue and their share of the per-segment
+//! statistics, in ONE atomic sled batch, made as durable as configured.
 //! Nothing else holds a customer id: the model state and its snapshots are aggregates.
 //!
 //! Limit: sled 0.34 appends to a log; the bytes of an erased record stay in old log segments

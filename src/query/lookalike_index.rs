@@ -18,8 +18,8 @@
 //!
 //! **Layout.** Rows are partitioned in two levels. First by segment (the record's `segment`,
 //! as `Db::segment_members` lists them; one more group for profiles without a segment); then
-//! each group into up to 64 **sub-lists** by k-means over the rows' time-independent codes ([`sublists`]),
-//! about 1,000–2,000 rows each. A row's sub-list is the sub-centroid nearest to its codes, so
+//! each group into up to 64 **sub-lists** by k-means over the rows' time-independent codes
+//! ([`sublists`]), about 1,000–2,000 rows each. A row's sub-list is the sub-centroid nearest to its codes, so
 //! it is a function of the row and the group's centroids alone; the writer moves a row when its
 //! segment or its codes change. A query takes the sub-lists of the probed segments, ranks them
 //! by the distance from the query to their centroids (current scaler), and scans whole

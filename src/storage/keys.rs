@@ -70,15 +70,6 @@ pub fn member(segment: u16, customer_id: &str) -> Vec<u8> {
     k
 }
 
-/// Splits a (format 1) membership key into segment and customer id.
-pub fn parse_member(key: &[u8]) -> Option<(u16, &str)> {
-    if key.len() < 4 || key[0] != MEMBER {
-        return None;
-    }
-    let seg = u16::from_be_bytes([key[1], key[2]]);
-    std::str::from_utf8(&key[3..]).ok().map(|id| (seg, id))
-}
-
 /// The customer id of a profile key.
 pub fn parse_profile(key: &[u8]) -> Option<&str> {
     match key.split_first() {
@@ -98,8 +89,6 @@ mod tests {
         assert_eq!(parse_profile(b"P"), None);
         let k = member(258, "c9");
         assert_eq!(k, b"G\x01\x02c9");
-        assert_eq!(parse_member(&k), Some((258, "c9")));
-        assert_eq!(parse_member(b"G\x01"), None);
         assert_eq!(parse_snapshot(&snapshot(7)), Some(7));
         assert_eq!(parse_snapshot(b"V12"), None);
     }
