@@ -89,6 +89,13 @@ pub struct Config {
     pub max_batch_delay_us: u64,
     /// sled page-cache size in MiB. Default 256.
     pub cache_capacity_mb: u64,
+    /// zstd level (1–22) sled compresses its log with, or 0 for no compression (the default).
+    /// Takes effect when a store is created: sled records whether a store is compressed, and a
+    /// store is always opened the way it was created (a different setting is logged and
+    /// ignored; `persona compact --compression-level` converts a store). Compression keeps the
+    /// store at about a third of the disk space, at the cost of ingest speed and of reopen time
+    /// (see docs/benchmarks.md).
+    pub compression_level: u8,
     /// Capacity of the queue in front of the writer, in requests. Default 4096.
     pub queue_capacity: usize,
     /// How many recent event ids per customer are remembered for de-duplication. Default 512.
@@ -173,6 +180,8 @@ pub const MAX_SEGMENTS: usize = 256;
 pub const MAX_TTL_DAYS: f64 = 365_000.0;
 /// Most category buckets a store may have.
 pub const MAX_CATEGORY_BUCKETS: usize = 64;
+/// Highest zstd level [`Config::compression_level`] allows (zstd's own maximum).
+pub const MAX_COMPRESSION_LEVEL: u8 = 22;
 
 impl Config {
     /// Defaults for a store at `path`.
@@ -188,6 +197,7 @@ impl Config {
             max_batch: 1024,
             max_batch_delay_us: 200,
             cache_capacity_mb: 256,
+            compression_level: 0,
             queue_capacity: 4096,
             dedupe_window: 512,
             category_buckets: 16,
@@ -256,6 +266,12 @@ impl Config {
     /// Sets [`Config::cache_capacity_mb`].
     pub fn cache_capacity_mb(mut self, mb: u64) -> Config {
         self.cache_capacity_mb = mb;
+        self
+    }
+
+    /// Sets [`Config::compression_level`].
+    pub fn compression_level(mut self, level: u8) -> Config {
+        self.compression_level = level;
         self
     }
 
@@ -377,6 +393,12 @@ impl Config {
             1e6,
         )?;
         range("cache_capacity_mb", self.cache_capacity_mb as f64, 1.0, 1e6)?;
+        range(
+            "compression_level",
+            f64::from(self.compression_level),
+            0.0,
+            f64::from(MAX_COMPRESSION_LEVEL),
+        )?;
         range("queue_capacity", self.queue_capacity as f64, 1.0, 1e6)?;
         range("dedupe_window", self.dedupe_window as f64, 1.0, 4096.0)?;
         range("silent_horizons", self.silent_horizons as f64, 0.0, 1000.0)?;
@@ -480,7 +502,8 @@ impl Config {
     /// # Ok::<(), persona::Error>(())
     /// ```
     pub fn from_toml_str(path: impl AsRef<Path>, text: &str) -> Result<Config> {
-        let f: ConfigFile = toml::from_str(text).map_err(|e| Error::Config(e.message().into()))?;
+        let f: ConfigFile =
+            toml::from_str(text).map_err(|e| Error::Config(toml_message(text, &e)))?;
         let mut c = Config::new(path);
         if let Some(v) = f.segments {
             c = c.segments(v);
@@ -498,6 +521,7 @@ impl Config {
         set(&mut c.max_batch, f.max_batch);
         set(&mut c.max_batch_delay_us, f.max_batch_delay_us);
         set(&mut c.cache_capacity_mb, f.cache_capacity_mb);
+        set(&mut c.compression_level, f.compression_level);
         set(&mut c.queue_capacity, f.queue_capacity);
         set(&mut c.dedupe_window, f.dedupe_window);
         set(&mut c.category_buckets, f.category_buckets);
@@ -547,6 +571,19 @@ fn strip_prefix(e: &Error) -> String {
 }
 
 /// The TOML file's shape: every key optional, unknown keys rejected.
+/// A TOML error's message with the line it is on (toml's message alone does not say which key
+/// a bad value belongs to).
+pub(crate) fn toml_message(text: &str, e: &toml::de::Error) -> String {
+    let at = e
+        .span()
+        .and_then(|span| text.get(..span.start))
+        .map(|before| before.matches('\n').count());
+    match at.and_then(|n| text.lines().nth(n).map(|line| (n, line.trim()))) {
+        Some((n, line)) => format!("{} (line {}: `{line}`)", e.message(), n + 1),
+        None => e.message().into(),
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
@@ -559,6 +596,7 @@ struct ConfigFile {
     max_batch: Option<usize>,
     max_batch_delay_us: Option<u64>,
     cache_capacity_mb: Option<u64>,
+    compression_level: Option<u8>,
     queue_capacity: Option<usize>,
     dedupe_window: Option<usize>,
     category_buckets: Option<usize>,
@@ -605,6 +643,7 @@ mod tests {
             max_batch = 64
             max_batch_delay_us = 0
             cache_capacity_mb = 32
+            compression_level = 3
             dedupe_window = 8
             category_buckets = 16
             seed = 7
@@ -620,6 +659,7 @@ mod tests {
         assert_eq!(c.max_batch, 64);
         assert_eq!(c.max_batch_delay_us, 0);
         assert_eq!(c.cache_capacity_mb, 32);
+        assert_eq!(c.compression_level, 3);
         assert_eq!(c.dedupe_window, 8);
         assert_eq!(c.category_buckets, 16);
         assert_eq!(c.model.seed, 7);
@@ -641,6 +681,13 @@ mod tests {
             assert!(m.contains("must be a number of days > 0"), "{m}");
         }
         assert!(msg("purge_interval_secs = 0").contains("purge_interval_secs = 0 is out of range"));
+        assert!(msg("compression_level = 23")
+            .contains("compression_level = 23 is out of range; allowed 0..=22"));
+        let m = msg("compression_level = -1");
+        assert!(
+            m.contains("expected u8 (line 1: `compression_level = -1`)"),
+            "{m}"
+        );
     }
 
     #[test]

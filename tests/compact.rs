@@ -57,7 +57,7 @@ fn compaction_keeps_every_key_and_value_and_shrinks_the_store() -> TestResult {
     std::fs::create_dir(temp_path(&dir))?;
     std::fs::write(temp_path(&dir).join("junk"), b"partial copy")?;
 
-    let report = compact(&dir, 64)?;
+    let report = compact(&dir, 64, None)?;
     assert!(report.keys as usize == before.len(), "{report:?}");
     assert!(
         report.bytes_after < report.bytes_before,
@@ -83,16 +83,100 @@ fn compaction_keeps_every_key_and_value_and_shrinks_the_store() -> TestResult {
 }
 
 #[test]
+fn compression_is_chosen_at_creation_kept_at_reopen_and_changed_by_compaction() -> TestResult {
+    use persona::storage::stored_compression;
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("store");
+    assert_eq!(stored_compression(&dir), None, "no store yet");
+    // Created compressed.
+    let db = Db::open_with(config(&dir).compression_level(3))?;
+    db.ingest(Event::new(
+        "c1",
+        1_700_000_000_000,
+        persona::EventKind::View,
+    ))?;
+    db.close()?;
+    drop(db);
+    assert_eq!(stored_compression(&dir), Some(true));
+    // Reopened by a configuration that asks for none: still compressed, still readable and
+    // writable (sled itself would refuse a different setting).
+    let db = Db::open_with(config(&dir))?;
+    assert_eq!(db.profile("c1")?.map(|p| p.event_count), Some(1));
+    db.ingest(Event::new(
+        "c1",
+        1_700_000_001_000,
+        persona::EventKind::View,
+    ))?;
+    db.close()?;
+    drop(db);
+    assert_eq!(stored_compression(&dir), Some(true));
+    assert!(check_store(&dir)?.is_clean());
+    let before = dump(&dir)?;
+
+    // Compaction keeps it unless told otherwise, and converts both ways.
+    compact(&dir, 64, None)?;
+    assert_eq!(stored_compression(&dir), Some(true));
+    compact(&dir, 64, Some(0))?;
+    assert_eq!(stored_compression(&dir), Some(false));
+    assert_eq!(dump(&dir)?, before);
+    compact(&dir, 64, Some(1))?;
+    assert_eq!(stored_compression(&dir), Some(true));
+    assert_eq!(dump(&dir)?, before);
+
+    // An uncompressed store opened with a compression level stays uncompressed.
+    compact(&dir, 64, Some(0))?;
+    let db = Db::open_with(config(&dir).compression_level(5))?;
+    assert_eq!(db.profile("c1")?.map(|p| p.event_count), Some(2));
+    db.close()?;
+    drop(db);
+    assert_eq!(stored_compression(&dir), Some(false));
+    Ok(())
+}
+
+#[test]
+fn a_compressed_store_is_smaller_on_disk() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let plain = tmp.path().join("plain");
+    populated(&plain)?;
+    let packed = tmp.path().join("packed");
+    // The same store, compacted into each form, so that only compression differs.
+    let p = compact(&plain, 64, Some(0))?.bytes_after;
+    copy_dir(&plain, &packed)?;
+    let z = compact(&packed, 64, Some(3))?.bytes_after;
+    assert_eq!(dump(&packed)?, dump(&plain)?);
+    // Small stores carry sled's fixed overhead, which does not compress: a quarter at least.
+    assert!(
+        z * 4 < p * 3,
+        "compressed {z} bytes against {p} uncompressed"
+    );
+    Ok(())
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
 fn a_store_in_use_or_missing_is_refused_and_left_alone() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path().join("store");
-    let err = compact(&dir, 64).unwrap_err().to_string();
+    let err = compact(&dir, 64, None).unwrap_err().to_string();
     assert!(err.contains("holds no store"), "{err}");
 
     populated(&dir)?;
     let before = dump(&dir)?;
     let db = Db::open_with(config(&dir))?;
-    let err = compact(&dir, 64).unwrap_err();
+    let err = compact(&dir, 64, None).unwrap_err();
     assert!(
         matches!(&err, persona::Error::Storage(e) if persona::storage::is_lock_error(e)),
         "{err}"

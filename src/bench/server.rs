@@ -274,8 +274,13 @@ fn serve_config(cfg: &ServerBenchConfig) -> Result<PathBuf> {
         Some(file) => {
             let text = std::fs::read_to_string(file)
                 .map_err(|e| Error::Config(format!("cannot read {}: {e}", file.display())))?;
-            text.parse::<toml::Table>()
-                .map_err(|e| Error::Config(format!("{}: {}", file.display(), e.message())))?
+            text.parse::<toml::Table>().map_err(|e| {
+                Error::Config(format!(
+                    "{}: {}",
+                    file.display(),
+                    crate::config::toml_message(&text, &e)
+                ))
+            })?
         }
         None => toml::Table::new(),
     };

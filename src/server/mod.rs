@@ -236,8 +236,12 @@ impl ServerConfig {
     /// ```
     pub fn from_toml_str(text: &str) -> Result<ServerConfig> {
         use crate::error::Error;
-        let file: FileWithServer = toml::from_str(text)
-            .map_err(|e| Error::Config(format!("[server]: {}", e.message())))?;
+        let file: FileWithServer = toml::from_str(text).map_err(|e| {
+            Error::Config(format!(
+                "[server]: {}",
+                crate::config::toml_message(text, &e)
+            ))
+        })?;
         let mut c = ServerConfig::default();
         let Some(f) = file.server else {
             return Ok(c);

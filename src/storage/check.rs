@@ -156,7 +156,8 @@ pub fn check_store(path: &Path) -> Result<CheckReport> {
             path.display()
         )));
     }
-    let db = super::open_sled(path, 64)?;
+    // Level 0: as the store was created.
+    let db = super::open_sled(path, 64, 0)?;
     let mut report = CheckReport {
         path: path.to_path_buf(),
         keys: 0,

@@ -14,7 +14,9 @@
 //! compaction. The store must be closed: sled's file lock makes a compaction of a store that a
 //! process has open fail instead of copying a moving target.
 
-use super::{create_private_dir, open_sled, wait_unlocked};
+use super::{
+    create_private_dir, open_sled, stored_compression, wait_unlocked, FALLBACK_COMPRESSION_LEVEL,
+};
 use crate::error::{Error, Result};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -51,14 +53,20 @@ pub fn temp_path(path: &Path) -> PathBuf {
 }
 
 /// Compacts the closed store at `path` (see the module documentation). `cache_capacity_mb`
-/// sizes sled's cache for both databases during the copy.
+/// sizes sled's cache for both databases during the copy. `compression_level` is the zstd
+/// level of the copy (0: uncompressed), which is how a store changes compression; None keeps
+/// the store's (see [`crate::Config::compression_level`]).
 ///
 /// # Errors
 /// [`Error::Config`] if `path` holds no store; [`Error::Storage`] if sled fails (including when
 /// another process has the store open); [`Error::Io`] if the copy cannot be written, synced or
 /// swapped in (the store is then unchanged); [`Error::Corruption`] if the copy does not verify
 /// (the store is unchanged and the copy removed).
-pub fn compact(path: &Path, cache_capacity_mb: u64) -> Result<CompactReport> {
+pub fn compact(
+    path: &Path,
+    cache_capacity_mb: u64,
+    compression_level: Option<u8>,
+) -> Result<CompactReport> {
     let start = Instant::now();
     if !path.join("conf").is_file() {
         return Err(Error::Config(format!(
@@ -70,14 +78,18 @@ pub fn compact(path: &Path, cache_capacity_mb: u64) -> Result<CompactReport> {
     let bytes_before = dir_size(path)?;
     let (keys, logical_bytes) = {
         // Holding the store's lock from here on also keeps a second compaction out of `tmp`.
-        let old = open_sled(path, cache_capacity_mb)?;
+        let old = open_sled(path, cache_capacity_mb, 0)?;
         if tmp.exists() {
             // A previous compaction stopped before its exchange (a partial copy) or after it
             // (the old store): either way nothing in it is needed.
             std::fs::remove_dir_all(&tmp)?;
         }
         create_private_dir(&tmp)?;
-        let new = open_sled(&tmp, cache_capacity_mb)?;
+        let level = compression_level.unwrap_or(match stored_compression(path) {
+            Some(true) => FALLBACK_COMPRESSION_LEVEL,
+            _ => 0,
+        });
+        let new = open_sled(&tmp, cache_capacity_mb, level)?;
         let copied = copy_all(&old, &new);
         let copied = copied.and_then(|c| {
             new.flush()?;

@@ -42,21 +42,68 @@ const MIGRATION_CHUNK: usize = 10_000;
 /// sled's log file inside the data directory: the file fsync durability `fdatasync`s.
 pub const LOG_FILE: &str = "db";
 
-/// The sled configuration a store is opened with (cache, segment size, background flush), so a
-/// raw-sled baseline (`persona bench`) runs under the same settings.
-/// sled refuses to reopen a store with a different segment size.
+/// The sled configuration a store is opened with (cache, segment size, background flush,
+/// compression), so a raw-sled baseline (`persona bench`) runs under the same settings.
+/// sled refuses to reopen a store with a different segment size or compression; a store that
+/// exists is opened with the compression it was created with (see [`Config::compression_level`]).
 pub fn sled_config(config: &Config) -> sled::Config {
-    sled_config_at(&config.path, config.cache_capacity_mb)
+    sled_config_at(
+        &config.path,
+        config.cache_capacity_mb,
+        config.compression_level,
+    )
 }
 
-/// [`sled_config`] for a directory and cache size ([`check_store`](check::check_store) opens a
-/// store without its configuration).
-fn sled_config_at(path: &Path, cache_capacity_mb: u64) -> sled::Config {
+/// [`sled_config`] for a directory, cache size and requested zstd level (0: none), which
+/// applies only if no store exists there yet ([`check_store`](check::check_store) opens a store
+/// without its configuration).
+fn sled_config_at(path: &Path, cache_capacity_mb: u64, compression_level: u8) -> sled::Config {
+    let level = effective_compression(path, compression_level);
     sled::Config::new()
         .path(path)
         .cache_capacity(cache_capacity_mb * 1024 * 1024)
         .segment_size(SEGMENT_SIZE)
         .flush_every_ms(Some(500))
+        .use_compression(level > 0)
+        .compression_factor(i32::from(level.max(1)))
+}
+
+/// zstd level new writes of a compressed store use when the configuration asks for none (the
+/// store was created compressed by another configuration).
+pub(crate) const FALLBACK_COMPRESSION_LEVEL: u8 = 1;
+
+/// Whether the sled database in `dir` was created compressed, as its `conf` file records; None
+/// when there is no readable `conf` (no store yet, or one sled itself will report on).
+pub fn stored_compression(dir: &Path) -> Option<bool> {
+    let bytes = std::fs::read(dir.join("conf")).ok()?;
+    // The parameters as `key: value` lines, then a CRC32 of them (4 bytes).
+    let text = bytes.get(..bytes.len().checked_sub(4)?)?;
+    String::from_utf8_lossy(text)
+        .lines()
+        .find_map(|line| line.strip_prefix("use_compression: "))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// The zstd level (0: none) to open the store at `path` with: `requested` for a new store, else
+/// whether it was created compressed (sled cannot change that), with the requested level for
+/// new writes when there is one.
+fn effective_compression(path: &Path, requested: u8) -> u8 {
+    match stored_compression(path) {
+        None => requested,
+        Some(true) if requested == 0 => FALLBACK_COMPRESSION_LEVEL,
+        Some(true) => requested,
+        Some(false) => {
+            if requested > 0 {
+                tracing::warn!(
+                    "the store at {} was created without compression: compression_level = \
+                     {requested} applies to new stores only (`persona compact \
+                     --compression-level {requested}` converts this one)",
+                    path.display()
+                );
+            }
+            0
+        }
+    }
 }
 
 /// The logical size of a store: what its keys and values add up to (see [`Store::logical_size`]).
@@ -150,7 +197,11 @@ impl Store {
     /// [`Error::UnsupportedVersion`] for an incompatible store.
     pub fn open(config: &Config) -> Result<Store> {
         create_private_dir(&config.path)?;
-        let db = open_sled(&config.path, config.cache_capacity_mb)?;
+        let db = open_sled(
+            &config.path,
+            config.cache_capacity_mb,
+            config.compression_level,
+        )?;
         let log_path = config.path.join(LOG_FILE);
         let log_file = File::open(&log_path).ok();
         let store = Store {
@@ -635,11 +686,11 @@ impl Store {
 /// process was closed and dropped; reopening right away (a test, `persona check` then `Db::open`)
 /// must not fail because of that. A lock held by another process is still reported, after the
 /// wait.
-fn open_sled(path: &Path, cache_capacity_mb: u64) -> Result<sled::Db> {
+fn open_sled(path: &Path, cache_capacity_mb: u64, compression_level: u8) -> Result<sled::Db> {
     const ATTEMPTS: u32 = 150;
     let mut attempt = 1;
     loop {
-        match sled_config_at(path, cache_capacity_mb).open() {
+        match sled_config_at(path, cache_capacity_mb, compression_level).open() {
             Err(e) if is_lock_error(&e) && attempt < ATTEMPTS => {
                 attempt += 1;
                 std::thread::sleep(std::time::Duration::from_millis(20));
