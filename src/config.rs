@@ -89,6 +89,9 @@ pub struct Config {
     pub max_batch_delay_us: u64,
     /// sled page-cache size in MiB. Default 256.
     pub cache_capacity_mb: u64,
+    /// Budget in MiB of the writer's cache of the profile records it wrote last (encoded), which
+    /// spares the next event of a recent customer a sled read. Default 64; 0 turns it off.
+    pub record_cache_mb: u64,
     /// zstd level (1–22) sled compresses its log with, or 0 for no compression (the default).
     /// Takes effect when a store is created: sled records whether a store is compressed, and a
     /// store is always opened the way it was created (a different setting is logged and
@@ -198,6 +201,7 @@ impl Config {
             max_batch_delay_us: 200,
             cache_capacity_mb: 256,
             compression_level: 0,
+            record_cache_mb: 64,
             queue_capacity: 4096,
             dedupe_window: 512,
             category_buckets: 16,
@@ -266,6 +270,12 @@ impl Config {
     /// Sets [`Config::cache_capacity_mb`].
     pub fn cache_capacity_mb(mut self, mb: u64) -> Config {
         self.cache_capacity_mb = mb;
+        self
+    }
+
+    /// Sets [`Config::record_cache_mb`].
+    pub fn record_cache_mb(mut self, mb: u64) -> Config {
+        self.record_cache_mb = mb;
         self
     }
 
@@ -393,6 +403,7 @@ impl Config {
             1e6,
         )?;
         range("cache_capacity_mb", self.cache_capacity_mb as f64, 1.0, 1e6)?;
+        range("record_cache_mb", self.record_cache_mb as f64, 0.0, 1e6)?;
         range(
             "compression_level",
             f64::from(self.compression_level),
@@ -522,6 +533,7 @@ impl Config {
         set(&mut c.max_batch_delay_us, f.max_batch_delay_us);
         set(&mut c.cache_capacity_mb, f.cache_capacity_mb);
         set(&mut c.compression_level, f.compression_level);
+        set(&mut c.record_cache_mb, f.record_cache_mb);
         set(&mut c.queue_capacity, f.queue_capacity);
         set(&mut c.dedupe_window, f.dedupe_window);
         set(&mut c.category_buckets, f.category_buckets);
@@ -597,6 +609,7 @@ struct ConfigFile {
     max_batch_delay_us: Option<u64>,
     cache_capacity_mb: Option<u64>,
     compression_level: Option<u8>,
+    record_cache_mb: Option<u64>,
     queue_capacity: Option<usize>,
     dedupe_window: Option<usize>,
     category_buckets: Option<usize>,
@@ -644,6 +657,7 @@ mod tests {
             max_batch_delay_us = 0
             cache_capacity_mb = 32
             compression_level = 3
+            record_cache_mb = 0
             dedupe_window = 8
             category_buckets = 16
             seed = 7
@@ -660,6 +674,7 @@ mod tests {
         assert_eq!(c.max_batch_delay_us, 0);
         assert_eq!(c.cache_capacity_mb, 32);
         assert_eq!(c.compression_level, 3);
+        assert_eq!(c.record_cache_mb, 0);
         assert_eq!(c.dedupe_window, 8);
         assert_eq!(c.category_buckets, 16);
         assert_eq!(c.model.seed, 7);

@@ -123,6 +123,34 @@ fn others(db: &Db) -> Result<Vec<serde_json::Value>> {
         .collect()
 }
 
+/// An erased customer who comes back starts from nothing: no earlier event, attribute or
+/// de-duplicated id survives in the writer (its cache of recent records included).
+#[test]
+fn a_customer_who_returns_after_erasure_starts_a_new_profile() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = Db::open_with(config(dir.path()))?;
+    populate(&db)?;
+    assert_eq!(db.profile(VICTIM)?.map(|p| p.event_count), Some(6));
+    assert!(db.erase(VICTIM)?);
+    // The same event id as before the erasure is a new event now, not a duplicate.
+    let ack = db.ingest(
+        Event::new(VICTIM, T0 + 30 * DAY, EventKind::View).with_id(format!("{VICTIM}-event-0")),
+    )?;
+    assert!(!ack.duplicate, "{ack:?}");
+    let p = db.profile(VICTIM)?.expect("a new profile");
+    assert_eq!(p.event_count, 1);
+    assert_eq!(p.version, 1);
+    assert!(p.attributes.is_empty(), "{:?}", p.attributes);
+    assert_eq!(p.first_seen_ms, Some(T0 + 30 * DAY));
+    db.close()?;
+    drop(db);
+    // And so it stays once reopened.
+    let db = Db::open_with(config(dir.path()))?;
+    assert_eq!(db.profile(VICTIM)?.map(|p| p.event_count), Some(1));
+    db.close()?;
+    Ok(())
+}
+
 #[test]
 fn erase_leaves_no_trace_of_the_customer() -> Result<()> {
     let dir = tempfile::tempdir()?;

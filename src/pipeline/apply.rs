@@ -13,6 +13,7 @@
 //! `silent_horizons`). These silent-period examples cost no writes: they are derived from the
 //! unchanged stored state, and stored only when the customer's state changes while one is open.
 
+use super::recent::RecentRecords;
 use super::{Ack, Item};
 use crate::config::Config;
 use crate::config::DriftReaction;
@@ -57,6 +58,8 @@ pub(crate) struct Engine {
     /// Records read from sled ahead of the current round ([`Engine::prefetch`]), undecoded;
     /// None for a customer without a record.
     prefetched: HashMap<String, Option<sled::IVec>>,
+    /// The records this writer wrote last, newest version each (see [`RecentRecords`]).
+    recent: RecentRecords,
 }
 
 /// Batches the writer has handed to the apply stage, oldest first, each with its sequence
@@ -249,6 +252,10 @@ impl Engine {
                 (expiry, log)
             }
         };
+        let recent = RecentRecords::new(
+            usize::try_from(config.record_cache_mb.saturating_mul(1024 * 1024))
+                .unwrap_or(usize::MAX),
+        );
         Engine {
             model,
             expiry,
@@ -259,6 +266,7 @@ impl Engine {
             queue_log,
             unapplied: Unapplied::default(),
             prefetched: HashMap::new(),
+            recent,
         }
     }
 
@@ -273,9 +281,11 @@ impl Engine {
 
     /// Reads from sled, ahead of applying `items`, the records the round will load: those of
     /// its customers and of the customers whose open example the round's latest event will
-    /// expire, except those an unapplied batch holds. The writer calls this once per round,
-    /// before it hands the previous round to the apply stage, whose `apply_batch` blocks every
-    /// sled read while it runs; the round's own work then overlaps that apply. Every batch
+    /// expire, except those an unapplied batch or the cache of recent records holds, or read
+    /// ahead already. The writer calls
+    /// this before it hands the previous round to the apply stage, whose `apply_batch` blocks
+    /// every sled read while it runs (the round's own work then overlaps that apply), and
+    /// again for what it gathered after that, before it prepares the round. Every batch
     /// unapplied now must stay in [`Engine::unapplied`] until the round is prepared (it is
     /// newer than what was read). A read that fails is left to the round, which reads again
     /// and reports it.
@@ -305,14 +315,18 @@ impl Engine {
                 wanted.push(customer.as_str());
             }
         }
-        wanted.retain(|c| self.unapplied.record(c).is_none());
+        wanted.retain(|c| {
+            self.unapplied.record(c).is_none()
+                && !self.recent.contains(c)
+                && !self.prefetched.contains_key(*c)
+        });
         for (customer, raw) in read_all(store, &wanted) {
             self.prefetched.insert(customer.to_string(), raw);
         }
     }
 
     /// Loads a customer's record into the batch (from the batch, an unapplied batch, the
-    /// records read ahead, the store, or new).
+    /// recent records, the records read ahead, the store, or new).
     fn load<'b>(
         &mut self,
         store: &Store,
@@ -323,10 +337,13 @@ impl Engine {
             let record = match self.unapplied.record(customer) {
                 Some(Pending::Record(r)) => Some(r.clone()),
                 Some(Pending::Erased) => None,
-                None => match self.prefetched.remove(customer) {
-                    Some(Some(bytes)) => Some(store.decode_profile(customer, &bytes)?),
-                    Some(None) => None,
-                    None => store.profile(customer)?,
+                None => match self.recent.get(customer) {
+                    Some(bytes) => Some(store.decode_profile(customer, bytes)?),
+                    None => match self.prefetched.remove(customer) {
+                        Some(Some(bytes)) => Some(store.decode_profile(customer, &bytes)?),
+                        Some(None) => None,
+                        None => store.profile(customer)?,
+                    },
                 },
             };
             let record = record.unwrap_or_else(|| ProfileRecord::new(store.params()));
@@ -347,6 +364,9 @@ impl Engine {
     /// The leading fields of a customer's stored record (read ahead or from sled), for
     /// labelling; None if there is none or it does not decode.
     fn stored_state(&self, store: &Store, customer: &str) -> Option<RecordState> {
+        if let Some(bytes) = self.recent.get(customer) {
+            return store.decode_profile_state(customer, bytes).ok();
+        }
         match self.prefetched.get(customer) {
             Some(Some(bytes)) => store.decode_profile_state(customer, bytes).ok(),
             Some(None) => None,
@@ -606,7 +626,7 @@ impl Engine {
     pub(crate) fn write_into(&mut self, b: &mut BatchState, batch: &mut sled::Batch) -> (u64, u64) {
         let mut keys_written = 0u64;
         let mut bytes = 0u64;
-        let mut insert = |batch: &mut sled::Batch, k: Vec<u8>, v: Vec<u8>| {
+        let mut insert = |batch: &mut sled::Batch, k: Vec<u8>, v: sled::IVec| {
             keys_written += 1;
             bytes += (k.len() + v.len()) as u64;
             batch.insert(k, v);
@@ -616,11 +636,14 @@ impl Engine {
         // as a maintenance batch of its own) would then be a new profile, as it should.
         for id in &b.erased {
             batch.remove(keys::profile(id));
+            self.recent.remove(id);
             removed += 1;
         }
         for (id, w) in &b.records {
             if w.dirty {
-                insert(batch, keys::profile(id), w.record.encode());
+                let value = sled::IVec::from(w.record.encode());
+                self.recent.insert(id, value.clone());
+                insert(batch, keys::profile(id), value);
             }
         }
         self.model.version += 1;
@@ -630,7 +653,7 @@ impl Engine {
             insert(
                 batch,
                 keys::snapshot(self.model.version).to_vec(),
-                encoded.clone(),
+                encoded.clone().into(),
             );
             let mut kept = self.snapshots.len() + 1;
             for old in &self.snapshots {
@@ -645,7 +668,7 @@ impl Engine {
             b.new_snapshot = Some(self.model.version);
             b.snapshot = Some(self.model.clone());
         }
-        insert(batch, keys::MODEL.to_vec(), encoded);
+        insert(batch, keys::MODEL.to_vec(), encoded.into());
         let (queue_keys, queue_bytes) = self.write_queue(b, batch);
         (keys_written + removed + queue_keys, bytes + queue_bytes)
     }
@@ -949,6 +972,8 @@ impl Engine {
 
     /// Reverts the expiry queue after a failed commit (the model is restored by the caller).
     pub(crate) fn undo(&mut self, b: BatchState) {
+        // The cache already holds what the batch wrote.
+        self.recent.clear();
         for u in b.undo.into_iter().rev() {
             match u {
                 Undo::Inserted(k) => {

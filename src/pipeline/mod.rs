@@ -26,6 +26,7 @@
 //! sled had made durable).
 
 mod apply;
+mod recent;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -269,11 +270,13 @@ pub(crate) fn spawn(
         .store(engine.open_examples(), Ordering::Relaxed);
     let poison = Arc::new(parking_lot::Mutex::new(None));
     let (sync_tx, sync_rx) = crossbeam_channel::bounded(SYNC_QUEUE);
+    let answered = Arc::new(AtomicU64::new(0));
     let syncer = Syncer {
         store: store.clone(),
         shared: shared.clone(),
         durability: config.durability,
         poison: poison.clone(),
+        answered: answered.clone(),
     };
     let syncer = std::thread::Builder::new()
         .name("persona-sync".into())
@@ -299,6 +302,8 @@ pub(crate) fn spawn(
         poison,
         next_seq: 1,
         applied,
+        taken: 0,
+        answered,
         apply: Some(apply_tx),
         applier: Some(applier),
     };
@@ -306,6 +311,10 @@ pub(crate) fn spawn(
         .name("persona-writer".into())
         .spawn(move || writer.run(rx))?)
 }
+
+/// Fewest items the writer gathers into a round while items are waiting (see
+/// `Writer::round_cap`).
+const MIN_ROUND: usize = 128;
 
 /// Groups of replies the apply stage may queue for the durability stage before it waits:
 /// bounds how far the applied state runs ahead of the durable one.
@@ -468,6 +477,8 @@ struct Syncer {
     durability: crate::config::Durability,
     /// Why the store is poisoned (a sync failed), shared with the writer.
     poison: Arc<parking_lot::Mutex<Option<String>>>,
+    /// Items answered so far (read by the writer to size its rounds).
+    answered: Arc<AtomicU64>,
 }
 
 impl Syncer {
@@ -517,6 +528,7 @@ impl Syncer {
             for m in group {
                 match m {
                     ToSync::Replies { replies, .. } => {
+                        let items: usize = replies.iter().map(|(_, r)| r.len()).sum();
                         for (reply, results) in replies {
                             let results = match &failure {
                                 None => results,
@@ -527,6 +539,7 @@ impl Syncer {
                             };
                             reply.send(results);
                         }
+                        self.answered.fetch_add(items as u64, Ordering::Release);
                     }
                     ToSync::Barrier(done) => {
                         let _ = done.send(());
@@ -548,6 +561,10 @@ struct Writer {
     next_seq: u64,
     /// Sequence number of the last batch the apply stage is done with.
     applied: Arc<AtomicU64>,
+    /// Items taken into rounds so far.
+    taken: u64,
+    /// Items the durability stage has answered so far.
+    answered: Arc<AtomicU64>,
     /// The apply stage's queue (taken when the writer stops).
     apply: Option<Sender<ToApply>>,
     applier: Option<std::thread::JoinHandle<()>>,
@@ -590,7 +607,8 @@ impl Writer {
             // held round goes to the apply stage as soon as the queue runs dry, after the
             // records of what was gathered so far are read.
             let deadline = Instant::now() + delay;
-            while shutdown.is_none() && maintenance.is_none() && items.len() < max_batch {
+            let cap = self.round_cap(max_batch);
+            while shutdown.is_none() && maintenance.is_none() && items.len() < cap {
                 let next = match rx.try_recv() {
                     Ok(r) => Ok(r),
                     Err(_) if held.is_some() => {
@@ -610,7 +628,12 @@ impl Writer {
                     Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
                 }
             }
+            self.taken += items.len() as u64;
             self.hand_over(&mut held, &items);
+            // What was gathered after the held round went to the apply stage has not been read
+            // ahead: read it now, on two threads for a large round, rather than one record at
+            // a time while the round is prepared.
+            self.read_ahead(&items);
             let mut results = Vec::with_capacity(items.len());
             let mut batches = Vec::new();
             for chunk in items.chunks(max_batch) {
@@ -681,6 +704,34 @@ impl Writer {
             self.engine.prefetch(&self.store, ahead);
         }
         self.queue_for_apply(round);
+    }
+
+    /// Most items the next round gathers (a first request may bring more): half of the items
+    /// taken and not yet answered, between [`MIN_ROUND`] and `max_batch`. With N items in
+    /// flight, rounds settle at about N / 3, so that the apply and durability stages always
+    /// have a round while the writer prepares the next. Without the cap, clients that each
+    /// wait for their replies before sending more (a server's pipelined connections) arrive
+    /// together, and the writer gathering all of them left the later stages idle while it
+    /// prepared one large round, and itself idle while they worked through it.
+    fn round_cap(&self, max_batch: usize) -> usize {
+        let unanswered = self
+            .taken
+            .saturating_sub(self.answered.load(Ordering::Acquire));
+        usize::try_from(unanswered / 2)
+            .unwrap_or(usize::MAX)
+            .clamp(MIN_ROUND.min(max_batch), max_batch)
+    }
+
+    /// Reads ahead the records `items` will need that are not read ahead yet (see
+    /// [`Engine::prefetch`]).
+    fn read_ahead(&mut self, items: &[Item]) {
+        if items.is_empty() || self.poisoned().is_some() {
+            return;
+        }
+        self.engine
+            .unapplied
+            .applied_through(self.applied.load(Ordering::Acquire));
+        self.engine.prefetch(&self.store, items);
     }
 
     /// Waits until the apply and durability stages have applied, synced and answered
