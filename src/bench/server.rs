@@ -10,7 +10,10 @@
 //! - `PROFILE.GET cust:__rand_int__` against `GET str:__rand_int__` (keys filled beforehand
 //!   with 128-byte values): the target's comparison;
 //! - the same `PROFILE.GET` figures against `GET big:__rand_int__` with values as long as a
-//!   `PROFILE.GET` reply (measured in the run), to show how much of the gap is the reply's size.
+//!   `PROFILE.GET` reply (measured in the run), to show how much of the gap is the reply's size;
+//! - and against `HGETALL hash:__rand_int__` of hashes whose reply has the shape of a
+//!   `PROFILE.GET` reply (as many elements, about as many bytes): `redis-benchmark` parses every
+//!   element of a reply, and at `-P 16` that parsing, on one core, is what bounds both servers.
 //!
 //! Throughput is read from `redis-benchmark --csv`.
 
@@ -152,7 +155,7 @@ fn run_in(cfg: &ServerBenchConfig, progress: &dyn Progress) -> Result<ServerRepo
             &["GET", "str:__rand_int__"],
         ),
     ];
-    let runs = 2 * 2 * if redis.is_some() { 2 } else { 1 } + 4 * u64::from(redis.is_some());
+    let runs = 2 * 2 * if redis.is_some() { 2 } else { 1 } + 7 * u64::from(redis.is_some());
     progress.start("redis-benchmark runs", runs);
     if let Some((_, addr)) = &redis {
         // Values for GET: a short string, what the target compares with.
@@ -190,7 +193,8 @@ fn run_in(cfg: &ServerBenchConfig, progress: &dyn Progress) -> Result<ServerRepo
     }
     if let Some((_, addr)) = &redis {
         // GET of values as long as a PROFILE.GET reply, against the PROFILE.GET figures above.
-        let reply_len = profile_reply_len(persona_addr)?;
+        let shape = profile_reply_shape(persona_addr)?;
+        let reply_len = shape.bytes;
         let value = "x".repeat(reply_len);
         redis_benchmark(
             *addr,
@@ -223,6 +227,36 @@ fn run_in(cfg: &ServerBenchConfig, progress: &dyn Progress) -> Result<ServerRepo
                 ratio: (redis_rps > 0.0).then(|| persona_rps / redis_rps),
             });
         }
+        // HGETALL of hashes shaped like the reply. Filled with as many random keys as the two
+        // EVENT.ADD runs wrote to Persona, so about as many reads find a key on both sides.
+        let hset = hset_like(&shape);
+        let mut fill: Vec<&str> = vec!["HSET", "hash:__rand_int__"];
+        fill.extend(hset.iter().map(String::as_str));
+        redis_benchmark(*addr, cfg, 2 * cfg.requests, 16, &fill)?;
+        progress.inc(1);
+        for pipeline in [1u32, 16] {
+            let redis_rps = redis_benchmark(
+                *addr,
+                cfg,
+                cfg.requests,
+                pipeline,
+                &["HGETALL", "hash:__rand_int__"],
+            )?;
+            progress.inc(1);
+            let persona_rps = report
+                .rows
+                .iter()
+                .find(|r| r.command == "PROFILE.GET" && r.pipeline == pipeline)
+                .map_or(0.0, |r| r.persona_rps);
+            report.rows.push(ServerRow {
+                command: "PROFILE.GET".into(),
+                pipeline,
+                persona_rps,
+                redis_command: format!("HGETALL {} fields", hset.len() / 2),
+                redis_rps: Some(redis_rps),
+                ratio: (redis_rps > 0.0).then(|| persona_rps / redis_rps),
+            });
+        }
     }
     progress.finish();
     drop(persona);
@@ -230,13 +264,49 @@ fn run_in(cfg: &ServerBenchConfig, progress: &dyn Progress) -> Result<ServerRepo
     Ok(report)
 }
 
-/// The length in bytes of a `PROFILE.GET` reply (RESP2) of a customer with one event, written
-/// here for the purpose.
-fn profile_reply_len(addr: SocketAddr) -> Result<usize> {
+/// The size of a `PROFILE.GET` reply (RESP2).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct ReplyShape {
+    /// Bytes on the wire.
+    bytes: usize,
+    /// Elements that are not arrays (what a client parses one by one).
+    leaves: usize,
+}
+
+/// Field-value arguments of an `HSET` whose `HGETALL` reply has about the shape of `shape`: as
+/// many elements (half names, half values) and about as many bytes.
+fn hset_like(shape: &ReplyShape) -> Vec<String> {
+    let fields = (shape.leaves / 2).max(1);
+    // Each element costs `$<len>\r\n<text>\r\n`: about 6 bytes besides its text, and the
+    // array header a few more.
+    let text = (shape.bytes / (2 * fields)).saturating_sub(6).max(1);
+    (0..fields)
+        .flat_map(|i| {
+            let name = format!("{:0>width$}", format!("f{i}"), width = text);
+            [name, "7".repeat(text)]
+        })
+        .collect()
+}
+
+/// Elements of `frame` that are not aggregates.
+fn leaves(frame: &Frame) -> usize {
+    match frame {
+        Frame::Array(items) | Frame::Set(items) | Frame::Push(items) => {
+            items.iter().map(leaves).sum()
+        }
+        Frame::Map(pairs) => pairs.iter().map(|(k, v)| leaves(k) + leaves(v)).sum(),
+        Frame::DoubleMap(_, values) => 2 * values.len(),
+        _ => 1,
+    }
+}
+
+/// The shape of a `PROFILE.GET` reply (RESP2) of a customer with one event, written here for
+/// the purpose.
+fn profile_reply_shape(addr: SocketAddr) -> Result<ReplyShape> {
     let mut s = TcpStream::connect_timeout(&addr, START_TIMEOUT)?;
     s.set_read_timeout(Some(START_TIMEOUT))?;
     let key = "cust:reply-size-probe";
-    let mut one = |args: &[&str]| -> Result<usize> {
+    let mut one = |args: &[&str]| -> Result<ReplyShape> {
         let mut request = Vec::new();
         Frame::Array(args.iter().map(Frame::bulk).collect()).encode(Proto::Resp2, &mut request);
         s.write_all(&request)?;
@@ -250,7 +320,12 @@ fn profile_reply_len(addr: SocketAddr) -> Result<usize> {
                         args.first().copied().unwrap_or_default()
                     ))))
                 }
-                Ok(Some((_, len))) => return Ok(len),
+                Ok(Some((frame, len))) => {
+                    return Ok(ReplyShape {
+                        bytes: len,
+                        leaves: leaves(&frame),
+                    })
+                }
                 Ok(None) => {}
                 Err(e) => return Err(Error::Io(std::io::Error::other(e.to_string()))),
             }
@@ -512,7 +587,7 @@ mod tests {
     }
 
     #[test]
-    fn the_reply_length_is_that_of_a_whole_profile_reply() -> crate::Result<()> {
+    fn the_reply_shape_is_that_of_a_whole_profile_reply() -> crate::Result<()> {
         use crate::server::{Server, ServerConfig, ShutdownHandle};
         let dir = tempfile::tempdir()?;
         let db = crate::Db::open(dir.path())?;
@@ -525,7 +600,8 @@ mod tests {
         let server = Server::bind(db, config, shutdown.clone())?;
         let addr = server.local_addr();
         let running = std::thread::spawn(move || server.run());
-        let len = profile_reply_len(addr)?;
+        let shape = profile_reply_shape(addr)?;
+        let len = shape.bytes;
         shutdown.shutdown();
         running
             .join()
@@ -534,6 +610,19 @@ mod tests {
         let names_len: usize = names.iter().map(|n| n.len() + 8).sum();
         assert!(len > names_len + names.len() * 4, "{len} vs {names_len}");
         assert!(len < 64 * 1024, "{len}");
+        // Every feature is a name and a value, and a dozen more fields surround them.
+        assert!(shape.leaves >= 2 * names.len() + 20, "{shape:?}");
+        // A hash shaped like it: as many elements, about as many bytes.
+        let args = hset_like(&shape);
+        assert_eq!(args.len(), shape.leaves / 2 * 2);
+        let encoded: usize = args
+            .iter()
+            .map(|a| a.len() + 4 + a.len().to_string().len())
+            .sum();
+        assert!(
+            encoded.abs_diff(len) * 5 < len,
+            "HGETALL reply of ~{encoded} B against {len} B"
+        );
         Ok(())
     }
 
