@@ -591,7 +591,11 @@ pub(crate) fn toml_message(text: &str, e: &toml::de::Error) -> String {
         .and_then(|span| text.get(..span.start))
         .map(|before| before.matches('\n').count());
     match at.and_then(|n| text.lines().nth(n).map(|line| (n, line.trim()))) {
-        Some((n, line)) => format!("{} (line {}: `{line}`)", e.message(), n + 1),
+        // The key only, never the value: it may be a password (`requirepass`).
+        Some((n, line)) => match line.split_once('=') {
+            Some((key, _)) => format!("{} (line {}, key `{}`)", e.message(), n + 1, key.trim()),
+            None => format!("{} (line {})", e.message(), n + 1),
+        },
         None => e.message().into(),
     }
 }
@@ -698,9 +702,11 @@ mod tests {
         assert!(msg("purge_interval_secs = 0").contains("purge_interval_secs = 0 is out of range"));
         assert!(msg("compression_level = 23")
             .contains("compression_level = 23 is out of range; allowed 0..=22"));
+        let secret = msg("[server]\nrequirepass = s3cret-pw");
+        assert!(!secret.contains("s3cret"), "{secret}");
         let m = msg("compression_level = -1");
         assert!(
-            m.contains("expected u8 (line 1: `compression_level = -1`)"),
+            m.contains("expected u8 (line 1, key `compression_level`)"),
             "{m}"
         );
     }
