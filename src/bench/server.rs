@@ -204,29 +204,14 @@ fn run_in(cfg: &ServerBenchConfig, progress: &dyn Progress) -> Result<ServerRepo
             &["SET", "big:__rand_int__", &value],
         )?;
         progress.inc(1);
-        for pipeline in [1u32, 16] {
-            let redis_rps = redis_benchmark(
-                *addr,
-                cfg,
-                cfg.requests,
-                pipeline,
-                &["GET", "big:__rand_int__"],
-            )?;
-            progress.inc(1);
-            let persona_rps = report
-                .rows
-                .iter()
-                .find(|r| r.command == "PROFILE.GET" && r.pipeline == pipeline)
-                .map_or(0.0, |r| r.persona_rps);
-            report.rows.push(ServerRow {
-                command: "PROFILE.GET".into(),
-                pipeline,
-                persona_rps,
-                redis_command: format!("GET {reply_len} B"),
-                redis_rps: Some(redis_rps),
-                ratio: (redis_rps > 0.0).then(|| persona_rps / redis_rps),
-            });
-        }
+        against_profile_get(
+            &mut report,
+            *addr,
+            cfg,
+            progress,
+            &["GET", "big:__rand_int__"],
+            &format!("GET {reply_len} B"),
+        )?;
         // HGETALL of hashes shaped like the reply. Filled with as many random keys as the two
         // EVENT.ADD runs wrote to Persona, so about as many reads find a key on both sides.
         let hset = hset_like(&shape);
@@ -234,34 +219,50 @@ fn run_in(cfg: &ServerBenchConfig, progress: &dyn Progress) -> Result<ServerRepo
         fill.extend(hset.iter().map(String::as_str));
         redis_benchmark(*addr, cfg, 2 * cfg.requests, 16, &fill)?;
         progress.inc(1);
-        for pipeline in [1u32, 16] {
-            let redis_rps = redis_benchmark(
-                *addr,
-                cfg,
-                cfg.requests,
-                pipeline,
-                &["HGETALL", "hash:__rand_int__"],
-            )?;
-            progress.inc(1);
-            let persona_rps = report
-                .rows
-                .iter()
-                .find(|r| r.command == "PROFILE.GET" && r.pipeline == pipeline)
-                .map_or(0.0, |r| r.persona_rps);
-            report.rows.push(ServerRow {
-                command: "PROFILE.GET".into(),
-                pipeline,
-                persona_rps,
-                redis_command: format!("HGETALL {} fields", hset.len() / 2),
-                redis_rps: Some(redis_rps),
-                ratio: (redis_rps > 0.0).then(|| persona_rps / redis_rps),
-            });
-        }
+        let label = format!("HGETALL {} fields", hset.len() / 2);
+        against_profile_get(
+            &mut report,
+            *addr,
+            cfg,
+            progress,
+            &["HGETALL", "hash:__rand_int__"],
+            &label,
+        )?;
     }
     progress.finish();
     drop(persona);
     drop(redis);
     Ok(report)
+}
+
+/// Runs `command` against redis at `-P 1` and `-P 16` and adds a row comparing it with the
+/// `PROFILE.GET` figures already in `report`, labelled `label`.
+fn against_profile_get(
+    report: &mut ServerReport,
+    addr: SocketAddr,
+    cfg: &ServerBenchConfig,
+    progress: &dyn Progress,
+    command: &[&str],
+    label: &str,
+) -> Result<()> {
+    for pipeline in [1u32, 16] {
+        let redis_rps = redis_benchmark(addr, cfg, cfg.requests, pipeline, command)?;
+        progress.inc(1);
+        let persona_rps = report
+            .rows
+            .iter()
+            .find(|r| r.command == "PROFILE.GET" && r.pipeline == pipeline)
+            .map_or(0.0, |r| r.persona_rps);
+        report.rows.push(ServerRow {
+            command: "PROFILE.GET".into(),
+            pipeline,
+            persona_rps,
+            redis_command: label.to_string(),
+            redis_rps: Some(redis_rps),
+            ratio: (redis_rps > 0.0).then(|| persona_rps / redis_rps),
+        });
+    }
+    Ok(())
 }
 
 /// The size of a `PROFILE.GET` reply (RESP2).
