@@ -2,7 +2,10 @@
 //! of every live key, smaller on disk, with every key and value unchanged, and opens as before.
 
 use persona::generator::{Generator, GeneratorConfig};
-use persona::storage::compact::{compact, temp_path};
+use persona::storage::compact::{
+    compact, temp_path,
+    CopyCompression::{AsStored, Level},
+};
 use persona::{check_store, Config, Db, Durability, Event};
 use std::path::Path;
 use std::process::Command;
@@ -57,7 +60,7 @@ fn compaction_keeps_every_key_and_value_and_shrinks_the_store() -> TestResult {
     std::fs::create_dir(temp_path(&dir))?;
     std::fs::write(temp_path(&dir).join("junk"), b"partial copy")?;
 
-    let report = compact(&dir, 64, None)?;
+    let report = compact(&dir, 64, AsStored(0))?;
     assert!(report.keys as usize == before.len(), "{report:?}");
     assert!(
         report.bytes_after < report.bytes_before,
@@ -114,17 +117,17 @@ fn compression_is_chosen_at_creation_kept_at_reopen_and_changed_by_compaction() 
     let before = dump(&dir)?;
 
     // Compaction keeps it unless told otherwise, and converts both ways.
-    compact(&dir, 64, None)?;
+    compact(&dir, 64, AsStored(0))?;
     assert_eq!(stored_compression(&dir), Some(true));
-    compact(&dir, 64, Some(0))?;
+    compact(&dir, 64, Level(0))?;
     assert_eq!(stored_compression(&dir), Some(false));
     assert_eq!(dump(&dir)?, before);
-    compact(&dir, 64, Some(1))?;
+    compact(&dir, 64, Level(1))?;
     assert_eq!(stored_compression(&dir), Some(true));
     assert_eq!(dump(&dir)?, before);
 
     // An uncompressed store opened with a compression level stays uncompressed.
-    compact(&dir, 64, Some(0))?;
+    compact(&dir, 64, Level(0))?;
     let db = Db::open_with(config(&dir).compression_level(5))?;
     assert_eq!(db.profile("c1")?.map(|p| p.event_count), Some(2));
     db.close()?;
@@ -140,9 +143,9 @@ fn a_compressed_store_is_smaller_on_disk() -> TestResult {
     populated(&plain)?;
     let packed = tmp.path().join("packed");
     // The same store, compacted into each form, so that only compression differs.
-    let p = compact(&plain, 64, Some(0))?.bytes_after;
+    let p = compact(&plain, 64, Level(0))?.bytes_after;
     copy_dir(&plain, &packed)?;
-    let z = compact(&packed, 64, Some(3))?.bytes_after;
+    let z = compact(&packed, 64, Level(3))?.bytes_after;
     assert_eq!(dump(&packed)?, dump(&plain)?);
     // Small stores carry sled's fixed overhead, which does not compress: a quarter at least.
     assert!(
@@ -170,13 +173,13 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 fn a_store_in_use_or_missing_is_refused_and_left_alone() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path().join("store");
-    let err = compact(&dir, 64, None).unwrap_err().to_string();
+    let err = compact(&dir, 64, AsStored(0)).unwrap_err().to_string();
     assert!(err.contains("holds no store"), "{err}");
 
     populated(&dir)?;
     let before = dump(&dir)?;
     let db = Db::open_with(config(&dir))?;
-    let err = compact(&dir, 64, None).unwrap_err();
+    let err = compact(&dir, 64, AsStored(0)).unwrap_err();
     assert!(
         matches!(&err, persona::Error::Storage(e) if persona::storage::is_lock_error(e)),
         "{err}"

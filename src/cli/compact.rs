@@ -10,26 +10,33 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     /// Write the compacted store with sled's zstd compression at this level (1-22), or
-    /// uncompressed (0); default: as the store is.
+    /// uncompressed (0); default: as the store is (a compressed one at the configured
+    /// `compression_level`, or 1).
     #[arg(long, value_name = "LEVEL", value_parser = clap::value_parser!(u8).range(0..=persona::config::MAX_COMPRESSION_LEVEL as i64))]
     compression_level: Option<u8>,
 }
 
-pub fn run(data: &Path, cache_capacity_mb: u64, args: &Args) -> Result<()> {
-    let report =
-        match persona::storage::compact::compact(data, cache_capacity_mb, args.compression_level) {
-            Ok(r) => r,
-            Err(persona::Error::Storage(e)) if persona::storage::is_lock_error(&e) => {
-                bail!(
-                    "cannot compact the store at {}: another process has it open (stop it first)",
-                    data.display()
-                )
-            }
-            Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("cannot compact the store at {}", data.display()))
-            }
-        };
+/// Compacts the store in `data` with the cache size and compression level of its
+/// configuration.
+pub fn run(data: &Path, config: &persona::Config, args: &Args) -> Result<()> {
+    use persona::storage::compact::{compact, CopyCompression};
+    let compression = match args.compression_level {
+        Some(level) => CopyCompression::Level(level),
+        None => CopyCompression::AsStored(config.compression_level),
+    };
+    let report = match compact(data, config.cache_capacity_mb, compression) {
+        Ok(r) => r,
+        Err(persona::Error::Storage(e)) if persona::storage::is_lock_error(&e) => {
+            bail!(
+                "cannot compact the store at {}: another process has it open (stop it first)",
+                data.display()
+            )
+        }
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("cannot compact the store at {}", data.display()))
+        }
+    };
     if args.json {
         super::print_json(&serde_json::to_value(&report)?)?;
     } else {

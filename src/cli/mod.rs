@@ -116,11 +116,9 @@ pub fn run(cli: Cli) -> Result<()> {
             serve::run(open()?, config)
         }
         Command::Check(a) => check::run(&cli.data, a),
-        Command::Compact(a) => compact::run(
-            &cli.data,
-            load_config(&cli.data, cli.config.as_ref())?.cache_capacity_mb,
-            a,
-        ),
+        Command::Compact(a) => {
+            compact::run(&cli.data, &load_config(&cli.data, cli.config.as_ref())?, a)
+        }
         Command::IngestStream(a) => ingest_stream::run(&open()?, a),
         Command::Bench(a) => bench::run(a, cli.config.as_ref()),
     }

@@ -157,7 +157,7 @@ pub fn check_store(path: &Path) -> Result<CheckReport> {
         )));
     }
     // Level 0: as the store was created.
-    let db = super::open_sled(path, 64, 0)?;
+    let db = super::open_sled(path, 64, None)?;
     let mut report = CheckReport {
         path: path.to_path_buf(),
         keys: 0,

@@ -42,6 +42,18 @@ pub struct CompactReport {
     pub seconds: f64,
 }
 
+/// How a compaction compresses the copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyCompression {
+    /// As the store is: a compressed store at this zstd level (sled records only *whether* a
+    /// store is compressed, not the level, so the caller passes its configured
+    /// [`crate::Config::compression_level`]; 0 falls back to level 1), an uncompressed one
+    /// uncompressed.
+    AsStored(u8),
+    /// At this zstd level, 0 meaning uncompressed: how a store changes compression.
+    Level(u8),
+}
+
 /// The sibling directory a compaction of `path` builds the copy in.
 pub fn temp_path(path: &Path) -> PathBuf {
     let mut name = path
@@ -53,9 +65,8 @@ pub fn temp_path(path: &Path) -> PathBuf {
 }
 
 /// Compacts the closed store at `path` (see the module documentation). `cache_capacity_mb`
-/// sizes sled's cache for both databases during the copy. `compression_level` is the zstd
-/// level of the copy (0: uncompressed), which is how a store changes compression; None keeps
-/// the store's (see [`crate::Config::compression_level`]).
+/// sizes sled's cache for both databases during the copy. `compression` says how the copy is
+/// compressed (see [`CopyCompression`] and [`crate::Config::compression_level`]).
 ///
 /// # Errors
 /// [`Error::Config`] if `path` holds no store; [`Error::Storage`] if sled fails (including when
@@ -65,7 +76,7 @@ pub fn temp_path(path: &Path) -> PathBuf {
 pub fn compact(
     path: &Path,
     cache_capacity_mb: u64,
-    compression_level: Option<u8>,
+    compression: CopyCompression,
 ) -> Result<CompactReport> {
     let start = Instant::now();
     if !path.join("conf").is_file() {
@@ -78,18 +89,22 @@ pub fn compact(
     let bytes_before = dir_size(path)?;
     let (keys, logical_bytes) = {
         // Holding the store's lock from here on also keeps a second compaction out of `tmp`.
-        let old = open_sled(path, cache_capacity_mb, 0)?;
+        let old = open_sled(path, cache_capacity_mb, None)?;
         if tmp.exists() {
             // A previous compaction stopped before its exchange (a partial copy) or after it
             // (the old store): either way nothing in it is needed.
             std::fs::remove_dir_all(&tmp)?;
         }
         create_private_dir(&tmp)?;
-        let level = compression_level.unwrap_or(match stored_compression(path) {
-            Some(true) => FALLBACK_COMPRESSION_LEVEL,
-            _ => 0,
-        });
-        let new = open_sled(&tmp, cache_capacity_mb, level)?;
+        let level = match compression {
+            CopyCompression::Level(level) => level,
+            CopyCompression::AsStored(level) => match stored_compression(path) {
+                Some(true) if level > 0 => level,
+                Some(true) => FALLBACK_COMPRESSION_LEVEL,
+                _ => 0,
+            },
+        };
+        let new = open_sled(&tmp, cache_capacity_mb, Some(level))?;
         let copied = copy_all(&old, &new);
         let copied = copied.and_then(|c| {
             new.flush()?;

@@ -50,15 +50,13 @@ pub fn sled_config(config: &Config) -> sled::Config {
     sled_config_at(
         &config.path,
         config.cache_capacity_mb,
-        config.compression_level,
+        effective_compression(&config.path, Some(config.compression_level)),
     )
 }
 
-/// [`sled_config`] for a directory, cache size and requested zstd level (0: none), which
-/// applies only if no store exists there yet ([`check_store`](check::check_store) opens a store
-/// without its configuration).
-fn sled_config_at(path: &Path, cache_capacity_mb: u64, compression_level: u8) -> sled::Config {
-    let level = effective_compression(path, compression_level);
+/// [`sled_config`] for a directory, cache size and zstd level (0: none), the level as
+/// [`effective_compression`] worked it out for that directory.
+fn sled_config_at(path: &Path, cache_capacity_mb: u64, level: u8) -> sled::Config {
     sled::Config::new()
         .path(path)
         .cache_capacity(cache_capacity_mb * 1024 * 1024)
@@ -86,11 +84,25 @@ pub fn stored_compression(dir: &Path) -> Option<bool> {
 
 /// The zstd level (0: none) to open the store at `path` with: `requested` for a new store, else
 /// whether it was created compressed (sled cannot change that), with the requested level for
-/// new writes when there is one.
-fn effective_compression(path: &Path, requested: u8) -> u8 {
+/// new writes when there is one. A request the store cannot honour is logged (once per call:
+/// callers work the level out once per open). `None` asks for the store as it is, silently
+/// (tools that open a store without its configuration; a new store is then uncompressed).
+fn effective_compression(path: &Path, requested: Option<u8>) -> u8 {
+    let Some(requested) = requested else {
+        return match stored_compression(path) {
+            Some(true) => FALLBACK_COMPRESSION_LEVEL,
+            _ => 0,
+        };
+    };
     match stored_compression(path) {
         None => requested,
-        Some(true) if requested == 0 => FALLBACK_COMPRESSION_LEVEL,
+        Some(true) if requested == 0 => {
+            tracing::warn!(
+                "the store at {} was created with compression: compression_level = 0 applies                  to new stores only, so new writes use zstd level {FALLBACK_COMPRESSION_LEVEL}                  (`persona compact --compression-level 0` converts this store)",
+                path.display()
+            );
+            FALLBACK_COMPRESSION_LEVEL
+        }
         Some(true) => requested,
         Some(false) => {
             if requested > 0 {
@@ -200,7 +212,7 @@ impl Store {
         let db = open_sled(
             &config.path,
             config.cache_capacity_mb,
-            config.compression_level,
+            Some(config.compression_level),
         )?;
         let log_path = config.path.join(LOG_FILE);
         let log_file = File::open(&log_path).ok();
@@ -685,12 +697,18 @@ impl Store {
 /// only when its last background I/O task ends, which can be a moment after a handle in this
 /// process was closed and dropped; reopening right away (a test, `persona check` then `Db::open`)
 /// must not fail because of that. A lock held by another process is still reported, after the
-/// wait.
-fn open_sled(path: &Path, cache_capacity_mb: u64, compression_level: u8) -> Result<sled::Db> {
+/// wait. `compression_level` as [`effective_compression`] takes it.
+fn open_sled(
+    path: &Path,
+    cache_capacity_mb: u64,
+    compression_level: Option<u8>,
+) -> Result<sled::Db> {
     const ATTEMPTS: u32 = 150;
+    // Worked out (and any mismatch logged) once, not at every attempt below.
+    let level = effective_compression(path, compression_level);
     let mut attempt = 1;
     loop {
-        match sled_config_at(path, cache_capacity_mb, compression_level).open() {
+        match sled_config_at(path, cache_capacity_mb, level).open() {
             Err(e) if is_lock_error(&e) && attempt < ATTEMPTS => {
                 attempt += 1;
                 std::thread::sleep(std::time::Duration::from_millis(20));
