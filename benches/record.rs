@@ -50,6 +50,18 @@ fn record(c: &mut Criterion) {
             black_box(r)
         })
     });
+    // The same record in the version-3 layout (plain bincode fields), which every record used
+    // before version 4 packed them.
+    let v3 = rec.encode_v3();
+    g.bench_function(format!("encode_v3 ({} bytes)", v3.len()), |b| {
+        b.iter(|| black_box(black_box(&rec).encode_v3()))
+    });
+    g.bench_function("decode_v3", |b| {
+        b.iter(|| {
+            let r = ProfileRecord::decode(&|| "bench".into(), black_box(&v3)).expect("round trip");
+            black_box(r)
+        })
+    });
     // The same record in the version-1 layout (the dedupe window as a sequence of pairs), which
     // every record used before version 2.
     let v1 = rec.encode_v1();

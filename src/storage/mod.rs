@@ -10,6 +10,7 @@ pub mod check;
 pub mod codec;
 pub mod compact;
 pub mod keys;
+mod packed;
 pub mod queue;
 pub mod record;
 mod window;

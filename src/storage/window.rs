@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use std::fmt;
 
 /// Appends `v` as a bincode varint.
-fn push_varint(out: &mut Vec<u8>, v: u64) {
+pub(super) fn push_varint(out: &mut Vec<u8>, v: u64) {
     if v < 251 {
         // Below 251, so the cast keeps the value.
         out.push(v as u8);
@@ -37,33 +37,36 @@ fn push_varint(out: &mut Vec<u8>, v: u64) {
     }
 }
 
-/// Reads a bincode varint from the front of `bytes`, advancing it.
+/// Reads a bincode varint from the front of `bytes`, advancing it. `what` names the byte
+/// string in errors.
 #[inline]
-fn read_varint(bytes: &mut &[u8]) -> Result<u64, String> {
-    const SHORT: &str = "dedupe window ends inside a number";
-    let (&first, rest) = bytes.split_first().ok_or(SHORT)?;
+pub(super) fn read_varint_of(bytes: &mut &[u8], what: &str) -> Result<u64, String> {
+    let short = || format!("{what} ends inside a number");
+    let (&first, rest) = bytes.split_first().ok_or_else(short)?;
     let (value, rest) = match first {
         0..=250 => (u64::from(first), rest),
         0xFB => {
-            let (b, rest) = rest.split_first_chunk::<2>().ok_or(SHORT)?;
+            let (b, rest) = rest.split_first_chunk::<2>().ok_or_else(short)?;
             (u64::from(u16::from_le_bytes(*b)), rest)
         }
         0xFC => {
-            let (b, rest) = rest.split_first_chunk::<4>().ok_or(SHORT)?;
+            let (b, rest) = rest.split_first_chunk::<4>().ok_or_else(short)?;
             (u64::from(u32::from_le_bytes(*b)), rest)
         }
         0xFD => {
-            let (b, rest) = rest.split_first_chunk::<8>().ok_or(SHORT)?;
+            let (b, rest) = rest.split_first_chunk::<8>().ok_or_else(short)?;
             (u64::from_le_bytes(*b), rest)
         }
-        other => {
-            return Err(format!(
-                "dedupe window holds an invalid number tag {other:#04x}"
-            ))
-        }
+        other => return Err(format!("{what} holds an invalid number tag {other:#04x}")),
     };
     *bytes = rest;
     Ok(value)
+}
+
+/// [`read_varint_of`] for the window.
+#[inline]
+fn read_varint(bytes: &mut &[u8]) -> Result<u64, String> {
+    read_varint_of(bytes, "dedupe window")
 }
 
 fn zigzag(v: i64) -> u64 {

@@ -1,0 +1,125 @@
+//! Profile records written by earlier builds (format versions 1, 2 and 3) are read as they are,
+//! give the same answers as version 4, and are rewritten in version 4 at their next write. The
+//! store is converted by closing it and rewriting records through sled directly, as an earlier
+//! build would have left them.
+
+mod store_support;
+
+use persona::generator::{Generator, GeneratorConfig};
+use persona::storage::keys;
+use persona::storage::record::{ProfileRecord, PROFILE_FORMAT_VERSION};
+use persona::{check_store, Config, Db, Durability, Event, EventKind};
+use std::path::Path;
+use store_support::raw;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn config(dir: &Path) -> Config {
+    Config::new(dir).segments(4).durability(Durability::Flush)
+}
+
+/// Every profile's answers: current profile and every readable past version, as JSON-ish text.
+fn answers(db: &Db, ids: &[String]) -> persona::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for id in ids {
+        let p = db.profile(id)?.expect("profile exists");
+        out.push(format!("{p:?}"));
+        out.push(format!("{:?}", db.history(id, 100)?));
+        for v in p.version.saturating_sub(20)..=p.version {
+            out.push(format!("{v} {:?}", db.profile_at(id, v).ok().flatten()));
+        }
+    }
+    Ok(out)
+}
+
+/// The format version byte of every profile record, by customer.
+fn versions(dir: &Path) -> sled::Result<Vec<(String, u8)>> {
+    raw(dir, |db| {
+        db.scan_prefix([keys::PROFILE])
+            .map(|kv| kv.map(|(k, v)| (String::from_utf8_lossy(&k[1..]).into_owned(), v[0])))
+            .collect()
+    })
+}
+
+#[test]
+fn records_of_every_earlier_version_read_the_same_and_are_rewritten_at_their_next_write(
+) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = Db::open_with(config(dir.path()))?;
+    let events: Vec<Event> = Generator::new(GeneratorConfig {
+        customers: 60,
+        events: 1500,
+        seed: 5,
+        ..GeneratorConfig::default()
+    })?
+    .collect();
+    for r in db.ingest_batch(events)? {
+        r?;
+    }
+    // Attributes too (an op of another kind in the log).
+    let any = db.profiles().next().expect("a profile")?.customer_id;
+    db.set_attributes(
+        &any,
+        vec![
+            ("region".into(), "north".into()),
+            ("age".into(), 41.0.into()),
+        ],
+    )?;
+    db.close()?;
+    drop(db);
+    let ids: Vec<String> = versions(dir.path())?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert!(ids.len() > 50);
+    assert!(versions(dir.path())?
+        .iter()
+        .all(|(_, v)| *v == PROFILE_FORMAT_VERSION));
+
+    let db = Db::open_with(config(dir.path()))?;
+    let before = answers(&db, &ids)?;
+    db.close()?;
+    drop(db);
+
+    // Rewrite the records as versions 1, 2 and 3, in turn.
+    raw(dir.path(), |db| {
+        for (i, kv) in db.scan_prefix([keys::PROFILE]).enumerate() {
+            let (k, v) = kv?;
+            let rec = ProfileRecord::decode(&|| "test".into(), &v).expect("decodes");
+            let old = match i % 3 {
+                0 => rec.encode_v1(),
+                1 => rec.encode_v2(),
+                _ => rec.encode_v3(),
+            };
+            assert_eq!(old[0], (i % 3) as u8 + 1);
+            assert!(old.len() > v.len(), "version 4 is the smallest");
+            db.insert(k, old)?;
+        }
+        Ok(())
+    })?;
+    let report = check_store(dir.path())?;
+    assert!(report.is_clean(), "{:#?}", report.problems);
+
+    let db = Db::open_with(config(dir.path()))?;
+    assert_eq!(answers(&db, &ids)?, before, "older records answer the same");
+    // One more event for the first customer rewrites only its record, in version 4.
+    let first = &ids[0];
+    let last_seen = db.profile(first)?.and_then(|p| p.last_seen_ms).unwrap_or(0);
+    db.ingest(Event::new(
+        first.as_str(),
+        last_seen + 1_000,
+        EventKind::Click,
+    ))?;
+    db.close()?;
+    drop(db);
+    for (i, (id, v)) in versions(dir.path())?.into_iter().enumerate() {
+        let expected = if id == *first {
+            PROFILE_FORMAT_VERSION
+        } else {
+            (i % 3) as u8 + 1
+        };
+        assert_eq!(v, expected, "{id}");
+    }
+    assert!(check_store(dir.path())?.is_clean());
+    Ok(())
+}
