@@ -23,7 +23,7 @@ use crate::features::{CompactEvent, ProfileOp, ProfileState};
 use crate::model::drift::Detection;
 use crate::model::ModelState;
 use crate::storage::record::{PendingExample, ProfileRecord, RecordState};
-use crate::storage::{keys, Store};
+use crate::storage::{keys, queue, Store};
 use crate::Event;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -37,15 +37,15 @@ struct Working {
 
 /// Changes to the expiry queue made by a batch, undone if its commit fails.
 enum Undo {
-    Inserted((i64, String)),
-    Removed((i64, String)),
+    Inserted(queue::Entry),
+    Removed(queue::Entry),
 }
 
 /// The writer's state: the committed model (a working copy during a batch) and the queue of
 /// open training examples ordered by the time their horizon ends.
 pub(crate) struct Engine {
     pub(crate) model: ModelState,
-    expiry: BTreeSet<(i64, String)>,
+    expiry: BTreeSet<queue::Entry>,
     layout: FeatureLayout,
     config: Config,
     horizon_ms: i64,
@@ -510,7 +510,7 @@ impl Engine {
             {
                 // Positive: the target event came inside the example's horizon.
                 w.record.pending = None;
-                let key = (taken_at + horizon, e.customer_id.clone());
+                let key = (taken_at + horizon, e.customer_id.as_str().into());
                 if self.expiry.remove(&key) {
                     b.undo.push(Undo::Removed(key));
                 }
@@ -544,7 +544,7 @@ impl Engine {
                 taken_at_ms: now,
                 features: x.iter().map(|v| *v as f32).collect(),
             });
-            let key = (now + horizon, e.customer_id.clone());
+            let key: queue::Entry = (now + horizon, e.customer_id.as_str().into());
             if self.expiry.insert(key.clone()) {
                 b.undo.push(Undo::Inserted(key));
             }
@@ -583,7 +583,7 @@ impl Engine {
             // example and the state, so a record the batch has not loaded is decoded up to its
             // state (not its history and de-duplication window) and not kept.
             let stored;
-            let (pending, state) = match b.records.get(&customer) {
+            let (pending, state) = match b.records.get(customer.as_str()) {
                 Some(w) => (&w.record.pending, &w.record.state),
                 None => match self.unapplied.record(&customer) {
                     Some(Pending::Record(r)) => (&r.pending, &r.state),
@@ -934,10 +934,10 @@ impl Engine {
         if b.erased.is_empty() {
             return;
         }
-        let gone: Vec<(i64, String)> = self
+        let gone: Vec<queue::Entry> = self
             .expiry
             .iter()
-            .filter(|(_, c)| b.erased.contains(c))
+            .filter(|(_, c)| b.erased.contains(c.as_str()))
             .cloned()
             .collect();
         for key in gone {

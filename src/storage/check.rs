@@ -684,7 +684,7 @@ fn check_queue(
     );
     // Damaged records cannot be judged (their customers' entries are neither expected nor
     // stray).
-    let judged = |(_, id): &&queue::Entry| !profiles.damaged.contains(id);
+    let judged = |(_, id): &&queue::Entry| !profiles.damaged.contains(id.as_str());
     for (deadline, id) in derived.difference(&stored).filter(judged) {
         report.push(
             &meta_key,

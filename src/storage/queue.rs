@@ -22,6 +22,7 @@
 use super::codec;
 use super::keys;
 use crate::error::Result;
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -29,7 +30,12 @@ use std::collections::BTreeSet;
 pub const CHUNK_ENTRIES: usize = 32 * 1024;
 
 /// One entry of the queue: the deadline of an open example (ms) and its customer.
-pub type Entry = (i64, String);
+///
+/// The customer is a [`CompactString`], which keeps ids of up to 24 bytes inline: the writer
+/// looks entries up in a `BTreeSet` ordered by deadline, and events stamped by the server share
+/// deadlines by the dozen, so comparing ids must not chase a pointer per comparison. It orders
+/// and serialises exactly as a `String` does (the stored queue is unchanged).
+pub type Entry = (i64, CompactString);
 
 /// What describes the stored checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,9 +58,9 @@ pub struct QueueMeta {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Change {
     /// The entry joined the queue.
-    Insert(i64, String),
+    Insert(i64, CompactString),
     /// The entry left the queue (a positive label, an erasure).
-    Remove(i64, String),
+    Remove(i64, CompactString),
 }
 
 /// The queue as stored, loaded and replayed.
@@ -260,7 +266,7 @@ pub fn load(
         next_delta = seq + 1;
     }
     // The writer popped every entry before the watermark; those pops are not logged.
-    let kept = entries.split_off(&(watermark_ms, String::new()));
+    let kept = entries.split_off(&(watermark_ms, CompactString::default()));
     Ok(Some(LoadedQueue {
         entries: kept,
         meta,
@@ -287,7 +293,7 @@ pub fn derive(
             let age = watermark_ms.saturating_sub(taken);
             let k = if age <= h { 0 } else { (age - 1) / h };
             let deadline = taken.saturating_add(k.saturating_add(1).saturating_mul(h));
-            (k <= silent).then_some((deadline, id))
+            (k <= silent).then_some((deadline, id.into()))
         })
         .collect()
 }
@@ -309,7 +315,59 @@ mod tests {
     use super::*;
 
     fn entries(n: usize) -> BTreeSet<Entry> {
-        (0..n).map(|i| (i as i64 * 10, format!("c{i}"))).collect()
+        (0..n)
+            .map(|i| (i as i64 * 10, format!("c{i}").into()))
+            .collect()
+    }
+
+    /// Entries and changes are stored exactly as when the id was a `String` (stores written
+    /// before the id became a `CompactString` load unchanged), and ids order as strings do,
+    /// short (inline) and long (on the heap) alike.
+    #[test]
+    fn compact_ids_encode_and_order_as_strings() {
+        let ids = [
+            "",
+            "a",
+            "cust:12345",
+            "cust:12345\u{0}",
+            "cust:2",
+            "a-customer-id-longer-than-twenty-four-bytes",
+            "a-customer-id-longer-than-twenty-four-bytes-too",
+            "é",
+        ];
+        for id in ids {
+            let compact: Entry = (-7, id.into());
+            let plain: (i64, String) = (-7, id.to_string());
+            assert_eq!(
+                codec::encode(&vec![&compact]),
+                codec::encode(&vec![&plain]),
+                "{id:?}"
+            );
+            let (d, c) = compact.clone();
+            let decoded: Vec<Entry> =
+                codec::decode(&|| "chunk".into(), &codec::encode(&vec![&plain])).unwrap();
+            assert_eq!(decoded, vec![compact]);
+            assert_eq!(
+                encode_delta(&[Change::Insert(d, c.clone()), Change::Remove(d, c)]),
+                {
+                    #[derive(Serialize)]
+                    enum Plain {
+                        Insert(i64, String),
+                        Remove(i64, String),
+                    }
+                    codec::encode(&vec![
+                        Plain::Insert(-7, id.to_string()),
+                        Plain::Remove(-7, id.to_string()),
+                    ])
+                },
+                "{id:?}"
+            );
+            for other in ids {
+                let a: Entry = (1, id.into());
+                let b: Entry = (1, other.into());
+                assert_eq!(a.cmp(&b), id.cmp(other), "{id:?} against {other:?}");
+            }
+        }
     }
 
     #[test]
@@ -335,7 +393,7 @@ mod tests {
         let loaded = load(&db, 100, 3, 8, 1).unwrap().unwrap();
         let mut want = all.clone();
         want.remove(&(20, "c2".into()));
-        let want = want.split_off(&(8, String::new()));
+        let want = want.split_off(&(8, CompactString::default()));
         assert_eq!(loaded.entries, want);
         assert_eq!(
             loaded.deltas,
