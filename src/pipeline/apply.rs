@@ -315,10 +315,12 @@ impl Engine {
                 wanted.push(customer.as_str());
             }
         }
+        // Cheapest and most often decisive first: in a steady stream most customers are in
+        // the recent records; the unapplied batches are one map lookup each.
         wanted.retain(|c| {
-            self.unapplied.record(c).is_none()
-                && !self.recent.contains(c)
+            !self.recent.contains(c)
                 && !self.prefetched.contains_key(*c)
+                && self.unapplied.record(c).is_none()
         });
         for (customer, raw) in read_all(store, &wanted) {
             self.prefetched.insert(customer.to_string(), raw);

@@ -8,6 +8,7 @@
 //! record (the one the writer's own state says it is); a batch whose preparation is undone
 //! clears the whole cache. Bounded by bytes; the oldest insertions go first.
 
+use compact_str::CompactString;
 use std::collections::HashMap;
 use std::collections::VecDeque;
 
@@ -17,11 +18,14 @@ const ENTRY_OVERHEAD: usize = 96;
 
 /// The most recently written records, up to a byte budget.
 pub(crate) struct RecentRecords {
-    /// Customer → (generation of the entry, encoded record).
-    map: HashMap<String, (u64, sled::IVec)>,
+    /// Customer → (generation of the entry, encoded record). Ids of up to 24 bytes are kept
+    /// inline in the table ([`CompactString`]): a lookup then compares the bytes of the slot it
+    /// probes instead of following a pointer to them, one cache miss fewer per lookup of a map
+    /// that holds every recent customer.
+    map: HashMap<CompactString, (u64, sled::IVec)>,
     /// Insertions, oldest first: (customer, generation). A customer written again has a newer
     /// generation in the map, and its older queue entries are skipped when they come up.
-    order: VecDeque<(String, u64)>,
+    order: VecDeque<(CompactString, u64)>,
     next_generation: u64,
     bytes: usize,
     budget: usize,
@@ -64,11 +68,11 @@ impl RecentRecords {
                 *entry = (generation, value);
             }
             None => {
-                self.map.insert(customer.to_string(), (generation, value));
+                self.map.insert(customer.into(), (generation, value));
             }
         }
         self.bytes += size;
-        self.order.push_back((customer.to_string(), generation));
+        self.order.push_back((customer.into(), generation));
         self.evict();
     }
 
