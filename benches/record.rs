@@ -50,30 +50,27 @@ fn record(c: &mut Criterion) {
             black_box(r)
         })
     });
-    // The same record in the version-3 layout (plain bincode fields), which every record used
-    // before version 4 packed them.
-    let v3 = rec.encode_v3();
-    g.bench_function(format!("encode_v3 ({} bytes)", v3.len()), |b| {
-        b.iter(|| black_box(black_box(&rec).encode_v3()))
-    });
-    g.bench_function("decode_v3", |b| {
-        b.iter(|| {
-            let r = ProfileRecord::decode(&|| "bench".into(), black_box(&v3)).expect("round trip");
-            black_box(r)
-        })
-    });
-    // The same record in the version-1 layout (the dedupe window as a sequence of pairs), which
-    // every record used before version 2.
-    let v1 = rec.encode_v1();
-    g.bench_function(format!("encode_v1 ({} bytes)", v1.len()), |b| {
-        b.iter(|| black_box(black_box(&rec).encode_v1()))
-    });
-    g.bench_function("decode_v1", |b| {
-        b.iter(|| {
-            let r = ProfileRecord::decode(&|| "bench".into(), black_box(&v1)).expect("round trip");
-            black_box(r)
-        })
-    });
+    // The same record in older layouts: version 3 (plain bincode fields), which every record
+    // used before version 4 packed them, and version 1 (the dedupe window as a sequence of
+    // pairs), which every record used before version 2.
+    type Encode = fn(&ProfileRecord) -> Vec<u8>;
+    let older: [(&str, Encode); 2] = [
+        ("v3", ProfileRecord::encode_v3),
+        ("v1", ProfileRecord::encode_v1),
+    ];
+    for (name, encode) in older {
+        let bytes = encode(&rec);
+        g.bench_function(format!("encode_{name} ({} bytes)", bytes.len()), |b| {
+            b.iter(|| black_box(encode(black_box(&rec))))
+        });
+        g.bench_function(format!("decode_{name}"), |b| {
+            b.iter(|| {
+                let r = ProfileRecord::decode(&|| "bench".into(), black_box(&bytes))
+                    .expect("round trip");
+                black_box(r)
+            })
+        });
+    }
     g.finish();
 }
 

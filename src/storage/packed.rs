@@ -62,41 +62,31 @@ trait Packable: Copy + Sized {
     fn read(bytes: &[u8]) -> Self;
 }
 
-impl Packable for f32 {
-    const WIDTH: usize = 4;
-    fn is_zero_bits(self) -> bool {
-        self.to_bits() == 0
-    }
-    fn zero() -> f32 {
-        0.0
-    }
-    fn write(self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
-    }
-    fn read(bytes: &[u8]) -> f32 {
-        let mut le = [0u8; 4];
-        le.copy_from_slice(bytes);
-        f32::from_le_bytes(le)
-    }
+/// Implements [`Packable`] for a float type of `$width` bytes.
+macro_rules! packable {
+    ($t:ty, $width:literal) => {
+        impl Packable for $t {
+            const WIDTH: usize = $width;
+            fn is_zero_bits(self) -> bool {
+                self.to_bits() == 0
+            }
+            fn zero() -> $t {
+                0.0
+            }
+            fn write(self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
+            fn read(bytes: &[u8]) -> $t {
+                let mut le = [0u8; $width];
+                le.copy_from_slice(bytes);
+                <$t>::from_le_bytes(le)
+            }
+        }
+    };
 }
 
-impl Packable for f64 {
-    const WIDTH: usize = 8;
-    fn is_zero_bits(self) -> bool {
-        self.to_bits() == 0
-    }
-    fn zero() -> f64 {
-        0.0
-    }
-    fn write(self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
-    }
-    fn read(bytes: &[u8]) -> f64 {
-        let mut le = [0u8; 8];
-        le.copy_from_slice(bytes);
-        f64::from_le_bytes(le)
-    }
-}
+packable!(f32, 4);
+packable!(f64, 8);
 
 /// The sparse block of `values` (see the module docs).
 fn sparse_bytes<T: Packable>(values: impl ExactSizeIterator<Item = T> + Clone) -> Vec<u8> {

@@ -235,26 +235,15 @@ struct StoredV4 {
 
 impl From<StoredV4> for ProfileRecord {
     fn from(s: StoredV4) -> ProfileRecord {
-        let RecordCurrent {
-            pending,
-            version,
-            state,
-            segment,
-            distance,
-            propensity,
-        } = s.current.into();
-        ProfileRecord {
-            pending,
-            version,
-            state,
-            base: s.base.map(|b| b.0),
-            history: s.history.0,
-            recent_ids: s.recent_ids.into(),
-            dedupe_floor_ms: s.dedupe_floor_ms,
-            segment,
-            distance,
-            propensity,
-        }
+        ProfileRecord::from_parts(
+            s.current.into(),
+            StoredRest {
+                base: s.base.map(|b| b.0),
+                history: s.history.0,
+                recent_ids: s.recent_ids,
+                dedupe_floor_ms: s.dedupe_floor_ms,
+            },
+        )
     }
 }
 
@@ -283,7 +272,8 @@ struct StoredV3 {
     rest: StoredRest,
 }
 
-/// The fields of a version-3 record after its current version.
+/// The fields of a version-3 record after its current version (and of a version-4 record, once
+/// unpacked).
 #[derive(Deserialize)]
 struct StoredRest {
     base: Option<ProfileState>,
@@ -294,6 +284,14 @@ struct StoredRest {
 
 impl From<StoredV3> for ProfileRecord {
     fn from(s: StoredV3) -> ProfileRecord {
+        ProfileRecord::from_parts(s.current, s.rest)
+    }
+}
+
+impl ProfileRecord {
+    /// The record made of its current version and the fields after it (versions 3 and 4 store
+    /// it in this order).
+    fn from_parts(current: RecordCurrent, rest: StoredRest) -> ProfileRecord {
         let RecordCurrent {
             pending,
             version,
@@ -301,13 +299,13 @@ impl From<StoredV3> for ProfileRecord {
             segment,
             distance,
             propensity,
-        } = s.current;
+        } = current;
         let StoredRest {
             base,
             history,
             recent_ids,
             dedupe_floor_ms,
-        } = s.rest;
+        } = rest;
         ProfileRecord {
             pending,
             version,
@@ -865,28 +863,9 @@ mod tests {
         });
         let bytes = rec.encode();
         let back = ProfileRecord::decode(&|| "t".to_string(), &bytes)?;
-        // PartialEq on floats would call NaN unequal and -0.0 equal: compare bits via Debug
-        // of the bit patterns.
-        let bits = |r: &ProfileRecord| {
-            format!(
-                "{:?}",
-                bincode::serde::encode_to_vec(
-                    StoredRef {
-                        pending: &r.pending,
-                        version: r.version,
-                        state: &r.state,
-                        segment: r.segment,
-                        distance: r.distance,
-                        propensity: r.propensity,
-                        base: &r.base,
-                        history: &r.history,
-                        recent_ids: &r.recent_ids,
-                        dedupe_floor_ms: r.dedupe_floor_ms,
-                    },
-                    bincode::config::standard(),
-                )
-            )
-        };
+        // PartialEq on floats would call NaN unequal and -0.0 equal: compare the bits, as the
+        // plain bincode fields of the version-3 layout.
+        let bits = |r: &ProfileRecord| r.encode_v3();
         assert_eq!(bits(&back), bits(&rec));
         Ok(())
     }
