@@ -52,6 +52,10 @@ pub struct ServerBenchConfig {
     pub config_file: Option<PathBuf>,
     /// Durability of the Persona store (redis-server always runs `--appendfsync everysec`).
     pub durability: crate::config::Durability,
+    /// Rounds of the main comparisons (at least 1). Each round runs every command on both
+    /// servers back to back, the two servers taking turns at going first; a row reports the
+    /// medians, so one slow moment of a noisy machine moves one round, not the result.
+    pub rounds: u32,
 }
 
 /// One command at one pipeline depth, on both servers.
@@ -67,8 +71,56 @@ pub struct ServerRow {
     pub redis_command: String,
     /// redis-server's requests per second (None without redis-server).
     pub redis_rps: Option<f64>,
-    /// `persona_rps / redis_rps`.
+    /// `persona_rps / redis_rps` of each round, median over the rounds.
     pub ratio: Option<f64>,
+    /// Persona's requests per second in each round (`persona_rps` is their median).
+    pub persona_runs: Vec<f64>,
+    /// redis-server's requests per second in each round (`redis_rps` is their median).
+    pub redis_runs: Vec<f64>,
+    /// The ratio of each round (`ratio` is their median).
+    pub ratio_runs: Vec<f64>,
+}
+
+impl ServerRow {
+    /// A row from the requests per second of each round (`redis_runs` empty without
+    /// redis-server).
+    pub fn from_runs(
+        command: &str,
+        pipeline: u32,
+        redis_command: &str,
+        persona_runs: Vec<f64>,
+        redis_runs: Vec<f64>,
+    ) -> ServerRow {
+        let ratio_runs: Vec<f64> = persona_runs
+            .iter()
+            .zip(&redis_runs)
+            .filter(|(_, r)| **r > 0.0)
+            .map(|(p, r)| p / r)
+            .collect();
+        ServerRow {
+            command: command.to_string(),
+            pipeline,
+            persona_rps: median(&persona_runs).unwrap_or(0.0),
+            redis_command: redis_command.to_string(),
+            redis_rps: median(&redis_runs),
+            ratio: median(&ratio_runs),
+            persona_runs,
+            redis_runs,
+            ratio_runs,
+        }
+    }
+}
+
+/// The median of `xs` (the mean of the middle two for an even count); None if empty.
+pub fn median(xs: &[f64]) -> Option<f64> {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
 }
 
 /// The results of a server benchmark.
@@ -155,7 +207,9 @@ fn run_in(cfg: &ServerBenchConfig, progress: &dyn Progress) -> Result<ServerRepo
             &["GET", "str:__rand_int__"],
         ),
     ];
-    let runs = 2 * 2 * if redis.is_some() { 2 } else { 1 } + 7 * u64::from(redis.is_some());
+    let rounds = cfg.rounds.max(1);
+    let with_redis = u64::from(redis.is_some());
+    let runs = u64::from(rounds) * 2 * 2 * (1 + with_redis) + 7 * with_redis;
     progress.start("redis-benchmark runs", runs);
     if let Some((_, addr)) = &redis {
         // Values for GET: a short string, what the target compares with.
@@ -169,26 +223,55 @@ fn run_in(cfg: &ServerBenchConfig, progress: &dyn Progress) -> Result<ServerRepo
         )?;
         progress.inc(1);
     }
-    for (ours, theirs) in pairs {
-        for pipeline in [1u32, 16] {
-            let persona_rps = redis_benchmark(persona_addr, cfg, cfg.requests, pipeline, ours)?;
-            progress.inc(1);
-            let redis_rps = match &redis {
-                Some((_, addr)) => {
-                    let r = redis_benchmark(*addr, cfg, cfg.requests, pipeline, theirs)?;
-                    progress.inc(1);
-                    Some(r)
+    // Per (pair, pipeline): Persona's and redis's requests per second, one entry per round.
+    let mut measured: Vec<(Vec<f64>, Vec<f64>)> = vec![Default::default(); pairs.len() * 2];
+    for round in 0..rounds {
+        for (p, (ours, theirs)) in pairs.iter().enumerate() {
+            for (d, pipeline) in [1u32, 16].into_iter().enumerate() {
+                let (persona_runs, redis_runs) = &mut measured[2 * p + d];
+                // The servers take turns at going first, so a drift of the machine's speed
+                // during a round weighs on both alike.
+                let redis_first = round % 2 == 1;
+                let run_redis = |redis_runs: &mut Vec<f64>| -> Result<()> {
+                    if let Some((_, addr)) = &redis {
+                        redis_runs.push(redis_benchmark(
+                            *addr,
+                            cfg,
+                            cfg.requests,
+                            pipeline,
+                            theirs,
+                        )?);
+                        progress.inc(1);
+                    }
+                    Ok(())
+                };
+                if redis_first {
+                    run_redis(redis_runs)?;
                 }
-                None => None,
-            };
-            report.rows.push(ServerRow {
-                command: ours[0].to_string(),
+                persona_runs.push(redis_benchmark(
+                    persona_addr,
+                    cfg,
+                    cfg.requests,
+                    pipeline,
+                    ours,
+                )?);
+                progress.inc(1);
+                if !redis_first {
+                    run_redis(redis_runs)?;
+                }
+            }
+        }
+    }
+    for (p, (ours, theirs)) in pairs.iter().enumerate() {
+        for (d, pipeline) in [1u32, 16].into_iter().enumerate() {
+            let (persona_runs, redis_runs) = std::mem::take(&mut measured[2 * p + d]);
+            report.rows.push(ServerRow::from_runs(
+                ours[0],
                 pipeline,
-                persona_rps,
-                redis_command: theirs[0].to_string(),
-                redis_rps,
-                ratio: redis_rps.filter(|r| *r > 0.0).map(|r| persona_rps / r),
-            });
+                theirs[0],
+                persona_runs,
+                redis_runs,
+            ));
         }
     }
     if let Some((_, addr)) = &redis {
@@ -253,14 +336,13 @@ fn against_profile_get(
             .iter()
             .find(|r| r.command == "PROFILE.GET" && r.pipeline == pipeline)
             .map_or(0.0, |r| r.persona_rps);
-        report.rows.push(ServerRow {
-            command: "PROFILE.GET".into(),
+        report.rows.push(ServerRow::from_runs(
+            "PROFILE.GET",
             pipeline,
-            persona_rps,
-            redis_command: label.to_string(),
-            redis_rps: Some(redis_rps),
-            ratio: (redis_rps > 0.0).then(|| persona_rps / redis_rps),
-        });
+            label,
+            vec![persona_rps],
+            vec![redis_rps],
+        ));
     }
     Ok(())
 }
@@ -546,6 +628,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_row_reports_the_medians_of_its_rounds() {
+        let row = ServerRow::from_runs(
+            "EVENT.ADD",
+            16,
+            "HINCRBYFLOAT",
+            vec![90.0, 50.0, 80.0],
+            vec![300.0, 400.0, 200.0],
+        );
+        assert_eq!(row.persona_rps, 80.0);
+        assert_eq!(row.redis_rps, Some(300.0));
+        // Per-round ratios 0.3, 0.125, 0.4: the median is the round's, not 80 / 300.
+        assert_eq!(row.ratio_runs, vec![0.3, 0.125, 0.4]);
+        assert_eq!(row.ratio, Some(0.3));
+        let alone = ServerRow::from_runs("EVENT.ADD", 1, "HINCRBYFLOAT", vec![10.0, 20.0], vec![]);
+        assert_eq!(alone.persona_rps, 15.0);
+        assert_eq!((alone.redis_rps, alone.ratio), (None, None));
+        assert_eq!(median(&[]), None);
+    }
+
+    #[test]
     fn parses_redis_7_csv() {
         let out = "\"test\",\"rps\",\"avg_latency_ms\",\"min_latency_ms\"\n\
                    \"EVENT.ADD cust:__rand_int__ purchase 10\",\"12345.68\",\"3.1\",\"0.2\"\n";
@@ -569,6 +671,7 @@ mod tests {
             keep: false,
             config_file: Some(user),
             durability: crate::config::Durability::Flush,
+            rounds: 1,
         };
         let written = std::fs::read_to_string(serve_config(&cfg)?)?;
         let table: toml::Table = written

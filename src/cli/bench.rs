@@ -64,6 +64,10 @@ pub struct Args {
     /// With --server: parallel clients of redis-benchmark.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     clients: u64,
+    /// With --server: rounds of the main comparisons, the two servers taking turns at going
+    /// first; rows report medians (the rounds are in the JSON).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    rounds: u32,
     /// Print the results as JSON.
     #[arg(long)]
     json: bool,
@@ -123,6 +127,7 @@ pub fn run(args: &Args, config: Option<&PathBuf>) -> Result<()> {
             keep: args.keep,
             config_file: config.cloned(),
             durability: Durability::parse(&args.durability)?,
+            rounds: args.rounds,
         };
         let report = persona::bench::server::run(&cfg, &progress).context("server benchmark")?;
         return if args.json {
@@ -289,16 +294,16 @@ fn print_report(r: &BenchReport) {
 
 fn print_server(r: &ServerReport) {
     println!(
-        "== redis-benchmark: {} requests, {} clients per run",
+        "== redis-benchmark: {} requests, {} clients per run; medians over the rounds",
         r.requests, r.clients
     );
     println!(
-        "{:<14} {:>6} {:>16} {:>16} {:>8}",
+        "{:<14} {:>6} {:>16} {:>16} {:>8}  ratio per round",
         "command", "-P", "persona req/s", "redis req/s", "ratio"
     );
     for row in &r.rows {
         println!(
-            "{:<14} {:>6} {:>16} {:>16} {:>8}",
+            "{:<14} {:>6} {:>16} {:>16} {:>8}  {}",
             row.command,
             row.pipeline,
             format!("{:.0}", row.persona_rps),
@@ -308,6 +313,15 @@ fn print_server(r: &ServerReport) {
             row.ratio
                 .map(|x| format!("{x:.3}"))
                 .unwrap_or_else(|| "n/a".into()),
+            if row.ratio_runs.len() > 1 {
+                row.ratio_runs
+                    .iter()
+                    .map(|x| format!("{x:.3}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            } else {
+                String::new()
+            },
         );
     }
     for note in &r.notes {
