@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 
 /// Keys drawn by `__rand_int__` (`-r`).
 const KEYSPACE: u64 = 100_000;
+/// Pipeline depths (`-P`) every comparison runs at.
+const PIPELINES: [u32; 2] = [1, 16];
 /// Longest a single redis-benchmark run may take before it is killed.
 const RUN_TIMEOUT: Duration = Duration::from_secs(600);
 /// Longest a server may take to start answering.
@@ -112,7 +114,7 @@ impl ServerRow {
 }
 
 /// The median of `xs` (the mean of the middle two for an even count); None if empty.
-pub fn median(xs: &[f64]) -> Option<f64> {
+fn median(xs: &[f64]) -> Option<f64> {
     let mut v = xs.to_vec();
     v.sort_by(f64::total_cmp);
     let n = v.len();
@@ -209,7 +211,8 @@ fn run_in(cfg: &ServerBenchConfig, progress: &dyn Progress) -> Result<ServerRepo
     ];
     let rounds = cfg.rounds.max(1);
     let with_redis = u64::from(redis.is_some());
-    let runs = u64::from(rounds) * 2 * 2 * (1 + with_redis) + 7 * with_redis;
+    let comparisons = (pairs.len() * PIPELINES.len()) as u64;
+    let runs = u64::from(rounds) * comparisons * (1 + with_redis) + 7 * with_redis;
     progress.start("redis-benchmark runs", runs);
     if let Some((_, addr)) = &redis {
         // Values for GET: a short string, what the target compares with.
@@ -224,11 +227,12 @@ fn run_in(cfg: &ServerBenchConfig, progress: &dyn Progress) -> Result<ServerRepo
         progress.inc(1);
     }
     // Per (pair, pipeline): Persona's and redis's requests per second, one entry per round.
-    let mut measured: Vec<(Vec<f64>, Vec<f64>)> = vec![Default::default(); pairs.len() * 2];
+    let mut measured: Vec<(Vec<f64>, Vec<f64>)> =
+        vec![Default::default(); pairs.len() * PIPELINES.len()];
     for round in 0..rounds {
         for (p, (ours, theirs)) in pairs.iter().enumerate() {
-            for (d, pipeline) in [1u32, 16].into_iter().enumerate() {
-                let (persona_runs, redis_runs) = &mut measured[2 * p + d];
+            for (d, pipeline) in PIPELINES.into_iter().enumerate() {
+                let (persona_runs, redis_runs) = &mut measured[p * PIPELINES.len() + d];
                 // The servers take turns at going first, so a drift of the machine's speed
                 // during a round weighs on both alike.
                 let redis_first = round % 2 == 1;
@@ -263,8 +267,8 @@ fn run_in(cfg: &ServerBenchConfig, progress: &dyn Progress) -> Result<ServerRepo
         }
     }
     for (p, (ours, theirs)) in pairs.iter().enumerate() {
-        for (d, pipeline) in [1u32, 16].into_iter().enumerate() {
-            let (persona_runs, redis_runs) = std::mem::take(&mut measured[2 * p + d]);
+        for (d, pipeline) in PIPELINES.into_iter().enumerate() {
+            let (persona_runs, redis_runs) = std::mem::take(&mut measured[p * PIPELINES.len() + d]);
             report.rows.push(ServerRow::from_runs(
                 ours[0],
                 pipeline,
@@ -328,7 +332,7 @@ fn against_profile_get(
     command: &[&str],
     label: &str,
 ) -> Result<()> {
-    for pipeline in [1u32, 16] {
+    for pipeline in PIPELINES {
         let redis_rps = redis_benchmark(addr, cfg, cfg.requests, pipeline, command)?;
         progress.inc(1);
         let persona_rps = report
