@@ -639,6 +639,16 @@ fn tool_commands_answer_what_clients_ask_on_connect() -> TestResult {
     let stats = raw.call(&["info", "STATS"])?;
     assert!(stats.contains("total_commands_processed:"));
     assert!(!stats.contains("# Server"));
+    // One event, one commit: its profile and the model, at least.
+    assert!(stats.contains("persona_commits:1\r\n"), "{stats}");
+    assert!(stats.contains("persona_items_committed:1\r\n"), "{stats}");
+    let key_writes: u64 = stats
+        .split("persona_key_writes:")
+        .nth(1)
+        .and_then(|rest| rest.split("\r\n").next())
+        .and_then(|n| n.parse().ok())
+        .ok_or("no persona_key_writes line")?;
+    assert!(key_writes >= 2, "{stats}");
     assert_eq!(raw.call(&["DBSIZE"])?, ":1\r\n");
     let help = raw.call(&["CONFIG", "HELP"])?;
     assert!(help.contains("CONFIG GET parameter [parameter ...]"));

@@ -481,6 +481,14 @@ fn info_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             );
             line("total_commands_processed", &get(&stats.commands_processed));
             line("rejected_connections", &get(&stats.rejected_connections));
+            // The write pipeline's totals since the store opened: committed sled batches, the
+            // items they held, and the keys and bytes they wrote (items per commit is the
+            // group-commit size under load).
+            let writes = server.db.stats();
+            line("persona_commits", &writes.commits);
+            line("persona_items_committed", &writes.items);
+            line("persona_key_writes", &writes.key_writes);
+            line("persona_bytes_written", &writes.bytes_written);
         }
         "keyspace" => {
             let keys = server.db.profile_count();
