@@ -132,3 +132,68 @@ fn queries_only_reruns_the_query_phase_on_a_kept_store() -> TestResult {
     assert!(work.join("persona").is_dir(), "the store is left as it was");
     Ok(())
 }
+
+/// Whether `tool --version` runs here.
+fn installed(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn bench_server_reports_every_comparison_and_the_storage_ceiling() -> TestResult {
+    if !installed("redis-benchmark") {
+        eprintln!("skipped: redis-benchmark is not installed (Debian: redis-tools)");
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    let work = dir.path().join("server");
+    let out = Command::new(env!("CARGO_BIN_EXE_persona"))
+        .args(["bench", "--server", "--requests", "2000", "--rounds", "1"])
+        .args(["--clients", "10", "--json", "--dir"])
+        .arg(&work)
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let with_redis = installed("redis-server");
+    let rows = v["rows"].as_array().ok_or("no rows")?;
+    let row = |command: &str, pipeline: f64| {
+        rows.iter()
+            .find(|r| r["command"] == command && r["pipeline"].as_f64() == Some(pipeline))
+            .ok_or_else(|| format!("no {command} -P {pipeline} row in {v}"))
+    };
+    for command in ["EVENT.ADD", "PROFILE.GET"] {
+        for pipeline in [1.0, 16.0] {
+            let r = row(command, pipeline)?;
+            assert!(number(r, "persona_rps")? > 0.0, "{r}");
+            assert_eq!(r["ratio"].is_number(), with_redis, "{r}");
+        }
+    }
+    // The ceiling is shaped by what the server committed under EVENT.ADD -P 16: those 2,000
+    // requests (acknowledged only once published), in batches no larger than the 10 clients'
+    // 160 in flight, each batch writing its records and the model.
+    let c = &v["storage_ceiling"];
+    let served = &c["served"];
+    assert_eq!(number(served, "items")?, 2000.0, "{c}");
+    assert!(
+        number(served, "key_writes")? > number(served, "commits")?,
+        "{c}"
+    );
+    let batch = number(c, "batch")?;
+    assert!((1.0..=160.0).contains(&batch), "{c}");
+    assert!(number(c, "value_bytes")? > 0.0, "{c}");
+    assert_eq!(number(c, "inserts")?, 2000.0);
+    let ceiling = number(c, "inserts_per_sec")?;
+    assert!(ceiling > 0.0, "{c}");
+    let event_add = number(row("EVENT.ADD", 16.0)?, "persona_rps")?;
+    let to_ceiling = number(&v, "event_add_to_ceiling")?;
+    assert!(
+        (to_ceiling - event_add / ceiling).abs() <= 1e-9 * to_ceiling.max(1.0),
+        "{v}"
+    );
+    assert_eq!(v["target_to_ceiling"].is_number(), with_redis, "{v}");
+    assert!(!work.exists());
+    Ok(())
+}

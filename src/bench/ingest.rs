@@ -223,6 +223,27 @@ impl RawSled {
             self.db
                 .insert(keys::profile(&e.customer_id), self.value_of(n))?;
         }
+        self.sync()
+    }
+
+    /// Writes one record per customer in `customers` as a single `apply_batch` (the way the
+    /// writer commits a group of requests; a customer named twice keeps the later record),
+    /// without syncing: [`RawSled::sync`] does, as the durability stage does after the apply
+    /// stage.
+    pub(crate) fn apply_batch(&self, customers: &[String]) -> Result<()> {
+        let first = self
+            .writes
+            .fetch_add(customers.len() as u64, Ordering::Relaxed);
+        let mut batch = sled::Batch::default();
+        for (n, c) in (first..).zip(customers) {
+            batch.insert(keys::profile(c), self.value_of(n));
+        }
+        Ok(self.db.apply_batch(batch)?)
+    }
+
+    /// Makes the writes so far durable as the policy says: nothing, a sled flush, or a flush
+    /// and an `fdatasync` of sled's log (what the writer does after each group commit).
+    pub(crate) fn sync(&self) -> Result<()> {
         match self.durability {
             Durability::None => {}
             Durability::Flush => {
@@ -280,6 +301,26 @@ mod tests {
             assert!(!seen.contains(&stored), "write {t} repeated a value");
             seen.push(stored);
         }
+        Ok(())
+    }
+
+    #[test]
+    fn a_batch_writes_every_customer_once_with_a_new_value_of_the_record_size() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let config = Config::new(dir.path()).durability(Durability::Fsync);
+        let raw = RawSled::open(&config, 64)?;
+        let customers: Vec<String> = ["a", "b", "a", "c"].map(String::from).to_vec();
+        raw.apply_batch(&customers)?;
+        raw.sync()?;
+        assert_eq!(raw.db.len(), 3);
+        let first_a = raw.db.get(keys::profile("a"))?.ok_or(Error::Closed)?;
+        assert_eq!(first_a.len(), 64);
+        // A customer named twice keeps the later of its two (different) records.
+        assert_eq!(first_a, raw.value_of(2));
+        raw.apply_batch(&customers[..1])?;
+        let second_a = raw.db.get(keys::profile("a"))?.ok_or(Error::Closed)?;
+        assert_ne!(first_a, second_a);
+        assert_eq!(second_a, raw.value_of(4));
         Ok(())
     }
 }

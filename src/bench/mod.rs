@@ -1,7 +1,8 @@
 //! The engine behind `persona bench`: end-to-end ingest of a generated workload through the
 //! public API, measured against the baseline that bounds it — raw sled inserts of records of the
 //! same size under the same durability policy, on the same disk, in the same run — followed by
-//! query latencies. [`server`] drives `redis-benchmark` against `persona serve` and redis-server.
+//! query latencies. [`server`] drives `redis-benchmark` against `persona serve` and redis-server,
+//! and [`ceiling`] measures, in that run, how fast raw sled alone commits what the server committed.
 //!
 //! # The raw-sled baseline
 //! Persona's write path ends in sled, so sled is the ceiling. The baseline opens a second sled
@@ -22,6 +23,7 @@
 //! size, refitted and re-segmented like `persona import` does (timed), and queried. Peak RSS is
 //! the process's `VmHWM`, reset before the ingest where the kernel allows it.
 
+pub mod ceiling;
 mod ingest;
 mod queries;
 pub mod server;

@@ -17,7 +17,9 @@
 //!
 //! Throughput is read from `redis-benchmark --csv`.
 
+use super::ceiling::{self, ServedWrites, StorageCeiling};
 use super::Progress;
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::server::frame::{parse_frame, Frame, Proto};
 use serde::Serialize;
@@ -31,6 +33,8 @@ use std::time::{Duration, Instant};
 const KEYSPACE: u64 = 100_000;
 /// Pipeline depths (`-P`) every comparison runs at.
 const PIPELINES: [u32; 2] = [1, 16];
+/// The deepest of [`PIPELINES`], the one the targets are set at.
+const DEEPEST: u32 = PIPELINES[PIPELINES.len() - 1];
 /// Longest a single redis-benchmark run may take before it is killed.
 const RUN_TIMEOUT: Duration = Duration::from_secs(600);
 /// Longest a server may take to start answering.
@@ -134,9 +138,21 @@ pub struct ServerReport {
     pub clients: u64,
     /// One row per command and pipeline depth.
     pub rows: Vec<ServerRow>,
+    /// Raw sled alone committing what the server committed during its `EVENT.ADD -P 16` runs,
+    /// measured after both servers stopped (None when the server's counters could not be read).
+    pub storage_ceiling: Option<StorageCeiling>,
+    /// `EVENT.ADD -P 16`'s requests per second over the ceiling's inserts per second.
+    pub event_add_to_ceiling: Option<f64>,
+    /// The rate the target asks of `EVENT.ADD -P 16` ([`EVENT_ADD_TARGET`] × redis's
+    /// `HINCRBYFLOAT`) over the ceiling's inserts per second: near or above 1, sled alone, with
+    /// the machine to itself, barely reaches it.
+    pub target_to_ceiling: Option<f64>,
     /// What was skipped and why.
     pub notes: Vec<String>,
 }
+
+/// Issue #5's target for `EVENT.ADD -P 16`: this fraction of redis-server's `HINCRBYFLOAT`.
+pub const EVENT_ADD_TARGET: f64 = 0.25;
 
 /// A server process that is killed (by pid) and reaped when dropped.
 struct Guard(Child);
@@ -177,6 +193,9 @@ fn run_in(cfg: &ServerBenchConfig, progress: &dyn Progress) -> Result<ServerRepo
         requests: cfg.requests,
         clients: cfg.clients,
         rows: Vec::new(),
+        storage_ceiling: None,
+        event_add_to_ceiling: None,
+        target_to_ceiling: None,
         notes: Vec::new(),
     };
     if !installed("redis-benchmark") {
@@ -212,8 +231,9 @@ fn run_in(cfg: &ServerBenchConfig, progress: &dyn Progress) -> Result<ServerRepo
     let rounds = cfg.rounds.max(1);
     let with_redis = u64::from(redis.is_some());
     let comparisons = (pairs.len() * PIPELINES.len()) as u64;
-    let runs = u64::from(rounds) * comparisons * (1 + with_redis) + 7 * with_redis;
-    progress.start("redis-benchmark runs", runs);
+    // redis-benchmark runs, then the storage ceiling.
+    let runs = u64::from(rounds) * comparisons * (1 + with_redis) + 7 * with_redis + 1;
+    progress.start("server runs", runs);
     if let Some((_, addr)) = &redis {
         // Values for GET: a short string, what the target compares with.
         let value = "x".repeat(128);
@@ -229,6 +249,8 @@ fn run_in(cfg: &ServerBenchConfig, progress: &dyn Progress) -> Result<ServerRepo
     // Per (pair, pipeline): Persona's and redis's requests per second, one entry per round.
     let mut measured: Vec<(Vec<f64>, Vec<f64>)> =
         vec![Default::default(); pairs.len() * PIPELINES.len()];
+    // The writer's counters over the EVENT.ADD runs at the deepest pipeline, summed.
+    let mut ceiling_shape: Option<ServedWrites> = None;
     for round in 0..rounds {
         for (p, (ours, theirs)) in pairs.iter().enumerate() {
             for (d, pipeline) in PIPELINES.into_iter().enumerate() {
@@ -252,6 +274,14 @@ fn run_in(cfg: &ServerBenchConfig, progress: &dyn Progress) -> Result<ServerRepo
                 if redis_first {
                     run_redis(redis_runs)?;
                 }
+                // What the writer commits under the deepest EVENT.ADD pipeline shapes the
+                // storage ceiling measured at the end.
+                let shapes_ceiling = ours[0] == "EVENT.ADD" && pipeline == DEEPEST;
+                let before = if shapes_ceiling {
+                    served_writes(persona_addr)
+                } else {
+                    None
+                };
                 persona_runs.push(redis_benchmark(
                     persona_addr,
                     cfg,
@@ -259,6 +289,12 @@ fn run_in(cfg: &ServerBenchConfig, progress: &dyn Progress) -> Result<ServerRepo
                     pipeline,
                     ours,
                 )?);
+                if let (Some(before), Some(after)) = (before, served_writes(persona_addr)) {
+                    ceiling_shape = Some(match ceiling_shape {
+                        Some(sum) => sum.plus(after.since(before)),
+                        None => after.since(before),
+                    });
+                }
                 progress.inc(1);
                 if !redis_first {
                     run_redis(redis_runs)?;
@@ -316,10 +352,86 @@ fn run_in(cfg: &ServerBenchConfig, progress: &dyn Progress) -> Result<ServerRepo
             &label,
         )?;
     }
-    progress.finish();
     drop(persona);
     drop(redis);
+    match ceiling_shape.filter(|w| w.commits > 0 && w.key_writes > 0) {
+        Some(shape) => {
+            let config = Config::from_toml_file(cfg.dir.join("raw-sled"), &serve_config)?;
+            let ceiling = ceiling::measure(&config, shape, KEYSPACE, cfg.requests)?;
+            progress.inc(1);
+            report.event_add_to_ceiling = report
+                .row("EVENT.ADD", DEEPEST)
+                .map(|row| row.persona_rps / ceiling.inserts_per_sec);
+            report.target_to_ceiling = report
+                .row("EVENT.ADD", DEEPEST)
+                .and_then(|row| row.redis_rps)
+                .map(|redis| EVENT_ADD_TARGET * redis / ceiling.inserts_per_sec);
+            report.storage_ceiling = Some(ceiling);
+        }
+        None => report.notes.push(
+            "the server's write counters (INFO stats) could not be read: no storage ceiling".into(),
+        ),
+    }
+    progress.finish();
     Ok(report)
+}
+
+impl ServerReport {
+    /// The row of `command` at pipeline depth `pipeline`, if it ran.
+    pub fn row(&self, command: &str, pipeline: u32) -> Option<&ServerRow> {
+        self.rows
+            .iter()
+            .find(|r| r.command == command && r.pipeline == pipeline)
+    }
+}
+
+/// The writer's counters as `INFO stats` reports them now; None if they cannot be read (the
+/// benchmark then goes on without a storage ceiling).
+fn served_writes(addr: SocketAddr) -> Option<ServedWrites> {
+    let mut s = connect(addr).ok()?;
+    match request(&mut s, &["INFO", "stats"]).ok()?.0 {
+        Frame::Bulk(text) | Frame::Verbatim { text, .. } => {
+            ServedWrites::from_info(&String::from_utf8_lossy(&text))
+        }
+        _ => None,
+    }
+}
+
+/// A connection to a server the benchmark started, with a read timeout.
+fn connect(addr: SocketAddr) -> Result<TcpStream> {
+    let s = TcpStream::connect_timeout(&addr, START_TIMEOUT)?;
+    s.set_read_timeout(Some(START_TIMEOUT))?;
+    Ok(s)
+}
+
+/// Sends one command as RESP2 and reads its reply: the frame and its length in bytes. An
+/// error reply is an error.
+fn request(s: &mut TcpStream, args: &[&str]) -> Result<(Frame, usize)> {
+    let mut buf = Vec::new();
+    Frame::Array(args.iter().map(Frame::bulk).collect()).encode(Proto::Resp2, &mut buf);
+    s.write_all(&buf)?;
+    buf.clear();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match parse_frame(&buf, &Default::default()) {
+            Ok(Some((Frame::Error(e), _))) => {
+                return Err(Error::Io(std::io::Error::other(format!(
+                    "persona serve answered {} with -{e}",
+                    args.first().copied().unwrap_or_default()
+                ))))
+            }
+            Ok(Some(reply)) => return Ok(reply),
+            Ok(None) => {}
+            Err(e) => return Err(Error::Io(std::io::Error::other(e.to_string()))),
+        }
+        let n = s.read(&mut chunk)?;
+        if n == 0 {
+            return Err(Error::Io(std::io::Error::other(
+                "persona serve closed the connection",
+            )));
+        }
+        buf.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
+    }
 }
 
 /// Runs `command` against redis at `-P 1` and `-P 16` and adds a row comparing it with the
@@ -390,43 +502,14 @@ fn leaves(frame: &Frame) -> usize {
 /// The shape of a `PROFILE.GET` reply (RESP2) of a customer with one event, written here for
 /// the purpose.
 fn profile_reply_shape(addr: SocketAddr) -> Result<ReplyShape> {
-    let mut s = TcpStream::connect_timeout(&addr, START_TIMEOUT)?;
-    s.set_read_timeout(Some(START_TIMEOUT))?;
+    let mut s = connect(addr)?;
     let key = "cust:reply-size-probe";
-    let mut one = |args: &[&str]| -> Result<ReplyShape> {
-        let mut request = Vec::new();
-        Frame::Array(args.iter().map(Frame::bulk).collect()).encode(Proto::Resp2, &mut request);
-        s.write_all(&request)?;
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            match parse_frame(&buf, &Default::default()) {
-                Ok(Some((Frame::Error(e), _))) => {
-                    return Err(Error::Io(std::io::Error::other(format!(
-                        "persona serve answered {} with -{e}",
-                        args.first().copied().unwrap_or_default()
-                    ))))
-                }
-                Ok(Some((frame, len))) => {
-                    return Ok(ReplyShape {
-                        bytes: len,
-                        leaves: leaves(&frame),
-                    })
-                }
-                Ok(None) => {}
-                Err(e) => return Err(Error::Io(std::io::Error::other(e.to_string()))),
-            }
-            let n = s.read(&mut chunk)?;
-            if n == 0 {
-                return Err(Error::Io(std::io::Error::other(
-                    "persona serve closed the connection",
-                )));
-            }
-            buf.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
-        }
-    };
-    one(&["EVENT.ADD", key, "purchase", "10"])?;
-    one(&["PROFILE.GET", key])
+    request(&mut s, &["EVENT.ADD", key, "purchase", "10"])?;
+    let (frame, bytes) = request(&mut s, &["PROFILE.GET", key])?;
+    Ok(ReplyShape {
+        bytes,
+        leaves: leaves(&frame),
+    })
 }
 
 /// Writes the configuration `persona serve` runs with into the working directory: the

@@ -6,7 +6,7 @@ use super::print_json;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use parking_lot::Mutex;
-use persona::bench::server::{ServerBenchConfig, ServerReport};
+use persona::bench::server::{ServerBenchConfig, ServerReport, EVENT_ADD_TARGET};
 use persona::bench::{BenchConfig, BenchReport, Progress, Quantiles};
 use persona::Durability;
 use std::path::PathBuf;
@@ -322,6 +322,25 @@ fn print_server(r: &ServerReport) {
             } else {
                 String::new()
             },
+        );
+    }
+    if let Some(c) = &r.storage_ceiling {
+        println!(
+            "== storage ceiling: raw sled alone, one thread applying batches of {} records of {} B \
+             (the server's EVENT.ADD -P 16 commits), one syncing them as configured, no client or server running",
+            c.batch, c.value_bytes
+        );
+        println!("{:<36} {:>14.0}", "raw sled inserts/s", c.inserts_per_sec);
+        let ratio = |x: Option<f64>| x.map_or_else(|| "n/a".into(), |x| format!("{x:.3}"));
+        println!(
+            "{:<36} {:>14}",
+            "EVENT.ADD -P 16 / ceiling",
+            ratio(r.event_add_to_ceiling)
+        );
+        println!(
+            "{:<36} {:>14}",
+            format!("target ({EVENT_ADD_TARGET} x redis) / ceiling"),
+            ratio(r.target_to_ceiling)
         );
     }
     for note in &r.notes {
