@@ -24,7 +24,7 @@
 //! | [`db`] | [`Db`], the embedded facade |
 //! | [`server`] | the Redis-protocol (RESP) server behind `persona serve` |
 //! | [`generator`] | a synthetic workload with planted personas |
-//! | [`bench`] | `persona bench`: ingest against a raw-sled baseline, query latencies, RESP runs |
+//! | [`bench`](mod@bench) | `persona bench`: ingest against a raw-sled baseline, query latencies, RESP runs |
 //!
 //! ## Example
 //! ```

@@ -99,7 +99,8 @@ pub struct StorageCeiling {
     pub served: ServedWrites,
     /// Records per batch (the server's requests per commit).
     pub batch: usize,
-    /// Bytes of each value (the server's bytes per key write less the key's length).
+    /// Bytes of each value: the server's bytes per key write less the key's length, at least 8
+    /// (each value starts with its write number, so that no write repeats a stored value).
     pub value_bytes: usize,
     /// Inserts timed (after as many untimed ones).
     pub inserts: u64,

@@ -1,9 +1,9 @@
 //! The single writer: batching, apply, one atomic commit, durability, acknowledgements.
 //!
-//! All mutation of the engine happens on one thread. Callers send [`Request`]s through a bounded
+//! All mutation of the engine happens on one thread. Callers send `Request`s through a bounded
 //! crossbeam channel and block on a reply channel. The writer drains up to `max_batch` items
 //! (waiting at most `max_batch_delay` for more once the queue is empty), applies them to a
-//! working copy of the model ([`apply`]) and writes the dirty profiles, membership changes and
+//! working copy of the model (the `apply` module) and writes the dirty profiles, membership changes and
 //! model state into ONE sled batch. Two stages follow, each on its own thread, so the three run
 //! at once on consecutive batches:
 //! - the **apply stage** hands the batch to sled (`apply_batch`, about half of the write path's
