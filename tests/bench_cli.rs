@@ -45,6 +45,10 @@ fn bench_json_has_sane_rates_and_ratios() -> TestResult {
     assert!(number(&v, "raw_record_bytes")? > 0.0, "{v}");
     assert!(number(&v, "disk_bytes")? > 0.0 && number(&v, "logical_bytes")? > 0.0);
     assert!(number(&v, "reopen_secs")? >= 0.0);
+    // The store was compacted after the queries: one copy of every live key, still on disk.
+    assert!(number(&v, "compacted_disk_bytes")? > 0.0, "{v}");
+    assert!(number(&v, "compacted_to_logical")? > 0.0, "{v}");
+    assert!(number(&v, "compact_secs")? >= 0.0, "{v}");
     let q = &v["queries"];
     assert_eq!(number(q, "samples")?, 50.0);
     for key in ["raw_record_get_us", "profile_get_us", "score_us"] {
@@ -130,6 +134,39 @@ fn queries_only_reruns_the_query_phase_on_a_kept_store() -> TestResult {
     }
     assert!((0.0..=1.0).contains(&number(q, "recall_at_k")?), "{q}");
     assert!(work.join("persona").is_dir(), "the store is left as it was");
+    Ok(())
+}
+
+#[test]
+fn no_compact_leaves_the_compaction_out_of_the_report() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let out = Command::new(env!("CARGO_BIN_EXE_persona"))
+        .args(["bench", "--customers", "50", "--events", "500", "--json"])
+        .args([
+            "--queries",
+            "10",
+            "--similar-queries",
+            "1",
+            "--recall-queries",
+            "1",
+        ])
+        .args(["--no-compact", "--dir"])
+        .arg(dir.path().join("bench"))
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    for key in [
+        "compacted_disk_bytes",
+        "compacted_to_logical",
+        "compact_secs",
+    ] {
+        assert!(v[key].is_null(), "{key}: {v}");
+    }
+    assert!(number(&v, "disk_to_logical")? > 0.0, "{v}");
     Ok(())
 }
 

@@ -19,9 +19,11 @@
 //! # What is measured
 //! Ingest: events/s over the whole run and over the first and last 10% (at most a million
 //! events each), per-chunk acknowledgement latency, key writes per event (from [`crate::Db::stats`]).
-//! Then the store is closed (timed until sled lets go of its lock) and reopened (timed), its size on disk compared with its logical
-//! size, refitted and re-segmented like `persona import` does (timed), and queried. Peak RSS is
-//! the process's `VmHWM`, reset before the ingest where the kernel allows it.
+//! Then the store is closed (timed until sled lets go of its lock) and reopened (timed), its
+//! size on disk compared with its logical size, refitted and re-segmented like `persona import`
+//! does (timed), queried, closed, and compacted like `persona compact` does (timed, with its
+//! size on disk afterwards). Peak RSS is the process's `VmHWM` up to the queries, reset before
+//! the ingest where the kernel allows it.
 
 pub mod ceiling;
 mod ingest;
@@ -84,6 +86,9 @@ pub struct BenchConfig {
     pub recall_queries: usize,
     /// Skip the refit + re-segmentation after the ingest.
     pub no_resegment: bool,
+    /// Skip the compaction after the queries (`persona compact` of the store, timed, with its
+    /// size on disk afterwards).
+    pub no_compact: bool,
     /// Keep the store and the baseline on disk afterwards.
     pub keep: bool,
     /// A TOML configuration file with the store's settings (as `persona --config`); its
@@ -155,6 +160,7 @@ impl BenchConfig {
             similar_queries: 50,
             recall_queries: 10,
             no_resegment: false,
+            no_compact: false,
             keep: false,
             config_file: None,
         }
@@ -226,6 +232,13 @@ pub struct BenchReport {
     pub disk_to_logical: f64,
     /// The baseline's size on disk.
     pub raw_sled_disk_bytes: u64,
+    /// After the queries, the store compacted as `persona compact` does (None with
+    /// `no_compact`): the bytes of its files afterwards.
+    pub compacted_disk_bytes: Option<u64>,
+    /// `compacted_disk_bytes` over the keys and values the compaction copied (every tree).
+    pub compacted_to_logical: Option<f64>,
+    /// Seconds the compaction took (copy, verify, swap).
+    pub compact_secs: Option<f64>,
     /// Peak resident set (VmHWM) of the process during ingest, reopen and queries.
     pub peak_rss_bytes: Option<u64>,
     /// Whether the peak was reset before the ingest (otherwise it includes earlier work).
@@ -339,6 +352,21 @@ fn run_in(cfg: &BenchConfig, progress: &dyn Progress) -> Result<BenchReport> {
     let peak_rss_bytes = peak_rss();
     db.close()?;
     drop(db);
+    // What the disk target would read after a compaction (sled's log keeps superseded record
+    // versions; see docs/benchmarks.md).
+    let compacted = if cfg.no_compact {
+        None
+    } else {
+        progress.start("compact", 0);
+        crate::storage::wait_unlocked(&store_cfg.path)?;
+        let report = crate::storage::compact::compact(
+            &store_cfg.path,
+            store_cfg.cache_capacity_mb,
+            crate::storage::compact::CopyCompression::AsStored(store_cfg.compression_level),
+        )?;
+        progress.finish();
+        Some(report)
+    };
 
     // The baseline: same feeder, same threads and chunks, same durability, same disk.
     let raw_cfg = cfg.store_config(cfg.dir.join("raw-sled"))?;
@@ -381,6 +409,11 @@ fn run_in(cfg: &BenchConfig, progress: &dyn Progress) -> Result<BenchReport> {
         logical_bytes: logical.bytes,
         disk_to_logical: ratio(disk_bytes as f64, logical.bytes as f64),
         raw_sled_disk_bytes,
+        compacted_disk_bytes: compacted.as_ref().map(|c| c.bytes_after),
+        compacted_to_logical: compacted
+            .as_ref()
+            .map(|c| ratio(c.bytes_after as f64, c.logical_bytes as f64)),
+        compact_secs: compacted.as_ref().map(|c| c.seconds),
         peak_rss_bytes,
         peak_rss_reset,
         close_secs,

@@ -42,6 +42,10 @@ pub struct Args {
     /// Skip the refit + re-segmentation after the ingest.
     #[arg(long)]
     no_resegment: bool,
+    /// Skip the compaction of the store after the queries (reported: its size on disk
+    /// afterwards and how long it took).
+    #[arg(long)]
+    no_compact: bool,
     /// Seed of the workload and of the query sample.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -145,6 +149,7 @@ pub fn run(args: &Args, config: Option<&PathBuf>) -> Result<()> {
     cfg.similar_queries = args.similar_queries as usize;
     cfg.recall_queries = args.recall_queries as usize;
     cfg.no_resegment = args.no_resegment;
+    cfg.no_compact = args.no_compact;
     cfg.seed = args.seed;
     cfg.keep = args.keep;
     cfg.config_file = config.cloned();
@@ -225,6 +230,18 @@ fn print_report(r: &BenchReport) {
         format!("{} / {}", mib(r.disk_bytes), mib(r.logical_bytes))
     );
     println!("{:<36} {:>14.2}", "disk to logical", r.disk_to_logical);
+    if let (Some(bytes), Some(to_logical), Some(secs)) = (
+        r.compacted_disk_bytes,
+        r.compacted_to_logical,
+        r.compact_secs,
+    ) {
+        println!(
+            "{:<36} {:>14}",
+            "after compaction: disk (to logical)",
+            format!("{} ({to_logical:.2})", mib(bytes))
+        );
+        println!("{:<36} {:>14.3}", "compaction seconds", secs);
+    }
     println!(
         "{:<36} {:>14}",
         "peak RSS (VmHWM)",
