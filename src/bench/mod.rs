@@ -21,12 +21,13 @@
 //! events each), per-chunk acknowledgement latency, key writes per event (from [`crate::Db::stats`]).
 //! Then the store is closed (timed until sled lets go of its lock) and reopened (timed), its
 //! size on disk compared with its logical size, refitted and re-segmented like `persona import`
-//! does (timed), queried, closed, and compacted like `persona compact` does (timed, with its
-//! size on disk afterwards). Peak RSS is the process's `VmHWM` up to the queries, reset before
-//! the ingest where the kernel allows it.
+//! does (timed), queried and closed; after the baseline's run it is compacted like `persona
+//! compact` does (timed, with its size on disk afterwards). Peak RSS is the process's `VmHWM` up
+//! to the queries, reset before the ingest where the kernel allows it.
 
 pub mod ceiling;
 mod ingest;
+mod probe;
 mod queries;
 pub mod server;
 
@@ -86,8 +87,8 @@ pub struct BenchConfig {
     pub recall_queries: usize,
     /// Skip the refit + re-segmentation after the ingest.
     pub no_resegment: bool,
-    /// Skip the compaction after the queries (`persona compact` of the store, timed, with its
-    /// size on disk afterwards).
+    /// Skip the compaction at the end (`persona compact` of the store after the baseline ran,
+    /// timed, with its size on disk afterwards).
     pub no_compact: bool,
     /// Keep the store and the baseline on disk afterwards.
     pub keep: bool,
@@ -232,7 +233,7 @@ pub struct BenchReport {
     pub disk_to_logical: f64,
     /// The baseline's size on disk.
     pub raw_sled_disk_bytes: u64,
-    /// After the queries, the store compacted as `persona compact` does (None with
+    /// The store compacted as `persona compact` does, at the end of the run (None with
     /// `no_compact`): the bytes of its files afterwards.
     pub compacted_disk_bytes: Option<u64>,
     /// `compacted_disk_bytes` over the keys and values the compaction copied (every tree).
@@ -352,8 +353,19 @@ fn run_in(cfg: &BenchConfig, progress: &dyn Progress) -> Result<BenchReport> {
     let peak_rss_bytes = peak_rss();
     db.close()?;
     drop(db);
+    // The baseline: same feeder, same threads and chunks, same durability, same disk.
+    let raw_cfg = cfg.store_config(cfg.dir.join("raw-sled"))?;
+    let raw = ingest::RawSled::open(&raw_cfg, raw_record_bytes as usize)?;
+    progress.start("ingest (raw sled baseline)", cfg.events);
+    let theirs = ingest::feed(&gen_cfg, cfg.threads, cfg.chunk, progress, |events| {
+        raw.write_chunk(events)
+    })?;
+    progress.finish();
+    let raw_sled_disk_bytes = raw.size_on_disk()?;
+    drop(raw);
     // What the disk target would read after a compaction (sled's log keeps superseded record
-    // versions; see docs/benchmarks.md).
+    // versions; see docs/benchmarks.md). After the baseline, so that the gigabytes it rewrites
+    // and frees do not weigh on the baseline's timed ingest.
     let compacted = if cfg.no_compact {
         None
     } else {
@@ -367,17 +379,6 @@ fn run_in(cfg: &BenchConfig, progress: &dyn Progress) -> Result<BenchReport> {
         progress.finish();
         Some(report)
     };
-
-    // The baseline: same feeder, same threads and chunks, same durability, same disk.
-    let raw_cfg = cfg.store_config(cfg.dir.join("raw-sled"))?;
-    let raw = ingest::RawSled::open(&raw_cfg, raw_record_bytes as usize)?;
-    progress.start("ingest (raw sled baseline)", cfg.events);
-    let theirs = ingest::feed(&gen_cfg, cfg.threads, cfg.chunk, progress, |events| {
-        raw.write_chunk(events)
-    })?;
-    progress.finish();
-    let raw_sled_disk_bytes = raw.size_on_disk()?;
-    drop(raw);
 
     let events_per_sec = ours.rate();
     let raw_rate = theirs.rate();

@@ -18,10 +18,11 @@
 //! Throughput is read from `redis-benchmark --csv`.
 
 use super::ceiling::{self, ServedWrites, StorageCeiling};
+use super::probe::{connect, request, served_writes};
 use super::Progress;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::server::frame::{parse_frame, Frame, Proto};
+use crate::server::frame::Frame;
 use serde::Serialize;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -139,7 +140,8 @@ pub struct ServerReport {
     /// One row per command and pipeline depth.
     pub rows: Vec<ServerRow>,
     /// Raw sled alone committing what the server committed during its `EVENT.ADD -P 16` runs,
-    /// measured after both servers stopped (None when the server's counters could not be read).
+    /// measured after both servers stopped (None, with a note saying why, when the server's
+    /// counters could not be read or the measurement failed).
     pub storage_ceiling: Option<StorageCeiling>,
     /// `EVENT.ADD -P 16`'s requests per second over the ceiling's inserts per second.
     pub event_add_to_ceiling: Option<f64>,
@@ -354,83 +356,61 @@ fn run_in(cfg: &ServerBenchConfig, progress: &dyn Progress) -> Result<ServerRepo
     }
     drop(persona);
     drop(redis);
-    match ceiling_shape.filter(|w| w.commits > 0 && w.key_writes > 0) {
+    match ceiling_shape.filter(|w| w.commits > 0 && w.items > 0) {
         Some(shape) => {
-            let config = Config::from_toml_file(cfg.dir.join("raw-sled"), &serve_config)?;
-            let ceiling = ceiling::measure(&config, shape, KEYSPACE, cfg.requests)?;
-            progress.inc(1);
-            report.event_add_to_ceiling = report
-                .row("EVENT.ADD", DEEPEST)
-                .map(|row| row.persona_rps / ceiling.inserts_per_sec);
-            report.target_to_ceiling = report
-                .row("EVENT.ADD", DEEPEST)
-                .and_then(|row| row.redis_rps)
-                .map(|redis| EVENT_ADD_TARGET * redis / ceiling.inserts_per_sec);
-            report.storage_ceiling = Some(ceiling);
+            let measured = Config::from_toml_file(cfg.dir.join("raw-sled"), &serve_config)
+                .and_then(|config| ceiling::measure(&config, shape, KEYSPACE, cfg.requests));
+            match measured {
+                Ok(ceiling) => {
+                    report.event_add_to_ceiling = report
+                        .row("EVENT.ADD", DEEPEST)
+                        .map(|row| row.persona_rps / ceiling.inserts_per_sec);
+                    report.target_to_ceiling = report
+                        .row("EVENT.ADD", DEEPEST)
+                        .and_then(|row| row.redis_rps)
+                        .map(|redis| EVENT_ADD_TARGET * redis / ceiling.inserts_per_sec);
+                    report.storage_ceiling = Some(ceiling);
+                }
+                // The redis-benchmark figures stand on their own: report them without it.
+                Err(e) => report
+                    .notes
+                    .push(format!("the storage ceiling could not be measured: {e}")),
+            }
         }
         None => report.notes.push(
-            "the server's write counters (INFO stats) could not be read: no storage ceiling".into(),
+            "the server's write counters (INFO stats) could not be read, or showed no commit \
+             during EVENT.ADD -P 16: no storage ceiling"
+                .into(),
         ),
     }
+    progress.inc(1);
     progress.finish();
     Ok(report)
 }
 
 impl ServerReport {
     /// The row of `command` at pipeline depth `pipeline`, if it ran.
+    ///
+    /// # Examples
+    /// ```
+    /// use persona::bench::server::{ServerReport, ServerRow};
+    /// let row = ServerRow::from_runs("EVENT.ADD", 16, "HINCRBYFLOAT", vec![60e3], vec![300e3]);
+    /// let report = ServerReport {
+    ///     requests: 100_000,
+    ///     clients: 50,
+    ///     rows: vec![row],
+    ///     storage_ceiling: None,
+    ///     event_add_to_ceiling: None,
+    ///     target_to_ceiling: None,
+    ///     notes: Vec::new(),
+    /// };
+    /// assert_eq!(report.row("EVENT.ADD", 16).and_then(|r| r.ratio), Some(0.2));
+    /// assert!(report.row("EVENT.ADD", 1).is_none());
+    /// ```
     pub fn row(&self, command: &str, pipeline: u32) -> Option<&ServerRow> {
         self.rows
             .iter()
             .find(|r| r.command == command && r.pipeline == pipeline)
-    }
-}
-
-/// The writer's counters as `INFO stats` reports them now; None if they cannot be read (the
-/// benchmark then goes on without a storage ceiling).
-fn served_writes(addr: SocketAddr) -> Option<ServedWrites> {
-    let mut s = connect(addr).ok()?;
-    match request(&mut s, &["INFO", "stats"]).ok()?.0 {
-        Frame::Bulk(text) | Frame::Verbatim { text, .. } => {
-            ServedWrites::from_info(&String::from_utf8_lossy(&text))
-        }
-        _ => None,
-    }
-}
-
-/// A connection to a server the benchmark started, with a read timeout.
-fn connect(addr: SocketAddr) -> Result<TcpStream> {
-    let s = TcpStream::connect_timeout(&addr, START_TIMEOUT)?;
-    s.set_read_timeout(Some(START_TIMEOUT))?;
-    Ok(s)
-}
-
-/// Sends one command as RESP2 and reads its reply: the frame and its length in bytes. An
-/// error reply is an error.
-fn request(s: &mut TcpStream, args: &[&str]) -> Result<(Frame, usize)> {
-    let mut buf = Vec::new();
-    Frame::Array(args.iter().map(Frame::bulk).collect()).encode(Proto::Resp2, &mut buf);
-    s.write_all(&buf)?;
-    buf.clear();
-    let mut chunk = [0u8; 4096];
-    loop {
-        match parse_frame(&buf, &Default::default()) {
-            Ok(Some((Frame::Error(e), _))) => {
-                return Err(Error::Io(std::io::Error::other(format!(
-                    "persona serve answered {} with -{e}",
-                    args.first().copied().unwrap_or_default()
-                ))))
-            }
-            Ok(Some(reply)) => return Ok(reply),
-            Ok(None) => {}
-            Err(e) => return Err(Error::Io(std::io::Error::other(e.to_string()))),
-        }
-        let n = s.read(&mut chunk)?;
-        if n == 0 {
-            return Err(Error::Io(std::io::Error::other(
-                "persona serve closed the connection",
-            )));
-        }
-        buf.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
     }
 }
 

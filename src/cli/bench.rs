@@ -42,7 +42,7 @@ pub struct Args {
     /// Skip the refit + re-segmentation after the ingest.
     #[arg(long)]
     no_resegment: bool,
-    /// Skip the compaction of the store after the queries (reported: its size on disk
+    /// Skip the compaction of the store at the end of the run (reported: its size on disk
     /// afterwards and how long it took).
     #[arg(long)]
     no_compact: bool,
