@@ -1,9 +1,22 @@
 //! `persona bench` end to end on a tiny workload: the JSON report has the keys scripts rely on,
 //! with sane values. No timing thresholds: only that rates are positive and consistent.
 
-use std::process::Command;
+mod resp_support;
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use resp_support::{installed, TestResult};
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs `persona bench` on the tiny workload (50 customers, 500 events) with JSON output in
+/// `work`, plus `args`.
+fn tiny_bench(work: &Path, args: &[&str]) -> std::io::Result<Output> {
+    Command::new(env!("CARGO_BIN_EXE_persona"))
+        .args(["bench", "--customers", "50", "--events", "500", "--json"])
+        .arg("--dir")
+        .arg(work)
+        .args(args)
+        .output()
+}
 
 fn number(v: &serde_json::Value, key: &str) -> Result<f64, String> {
     v.get(key)
@@ -15,19 +28,17 @@ fn number(v: &serde_json::Value, key: &str) -> Result<f64, String> {
 fn bench_json_has_sane_rates_and_ratios() -> TestResult {
     let dir = tempfile::tempdir()?;
     let work = dir.path().join("bench");
-    let out = Command::new(env!("CARGO_BIN_EXE_persona"))
-        .args(["bench", "--customers", "50", "--events", "500", "--json"])
-        .args([
+    let out = tiny_bench(
+        &work,
+        &[
             "--queries",
             "50",
             "--similar-queries",
             "3",
             "--recall-queries",
             "2",
-        ])
-        .arg("--dir")
-        .arg(&work)
-        .output()?;
+        ],
+    )?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
@@ -93,15 +104,16 @@ fn bench_refuses_a_non_empty_directory_and_leaves_it_alone() -> TestResult {
 fn queries_only_reruns_the_query_phase_on_a_kept_store() -> TestResult {
     let dir = tempfile::tempdir()?;
     let work = dir.path().join("bench");
-    let bench = |extra: &[&str]| -> std::io::Result<std::process::Output> {
-        Command::new(env!("CARGO_BIN_EXE_persona"))
-            .args(["bench", "--customers", "50", "--events", "500", "--json"])
-            .args(["--queries", "20", "--similar-queries", "3"])
-            .args(["--recall-queries", "2"])
-            .arg("--dir")
-            .arg(&work)
-            .args(extra)
-            .output()
+    let bench = |extra: &[&str]| {
+        let queries = [
+            "--queries",
+            "20",
+            "--similar-queries",
+            "3",
+            "--recall-queries",
+            "2",
+        ];
+        tiny_bench(&work, &[&queries[..], extra].concat())
     };
     // Without a kept store there is nothing to query: a clear error, exit 1.
     let out = bench(&["--queries-only"])?;
@@ -140,19 +152,18 @@ fn queries_only_reruns_the_query_phase_on_a_kept_store() -> TestResult {
 #[test]
 fn no_compact_leaves_the_compaction_out_of_the_report() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let out = Command::new(env!("CARGO_BIN_EXE_persona"))
-        .args(["bench", "--customers", "50", "--events", "500", "--json"])
-        .args([
+    let out = tiny_bench(
+        &dir.path().join("bench"),
+        &[
             "--queries",
             "10",
             "--similar-queries",
             "1",
             "--recall-queries",
             "1",
-        ])
-        .args(["--no-compact", "--dir"])
-        .arg(dir.path().join("bench"))
-        .output()?;
+            "--no-compact",
+        ],
+    )?;
     assert!(
         out.status.success(),
         "{}",
@@ -168,14 +179,6 @@ fn no_compact_leaves_the_compaction_out_of_the_report() -> TestResult {
     }
     assert!(number(&v, "disk_to_logical")? > 0.0, "{v}");
     Ok(())
-}
-
-/// Whether `tool --version` runs here.
-fn installed(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 #[test]

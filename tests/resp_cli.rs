@@ -9,13 +9,11 @@ use std::process::{Command, Output};
 
 /// Whether `tool` runs here; prints why the test is skipped otherwise.
 fn available(tool: &str) -> bool {
-    match Command::new(tool).arg("--version").output() {
-        Ok(out) if out.status.success() => true,
-        _ => {
-            eprintln!("skipping: {tool} is not installed (apt-get install redis-tools)");
-            false
-        }
+    let found = resp_support::installed(tool);
+    if !found {
+        eprintln!("skipping: {tool} is not installed (apt-get install redis-tools)");
     }
+    found
 }
 
 fn redis_cli(server: &TestServer, args: &[&str]) -> std::io::Result<Output> {

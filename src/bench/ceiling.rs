@@ -46,7 +46,7 @@ const AHEAD: usize = 4;
 /// assert_eq!((run.group_size(), run.bytes_per_item()), (150, 500));
 /// assert_eq!(run.plus(before), after);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ServedWrites {
     /// Committed sled batches.
     pub commits: u64,

@@ -353,6 +353,7 @@ fn run_in(cfg: &BenchConfig, progress: &dyn Progress) -> Result<BenchReport> {
     let peak_rss_bytes = peak_rss();
     db.close()?;
     drop(db);
+
     // The baseline: same feeder, same threads and chunks, same durability, same disk.
     let raw_cfg = cfg.store_config(cfg.dir.join("raw-sled"))?;
     let raw = ingest::RawSled::open(&raw_cfg, raw_record_bytes as usize)?;

@@ -252,7 +252,7 @@ fn run_in(cfg: &ServerBenchConfig, progress: &dyn Progress) -> Result<ServerRepo
     let mut measured: Vec<(Vec<f64>, Vec<f64>)> =
         vec![Default::default(); pairs.len() * PIPELINES.len()];
     // The writer's counters over the EVENT.ADD runs at the deepest pipeline, summed.
-    let mut ceiling_shape: Option<ServedWrites> = None;
+    let mut ceiling_shape = ServedWrites::default();
     for round in 0..rounds {
         for (p, (ours, theirs)) in pairs.iter().enumerate() {
             for (d, pipeline) in PIPELINES.into_iter().enumerate() {
@@ -291,11 +291,9 @@ fn run_in(cfg: &ServerBenchConfig, progress: &dyn Progress) -> Result<ServerRepo
                     pipeline,
                     ours,
                 )?);
-                if let (Some(before), Some(after)) = (before, served_writes(persona_addr)) {
-                    ceiling_shape = Some(match ceiling_shape {
-                        Some(sum) => sum.plus(after.since(before)),
-                        None => after.since(before),
-                    });
+                let after = before.and_then(|_| served_writes(persona_addr));
+                if let (Some(before), Some(after)) = (before, after) {
+                    ceiling_shape = ceiling_shape.plus(after.since(before));
                 }
                 progress.inc(1);
                 if !redis_first {
@@ -356,32 +354,32 @@ fn run_in(cfg: &ServerBenchConfig, progress: &dyn Progress) -> Result<ServerRepo
     }
     drop(persona);
     drop(redis);
-    match ceiling_shape.filter(|w| w.commits > 0 && w.items > 0) {
-        Some(shape) => {
-            let measured = Config::from_toml_file(cfg.dir.join("raw-sled"), &serve_config)
-                .and_then(|config| ceiling::measure(&config, shape, KEYSPACE, cfg.requests));
-            match measured {
-                Ok(ceiling) => {
-                    report.event_add_to_ceiling = report
-                        .row("EVENT.ADD", DEEPEST)
-                        .map(|row| row.persona_rps / ceiling.inserts_per_sec);
-                    report.target_to_ceiling = report
-                        .row("EVENT.ADD", DEEPEST)
-                        .and_then(|row| row.redis_rps)
-                        .map(|redis| EVENT_ADD_TARGET * redis / ceiling.inserts_per_sec);
-                    report.storage_ceiling = Some(ceiling);
+    if ceiling_shape.commits > 0 && ceiling_shape.items > 0 {
+        let measured = Config::from_toml_file(cfg.dir.join("raw-sled"), &serve_config)
+            .and_then(|config| ceiling::measure(&config, ceiling_shape, KEYSPACE, cfg.requests));
+        match measured {
+            Ok(ceiling) => {
+                let event_add = report
+                    .row("EVENT.ADD", DEEPEST)
+                    .map(|row| (row.persona_rps, row.redis_rps));
+                if let Some((persona_rps, redis_rps)) = event_add {
+                    report.event_add_to_ceiling = Some(persona_rps / ceiling.inserts_per_sec);
+                    report.target_to_ceiling =
+                        redis_rps.map(|redis| EVENT_ADD_TARGET * redis / ceiling.inserts_per_sec);
                 }
-                // The redis-benchmark figures stand on their own: report them without it.
-                Err(e) => report
-                    .notes
-                    .push(format!("the storage ceiling could not be measured: {e}")),
+                report.storage_ceiling = Some(ceiling);
             }
+            // The redis-benchmark figures stand on their own: report them without it.
+            Err(e) => report
+                .notes
+                .push(format!("the storage ceiling could not be measured: {e}")),
         }
-        None => report.notes.push(
+    } else {
+        report.notes.push(
             "the server's write counters (INFO stats) could not be read, or showed no commit \
              during EVENT.ADD -P 16: no storage ceiling"
                 .into(),
-        ),
+        );
     }
     progress.inc(1);
     progress.finish();

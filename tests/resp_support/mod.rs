@@ -8,6 +8,7 @@ use persona::{Config, Db};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -239,4 +240,13 @@ pub fn serve_address(
         .to_string();
     std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
     Ok(addr)
+}
+
+/// Whether `tool --version` runs on this machine (redis-cli, redis-benchmark, redis-server are
+/// optional for the tests that drive them).
+pub fn installed(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success())
 }
