@@ -106,6 +106,11 @@ pub struct Config {
     /// in the window but whose time is not newer than the ids that left it is refused (it
     /// cannot be told apart from a replay), so nothing is ever applied twice.
     pub dedupe_window: usize,
+    /// How far past the later of the store's watermark and the wall clock an event's time may
+    /// be, in seconds. Default 86 400 (one day). A later event is refused with an error naming
+    /// the limit: one mistyped future timestamp would otherwise move the watermark, and with it
+    /// every profile's recency and every open training example's label, for everyone.
+    pub max_future_skew_secs: u64,
     /// Category-affinity hash buckets in the feature vector. Default 16. Fixed at creation.
     pub category_buckets: usize,
     /// How many consecutive horizons of silence still produce (negative or positive) training
@@ -185,6 +190,9 @@ pub const MAX_TTL_DAYS: f64 = 365_000.0;
 pub const MAX_CATEGORY_BUCKETS: usize = 64;
 /// Highest zstd level [`Config::compression_level`] allows (zstd's own maximum).
 pub const MAX_COMPRESSION_LEVEL: u8 = 22;
+/// Largest accepted [`Config::max_future_skew_secs`]: about 250 years, enough to accept any
+/// valid timestamp (set it this high to turn the check off, e.g. for simulated futures).
+pub const MAX_FUTURE_SKEW_SECS: u64 = 8_000_000_000;
 
 impl Config {
     /// Defaults for a store at `path`.
@@ -204,6 +212,7 @@ impl Config {
             record_cache_mb: 64,
             queue_capacity: 4096,
             dedupe_window: 512,
+            max_future_skew_secs: 86_400,
             category_buckets: 16,
             silent_horizons: 3,
             model: ModelConfig::default(),
@@ -289,6 +298,20 @@ impl Config {
     pub fn dedupe_window(mut self, n: usize) -> Config {
         self.dedupe_window = n;
         self
+    }
+
+    /// Sets [`Config::max_future_skew_secs`].
+    pub fn max_future_skew_secs(mut self, secs: u64) -> Config {
+        self.max_future_skew_secs = secs;
+        self
+    }
+
+    /// The largest accepted event time when the watermark is `watermark_ms` and the wall clock
+    /// `wall_ms` (see [`Config::max_future_skew_secs`]).
+    pub(crate) fn future_limit_ms(&self, watermark_ms: i64, wall_ms: i64) -> i64 {
+        let skew =
+            i64::try_from(self.max_future_skew_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        watermark_ms.max(wall_ms).saturating_add(skew)
     }
 
     /// Sets [`Config::actions`].
@@ -412,6 +435,12 @@ impl Config {
         )?;
         range("queue_capacity", self.queue_capacity as f64, 1.0, 1e6)?;
         range("dedupe_window", self.dedupe_window as f64, 1.0, 4096.0)?;
+        range(
+            "max_future_skew_secs",
+            self.max_future_skew_secs as f64,
+            0.0,
+            MAX_FUTURE_SKEW_SECS as f64,
+        )?;
         range("silent_horizons", self.silent_horizons as f64, 0.0, 1000.0)?;
         range("model_versions", self.model_versions as f64, 1.0, 1000.0)?;
         range("nprobe", self.nprobe as f64, 1.0, MAX_SEGMENTS as f64)?;
@@ -536,6 +565,7 @@ impl Config {
         set(&mut c.record_cache_mb, f.record_cache_mb);
         set(&mut c.queue_capacity, f.queue_capacity);
         set(&mut c.dedupe_window, f.dedupe_window);
+        set(&mut c.max_future_skew_secs, f.max_future_skew_secs);
         set(&mut c.category_buckets, f.category_buckets);
         set(&mut c.silent_horizons, f.silent_horizons);
         set(&mut c.actions, f.actions);
@@ -616,6 +646,7 @@ struct ConfigFile {
     record_cache_mb: Option<u64>,
     queue_capacity: Option<usize>,
     dedupe_window: Option<usize>,
+    max_future_skew_secs: Option<u64>,
     category_buckets: Option<usize>,
     silent_horizons: Option<usize>,
     actions: Option<Vec<String>>,

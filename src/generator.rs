@@ -324,7 +324,7 @@ impl Generator {
     ///
     /// # Errors
     /// A [`GeneratorError`] when `customers`, `events` or `days` is 0, `customers` exceeds
-    /// `u32::MAX`, or `start_ms`/`days` put timestamps outside 2000-01-01..2200-01-01.
+    /// `u32::MAX`, or `start_ms`/`days` put timestamps outside 1970-01-01..2200-01-01.
     pub fn new(cfg: GeneratorConfig) -> Result<Generator, GeneratorError> {
         let days = u64::from(cfg.days);
         for (field, value) in [
@@ -343,7 +343,7 @@ impl Generator {
         let span_ms = i64::from(cfg.days) * DAY_MS as i64;
         if cfg.start_ms < MIN_TIMESTAMP_MS || cfg.start_ms > MAX_TIMESTAMP_MS - span_ms {
             let msg = format!(
-                "must keep the whole period between 2000-01-01 and 2200-01-01 \
+                "must keep the whole period between 1970-01-01 and 2200-01-01 \
                  ({MIN_TIMESTAMP_MS}..={}) for {} days (got {})",
                 MAX_TIMESTAMP_MS - span_ms,
                 cfg.days,
@@ -788,7 +788,7 @@ mod tests {
         };
         assert_eq!(err(days), "days must be at least 1 (got 0)");
         let early = GeneratorConfig {
-            start_ms: 0,
+            start_ms: -1,
             ..cfg(10, 10, 1)
         };
         assert!(err(early).starts_with("start_ms must keep the whole period"));

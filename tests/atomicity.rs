@@ -199,13 +199,17 @@ fn duplicates_are_acknowledged_and_change_nothing() -> Result<()> {
     assert_eq!(format!("{:?}", db.profile("c1")?), profile);
     assert_eq!(db.model_info(), info, "a duplicate commits nothing");
 
-    // Without an explicit id, the id is derived from the fields: the same row is a duplicate,
-    // a different one is not.
+    // A file row without an id gets the hash of its fields (`with_row_id`, as the readers do):
+    // the same row is a duplicate, a different one is not. An event without any id is never
+    // one: every ingest of it counts.
     let row = Event::new("c2", T0, EventKind::View).with_value(12.0);
-    assert!(!db.ingest(row.clone())?.duplicate);
-    assert!(db.ingest(row.clone())?.duplicate);
-    assert!(!db.ingest(row.clone().with_value(13.0))?.duplicate);
+    assert!(!db.ingest(row.clone().with_row_id())?.duplicate);
+    assert!(db.ingest(row.clone().with_row_id())?.duplicate);
+    assert!(!db.ingest(row.clone().with_value(13.0).with_row_id())?.duplicate);
     assert_eq!(db.profile("c2")?.expect("exists").event_count, 2);
+    assert!(!db.ingest(row.clone())?.duplicate);
+    assert!(!db.ingest(row)?.duplicate);
+    assert_eq!(db.profile("c2")?.expect("exists").event_count, 4);
 
     // Within one batch, the second copy is the duplicate.
     let acks = db.ingest_batch(vec![

@@ -143,9 +143,9 @@ fn bad_csv_rows_are_rejected_with_their_reason() -> Result<()> {
                 .into(),
         ),
         (
-            b",c1,0,view,,\n".to_vec(),
-            "invalid event: line 2: field timestamp: 0 must be unix milliseconds between \
-             2000-01-01 and 2200-01-01 (946684800000..=7258118400000)"
+            b",c1,-1,view,,\n".to_vec(),
+            "invalid event: line 2: field timestamp: -1 must be unix milliseconds between \
+             1970-01-01 and 2200-01-01 (0..=7258118400000)"
                 .into(),
         ),
         (
@@ -353,7 +353,7 @@ fn bad_jsonl_rows_are_rejected_with_their_reason() -> Result<()> {
         (
             row("\"customer_id\":\"c1\",\"timestamp\":-5,\"kind\":\"view\""),
             "invalid event: line 1: field timestamp: -5 must be unix milliseconds between \
-             2000-01-01 and 2200-01-01 (946684800000..=7258118400000)"
+             1970-01-01 and 2200-01-01 (0..=7258118400000)"
                 .into(),
         ),
         (
@@ -464,9 +464,9 @@ fn invalid_events_through_the_api_are_rejected_and_change_nothing() -> Result<()
              control characters are not allowed",
         ),
         (
-            Event::new("c1", 946_684_799_999, EventKind::Click),
-            "invalid event: field timestamp: 946684799999 must be unix milliseconds between \
-             2000-01-01 and 2200-01-01 (946684800000..=7258118400000)",
+            Event::new("c1", -1, EventKind::Click),
+            "invalid event: field timestamp: -1 must be unix milliseconds between \
+             1970-01-01 and 2200-01-01 (0..=7258118400000)",
         ),
         (
             Event::new("c1", T0, EventKind::Click).with_id(""),
@@ -882,12 +882,12 @@ fn bad_resp_arguments_are_answered_and_change_nothing() -> resp_support::TestRes
     };
     let before = state(&mut raw)?;
     let usage_add =
-        "usage: EVENT.ADD customer kind [value] [CATEGORY category] [TS ms] [ID event_id]";
+        "usage: EVENT.ADD customer kind [value] [CATEGORY category] [TS time] [ID event_id]";
     let cases: &[(&[&str], &str)] = &[
         (&["EVENT.ADD", "c1", "teleport"], "-ERR invalid event: field kind: teleport must be one of: view, click"),
         (&["EVENT.ADD", "c1", "purchase", "-3"], "-ERR invalid event: field value: -3 for kind purchase must be >= 0"),
         (&["EVENT.ADD", "c1", "purchase", "abc"], "-ERR invalid event: field value: abc must be a number (or an option: CATEGORY, TS or ID)"),
-        (&["EVENT.ADD", "c1", "purchase", "10", "TS", "yesterday"], "-ERR invalid event: field timestamp: yesterday must be unix milliseconds"),
+        (&["EVENT.ADD", "c1", "purchase", "10", "TS", "yesterday"], "-ERR invalid event: field timestamp: yesterday is neither unix milliseconds nor an RFC 3339 date-time"),
         (&["EVENT.ADD", "c1", "purchase", "10", "COLOR", "red"], "-ERR syntax error: unknown option 'COLOR'; expected CATEGORY, TS or ID"),
         (&["EVENT.ADD", "", "view"], "-ERR invalid event: field customer_id must not be empty"),
         (&["EVENT.ADD", "c1"], "-ERR wrong number of arguments for 'event.add' command"),

@@ -60,7 +60,11 @@ fn writer(db: &Db, t: usize) -> Result<Vec<(String, String, Ack)>> {
     let flush = |batch: &mut Vec<Event>, out: &mut Vec<(String, String, Ack)>| -> Result<()> {
         let events = std::mem::take(batch);
         for (e, r) in events.iter().zip(db.ingest_batch(events.clone())?) {
-            out.push((e.effective_id(), e.customer_id.clone(), r?));
+            out.push((
+                e.event_id.clone().unwrap_or_default(),
+                e.customer_id.clone(),
+                r?,
+            ));
         }
         Ok(())
     };
@@ -72,7 +76,7 @@ fn writer(db: &Db, t: usize) -> Result<Vec<(String, String, Ack)>> {
                 // Read your own write: a read after the ack sees at least that version.
                 let p = db.profile(&e.customer_id)?.expect("just acknowledged");
                 assert!(p.version >= ack.version);
-                out.push((e.effective_id(), e.customer_id, ack));
+                out.push((e.event_id.clone().unwrap_or_default(), e.customer_id, ack));
             }
             1 => {
                 let w = db.ingest_async(e.clone())?;
@@ -90,13 +94,17 @@ fn writer(db: &Db, t: usize) -> Result<Vec<(String, String, Ack)>> {
             if j < CONTESTED {
                 let e = contested(j);
                 let ack = db.ingest(e.clone())?;
-                out.push((e.effective_id(), e.customer_id, ack));
+                out.push((e.event_id.clone().unwrap_or_default(), e.customer_id, ack));
             }
         }
     }
     flush(&mut batch, &mut out)?;
     for (e, w) in pending {
-        out.push((e.effective_id(), e.customer_id, w.wait()?));
+        out.push((
+            e.event_id.clone().unwrap_or_default(),
+            e.customer_id,
+            w.wait()?,
+        ));
     }
     Ok(out)
 }

@@ -352,3 +352,165 @@ fn acks_report_version_segment_propensity_and_duplicates() -> Result<()> {
     db.close()?;
     Ok(())
 }
+
+/// The wall clock in unix milliseconds.
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[test]
+fn events_without_an_id_each_count_even_in_the_same_millisecond() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = open(dir.path())?;
+    // Ten identical id-less events at one time, in one group commit and one by one: every one
+    // is applied (they used to share a derived id and nine were acknowledged as duplicates).
+    let batch: Vec<Event> = (0..10)
+        .map(|_| Event::new("dup", T0, EventKind::Click))
+        .collect();
+    for ack in db.ingest_batch(batch)? {
+        assert!(!ack?.duplicate);
+    }
+    for _ in 0..5 {
+        assert!(
+            !db.ingest(Event::new("dup", T0, EventKind::Click))?
+                .duplicate
+        );
+    }
+    let p = db.profile("dup")?.expect("dup exists");
+    assert_eq!(p.event_count, 15);
+    // An id keeps retries idempotent.
+    let with_id = Event::new("dup", T0, EventKind::Click).with_id("retry-1");
+    assert!(!db.ingest(with_id.clone())?.duplicate);
+    assert!(db.ingest(with_id)?.duplicate);
+    assert_eq!(db.profile("dup")?.map(|p| p.event_count), Some(16));
+    Ok(())
+}
+
+#[test]
+fn historical_events_from_1970_on_import_from_csv_and_jsonl() -> Result<()> {
+    use persona::event::parse::{EventReader, Format};
+    let dir = tempfile::tempdir()?;
+    let db = open(dir.path())?;
+    let csv = "event_id,customer_id,timestamp,kind,value,category\n\
+               o-1,c1997,1997-03-04T05:06:07Z,purchase,12.5,books\n\
+               o-2,c1997,852076800000,purchase,3,books\n\
+               o-3,c1970,0,click,,\n";
+    let jsonl = "{\"customer_id\":\"j1997\",\"timestamp\":\"1997-03-04T05:06:07Z\",\"kind\":\"view\",\"value\":3}\n";
+    let mut events = Vec::new();
+    for e in EventReader::new(csv.as_bytes(), Format::Csv)? {
+        events.push(e?);
+    }
+    for e in EventReader::new(jsonl.as_bytes(), Format::Jsonl)? {
+        events.push(e?);
+    }
+    assert_eq!(events.len(), 4);
+    for ack in db.ingest_batch(events)? {
+        assert!(!ack?.duplicate);
+    }
+    let p = db.profile("c1997")?.expect("c1997 exists");
+    assert_eq!(p.event_count, 2);
+    assert_eq!(db.model_info().watermark_ms, 857_451_967_000);
+    assert!(db.profile("c1970")?.is_some());
+    assert!(db.profile("j1997")?.is_some());
+    // Before 1970 is still refused, naming the range.
+    let err = db
+        .ingest(Event::new("c", -1, EventKind::Click))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("between 1970-01-01 and 2200-01-01"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn an_event_far_in_the_future_is_refused_and_changes_nothing() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = open(dir.path())?;
+    db.ingest(Event::new("a", T0, EventKind::Click))?;
+    let before = db.model_info();
+    // 2150-01-01: one mistyped row used to move the watermark for everyone.
+    let err = db
+        .ingest(Event::new("b", 5_680_281_600_000, EventKind::Purchase).with_value(1.0))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("field timestamp: 5680281600000"), "{err}");
+    assert!(err.contains("max_future_skew_secs = 86400"), "{err}");
+    assert!(db.profile("b")?.is_none());
+    let after = db.model_info();
+    assert_eq!(after.watermark_ms, before.watermark_ms);
+    assert_eq!(after.version, before.version);
+    // In a batch, the refusal is that event's alone.
+    let now = wall_ms();
+    let acks = db.ingest_batch(vec![
+        Event::new("c", now + 2 * DAY, EventKind::Click),
+        Event::new("c", now + DAY / 2, EventKind::Click),
+    ])?;
+    assert!(acks[0].is_err());
+    assert!(acks[1].is_ok(), "within the skew of the wall clock");
+    assert_eq!(db.profile("c")?.map(|p| p.event_count), Some(1));
+    Ok(())
+}
+
+#[test]
+fn the_future_limit_follows_the_watermark_when_it_is_ahead_of_the_clock() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    // 2100-01-01, accepted by a store told to accept any time.
+    let ahead = 4_102_444_800_000;
+    {
+        let db = Config::new(dir.path())
+            .durability(Durability::None)
+            .max_future_skew_secs(persona::config::MAX_FUTURE_SKEW_SECS)
+            .open()?;
+        db.ingest(Event::new("sim", ahead, EventKind::Click))?;
+        db.close()?;
+    }
+    let db = Config::new(dir.path())
+        .durability(Durability::None)
+        .max_future_skew_secs(3600)
+        .open()?;
+    assert!(db
+        .ingest(Event::new("sim", ahead + 1800 * 1000, EventKind::Click))
+        .is_ok());
+    let err = db
+        .ingest(Event::new("sim", ahead + 7200 * 1000, EventKind::Click))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("max_future_skew_secs = 3600"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[test]
+fn erasing_the_customer_who_set_the_watermark_moves_it_back() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    {
+        let db = open(dir.path())?;
+        db.ingest(Event::new("a", T0, EventKind::Click))?;
+        db.ingest(Event::new("b", T0 + 5 * DAY, EventKind::Click))?;
+        db.ingest(Event::new("late", T0 + 40 * DAY, EventKind::Click))?;
+        assert_eq!(db.model_info().watermark_ms, T0 + 40 * DAY);
+        // Erasing someone else leaves it.
+        assert!(db.erase("a")?);
+        assert_eq!(db.model_info().watermark_ms, T0 + 40 * DAY);
+        assert!(db.erase("late")?);
+        assert_eq!(db.model_info().watermark_ms, T0 + 5 * DAY);
+        // Profiles are evaluated as of the remaining data again.
+        let b = db.profile("b")?.expect("b exists");
+        assert_close(feature(&db, &b, "recency_days"), 1f64.ln(), "recency of b");
+        db.close()?;
+    }
+    // It stays there across a reopen, and the store checks clean.
+    let db = open(dir.path())?;
+    assert_eq!(db.model_info().watermark_ms, T0 + 5 * DAY);
+    db.ingest(Event::new("b", T0 + 6 * DAY, EventKind::Click))?;
+    assert_eq!(db.model_info().watermark_ms, T0 + 6 * DAY);
+    assert!(db.erase("b")?);
+    assert_eq!(db.model_info().watermark_ms, 0, "no event left");
+    db.close()?;
+    drop(db);
+    let report = persona::check_store(dir.path())?;
+    assert!(report.is_clean(), "{:?}", report.problems);
+    Ok(())
+}

@@ -86,7 +86,7 @@ fn redis_cli_runs_persona_commands() -> TestResult {
     assert!(out.status.success());
     assert!(text.starts_with("hello\n"), "{text}");
     assert!(
-        text.contains("customer kind [value] [CATEGORY category] [TS ms] [ID event_id]")
+        text.contains("customer kind [value] [CATEGORY category] [TS time] [ID event_id]")
             && text.contains("Records an event of a customer"),
         "{text}"
     );

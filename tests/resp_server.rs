@@ -250,7 +250,7 @@ fn command_errors_are_answered_and_the_connection_stays_usable() -> TestResult {
         (
             &["EVENT.ADD", "c1"],
             "-ERR wrong number of arguments for 'event.add' command; usage: EVENT.ADD customer \
-             kind [value] [CATEGORY category] [TS ms] [ID event_id]\r\n",
+             kind [value] [CATEGORY category] [TS time] [ID event_id]\r\n",
         ),
         (
             &["EVENT.ADD", "c1", "purchase", "-3.5"],
@@ -261,9 +261,9 @@ fn command_errors_are_answered_and_the_connection_stays_usable() -> TestResult {
             "-ERR invalid event: field value is required for kind purchase\r\n",
         ),
         (
-            &["EVENT.ADD", "c1", "click", "TS", "0"],
-            "-ERR invalid event: field timestamp: 0 must be unix milliseconds between 2000-01-01 \
-             and 2200-01-01 (946684800000..=7258118400000)\r\n",
+            &["EVENT.ADD", "c1", "click", "TS", "-1"],
+            "-ERR invalid event: field timestamp: -1 must be unix milliseconds between 1970-01-01 \
+             and 2200-01-01 (0..=7258118400000)\r\n",
         ),
         (
             &["EVENT.ADD", "c1", "click", "COLOR", "red"],
@@ -273,7 +273,7 @@ fn command_errors_are_answered_and_the_connection_stays_usable() -> TestResult {
         (
             &["EVENT.ADD", "c1", "click", "1", "COLOR", "red"],
             "-ERR syntax error: unknown option 'COLOR'; expected CATEGORY, TS or ID; usage: \
-             EVENT.ADD customer kind [value] [CATEGORY category] [TS ms] [ID event_id]\r\n",
+             EVENT.ADD customer kind [value] [CATEGORY category] [TS time] [ID event_id]\r\n",
         ),
         (
             &["PROFILE.GET", ""],
@@ -821,5 +821,80 @@ fn a_client_that_closes_right_after_its_commands_is_answered_and_closed() -> Tes
     let mut raw = server.raw()?;
     let info = raw.call(&["INFO", "clients"])?;
     assert!(info.contains("connected_clients:1\r\n"), "{info}");
+    Ok(())
+}
+
+#[test]
+fn events_without_an_id_are_all_applied_and_ts_takes_rfc_3339() -> TestResult {
+    let server = TestServer::start(|_| {})?;
+    let mut con = server.client()?;
+    // Ten id-less events in one pipeline, no TS: the server's clock gives most of them the same
+    // millisecond, and each used to be acknowledged as a duplicate of the first.
+    let mut pipe = redis::pipe();
+    for _ in 0..10 {
+        pipe.cmd("EVENT.ADD").arg("dupcheck").arg("click");
+    }
+    let acks: Vec<Value> = pipe.query(&mut con)?;
+    for ack in acks {
+        assert_eq!(fields(ack)["duplicate"], Value::Int(0));
+    }
+    let profile = fields(redis::cmd("PROFILE.GET").arg("dupcheck").query(&mut con)?);
+    assert_eq!(profile["event_count"], Value::Int(10));
+    // An ID still makes a retry idempotent.
+    for expected in [0, 1] {
+        let ack: Value = redis::cmd("EVENT.ADD")
+            .arg("dupcheck")
+            .arg("click")
+            .arg("ID")
+            .arg("r-1")
+            .query(&mut con)?;
+        assert_eq!(fields(ack)["duplicate"], Value::Int(expected));
+    }
+    // TS as RFC 3339, as in files; a 1997 time is accepted.
+    let _: Value = redis::cmd("EVENT.ADD")
+        .arg("old")
+        .arg("view")
+        .arg("TS")
+        .arg("1997-03-04T05:06:07Z")
+        .query(&mut con)?;
+    let old = fields(redis::cmd("PROFILE.GET").arg("old").query(&mut con)?);
+    assert_eq!(old["first_seen_ms"], Value::Int(857_451_967_000));
+    Ok(())
+}
+
+#[test]
+fn clock_dated_events_after_historical_data_are_counted_and_shown() -> TestResult {
+    let server = TestServer::start(|_| {})?;
+    let mut raw = server.raw()?;
+    let count = |raw: &mut resp_support::Raw| -> Result<String, Box<dyn std::error::Error>> {
+        let info = raw.call(&["INFO", "stats"])?;
+        Ok(info
+            .lines()
+            .find_map(|l| l.strip_prefix("persona_clock_events_after_history:"))
+            .ok_or("INFO stats lacks persona_clock_events_after_history")?
+            .to_string())
+    };
+    // Historical data with its own times, then a future-refused event.
+    raw.call(&["EVENT.ADD", "h", "click", "TS", "2020-01-01T00:00:00Z"])?;
+    assert_eq!(count(&mut raw)?, "0");
+    let far = raw.call(&["EVENT.ADD", "h", "click", "TS", "2150-01-01T00:00:00Z"])?;
+    assert!(
+        far.starts_with("-ERR invalid event: field timestamp: 5680281600000"),
+        "{far}"
+    );
+    assert!(far.contains("max_future_skew_secs"), "{far}");
+    // Then one without TS: dated by the clock, years after the data.
+    raw.call(&["EVENT.ADD", "h", "click"])?;
+    assert_eq!(count(&mut raw)?, "1");
+    let mut con = server.client()?;
+    let info = fields(redis::cmd("MODEL.INFO").query(&mut con)?);
+    let Value::Array(warnings) = &info["warnings"] else {
+        panic!("MODEL.INFO warnings is not an array: {info:?}");
+    };
+    let [Value::BulkString(w)] = warnings.as_slice() else {
+        panic!("expected one warning, got {warnings:?}");
+    };
+    let w = String::from_utf8_lossy(w);
+    assert!(w.contains("pass the event's own time with TS"), "{w}");
     Ok(())
 }

@@ -57,7 +57,8 @@ pub fn run(db: &Db, args: &Args) -> Result<()> {
     for (n, item) in reader.enumerate() {
         let outcome = match item {
             Ok(event) => {
-                let id = event.effective_id();
+                // The reader gave every row an id (its own or the row's hash).
+                let id = event.event_id.clone().unwrap_or_else(|| event.row_id());
                 match db.ingest_async(event) {
                     Ok(write) => Outcome::Pending(id, write),
                     Err(e) => Outcome::Done(format!("err {id} {e}")),

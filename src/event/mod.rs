@@ -16,8 +16,9 @@ pub const MAX_CUSTOMER_ID_BYTES: usize = 128;
 pub const MAX_EVENT_ID_BYTES: usize = 128;
 /// Longest accepted category, in bytes of UTF-8.
 pub const MAX_CATEGORY_BYTES: usize = 64;
-/// Earliest accepted timestamp: 2000-01-01T00:00:00Z in unix milliseconds.
-pub const MIN_TIMESTAMP_MS: i64 = 946_684_800_000;
+/// Earliest accepted timestamp: 1970-01-01T00:00:00Z (unix milliseconds 0), so that historical
+/// logs import.
+pub const MIN_TIMESTAMP_MS: i64 = 0;
 /// Latest accepted timestamp: 2200-01-01T00:00:00Z in unix milliseconds.
 pub const MAX_TIMESTAMP_MS: i64 = 7_258_118_400_000;
 /// Largest accepted purchase or refund amount, and view duration in seconds.
@@ -147,11 +148,15 @@ fn kind_list() -> String {
 /// ingest, so an invalid event is rejected before it changes anything.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
-    /// Idempotency key. `None` means "derive one": [`Event::effective_id`] hashes the fields.
+    /// Idempotency key: an event whose id the customer's de-duplication window remembers is
+    /// acknowledged as a duplicate and changes nothing. `None` means the event has no identity
+    /// to compare: every ingest of it counts. File readers give id-less rows a stable hash of
+    /// the row instead ([`Event::row_id`]), so that a re-import is idempotent.
     pub event_id: Option<String>,
     /// The customer: 1 to 128 bytes of UTF-8, no control characters.
     pub customer_id: String,
-    /// Event time, unix milliseconds (between 2000-01-01 and 2200-01-01).
+    /// Event time, unix milliseconds (between 1970-01-01 and 2200-01-01; the store also refuses
+    /// times more than `max_future_skew_secs` past its watermark and the wall clock).
     pub timestamp_ms: i64,
     /// What happened.
     pub kind: EventKind,
@@ -207,29 +212,41 @@ impl Event {
         self.value.unwrap_or(1.0)
     }
 
-    /// The idempotency key: the explicit id, or a stable hash of all other fields (`h:` + 16 hex
-    /// digits), so that re-importing the same row is recognised as a duplicate (within the
-    /// customer's de-duplication window; an older replay is refused, never applied twice — see
-    /// [`crate::Config::dedupe_window`]).
-    pub fn effective_id(&self) -> String {
-        match &self.event_id {
-            Some(id) => id.clone(),
-            None => {
-                let mut buf = Vec::with_capacity(64);
-                buf.extend_from_slice(self.customer_id.as_bytes());
-                buf.push(0);
-                buf.extend_from_slice(&self.timestamp_ms.to_le_bytes());
-                buf.push(self.kind as u8);
-                match self.value {
-                    Some(v) => buf.extend_from_slice(&v.to_bits().to_le_bytes()),
-                    None => buf.push(0xff),
-                }
-                if let Some(c) = &self.category {
-                    buf.extend_from_slice(c.as_bytes());
-                }
-                format!("h:{:016x}", xxhash_rust::xxh3::xxh3_64(&buf))
-            }
+    /// A stable hash of every field but the id (`h:` + 16 hex digits): the id file readers give
+    /// a row without one, so that re-importing the same row is recognised as a duplicate
+    /// (within the customer's de-duplication window; an older replay is refused, never applied
+    /// twice — see [`crate::Config::dedupe_window`]). Two identical rows get the same id: the
+    /// second is reported as a duplicate.
+    ///
+    /// # Examples
+    /// ```
+    /// use persona::{Event, EventKind};
+    /// let e = Event::new("c42", 1_767_225_600_000, EventKind::Click);
+    /// assert_eq!(e.row_id(), e.clone().row_id());
+    /// assert!(e.row_id().starts_with("h:"));
+    /// ```
+    pub fn row_id(&self) -> String {
+        let mut buf = Vec::with_capacity(64);
+        buf.extend_from_slice(self.customer_id.as_bytes());
+        buf.push(0);
+        buf.extend_from_slice(&self.timestamp_ms.to_le_bytes());
+        buf.push(self.kind as u8);
+        match self.value {
+            Some(v) => buf.extend_from_slice(&v.to_bits().to_le_bytes()),
+            None => buf.push(0xff),
         }
+        if let Some(c) = &self.category {
+            buf.extend_from_slice(c.as_bytes());
+        }
+        format!("h:{:016x}", xxhash_rust::xxh3::xxh3_64(&buf))
+    }
+
+    /// The event with its id, or [`Event::row_id`] when it has none (what file readers do).
+    pub fn with_row_id(mut self) -> Event {
+        if self.event_id.is_none() {
+            self.event_id = Some(self.row_id());
+        }
+        self
     }
 
     /// Checks every field.
@@ -253,8 +270,8 @@ impl Event {
             return Err(InvalidEvent::new(
                 "timestamp",
                 self.timestamp_ms.to_string(),
-                "must be unix milliseconds between 2000-01-01 and 2200-01-01 \
-                 (946684800000..=7258118400000)",
+                "must be unix milliseconds between 1970-01-01 and 2200-01-01 \
+                 (0..=7258118400000)",
             ));
         }
         if let Some(c) = &self.category {
@@ -498,7 +515,11 @@ mod tests {
 
     #[test]
     fn timestamps_out_of_range_are_rejected() {
-        assert!(Event::new("c", 0, EventKind::Click).validate().is_err());
+        assert!(Event::new("c", -1, EventKind::Click).validate().is_err());
+        // A 1997 log imports.
+        assert!(Event::new("c", 852_076_800_000, EventKind::Click)
+            .validate()
+            .is_ok());
         assert!(Event::new("c", MAX_TIMESTAMP_MS + 1, EventKind::Click)
             .validate()
             .is_err());
@@ -511,9 +532,13 @@ mod tests {
     fn derived_ids_are_stable_and_distinguish_rows() {
         let a = Event::new("c", T, EventKind::Purchase).with_value(10.0);
         let b = a.clone().with_value(11.0);
-        assert_eq!(a.effective_id(), a.clone().effective_id());
-        assert_ne!(a.effective_id(), b.effective_id());
-        assert!(a.effective_id().starts_with("h:"));
-        assert_eq!(a.clone().with_id("x").effective_id(), "x");
+        assert_eq!(a.row_id(), a.clone().row_id());
+        assert_ne!(a.row_id(), b.row_id());
+        assert!(a.row_id().starts_with("h:"));
+        assert_eq!(
+            a.clone().with_id("x").with_row_id().event_id.as_deref(),
+            Some("x")
+        );
+        assert_eq!(a.clone().with_row_id().event_id, Some(a.row_id()));
     }
 }

@@ -1,7 +1,9 @@
 //! Reading events from files: CSV with a header, and JSON Lines.
 //!
 //! Both formats use the field names `event_id, customer_id, timestamp, kind, value, category`.
-//! `customer_id`, `timestamp` and `kind` are required; the others may be absent or empty.
+//! `customer_id`, `timestamp` and `kind` are required; the others may be absent or empty. A row
+//! without an `event_id` gets [`Event::row_id`], a stable hash of its fields, so re-importing a
+//! file is idempotent and an identical second row is reported as a duplicate.
 //! `timestamp` is unix milliseconds or an RFC 3339 date-time. Each row is parsed *and validated*
 //! ([`Event::validate`]) on its own: a bad row yields an [`InvalidEvent`] carrying its line number
 //! and the reader moves on, so an import can continue past rejects. Only a bad header or an I/O
@@ -183,6 +185,7 @@ impl<R: Read> Iterator for EventReader<R> {
                         }
                         return Some(
                             csv_row(record, columns, *width)
+                                .map(Event::with_row_id)
                                 .map_err(|e| Error::InvalidEvent(e.at_line(line))),
                         );
                     }
@@ -227,7 +230,9 @@ impl<R: Read> Iterator for EventReader<R> {
                             continue;
                         }
                         return Some(
-                            json_row(buf).map_err(|e| Error::InvalidEvent(e.at_line(*line))),
+                            json_row(buf)
+                                .map(Event::with_row_id)
+                                .map_err(|e| Error::InvalidEvent(e.at_line(*line))),
                         );
                     }
                     Err(e) => return Some(Err(Error::Io(e))),
@@ -473,7 +478,11 @@ mod tests {
         assert_eq!(e1.category.as_deref(), Some("books"));
         let e2 = rows[1].as_ref().expect("row 2 is valid");
         assert_eq!(e2.timestamp_ms, 1_767_225_600_000);
-        assert_eq!((e2.value, e2.event_id.as_deref()), (None, None));
+        assert_eq!(e2.value, None);
+        // A row without an id gets the stable hash of the row (a re-import is idempotent).
+        let mut bare = e2.clone();
+        bare.event_id = None;
+        assert_eq!(e2.event_id, Some(bare.row_id()));
         assert!(rows[2]
             .as_ref()
             .unwrap_err()

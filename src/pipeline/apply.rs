@@ -163,6 +163,9 @@ pub(crate) struct BatchState {
     dropped_snapshots: Vec<u64>,
     /// Customers erased by this batch.
     erased: BTreeSet<String>,
+    /// An erased customer's last event may have set the watermark: recompute it from the
+    /// remaining profiles ([`Engine::rewind_watermark`]).
+    rewind_watermark: bool,
     /// What this batch wrote of the persisted queue (applied to the log on commit).
     queue_write: Option<QueueWrite>,
     /// The model snapshot this batch writes, for reads before sled has applied it.
@@ -220,7 +223,7 @@ impl Engine {
         config: Config,
     ) -> Engine {
         let horizon_ms = config.horizon_ms();
-        let watermark = model.watermark_ms;
+        let labels_through = model.labels_through_ms();
         let (expiry, queue_log) = match queue {
             RecoveredQueue::Stored(q) => {
                 // The previous checkpoint's chunks are replaced (or removed) by the next one.
@@ -243,7 +246,7 @@ impl Engine {
                     pending,
                     horizon_ms,
                     config.silent_horizons as u64,
-                    watermark,
+                    labels_through,
                 );
                 let log = QueueLog {
                     checkpoint_due: true,
@@ -462,8 +465,18 @@ impl Engine {
     }
 
     fn apply_event(&mut self, store: &Store, b: &mut BatchState, e: &Event) -> Result<Ack> {
-        let id_hash = xxhash_rust::xxh3::xxh3_64(e.effective_id().as_bytes());
-        {
+        let limit = self
+            .config
+            .future_limit_ms(self.model.watermark_ms, wall_clock_ms());
+        if e.timestamp_ms > limit {
+            return Err(future_event(e.timestamp_ms, limit, &self.config));
+        }
+        // An event without an id has no identity to compare: every ingest of it counts.
+        let id_hash = e
+            .event_id
+            .as_ref()
+            .map(|id| xxhash_rust::xxh3::xxh3_64(id.as_bytes()));
+        if let Some(id_hash) = id_hash {
             let w = self.load(store, &mut b.records, &e.customer_id)?;
             if w.record.has_seen(id_hash) {
                 return Ok(Ack {
@@ -481,7 +494,7 @@ impl Engine {
                             "{:?} of customer {:?} at {} is not newer than the customer's \
                              de-duplication window (events up to {floor} have left it), so it \
                              cannot be told apart from a replay of an applied event",
-                            e.effective_id(),
+                            e.event_id.as_deref().unwrap_or_default(),
                             e.customer_id,
                             e.timestamp_ms
                         ),
@@ -551,8 +564,10 @@ impl Engine {
                 b.undo.push(Undo::Inserted(key));
             }
         }
-        w.record
-            .remember(id_hash, e.timestamp_ms, self.config.dedupe_window);
+        if let Some(id_hash) = id_hash {
+            w.record
+                .remember(id_hash, e.timestamp_ms, self.config.dedupe_window);
+        }
         let ack = finish(&mut self.model, w, prev, seg, p);
         if let Some(features) = positive {
             self.learn(store, &features, true);
@@ -569,7 +584,9 @@ impl Engine {
             return;
         }
         self.model.watermark_ms = ts;
-        self.model.labelled_through_ms = ts;
+        // Examples due before `ts` are labelled now; an erasure may move the watermark back,
+        // never this.
+        self.model.labelled_through_ms = self.model.labelled_through_ms.max(ts);
         let h = self.horizon_ms;
         while let Some(first) = self.expiry.first() {
             if first.0 >= ts {
@@ -886,6 +903,7 @@ impl Engine {
             }
         }
         self.forget_erased_examples(b);
+        self.rewind_watermark(store, b)?;
         Ok(erased)
     }
 
@@ -911,6 +929,11 @@ impl Engine {
                 .as_ref()
                 .and_then(|bytes| store.decode_profile(customer, bytes).ok()),
         };
+        // A record that does not decode may have set the watermark too.
+        let last_seen = record.as_ref().map(|r| r.state.last_seen_ms);
+        if last_seen.is_none_or(|t| t >= Some(self.model.watermark_ms)) {
+            b.rewind_watermark = true;
+        }
         match &record {
             Some(r) => move_segment(&mut self.model, Prev::of(r), None, 0.0, 0.0),
             None => {
@@ -969,7 +992,63 @@ impl Engine {
             }
         }
         self.forget_erased_examples(b);
+        self.rewind_watermark(store, b)?;
         Ok(erased)
+    }
+
+    /// After erasing the customer whose event set the watermark, moves it back to the latest
+    /// event of the remaining profiles (0 if none has an event), so that no trace of the
+    /// erased events stays in it. This reads every profile's leading fields: one scan, paid
+    /// only by the erasure of a customer whose last event is the latest in the store.
+    ///
+    /// What it cannot take back: examples whose horizon the erased event's time closed were
+    /// labelled and learned then, and the models keep only aggregates of what they learned.
+    /// [`ModelState::labelled_through_ms`] keeps the time labels were given through.
+    fn rewind_watermark(&mut self, store: &Store, b: &mut BatchState) -> Result<()> {
+        if !std::mem::take(&mut b.rewind_watermark) {
+            return Ok(());
+        }
+        let mut latest: Option<i64> = None;
+        let mut keep = |t: Option<i64>| latest = latest.max(t);
+        for (id, w) in &b.records {
+            if !b.erased.contains(id) {
+                keep(w.record.state.last_seen_ms);
+            }
+        }
+        // Newer than sled: the batches sled has not applied yet (newest version of each id).
+        let mut unapplied_ids = std::collections::HashSet::new();
+        for (_, batch) in &self.unapplied.batches {
+            unapplied_ids.extend(batch.records.keys().map(String::as_str));
+            unapplied_ids.extend(batch.erased.iter().map(String::as_str));
+        }
+        for id in &unapplied_ids {
+            if b.records.contains_key(*id) || b.erased.contains(*id) {
+                continue;
+            }
+            if let Some(Pending::Record(r)) = self.unapplied.record(id) {
+                keep(r.state.last_seen_ms);
+            }
+        }
+        for item in store.profiles_after(None) {
+            let (id, bytes) = item?;
+            let id = id.as_str();
+            if b.records.contains_key(id) || b.erased.contains(id) || unapplied_ids.contains(id) {
+                continue;
+            }
+            // A record that does not decode is reported by reads and `persona check`.
+            if let Ok(r) = store.decode_profile_state(id, &bytes) {
+                keep(r.state.last_seen_ms);
+            }
+        }
+        let latest = latest.unwrap_or(0).max(0);
+        if latest < self.model.watermark_ms {
+            tracing::info!(
+                "erasure moved the watermark back from {} to {latest}, the latest remaining event",
+                self.model.watermark_ms
+            );
+            self.model.watermark_ms = latest;
+        }
+        Ok(())
     }
 
     /// Reverts the expiry queue after a failed commit (the model is restored by the caller).
@@ -987,6 +1066,35 @@ impl Engine {
             }
         }
     }
+}
+
+/// The wall clock, unix milliseconds (0 if the clock is before 1970).
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The refusal of an event later than the store accepts (see
+/// [`Config::max_future_skew_secs`]).
+fn future_event(ts: i64, limit: i64, config: &Config) -> Error {
+    let show = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms).map_or_else(
+            || ms.to_string(),
+            |d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        )
+    };
+    Error::InvalidEvent(crate::event::InvalidEvent::new(
+        "timestamp",
+        ts.to_string(),
+        format!(
+            "({}) is later than {} ({limit}), the latest time accepted now: the later of the \
+             store's watermark and the wall clock, plus max_future_skew_secs = {}",
+            show(ts),
+            show(limit),
+            config.max_future_skew_secs
+        ),
+    ))
 }
 
 /// The customer's open training example at `now`, as (snapshot time, k): k = 0 is the stored

@@ -48,12 +48,53 @@ pub(crate) struct Stats {
     pub(crate) connections_received: AtomicU64,
     pub(crate) rejected_connections: AtomicU64,
     pub(crate) commands_processed: AtomicU64,
+    /// `EVENT.ADD`s without `TS` whose clock time fell more than a horizon after the store's
+    /// latest event time (see [`ServerState::clock_event`]).
+    pub(crate) clock_events_after_history: AtomicU64,
+    /// The largest such gap seen, in milliseconds.
+    pub(crate) clock_gap_ms: AtomicU64,
 }
 
 impl ServerState {
     /// Connections being served now.
     pub(crate) fn connected_clients(&self) -> usize {
         self.clients.lock().len()
+    }
+
+    /// Notes an event the server dated with its own clock (`EVENT.ADD` without `TS`). When that
+    /// time is more than a horizon after the store's watermark, the store holds historical data
+    /// and the clock is about to move its watermark (and every profile's recency) far ahead:
+    /// counted in `INFO stats`, shown by `MODEL.INFO`, and logged the first time.
+    pub(crate) fn clock_event(&self, clock_ms: i64) {
+        let watermark = self.db.model().watermark_ms;
+        let gap = clock_ms.saturating_sub(watermark);
+        if watermark <= 0 || gap <= self.db.config().horizon_ms() {
+            return;
+        }
+        let gap = u64::try_from(gap).unwrap_or(u64::MAX);
+        self.stats.clock_gap_ms.fetch_max(gap, Ordering::Relaxed);
+        if self
+            .stats
+            .clock_events_after_history
+            .fetch_add(1, Ordering::Relaxed)
+            == 0
+        {
+            tracing::warn!("{}", clock_warning(gap));
+        }
+    }
+
+    /// The clock warning to show, if any `EVENT.ADD` without `TS` landed far after the data.
+    pub(crate) fn clock_warning(&self) -> Option<String> {
+        let count = self
+            .stats
+            .clock_events_after_history
+            .load(Ordering::Relaxed);
+        (count > 0).then(|| {
+            format!(
+                "{count} event(s) so far; {}",
+                clock_warning(self.stats.clock_gap_ms.load(Ordering::Relaxed))
+            )
+        })
     }
 
     /// Admits a connection unless the server is full or shutting down: returns its id.
@@ -84,6 +125,17 @@ impl ServerState {
             let _ = stream.shutdown(how);
         }
     }
+}
+
+/// What the clock warning says for a gap of `gap_ms` between the clock and the watermark.
+fn clock_warning(gap_ms: u64) -> String {
+    format!(
+        "EVENT.ADD without TS was dated by the server's clock up to {:.1} days after the \
+         store's latest event time, which moves the watermark (and every profile's recency) \
+         that far; for historical or replayed data pass the event's own time with TS \
+         (unix ms or RFC 3339)",
+        gap_ms as f64 / 86_400_000.0
+    )
 }
 
 /// Deregisters a connection when it is dropped, however that happens.

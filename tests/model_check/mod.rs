@@ -165,15 +165,18 @@ impl Reference {
                     floor: old.and_then(|c| c.floor),
                 }
             });
-            let id = e.effective_id();
-            if c.recent.iter().any(|(r, _)| *r == id) {
-                outcomes.push(Outcome::Duplicate(c.version()));
-                continue;
-            }
-            if c.floor.is_some_and(|f| e.timestamp_ms <= f) {
-                // Possibly a replay of an event that left the window: refused by the writer.
-                outcomes.push(Outcome::Refused);
-                continue;
+            // An event without an id has no identity: never a duplicate, never a replay.
+            let id = e.event_id.clone();
+            if let Some(id) = &id {
+                if c.recent.iter().any(|(r, _)| r == id) {
+                    outcomes.push(Outcome::Duplicate(c.version()));
+                    continue;
+                }
+                if c.floor.is_some_and(|f| e.timestamp_ms <= f) {
+                    // Possibly a replay of an event that left the window: refused by the writer.
+                    outcomes.push(Outcome::Refused);
+                    continue;
+                }
             }
             let mut s = c.current();
             let t = e.timestamp_ms;
@@ -185,10 +188,12 @@ impl Reference {
             s.first_seen = Some(s.first_seen.map_or(t, |f| f.min(t)));
             s.last_seen = Some(s.last_seen.map_or(t, |l| l.max(t)));
             c.versions.push(s);
-            c.recent.push_back((id, t));
-            while c.recent.len() > DEDUPE_WINDOW {
-                if let Some((_, gone)) = c.recent.pop_front() {
-                    c.floor = Some(c.floor.map_or(gone, |f| f.max(gone)));
+            if let Some(id) = id {
+                c.recent.push_back((id, t));
+                while c.recent.len() > DEDUPE_WINDOW {
+                    if let Some((_, gone)) = c.recent.pop_front() {
+                        c.floor = Some(c.floor.map_or(gone, |f| f.max(gone)));
+                    }
                 }
             }
             watermark = watermark.max(t);
@@ -292,7 +297,18 @@ impl Reference {
             self.armed_failures -= 1;
             return None;
         }
-        self.customers.remove(customer);
+        let gone = self.customers.remove(customer);
+        // Erasing the customer whose event set the watermark moves it back to the latest
+        // remaining event (0 when none is left).
+        let last = gone.and_then(|c| c.current().last_seen);
+        if last.is_some_and(|t| t >= self.watermark) {
+            self.watermark = self
+                .customers
+                .values()
+                .filter_map(|c| c.current().last_seen)
+                .max()
+                .unwrap_or(0);
+        }
         self.model_version += 1;
         Some(true)
     }

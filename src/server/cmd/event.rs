@@ -1,7 +1,8 @@
 //! `EVENT.*`: writing events.
 
-use super::args::{integer, show};
+use super::args::show;
 use super::{ArgDoc, ArgKind, Args, Command, CommandError, Ctx, Reply, Spec};
+use crate::event::parse::parse_timestamp;
 use crate::event::{Event, EventKind, InvalidEvent};
 use crate::pipeline::Ack;
 use crate::server::frame::Frame;
@@ -23,7 +24,7 @@ pub(crate) const ADD: Spec = Spec {
         ArgDoc::new("category", ArgKind::String)
             .token("CATEGORY")
             .optional(),
-        ArgDoc::new("ms", ArgKind::UnixTime).token("TS").optional(),
+        ArgDoc::new("time", ArgKind::String).token("TS").optional(),
         ArgDoc::new("event_id", ArgKind::String)
             .token("ID")
             .optional(),
@@ -37,14 +38,17 @@ pub(crate) const ADD: Spec = Spec {
 /// goes on parsing (see the pipelining notes in [`crate::server`]).
 ///
 /// `kind` is one of `view click search cart_add purchase refund like comment share rating
-/// complaint`; `value` is required for `purchase`, `refund` and `rating`. `TS` defaults to the
-/// server's clock; `ID` is the idempotency key (default: a hash of the other fields), and an
-/// event whose id was already applied changes nothing and is acknowledged as a duplicate.
+/// complaint`; `value` is required for `purchase`, `refund` and `rating`. `TS` is unix
+/// milliseconds or an RFC 3339 date-time, and defaults to the server's clock (an event dated by
+/// the clock more than a horizon after the store's latest event time is counted and logged: see
+/// `INFO stats` `persona_clock_events_after_history`). `ID` is the idempotency key: an event
+/// whose id was already applied changes nothing and is acknowledged as a duplicate. Without
+/// `ID` every call is a new event, applied once.
 ///
 /// # Format
 ///
 /// ```text
-/// EVENT.ADD customer kind [value] [CATEGORY category] [TS ms] [ID event_id]
+/// EVENT.ADD customer kind [value] [CATEGORY category] [TS time] [ID event_id]
 ///
 /// *4\r\n$9\r\nEVENT.ADD\r\n$3\r\nc42\r\n$8\r\npurchase\r\n$4\r\n19.9\r\n
 ///
@@ -57,6 +61,8 @@ pub(crate) const ADD: Spec = Spec {
 #[derive(Debug)]
 pub(crate) struct Add {
     event: Event,
+    /// The time was the server's clock (no `TS`).
+    clock_time: bool,
 }
 
 impl Add {
@@ -97,20 +103,27 @@ impl Add {
         if let Some(bytes) = id {
             event.event_id = Some(text_field("event_id", bytes)?);
         }
+        let clock_time = ts.is_none();
         if let Some(bytes) = ts {
-            event.timestamp_ms = integer(&bytes).ok_or_else(|| {
+            let text = std::str::from_utf8(&bytes).map_err(|_| {
                 invalid(InvalidEvent::new(
                     "timestamp",
                     show(&bytes),
-                    "must be unix milliseconds (a whole number)",
+                    "must be unix milliseconds or an RFC 3339 date-time",
                 ))
             })?;
+            event.timestamp_ms = parse_timestamp(text).map_err(invalid)?;
         }
-        Ok(Add { event })
+        Ok(Add { event, clock_time })
     }
 
     /// Queues the event; the connection sends the reply once it is committed.
     pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Reply {
+        // Only an event the store will not refuse as invalid counts (the store validates it
+        // again, with every other write).
+        if self.clock_time && self.event.validate().is_ok() {
+            ctx.server.clock_event(self.event.timestamp_ms);
+        }
         let queued = match ctx.notify.clone() {
             Some(notify) => ctx.server.db.ingest_notify(self.event, notify),
             None => ctx.server.db.ingest_async(self.event),
@@ -215,6 +228,16 @@ mod tests {
     }
 
     #[test]
+    fn ts_takes_rfc_3339_and_milliseconds_and_no_id_means_no_identity() -> Result<(), String> {
+        let rfc = add(&["EVENT.ADD", "c1", "click", "TS", "1997-03-04T05:06:07Z"])?;
+        assert_eq!(rfc.timestamp_ms, 857_451_967_000);
+        let ms = add(&["EVENT.ADD", "c1", "click", "TS", "857451967000"])?;
+        assert_eq!(ms.timestamp_ms, 857_451_967_000);
+        assert_eq!(rfc.event_id, None);
+        Ok(())
+    }
+
+    #[test]
     fn value_is_optional_and_time_defaults_to_now() -> Result<(), String> {
         let e = add(&["EVENT.ADD", "c1", "click", "CATEGORY", "shoes"])?;
         assert_eq!(e.value, None);
@@ -235,15 +258,14 @@ mod tests {
         assert_eq!(
             err(&["EVENT.ADD", "c", "view", "1", "x"]),
             "ERR syntax error: unknown option 'x'; expected CATEGORY, TS or ID; usage: \
-             EVENT.ADD customer kind [value] [CATEGORY category] [TS ms] [ID event_id]"
+             EVENT.ADD customer kind [value] [CATEGORY category] [TS time] [ID event_id]"
         );
         assert!(err(&["EVENT.ADD", "c", "view", "TS"])
             .starts_with("ERR syntax error: TS needs a value; usage: EVENT.ADD"));
         assert!(err(&["EVENT.ADD", "c", "view", "ts", "1", "TS", "2"])
             .starts_with("ERR syntax error: TS given twice"));
-        assert_eq!(
-            err(&["EVENT.ADD", "c", "view", "TS", "soon"]),
-            "ERR invalid event: field timestamp: soon must be unix milliseconds (a whole number)"
-        );
+        assert!(err(&["EVENT.ADD", "c", "view", "TS", "soon"]).starts_with(
+            "ERR invalid event: field timestamp: soon is neither unix milliseconds nor an RFC 3339"
+        ));
     }
 }

@@ -481,6 +481,16 @@ fn info_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             );
             line("total_commands_processed", &get(&stats.commands_processed));
             line("rejected_connections", &get(&stats.rejected_connections));
+            // EVENT.ADDs dated by the server's clock far after the store's data (see
+            // ServerState::clock_event), and the largest such gap in days.
+            line(
+                "persona_clock_events_after_history",
+                &get(&stats.clock_events_after_history),
+            );
+            line(
+                "persona_clock_gap_days",
+                &format!("{:.1}", get(&stats.clock_gap_ms) as f64 / 86_400_000.0),
+            );
             // The write pipeline's totals since the store opened: committed sled batches, the
             // items they held, and the keys and bytes they wrote (items per commit is the
             // group-commit size under load).

@@ -615,7 +615,7 @@ mod tests {
         assert_eq!(
             error(&["event.add", "c1"]),
             "ERR wrong number of arguments for 'event.add' command; usage: EVENT.ADD customer \
-             kind [value] [CATEGORY category] [TS ms] [ID event_id]"
+             kind [value] [CATEGORY category] [TS time] [ID event_id]"
         );
         assert_eq!(
             error(&["CLIENT", "SETNAME"]),

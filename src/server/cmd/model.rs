@@ -64,7 +64,8 @@ pub(crate) const ROLLBACK: Spec = Spec {
     container: "",
 };
 
-/// The model as of the last commit: version, watermark, propensity metrics, segments.
+/// The model as of the last commit: version, watermark, propensity metrics, segments, and
+/// `warnings` (today: events dated by the server's clock far after the store's data).
 /// Metrics not defined yet (AUC before both classes were seen) are null.
 ///
 /// # Format
@@ -73,11 +74,12 @@ pub(crate) const ROLLBACK: Spec = Spec {
 /// MODEL.INFO
 ///
 /// *1\r\n$10\r\nMODEL.INFO\r\n
-/// -> %11\r\n$7\r\nversion\r\n:12\r\n$12\r\nwatermark_ms\r\n:1767225600000\r\n
+/// -> %12\r\n$7\r\nversion\r\n:12\r\n$12\r\nwatermark_ms\r\n:1767225600000\r\n
 ///    $8\r\nexamples\r\n:40\r\n$9\r\npositives\r\n:9\r\n$16\r\npending_examples\r\n:3\r\n
 ///    $11\r\nrolling_auc\r\n,0.81\r\n$8\r\nlog_loss\r\n,0.52\r\n
 ///    $16\r\nrolling_log_loss\r\n,0.5\r\n$15\r\nsegments_seeded\r\n#t\r\n
-///    $8\r\nsegments\r\n*8\r\n:10\r\n ... $3\r\ndim\r\n:52\r\n     (RESP2: a flat array)
+///    $8\r\nsegments\r\n*8\r\n:10\r\n ... $3\r\ndim\r\n:52\r\n
+///    $8\r\nwarnings\r\n*0\r\n                         (RESP2: a flat array)
 /// ```
 #[derive(Debug)]
 pub(crate) struct Info;
@@ -101,6 +103,16 @@ impl Info {
                 Frame::Array(m.segments.iter().map(|&n| super::int(n)).collect()),
             ),
             ("dim", super::int(u64::try_from(m.dim).unwrap_or(u64::MAX))),
+            (
+                "warnings",
+                Frame::Array(
+                    ctx.server
+                        .clock_warning()
+                        .into_iter()
+                        .map(Frame::bulk)
+                        .collect(),
+                ),
+            ),
         ])
     }
 }
