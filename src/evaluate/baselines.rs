@@ -28,6 +28,15 @@ impl BatchLogistic {
     /// features are standardised with their own mean and standard deviation (the online
     /// model's [`Scaler`]), then the L2-penalised log likelihood is maximised by Newton's
     /// method. `None` without examples of both classes.
+    ///
+    /// # Examples
+    /// ```
+    /// use persona::evaluate::baselines::BatchLogistic;
+    /// let x: Vec<Vec<f64>> = (0..20).map(|i| vec![f64::from(i)]).collect();
+    /// let y: Vec<bool> = (0..20).map(|i| i % 3 == 0 || i > 12).collect();
+    /// let model = BatchLogistic::fit(&x, &y).expect("both classes occur");
+    /// assert!(model.predict(&[19.0]) > model.predict(&[1.0]));
+    /// ```
     pub fn fit(x: &[Vec<f64>], y: &[bool]) -> Option<BatchLogistic> {
         let dim = x.first()?.len();
         if x.len() != y.len() || !y.iter().any(|l| *l) || y.iter().all(|l| *l) {
@@ -110,6 +119,14 @@ impl BatchLogistic {
 /// k-means on the rows of `x` (already standardised): k-means++ seeding from `seed`, then Lloyd
 /// iterations until no assignment changes (at most 100). Returns each row's cluster, in
 /// `0..k.min(rows)`; empty for no rows.
+///
+/// # Examples
+/// ```
+/// use persona::evaluate::baselines::kmeans;
+/// let x = vec![vec![0.0], vec![0.1], vec![9.0], vec![9.2]];
+/// let a = kmeans(&x, 2, 7);
+/// assert!(a[0] == a[1] && a[2] == a[3] && a[0] != a[2]);
+/// ```
 pub fn kmeans(x: &[Vec<f64>], k: usize, seed: u64) -> Vec<usize> {
     let n = x.len();
     let k = k.min(n);
