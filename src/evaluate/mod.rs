@@ -92,7 +92,7 @@ impl EvaluateOptions {
 pub struct EvaluationReport {
     /// Events in the log.
     pub events: u64,
-    /// Events the write path rejected during the replay (not applied).
+    /// Events not applied: invalid ones and those the write path rejected during the replay.
     pub rejected: u64,
     /// Distinct customers in the log.
     pub customers: u64,
