@@ -23,6 +23,7 @@
 //! | [`query`] | profiles as of now, model info, segment descriptions |
 //! | [`db`] | [`Db`], the embedded facade |
 //! | [`server`] | the Redis-protocol (RESP) server behind `persona serve` |
+//! | [`evaluate`] | `persona evaluate`: backtest of the propensity model and segments against baselines |
 //! | [`generator`] | a synthetic workload with planted personas |
 //! | [`bench`](mod@bench) | `persona bench`: ingest against a raw-sled baseline, query latencies, RESP runs |
 //!
@@ -51,6 +52,7 @@ pub mod bench;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod evaluate;
 pub mod event;
 pub mod features;
 #[doc(hidden)]

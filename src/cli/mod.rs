@@ -3,6 +3,7 @@
 mod bench;
 mod check;
 mod compact;
+mod evaluate;
 mod export;
 mod generate;
 mod import;
@@ -45,6 +46,9 @@ enum Command {
     Generate(generate::Args),
     /// Import events from a CSV or JSON Lines file.
     Import(import::Args),
+    /// Backtest the propensity model and segments on an event log against baselines
+    /// (replays it into a scratch store; --data is not used).
+    Evaluate(evaluate::Args),
     /// Show one customer's profile.
     Profile(inspect::ProfileArgs),
     /// Show every segment with its size and description.
@@ -96,6 +100,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Generate(a) => generate::run(a),
         Command::Import(a) => import::run(&open()?, a, &cli.data),
+        Command::Evaluate(a) => evaluate::run(a, cli.config.as_ref()),
         Command::Profile(a) => inspect::profile(&open()?, a),
         Command::Segments(a) => inspect::segments(&open()?, a),
         Command::Model(a) => maintain::model(&open()?, a),

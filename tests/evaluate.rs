@@ -1,0 +1,239 @@
+//! `persona evaluate`, end to end through the real binary: on a generated log with its planted
+//! truth and on a sample of real retail data (tests/data), the JSON document has its documented
+//! keys and every metric is in range; explicit cutoffs are honoured; bad arguments fail cleanly.
+
+mod cli_support;
+
+use cli_support::{json, ok, run, Result};
+use serde_json::Value;
+use std::path::Path;
+
+const SCORERS: [&str; 5] = [
+    "persona",
+    "neg_recency",
+    "frequency",
+    "monetary",
+    "batch_lr",
+];
+
+#[track_caller]
+fn assert_keys(v: &Value, keys: &[&str]) {
+    let obj = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"));
+    for k in keys {
+        assert!(obj.contains_key(*k), "key {k:?} missing in {v}");
+    }
+}
+
+/// `v` is null or a number in `[lo, hi]`.
+#[track_caller]
+fn in_range(v: &Value, lo: f64, hi: f64) {
+    if v.is_null() {
+        return;
+    }
+    let x = v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"));
+    assert!((lo..=hi).contains(&x), "{x} not in [{lo}, {hi}]");
+}
+
+/// Checks the shape and ranges of a report; returns its cutoffs.
+fn check_report(r: &Value) -> Vec<Value> {
+    assert_keys(
+        r,
+        &[
+            "file",
+            "unparsed_rows",
+            "events",
+            "rejected",
+            "customers",
+            "first_event_ms",
+            "last_event_ms",
+            "horizon_days",
+            "target_kind",
+            "cutoffs",
+        ],
+    );
+    assert_eq!(r["target_kind"], "purchase");
+    let cutoffs = r["cutoffs"].as_array().cloned().unwrap_or_default();
+    assert!(!cutoffs.is_empty());
+    for c in &cutoffs {
+        assert_keys(
+            c,
+            &[
+                "cutoff_ms",
+                "horizon_complete",
+                "events_replayed",
+                "customers_scored",
+                "positives",
+                "positive_rate",
+                "model_examples",
+                "scores",
+                "batch_lr_training",
+                "segments",
+            ],
+        );
+        let scored = c["customers_scored"].as_u64().unwrap_or(0);
+        assert!(scored > 0);
+        assert!(c["positives"].as_u64().unwrap_or(u64::MAX) <= scored);
+        in_range(&c["positive_rate"], 0.0, 1.0);
+        assert_keys(
+            &c["batch_lr_training"],
+            &["as_of_ms", "customers", "positives", "fitted"],
+        );
+        for name in SCORERS {
+            let m = &c["scores"][name];
+            assert_keys(
+                m,
+                &["auc", "log_loss", "brier", "top_decile_lift", "calibration"],
+            );
+            in_range(&m["auc"], 0.0, 1.0);
+            in_range(&m["brier"], 0.0, 1.0);
+            in_range(&m["log_loss"], 0.0, 35.0);
+            in_range(&m["top_decile_lift"], 0.0, 10.0);
+            let probability = matches!(name, "persona" | "batch_lr");
+            if !probability {
+                assert!(m["log_loss"].is_null() && m["brier"].is_null());
+                assert!(m["calibration"].is_null());
+            }
+            if let Some(bins) = m["calibration"].as_array() {
+                assert!(probability);
+                assert_eq!(bins.len(), 10);
+                let mut total = 0;
+                for b in bins {
+                    assert_keys(
+                        b,
+                        &["lower", "upper", "count", "mean_predicted", "observed_rate"],
+                    );
+                    in_range(&b["observed_rate"], 0.0, 1.0);
+                    in_range(&b["mean_predicted"], 0.0, 1.0);
+                    total += b["count"].as_u64().unwrap_or(0);
+                }
+                assert_eq!(total, scored);
+            }
+        }
+        // Both classes occur in these logs, so the persona and baseline AUCs exist.
+        assert!(c["scores"]["persona"]["auc"].is_number());
+        assert!(c["scores"]["neg_recency"]["auc"].is_number());
+        assert!(c["scores"]["persona"]["brier"].is_number());
+    }
+    cutoffs
+}
+
+fn path_str(p: &Path) -> Result<&str> {
+    Ok(p.to_str().ok_or("temp path is not UTF-8")?)
+}
+
+#[test]
+fn evaluate_a_generated_log_with_its_truth() -> Result {
+    let dir = tempfile::tempdir()?;
+    let events = dir.path().join("g.csv");
+    let truth = dir.path().join("truth.csv");
+    ok(
+        dir.path(),
+        &[
+            "generate",
+            "--customers",
+            "300",
+            "--events",
+            "6000",
+            "--seed",
+            "3",
+            "--out",
+            path_str(&events)?,
+            "--truth",
+            path_str(&truth)?,
+        ],
+    )?;
+    let r = json(
+        dir.path(),
+        &["evaluate", path_str(&events)?, "--truth", path_str(&truth)?],
+    )?;
+    assert_eq!(r["events"], 6000);
+    assert_eq!(r["unparsed_rows"], 0);
+    assert_eq!(r["horizon_days"], 30.0);
+    let cutoffs = check_report(&r);
+    assert_eq!(cutoffs.len(), 3, "three cutoffs by default");
+    let times: Vec<i64> = cutoffs
+        .iter()
+        .filter_map(|c| c["cutoff_ms"].as_i64())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] < w[1]));
+    for c in &cutoffs {
+        assert_eq!(c["horizon_complete"], true);
+        let s = &c["segments"];
+        assert_keys(s, &["labelled", "online_ari", "batch_kmeans_ari"]);
+        assert_eq!(s["labelled"], c["customers_scored"]);
+        in_range(&s["online_ari"], -1.0, 1.0);
+        in_range(&s["batch_kmeans_ari"], -1.0, 1.0);
+        assert!(s["batch_kmeans_ari"].is_number());
+    }
+    // The scratch store lives elsewhere: --data is untouched.
+    assert!(!dir.path().join("persona-data").exists());
+    Ok(())
+}
+
+#[test]
+fn evaluate_the_real_retail_sample() -> Result {
+    // The shop is closed from 2010-12-23 to 2011-01-04: a 14-day horizon reaches past it.
+    let dir = tempfile::tempdir()?;
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/online_retail.sample.csv");
+    let r = json(
+        dir.path(),
+        &[
+            "evaluate",
+            path_str(&sample)?,
+            "--horizon-days",
+            "14",
+            "--cutoffs",
+            "2",
+        ],
+    )?;
+    assert_eq!(r["events"], 2000);
+    assert_eq!(r["horizon_days"], 14.0);
+    let cutoffs = check_report(&r);
+    assert_eq!(cutoffs.len(), 2);
+    assert!(cutoffs.iter().all(|c| c["segments"].is_null()));
+    // The human report names every scorer.
+    let text = ok(
+        dir.path(),
+        &["evaluate", path_str(&sample)?, "--horizon-days", "14"],
+    )?;
+    for name in SCORERS {
+        assert!(text.contains(name), "{name} missing in {text}");
+    }
+    assert!(text.contains("calibration"));
+    Ok(())
+}
+
+#[test]
+fn explicit_cutoffs_are_sorted_and_bad_arguments_fail() -> Result {
+    let dir = tempfile::tempdir()?;
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/online_retail.sample.csv");
+    let file = path_str(&sample)?;
+    // 2010-12-20T00:00:00Z and 2010-12-10 in unix ms, given out of order.
+    let r = json(
+        dir.path(),
+        &[
+            "evaluate",
+            file,
+            "--horizon-days",
+            "7",
+            "--cutoff",
+            "2010-12-20T00:00:00Z",
+            "--cutoff",
+            "1291939200000",
+        ],
+    )?;
+    let cutoffs = check_report(&r);
+    let times: Vec<i64> = cutoffs
+        .iter()
+        .filter_map(|c| c["cutoff_ms"].as_i64())
+        .collect();
+    assert_eq!(times, vec![1_291_939_200_000, 1_292_803_200_000]);
+    // The sample spans 40 days: a 30-day horizon leaves no room for default cutoffs.
+    let (_, err) = run(dir.path(), &["evaluate", file], 1)?;
+    assert!(err.contains("horizon"), "{err}");
+    let (_, err) = run(dir.path(), &["evaluate", file, "--cutoff", "soon"], 2)?;
+    assert!(err.contains("RFC 3339"), "{err}");
+    Ok(())
+}
