@@ -205,7 +205,10 @@ fn duplicates_are_acknowledged_and_change_nothing() -> Result<()> {
     let row = Event::new("c2", T0, EventKind::View).with_value(12.0);
     assert!(!db.ingest(row.clone().with_row_id())?.duplicate);
     assert!(db.ingest(row.clone().with_row_id())?.duplicate);
-    assert!(!db.ingest(row.clone().with_value(13.0).with_row_id())?.duplicate);
+    assert!(
+        !db.ingest(row.clone().with_value(13.0).with_row_id())?
+            .duplicate
+    );
     assert_eq!(db.profile("c2")?.expect("exists").event_count, 2);
     assert!(!db.ingest(row.clone())?.duplicate);
     assert!(!db.ingest(row)?.duplicate);

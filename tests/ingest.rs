@@ -514,3 +514,49 @@ fn erasing_the_customer_who_set_the_watermark_moves_it_back() -> Result<()> {
     assert!(report.is_clean(), "{:?}", report.problems);
     Ok(())
 }
+
+/// The propensity model's examples are the profile as of a checkpoint after the event, not as of
+/// the event itself (which would always have recency 0, unlike the profiles it scores).
+#[test]
+fn training_examples_are_taken_at_a_checkpoint_after_the_event() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = open(dir.path())?;
+    let horizon = 30 * DAY;
+    db.ingest(Event::new("a", T0, EventKind::View).with_value(10.0))?;
+    let first = db
+        .export_customer("a")?
+        .and_then(|x| x.pending_example)
+        .expect("an open example");
+    assert!(first.taken_at_ms > T0 && first.taken_at_ms <= T0 + horizon);
+    assert!(!first.stored, "implicit until the checkpoint has passed");
+    // An event after the checkpoint stores the features as of the checkpoint: the recency then
+    // is the time from the first event to the checkpoint.
+    let later = first.taken_at_ms + DAY;
+    db.ingest(Event::new("a", later, EventKind::View).with_value(10.0))?;
+    let stored = db
+        .export_customer("a")?
+        .and_then(|x| x.pending_example)
+        .expect("still open");
+    assert_eq!(stored.taken_at_ms, first.taken_at_ms);
+    assert!(stored.stored);
+    let days = (first.taken_at_ms - T0) as f64 / DAY as f64;
+    let recency = stored.features["recency_days"].as_f64().expect("a number");
+    // Stored as f32.
+    assert_eq!(
+        recency,
+        f64::from(days.ln_1p() as f32),
+        "recency at the checkpoint"
+    );
+    // A purchase inside its horizon labels it positive; the next example is a horizon later.
+    let info = db.model_info();
+    db.ingest(Event::new("a", later + DAY, EventKind::Purchase).with_value(5.0))?;
+    let next = db
+        .export_customer("a")?
+        .and_then(|x| x.pending_example)
+        .expect("the next example");
+    assert_eq!(next.taken_at_ms, first.taken_at_ms + horizon);
+    let after = db.model_info();
+    assert_eq!(after.examples, info.examples + 1);
+    assert_eq!(after.positives, info.positives + 1);
+    Ok(())
+}

@@ -312,6 +312,8 @@ fn export_holds_everything_about_the_customer() -> Result<()> {
     assert_eq!(doc["feedback_ids_held"], 1);
     let pending = &doc["pending_example"];
     assert!(pending["taken_at_ms"].is_i64(), "{pending}");
+    // Stored, or derived from the unchanged profile: every feature is shown either way.
+    assert!(pending["stored"].is_boolean(), "{pending}");
     assert_eq!(
         pending["features"].as_object().map(|m| m.len()),
         Some(names.len())

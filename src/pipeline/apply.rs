@@ -5,13 +5,21 @@
 //! whose horizon ended before it; if the event is a target event inside its customer's open
 //! example's horizon, label that example positive; apply the event to the profile (a new
 //! version); compute the feature vector as of the watermark; update the scaler and k-means;
-//! predict the propensity; and, if the customer has no open example, snapshot one. Every
+//! predict the propensity; and, if the customer has no open example, open one. Every
 //! prediction is made before the example it scores is learned (prequential evaluation).
 //!
-//! Labels are honest about silence: when an example expires and the customer is still silent,
-//! the next example is the profile as of that moment (recency = one horizon, then two, …, up to
-//! `silent_horizons`). These silent-period examples cost no writes: they are derived from the
-//! unchanged stored state, and stored only when the customer's state changes while one is open.
+//! The propensity model learns from the population it is served: a training example is the
+//! profile as of a *checkpoint*, not as of an event. A customer's checkpoints are one horizon
+//! apart on a grid offset by a hash of the id (so examples are taken at times independent of
+//! the customer's own events, and deadlines spread over the horizon); the example at checkpoint
+//! `c` is positive if a target event comes in `(c, c + horizon]`, negative when the watermark
+//! passes `c + horizon` first, and the next example is at `c + horizon`. A customer's first
+//! example is at their first checkpoint after their first event. Until the first event after
+//! its checkpoint, an example's features are implicit (the profile as of `c`, derivable from
+//! the unchanged state); that event stores them. Chains of silence are capped: after
+//! `silent_horizons` examples with no event, the chain stops until the customer returns. These
+//! examples cost no writes of their own: they are derived from the unchanged stored state, and
+//! stored only when the customer's state changes while one is open.
 
 use super::recent::RecentRecords;
 use super::{Ack, Item};
@@ -512,32 +520,39 @@ impl Engine {
         let mut open = open_example(&w.record, now, horizon, self.config.silent_horizons);
         let mut positive = None;
         if let Some((taken_at, k)) = open {
-            let features = example_features(
-                &w.record.pending,
-                &w.record.state,
-                &self.layout,
-                taken_at,
-                k,
-            );
-            if e.kind == self.config.target_kind
-                && e.timestamp_ms > taken_at
-                && e.timestamp_ms <= taken_at + horizon
-            {
-                // Positive: the target event came inside the example's horizon.
-                w.record.pending = None;
-                let key = (taken_at + horizon, e.customer_id.as_str().into());
-                if self.expiry.remove(&key) {
-                    b.undo.push(Undo::Removed(key));
+            // The event is inside the example's window (after its checkpoint): the state as of
+            // the checkpoint is final, and this event may label it.
+            if e.timestamp_ms > taken_at {
+                let features = example_features(
+                    &w.record.pending,
+                    &w.record.state,
+                    &self.layout,
+                    taken_at,
+                    k,
+                );
+                if e.kind == self.config.target_kind && e.timestamp_ms <= taken_at + horizon {
+                    // Positive: the target event came inside the example's horizon. The next
+                    // example is taken at the next checkpoint of the chain.
+                    let key = (taken_at + horizon, e.customer_id.as_str().into());
+                    if self.expiry.remove(&key) {
+                        b.undo.push(Undo::Removed(key));
+                    }
+                    open = Some((taken_at + horizon, 0));
+                    w.record.pending = Some(PendingExample::at(taken_at + horizon));
+                    let key: queue::Entry = (taken_at + 2 * horizon, e.customer_id.as_str().into());
+                    if self.expiry.insert(key.clone()) {
+                        b.undo.push(Undo::Inserted(key));
+                    }
+                    positive = Some(features);
+                } else if k > 0 || !w.record.pending.as_ref().is_some_and(|p| p.is_stored()) {
+                    // The example's features are implicit (the state as of its checkpoint,
+                    // unchanged since); the state is about to change, so store them now. Its
+                    // expiry entry stays.
+                    w.record.pending = Some(PendingExample {
+                        taken_at_ms: taken_at,
+                        features,
+                    });
                 }
-                open = None;
-                positive = Some(features);
-            } else if k > 0 {
-                // A silent-period example is implicit (derived from the unchanged state); the
-                // state is about to change, so store its features now. Its expiry entry stays.
-                w.record.pending = Some(PendingExample {
-                    taken_at_ms: taken_at,
-                    features,
-                });
             }
         }
 
@@ -555,11 +570,11 @@ impl Engine {
         let p = self.model.propensity.predict(&z);
 
         if open.is_none() {
-            w.record.pending = Some(PendingExample {
-                taken_at_ms: now,
-                features: x.iter().map(|v| *v as f32).collect(),
-            });
-            let key: queue::Entry = (now + horizon, e.customer_id.as_str().into());
+            // A new chain of examples: the first at the customer's next checkpoint after the
+            // watermark, its features implicit until then.
+            let taken_at = next_checkpoint(&e.customer_id, now, horizon);
+            w.record.pending = Some(PendingExample::at(taken_at));
+            let key: queue::Entry = (taken_at + horizon, e.customer_id.as_str().into());
             if self.expiry.insert(key.clone()) {
                 b.undo.push(Undo::Inserted(key));
             }
@@ -1116,8 +1131,8 @@ fn open_example(
     (k <= silent_horizons).then(|| (p.taken_at_ms + k as i64 * horizon_ms, k))
 }
 
-/// The raw features of example (taken_at, k): stored for k = 0, derived from the (unchanged
-/// since) state as of `taken_at` otherwise.
+/// The raw features of example (taken_at, k): stored for k = 0 once materialised, derived
+/// from the (unchanged since) state as of `taken_at` otherwise.
 fn example_features(
     pending: &Option<PendingExample>,
     state: &ProfileState,
@@ -1126,7 +1141,7 @@ fn example_features(
     k: usize,
 ) -> Vec<f32> {
     match (pending, k) {
-        (Some(p), 0) => p.features.clone(),
+        (Some(p), 0) if p.is_stored() => p.features.clone(),
         _ => layout
             .vector(state, taken_at)
             .iter()
@@ -1146,6 +1161,17 @@ fn observe(model: &mut ModelState, x: &[f64], warmup: usize) -> (Option<(usize, 
         None
     };
     (seg, z)
+}
+
+/// The customer's first checkpoint after `now`: checkpoints are one horizon apart, on a grid
+/// offset per customer (a hash of the id), so that examples are taken at times independent of
+/// the customer's own events and their deadlines spread over the horizon instead of all
+/// falling due in one batch.
+fn next_checkpoint(customer: &str, now: i64, horizon_ms: i64) -> i64 {
+    let h = horizon_ms.max(1);
+    let offset = (xxhash_rust::xxh3::xxh3_64(customer.as_bytes()) % h.unsigned_abs()) as i64;
+    let periods = now.saturating_sub(offset).div_euclid(h);
+    offset.saturating_add(periods.saturating_add(1).saturating_mul(h))
 }
 
 /// Reads the records of `customers` from sled, on two threads when there are enough of them
@@ -1229,6 +1255,29 @@ fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A customer's checkpoints: strictly after `now`, at most a horizon later, on one grid per
+    /// customer (the same offset modulo the horizon whatever `now`), offsets spread over the
+    /// horizon across customers.
+    #[test]
+    fn checkpoints_are_on_a_per_customer_grid_after_now() {
+        let h = 30 * 86_400_000;
+        let mut offsets = BTreeSet::new();
+        for i in 0..200 {
+            let id = format!("c{i}");
+            let offset = next_checkpoint(&id, 0, h).rem_euclid(h);
+            offsets.insert(offset / (h / 10));
+            for now in [0, 1, 1_767_225_600_000, 1_767_225_600_000 + h / 3] {
+                let c = next_checkpoint(&id, now, h);
+                assert!(c > now && c <= now + h, "{id} at {now}: {c}");
+                assert_eq!(c.rem_euclid(h), offset, "{id}: one grid");
+            }
+            // On a checkpoint exactly, the next one is a horizon later.
+            let c = next_checkpoint(&id, 5 * h, h);
+            assert_eq!(next_checkpoint(&id, c, h), c + h);
+        }
+        assert_eq!(offsets.len(), 10, "offsets fill every tenth of the horizon");
+    }
 
     /// Enough customers for two threads: each read comes back with its own customer's value,
     /// and customers without a record come back as None.

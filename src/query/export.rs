@@ -63,10 +63,13 @@ pub struct ExportedVersion {
 /// A training example waiting for its label.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExportedExample {
-    /// When the example was taken (event time, unix ms).
+    /// The example's checkpoint (event time, unix ms): its features are the profile as of then.
     pub taken_at_ms: i64,
     /// Raw features at that time, by feature name.
     pub features: serde_json::Map<String, serde_json::Value>,
+    /// Whether the features are stored (`false`: not stored, derived from the profile, which
+    /// has not changed since the checkpoint or, if it is still ahead, until now).
+    pub stored: bool,
 }
 
 impl CustomerExport {
@@ -103,13 +106,21 @@ pub(crate) fn export(
             })
         })
         .collect();
-    let pending_example = record.pending.as_ref().map(|p| ExportedExample {
-        taken_at_ms: p.taken_at_ms,
-        features: names
-            .iter()
-            .zip(&p.features)
-            .map(|(n, v)| (n.clone(), serde_json::json!(f64::from(*v))))
-            .collect(),
+    let pending_example = record.pending.as_ref().map(|p| {
+        let values: Vec<f64> = if p.is_stored() {
+            p.features.iter().map(|v| f64::from(*v)).collect()
+        } else {
+            layout.vector(&record.state, p.taken_at_ms)
+        };
+        ExportedExample {
+            taken_at_ms: p.taken_at_ms,
+            features: names
+                .iter()
+                .zip(values)
+                .map(|(n, v)| (n.clone(), serde_json::json!(v)))
+                .collect(),
+            stored: p.is_stored(),
+        }
     });
     CustomerExport {
         customer_id: customer_id.to_string(),

@@ -41,10 +41,27 @@ pub struct HistoryEntry {
 /// passes `taken_at_ms + horizon` without one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PendingExample {
-    /// When the snapshot was taken (event time).
+    /// The example's checkpoint (event time): its features are the profile as of then.
     pub taken_at_ms: i64,
-    /// Raw (unscaled) features at that time.
+    /// Raw (unscaled) features as of `taken_at_ms`; empty while they are implicit (the
+    /// profile has not changed since the checkpoint, so they are derived from the current
+    /// state when needed, and stored by the first event after it).
     pub features: Vec<f32>,
+}
+
+impl PendingExample {
+    /// An example at checkpoint `taken_at_ms` whose features are still implicit.
+    pub fn at(taken_at_ms: i64) -> PendingExample {
+        PendingExample {
+            taken_at_ms,
+            features: Vec::new(),
+        }
+    }
+
+    /// Whether the features are stored (not implicit).
+    pub fn is_stored(&self) -> bool {
+        !self.features.is_empty()
+    }
 }
 
 /// The leading field of a [`ProfileRecord`], decodable on its own (bincode is positional) so
