@@ -560,3 +560,34 @@ fn training_examples_are_taken_at_a_checkpoint_after_the_event() -> Result<()> {
     assert_eq!(after.positives, info.positives + 1);
     Ok(())
 }
+
+/// A profile with attributes and no events has nothing the model learned from: it gets the base
+/// rate (0.5 before any example, then the share of positive examples), not a prediction from
+/// an all-default feature vector.
+#[test]
+fn a_profile_without_events_gets_the_base_rate() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = open(dir.path())?;
+    db.set_attributes("attrs-only", vec![("age".into(), AttrValue::from(34.0))])?;
+    assert_eq!(db.profile("attrs-only")?.map(|p| p.propensity), Some(0.5));
+    // Teach the model: buyers every week for a while, and one-off viewers.
+    for c in 0..40 {
+        for w in 0..12 {
+            let t = T0 + w * 7 * DAY + c * 60_000;
+            if c % 2 == 0 {
+                db.ingest(Event::new(format!("b{c}"), t, EventKind::Purchase).with_value(20.0))?;
+            } else if w == 0 {
+                db.ingest(Event::new(format!("v{c}"), t, EventKind::View).with_value(5.0))?;
+            }
+        }
+    }
+    let info = db.model_info();
+    assert!(info.examples > 0);
+    let base = info.positives as f64 / info.examples as f64;
+    let p = db.profile("attrs-only")?.expect("exists");
+    assert_close(p.propensity, base, "base rate");
+    let score = db.score("attrs-only")?.expect("exists");
+    assert_close(score.propensity, base, "score's base rate");
+    assert!(score.top.is_empty(), "no feature explains it");
+    Ok(())
+}

@@ -62,6 +62,19 @@ pub struct SegmentStats {
 }
 
 impl ModelState {
+    /// The propensity of a profile with `events` events whose standardised vector is `z`. A
+    /// profile without events (attributes only) has nothing the model learned from: it gets the
+    /// base rate, the share of positive examples learned so far (0.5 before the first).
+    pub fn propensity_of(&self, events: u64, z: &[f64]) -> f64 {
+        if events > 0 {
+            return self.propensity.predict(z);
+        }
+        match self.metrics.examples() {
+            0 => 0.5,
+            n => self.metrics.positives() as f64 / n as f64,
+        }
+    }
+
     /// The time the training-example queue has been worked through: examples due before it
     /// have been labelled (the later of the watermark and [`ModelState::labelled_through_ms`]).
     pub fn labels_through_ms(&self) -> i64 {

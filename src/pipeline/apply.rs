@@ -408,7 +408,7 @@ impl Engine {
                 let x = self.layout.vector(&w.record.state, now);
                 let z = self.model.scaler.transform_vec(&x);
                 let seg = self.model.segments.nearest(&z);
-                let p = self.model.propensity.predict(&z);
+                let p = self.model.propensity_of(w.record.state.event_count, &z);
                 Ok(finish(&mut self.model, w, prev, seg, p))
             }
             Item::Feedback {

@@ -110,7 +110,7 @@ impl Profile {
             segment: nearest.map(|(s, _)| s as u16),
             segment_distance: nearest.map(|(_, d)| d),
             assigned_segment: None,
-            propensity: model.propensity.predict(&z),
+            propensity: model.propensity_of(state.event_count, &z),
             state,
         }
     }

@@ -34,7 +34,8 @@ pub struct Score {
     pub model_version: u64,
     /// The model's bias (logit with every feature at its mean).
     pub bias: f64,
-    /// The largest contributions by magnitude, largest first.
+    /// The largest contributions by magnitude, largest first; empty for a profile without
+    /// events, which gets the base rate.
     pub top: Vec<Contribution>,
 }
 
@@ -55,7 +56,12 @@ pub(crate) fn score(
     // Rank dimensions by |contribution| (ties in dimension order), then name the top ones.
     let mut order: Vec<usize> = (0..contributions.len().min(names.len()).min(x.len())).collect();
     order.sort_by(|a, b| contributions[*b].abs().total_cmp(&contributions[*a].abs()));
-    order.truncate(TOP_CONTRIBUTIONS);
+    // A profile without events gets the base rate: no feature contributes.
+    order.truncate(if state.event_count > 0 {
+        TOP_CONTRIBUTIONS
+    } else {
+        0
+    });
     let top: Vec<Contribution> = order
         .into_iter()
         .map(|i| Contribution {
@@ -67,7 +73,7 @@ pub(crate) fn score(
         .collect();
     Score {
         customer_id: customer_id.to_string(),
-        propensity: model.propensity.predict(&z),
+        propensity: model.propensity_of(state.event_count, &z),
         as_of_ms,
         model_version: model.version,
         bias: model.propensity.bias(),
