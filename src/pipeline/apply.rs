@@ -68,10 +68,6 @@ pub(crate) struct Engine {
     prefetched: HashMap<String, Option<sled::IVec>>,
     /// The records this writer wrote last, newest version each (see [`RecentRecords`]).
     recent: RecentRecords,
-    /// Losses of positive examples, learned when their target event came, waiting for their
-    /// example's deadline to reach the drift test (see [`Engine::learn`]). In memory only: a
-    /// reopen forgets them, which only thins the test's input.
-    delayed_losses: std::collections::BTreeMap<i64, Vec<f64>>,
 }
 
 /// Batches the writer has handed to the apply stage, oldest first, each with its sequence
@@ -282,7 +278,6 @@ impl Engine {
             unapplied: Unapplied::default(),
             prefetched: HashMap::new(),
             recent,
-            delayed_losses: std::collections::BTreeMap::new(),
         }
     }
 
@@ -548,7 +543,7 @@ impl Engine {
                     if self.expiry.insert(key.clone()) {
                         b.undo.push(Undo::Inserted(key));
                     }
-                    positive = Some((features, taken_at + horizon));
+                    positive = Some(features);
                 } else if k > 0 || !w.record.pending.as_ref().is_some_and(|p| p.is_stored()) {
                     // The example's features are implicit (the state as of its checkpoint,
                     // unchanged since); the state is about to change, so store them now. Its
@@ -589,8 +584,8 @@ impl Engine {
                 .remember(id_hash, e.timestamp_ms, self.config.dedupe_window);
         }
         let ack = finish(&mut self.model, w, prev, seg, p);
-        if let Some((features, due)) = positive {
-            self.learn(store, &features, true, due);
+        if let Some(features) = positive {
+            self.learn(store, &features, true);
         }
         Ok(ack)
     }
@@ -608,12 +603,10 @@ impl Engine {
         // never this.
         self.model.labelled_through_ms = self.model.labelled_through_ms.max(ts);
         let h = self.horizon_ms;
-        while let Some(due) = self.expiry.first().map(|first| first.0) {
-            if due >= ts {
+        while let Some(first) = self.expiry.first() {
+            if first.0 >= ts {
                 break;
             }
-            // Positives due up to this negative's deadline reach the drift test first.
-            self.release_delayed_losses(store, due.saturating_add(1));
             let Some(key) = self.expiry.pop_first() else {
                 break;
             };
@@ -651,7 +644,7 @@ impl Engine {
             }
             let features = example_features(pending, state, &self.layout, deadline - h, k);
             let x = self.layout.vector(state, deadline);
-            self.learn(store, &features, false, deadline);
+            self.learn(store, &features, false);
             observe(&mut self.model, &x, self.config.model.reservoir_size);
             if k < self.config.silent_horizons {
                 let next = (deadline + h, customer);
@@ -660,7 +653,6 @@ impl Engine {
                 }
             }
         }
-        self.release_delayed_losses(store, ts);
     }
 
     /// Adds the batch's writes to `batch`: dirty profiles, membership changes, the model state.
@@ -813,15 +805,8 @@ impl Engine {
     }
 
     /// Learns one labelled example (predicting it first, for the prequential metrics), and runs
-    /// the drift test on its loss once the watermark reaches `due_ms`, the end of the example's
-    /// horizon.
-    ///
-    /// A positive is learned as soon as its target event comes, a negative only when its
-    /// horizon ends: fed to the drift test as they are learned, a stream's first horizon would
-    /// show only positives and then a wave of negatives, a rise of the loss that is no drift
-    /// (it fired on stationary streams). Fed at their deadlines, both labels reach the test in
-    /// the order of the examples' checkpoints.
-    fn learn(&mut self, store: &Store, features: &[f32], label: bool, due_ms: i64) {
+    /// the drift test on its loss.
+    fn learn(&mut self, store: &Store, features: &[f32], label: bool) {
         let model = &mut self.model;
         if features.len() != model.scaler.dim() {
             return;
@@ -832,28 +817,6 @@ impl Engine {
         model.metrics.record(p, label);
         let p_label = if label { p } else { 1.0 - p };
         let loss = -p_label.clamp(1e-15, 1.0).ln();
-        if due_ms > model.watermark_ms {
-            self.delayed_losses.entry(due_ms).or_default().push(loss);
-        } else {
-            self.test_drift(store, loss);
-        }
-    }
-
-    /// Feeds the drift test the delayed losses due before `ts`, oldest first.
-    fn release_delayed_losses(&mut self, store: &Store, ts: i64) {
-        while let Some(entry) = self.delayed_losses.first_entry() {
-            if *entry.key() >= ts {
-                break;
-            }
-            for loss in entry.remove() {
-                self.test_drift(store, loss);
-            }
-        }
-    }
-
-    /// Runs the drift test on one loss, and reacts to a detection as configured.
-    fn test_drift(&mut self, store: &Store, loss: f64) {
-        let model = &mut self.model;
         let Some(statistic) = model.drift.observe(loss) else {
             return;
         };
@@ -1107,9 +1070,6 @@ impl Engine {
     pub(crate) fn undo(&mut self, b: BatchState) {
         // The cache already holds what the batch wrote.
         self.recent.clear();
-        // The model (with the drift test) is restored by the caller; losses the batch delayed
-        // or released cannot be told apart now, so the test goes on without the delayed ones.
-        self.delayed_losses.clear();
         for u in b.undo.into_iter().rev() {
             match u {
                 Undo::Inserted(k) => {
