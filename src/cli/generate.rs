@@ -8,10 +8,10 @@ use std::path::PathBuf;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Number of customers.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = super::at_least_one)]
     customers: u64,
     /// Number of events.
-    #[arg(long, default_value_t = 20000)]
+    #[arg(long, default_value_t = 20000, value_parser = super::at_least_one)]
     events: u64,
     /// Random seed: the same seed gives the same file.
     #[arg(long, default_value_t = 42)]

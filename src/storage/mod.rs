@@ -97,13 +97,9 @@ fn effective_compression(path: &Path, requested: Option<u8>) -> u8 {
     };
     match stored_compression(path) {
         None => requested,
-        Some(true) if requested == 0 => {
-            tracing::warn!(
-                "the store at {} was created with compression: compression_level = 0 applies                  to new stores only, so new writes use zstd level {FALLBACK_COMPRESSION_LEVEL}                  (`persona compact --compression-level 0` converts this store)",
-                path.display()
-            );
-            FALLBACK_COMPRESSION_LEVEL
-        }
+        // 0 is the default, not a choice the user made: a compressed store (made by another
+        // configuration or by `persona compact --compression-level`) stays compressed silently.
+        Some(true) if requested == 0 => FALLBACK_COMPRESSION_LEVEL,
         Some(true) => requested,
         Some(false) => {
             if requested > 0 {
@@ -694,11 +690,12 @@ impl Store {
     }
 }
 
-/// Opens sled, waiting up to about three seconds for the store's file lock. sled releases the lock
-/// only when its last background I/O task ends, which can be a moment after a handle in this
-/// process was closed and dropped; reopening right away (a test, `persona check` then `Db::open`)
-/// must not fail because of that. A lock held by another process is still reported, after the
-/// wait. `compression_level` as [`effective_compression`] takes it.
+/// Opens sled. A store this process closed a moment ago may still be locked by the closed
+/// handle's background I/O (sled releases its lock only when its last task ends), so a reopen
+/// (a test, `persona check` then `Db::open`) waits up to about three seconds for the lock. A lock
+/// held by another process is reported at once as [`Error::Locked`] (where the holder can be
+/// told, see [`lock_holder`]; elsewhere after the wait). `compression_level` as
+/// [`effective_compression`] takes it.
 fn open_sled(
     path: &Path,
     cache_capacity_mb: u64,
@@ -710,13 +707,76 @@ fn open_sled(
     let mut attempt = 1;
     loop {
         match sled_config_at(path, cache_capacity_mb, level).open() {
-            Err(e) if is_lock_error(&e) && attempt < ATTEMPTS => {
+            Err(e) if is_lock_error(&e) => {
+                if attempt == ATTEMPTS || lock_holder(&path.join(LOG_FILE)) == Holder::Other {
+                    return Err(Error::Locked {
+                        path: path.display().to_string(),
+                    });
+                }
                 attempt += 1;
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
             other => return Ok(other?),
         }
     }
+}
+
+/// Who holds the `flock` on a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Holder {
+    /// Another process.
+    Other,
+    /// This process, or nobody any more, or it cannot be told.
+    HereOrUnknown,
+}
+
+/// Who holds the `flock` on `file`, from the kernel's lock table (`/proc/locks` lists each lock
+/// with the holder's pid and the file's inode).
+#[cfg(target_os = "linux")]
+fn lock_holder(file: &Path) -> Holder {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(meta), Ok(table)) = (
+        std::fs::metadata(file),
+        std::fs::read_to_string("/proc/locks"),
+    ) else {
+        return Holder::HereOrUnknown;
+    };
+    let inode = meta.ino().to_string();
+    let me = std::process::id().to_string();
+    // `1: FLOCK  ADVISORY  WRITE 24660 fe:00:5457006 0 EOF`
+    let holders: Vec<&str> = table
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (kind, pid, id) = (fields.get(1)?, fields.get(4)?, fields.get(5)?);
+            (*kind == "FLOCK" && id.rsplit(':').next() == Some(inode.as_str())).then_some(*pid)
+        })
+        .collect();
+    if !holders.is_empty() && holders.iter().all(|pid| *pid != me) {
+        Holder::Other
+    } else {
+        Holder::HereOrUnknown
+    }
+}
+
+/// Who holds the `flock` on `file`: not known on this platform.
+#[cfg(not(target_os = "linux"))]
+fn lock_holder(_file: &Path) -> Holder {
+    Holder::HereOrUnknown
+}
+
+/// Checks that `path` holds a store (sled's `conf` file), without creating anything: read-only
+/// tools refuse a directory that has none instead of creating an empty store in it.
+///
+/// # Errors
+/// [`Error::NoStore`] naming the path when there is no store there.
+pub fn require_store(path: &Path) -> Result<()> {
+    if path.join("conf").is_file() {
+        return Ok(());
+    }
+    Err(Error::NoStore {
+        path: path.display().to_string(),
+    })
 }
 
 /// Waits (up to about five seconds) until no handle holds sled's file lock on the store in
@@ -754,7 +814,9 @@ pub fn wait_unlocked(_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Whether sled failed to open because another handle holds the store's file lock.
+/// Whether sled failed to open because another handle holds the store's file lock. sled reports
+/// that only as an `io::Error` of kind `Other` with this text, so this is the one place that
+/// reads it; callers see [`Error::Locked`].
 pub fn is_lock_error(e: &sled::Error) -> bool {
     matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
 }
