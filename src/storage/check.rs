@@ -131,9 +131,10 @@ pub fn printable(key: &[u8]) -> String {
 /// Fails if the store is open in another process (sled holds a lock on it).
 ///
 /// # Errors
-/// [`Error::NoStore`] if `path` holds no store; [`Error::Storage`] if sled cannot open it (for
-/// example while a `persona` process has it open) or a read fails. Damaged records are not
-/// errors: they are the report's problems.
+/// [`Error::NoStore`](crate::Error::NoStore) if `path` holds no store;
+/// [`Error::Locked`](crate::Error::Locked) while another process has it open;
+/// [`Error::Storage`](crate::Error::Storage) if sled cannot open it or a read fails. Damaged
+/// records are not errors: they are the report's problems.
 ///
 /// # Examples
 /// ```

@@ -201,8 +201,8 @@ impl Store {
     /// settings fixed at creation.
     ///
     /// # Errors
-    /// [`Error::Io`] if the directory cannot be created, [`Error::Storage`] if sled fails (e.g.
-    /// another process holds the store), [`Error::ConfigMismatch`] /
+    /// [`Error::Io`] if the directory cannot be created, [`Error::Locked`] if another process
+    /// holds the store, [`Error::Storage`] if sled fails, [`Error::ConfigMismatch`] /
     /// [`Error::UnsupportedVersion`] for an incompatible store.
     pub fn open(config: &Config) -> Result<Store> {
         create_private_dir(&config.path)?;
