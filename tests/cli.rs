@@ -569,31 +569,39 @@ fn a_read_while_the_server_holds_the_store_fails_with_one_sentence() -> Result {
     let file = dir.path().join("events.csv");
     std::fs::write(&file, format!("{HEADER}e1,c1,{T0},click,,\n"))?;
     json(&data, &["import", file.to_str().ok_or("path")?])?;
-    let mut server = Command::new(env!("CARGO_BIN_EXE_persona"))
-        .arg("--data")
-        .arg(&data)
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let mut lines = std::io::BufReader::new(server.stderr.take().ok_or("stderr is piped")?).lines();
-    let serving = lines.find(|l| l.as_ref().is_ok_and(|l| l.contains("serving")));
-    let result = (|| -> Result {
-        serving.ok_or("the server did not start")??;
-        let (code, _, stderr) = outcome(&data, &["profile", "c1"])?;
-        assert_eq!(code, Some(1), "{stderr}");
-        assert_eq!(
-            stderr,
-            format!(
-                "persona: the store at {} is open in another process (a running `persona \
-                 serve`?); query the running server instead: redis-cli -p PORT PROFILE.GET id\n",
-                data.display()
-            )
-        );
-        Ok(())
-    })();
-    server.kill()?;
-    server.wait()?;
-    result
+    /// Stops the server however the test ends.
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut server = Server(
+        Command::new(env!("CARGO_BIN_EXE_persona"))
+            .arg("--data")
+            .arg(&data)
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?,
+    );
+    let stderr = server.0.stderr.take().ok_or("stderr is piped")?;
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    lines
+        .find(|l| l.as_ref().is_ok_and(|l| l.contains("serving")))
+        .ok_or("the server did not start")??;
+    let (code, _, stderr) = outcome(&data, &["profile", "c1"])?;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "persona: the store at {} is open in another process (a running `persona \
+             serve`?); query the running server instead: redis-cli -p PORT PROFILE.GET id\n",
+            data.display()
+        )
+    );
+    Ok(())
 }
 
 // postmortem: errors printed their cause twice (`Is a directory (os error 21): Is a directory

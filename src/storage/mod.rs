@@ -10,6 +10,7 @@ pub mod check;
 pub mod codec;
 pub mod compact;
 pub mod keys;
+mod lock;
 mod packed;
 pub mod queue;
 pub mod record;
@@ -23,6 +24,9 @@ use record::{ProfileRecord, RecordCurrent, RecordHead, RecordState};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+
+pub use lock::{is_lock_error, wait_unlocked};
+use lock::{lock_holder, Holder};
 
 /// sled segment size. Values larger than a quarter of a segment become separate "blob" files,
 /// which sled 0.34 does not fsync; 8 MiB segments keep every record we write inline in the log.
@@ -721,50 +725,6 @@ fn open_sled(
     }
 }
 
-/// Who holds the `flock` on a file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Holder {
-    /// Another process.
-    Other,
-    /// This process, or nobody any more, or it cannot be told.
-    HereOrUnknown,
-}
-
-/// Who holds the `flock` on `file`, from the kernel's lock table (`/proc/locks` lists each lock
-/// with the holder's pid and the file's inode).
-#[cfg(target_os = "linux")]
-fn lock_holder(file: &Path) -> Holder {
-    use std::os::unix::fs::MetadataExt;
-    let (Ok(meta), Ok(table)) = (
-        std::fs::metadata(file),
-        std::fs::read_to_string("/proc/locks"),
-    ) else {
-        return Holder::HereOrUnknown;
-    };
-    let inode = meta.ino().to_string();
-    let me = std::process::id().to_string();
-    // `1: FLOCK  ADVISORY  WRITE 24660 fe:00:5457006 0 EOF`
-    let holders: Vec<&str> = table
-        .lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let (kind, pid, id) = (fields.get(1)?, fields.get(4)?, fields.get(5)?);
-            (*kind == "FLOCK" && id.rsplit(':').next() == Some(inode.as_str())).then_some(*pid)
-        })
-        .collect();
-    if !holders.is_empty() && holders.iter().all(|pid| *pid != me) {
-        Holder::Other
-    } else {
-        Holder::HereOrUnknown
-    }
-}
-
-/// Who holds the `flock` on `file`: not known on this platform.
-#[cfg(not(target_os = "linux"))]
-fn lock_holder(_file: &Path) -> Holder {
-    Holder::HereOrUnknown
-}
-
 /// Checks that `path` holds a store (sled's `conf` file), without creating anything: read-only
 /// tools refuse a directory that has none instead of creating an empty store in it.
 ///
@@ -777,48 +737,6 @@ pub fn require_store(path: &Path) -> Result<()> {
     Err(Error::NoStore {
         path: path.display().to_string(),
     })
-}
-
-/// Waits (up to about five seconds) until no handle holds sled's file lock on the store in
-/// `dir` (sled takes an exclusive `flock` on its `db` file), without opening it: sled releases
-/// the lock from background threads a moment after a handle is closed and dropped.
-///
-/// # Errors
-/// [`Error::Io`] if the lock file cannot be opened or is still locked after the wait.
-#[cfg(target_os = "linux")]
-pub fn wait_unlocked(dir: &Path) -> Result<()> {
-    use nix::fcntl::{Flock, FlockArg};
-    let path = dir.join("db");
-    for _ in 0..250 {
-        let file = std::fs::File::open(&path)?;
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => {
-                drop(lock);
-                return Ok(());
-            }
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err((_, e)) => return Err(Error::Io(std::io::Error::from(e))),
-        }
-    }
-    Err(Error::Io(std::io::Error::other(format!(
-        "the store at {} is still locked",
-        dir.display()
-    ))))
-}
-
-/// Elsewhere: returns at once (callers fall back to sled's own lock wait in [`Store::open`]).
-#[cfg(not(target_os = "linux"))]
-pub fn wait_unlocked(_dir: &Path) -> Result<()> {
-    Ok(())
-}
-
-/// Whether sled failed to open because another handle holds the store's file lock. sled reports
-/// that only as an `io::Error` of kind `Other` with this text, so this is the one place that
-/// reads it; callers see [`Error::Locked`].
-pub fn is_lock_error(e: &sled::Error) -> bool {
-    matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
 }
 
 /// Creates the data directory with owner-only permissions (0700 on Unix) if it does not exist.
