@@ -190,6 +190,7 @@ pub fn run(open: &dyn Fn() -> Result<Db>, args: &Args, data: &Path) -> Result<()
         };
         let checked = import(None, input, &listings, progress)?;
         if checked.rejected > 0 {
+            warn_ignored(&checked, &args.file);
             finish(&checked, args.json)?;
             bail!(
                 "--strict: {} of {} rows rejected (listed in {}); nothing was applied",
@@ -212,6 +213,7 @@ pub fn run(open: &dyn Fn() -> Result<Db>, args: &Args, data: &Path) -> Result<()
     if !args.no_resegment {
         summary.resegmented = resegment_after(&db, &summary, progress)?;
     }
+    warn_ignored(&summary, &args.file);
     finish(&summary, args.json)?;
     if summary.rows() > 0 && summary.applied == 0 && summary.duplicates == 0 {
         bail!(
@@ -221,6 +223,24 @@ pub fn run(open: &dyn Fn() -> Result<Db>, args: &Args, data: &Path) -> Result<()
         );
     }
     Ok(())
+}
+
+/// Names the columns or fields of the input that were ignored, once per import.
+fn warn_ignored(summary: &Summary, file: &Path) {
+    if summary.ignored_fields.is_empty() {
+        return;
+    }
+    let names: Vec<String> = summary
+        .ignored_fields
+        .iter()
+        .map(|n| format!("{n:?}"))
+        .collect();
+    tracing::warn!(
+        "ignoring the columns or fields {} of {}: not event fields (event fields: event_id, \
+         customer_id, timestamp, kind, value, category)",
+        names.join(", "),
+        file.display()
+    );
 }
 
 fn checked_format(format: Option<Format>, path: &Path) -> Result<Format> {

@@ -3,7 +3,8 @@
 //! Both formats use the field names `event_id, customer_id, timestamp, kind, value, category`.
 //! `customer_id`, `timestamp` and `kind` are required; the others may be absent or empty.
 //! `timestamp` is unix milliseconds or an RFC 3339 date-time. Other CSV columns and JSON fields
-//! (an export's extra data, such as an `item` column) are ignored, and logged once per name.
+//! (an export's extra data, such as an `item` column) are ignored; the reader names them
+//! ([`EventReader::ignored_fields`]) for the caller to report once.
 //! Each row is parsed *and validated* ([`Event::validate`]) on its own: a bad row yields an
 //! [`InvalidEvent`] carrying its line number and the reader moves on, so an import can continue
 //! past rejects. Only a bad header or an I/O error ends the stream. Empty input (0 bytes) is a
@@ -145,7 +146,7 @@ impl<R: Read> EventReader<R> {
                         .trim();
                     let name = name.strip_prefix('\u{feff}').unwrap_or(name);
                     let Some(slot) = FIELDS.iter().position(|f| *f == name) else {
-                        ignore(&mut ignored, name, "column");
+                        ignore(&mut ignored, name);
                         continue;
                     };
                     if columns[slot].replace(i).is_some() {
@@ -188,16 +189,11 @@ impl<R: Read> EventReader<R> {
     }
 }
 
-/// Notes an ignored column or field, logging it the first time its name is seen.
-fn ignore(ignored: &mut Vec<String>, name: &str, what: &str) {
-    if ignored.iter().any(|n| n == name) {
-        return;
+/// Notes an ignored column or field (once per name).
+fn ignore(ignored: &mut Vec<String>, name: &str) {
+    if !ignored.iter().any(|n| n == name) {
+        ignored.push(name.to_string());
     }
-    tracing::warn!(
-        "ignoring the {what} {name:?}: not an event field (event fields: {})",
-        FIELDS.join(", ")
-    );
-    ignored.push(name.to_string());
 }
 
 fn header_error(reason: impl Into<String>) -> Error {
@@ -418,7 +414,7 @@ fn json_row(line: &[u8], ignored: &mut Vec<String>) -> Result<Event, InvalidEven
     };
     for key in map.keys() {
         if !FIELDS.contains(&key.as_str()) {
-            ignore(ignored, key, "field");
+            ignore(ignored, key);
         }
     }
     let string = |field: &'static str| -> Result<Option<String>, InvalidEvent> {
