@@ -512,6 +512,16 @@ fn import_reads_gzip_ignores_unknown_columns_and_takes_empty_files() -> Result {
         json(&dir.path().join("a"), &["profile", "c1"])?,
         json(&dir.path().join("b"), &["profile", "c1"])?
     );
+    // `generate` writes gzip for a `.gz` name, and it imports back.
+    let generated = generate_n(dir.path(), "generated.jsonl.gz", 20)?;
+    let bytes = std::fs::read(&generated)?;
+    assert_eq!(bytes.get(..2), Some(&[0x1f, 0x8b][..]), "gzip magic");
+    let generated = generated.to_str().ok_or("path")?;
+    let s = json(
+        &dir.path().join("c"),
+        &["import", "--no-resegment", generated],
+    )?;
+    assert_eq!(s["applied"], EVENTS as u64);
     for name in ["empty.csv", "empty.jsonl"] {
         let file = dir.path().join(name);
         std::fs::write(&file, "")?;
