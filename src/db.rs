@@ -115,9 +115,10 @@ impl Db {
     ///
     /// # Errors
     /// [`Error::Config`] for invalid settings, [`Error::ConfigMismatch`] if the store was created
-    /// with different fixed settings, [`Error::Storage`] if sled cannot open it (for example while
-    /// another process has it open), [`Error::Corruption`] if its model state does not decode. A
-    /// damaged profile record does not stop the open: reads of that customer report it.
+    /// with different fixed settings, [`Error::Locked`] at once while another process has it
+    /// open, [`Error::Storage`] if sled cannot open it otherwise, [`Error::Corruption`] if its
+    /// model state does not decode. A damaged profile record does not stop the open: reads of
+    /// that customer report it.
     pub fn open_with(config: Config) -> Result<Db> {
         config.validate()?;
         let store = Arc::new(Store::open(&config)?);

@@ -15,8 +15,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// An event was rejected; nothing was changed.
+    // The inner errors of this and the other wrapping variants are shown in the message and not
+    // also returned as `source()`: a printer that walks the chain (anyhow's `{:#}`) would print
+    // them twice.
     #[error("invalid event: {0}")]
-    InvalidEvent(#[from] InvalidEvent),
+    InvalidEvent(InvalidEvent),
     /// An argument other than an event was rejected (attribute, vector, option); nothing changed.
     #[error("invalid argument {name}: {reason}")]
     InvalidArgument {
@@ -63,10 +66,23 @@ pub enum Error {
     Model(#[from] ModelError),
     /// sled reported an error.
     #[error("storage error: {0}")]
-    Storage(#[from] sled::Error),
+    Storage(sled::Error),
     /// A file system operation failed.
     #[error("i/o error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+    /// A read-only operation was pointed at a directory that holds no store; nothing was created.
+    #[error("no store at {path} (it has no sled `conf` file; is the data directory right?)")]
+    NoStore {
+        /// The directory given.
+        path: String,
+    },
+    /// Another process (typically a running `persona serve`) holds the store open; sled allows
+    /// one process at a time.
+    #[error("the store at {path} is open in another process")]
+    Locked {
+        /// Data directory.
+        path: String,
+    },
     /// The database was closed (or its writer stopped) before the request was served.
     #[error("database is closed")]
     Closed,
@@ -74,6 +90,24 @@ pub enum Error {
     /// until it is reopened (like PostgreSQL after a failed fsync).
     #[error("database is poisoned after a failed commit ({0}); reopen it")]
     Poisoned(String),
+}
+
+impl From<InvalidEvent> for Error {
+    fn from(e: InvalidEvent) -> Error {
+        Error::InvalidEvent(e)
+    }
+}
+
+impl From<sled::Error> for Error {
+    fn from(e: sled::Error) -> Error {
+        Error::Storage(e)
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Error {
+        Error::Io(e)
+    }
 }
 
 impl Error {
@@ -129,8 +163,28 @@ impl Clone for Error {
             Error::Model(e) => Error::Model(e.clone()),
             Error::Storage(e) => Error::Storage(e.clone()),
             Error::Io(e) => Error::Io(std::io::Error::new(e.kind(), e.to_string())),
+            Error::Locked { path } => Error::Locked { path: path.clone() },
+            Error::NoStore { path } => Error::NoStore { path: path.clone() },
             Error::Closed => Error::Closed,
             Error::Poisoned(s) => Error::Poisoned(s.clone()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // postmortem: the wrapping variants showed their inner error and also returned it as
+    // `source()`, so `persona: {e:#}` printed `Is a directory (os error 21): Is a directory (os
+    // error 21)`.
+    #[test]
+    fn a_wrapped_error_is_shown_once_in_a_printed_chain() {
+        let io = Error::from(std::io::Error::from_raw_os_error(21));
+        let shown = format!("{:#}", anyhow::Error::new(io));
+        assert_eq!(shown.matches("os error 21").count(), 1, "{shown}");
+        let invalid = Error::from(InvalidEvent::new("customer_id", "", "must not be empty"));
+        let shown = format!("{:#}", anyhow::Error::new(invalid));
+        assert_eq!(shown, "invalid event: field customer_id must not be empty");
     }
 }

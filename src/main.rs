@@ -44,15 +44,17 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in a log file or a pipe.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli::run(args) {
         Ok(()) => {}
-        Err(e) => {
-            eprintln!("persona: {e:#}");
-            let usage = e
-                .downcast_ref::<persona::Error>()
-                .is_some_and(|e| matches!(e, persona::Error::Config(_)));
-            std::process::exit(if usage { 2 } else { 1 });
-        }
+        Err(e) => match cli::exit_code(&e) {
+            None => std::process::exit(0),
+            Some(code) => {
+                eprintln!("persona: {e:#}");
+                std::process::exit(code);
+            }
+        },
     }
 }

@@ -4,7 +4,7 @@
 
 mod cli_support;
 
-use cli_support::{json, ok, persona, Result};
+use cli_support::{json, ok, persona, run, Result};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
@@ -318,5 +318,404 @@ fn quickstart_builds_a_store_and_shows_it_again_on_a_second_run() -> Result {
     drop(db);
     let report = persona::check_store(&data)?;
     assert!(report.is_clean(), "{:?}", report.problems);
+    Ok(())
+}
+
+const T0: i64 = 1_767_225_600_000;
+const HEADER: &str = "event_id,customer_id,timestamp,kind,value,category\n";
+
+/// Runs `persona --data DATA ARGS…` and returns (exit code, stdout, stderr).
+fn outcome(data: &Path, args: &[&str]) -> Result<(Option<i32>, String, String)> {
+    let out = persona(data, args)?;
+    Ok((
+        out.status.code(),
+        String::from_utf8(out.stdout)?,
+        String::from_utf8(out.stderr)?,
+    ))
+}
+
+// postmortem: identical id-less rows were merged silently and events refused as possible
+// replays were counted as rejected but listed nowhere (no line, no rejects file); an import
+// that rejected every row exited 0.
+#[test]
+fn import_lists_duplicates_and_replays_and_fails_when_every_row_is_rejected() -> Result {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("store");
+    // A window of one id per customer: an event older than the id that left it is a replay.
+    let config = dir.path().join("persona.toml");
+    std::fs::write(&config, "dedupe_window = 1\n")?;
+    let config = config.to_str().ok_or("path")?;
+    let first = dir.path().join("first.csv");
+    std::fs::write(
+        &first,
+        format!(
+            "{HEADER}a,c9,{},click,,\n\
+             b,c9,{},click,,\n\
+             ,c1,{T0},view,3,books\n\
+             ,c1,{T0},view,3,books\n\
+             x,c2,{T0},teleport,,\n",
+            T0 + 1,
+            T0 + 2
+        ),
+    )?;
+    let s = json(
+        &data,
+        &["--config", config, "import", first.to_str().ok_or("path")?],
+    )?;
+    assert_eq!(
+        (s["applied"].as_u64(), s["rejected"].as_u64()),
+        (Some(3), Some(1))
+    );
+    assert_eq!(s["duplicates"], 1);
+    let dup = "line 5: duplicate: an identical row of customer \"c1\" was already applied (a row \
+               without an event_id is identified by its content)";
+    assert_eq!(s["first_duplicates"], serde_json::json!([dup]));
+    assert_eq!(
+        std::fs::read_to_string(data.join("duplicates.txt"))?,
+        format!("{dup}\n")
+    );
+    // Every row of this file is refused as a possible replay: each is listed with its line,
+    // and the import exits 1.
+    let replay = dir.path().join("replay.csv");
+    std::fs::write(&replay, format!("{HEADER}a,c9,{},click,,\n", T0 + 1))?;
+    let (code, stdout, stderr) = outcome(
+        &data,
+        &[
+            "--config",
+            config,
+            "import",
+            "--json",
+            replay.to_str().ok_or("path")?,
+        ],
+    )?;
+    assert_eq!(code, Some(1), "{stderr}");
+    let s: Value = serde_json::from_str(&stdout)?;
+    assert_eq!(
+        (s["applied"].as_u64(), s["rejected"].as_u64()),
+        (Some(0), Some(1))
+    );
+    let listed = s["first_rejects"][0]
+        .as_str()
+        .ok_or("the replay is listed")?;
+    assert!(
+        listed.starts_with("line 2: invalid argument event: \"a\" of customer \"c9\"")
+            && listed.contains("de-duplication window"),
+        "{listed}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.join("rejects.txt"))?,
+        format!("{listed}\n")
+    );
+    assert_eq!(
+        stderr.trim(),
+        format!(
+            "persona: nothing was imported: every one of the 1 rows was rejected (listed in {})",
+            data.join("rejects.txt").display()
+        )
+    );
+    Ok(())
+}
+
+#[test]
+fn strict_import_applies_nothing_when_any_row_is_rejected() -> Result {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("store");
+    let file = dir.path().join("events.csv");
+    let good = format!("e1,c1,{T0},click,,\ne2,c2,{T0},view,,\n");
+    std::fs::write(&file, format!("{HEADER}{good}e3,c3,{T0},view,-1,\n"))?;
+    let path = file.to_str().ok_or("path")?;
+    let (code, stdout, stderr) = outcome(&data, &["import", "--strict", "--json", path])?;
+    assert_eq!(code, Some(1), "{stderr}");
+    let s: Value = serde_json::from_str(&stdout)?;
+    assert_eq!(s["validated_only"], true);
+    assert_eq!(
+        (s["applied"].as_u64(), s["rejected"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert!(s["first_rejects"][0]
+        .as_str()
+        .is_some_and(|r| r.starts_with("line 4: field value: -1 for kind view must be >= 0")));
+    assert!(
+        stderr.contains("--strict: 1 of 3 rows rejected"),
+        "{stderr}"
+    );
+    assert!(!data.join("conf").exists(), "no store was created");
+    // A clean file is applied whole, from a file and from standard input.
+    std::fs::write(&file, format!("{HEADER}{good}"))?;
+    assert_eq!(json(&data, &["import", "--strict", path])?["applied"], 2);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_persona"))
+        .arg("--data")
+        .arg(dir.path().join("from-stdin"))
+        .args(["import", "-", "--format", "csv", "--strict", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().ok_or("stdin is piped")?;
+        stdin.write_all(format!("{HEADER}{good}").as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout)?["applied"], 2);
+    Ok(())
+}
+
+/// Shared logs are stored gzip-compressed and with more columns than an event has; empty files
+/// import as nothing in both formats.
+#[test]
+fn import_reads_gzip_ignores_unknown_columns_and_takes_empty_files() -> Result {
+    use std::io::Write;
+    let dir = tempfile::tempdir()?;
+    let gzip = |name: &str, text: &str| -> Result<String> {
+        let path = dir.path().join(name);
+        let mut w = flate2::write::GzEncoder::new(
+            std::fs::File::create(&path)?,
+            flate2::Compression::default(),
+        );
+        w.write_all(text.as_bytes())?;
+        w.finish()?;
+        Ok(path.to_str().ok_or("path")?.to_string())
+    };
+    let csv = gzip(
+        "items.csv.gz",
+        &format!(
+            "event_id,customer_id,timestamp,kind,value,category,item\n\
+             1-1,c1,{T0},purchase,8.5,,85048\n1-2,c1,{T0},purchase,2,,79323P\n"
+        ),
+    )?;
+    let jsonl = gzip(
+        "items.jsonl.gz",
+        &format!(
+            "{{\"event_id\":\"1-1\",\"customer_id\":\"c1\",\"timestamp\":{T0},\"kind\":\"purchase\",\"value\":8.5,\"item\":\"85048\"}}\n\
+             {{\"event_id\":\"1-2\",\"customer_id\":\"c1\",\"timestamp\":{T0},\"kind\":\"purchase\",\"value\":2,\"item\":\"79323P\"}}\n"
+        ),
+    )?;
+    // (--strict reads the input twice and still names the ignored column once.)
+    for (store, file, option) in [("a", &csv, "--strict"), ("b", &jsonl, "--no-resegment")] {
+        let args = ["import", "--json", option, file.as_str()];
+        let (code, stdout, stderr) = outcome(&dir.path().join(store), &args)?;
+        assert_eq!(code, Some(0), "{file}: {stderr}");
+        let s: Value = serde_json::from_str(&stdout)?;
+        assert_eq!(
+            (s["applied"].as_u64(), s["rejected"].as_u64()),
+            (Some(2), Some(0))
+        );
+        assert_eq!(s["ignored_fields"], serde_json::json!(["item"]));
+        assert_eq!(stderr.matches("ignoring the").count(), 1, "{stderr}");
+        assert!(
+            !stderr.contains('\u{1b}'),
+            "plain text when not a terminal: {stderr}"
+        );
+    }
+    assert_eq!(
+        json(&dir.path().join("a"), &["profile", "c1"])?,
+        json(&dir.path().join("b"), &["profile", "c1"])?
+    );
+    // `generate` writes gzip for a `.gz` name, and it imports back.
+    let generated = generate_n(dir.path(), "generated.jsonl.gz", 20)?;
+    let bytes = std::fs::read(&generated)?;
+    assert_eq!(bytes.get(..2), Some(&[0x1f, 0x8b][..]), "gzip magic");
+    let generated = generated.to_str().ok_or("path")?;
+    let s = json(
+        &dir.path().join("c"),
+        &["import", "--no-resegment", generated],
+    )?;
+    assert_eq!(s["applied"], EVENTS as u64);
+    for name in ["empty.csv", "empty.jsonl"] {
+        let file = dir.path().join(name);
+        std::fs::write(&file, "")?;
+        let s = json(
+            &dir.path().join("a"),
+            &["import", file.to_str().ok_or("path")?],
+        )?;
+        assert_eq!(
+            (
+                s["applied"].as_u64(),
+                s["duplicates"].as_u64(),
+                s["rejected"].as_u64()
+            ),
+            (Some(0), Some(0), Some(0)),
+            "{name}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn read_commands_never_create_a_store() -> Result {
+    let dir = tempfile::tempdir()?;
+    let typo = dir.path().join("typo");
+    let expected = format!(
+        "persona: no store at {} (it has no sled `conf` file; is the data directory right?)",
+        typo.display()
+    );
+    for args in [
+        &["profile", "x"][..],
+        &["history", "x"],
+        &["segments"],
+        &["similar", "x"],
+        &["score", "x"],
+        &["strategy", "x"],
+        &["model"],
+        &["export", "profiles"],
+        &["export-customer", "x"],
+        &["report", "--out", "x.svg"],
+        &["check"],
+    ] {
+        let (code, _, stderr) = outcome(&typo, args)?;
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim(), expected, "{args:?}");
+        assert!(!typo.exists(), "{args:?} created {}", typo.display());
+    }
+    Ok(())
+}
+
+/// While `persona serve` holds the store, a CLI read fails at once (no wait for the lock) with
+/// one sentence that says what to do.
+#[test]
+fn a_read_while_the_server_holds_the_store_fails_with_one_sentence() -> Result {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("store");
+    let file = dir.path().join("events.csv");
+    std::fs::write(&file, format!("{HEADER}e1,c1,{T0},click,,\n"))?;
+    json(&data, &["import", file.to_str().ok_or("path")?])?;
+    /// Stops the server however the test ends.
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut server = Server(
+        Command::new(env!("CARGO_BIN_EXE_persona"))
+            .arg("--data")
+            .arg(&data)
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?,
+    );
+    let stderr = server.0.stderr.take().ok_or("stderr is piped")?;
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    lines
+        .find(|l| l.as_ref().is_ok_and(|l| l.contains("serving")))
+        .ok_or("the server did not start")??;
+    let (code, _, stderr) = outcome(&data, &["profile", "c1"])?;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "persona: the store at {} is open in another process (a running `persona \
+             serve`?); query the running server instead: redis-cli -p PORT PROFILE.GET id\n",
+            data.display()
+        )
+    );
+    Ok(())
+}
+
+// postmortem: errors printed their cause twice (`Is a directory (os error 21): Is a directory
+// (os error 21)`), usage errors found after parsing exited 1, and a closed stdout was an error.
+#[test]
+fn errors_print_once_usage_errors_exit_2_and_a_closed_pipe_is_quiet() -> Result {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("store");
+    let csv = generate_n(dir.path(), "events.csv", 2000)?;
+    let csv = csv.to_str().ok_or("path")?;
+    json(&data, &["import", csv])?;
+    let (code, _, stderr) = outcome(&data, &["erase", ""])?;
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        stderr.trim(),
+        "persona: invalid event: field customer_id must not be empty"
+    );
+    let (code, _, stderr) = outcome(&data, &["import", "--rejects", "/", csv])?;
+    assert_eq!(code, Some(0), "no rejects, so no rejects file: {stderr}");
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, format!("{HEADER}e1,c1,{T0},teleport,,\n"))?;
+    let rejects = dir.path().to_str().ok_or("path")?;
+    let (code, _, stderr) = outcome(
+        &data,
+        &["import", "--rejects", rejects, bad.to_str().ok_or("path")?],
+    )?;
+    assert_eq!(code, Some(1));
+    assert_eq!(stderr.matches("Is a directory").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot create rejects file {rejects}")),
+        "{stderr}"
+    );
+    // A fixed setting that differs from the store's is a configuration error: exit 2.
+    let config = dir.path().join("persona.toml");
+    std::fs::write(&config, "segments = 3\n")?;
+    let (code, _, stderr) = outcome(
+        &data,
+        &["--config", config.to_str().ok_or("path")?, "segments"],
+    )?;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(stderr.matches("segments = 8").count(), 1, "{stderr}");
+    // `persona export profiles | head -1`: the reader stops early; exit 0, nothing on stderr.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_persona"))
+        .arg("--data")
+        .arg(&data)
+        .args(["export", "profiles"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    {
+        use std::io::BufRead;
+        let stdout = child.stdout.take().ok_or("stdout is piped")?;
+        let mut first = String::new();
+        // The export is larger than a pipe holds: the child is still writing when this closes.
+        std::io::BufReader::new(stdout).read_line(&mut first)?;
+        assert!(first.starts_with("customer_id,"), "{first}");
+    }
+    let out = child.wait_with_output()?;
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8(out.stderr)?, "");
+    // The extension of --out chooses the format, as for `generate`.
+    let out = dir.path().join("profiles.jsonl");
+    run(
+        &data,
+        &["export", "profiles", "--out", out.to_str().ok_or("path")?],
+        0,
+    )?;
+    let first = std::fs::read_to_string(&out)?;
+    let first: Value = serde_json::from_str(first.lines().next().ok_or("rows")?)?;
+    assert!(first["customer_id"].is_string());
+    Ok(())
+}
+
+/// After `compact --compression-level 3` the store is compressed; opening it with the default
+/// configuration says nothing. A level the user set that the store cannot honour is one plain
+/// sentence naming that level.
+#[test]
+fn compression_is_warned_about_only_when_the_user_set_a_level_that_differs() -> Result {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("store");
+    let file = dir.path().join("events.csv");
+    std::fs::write(&file, format!("{HEADER}e1,c1,{T0},click,,\n"))?;
+    json(&data, &["import", file.to_str().ok_or("path")?])?;
+    let config = dir.path().join("persona.toml");
+    std::fs::write(&config, "compression_level = 5\n")?;
+    let config = config.to_str().ok_or("path")?;
+    let (code, _, stderr) = outcome(&data, &["--config", config, "segments"])?;
+    assert_eq!(code, Some(0));
+    assert!(
+        stderr.contains("compression_level = 5 applies to new stores only"),
+        "{stderr}"
+    );
+    let message = stderr
+        .split("persona::storage: ")
+        .nth(1)
+        .ok_or("a warning")?;
+    assert!(
+        !stderr.contains('\u{1b}') && !message.contains("  "),
+        "{stderr:?}"
+    );
+    run(&data, &["compact", "--compression-level", "3"], 0)?;
+    let (code, _, stderr) = outcome(&data, &["segments"])?;
+    assert_eq!((code, stderr.as_str()), (Some(0), ""));
     Ok(())
 }

@@ -181,10 +181,7 @@ fn a_store_in_use_or_missing_is_refused_and_left_alone() -> TestResult {
     let before = dump(&dir)?;
     let db = Db::open_with(config(&dir))?;
     let err = compact(&dir, 64, AsStored(0)).unwrap_err();
-    assert!(
-        matches!(&err, persona::Error::Storage(e) if persona::storage::is_lock_error(e)),
-        "{err}"
-    );
+    assert!(matches!(&err, persona::Error::Locked { .. }), "{err}");
     db.close()?;
     drop(db);
     assert!(!temp_path(&dir).exists() || std::fs::read_dir(temp_path(&dir))?.count() == 0);

@@ -599,7 +599,7 @@ fn tool_commands_answer_what_clients_ask_on_connect() -> TestResult {
     );
     assert_eq!(raw.call(&["ECHO", "hi"])?, "$2\r\nhi\r\n");
     assert_eq!(raw.call(&["PING", "hi"])?, "$2\r\nhi\r\n");
-    assert_eq!(raw.call(&["COMMAND", "COUNT"])?, ":32\r\n");
+    assert_eq!(raw.call(&["COMMAND", "COUNT"])?, ":33\r\n");
     assert_eq!(
         raw.call(&["COMMAND", "INFO", "event.add", "nope"])?,
         "*2\r\n*10\r\n$9\r\nevent.add\r\n:-3\r\n*2\r\n+write\r\n+fast\r\n:1\r\n:1\r\n:1\r\n\
@@ -654,6 +654,46 @@ fn tool_commands_answer_what_clients_ask_on_connect() -> TestResult {
     assert_eq!(raw.call(&["DBSIZE"])?, ":1\r\n");
     let help = raw.call(&["CONFIG", "HELP"])?;
     assert!(help.contains("CONFIG GET parameter [parameter ...]"));
+    Ok(())
+}
+
+// postmortem: `CLUSTER INFO` and `CLUSTER SLOTS` were unknown commands, which `redis-cli -c` and
+// cluster-probing clients do not read as "a single server".
+#[test]
+fn cluster_probes_are_answered_as_by_a_redis_without_cluster_support() -> TestResult {
+    let server = TestServer::start(|_| {})?;
+    let mut raw = server.raw()?;
+    for args in [
+        &["CLUSTER", "INFO"][..],
+        &["CLUSTER", "SLOTS"],
+        &["cluster", "nodes"],
+        &["CLUSTER", "SHARDS"],
+    ] {
+        assert_eq!(
+            raw.call(args)?,
+            "-ERR This instance has cluster support disabled\r\n",
+            "{args:?}"
+        );
+    }
+    let section = "# Cluster\r\ncluster_enabled:0\r\n";
+    assert_eq!(
+        raw.call(&["INFO", "cluster"])?,
+        format!("${}\r\n{section}\r\n", section.len())
+    );
+    assert!(raw.call(&["INFO"])?.contains(section));
+    // A client library sees an ordinary server error and the connection stays usable.
+    let mut con = server.client()?;
+    let err = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query::<Value>(&mut con)
+        .err()
+        .ok_or("CLUSTER SLOTS is refused")?;
+    assert!(
+        err.to_string().contains("cluster support disabled"),
+        "{err}"
+    );
+    let pong: String = redis::cmd("PING").query(&mut con)?;
+    assert_eq!(pong, "PONG");
     Ok(())
 }
 

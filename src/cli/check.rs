@@ -16,12 +16,13 @@ pub struct Args {
 pub fn run(data: &Path, args: &Args) -> Result<()> {
     let report = match persona::check_store(data) {
         Ok(r) => r,
-        Err(persona::Error::Storage(e)) if persona::storage::is_lock_error(&e) => {
+        Err(persona::Error::Locked { .. }) => {
             bail!(
                 "cannot check the store at {}: another process has it open (stop it first)",
                 data.display()
             )
         }
+        Err(e @ persona::Error::NoStore { .. }) => return Err(e.into()),
         Err(e) => {
             return Err(e).with_context(|| format!("cannot check the store at {}", data.display()))
         }

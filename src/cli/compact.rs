@@ -26,7 +26,7 @@ pub fn run(data: &Path, config: &persona::Config, args: &Args) -> Result<()> {
     };
     let report = match compact(data, config.cache_capacity_mb, compression) {
         Ok(r) => r,
-        Err(persona::Error::Storage(e)) if persona::storage::is_lock_error(&e) => {
+        Err(persona::Error::Locked { .. }) => {
             bail!(
                 "cannot compact the store at {}: another process has it open (stop it first)",
                 data.display()

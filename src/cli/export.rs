@@ -19,9 +19,9 @@ pub enum What {
 pub struct Args {
     /// What to export.
     what: What,
-    /// Output format.
-    #[arg(long, default_value = "csv", value_parser = ["csv", "jsonl"])]
-    format: String,
+    /// Output format; guessed from the extension of --out when omitted (default csv).
+    #[arg(long, value_parser = ["csv", "jsonl"])]
+    format: Option<String>,
     /// Output file (default: standard output).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -39,7 +39,15 @@ pub fn run(db: &Db, a: &Args) -> Result<()> {
         None => (Box::new(std::io::stdout().lock()), false),
     };
     let mut w = BufWriter::new(sink);
-    let jsonl = a.format == "jsonl";
+    let jsonl = match a.format.as_deref() {
+        Some(f) => f == "jsonl",
+        None => {
+            a.out
+                .as_deref()
+                .and_then(persona::event::parse::Format::from_path)
+                == Some(persona::event::parse::Format::Jsonl)
+        }
+    };
     let n = match a.what {
         What::Profiles => profiles(db, &mut w, jsonl, to_file)?,
         What::Segments => segments(db, &mut w, jsonl)?,

@@ -8,10 +8,10 @@ use std::path::PathBuf;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Number of customers.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = super::at_least_one)]
     customers: u64,
     /// Number of events.
-    #[arg(long, default_value_t = 20000)]
+    #[arg(long, default_value_t = 20000, value_parser = super::at_least_one)]
     events: u64,
     /// Random seed: the same seed gives the same file.
     #[arg(long, default_value_t = 42)]
@@ -55,15 +55,33 @@ pub fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// Writes the generated events to `out`; returns how many.
+/// Writes the generated events to `out` (gzip-compressed when its name ends in `.gz`, as
+/// `import` reads it); returns how many.
 pub fn write_events(cfg: &GeneratorConfig, out: &PathBuf, jsonl: bool) -> Result<u64> {
     let gen = Generator::new(cfg.clone())?;
     let f =
         std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let w = BufWriter::new(f);
-    Ok(if jsonl {
-        generator::write_jsonl(gen, w)?
-    } else {
-        generator::write_csv(gen, w)?
-    })
+    let write = |w: &mut dyn std::io::Write| -> std::io::Result<u64> {
+        if jsonl {
+            generator::write_jsonl(gen, w)
+        } else {
+            generator::write_csv(gen, w)
+        }
+    };
+    let gzip = out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+    let written = || -> std::io::Result<u64> {
+        if gzip {
+            let mut w =
+                flate2::write::GzEncoder::new(BufWriter::new(f), flate2::Compression::default());
+            let n = write(&mut w)?;
+            w.finish()?.into_inner().map_err(|e| e.into_error())?;
+            Ok(n)
+        } else {
+            write(&mut BufWriter::new(f))
+        }
+    };
+    let n = written().with_context(|| format!("cannot write {}", out.display()))?;
+    Ok(n)
 }

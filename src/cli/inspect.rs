@@ -19,21 +19,22 @@ pub struct ProfileArgs {
     #[arg(long, conflicts_with = "at")]
     version: Option<u64>,
     /// Show the profile as it was at this event time (unix ms or RFC 3339).
-    #[arg(long)]
-    at: Option<String>,
+    #[arg(long, value_parser = parse_at)]
+    at: Option<i64>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
 }
 
+/// Parses `--at` while the arguments are parsed, so that a bad time is a usage error (exit 2).
+fn parse_at(s: &str) -> Result<i64, String> {
+    persona::event::parse::parse_timestamp(s).map_err(|e| e.reason)
+}
+
 pub fn profile(db: &Db, args: &ProfileArgs) -> Result<()> {
     let p = match (args.version, &args.at) {
         (Some(v), _) => db.profile_at(&args.id, v)?,
-        (None, Some(at)) => {
-            let ts = persona::event::parse::parse_timestamp(at)
-                .map_err(|e| anyhow::anyhow!("--at: {}", e.reason))?;
-            db.profile_as_of(&args.id, ts)?
-        }
+        (None, Some(at)) => db.profile_as_of(&args.id, *at)?,
         (None, None) => db.profile(&args.id)?,
     };
     let Some(p) = p else {

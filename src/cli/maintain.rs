@@ -70,8 +70,8 @@ pub fn model(db: &Db, a: &ModelArgs) -> Result<()> {
 
 #[derive(Debug, clap::Args)]
 pub struct ResegmentArgs {
-    /// Profiles re-assigned per commit (ingestion interleaves between commits).
-    #[arg(long, default_value_t = 1000)]
+    /// Profiles re-assigned per commit, at least 1 (ingestion interleaves between commits).
+    #[arg(long, default_value_t = 1000, value_parser = super::count_parser(1_000_000))]
     batch: usize,
     /// Refit the centroids by mini-batch k-means over a sample of profiles first.
     #[arg(long)]

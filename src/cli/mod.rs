@@ -96,25 +96,27 @@ enum Command {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
-    let open = || open_db(&cli.data, cli.config.as_ref());
+    let open = || open_db(&cli.data, cli.config.as_ref(), Open::OrCreate);
+    // Commands that only read never create a store: a mistyped --data is reported instead.
+    let read = || open_db(&cli.data, cli.config.as_ref(), Open::Existing);
     match &cli.command {
         Command::Generate(a) => generate::run(a),
-        Command::Import(a) => import::run(&open()?, a, &cli.data),
+        Command::Import(a) => import::run(&open, a, &cli.data),
         Command::Evaluate(a) => evaluate::run(a, cli.config.as_ref()),
-        Command::Profile(a) => inspect::profile(&open()?, a),
-        Command::Segments(a) => inspect::segments(&open()?, a),
-        Command::Model(a) => maintain::model(&open()?, a),
-        Command::Similar(a) => query::similar(&open()?, a),
-        Command::Score(a) => query::score(&open()?, a),
-        Command::Strategy(a) => query::strategy(&open()?, a),
+        Command::Profile(a) => inspect::profile(&read()?, a),
+        Command::Segments(a) => inspect::segments(&read()?, a),
+        Command::Model(a) => maintain::model(&read()?, a),
+        Command::Similar(a) => query::similar(&read()?, a),
+        Command::Score(a) => query::score(&read()?, a),
+        Command::Strategy(a) => query::strategy(&read()?, a),
         Command::Feedback(a) => query::feedback(&open()?, a),
-        Command::History(a) => query::history(&open()?, a),
+        Command::History(a) => query::history(&read()?, a),
         Command::Resegment(a) => maintain::resegment(&open()?, a),
-        Command::Export(a) => export::run(&open()?, a),
-        Command::Report(a) => report::run(&open()?, a),
+        Command::Export(a) => export::run(&read()?, a),
+        Command::Report(a) => report::run(&read()?, a),
         Command::Quickstart(a) => quickstart::run(&open()?, a, &cli.data),
         Command::Erase(a) => privacy::erase(&open()?, a),
-        Command::ExportCustomer(a) => privacy::export_customer(&open()?, a),
+        Command::ExportCustomer(a) => privacy::export_customer(&read()?, a),
         Command::Purge(a) => privacy::purge(&open()?, a),
         Command::Serve(a) => {
             let config = serve::server_config(a, cli.config.as_ref())?;
@@ -129,6 +131,54 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// A mistake in the command line or the configuration, found after clap parsed the arguments
+/// (clap exits 2 for the ones it finds): exit 2.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// How the process exits after `e`: `None` when the error is a closed output pipe (a reader such
+/// as `head` stopped reading, which is how pipelines end: exit 0 quietly), 2 for usage and
+/// configuration errors, 1 for everything else.
+pub fn exit_code(e: &anyhow::Error) -> Option<i32> {
+    for cause in e.chain() {
+        let io = cause.downcast_ref::<std::io::Error>().or_else(|| {
+            match cause.downcast_ref::<persona::Error>() {
+                Some(persona::Error::Io(io)) => Some(io),
+                _ => None,
+            }
+        });
+        if io.is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) {
+            return None;
+        }
+        if let Some(csv::ErrorKind::Io(io)) = cause.downcast_ref::<csv::Error>().map(|e| e.kind()) {
+            if io.kind() == std::io::ErrorKind::BrokenPipe {
+                return None;
+            }
+        }
+        if cause.is::<Usage>()
+            || matches!(
+                cause.downcast_ref::<persona::Error>(),
+                Some(
+                    persona::Error::Config(_)
+                        | persona::Error::ConfigMismatch { .. }
+                        | persona::Error::NoStore { .. }
+                )
+            )
+        {
+            return Some(2);
+        }
+    }
+    Some(1)
+}
+
 fn load_config(data: &PathBuf, config: Option<&PathBuf>) -> Result<Config> {
     Ok(match config {
         Some(file) => Config::from_toml_file(data, file)?,
@@ -136,9 +186,46 @@ fn load_config(data: &PathBuf, config: Option<&PathBuf>) -> Result<Config> {
     })
 }
 
-fn open_db(data: &PathBuf, config: Option<&PathBuf>) -> Result<Db> {
+/// Whether a command may create the store it opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Open {
+    /// Create the store if there is none (commands that write).
+    OrCreate,
+    /// Refuse a directory without a store (commands that only read).
+    Existing,
+}
+
+fn open_db(data: &PathBuf, config: Option<&PathBuf>, open: Open) -> Result<Db> {
     let cfg = load_config(data, config)?;
-    Db::open_with(cfg).with_context(|| format!("cannot open store at {}", data.display()))
+    if open == Open::Existing {
+        persona::storage::require_store(data)?;
+    }
+    match Db::open_with(cfg) {
+        Ok(db) => Ok(db),
+        Err(persona::Error::Locked { path }) => Err(anyhow::anyhow!(
+            "the store at {path} is open in another process (a running `persona serve`?); \
+             query the running server instead: redis-cli -p PORT PROFILE.GET id"
+        )),
+        // These name the store already.
+        Err(e @ (persona::Error::Config(_) | persona::Error::ConfigMismatch { .. })) => {
+            Err(e.into())
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot open store at {}", data.display())),
+    }
+}
+
+/// A clap parser for a count from 1 to `max`: 0 is refused as the server refuses `COUNT 0`.
+fn count_parser(max: u64) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..=max)
+}
+
+/// A clap parser for a size that must be at least 1 (customers, events).
+fn at_least_one(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("must be a whole number of at least 1 ({e})")),
+    }
 }
 
 /// Formats unix milliseconds as an RFC 3339 date-time (UTC).

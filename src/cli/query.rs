@@ -1,6 +1,6 @@
 //! `persona similar | score | strategy | feedback | history`: the questions a marketer asks.
 
-use super::{format_ms, print_json};
+use super::{count_parser, format_ms, print_json};
 use anyhow::{bail, Result};
 use persona::Db;
 
@@ -8,8 +8,8 @@ use persona::Db;
 pub struct SimilarArgs {
     /// Customer id.
     id: String,
-    /// How many lookalikes.
-    #[arg(short, long, default_value_t = 10)]
+    /// How many lookalikes (1 to 1000, as the server's `SIMILAR … COUNT`).
+    #[arg(short, long, default_value_t = 10, value_parser = count_parser(1000))]
     k: usize,
     /// Scan every profile instead of the nearest segments' members.
     #[arg(long)]
@@ -155,8 +155,8 @@ pub fn feedback(db: &Db, a: &FeedbackArgs) -> Result<()> {
 pub struct HistoryArgs {
     /// Customer id.
     id: String,
-    /// How many versions, newest first.
-    #[arg(short, default_value_t = 10)]
+    /// How many versions, newest first (1 to 10000, as the server's `PROFILE.HISTORY … COUNT`).
+    #[arg(short, default_value_t = 10, value_parser = count_parser(10_000))]
     n: usize,
     /// Print JSON.
     #[arg(long)]

@@ -2,7 +2,7 @@
 //! imports it with progress, and shows segments, model metrics and three example customers.
 
 use super::import;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use persona::event::parse::Format;
 use persona::generator::{Generator, GeneratorConfig};
 use persona::Db;
@@ -11,10 +11,10 @@ use std::path::Path;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Customers in the demo data set.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 5000, value_parser = super::at_least_one)]
     customers: u64,
     /// Events in the demo data set.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 100_000, value_parser = super::at_least_one)]
     events: u64,
     /// Random seed.
     #[arg(long, default_value_t = 42)]
@@ -46,17 +46,12 @@ pub fn run(db: &Db, args: &Args, data: &Path) -> Result<()> {
     );
     super::generate::write_events(&cfg, &file, false)?;
     println!("== importing into {}", data.display());
-    let f =
-        std::fs::File::open(&file).with_context(|| format!("cannot open {}", file.display()))?;
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let summary = import::import(
-        db,
-        Box::new(f),
-        len,
-        Format::Csv,
-        &data.join("rejects.txt"),
-        true,
-    )?;
+    let input = import::Input::open(&file, Some(Format::Csv))?;
+    let listings = import::Listings {
+        rejects: &data.join("rejects.txt"),
+        duplicates: &data.join("duplicates.txt"),
+    };
+    let summary = import::import(Some(db), input, &listings, true)?;
     let mut summary = summary;
     summary.resegmented = import::resegment_after(db, &summary, true)?;
     import::print_summary(&summary);

@@ -4,10 +4,13 @@
 //! `customer_id`, `timestamp` and `kind` are required; the others may be absent or empty. A row
 //! without an `event_id` gets [`Event::row_id`], a stable hash of its fields, so re-importing a
 //! file is idempotent and an identical second row is reported as a duplicate.
-//! `timestamp` is unix milliseconds or an RFC 3339 date-time. Each row is parsed *and validated*
-//! ([`Event::validate`]) on its own: a bad row yields an [`InvalidEvent`] carrying its line number
-//! and the reader moves on, so an import can continue past rejects. Only a bad header or an I/O
-//! error ends the stream.
+//! `timestamp` is unix milliseconds or an RFC 3339 date-time. Other CSV columns and JSON fields
+//! (an export's extra data, such as an `item` column) are ignored; the reader names them
+//! ([`EventReader::ignored_fields`]) for the caller to report once.
+//! Each row is parsed *and validated* ([`Event::validate`]) on its own: a bad row yields an
+//! [`InvalidEvent`] carrying its line number and the reader moves on, so an import can continue
+//! past rejects. Only a bad header or an I/O error ends the stream. Empty input (0 bytes) is a
+//! stream of no rows in both formats.
 
 use super::{Event, EventKind, InvalidEvent};
 use crate::error::{Error, Result};
@@ -43,8 +46,15 @@ impl Format {
     }
 
     /// Guesses the format from a file name: `.csv` is CSV, `.jsonl`, `.ndjson` and `.json` are
-    /// JSON Lines.
+    /// JSON Lines; a gzip-compressed file's name is read without its `.gz` (`x.csv.gz` is CSV).
     pub fn from_path(path: &Path) -> Option<Format> {
+        let mut path = path;
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
+        {
+            path = Path::new(path.file_stem()?);
+        }
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "csv" => Some(Format::Csv),
             "jsonl" | "ndjson" | "json" => Some(Format::Jsonl),
@@ -66,9 +76,15 @@ const FIELDS: [&str; 6] = [
 /// and `Err(Error::Io)` when the input cannot be read (stop).
 pub struct EventReader<R: Read> {
     inner: Inner<R>,
+    /// Line of the row last returned.
+    line: u64,
+    /// Names of the columns or fields ignored so far, each logged once.
+    ignored: Vec<String>,
 }
 
 enum Inner<R: Read> {
+    /// No input at all (no CSV header): no rows.
+    Empty,
     Csv {
         reader: csv::Reader<R>,
         /// Column index of each of [`FIELDS`], if present.
@@ -87,8 +103,8 @@ impl<R: Read> EventReader<R> {
     /// Starts reading `input` in `format`. For CSV the header is read and checked now.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] (`header`) for a missing required column, an unknown or
-    /// duplicated column, or an unreadable header.
+    /// [`Error::InvalidArgument`] (`header`) for a missing required column, a duplicated column,
+    /// or an unreadable header.
     ///
     /// # Examples
     /// ```
@@ -105,6 +121,7 @@ impl<R: Read> EventReader<R> {
     /// # Ok::<(), persona::Error>(())
     /// ```
     pub fn new(input: R, format: Format) -> Result<EventReader<R>> {
+        let mut ignored = Vec::new();
         let inner = match format {
             Format::Jsonl => Inner::Jsonl {
                 reader: BufReader::new(input),
@@ -117,18 +134,23 @@ impl<R: Read> EventReader<R> {
                     .flexible(true)
                     .from_reader(input);
                 let header = reader.byte_headers().map_err(csv_header_error)?.clone();
+                if header.is_empty() {
+                    return Ok(EventReader {
+                        inner: Inner::Empty,
+                        line: 0,
+                        ignored,
+                    });
+                }
                 let mut columns = [None; 6];
                 for (i, name) in header.iter().enumerate() {
                     let name = std::str::from_utf8(name)
                         .map_err(|_| header_error("column names must be UTF-8"))?
                         .trim();
                     let name = name.strip_prefix('\u{feff}').unwrap_or(name);
-                    let slot = FIELDS.iter().position(|f| *f == name).ok_or_else(|| {
-                        header_error(format!(
-                            "unknown column {name:?}; allowed columns: {}",
-                            FIELDS.join(", ")
-                        ))
-                    })?;
+                    let Some(slot) = FIELDS.iter().position(|f| *f == name) else {
+                        ignore(&mut ignored, name);
+                        continue;
+                    };
                     if columns[slot].replace(i).is_some() {
                         return Err(header_error(format!("column {name:?} appears twice")));
                     }
@@ -150,7 +172,29 @@ impl<R: Read> EventReader<R> {
                 }
             }
         };
-        Ok(EventReader { inner })
+        Ok(EventReader {
+            inner,
+            line: 0,
+            ignored,
+        })
+    }
+
+    /// The line (1-based, the CSV header being line 1) of the row [`Iterator::next`] returned
+    /// last, valid or not.
+    pub fn line(&self) -> u64 {
+        self.line
+    }
+
+    /// Names of the CSV columns and JSON fields that were ignored so far (not event fields).
+    pub fn ignored_fields(&self) -> &[String] {
+        &self.ignored
+    }
+}
+
+/// Notes an ignored column or field (once per name).
+fn ignore(ignored: &mut Vec<String>, name: &str) {
+    if !ignored.iter().any(|n| n == name) {
+        ignored.push(name.to_string());
     }
 }
 
@@ -159,9 +203,10 @@ fn header_error(reason: impl Into<String>) -> Error {
 }
 
 fn csv_header_error(e: csv::Error) -> Error {
+    let reason = format!("cannot read the CSV header: {e}");
     match e.into_kind() {
         csv::ErrorKind::Io(io) => Error::Io(io),
-        other => header_error(format!("cannot read the CSV header: {other:?}")),
+        _ => header_error(reason),
     }
 }
 
@@ -169,7 +214,9 @@ impl<R: Read> Iterator for EventReader<R> {
     type Item = Result<Event>;
 
     fn next(&mut self) -> Option<Result<Event>> {
+        let last_line = &mut self.line;
         match &mut self.inner {
+            Inner::Empty => None,
             Inner::Csv {
                 reader,
                 columns,
@@ -183,6 +230,7 @@ impl<R: Read> Iterator for EventReader<R> {
                         if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
                             continue; // a blank line
                         }
+                        *last_line = line;
                         return Some(
                             csv_row(record, columns, *width)
                                 .map(Event::with_row_id)
@@ -191,15 +239,12 @@ impl<R: Read> Iterator for EventReader<R> {
                     }
                     Err(e) => {
                         let line = e.position().map(|p| p.line()).unwrap_or(0);
+                        *last_line = line;
+                        let reason = format!("is not valid CSV: {e}");
                         return Some(Err(match e.into_kind() {
                             csv::ErrorKind::Io(io) => Error::Io(io),
-                            other => Error::InvalidEvent(
-                                InvalidEvent::new(
-                                    "line",
-                                    "",
-                                    format!("is not valid CSV: {other:?}"),
-                                )
-                                .at_line(line),
+                            _ => Error::InvalidEvent(
+                                InvalidEvent::new("line", "", reason).at_line(line),
                             ),
                         }));
                     }
@@ -212,6 +257,7 @@ impl<R: Read> Iterator for EventReader<R> {
                     Ok(0) => return None,
                     Ok(_) => {
                         *line += 1;
+                        *last_line = *line;
                         if buf.len() > MAX_LINE_BYTES && !buf.ends_with(b"\n") {
                             // Skip the rest of the over-long line before reporting it.
                             if let Err(e) = skip_line(reader) {
@@ -230,7 +276,7 @@ impl<R: Read> Iterator for EventReader<R> {
                             continue;
                         }
                         return Some(
-                            json_row(buf)
+                            json_row(buf, &mut self.ignored)
                                 .map(Event::with_row_id)
                                 .map_err(|e| Error::InvalidEvent(e.at_line(*line))),
                         );
@@ -359,7 +405,7 @@ pub fn parse_timestamp(s: &str) -> Result<i64, InvalidEvent> {
         })
 }
 
-fn json_row(line: &[u8]) -> Result<Event, InvalidEvent> {
+fn json_row(line: &[u8], ignored: &mut Vec<String>) -> Result<Event, InvalidEvent> {
     let text = utf8_field("line", line)?;
     let value: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| InvalidEvent::new("line", "", format!("is not valid JSON: {e}")))?;
@@ -372,14 +418,7 @@ fn json_row(line: &[u8]) -> Result<Event, InvalidEvent> {
     };
     for key in map.keys() {
         if !FIELDS.contains(&key.as_str()) {
-            return Err(InvalidEvent::new(
-                "line",
-                "",
-                format!(
-                    "has unknown field {key:?}; allowed fields: {}",
-                    FIELDS.join(", ")
-                ),
-            ));
+            ignore(ignored, key);
         }
     }
     let string = |field: &'static str| -> Result<Option<String>, InvalidEvent> {
@@ -506,11 +545,36 @@ mod tests {
                 .to_string()
         };
         assert!(err("customer_id,kind\n").contains("missing required column \"timestamp\""));
-        assert!(err("customer_id,timestamp,kind,colour\n").contains("unknown column \"colour\""));
         assert!(err("customer_id,timestamp,kind,kind\n").contains("\"kind\" appears twice"));
         // Column order is free and optional columns may be left out.
         let ok = csv("kind,timestamp,customer_id\nclick,1767225600000,c9\n");
         assert_eq!(ok[0].as_ref().expect("valid").customer_id, "c9");
+    }
+
+    #[test]
+    fn unknown_columns_and_fields_are_ignored_and_named() {
+        let text = "customer_id,item,timestamp,kind,colour\nc1,mug,1767225600000,click,red\n";
+        let mut reader = EventReader::new(text.as_bytes(), Format::Csv).expect("header");
+        let row = reader.next().expect("one row").expect("valid");
+        assert_eq!((row.customer_id.as_str(), reader.line()), ("c1", 2));
+        assert_eq!(reader.ignored_fields(), ["item", "colour"]);
+        let text = "{\"customer_id\":\"c1\",\"timestamp\":1767225600000,\"kind\":\"like\",\"colour\":1}\n\
+                    {\"customer_id\":\"c2\",\"timestamp\":1767225600000,\"kind\":\"like\",\"colour\":2}\n";
+        let mut reader = EventReader::new(text.as_bytes(), Format::Jsonl).expect("no header");
+        assert!(reader.next().expect("row 1").is_ok());
+        assert!(reader.next().expect("row 2").is_ok());
+        assert_eq!(
+            (reader.line(), reader.ignored_fields()),
+            (2, &["colour".to_string()][..])
+        );
+    }
+
+    #[test]
+    fn empty_input_has_no_rows_in_both_formats() {
+        for format in [Format::Csv, Format::Jsonl] {
+            let rows = EventReader::new(&b""[..], format).expect("empty input is no rows");
+            assert_eq!(rows.count(), 0, "{format:?}");
+        }
     }
 
     #[test]
@@ -546,10 +610,13 @@ not json
             rows[1].as_ref().expect("valid").timestamp_ms,
             1_767_225_600_000 - 3_600_000
         );
-        assert!(rows[2]
-            .as_ref()
-            .unwrap_err()
-            .contains("line 4: field line has unknown field \"colour\""));
+        assert_eq!(
+            rows[2]
+                .as_ref()
+                .expect("an unknown field is ignored")
+                .customer_id,
+            "c1"
+        );
         assert!(rows[3]
             .as_ref()
             .unwrap_err()
@@ -584,6 +651,15 @@ not json
     fn format_from_path() {
         assert_eq!(Format::from_path(Path::new("a/b.CSV")), Some(Format::Csv));
         assert_eq!(Format::from_path(Path::new("x.jsonl")), Some(Format::Jsonl));
+        assert_eq!(
+            Format::from_path(Path::new("x.events.csv.gz")),
+            Some(Format::Csv)
+        );
+        assert_eq!(
+            Format::from_path(Path::new("x.jsonl.GZ")),
+            Some(Format::Jsonl)
+        );
+        assert_eq!(Format::from_path(Path::new("x.gz")), None);
         assert_eq!(Format::from_path(Path::new("x.txt")), None);
         assert!(Format::parse("xml").is_err());
     }

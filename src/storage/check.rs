@@ -26,7 +26,7 @@
 use super::record::ProfileRecord;
 use super::{codec, keys, queue, Fingerprint, Store, LEGACY_INDEXED_FORMAT, STORE_FORMAT_VERSION};
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::event::validate_customer_id;
 use crate::features::vector::FeatureLayout;
 use crate::features::{FeatureParams, ProfileState};
@@ -131,9 +131,10 @@ pub fn printable(key: &[u8]) -> String {
 /// Fails if the store is open in another process (sled holds a lock on it).
 ///
 /// # Errors
-/// [`Error::Config`] if `path` holds no store; [`Error::Storage`] if sled cannot open it (for
-/// example while a `persona` process has it open) or a read fails. Damaged records are not
-/// errors: they are the report's problems.
+/// [`Error::NoStore`](crate::Error::NoStore) if `path` holds no store;
+/// [`Error::Locked`](crate::Error::Locked) while another process has it open;
+/// [`Error::Storage`](crate::Error::Storage) if sled cannot open it or a read fails. Damaged
+/// records are not errors: they are the report's problems.
 ///
 /// # Examples
 /// ```
@@ -150,12 +151,7 @@ pub fn printable(key: &[u8]) -> String {
 /// ```
 pub fn check_store(path: &Path) -> Result<CheckReport> {
     // sled would create an empty database in any directory: refuse to, this is a read.
-    if !path.join("conf").is_file() {
-        return Err(Error::Config(format!(
-            "no persona store at {} (it has no sled `conf` file; is --data right?)",
-            path.display()
-        )));
-    }
+    super::require_store(path)?;
     // Level 0: as the store was created.
     let db = super::open_sled(path, 64, None)?;
     let mut report = CheckReport {

@@ -10,6 +10,7 @@ pub mod check;
 pub mod codec;
 pub mod compact;
 pub mod keys;
+mod lock;
 mod packed;
 pub mod queue;
 pub mod record;
@@ -23,6 +24,9 @@ use record::{ProfileRecord, RecordCurrent, RecordHead, RecordState};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+
+pub use lock::{is_lock_error, wait_unlocked};
+use lock::{lock_holder, Holder};
 
 /// sled segment size. Values larger than a quarter of a segment become separate "blob" files,
 /// which sled 0.34 does not fsync; 8 MiB segments keep every record we write inline in the log.
@@ -97,13 +101,9 @@ fn effective_compression(path: &Path, requested: Option<u8>) -> u8 {
     };
     match stored_compression(path) {
         None => requested,
-        Some(true) if requested == 0 => {
-            tracing::warn!(
-                "the store at {} was created with compression: compression_level = 0 applies                  to new stores only, so new writes use zstd level {FALLBACK_COMPRESSION_LEVEL}                  (`persona compact --compression-level 0` converts this store)",
-                path.display()
-            );
-            FALLBACK_COMPRESSION_LEVEL
-        }
+        // 0 is the default, not a choice the user made: a compressed store (made by another
+        // configuration or by `persona compact --compression-level`) stays compressed silently.
+        Some(true) if requested == 0 => FALLBACK_COMPRESSION_LEVEL,
         Some(true) => requested,
         Some(false) => {
             if requested > 0 {
@@ -205,8 +205,8 @@ impl Store {
     /// settings fixed at creation.
     ///
     /// # Errors
-    /// [`Error::Io`] if the directory cannot be created, [`Error::Storage`] if sled fails (e.g.
-    /// another process holds the store), [`Error::ConfigMismatch`] /
+    /// [`Error::Io`] if the directory cannot be created, [`Error::Locked`] if another process
+    /// holds the store, [`Error::Storage`] if sled fails, [`Error::ConfigMismatch`] /
     /// [`Error::UnsupportedVersion`] for an incompatible store.
     pub fn open(config: &Config) -> Result<Store> {
         create_private_dir(&config.path)?;
@@ -694,11 +694,12 @@ impl Store {
     }
 }
 
-/// Opens sled, waiting up to about three seconds for the store's file lock. sled releases the lock
-/// only when its last background I/O task ends, which can be a moment after a handle in this
-/// process was closed and dropped; reopening right away (a test, `persona check` then `Db::open`)
-/// must not fail because of that. A lock held by another process is still reported, after the
-/// wait. `compression_level` as [`effective_compression`] takes it.
+/// Opens sled. A store this process closed a moment ago may still be locked by the closed
+/// handle's background I/O (sled releases its lock only when its last task ends), so a reopen
+/// (a test, `persona check` then `Db::open`) waits up to about three seconds for the lock. A lock
+/// held by another process is reported at once as [`Error::Locked`] (where the holder can be
+/// told, see [`lock_holder`]; elsewhere after the wait). `compression_level` as
+/// [`effective_compression`] takes it.
 fn open_sled(
     path: &Path,
     cache_capacity_mb: u64,
@@ -710,7 +711,12 @@ fn open_sled(
     let mut attempt = 1;
     loop {
         match sled_config_at(path, cache_capacity_mb, level).open() {
-            Err(e) if is_lock_error(&e) && attempt < ATTEMPTS => {
+            Err(e) if is_lock_error(&e) => {
+                if attempt == ATTEMPTS || lock_holder(&path.join(LOG_FILE)) == Holder::Other {
+                    return Err(Error::Locked {
+                        path: path.display().to_string(),
+                    });
+                }
                 attempt += 1;
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
@@ -719,44 +725,18 @@ fn open_sled(
     }
 }
 
-/// Waits (up to about five seconds) until no handle holds sled's file lock on the store in
-/// `dir` (sled takes an exclusive `flock` on its `db` file), without opening it: sled releases
-/// the lock from background threads a moment after a handle is closed and dropped.
+/// Checks that `path` holds a store (sled's `conf` file), without creating anything: read-only
+/// tools refuse a directory that has none instead of creating an empty store in it.
 ///
 /// # Errors
-/// [`Error::Io`] if the lock file cannot be opened or is still locked after the wait.
-#[cfg(target_os = "linux")]
-pub fn wait_unlocked(dir: &Path) -> Result<()> {
-    use nix::fcntl::{Flock, FlockArg};
-    let path = dir.join("db");
-    for _ in 0..250 {
-        let file = std::fs::File::open(&path)?;
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => {
-                drop(lock);
-                return Ok(());
-            }
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err((_, e)) => return Err(Error::Io(std::io::Error::from(e))),
-        }
+/// [`Error::NoStore`] naming the path when there is no store there.
+pub fn require_store(path: &Path) -> Result<()> {
+    if path.join("conf").is_file() {
+        return Ok(());
     }
-    Err(Error::Io(std::io::Error::other(format!(
-        "the store at {} is still locked",
-        dir.display()
-    ))))
-}
-
-/// Elsewhere: returns at once (callers fall back to sled's own lock wait in [`Store::open`]).
-#[cfg(not(target_os = "linux"))]
-pub fn wait_unlocked(_dir: &Path) -> Result<()> {
-    Ok(())
-}
-
-/// Whether sled failed to open because another handle holds the store's file lock.
-pub fn is_lock_error(e: &sled::Error) -> bool {
-    matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
+    Err(Error::NoStore {
+        path: path.display().to_string(),
+    })
 }
 
 /// Creates the data directory with owner-only permissions (0700 on Unix) if it does not exist.

@@ -1,5 +1,6 @@
 //! What the server is and can do: `COMMAND` (used by `redis-cli` for its hints), `CONFIG GET`
-//! (asked by `redis-benchmark` and client libraries on connect) and `INFO`.
+//! (asked by `redis-benchmark` and client libraries on connect), `INFO`, and `CLUSTER` (probed
+//! by `redis-cli -c` and cluster-aware clients), answered as a Redis without cluster support.
 
 use super::{
     lookup, subcommand, ArgDoc, ArgKind, Args, Command, CommandError, Ctx, Spec, COMMANDS,
@@ -165,6 +166,41 @@ pub(crate) const INFO: Spec = Spec {
     container: "",
 };
 
+/// `CLUSTER`: every subcommand gets the error a Redis without cluster support gives, which
+/// cluster-probing clients read as "a single server" (`INFO cluster` says `cluster_enabled:0`).
+///
+/// # Format
+///
+/// ```text
+/// *2\r\n$7\r\nCLUSTER\r\n$5\r\nSLOTS\r\n
+/// -> -ERR This instance has cluster support disabled\r\n
+/// ```
+pub(crate) const CLUSTER: Spec = Spec {
+    name: "CLUSTER",
+    arity: -2,
+    flags: &["loading", "stale"],
+    key: 0,
+    group: "cluster",
+    since: "0.1.0",
+    summary: "Refused as by a Redis without cluster support: this server is a single node.",
+    args: &[
+        ArgDoc::new("subcommand", ArgKind::String),
+        ArgDoc::new("arg", ArgKind::String).optional().multiple(),
+    ],
+    subcommands: &[],
+    parse: |args| {
+        rest(args);
+        Ok(Command::Cluster)
+    },
+    container: "",
+};
+
+/// The reply to every `CLUSTER` subcommand, word for word what Redis answers when its
+/// `cluster-enabled` is `no` (clients match this text).
+pub(crate) fn cluster_disabled() -> Frame {
+    Frame::error("ERR This instance has cluster support disabled")
+}
+
 /// Every argument not read yet.
 fn rest(args: &mut Args) -> Vec<Vec<u8>> {
     std::iter::from_fn(|| args.next()).collect()
@@ -176,7 +212,7 @@ fn rest(args: &mut Args) -> Vec<Vec<u8>> {
 ///
 /// ```text
 /// COMMAND                          -> *N\r\n<info>...       (every command)
-/// COMMAND COUNT                    -> :27\r\n
+/// COMMAND COUNT                    -> :33\r\n
 /// COMMAND LIST                     -> *18\r\n$9\r\nevent.add\r\n...
 /// COMMAND INFO [command-name ...]  -> *1\r\n<info>        (null for an unknown name)
 /// COMMAND DOCS [command-name ...]  -> %1\r\n$9\r\nevent.add\r\n%4\r\n$7\r\nsummary\r\n...
@@ -380,7 +416,7 @@ fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
 
 /// Server information as `field:value` lines in sections, like Redis's `INFO`. With no section
 /// named (or `all`, `default`, `everything`), every section: `server`, `clients`,
-/// `persistence`, `stats`, `keyspace`, `model`.
+/// `persistence`, `stats`, `cluster` (`cluster_enabled:0`), `keyspace`, `model`.
 ///
 /// # Format
 ///
@@ -394,11 +430,12 @@ fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
 #[derive(Debug)]
 pub(crate) struct Info(Vec<String>);
 
-const SECTIONS: [&str; 6] = [
+const SECTIONS: [&str; 7] = [
     "server",
     "clients",
     "persistence",
     "stats",
+    "cluster",
     "keyspace",
     "model",
 ];
@@ -436,6 +473,7 @@ fn info_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
         "clients" => "Clients",
         "persistence" => "Persistence",
         "stats" => "Stats",
+        "cluster" => "Cluster",
         "keyspace" => "Keyspace",
         _ => "Model",
     };
@@ -500,6 +538,7 @@ fn info_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             line("persona_key_writes", &writes.key_writes);
             line("persona_bytes_written", &writes.bytes_written);
         }
+        "cluster" => line("cluster_enabled", &0),
         "keyspace" => {
             let keys = server.db.profile_count();
             line("db0", &format!("keys={keys},expires=0,avg_ttl=0"));

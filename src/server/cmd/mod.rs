@@ -68,6 +68,7 @@ pub(crate) static COMMANDS: &[Spec] = &[
     introspect::COMMAND,
     introspect::CONFIG,
     introspect::INFO,
+    introspect::CLUSTER,
 ];
 
 /// A command's name, shape and documentation, and its parser.
@@ -388,6 +389,8 @@ pub(crate) enum Command {
     ConfigGet(introspect::ConfigGet),
     ConfigSet,
     Info(introspect::Info),
+    /// `CLUSTER …`: refused as by a Redis without cluster support.
+    Cluster,
     /// `<CONTAINER> HELP`.
     Help(&'static Spec),
 }
@@ -459,6 +462,7 @@ impl Command {
             Command::ConfigGet(c) => Reply::Frame(c.apply(ctx)),
             Command::ConfigSet => Reply::Frame(introspect::config_set()),
             Command::Info(c) => Reply::Frame(c.apply(ctx)),
+            Command::Cluster => Reply::Frame(introspect::cluster_disabled()),
             Command::Help(spec) => Reply::Frame(help(spec)),
         }
     }
