@@ -129,7 +129,9 @@ pub fn run(args: &Args, config_file: Option<&PathBuf>) -> Result<()> {
 /// Reads every valid event of `path`; returns them and the number of rows rejected.
 fn read_events(path: &Path, format: Format) -> Result<(Vec<Event>, u64)> {
     let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let reader = EventReader::new(std::io::BufReader::new(f), format)
+    let input = persona::event::parse::decompressed(f)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let reader = EventReader::new(input, format)
         .with_context(|| format!("cannot read {}", path.display()))?;
     let mut events = Vec::new();
     let mut unparsed = 0u64;

@@ -11,10 +11,10 @@
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use persona::event::parse::{EventReader, Format};
+use persona::event::parse::{decompressed, EventReader, Format};
 use persona::{Db, Error, Event};
 use serde::Serialize;
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -324,7 +324,9 @@ impl<'a> Listing<'a> {
 
 /// Why a row was a duplicate.
 fn duplicate_reason(line: u64, e: &Event) -> String {
-    match &e.event_id {
+    // The reader gives a row without an event_id its content hash (`Event::row_id`) as its id.
+    let given = e.event_id.as_deref().filter(|id| *id != e.row_id());
+    match given {
         Some(id) => format!(
             "line {line}: duplicate: event_id {id:?} of customer {:?} was already applied",
             e.customer_id
@@ -358,16 +360,7 @@ pub fn import(
         ProgressBar::hidden()
     };
     // The bar counts the bytes as stored; gzip is recognised by its magic number.
-    let mut raw = BufReader::new(bar.wrap_read(input.reader));
-    let gzip = raw
-        .fill_buf()
-        .context("cannot read the input")?
-        .starts_with(&[0x1f, 0x8b]);
-    let decoded: Box<dyn Read + Send> = if gzip {
-        Box::new(flate2::read::MultiGzDecoder::new(raw))
-    } else {
-        Box::new(raw)
-    };
+    let decoded = decompressed(bar.wrap_read(input.reader)).context("cannot read the input")?;
     let format = input.format;
     let start = Instant::now();
     let mut summary = Summary {

@@ -20,6 +20,33 @@ use std::path::Path;
 /// Longest accepted input line (JSON Lines) in bytes; longer lines are rejected, not buffered.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
+/// The bytes of `input` as an event file holds them: gzip-compressed input (recognised by its
+/// magic number, whatever the file is called) is decompressed while it is read, anything else
+/// passes through.
+///
+/// # Errors
+/// An I/O error if the first bytes cannot be read.
+///
+/// # Examples
+/// ```
+/// use std::io::Read;
+/// let mut text = String::new();
+/// persona::event::parse::decompressed(&b"event_id,customer_id"[..])?.read_to_string(&mut text)?;
+/// assert_eq!(text, "event_id,customer_id");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn decompressed<'a, R: Read + Send + 'a>(
+    input: R,
+) -> std::io::Result<Box<dyn Read + Send + 'a>> {
+    let mut buffered = BufReader::new(input);
+    let gzip = buffered.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+    Ok(if gzip {
+        Box::new(flate2::read::MultiGzDecoder::new(buffered))
+    } else {
+        Box::new(buffered)
+    })
+}
+
 /// Input file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -485,6 +512,22 @@ fn json_row(line: &[u8], ignored: &mut Vec<String>) -> Result<Event, InvalidEven
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Gzip-compressed input is recognised by its bytes and read like the plain file.
+    #[test]
+    fn gzip_input_is_decompressed_whatever_its_name() -> std::io::Result<()> {
+        use std::io::Write;
+        let text = "event_id,customer_id,timestamp,kind,value,category\ne1,c1,0,click,,\n";
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(text.as_bytes())?;
+        let gz = gz.finish()?;
+        for input in [gz.as_slice(), text.as_bytes()] {
+            let mut out = String::new();
+            decompressed(input)?.read_to_string(&mut out)?;
+            assert_eq!(out, text);
+        }
+        Ok(())
+    }
 
     fn csv(text: &str) -> Vec<std::result::Result<Event, String>> {
         EventReader::new(text.as_bytes(), Format::Csv)
