@@ -36,6 +36,10 @@ pub struct HistoryEntry {
     pub propensity: f32,
 }
 
+/// How many times the de-duplication window a burst of ids at one event time may hold (see
+/// [`ProfileRecord::remember`]).
+pub const BURST_FACTOR: usize = 8;
+
 /// A training example waiting for its label: the profile's raw feature vector at `taken_at_ms`.
 /// It becomes positive if a target event follows within the horizon, negative when the watermark
 /// passes `taken_at_ms + horizon` without one.
@@ -637,13 +641,33 @@ impl ProfileRecord {
 
     /// Adds an event id hash (with its event time; `i64::MIN` for ids without one) to the
     /// window, forgetting the oldest beyond `window` and raising the floor to their times.
+    ///
+    /// A burst of ids at one event time (an order of many lines, all stamped alike) is kept
+    /// whole, up to [`BURST_FACTOR`] times `window`: forgetting one of them would raise the
+    /// floor to the time the burst is still being written at, and refuse its next lines as
+    /// possible replays.
     pub fn remember(&mut self, id_hash: u64, timestamp_ms: i64, window: usize) {
         self.recent_ids.push_back((id_hash, timestamp_ms));
+        if self.recent_ids.len() <= window {
+            return;
+        }
+        let newest = self
+            .recent_ids
+            .iter()
+            .map(|(_, t)| *t)
+            .max()
+            .unwrap_or(i64::MIN);
+        let cap = window.saturating_mul(BURST_FACTOR);
         while self.recent_ids.len() > window {
-            if let Some((_, t)) = self.recent_ids.pop_front() {
-                if t != i64::MIN {
-                    self.dedupe_floor_ms = Some(self.dedupe_floor_ms.map_or(t, |f| f.max(t)));
-                }
+            let Some(&(_, oldest)) = self.recent_ids.front() else {
+                break;
+            };
+            if oldest != i64::MIN && oldest >= newest && self.recent_ids.len() <= cap {
+                break;
+            }
+            self.recent_ids.pop_front();
+            if oldest != i64::MIN {
+                self.dedupe_floor_ms = Some(self.dedupe_floor_ms.map_or(oldest, |f| f.max(oldest)));
             }
         }
     }
@@ -661,6 +685,34 @@ mod tests {
     use super::*;
     use crate::event::EventKind;
     use crate::features::CompactEvent;
+
+    /// A burst of ids at one time outlives the window (up to `BURST_FACTOR` windows) instead
+    /// of raising the floor to the time it is still written at; a later time lets it go.
+    #[test]
+    fn a_burst_at_one_time_stays_in_the_window() {
+        let mut r = ProfileRecord::new(&params());
+        for i in 0..10 {
+            r.remember(i, 100, 4);
+        }
+        assert_eq!(r.recent_ids.len(), 10);
+        assert_eq!(r.dedupe_floor_ms, None, "no id of the burst left");
+        r.remember(99, 101, 4);
+        assert_eq!(r.recent_ids.len(), 4);
+        assert_eq!(r.dedupe_floor_ms, Some(100));
+        // Beyond the cap, the burst's oldest go.
+        let mut r = ProfileRecord::new(&params());
+        for i in 0..(4 * BURST_FACTOR as u64 + 3) {
+            r.remember(i, 7, 4);
+        }
+        assert_eq!(r.recent_ids.len(), 4 * BURST_FACTOR);
+        assert_eq!(r.dedupe_floor_ms, Some(7));
+        // Ids without a time (feedback) leave as before.
+        let mut r = ProfileRecord::new(&params());
+        for i in 0..6 {
+            r.remember(i, i64::MIN, 4);
+        }
+        assert_eq!((r.recent_ids.len(), r.dedupe_floor_ms), (4, None));
+    }
 
     fn params() -> FeatureParams {
         FeatureParams {

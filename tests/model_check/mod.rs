@@ -190,7 +190,14 @@ impl Reference {
             c.versions.push(s);
             if let Some(id) = id {
                 c.recent.push_back((id, t));
+                // A burst at the newest time stays whole (up to 8 windows): see
+                // `ProfileRecord::remember`.
+                let newest = c.recent.iter().map(|(_, t)| *t).max().unwrap_or(t);
                 while c.recent.len() > DEDUPE_WINDOW {
+                    let oldest = c.recent.front().map_or(newest, |(_, o)| *o);
+                    if oldest >= newest && c.recent.len() <= 8 * DEDUPE_WINDOW {
+                        break;
+                    }
                     if let Some((_, gone)) = c.recent.pop_front() {
                         c.floor = Some(c.floor.map_or(gone, |f| f.max(gone)));
                     }
