@@ -4,7 +4,7 @@
 //! same model bit for bit.
 
 use crate::model::Scaler;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 
 /// L2 penalty of the batch logistic regression (on the weights, not the bias), per example.
 pub const BATCH_LR_L2: f64 = 1e-3;
@@ -128,82 +128,13 @@ impl BatchLogistic {
 /// assert!(a[0] == a[1] && a[2] == a[3] && a[0] != a[2]);
 /// ```
 pub fn kmeans(x: &[Vec<f64>], k: usize, seed: u64) -> Vec<usize> {
-    let n = x.len();
-    let k = k.min(n);
-    if n == 0 || k == 0 {
-        return Vec::new();
-    }
+    use crate::query::refit::{kmeans_pp, lloyd, nearest_row};
+    let k = k.min(x.len());
     let mut rng = rand_pcg::Pcg64::seed_from_u64(seed);
-    let mut centroids: Vec<Vec<f64>> = vec![x[rng.gen_range(0..n)].clone()];
-    let mut nearest_sq: Vec<f64> = x.iter().map(|r| sq_dist(r, &centroids[0])).collect();
-    while centroids.len() < k {
-        let total: f64 = nearest_sq.iter().sum();
-        let next = if total > 0.0 {
-            let mut target = rng.gen::<f64>() * total;
-            let mut chosen = n - 1;
-            for (i, d) in nearest_sq.iter().enumerate() {
-                if target < *d {
-                    chosen = i;
-                    break;
-                }
-                target -= d;
-            }
-            chosen
-        } else {
-            // Every row coincides with a centroid already: any row will do.
-            rng.gen_range(0..n)
-        };
-        let c = x[next].clone();
-        for (d, r) in nearest_sq.iter_mut().zip(x) {
-            *d = d.min(sq_dist(r, &c));
-        }
-        centroids.push(c);
+    match lloyd(kmeans_pp(x, k, &mut rng), x, LLOYD_STEPS) {
+        Some(c) => x.iter().map(|r| nearest_row(&c, r)).collect(),
+        None => Vec::new(),
     }
-    let mut assign = vec![usize::MAX; n];
-    for _ in 0..LLOYD_STEPS {
-        let mut changed = false;
-        for (a, r) in assign.iter_mut().zip(x) {
-            let best = nearest(&centroids, r);
-            if *a != best {
-                *a = best;
-                changed = true;
-            }
-        }
-        if !changed {
-            break;
-        }
-        let dim = x[0].len();
-        let mut sums = vec![vec![0.0; dim]; k];
-        let mut counts = vec![0usize; k];
-        for (a, r) in assign.iter().zip(x) {
-            counts[*a] += 1;
-            for (s, v) in sums[*a].iter_mut().zip(r) {
-                *s += v;
-            }
-        }
-        for ((c, s), m) in centroids.iter_mut().zip(sums).zip(&counts) {
-            // An empty cluster keeps its centroid.
-            if *m > 0 {
-                *c = s.into_iter().map(|v| v / *m as f64).collect();
-            }
-        }
-    }
-    assign
-}
-
-fn nearest(centroids: &[Vec<f64>], r: &[f64]) -> usize {
-    let mut best = (0, f64::INFINITY);
-    for (i, c) in centroids.iter().enumerate() {
-        let d = sq_dist(r, c);
-        if d < best.1 {
-            best = (i, d);
-        }
-    }
-    best.0
-}
-
-fn sq_dist(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -255,6 +186,7 @@ fn cholesky_solve(a: &[f64], b: &[f64], p: usize) -> Option<Vec<f64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::Rng;
     use crate::evaluate::metrics::{adjusted_rand_index, auc};
     use rand_distr::{Distribution, Normal};
 

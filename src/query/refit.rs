@@ -56,7 +56,11 @@ pub(crate) fn refit(
     // Warm start (current centroids, mini-batch) and a fresh k-means++ start (Lloyd): keep
     // whichever fits the sample better, so a refit never settles for a worse local optimum.
     let warm = mini_batch(model, &reservoir, &mut rng);
-    let fresh = lloyd(kmeans_pp(&reservoir, warm.nrows(), &mut rng), &reservoir);
+    let fresh = lloyd(
+        kmeans_pp(&reservoir, warm.nrows(), &mut rng),
+        &reservoir,
+        LLOYD_ITERATIONS,
+    );
     Ok(match (fresh, inertia(&warm, &reservoir)) {
         (Some(f), w) if inertia(&f, &reservoir) < w => f,
         _ => warm,
@@ -79,7 +83,7 @@ fn inertia(c: &Array2<f64>, points: &[Vec<f64>]) -> f64 {
 }
 
 /// k-means++ seeding over `points`; None if there are fewer points than centroids.
-fn kmeans_pp(points: &[Vec<f64>], k: usize, rng: &mut Pcg64) -> Option<Array2<f64>> {
+pub(crate) fn kmeans_pp(points: &[Vec<f64>], k: usize, rng: &mut Pcg64) -> Option<Array2<f64>> {
     if points.len() < k || k == 0 {
         return None;
     }
@@ -117,11 +121,15 @@ fn kmeans_pp(points: &[Vec<f64>], k: usize, rng: &mut Pcg64) -> Option<Array2<f6
     Some(c)
 }
 
-/// Lloyd iterations (an empty cluster keeps its centroid).
-fn lloyd(start: Option<Array2<f64>>, points: &[Vec<f64>]) -> Option<Array2<f64>> {
+/// Lloyd iterations, at most `iterations` (an empty cluster keeps its centroid).
+pub(crate) fn lloyd(
+    start: Option<Array2<f64>>,
+    points: &[Vec<f64>],
+    iterations: usize,
+) -> Option<Array2<f64>> {
     let mut c = start?;
     let (k, dim) = c.dim();
-    for _ in 0..LLOYD_ITERATIONS {
+    for _ in 0..iterations {
         let mut sums = Array2::<f64>::zeros((k, dim));
         let mut counts = vec![0usize; k];
         for p in points {
@@ -172,7 +180,8 @@ fn mini_batch(model: &ModelState, points: &[Vec<f64>], rng: &mut Pcg64) -> Array
     centroids
 }
 
-fn nearest_row(c: &Array2<f64>, p: &[f64]) -> usize {
+/// The row of `c` nearest to `p` (the first of equals).
+pub(crate) fn nearest_row(c: &Array2<f64>, p: &[f64]) -> usize {
     let mut best = (0, f64::INFINITY);
     for (i, row) in c.rows().into_iter().enumerate() {
         let d: f64 = row.iter().zip(p).map(|(a, b)| (a - b) * (a - b)).sum();
