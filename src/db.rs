@@ -1222,7 +1222,7 @@ fn recover_queue(
 ) -> Result<pipeline::RecoveredQueue> {
     let horizon = config.horizon_ms();
     let silent = config.silent_horizons as u64;
-    match store.load_queue(horizon, silent, model.labels_through_ms(), model.version) {
+    match store.load_queue(horizon, silent, model.watermark_ms, model.version) {
         Ok(Some(q)) => return Ok(pipeline::RecoveredQueue::Stored(q)),
         Ok(None) => {}
         Err(e @ (Error::Corruption { .. } | Error::UnsupportedVersion { .. })) => {

@@ -186,8 +186,8 @@ fn cholesky_solve(a: &[f64], b: &[f64], p: usize) -> Option<Vec<f64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::Rng;
     use crate::evaluate::metrics::{adjusted_rand_index, auc};
+    use rand::Rng;
     use rand_distr::{Distribution, Normal};
 
     #[test]

@@ -36,9 +36,8 @@ pub struct ModelState {
     /// Event-time watermark (unix ms) of the data folded in; 0 before any. Maintained by the
     /// caller.
     pub watermark_ms: i64,
-    /// Event time (unix ms) up to which labels have been learned; 0 before any: the latest
-    /// watermark ever reached (an erasure may move the watermark back, never this). Maintained
-    /// by the caller.
+    /// Event time (unix ms) up to which labels have been learned; 0 before any. Maintained by the
+    /// caller.
     pub labelled_through_ms: i64,
     /// Most frequent category name per category bucket, for labelling segments. Sized by the
     /// caller ([`CategoryNames::new`]); empty in a fresh state.
@@ -73,12 +72,6 @@ impl ModelState {
             0 => 0.5,
             n => self.metrics.positives() as f64 / n as f64,
         }
-    }
-
-    /// The time the training-example queue has been worked through: examples due before it
-    /// have been labelled (the later of the watermark and [`ModelState::labelled_through_ms`]).
-    pub fn labels_through_ms(&self) -> i64 {
-        self.watermark_ms.max(self.labelled_through_ms)
     }
 
     /// Fresh, untrained models for `dim`-component feature vectors, tuned by `config`.

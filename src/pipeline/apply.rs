@@ -171,9 +171,6 @@ pub(crate) struct BatchState {
     dropped_snapshots: Vec<u64>,
     /// Customers erased by this batch.
     erased: BTreeSet<String>,
-    /// An erased customer's last event may have set the watermark: recompute it from the
-    /// remaining profiles ([`Engine::rewind_watermark`]).
-    rewind_watermark: bool,
     /// What this batch wrote of the persisted queue (applied to the log on commit).
     queue_write: Option<QueueWrite>,
     /// The model snapshot this batch writes, for reads before sled has applied it.
@@ -231,7 +228,7 @@ impl Engine {
         config: Config,
     ) -> Engine {
         let horizon_ms = config.horizon_ms();
-        let labels_through = model.labels_through_ms();
+        let watermark = model.watermark_ms;
         let (expiry, queue_log) = match queue {
             RecoveredQueue::Stored(q) => {
                 // The previous checkpoint's chunks are replaced (or removed) by the next one.
@@ -254,7 +251,7 @@ impl Engine {
                     pending,
                     horizon_ms,
                     config.silent_horizons as u64,
-                    labels_through,
+                    watermark,
                 );
                 let log = QueueLog {
                     checkpoint_due: true,
@@ -398,8 +395,28 @@ impl Engine {
             Item::Event(e) => self.apply_event(store, b, e),
             Item::SetAttributes { customer, attrs } => {
                 let now = self.model.watermark_ms;
+                let (horizon, silent) = (self.horizon_ms, self.config.silent_horizons);
                 let w = self.load(store, &mut b.records, customer)?;
                 let prev = Prev::of(&w.record);
+                // The open example is the profile as of its checkpoint: if that has passed and
+                // its features are implicit, store them before the attributes change the state.
+                if let Some((taken_at, k)) = open_example(&w.record, now, horizon, silent) {
+                    let implicit =
+                        k > 0 || !w.record.pending.as_ref().is_some_and(|p| p.is_stored());
+                    if implicit && now > taken_at {
+                        let features = example_features(
+                            &w.record.pending,
+                            &w.record.state,
+                            &self.layout,
+                            taken_at,
+                            k,
+                        );
+                        w.record.pending = Some(PendingExample {
+                            taken_at_ms: taken_at,
+                            features,
+                        });
+                    }
+                }
                 w.record.apply(
                     ProfileOp::SetAttributes(attrs.clone()),
                     store.params(),
@@ -484,8 +501,9 @@ impl Engine {
             .event_id
             .as_ref()
             .map(|id| xxhash_rust::xxh3::xxh3_64(id.as_bytes()));
+        // Loaded before anything changes: a record that does not decode refuses the event here.
+        let w = self.load(store, &mut b.records, &e.customer_id)?;
         if let Some(id_hash) = id_hash {
-            let w = self.load(store, &mut b.records, &e.customer_id)?;
             if w.record.has_seen(id_hash) {
                 return Ok(Ack {
                     version: w.record.version,
@@ -599,9 +617,7 @@ impl Engine {
             return;
         }
         self.model.watermark_ms = ts;
-        // Examples due before `ts` are labelled now; an erasure may move the watermark back,
-        // never this.
-        self.model.labelled_through_ms = self.model.labelled_through_ms.max(ts);
+        self.model.labelled_through_ms = ts;
         let h = self.horizon_ms;
         while let Some(first) = self.expiry.first() {
             if first.0 >= ts {
@@ -918,7 +934,6 @@ impl Engine {
             }
         }
         self.forget_erased_examples(b);
-        self.rewind_watermark(store, b)?;
         Ok(erased)
     }
 
@@ -944,11 +959,6 @@ impl Engine {
                 .as_ref()
                 .and_then(|bytes| store.decode_profile(customer, bytes).ok()),
         };
-        // A record that does not decode may have set the watermark too.
-        let last_seen = record.as_ref().map(|r| r.state.last_seen_ms);
-        if last_seen.is_none_or(|t| t >= Some(self.model.watermark_ms)) {
-            b.rewind_watermark = true;
-        }
         match &record {
             Some(r) => move_segment(&mut self.model, Prev::of(r), None, 0.0, 0.0),
             None => {
@@ -1007,63 +1017,7 @@ impl Engine {
             }
         }
         self.forget_erased_examples(b);
-        self.rewind_watermark(store, b)?;
         Ok(erased)
-    }
-
-    /// After erasing the customer whose event set the watermark, moves it back to the latest
-    /// event of the remaining profiles (0 if none has an event), so that no trace of the
-    /// erased events stays in it. This reads every profile's leading fields: one scan, paid
-    /// only by the erasure of a customer whose last event is the latest in the store.
-    ///
-    /// What it cannot take back: examples whose horizon the erased event's time closed were
-    /// labelled and learned then, and the models keep only aggregates of what they learned.
-    /// [`ModelState::labelled_through_ms`] keeps the time labels were given through.
-    fn rewind_watermark(&mut self, store: &Store, b: &mut BatchState) -> Result<()> {
-        if !std::mem::take(&mut b.rewind_watermark) {
-            return Ok(());
-        }
-        let mut latest: Option<i64> = None;
-        let mut keep = |t: Option<i64>| latest = latest.max(t);
-        for (id, w) in &b.records {
-            if !b.erased.contains(id) {
-                keep(w.record.state.last_seen_ms);
-            }
-        }
-        // Newer than sled: the batches sled has not applied yet (newest version of each id).
-        let mut unapplied_ids = std::collections::HashSet::new();
-        for (_, batch) in &self.unapplied.batches {
-            unapplied_ids.extend(batch.records.keys().map(String::as_str));
-            unapplied_ids.extend(batch.erased.iter().map(String::as_str));
-        }
-        for id in &unapplied_ids {
-            if b.records.contains_key(*id) || b.erased.contains(*id) {
-                continue;
-            }
-            if let Some(Pending::Record(r)) = self.unapplied.record(id) {
-                keep(r.state.last_seen_ms);
-            }
-        }
-        for item in store.profiles_after(None) {
-            let (id, bytes) = item?;
-            let id = id.as_str();
-            if b.records.contains_key(id) || b.erased.contains(id) || unapplied_ids.contains(id) {
-                continue;
-            }
-            // A record that does not decode is reported by reads and `persona check`.
-            if let Ok(r) = store.decode_profile_state(id, &bytes) {
-                keep(r.state.last_seen_ms);
-            }
-        }
-        let latest = latest.unwrap_or(0).max(0);
-        if latest < self.model.watermark_ms {
-            tracing::info!(
-                "erasure moved the watermark back from {} to {latest}, the latest remaining event",
-                self.model.watermark_ms
-            );
-            self.model.watermark_ms = latest;
-        }
-        Ok(())
     }
 
     /// Reverts the expiry queue after a failed commit (the model is restored by the caller).

@@ -490,9 +490,9 @@ fn check_model(
         }
     }
     if let Some(last) = profiles.last_seen_ms {
-        // The watermark is the latest event time applied, written in the same batch as the
-        // profile of that event; erasing the customer whose event set it moves it back to the
-        // latest remaining event, so it is never older than a profile's last event.
+        // The watermark is the latest event time ever applied, written in the same batch as the
+        // profile of that event. It never moves back: erasing or purging the customer whose
+        // event set it leaves it ahead of every remaining profile, so only `<` is a fault.
         if model.watermark_ms < last {
             report.push(
                 keys::MODEL,
@@ -504,7 +504,7 @@ fn check_model(
             );
         }
     }
-    Ok(Some((model.version, model.labels_through_ms())))
+    Ok(Some((model.version, model.watermark_ms)))
 }
 
 /// Everything wrong with a decoded model state (beyond what decoding already validates).
@@ -536,6 +536,12 @@ fn model_problems(model: &ModelState, layout: &FeatureLayout, k: usize) -> Vec<S
         .any(|s| !s.spend_sum.is_finite() || !s.propensity_sum.is_finite())
     {
         out.push("segment statistics hold non-finite sums".into());
+    }
+    if model.labelled_through_ms > model.watermark_ms {
+        out.push(format!(
+            "labels learned through {} are past the watermark {}",
+            model.labelled_through_ms, model.watermark_ms
+        ));
     }
     out
 }
@@ -627,7 +633,7 @@ fn check_queue(
             return Ok(());
         }
     };
-    let Some((model_version, labels_through_ms)) = model else {
+    let Some((model_version, watermark_ms)) = model else {
         // Without the model state only whether the queue decodes can be judged.
         if let Err(e) = queue::load(
             db,
@@ -656,7 +662,7 @@ fn check_queue(
         db,
         meta.horizon_ms,
         meta.silent_horizons,
-        labels_through_ms,
+        watermark_ms,
         model_version,
     ) {
         Ok(Some(q)) => q.entries,
@@ -670,7 +676,7 @@ fn check_queue(
         profiles.pending.iter().cloned(),
         meta.horizon_ms,
         meta.silent_horizons,
-        labels_through_ms,
+        watermark_ms,
     );
     // Damaged records cannot be judged (their customers' entries are neither expected nor
     // stray).
