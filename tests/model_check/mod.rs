@@ -304,18 +304,8 @@ impl Reference {
             self.armed_failures -= 1;
             return None;
         }
-        let gone = self.customers.remove(customer);
-        // Erasing the customer whose event set the watermark moves it back to the latest
-        // remaining event (0 when none is left).
-        let last = gone.and_then(|c| c.current().last_seen);
-        if last.is_some_and(|t| t >= self.watermark) {
-            self.watermark = self
-                .customers
-                .values()
-                .filter_map(|c| c.current().last_seen)
-                .max()
-                .unwrap_or(0);
-        }
+        // The watermark stays: erasing never moves it back.
+        self.customers.remove(customer);
         self.model_version += 1;
         Some(true)
     }
