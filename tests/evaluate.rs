@@ -237,3 +237,43 @@ fn explicit_cutoffs_are_sorted_and_bad_arguments_fail() -> Result {
     assert!(err.contains("RFC 3339"), "{err}");
     Ok(())
 }
+
+/// On a generated stream in which recency matters but is not enough (planted personas with
+/// different rates and lifecycles), the online propensity ranks next-horizon buyers better than
+/// recency alone at every cutoff. The model used to learn from profiles just after an event
+/// (recency 0) and ranked backwards at the first cutoff (AUC 0.35 on 5,000 customers).
+#[test]
+fn online_propensity_beats_recency_on_a_generated_stream() -> persona::Result<()> {
+    use persona::evaluate::{evaluate, EvaluateOptions};
+    use persona::generator::{Generator, GeneratorConfig};
+    let dir = tempfile::tempdir()?;
+    let events: Vec<persona::Event> = Generator::new(GeneratorConfig {
+        customers: 2000,
+        events: 80_000,
+        seed: 11,
+        ..GeneratorConfig::default()
+    })
+    .expect("a valid workload")
+    .collect();
+    let report = evaluate(
+        persona::Config::new(dir.path().join("scratch")),
+        events,
+        &EvaluateOptions::default(),
+        &mut |_, _| {},
+    )?;
+    assert_eq!(report.cutoffs.len(), 3);
+    for c in &report.cutoffs {
+        let (persona, recency) = (&c.scores.persona, &c.scores.neg_recency);
+        let (p, r) = (persona.auc.expect("auc"), recency.auc.expect("auc"));
+        assert!(
+            p > r,
+            "cutoff {}: persona AUC {p:.3} <= -recency {r:.3}",
+            c.cutoff_ms
+        );
+        eprintln!(
+            "cutoff {}: persona AUC {p:.3}, -recency {r:.3}",
+            c.cutoff_ms
+        );
+    }
+    Ok(())
+}
