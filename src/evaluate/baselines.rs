@@ -3,6 +3,7 @@
 //! seeding, then Lloyd iterations). Both are deterministic: the same input (and seed) gives the
 //! same model bit for bit.
 
+use crate::model::propensity::sigmoid;
 use crate::model::Scaler;
 use rand::SeedableRng;
 
@@ -139,15 +140,6 @@ pub fn kmeans(x: &[Vec<f64>], k: usize, seed: u64) -> Vec<usize> {
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-fn sigmoid(t: f64) -> f64 {
-    if t >= 0.0 {
-        1.0 / (1.0 + (-t).exp())
-    } else {
-        let e = t.exp();
-        e / (1.0 + e)
-    }
 }
 
 /// Solves `a x = b` for a symmetric positive definite `p × p` matrix `a` (row-major) by Cholesky

@@ -24,6 +24,14 @@ pub const MAX_TIMESTAMP_MS: i64 = 7_258_118_400_000;
 /// Largest accepted purchase or refund amount, and view duration in seconds.
 pub const MAX_VALUE: f64 = 1e12;
 
+/// The wall clock in unix milliseconds (0 if it is before 1970): the time of an event the server
+/// dates itself, and the reference of the future-skew limit.
+pub(crate) fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// What a customer did. The set is closed: an unknown kind is rejected, never guessed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

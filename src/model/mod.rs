@@ -29,7 +29,7 @@
 
 pub mod drift;
 mod metrics;
-mod propensity;
+pub(crate) mod propensity;
 mod scaler;
 mod segments;
 mod state;

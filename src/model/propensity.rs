@@ -30,7 +30,7 @@ pub struct Propensity {
 
 /// Logistic function, evaluated so that no intermediate overflows: for `x < 0` it uses
 /// `eˣ / (1 + eˣ)`, where `eˣ` underflows harmlessly to 0 instead of `e⁻ˣ` overflowing.
-fn sigmoid(x: f64) -> f64 {
+pub(crate) fn sigmoid(x: f64) -> f64 {
     if x >= 0.0 {
         1.0 / (1.0 + (-x).exp())
     } else {

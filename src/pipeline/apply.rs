@@ -26,6 +26,7 @@ use super::{Ack, Item};
 use crate::config::Config;
 use crate::config::DriftReaction;
 use crate::error::{Error, Result};
+use crate::event::wall_clock_ms;
 use crate::features::vector::FeatureLayout;
 use crate::features::{CompactEvent, ProfileOp, ProfileState};
 use crate::model::drift::Detection;
@@ -401,9 +402,7 @@ impl Engine {
                 // The open example is the profile as of its checkpoint: if that has passed and
                 // its features are implicit, store them before the attributes change the state.
                 if let Some((taken_at, k)) = open_example(&w.record, now, horizon, silent) {
-                    let implicit =
-                        k > 0 || !w.record.pending.as_ref().is_some_and(|p| p.is_stored());
-                    if implicit && now > taken_at {
+                    if now > taken_at && is_implicit(&w.record.pending, k) {
                         let features = example_features(
                             &w.record.pending,
                             &w.record.state,
@@ -562,7 +561,7 @@ impl Engine {
                         b.undo.push(Undo::Inserted(key));
                     }
                     positive = Some(features);
-                } else if k > 0 || !w.record.pending.as_ref().is_some_and(|p| p.is_stored()) {
+                } else if is_implicit(&w.record.pending, k) {
                     // The example's features are implicit (the state as of its checkpoint,
                     // unchanged since); the state is about to change, so store them now. Its
                     // expiry entry stays.
@@ -1037,13 +1036,6 @@ impl Engine {
     }
 }
 
-/// The wall clock, unix milliseconds (0 if the clock is before 1970).
-fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// The refusal of an event later than the store accepts (see
 /// [`Config::max_future_skew_secs`]).
 fn future_event(ts: i64, limit: i64, config: &Config) -> Error {
@@ -1083,6 +1075,12 @@ fn open_example(
     // Smallest k whose horizon [taken + k h, taken + (k + 1) h] still contains `now`.
     let k = ((age - 1) / horizon_ms) as usize;
     (k <= silent_horizons).then(|| (p.taken_at_ms + k as i64 * horizon_ms, k))
+}
+
+/// Whether the features of example k of the chain `pending` starts are implicit (derived from
+/// the unchanged state, not stored): every silent-period example, and the first until stored.
+fn is_implicit(pending: &Option<PendingExample>, k: usize) -> bool {
+    k > 0 || !pending.as_ref().is_some_and(PendingExample::is_stored)
 }
 
 /// The raw features of example (taken_at, k): stored for k = 0 once materialised, derived

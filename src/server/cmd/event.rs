@@ -3,10 +3,9 @@
 use super::args::show;
 use super::{ArgDoc, ArgKind, Args, Command, CommandError, Ctx, Reply, Spec};
 use crate::event::parse::parse_timestamp;
-use crate::event::{Event, EventKind, InvalidEvent};
+use crate::event::{wall_clock_ms, Event, EventKind, InvalidEvent};
 use crate::pipeline::Ack;
 use crate::server::frame::Frame;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// `EVENT.ADD`.
 pub(crate) const ADD: Spec = Spec {
@@ -71,7 +70,7 @@ impl Add {
         let customer = text_field("customer_id", args.required()?)?;
         let kind_bytes = args.required()?;
         let kind = EventKind::parse(&text_field("kind", kind_bytes)?).map_err(invalid)?;
-        let mut event = Event::new(customer, now_ms(), kind);
+        let mut event = Event::new(customer, wall_clock_ms(), kind);
         let mut next = args.next();
         if let Some(value) = next.take_if(|word| !is_option(word)) {
             event.value = Some(parse_value(&value)?);
@@ -180,14 +179,6 @@ fn text_field(field: &'static str, bytes: Vec<u8>) -> Result<String, CommandErro
 
 fn invalid(e: InvalidEvent) -> CommandError {
     CommandError::Db(e.into())
-}
-
-/// The server's clock in unix milliseconds.
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
