@@ -42,19 +42,20 @@ fn features(c: &mut Criterion) {
         b.iter(|| black_box(x.clone()))
     });
     let mut model = ModelState::new(layout.dim(), &ModelConfig::default());
+    let mut sample = Vec::new();
     for i in 0..2000 {
         let mut v = x.clone();
         let n = v.len();
         v[i % n] += (i % 7) as f64;
         model.scaler.update(&v);
-        let z = model.scaler.transform_vec(&v);
-        model.segments.observe(&z);
+        sample.push(v);
     }
+    model.segments.fit(&sample);
     g.bench_function("model_step", |b| {
         b.iter(|| {
             model.scaler.update(black_box(&x));
             let z = model.scaler.transform_vec(&x);
-            let s = model.segments.observe(&z);
+            let s = model.segments.assign(&x);
             let p = model.propensity.learn(&z, true);
             black_box((s, p))
         })

@@ -24,9 +24,8 @@ fn model(c: &mut Criterion) {
         .collect();
     for v in &vectors {
         model.scaler.update(v);
-        let z = model.scaler.transform_vec(v);
-        model.segments.observe(&z);
     }
+    model.segments.fit(&vectors);
     let x = vectors[17].clone();
     let z = model.scaler.transform_vec(&x);
     let mut out = vec![0.0; dim];
@@ -40,8 +39,11 @@ fn model(c: &mut Criterion) {
     g.bench_function("scaler_transform", |b| {
         b.iter(|| model.scaler.transform(black_box(&x), &mut out))
     });
-    g.bench_function("kmeans_observe", |b| {
-        b.iter(|| black_box(model.segments.observe(black_box(&z))))
+    g.bench_function("segment_assign", |b| {
+        b.iter(|| black_box(model.segments.assign(black_box(&x))))
+    });
+    g.bench_function("segment_fit (2,000 vectors)", |b| {
+        b.iter(|| black_box(model.segments.clone().fit(black_box(&vectors))))
     });
     g.bench_function("propensity_learn", |b| {
         b.iter(|| black_box(model.propensity.learn(black_box(&z), true)))
@@ -50,7 +52,7 @@ fn model(c: &mut Criterion) {
         b.iter(|| {
             model.scaler.update(black_box(&x));
             let z = model.scaler.transform_vec(&x);
-            let s = model.segments.observe(&z);
+            let s = model.segments.assign(&x);
             let p = model.propensity.learn(&z, true);
             black_box((s, p))
         })

@@ -175,6 +175,7 @@ impl Db {
                 model,
                 queue,
                 snapshots: store.snapshot_versions()?,
+                sample: recover_sample(&store)?,
             },
             shared.clone(),
             rx,
@@ -613,13 +614,13 @@ impl Db {
             let Ok(rec) = self.inner.store.decode_profile_current(&id, &bytes) else {
                 continue; // a damaged record is left out of the picture; `check` reports it
             };
-            let z = self.standardised(&rec.state, &model);
-            let Some((seg, _)) = model.segments.nearest(&z) else {
+            let x = self.as_of_now(&rec.state, &model);
+            let Some((seg, _)) = model.segments.assign(&x) else {
                 continue;
             };
             let point = ReportPoint {
                 segment: seg as u16,
-                vector: z,
+                vector: model.segments.scale().transform_vec(&x),
             };
             match slot {
                 None => points.push(point),
@@ -641,7 +642,7 @@ impl Db {
                     id: s.id,
                     size: s.size,
                     label: s.label.clone(),
-                    centroid: model.segments.centroid(s.id as usize).to_vec(),
+                    centroid: model.segments.scaled_centroid(s.id as usize).to_vec(),
                 })
                 .collect(),
             points,
@@ -672,9 +673,10 @@ impl Db {
     /// db.ingest(Event::new("c1", 1_767_225_600_000, EventKind::Click))?;
     /// let first = db.stats();
     /// assert_eq!((first.commits, first.items), (1, 1));
-    /// // The profile record, the model state, and the expiry queue's first checkpoint (its
-    /// // meta record and one chunk).
-    /// assert_eq!(first.key_writes, 4);
+    /// // The profile record, the new customer's entry in the segment sample (while the sample
+    /// // is not full, every new customer joins it), the model state, and the expiry queue's
+    /// // first checkpoint (its meta record and one chunk).
+    /// assert_eq!(first.key_writes, 5);
     /// db.ingest(Event::new("c1", 1_767_225_601_000, EventKind::Click))?;
     /// // The profile record, the model state and the queue's meta record (the open training
     /// // example did not change, so there is no queue delta).
@@ -709,23 +711,23 @@ impl Db {
     /// ```
     pub fn nearest_segments(&self, target: Target<'_>, n: usize) -> Result<Vec<SegmentDistance>> {
         let model = self.model();
-        let z = match target {
+        let x = match target {
             Target::Vector(v) => {
                 crate::model::check_vector(v, self.inner.layout.dim())
                     .map_err(|e| Error::invalid_argument("vector", e.to_string()))?;
-                model.scaler.transform_vec(v)
+                v.to_vec()
             }
             Target::Customer(id) => {
                 validate_customer_id(id)?;
                 match self.inner.store.profile_current(id)? {
-                    Some(rec) => self.standardised(&rec.state, &model),
+                    Some(rec) => self.as_of_now(&rec.state, &model),
                     None => return Ok(Vec::new()),
                 }
             }
         };
         Ok(model
             .segments
-            .nearest_n(&z, n)
+            .assign_n(&x, n)
             .into_iter()
             .map(|(s, d)| SegmentDistance {
                 segment: s as u16,
@@ -735,12 +737,16 @@ impl Db {
     }
 
     fn standardised(&self, state: &crate::features::ProfileState, model: &ModelState) -> Vec<f64> {
+        model.scaler.transform_vec(&self.as_of_now(state, model))
+    }
+
+    /// The raw feature vector of `state` as of now (the watermark, or the profile's own last
+    /// event if later).
+    fn as_of_now(&self, state: &crate::features::ProfileState, model: &ModelState) -> Vec<f64> {
         let as_of = model
             .watermark_ms
             .max(state.last_seen_ms.unwrap_or(i64::MIN));
-        model
-            .scaler
-            .transform_vec(&self.inner.layout.vector(state, as_of))
+        self.inner.layout.vector(state, as_of)
     }
 
     /// The `k` customers most similar to `customer_id` (lookalikes), nearest first, excluding
@@ -776,7 +782,7 @@ impl Db {
         };
         let model = self.model();
         let z = self.standardised(&rec.state, &model);
-        let scan = self.similar_scan(&rec.state, &model, &z, k, exact)?;
+        let scan = self.similar_scan(&rec.state, &model, k, exact)?;
         similar::search(
             &self.inner.store,
             &model,
@@ -789,13 +795,11 @@ impl Db {
         .map(Some)
     }
 
-    /// Which profiles [`Db::similar`] evaluates exactly for a customer in `state` (standardised
-    /// as of now: `z`).
+    /// Which profiles [`Db::similar`] evaluates exactly for a customer in `state`.
     fn similar_scan(
         &self,
         state: &crate::features::ProfileState,
         model: &ModelState,
-        z: &[f64],
         k: usize,
         exact: bool,
     ) -> Result<Scan> {
@@ -812,18 +816,16 @@ impl Db {
         // customers similar to this one *now* were assigned near where this one was at its
         // own last activity. Probe around both positions.
         let nprobe = self.inner.config.nprobe;
-        let at_last_write = model.scaler.transform_vec(
-            &self
-                .inner
-                .layout
-                .vector(state, state.last_seen_ms.unwrap_or(model.watermark_ms)),
-        );
+        let at_last_write = self
+            .inner
+            .layout
+            .vector(state, state.last_seen_ms.unwrap_or(model.watermark_ms));
         let mut segs: Vec<u16> = Vec::new();
         for (s, _) in model
             .segments
-            .nearest_n(z, nprobe)
+            .assign_n(&self.as_of_now(state, model), nprobe)
             .into_iter()
-            .chain(model.segments.nearest_n(&at_last_write, nprobe))
+            .chain(model.segments.assign_n(&at_last_write, nprobe))
         {
             if !segs.contains(&(s as u16)) {
                 segs.push(s as u16);
@@ -855,8 +857,7 @@ impl Db {
             return Ok(None);
         };
         let model = self.model();
-        let z = self.standardised(&rec.state, &model);
-        Ok(match self.similar_scan(&rec.state, &model, &z, k, false)? {
+        Ok(match self.similar_scan(&rec.state, &model, k, false)? {
             Scan::Candidates(ids) => Some(ids.len()),
             Scan::All => None,
         })
@@ -992,8 +993,7 @@ impl Db {
             return Ok(None);
         };
         let model = self.model();
-        let z = self.standardised(&rec.state, &model);
-        let Some((seg, _)) = model.segments.nearest(&z) else {
+        let Some((seg, _)) = model.segments.assign(&self.as_of_now(&rec.state, &model)) else {
             return Err(Error::invalid_argument(
                 "segment",
                 "segments are not seeded yet; strategies need segments",
@@ -1136,14 +1136,14 @@ impl Db {
         }
         let mut report = ResegmentReport::default();
         if refit {
-            let centroids = crate::query::refit::refit(
+            let points = crate::query::refit::sample(
                 &self.inner.store,
                 &model,
                 &self.inner.layout,
                 crate::query::refit::SAMPLE,
                 self.inner.config.model.seed,
             )?;
-            self.maintain(Maintenance::SetCentroids(centroids))?;
+            self.maintain(Maintenance::FitSegments(points))?;
             report.refitted = true;
         }
         let mut cursor: Option<String> = None;
@@ -1353,4 +1353,22 @@ impl Drop for Inner {
             tracing::error!("closing persona store failed: {e}");
         }
     }
+}
+
+/// The segment-fitting sample as stored; for a store written before the sample existed (no
+/// `K` keys but profiles), the bottom-k sample of its profiles, to be stored by the next
+/// commit.
+fn recover_sample(store: &Store) -> Result<(pipeline::sample::Sample, bool)> {
+    use pipeline::sample::{Sample, CAPACITY};
+    let stored = store.sample_members()?;
+    if !stored.is_empty() {
+        return Ok((Sample::new(stored, CAPACITY), false));
+    }
+    let mut ids = Vec::new();
+    for item in store.profiles_after(None) {
+        ids.push(item?.0);
+    }
+    let sample = Sample::bottom_k(ids.iter().map(String::as_str), CAPACITY);
+    let unsaved = sample.len() > 0;
+    Ok((sample, unsaved))
 }

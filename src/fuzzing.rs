@@ -140,7 +140,7 @@ pub fn record_bytes(data: &[u8]) {
         // A state that decodes validated: it must be usable for the dimension it claims.
         let x = vec![0.5; model.dim()];
         let z = model.scaler.transform_vec(&x);
-        let _ = model.segments.nearest(&z);
+        let _ = model.segments.assign(&x);
         let _ = model.propensity.predict(&z);
     }
     let _ = ProfileState::new(&params);

@@ -1,5 +1,5 @@
 //! Planted structure is recovered: generate a workload with six planted personas, ingest it, and
-//! check that the online k-means segments agree with the personas (adjusted Rand index) and that
+//! check that the segments the writer keeps (no re-segmentation) agree with the personas (adjusted Rand index) and that
 //! the propensity model learns the planted purchase signal (prequential rolling AUC).
 //!
 //! A third test clusters the same final profiles offline (seeded k-means++ and Lloyd, here in
@@ -121,12 +121,10 @@ fn final_profiles(
     Ok(out)
 }
 
-// Online k-means alone learns from post-event vectors (recency 0) while profiles are segmented as
-// of the watermark, so its centroids fit the stream, not today's population: measured ARI 0.29
-// (seed 42). Re-segmentation with a refit (mini-batch warm start vs k-means++ + Lloyd over a
-// sample of profiles as of now, the better fit wins) is the engine's answer to that staleness —
-// `persona import` runs it after a bulk load, and `resegment_interval_secs` runs it periodically
-// — and recovers the personas: measured ARI 0.73.
+// The streaming path: segments as the writer keeps them, with no re-segmentation and no refit
+// (what a server fed by EVENT.ADD has), must recover the personas; then an explicit refit must
+// too. Measured (seed 42): online ARI 0.68, after the refit 0.69; the online k-means this
+// replaced reached 0.29 without the refit.
 #[test]
 fn segments_recover_planted_personas() -> Result<()> {
     let dir = tempfile::tempdir()?;
@@ -161,6 +159,10 @@ fn segments_recover_planted_personas() -> Result<()> {
         "planted: online ARI {online:.3} over {} customers; segment sizes {:?}",
         pairs.len(),
         db.model_info().segments
+    );
+    assert!(
+        online >= 0.6,
+        "streaming-path adjusted Rand index {online:.3} < 0.6"
     );
     let report = db.resegment(1000, true)?;
     assert!(report.refitted && report.scanned == pairs.len());

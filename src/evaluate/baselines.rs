@@ -129,11 +129,14 @@ impl BatchLogistic {
 /// assert!(a[0] == a[1] && a[2] == a[3] && a[0] != a[2]);
 /// ```
 pub fn kmeans(x: &[Vec<f64>], k: usize, seed: u64) -> Vec<usize> {
-    use crate::query::refit::{kmeans_pp, lloyd, nearest_row};
+    use crate::model::{kmeans_pp, lloyd, nearest_row};
     let k = k.min(x.len());
     let mut rng = rand_pcg::Pcg64::seed_from_u64(seed);
-    match lloyd(kmeans_pp(x, k, &mut rng), x, LLOYD_STEPS) {
-        Some(c) => x.iter().map(|r| nearest_row(&c, r)).collect(),
+    match kmeans_pp(x, k, &mut rng) {
+        Some(mut c) => {
+            lloyd(&mut c, x, LLOYD_STEPS);
+            x.iter().map(|r| nearest_row(&c, r).0).collect()
+        }
         None => Vec::new(),
     }
 }

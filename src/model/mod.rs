@@ -8,7 +8,8 @@
 //! - [`Scaler`]: running mean and variance per dimension (Welford); maps raw features `x` to
 //!   standardised features `z`. The other models only ever see `z`.
 //! - [`Propensity`]: logistic regression trained online with AdaGrad and L2.
-//! - [`Segments`]: online k-means, seeded by k-means++ over a reservoir of the first vectors.
+//! - [`Segments`]: k-means refitted on a schedule to a uniform sample of the customers as of now,
+//!   in the sample's own standardisation.
 //! - [`Prequential`]: test-then-train metrics (log loss, rolling ROC AUC) of the propensity model.
 //! - [`strategy::Strategy`]: per-segment marketing-action statistics, Thompson sampling.
 //! - [`drift::PageHinkley`]: drift detection on the prequential loss.
@@ -28,6 +29,7 @@
 #![deny(missing_docs)]
 
 pub mod drift;
+mod legacy;
 mod metrics;
 pub(crate) mod propensity;
 mod scaler;
@@ -39,6 +41,7 @@ pub use metrics::Prequential;
 pub use propensity::Propensity;
 pub use scaler::Scaler;
 pub use segments::Segments;
+pub(crate) use segments::{kmeans_pp, lloyd, nearest_row};
 pub use state::{ModelState, SegmentStats, MAX_STATE_BYTES};
 
 use serde::{Deserialize, Serialize};
@@ -50,10 +53,12 @@ use serde::{Deserialize, Serialize};
 pub struct ModelConfig {
     /// Number of customer segments `k` (k-means clusters). Must be at least 1.
     pub segments: usize,
-    /// How many vectors k-means++ seeding draws from. Values below `segments` act as `segments`.
+    /// Events before the segments are first fitted, and the fewest events between two fits.
+    /// Values below `segments` act as `segments`.
     pub reservoir_size: usize,
-    /// Floor on the online k-means step size, in `[0, 1]`; above 0 the centroids keep following
-    /// drift instead of freezing as their update counts grow.
+    /// No longer used: the segments are refitted to the customers as of now instead of
+    /// following each event with a step size. Still accepted (and range-checked) so that
+    /// existing config files load.
     pub kmeans_min_rate: f64,
     /// AdaGrad base learning rate of the propensity model; must be positive.
     pub learning_rate: f64,

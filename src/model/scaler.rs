@@ -167,6 +167,17 @@ impl Scaler {
         out
     }
 
+    /// The raw vector whose standardisation is `z`: `z · std + mean` per dimension, with the
+    /// divisor [`Self::transform`] uses (so `inverse(transform(x)) == x` up to rounding).
+    pub fn inverse(&self, z: &[f64]) -> Vec<f64> {
+        debug_assert_eq!(z.len(), self.dim(), "scaler dimension mismatch");
+        z.iter()
+            .zip(&self.mean)
+            .zip(&self.divisor)
+            .map(|((v, mean), divisor)| v * divisor + mean)
+            .collect()
+    }
+
     /// Checks the internal invariants of a decoded scaler.
     pub(crate) fn validate(&self) -> Result<(), ModelError> {
         if self.mean.len() != self.m2.len() {

@@ -1,51 +1,77 @@
-//! Customer segments: online k-means seeded by k-means++.
+//! Customer segments: k-means fitted on the customers as they are *now*.
+//!
+//! Segments are served as of the watermark: a customer's segment is the centroid nearest to
+//! their feature vector as of now. So they are fitted on exactly that population: a uniform
+//! sample of customers (the writer keeps it, see `docs/model.md`), each evaluated as of the
+//! watermark, standardised by *the sample's own* mean and variance, clustered by k-means++
+//! then Lloyd. Fitting on the vectors of events as they happen (recency 0, the active
+//! customers over-represented), as an online k-means would, gives other clusters than the
+//! ones the segments are asked about.
 //!
 //! Life cycle:
-//! 1. *Collecting.* The first `reservoir_size` vectors are kept in a reservoir. If the full
-//!    reservoir holds fewer than `k` distinct points, collection continues with reservoir sampling
-//!    (Algorithm R), so the reservoir stays a uniform sample of everything seen.
-//! 2. *Seeding*, as soon as the reservoir is full and holds at least `k` distinct points:
-//!    k-means++ picks `k` initial centroids from the reservoir, then up to 10 Lloyd iterations
-//!    refine them; each centroid's update count starts at the number of reservoir points it owns,
-//!    so the online phase continues the cluster means rather than restarting them. The reservoir
-//!    is then dropped.
-//! 3. *Online.* Each vector moves its nearest centroid towards itself by
-//!    `η = max(1/n_c, min_rate)`: a running mean while `n_c` is small, then an exponential moving
-//!    average, so centroids keep following drift.
+//! 1. *Unseeded* until the writer has counted `reservoir_size` events and the sample holds at
+//!    least `k` distinct vectors; nothing is assigned to a segment.
+//! 2. *Fitted* ([`Segments::fit`]): the writer refits on a schedule of events
+//!    ([`Segments::count_event`]): the gap between fits grows with the events seen, from
+//!    `reservoir_size` up to [`MAX_FIT_GAP`]. Each fit standardises the sample afresh, runs
+//!    Lloyd from the previous centroids and (at the first fit and every [`FRESH_EVERY`]th)
+//!    from greedy k-means++ starts (more for a small sample), keeps the lowest inertia, and renumbers the winner so that each
+//!    segment keeps the id of the previous centroid nearest to it (ids stay stable while the
+//!    clusters do).
 //!
-//! All randomness comes from a seeded `Pcg64` that is part of the persisted state, so replaying
-//! the same vectors from the same state reproduces it bit for bit.
+//! All randomness comes from a seeded `Pcg64` that is part of the persisted state, so fitting
+//! the same samples from the same state reproduces it bit for bit.
 //!
-//! Invariants (checked when a [`super::ModelState`] is decoded): the centroid matrix is `k × dim` in
-//! standard (contiguous row-major) layout; `updates.len() == k`; the reservoir holds at most
-//! `reservoir_size` vectors of `dim` components; `reservoir_size >= k`.
+//! Invariants (checked when a [`super::ModelState`] is decoded): the centroid matrix is `k × dim`
+//! in standard (contiguous row-major) layout; `members.len() == k`; the standardisation has
+//! `dim` components.
 
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 use serde::{Deserialize, Serialize};
 
-use super::{check_len, ModelConfig, ModelError};
+use super::{check_len, ModelConfig, ModelError, Scaler};
 
-/// Upper bound on Lloyd refinement passes over the reservoir at seeding time.
-const LLOYD_ITERATIONS: usize = 10;
+/// Upper bound on Lloyd passes from the previous centroids (they are near a fixed point
+/// unless the population moved).
+pub const WARM_ITERATIONS: usize = 10;
+/// Upper bound on Lloyd passes from a k-means++ start.
+pub const FRESH_ITERATIONS: usize = 30;
+/// Every this many fits (and at the first), fresh k-means++ starts compete with the previous
+/// centroids, so that the segments do not stay in a poor local optimum.
+pub const FRESH_EVERY: u64 = 2;
+/// Fresh starts per such fit: `FRESH_POINTS / sample size`, between 1 and [`MAX_FRESH_STARTS`]
+/// (a small sample is cheap to cluster, and more prone to poor local optima).
+pub const FRESH_POINTS: usize = 4096;
+/// Most fresh starts per fit.
+pub const MAX_FRESH_STARTS: usize = 8;
+/// Most Lloyd passes per start of [`Segments::refit`].
+pub const THOROUGH_ITERATIONS: usize = 100;
+/// Most events between two fits.
+pub const MAX_FIT_GAP: u64 = 100_000;
 
-/// Online k-means over vectors of a fixed dimension.
+/// k-means segments over vectors of a fixed dimension.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Segments {
     k: usize,
     dim: usize,
-    /// `k × dim`, standard layout; all zeros until seeded.
+    /// `k × dim`, standard layout, in the space standardised by `scale`; zeros until seeded.
     centroids: Array2<f64>,
-    /// Number of vectors that have moved each centroid (including its reservoir points).
-    updates: Vec<u64>,
+    /// Sample vectors each centroid owned at the last fit.
+    members: Vec<u64>,
     seeded: bool,
-    /// Seeding sample; emptied once seeded.
-    reservoir: Vec<Vec<f64>>,
-    reservoir_size: usize,
-    /// Vectors observed while collecting; Algorithm R needs it for its replacement probability.
-    seen: u64,
-    min_rate: f64,
+    /// The standardisation of the last fit's sample (mean and standard deviation of each
+    /// dimension).
+    scale: Scaler,
+    /// Events counted towards the fit schedule.
+    events: u64,
+    /// Event count at which the next fit is due.
+    next_fit: u64,
+    /// Fewest events between two fits (the config's `reservoir_size`, at least `k`).
+    min_gap: u64,
+    /// Fits so far.
+    fits: u64,
     rng: Pcg64,
 }
 
@@ -84,29 +110,190 @@ fn has_k_distinct(points: &[Vec<f64>], k: usize) -> bool {
     distinct.len() >= k
 }
 
-impl Segments {
-    /// Unseeded segments: `k` clusters of `dim`-component vectors, using `config`'s
-    /// `reservoir_size`, `kmeans_min_rate` and `seed`.
-    ///
-    /// Never panics: a reservoir smaller than `k` is enlarged to `k`, `min_rate` is clamped to
-    /// `[0, 1]` (NaN becomes 0), and with `k == 0` the segments simply never seed.
-    pub fn new(k: usize, dim: usize, config: &ModelConfig) -> Self {
-        let min_rate = if config.kmeans_min_rate.is_nan() {
-            0.0
-        } else {
-            config.kmeans_min_rate.clamp(0.0, 1.0)
+/// The row of `c` nearest to `p` and its squared distance (the first of equals); `(0, ∞)` for
+/// a matrix without rows.
+pub(crate) fn nearest_row(c: &Array2<f64>, p: &[f64]) -> (usize, f64) {
+    let mut best = (0, f64::INFINITY);
+    for (i, row) in c.rows().into_iter().enumerate() {
+        let d = match row.as_slice() {
+            Some(r) => sq_dist(r, p),
+            None => row.iter().zip(p).map(|(a, b)| (a - b) * (a - b)).sum(),
         };
+        if d < best.1 {
+            best = (i, d);
+        }
+    }
+    best
+}
+
+/// Sum of squared distances of `points` to their nearest row of `c`.
+pub(crate) fn inertia(c: &Array2<f64>, points: &[Vec<f64>]) -> f64 {
+    points.iter().map(|p| nearest_row(c, p).1).sum()
+}
+
+/// Greedy k-means++ seeding over `points` (Arthur & Vassilvitskii 2007, with the greedy
+/// choice scikit-learn makes): the first centroid a uniform pick; for each next one,
+/// `2 + ln k` candidates are drawn with probability proportional to their squared distance to
+/// the nearest centroid chosen so far, and the one that lowers the total most is kept.
+/// `None` if there are fewer points than `k` or `k == 0`.
+pub(crate) fn kmeans_pp(points: &[Vec<f64>], k: usize, rng: &mut Pcg64) -> Option<Array2<f64>> {
+    if points.len() < k || k == 0 {
+        return None;
+    }
+    let dim = points[0].len();
+    let trials = 2 + (k as f64).ln() as usize;
+    let mut c = Array2::zeros((k, dim));
+    let first = rng.gen_range(0..points.len());
+    c.row_mut(0).assign(&ndarray::aview1(&points[first]));
+    let mut d2: Vec<f64> = points.iter().map(|p| sq_dist(p, &points[first])).collect();
+    for i in 1..k {
+        let total: f64 = d2.iter().sum();
+        let mut best: Option<(f64, usize, Vec<f64>)> = None;
+        for _ in 0..trials {
+            let mut target = rng.gen::<f64>() * total;
+            let mut pick = None;
+            for (j, &d) in d2.iter().enumerate() {
+                if d > 0.0 {
+                    pick = Some(j);
+                    if target < d {
+                        break;
+                    }
+                    target -= d;
+                }
+            }
+            // With >= k distinct points some d2 is positive, unless the differences underflow
+            // when squared or are NaN; a uniform pick then keeps seeding well-defined.
+            let pick = pick.unwrap_or_else(|| rng.gen_range(0..points.len()));
+            let next: Vec<f64> = d2
+                .iter()
+                .zip(points)
+                .map(|(d, p)| d.min(sq_dist(p, &points[pick])))
+                .collect();
+            let potential: f64 = next.iter().sum();
+            if best.as_ref().is_none_or(|(b, _, _)| potential < *b) {
+                best = Some((potential, pick, next));
+            }
+        }
+        let (_, pick, next) = best?;
+        c.row_mut(i).assign(&ndarray::aview1(&points[pick]));
+        d2 = next;
+    }
+    Some(c)
+}
+
+/// Lloyd's algorithm from `c` for at most `iterations` passes (stops when no point changes
+/// owner). Returns the points each centroid owns; a centroid that owns none keeps its place.
+pub(crate) fn lloyd(c: &mut Array2<f64>, points: &[Vec<f64>], iterations: usize) -> Vec<u64> {
+    let (k, dim) = c.dim();
+    let mut flat: Vec<f64> = c.iter().copied().collect();
+    let mut owner = vec![usize::MAX; points.len()];
+    let mut counts = vec![0u64; k];
+    let mut sums = vec![0.0; k * dim];
+    for _ in 0..iterations.max(1) {
+        let mut changed = false;
+        for (o, p) in owner.iter_mut().zip(points) {
+            let mut best = (0, f64::INFINITY);
+            for (i, row) in flat.chunks_exact(dim.max(1)).enumerate() {
+                let d = sq_dist(row, p);
+                if d < best.1 {
+                    best = (i, d);
+                }
+            }
+            changed |= *o != best.0;
+            *o = best.0;
+        }
+        counts.fill(0);
+        for &o in &owner {
+            counts[o] += 1;
+        }
+        if !changed || dim == 0 {
+            break;
+        }
+        sums.fill(0.0);
+        for (&o, p) in owner.iter().zip(points) {
+            for (s, x) in sums[o * dim..(o + 1) * dim].iter_mut().zip(p) {
+                *s += x;
+            }
+        }
+        for (i, &n) in counts.iter().enumerate() {
+            if n > 0 {
+                for (cv, s) in flat[i * dim..(i + 1) * dim]
+                    .iter_mut()
+                    .zip(&sums[i * dim..])
+                {
+                    *cv = s / n as f64;
+                }
+            }
+        }
+    }
+    for (cv, v) in c.iter_mut().zip(flat) {
+        *cv = v;
+    }
+    counts
+}
+
+/// The order of `new`'s rows that keeps ids: greedily, the closest (new, old) pair of rows
+/// first, each new row takes the id of the old row it is paired with. `order[old] = new`.
+fn match_ids(new: &Array2<f64>, old: &Array2<f64>) -> Vec<usize> {
+    let k = new.nrows();
+    let mut pairs: Vec<(f64, usize, usize)> = Vec::with_capacity(k * k);
+    for (n, nr) in new.rows().into_iter().enumerate() {
+        for (o, or) in old.rows().into_iter().enumerate() {
+            let d: f64 = nr
+                .iter()
+                .zip(or.iter())
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum();
+            pairs.push((d, n, o));
+        }
+    }
+    pairs.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let (mut taken_new, mut order) = (vec![false; k], vec![usize::MAX; k]);
+    for (_, n, o) in pairs {
+        if !taken_new[n] && order[o] == usize::MAX {
+            taken_new[n] = true;
+            order[o] = n;
+        }
+    }
+    order
+}
+
+impl Segments {
+    /// Unseeded segments: `k` clusters of `dim`-component vectors, first fitted after
+    /// `config.reservoir_size` events (at least `k`), using `config.seed`.
+    ///
+    /// Never panics: with `k == 0` the segments simply never seed.
+    pub fn new(k: usize, dim: usize, config: &ModelConfig) -> Self {
         Segments {
             k,
             dim,
             centroids: Array2::zeros((k, dim)),
-            updates: vec![0; k],
+            members: vec![0; k],
             seeded: false,
-            reservoir: Vec::new(),
-            reservoir_size: config.reservoir_size.max(k),
-            seen: 0,
-            min_rate,
+            scale: Scaler::new(dim),
+            events: 0,
+            next_fit: config.reservoir_size.max(k).max(1) as u64,
+            min_gap: config.reservoir_size.max(k).max(1) as u64,
+            fits: 0,
             rng: Pcg64::seed_from_u64(config.seed),
+        }
+    }
+
+    /// Unfitted segments whose first fit is due at the next counted event (segments converted
+    /// from an earlier build's state, which kept other centroids).
+    pub(crate) fn due_now(k: usize, dim: usize, min_gap: usize, rng: Pcg64) -> Self {
+        Segments {
+            k,
+            dim,
+            centroids: Array2::zeros((k, dim)),
+            members: vec![0; k],
+            seeded: false,
+            scale: Scaler::new(dim),
+            events: 0,
+            next_fit: 1,
+            min_gap: min_gap.max(k).max(1) as u64,
+            fits: 0,
+            rng,
         }
     }
 
@@ -120,36 +307,53 @@ impl Segments {
         self.dim
     }
 
-    /// Whether the centroids have been seeded (before that, nothing is assigned to a segment).
+    /// Whether the centroids have been fitted (before that, nothing is assigned to a segment).
     pub fn is_seeded(&self) -> bool {
         self.seeded
     }
 
-    /// `Ok` when `z` has [`Self::dim`] components.
-    pub fn check_dim(&self, z: &[f64]) -> Result<(), ModelError> {
-        check_len(z.len(), self.dim)
+    /// Fits so far.
+    pub fn fits(&self) -> u64 {
+        self.fits
     }
 
-    /// The whole `k × dim` centroid matrix (zeros until seeded).
-    pub fn centroids(&self) -> &Array2<f64> {
-        &self.centroids
+    /// `Ok` when `x` has [`Self::dim`] components.
+    pub fn check_dim(&self, x: &[f64]) -> Result<(), ModelError> {
+        check_len(x.len(), self.dim)
     }
 
-    /// Centroid of segment `i` (zeros until seeded).
+    /// The standardisation of the last fit's sample: segments are distances in this space.
+    pub fn scale(&self) -> &Scaler {
+        &self.scale
+    }
+
+    /// Sample vectors that segment `i` owned at the last fit.
     ///
     /// # Panics
     /// If `i >= self.k()`, like slice indexing.
-    pub fn centroid(&self, i: usize) -> &[f64] {
+    pub fn members(&self, i: usize) -> u64 {
+        self.members[i]
+    }
+
+    /// Centroid of segment `i` in raw feature units (the layout of
+    /// [`crate::features::vector`]); zeros until seeded.
+    ///
+    /// # Panics
+    /// If `i >= self.k()`, like slice indexing.
+    pub fn centroid(&self, i: usize) -> Vec<f64> {
+        if !self.seeded {
+            return vec![0.0; self.dim];
+        }
+        self.scale.inverse(self.row(i))
+    }
+
+    /// Centroid of segment `i` in the segments' standardised space ([`Self::scale`]); zeros
+    /// until seeded.
+    ///
+    /// # Panics
+    /// If `i >= self.k()`, like slice indexing.
+    pub fn scaled_centroid(&self, i: usize) -> &[f64] {
         self.row(i)
-    }
-
-    /// Number of vectors that have moved centroid `i`, counting the reservoir points it owned at
-    /// seeding.
-    ///
-    /// # Panics
-    /// If `i >= self.k()`, like slice indexing.
-    pub fn updates(&self, i: usize) -> u64 {
-        self.updates[i]
     }
 
     /// Row `i` of the centroid matrix as a slice.
@@ -164,34 +368,8 @@ impl Segments {
             .expect("centroids are built in standard layout and decode rejects any other")
     }
 
-    /// Replaces the centroids (e.g. after a mini-batch refit) and marks the segments seeded.
-    /// Update counts are kept, so the learning rate continues where it was.
-    ///
-    /// # Errors
-    /// [`ModelError::Inconsistent`] if the matrix is not `k × dim` or holds non-finite values.
-    pub fn set_centroids(&mut self, centroids: Array2<f64>) -> Result<(), ModelError> {
-        if centroids.dim() != (self.k, self.dim) {
-            return Err(ModelError::Inconsistent(format!(
-                "centroid matrix is {}x{}, expected {}x{}",
-                centroids.nrows(),
-                centroids.ncols(),
-                self.k,
-                self.dim
-            )));
-        }
-        if centroids.iter().any(|v| !v.is_finite()) {
-            return Err(ModelError::Inconsistent(
-                "centroid matrix holds non-finite values".into(),
-            ));
-        }
-        self.centroids = centroids.as_standard_layout().into_owned();
-        self.seeded = true;
-        self.reservoir = Vec::new();
-        Ok(())
-    }
-
-    /// Nearest centroid and its *squared* distance, ignoring whether the centroids are seeded.
-    /// `None` only when `k == 0`. Allocation-free: this is the hot path.
+    /// Nearest centroid to the standardised `z` and its *squared* distance. `None` only when
+    /// `k == 0`. Allocation-free.
     fn nearest_sq(&self, z: &[f64]) -> Option<(usize, f64)> {
         if self.dim == 0 {
             // Every centroid of a 0-dimensional space is the same point.
@@ -209,24 +387,29 @@ impl Segments {
         Some(best)
     }
 
-    /// Nearest segment to `z` and the Euclidean distance to its centroid; `None` until seeded.
-    pub fn nearest(&self, z: &[f64]) -> Option<(usize, f64)> {
-        debug_assert_eq!(z.len(), self.dim, "segments dimension mismatch");
-        if !self.seeded {
+    /// The segment of the raw feature vector `x`: the nearest centroid and the Euclidean
+    /// distance to it in the segments' standardised space; `None` until seeded.
+    ///
+    /// A vector of the wrong length trips a `debug_assert!`; in release it gets `None`.
+    pub fn assign(&self, x: &[f64]) -> Option<(usize, f64)> {
+        debug_assert_eq!(x.len(), self.dim, "segments dimension mismatch");
+        if !self.seeded || x.len() != self.dim {
             return None;
         }
-        self.nearest_sq(z).map(|(c, d)| (c, d.sqrt()))
+        let z = self.scale.transform_vec(x);
+        self.nearest_sq(&z).map(|(c, d)| (c, d.sqrt()))
     }
 
-    /// The `n` nearest segments to `z` (fewer if `n > k`), by ascending Euclidean distance, ties
-    /// broken by segment index; empty until seeded.
-    pub fn nearest_n(&self, z: &[f64], n: usize) -> Vec<(usize, f64)> {
-        debug_assert_eq!(z.len(), self.dim, "segments dimension mismatch");
-        if !self.seeded {
+    /// The `n` nearest segments to the raw vector `x` (fewer if `n > k`), by ascending distance,
+    /// ties broken by segment index; empty until seeded.
+    pub fn assign_n(&self, x: &[f64], n: usize) -> Vec<(usize, f64)> {
+        debug_assert_eq!(x.len(), self.dim, "segments dimension mismatch");
+        if !self.seeded || x.len() != self.dim {
             return Vec::new();
         }
+        let z = self.scale.transform_vec(x);
         let mut all: Vec<(usize, f64)> =
-            (0..self.k).map(|c| (c, sq_dist(self.row(c), z))).collect();
+            (0..self.k).map(|c| (c, sq_dist(self.row(c), &z))).collect();
         all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
         all.truncate(n);
         for entry in &mut all {
@@ -235,164 +418,121 @@ impl Segments {
         all
     }
 
-    /// Learns from one vector and returns its segment: the nearest centroid and the Euclidean
-    /// distance to it *after* it moved towards `z`.
-    ///
-    /// While unseeded, `z` goes into the reservoir and the result is `None`, except on the call
-    /// that completes seeding, which returns `z`'s nearest segment among the fresh centroids
-    /// (`z` already took part in seeding, so no extra online step is made).
-    ///
-    /// A `z` of the wrong length trips a `debug_assert!`; in release it is ignored (`None`).
-    pub fn observe(&mut self, z: &[f64]) -> Option<(usize, f64)> {
-        debug_assert_eq!(z.len(), self.dim, "segments dimension mismatch");
-        if z.len() != self.dim {
-            return None;
-        }
-        if !self.seeded {
-            self.collect(z);
-            if self.try_seed() {
-                return self.nearest(z);
-            }
-            return None;
-        }
-        let (c, _) = self.nearest_sq(z)?;
-        self.updates[c] = self.updates[c].saturating_add(1);
-        let eta = (1.0 / self.updates[c] as f64).max(self.min_rate);
-        let mut row = self.centroids.row_mut(c);
-        for (m, &v) in row.iter_mut().zip(z) {
-            *m += eta * (v - *m);
-        }
-        Some((c, sq_dist(self.row(c), z).sqrt()))
+    /// Counts one event towards the fit schedule; returns whether a fit is due.
+    pub fn count_event(&mut self) -> bool {
+        self.events = self.events.saturating_add(1);
+        self.k > 0 && self.events >= self.next_fit
     }
 
-    /// Adds `z` to the reservoir: appended while there is room, otherwise (Algorithm R) it
-    /// replaces a uniformly chosen slot with probability `reservoir_size / seen`.
-    fn collect(&mut self, z: &[f64]) {
-        self.seen = self.seen.saturating_add(1);
-        if self.reservoir.len() < self.reservoir_size {
-            self.reservoir.push(z.to_vec());
-            return;
-        }
-        let slot = self.rng.gen_range(0..self.seen);
-        if let Ok(slot) = usize::try_from(slot) {
-            if let Some(kept) = self.reservoir.get_mut(slot) {
-                kept.copy_from_slice(z);
-            }
-        }
+    /// Whether a fit is due (see [`Self::count_event`]).
+    pub fn fit_due(&self) -> bool {
+        self.k > 0 && self.events >= self.next_fit
     }
 
-    /// Seeds the centroids if the reservoir is full and varied enough; returns whether it did.
-    fn try_seed(&mut self) -> bool {
-        if self.k == 0
-            || self.reservoir.len() < self.reservoir_size
-            || !has_k_distinct(&self.reservoir, self.k)
-        {
+    /// Fits the segments to `points`, raw feature vectors of a uniform sample of customers as
+    /// of now, and schedules the next fit. Returns false (and tries again a little later) if
+    /// the sample has fewer than `k` distinct vectors. Vectors of the wrong length are ignored.
+    pub fn fit(&mut self, points: &[Vec<f64>]) -> bool {
+        self.fit_with(points, false)
+    }
+
+    /// Like [`Self::fit`], but always with `MAX_FRESH_STARTS` (8) k-means++ starts and Lloyd run
+    /// to convergence: for an explicit re-segmentation, where the time is the caller's.
+    pub fn refit(&mut self, points: &[Vec<f64>]) -> bool {
+        self.fit_with(points, true)
+    }
+
+    fn fit_with(&mut self, points: &[Vec<f64>], thorough: bool) -> bool {
+        let points: Vec<Vec<f64>> = points
+            .iter()
+            .filter(|p| p.len() == self.dim && p.iter().all(|v| v.is_finite()))
+            .cloned()
+            .collect();
+        if self.k == 0 || !has_k_distinct(&points, self.k) {
+            self.next_fit = self.events.saturating_add(self.min_gap);
             return false;
         }
-        let points = std::mem::take(&mut self.reservoir);
-        self.kmeans_plus_plus(&points);
-        self.lloyd(&points);
-        self.seeded = true;
-        true
-    }
-
-    /// k-means++: the first centroid is a uniform pick, each next one is drawn with probability
-    /// proportional to its squared distance to the nearest centroid chosen so far.
-    fn kmeans_plus_plus(&mut self, points: &[Vec<f64>]) {
-        let first = self.rng.gen_range(0..points.len());
-        self.centroids
-            .row_mut(0)
-            .assign(&ndarray::aview1(&points[first]));
-        let mut d2: Vec<f64> = points.iter().map(|p| sq_dist(p, self.row(0))).collect();
-        for c in 1..self.k {
-            let total: f64 = d2.iter().sum();
-            let mut target = self.rng.gen::<f64>() * total;
-            let mut pick = None;
-            for (i, &d) in d2.iter().enumerate() {
-                if d > 0.0 {
-                    pick = Some(i);
-                    if target < d {
-                        break;
-                    }
-                    target -= d;
-                }
+        let mut scale = Scaler::new(self.dim);
+        for p in &points {
+            scale.update(p);
+        }
+        let z: Vec<Vec<f64>> = points.iter().map(|p| scale.transform_vec(p)).collect();
+        // The previous centroids, moved into the new standardisation.
+        let previous = self.seeded.then(|| {
+            let mut c = Array2::zeros((self.k, self.dim));
+            for i in 0..self.k {
+                let raw = self.scale.inverse(self.row(i));
+                c.row_mut(i)
+                    .assign(&ndarray::aview1(&scale.transform_vec(&raw)));
             }
-            // With >= k distinct points some d2 is positive, unless the differences underflow
-            // when squared or are NaN; a uniform pick then keeps seeding well-defined.
-            let pick = match pick {
-                Some(i) => i,
-                None => self.rng.gen_range(0..points.len()),
+            c
+        });
+        let (warm, fresh_iterations) = match thorough {
+            true => (THOROUGH_ITERATIONS, THOROUGH_ITERATIONS),
+            false => (WARM_ITERATIONS, FRESH_ITERATIONS),
+        };
+        let mut starts: Vec<(Array2<f64>, usize)> =
+            previous.iter().map(|c| (c.clone(), warm)).collect();
+        if thorough || starts.is_empty() || self.fits % FRESH_EVERY == 0 {
+            let fresh = match thorough {
+                true => MAX_FRESH_STARTS,
+                false => (FRESH_POINTS / z.len().max(1)).clamp(1, MAX_FRESH_STARTS),
             };
-            self.centroids
-                .row_mut(c)
-                .assign(&ndarray::aview1(&points[pick]));
-            for (d, p) in d2.iter_mut().zip(points) {
-                *d = d.min(sq_dist(p, self.row(c)));
+            for _ in 0..fresh {
+                starts.extend(kmeans_pp(&z, self.k, &mut self.rng).map(|c| (c, fresh_iterations)));
             }
         }
-    }
-
-    /// Lloyd refinement on the reservoir; leaves `updates` = points owned per centroid.
-    fn lloyd(&mut self, points: &[Vec<f64>]) {
-        let mut owner = vec![usize::MAX; points.len()];
-        let mut counts = vec![0u64; self.k];
-        for _ in 0..LLOYD_ITERATIONS {
-            let mut changed = false;
-            for (o, p) in owner.iter_mut().zip(points) {
-                let c = self.nearest_sq(p).map_or(0, |(c, _)| c);
-                changed |= *o != c;
-                *o = c;
-            }
-            counts.fill(0);
-            for &o in &owner {
-                counts[o] += 1;
-            }
-            if !changed {
-                break;
-            }
-            let mut sums = Array2::<f64>::zeros((self.k, self.dim));
-            for (&o, p) in owner.iter().zip(points) {
-                sums.row_mut(o).scaled_add(1.0, &ndarray::aview1(p));
-            }
-            for (c, &n) in counts.iter().enumerate() {
-                // An emptied cluster keeps its centroid; the online phase can still claim it.
-                if n > 0 {
-                    let mean = sums.row(c).mapv(|s| s / n as f64);
-                    self.centroids.row_mut(c).assign(&mean);
-                }
+        let mut best: Option<(f64, Array2<f64>, Vec<u64>)> = None;
+        for (mut c, iterations) in starts {
+            let members = lloyd(&mut c, &z, iterations);
+            let cost = inertia(&c, &z);
+            if best.as_ref().is_none_or(|(b, _, _)| cost < *b) {
+                best = Some((cost, c, members));
             }
         }
-        self.updates = counts;
+        let Some((_, fitted, members)) = best else {
+            return false;
+        };
+        let order = match &previous {
+            Some(old) => match_ids(&fitted, old),
+            None => (0..self.k).collect(),
+        };
+        let mut centroids = Array2::zeros((self.k, self.dim));
+        for (id, &from) in order.iter().enumerate() {
+            centroids.row_mut(id).assign(&fitted.row(from));
+            self.members[id] = members[from];
+        }
+        self.centroids = centroids;
+        self.scale = scale;
+        self.seeded = true;
+        self.fits = self.fits.saturating_add(1);
+        let gap = (self.events / 2)
+            .max(self.min_gap)
+            .min(MAX_FIT_GAP.max(self.min_gap));
+        self.next_fit = self.events.saturating_add(gap);
+        true
     }
 
     /// Checks the internal invariants of decoded segments.
     pub(crate) fn validate(&self) -> Result<(), ModelError> {
-        let (k, dim, cap) = (self.k, self.dim, self.reservoir_size);
+        let (k, dim) = (self.k, self.dim);
         let (rows, cols) = self.centroids.dim();
-        let wrong_vector = self.reservoir.iter().position(|v| v.len() != dim);
-        let problem = if k > 4096 || dim > 4096 || cap > 1_000_000 {
-            format!("k = {k}, dim = {dim}, reservoir = {cap} exceed the supported bounds")
+        let problem = if k > 4096 || dim > 4096 {
+            format!("k = {k}, dim = {dim} exceed the supported bounds")
         } else if self.centroids.iter().any(|v| !v.is_finite()) {
             "centroid matrix holds non-finite values".to_string()
         } else if (rows, cols) != (k, dim) {
             format!("centroid matrix is {rows}x{cols}, expected {k}x{dim}")
         } else if !self.centroids.is_standard_layout() {
             "centroid matrix is not contiguous row-major".to_string()
-        } else if self.updates.len() != k {
-            let n = self.updates.len();
-            format!("segments have {n} update counters, expected {k}")
-        } else if cap < k {
-            format!("reservoir capacity {cap} is below k = {k}")
-        } else if self.reservoir.len() > cap {
-            let n = self.reservoir.len();
-            format!("reservoir holds {n} vectors, capacity is {cap}")
-        } else if let Some(i) = wrong_vector {
-            let n = self.reservoir[i].len();
-            format!("reservoir vector {i} has {n} dimensions, expected {dim}")
-        } else if !(0.0..=1.0).contains(&self.min_rate) {
-            let r = self.min_rate;
-            format!("k-means min rate is {r}, expected a value in [0, 1]")
+        } else if self.members.len() != k {
+            let n = self.members.len();
+            format!("segments have {n} member counters, expected {k}")
+        } else if self.scale.dim() != dim {
+            let n = self.scale.dim();
+            format!("segment standardisation has {n} dimensions, expected {dim}")
         } else {
+            self.scale.validate()?;
             return Ok(());
         };
         Err(ModelError::Inconsistent(problem))
@@ -420,131 +560,169 @@ mod tests {
             .collect()
     }
 
-    /// A point from blob `b` of `means`, with per-coordinate noise of sd 0.5.
-    fn sample(rng: &mut Pcg64, means: &[Vec<f64>]) -> Vec<f64> {
+    /// `n` points from the blobs of `means` (uniformly), with per-coordinate noise of sd 0.5.
+    fn sample(rng: &mut Pcg64, means: &[Vec<f64>], n: usize) -> Vec<Vec<f64>> {
         let noise = Normal::new(0.0, 0.5).expect("0.5 is a valid standard deviation");
-        let b = rng.gen_range(0..means.len());
-        means[b].iter().map(|m| m + noise.sample(rng)).collect()
+        (0..n)
+            .map(|_| {
+                let b = rng.gen_range(0..means.len());
+                means[b].iter().map(|m| m + noise.sample(rng)).collect()
+            })
+            .collect()
     }
 
-    fn config(k: usize) -> ModelConfig {
+    fn config(k: usize, first: usize) -> ModelConfig {
         ModelConfig {
             segments: k,
+            reservoir_size: first,
             ..ModelConfig::default()
         }
     }
 
-    /// Every blob mean maps to a distinct segment whose centroid is within `tol` of it.
-    fn assert_recovers(s: &Segments, means: &[Vec<f64>], tol: f64) {
-        let mut owners: Vec<usize> = means
+    /// Every blob mean maps to a distinct segment whose centroid is within `tol` of it (raw
+    /// units); returns the segment of each blob.
+    fn assert_recovers(s: &Segments, means: &[Vec<f64>], tol: f64) -> Vec<usize> {
+        let owners: Vec<usize> = means
             .iter()
             .map(|m| {
-                let (c, d) = s.nearest(m).expect("seeded");
+                let (c, _) = s.assign(m).expect("seeded");
+                let d = sq_dist(&s.centroid(c), m).sqrt();
                 assert!(d < tol, "blob {m:?}: centroid {:?} at {d}", s.centroid(c));
                 c
             })
             .collect();
-        owners.sort_unstable();
-        owners.dedup();
-        assert_eq!(owners.len(), means.len(), "two blobs share a centroid");
+        let mut distinct = owners.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), means.len(), "two blobs share a centroid");
+        owners
     }
 
     #[test]
-    fn seeds_when_reservoir_fills_and_recovers_blobs() {
+    fn first_fit_after_the_configured_events_recovers_blobs() {
         let mut rng = Pcg64::seed_from_u64(1);
         let means = blob_means();
-        let mut s = Segments::new(4, DIM, &config(4));
-        for i in 0..512 {
-            let out = s.observe(&sample(&mut rng, &means));
-            // The 512th vector fills the reservoir and triggers seeding.
-            assert_eq!(out.is_some(), i == 511, "observation {i}");
+        let mut s = Segments::new(4, DIM, &config(4, 100));
+        for i in 1..=100 {
+            assert_eq!(s.count_event(), i == 100, "event {i}");
         }
-        assert!(s.is_seeded() && s.reservoir.is_empty());
-        assert_eq!((0..4).map(|c| s.updates(c)).sum::<u64>(), 512);
+        assert_eq!(
+            s.assign(&means[0]),
+            None,
+            "nothing is assigned before the first fit"
+        );
+        assert!(s.fit(&sample(&mut rng, &means, 400)));
+        assert!(s.is_seeded() && !s.fit_due());
+        assert_eq!((0..4).map(|c| s.members(c)).sum::<u64>(), 400);
         assert_recovers(&s, &means, 0.3);
-        for _ in 0..4000 {
-            let z = sample(&mut rng, &means);
-            let (c, d) = s.observe(&z).expect("seeded");
-            // The distance is measured after the centroid moved, and it stays the nearest.
-            assert!((d - sq_dist(s.centroid(c), &z).sqrt()).abs() < 1e-12);
-            let ranked = s.nearest_n(&z, 10);
-            assert_eq!(ranked.len(), 4);
-            assert!(ranked.windows(2).all(|w| w[0].1 <= w[1].1));
-            assert_eq!(ranked[0], (c, d));
-            assert_eq!(s.nearest_n(&z, 2), ranked[..2]);
-        }
-        assert_recovers(&s, &means, 0.3);
+        let x = &means[2];
+        let ranked = s.assign_n(x, 10);
+        assert_eq!(ranked.len(), 4);
+        assert!(ranked.windows(2).all(|w| w[0].1 <= w[1].1));
+        assert_eq!(Some(ranked[0]), s.assign(x));
+        assert_eq!(s.assign_n(x, 2), ranked[..2]);
     }
 
     #[test]
-    fn centroids_follow_drift() {
+    fn refits_keep_ids_and_follow_the_population() {
         let mut rng = Pcg64::seed_from_u64(2);
         let means = blob_means();
-        let mut s = Segments::new(4, DIM, &config(4));
-        for _ in 0..4000 {
-            s.observe(&sample(&mut rng, &means));
-        }
+        let mut s = Segments::new(4, DIM, &config(4, 10));
+        assert!(s.fit(&sample(&mut rng, &means, 500)));
+        let before = assert_recovers(&s, &means, 0.3);
+        // The same population again: every blob keeps its segment id.
+        assert!(s.fit(&sample(&mut rng, &means, 500)));
+        assert_eq!(assert_recovers(&s, &means, 0.3), before);
+        // The population moved: each segment follows its own blob.
         let shifted: Vec<Vec<f64>> = means
             .iter()
             .map(|m| m.iter().map(|v| v + 2.0).collect())
             .collect();
-        let before: Vec<usize> = means
-            .iter()
-            .map(|m| s.nearest(m).expect("seeded").0)
-            .collect();
-        for _ in 0..4000 {
-            s.observe(&sample(&mut rng, &shifted));
-        }
-        assert_recovers(&s, &shifted, 0.3);
-        // Each centroid followed its own blob.
-        let after: Vec<usize> = shifted
-            .iter()
-            .map(|m| s.nearest(m).expect("seeded").0)
-            .collect();
-        assert_eq!(before, after);
+        assert!(s.fit(&sample(&mut rng, &shifted, 500)));
+        assert_eq!(assert_recovers(&s, &shifted, 0.3), before);
+        assert_eq!(s.fits(), 3);
     }
 
     #[test]
-    fn waits_for_k_distinct_points_then_samples() {
-        let cfg = ModelConfig {
-            segments: 2,
-            reservoir_size: 16,
-            ..ModelConfig::default()
-        };
-        let mut s = Segments::new(2, 2, &cfg);
-        for _ in 0..1000 {
-            assert_eq!(s.observe(&[1.0, 1.0]), None);
+    fn the_sample_standardises_itself() {
+        // Dimension 0 separates two tight groups by 1 unit; dimension 1 is noise of sd 100.
+        // Unscaled, k-means would split the noise; standardised by the sample, the groups.
+        let mut rng = Pcg64::seed_from_u64(3);
+        let noise = Normal::new(0.0, 100.0).expect("valid sd");
+        let points: Vec<Vec<f64>> = (0..400)
+            .map(|i| {
+                vec![
+                    f64::from(i % 2) + rng.gen_range(-0.01..0.01),
+                    noise.sample(&mut rng),
+                ]
+            })
+            .collect();
+        let mut s = Segments::new(2, 2, &config(2, 10));
+        assert!(s.fit(&points));
+        let a = s.assign(&[0.0, 150.0]).expect("seeded").0;
+        let b = s.assign(&[1.0, 150.0]).expect("seeded").0;
+        assert_ne!(a, b);
+        assert_eq!(s.assign(&[0.0, -150.0]).expect("seeded").0, a);
+        assert!((s.scale().std_dev(0) - 0.5).abs() < 0.01);
+    }
+
+    #[test]
+    fn fits_are_scheduled_by_events_and_capped() {
+        let mut s = Segments::new(2, 2, &config(2, 16));
+        let points: Vec<Vec<f64>> = (0..40).map(|i| vec![f64::from(i), 0.0]).collect();
+        let mut fits_at = Vec::new();
+        for e in 1..=1_000_000u64 {
+            if s.count_event() {
+                assert!(s.fit(&points));
+                fits_at.push(e);
+            }
         }
-        assert!(!s.is_seeded());
-        assert_eq!(s.reservoir.len(), 16);
-        // Algorithm R keeps admitting new points with probability 16/seen.
-        let mut i = 0.0;
-        while s.observe(&[i, -i]).is_none() {
-            i += 1.0;
-            assert!(i < 10_000.0, "never seeded");
+        assert_eq!(&fits_at[..4], &[16, 32, 48, 72]);
+        let gaps: Vec<u64> = fits_at.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(
+            gaps.windows(2).all(|g| g[0] <= g[1]),
+            "gaps never shrink: {gaps:?}"
+        );
+        assert_eq!(gaps.last(), Some(&MAX_FIT_GAP));
+    }
+
+    #[test]
+    fn waits_for_k_distinct_points() {
+        let mut s = Segments::new(2, 2, &config(2, 16));
+        for _ in 0..16 {
+            s.count_event();
         }
-        assert!(s.is_seeded());
+        assert!(!s.fit(&vec![vec![1.0, 1.0]; 100]));
+        assert!(!s.is_seeded() && !s.fit_due());
+        for _ in 0..16 {
+            s.count_event();
+        }
+        assert!(s.fit_due());
+        assert!(s.fit(&[vec![1.0, 1.0], vec![2.0, 0.0]]));
+        // Wrong-length and non-finite vectors are left out.
+        assert!(!Segments::new(2, 2, &config(2, 1)).fit(&[vec![1.0], vec![f64::NAN, 0.0]]));
     }
 
     #[test]
     fn unseeded_and_wrong_length_queries() {
         let s = Segments::new(8, 52, &ModelConfig::default());
-        assert_eq!(s.nearest(&[0.0; 52]), None);
-        assert!(s.nearest_n(&[0.0; 52], 3).is_empty());
-        assert_eq!(s.centroid(7), &[0.0; 52][..]);
+        assert_eq!(s.assign(&[0.0; 52]), None);
+        assert!(s.assign_n(&[0.0; 52], 3).is_empty());
+        assert_eq!(s.centroid(7), vec![0.0; 52]);
         assert_eq!(
             s.check_dim(&[0.0; 3]).unwrap_err().to_string(),
             "vector has 3 dimensions; the model expects 52"
         );
-        // k == 0 never seeds and never panics.
+        // k == 0 never fits and never panics.
         let mut empty = Segments::new(0, 2, &ModelConfig::default());
         for _ in 0..600 {
-            assert_eq!(empty.observe(&[1.0, 2.0]), None);
+            assert!(!empty.count_event());
         }
+        assert!(!empty.fit(&[vec![1.0, 2.0]]));
     }
 
     #[test]
-    fn decode_rejects_bad_centroid_shape() {
+    fn decode_rejects_bad_shapes() {
         let mut state = ModelState::new(52, &ModelConfig::default());
         state.segments.centroids = Array2::zeros((3, 5));
         let err = ModelState::decode(&state.encode()).unwrap_err();
@@ -553,11 +731,11 @@ mod tests {
             "model state is inconsistent: centroid matrix is 3x5, expected 8x52"
         );
         let mut state = ModelState::new(4, &ModelConfig::default());
-        state.segments.reservoir.push(vec![1.0; 3]);
+        state.segments.scale = Scaler::new(3);
         let err = ModelState::decode(&state.encode()).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "model state is inconsistent: reservoir vector 0 has 3 dimensions, expected 4"
+            "model state is inconsistent: segment standardisation has 3 dimensions, expected 4"
         );
     }
 }

@@ -116,6 +116,12 @@ impl ModelState {
         )
     }
 
+    /// Parses the body of a model record written by an earlier build (record version 1) and
+    /// converts it: see `src/model/legacy.rs`. Never panics.
+    pub fn decode_legacy(bytes: &[u8]) -> Result<ModelState, ModelError> {
+        super::legacy::decode_v1(bytes)
+    }
+
     /// Parses bytes produced by [`Self::encode`] and checks the result with [`Self::validate`].
     ///
     /// Never panics, whatever the bytes: truncated, oversized, corrupted or trailing input is a
@@ -198,6 +204,7 @@ mod tests {
         };
         let mut state = ModelState::new(4, &cfg);
         let mut rng = Pcg64::seed_from_u64(21);
+        let mut sample = Vec::new();
         for i in 0..200 {
             let x: Vec<f64> = (0..4).map(|_| rng.gen_range(-5.0..5.0)).collect();
             state.scaler.update(&x);
@@ -205,11 +212,16 @@ mod tests {
             let label = z[0] + z[1] > 0.0;
             let p = state.propensity.learn(&z, label);
             state.metrics.record(p, label);
-            if let Some((c, _)) = state.segments.observe(&z) {
+            sample.push(x.clone());
+            if state.segments.count_event() {
+                state.segments.fit(&sample);
+            }
+            if let Some((c, _)) = state.segments.assign(&x) {
                 state.segment_sizes[c] += 1;
             }
             state.watermark_ms = 1_700_000_000_000 + i;
         }
+        assert!(state.segments.is_seeded());
         state.version = 7;
         state
     }
@@ -225,15 +237,26 @@ mod tests {
             assert_eq!(back, state);
             assert_eq!(back.encode(), bytes);
         }
-        // Mid-collection (reservoir non-empty) round-trips too, RNG included: both continue alike.
+        // Between fits (schedule and RNG mid-way) it round-trips too: both continue alike.
         let mut a = ModelState::new(2, &ModelConfig::default());
-        for i in 0..100 {
-            a.segments.observe(&[f64::from(i), 1.0]);
+        let points: Vec<Vec<f64>> = (0..100).map(|i| vec![f64::from(i), 1.0]).collect();
+        for _ in 0..700 {
+            if a.segments.count_event() {
+                a.segments.fit(&points);
+            }
         }
         let mut b = ModelState::decode(&a.encode()).expect("own encoding decodes");
-        for i in 0..1000 {
-            let z = [f64::from(i % 37), f64::from(i % 11)];
-            assert_eq!(a.segments.observe(&z), b.segments.observe(&z));
+        for i in 0..2000 {
+            let x = [f64::from(i % 37), f64::from(i % 11)];
+            let (fit_a, fit_b) = (a.segments.count_event(), b.segments.count_event());
+            assert_eq!(fit_a, fit_b);
+            if fit_a {
+                let sample: Vec<Vec<f64>> =
+                    (0..50).map(|j| vec![f64::from(j + i % 7), 2.0]).collect();
+                a.segments.fit(&sample);
+                b.segments.fit(&sample);
+            }
+            assert_eq!(a.segments.assign(&x), b.segments.assign(&x));
         }
         assert_eq!(a, b);
     }
@@ -300,8 +323,8 @@ mod tests {
             if let Ok(mut state) = ModelState::decode(&bytes) {
                 let z = vec![0.5; state.dim()];
                 state.propensity.learn(&z, true);
-                state.segments.observe(&z);
-                let _ = state.segments.nearest_n(&z, 3);
+                state.segments.fit(&[z.clone(), vec![0.0; z.len()]]);
+                let _ = state.segments.assign_n(&z, 3);
                 let _ = state.metrics.rolling_auc();
                 state.scaler.update(&z);
             }

@@ -22,6 +22,7 @@
 //! stored only when the customer's state changes while one is open.
 
 use super::recent::RecentRecords;
+use super::sample::{self, Sample};
 use super::{Ack, Item};
 use crate::config::Config;
 use crate::config::DriftReaction;
@@ -48,6 +49,8 @@ struct Working {
 enum Undo {
     Inserted(queue::Entry),
     Removed(queue::Entry),
+    /// A change of the segment-fitting sample.
+    Sample(sample::Change),
 }
 
 /// The writer's state: the committed model (a working copy during a batch) and the queue of
@@ -69,6 +72,11 @@ pub(crate) struct Engine {
     prefetched: HashMap<String, Option<sled::IVec>>,
     /// The records this writer wrote last, newest version each (see [`RecentRecords`]).
     recent: RecentRecords,
+    /// The customers the segments are fitted on (see [`super::sample`]).
+    sample: Sample,
+    /// Members of `sample` not stored yet (a store written before the sample existed): the
+    /// next commit writes them.
+    sample_unsaved: Vec<sample::Member>,
 }
 
 /// Batches the writer has handed to the apply stage, oldest first, each with its sequence
@@ -225,6 +233,7 @@ impl Engine {
         model: ModelState,
         queue: RecoveredQueue,
         snapshots: Vec<u64>,
+        (sample, sample_unsaved): (Sample, bool),
         layout: FeatureLayout,
         config: Config,
     ) -> Engine {
@@ -276,6 +285,12 @@ impl Engine {
             unapplied: Unapplied::default(),
             prefetched: HashMap::new(),
             recent,
+            sample_unsaved: if sample_unsaved {
+                sample.members().cloned().collect()
+            } else {
+                Vec::new()
+            },
+            sample,
         }
     }
 
@@ -398,6 +413,10 @@ impl Engine {
                 let now = self.model.watermark_ms;
                 let (horizon, silent) = (self.horizon_ms, self.config.silent_horizons);
                 let w = self.load(store, &mut b.records, customer)?;
+                if w.record.version == 0 {
+                    b.undo
+                        .extend(self.sample.offer(customer).into_iter().map(Undo::Sample));
+                }
                 let prev = Prev::of(&w.record);
                 // The open example is the profile as of its checkpoint: if that has passed and
                 // its features are implicit, store them before the attributes change the state.
@@ -423,7 +442,7 @@ impl Engine {
                 );
                 let x = self.layout.vector(&w.record.state, now);
                 let z = self.model.scaler.transform_vec(&x);
-                let seg = self.model.segments.nearest(&z);
+                let seg = self.model.segments.assign(&x);
                 let p = self.model.propensity_of(w.record.state.event_count, &z);
                 Ok(finish(&mut self.model, w, prev, seg, p))
             }
@@ -459,8 +478,7 @@ impl Engine {
                     Some(s) => *s,
                     None => {
                         let x = self.layout.vector(&w.record.state, now);
-                        let z = self.model.scaler.transform_vec(&x);
-                        match self.model.segments.nearest(&z) {
+                        match self.model.segments.assign(&x) {
                             Some((s, _)) => s as u16,
                             None => {
                                 return Err(Error::invalid_argument(
@@ -532,6 +550,14 @@ impl Engine {
         let params = *store.params();
         let horizon = self.horizon_ms;
         let w = self.load(store, &mut b.records, &e.customer_id)?;
+        if w.record.version == 0 {
+            b.undo.extend(
+                self.sample
+                    .offer(&e.customer_id)
+                    .into_iter()
+                    .map(Undo::Sample),
+            );
+        }
         let prev = Prev::of(&w.record);
 
         let mut open = open_example(&w.record, now, horizon, self.config.silent_horizons);
@@ -583,7 +609,7 @@ impl Engine {
             self.config.history_versions,
         );
         let x = self.layout.vector(&w.record.state, now);
-        let (seg, z) = observe(&mut self.model, &x, self.config.model.reservoir_size);
+        let (seg, z) = observe(&mut self.model, &x);
         let p = self.model.propensity.predict(&z);
 
         if open.is_none() {
@@ -604,7 +630,35 @@ impl Engine {
         if let Some(features) = positive {
             self.learn(store, &features, true);
         }
+        if self.model.segments.count_event() {
+            self.fit_segments(store, b);
+        }
         Ok(ack)
+    }
+
+    /// Fits the segments to the sample's customers as of the watermark (see
+    /// [`crate::model::Segments::fit`]). Customers without events have no behaviour to
+    /// segment and are left out; a record that cannot be read is left out too (reads of that
+    /// customer report it).
+    fn fit_segments(&mut self, store: &Store, b: &BatchState) {
+        let now = self.model.watermark_ms;
+        let layout = &self.layout;
+        let vector = |state: &crate::features::ProfileState| {
+            (state.event_count > 0).then(|| layout.vector(state, now))
+        };
+        let mut points = Vec::with_capacity(self.sample.len());
+        for id in self.sample.ids() {
+            let x = match b.records.get(id) {
+                Some(w) => vector(&w.record.state),
+                None => match self.unapplied.record(id) {
+                    Some(Pending::Record(r)) => vector(&r.state),
+                    Some(Pending::Erased) => None,
+                    None => self.stored_state(store, id).and_then(|r| vector(&r.state)),
+                },
+            };
+            points.extend(x);
+        }
+        self.model.segments.fit(&points);
     }
 
     /// Moves the watermark to `ts` if later. Every example whose horizon ended before it is
@@ -660,7 +714,7 @@ impl Engine {
             let features = example_features(pending, state, &self.layout, deadline - h, k);
             let x = self.layout.vector(state, deadline);
             self.learn(store, &features, false);
-            observe(&mut self.model, &x, self.config.model.reservoir_size);
+            self.model.scaler.update(&x);
             if k < self.config.silent_horizons {
                 let next = (deadline + h, customer);
                 if self.expiry.insert(next.clone()) {
@@ -693,6 +747,21 @@ impl Engine {
                 let value = sled::IVec::from(w.record.encode());
                 self.recent.insert(id, value.clone());
                 insert(batch, keys::profile(id), value);
+            }
+        }
+        for m in &self.sample_unsaved {
+            insert(batch, keys::sample(m.0, &m.1), sled::IVec::default());
+        }
+        for u in &b.undo {
+            match u {
+                Undo::Sample(sample::Change::Added(m)) => {
+                    insert(batch, keys::sample(m.0, &m.1), sled::IVec::default());
+                }
+                Undo::Sample(sample::Change::Removed(m)) => {
+                    batch.remove(keys::sample(m.0, &m.1));
+                    removed += 1;
+                }
+                _ => {}
             }
         }
         self.model.version += 1;
@@ -792,6 +861,7 @@ impl Engine {
 
     /// Updates in-memory bookkeeping once a batch is committed.
     pub(crate) fn committed(&mut self, b: &BatchState) {
+        self.sample_unsaved.clear();
         let log = &mut self.queue_log;
         match b.queue_write {
             Some(QueueWrite::Checkpoint { chunks, entries }) => {
@@ -895,8 +965,7 @@ impl Engine {
                 continue;
             };
             let x = self.layout.vector(&w.record.state, now);
-            let z = self.model.scaler.transform_vec(&x);
-            let Some((seg, dist)) = self.model.segments.nearest(&z) else {
+            let Some((seg, dist)) = self.model.segments.assign(&x) else {
                 continue;
             };
             if w.record.segment == Some(seg as u16) {
@@ -973,6 +1042,8 @@ impl Engine {
                 }
             }
         }
+        b.undo
+            .extend(self.sample.remove(customer).map(Undo::Sample));
         b.erased.insert(customer.to_string());
         Ok(true)
     }
@@ -1031,6 +1102,7 @@ impl Engine {
                 Undo::Removed(k) => {
                     self.expiry.insert(k);
                 }
+                Undo::Sample(change) => self.sample.revert(change),
             }
         }
     }
@@ -1102,17 +1174,11 @@ fn example_features(
     }
 }
 
-/// Feeds a raw vector to the scaler and (once the scaler has seen `warmup` vectors, so that
-/// standardised values are meaningful) to k-means. Returns the segment and the scaled vector.
-fn observe(model: &mut ModelState, x: &[f64], warmup: usize) -> (Option<(usize, f64)>, Vec<f64>) {
+/// Feeds a raw vector to the scaler; returns its segment and its standardised vector.
+fn observe(model: &mut ModelState, x: &[f64]) -> (Option<(usize, f64)>, Vec<f64>) {
     model.scaler.update(x);
     let z = model.scaler.transform_vec(x);
-    let seg = if model.scaler.count() > warmup as u64 {
-        model.segments.observe(&z)
-    } else {
-        None
-    };
-    (seg, z)
+    (model.segments.assign(x), z)
 }
 
 /// The customer's first checkpoint after `now`: checkpoints are one horizon apart, on a grid

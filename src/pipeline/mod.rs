@@ -27,6 +27,7 @@
 
 mod apply;
 mod recent;
+pub(crate) mod sample;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -86,8 +87,8 @@ pub(crate) enum Maintenance {
     Rollback(u64),
     /// Re-assign up to `limit` profiles after `after` to their nearest segment as of now.
     Resegment { after: Option<String>, limit: usize },
-    /// Install refitted centroids.
-    SetCentroids(ndarray::Array2<f64>),
+    /// Fit the segments to these raw vectors (a sample of the profiles as of now).
+    FitSegments(Vec<Vec<f64>>),
     /// Erase every trace of these customers: profile records, membership entries, open
     /// training examples in the expiry queue, and their share of the segment statistics.
     Erase(Vec<String>),
@@ -244,6 +245,9 @@ pub(crate) struct Recovered {
     pub(crate) queue: RecoveredQueue,
     /// Versions of the stored model snapshots.
     pub(crate) snapshots: Vec<u64>,
+    /// The segment-fitting sample, and whether it still has to be stored (it was built from
+    /// the profiles of a store written before it existed).
+    pub(crate) sample: (sample::Sample, bool),
 }
 
 /// Starts the writer thread (which starts the apply and durability stages).
@@ -262,8 +266,9 @@ pub(crate) fn spawn(
         model,
         queue,
         snapshots,
+        sample,
     } = recovered;
-    let engine = Engine::new(model, queue, snapshots, layout, config.clone());
+    let engine = Engine::new(model, queue, snapshots, sample, layout, config.clone());
     *shared.snapshots.write() = engine.snapshot_versions();
     shared
         .open_examples
@@ -873,12 +878,10 @@ impl Writer {
                     outcome.scanned = scanned;
                     outcome.changed = changed;
                 }),
-            Maintenance::SetCentroids(c) => self
-                .engine
-                .model
-                .segments
-                .set_centroids(c)
-                .map_err(Error::from),
+            Maintenance::FitSegments(points) => {
+                self.engine.model.segments.refit(&points);
+                Ok(())
+            }
             Maintenance::Erase(ids) => self
                 .engine
                 .erase_all(&self.store, &mut b, &ids)

@@ -97,7 +97,7 @@ impl Profile {
         });
         let features = layout.vector(&state, as_of_ms);
         let z = model.scaler.transform_vec(&features);
-        let nearest = model.segments.nearest(&z);
+        let nearest = model.segments.assign(&features);
         Profile {
             customer_id: customer_id.to_string(),
             version,

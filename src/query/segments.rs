@@ -60,16 +60,15 @@ pub fn describe(
     if !model.segments.is_seeded() {
         return Vec::new();
     }
-    let mean = model.scaler.mean();
     let reference = population_centre(model);
     (0..model.segments.k())
         .map(|i| {
-            let z = model.segments.centroid(i);
-            let raw: Vec<f64> = z
-                .iter()
-                .enumerate()
-                .map(|(d, zv)| zv * model.scaler.std_dev(d) + mean[d])
-                .collect();
+            // The centroid in the segments' own standardisation (the customers as of now, so
+            // relative to `reference` it reads as "more / less than the average customer"),
+            // in raw units, and as the propensity model standardises it.
+            let z = model.segments.scaled_centroid(i);
+            let raw = model.segments.centroid(i);
+            let scored = model.scaler.transform_vec(&raw);
             let size = model.segment_sizes.get(i).copied().unwrap_or(0);
             let stats = model.segment_stats.get(i).copied().unwrap_or_default();
             let per = |sum: f64| if size > 0 { sum / size as f64 } else { 0.0 };
@@ -97,7 +96,7 @@ pub fn describe(
                 recency_days: raw[RECENCY].exp_m1().max(0.0),
                 purchases: raw[PURCHASES].exp_m1().max(0.0),
                 spend: raw[SPEND].exp_m1().max(0.0),
-                propensity: model.propensity.predict(z),
+                propensity: model.propensity.predict(&scored),
                 centroid: raw,
             }
         })
@@ -116,7 +115,7 @@ fn population_centre(model: &ModelState) -> Vec<f64> {
         } else {
             1.0 / k as f64
         };
-        for (c, z) in centre.iter_mut().zip(model.segments.centroid(i)) {
+        for (c, z) in centre.iter_mut().zip(model.segments.scaled_centroid(i)) {
             *c += w * z;
         }
     }

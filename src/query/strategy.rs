@@ -58,7 +58,7 @@ pub fn rule_action(model: &ModelState, seg: usize) -> usize {
     if !model.segments.is_seeded() || seg >= model.segments.k() {
         return fallback;
     }
-    let z = model.segments.centroid(seg);
+    let z = model.scaler.transform_vec(&model.segments.centroid(seg));
     let cart = z[DECAYED_KINDS + EventKind::CartAdd.index()];
     let rules = [
         (z[SPEND] > 0.5 && z[RECENCY] <= 0.5, "vip_offer"),

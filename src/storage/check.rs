@@ -179,6 +179,7 @@ pub fn check_store(path: &Path) -> Result<CheckReport> {
     report.model_version = model_version;
     check_snapshots(&db, model_version, &mut report)?;
     check_queue(&db, &profiles, model, &mut report)?;
+    check_sample(&db, &mut report)?;
     check_unknown(&db, &mut report)?;
     // Nothing was written; this waits for sled's background I/O threads (started by its own
     // recovery at open), which hold the store's file lock until they finish, so that the store
@@ -704,7 +705,32 @@ fn check_queue(
     Ok(())
 }
 
-/// Reports every key outside the M, P, G, S, V and Q key spaces.
+/// Every member of the segment-fitting sample (`K` keys) must parse and name a stored profile.
+fn check_sample(db: &sled::Db, report: &mut CheckReport) -> Result<()> {
+    for item in db.scan_prefix([keys::SAMPLE]) {
+        let (key, _) = item?;
+        report.keys += 1;
+        match keys::parse_sample(&key) {
+            None => report.push(
+                &key,
+                ProblemKind::UnknownKey,
+                "unknown key in the segment-sample key space",
+            ),
+            Some((_, id)) => {
+                if !db.contains_key(keys::profile(id))? {
+                    report.push(
+                        &key,
+                        ProblemKind::Inconsistent,
+                        format!("sample member {id:?} has no profile record"),
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reports every key outside the M, P, G, S, V, Q and K key spaces.
 fn check_unknown(db: &sled::Db, report: &mut CheckReport) -> Result<()> {
     let mut known = [
         keys::QUEUE,
@@ -713,6 +739,7 @@ fn check_unknown(db: &sled::Db, report: &mut CheckReport) -> Result<()> {
         keys::PROFILE,
         keys::MODEL[0],
         keys::SNAPSHOT,
+        keys::SAMPLE,
     ];
     known.sort_unstable();
     let mut start: Vec<u8> = Vec::new();

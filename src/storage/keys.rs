@@ -10,6 +10,7 @@
 //! | `G` | `G` + segment (u16 big-endian) + customer id | store format 1 only: the segment membership index, dropped when such a store is opened (format 2 reads members from the records) |
 //! | `V` | `V` + model version (u64 big-endian) | a model-state snapshot |
 //! | `Q` | `Qm`; `Qc` + chunk (u32 big-endian); `Qd` + sequence (u64 big-endian) | the persisted expiry queue ([`super::queue`]) |
+//! | `K` | `K` + hash (u64 big-endian) + customer id (UTF-8) | empty: the customer is in the sample the segments are fitted on |
 //!
 //! Format 2 writes no `G` key: keeping the index cost one or two more sled writes for every
 //! event that moved a customer between segments (see `docs/benchmarks.md`, round 5).
@@ -33,6 +34,31 @@ pub const SNAPSHOT: u8 = b'V';
 
 /// Prefix of the persisted expiry queue (see [`super::queue`]).
 pub const QUEUE: u8 = b'Q';
+
+/// Prefix of the segment-fitting sample's members.
+pub const SAMPLE: u8 = b'K';
+
+/// Key of a member of the segment-fitting sample.
+pub fn sample(hash: u64, customer_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9 + customer_id.len());
+    k.push(SAMPLE);
+    k.extend_from_slice(&hash.to_be_bytes());
+    k.extend_from_slice(customer_id.as_bytes());
+    k
+}
+
+/// The hash and customer id of a sample key.
+pub fn parse_sample(key: &[u8]) -> Option<(u64, &str)> {
+    match key {
+        [SAMPLE, rest @ ..] if rest.len() > 8 => {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&rest[..8]);
+            let id = std::str::from_utf8(&rest[8..]).ok()?;
+            Some((u64::from_be_bytes(b), id))
+        }
+        _ => None,
+    }
+}
 
 /// Key of the model snapshot taken at `version`.
 pub fn snapshot(version: u64) -> [u8; 9] {
@@ -91,5 +117,7 @@ mod tests {
         assert_eq!(k, b"G\x01\x02c9");
         assert_eq!(parse_snapshot(&snapshot(7)), Some(7));
         assert_eq!(parse_snapshot(b"V12"), None);
+        assert_eq!(parse_sample(&sample(7, "c9")), Some((7, "c9")));
+        assert_eq!(parse_sample(b"K1234567"), None);
     }
 }

@@ -16,6 +16,10 @@ pub mod queue;
 pub mod record;
 mod window;
 
+/// Version byte of model records (`S`, `V`). Version 1 (builds before the segments were fitted
+/// to a customer sample) is still read, and converted (`ModelState::decode_legacy`).
+pub const MODEL_FORMAT_VERSION: u8 = 2;
+
 use crate::config::{Config, Durability};
 use crate::error::{Error, Result};
 use crate::features::FeatureParams;
@@ -445,6 +449,20 @@ impl Store {
         Ok(out)
     }
 
+    /// The stored members of the segment-fitting sample, (hash, customer id). Keys that do
+    /// not parse are skipped (`persona check` reports them).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub fn sample_members(&self) -> Result<Vec<(u64, String)>> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix([keys::SAMPLE]) {
+            let (k, _) = item?;
+            out.extend(keys::parse_sample(&k).map(|(h, id)| (h, id.to_string())));
+        }
+        Ok(out)
+    }
+
     /// Reads the model snapshot taken at `version`.
     ///
     /// # Errors
@@ -465,14 +483,18 @@ impl Store {
                 detail: "record is empty".into(),
             });
         };
-        if version != codec::FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion {
-                key: name.into(),
-                found: version,
-                supported: codec::FORMAT_VERSION,
-            });
-        }
-        ModelState::decode(body).map_err(|e| Error::Corruption {
+        let decoded = match version {
+            MODEL_FORMAT_VERSION => ModelState::decode(body),
+            1 => ModelState::decode_legacy(body),
+            _ => {
+                return Err(Error::UnsupportedVersion {
+                    key: name.into(),
+                    found: version,
+                    supported: MODEL_FORMAT_VERSION,
+                })
+            }
+        };
+        decoded.map_err(|e| Error::Corruption {
             key: name.into(),
             detail: e.to_string(),
         })
@@ -504,11 +526,11 @@ impl Store {
             })
     }
 
-    /// Encodes a model state as stored (version byte + state).
+    /// Encodes a model state as stored ([`MODEL_FORMAT_VERSION`] + state).
     pub fn encode_model(state: &ModelState) -> Vec<u8> {
         let body = state.encode();
         let mut out = Vec::with_capacity(body.len() + 1);
-        out.push(codec::FORMAT_VERSION);
+        out.push(MODEL_FORMAT_VERSION);
         out.extend_from_slice(&body);
         out
     }

@@ -1,0 +1,80 @@
+//! Model states written by earlier builds (model record version 1), read and converted.
+//!
+//! Version 1 kept online k-means segments (centroids in the propensity scaler's space, moved by
+//! every event). Version 2 fits the segments to a sample of customers as of now, in the
+//! sample's own standardisation; a version-1 state converts to unfitted segments whose first
+//! fit is due at the next event, and every other field is kept as it was.
+
+use ndarray::Array2;
+use rand_pcg::Pcg64;
+use serde::Deserialize;
+
+use super::drift::PageHinkley;
+use super::state::{ModelState, SegmentStats, MAX_STATE_BYTES};
+use super::strategy::Strategy;
+use super::{ModelError, Prequential, Propensity, Scaler, Segments};
+use crate::features::categories::CategoryNames;
+
+/// The version-1 segments, field for field (bincode is positional).
+#[derive(Deserialize)]
+#[allow(dead_code)] // every field must be decoded to reach the next; only some are used
+struct SegmentsV1 {
+    k: usize,
+    dim: usize,
+    centroids: Array2<f64>,
+    updates: Vec<u64>,
+    seeded: bool,
+    reservoir: Vec<Vec<f64>>,
+    reservoir_size: usize,
+    seen: u64,
+    min_rate: f64,
+    rng: Pcg64,
+}
+
+/// The version-1 model state, field for field.
+#[derive(Deserialize)]
+struct ModelStateV1 {
+    version: u64,
+    scaler: Scaler,
+    propensity: Propensity,
+    segments: SegmentsV1,
+    metrics: Prequential,
+    segment_sizes: Vec<u64>,
+    watermark_ms: i64,
+    labelled_through_ms: i64,
+    categories: CategoryNames,
+    segment_stats: Vec<SegmentStats>,
+    strategy: Strategy,
+    drift: PageHinkley,
+}
+
+/// Decodes a version-1 model state body and converts it (see the module docs). Never panics;
+/// the result is validated like any decoded state.
+pub(crate) fn decode_v1(bytes: &[u8]) -> Result<ModelState, ModelError> {
+    let config = bincode::config::standard().with_limit::<MAX_STATE_BYTES>();
+    let (old, read): (ModelStateV1, usize) = bincode::serde::decode_from_slice(bytes, config)
+        .map_err(|e| ModelError::Decode(e.to_string()))?;
+    if read != bytes.len() {
+        return Err(ModelError::Decode(format!(
+            "{} trailing bytes after the state",
+            bytes.len() - read
+        )));
+    }
+    let s = old.segments;
+    let state = ModelState {
+        version: old.version,
+        scaler: old.scaler,
+        propensity: old.propensity,
+        segments: Segments::due_now(s.k, s.dim, s.reservoir_size, s.rng),
+        metrics: old.metrics,
+        segment_sizes: old.segment_sizes,
+        watermark_ms: old.watermark_ms,
+        labelled_through_ms: old.labelled_through_ms,
+        categories: old.categories,
+        segment_stats: old.segment_stats,
+        strategy: old.strategy,
+        drift: old.drift,
+    };
+    state.validate()?;
+    Ok(state)
+}
