@@ -17,6 +17,7 @@ use crate::features::categories::CategoryNames;
 
 /// The version-1 segments, field for field (bincode is positional).
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[allow(dead_code)] // every field must be decoded to reach the next; only some are used
 struct SegmentsV1 {
     k: usize,
@@ -33,6 +34,7 @@ struct SegmentsV1 {
 
 /// The version-1 model state, field for field.
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
 struct ModelStateV1 {
     version: u64,
     scaler: Scaler,
@@ -77,4 +79,61 @@ pub(crate) fn decode_v1(bytes: &[u8]) -> Result<ModelState, ModelError> {
     };
     state.validate()?;
     Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ModelConfig;
+    use rand::SeedableRng;
+
+    #[test]
+    fn a_version_1_state_converts_with_segments_due() {
+        let cfg = ModelConfig::default();
+        let mut now = ModelState::new(4, &cfg);
+        now.scaler.update(&[1.0, 2.0, 3.0, 4.0]);
+        now.watermark_ms = 1_700_000_000_000;
+        now.segment_sizes[3] = 9;
+        let old = ModelStateV1 {
+            version: 12,
+            scaler: now.scaler.clone(),
+            propensity: now.propensity.clone(),
+            segments: SegmentsV1 {
+                k: 8,
+                dim: 4,
+                centroids: Array2::from_elem((8, 4), 0.5),
+                updates: vec![3; 8],
+                seeded: true,
+                reservoir: Vec::new(),
+                reservoir_size: 512,
+                seen: 600,
+                min_rate: 0.01,
+                rng: Pcg64::seed_from_u64(42),
+            },
+            metrics: now.metrics.clone(),
+            segment_sizes: now.segment_sizes.clone(),
+            watermark_ms: now.watermark_ms,
+            labelled_through_ms: 5,
+            categories: now.categories.clone(),
+            segment_stats: now.segment_stats.clone(),
+            strategy: now.strategy.clone(),
+            drift: now.drift.clone(),
+        };
+        let bytes =
+            bincode::serde::encode_to_vec(&old, bincode::config::standard()).expect("encodes");
+        let mut back = decode_v1(&bytes).expect("a version-1 state decodes");
+        assert_eq!(back.version, 12);
+        assert_eq!(back.scaler, now.scaler);
+        assert_eq!(back.segment_sizes, now.segment_sizes);
+        assert_eq!(
+            (back.watermark_ms, back.labelled_through_ms),
+            (now.watermark_ms, 5)
+        );
+        // The online centroids are not carried over: the first fit is due at the next event.
+        assert!(!back.segments.is_seeded());
+        assert!(back.segments.count_event());
+        // Corrupt or current-version bytes are an error, not a panic.
+        assert!(decode_v1(&bytes[..bytes.len() - 3]).is_err());
+        assert!(decode_v1(&now.encode()).is_err());
+    }
 }
