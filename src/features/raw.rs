@@ -35,6 +35,20 @@ pub enum Unit {
 }
 
 impl Unit {
+    /// A short name of the unit: `days`, `count`, `amount`, `seconds`, `share`, `stars`, or
+    /// empty for an attribute slot (decayed counts and amounts are a `count` and an `amount`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Unit::Days => "days",
+            Unit::Count | Unit::DecayedCount => "count",
+            Unit::Amount | Unit::DecayedAmount => "amount",
+            Unit::Seconds => "seconds",
+            Unit::Share => "share",
+            Unit::Stars => "stars",
+            Unit::None => "",
+        }
+    }
+
     /// The value formatted for a person, with its unit (`"3.2 days"`, `"12"`, `"45.0%"`);
     /// `missing` for a dimension without a value (e.g. `"never"` for days since purchase).
     pub fn format(self, value: Option<f64>, missing: &str) -> String {
