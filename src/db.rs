@@ -1016,7 +1016,7 @@ impl Db {
     /// `None` for an unknown customer. The rule and label of the customer's segment are those
     /// [`Db::segments`] computed last, if the model has not changed since or it was less than
     /// five minutes ago; otherwise they are computed again first (one pass over the profile
-    /// keys: about 2 s at 500k profiles, so the first call after opening a large store is
+    /// keys: about 1 s at 500k profiles, so the first call after opening a large store is
     /// slow).
     ///
     /// # Errors

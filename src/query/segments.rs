@@ -331,3 +331,65 @@ impl SegmentCache {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(recency: f64, buyers: f64, buyer_spend: f64, events: f64) -> MemberStats {
+        MemberStats {
+            evaluated: 100,
+            recency_days: Some(recency),
+            tenure_days: Some(100.0),
+            buyers,
+            purchases: 2.0 * buyers,
+            buyer_spend: (buyers > 0.0).then_some(buyer_spend),
+            mean_spend: buyers * buyer_spend,
+            recent_events: events,
+            ..MemberStats::default()
+        }
+    }
+
+    #[test]
+    fn traits_and_rules_follow_the_raw_statistics() {
+        let everyone = stats(20.0, 0.6, 100.0, 2.0);
+        let rule = |s: &MemberStats| rule_for(s, &Traits::of(s, &everyone, 30.0), 30.0);
+        // Silent for longer than the horizon and twice everyone: lapsing, win-back.
+        let lapsing = stats(90.0, 0.6, 100.0, 0.2);
+        let t = Traits::of(&lapsing, &everyone, 30.0);
+        assert!(t.lapsing && t.occasional && !t.recent);
+        assert_eq!(rule(&lapsing), "win_back_coupon");
+        // 35 days: over the horizon but under twice everyone's 20: not lapsing.
+        assert!(!Traits::of(&stats(35.0, 0.6, 100.0, 2.0), &everyone, 30.0).lapsing);
+        // Buyers spending three times what buyers usually do, recently: VIP.
+        let vip = stats(5.0, 0.9, 300.0, 4.0);
+        let t = Traits::of(&vip, &everyone, 30.0);
+        assert!(t.high_spend && t.recent && t.frequent);
+        assert_eq!(rule(&vip), "vip_offer");
+        // Cart adds without purchases.
+        let carts = MemberStats {
+            cart_adds: 3.0,
+            ..stats(10.0, 0.6, 50.0, 2.0)
+        };
+        assert_eq!(rule(&carts), "cart_reminder");
+        // Engaged, rarely buying: new products; a steady mid-spend segment: nothing.
+        assert_eq!(rule(&stats(10.0, 0.1, 20.0, 2.0)), "new_product");
+        assert_eq!(rule(&stats(10.0, 0.8, 100.0, 2.0)), "none");
+        assert_eq!(rule(&MemberStats::default()), "none");
+    }
+
+    #[test]
+    fn a_shared_bucket_is_named_with_all_its_categories() {
+        let mut names = CategoryNames::new(2);
+        for n in ["sports", "sports", "garden", "toys", "sports"] {
+            names.observe(0, n);
+        }
+        let st = MemberStats {
+            category_share: vec![0.7, 0.3],
+            ..MemberStats::default()
+        };
+        let top = top_categories(&st, &names);
+        assert_eq!(top[0].name, "sports/garden/toys");
+        assert_eq!(top[1].name, "bucket 1");
+    }
+}
