@@ -73,6 +73,8 @@ struct Inner {
     rng: Mutex<rand_pcg::Pcg64>,
     /// Dropping this stops the background re-segmentation thread, if any.
     stop_background: Mutex<Option<Sender<()>>>,
+    /// The last segment descriptions, for the strategy's rules and labels.
+    segment_cache: segments::SegmentCache,
 }
 
 /// One entry of the lookalike index as [`Db::lookalike_index_rows`] shows it: customer id,
@@ -191,6 +193,7 @@ impl Db {
                 index_builder: Mutex::new(IndexBuilder::NotStarted),
                 rng: Mutex::new(rand::SeedableRng::seed_from_u64(seed)),
                 stop_background: Mutex::new(None),
+                segment_cache: segments::SegmentCache::default(),
             }),
         };
         db.start_background_jobs()?;
@@ -542,13 +545,41 @@ impl Db {
         )
     }
 
-    /// Every segment with its size and a label derived from its centroid (empty until the
-    /// segments are seeded, after `reservoir_size` events).
-    pub fn segments(&self) -> Vec<SegmentInfo> {
-        let model = self.model();
-        segments::describe(&model, &self.inner.layout, &|b| {
-            model.categories.name(b).map(str::to_string)
-        })
+    /// Every segment: its size, and its members' statistics as of the watermark in raw units
+    /// (median days since the last event, mean and median spend, buyers, mean propensity, …),
+    /// computed over all members or, in a large store, a uniform sample of about
+    /// [`crate::query::segment_stats::SAMPLE`] of them (each segment says how many it
+    /// evaluated); the label and the rule's action derived from those statistics, and the
+    /// feedback statistics of every action. Empty until the segments are seeded. One pass over
+    /// the profile keys: every surface (`persona segments`, `export segments`, `SEGMENT.LIST`,
+    /// the report) reads this.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails while scanning.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// let db = persona::Db::open(dir.path())?;
+    /// assert!(db.segments()?.is_empty(), "not seeded yet");
+    /// # Ok::<(), persona::Error>(())
+    /// ```
+    pub fn segments(&self) -> Result<Vec<SegmentInfo>> {
+        Ok(self.segments_of(&self.model())?.as_ref().clone())
+    }
+
+    /// Describes the segments of `model` and remembers the result for [`Db::strategy`].
+    fn segments_of(&self, model: &ModelState) -> Result<Arc<Vec<SegmentInfo>>> {
+        let segs = Arc::new(segments::summarise_and_describe(
+            &self.inner.store,
+            model,
+            &self.inner.layout,
+            self.inner.config.horizon_days,
+        )?);
+        self.inner
+            .segment_cache
+            .put(model.version, Arc::clone(&segs));
+        Ok(segs)
     }
 
     /// Names of the feature-vector dimensions, in order.
@@ -595,7 +626,7 @@ impl Db {
         use crate::query::report::{ReportInput, ReportPoint, ReportSegment};
         use rand::{Rng, SeedableRng};
         let model = self.model();
-        let segments = self.segments();
+        let segments = self.segments_of(&model)?;
         let mut rng = rand_pcg::Pcg64::seed_from_u64(self.inner.config.model.seed);
         let mut points: Vec<ReportPoint> = Vec::new();
         let mut customers = 0u64;
@@ -983,10 +1014,15 @@ impl Db {
 
     /// The marketing action to take for a customer now: Thompson sampling over the per-segment
     /// action statistics (or, with `greedy`, the best posterior mean), with rule-based priors.
-    /// `None` for an unknown customer.
+    /// `None` for an unknown customer. The rule and label of the customer's segment are those
+    /// [`Db::segments`] computed last, if the model has not changed since or it was less than
+    /// five minutes ago; otherwise they are computed again first (one pass over the profile
+    /// keys: about 1 s at 500k profiles, so the first call after opening a large store is
+    /// slow).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if the segments are not seeded yet.
+    /// [`Error::InvalidArgument`] if the segments are not seeded yet; [`Error::Storage`] if sled
+    /// fails while the segment statistics are computed.
     pub fn strategy(&self, customer_id: &str, greedy: bool) -> Result<Option<Recommendation>> {
         validate_customer_id(customer_id)?;
         let Some(rec) = self.inner.store.profile_current(customer_id)? else {
@@ -999,7 +1035,15 @@ impl Db {
                 "segments are not seeded yet; strategies need segments",
             ));
         };
-        let rule = strategy::rule_action(&model, seg);
+        let described = match self.inner.segment_cache.get(model.version) {
+            Some(segs) => segs,
+            None => self.segments_of(&model)?,
+        };
+        let (label, rule) = described
+            .get(seg)
+            .map(|s| (s.label.clone(), s.rule_action.clone()))
+            .unwrap_or_default();
+        let rule = strategy::action_index(&model, &rule);
         let chosen = {
             let mut rng = self.inner.rng.lock();
             model.strategy.choose(seg, rule, greedy, &mut *rng)
@@ -1007,12 +1051,6 @@ impl Db {
         let Some((action, posterior)) = chosen else {
             return Err(Error::Config("the action catalogue is empty".into()));
         };
-        let label = segments::describe(&model, &self.inner.layout, &|b| {
-            model.categories.name(b).map(str::to_string)
-        })
-        .get(seg)
-        .map(|s| s.label.clone())
-        .unwrap_or_default();
         Ok(Some(strategy::explain(
             &model,
             customer_id,

@@ -117,6 +117,7 @@ fn generate_import_inspect_reimport() -> Result {
             "propensity",
             "attributes",
             "features",
+            "raw_features",
         ],
     );
     assert_eq!(p["customer_id"], busiest.as_str());
@@ -133,6 +134,17 @@ fn generate_import_inspect_reimport() -> Result {
     let features = p["features"].as_object().ok_or("features is an object")?;
     assert_eq!(features.len(), 61);
     assert!(features["purchases"].is_f64() && features["recency_days"].is_f64());
+    // Raw units next to the model's values: the same names but the attribute slots, days and
+    // counts instead of their logarithms.
+    let raw = p["raw_features"]
+        .as_object()
+        .ok_or("raw_features is an object")?;
+    assert_eq!(raw.len(), 61 - 12);
+    for name in ["recency_days", "purchases", "spend"] {
+        let (r, f) = (raw[name].as_f64(), features[name].as_f64());
+        let (r, f) = (r.ok_or("raw")?, f.ok_or("model")?);
+        assert!((r.ln_1p() - f).abs() < 1e-9, "{name}: raw {r}, model {f}");
+    }
 
     // profile --version: a retained version, and a pruned one (exit 1 with the range).
     let older = (n - 1).to_string();
@@ -155,9 +167,36 @@ fn generate_import_inspect_reimport() -> Result {
     let segments = segments.as_array().ok_or("segments is a list")?;
     assert_eq!(segments.len(), 8);
     for (i, s) in segments.iter().enumerate() {
-        assert_keys(s, &["id", "size", "label", "centroid", "propensity"]);
+        assert_keys(
+            s,
+            &[
+                "id",
+                "size",
+                "evaluated",
+                "label",
+                "recency_days",
+                "buyers",
+                "spend",
+                "mean_spend",
+                "mean_propensity",
+                "rule_action",
+                "best_action",
+                "centroid",
+            ],
+        );
         assert_eq!(s["id"], i as u64);
+        assert_eq!(
+            s["evaluated"], s["size"],
+            "a small store is evaluated whole"
+        );
     }
+    // export segments gives the same statistics, from the same computation.
+    let exported = ok(&data, &["export", "segments", "--format", "jsonl"])?;
+    let exported: Vec<Value> = exported
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<std::result::Result<_, _>>()?;
+    assert_eq!(&exported, segments);
 
     // model --json
     let model = json(&data, &["model"])?;
@@ -311,7 +350,7 @@ fn quickstart_builds_a_store_and_shows_it_again_on_a_second_run() -> Result {
     assert!(!second.contains("imported"), "{second}");
     // Every profile the import created is there, and exactly as many as the segments hold.
     let db = persona::Db::open(&data)?;
-    let in_segments: usize = db.segments().iter().map(|s| s.size as usize).sum();
+    let in_segments: usize = db.segments()?.iter().map(|s| s.size as usize).sum();
     assert!(db.profile_count() > 0);
     assert_eq!(db.profile_count(), in_segments);
     db.close()?;

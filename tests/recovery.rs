@@ -73,7 +73,7 @@ fn snapshot(db: &Db) -> Result<Snapshot> {
         history,
         model: (*db.model()).clone(),
         info,
-        segments: db.segments(),
+        segments: db.segments()?,
         members,
         profile_count: db.profile_count(),
     })

@@ -439,3 +439,45 @@ fn snapshots_are_listed_and_rolled_back_to() -> TestResult {
     assert_eq!(first.len(), 8);
     Ok(())
 }
+
+/// `SEGMENT.LIST` replies the library's segment statistics (one computation, every surface).
+#[test]
+fn segment_list_matches_the_library() -> TestResult {
+    let (server, db) = loaded()?;
+    let mut con = resp3(&server)?;
+    let reply = array(redis::cmd("SEGMENT.LIST").query(&mut con)?);
+    let want = db.segments()?;
+    assert_eq!(reply.len(), want.len());
+    for (got, w) in reply.into_iter().zip(&want) {
+        let got = map(got);
+        assert_eq!(int(&got["id"]), i64::from(w.id));
+        assert_eq!(int(&got["size"]), w.size as i64);
+        assert_eq!(int(&got["evaluated"]), w.evaluated as i64);
+        assert_eq!(text(&got["label"]), w.label);
+        assert_eq!(double(&got["mean_spend"]), w.mean_spend);
+        assert_eq!(double(&got["mean_propensity"]), w.mean_propensity);
+        assert_eq!(double(&got["buyers"]), w.buyers);
+        match w.recency_days {
+            Some(d) => assert_eq!(double(&got["recency_days"]), d),
+            None => assert_eq!(got["recency_days"], Value::Nil),
+        }
+        assert_eq!(text(&got["rule_action"]), w.rule_action);
+        assert_eq!(text(&got["best_action"]), w.best_action);
+        assert_eq!(
+            array(got["top_categories"].clone()).len(),
+            w.top_categories.len()
+        );
+    }
+    // A profile's raw features: null for what never happened.
+    let p = map(redis::cmd("PROFILE.GET").arg("c000042").query(&mut con)?);
+    let raw = map(p["raw_features"].clone());
+    let profile = db.profile("c000042")?.expect("c000042 exists");
+    let names = db.feature_names();
+    for (i, v) in profile.raw_features.iter().enumerate() {
+        match v {
+            Some(v) => assert_eq!(double(&raw[&names[i]]), *v, "{}", names[i]),
+            None => assert_eq!(raw[&names[i]], Value::Nil, "{}", names[i]),
+        }
+    }
+    Ok(())
+}

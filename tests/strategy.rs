@@ -71,7 +71,7 @@ fn thompson_sampling_converges_to_the_truly_best_action_per_segment() -> Result<
         assert_eq!(ack.segment, Some(rec.segment));
         fed_back[s] += 1;
     }
-    let segments = db.segments();
+    let segments = db.segments()?;
     let mut right = 0;
     for seg in &segments {
         let i = seg.id as usize;
@@ -128,11 +128,11 @@ fn cold_start_gives_the_rule_action_and_feedback_is_validated() -> Result<()> {
         "{e}"
     );
     // Idempotent with a feedback id.
-    let before = db.segments()[rec.segment as usize].actions.clone();
+    let before = db.segments()?[rec.segment as usize].actions.clone();
     let first = db.feedback(c, "none", true, Some("fb-1"), Some(rec.segment))?;
     let again = db.feedback(c, "none", true, Some("fb-1"), Some(rec.segment))?;
     assert!(!first.duplicate && again.duplicate);
-    let after = db.segments()[rec.segment as usize].actions.clone();
+    let after = db.segments()?[rec.segment as usize].actions.clone();
     let none = |v: &Vec<persona::query::ActionSummary>| {
         v.iter().find(|a| a.action == "none").map(|a| a.successes)
     };
@@ -141,7 +141,7 @@ fn cold_start_gives_the_rule_action_and_feedback_is_validated() -> Result<()> {
     db.close()?;
     drop(db);
     let db = Config::new(dir.path()).segments(6).open()?;
-    let reopened = db.segments()[rec.segment as usize].actions.clone();
+    let reopened = db.segments()?[rec.segment as usize].actions.clone();
     assert_eq!(none(&reopened), none(&after));
     Ok(())
 }

@@ -111,7 +111,7 @@ fn profiles(db: &Db, w: &mut impl Write, jsonl: bool, progress: bool) -> Result<
 }
 
 fn segments(db: &Db, w: &mut impl Write, jsonl: bool) -> Result<u64> {
-    let segs = db.segments();
+    let segs = db.segments()?;
     if jsonl {
         for s in &segs {
             writeln!(w, "{}", serde_json::to_string(s)?)?;
@@ -121,24 +121,46 @@ fn segments(db: &Db, w: &mut impl Write, jsonl: bool) -> Result<u64> {
         csv.write_record([
             "id",
             "size",
-            "mean_spend",
-            "mean_propensity",
+            "evaluated",
             "recency_days",
+            "tenure_days",
+            "days_since_purchase",
+            "buyers",
             "purchases",
             "spend",
+            "mean_spend",
+            "cart_adds",
+            "recent_events",
+            "mean_propensity",
+            "top_kind",
+            "top_categories",
             "rule_action",
             "best_action",
             "label",
         ])?;
+        let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.2}"));
         for s in &segs {
+            let categories: Vec<String> = s
+                .top_categories
+                .iter()
+                .map(|c| format!("{} {:.2}", c.name, c.share))
+                .collect();
             csv.write_record([
                 s.id.to_string(),
                 s.size.to_string(),
-                format!("{:.2}", s.mean_spend),
-                format!("{:.4}", s.mean_propensity),
-                format!("{:.2}", s.recency_days),
+                s.evaluated.to_string(),
+                opt(s.recency_days),
+                opt(s.tenure_days),
+                opt(s.days_since_purchase),
+                format!("{:.4}", s.buyers),
                 format!("{:.2}", s.purchases),
                 format!("{:.2}", s.spend),
+                format!("{:.2}", s.mean_spend),
+                format!("{:.2}", s.cart_adds),
+                format!("{:.2}", s.recent_events),
+                format!("{:.4}", s.mean_propensity),
+                s.top_kind.clone().unwrap_or_default(),
+                categories.join("; "),
                 s.rule_action.clone(),
                 s.best_action.clone(),
                 s.label.clone(),

@@ -40,16 +40,19 @@ pub fn profile(db: &Db, args: &ProfileArgs) -> Result<()> {
     let Some(p) = p else {
         bail!("no profile for customer {:?}", args.id);
     };
-    let names = db.feature_names();
     if args.json {
-        return print_json(&p.to_json(&names));
+        return print_json(&p.to_json(db.layout().name_list()));
     }
-    print_profile(&p, &names);
+    print_profile(&p, db);
     Ok(())
 }
 
 /// Prints a profile for people.
-pub fn print_profile(p: &persona::Profile, names: &[String]) {
+pub fn print_profile(p: &persona::Profile, db: &Db) {
+    let layout = db.layout();
+    let names = layout.name_list();
+    let model = db.model();
+    let categories = layout.category_start()..layout.event_dims();
     println!("customer   {}", p.customer_id);
     println!("version    {}", p.version);
     println!("events     {}", p.event_count);
@@ -70,16 +73,30 @@ pub fn print_profile(p: &persona::Profile, names: &[String]) {
             .collect();
         println!("attributes {}", attrs.join(", "));
     }
-    println!("features as of {}:", format_ms(p.as_of_ms));
-    for (n, v) in names.iter().zip(&p.features) {
-        if *v != 0.0 {
-            println!("  {n:<22} {v:>10.4}");
-        }
+    println!(
+        "features as of {} (value, and in brackets what the model sees):",
+        format_ms(p.as_of_ms)
+    );
+    for (i, (n, v)) in names.iter().zip(&p.features).enumerate() {
+        let value = match p.raw_features.get(i) {
+            // Days since an event that never happened: said so, not the model's stand-in.
+            Some(None) if i <= 2 => "never".to_string(),
+            Some(Some(raw)) if *raw != 0.0 => layout.unit(i).format(Some(*raw), "-"),
+            Some(_) => continue,
+            None if *v != 0.0 => "(attribute slot)".to_string(),
+            None => continue,
+        };
+        // A category bucket is named with every category that shares it.
+        let name = match model.categories.label(i.wrapping_sub(categories.start)) {
+            Some(label) if categories.contains(&i) => format!("{n} ({label})"),
+            _ => n.clone(),
+        };
+        println!("  {name:<38} {value:>12}  ({v:.4})");
     }
 }
 
 pub fn segments(db: &Db, args: &JsonArgs) -> Result<()> {
-    let segs = db.segments();
+    let segs = db.segments()?;
     if args.json {
         return print_json(&serde_json::to_value(&segs)?);
     }
@@ -90,20 +107,54 @@ pub fn segments(db: &Db, args: &JsonArgs) -> Result<()> {
         );
         return Ok(());
     }
-    print_segments(&segs);
+    print_segments(&segs, db.model().watermark_ms);
     Ok(())
 }
 
-/// Prints the segments table.
-pub fn print_segments(segs: &[persona::SegmentInfo]) {
+/// Prints the segments table: the members' statistics as of `as_of_ms` (medians of days and
+/// spend, means of the rest), then the rule's and the best action and the label.
+pub fn print_segments(segs: &[persona::SegmentInfo], as_of_ms: i64) {
+    let size: u64 = segs.iter().map(|s| s.size).sum();
+    let evaluated: u64 = segs.iter().map(|s| s.evaluated).sum();
+    let how = if evaluated >= size {
+        "every member".to_string()
+    } else {
+        format!("a uniform sample of {evaluated} of {size} members")
+    };
     println!(
-        "{:>3} {:>8} {:>9} {:>9} {:>10} {:>10}  label",
-        "seg", "size", "recency_d", "purchases", "spend", "propensity"
+        "members as of {} (statistics over {how}; recency and spend are medians, the rest means)",
+        format_ms(as_of_ms)
+    );
+    println!(
+        "{:>3} {:>7} {:>9} {:>6} {:>9} {:>9} {:>10} {:>10}  {:<15} {:<15} label",
+        "seg",
+        "size",
+        "recency_d",
+        "buyers",
+        "purchases",
+        "spend",
+        "mean_spend",
+        "propensity",
+        "rule",
+        "best action"
     );
     for s in segs {
+        let recency = s
+            .recency_days
+            .map_or("-".to_string(), |d| format!("{d:.1}"));
         println!(
-            "{:>3} {:>8} {:>9.1} {:>9.1} {:>10.2} {:>10.3}  {}",
-            s.id, s.size, s.recency_days, s.purchases, s.spend, s.propensity, s.label
+            "{:>3} {:>7} {:>9} {:>5.0}% {:>9.1} {:>9.2} {:>10.2} {:>10.3}  {:<15} {:<15} {}",
+            s.id,
+            s.size,
+            recency,
+            s.buyers * 100.0,
+            s.purchases,
+            s.spend,
+            s.mean_spend,
+            s.mean_propensity,
+            s.rule_action,
+            s.best_action,
+            s.label
         );
     }
 }

@@ -58,9 +58,16 @@ pub fn score(db: &Db, a: &IdArgs) -> Result<()> {
     );
     println!("why (contribution to the log-odds; bias {:+.3}):", s.bias);
     for c in &s.top {
+        let layout = db.layout();
+        let unit = layout.name_list().iter().position(|n| *n == c.feature);
+        let missing = if c.unit == "days" { "never" } else { "-" };
+        let raw = match unit {
+            Some(i) => layout.unit(i).format(c.raw_value, missing),
+            None => missing.to_string(),
+        };
         println!(
-            "  {:<22} {:+8.3}   value {:>10.3}  ({:+.2} sd)",
-            c.feature, c.contribution, c.value, c.z
+            "  {:<22} {:+8.3}   value {:>16}  (model {:.3}, {:+.2} sd)",
+            c.feature, c.contribution, raw, c.value, c.z
         );
     }
     Ok(())

@@ -62,13 +62,12 @@ pub fn run(db: &Db, args: &Args, data: &Path) -> Result<()> {
 /// Prints segments, model metrics and three example customers of different planted personas.
 fn show(db: &Db, cfg: &GeneratorConfig, customers: u64) -> Result<()> {
     println!("== segments");
-    super::inspect::print_segments(&db.segments());
+    super::inspect::print_segments(&db.segments()?, db.model().watermark_ms);
     println!();
     println!("== model");
     super::inspect::print_model(&db.model_info());
     println!();
     println!("== three example customers");
-    let names = db.feature_names();
     let gen = Generator::new(cfg.clone())?;
     let mut shown = Vec::new();
     for i in 0..customers {
@@ -86,7 +85,7 @@ fn show(db: &Db, cfg: &GeneratorConfig, customers: u64) -> Result<()> {
     }
     for (persona, p) in shown {
         println!("-- {} (planted persona: {persona})", p.customer_id);
-        super::inspect::print_profile(&p, &names);
+        super::inspect::print_profile(&p, db);
         println!();
     }
     println!("try: cargo run --release -- profile c000001 --json");

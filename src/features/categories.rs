@@ -4,11 +4,19 @@
 //! their names. To label segments ("top category: books") the writer keeps, per bucket, the most
 //! frequent category names seen, with the Space-Saving algorithm (at most [`NAMES_PER_BUCKET`]
 //! counters per bucket, so memory stays fixed however many categories arrive).
+//!
+//! A bucket is often shared: 10 categories hashed into the default 16 buckets all land apart
+//! with probability 16!/(6!·16¹⁰) ≈ 5 % (≈ 48 % with 64 buckets), so more buckets alone would
+//! not make names trustworthy. [`CategoryNames::label`] therefore names every category that
+//! holds a real share of its bucket ("garden/sports"), never one name for a mix.
 
 use serde::{Deserialize, Serialize};
 
 /// Counters kept per bucket.
 pub const NAMES_PER_BUCKET: usize = 4;
+/// A name is part of its bucket's label when its count is at least this share of the bucket's
+/// most frequent name (rarer names are noise for a label, and Space-Saving overestimates them).
+pub const LABEL_MIN_RATIO: f64 = 0.1;
 
 /// Most frequent category names per bucket.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -48,6 +56,43 @@ impl CategoryNames {
             .map(|(n, _)| n.as_str())
     }
 
+    /// The names counted in `bucket`, most frequent first (ties by name), with their counts.
+    pub fn names(&self, bucket: usize) -> Vec<(&str, u64)> {
+        let mut names: Vec<(&str, u64)> = self
+            .buckets
+            .get(bucket)
+            .map(|c| c.iter().map(|(n, c)| (n.as_str(), *c)).collect())
+            .unwrap_or_default();
+        names.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        names
+    }
+
+    /// An honest name for `bucket`: every category whose count is at least [`LABEL_MIN_RATIO`]
+    /// of the most frequent one, most frequent first, joined by `/` ("garden/sports"); one name
+    /// only when the bucket holds (essentially) one category. `None` for a bucket without names.
+    ///
+    /// # Examples
+    /// ```
+    /// use persona::features::categories::CategoryNames;
+    /// let mut names = CategoryNames::new(2);
+    /// for n in ["sports", "garden", "sports", "books"] {
+    ///     names.observe(if n == "books" { 1 } else { 0 }, n);
+    /// }
+    /// assert_eq!(names.label(0).as_deref(), Some("sports/garden"));
+    /// assert_eq!(names.label(1).as_deref(), Some("books"));
+    /// assert_eq!(names.label(5), None);
+    /// ```
+    pub fn label(&self, bucket: usize) -> Option<String> {
+        let names = self.names(bucket);
+        let top = names.first()?.1 as f64;
+        let shared: Vec<&str> = names
+            .iter()
+            .filter(|(_, c)| *c as f64 >= LABEL_MIN_RATIO * top)
+            .map(|(n, _)| *n)
+            .collect();
+        Some(shared.join("/"))
+    }
+
     /// Number of buckets.
     pub fn len(&self) -> usize {
         self.buckets.len()
@@ -75,5 +120,20 @@ mod tests {
         assert_eq!(c.name(1), None);
         c.observe(5, "ignored");
         assert_eq!(c.len(), 2);
+        // "books" 3, the rest 1 each (Space-Saving may overcount the last ones): a shared bucket
+        // is labelled with every name that holds a real share.
+        assert_eq!(c.names(0)[0], ("books", 3));
+        let label = c.label(0).expect("named");
+        assert!(label.starts_with("books/"), "{label}");
+        let mut solo = CategoryNames::new(1);
+        for _ in 0..20 {
+            solo.observe(0, "toys");
+        }
+        solo.observe(0, "typo");
+        assert_eq!(
+            solo.label(0).as_deref(),
+            Some("toys"),
+            "a 1-in-21 name is noise"
+        );
     }
 }

@@ -16,6 +16,7 @@
 
 pub mod attributes;
 pub mod categories;
+pub mod raw;
 pub mod vector;
 
 pub use attributes::AttrValue;

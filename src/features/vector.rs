@@ -22,7 +22,10 @@
 //! | 37+B..45+B | `attr_cat_<s>` | text attributes: `name=value` hashed into 8 one-hot slots |
 //!
 //! Heavy-tailed quantities are log-scaled so that one whale does not dominate the scaler; shares
-//! and means are bounded. The same layout is used for scoring, segmenting and similarity.
+//! and means are bounded. The same layout is used for scoring, segmenting and similarity. The
+//! names say what a dimension measures, not its unit: `recency_days` holds ln(1 + days). For
+//! people, [`super::raw`] gives the same dimensions in days, counts and amounts, with "never"
+//! instead of the 365-day stand-in.
 
 use super::{AttrValue, FeatureParams, ProfileState, DAY_MS};
 use crate::event::EventKind;

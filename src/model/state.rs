@@ -42,8 +42,11 @@ pub struct ModelState {
     /// Most frequent category name per category bucket, for labelling segments. Sized by the
     /// caller ([`CategoryNames::new`]); empty in a fresh state.
     pub categories: CategoryNames,
-    /// Per segment: sums of lifetime spend and of propensity over its current members (for mean
-    /// spend / mean propensity). Maintained by the caller alongside `segment_sizes`.
+    /// Per segment: sums of lifetime spend and of propensity over its current members, each
+    /// taken at the member's last write. Maintained by the caller alongside `segment_sizes` and
+    /// checked by `persona check`, but no longer reported: propensities at the last write go
+    /// stale, so segment statistics are computed as of now from the members
+    /// ([`crate::query::segment_stats`]).
     pub segment_stats: Vec<SegmentStats>,
     /// Marketing-action outcome statistics per (segment, action).
     pub strategy: Strategy,

@@ -10,6 +10,7 @@ pub(crate) mod lookalike_index;
 pub(crate) mod refit;
 pub mod report;
 pub mod score;
+pub mod segment_stats;
 pub mod segments;
 pub mod similar;
 pub mod strategy;
@@ -45,8 +46,14 @@ pub struct Profile {
     pub attributes: BTreeMap<String, AttrValue>,
     /// The time the features are evaluated at (the watermark), unix ms.
     pub as_of_ms: i64,
-    /// Feature vector as of `as_of_ms` (see [`crate::features::vector`] for the layout).
+    /// Feature vector as of `as_of_ms`, as the model sees it: log-scaled days, counts and
+    /// amounts (see [`crate::features::vector`] for the layout).
     pub features: Vec<f64>,
+    /// The event-derived dimensions of `features` (all but the attribute slots) in their own
+    /// units: days, counts, amounts, seconds, shares, stars
+    /// ([`crate::features::vector::FeatureLayout::raw_values`]); `None` where the quantity does
+    /// not exist, e.g. days since the last purchase of a customer who never purchased.
+    pub raw_features: Vec<Option<f64>>,
     /// Nearest segment as of `as_of_ms` with the current model (None before seeding).
     pub segment: Option<u16>,
     /// Distance to that segment's centroid, in standardised units.
@@ -96,6 +103,8 @@ impl Profile {
                 .max(state.last_seen_ms.unwrap_or(i64::MIN))
         });
         let features = layout.vector(&state, as_of_ms);
+        let mut raw_features = layout.raw_values(&state, as_of_ms);
+        raw_features.truncate(layout.event_dims());
         let z = model.scaler.transform_vec(&features);
         let nearest = model.segments.assign(&features);
         Profile {
@@ -107,6 +116,7 @@ impl Profile {
             attributes: state.attributes.clone(),
             as_of_ms,
             features,
+            raw_features,
             segment: nearest.map(|(s, _)| s as u16),
             segment_distance: nearest.map(|(_, d)| d),
             assigned_segment: None,
@@ -115,11 +125,19 @@ impl Profile {
         }
     }
 
-    /// The profile as a JSON object (the stable shape printed by `persona profile --json`).
+    /// The profile as a JSON object (the stable shape printed by `persona profile --json`):
+    /// `features` as the model sees them, `raw_features` in their own units under the same
+    /// names (null where the quantity does not exist, e.g. `days_since_purchase` of a customer
+    /// who never purchased; no attribute slots).
     pub fn to_json(&self, names: &[String]) -> serde_json::Value {
         let features: serde_json::Map<String, serde_json::Value> = names
             .iter()
             .zip(&self.features)
+            .map(|(n, v)| (n.clone(), serde_json::json!(v)))
+            .collect();
+        let raw_features: serde_json::Map<String, serde_json::Value> = names
+            .iter()
+            .zip(&self.raw_features)
             .map(|(n, v)| (n.clone(), serde_json::json!(v)))
             .collect();
         let attributes: serde_json::Map<String, serde_json::Value> = self
@@ -140,6 +158,7 @@ impl Profile {
             "propensity": self.propensity,
             "attributes": attributes,
             "features": features,
+            "raw_features": raw_features,
         })
     }
 }

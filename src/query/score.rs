@@ -13,8 +13,15 @@ pub const TOP_CONTRIBUTIONS: usize = 6;
 pub struct Contribution {
     /// Feature name.
     pub feature: String,
-    /// Raw feature value.
+    /// The feature's value as the model sees it (`ln(1 + x)` for days, counts and amounts).
     pub value: f64,
+    /// The same in its own unit (days, a count, an amount, a share, stars:
+    /// [`FeatureLayout::raw_values`]); `None` where the quantity does not exist (days since a
+    /// purchase that never happened) and for attribute slots.
+    pub raw_value: Option<f64>,
+    /// The unit of `raw_value`, for people: `days`, `count`, `amount`, `seconds`, `share`,
+    /// `stars`, or empty.
+    pub unit: &'static str,
     /// Standardised value (how unusual it is).
     pub z: f64,
     /// Contribution to the logit (positive raises the propensity).
@@ -50,6 +57,7 @@ pub(crate) fn score(
         .watermark_ms
         .max(state.last_seen_ms.unwrap_or(i64::MIN));
     let x = layout.vector(state, as_of_ms);
+    let raw = layout.raw_values(state, as_of_ms);
     let z = model.scaler.transform_vec(&x);
     let contributions = model.propensity.contributions(&z);
     let names = layout.name_list();
@@ -67,6 +75,8 @@ pub(crate) fn score(
         .map(|i| Contribution {
             feature: names[i].clone(),
             value: x[i],
+            raw_value: raw.get(i).copied().flatten(),
+            unit: layout.unit(i).name(),
             z: z[i],
             contribution: contributions[i],
         })

@@ -1,15 +1,16 @@
 //! From segments to actions: which marketing action to take for a customer now.
 //!
-//! Each segment gets a rule-based default action from its centroid (the domain rules: big
-//! spenders get `vip_offer`, lapsing buyers `win_back_coupon`, cart abandoners `cart_reminder`,
-//! newcomers `new_product`, otherwise `none`). The rule only sets the prior; feedback moves the
+//! Each segment gets a rule-based default action from its members' statistics as of now
+//! ([`rule_for`]: lapsing segments get `win_back_coupon`, big spenders `vip_offer`, cart
+//! abandoners `cart_reminder`, engaged non-buyers and newcomers `new_product`, otherwise
+//! `none`). The rule only sets the prior; feedback moves the
 //! per-(segment, action) Beta posteriors, and the recommendation is drawn by Thompson sampling
 //! (or, with `greedy`, the best posterior mean). See [`crate::model::strategy`].
 
-use crate::event::EventKind;
-use crate::features::vector::{DECAYED_KINDS, DECAYED_PURCHASES, RECENCY, SPEND};
 use crate::model::strategy::Posterior;
 use crate::model::ModelState;
+use crate::query::segment_stats::MemberStats;
+use crate::query::segments::Traits;
 use serde::Serialize;
 
 /// A recommended action.
@@ -50,32 +51,46 @@ pub struct ActionSummary {
     pub expected_conversion: f64,
 }
 
-/// The action the domain rules suggest for segment `seg`, as an index into the catalogue.
-pub fn rule_action(model: &ModelState, seg: usize) -> usize {
-    let actions = model.strategy.actions();
-    let find = |name: &str| actions.iter().position(|a| a == name);
-    let fallback = find("none").unwrap_or(0);
-    if !model.segments.is_seeded() || seg >= model.segments.k() {
-        return fallback;
+/// The action the domain rules suggest for a segment with statistics `st` and traits
+/// `traits` (see [`Traits`]), by name; the first rule that holds wins:
+/// 1. *lapsing* → `win_back_coupon`: most members have been silent for longer than the
+///    horizon and than customers usually are;
+/// 2. *high spend* (and not lapsing) → `vip_offer`;
+/// 3. cart abandoners — at least 0.5 cart adds per member and twice as many cart adds as
+///    purchases → `cart_reminder`;
+/// 4. engaged but not buying — fewer than half the members ever purchased — or newcomers —
+///    median tenure under one horizon → `new_product`;
+/// 5. otherwise `none`.
+///
+/// Every comparison is in raw units (days, counts, amounts) on the segment's own members as of
+/// now. An action the catalogue lacks falls back to `none` where the caller looks it up.
+pub fn rule_for(st: &MemberStats, traits: &Traits, horizon_days: f64) -> &'static str {
+    if st.evaluated == 0 {
+        "none"
+    } else if traits.lapsing {
+        "win_back_coupon"
+    } else if traits.high_spend {
+        "vip_offer"
+    } else if st.cart_adds >= 0.5 && st.cart_adds >= 2.0 * st.purchases {
+        "cart_reminder"
+    } else if st.buyers < 0.5 || st.tenure_days.is_some_and(|t| t < horizon_days) {
+        "new_product"
+    } else {
+        "none"
     }
-    let z = model.scaler.transform_vec(&model.segments.centroid(seg));
-    let cart = z[DECAYED_KINDS + EventKind::CartAdd.index()];
-    let rules = [
-        (z[SPEND] > 0.5 && z[RECENCY] <= 0.5, "vip_offer"),
-        (z[RECENCY] > 0.5 && z[SPEND] > -0.5, "win_back_coupon"),
-        (cart > 0.5 && z[DECAYED_PURCHASES] < cart, "cart_reminder"),
-        (z[1] < -0.5, "new_product"),
-    ];
-    rules
-        .iter()
-        .filter(|(hit, _)| *hit)
-        .find_map(|(_, name)| find(name))
-        .unwrap_or(fallback)
 }
 
-/// Every action's statistics in `seg`, in catalogue order.
-pub fn summaries(model: &ModelState, seg: usize) -> Vec<ActionSummary> {
-    let rule = rule_action(model, seg);
+/// The index of action `name` in `model`'s catalogue, or of `none` (or the first action) when
+/// the catalogue lacks it.
+pub fn action_index(model: &ModelState, name: &str) -> usize {
+    let actions = model.strategy.actions();
+    let find = |name: &str| actions.iter().position(|a| a == name);
+    find(name).or_else(|| find("none")).unwrap_or(0)
+}
+
+/// Every action's statistics in `seg`, in catalogue order, the rule's action being `rule`.
+pub fn summaries(model: &ModelState, seg: usize, rule: &str) -> Vec<ActionSummary> {
+    let rule = action_index(model, rule);
     model
         .strategy
         .actions()

@@ -406,7 +406,9 @@ impl Command {
 
     /// Whether the command may wait (for a durable commit, or for a scan of many records), so
     /// that it runs on a thread of its own instead of the connection's event loop: the
-    /// synchronous writes, `SIMILAR`, `PROFILE.EXPORT`, `SEGMENT.MEMBERS`, and `DBSIZE` and
+    /// synchronous writes, `SIMILAR`, `PROFILE.EXPORT`, `SEGMENT.LIST` and `STRATEGY` (they
+    /// read every profile key, `STRATEGY` when its segment statistics are older than five
+    /// minutes), `SEGMENT.MEMBERS`, and `DBSIZE` and
     /// `INFO` (they count the profiles). Never `EVENT.ADD`, which is asynchronous.
     pub(crate) fn waits(&self) -> bool {
         matches!(
@@ -414,8 +416,10 @@ impl Command {
             Command::ProfileSet(_)
                 | Command::ProfileDel(_)
                 | Command::ProfileExport(_)
+                | Command::SegmentList(_)
                 | Command::SegmentMembers(_)
                 | Command::Similar(_)
+                | Command::Strategy(_)
                 | Command::Feedback(_)
                 | Command::ModelSnapshot(_)
                 | Command::ModelRollback(_)
@@ -433,7 +437,7 @@ impl Command {
             Command::ProfileSet(c) => c.apply(ctx).into(),
             Command::ProfileDel(c) => c.apply(ctx).into(),
             Command::ProfileExport(c) => c.apply(ctx).into(),
-            Command::SegmentList(c) => Reply::Frame(c.apply(ctx)),
+            Command::SegmentList(c) => c.apply(ctx).into(),
             Command::SegmentMembers(c) => c.apply(ctx).into(),
             Command::SegmentNearest(c) => c.apply(ctx).into(),
             Command::Similar(c) => c.apply(ctx).into(),

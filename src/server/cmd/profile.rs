@@ -121,10 +121,12 @@ pub(crate) const EXPORT: Spec = Spec {
 ///
 /// *2\r\n$11\r\nPROFILE.GET\r\n$3\r\nc42\r\n
 ///
-/// RESP3: %12\r\n$11\r\ncustomer_id\r\n$3\r\nc42\r\n$7\r\nversion\r\n:3\r\n ...
+/// RESP3: %13\r\n$11\r\ncustomer_id\r\n$3\r\nc42\r\n$7\r\nversion\r\n:3\r\n ...
 ///        $10\r\nattributes\r\n%1\r\n$3\r\nage\r\n,34\r\n
-///        $8\r\nfeatures\r\n%N\r\n$9\r\nrecency_d\r\n,0.5\r\n ...
-/// RESP2: the same as flat arrays: *24\r\n$11\r\ncustomer_id\r\n$3\r\nc42\r\n ...
+///        $8\r\nfeatures\r\n%N\r\n$12\r\nrecency_days\r\n,0.5\r\n ...
+///        $12\r\nraw_features\r\n%M\r\n$12\r\nrecency_days\r\n,0.65\r\n ...
+///        $19\r\ndays_since_purchase\r\n_\r\n ...   (never purchased)
+/// RESP2: the same as flat arrays: *26\r\n$11\r\ncustomer_id\r\n$3\r\nc42\r\n ...
 /// unknown customer: _\r\n (RESP3), $-1\r\n (RESP2)
 /// ```
 #[derive(Debug)]
@@ -194,14 +196,16 @@ impl Get {
             None => db.profile(&self.customer)?,
         };
         Ok(match profile {
-            Some(p) => profile_frame(p, &ctx.server.feature_keys),
+            Some(p) => profile_frame(p, &ctx.server.feature_keys, db.layout().name_list()),
             None => Frame::Null,
         })
     }
 }
 
-/// A profile as a map; attributes and features are nested maps (features keyed by `names`).
-fn profile_frame(p: Profile, names: &Arc<SharedKeys>) -> Frame {
+/// A profile as a map; attributes, features and raw features are nested maps (features keyed
+/// by `names`, raw features by `raw_names`, the same names; a raw feature that does not exist
+/// is null).
+fn profile_frame(p: Profile, names: &Arc<SharedKeys>, raw_names: &[String]) -> Frame {
     let attributes = p
         .attributes
         .iter()
@@ -212,6 +216,11 @@ fn profile_frame(p: Profile, names: &Arc<SharedKeys>) -> Frame {
             };
             (Frame::bulk(name), value)
         })
+        .collect();
+    let raw_features = raw_names
+        .iter()
+        .zip(&p.raw_features)
+        .map(|(name, v)| (Frame::bulk(name), v.map_or(Frame::Null, Frame::Double)))
         .collect();
     let features = Frame::DoubleMap(Arc::clone(names), p.features);
     let time = |ms: Option<i64>| ms.map_or(Frame::Null, Frame::Integer);
@@ -234,6 +243,7 @@ fn profile_frame(p: Profile, names: &Arc<SharedKeys>) -> Frame {
         ("propensity", Frame::Double(p.propensity)),
         ("attributes", Frame::Map(attributes)),
         ("features", features),
+        ("raw_features", Frame::Map(raw_features)),
     ])
 }
 

@@ -128,7 +128,8 @@ impl Similar {
 /// *2\r\n$5\r\nSCORE\r\n$3\r\nc42\r\n
 /// -> %5\r\n$10\r\npropensity\r\n,0.61\r\n$8\r\nas_of_ms\r\n:1767225600000\r\n
 ///    $13\r\nmodel_version\r\n:12\r\n$4\r\nbias\r\n,-0.3\r\n
-///    $3\r\ntop\r\n*6\r\n%4\r\n$7\r\nfeature\r\n$9\r\nrecency_d\r\n$5\r\nvalue\r\n,2\r\n
+///    $3\r\ntop\r\n*6\r\n%6\r\n$7\r\nfeature\r\n$12\r\nrecency_days\r\n$5\r\nvalue\r\n,2\r\n
+///    $9\r\nraw_value\r\n,6.39\r\n$4\r\nunit\r\n$4\r\ndays\r\n
 ///    $1\r\nz\r\n,-0.8\r\n$12\r\ncontribution\r\n,0.4\r\n ...   (RESP2: each map a flat array)
 /// ```
 #[derive(Debug)]
@@ -148,6 +149,8 @@ impl Score {
                 Frame::map_from([
                     ("feature", Frame::bulk(&c.feature)),
                     ("value", Frame::Double(c.value)),
+                    ("raw_value", c.raw_value.map_or(Frame::Null, Frame::Double)),
+                    ("unit", Frame::bulk(c.unit)),
                     ("z", Frame::Double(c.z)),
                     ("contribution", Frame::Double(c.contribution)),
                 ])

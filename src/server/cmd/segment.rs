@@ -19,7 +19,7 @@ pub(crate) const LIST: Spec = Spec {
     key: 0,
     group: "segment",
     since: "0.1.0",
-    summary: "Lists every segment with its size, label and typical customer.",
+    summary: "Lists every segment: size, members' statistics now, label, rule and best action.",
     args: &[],
     subcommands: &[],
     parse: |_| Ok(Command::SegmentList(List)),
@@ -77,7 +77,12 @@ pub(crate) const NEAREST: Spec = Spec {
     container: "",
 };
 
-/// Every segment, in id order: an empty array until the segments are seeded.
+/// Every segment, in id order: an empty array until the segments are seeded. Each map holds
+/// the members' statistics as of the watermark in raw units — computed over all members or a
+/// uniform sample (`evaluated` says how many) — the label, the rule's action and the action
+/// with the best posterior mean; the same numbers as `persona segments --json` (which adds the
+/// centroid and every action's feedback counts). Runs on a thread of its own: it reads the
+/// profile keys once.
 ///
 /// # Format
 ///
@@ -85,32 +90,58 @@ pub(crate) const NEAREST: Spec = Spec {
 /// SEGMENT.LIST
 ///
 /// *1\r\n$12\r\nSEGMENT.LIST\r\n
-/// -> *8\r\n%7\r\n$2\r\nid\r\n:0\r\n$4\r\nsize\r\n:120\r\n$5\r\nlabel\r\n$14\r\nhigh spend ...\r\n
-///    $12\r\nrecency_days\r\n,3.5\r\n$9\r\npurchases\r\n,4\r\n$5\r\nspend\r\n,80.5\r\n
-///    $10\r\npropensity\r\n,0.7\r\n ...              (RESP2: each map a flat array)
+/// -> *8\r\n%18\r\n$2\r\nid\r\n:0\r\n$4\r\nsize\r\n:120\r\n$9\r\nevaluated\r\n:120\r\n
+///    $5\r\nlabel\r\n$14\r\nhigh spend ...\r\n$12\r\nrecency_days\r\n,3.5\r\n ...
+///    $11\r\nrule_action\r\n$9\r\nvip_offer\r\n ...   (RESP2: each map a flat array)
 /// ```
 #[derive(Debug)]
 pub(crate) struct List;
 
 impl List {
-    pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Frame {
-        let segments = ctx.server.db.segments();
-        Frame::Array(
+    pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Result<Frame, CommandError> {
+        let segments = ctx.server.db.segments()?;
+        let opt = |v: Option<f64>| v.map_or(Frame::Null, Frame::Double);
+        Ok(Frame::Array(
             segments
                 .iter()
                 .map(|s| {
+                    let categories = s
+                        .top_categories
+                        .iter()
+                        .map(|c| {
+                            Frame::map_from([
+                                ("name", Frame::bulk(&c.name)),
+                                ("bucket", super::int(c.bucket as u64)),
+                                ("share", Frame::Double(c.share)),
+                            ])
+                        })
+                        .collect();
                     Frame::map_from([
                         ("id", Frame::Integer(i64::from(s.id))),
                         ("size", super::int(s.size)),
+                        ("evaluated", super::int(s.evaluated)),
                         ("label", Frame::bulk(&s.label)),
-                        ("recency_days", Frame::Double(s.recency_days)),
+                        ("recency_days", opt(s.recency_days)),
+                        ("tenure_days", opt(s.tenure_days)),
+                        ("days_since_purchase", opt(s.days_since_purchase)),
+                        ("buyers", Frame::Double(s.buyers)),
                         ("purchases", Frame::Double(s.purchases)),
                         ("spend", Frame::Double(s.spend)),
-                        ("propensity", Frame::Double(s.propensity)),
+                        ("mean_spend", Frame::Double(s.mean_spend)),
+                        ("cart_adds", Frame::Double(s.cart_adds)),
+                        ("recent_events", Frame::Double(s.recent_events)),
+                        ("mean_propensity", Frame::Double(s.mean_propensity)),
+                        (
+                            "top_kind",
+                            s.top_kind.as_ref().map_or(Frame::Null, Frame::bulk),
+                        ),
+                        ("top_categories", Frame::Array(categories)),
+                        ("rule_action", Frame::bulk(&s.rule_action)),
+                        ("best_action", Frame::bulk(&s.best_action)),
                     ])
                 })
                 .collect(),
-        )
+        ))
     }
 }
 
