@@ -382,7 +382,7 @@ fn verify(store: &Store, events: &[Ev], acked: &Acked) -> TestResult<usize> {
     }
     let model = db.model();
     assert_eq!(
-        model.scaler.count(),
+        model.segments.events(),
         applied_total as u64,
         "the model state saw a different set of events than the profiles"
     );

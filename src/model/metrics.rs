@@ -114,7 +114,13 @@ impl Prequential {
         let mut start = 0;
         while start < sorted.len() {
             let tie = sorted[start].0;
-            let end = start + sorted[start..].iter().take_while(|e| e.0 == tie).count();
+            // `total_cmp`, not `==`: a NaN (only a corrupted record holds one) equals itself
+            // here, so every group has at least one element and the loop always advances.
+            let end = start
+                + sorted[start..]
+                    .iter()
+                    .take_while(|e| e.0.total_cmp(&tie).is_eq())
+                    .count();
             // Ranks are 1-based; the group occupies start+1 ..= end.
             let avg_rank = (start + 1 + end) as f64 / 2.0;
             let group_pos = sorted[start..end].iter().filter(|e| e.1).count();
@@ -138,6 +144,9 @@ impl Prequential {
                 self.capacity
             ));
         }
+        if let Some(i) = self.window.iter().position(|e| !e.0.is_finite()) {
+            return bad(format!("metrics window entry {i} is not a finite prediction"));
+        }
         if self.positives > self.examples {
             return bad(format!(
                 "metrics count {} positives among {} examples",
@@ -152,6 +161,17 @@ impl Prequential {
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn a_nan_in_the_window_ends_and_is_refused() {
+        // A NaN prediction compared with `==` made a zero-length tie group and an endless loop.
+        let mut m = Prequential::new(4);
+        m.record(0.2, false);
+        m.record(0.9, true);
+        m.window.push_back((f32::NAN, true));
+        assert!(m.rolling_auc().is_some());
+        assert!(m.validate().is_err());
+    }
     use rand_pcg::Pcg64;
 
     /// AUC by comparing every (positive, negative) pair; ties count one half.

@@ -312,6 +312,11 @@ impl Segments {
         self.seeded
     }
 
+    /// Events counted so far ([`Self::count_event`]: the writer counts every applied event).
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
     /// Fits so far.
     pub fn fits(&self) -> u64 {
         self.fits

@@ -4,9 +4,12 @@
 //! Per event, in order: advance the watermark, labelling as negative every training example
 //! whose horizon ended before it; if the event is a target event inside its customer's open
 //! example's horizon, label that example positive; apply the event to the profile (a new
-//! version); compute the feature vector as of the watermark; update the scaler and k-means;
-//! predict the propensity; and, if the customer has no open example, open one. Every
-//! prediction is made before the example it scores is learned (prequential evaluation).
+//! version); compute the feature vector as of the watermark; assign its segment; predict the
+//! propensity; if the customer has no open example, open one; count the event towards the
+//! segments' fit schedule, and fit them to the customer sample when one is due. Every
+//! prediction is made before the example it scores is learned (prequential evaluation). The
+//! scaler the propensity model reads is fed the examples it learns, as they are learned: the
+//! population the model is served, not the stream of events.
 //!
 //! The propensity model learns from the population it is served: a training example is the
 //! profile as of a *checkpoint*, not as of an event. A customer's checkpoints are one horizon
@@ -662,9 +665,8 @@ impl Engine {
     }
 
     /// Moves the watermark to `ts` if later. Every example whose horizon ended before it is
-    /// labelled negative; for a customer still silent, the profile as of that moment is
-    /// observed by the scaler and k-means, and the next silent-period example is queued (up to
-    /// `silent_horizons` of them).
+    /// labelled negative; for a customer still silent, the next silent-period example is
+    /// queued (up to `silent_horizons` of them).
     fn advance_watermark(&mut self, store: &Store, b: &mut BatchState, ts: i64) {
         if ts <= self.model.watermark_ms {
             return;
@@ -712,9 +714,7 @@ impl Engine {
                 continue;
             }
             let features = example_features(pending, state, &self.layout, deadline - h, k);
-            let x = self.layout.vector(state, deadline);
             self.learn(store, &features, false);
-            self.model.scaler.update(&x);
             if k < self.config.silent_horizons {
                 let next = (deadline + h, customer);
                 if self.expiry.insert(next.clone()) {
@@ -889,14 +889,16 @@ impl Engine {
         }
     }
 
-    /// Learns one labelled example (predicting it first, for the prequential metrics), and runs
-    /// the drift test on its loss.
+    /// Learns one labelled example (predicting it first, for the prequential metrics): its raw
+    /// vector is folded into the scaler, then standardised and learned. Runs the drift test on
+    /// its loss.
     fn learn(&mut self, store: &Store, features: &[f32], label: bool) {
         let model = &mut self.model;
         if features.len() != model.scaler.dim() {
             return;
         }
         let x: Vec<f64> = features.iter().map(|v| f64::from(*v)).collect();
+        model.scaler.update(&x);
         let z = model.scaler.transform_vec(&x);
         let p = model.propensity.learn(&z, label);
         model.metrics.record(p, label);
@@ -1174,9 +1176,8 @@ fn example_features(
     }
 }
 
-/// Feeds a raw vector to the scaler; returns its segment and its standardised vector.
+/// The segment of a raw vector and its standardisation for the propensity model.
 fn observe(model: &mut ModelState, x: &[f64]) -> (Option<(usize, f64)>, Vec<f64>) {
-    model.scaler.update(x);
     let z = model.scaler.transform_vec(x);
     (model.segments.assign(x), z)
 }
