@@ -280,7 +280,9 @@ impl DriftMonitor {
         let trained = trained && watermark_ms >= first.saturating_add(horizon_ms.saturating_mul(2));
         let block = watermark_ms.div_euclid(horizon_ms);
         match self.block {
-            Some(b) if b >= block => {}
+            // Blocks only grow under one horizon; a smaller one means the horizon changed
+            // between opens, which starts a new block as well.
+            Some(b) if b == block => {}
             Some(_) => {
                 self.lagged = self.next.take();
                 self.next = Some(Forecaster::of(current, trained));
