@@ -121,7 +121,8 @@ pub struct Config {
     /// The marketing-action catalogue. Default: `vip_offer`, `new_product`, `win_back_coupon`,
     /// `cart_reminder`, `none`. Rule-based priors know these names; other names start neutral.
     pub actions: Vec<String>,
-    /// What to do when drift is detected on the propensity model's loss. Default `warn`.
+    /// What to do when drift is detected on the propensity model's forecasts
+    /// ([`crate::model::drift`]). Default `warn`.
     pub drift_reaction: DriftReaction,
     /// Snapshot the model state every this many committed batches (0 = only on demand).
     /// Default 1000.

@@ -22,6 +22,15 @@
 //! rarer and purchases and cart adds much less likely when idle, so purchases cluster in time and
 //! recency and frequency predict the next 30 days.
 //!
+//! **Planted drift.** With [`GeneratorConfig::drift_at_ms`] set, behaviour changes abruptly at
+//! that time: from then on each persona buys (purchase and cart-add weights) like its partner
+//! ([`Persona::after_drift`]: big spenders ↔ window shoppers, bargain hunters ↔ social fans, loyal
+//! regulars ↔ churning), so the customers who bought stop and those who browsed start. Everything
+//! else (activity, sessions, categories, amounts, ratings) is unchanged, and so are the events
+//! before the drift (after it, the kinds drawn differ, and with them which of the candidate
+//! events the selection sampling keeps); the truth file still names each customer's original
+//! persona.
+//!
 //! Guarantees of [`Generator`]: exactly `events` events, timestamps non-decreasing and inside
 //! `[start_ms, start_ms + days·86 400 000)`, every event passes [`Event::validate`], unique ids
 //! `e0`, `e1`, …, customer ids `c000000`, `c000001`, …, the same sequence for the same config, and
@@ -96,6 +105,19 @@ impl Persona {
         Persona::ALL.into_iter().find(|p| p.as_str() == s)
     }
 
+    /// The persona whose purchase behaviour this one takes after a planted drift
+    /// ([`GeneratorConfig::drift_at_ms`]); the pairs swap, so applying it twice is the identity.
+    pub fn after_drift(self) -> Persona {
+        match self {
+            Persona::BigSpender => Persona::WindowShopper,
+            Persona::WindowShopper => Persona::BigSpender,
+            Persona::BargainHunter => Persona::SocialFan,
+            Persona::SocialFan => Persona::BargainHunter,
+            Persona::LoyalRegular => Persona::Churning,
+            Persona::Churning => Persona::LoyalRegular,
+        }
+    }
+
     fn profile(self) -> &'static Profile {
         &PROFILES[self as usize]
     }
@@ -166,6 +188,11 @@ pub struct GeneratorConfig {
     pub start_ms: i64,
     /// Length of the period in days, at least 1 (default 120).
     pub days: u32,
+    /// Planted abrupt drift: from this time (unix ms) on, each persona buys like
+    /// [`Persona::after_drift`] (see the [module documentation](self)). `None` (the default):
+    /// stationary behaviour. A time outside the period changes nothing (after it) or everything
+    /// (before it).
+    pub drift_at_ms: Option<i64>,
 }
 
 impl Default for GeneratorConfig {
@@ -176,6 +203,7 @@ impl Default for GeneratorConfig {
             seed: 42,
             start_ms: DEFAULT_START_MS,
             days: 120,
+            drift_at_ms: None,
         }
     }
 }
@@ -399,10 +427,19 @@ impl Generator {
 
     fn make_event(&mut self, t: i64, index: u32, persona: Persona, engaged: bool) -> Event {
         let p = persona.profile();
+        let drifted = self
+            .cfg
+            .drift_at_ms
+            .is_some_and(|d| self.cfg.start_ms + t >= d);
+        let buyer = if drifted {
+            persona.after_drift().profile()
+        } else {
+            p
+        };
         let rng = &mut self.attr_rng;
         let boost = BUY_BOOST[usize::from(engaged)];
         let weight = |k: EventKind| match k {
-            EventKind::Purchase | EventKind::CartAdd => p.kinds[k.index()] * boost,
+            EventKind::Purchase | EventKind::CartAdd => buyer.kinds[k.index()] * boost,
             _ => p.kinds[k.index()],
         };
         let mut u = rng.gen::<f64>() * EventKind::ALL.map(weight).iter().sum::<f64>();
@@ -726,6 +763,52 @@ mod tests {
         assert!(mean(LoyalRegular, "stars") > mean(Churning, "stars") + 1.5);
         assert_eq!(mean(Churning, "all_late"), 0.0);
         assert!(mean(LoyalRegular, "all_late") > 0.35);
+    }
+
+    #[test]
+    fn a_planted_drift_swaps_who_buys_and_nothing_else() {
+        let c = cfg(600, 60_000, 42);
+        let drift_at = c.start_ms + 60 * 86_400_000;
+        let drifted = GeneratorConfig {
+            drift_at_ms: Some(drift_at),
+            ..c.clone()
+        };
+        let (before, after) = (generate(&c), generate(&drifted));
+        // As many events; identical ones before the drift.
+        assert_eq!(before.len(), after.len());
+        let early = before
+            .iter()
+            .take_while(|e| e.timestamp_ms < drift_at)
+            .count();
+        assert!(early > 20_000);
+        assert_eq!(before[..early], after[..early]);
+        assert!(after[early..].iter().all(|e| e.timestamp_ms >= drift_at));
+        let personas: Vec<Persona> = truth(&c).map(|(_, p)| p).collect();
+        let purchase_share = |events: &[Event], p: Persona| {
+            let late = events
+                .iter()
+                .filter(|e| e.timestamp_ms >= drift_at && personas[index(e)] == p);
+            let (mut buys, mut all) = (0.0, 0.0);
+            for e in late {
+                all += 1.0;
+                buys += f64::from(u8::from(e.kind == Purchase));
+            }
+            buys / all
+        };
+        assert!(purchase_share(&before, BigSpender) > 0.15);
+        assert!(purchase_share(&after, BigSpender) < 0.02);
+        assert!(purchase_share(&before, WindowShopper) < 0.02);
+        assert!(purchase_share(&after, WindowShopper) > 0.1);
+        assert!(purchase_share(&after, SocialFan) > 3.0 * purchase_share(&before, SocialFan));
+        for p in Persona::ALL {
+            assert_eq!(p.after_drift().after_drift(), p);
+        }
+        // A drift after the period changes nothing.
+        let late = GeneratorConfig {
+            drift_at_ms: Some(c.start_ms + 121 * 86_400_000),
+            ..c.clone()
+        };
+        assert_eq!(generate(&late), before);
     }
 
     #[test]

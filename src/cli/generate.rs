@@ -16,6 +16,9 @@ pub struct Args {
     /// Random seed: the same seed gives the same file.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Length of the period in days, from 2026-01-01.
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..))]
+    days: u32,
     /// Output file.
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
@@ -25,6 +28,16 @@ pub struct Args {
     /// Also write `customer_id,persona` for every customer to this file.
     #[arg(long, value_name = "FILE")]
     truth: Option<PathBuf>,
+    /// Plant an abrupt drift at TIME (RFC 3339 or unix ms): from then on each persona buys like
+    /// another (big spenders <-> window shoppers, bargain hunters <-> social fans, loyal regulars
+    /// <-> churning), so who buys changes while activity, categories and amounts do not. The
+    /// truth file keeps the original personas.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    drift_at: Option<i64>,
+}
+
+fn parse_time(s: &str) -> std::result::Result<i64, String> {
+    persona::event::parse::parse_timestamp(s).map_err(|e| e.to_string())
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -32,6 +45,8 @@ pub fn run(args: &Args) -> Result<()> {
         customers: args.customers,
         events: args.events,
         seed: args.seed,
+        days: args.days,
+        drift_at_ms: args.drift_at,
         ..GeneratorConfig::default()
     };
     let jsonl = match args.format.as_deref() {

@@ -1,15 +1,17 @@
 //! Model states written by earlier builds (model record version 1), read and converted.
 //!
 //! Version 1 kept online k-means segments (centroids in the propensity scaler's space, moved by
-//! every event). Version 2 fits the segments to a sample of customers as of now, in the
-//! sample's own standardisation; a version-1 state converts to unfitted segments whose first
-//! fit is due at the next event, and every other field is kept as it was.
+//! every event) and a Page–Hinkley test on the learning-time loss. Version 2 fits the segments
+//! to a sample of customers as of now, in the sample's own standardisation, and monitors drift
+//! with a lagged forecaster ([`DriftMonitor`]). A version-1 state converts to unfitted segments
+//! whose first fit is due at the next event and to a fresh drift monitor that keeps the old
+//! detections (the old test's statistics measured another quantity); every other field is kept.
 
 use ndarray::Array2;
 use rand_pcg::Pcg64;
 use serde::Deserialize;
 
-use super::drift::PageHinkley;
+use super::drift::{Detection, DriftMonitor};
 use super::state::{ModelState, SegmentStats, MAX_STATE_BYTES};
 use super::strategy::Strategy;
 use super::{ModelError, Prequential, Propensity, Scaler, Segments};
@@ -32,6 +34,30 @@ struct SegmentsV1 {
     rng: Pcg64,
 }
 
+/// The version-1 drift detection, field for field.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[allow(dead_code)] // decoded to reach the detections
+struct PageHinkleyV1 {
+    delta: f64,
+    lambda: f64,
+    n: u64,
+    mean: f64,
+    cumulative: f64,
+    minimum: f64,
+    detections: Vec<DetectionV1>,
+}
+
+/// A version-1 detection.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+struct DetectionV1 {
+    watermark_ms: i64,
+    model_version: u64,
+    examples: u64,
+    statistic: f64,
+}
+
 /// The version-1 model state, field for field.
 #[derive(Deserialize)]
 #[cfg_attr(test, derive(serde::Serialize))]
@@ -47,7 +73,7 @@ struct ModelStateV1 {
     categories: CategoryNames,
     segment_stats: Vec<SegmentStats>,
     strategy: Strategy,
-    drift: PageHinkley,
+    drift: PageHinkleyV1,
 }
 
 /// Decodes a version-1 model state body and converts it (see the module docs). Never panics;
@@ -63,6 +89,16 @@ pub(crate) fn decode_v1(bytes: &[u8]) -> Result<ModelState, ModelError> {
         )));
     }
     let s = old.segments;
+    let mut drift = DriftMonitor::default();
+    for d in old.drift.detections {
+        drift.push_detection(Detection {
+            watermark_ms: d.watermark_ms,
+            deadline_day_ms: d.watermark_ms,
+            model_version: d.model_version,
+            examples: d.examples,
+            statistic: d.statistic,
+        });
+    }
     let state = ModelState {
         version: old.version,
         scaler: old.scaler,
@@ -75,7 +111,7 @@ pub(crate) fn decode_v1(bytes: &[u8]) -> Result<ModelState, ModelError> {
         categories: old.categories,
         segment_stats: old.segment_stats,
         strategy: old.strategy,
-        drift: old.drift,
+        drift,
     };
     state.validate()?;
     Ok(state)
@@ -117,7 +153,20 @@ mod tests {
             categories: now.categories.clone(),
             segment_stats: now.segment_stats.clone(),
             strategy: now.strategy.clone(),
-            drift: now.drift.clone(),
+            drift: PageHinkleyV1 {
+                delta: 0.05,
+                lambda: 100.0,
+                n: 300,
+                mean: 0.4,
+                cumulative: 3.0,
+                minimum: -1.0,
+                detections: vec![DetectionV1 {
+                    watermark_ms: 7,
+                    model_version: 8,
+                    examples: 9,
+                    statistic: 101.0,
+                }],
+            },
         };
         let bytes =
             bincode::serde::encode_to_vec(&old, bincode::config::standard()).expect("encodes");
@@ -132,6 +181,9 @@ mod tests {
         // The online centroids are not carried over: the first fit is due at the next event.
         assert!(!back.segments.is_seeded());
         assert!(back.segments.count_event());
+        // A fresh drift monitor that remembers the old detection.
+        assert_eq!(back.drift.detections.len(), 1);
+        assert_eq!(back.drift.detections[0].statistic, 101.0);
         // Corrupt or current-version bytes are an error, not a panic.
         assert!(decode_v1(&bytes[..bytes.len() - 3]).is_err());
         assert!(decode_v1(&now.encode()).is_err());

@@ -145,7 +145,9 @@ impl Prequential {
             ));
         }
         if let Some(i) = self.window.iter().position(|e| !e.0.is_finite()) {
-            return bad(format!("metrics window entry {i} is not a finite prediction"));
+            return bad(format!(
+                "metrics window entry {i} is not a finite prediction"
+            ));
         }
         if self.positives > self.examples {
             return bad(format!(

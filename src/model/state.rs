@@ -8,7 +8,7 @@
 use crate::features::categories::CategoryNames;
 use serde::{Deserialize, Serialize};
 
-use super::drift::PageHinkley;
+use super::drift::DriftMonitor;
 use super::strategy::Strategy;
 use super::{ModelConfig, ModelError, Prequential, Propensity, Scaler, Segments};
 
@@ -50,8 +50,9 @@ pub struct ModelState {
     pub segment_stats: Vec<SegmentStats>,
     /// Marketing-action outcome statistics per (segment, action).
     pub strategy: Strategy,
-    /// Drift test on the propensity model's prequential loss, with its recent detections.
-    pub drift: PageHinkley,
+    /// Drift test on the propensity model's prequential loss, fed in deadline order: the test,
+    /// the losses waiting for their deadline day, the re-arming hold-off and recent detections.
+    pub drift: DriftMonitor,
 }
 
 /// Running sums over a segment's current members.
@@ -91,20 +92,21 @@ impl ModelState {
             categories: CategoryNames::default(),
             segment_stats: vec![SegmentStats::default(); config.segments],
             strategy: Strategy::new(config.segments, Vec::new()),
-            drift: PageHinkley::default(),
+            drift: DriftMonitor::default(),
         }
     }
 
     /// Replaces the learned parameters (scaler, propensity, centroids, strategy statistics, drift
-    /// test) with those of `snapshot`, keeping this state's bookkeeping: version, watermark,
-    /// segment sizes and statistics (they describe the stored membership index), category names
-    /// and the prequential metrics (a record of what happened).
+    /// test statistics) with those of `snapshot`, keeping this state's bookkeeping: version,
+    /// watermark, segment sizes and statistics (they describe the stored membership index),
+    /// category names, the prequential metrics and drift detections (a record of what happened)
+    /// and the losses waiting for their deadline (they belong to examples already learned).
     pub fn restore_learned(&mut self, snapshot: &ModelState) {
         self.scaler = snapshot.scaler.clone();
         self.propensity = snapshot.propensity.clone();
         self.segments = snapshot.segments.clone();
         self.strategy = snapshot.strategy.clone();
-        self.drift = snapshot.drift.clone();
+        self.drift.test = snapshot.drift.test.clone();
     }
 
     /// Feature dimension shared by all models.
@@ -171,6 +173,7 @@ impl ModelState {
             ));
         }
         self.strategy.validate()?;
+        self.drift.validate().map_err(ModelError::Inconsistent)?;
         if self.segment_stats.len() != self.segments.k() || self.strategy.k() != self.segments.k() {
             return bad(format!(
                 "segment statistics cover {} and {} segments, expected {}",
@@ -215,6 +218,10 @@ mod tests {
             let label = z[0] + z[1] > 0.0;
             let p = state.propensity.learn(&z, label);
             state.metrics.record(p, label);
+            // Losses wait for deadlines a horizon after the watermark: some stay pending.
+            let day = super::super::drift::DAY_MS;
+            let t = 1_700_000_000_000 + i * day / 4;
+            state.drift.record(t + 30 * day, -p.ln(), t, 30 * day);
             sample.push(x.clone());
             if state.segments.count_event() {
                 state.segments.fit(&sample);

@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 use crate::event::wall_clock_ms;
 use crate::features::vector::FeatureLayout;
 use crate::features::{CompactEvent, ProfileOp, ProfileState};
-use crate::model::drift::Detection;
+use crate::model::drift::{Detection, MIN_EXAMPLES};
 use crate::model::ModelState;
 use crate::storage::record::{PendingExample, ProfileRecord, RecordState};
 use crate::storage::{keys, queue, Store};
@@ -589,7 +589,7 @@ impl Engine {
                     if self.expiry.insert(key.clone()) {
                         b.undo.push(Undo::Inserted(key));
                     }
-                    positive = Some(features);
+                    positive = Some((features, taken_at + horizon));
                 } else if is_implicit(&w.record.pending, k) {
                     // The example's features are implicit (the state as of its checkpoint,
                     // unchanged since); the state is about to change, so store them now. Its
@@ -630,8 +630,8 @@ impl Engine {
                 .remember(id_hash, e.timestamp_ms, self.config.dedupe_window);
         }
         let ack = finish(&mut self.model, w, prev, seg, p);
-        if let Some(features) = positive {
-            self.learn(store, &features, true);
+        if let Some((features, deadline)) = positive {
+            self.learn(store, &features, true, deadline);
         }
         if self.model.segments.count_event() {
             self.fit_segments(store, b);
@@ -714,7 +714,7 @@ impl Engine {
                 continue;
             }
             let features = example_features(pending, state, &self.layout, deadline - h, k);
-            self.learn(store, &features, false);
+            self.learn(store, &features, false, deadline);
             if k < self.config.silent_horizons {
                 let next = (deadline + h, customer);
                 if self.expiry.insert(next.clone()) {
@@ -889,10 +889,14 @@ impl Engine {
         }
     }
 
-    /// Learns one labelled example (predicting it first, for the prequential metrics): its raw
-    /// vector is folded into the scaler, then standardised and learned. Runs the drift test on
-    /// its loss.
-    fn learn(&mut self, store: &Store, features: &[f32], label: bool) {
+    /// Learns one labelled example due at `deadline` (its checkpoint + horizon), predicting it
+    /// first for the prequential metrics: its raw vector is folded into the scaler, then
+    /// standardised and learned. Hands it to the drift monitor, which scores it with the lagged
+    /// forecaster and feeds the test in deadline order (`src/model/drift.rs`). A positive is
+    /// learned when its target event comes (deadline at or after the watermark), a negative when
+    /// the watermark passes its deadline, in deadline order: every example due before
+    /// `min(deadline, watermark)` has then been learned.
+    fn learn(&mut self, store: &Store, features: &[f32], label: bool, deadline: i64) {
         let model = &mut self.model;
         if features.len() != model.scaler.dim() {
             return;
@@ -900,26 +904,36 @@ impl Engine {
         let x: Vec<f64> = features.iter().map(|v| f64::from(*v)).collect();
         model.scaler.update(&x);
         let z = model.scaler.transform_vec(&x);
+        let (positives, examples) = (model.metrics.positives(), model.metrics.examples());
+        let trained = positives.min(examples.saturating_sub(positives)) >= MIN_EXAMPLES;
+        let (wm, h) = (model.watermark_ms, self.horizon_ms);
+        model.drift.rotate(&model.propensity, trained, wm, h);
         let p = model.propensity.learn(&z, label);
         model.metrics.record(p, label);
-        let p_label = if label { p } else { 1.0 - p };
-        let loss = -p_label.clamp(1e-15, 1.0).ln();
-        let Some(statistic) = model.drift.observe(loss) else {
+        let complete_before = deadline.min(wm);
+        let alarms = model
+            .drift
+            .record_example(&z, label, deadline, complete_before, h);
+        for alarm in &alarms {
+            model.drift.push_detection(Detection {
+                watermark_ms: model.watermark_ms,
+                deadline_day_ms: alarm.deadline_day_ms,
+                model_version: model.version,
+                examples: model.metrics.examples(),
+                statistic: alarm.statistic,
+            });
+            tracing::info!(
+                "drift detected on the propensity forecasts of examples due {} at watermark {} \
+                 (statistic {:.1}); reaction: {:?}",
+                alarm.deadline_day_ms,
+                model.watermark_ms,
+                alarm.statistic,
+                self.config.drift_reaction
+            );
+        }
+        if alarms.is_empty() {
             return;
-        };
-        let detection = Detection {
-            watermark_ms: model.watermark_ms,
-            model_version: model.version,
-            examples: model.metrics.examples(),
-            statistic,
-        };
-        model.drift.push_detection(detection);
-        tracing::info!(
-            "drift detected on the propensity loss at watermark {} (statistic {statistic:.1}); \
-             reaction: {:?}",
-            model.watermark_ms,
-            self.config.drift_reaction
-        );
+        }
         match self.config.drift_reaction {
             DriftReaction::Warn => {}
             DriftReaction::Reset => model.propensity.reset(),
