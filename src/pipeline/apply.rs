@@ -8,8 +8,8 @@
 //! propensity; if the customer has no open example, open one; count the event towards the
 //! segments' fit schedule, and fit them to the customer sample when one is due. Every
 //! prediction is made before the example it scores is learned (prequential evaluation). The
-//! scaler the propensity model reads is fed the examples it learns, as they are learned: the
-//! population the model is served, not the stream of events.
+//! scaler the propensity model reads is fed every event's vector and each silent customer's
+//! vector at the end of a silent horizon.
 //!
 //! The propensity model learns from the population it is served: a training example is the
 //! profile as of a *checkpoint*, not as of an event. A customer's checkpoints are one horizon
@@ -665,8 +665,9 @@ impl Engine {
     }
 
     /// Moves the watermark to `ts` if later. Every example whose horizon ended before it is
-    /// labelled negative; for a customer still silent, the next silent-period example is
-    /// queued (up to `silent_horizons` of them).
+    /// labelled negative; for a customer still silent, the profile as of that moment is
+    /// observed by the scaler, and the next silent-period example is queued (up to
+    /// `silent_horizons` of them).
     fn advance_watermark(&mut self, store: &Store, b: &mut BatchState, ts: i64) {
         if ts <= self.model.watermark_ms {
             return;
@@ -714,7 +715,9 @@ impl Engine {
                 continue;
             }
             let features = example_features(pending, state, &self.layout, deadline - h, k);
+            let x = self.layout.vector(state, deadline);
             self.learn(store, &features, false, deadline);
+            self.model.scaler.update(&x);
             if k < self.config.silent_horizons {
                 let next = (deadline + h, customer);
                 if self.expiry.insert(next.clone()) {
@@ -890,8 +893,7 @@ impl Engine {
     }
 
     /// Learns one labelled example due at `deadline` (its checkpoint + horizon), predicting it
-    /// first for the prequential metrics: its raw vector is folded into the scaler, then
-    /// standardised and learned. Hands it to the drift monitor, which scores it with the lagged
+    /// first for the prequential metrics. Hands it to the drift monitor, which scores it with the lagged
     /// forecaster and feeds the test in deadline order (`src/model/drift.rs`). A positive is
     /// learned when its target event comes (deadline at or after the watermark), a negative when
     /// the watermark passes its deadline, in deadline order: every example due before
@@ -902,7 +904,6 @@ impl Engine {
             return;
         }
         let x: Vec<f64> = features.iter().map(|v| f64::from(*v)).collect();
-        model.scaler.update(&x);
         let z = model.scaler.transform_vec(&x);
         let (positives, examples) = (model.metrics.positives(), model.metrics.examples());
         let trained = positives.min(examples.saturating_sub(positives)) >= MIN_EXAMPLES;
@@ -1192,8 +1193,9 @@ fn example_features(
     }
 }
 
-/// The segment of a raw vector and its standardisation for the propensity model.
+/// Feeds a raw vector to the scaler; returns its segment and its standardised vector.
 fn observe(model: &mut ModelState, x: &[f64]) -> (Option<(usize, f64)>, Vec<f64>) {
+    model.scaler.update(x);
     let z = model.scaler.transform_vec(x);
     (model.segments.assign(x), z)
 }
