@@ -12,8 +12,7 @@
 //! examples' own features (recency, purchases) soon show the new behaviour: on generated streams
 //! whose buyers swap at a known time, that loss moved by −0.01 to +0.07 per example, the lagged
 //! forecaster's surprise by +0.14 to +0.30 (`docs/model.md`).
-//! The observation is the [`surprise`] of the *lagged forecaster*: the model (weights and the
-//! standardisation they were learned in, both frozen) as it was one to
+//! The observation is the [`surprise`] of the *lagged forecaster*: the model as it was one to
 //! two horizons earlier ([`DriftMonitor::rotate`]), i.e. roughly what was served when the
 //! example's window opened. A frozen model's surprise only moves when the data do, and the
 //! surprise (log loss minus the prediction's own entropy) does not move when only the share of
@@ -48,7 +47,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::propensity::{sigmoid, Propensity};
-use super::Scaler;
 
 /// Default tolerance δ (in log-loss units per example).
 pub const DEFAULT_DELTA: f64 = 0.05;
@@ -190,42 +188,26 @@ pub struct Alarm {
 pub struct Forecaster {
     weights: Vec<f64>,
     bias: f64,
-    /// The standardisation the weights were learned in, frozen with them (mean and divisor per
-    /// dimension): the live scaler keeps moving, and scoring a frozen model through it would
-    /// read as drift.
-    mean: Vec<f64>,
-    divisor: Vec<f64>,
     /// Whether the copy may score: the model had learned at least [`MIN_EXAMPLES`] examples of
     /// each class and the copy was taken two horizons or more after the first example.
     trained: bool,
 }
 
 impl Forecaster {
-    fn of(model: &Propensity, scaler: &Scaler, trained: bool) -> Forecaster {
+    fn of(model: &Propensity, trained: bool) -> Forecaster {
         Forecaster {
             weights: model.weights().to_vec(),
             bias: model.bias(),
-            mean: scaler.mean().to_vec(),
-            divisor: scaler.divisors().to_vec(),
             trained,
         }
     }
 
-    /// Probability of a positive label for the raw vector `x`, standardised as the weights were
-    /// learned; `None` for an `x` of another dimension.
-    fn predict(&self, x: &[f64]) -> Option<f64> {
-        let n = self.weights.len();
-        if x.len() != n || self.mean.len() != n || self.divisor.len() != n {
+    /// Probability of a positive label for `z`; `None` for a `z` of another dimension.
+    fn predict(&self, z: &[f64]) -> Option<f64> {
+        if z.len() != self.weights.len() {
             return None;
         }
-        let logit = self.bias
-            + self
-                .weights
-                .iter()
-                .zip(x)
-                .zip(self.mean.iter().zip(&self.divisor))
-                .map(|((w, v), (m, d))| w * (v - m) / d)
-                .sum::<f64>();
+        let logit = self.bias + self.weights.iter().zip(z).map(|(w, v)| w * v).sum::<f64>();
         Some(sigmoid(logit))
     }
 }
@@ -289,7 +271,6 @@ impl DriftMonitor {
     pub fn rotate(
         &mut self,
         current: &Propensity,
-        scaler: &Scaler,
         trained: bool,
         watermark_ms: i64,
         horizon_ms: i64,
@@ -304,24 +285,24 @@ impl DriftMonitor {
             Some(b) if b == block => {}
             Some(_) => {
                 self.lagged = self.next.take();
-                self.next = Some(Forecaster::of(current, scaler, trained));
+                self.next = Some(Forecaster::of(current, trained));
                 self.block = Some(block);
             }
             None => {
-                self.next = Some(Forecaster::of(current, scaler, trained));
+                self.next = Some(Forecaster::of(current, trained));
                 self.block = Some(block);
             }
         }
     }
 
-    /// The drift test's view of a labelled example `(x, label)` (`x` raw) due at `deadline_ms`: the
+    /// The drift test's view of a labelled example `(z, label)` due at `deadline_ms`: the
     /// [`surprise`] of the lagged forecaster's prediction (about what was served one horizon
     /// before) is recorded for the deadline's day, then every complete day is fed
     /// ([`Self::record`]). Without a trained lagged forecaster nothing is recorded (the days
     /// already waiting are still fed). Returns the alarms raised (almost always none).
     pub fn record_example(
         &mut self,
-        x: &[f64],
+        z: &[f64],
         label: bool,
         deadline_ms: i64,
         complete_before_ms: i64,
@@ -331,7 +312,7 @@ impl DriftMonitor {
             .lagged
             .as_ref()
             .filter(|f| f.trained)
-            .and_then(|f| f.predict(x));
+            .and_then(|f| f.predict(z));
         let loss = p.map_or(f64::NAN, |p| surprise(p, label));
         self.record(deadline_ms, loss, complete_before_ms, horizon_ms)
     }
@@ -695,20 +676,20 @@ mod tests {
         let z = [1.0, -0.5];
         let t0 = 10 * H; // a block boundary
                          // Block 10: the first example; block 11: the model as of block 11 becomes `next`.
-        m.rotate(&model, &Scaler::new(2), true, t0, H);
+        m.rotate(&model, true, t0, H);
         assert!(m.record_example(&z, true, t0 + H, t0, H).is_empty());
         assert_eq!(m.pending_losses(), 0, "no lagged forecaster yet");
         for _ in 0..50 {
             model.learn(&z, true);
         }
-        m.rotate(&model, &Scaler::new(2), true, t0 + H, H);
+        m.rotate(&model, true, t0 + H, H);
         let as_of_block_11 = model.predict(&z);
         for _ in 0..50 {
             model.learn(&z, false);
         }
         // Block 12 is two horizons after the first example: the block-11 copy scores, not the
         // current model; but it was taken before then, so it is not trusted yet.
-        m.rotate(&model, &Scaler::new(2), true, t0 + 2 * H, H);
+        m.rotate(&model, true, t0 + 2 * H, H);
         m.record_example(&z, true, t0 + 3 * H, t0 + 2 * H, H);
         assert_eq!(
             m.pending_losses(),
@@ -720,7 +701,7 @@ mod tests {
         for _ in 0..50 {
             model.learn(&z, true);
         }
-        m.rotate(&model, &Scaler::new(2), true, t0 + 3 * H, H);
+        m.rotate(&model, true, t0 + 3 * H, H);
         m.record_example(&z, false, t0 + 4 * H, t0 + 3 * H, H);
         assert_eq!(
             m.pending,
@@ -733,8 +714,8 @@ mod tests {
         assert_ne!(as_of_block_11, as_of_block_12);
         assert_ne!(model.predict(&z), as_of_block_12);
         // Untrained copies (the caller's judgement) never score; nor does a wrong dimension.
-        m.rotate(&model, &Scaler::new(2), false, t0 + 4 * H, H);
-        m.rotate(&model, &Scaler::new(2), false, t0 + 5 * H, H);
+        m.rotate(&model, false, t0 + 4 * H, H);
+        m.rotate(&model, false, t0 + 5 * H, H);
         m.record_example(&z, true, t0 + 6 * H, t0 + 5 * H, H);
         assert_eq!(
             m.pending_losses(),

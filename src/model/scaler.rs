@@ -167,12 +167,6 @@ impl Scaler {
         out
     }
 
-    /// The divisor of each dimension in [`Self::transform`]: the standard deviation, or 1 where
-    /// it is not trusted (fewer than two observations, or a near-constant dimension).
-    pub fn divisors(&self) -> &[f64] {
-        &self.divisor
-    }
-
     /// The raw vector whose standardisation is `z`: `z · std + mean` per dimension, with the
     /// divisor [`Self::transform`] uses (so `inverse(transform(x)) == x` up to rounding).
     pub fn inverse(&self, z: &[f64]) -> Vec<f64> {

@@ -908,15 +908,13 @@ impl Engine {
         let (positives, examples) = (model.metrics.positives(), model.metrics.examples());
         let trained = positives.min(examples.saturating_sub(positives)) >= MIN_EXAMPLES;
         let (wm, h) = (model.watermark_ms, self.horizon_ms);
-        model
-            .drift
-            .rotate(&model.propensity, &model.scaler, trained, wm, h);
+        model.drift.rotate(&model.propensity, trained, wm, h);
         let p = model.propensity.learn(&z, label);
         model.metrics.record(p, label);
         let complete_before = deadline.min(wm);
         let alarms = model
             .drift
-            .record_example(&x, label, deadline, complete_before, h);
+            .record_example(&z, label, deadline, complete_before, h);
         for alarm in &alarms {
             model.drift.push_detection(Detection {
                 watermark_ms: model.watermark_ms,
