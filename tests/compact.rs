@@ -147,10 +147,13 @@ fn a_compressed_store_is_smaller_on_disk() -> TestResult {
     copy_dir(&plain, &packed)?;
     let z = compact(&packed, 64, Level(3))?.bytes_after;
     assert_eq!(dump(&packed)?, dump(&plain)?);
-    // Small stores carry sled's fixed overhead, which does not compress, and records are packed
-    // since format version 4 (sparse blocks, relative times): a tenth at least.
+    // Small stores carry sled's fixed overhead, which does not compress, records are packed
+    // since format version 4 (sparse blocks, relative times), and the model state and its
+    // snapshots (floats, hardly compressible) weigh more since model record version 2; how many
+    // snapshots there are depends on how the writer grouped the commits. Measured 0.84–0.93 of
+    // the uncompressed size over eight runs: a twentieth at least.
     assert!(
-        z * 10 < p * 9,
+        z * 20 < p * 19,
         "compressed {z} bytes against {p} uncompressed"
     );
     Ok(())

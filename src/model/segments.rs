@@ -264,19 +264,10 @@ impl Segments {
     ///
     /// Never panics: with `k == 0` the segments simply never seed.
     pub fn new(k: usize, dim: usize, config: &ModelConfig) -> Self {
-        Segments {
-            k,
-            dim,
-            centroids: Array2::zeros((k, dim)),
-            members: vec![0; k],
-            seeded: false,
-            scale: Scaler::new(dim),
-            events: 0,
-            next_fit: config.reservoir_size.max(k).max(1) as u64,
-            min_gap: config.reservoir_size.max(k).max(1) as u64,
-            fits: 0,
-            rng: Pcg64::seed_from_u64(config.seed),
-        }
+        let rng = Pcg64::seed_from_u64(config.seed);
+        let mut segments = Segments::due_now(k, dim, config.reservoir_size, rng);
+        segments.next_fit = segments.min_gap;
+        segments
     }
 
     /// Unfitted segments whose first fit is due at the next counted event (segments converted
