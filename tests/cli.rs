@@ -337,7 +337,8 @@ fn quickstart_builds_a_store_and_shows_it_again_on_a_second_run() -> Result {
         "== segments",
         "== model",
         "== three example customers",
-        "segments           8 (seeded)",
+        "segments           8 (fitted ",
+        "5000 events)",
     ] {
         assert!(first.contains(section), "{section} missing:\n{first}");
     }

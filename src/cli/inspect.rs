@@ -171,15 +171,17 @@ pub fn print_model(m: &persona::ModelInfo) {
     println!("rolling AUC        {}", opt(m.rolling_auc));
     println!("log loss           {}", opt(m.log_loss));
     println!("rolling log loss   {}", opt(m.rolling_log_loss));
-    println!(
-        "segments           {} ({})",
-        m.segments.len(),
-        if m.segments_seeded {
-            "seeded"
-        } else {
-            "not seeded yet"
-        }
-    );
+    if m.segments_seeded {
+        println!(
+            "segments           {} (fitted {} times to a sample of the customers as of then; \
+             {} events)",
+            m.segments.len(),
+            m.segment_fits,
+            m.events
+        );
+    } else {
+        println!("segments           {} (not seeded yet)", m.segments.len());
+    }
     println!("segment sizes      {:?}", m.segments);
     if !m.snapshots.is_empty() {
         println!("snapshots          {:?}", m.snapshots);

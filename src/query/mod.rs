@@ -186,8 +186,13 @@ pub struct ModelInfo {
     pub drift: Vec<crate::model::drift::Detection>,
     /// Versions of the stored model snapshots, oldest first.
     pub snapshots: Vec<u64>,
-    /// Whether the k-means segments have been seeded.
+    /// Whether the k-means segments have been seeded (fitted at least once).
     pub segments_seeded: bool,
+    /// How many times the writer has fitted the segments to its customer sample (or a
+    /// re-segmentation refitted them).
+    pub segment_fits: u64,
+    /// Events counted towards the segments' fit schedule (every applied event).
+    pub events: u64,
     /// Profiles per segment.
     pub segments: Vec<u64>,
     /// Feature dimensions.
@@ -209,6 +214,8 @@ impl ModelInfo {
             drift: model.drift.detections.clone(),
             snapshots,
             segments_seeded: model.segments.is_seeded(),
+            segment_fits: model.segments.fits(),
+            events: model.segments.events(),
             segments: model.segment_sizes.clone(),
             dim: model.scaler.dim(),
         }
