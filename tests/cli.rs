@@ -4,7 +4,7 @@
 
 mod cli_support;
 
-use cli_support::{json, ok, persona, run, Result};
+use cli_support::{assert_keys, json, ok, persona, run, Result};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
@@ -15,16 +15,6 @@ use std::process::{Command, Stdio};
 /// `reimport_beyond_the_dedupe_window_is_all_duplicates` for busier customers).
 const CUSTOMERS: usize = 120;
 const EVENTS: usize = 1500;
-
-#[track_caller]
-fn assert_keys(v: &Value, keys: &[&str]) {
-    let obj = v
-        .as_object()
-        .unwrap_or_else(|| panic!("not an object: {v}"));
-    for k in keys {
-        assert!(obj.contains_key(*k), "key {k:?} missing in {v}");
-    }
-}
 
 fn generate(dir: &Path, file: &str) -> Result<std::path::PathBuf> {
     generate_n(dir, file, CUSTOMERS)

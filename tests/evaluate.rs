@@ -4,7 +4,7 @@
 
 mod cli_support;
 
-use cli_support::{json, ok, run, Result};
+use cli_support::{assert_keys, json, ok, run, Result};
 use serde_json::Value;
 use std::path::Path;
 
@@ -15,16 +15,6 @@ const SCORERS: [&str; 5] = [
     "monetary",
     "batch_lr",
 ];
-
-#[track_caller]
-fn assert_keys(v: &Value, keys: &[&str]) {
-    let obj = v
-        .as_object()
-        .unwrap_or_else(|| panic!("not an object: {v}"));
-    for k in keys {
-        assert!(obj.contains_key(*k), "key {k:?} missing in {v}");
-    }
-}
 
 /// `v` is null or a number in `[lo, hi]`.
 #[track_caller]

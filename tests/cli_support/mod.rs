@@ -1,5 +1,5 @@
 //! Helpers shared by the tests that run the real `persona` binary (`tests/cli.rs`,
-//! `tests/cli_privacy.rs`).
+//! `tests/cli_privacy.rs`, `tests/evaluate.rs`, `tests/drift.rs`).
 #![allow(dead_code)] // each test binary uses a subset
 
 use serde_json::Value;
@@ -45,4 +45,15 @@ pub fn json(data: &Path, args: &[&str]) -> Result<Value> {
     let mut args = args.to_vec();
     args.push("--json");
     stdout_json(data, &args)
+}
+
+/// Asserts that `v` is a JSON object holding every key of `keys`.
+#[track_caller]
+pub fn assert_keys(v: &Value, keys: &[&str]) {
+    let obj = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"));
+    for k in keys {
+        assert!(obj.contains_key(*k), "key {k:?} missing in {v}");
+    }
 }
