@@ -417,8 +417,7 @@ impl Engine {
                 let (horizon, silent) = (self.horizon_ms, self.config.silent_horizons);
                 let w = self.load(store, &mut b.records, customer)?;
                 if w.record.version == 0 {
-                    b.undo
-                        .extend(self.sample.offer(customer).into_iter().map(Undo::Sample));
+                    offer_to_sample(&mut self.sample, &mut b.undo, customer);
                 }
                 let prev = Prev::of(&w.record);
                 // The open example is the profile as of its checkpoint: if that has passed and
@@ -554,12 +553,7 @@ impl Engine {
         let horizon = self.horizon_ms;
         let w = self.load(store, &mut b.records, &e.customer_id)?;
         if w.record.version == 0 {
-            b.undo.extend(
-                self.sample
-                    .offer(&e.customer_id)
-                    .into_iter()
-                    .map(Undo::Sample),
-            );
+            offer_to_sample(&mut self.sample, &mut b.undo, &e.customer_id);
         }
         let prev = Prev::of(&w.record);
 
@@ -649,19 +643,37 @@ impl Engine {
         let vector = |state: &crate::features::ProfileState| {
             (state.event_count > 0).then(|| layout.vector(state, now))
         };
-        let mut points = Vec::with_capacity(self.sample.len());
-        for id in self.sample.ids() {
-            let x = match b.records.get(id) {
-                Some(w) => vector(&w.record.state),
-                None => match self.unapplied.record(id) {
-                    Some(Pending::Record(r)) => vector(&r.state),
-                    Some(Pending::Erased) => None,
-                    None => self.stored_state(store, id).and_then(|r| vector(&r.state)),
-                },
-            };
-            points.extend(x);
-        }
+        let points: Vec<Vec<f64>> = self
+            .sample
+            .ids()
+            .filter_map(|id| self.with_state(store, &b.records, id, |_, state| vector(state)))
+            .flatten()
+            .collect();
         self.model.segments.fit(&points);
+    }
+
+    /// Calls `f` with a customer's pending example and state as the writer sees them, without
+    /// loading the record into the batch: the batch's copy, else the newest unapplied batch's,
+    /// else the stored record decoded up to its state (not its history and de-duplication
+    /// window) and not kept. `None` without a record, for a customer an unapplied batch
+    /// erased, or for a record that does not decode.
+    fn with_state<R>(
+        &self,
+        store: &Store,
+        records: &HashMap<String, Working>,
+        customer: &str,
+        f: impl FnOnce(&Option<PendingExample>, &ProfileState) -> R,
+    ) -> Option<R> {
+        match records.get(customer) {
+            Some(w) => Some(f(&w.record.pending, &w.record.state)),
+            None => match self.unapplied.record(customer) {
+                Some(Pending::Record(r)) => Some(f(&r.pending, &r.state)),
+                Some(Pending::Erased) => None,
+                None => self
+                    .stored_state(store, customer)
+                    .map(|r| f(&r.pending, &r.state)),
+            },
+        }
     }
 
     /// Moves the watermark to `ts` if later. Every example whose horizon ended before it is
@@ -685,37 +697,23 @@ impl Engine {
             b.undo.push(Undo::Removed(key.clone()));
             let (deadline, customer) = key;
             // A record that cannot be read is reported when its customer is next touched;
-            // here it only means one fewer training example. Labelling reads only the pending
-            // example and the state, so a record the batch has not loaded is decoded up to its
-            // state (not its history and de-duplication window) and not kept.
-            let stored;
-            let (pending, state) = match b.records.get(customer.as_str()) {
-                Some(w) => (&w.record.pending, &w.record.state),
-                None => match self.unapplied.record(&customer) {
-                    Some(Pending::Record(r)) => (&r.pending, &r.state),
-                    Some(Pending::Erased) => continue,
-                    None => match self.stored_state(store, &customer) {
-                        Some(r) => {
-                            stored = r;
-                            (&stored.pending, &stored.state)
-                        }
-                        None => continue,
-                    },
-                },
-            };
-            let Some(p) = pending else {
+            // here it only means one fewer training example.
+            let (silent, layout) = (self.config.silent_horizons, &self.layout);
+            let example = self.with_state(store, &b.records, &customer, |pending, state| {
+                let age = deadline - pending.as_ref()?.taken_at_ms;
+                if age <= 0 || age % h != 0 {
+                    return None; // stale entry: the example was replaced
+                }
+                let k = (age / h - 1) as usize;
+                if k > silent {
+                    return None;
+                }
+                let features = example_features(pending, state, layout, deadline - h, k);
+                Some((features, layout.vector(state, deadline), k))
+            });
+            let Some((features, x, k)) = example.flatten() else {
                 continue;
             };
-            let age = deadline - p.taken_at_ms;
-            if age <= 0 || age % h != 0 {
-                continue; // stale entry: the example was replaced
-            }
-            let k = (age / h - 1) as usize;
-            if k > self.config.silent_horizons {
-                continue;
-            }
-            let features = example_features(pending, state, &self.layout, deadline - h, k);
-            let x = self.layout.vector(state, deadline);
             self.learn(store, &features, false, deadline);
             self.model.scaler.update(&x);
             if k < self.config.silent_horizons {
@@ -1189,6 +1187,12 @@ fn example_features(
             .map(|v| *v as f32)
             .collect(),
     }
+}
+
+/// Offers a customer whose first record this batch creates to the segment sample, logging
+/// what changed (to be written with the batch, or reverted if its commit fails).
+fn offer_to_sample(sample: &mut Sample, undo: &mut Vec<Undo>, customer: &str) {
+    undo.extend(sample.offer(customer).into_iter().map(Undo::Sample));
 }
 
 /// Feeds a raw vector to the scaler; returns its segment and its standardised vector.

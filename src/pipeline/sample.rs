@@ -42,7 +42,7 @@ pub(crate) enum Change {
 
 impl Sample {
     /// A sample of up to `capacity` members, starting from `members` (the stored ones; if
-    /// there are more, the largest hashes are dropped by [`Sample::bottom_k`]).
+    /// there are more, those with the largest hashes are dropped).
     pub(crate) fn new(members: impl IntoIterator<Item = Member>, capacity: usize) -> Sample {
         let mut sample = Sample {
             members: members.into_iter().collect(),
