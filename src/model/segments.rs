@@ -110,20 +110,28 @@ fn has_k_distinct(points: &[Vec<f64>], k: usize) -> bool {
     distinct.len() >= k
 }
 
-/// The row of `c` nearest to `p` and its squared distance (the first of equals); `(0, ∞)` for
-/// a matrix without rows.
-pub(crate) fn nearest_row(c: &Array2<f64>, p: &[f64]) -> (usize, f64) {
+/// The row of the row-major `rows × dim` matrix `flat` nearest to `z` and its squared
+/// distance (the first of equals); `(0, ∞)` for a matrix without rows. The one nearest-centroid
+/// search of this module: assignment, Lloyd and inertia all use it.
+fn nearest_in(flat: &[f64], dim: usize, z: &[f64]) -> (usize, f64) {
     let mut best = (0, f64::INFINITY);
-    for (i, row) in c.rows().into_iter().enumerate() {
-        let d = match row.as_slice() {
-            Some(r) => sq_dist(r, p),
-            None => row.iter().zip(p).map(|(a, b)| (a - b) * (a - b)).sum(),
-        };
+    for (i, row) in flat.chunks_exact(dim.max(1)).enumerate() {
+        let d = sq_dist(row, z);
         if d < best.1 {
             best = (i, d);
         }
     }
     best
+}
+
+/// The row of `c` nearest to `p` and its squared distance (the first of equals); `(0, ∞)` for
+/// a matrix without rows.
+pub(crate) fn nearest_row(c: &Array2<f64>, p: &[f64]) -> (usize, f64) {
+    match c.as_slice() {
+        Some(flat) => nearest_in(flat, c.ncols(), p),
+        // Every matrix here is built in standard layout; a view of another one is copied.
+        None => nearest_in(&c.iter().copied().collect::<Vec<f64>>(), c.ncols(), p),
+    }
 }
 
 /// Sum of squared distances of `points` to their nearest row of `c`.
@@ -192,15 +200,9 @@ pub(crate) fn lloyd(c: &mut Array2<f64>, points: &[Vec<f64>], iterations: usize)
     for _ in 0..iterations.max(1) {
         let mut changed = false;
         for (o, p) in owner.iter_mut().zip(points) {
-            let mut best = (0, f64::INFINITY);
-            for (i, row) in flat.chunks_exact(dim.max(1)).enumerate() {
-                let d = sq_dist(row, p);
-                if d < best.1 {
-                    best = (i, d);
-                }
-            }
-            changed |= *o != best.0;
-            *o = best.0;
+            let (nearest, _) = nearest_in(&flat, dim, p);
+            changed |= *o != nearest;
+            *o = nearest;
         }
         counts.fill(0);
         for &o in &owner {
@@ -371,16 +373,7 @@ impl Segments {
             // Every centroid of a 0-dimensional space is the same point.
             return (self.k > 0).then_some((0, 0.0));
         }
-        let mut rows = self.data().chunks_exact(self.dim).enumerate();
-        let (_, first) = rows.next()?;
-        let mut best = (0, sq_dist(first, z));
-        for (c, row) in rows {
-            let d = sq_dist(row, z);
-            if d < best.1 {
-                best = (c, d);
-            }
-        }
-        Some(best)
+        (self.k > 0).then(|| nearest_in(self.data(), self.dim, z))
     }
 
     /// The segment of the raw feature vector `x`: the nearest centroid and the Euclidean
