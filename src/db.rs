@@ -178,6 +178,7 @@ impl Db {
                 queue,
                 snapshots: store.snapshot_versions()?,
                 sample: recover_sample(&store)?,
+                held: pipeline::held::Held::new(store.held_examples()?),
             },
             shared.clone(),
             rx,

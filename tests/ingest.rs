@@ -3,6 +3,8 @@
 //! silent, past versions are readable (and pruned ones are refused with the readable range),
 //! attributes are stored and overwritten, and acknowledgements carry the right fields.
 
+mod store_support;
+
 use persona::model::ModelConfig;
 use persona::{AttrValue, Config, Db, Durability, Event, EventKind, Profile, Result};
 use std::path::Path;
@@ -543,9 +545,67 @@ fn training_examples_are_taken_at_a_checkpoint_after_the_event() -> Result<()> {
         .and_then(|x| x.pending_example)
         .expect("the next example");
     assert_eq!(next.taken_at_ms, first.taken_at_ms + horizon);
+    // The positive is held until its deadline (the checkpoint plus one horizon), like the
+    // negatives it is learned with, and the hold survives a reopen.
+    let held = db.model_info();
+    assert_eq!((held.examples, held.positives), (info.examples, info.positives));
+    assert_eq!(held.pending_examples, info.pending_examples + 1);
+    db.close()?;
+    drop(db);
+    let db = open(dir.path())?;
+    assert_eq!(db.model_info().pending_examples, held.pending_examples);
+    let deadline = first.taken_at_ms + horizon;
+    db.ingest(Event::new("b", deadline, EventKind::View))?;
+    assert_eq!(db.model_info().examples, info.examples, "due strictly before the watermark");
+    db.ingest(Event::new("b", deadline + 1, EventKind::View))?;
     let after = db.model_info();
     assert_eq!(after.examples, info.examples + 1);
     assert_eq!(after.positives, info.positives + 1);
+    db.close()?;
+    drop(db);
+    let report = persona::check_store(dir.path())?;
+    assert!(report.is_clean(), "{:?}", report.problems);
+    Ok(())
+}
+
+/// A held positive example is personal data: erasing its customer removes it (no key names
+/// them), and it is never learned.
+#[test]
+fn erasing_a_customer_drops_their_held_positive_example() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = open(dir.path())?;
+    let horizon = 30 * DAY;
+    db.ingest(Event::new("held-one", T0, EventKind::View).with_value(10.0))?;
+    let taken_at = db
+        .export_customer("held-one")?
+        .and_then(|x| x.pending_example)
+        .expect("an open example")
+        .taken_at_ms;
+    db.ingest(Event::new("held-one", taken_at + DAY, EventKind::Purchase).with_value(5.0))?;
+    let info = db.model_info();
+    assert!(db.erase("held-one")?);
+    db.ingest(Event::new("other", taken_at + horizon + 1, EventKind::View))?;
+    let after = db.model_info();
+    assert_eq!((after.examples, after.positives), (info.examples, info.positives));
+    db.close()?;
+    drop(db);
+    let report = persona::check_store(dir.path())?;
+    assert!(report.is_clean(), "{:?}", report.problems);
+    let named = store_support::raw(dir.path(), |db| {
+        let needle = b"held-one";
+        let mut named = Vec::new();
+        for kv in db.iter() {
+            let (k, v) = kv?;
+            if k.windows(needle.len()).any(|w| w == needle)
+                || v.windows(needle.len()).any(|w| w == needle)
+            {
+                named.push(String::from_utf8_lossy(&k).into_owned());
+            }
+        }
+        Ok(named)
+    })
+    .map_err(persona::Error::from)?;
+    assert!(named.is_empty(), "keys still naming the erased customer: {named:?}");
     Ok(())
 }
 

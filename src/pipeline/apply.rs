@@ -24,6 +24,7 @@
 //! examples cost no writes of their own: they are derived from the unchanged stored state, and
 //! stored only when the customer's state changes while one is open.
 
+use super::held::{self, Held};
 use super::recent::RecentRecords;
 use super::sample::{self, Sample};
 use super::{Ack, Item};
@@ -54,6 +55,8 @@ enum Undo {
     Removed(queue::Entry),
     /// A change of the segment-fitting sample.
     Sample(sample::Change),
+    /// A change of the positives held until their deadline.
+    Held(held::Change),
 }
 
 /// The writer's state: the committed model (a working copy during a batch) and the queue of
@@ -80,6 +83,8 @@ pub(crate) struct Engine {
     /// Members of `sample` not stored yet (a store written before the sample existed): the
     /// next commit writes them.
     sample_unsaved: Vec<sample::Member>,
+    /// Positive examples waiting for their deadline to be learned (see [`super::held`]).
+    held: Held,
 }
 
 /// Batches the writer has handed to the apply stage, oldest first, each with its sequence
@@ -237,6 +242,7 @@ impl Engine {
         queue: RecoveredQueue,
         snapshots: Vec<u64>,
         (sample, sample_unsaved): (Sample, bool),
+        held: Held,
         layout: FeatureLayout,
         config: Config,
     ) -> Engine {
@@ -288,6 +294,7 @@ impl Engine {
             unapplied: Unapplied::default(),
             prefetched: HashMap::new(),
             recent,
+            held,
             sample_unsaved: if sample_unsaved {
                 sample.members().cloned().collect()
             } else {
@@ -403,9 +410,10 @@ impl Engine {
         }
     }
 
-    /// Number of training examples waiting for a label.
+    /// Number of training examples not learned yet, their horizon not over: waiting for a
+    /// label, or labelled positive and held until their deadline.
     pub(crate) fn open_examples(&self) -> usize {
-        self.expiry.len()
+        self.expiry.len() + self.held.len()
     }
 
     /// Applies one item to the batch.
@@ -625,7 +633,8 @@ impl Engine {
         }
         let ack = finish(&mut self.model, w, prev, seg, p);
         if let Some((features, deadline)) = positive {
-            self.learn(store, &features, true, deadline);
+            let change = self.held.add(deadline, &e.customer_id, features);
+            b.undo.push(Undo::Held(change));
         }
         if self.model.segments.count_event() {
             self.fit_segments(store, b);
@@ -687,8 +696,20 @@ impl Engine {
         self.model.watermark_ms = ts;
         self.model.labelled_through_ms = ts;
         let h = self.horizon_ms;
-        while let Some(first) = self.expiry.first() {
-            if first.0 >= ts {
+        loop {
+            let expiring = self.expiry.first().map(|e| e.0).filter(|d| *d < ts);
+            // Held positives and expiring negatives are learned in deadline order (a positive
+            // first on a tie).
+            if let Some(d) = self.held.first_due(ts) {
+                if expiring.is_none_or(|e| d <= e) {
+                    if let Some((deadline, features, change)) = self.held.pop_first() {
+                        b.undo.push(Undo::Held(change));
+                        self.learn(store, &features, true, deadline);
+                    }
+                    continue;
+                }
+            }
+            if expiring.is_none() {
                 break;
             }
             let Some(key) = self.expiry.pop_first() else {
@@ -760,6 +781,17 @@ impl Engine {
                 }
                 Undo::Sample(sample::Change::Removed(m)) => {
                     batch.remove(keys::sample(m.0, &m.1));
+                    removed += 1;
+                }
+                Undo::Held(held::Change::Added(key)) => {
+                    // Absent when learned in the same batch: the removal below wins.
+                    if let Some(features) = self.held.get(key) {
+                        let value = crate::storage::codec::encode(&features);
+                        insert(batch, keys::held(key.0, &key.1), value.into());
+                    }
+                }
+                Undo::Held(held::Change::Removed(key, _)) => {
+                    batch.remove(keys::held(key.0, &key.1));
                     removed += 1;
                 }
                 _ => {}
@@ -1079,6 +1111,9 @@ impl Engine {
             self.expiry.remove(&key);
             b.undo.push(Undo::Removed(key));
         }
+        let erased = &b.erased;
+        let dropped = self.held.forget(|c| erased.contains(c));
+        b.undo.extend(dropped.into_iter().map(Undo::Held));
     }
 
     /// Erases those of `ids` whose last event is older than `cutoff_ms`. Profiles without
@@ -1118,6 +1153,7 @@ impl Engine {
                     self.expiry.insert(k);
                 }
                 Undo::Sample(change) => self.sample.revert(change),
+                Undo::Held(change) => self.held.revert(change),
             }
         }
     }

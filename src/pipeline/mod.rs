@@ -26,6 +26,7 @@
 //! sled had made durable).
 
 mod apply;
+pub(crate) mod held;
 mod recent;
 pub(crate) mod sample;
 
@@ -248,6 +249,8 @@ pub(crate) struct Recovered {
     /// The segment-fitting sample, and whether it still has to be stored (it was built from
     /// the profiles of a store written before it existed).
     pub(crate) sample: (sample::Sample, bool),
+    /// The positive training examples held until their deadline.
+    pub(crate) held: held::Held,
 }
 
 /// Starts the writer thread (which starts the apply and durability stages).
@@ -267,8 +270,17 @@ pub(crate) fn spawn(
         queue,
         snapshots,
         sample,
+        held,
     } = recovered;
-    let engine = Engine::new(model, queue, snapshots, sample, layout, config.clone());
+    let engine = Engine::new(
+        model,
+        queue,
+        snapshots,
+        sample,
+        held,
+        layout,
+        config.clone(),
+    );
     *shared.snapshots.write() = engine.snapshot_versions();
     shared
         .open_examples

@@ -174,7 +174,8 @@ pub struct ModelInfo {
     pub examples: u64,
     /// Positive examples among them.
     pub positives: u64,
-    /// Examples whose label is still pending (horizon not yet over).
+    /// Examples not learned yet, their horizon not over: unlabelled, or positive and held
+    /// until the horizon ends (every example is learned at its deadline).
     pub pending_examples: u64,
     /// Prequential ROC AUC over the most recent examples (None until both classes are seen).
     pub rolling_auc: Option<f64>,

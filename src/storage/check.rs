@@ -17,6 +17,10 @@
 //! - `Q`: the persisted expiry queue (checkpoint meta, chunks and deltas) decodes, and replayed
 //!   it holds exactly the open training examples the profile records give (missing and stray
 //!   entries are both reported); a store without one (written by an older build) is fine;
+//! - `K`: every member of the segment sample names a stored profile;
+//! - `H`: every held positive example parses, decodes to the layout's dimensions, names a
+//!   stored profile, and is due at or after the model's watermark (one past it would have been
+//!   learned and removed in the same commit);
 //! - any other key is reported as unknown.
 //!
 //! Each problem names the key in printable form (`Pc42`, `G\x00\x03c42`, see
@@ -180,6 +184,8 @@ pub fn check_store(path: &Path) -> Result<CheckReport> {
     check_snapshots(&db, model_version, &mut report)?;
     check_queue(&db, &profiles, model, &mut report)?;
     check_sample(&db, &mut report)?;
+    let layout = FeatureLayout::new(params);
+    check_held(&db, layout.dim(), model.map(|m| m.1), &mut report)?;
     check_unknown(&db, &mut report)?;
     // Nothing was written; this waits for sled's background I/O threads (started by its own
     // recovery at open), which hold the store's file lock until they finish, so that the store
@@ -730,7 +736,59 @@ fn check_sample(db: &sled::Db, report: &mut CheckReport) -> Result<()> {
     Ok(())
 }
 
-/// Reports every key outside the M, P, G, S, V, Q and K key spaces.
+/// Every held positive example (`H` keys) must parse, decode to `dim` features, name a
+/// stored profile and not be due before the model's `watermark` (when it is readable).
+fn check_held(
+    db: &sled::Db,
+    dim: usize,
+    watermark: Option<i64>,
+    report: &mut CheckReport,
+) -> Result<()> {
+    for item in db.scan_prefix([keys::HELD]) {
+        let (key, value) = item?;
+        report.keys += 1;
+        let Some((deadline, id)) = keys::parse_held(&key) else {
+            report.push(
+                &key,
+                ProblemKind::UnknownKey,
+                "unknown key in the held-example key space",
+            );
+            continue;
+        };
+        let name = || format!("held example {}", printable(&key));
+        match codec::decode::<Vec<f32>>(&name, &value) {
+            Err(e) => report.push(&key, ProblemKind::Undecodable, e.to_string()),
+            Ok(f) if f.len() != dim => report.push(
+                &key,
+                ProblemKind::Inconsistent,
+                format!(
+                    "held example has {} features; the layout has {dim}",
+                    f.len()
+                ),
+            ),
+            Ok(_) => {}
+        }
+        if !db.contains_key(keys::profile(id))? {
+            report.push(
+                &key,
+                ProblemKind::Inconsistent,
+                format!("held example of customer {id:?} has no profile record"),
+            );
+        }
+        if let Some(w) = watermark.filter(|w| deadline < *w) {
+            report.push(
+                &key,
+                ProblemKind::Inconsistent,
+                format!(
+                    "held example due {deadline} is before the watermark {w}: it was never learned"
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Reports every key outside the M, P, G, S, V, Q, K and H key spaces.
 fn check_unknown(db: &sled::Db, report: &mut CheckReport) -> Result<()> {
     let mut known = [
         keys::QUEUE,
@@ -740,6 +798,7 @@ fn check_unknown(db: &sled::Db, report: &mut CheckReport) -> Result<()> {
         keys::MODEL[0],
         keys::SNAPSHOT,
         keys::SAMPLE,
+        keys::HELD,
     ];
     known.sort_unstable();
     let mut start: Vec<u8> = Vec::new();

@@ -11,6 +11,7 @@
 //! | `V` | `V` + model version (u64 big-endian) | a model-state snapshot |
 //! | `Q` | `Qm`; `Qc` + chunk (u32 big-endian); `Qd` + sequence (u64 big-endian) | the persisted expiry queue ([`super::queue`]) |
 //! | `K` | `K` + hash (u64 big-endian) + customer id (UTF-8) | empty: the customer is in the sample the segments are fitted on |
+//! | `H` | `H` + deadline (i64 as order-preserving u64, big-endian) + customer id (UTF-8) | a positive training example held until its deadline: its raw features, `Vec<f32>` in the versioned codec |
 //!
 //! Format 2 writes no `G` key: keeping the index cost one or two more sled writes for every
 //! event that moved a customer between segments (see `docs/benchmarks.md`, round 5).
@@ -37,6 +38,32 @@ pub const QUEUE: u8 = b'Q';
 
 /// Prefix of the segment-fitting sample's members.
 pub const SAMPLE: u8 = b'K';
+
+/// Prefix of the positive training examples held until their deadline.
+pub const HELD: u8 = b'H';
+
+/// Key of the positive example of `customer_id` held until `deadline_ms`. The deadline is
+/// stored with its sign bit flipped, so that keys sort by deadline.
+pub fn held(deadline_ms: i64, customer_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9 + customer_id.len());
+    k.push(HELD);
+    k.extend_from_slice(&((deadline_ms as u64) ^ (1 << 63)).to_be_bytes());
+    k.extend_from_slice(customer_id.as_bytes());
+    k
+}
+
+/// The deadline and customer id of a held-example key.
+pub fn parse_held(key: &[u8]) -> Option<(i64, &str)> {
+    match key {
+        [HELD, rest @ ..] if rest.len() > 8 => {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&rest[..8]);
+            let id = std::str::from_utf8(&rest[8..]).ok()?;
+            Some(((u64::from_be_bytes(b) ^ (1 << 63)) as i64, id))
+        }
+        _ => None,
+    }
+}
 
 /// Key of a member of the segment-fitting sample.
 pub fn sample(hash: u64, customer_id: &str) -> Vec<u8> {
@@ -118,6 +145,11 @@ mod tests {
         assert_eq!(parse_snapshot(&snapshot(7)), Some(7));
         assert_eq!(parse_snapshot(b"V12"), None);
         assert_eq!(parse_sample(&sample(7, "c9")), Some((7, "c9")));
+        for d in [i64::MIN, -1, 0, 1_700_000_000_000, i64::MAX] {
+            assert_eq!(parse_held(&held(d, "c9")), Some((d, "c9")));
+        }
+        assert!(held(-1, "a") < held(0, "a") && held(0, "b") < held(1, "a"));
+        assert_eq!(parse_held(b"H12345678"), None);
         assert_eq!(parse_sample(b"K1234567"), None);
     }
 }

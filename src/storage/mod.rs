@@ -204,6 +204,10 @@ pub struct Store {
     params: FeatureParams,
 }
 
+/// A positive training example held until its deadline: ((deadline unix ms, customer id), raw
+/// features).
+pub type HeldExample = ((i64, String), Vec<f32>);
+
 impl Store {
     /// Opens or creates the store described by `config`, checking the format version and the
     /// settings fixed at creation.
@@ -459,6 +463,26 @@ impl Store {
         for item in self.db.scan_prefix([keys::SAMPLE]) {
             let (k, _) = item?;
             out.extend(keys::parse_sample(&k).map(|(h, id)| (h, id.to_string())));
+        }
+        Ok(out)
+    }
+
+    /// The positive training examples held until their deadline (`H` keys): ((deadline,
+    /// customer), raw features). A key or value that does not decode is left out with a
+    /// warning (one fewer training example; `persona check` reports it).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub fn held_examples(&self) -> Result<Vec<HeldExample>> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix([keys::HELD]) {
+            let (k, v) = item?;
+            let name = || format!("held example {}", String::from_utf8_lossy(&k));
+            match (keys::parse_held(&k), codec::decode::<Vec<f32>>(&name, &v)) {
+                (Some((d, id)), Ok(features)) => out.push(((d, id.to_string()), features)),
+                (_, Err(e)) => tracing::warn!("{e}; the example is not learned"),
+                (None, _) => tracing::warn!("{}: unreadable key; not learned", name()),
+            }
         }
         Ok(out)
     }
