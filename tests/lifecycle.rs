@@ -25,8 +25,15 @@ fn flipping_world(db: &Db) -> Result<()> {
             }
             events.push(e);
         }
+        // Buyers buy every five days for two months, so that every training example of theirs
+        // in that time (one per 30-day horizon, at a checkpoint offset by the id's hash) is
+        // positive, whatever its offset.
         if viewer != flipped {
-            events.push(Event::new(&id, start + 5 * DAY, EventKind::Purchase).with_value(20.0));
+            for k in 1..=12 {
+                events.push(
+                    Event::new(&id, start + k * 5 * DAY, EventKind::Purchase).with_value(20.0),
+                );
+            }
         }
     }
     events.sort_by_key(|e| e.timestamp_ms);
