@@ -3,7 +3,7 @@
 //! Version 1 kept online k-means segments (centroids in the propensity scaler's space, moved by
 //! every event) and a Page–Hinkley test on the learning-time loss. Version 2 fits the segments
 //! to a sample of customers as of now, in the sample's own standardisation, and monitors drift
-//! with a lagged forecaster ([`DriftMonitor`]). A version-1 state converts to unfitted segments
+//! with a frozen forecaster ([`DriftMonitor`]). A version-1 state converts to unfitted segments
 //! whose first fit is due at the next event and to a fresh drift monitor that keeps the old
 //! detections (the old test's statistics measured another quantity); every other field is kept.
 

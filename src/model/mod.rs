@@ -12,8 +12,8 @@
 //!   in the sample's own standardisation.
 //! - [`Prequential`]: test-then-train metrics (log loss, rolling ROC AUC) of the propensity model.
 //! - [`strategy::Strategy`]: per-segment marketing-action statistics, Thompson sampling.
-//! - [`drift::DriftMonitor`]: drift detection (Page–Hinkley) on a lagged copy of the propensity
-//!   model's forecasts, in deadline order.
+//! - [`drift::DriftMonitor`]: drift detection (Page–Hinkley) on the forecasts of a frozen copy of
+//!   the propensity model, in deadline order.
 //!
 //! Invariants, checked by [`ModelState::decode`] so that a corrupted record is an error rather than
 //! a later index-out-of-bounds panic:

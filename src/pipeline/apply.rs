@@ -923,11 +923,11 @@ impl Engine {
     }
 
     /// Learns one labelled example due at `deadline` (its checkpoint + horizon), predicting it
-    /// first for the prequential metrics. Hands it to the drift monitor, which scores it with the lagged
-    /// forecaster and feeds the test in deadline order (`src/model/drift.rs`). A positive is
-    /// learned when its target event comes (deadline at or after the watermark), a negative when
-    /// the watermark passes its deadline, in deadline order: every example due before
-    /// `min(deadline, watermark)` has then been learned.
+    /// first for the prequential metrics. Hands it to the drift monitor, which scores it with its
+    /// frozen forecaster and feeds the test in deadline order (`src/model/drift.rs`). Every
+    /// example is learned when the watermark passes its deadline (positives are held until
+    /// then), in deadline order: every example due before `min(deadline, watermark)` has then
+    /// been learned.
     fn learn(&mut self, store: &Store, features: &[f32], label: bool, deadline: i64) {
         let model = &mut self.model;
         if features.len() != model.scaler.dim() {
