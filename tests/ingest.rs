@@ -548,7 +548,10 @@ fn training_examples_are_taken_at_a_checkpoint_after_the_event() -> Result<()> {
     // The positive is held until its deadline (the checkpoint plus one horizon), like the
     // negatives it is learned with, and the hold survives a reopen.
     let held = db.model_info();
-    assert_eq!((held.examples, held.positives), (info.examples, info.positives));
+    assert_eq!(
+        (held.examples, held.positives),
+        (info.examples, info.positives)
+    );
     assert_eq!(held.pending_examples, info.pending_examples + 1);
     db.close()?;
     drop(db);
@@ -556,7 +559,11 @@ fn training_examples_are_taken_at_a_checkpoint_after_the_event() -> Result<()> {
     assert_eq!(db.model_info().pending_examples, held.pending_examples);
     let deadline = first.taken_at_ms + horizon;
     db.ingest(Event::new("b", deadline, EventKind::View))?;
-    assert_eq!(db.model_info().examples, info.examples, "due strictly before the watermark");
+    assert_eq!(
+        db.model_info().examples,
+        info.examples,
+        "due strictly before the watermark"
+    );
     db.ingest(Event::new("b", deadline + 1, EventKind::View))?;
     let after = db.model_info();
     assert_eq!(after.examples, info.examples + 1);
@@ -586,7 +593,10 @@ fn erasing_a_customer_drops_their_held_positive_example() -> Result<()> {
     assert!(db.erase("held-one")?);
     db.ingest(Event::new("other", taken_at + horizon + 1, EventKind::View))?;
     let after = db.model_info();
-    assert_eq!((after.examples, after.positives), (info.examples, info.positives));
+    assert_eq!(
+        (after.examples, after.positives),
+        (info.examples, info.positives)
+    );
     db.close()?;
     drop(db);
     let report = persona::check_store(dir.path())?;
@@ -605,7 +615,10 @@ fn erasing_a_customer_drops_their_held_positive_example() -> Result<()> {
         Ok(named)
     })
     .map_err(persona::Error::from)?;
-    assert!(named.is_empty(), "keys still naming the erased customer: {named:?}");
+    assert!(
+        named.is_empty(),
+        "keys still naming the erased customer: {named:?}"
+    );
     Ok(())
 }
 

@@ -42,8 +42,9 @@
 //! learning order fixes, does not matter.
 //!
 //! **Re-arming.** After an abrupt change the examples due over the next horizon straddle it, and
-//! the lagged forecaster keeps scoring with a model from before the change for up to a horizon, so the observations stay high for a while even if nothing changes again. A test
-//! merely restarted after a detection would fire again, about daily. After a detection the
+//! the lagged forecaster keeps scoring with a model from before the change for up to a horizon,
+//! so the observations stay high for a while even if nothing changes again. A test merely
+//! restarted after a detection would fire again, about daily. After a detection the
 //! monitor therefore ignores the observations due within two horizons of the detection's day,
 //! then restarts the test from scratch (a new running mean and [`MIN_EXAMPLES`] before it may
 //! fire): a sustained new regime gives one alarm.
@@ -682,7 +683,7 @@ mod tests {
         let z = [1.0, -0.5];
         let half = H / 2;
         let t0 = 20 * half; // a block boundary
-        // Block 20: the first example; copies taken in the first two horizons are not trusted.
+                            // Block 20: the first example; copies taken in the first two horizons are not trusted.
         m.rotate(&model, true, t0, H);
         assert!(m.record_example(&z, true, t0 + H, t0, H).is_empty());
         assert_eq!(m.pending_losses(), 0, "no lagged forecaster yet");
