@@ -105,7 +105,7 @@ fn resp(c: &mut Criterion) {
         })
     });
     // PROFILE.GET's feature map, RESP2 (what redis-benchmark speaks): built per request as a
-    // `Frame::Map` of 61 named doubles (before round 4), and as the server builds it now, a
+    // `Frame::Map` of 61 named doubles (as before "Round 4" of docs/bench-history.md), and as the server builds it now, a
     // `Frame::DoubleMap` over names encoded once.
     let names: Vec<String> = (0..61).map(|i| format!("feature_name_{i:02}")).collect();
     let shared = SharedKeys::new(&names);

@@ -1288,7 +1288,7 @@ fn recover_queue(
 /// cached, 30–45 µs at 1M customers when it does not), so this bounds the cost of `similar`;
 /// the approximate distances are close enough that the true neighbours rank inside it (at 1M
 /// customers recall@10 is bounded by which sub-lists are scanned, not by this length:
-/// docs/benchmarks.md; tests/query.rs and tests/lookalike_index.rs measure recall against the
+/// docs/bench-history.md; tests/query.rs and tests/lookalike_index.rs measure recall against the
 /// exact scan).
 fn shortlist_len(k: usize) -> usize {
     k.saturating_mul(5).max(50)

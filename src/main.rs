@@ -9,7 +9,7 @@ use clap::Parser;
 /// The binary's allocator. With glibc's malloc, memory that sled's page cache, the writer and the
 /// query threads allocate on one thread and free on another stays in per-thread arenas: at 300k
 /// profiles the benchmark's resident set was 690 MiB with glibc and 507 MiB with mimalloc (and
-/// ingest faster), see docs/benchmarks.md. Programs that link the library choose their own.
+/// ingest faster), see docs/bench-history.md. Programs that link the library choose their own.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -32,7 +32,7 @@ fn main() {
     }));
     // Transparent huge pages (`always` on many distributions) make every page mimalloc gives back
     // and takes again a fresh 2 MiB page to zero: 8% of the writer's time, and a larger resident
-    // set, in the benchmark (docs/benchmarks.md). This process does better with 4 KiB pages.
+    // set, in the benchmark (docs/bench-history.md). This process does better with 4 KiB pages.
     #[cfg(target_os = "linux")]
     if let Err(e) = nix::sys::prctl::set_thp_disable(true) {
         eprintln!("persona: could not disable transparent huge pages ({e}); continuing");

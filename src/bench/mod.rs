@@ -365,7 +365,7 @@ fn run_in(cfg: &BenchConfig, progress: &dyn Progress) -> Result<BenchReport> {
     let raw_sled_disk_bytes = raw.size_on_disk()?;
     drop(raw);
     // What the disk target would read after a compaction (sled's log keeps superseded record
-    // versions; see docs/benchmarks.md). After the baseline, so that the gigabytes it rewrites
+    // versions; see docs/bench-history.md). After the baseline, so that the gigabytes it rewrites
     // and frees do not weigh on the baseline's timed ingest.
     let compacted = if cfg.no_compact {
         None

@@ -64,7 +64,7 @@ const BUCKETS_PER_SQRT_DAY: f32 = 4.0;
 const BUILD_CHUNK: usize = 1024;
 /// Rows a query scans at least (whole sub-lists, nearest first, until this many are seen).
 /// Fixed, so the cost of the scan does not grow with the store (~1.4 ms; at 1M customers it
-/// is 6–9% of the rows; half of it cost recall at 10M events: docs/benchmarks.md).
+/// is 6–9% of the rows; half of it cost recall at 10M events: docs/bench-history.md).
 const SCAN_ROWS: usize = 49_152;
 /// A slot that holds no customer (its number is on the free list).
 const FREE: u16 = u16::MAX;

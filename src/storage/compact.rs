@@ -4,7 +4,7 @@
 //! sled's log keeps superseded versions of rewritten records in its segments until its own
 //! cleaner reclaims them, and it offers no setting to make that more eager, so a store whose
 //! profiles are rewritten often ends up several times its logical size on disk (see
-//! docs/benchmarks.md). Copying the live keys into a new database drops all of that.
+//! docs/bench-history.md). Copying the live keys into a new database drops all of that.
 //!
 //! Safety: the copy is built next to the store (`<dir>.compact-tmp`), flushed, fsynced and
 //! verified (same keys and values per tree: key count and sled's CRC32 checksum) before the two

@@ -14,7 +14,7 @@
 //! | `H` | `H` + deadline (i64 as order-preserving u64, big-endian) + customer id (UTF-8) | a positive training example held until its deadline: its raw features, `Vec<f32>` in the versioned codec |
 //!
 //! Format 2 writes no `G` key: keeping the index cost one or two more sled writes for every
-//! event that moved a customer between segments (see `docs/benchmarks.md`, round 5).
+//! event that moved a customer between segments (see `docs/bench-history.md`, "Round 5").
 
 /// Prefix of metadata keys.
 pub const META: u8 = b'M';
