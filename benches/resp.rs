@@ -105,8 +105,8 @@ fn resp(c: &mut Criterion) {
         })
     });
     // PROFILE.GET's feature map, RESP2 (what redis-benchmark speaks): built per request as a
-    // `Frame::Map` of 61 named doubles (as before "Round 4" of docs/bench-history.md), and as the server builds it now, a
-    // `Frame::DoubleMap` over names encoded once.
+    // `Frame::Map` of 61 named doubles (as before the event-loop server, docs/bench-history.md),
+    // and as the server builds it now, a `Frame::DoubleMap` over names encoded once.
     let names: Vec<String> = (0..61).map(|i| format!("feature_name_{i:02}")).collect();
     let shared = SharedKeys::new(&names);
     g.bench_function("feature_map_built_per_request_resp2 (former)", |b| {

@@ -97,7 +97,7 @@ pub struct Config {
     /// store is always opened the way it was created (a different setting is logged and
     /// ignored; `persona compact --compression-level` converts a store). Compression keeps the
     /// store at about a third of the disk space, at the cost of ingest speed and of reopen time
-    /// (see docs/bench-history.md, "Round 7").
+    /// (see docs/bench-history.md, "Compression: disk at 1.7× logical").
     pub compression_level: u8,
     /// Capacity of the queue in front of the writer, in requests. Default 4096.
     pub queue_capacity: usize,

@@ -1,7 +1,7 @@
 //! The writer's cache of the profile records it wrote last: their encoded bytes, as they went
 //! into sled, so that the next event of a recent customer needs no sled read. sled 0.34 blocks
 //! every read while a batch applies, so each read the writer avoids is time the apply stage no
-//! longer waits for (see docs/bench-history.md, "Round 6").
+//! longer waits for (see docs/bench-history.md, "What kept `EVENT.ADD -P 16` low").
 //!
 //! Every profile write and erasure goes through [`Engine::write_into`](super::apply::Engine),
 //! which updates this cache in the same step, so an entry is always the newest version of its

@@ -14,7 +14,7 @@
 //! | `H` | `H` + deadline (i64 as order-preserving u64, big-endian) + customer id (UTF-8) | a positive training example held until its deadline: its raw features, `Vec<f32>` in the versioned codec |
 //!
 //! Format 2 writes no `G` key: keeping the index cost one or two more sled writes for every
-//! event that moved a customer between segments (see `docs/bench-history.md`, "Round 5").
+//! event that moved a customer between segments (see `docs/bench-history.md`, "no segment-membership index").
 
 /// Prefix of metadata keys.
 pub const META: u8 = b'M';
@@ -55,14 +55,22 @@ pub fn held(deadline_ms: i64, customer_id: &str) -> Vec<u8> {
 /// The deadline and customer id of a held-example key.
 pub fn parse_held(key: &[u8]) -> Option<(i64, &str)> {
     match key {
-        [HELD, rest @ ..] if rest.len() > 8 => {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&rest[..8]);
-            let id = std::str::from_utf8(&rest[8..]).ok()?;
-            Some(((u64::from_be_bytes(b) ^ (1 << 63)) as i64, id))
+        [HELD, rest @ ..] => {
+            let (d, id) = u64_and_id(rest)?;
+            Some(((d ^ (1 << 63)) as i64, id))
         }
         _ => None,
     }
+}
+
+/// A big-endian u64 followed by a non-empty UTF-8 customer id (the tail of a `K` or `H` key).
+fn u64_and_id(rest: &[u8]) -> Option<(u64, &str)> {
+    if rest.len() <= 8 {
+        return None;
+    }
+    let (n, id) = rest.split_at(8);
+    let n = u64::from_be_bytes(n.try_into().ok()?);
+    Some((n, std::str::from_utf8(id).ok()?))
 }
 
 /// Key of a member of the segment-fitting sample.
@@ -77,12 +85,7 @@ pub fn sample(hash: u64, customer_id: &str) -> Vec<u8> {
 /// The hash and customer id of a sample key.
 pub fn parse_sample(key: &[u8]) -> Option<(u64, &str)> {
     match key {
-        [SAMPLE, rest @ ..] if rest.len() > 8 => {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&rest[..8]);
-            let id = std::str::from_utf8(&rest[8..]).ok()?;
-            Some((u64::from_be_bytes(b), id))
-        }
+        [SAMPLE, rest @ ..] => u64_and_id(rest),
         _ => None,
     }
 }
