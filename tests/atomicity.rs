@@ -4,11 +4,13 @@
 //! event id again) are acknowledged as such and change nothing. A sync that fails (injected with
 //! `Db::fail_next_syncs`) poisons the store instead: nothing is acknowledged after it.
 
+mod common;
+
+use common::T0;
 use persona::generator::{Generator, GeneratorConfig};
 use persona::{AttrValue, Config, Db, Durability, Error, Event, EventKind, Result};
 use std::path::Path;
 
-const T0: i64 = 1_767_225_600_000;
 const HOUR: i64 = 3_600_000;
 
 fn open(dir: &Path) -> Result<Db> {

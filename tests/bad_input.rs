@@ -4,14 +4,14 @@
 //! (bad rows are reported and skipped, bad flags and files exit 2 before a store is created).
 //! Good input right after a reject still works.
 
+mod common;
+
+use common::T0;
 use persona::event::parse::{EventReader, Format, MAX_LINE_BYTES};
 use persona::{AttrValue, Config, Db, Durability, Error, Event, EventKind, Result};
 use std::path::Path;
 use std::process::Command;
 
-mod resp_support;
-
-const T0: i64 = 1_767_225_600_000;
 const HEADER: &str = "event_id,customer_id,timestamp,kind,value,category\n";
 const KINDS: &str =
     "view, click, search, cart_add, purchase, refund, like, comment, share, rating, complaint";
@@ -883,12 +883,12 @@ fn bad_cli_flags_name_what_is_wrong() -> Result<()> {
 /// profile and the model read the same), and the connection keeps working; a good command right
 /// after is applied.
 #[test]
-fn bad_resp_arguments_are_answered_and_change_nothing() -> resp_support::TestResult {
-    let server = resp_support::TestServer::start(|_| {})?;
+fn bad_resp_arguments_are_answered_and_change_nothing() -> common::resp::TestResult {
+    let server = common::resp::TestServer::start(|_| {})?;
     let mut raw = server.raw()?;
     let ts = T0.to_string();
     raw.call(&["EVENT.ADD", "c1", "purchase", "10", "TS", &ts])?;
-    let state = |raw: &mut resp_support::Raw| -> Result<String, Box<dyn std::error::Error>> {
+    let state = |raw: &mut common::resp::Raw| -> Result<String, Box<dyn std::error::Error>> {
         Ok(format!(
             "{}{}{}",
             raw.call(&["PROFILE.GET", "c1"])?,

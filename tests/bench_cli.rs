@@ -1,9 +1,9 @@
 //! `persona bench` end to end on a tiny workload: the JSON report has the keys scripts rely on,
 //! with sane values. No timing thresholds: only that rates are positive and consistent.
 
-mod resp_support;
+mod common;
 
-use resp_support::{installed, TestResult};
+use common::resp::{installed, TestResult};
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -2,9 +2,10 @@
 //! segments --json → model --json, with the JSON shapes scripts rely on; re-importing gives
 //! duplicates; CSV, JSON Lines and standard input yield identical stores.
 
-mod cli_support;
+mod common;
 
-use cli_support::{assert_keys, json, ok, persona, run, Result};
+use common::cli::{assert_keys, json, ok, persona, run, Result};
+use common::T0;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
@@ -351,7 +352,6 @@ fn quickstart_builds_a_store_and_shows_it_again_on_a_second_run() -> Result {
     Ok(())
 }
 
-const T0: i64 = 1_767_225_600_000;
 const HEADER: &str = "event_id,customer_id,timestamp,kind,value,category\n";
 
 /// Runs `persona --data DATA ARGS…` and returns (exit code, stdout, stderr).

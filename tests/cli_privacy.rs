@@ -1,14 +1,12 @@
 //! The real `persona` binary: `export-customer` (stdout and a private `--out` file), `erase`
 //! (`--json`, idempotent) and `purge` (configured TTL, `--ttl-days`, refusals with exit 2).
 
-mod cli_support;
+mod common;
 
-use cli_support::{run, stdout_json as json, Result};
+use common::cli::{run, stdout_json as json, Result};
+use common::{DAY, T0};
 use serde_json::Value;
 use std::path::Path;
-
-const DAY: i64 = 86_400_000;
-const T0: i64 = 1_767_225_600_000;
 
 /// Imports two old customers (day 0) and two recent ones (day 100).
 fn store(dir: &Path) -> Result<std::path::PathBuf> {

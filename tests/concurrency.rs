@@ -5,11 +5,13 @@
 //! twice: as it comes, and with sled's apply held back so that batches are prepared on top of
 //! batches sled has not applied yet (the pipelined writer).
 
+mod common;
+
+use common::T0;
 use persona::{Ack, Config, Db, Event, EventKind, PendingWrite, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-const T0: i64 = 1_767_225_600_000;
 const MINUTE: i64 = 60_000;
 const THREADS: usize = 8;
 const EVENTS_PER_THREAD: usize = 500;

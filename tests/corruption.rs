@@ -2,9 +2,9 @@
 //! profile record breaks only its own customer. Damage is made by closing the store and writing
 //! through sled directly, as a disk or a bug would.
 
-mod resp_support;
-mod store_support;
+mod common;
 
+use common::store::raw;
 use persona::generator::{Generator, GeneratorConfig};
 use persona::model::ModelConfig;
 use persona::storage::keys;
@@ -12,7 +12,6 @@ use persona::storage::record::ProfileRecord;
 use persona::{check_store, Config, Db, Durability, Event, EventKind, ProblemKind, Target};
 use std::path::Path;
 use std::process::Command;
-use store_support::raw;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -208,7 +207,7 @@ fn the_server_reports_a_damaged_profile_and_keeps_serving() -> TestResult {
         db.insert(keys::profile(&ids[0]), &b"\x01\x05"[..])
     })?;
     let db = Db::open_with(config(dir.path()))?;
-    let server = resp_support::TestServer::over(db, dir)?;
+    let server = common::resp::TestServer::over(db, dir)?;
     let mut c = server.raw()?;
     let reply = c.call(&["PROFILE.GET", &ids[0]])?;
     assert!(

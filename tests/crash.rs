@@ -17,8 +17,9 @@
 //! line per event on stdout) and `persona serve` fed by RESP clients that log each `EVENT.ADD`
 //! reply. `scripts/crash-loop.sh` runs the same with many more kills (docs/testing.md).
 
-mod resp_support;
+mod common;
 
+use common::T0;
 use persona::{check_store, Config, Db};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
@@ -31,7 +32,6 @@ use std::sync::{Arc, Mutex};
 
 type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
-const T0: i64 = 1_767_225_600_000;
 /// Events per customer stay far below the de-duplication window (512), so each record's window
 /// lists every event ever applied to it.
 const EVENTS_PER_CUSTOMER: usize = 150;
@@ -223,7 +223,7 @@ fn serve_run(
         .args(["serve", "--bind", "127.0.0.1:0"])
         .stderr(Stdio::piped())
         .spawn()?;
-    let addr = resp_support::serve_address(&mut child)?;
+    let addr = common::resp::serve_address(&mut child)?;
 
     let next = Arc::new(AtomicUsize::new(start));
     let done = Arc::new(AtomicUsize::new(0));

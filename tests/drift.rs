@@ -3,14 +3,14 @@
 //! horizon, once. The streams span 200 days so that the test is armed (about three horizons
 //! into a store, see `src/model/drift.rs`) well before the change.
 
-mod cli_support;
+mod common;
 
-use cli_support::Result;
+use common::cli::Result;
+use common::DAY;
 use persona::generator::{Generator, GeneratorConfig, DEFAULT_START_MS};
 use persona::model::drift::Detection;
 use persona::{Config, Durability, Event};
 
-const DAY: i64 = 86_400_000;
 /// The default horizon.
 const HORIZON: i64 = 30 * DAY;
 
@@ -78,7 +78,7 @@ fn generate_drift_at_changes_only_what_follows() -> Result {
             out_s,
         ];
         args.extend_from_slice(extra);
-        let o = cli_support::persona(dir.path(), &args)?;
+        let o = common::cli::persona(dir.path(), &args)?;
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         Ok(std::fs::read_to_string(out)?)
     };
@@ -105,7 +105,7 @@ fn generate_drift_at_changes_only_what_follows() -> Result {
     assert_ne!(plain, drifted, "nothing changed after the drift");
     let bad = dir.path().join("bad.csv");
     let bad = bad.to_str().ok_or("path")?;
-    let o = cli_support::persona(
+    let o = common::cli::persona(
         dir.path(),
         &["generate", "--out", bad, "--drift-at", "soon"],
     )?;

@@ -2,9 +2,9 @@
 //! truth and on a sample of real retail data (tests/data), the JSON document has its documented
 //! keys and every metric is in range; explicit cutoffs are honoured; bad arguments fail cleanly.
 
-mod cli_support;
+mod common;
 
-use cli_support::{assert_keys, json, ok, run, Result};
+use common::cli::{assert_keys, json, ok, run, Result};
 use serde_json::Value;
 use std::path::Path;
 

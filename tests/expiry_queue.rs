@@ -3,14 +3,14 @@
 //! been closed; a store without it (an older build's) or with a damaged one is opened by
 //! deriving the queue from the records, and the next commit writes it anew.
 
-mod store_support;
+mod common;
 
+use common::store::raw;
 use persona::generator::{Generator, GeneratorConfig};
 use persona::model::ModelConfig;
 use persona::storage::{keys, queue};
 use persona::{check_store, Config, Db, Durability, Event};
 use std::path::Path;
-use store_support::raw;
 
 /// Events per `ingest_batch` call (one commit each); the session splits are multiples of it,
 /// so split and unsplit runs commit the same batches.

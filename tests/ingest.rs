@@ -3,15 +3,12 @@
 //! silent, past versions are readable (and pruned ones are refused with the readable range),
 //! attributes are stored and overwritten, and acknowledgements carry the right fields.
 
-mod store_support;
+mod common;
 
+use common::{DAY, T0};
 use persona::model::ModelConfig;
 use persona::{AttrValue, Config, Db, Durability, Event, EventKind, Profile, Result};
 use std::path::Path;
-
-const DAY: i64 = 86_400_000;
-/// 2026-01-01T00:00:00Z.
-const T0: i64 = 1_767_225_600_000;
 
 /// A store with a 10-day half-life (so 10 silent days halve every decayed value) that keeps
 /// four versions per profile.
@@ -601,7 +598,7 @@ fn erasing_a_customer_drops_their_held_positive_example() -> Result<()> {
     drop(db);
     let report = persona::check_store(dir.path())?;
     assert!(report.is_clean(), "{:?}", report.problems);
-    let named = store_support::raw(dir.path(), |db| {
+    let named = common::store::raw(dir.path(), |db| {
         let needle = b"held-one";
         let mut named = Vec::new();
         for kv in db.iter() {

@@ -1,9 +1,9 @@
 //! Model lifecycle: drift detection, snapshots and rollback, re-segmentation, history queries.
 
-use persona::{Config, Db, DriftReaction, Durability, Event, EventKind, Result, Target};
+mod common;
 
-const DAY: i64 = 86_400_000;
-const T0: i64 = 1_767_225_600_000;
+use common::{DAY, T0};
+use persona::{Config, Db, DriftReaction, Durability, Event, EventKind, Result, Target};
 
 /// A world where viewers buy and clickers don't, then (from day 100) the opposite.
 fn flipping_world(db: &Db) -> Result<()> {

@@ -4,12 +4,13 @@
 //! inactive for longer than the TTL (on demand and in the background); the data directory is
 //! private.
 
+mod common;
+
+use common::{DAY, T0};
 use persona::model::ModelConfig;
 use persona::{AttrValue, Config, Db, Durability, Error, Event, EventKind, Result};
 use std::path::Path;
 
-const DAY: i64 = 86_400_000;
-const T0: i64 = 1_767_225_600_000;
 /// A customer id that cannot occur by chance in encoded numbers or other ids.
 const VICTIM: &str = "erase-me-7f3a9c";
 const OTHERS: [&str; 5] = ["keep-a", "keep-b", "keep-c", "keep-d", "keep-e"];

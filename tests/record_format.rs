@@ -3,14 +3,14 @@
 //! store is converted by closing it and rewriting records through sled directly, as an earlier
 //! build would have left them.
 
-mod store_support;
+mod common;
 
+use common::store::raw;
 use persona::generator::{Generator, GeneratorConfig};
 use persona::storage::keys;
 use persona::storage::record::{ProfileRecord, PROFILE_FORMAT_VERSION};
 use persona::{check_store, Config, Db, Durability, Event, EventKind};
 use std::path::Path;
-use store_support::raw;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 

@@ -2,14 +2,12 @@
 //! `redis-tools`; `.ci/run` installs it), and the `persona serve` binary itself. Without those
 //! tools the tests that need them say so and pass.
 
-mod resp_support;
-
-use resp_support::{TestResult, TestServer};
+use crate::common::resp::{TestResult, TestServer};
 use std::process::{Command, Output};
 
 /// Whether `tool` runs here; prints why the test is skipped otherwise.
 fn available(tool: &str) -> bool {
-    let found = resp_support::installed(tool);
+    let found = crate::common::resp::installed(tool);
     if !found {
         eprintln!("skipping: {tool} is not installed (apt-get install redis-tools)");
     }
@@ -159,7 +157,7 @@ fn spawn_persona(
         .args(extra)
         .stderr(std::process::Stdio::piped())
         .spawn()?;
-    let addr = resp_support::serve_address(&mut child)?;
+    let addr = crate::common::resp::serve_address(&mut child)?;
     Ok((child, addr))
 }
 
@@ -170,10 +168,10 @@ fn persona_serve_exits_0_on_sigterm_with_every_write_durable() -> TestResult {
     }
     let dir = tempfile::tempdir()?;
     let (mut child, addr) = spawn_persona(dir.path(), &[])?;
-    let mut raw = resp_support::Raw::connect(addr.parse()?)?;
+    let mut raw = crate::common::resp::Raw::connect(addr.parse()?)?;
     assert_eq!(raw.call(&["PING"])?, "+PONG\r\n");
     for i in 0..20 {
-        let ts = (resp_support::T0 + i).to_string();
+        let ts = (crate::common::T0 + i).to_string();
         raw.command(&["EVENT.ADD", "c1", "click", "TS", &ts])?;
     }
     for _ in 0..20 {
@@ -249,7 +247,7 @@ fn persona_serve_reads_its_options_from_the_config_file_server_table() -> TestRe
     let data = dir.path().join("data");
     let config_arg = config.to_string_lossy().into_owned();
     let (mut child, addr) = spawn_persona(&data, &["--config", &config_arg])?;
-    let mut raw = resp_support::Raw::connect(addr.parse()?)?;
+    let mut raw = crate::common::resp::Raw::connect(addr.parse()?)?;
     assert_eq!(raw.call(&["PING"])?, "-NOAUTH Authentication required.\r\n");
     assert_eq!(raw.call(&["AUTH", "from-the-file"])?, "+OK\r\n");
     assert_eq!(

@@ -3,12 +3,10 @@
 //! unknown customers and bad ids as documented, and a pipelined delete sees the connection's
 //! earlier writes.
 
-mod resp_support;
-
+use crate::common::resp::{TestResult, TestServer};
+use crate::common::T0;
 use persona::{Config, Db, Durability};
-use resp_support::{TestResult, TestServer};
 
-const T0: i64 = 1_767_225_600_000;
 const ID: &str = "resp-erase-1d4e";
 
 fn server() -> Result<(TestServer, Db), Box<dyn std::error::Error>> {

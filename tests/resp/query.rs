@@ -3,12 +3,10 @@
 //! `MODEL.SNAPSHOT`, `MODEL.ROLLBACK`) over a store loaded with generated data, checked against
 //! the library's own answers.
 
-mod resp_support;
-
+use crate::common::resp::{TestResult, TestServer};
 use persona::generator::{Generator, GeneratorConfig, DEFAULT_START_MS};
 use persona::{Config, Db, Durability, Target};
 use redis::Value;
-use resp_support::{TestResult, TestServer};
 use std::collections::HashMap;
 
 const CUSTOMERS: u64 = 300;

@@ -1,11 +1,10 @@
 //! MULTI / EXEC / DISCARD, as the `redis` crate's atomic pipelines (and redis-py's default
 //! pipelines) send them, and the `[server]` table of the configuration file.
 
-mod resp_support;
-
+use crate::common::resp::{TestResult, TestServer};
+use crate::common::T0;
 use persona::server::ServerConfig;
 use redis::Value;
-use resp_support::{TestResult, TestServer, T0};
 use std::time::Duration;
 
 #[test]

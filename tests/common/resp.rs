@@ -1,6 +1,5 @@
 //! Shared by the RESP server tests: an in-process server on an ephemeral port over a tempdir
 //! store, and a raw-bytes client.
-#![allow(dead_code)]
 
 use persona::server::frame::{parse_frame, Limits};
 use persona::server::{Server, ServerConfig, ShutdownHandle};
@@ -217,9 +216,6 @@ impl Raw {
         self.stream.shutdown(Shutdown::Write)
     }
 }
-
-/// Unix ms of 2026-01-01, a fixed event time.
-pub const T0: i64 = 1_767_225_600_000;
 
 /// Reads the first line a spawned `persona serve` prints on stderr ("persona: serving DIR on
 /// ADDR (…)") and returns ADDR; then keeps draining its stderr in a thread so the child never

@@ -1,6 +1,5 @@
 //! Helpers shared by the tests that run the real `persona` binary (`tests/cli.rs`,
 //! `tests/cli_privacy.rs`, `tests/evaluate.rs`, `tests/drift.rs`).
-#![allow(dead_code)] // each test binary uses a subset
 
 use serde_json::Value;
 use std::path::Path;

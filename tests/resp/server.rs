@@ -1,12 +1,11 @@
 //! The RESP server, in process on an ephemeral port: driven with the `redis` crate and with raw
 //! bytes, asserting on exact replies.
 
-mod resp_support;
-
+use crate::common::resp::{TestResult, TestServer};
+use crate::common::T0;
 use persona::{Config, Db};
 use rand::{Rng, SeedableRng};
 use redis::Value;
-use resp_support::{TestResult, TestServer, T0};
 use std::collections::HashMap;
 
 const ACK1_RESP2: &str = "*8\r\n$7\r\nversion\r\n:1\r\n$7\r\nsegment\r\n$-1\r\n\
@@ -907,7 +906,7 @@ fn events_without_an_id_are_all_applied_and_ts_takes_rfc_3339() -> TestResult {
 fn clock_dated_events_after_historical_data_are_counted_and_shown() -> TestResult {
     let server = TestServer::start(|_| {})?;
     let mut raw = server.raw()?;
-    let count = |raw: &mut resp_support::Raw| -> Result<String, Box<dyn std::error::Error>> {
+    let count = |raw: &mut crate::common::resp::Raw| -> Result<String, Box<dyn std::error::Error>> {
         let info = raw.call(&["INFO", "stats"])?;
         Ok(info
             .lines()

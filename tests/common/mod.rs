@@ -1,0 +1,13 @@
+//! Helpers shared by the integration tests: time constants, the `persona` binary ([`cli`]), an
+//! in-process RESP server and a raw client ([`resp`]), and direct access to a closed store's
+//! sled database ([`store`]). Every test binary declares `mod common;` and uses a subset.
+#![allow(dead_code)]
+
+pub mod cli;
+pub mod resp;
+pub mod store;
+
+/// One day in milliseconds.
+pub const DAY: i64 = 86_400_000;
+/// 2026-01-01T00:00:00Z in unix milliseconds: the start of the tests' event streams.
+pub const T0: i64 = 1_767_225_600_000;
