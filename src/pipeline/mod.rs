@@ -26,7 +26,11 @@
 //! sled had made durable).
 
 mod apply;
+mod batch;
+mod commit;
+mod examples;
 pub(crate) mod held;
+mod maintain;
 mod recent;
 pub(crate) mod sample;
 
@@ -38,8 +42,9 @@ use crate::model::ModelState;
 use crate::query::lookalike_index::LookalikeIndex;
 use crate::storage::Store;
 use crate::Event;
-use apply::{BatchState, Engine};
-pub(crate) use apply::{QueueLog, RecoveredQueue};
+use apply::Engine;
+use batch::BatchState;
+pub(crate) use batch::{QueueLog, RecoveredQueue};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::RwLock;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};

@@ -1,0 +1,187 @@
+//! Turning a prepared batch into sled writes (records, sample and held-example keys, the model
+//! state and its snapshots, the expiry queue's delta or checkpoint), and what the writer
+//! updates once the batch has committed.
+
+use super::apply::*;
+use super::batch::*;
+use super::held::{self};
+use super::sample::{self};
+use crate::storage::{keys, Store};
+
+impl Engine {
+    /// Adds the batch's writes to `batch`: dirty profiles, membership changes, the model state.
+    /// Returns the number of keys written (inserted or removed) and the bytes inserted.
+    pub(crate) fn write_into(&mut self, b: &mut BatchState, batch: &mut sled::Batch) -> (u64, u64) {
+        let mut keys_written = 0u64;
+        let mut bytes = 0u64;
+        let mut insert = |batch: &mut sled::Batch, k: Vec<u8>, v: sled::IVec| {
+            keys_written += 1;
+            bytes += (k.len() + v.len()) as u64;
+            batch.insert(k, v);
+        };
+        let mut removed = 0u64;
+        // Erasures first: a record written later in the same batch (none today: erasing runs
+        // as a maintenance batch of its own) would then be a new profile, as it should.
+        for id in &b.erased {
+            batch.remove(keys::profile(id));
+            self.recent.remove(id);
+            removed += 1;
+        }
+        for (id, w) in &b.records {
+            if w.dirty {
+                let value = sled::IVec::from(w.record.encode());
+                self.recent.insert(id, value.clone());
+                insert(batch, keys::profile(id), value);
+            }
+        }
+        for m in &self.sample_unsaved {
+            insert(batch, keys::sample(m.0, &m.1), sled::IVec::default());
+        }
+        for u in &b.undo {
+            match u {
+                Undo::Sample(sample::Change::Added(m)) => {
+                    insert(batch, keys::sample(m.0, &m.1), sled::IVec::default());
+                }
+                Undo::Sample(sample::Change::Removed(m)) => {
+                    batch.remove(keys::sample(m.0, &m.1));
+                    removed += 1;
+                }
+                Undo::Held(held::Change::Added(key)) => {
+                    // Absent when learned in the same batch: the removal below wins.
+                    if let Some(features) = self.held.get(key) {
+                        let value = crate::storage::codec::encode(&features);
+                        insert(batch, keys::held(key.0, &key.1), value.into());
+                    }
+                }
+                Undo::Held(held::Change::Removed(key, _)) => {
+                    batch.remove(keys::held(key.0, &key.1));
+                    removed += 1;
+                }
+                _ => {}
+            }
+        }
+        self.model.version += 1;
+        let encoded = Store::encode_model(&self.model);
+        let every = self.config.snapshot_every;
+        if b.force_snapshot || (every > 0 && self.model.version % every == 0) {
+            insert(
+                batch,
+                keys::snapshot(self.model.version).to_vec(),
+                encoded.clone().into(),
+            );
+            let mut kept = self.snapshots.len() + 1;
+            for old in &self.snapshots {
+                if kept <= self.config.model_versions {
+                    break;
+                }
+                batch.remove(&keys::snapshot(*old));
+                removed += 1;
+                b.dropped_snapshots.push(*old);
+                kept -= 1;
+            }
+            b.new_snapshot = Some(self.model.version);
+            b.snapshot = Some(self.model.clone());
+        }
+        insert(batch, keys::MODEL.to_vec(), encoded.into());
+        let (queue_keys, queue_bytes) = self.write_queue(b, batch);
+        (keys_written + removed + queue_keys, bytes + queue_bytes)
+    }
+
+    /// Adds the batch's changes of the expiry queue to `batch`: one delta, or a checkpoint of
+    /// the whole queue (see [`crate::storage::queue`]). Returns keys written and bytes inserted.
+    pub(super) fn write_queue(&self, b: &mut BatchState, batch: &mut sled::Batch) -> (u64, u64) {
+        use crate::storage::queue::{self, Change};
+        let watermark = self.model.watermark_ms;
+        // Entries before the watermark are dropped when the queue is loaded: their changes
+        // need no logging.
+        let changes: Vec<Change> = b
+            .undo
+            .iter()
+            .filter_map(|u| match u {
+                Undo::Inserted((d, id)) if *d >= watermark => Some(Change::Insert(*d, id.clone())),
+                Undo::Removed((d, id)) if *d >= watermark => Some(Change::Remove(*d, id.clone())),
+                _ => None,
+            })
+            .collect();
+        let log = &self.queue_log;
+        let budget = 2 * self.expiry.len().max(queue::CHUNK_ENTRIES) as u64;
+        if log.checkpoint_due
+            || !b.erased.is_empty()
+            || log.delta_entries + changes.len() as u64 > budget
+        {
+            let (chunks, keys_written, bytes) = queue::write_checkpoint(
+                batch,
+                self.expiry.iter(),
+                (
+                    self.horizon_ms,
+                    self.config.silent_horizons as u64,
+                    self.model.version,
+                ),
+                log.stale.iter().cloned(),
+            );
+            b.queue_write = Some(QueueWrite::Checkpoint {
+                chunks,
+                entries: self.expiry.len() as u64,
+            });
+            return (keys_written, bytes);
+        }
+        // Every commit rewrites the meta record with its model version, so that a commit by a
+        // build that does not keep the queue is noticed at the next open.
+        let mut bytes = queue::write_meta(
+            batch,
+            &queue::QueueMeta {
+                horizon_ms: self.horizon_ms,
+                silent_horizons: self.config.silent_horizons as u64,
+                chunks: log.chunks,
+                entries: log.entries,
+                model_version: self.model.version,
+            },
+        );
+        if changes.is_empty() {
+            return (1, bytes);
+        }
+        let value = queue::encode_delta(&changes);
+        let key = queue::delta_key(log.next_delta);
+        bytes += (key.len() + value.len()) as u64;
+        batch.insert(&key, value);
+        b.queue_write = Some(QueueWrite::Delta {
+            entries: changes.len() as u64,
+        });
+        (2, bytes)
+    }
+
+    /// Versions of the stored model snapshots, oldest first.
+    pub(crate) fn snapshot_versions(&self) -> Vec<u64> {
+        self.snapshots.iter().copied().collect()
+    }
+
+    /// Updates in-memory bookkeeping once a batch is committed.
+    pub(crate) fn committed(&mut self, b: &BatchState) {
+        self.sample_unsaved.clear();
+        let log = &mut self.queue_log;
+        match b.queue_write {
+            Some(QueueWrite::Checkpoint { chunks, entries }) => {
+                log.chunks = chunks;
+                log.entries = entries;
+                log.stale = (0..chunks)
+                    .map(|c| crate::storage::queue::chunk_key(c).to_vec())
+                    .collect();
+                log.delta_entries = 0;
+                log.checkpoint_due = false;
+            }
+            Some(QueueWrite::Delta { entries }) => {
+                log.stale
+                    .push(crate::storage::queue::delta_key(log.next_delta).to_vec());
+                log.next_delta += 1;
+                log.delta_entries += entries;
+            }
+            None => {}
+        }
+        for d in &b.dropped_snapshots {
+            self.snapshots.retain(|v| v != d);
+        }
+        if let Some(v) = b.new_snapshot {
+            self.snapshots.push_back(v);
+        }
+    }
+}

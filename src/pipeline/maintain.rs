@@ -1,0 +1,186 @@
+//! The writer's maintenance operations on a batch: re-assigning segments, erasing customers
+//! (one, many, or those past the retention cutoff) with their open and held examples, and
+//! reverting a batch whose commit failed.
+
+use super::apply::*;
+use super::batch::*;
+use crate::error::Result;
+use crate::storage::{queue, Store};
+
+impl Engine {
+    /// Re-assigns up to `limit` profiles after `after` to their nearest segment as of now.
+    /// Returns the last customer looked at (the next cursor), how many were scanned and changed.
+    pub(crate) fn resegment(
+        &mut self,
+        store: &Store,
+        b: &mut BatchState,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Option<String>, usize, usize)> {
+        let now = self.model.watermark_ms;
+        let mut last = None;
+        let (mut scanned, mut changed) = (0, 0);
+        let ids: Vec<String> = store
+            .profiles_after(after)
+            .take(limit)
+            .map(|r| r.map(|(id, _)| id))
+            .collect::<Result<_>>()?;
+        for id in ids {
+            scanned += 1;
+            last = Some(id.clone());
+            // A corrupt record is skipped here; `persona check` and reads report it.
+            let Ok(w) = self.load(store, &mut b.records, &id) else {
+                continue;
+            };
+            let x = self.layout.vector(&w.record.state, now);
+            let Some((seg, dist)) = self.model.segments.assign(&x) else {
+                continue;
+            };
+            if w.record.segment == Some(seg as u16) {
+                continue;
+            }
+            let prev = Prev::of(&w.record);
+            let p = w.record.propensity as f64;
+            move_segment(
+                &mut self.model,
+                prev,
+                Some(seg as u16),
+                w.record.state.spend,
+                p,
+            );
+            w.record.segment = Some(seg as u16);
+            w.record.distance = dist as f32;
+            w.dirty = true;
+            changed += 1;
+        }
+        Ok((last.filter(|_| scanned == limit), scanned, changed))
+    }
+
+    /// Erases each customer (see [`Engine::erase`]); returns how many existed.
+    pub(crate) fn erase_all(
+        &mut self,
+        store: &Store,
+        b: &mut BatchState,
+        ids: &[String],
+    ) -> Result<usize> {
+        let mut erased = 0;
+        for id in ids {
+            if self.erase(store, b, id)? {
+                erased += 1;
+            }
+        }
+        self.forget_erased_examples(b);
+        Ok(erased)
+    }
+
+    /// Adds the erasure of `customer` to the batch: the profile record (with its history,
+    /// de-duplication window and pending example) goes, and the customer's share of the
+    /// segment sizes and statistics is taken out. Returns false, and changes nothing, if the
+    /// customer has no record. A record that does not decode is erased too (its segment
+    /// statistics cannot be corrected; its segment size is, if at least the record's leading
+    /// fields decode). The caller must then call [`Engine::forget_erased_examples`].
+    pub(super) fn erase(
+        &mut self,
+        store: &Store,
+        b: &mut BatchState,
+        customer: &str,
+    ) -> Result<bool> {
+        if b.erased.contains(customer) {
+            return Ok(false);
+        }
+        let stored = store.raw_profile(customer)?;
+        let in_batch = b.records.remove(customer);
+        let written_in_batch = in_batch.as_ref().is_some_and(|w| w.dirty);
+        if stored.is_none() && !written_in_batch {
+            return Ok(false);
+        }
+        let record = match in_batch {
+            Some(w) => Some(w.record),
+            None => stored
+                .as_ref()
+                .and_then(|bytes| store.decode_profile(customer, bytes).ok()),
+        };
+        match &record {
+            Some(r) => move_segment(&mut self.model, Prev::of(r), None, 0.0, 0.0),
+            None => {
+                let segment = stored.as_ref().and_then(|bytes| {
+                    store
+                        .decode_profile_current(customer, bytes)
+                        .ok()
+                        .and_then(|r| r.segment)
+                });
+                if let Some(n) = segment.and_then(|s| self.model.segment_sizes.get_mut(s as usize))
+                {
+                    *n = n.saturating_sub(1);
+                }
+            }
+        }
+        b.undo
+            .extend(self.sample.remove(customer).map(Undo::Sample));
+        b.erased.insert(customer.to_string());
+        Ok(true)
+    }
+
+    /// Drops the expiry-queue entries of every customer erased by the batch (undone if the
+    /// commit fails), so no open training example of theirs is ever learned.
+    pub(crate) fn forget_erased_examples(&mut self, b: &mut BatchState) {
+        if b.erased.is_empty() {
+            return;
+        }
+        let gone: Vec<queue::Entry> = self
+            .expiry
+            .iter()
+            .filter(|(_, c)| b.erased.contains(c.as_str()))
+            .cloned()
+            .collect();
+        for key in gone {
+            self.expiry.remove(&key);
+            b.undo.push(Undo::Removed(key));
+        }
+        let erased = &b.erased;
+        let dropped = self.held.forget(|c| erased.contains(c));
+        b.undo.extend(dropped.into_iter().map(Undo::Held));
+    }
+
+    /// Erases those of `ids` whose last event is older than `cutoff_ms`. Profiles without
+    /// events (attributes only), unknown ids and records that do not decode are kept. Returns
+    /// how many were erased.
+    pub(crate) fn purge(
+        &mut self,
+        store: &Store,
+        b: &mut BatchState,
+        ids: &[String],
+        cutoff_ms: i64,
+    ) -> Result<usize> {
+        let mut erased = 0;
+        for id in ids {
+            let Ok(Some(record)) = store.profile_state(id) else {
+                continue;
+            };
+            let expired = record.state.last_seen_ms.is_some_and(|t| t < cutoff_ms);
+            if expired && self.erase(store, b, id)? {
+                erased += 1;
+            }
+        }
+        self.forget_erased_examples(b);
+        Ok(erased)
+    }
+
+    /// Reverts the expiry queue after a failed commit (the model is restored by the caller).
+    pub(crate) fn undo(&mut self, b: BatchState) {
+        // The cache already holds what the batch wrote.
+        self.recent.clear();
+        for u in b.undo.into_iter().rev() {
+            match u {
+                Undo::Inserted(k) => {
+                    self.expiry.remove(&k);
+                }
+                Undo::Removed(k) => {
+                    self.expiry.insert(k);
+                }
+                Undo::Sample(change) => self.sample.revert(change),
+                Undo::Held(change) => self.held.revert(change),
+            }
+        }
+    }
+}
