@@ -1,0 +1,148 @@
+//! Model maintenance: snapshots and rollback, re-segmentation, and the fault injection the
+//! crash and atomicity tests use.
+
+use super::*;
+use crate::error::{Error, Result};
+use crate::model::ModelState;
+use crate::pipeline::{Maintenance, MaintenanceOutcome, Request};
+use crate::query::ModelInfo;
+use std::sync::atomic::Ordering;
+
+/// What [`Db::resegment`] did.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct ResegmentReport {
+    /// Whether the centroids were refitted first.
+    pub refitted: bool,
+    /// Profiles looked at.
+    pub scanned: usize,
+    /// Profiles whose segment changed.
+    pub changed: usize,
+    /// Commits it took.
+    pub batches: usize,
+}
+
+impl Db {
+    /// The stored model snapshots, oldest first.
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] if a snapshot does not decode.
+    pub fn model_versions(&self) -> Result<Vec<ModelInfo>> {
+        let versions = self.inner.shared.snapshots.read().clone();
+        let mut out = Vec::with_capacity(versions.len());
+        for v in versions {
+            if let Some(snap) = self.inner.store.snapshot(v)? {
+                out.push(ModelInfo::of(&snap, 0, Vec::new()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The model snapshot taken at `version`, if kept.
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] if it does not decode.
+    pub fn model_snapshot(&self, version: u64) -> Result<Option<ModelState>> {
+        self.inner.store.snapshot(version)
+    }
+
+    /// Snapshots the model now (through the writer); returns the snapshot's version.
+    ///
+    /// # Errors
+    /// Storage errors from the commit.
+    pub fn snapshot_model(&self) -> Result<u64> {
+        Ok(self.maintain(Maintenance::Snapshot)?.model_version)
+    }
+
+    /// Rolls the learned parameters back to the snapshot taken at `version`, atomically through
+    /// the writer. Bookkeeping (watermark, segment sizes, metrics) is kept; run
+    /// [`Db::resegment`] afterwards so stored assignments follow the restored centroids.
+    /// Returns the new model version.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if no such snapshot is kept (the message lists the kept ones).
+    pub fn rollback_model(&self, version: u64) -> Result<u64> {
+        Ok(self.maintain(Maintenance::Rollback(version))?.model_version)
+    }
+
+    /// Re-assigns every profile to its nearest segment as of now (and the segment sizes and
+    /// statistics with it), in batches of `batch` profiles, each its own commit so ingestion
+    /// interleaves.
+    /// With `refit`, first refits the centroids by mini-batch k-means over a sample of profiles.
+    /// When profiles changed segment, the lookalike index then re-trains its sub-lists (see
+    /// docs/architecture.md, "Lookalikes"; not timed separately).
+    ///
+    /// # Errors
+    /// Storage errors; [`Error::InvalidArgument`] if the segments are not seeded yet.
+    pub fn resegment(&self, batch: usize, refit: bool) -> Result<ResegmentReport> {
+        let model = self.model();
+        if !model.segments.is_seeded() {
+            return Err(Error::invalid_argument(
+                "segments",
+                "are not seeded yet; nothing to re-assign",
+            ));
+        }
+        let mut report = ResegmentReport::default();
+        if refit {
+            let points = crate::query::refit::sample(
+                &self.inner.store,
+                &model,
+                &self.inner.layout,
+                crate::query::refit::SAMPLE,
+                self.inner.config.model.seed,
+            )?;
+            self.maintain(Maintenance::FitSegments(points))?;
+            report.refitted = true;
+        }
+        let mut cursor: Option<String> = None;
+        loop {
+            let out = self.maintain(Maintenance::Resegment {
+                after: cursor.clone(),
+                limit: batch.max(1),
+            })?;
+            report.scanned += out.scanned;
+            report.changed += out.changed;
+            report.batches += 1;
+            match out.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        if report.changed > 0 {
+            // Profiles moved between segments: fit each segment's sub-lists to its new members.
+            self.inner.shared.lookalikes.retrain();
+        }
+        Ok(report)
+    }
+
+    pub(super) fn maintain(&self, op: Maintenance) -> Result<MaintenanceOutcome> {
+        let (reply, rx) = crossbeam_channel::bounded(1);
+        self.inner
+            .tx
+            .send(Request::Maintain { op, reply })
+            .map_err(|_| Error::Closed)?;
+        rx.recv().map_err(|_| Error::Closed)?
+    }
+
+    /// Makes the next `n` commits fail before anything is written, as an I/O error would.
+    /// For tests of the failure path; has no other use.
+    #[doc(hidden)]
+    pub fn fail_next_commits(&self, n: u32) {
+        self.inner.shared.fail_commits.store(n, Ordering::SeqCst);
+    }
+
+    /// Makes the next `n` syncs of the durability stage fail, as a failed `fsync` would: the
+    /// store is poisoned. For tests of the failure path; has no other use.
+    #[doc(hidden)]
+    pub fn fail_next_syncs(&self, n: u32) {
+        self.inner.shared.fail_syncs.store(n, Ordering::SeqCst);
+    }
+
+    /// Makes the apply stage wait `delay` before handing each batch to sled, so that the
+    /// writer prepares later batches on top of batches sled has not applied yet. For tests of
+    /// the pipelined writer; has no other use.
+    #[doc(hidden)]
+    pub fn delay_applies(&self, delay: std::time::Duration) {
+        let us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        self.inner.shared.apply_delay_us.store(us, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,293 @@
+//! Opening and closing a store: recovering the writer's state (model, expiry queue, segment
+//! sample, held examples), starting the writer and the background jobs, and shutting them down.
+
+use super::*;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::features::vector::FeatureLayout;
+use crate::features::FeatureParams;
+use crate::model::ModelState;
+use crate::pipeline::{self, Request, Shared};
+use crate::query::lookalike_index::LookalikeIndex;
+use crate::query::segments;
+use crate::storage::Store;
+use parking_lot::{Mutex, RwLock};
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize};
+use std::sync::Arc;
+
+/// The writer's queue of open training examples: the persisted copy when it is usable, else
+/// derived from every profile record's pending example (a store written by an older build, a
+/// changed `silent_horizons`, a queue an older build did not keep up to date, or damaged queue
+/// records, which are then replaced by the first
+/// commit's checkpoint).
+pub(super) fn recover_queue(
+    store: &Store,
+    config: &Config,
+    model: &ModelState,
+) -> Result<pipeline::RecoveredQueue> {
+    let horizon = config.horizon_ms();
+    let silent = config.silent_horizons as u64;
+    match store.load_queue(horizon, silent, model.watermark_ms, model.version) {
+        Ok(Some(q)) => return Ok(pipeline::RecoveredQueue::Stored(q)),
+        Ok(None) => {}
+        Err(e @ (Error::Corruption { .. } | Error::UnsupportedVersion { .. })) => {
+            tracing::warn!("deriving the expiry queue from the profile records: {e}");
+        }
+        Err(e) => return Err(e),
+    }
+    let stale = store.queue_keys()?;
+    Ok(pipeline::RecoveredQueue::Derived {
+        pending: store.pending_examples()?,
+        keys: pipeline::QueueLog {
+            chunks: 0,
+            entries: 0,
+            stale,
+            next_delta: 0,
+            delta_entries: 0,
+            checkpoint_due: true,
+        },
+    })
+}
+
+/// The segment-fitting sample as stored; for a store written before the sample existed (no
+/// `K` keys but profiles), the bottom-k sample of its profiles, to be stored by the next
+/// commit.
+pub(super) fn recover_sample(store: &Store) -> Result<(pipeline::sample::Sample, bool)> {
+    use pipeline::sample::{Sample, CAPACITY};
+    let stored = store.sample_members()?;
+    if !stored.is_empty() {
+        return Ok((Sample::new(stored, CAPACITY), false));
+    }
+    let mut ids = Vec::new();
+    for item in store.profiles_after(None) {
+        ids.push(item?.0);
+    }
+    let sample = Sample::bottom_k(ids.iter().map(String::as_str), CAPACITY);
+    let unsaved = sample.len() > 0;
+    Ok((sample, unsaved))
+}
+
+impl Inner {
+    /// Starts rebuilding the lookalike index in the background, once. The writer keeps the
+    /// index up to date from open on, and its updates take precedence over what the scan finds,
+    /// so starting late loses nothing; until the scan is done `similar` scans the records.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the thread cannot be spawned.
+    pub(super) fn start_index_build(&self) -> Result<()> {
+        let mut builder = self.index_builder.lock();
+        if matches!(*builder, IndexBuilder::NotStarted) {
+            let (index, store) = (self.shared.lookalikes.clone(), self.store.clone());
+            let handle = std::thread::Builder::new()
+                .name("persona-lookalike-index".into())
+                .spawn(move || index.build(&store))?;
+            *builder = IndexBuilder::Started(handle);
+        }
+        Ok(())
+    }
+
+    pub(super) fn close(&self) -> Result<()> {
+        self.stop_background.lock().take();
+        self.shared.lookalikes.stop_build();
+        if let IndexBuilder::Started(builder) =
+            std::mem::replace(&mut *self.index_builder.lock(), IndexBuilder::Closed)
+        {
+            // A panicked build only means the index is not ready; closing goes on.
+            let _ = builder.join();
+        }
+        let Some(handle) = self.writer.lock().take() else {
+            return Ok(());
+        };
+        let (reply, rx) = crossbeam_channel::bounded(1);
+        let result = match self.tx.send(Request::Shutdown { reply }) {
+            Ok(()) => rx.recv().unwrap_or(Err(Error::Closed)),
+            Err(_) => Err(Error::Closed),
+        };
+        if handle.join().is_err() {
+            return Err(Error::Closed);
+        }
+        result
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            tracing::error!("closing persona store failed: {e}");
+        }
+    }
+}
+
+impl Db {
+    /// Opens (or creates) a store at `path` with the default [`Config`].
+    ///
+    /// # Errors
+    /// See [`Db::open_with`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Db> {
+        Db::open_with(Config::new(path))
+    }
+
+    /// Opens (or creates) a store with `config`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for invalid settings, [`Error::ConfigMismatch`] if the store was created
+    /// with different fixed settings, [`Error::Locked`] at once while another process has it
+    /// open, [`Error::Storage`] if sled cannot open it otherwise, [`Error::Corruption`] if its
+    /// model state does not decode. A damaged profile record does not stop the open: reads of
+    /// that customer report it.
+    pub fn open_with(config: Config) -> Result<Db> {
+        config.validate()?;
+        let store = Arc::new(Store::open(&config)?);
+        let params = FeatureParams {
+            half_life_ms: config.half_life_ms(),
+            category_buckets: config.category_buckets,
+        };
+        let layout = FeatureLayout::new(params);
+        let dim = layout.dim();
+        let model = match store.model()? {
+            Some(m) => {
+                if m.scaler.dim() != dim || m.segments.k() != config.segments {
+                    return Err(Error::Corruption {
+                        key: "model state".into(),
+                        detail: format!(
+                            "has {} dimensions and {} segments; this store needs {dim} and {}",
+                            m.scaler.dim(),
+                            m.segments.k(),
+                            config.segments
+                        ),
+                    });
+                }
+                m
+            }
+            None => ModelState::new(dim, &config.model),
+        };
+        let mut model = model;
+        if model.categories.len() != config.category_buckets {
+            model.categories =
+                crate::features::categories::CategoryNames::new(config.category_buckets);
+        }
+        if model.strategy.actions() != config.actions.as_slice() {
+            // A changed catalogue keeps the statistics of actions that kept their names.
+            model.strategy = model.strategy.with_actions(&config.actions);
+        }
+        let queue = recover_queue(&store, &config, &model)?;
+        let shared = Arc::new(Shared {
+            model: RwLock::new(Arc::new(model.clone())),
+            fail_commits: AtomicU32::new(0),
+            apply_delay_us: AtomicU64::new(0),
+            fail_syncs: AtomicU32::new(0),
+            open_examples: AtomicUsize::new(0),
+            snapshots: RwLock::new(Vec::new()),
+            counters: Default::default(),
+            lookalikes: Arc::new(LookalikeIndex::new(layout.clone(), config.segments)),
+        });
+        let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity);
+        let seed = config.model.seed;
+        let writer = pipeline::spawn(
+            store.clone(),
+            config.clone(),
+            layout.clone(),
+            pipeline::Recovered {
+                model,
+                queue,
+                snapshots: store.snapshot_versions()?,
+                sample: recover_sample(&store)?,
+                held: pipeline::held::Held::new(store.held_examples()?),
+            },
+            shared.clone(),
+            rx,
+        )?;
+        let db = Db {
+            inner: Arc::new(Inner {
+                store,
+                tx,
+                shared,
+                layout,
+                config,
+                writer: Mutex::new(Some(writer)),
+                index_builder: Mutex::new(IndexBuilder::NotStarted),
+                rng: Mutex::new(rand::SeedableRng::seed_from_u64(seed)),
+                stop_background: Mutex::new(None),
+                segment_cache: segments::SegmentCache::default(),
+            }),
+        };
+        db.start_background_jobs()?;
+        Ok(db)
+    }
+
+    /// Starts the background threads the configuration asks for: periodic re-segmentation
+    /// when `resegment_interval_secs` > 0, periodic retention purges when `profile_ttl_days` is
+    /// set. They hold only a weak reference, so they never keep a dropped store open, and stop
+    /// when the store closes.
+    pub(super) fn start_background_jobs(&self) -> Result<()> {
+        let config = &self.inner.config;
+        let resegment = config.resegment_interval_secs;
+        let purge = config.profile_ttl_days.map(|_| config.purge_interval_secs);
+        if resegment == 0 && purge.is_none() {
+            return Ok(());
+        }
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+        *self.inner.stop_background.lock() = Some(stop);
+        if resegment > 0 {
+            self.spawn_periodic(
+                "persona-resegment",
+                resegment,
+                stopped.clone(),
+                |db| match db.resegment(1000, false) {
+                    Ok(r) => tracing::info!(
+                        "background re-segmentation: {} scanned, {} changed",
+                        r.scanned,
+                        r.changed
+                    ),
+                    Err(e) => tracing::warn!("background re-segmentation failed: {e}"),
+                },
+            )?;
+        }
+        if let Some(secs) = purge {
+            self.spawn_periodic("persona-purge", secs, stopped, |db| match db.purge() {
+                Ok(r) => tracing::info!(
+                    "background retention purge: {} scanned, {} erased",
+                    r.scanned,
+                    r.erased
+                ),
+                Err(e) => tracing::warn!("background retention purge failed: {e}"),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Runs `job` every `secs` seconds on a thread of its own until `stopped` disconnects or
+    /// the store is dropped.
+    pub(super) fn spawn_periodic(
+        &self,
+        name: &str,
+        secs: u64,
+        stopped: crossbeam_channel::Receiver<()>,
+        job: fn(&Db),
+    ) -> Result<()> {
+        let weak = Arc::downgrade(&self.inner);
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                let interval = std::time::Duration::from_secs(secs);
+                while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(interval)
+                {
+                    let Some(inner) = weak.upgrade() else { return };
+                    job(&Db { inner });
+                }
+            })?;
+        Ok(())
+    }
+
+    /// Finishes queued writes, makes everything durable and stops the writer. Other clones of
+    /// this handle get [`Error::Closed`] for writes afterwards. Dropping the last handle does the
+    /// same.
+    ///
+    /// # Errors
+    /// Storage errors from the final flush.
+    pub fn close(&self) -> Result<()> {
+        self.inner.close()
+    }
+}

@@ -1,0 +1,278 @@
+//! Writes through the writer thread: events (one, a batch, or without waiting), attribute
+//! changes and strategy feedback.
+
+use super::*;
+use crate::error::{Error, Result};
+use crate::event::{validate_customer_id, Event};
+use crate::features::attributes::{validate_attribute, MAX_ATTRIBUTES};
+use crate::features::AttrValue;
+use crate::pipeline::{Ack, Item, Notify, Request, WriteReply};
+use std::sync::Arc;
+
+/// A write queued with [`Db::ingest_async`], acknowledged once committed.
+#[derive(Debug)]
+pub struct PendingWrite {
+    rx: crossbeam_channel::Receiver<Vec<Result<Ack>>>,
+}
+
+impl PendingWrite {
+    /// Blocks until the write is committed (or failed).
+    ///
+    /// # Errors
+    /// The write's own error (e.g. a failed commit), or [`Error::Closed`] if the writer stopped.
+    pub fn wait(self) -> Result<Ack> {
+        self.wait_all()?.pop().unwrap_or(Err(Error::Closed))
+    }
+
+    /// The write's result if it has arrived, without blocking; `None` while it is in flight.
+    pub(crate) fn try_wait(&self) -> Option<Result<Ack>> {
+        match self.rx.try_recv() {
+            Ok(mut results) => Some(results.pop().unwrap_or(Err(Error::Closed))),
+            Err(crossbeam_channel::TryRecvError::Empty) => None,
+            Err(crossbeam_channel::TryRecvError::Disconnected) => Some(Err(Error::Closed)),
+        }
+    }
+
+    pub(super) fn wait_all(self) -> Result<Vec<Result<Ack>>> {
+        self.rx.recv().map_err(|_| Error::Closed)
+    }
+}
+
+impl Db {
+    /// Ingests one event: validates it, commits it with its batch, returns its acknowledgement.
+    ///
+    /// # Errors
+    /// [`Error::InvalidEvent`] if the event is rejected (nothing changes); storage errors if the
+    /// commit fails (nothing of the batch is visible); [`Error::Closed`] after [`Db::close`].
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use persona::{Db, Event, EventKind};
+    /// let db = Db::open(dir.path())?;
+    /// let e = Event::new("c1", 1_767_225_600_000, EventKind::View).with_value(30.0).with_id("v1");
+    /// assert!(!db.ingest(e.clone())?.duplicate);
+    /// assert!(db.ingest(e)?.duplicate);
+    /// # Ok::<(), persona::Error>(())
+    /// ```
+    pub fn ingest(&self, event: Event) -> Result<Ack> {
+        event.validate()?;
+        let mut results = self.submit(vec![Item::Event(event)])?;
+        results.pop().unwrap_or(Err(Error::Closed))
+    }
+
+    /// Ingests many events; they are committed together where possible. Returns one result per
+    /// event, in order: a rejected event gets its [`Error::InvalidEvent`] and the others proceed.
+    ///
+    /// # Errors
+    /// The outer error is [`Error::Closed`] if the writer is gone.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use persona::{Db, Event, EventKind};
+    /// let db = Db::open(dir.path())?;
+    /// let t = 1_767_225_600_000;
+    /// let results = db.ingest_batch(vec![
+    ///     Event::new("a", t, EventKind::Click),
+    ///     Event::new("b", t, EventKind::Purchase).with_value(-1.0),
+    /// ])?;
+    /// assert!(results[0].is_ok());
+    /// assert!(results[1].as_ref().unwrap_err().is_bad_input());
+    /// # Ok::<(), persona::Error>(())
+    /// ```
+    pub fn ingest_batch(&self, events: Vec<Event>) -> Result<Vec<Result<Ack>>> {
+        let mut out: Vec<Option<Result<Ack>>> = Vec::with_capacity(events.len());
+        let mut items = Vec::with_capacity(events.len());
+        for e in events {
+            match e.validate() {
+                Ok(()) => {
+                    items.push(Item::Event(e));
+                    out.push(None);
+                }
+                Err(err) => out.push(Some(Err(err.into()))),
+            }
+        }
+        let mut acks = if items.is_empty() {
+            Vec::new().into_iter()
+        } else {
+            self.submit(items)?.into_iter()
+        };
+        Ok(out
+            .into_iter()
+            .map(|slot| slot.unwrap_or_else(|| acks.next().unwrap_or(Err(Error::Closed))))
+            .collect())
+    }
+
+    /// Sets (or replaces) attributes of a customer, creating the profile if needed. Returns the
+    /// new profile version. Numbers and texts are both allowed; see [`AttrValue`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidEvent`] for a bad customer id, [`Error::InvalidArgument`] for a bad name or
+    /// value or more than 64 attributes; nothing changes then.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use persona::{AttrValue, Db};
+    /// let db = Db::open(dir.path())?;
+    /// db.set_attributes("c1", vec![("age".into(), 34.0.into()), ("region".into(), "north".into())])?;
+    /// let p = db.profile("c1")?.expect("created");
+    /// assert_eq!(p.attributes["region"], AttrValue::Text("north".into()));
+    /// # Ok::<(), persona::Error>(())
+    /// ```
+    pub fn set_attributes(
+        &self,
+        customer_id: &str,
+        attrs: Vec<(String, AttrValue)>,
+    ) -> Result<u64> {
+        validate_customer_id(customer_id)?;
+        if attrs.is_empty() {
+            return Err(Error::invalid_argument(
+                "attributes",
+                "at least one name and value is required",
+            ));
+        }
+        for (name, value) in &attrs {
+            validate_attribute(name, value)?;
+        }
+        if let Some(existing) = self.inner.store.profile_current(customer_id)? {
+            let mut names: std::collections::BTreeSet<&str> = existing
+                .state
+                .attributes
+                .keys()
+                .map(String::as_str)
+                .collect();
+            names.extend(attrs.iter().map(|(n, _)| n.as_str()));
+            if names.len() > MAX_ATTRIBUTES {
+                return Err(Error::invalid_argument(
+                    "attributes",
+                    format!("a customer may have at most {MAX_ATTRIBUTES} attributes"),
+                ));
+            }
+        } else if attrs.len() > MAX_ATTRIBUTES {
+            return Err(Error::invalid_argument(
+                "attributes",
+                format!("a customer may have at most {MAX_ATTRIBUTES} attributes"),
+            ));
+        }
+        let mut results = self.submit(vec![Item::SetAttributes {
+            customer: customer_id.to_string(),
+            attrs,
+        }])?;
+        results
+            .pop()
+            .unwrap_or(Err(Error::Closed))
+            .map(|a| a.version)
+    }
+
+    /// Validates `event` and queues it for the writer without waiting for the commit: the
+    /// returned [`PendingWrite`] yields the acknowledgement once the event is durable. Lets a
+    /// caller (such as the RESP server with a pipelining client) keep several writes in flight so
+    /// they share one group commit.
+    ///
+    /// # Errors
+    /// [`Error::InvalidEvent`] at once if the event is rejected; [`Error::Closed`] if the writer
+    /// is gone.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use persona::{Db, Event, EventKind};
+    /// let db = Db::open(dir.path())?;
+    /// let t = 1_767_225_600_000;
+    /// let a = db.ingest_async(Event::new("a", t, EventKind::Click))?;
+    /// let b = db.ingest_async(Event::new("b", t, EventKind::Click))?;
+    /// assert_eq!(a.wait()?.version, 1);
+    /// assert_eq!(b.wait()?.version, 1);
+    /// # Ok::<(), persona::Error>(())
+    /// ```
+    pub fn ingest_async(&self, event: Event) -> Result<PendingWrite> {
+        event.validate()?;
+        self.submit_async(vec![Item::Event(event)])
+    }
+
+    /// [`Db::ingest_async`] that also tells `notify` (with `tag`) once the write's result is
+    /// waiting, so that an event loop can learn it without blocking (see
+    /// [`PendingWrite::try_wait`]).
+    pub(crate) fn ingest_notify(
+        &self,
+        event: Event,
+        notify: (Arc<dyn Notify>, usize),
+    ) -> Result<PendingWrite> {
+        event.validate()?;
+        self.submit_with(vec![Item::Event(event)], Some(notify))
+    }
+
+    pub(super) fn submit_async(&self, items: Vec<Item>) -> Result<PendingWrite> {
+        self.submit_with(items, None)
+    }
+
+    pub(super) fn submit_with(
+        &self,
+        items: Vec<Item>,
+        notify: Option<(Arc<dyn Notify>, usize)>,
+    ) -> Result<PendingWrite> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let reply = WriteReply::new(tx, notify);
+        self.inner
+            .tx
+            .send(Request::Write { items, reply })
+            .map_err(|_| Error::Closed)?;
+        Ok(PendingWrite { rx })
+    }
+
+    pub(super) fn submit(&self, items: Vec<Item>) -> Result<Vec<Result<Ack>>> {
+        self.submit_async(items)?.wait_all()
+    }
+
+    /// Records whether a recommended action converted. Goes through the writer like an event
+    /// (atomic, durable) and updates the statistics of the customer's segment — by default the
+    /// segment the customer is in now, which is the one [`Db::strategy`] used unless their
+    /// profile changed since; pass `segment` to attribute it explicitly. With an `id`, a repeated
+    /// feedback is acknowledged as a duplicate and changes nothing.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an unknown action (naming the catalogue), an unknown
+    /// customer, a segment out of range, or before segments are seeded.
+    pub fn feedback(
+        &self,
+        customer_id: &str,
+        action: &str,
+        converted: bool,
+        id: Option<&str>,
+        segment: Option<u16>,
+    ) -> Result<Ack> {
+        validate_customer_id(customer_id)?;
+        let actions = &self.inner.config.actions;
+        let Some(action) = actions.iter().position(|a| a == action) else {
+            return Err(Error::invalid_argument(
+                "action",
+                format!("{action:?} is not one of: {}", actions.join(", ")),
+            ));
+        };
+        if let Some(id) = id {
+            crate::event::validate_text("feedback id", id, crate::event::MAX_EVENT_ID_BYTES, false)
+                .map_err(|e| Error::invalid_argument("feedback id", e.reason))?;
+        }
+        if let Some(s) = segment {
+            if s as usize >= self.inner.config.segments {
+                return Err(Error::invalid_argument(
+                    "segment",
+                    format!(
+                        "{s} is out of range; segments are 0..{}",
+                        self.inner.config.segments
+                    ),
+                ));
+            }
+        }
+        let mut results = self.submit(vec![Item::Feedback {
+            customer: customer_id.to_string(),
+            action,
+            converted,
+            id: id.map(str::to_string),
+            segment,
+        }])?;
+        results.pop().unwrap_or(Err(Error::Closed))
+    }
+}
