@@ -590,14 +590,6 @@ impl Config {
         c.validate()?;
         Ok(c)
     }
-
-    /// Opens (or creates) the store this configuration describes.
-    ///
-    /// # Errors
-    /// See [`crate::Db::open_with`].
-    pub fn open(self) -> Result<crate::Db> {
-        crate::Db::open_with(self)
-    }
 }
 
 fn set<T>(slot: &mut T, v: Option<T>) {

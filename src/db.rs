@@ -74,10 +74,8 @@ struct Inner {
     segment_cache: segments::SegmentCache,
 }
 
-/// One entry of the lookalike index as [`Db::lookalike_index_rows`] shows it: customer id,
-/// segment, 8-bit codes, the time they are as of (days since the epoch). For tests.
 #[doc(hidden)]
-pub type LookalikeRow = (String, Option<u16>, Vec<u8>, f32);
+pub use crate::query::lookalike_index::LookalikeRow;
 
 /// What [`Db::nearest_segments`] measures from.
 #[derive(Debug, Clone, Copy)]

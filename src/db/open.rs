@@ -291,3 +291,15 @@ impl Db {
         self.inner.close()
     }
 }
+
+/// Defined here rather than in `config.rs`, so that the configuration does not depend on the
+/// facade it opens.
+impl Config {
+    /// Opens (or creates) the store this configuration describes.
+    ///
+    /// # Errors
+    /// See [`Db::open_with`].
+    pub fn open(self) -> Result<Db> {
+        Db::open_with(self)
+    }
+}

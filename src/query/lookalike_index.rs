@@ -420,6 +420,11 @@ pub(crate) enum BuildState {
     Failed(String),
 }
 
+/// One entry of the lookalike index as [`crate::Db::lookalike_index_rows`] shows it: customer
+/// id, segment, 8-bit codes, the time they are as of (days since the epoch). For tests.
+#[doc(hidden)]
+pub type LookalikeRow = (String, Option<u16>, Vec<u8>, f32);
+
 /// The index (see the module documentation).
 pub(crate) struct LookalikeIndex {
     quantiser: Quantiser,
@@ -720,10 +725,10 @@ impl LookalikeIndex {
 
     /// Every indexed customer with its segment and row, in id order (tests compare the index
     /// the writer maintained with one rebuilt from the records).
-    pub(crate) fn rows(&self) -> Vec<crate::db::LookalikeRow> {
+    pub(crate) fn rows(&self) -> Vec<LookalikeRow> {
         let width = self.quantiser.width();
         let data = self.data.read();
-        let mut out: Vec<crate::db::LookalikeRow> = data
+        let mut out: Vec<LookalikeRow> = data
             .slots
             .iter()
             .filter(|s| s.bucket != FREE)
