@@ -28,7 +28,7 @@
 //! half-life) come from the store's own metadata, so no configuration file is needed.
 
 use super::record::ProfileRecord;
-use super::{codec, keys, queue, Fingerprint, Store, LEGACY_INDEXED_FORMAT, STORE_FORMAT_VERSION};
+use super::{codec, keys, Fingerprint, Store, LEGACY_INDEXED_FORMAT, STORE_FORMAT_VERSION};
 use crate::config::Config;
 use crate::error::Result;
 use crate::event::validate_customer_id;
@@ -38,6 +38,9 @@ use crate::model::ModelState;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+
+mod derived;
+use derived::{check_held, check_queue, check_sample, check_unknown};
 
 /// Problems kept in a [`CheckReport`]; later ones are only counted.
 pub const MAX_REPORTED: usize = 1000;
@@ -592,228 +595,6 @@ fn check_snapshots(
                     format!("is newer than the model state (version {current})"),
                 );
             }
-        }
-    }
-    Ok(())
-}
-
-/// Checks the persisted expiry queue against the records' open training examples, given the
-/// model state's version and watermark (only that it decodes when the model state is
-/// unavailable).
-fn check_queue(
-    db: &sled::Db,
-    profiles: &ProfileSummary,
-    model: Option<(u64, i64)>,
-    report: &mut CheckReport,
-) -> Result<()> {
-    let meta_key = queue::meta_key();
-    let mut queue_keys = 0u64;
-    for item in db.scan_prefix([keys::QUEUE]) {
-        let (key, _) = item?;
-        report.keys += 1;
-        queue_keys += 1;
-        let known = *key == meta_key
-            || queue::parse_chunk_key(&key).is_some()
-            || queue::parse_delta_key(&key).is_some();
-        if !known {
-            report.push(
-                &key,
-                ProblemKind::UnknownKey,
-                "unknown key in the expiry-queue key space",
-            );
-        }
-    }
-    let meta = match queue::load_meta(db) {
-        Ok(Some(m)) => m,
-        Ok(None) => {
-            if queue_keys > 0 {
-                report.push(
-                    &meta_key,
-                    ProblemKind::Missing,
-                    "expiry-queue chunks or deltas are stored without the checkpoint's meta record",
-                );
-            }
-            return Ok(());
-        }
-        Err(e) => {
-            report.push(&meta_key, ProblemKind::Undecodable, e.to_string());
-            return Ok(());
-        }
-    };
-    let Some((model_version, watermark_ms)) = model else {
-        // Without the model state only whether the queue decodes can be judged.
-        if let Err(e) = queue::load(
-            db,
-            meta.horizon_ms,
-            meta.silent_horizons,
-            0,
-            meta.model_version,
-        ) {
-            report.push(&meta_key, ProblemKind::Undecodable, e.to_string());
-        }
-        return Ok(());
-    };
-    if meta.model_version != model_version {
-        report.push(
-            &meta_key,
-            ProblemKind::Inconsistent,
-            format!(
-                "the expiry queue was last written at model version {}, the model state is at \
-                 {model_version}; the next open derives it from the profile records",
-                meta.model_version
-            ),
-        );
-        return Ok(());
-    }
-    let stored = match queue::load(
-        db,
-        meta.horizon_ms,
-        meta.silent_horizons,
-        watermark_ms,
-        model_version,
-    ) {
-        Ok(Some(q)) => q.entries,
-        Ok(None) => return Ok(()),
-        Err(e) => {
-            report.push(&meta_key, ProblemKind::Undecodable, e.to_string());
-            return Ok(());
-        }
-    };
-    let derived = queue::derive(
-        profiles.pending.iter().cloned(),
-        meta.horizon_ms,
-        meta.silent_horizons,
-        watermark_ms,
-    );
-    // Damaged records cannot be judged (their customers' entries are neither expected nor
-    // stray).
-    let judged = |(_, id): &&queue::Entry| !profiles.damaged.contains(id.as_str());
-    for (deadline, id) in derived.difference(&stored).filter(judged) {
-        report.push(
-            &meta_key,
-            ProblemKind::Inconsistent,
-            format!(
-                "the expiry queue lacks the open training example of customer {id:?} \
-                 (deadline {deadline})"
-            ),
-        );
-    }
-    for (deadline, id) in stored.difference(&derived).filter(judged) {
-        report.push(
-            &meta_key,
-            ProblemKind::Inconsistent,
-            format!(
-                "the expiry queue holds an entry for customer {id:?} (deadline {deadline}) \
-                 that no profile record's training example gives"
-            ),
-        );
-    }
-    Ok(())
-}
-
-/// Every member of the segment-fitting sample (`K` keys) must parse and name a stored profile.
-fn check_sample(db: &sled::Db, report: &mut CheckReport) -> Result<()> {
-    for item in db.scan_prefix([keys::SAMPLE]) {
-        let (key, _) = item?;
-        report.keys += 1;
-        match keys::parse_sample(&key) {
-            None => report.push(
-                &key,
-                ProblemKind::UnknownKey,
-                "unknown key in the segment-sample key space",
-            ),
-            Some((_, id)) => {
-                if !db.contains_key(keys::profile(id))? {
-                    report.push(
-                        &key,
-                        ProblemKind::Inconsistent,
-                        format!("sample member {id:?} has no profile record"),
-                    );
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Every held positive example (`H` keys) must parse, decode to `dim` features, name a
-/// stored profile and not be due before the model's `watermark` (when it is readable).
-fn check_held(
-    db: &sled::Db,
-    dim: usize,
-    watermark: Option<i64>,
-    report: &mut CheckReport,
-) -> Result<()> {
-    for item in db.scan_prefix([keys::HELD]) {
-        let (key, value) = item?;
-        report.keys += 1;
-        let Some((deadline, id)) = keys::parse_held(&key) else {
-            report.push(
-                &key,
-                ProblemKind::UnknownKey,
-                "unknown key in the held-example key space",
-            );
-            continue;
-        };
-        let name = || format!("held example {}", printable(&key));
-        match codec::decode::<Vec<f32>>(&name, &value) {
-            Err(e) => report.push(&key, ProblemKind::Undecodable, e.to_string()),
-            Ok(f) if f.len() != dim => report.push(
-                &key,
-                ProblemKind::Inconsistent,
-                format!(
-                    "held example has {} features; the layout has {dim}",
-                    f.len()
-                ),
-            ),
-            Ok(_) => {}
-        }
-        if !db.contains_key(keys::profile(id))? {
-            report.push(
-                &key,
-                ProblemKind::Inconsistent,
-                format!("held example of customer {id:?} has no profile record"),
-            );
-        }
-        if let Some(w) = watermark.filter(|w| deadline < *w) {
-            report.push(
-                &key,
-                ProblemKind::Inconsistent,
-                format!(
-                    "held example due {deadline} is before the watermark {w}: it was never learned"
-                ),
-            );
-        }
-    }
-    Ok(())
-}
-
-/// Reports every key outside the M, P, G, S, V, Q, K and H key spaces.
-fn check_unknown(db: &sled::Db, report: &mut CheckReport) -> Result<()> {
-    let mut known = [
-        keys::QUEUE,
-        keys::MEMBER,
-        keys::META,
-        keys::PROFILE,
-        keys::MODEL[0],
-        keys::SNAPSHOT,
-        keys::SAMPLE,
-        keys::HELD,
-    ];
-    known.sort_unstable();
-    let mut start: Vec<u8> = Vec::new();
-    for prefix in known.iter().map(|p| Some(*p)).chain([None]) {
-        let range = match prefix {
-            Some(p) => db.range(start.clone()..vec![p]),
-            None => db.range(start.clone()..),
-        };
-        for item in range {
-            let (key, _) = item?;
-            report.keys += 1;
-            report.push(&key, ProblemKind::UnknownKey, "key outside every key space");
-        }
-        if let Some(p) = prefix {
-            start = vec![p + 1];
         }
     }
     Ok(())
