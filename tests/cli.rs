@@ -737,7 +737,7 @@ fn compression_is_warned_about_only_when_the_user_set_a_level_that_differs() -> 
         "{stderr}"
     );
     let message = stderr
-        .split("persona::storage: ")
+        .split("persona::storage")
         .nth(1)
         .ok_or("a warning")?;
     assert!(
