@@ -736,10 +736,7 @@ fn compression_is_warned_about_only_when_the_user_set_a_level_that_differs() -> 
         stderr.contains("compression_level = 5 applies to new stores only"),
         "{stderr}"
     );
-    let message = stderr
-        .split("persona::storage")
-        .nth(1)
-        .ok_or("a warning")?;
+    let message = stderr.split("persona::storage").nth(1).ok_or("a warning")?;
     assert!(
         !stderr.contains('\u{1b}') && !message.contains("  "),
         "{stderr:?}"
