@@ -4,7 +4,7 @@
 
 use super::apply::*;
 use super::batch::*;
-use super::held::{self};
+use super::held;
 use super::sample::{self};
 use crate::storage::{keys, Store};
 

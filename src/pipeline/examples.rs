@@ -9,6 +9,7 @@
 
 use super::apply::*;
 use super::batch::*;
+use super::held;
 use crate::config::DriftReaction;
 use crate::features::vector::FeatureLayout;
 use crate::features::ProfileState;
@@ -114,9 +115,10 @@ impl Engine {
             // first on a tie).
             if let Some(d) = self.held.first_due(ts) {
                 if expiring.is_none_or(|e| d <= e) {
-                    if let Some((deadline, features, change)) = self.held.pop_first() {
-                        b.undo.push(Undo::Held(change));
-                        self.learn(store, &features, true, deadline);
+                    if let Some((key, features)) = self.held.pop_first() {
+                        self.learn(store, &features, true, key.0);
+                        b.undo
+                            .push(Undo::Held(held::Change::Removed(key, features)));
                     }
                     continue;
                 }

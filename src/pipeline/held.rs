@@ -60,10 +60,10 @@ impl Held {
             .filter(|d| *d < before)
     }
 
-    /// Takes the earliest held example out: its deadline, features, and the change.
-    pub(crate) fn pop_first(&mut self) -> Option<(i64, Vec<f32>, Change)> {
-        let (key, features) = self.examples.pop_first()?;
-        Some((key.0, features.clone(), Change::Removed(key, features)))
+    /// Takes the earliest held example out: its key and features (the caller records
+    /// `Change::Removed` with them once it has learned the example).
+    pub(crate) fn pop_first(&mut self) -> Option<(Key, Vec<f32>)> {
+        self.examples.pop_first()
     }
 
     /// Drops every example of the customers for which `erased` is true.
@@ -116,9 +116,9 @@ mod tests {
         let b = held.add(10, "a", vec![2.0]);
         assert_eq!(held.first_due(10), None, "due strictly before");
         assert_eq!(held.first_due(11), Some(10));
-        let (d, f, change) = held.pop_first().expect("two held");
-        assert_eq!((d, f.as_slice()), (10, &[2.0][..]));
-        held.revert(change);
+        let (key, f) = held.pop_first().expect("two held");
+        assert_eq!((key.0, f.as_slice()), (10, &[2.0][..]));
+        held.revert(Change::Removed(key, f));
         assert_eq!(held.get(&(10, "a".into())), Some(&[2.0][..]));
         held.revert(b);
         held.revert(a);

@@ -40,29 +40,26 @@ impl TestServer {
     ) -> Result<TestServer, Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let db = Db::open_with(store(Config::new(dir.path())))?;
+        TestServer::serve(db, dir, tweak)
+    }
+
+    /// A server on 127.0.0.1:0 over `db`, an open store in `dir`.
+    pub fn over(db: Db, dir: tempfile::TempDir) -> Result<TestServer, Box<dyn std::error::Error>> {
+        TestServer::serve(db, dir, |_| {})
+    }
+
+    /// Serves `db` (an open store in `dir`) on 127.0.0.1:0, with `tweak` applied to the
+    /// server's configuration.
+    fn serve(
+        db: Db,
+        dir: tempfile::TempDir,
+        tweak: impl FnOnce(&mut ServerConfig),
+    ) -> Result<TestServer, Box<dyn std::error::Error>> {
         let mut config = ServerConfig {
             bind: "127.0.0.1:0".into(),
             ..ServerConfig::default()
         };
         tweak(&mut config);
-        let shutdown = ShutdownHandle::new();
-        let server = Server::bind(db, config, shutdown.clone())?;
-        let addr = server.local_addr();
-        let thread = std::thread::spawn(move || server.run());
-        Ok(TestServer {
-            addr,
-            shutdown,
-            thread: Some(thread),
-            dir,
-        })
-    }
-
-    /// A server on 127.0.0.1:0 over `db`, an open store in `dir`.
-    pub fn over(db: Db, dir: tempfile::TempDir) -> Result<TestServer, Box<dyn std::error::Error>> {
-        let config = ServerConfig {
-            bind: "127.0.0.1:0".into(),
-            ..ServerConfig::default()
-        };
         let shutdown = ShutdownHandle::new();
         let server = Server::bind(db, config, shutdown.clone())?;
         let addr = server.local_addr();
