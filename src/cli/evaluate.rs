@@ -48,6 +48,12 @@ pub struct Args {
     /// Print the report as JSON (keys listed in --help).
     #[arg(long)]
     json: bool,
+    /// Also write each cutoff's vectors to DIR (created if missing): `train-C.csv` (the batch
+    /// LR's training set: customer_id, label, raw features as of C − horizon) and `score-C.csv`
+    /// (customer_id, label, persona, raw features as of C), C the cutoff in unix ms; for
+    /// trying other models on exactly the data the report scores.
+    #[arg(long, value_name = "DIR")]
+    vectors: Option<PathBuf>,
 }
 
 fn parse_cutoff(s: &str) -> std::result::Result<i64, String> {
@@ -95,6 +101,11 @@ pub fn run(args: &Args, config_file: Option<&PathBuf>) -> Result<()> {
     let mut options = EvaluateOptions::default().cutoffs(cutoffs);
     if let Some(t) = truth {
         options = options.truth(t);
+    }
+    if let Some(dir) = &args.vectors {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the --vectors directory {}", dir.display()))?;
+        options = options.vectors(dir);
     }
     let bar = if args.json {
         ProgressBar::hidden()

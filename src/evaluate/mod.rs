@@ -37,6 +37,7 @@ use crate::Db;
 use metrics::CalibrationBin;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 
 /// Events handed to [`Db::ingest_batch`] per call during the replay.
 const CHUNK: usize = 4096;
@@ -61,6 +62,9 @@ pub struct EvaluateOptions {
     pub cutoffs: Cutoffs,
     /// Ground-truth segment label per customer id, for the segment agreement (ARI).
     pub truth: Option<HashMap<String, String>>,
+    /// A directory to write each cutoff's vectors to, so that other models can be tried on
+    /// exactly the data the report scores (see [`EvaluateOptions::vectors`]).
+    pub vectors: Option<PathBuf>,
 }
 
 impl Default for EvaluateOptions {
@@ -68,6 +72,7 @@ impl Default for EvaluateOptions {
         EvaluateOptions {
             cutoffs: Cutoffs::Spread(3),
             truth: None,
+            vectors: None,
         }
     }
 }
@@ -82,6 +87,16 @@ impl EvaluateOptions {
     /// Sets [`EvaluateOptions::truth`].
     pub fn truth(mut self, truth: HashMap<String, String>) -> Self {
         self.truth = Some(truth);
+        self
+    }
+
+    /// Writes, for each cutoff `C` (unix ms), two CSV files with a header into `dir` (which
+    /// must exist): `train-C.csv` (`customer_id,label,<features>`: the batch LR's training set,
+    /// raw vectors as of `C − horizon`, labelled by `(C − horizon, C]`) and `score-C.csv`
+    /// (`customer_id,label,persona,<features>`: the scored customers' raw vectors as of `C`, their
+    /// label from `(C, C + horizon]` and Persona's propensity). Labels are 0 or 1.
+    pub fn vectors(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.vectors = Some(dir.into());
         self
     }
 }
@@ -342,6 +357,14 @@ pub fn evaluate(
             ),
         ));
     }
+    if let Some(dir) = &options.vectors {
+        if !dir.is_dir() {
+            return Err(Error::invalid_argument(
+                "vectors",
+                format!("{} is not a directory", dir.display()),
+            ));
+        }
+    }
     events.sort_by_key(|e| e.timestamp_ms);
     let first_ms = events[0].timestamp_ms;
     let last_ms = events[events.len() - 1].timestamp_ms;
@@ -425,6 +448,18 @@ pub fn evaluate(
             Stop::Score(i) => {
                 let scored = score_as_of(&db, at, target)?;
                 let train = std::mem::take(&mut training[i]);
+                if let Some(dir) = &options.vectors {
+                    let names = db.layout().names();
+                    write_vectors(
+                        dir,
+                        at,
+                        &names,
+                        &train,
+                        &train_positives[i],
+                        &scored,
+                        &positives[i],
+                    )?;
+                }
                 report.cutoffs.push(cutoff_report(
                     at,
                     last_ms,
@@ -475,6 +510,53 @@ fn vectors_as_of(db: &Db, at: i64) -> Result<Vec<(String, Vec<f64>)>> {
     let mut out = Vec::new();
     profiles_as_of(db, at, |p| out.push((p.customer_id, p.features)))?;
     Ok(out)
+}
+
+/// Writes one cutoff's training and scoring vectors (see [`EvaluateOptions::vectors`]).
+fn write_vectors(
+    dir: &Path,
+    cutoff_ms: i64,
+    names: &[String],
+    train: &[(String, Vec<f64>)],
+    train_positives: &HashSet<String>,
+    scored: &[Scored],
+    positives: &HashSet<String>,
+) -> Result<()> {
+    let csv_error = |file: &Path, e: csv::Error| {
+        Error::Io(std::io::Error::other(format!("{}: {e}", file.display())))
+    };
+    let label = |set: &HashSet<String>, id: &str| if set.contains(id) { "1" } else { "0" };
+    let file = dir.join(format!("train-{cutoff_ms}.csv"));
+    let mut out = csv::Writer::from_path(&file).map_err(|e| csv_error(&file, e))?;
+    let header = ["customer_id", "label"]
+        .into_iter()
+        .chain(names.iter().map(String::as_str));
+    out.write_record(header).map_err(|e| csv_error(&file, e))?;
+    for (id, x) in train {
+        let row = [id.clone(), label(train_positives, id).to_string()]
+            .into_iter()
+            .chain(x.iter().map(f64::to_string));
+        out.write_record(row).map_err(|e| csv_error(&file, e))?;
+    }
+    out.flush()?;
+    let file = dir.join(format!("score-{cutoff_ms}.csv"));
+    let mut out = csv::Writer::from_path(&file).map_err(|e| csv_error(&file, e))?;
+    let header = ["customer_id", "label", "persona"]
+        .into_iter()
+        .chain(names.iter().map(String::as_str));
+    out.write_record(header).map_err(|e| csv_error(&file, e))?;
+    for s in scored {
+        let row = [
+            s.id.clone(),
+            label(positives, &s.id).to_string(),
+            s.propensity.to_string(),
+        ]
+        .into_iter()
+        .chain(s.features.iter().map(f64::to_string));
+        out.write_record(row).map_err(|e| csv_error(&file, e))?;
+    }
+    out.flush()?;
+    Ok(())
 }
 
 /// Every customer with events, scored as of `at`.
@@ -597,116 +679,4 @@ fn segment_agreement(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_cutoffs_leave_a_horizon_on_each_side() -> Result<()> {
-        let day = 86_400_000i64;
-        let c = default_cutoffs(0, 120 * day, 30 * day, 3)?;
-        // [30, 90] days: 50%, 67%, 83% → 60, 70, 80 days.
-        assert_eq!(c, vec![60 * day, 70 * day, 80 * day]);
-        assert!(default_cutoffs(0, 50 * day, 30 * day, 3).is_err());
-        assert!(default_cutoffs(0, 120 * day, 30 * day, 0).is_err());
-        Ok(())
-    }
-
-    /// A planted log: customers of one group buy every 5 days, the others once in the first ten
-    /// days (first events spread over days: a tenure equal to the millisecond for everyone would
-    /// standardise by a tiny deviation and swamp the batch LR when it moves by a horizon).
-    /// At a cutoff the frequent buyers are exactly the positives, so every ranking baseline that
-    /// sees the difference is perfect, the counts are right and the training set is labelled
-    /// from the previous period.
-    #[test]
-    fn evaluate_counts_and_labels_a_planted_log() -> Result<()> {
-        let dir = tempfile::tempdir()?;
-        let (t0, day) = (1_767_225_600_000i64, 86_400_000i64);
-        let mut events = Vec::new();
-        for c in 0..40 {
-            let id = format!("c{c:02}");
-            if c % 2 == 0 {
-                for d in (c % 5..120).step_by(5) {
-                    events.push(
-                        Event::new(&id, t0 + d * day + c, EventKind::Purchase)
-                            .with_value(10.0 + c as f64),
-                    );
-                }
-            } else {
-                events.push(
-                    Event::new(&id, t0 + (c % 10) * day, EventKind::Purchase).with_value(1.0),
-                );
-            }
-        }
-        // A customer first seen after the cutoff is not scored.
-        events.push(Event::new("late", t0 + 100 * day, EventKind::Purchase).with_value(1.0));
-        let options = EvaluateOptions::default().cutoffs(Cutoffs::At(vec![t0 + 60 * day]));
-        let config = Config::new(dir.path().join("s")).horizon_days(30.0);
-        let mut calls = 0;
-        let report = evaluate(config, events, &options, &mut |_, _| calls += 1)?;
-        assert!(calls > 0);
-        assert_eq!(report.customers, 41);
-        assert_eq!(report.rejected, 0);
-        let c = &report.cutoffs[0];
-        assert_eq!(c.customers_scored, 40);
-        assert_eq!(c.positives, 20);
-        assert!(c.horizon_complete);
-        assert_eq!(c.scores.neg_recency.auc, Some(1.0));
-        assert_eq!(c.scores.frequency.auc, Some(1.0));
-        assert_eq!(c.scores.frequency.top_decile_lift, Some(2.0));
-        assert_eq!(c.scores.frequency.log_loss, None);
-        assert_eq!(c.batch_lr_training.as_of_ms, t0 + 30 * day);
-        assert_eq!(c.batch_lr_training.customers, 40);
-        assert_eq!(c.batch_lr_training.positives, 20);
-        assert!(c.batch_lr_training.fitted);
-        assert_eq!(c.scores.batch_lr.auc, Some(1.0));
-        let persona = &c.scores.persona;
-        assert!(persona.auc.is_some_and(|a| (0.0..=1.0).contains(&a)));
-        assert!(persona.brier.is_some_and(|b| (0.0..=1.0).contains(&b)));
-        let bins = persona
-            .calibration
-            .as_ref()
-            .expect("a probability has bins");
-        assert_eq!(bins.iter().map(|b| b.count).sum::<u64>(), 40);
-        Ok(())
-    }
-
-    #[test]
-    fn evaluate_refuses_a_used_directory_and_an_empty_log() -> Result<()> {
-        let dir = tempfile::tempdir()?;
-        std::fs::write(dir.path().join("x"), b"x")?;
-        let e = vec![Event::new("a", 1_767_225_600_000, EventKind::Click)];
-        let opts = EvaluateOptions::default().cutoffs(Cutoffs::At(vec![0]));
-        assert!(evaluate(Config::new(dir.path()), e, &opts, &mut |_, _| {}).is_err());
-        let empty = evaluate(
-            Config::new(dir.path().join("n")),
-            vec![],
-            &opts,
-            &mut |_, _| {},
-        );
-        assert!(empty.is_err_and(|e| e.to_string().contains("no valid events")));
-        Ok(())
-    }
-
-    /// With truth labels equal to the planted groups, the batch k-means finds them.
-    #[test]
-    fn segment_agreement_scores_the_batch_kmeans() {
-        let scored: Vec<Scored> = (0..20)
-            .map(|i| Scored {
-                id: format!("c{i}"),
-                features: vec![if i < 10 { 0.0 } else { 10.0 }, 1.0],
-                propensity: 0.5,
-                segment: Some(u16::from(i < 10)),
-                recency_days: 0.0,
-                frequency: 0.0,
-                monetary: 0.0,
-            })
-            .collect();
-        let truth: HashMap<String, String> = (0..20)
-            .map(|i| (format!("c{i}"), if i < 10 { "a" } else { "b" }.to_string()))
-            .collect();
-        let a = segment_agreement(&scored, &truth, 2, 1);
-        assert_eq!(a.labelled, 20);
-        assert_eq!(a.online_ari, Some(1.0));
-        assert_eq!(a.batch_kmeans_ari, Some(1.0));
-    }
-}
+mod tests;
