@@ -114,7 +114,8 @@ pub struct Config {
     /// Category-affinity hash buckets in the feature vector. Default 16. Fixed at creation.
     pub category_buckets: usize,
     /// How many consecutive horizons of silence still produce (negative or positive) training
-    /// examples for a customer who stopped coming back. Default 3.
+    /// examples for a customer who stopped coming back. Default 24 (two years at the default
+    /// horizon): the refit window must hold the long-silent customers the model is served.
     pub silent_horizons: usize,
     /// Online-model hyperparameters (k-means reservoir, learning rates, seeds).
     pub model: ModelConfig,
@@ -215,7 +216,7 @@ impl Config {
             dedupe_window: 512,
             max_future_skew_secs: 86_400,
             category_buckets: 16,
-            silent_horizons: 3,
+            silent_horizons: 24,
             model: ModelConfig::default(),
             actions: DEFAULT_ACTIONS.iter().map(|a| a.to_string()).collect(),
             drift_reaction: DriftReaction::Warn,

@@ -117,8 +117,15 @@ fn reopening_resumes_the_queue_exactly_and_check_agrees_with_the_records() -> Te
         assert!(report.is_clean(), "{:#?}", report.problems);
         Ok(())
     })?;
-    // Same labels learned at the same moments: the same model, to the last bit.
+    // Same labels learned at the same moments: the same model, to the last bit (refits
+    // included: the refit window is persisted).
+    assert!(
+        whole.propensity.refit().is_some(),
+        "the stream is long enough to refit"
+    );
     assert_same(&whole, &resumed, "split in four sessions");
+    let window = raw(split.path(), |db| Ok(db.scan_prefix([keys::REFIT]).count()))?;
+    assert!(window > 0, "the refit window is stored");
     let (chunks, deltas, meta) = queue_keys(split.path())?;
     assert!(meta && chunks >= 1, "checkpoint stored: {chunks} chunks");
     assert!(deltas >= 1, "deltas since the checkpoint: {deltas}");
@@ -199,16 +206,29 @@ fn a_store_without_a_queue_or_with_a_damaged_one_derives_it_and_rewrites_it() ->
 }
 
 #[test]
-fn erasing_a_customer_leaves_no_queue_record_naming_them() -> TestResult {
+fn erasing_a_customer_leaves_no_queue_or_example_record_naming_them() -> TestResult {
     let dir = tempfile::tempdir()?;
     let events = events()?;
     let db = Db::open_with(config(dir.path()))?;
     ingest(&db, &events)?;
+    db.close()?;
+    drop(db);
     let victim = events[events.len() - 1].customer_id.clone();
+    let needle = victim.as_bytes();
+    // The refit window's keys end with the customer id.
+    let names_victim = |k: &[u8]| k.ends_with(needle) && k.len() == 9 + needle.len();
+    let in_window = raw(dir.path(), |db| {
+        Ok(db
+            .scan_prefix([keys::REFIT])
+            .keys()
+            .filter(|k| k.as_ref().is_ok_and(|k| names_victim(k)))
+            .count())
+    })?;
+    assert!(in_window > 0, "{victim} has examples in the refit window");
+    let db = Db::open_with(config(dir.path()))?;
     assert!(db.erase(&victim)?);
     db.close()?;
     drop(db);
-    let needle = victim.as_bytes();
     raw(dir.path(), |db| {
         for kv in db.scan_prefix([keys::QUEUE]) {
             let (k, v) = kv?;
@@ -216,6 +236,12 @@ fn erasing_a_customer_leaves_no_queue_record_naming_them() -> TestResult {
                 !v.windows(needle.len()).any(|w| w == needle),
                 "{k:?} still names {victim}"
             );
+        }
+        for prefix in [keys::REFIT, keys::HELD] {
+            for k in db.scan_prefix([prefix]).keys() {
+                let k = k?;
+                assert!(!names_victim(&k), "{k:?} still names {victim}");
+            }
         }
         Ok(())
     })?;

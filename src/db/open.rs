@@ -194,6 +194,7 @@ impl Db {
                 snapshots: store.snapshot_versions()?,
                 sample: recover_sample(&store)?,
                 held: pipeline::held::Held::new(store.held_examples()?),
+                refit: pipeline::refit_window::RefitWindow::new(store.refit_examples()?),
             },
             shared.clone(),
             rx,

@@ -3,16 +3,13 @@
 //! seeding, then Lloyd iterations). Both are deterministic: the same input (and seed) gives the
 //! same model bit for bit.
 
+use crate::model::logistic;
 use crate::model::propensity::sigmoid;
 use crate::model::Scaler;
 use rand::SeedableRng;
 
 /// L2 penalty of the batch logistic regression (on the weights, not the bias), per example.
 pub const BATCH_LR_L2: f64 = 1e-3;
-/// Most Newton steps of the batch logistic regression.
-const NEWTON_STEPS: usize = 50;
-/// Newton stops once no coefficient moves by more than this.
-const NEWTON_TOLERANCE: f64 = 1e-8;
 /// Most Lloyd iterations of the batch k-means.
 const LLOYD_STEPS: usize = 100;
 
@@ -48,61 +45,20 @@ impl BatchLogistic {
             scaler.update(row);
         }
         let z: Vec<Vec<f64>> = x.iter().map(|row| scaler.transform_vec(row)).collect();
-        let n = z.len() as f64;
-        let p = dim + 1;
-        let lambda = BATCH_LR_L2 * n;
-        let mut coef = vec![0.0; p];
-        let mut grad = vec![0.0; p];
-        let mut hess = vec![0.0; p * p];
-        let mut row = vec![0.0; p];
-        for _ in 0..NEWTON_STEPS {
-            grad.iter_mut().for_each(|g| *g = 0.0);
-            hess.iter_mut().for_each(|h| *h = 0.0);
-            for (zi, yi) in z.iter().zip(y) {
-                row[0] = 1.0;
-                row[1..].copy_from_slice(zi);
-                let prob = sigmoid(dot(&coef, &row));
-                let err = prob - f64::from(u8::from(*yi));
-                let w = (prob * (1.0 - prob)).max(1e-12);
-                for a in 0..p {
-                    grad[a] += err * row[a];
-                    let wa = w * row[a];
-                    if wa == 0.0 {
-                        continue;
-                    }
-                    for b in a..p {
-                        hess[a * p + b] += wa * row[b];
-                    }
-                }
-            }
-            for a in 1..p {
-                grad[a] += lambda * coef[a];
-                hess[a * p + a] += lambda;
-            }
-            // A tiny ridge on the bias keeps the system positive definite in degenerate cases.
-            hess[0] += 1e-9;
-            for a in 0..p {
-                for b in 0..a {
-                    hess[a * p + b] = hess[b * p + a];
-                }
-            }
-            let step = cholesky_solve(&hess, &grad, p)?;
-            let mut largest = 0.0f64;
-            for (c, s) in coef.iter_mut().zip(&step) {
-                *c -= s;
-                largest = largest.max(s.abs());
-            }
-            if largest < NEWTON_TOLERANCE {
-                break;
-            }
-        }
+        let rows: Vec<&[f64]> = z.iter().map(Vec::as_slice).collect();
+        let coef = logistic::fit(&rows, y, &vec![1.0; rows.len()], dim, BATCH_LR_L2, None)?;
         Some(BatchLogistic { scaler, coef })
     }
 
     /// P(label) for a raw feature vector.
     pub fn predict(&self, x: &[f64]) -> f64 {
         let z = self.scaler.transform_vec(x);
-        let logit = self.coef[0] + dot(&self.coef[1..], &z);
+        let logit = self.coef[0]
+            + self.coef[1..]
+                .iter()
+                .zip(&z)
+                .map(|(c, v)| c * v)
+                .sum::<f64>();
         sigmoid(logit)
     }
 
@@ -141,57 +97,12 @@ pub fn kmeans(x: &[Vec<f64>], k: usize, seed: u64) -> Vec<usize> {
     }
 }
 
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-/// Solves `a x = b` for a symmetric positive definite `p × p` matrix `a` (row-major) by Cholesky
-/// decomposition; `None` if `a` is not positive definite.
-fn cholesky_solve(a: &[f64], b: &[f64], p: usize) -> Option<Vec<f64>> {
-    let mut l = vec![0.0; p * p];
-    for i in 0..p {
-        for j in 0..=i {
-            let mut s = a[i * p + j];
-            for k in 0..j {
-                s -= l[i * p + k] * l[j * p + k];
-            }
-            if i == j {
-                if s <= 0.0 || !s.is_finite() {
-                    return None;
-                }
-                l[i * p + i] = s.sqrt();
-            } else {
-                l[i * p + j] = s / l[j * p + j];
-            }
-        }
-    }
-    let mut y = vec![0.0; p];
-    for i in 0..p {
-        let s: f64 = (0..i).map(|k| l[i * p + k] * y[k]).sum();
-        y[i] = (b[i] - s) / l[i * p + i];
-    }
-    let mut x = vec![0.0; p];
-    for i in (0..p).rev() {
-        let s: f64 = (i + 1..p).map(|k| l[k * p + i] * x[k]).sum();
-        x[i] = (y[i] - s) / l[i * p + i];
-    }
-    Some(x)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::evaluate::metrics::{adjusted_rand_index, auc};
     use rand::Rng;
     use rand_distr::{Distribution, Normal};
-
-    #[test]
-    fn cholesky_solves_a_small_system() {
-        // [[4, 2], [2, 3]] x = [2, 1] → x = [0.5, 0].
-        let x = cholesky_solve(&[4.0, 2.0, 2.0, 3.0], &[2.0, 1.0], 2).expect("SPD");
-        assert!((x[0] - 0.5).abs() < 1e-12 && x[1].abs() < 1e-12);
-        assert!(cholesky_solve(&[0.0, 0.0, 0.0, 0.0], &[1.0, 1.0], 2).is_none());
-    }
 
     /// Planted signal: P(y) = σ(2·x0 − x1), x2 pure noise, x3 constant. The fit recovers the
     /// signs and ratio of the weights, ignores the noise and ranks held-out data nearly as well

@@ -31,6 +31,7 @@
 
 pub mod drift;
 mod legacy;
+pub(crate) mod logistic;
 mod metrics;
 pub(crate) mod propensity;
 mod scaler;

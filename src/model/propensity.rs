@@ -1,12 +1,19 @@
-//! Purchase propensity: logistic regression trained online with AdaGrad and L2.
+//! Purchase propensity: a logistic regression in two parts, an exact refit and an online part.
 //!
-//! Model: `p(y = 1 | z) = σ(bias + Σ wᵢ·zᵢ)` over standardised features `z`.
-//! Per example, the gradient of the log loss plus `l2/2·‖w‖²` is `gᵢ = (p − y)·zᵢ + l2·wᵢ` for the
-//! weights and `g = p − y` for the bias (not penalised: it only encodes the base rate).
-//! AdaGrad gives every coordinate its own step: `Gᵢ += gᵢ²; wᵢ −= lr·gᵢ / (√Gᵢ + ε)`, so rare
-//! features still learn quickly while frequent ones settle.
+//! Model: `p(y = 1 | z) = σ(ℓ(z))` over standardised features `z`, with the logit
+//! `ℓ(z) = ½·(r₀ + Σ rᵢ·zᵢ) + ½·(bias + Σ wᵢ·zᵢ)` once a refit exists and `bias + Σ wᵢ·zᵢ`
+//! before: `r` are the coefficients of the writer's periodic exact fit on the recent complete
+//! examples (`src/pipeline/refit_window.rs`), `w` and `bias` the online part.
 //!
-//! Invariants: `weights.len() == grad_sq.len() == dim()`; accumulators start at 0 and never shrink.
+//! The online part learns every example with AdaGrad on the loss of the whole model's forecast
+//! (so between refits it corrects the refit's errors rather than duplicating it). Per example the
+//! gradient of the log loss plus `l2/2·‖w‖²` is `gᵢ = (p − y)·zᵢ + l2·wᵢ` for the weights and
+//! `g = p − y` for the bias (not penalised: it only encodes the base rate). AdaGrad gives every
+//! coordinate its own step: `Gᵢ += gᵢ²; wᵢ −= lr·gᵢ / (√Gᵢ + ε)`, so rare features still learn
+//! quickly while frequent ones settle. `docs/model.md` has the measurements behind the design.
+//!
+//! Invariants: `weights.len() == grad_sq.len() == dim()`; accumulators start at 0 and never
+//! shrink; `refit` is empty or has `dim() + 1` coefficients (bias first).
 
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +21,8 @@ use super::{check_len, ModelConfig, ModelError};
 
 /// Keeps the AdaGrad step finite on the first update of a coordinate with a zero gradient.
 const EPSILON: f64 = 1e-8;
+/// The refit's share of the logit once one exists (the online part has the rest).
+pub const REFIT_SHARE: f64 = 0.5;
 
 /// Online logistic regression.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -26,6 +35,8 @@ pub struct Propensity {
     bias_grad_sq: f64,
     lr: f64,
     l2: f64,
+    /// The last refit's coefficients, bias first; empty before the first refit.
+    refit: Vec<f64>,
 }
 
 /// Logistic function, evaluated so that no intermediate overflows: for `x < 0` it uses
@@ -50,6 +61,25 @@ impl Propensity {
             bias_grad_sq: 0.0,
             lr: config.learning_rate,
             l2: config.l2,
+            refit: Vec::new(),
+        }
+    }
+
+    /// A model of a version-2 record (no refit yet).
+    pub(super) fn from_v2(
+        weights: Vec<f64>,
+        bias: f64,
+        (grad_sq, bias_grad_sq): (Vec<f64>, f64),
+        (lr, l2): (f64, f64),
+    ) -> Self {
+        Propensity {
+            weights,
+            bias,
+            grad_sq,
+            bias_grad_sq,
+            lr,
+            l2,
+            refit: Vec::new(),
         }
     }
 
@@ -58,14 +88,43 @@ impl Propensity {
         self.weights.len()
     }
 
-    /// Learned weights, one per feature.
-    pub fn weights(&self) -> &[f64] {
-        &self.weights
+    /// The weights the model predicts with, one per feature (the refit's and the online
+    /// part's combined, see the [module documentation](self)).
+    pub fn weights(&self) -> Vec<f64> {
+        match self.refit.split_first() {
+            Some((_, r)) if r.len() == self.weights.len() => self
+                .weights
+                .iter()
+                .zip(r)
+                .map(|(w, r)| REFIT_SHARE * r + (1.0 - REFIT_SHARE) * w)
+                .collect(),
+            _ => self.weights.clone(),
+        }
     }
 
-    /// Learned intercept.
+    /// The intercept the model predicts with (the refit's and the online part's combined).
     pub fn bias(&self) -> f64 {
-        self.bias
+        match self.refit.first() {
+            Some(r) if self.refit.len() == self.weights.len() + 1 => {
+                REFIT_SHARE * r + (1.0 - REFIT_SHARE) * self.bias
+            }
+            _ => self.bias,
+        }
+    }
+
+    /// The last refit's coefficients (bias first), if there has been one.
+    pub fn refit(&self) -> Option<&[f64]> {
+        (!self.refit.is_empty()).then_some(self.refit.as_slice())
+    }
+
+    /// Replaces the refit's coefficients (bias first); a vector of the wrong length or with a
+    /// non-finite value is ignored.
+    pub(crate) fn set_refit(&mut self, coefficients: Vec<f64>) {
+        if coefficients.len() == self.weights.len() + 1
+            && coefficients.iter().all(|c| c.is_finite())
+        {
+            self.refit = coefficients;
+        }
     }
 
     /// `Ok` when `z` has [`Self::dim`] components.
@@ -73,10 +132,17 @@ impl Propensity {
         check_len(z.len(), self.dim())
     }
 
-    /// `bias + Σ wᵢ·zᵢ`.
+    /// The model's logit (see the [module documentation](self)).
     fn logit(&self, z: &[f64]) -> f64 {
         debug_assert_eq!(z.len(), self.dim(), "propensity dimension mismatch");
-        self.bias + self.weights.iter().zip(z).map(|(w, v)| w * v).sum::<f64>()
+        let online = self.bias + self.weights.iter().zip(z).map(|(w, v)| w * v).sum::<f64>();
+        match self.refit.split_first() {
+            Some((r0, r)) if r.len() == z.len() => {
+                let fitted = r0 + r.iter().zip(z).map(|(w, v)| w * v).sum::<f64>();
+                REFIT_SHARE * fitted + (1.0 - REFIT_SHARE) * online
+            }
+            _ => online,
+        }
     }
 
     /// Probability that the label is `true` for features `z`, in `[0, 1]`; finite for any finite
@@ -85,8 +151,9 @@ impl Propensity {
         sigmoid(self.logit(z))
     }
 
-    /// One AdaGrad step on example `(z, label)`. Returns the prediction made *before* the update,
-    /// which is what prequential (test-then-train) evaluation must score.
+    /// One AdaGrad step of the online part on example `(z, label)`, on the loss of the whole
+    /// model's prediction. Returns the prediction made *before* the update, which is what
+    /// prequential (test-then-train) evaluation must score.
     ///
     /// A `z` of the wrong length trips a `debug_assert!`; in release the prediction is returned
     /// and the model is left unchanged.
@@ -107,18 +174,20 @@ impl Propensity {
     }
 
     /// Per-feature contribution `wᵢ·zᵢ` to the logit (the bias is not included), for explaining a
-    /// score.
+    /// score; `w` the combined [`Self::weights`].
     pub fn contributions(&self, z: &[f64]) -> Vec<f64> {
         debug_assert_eq!(z.len(), self.dim(), "propensity dimension mismatch");
-        self.weights.iter().zip(z).map(|(w, v)| w * v).collect()
+        self.weights().iter().zip(z).map(|(w, v)| w * v).collect()
     }
 
-    /// Forgets everything learned (weights, bias and AdaGrad history); keeps `lr` and `l2`.
+    /// Forgets everything learned (weights, bias, AdaGrad history and the refit); keeps `lr` and
+    /// `l2`.
     pub fn reset(&mut self) {
         self.weights.fill(0.0);
         self.grad_sq.fill(0.0);
         self.bias = 0.0;
         self.bias_grad_sq = 0.0;
+        self.refit.clear();
     }
 
     /// Checks the internal invariants of a decoded model.
@@ -128,6 +197,14 @@ impl Propensity {
                 "propensity has {} weights but {} gradient accumulators",
                 self.weights.len(),
                 self.grad_sq.len()
+            )));
+        }
+        if !self.refit.is_empty() && self.refit.len() != self.weights.len() + 1 {
+            return Err(ModelError::Inconsistent(format!(
+                "propensity has {} weights but {} refit coefficients (expected none or {})",
+                self.weights.len(),
+                self.refit.len(),
+                self.weights.len() + 1
             )));
         }
         Ok(())
@@ -257,6 +334,31 @@ mod tests {
         m.reset();
         assert_eq!(m, model(3));
         assert_eq!(m.predict(&[5.0, 5.0, 5.0]), 0.5);
+    }
+
+    #[test]
+    fn a_refit_takes_half_the_logit_and_the_online_part_learns_the_rest() {
+        let mut m = model(2);
+        m.weights = vec![1.0, -1.0];
+        m.bias = 0.5;
+        let z = [2.0, 1.0];
+        assert_eq!(m.predict(&z), sigmoid(0.5 + 2.0 - 1.0));
+        m.set_refit(vec![0.1, 0.2]); // wrong length: ignored
+        assert_eq!(m.refit(), None);
+        m.set_refit(vec![-0.5, 3.0, 0.0]);
+        // ½·(−0.5 + 6) + ½·(0.5 + 1) = 3.5
+        assert!(close(m.predict(&z), sigmoid(3.5)));
+        assert_eq!(m.weights(), vec![2.0, -0.5]);
+        assert!(close(m.bias(), 0.0));
+        assert_eq!(m.contributions(&z), vec![4.0, -0.5]);
+        // The online step uses the whole model's prediction: err = σ(3.5) − 1.
+        let p = m.learn(&z, true);
+        assert!(close(p, sigmoid(3.5)));
+        let g0 = (p - 1.0) * 2.0 + 1e-4 * 1.0;
+        assert!(close(m.weights[0], 1.0 - 0.1 * g0 / (g0.abs() + 1e-8)));
+        m.reset();
+        assert_eq!(m.refit(), None);
+        assert_eq!(m, model(2));
     }
 
     #[test]

@@ -127,6 +127,12 @@ impl ModelState {
         super::legacy::decode_v1(bytes)
     }
 
+    /// Parses the body of a model record of version 2 (before the propensity refit) and
+    /// converts it: see `src/model/legacy.rs`. Never panics.
+    pub fn decode_v2(bytes: &[u8]) -> Result<ModelState, ModelError> {
+        super::legacy::decode_v2(bytes)
+    }
+
     /// Parses bytes produced by [`Self::encode`] and checks the result with [`Self::validate`].
     ///
     /// Never panics, whatever the bytes: truncated, oversized, corrupted or trailing input is a

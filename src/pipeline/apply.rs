@@ -24,6 +24,7 @@ use super::batch::*;
 use super::examples::*;
 use super::held::Held;
 use super::recent::RecentRecords;
+use super::refit_window::RefitWindow;
 use super::sample::{self, Sample};
 use super::{Ack, Item};
 use crate::config::Config;
@@ -63,6 +64,8 @@ pub(crate) struct Engine {
     pub(super) sample_unsaved: Vec<sample::Member>,
     /// Positive examples waiting for their deadline to be learned (see [`super::held`]).
     pub(super) held: Held,
+    /// The examples the propensity model is refitted on (see [`super::refit_window`]).
+    pub(super) refit: RefitWindow,
 }
 
 impl Engine {
@@ -73,7 +76,7 @@ impl Engine {
         queue: RecoveredQueue,
         snapshots: Vec<u64>,
         (sample, sample_unsaved): (Sample, bool),
-        held: Held,
+        (held, refit): (Held, RefitWindow),
         layout: FeatureLayout,
         config: Config,
     ) -> Engine {
@@ -126,6 +129,7 @@ impl Engine {
             prefetched: HashMap::new(),
             recent,
             held,
+            refit,
             sample_unsaved: if sample_unsaved {
                 sample.members().cloned().collect()
             } else {

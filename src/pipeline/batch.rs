@@ -3,6 +3,7 @@
 //! batches it reads through, the persisted expiry queue's position.
 
 use super::held::{self};
+use super::refit_window;
 use super::sample::{self};
 use crate::model::ModelState;
 use crate::storage::queue;
@@ -25,6 +26,8 @@ pub(super) enum Undo {
     Sample(sample::Change),
     /// A change of the positives held until their deadline.
     Held(held::Change),
+    /// A change of the propensity refit window.
+    Refit(refit_window::Change),
 }
 
 /// Batches the writer has handed to the apply stage, oldest first, each with its sequence

@@ -5,6 +5,7 @@
 use super::apply::*;
 use super::batch::*;
 use super::held;
+use super::refit_window;
 use super::sample::{self};
 use crate::storage::{keys, Store};
 
@@ -55,6 +56,17 @@ impl Engine {
                 }
                 Undo::Held(held::Change::Removed(key, _)) => {
                     batch.remove(keys::held(key.0, &key.1));
+                    removed += 1;
+                }
+                Undo::Refit(refit_window::Change::Added(key)) => {
+                    // Absent when it left the window in the same batch: the removal below wins.
+                    if let Some(example) = self.refit.get(key) {
+                        let value = crate::storage::codec::encode(&example);
+                        insert(batch, keys::refit(key.0, &key.1), value.into());
+                    }
+                }
+                Undo::Refit(refit_window::Change::Removed(key, ..)) => {
+                    batch.remove(keys::refit(key.0, &key.1));
                     removed += 1;
                 }
                 _ => {}

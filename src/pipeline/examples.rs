@@ -10,10 +10,12 @@
 use super::apply::*;
 use super::batch::*;
 use super::held;
+use super::refit_window;
 use crate::config::DriftReaction;
 use crate::features::vector::FeatureLayout;
 use crate::features::ProfileState;
 use crate::model::drift::{Detection, MIN_EXAMPLES};
+use crate::model::logistic;
 use crate::storage::record::{PendingExample, ProfileRecord};
 use crate::storage::Store;
 use std::collections::HashMap;
@@ -103,7 +105,8 @@ impl Engine {
     /// observed by the scaler, and the next silent-period example is queued (up to
     /// `silent_horizons` of them).
     pub(super) fn advance_watermark(&mut self, store: &Store, b: &mut BatchState, ts: i64) {
-        if ts <= self.model.watermark_ms {
+        let before = self.model.watermark_ms;
+        if ts <= before {
             return;
         }
         self.model.watermark_ms = ts;
@@ -117,6 +120,7 @@ impl Engine {
                 if expiring.is_none_or(|e| d <= e) {
                     if let Some((key, features)) = self.held.pop_first() {
                         self.learn(store, &features, true, key.0);
+                        self.keep_for_refit(b, key.0, &key.1, &features, true);
                         b.undo
                             .push(Undo::Held(held::Change::Removed(key, features)));
                     }
@@ -151,12 +155,68 @@ impl Engine {
             };
             self.learn(store, &features, false, deadline);
             self.model.scaler.update(&x);
+            let key = (deadline, customer);
+            self.keep_for_refit(b, key.0, &key.1, &features, false);
             if k < self.config.silent_horizons {
-                let next = (deadline + h, customer);
+                let next = (key.0 + h, key.1);
                 if self.expiry.insert(next.clone()) {
                     b.undo.push(Undo::Inserted(next));
                 }
             }
+        }
+        let block = (h / refit_window::REFITS_PER_HORIZON).max(1);
+        if before.div_euclid(block) != ts.div_euclid(block) {
+            let expired = self.refit.expire(ts.saturating_sub(h));
+            b.undo.extend(expired.into_iter().map(Undo::Refit));
+            self.refit_propensity();
+        }
+    }
+
+    /// Offers a learned example to the refit window.
+    fn keep_for_refit(
+        &mut self,
+        b: &mut BatchState,
+        deadline: i64,
+        customer: &str,
+        features: &[f32],
+        label: bool,
+    ) {
+        let changes = self.refit.add(deadline, customer, features.to_vec(), label);
+        b.undo.extend(changes.into_iter().map(Undo::Refit));
+    }
+
+    /// Refits the propensity model on the refit window (see [`super::refit_window`]),
+    /// standardised by the current scaler, from the previous refit. Too few examples of a class
+    /// keep the previous refit.
+    fn refit_propensity(&mut self) {
+        let model = &mut self.model;
+        let dim = model.scaler.dim();
+        let mut rows = Vec::with_capacity(self.refit.len());
+        let mut labels = Vec::with_capacity(self.refit.len());
+        for (features, label) in self.refit.examples() {
+            if features.len() == dim {
+                let x: Vec<f64> = features.iter().map(|v| f64::from(*v)).collect();
+                rows.push(model.scaler.transform_vec(&x));
+                labels.push(label);
+            }
+        }
+        let positives = labels.iter().filter(|l| **l).count();
+        if positives.min(labels.len() - positives) < refit_window::MIN_PER_CLASS {
+            return;
+        }
+        let refs: Vec<&[f64]> = rows.iter().map(Vec::as_slice).collect();
+        let weight = vec![1.0; refs.len()];
+        let start = model.propensity.refit().map(<[f64]>::to_vec);
+        let fitted = logistic::fit(
+            &refs,
+            &labels,
+            &weight,
+            dim,
+            refit_window::REFIT_L2,
+            start.as_deref(),
+        );
+        if let Some(coefficients) = fitted {
+            model.propensity.set_refit(coefficients);
         }
     }
 
@@ -205,7 +265,11 @@ impl Engine {
         }
         match self.config.drift_reaction {
             DriftReaction::Warn => {}
-            DriftReaction::Reset => model.propensity.reset(),
+            DriftReaction::Reset => {
+                // Start over from the most recent complete examples rather than from nothing.
+                model.propensity.reset();
+                self.refit_propensity();
+            }
             DriftReaction::Rollback => {
                 let restored =
                     self.snapshots
@@ -215,11 +279,15 @@ impl Engine {
                             None => store.snapshot(*v).ok().flatten(),
                         });
                 match restored {
-                    Some(snap) if snap.propensity.dim() == model.propensity.dim() => {
-                        model.propensity = snap.propensity;
+                    Some(snap) if snap.propensity.dim() == self.model.propensity.dim() => {
+                        self.model.propensity = snap.propensity;
                     }
-                    // No usable snapshot: starting over is the closest to "before the drift".
-                    _ => model.propensity.reset(),
+                    // No usable snapshot: starting over (from the recent complete examples, as
+                    // `reset` does) is the closest to "before the drift".
+                    _ => {
+                        self.model.propensity.reset();
+                        self.refit_propensity();
+                    }
                 }
             }
         }

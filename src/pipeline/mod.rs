@@ -32,6 +32,7 @@ mod examples;
 pub(crate) mod held;
 mod maintain;
 mod recent;
+pub(crate) mod refit_window;
 mod request;
 pub(crate) mod sample;
 mod stages;
@@ -72,6 +73,8 @@ pub(crate) struct Recovered {
     pub(crate) sample: (sample::Sample, bool),
     /// The positive training examples held until their deadline.
     pub(crate) held: held::Held,
+    /// The examples of the propensity refit window.
+    pub(crate) refit: refit_window::RefitWindow,
 }
 
 /// Starts the writer thread (which starts the apply and durability stages).
@@ -92,13 +95,14 @@ pub(crate) fn spawn(
         snapshots,
         sample,
         held,
+        refit,
     } = recovered;
     let engine = Engine::new(
         model,
         queue,
         snapshots,
         sample,
-        held,
+        (held, refit),
         layout,
         config.clone(),
     );

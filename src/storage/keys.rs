@@ -12,6 +12,7 @@
 //! | `Q` | `Qm`; `Qc` + chunk (u32 big-endian); `Qd` + sequence (u64 big-endian) | the persisted expiry queue ([`super::queue`]) |
 //! | `K` | `K` + hash (u64 big-endian) + customer id (UTF-8) | empty: the customer is in the sample the segments are fitted on |
 //! | `H` | `H` + deadline (i64 as order-preserving u64, big-endian) + customer id (UTF-8) | a positive training example held until its deadline: its raw features, `Vec<f32>` in the versioned codec |
+//! | `W` | `W` + deadline (as in `H`) + customer id (UTF-8) | a learned example in the propensity refit window: `(Vec<f32>, bool)` (raw features, label) in the versioned codec |
 //!
 //! Format 2 writes no `G` key: keeping the index cost one or two more sled writes for every
 //! event that moved a customer between segments (see `docs/bench-history.md`, "no segment-membership index").
@@ -55,12 +56,34 @@ pub fn held(deadline_ms: i64, customer_id: &str) -> Vec<u8> {
 /// The deadline and customer id of a held-example key.
 pub fn parse_held(key: &[u8]) -> Option<(i64, &str)> {
     match key {
-        [HELD, rest @ ..] => {
-            let (d, id) = u64_and_id(rest)?;
-            Some(((d ^ (1 << 63)) as i64, id))
-        }
+        [HELD, rest @ ..] => deadline_and_id(rest),
         _ => None,
     }
+}
+
+/// Prefix of the examples in the propensity refit window.
+pub const REFIT: u8 = b'W';
+
+/// Key of the example of `customer_id` due at `deadline_ms` in the refit window (ordered like
+/// [`held`]).
+pub fn refit(deadline_ms: i64, customer_id: &str) -> Vec<u8> {
+    let mut k = held(deadline_ms, customer_id);
+    k[0] = REFIT;
+    k
+}
+
+/// The deadline and customer id of a refit-window key.
+pub fn parse_refit(key: &[u8]) -> Option<(i64, &str)> {
+    match key {
+        [REFIT, rest @ ..] => deadline_and_id(rest),
+        _ => None,
+    }
+}
+
+/// A deadline with its sign bit flipped, then a customer id (the tail of an `H` or `W` key).
+fn deadline_and_id(rest: &[u8]) -> Option<(i64, &str)> {
+    let (d, id) = u64_and_id(rest)?;
+    Some(((d ^ (1 << 63)) as i64, id))
 }
 
 /// A big-endian u64 followed by a non-empty UTF-8 customer id (the tail of a `K` or `H` key).

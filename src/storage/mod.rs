@@ -17,9 +17,10 @@ pub mod record;
 mod sled_setup;
 mod window;
 
-/// Version byte of model records (`S`, `V`). Version 1 (builds before the segments were fitted
-/// to a customer sample) is still read, and converted (`ModelState::decode_legacy`).
-pub const MODEL_FORMAT_VERSION: u8 = 2;
+/// Version byte of model records (`S`, `V`). Versions 1 (builds before the segments were fitted
+/// to a customer sample, `ModelState::decode_legacy`) and 2 (before the propensity refit,
+/// `ModelState::decode_v2`) are still read, and converted.
+pub const MODEL_FORMAT_VERSION: u8 = 3;
 
 use crate::config::{Config, Durability};
 use crate::error::{Error, Result};
@@ -137,6 +138,10 @@ pub struct Store {
 /// A positive training example held until its deadline: ((deadline unix ms, customer id), raw
 /// features).
 pub type HeldExample = ((i64, String), Vec<f32>);
+
+/// An example in the propensity refit window: ((deadline unix ms, customer id), (raw features,
+/// label)).
+pub type RefitExample = ((i64, String), (Vec<f32>, bool));
 
 impl Store {
     /// Opens or creates the store described by `config`, checking the format version and the
@@ -417,6 +422,29 @@ impl Store {
         Ok(out)
     }
 
+    /// The examples in the propensity refit window (`W` keys). A key or value that does not
+    /// decode is left out with a warning (one fewer example in the next refit; `persona check`
+    /// reports it).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub fn refit_examples(&self) -> Result<Vec<RefitExample>> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix([keys::REFIT]) {
+            let (k, v) = item?;
+            let name = || format!("refit example {}", String::from_utf8_lossy(&k));
+            match (
+                keys::parse_refit(&k),
+                codec::decode::<(Vec<f32>, bool)>(&name, &v),
+            ) {
+                (Some((d, id)), Ok(example)) => out.push(((d, id.to_string()), example)),
+                (_, Err(e)) => tracing::warn!("{e}; the example is left out of the refit"),
+                (None, _) => tracing::warn!("{}: unreadable key; left out of the refit", name()),
+            }
+        }
+        Ok(out)
+    }
+
     /// Reads the model snapshot taken at `version`.
     ///
     /// # Errors
@@ -439,6 +467,7 @@ impl Store {
         };
         let decoded = match version {
             MODEL_FORMAT_VERSION => ModelState::decode(body),
+            2 => ModelState::decode_v2(body),
             1 => ModelState::decode_legacy(body),
             _ => {
                 return Err(Error::UnsupportedVersion {

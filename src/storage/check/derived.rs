@@ -197,7 +197,58 @@ pub(super) fn check_held(
     Ok(())
 }
 
-/// Reports every key outside the M, P, G, S, V, Q, K and H key spaces.
+/// Checks the examples of the propensity refit window (`W` keys): each decodes, has the layout's
+/// dimension, belongs to a customer with a record and was due before the watermark (it was
+/// learned).
+pub(super) fn check_refit(
+    db: &sled::Db,
+    dim: usize,
+    watermark: Option<i64>,
+    report: &mut CheckReport,
+) -> Result<()> {
+    for item in db.scan_prefix([keys::REFIT]) {
+        let (key, value) = item?;
+        report.keys += 1;
+        let Some((deadline, id)) = keys::parse_refit(&key) else {
+            report.push(
+                &key,
+                ProblemKind::UnknownKey,
+                "unknown key in the refit-window key space",
+            );
+            continue;
+        };
+        let name = || format!("refit example {}", printable(&key));
+        match codec::decode::<(Vec<f32>, bool)>(&name, &value) {
+            Err(e) => report.push(&key, ProblemKind::Undecodable, e.to_string()),
+            Ok((f, _)) if f.len() != dim => report.push(
+                &key,
+                ProblemKind::Inconsistent,
+                format!(
+                    "refit example has {} features; the layout has {dim}",
+                    f.len()
+                ),
+            ),
+            Ok(_) => {}
+        }
+        if !db.contains_key(keys::profile(id))? {
+            report.push(
+                &key,
+                ProblemKind::Inconsistent,
+                format!("refit example of customer {id:?} has no profile record"),
+            );
+        }
+        if let Some(w) = watermark.filter(|w| deadline >= *w) {
+            report.push(
+                &key,
+                ProblemKind::Inconsistent,
+                format!("refit example due {deadline} is not before the watermark {w}: it cannot have been learned"),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Reports every key outside the M, P, G, S, V, Q, K, H and W key spaces.
 pub(super) fn check_unknown(db: &sled::Db, report: &mut CheckReport) -> Result<()> {
     let mut known = [
         keys::QUEUE,
@@ -208,6 +259,7 @@ pub(super) fn check_unknown(db: &sled::Db, report: &mut CheckReport) -> Result<(
         keys::SNAPSHOT,
         keys::SAMPLE,
         keys::HELD,
+        keys::REFIT,
     ];
     known.sort_unstable();
     let mut start: Vec<u8> = Vec::new();
