@@ -89,7 +89,7 @@ impl Propensity {
     }
 
     /// The weights the model predicts with, one per feature (the refit's and the online
-    /// part's combined, see the [module documentation](self)).
+    /// part's combined, see `src/model/propensity.rs`).
     pub fn weights(&self) -> Vec<f64> {
         match self.refit.split_first() {
             Some((_, r)) if r.len() == self.weights.len() => self
@@ -132,7 +132,7 @@ impl Propensity {
         check_len(z.len(), self.dim())
     }
 
-    /// The model's logit (see the [module documentation](self)).
+    /// The model's logit (see `src/model/propensity.rs`).
     fn logit(&self, z: &[f64]) -> f64 {
         debug_assert_eq!(z.len(), self.dim(), "propensity dimension mismatch");
         let online = self.bias + self.weights.iter().zip(z).map(|(w, v)| w * v).sum::<f64>();
