@@ -3,8 +3,8 @@
 //! An embedded customer-profile database. For every customer Persona keeps a **profile**:
 //! attributes you set (age, region, …) plus features derived from their events (recency,
 //! frequency, spend, time-decayed activity per kind, category affinities). Every event updates
-//! that profile **and trains the global models in the same atomic write**: an online propensity
-//! model ("will this customer buy within 30 days?") and online k-means segments.
+//! that profile **and trains the global models in the same atomic write**: a propensity model
+//! ("will this customer buy within 30 days?"), k-means segments and a per-segment action bandit.
 //!
 //! Persona is not a general database, an analytics warehouse or a stream processor: it is the
 //! small, durable, always-current customer model a product needs to act on customers in real
@@ -24,8 +24,17 @@
 //! | [`db`] | [`Db`], the embedded facade |
 //! | [`server`] | the Redis-protocol (RESP) server behind `persona serve` |
 //! | [`evaluate`] | `persona evaluate`: backtest of the propensity model and segments against baselines |
-//! | [`generator`] | a synthetic workload with planted personas |
-//! | [`bench`](mod@bench) | `persona bench`: ingest against a raw-sled baseline, query latencies, RESP runs |
+//! | `generator` | (feature `generator`) a synthetic workload with planted personas |
+//! | `bench` | (feature `bench`) `persona bench`: ingest against a raw-sled baseline, query latencies, RESP runs |
+//!
+//! ## Cargo features
+//! - `cli` (default): the `persona` binary, with the `bench` and `generator` modules and the
+//!   command line's dependencies (clap, indicatif, mimalloc, signal-hook, tracing-subscriber).
+//! - `bench`: the benchmark harness, `persona::bench` (implies `generator`).
+//! - `generator`: the workload generator, `persona::generator`.
+//!
+//! An application that embeds the engine depends on `persona = { …, default-features = false }`
+//! and compiles none of them; `examples/embed.rs` is such a program.
 //!
 //! ## Example
 //! ```
@@ -48,6 +57,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod config;
 pub mod db;
@@ -57,6 +67,7 @@ pub mod event;
 pub mod features;
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(feature = "generator")]
 pub mod generator;
 pub mod model;
 pub mod pipeline;
