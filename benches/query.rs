@@ -25,7 +25,8 @@ fn store() -> (tempfile::TempDir, Db) {
     for chunk in events.chunks(4096) {
         db.ingest_batch(chunk.to_vec()).expect("ingest");
     }
-    db.resegment(1000, true).expect("resegment");
+    db.resegment(1000, persona::Centroids::Refit)
+        .expect("resegment");
     (dir, db)
 }
 
@@ -65,10 +66,20 @@ fn queries(c: &mut Criterion) {
     });
     g.sample_size(20);
     g.bench_function("similar_k10_indexed", |b| {
-        b.iter(|| black_box(db.similar(next(), 10, false).expect("read")))
+        b.iter(|| {
+            black_box(
+                db.similar(next(), 10, persona::Search::Probe)
+                    .expect("read"),
+            )
+        })
     });
     g.bench_function("similar_k10_exact", |b| {
-        b.iter(|| black_box(db.similar(next(), 10, true).expect("read")))
+        b.iter(|| {
+            black_box(
+                db.similar(next(), 10, persona::Search::Exact)
+                    .expect("read"),
+            )
+        })
     });
     g.finish();
 }

@@ -9,7 +9,7 @@
 //! Only the engine is needed: this builds with `default-features = false` too
 //! (`cargo run --example embed --no-default-features`).
 
-use persona::{Config, Db, Event, EventKind, Target};
+use persona::{Choice, Config, Db, Event, EventKind, Feedback, Search, Target};
 
 /// 1 January 2026, unix ms.
 const T0: i64 = 1_767_225_600_000;
@@ -63,18 +63,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for s in db.nearest_segments(Target::Customer("c000"), 2)? {
         println!("  segment {} at distance {:.2}", s.segment, s.distance);
     }
-    let similar = db.similar("c000", 3, false)?.expect("c000 exists");
+    let similar = db.similar("c000", 3, Search::Probe)?.expect("c000 exists");
     for s in &similar {
         println!("  like {} (distance {:.2})", s.customer_id, s.distance);
     }
 
     // The next best action for a customer, then its outcome: the per-segment bandit learns it.
-    let rec = db.strategy("c001", false)?.expect("c001 exists");
+    let rec = db.strategy("c001", Choice::Sample)?.expect("c001 exists");
     println!(
         "c001: {} (expected conversion {:.2}; {})",
         rec.action, rec.expected_conversion, rec.reason
     );
-    let ack = db.feedback("c001", &rec.action, true, Some("campaign-1/c001"), None)?;
+    let ack = db.feedback(Feedback::new("c001", &rec.action, true).with_id("campaign-1/c001"))?;
     println!("feedback recorded at profile version {}", ack.version);
 
     // Close: waits for every write to be durable and stops the writer.

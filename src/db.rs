@@ -77,6 +77,86 @@ struct Inner {
 #[doc(hidden)]
 pub use crate::query::lookalike_index::LookalikeRow;
 
+/// How [`Db::similar`] searches for lookalikes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Search {
+    /// Scan every profile: the true nearest customers, slower in a large store.
+    Exact,
+    /// Scan only the members of the `nprobe` segments nearest to the customer (through the
+    /// lookalike index when it is built): fast, may miss a neighbour in another segment.
+    Probe,
+}
+
+/// How [`Db::strategy`] picks an action from the per-segment statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    /// Thompson sampling: draws from each action's posterior, so actions with little feedback
+    /// are still tried (what a campaign should call).
+    Sample,
+    /// The action with the best posterior mean (what a report should show).
+    Greedy,
+}
+
+/// Whether [`Db::resegment`] refits the centroids before re-assigning the profiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Centroids {
+    /// Re-assign every profile to the nearest of the current centroids.
+    Keep,
+    /// Refit the centroids first (k-means on a sample of the profiles as of now).
+    Refit,
+}
+
+/// The outcome of a marketing action, for [`Db::feedback`].
+///
+/// # Examples
+/// ```
+/// use persona::Feedback;
+/// let f = Feedback::new("alice", "vip_offer", true).with_id("campaign-7/alice");
+/// assert_eq!((f.customer_id, f.id, f.segment), ("alice", Some("campaign-7/alice"), None));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Feedback<'a> {
+    /// The customer the action was taken for.
+    pub customer_id: &'a str,
+    /// The action, one of the configured catalogue ([`Config::actions`]).
+    pub action: &'a str,
+    /// Whether the customer converted.
+    pub converted: bool,
+    /// An id that makes the feedback idempotent: a repeat is acknowledged as a duplicate and
+    /// changes nothing. None: every call counts.
+    pub id: Option<&'a str>,
+    /// The segment to credit. None: the customer's segment now (the one [`Db::strategy`] used,
+    /// unless their profile changed since).
+    pub segment: Option<u16>,
+}
+
+impl<'a> Feedback<'a> {
+    /// Feedback for `action` taken for `customer_id`, without an id, credited to the customer's
+    /// current segment.
+    pub fn new(customer_id: &'a str, action: &'a str, converted: bool) -> Feedback<'a> {
+        Feedback {
+            customer_id,
+            action,
+            converted,
+            id: None,
+            segment: None,
+        }
+    }
+
+    /// Sets [`Feedback::id`] (`Some` or a `&str`; `None` leaves it unset).
+    pub fn with_id(mut self, id: impl Into<Option<&'a str>>) -> Feedback<'a> {
+        self.id = id.into();
+        self
+    }
+
+    /// Sets [`Feedback::segment`] (`Some` or a `u16`; `None` leaves it unset).
+    pub fn with_segment(mut self, segment: impl Into<Option<u16>>) -> Feedback<'a> {
+        self.segment = segment.into();
+        self
+    }
+}
+
 /// What [`Db::nearest_segments`] measures from.
 #[derive(Debug, Clone, Copy)]
 pub enum Target<'a> {

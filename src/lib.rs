@@ -76,7 +76,9 @@ pub mod server;
 pub mod storage;
 
 pub use config::{Config, DriftReaction, Durability};
-pub use db::{Db, PendingWrite, PurgeReport, ResegmentReport, Target};
+pub use db::{
+    Centroids, Choice, Db, Feedback, PendingWrite, PurgeReport, ResegmentReport, Search, Target,
+};
 pub use error::{Error, Result};
 pub use event::{Event, EventKind, InvalidEvent};
 pub use features::AttrValue;

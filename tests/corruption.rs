@@ -43,7 +43,7 @@ fn populated(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     // Customers last seen before the segments were seeded get one too.
-    db.resegment(100, false)?;
+    db.resegment(100, persona::Centroids::Keep)?;
     Ok(db.close()?)
 }
 
@@ -134,8 +134,8 @@ fn a_garbage_profile_breaks_only_its_customer() -> TestResult {
     named(db.profile_at(&victim, 1).unwrap_err());
     named(db.score(&victim).unwrap_err());
     named(db.history(&victim, 3).unwrap_err());
-    named(db.similar(&victim, 5, false).unwrap_err());
-    named(db.strategy(&victim, true).unwrap_err());
+    named(db.similar(&victim, 5, persona::Search::Probe).unwrap_err());
+    named(db.strategy(&victim, persona::Choice::Greedy).unwrap_err());
     named(
         db.nearest_segments(Target::Customer(&victim), 2)
             .unwrap_err(),
@@ -150,7 +150,7 @@ fn a_garbage_profile_breaks_only_its_customer() -> TestResult {
             .unwrap_err(),
     );
     named(
-        db.feedback(&victim, "vip_offer", true, None, None)
+        db.feedback(persona::Feedback::new(&victim, "vip_offer", true))
             .unwrap_err(),
     );
 
@@ -169,8 +169,8 @@ fn a_garbage_profile_breaks_only_its_customer() -> TestResult {
     assert_eq!(after.event_count, before.event_count + 1);
     assert!(db.score(&other)?.is_some());
     assert!(db.history(&other, 2)?.is_some_and(|h| h.len() == 2));
-    for exact in [true, false] {
-        let similar = db.similar(&other, 10, exact)?.ok_or("other exists")?;
+    for search in [persona::Search::Exact, persona::Search::Probe] {
+        let similar = db.similar(&other, 10, search)?.ok_or("other exists")?;
         assert_eq!(similar.len(), 10);
         assert!(similar.iter().all(|s| s.customer_id != victim));
     }
@@ -183,7 +183,7 @@ fn a_garbage_profile_breaks_only_its_customer() -> TestResult {
         ids.len() - 1,
         "every member but the victim (its segment is in the damaged record) is listed"
     );
-    let report = db.resegment(50, true)?;
+    let report = db.resegment(50, persona::Centroids::Refit)?;
     assert_eq!(report.scanned, ids.len());
     assert!(db.report_input(1000)?.points.len() == ids.len() - 1);
     assert_eq!(db.profiles().filter(|p| p.is_err()).count(), 1);
@@ -456,7 +456,7 @@ fn flipped_bytes_never_panic_and_check_sees_every_undecodable_record() -> TestRe
         }
         // Whatever decodes must be usable without a panic.
         let _ = db.score(id);
-        let _ = db.similar(id, 3, false);
+        let _ = db.similar(id, 3, persona::Search::Probe);
         let _ = db.history(id, 20);
     }
     assert!(

@@ -115,7 +115,7 @@ fn resegment_makes_the_index_agree_with_profiles_as_of_now() -> Result<()> {
         .durability(Durability::None)
         .open()?;
     flipping_world(&db)?;
-    let report = db.resegment(700, true)?;
+    let report = db.resegment(700, persona::Centroids::Refit)?;
     assert!(report.refitted);
     assert_eq!(report.scanned, 4000);
     assert!(report.batches >= 6);

@@ -57,7 +57,7 @@ fn maintained_index_equals_the_rebuilt_one_after_erase_resegment_and_failed_comm
 
     assert!(db.erase(a)?);
     assert!(db.erase(b)?);
-    db.resegment(100, true)?;
+    db.resegment(100, persona::Centroids::Refit)?;
     // A failed write and a failed erasure leave no trace in the index.
     db.fail_next_commits(1);
     let t = db.model().watermark_ms;
@@ -114,7 +114,7 @@ fn indexed_similar_agrees_with_the_exact_scan_on_a_reopened_store() -> Result<()
     let dir = tempfile::tempdir()?;
     let db = config(dir.path()).open()?;
     load(&db, 2_000, 30_000)?;
-    db.resegment(500, true)?;
+    db.resegment(500, persona::Centroids::Refit)?;
     db.close()?;
     drop(db);
     let db = config(dir.path()).open()?;
@@ -126,8 +126,8 @@ fn indexed_similar_agrees_with_the_exact_scan_on_a_reopened_store() -> Result<()
         .collect::<Result<_>>()?;
     assert!(ids.len() > 1_000);
     for id in ids.iter().step_by(ids.len() / 50) {
-        let exact = db.similar(id, 10, true)?.expect("exists");
-        let fast = db.similar(id, 10, false)?.expect("exists");
+        let exact = db.similar(id, 10, persona::Search::Exact)?.expect("exists");
+        let fast = db.similar(id, 10, persona::Search::Probe)?.expect("exists");
         assert_eq!(fast.len(), exact.len(), "{id}");
         assert!(
             fast.iter().all(|f| &f.customer_id != id),
@@ -169,7 +169,7 @@ fn the_index_is_built_when_first_needed_not_at_open() -> Result<()> {
     // Nothing needed the index and nothing was written since open: it holds no row.
     assert_eq!(db.lookalike_index_len(), 0);
     let some = db.profiles().next().expect("profiles exist")?.customer_id;
-    assert!(db.similar(&some, 5, false)?.is_some());
+    assert!(db.similar(&some, 5, persona::Search::Probe)?.is_some());
     assert!(db.wait_for_lookalike_index());
     assert_eq!(db.lookalike_index_len(), profiles);
     // prepare_lookalikes after the build changes nothing.

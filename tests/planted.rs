@@ -164,7 +164,7 @@ fn segments_recover_planted_personas() -> Result<()> {
         online >= 0.6,
         "streaming-path adjusted Rand index {online:.3} < 0.6"
     );
-    let report = db.resegment(1000, true)?;
+    let report = db.resegment(1000, persona::Centroids::Refit)?;
     assert!(report.refitted && report.scanned == pairs.len());
     let mut after = Vec::new();
     for (id, persona) in generator::truth(&cfg) {

@@ -54,7 +54,9 @@ fn populate(db: &Db) -> Result<()> {
         )?;
     }
     for c in &customers {
-        db.feedback(c, "vip_offer", true, Some(&format!("{c}-feedback")), None)?;
+        db.feedback(
+            persona::Feedback::new(c, "vip_offer", true).with_id(format!("{c}-feedback").as_str()),
+        )?;
     }
     assert!(db.model().segments.is_seeded(), "segments must be seeded");
     Ok(())

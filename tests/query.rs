@@ -25,8 +25,12 @@ fn recall(db: &Db, customers: u64, probes: u64) -> Result<f64> {
     let (mut hit, mut total) = (0usize, 0usize);
     for i in (0..customers).step_by((customers / probes) as usize) {
         let id = format!("c{i:06}");
-        let exact = db.similar(&id, 10, true)?.unwrap_or_default();
-        let fast = db.similar(&id, 10, false)?.unwrap_or_default();
+        let exact = db
+            .similar(&id, 10, persona::Search::Exact)?
+            .unwrap_or_default();
+        let fast = db
+            .similar(&id, 10, persona::Search::Probe)?
+            .unwrap_or_default();
         total += exact.len();
         hit += exact
             .iter()

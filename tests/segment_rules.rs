@@ -45,7 +45,7 @@ fn load() -> Result<Loaded> {
             r?;
         }
     }
-    db.resegment(256, true)?;
+    db.resegment(256, persona::Centroids::Refit)?;
     let mut counts: HashMap<Persona, HashMap<u16, u64>> = HashMap::new();
     for (id, persona) in generator::truth(&cfg) {
         let Some(p) = db.profile(&id)? else { continue };

@@ -23,7 +23,7 @@ fn seeded_store(dir: &std::path::Path) -> Result<Db> {
             r?;
         }
     }
-    db.resegment(500, false)?;
+    db.resegment(500, persona::Centroids::Keep)?;
     Ok(db)
 }
 
@@ -60,14 +60,18 @@ fn thompson_sampling_converges_to_the_truly_best_action_per_segment() -> Result<
     for round in 0..4800 {
         let seg = round % k;
         let customer = &members[seg][rng.gen_range(0..members[seg].len())];
-        let rec = db.strategy(customer, false)?.expect("customer exists");
+        let rec = db
+            .strategy(customer, persona::Choice::Sample)?
+            .expect("customer exists");
         let s = rec.segment as usize;
         let a = actions
             .iter()
             .position(|x| *x == rec.action)
             .expect("known action");
         let converted = rng.gen::<f64>() < truth[s][a];
-        let ack = db.feedback(customer, &rec.action, converted, None, Some(rec.segment))?;
+        let ack = db.feedback(
+            persona::Feedback::new(customer, &rec.action, converted).with_segment(rec.segment),
+        )?;
         assert_eq!(ack.segment, Some(rec.segment));
         fed_back[s] += 1;
     }
@@ -97,7 +101,7 @@ fn thompson_sampling_converges_to_the_truly_best_action_per_segment() -> Result<
     );
     // The greedy recommendation for a customer agrees with its segment's best action.
     let c = &members[0][0];
-    let rec = db.strategy(c, true)?.expect("exists");
+    let rec = db.strategy(c, persona::Choice::Greedy)?.expect("exists");
     let seg = &segments[rec.segment as usize];
     assert_eq!(rec.action, seg.best_action);
     assert!(rec.reason.contains("converted"), "reason: {}", rec.reason);
@@ -110,18 +114,24 @@ fn cold_start_gives_the_rule_action_and_feedback_is_validated() -> Result<()> {
     let db = seeded_store(dir.path())?;
     let first = db.profiles().next().expect("store has profiles")?;
     let c = first.customer_id.as_str();
-    let rec = db.strategy(c, true)?.expect("exists");
+    let rec = db.strategy(c, persona::Choice::Greedy)?.expect("exists");
     assert_eq!(rec.action, rec.rule_action, "cold start follows the rule");
     assert!(rec.reason.starts_with("no feedback yet"), "{}", rec.reason);
-    let e = db.feedback(c, "free_pony", true, None, None).unwrap_err();
+    let e = db
+        .feedback(persona::Feedback::new(c, "free_pony", true))
+        .unwrap_err();
     assert_eq!(
         e.to_string(),
         "invalid argument action: \"free_pony\" is not one of: vip_offer, new_product, \
          win_back_coupon, cart_reminder, none"
     );
-    let e = db.feedback("nobody", "none", true, None, None).unwrap_err();
+    let e = db
+        .feedback(persona::Feedback::new("nobody", "none", true))
+        .unwrap_err();
     assert!(e.to_string().contains("no profile for \"nobody\""), "{e}");
-    let e = db.feedback(c, "none", true, None, Some(99)).unwrap_err();
+    let e = db
+        .feedback(persona::Feedback::new(c, "none", true).with_segment(Some(99)))
+        .unwrap_err();
     assert!(
         e.to_string()
             .contains("99 is out of range; segments are 0..6"),
@@ -129,8 +139,16 @@ fn cold_start_gives_the_rule_action_and_feedback_is_validated() -> Result<()> {
     );
     // Idempotent with a feedback id.
     let before = db.segments()?[rec.segment as usize].actions.clone();
-    let first = db.feedback(c, "none", true, Some("fb-1"), Some(rec.segment))?;
-    let again = db.feedback(c, "none", true, Some("fb-1"), Some(rec.segment))?;
+    let first = db.feedback(
+        persona::Feedback::new(c, "none", true)
+            .with_id("fb-1")
+            .with_segment(rec.segment),
+    )?;
+    let again = db.feedback(
+        persona::Feedback::new(c, "none", true)
+            .with_id("fb-1")
+            .with_segment(rec.segment),
+    )?;
     assert!(!first.duplicate && again.duplicate);
     let after = db.segments()?[rec.segment as usize].actions.clone();
     let none = |v: &Vec<persona::query::ActionSummary>| {

@@ -345,7 +345,7 @@ fn run_in(cfg: &BenchConfig, progress: &dyn Progress) -> Result<BenchReport> {
     } else {
         progress.start("refit + re-segment", 0);
         let t = Instant::now();
-        db.resegment(1000, true)?;
+        db.resegment(1000, crate::Centroids::Refit)?;
         progress.finish();
         Some(t.elapsed().as_secs_f64())
     };

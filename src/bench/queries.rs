@@ -149,7 +149,9 @@ pub(crate) fn run(
     let mut recall_n = 0usize;
     for (i, id) in similar_ids.iter().enumerate() {
         let t = Instant::now();
-        let found = db.similar(id, plan.k, false)?.unwrap_or_default();
+        let found = db
+            .similar(id, plan.k, crate::Search::Probe)?
+            .unwrap_or_default();
         if i < plan.similar {
             similar.push(nanos(t.elapsed()));
             let t = Instant::now();
@@ -159,7 +161,9 @@ pub(crate) fn run(
         }
         if i < plan.recall {
             let t = Instant::now();
-            let exact = db.similar(id, plan.k, true)?.unwrap_or_default();
+            let exact = db
+                .similar(id, plan.k, crate::Search::Exact)?
+                .unwrap_or_default();
             exact_lat.push(nanos(t.elapsed()));
             if !exact.is_empty() {
                 let hits = exact

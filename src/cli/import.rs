@@ -154,7 +154,7 @@ pub fn resegment_after(db: &Db, s: &Summary, progress: bool) -> Result<Option<us
     if progress {
         eprintln!("refitting segments on {} profiles…", db.profile_count());
     }
-    Ok(Some(db.resegment(1000, true)?.changed))
+    Ok(Some(db.resegment(1000, persona::Centroids::Refit)?.changed))
 }
 
 pub fn run(open: &dyn Fn() -> Result<Db>, args: &Args, data: &Path) -> Result<()> {

@@ -82,7 +82,14 @@ pub struct ResegmentArgs {
 }
 
 pub fn resegment(db: &Db, a: &ResegmentArgs) -> Result<()> {
-    let r = db.resegment(a.batch, a.refit)?;
+    let r = db.resegment(
+        a.batch,
+        if a.refit {
+            persona::Centroids::Refit
+        } else {
+            persona::Centroids::Keep
+        },
+    )?;
     if a.json {
         return print_json(&serde_json::to_value(&r)?);
     }

@@ -20,7 +20,16 @@ pub struct SimilarArgs {
 }
 
 pub fn similar(db: &Db, a: &SimilarArgs) -> Result<()> {
-    let Some(list) = db.similar(&a.id, a.k, a.exact)? else {
+    let Some(list) = db.similar(
+        &a.id,
+        a.k,
+        if a.exact {
+            persona::Search::Exact
+        } else {
+            persona::Search::Probe
+        },
+    )?
+    else {
         bail!("no profile for customer {:?}", a.id);
     };
     if a.json {
@@ -86,7 +95,15 @@ pub struct StrategyArgs {
 }
 
 pub fn strategy(db: &Db, a: &StrategyArgs) -> Result<()> {
-    let Some(r) = db.strategy(&a.id, a.greedy)? else {
+    let Some(r) = db.strategy(
+        &a.id,
+        if a.greedy {
+            persona::Choice::Greedy
+        } else {
+            persona::Choice::Sample
+        },
+    )?
+    else {
         bail!("no profile for customer {:?}", a.id);
     };
     if a.json {
@@ -132,11 +149,9 @@ pub struct FeedbackArgs {
 
 pub fn feedback(db: &Db, a: &FeedbackArgs) -> Result<()> {
     let ack = db.feedback(
-        &a.id,
-        &a.action,
-        a.converted,
-        a.feedback_id.as_deref(),
-        a.segment,
+        persona::Feedback::new(&a.id, &a.action, a.converted)
+            .with_id(a.feedback_id.as_deref())
+            .with_segment(a.segment),
     )?;
     if a.json {
         return print_json(&serde_json::to_value(ack)?);

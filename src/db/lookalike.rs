@@ -42,8 +42,7 @@ pub(super) fn inverse_divisors(model: &ModelState) -> Vec<f64> {
 
 impl Db {
     /// The `k` customers most similar to `customer_id` (lookalikes), nearest first, excluding
-    /// the customer. With `exact` every profile is scanned; otherwise only the members of the
-    /// `nprobe` segments nearest to the customer. `None` for an unknown customer.
+    /// the customer, searched as `search` says. `None` for an unknown customer.
     ///
     /// # Errors
     /// [`Error::Corruption`](crate::Error::Corruption) if the customer's own record does not decode; damaged records of
@@ -58,7 +57,7 @@ impl Db {
     /// for (id, v) in [("a", 10.0), ("b", 11.0), ("c", 500.0)] {
     ///     db.ingest(Event::new(id, t, EventKind::Purchase).with_value(v))?;
     /// }
-    /// let similar = db.similar("a", 1, true)?.expect("a exists");
+    /// let similar = db.similar("a", 1, persona::Search::Exact)?.expect("a exists");
     /// assert_eq!(similar[0].customer_id, "b");
     /// # Ok::<(), persona::Error>(())
     /// ```
@@ -66,9 +65,10 @@ impl Db {
         &self,
         customer_id: &str,
         k: usize,
-        exact: bool,
+        search: Search,
     ) -> Result<Option<Vec<SimilarCustomer>>> {
         validate_customer_id(customer_id)?;
+        let exact = search == Search::Exact;
         let Some(rec) = self.inner.store.profile_current(customer_id)? else {
             return Ok(None);
         };

@@ -67,13 +67,14 @@ impl Db {
     /// Re-assigns every profile to its nearest segment as of now (and the segment sizes and
     /// statistics with it), in batches of `batch` profiles, each its own commit so ingestion
     /// interleaves.
-    /// With `refit`, first refits the centroids by mini-batch k-means over a sample of profiles.
+    /// With [`Centroids::Refit`], first refits the centroids (k-means on a sample of profiles).
     /// When profiles changed segment, the lookalike index then re-trains its sub-lists (see
     /// docs/architecture.md, "Lookalikes"; not timed separately).
     ///
     /// # Errors
     /// Storage errors; [`Error::InvalidArgument`] if the segments are not seeded yet.
-    pub fn resegment(&self, batch: usize, refit: bool) -> Result<ResegmentReport> {
+    pub fn resegment(&self, batch: usize, centroids: Centroids) -> Result<ResegmentReport> {
+        let refit = centroids == Centroids::Refit;
         let model = self.model();
         if !model.segments.is_seeded() {
             return Err(Error::invalid_argument(

@@ -235,7 +235,7 @@ impl Db {
                 "persona-resegment",
                 resegment,
                 stopped.clone(),
-                |db| match db.resegment(1000, false) {
+                |db| match db.resegment(1000, crate::Centroids::Keep) {
                     Ok(r) => tracing::info!(
                         "background re-segmentation: {} scanned, {} changed",
                         r.scanned,

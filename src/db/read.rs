@@ -424,8 +424,8 @@ impl Db {
             .map(|rec| history::recent(&rec, n)))
     }
 
-    /// The marketing action to take for a customer now: Thompson sampling over the per-segment
-    /// action statistics (or, with `greedy`, the best posterior mean), with rule-based priors.
+    /// The marketing action to take for a customer now, chosen from the per-segment action
+    /// statistics as `choice` says, with rule-based priors.
     /// `None` for an unknown customer. The rule and label of the customer's segment are those
     /// [`Db::segments`] computed last, if the model has not changed since or it was less than
     /// five minutes ago; otherwise they are computed again first (one pass over the profile
@@ -435,8 +435,9 @@ impl Db {
     /// # Errors
     /// [`Error::InvalidArgument`] if the segments are not seeded yet; [`Error::Storage`] if sled
     /// fails while the segment statistics are computed.
-    pub fn strategy(&self, customer_id: &str, greedy: bool) -> Result<Option<Recommendation>> {
+    pub fn strategy(&self, customer_id: &str, choice: Choice) -> Result<Option<Recommendation>> {
         validate_customer_id(customer_id)?;
+        let greedy = choice == Choice::Greedy;
         let Some(rec) = self.inner.store.profile_current(customer_id)? else {
             return Ok(None);
         };

@@ -226,23 +226,22 @@ impl Db {
         self.submit_async(items)?.wait_all()
     }
 
-    /// Records whether a recommended action converted. Goes through the writer like an event
-    /// (atomic, durable) and updates the statistics of the customer's segment — by default the
-    /// segment the customer is in now, which is the one [`Db::strategy`] used unless their
-    /// profile changed since; pass `segment` to attribute it explicitly. With an `id`, a repeated
-    /// feedback is acknowledged as a duplicate and changes nothing.
+    /// Records whether a recommended action converted (see [`Feedback`]). Goes through the
+    /// writer like an event (atomic, durable) and updates the statistics of the credited
+    /// segment. With an id, a repeated feedback is acknowledged as a duplicate and changes
+    /// nothing.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for an unknown action (naming the catalogue), an unknown
     /// customer, a segment out of range, or before segments are seeded.
-    pub fn feedback(
-        &self,
-        customer_id: &str,
-        action: &str,
-        converted: bool,
-        id: Option<&str>,
-        segment: Option<u16>,
-    ) -> Result<Ack> {
+    pub fn feedback(&self, feedback: Feedback<'_>) -> Result<Ack> {
+        let Feedback {
+            customer_id,
+            action,
+            converted,
+            id,
+            segment,
+        } = feedback;
         validate_customer_id(customer_id)?;
         let actions = &self.inner.config.actions;
         let Some(action) = actions.iter().position(|a| a == action) else {

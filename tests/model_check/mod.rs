@@ -506,7 +506,9 @@ pub fn run(ops: &[Op]) -> Result<()> {
                 let action = ACTIONS[*action % ACTIONS.len()];
                 let id = id.map(|i| format!("fb{i}"));
                 let seeded = db.model().segments.is_seeded();
-                let got = db.feedback(customer, action, *converted, id.as_deref(), None);
+                let got = db.feedback(
+                    persona::Feedback::new(customer, action, *converted).with_id(id.as_deref()),
+                );
                 match r.feedback(customer, id.as_deref(), seeded) {
                     FeedbackOutcome::Recorded(v) => {
                         let ack = got?;
@@ -572,7 +574,9 @@ pub fn run(ops: &[Op]) -> Result<()> {
                 assert!(twin.erase(customer)?);
             }
             Write::Feedback(customer, action, converted, id) => {
-                let ack = twin.feedback(customer, action, converted, id.as_deref(), None)?;
+                let ack = twin.feedback(
+                    persona::Feedback::new(customer, action, converted).with_id(id.as_deref()),
+                )?;
                 assert!(!ack.duplicate);
             }
         }

@@ -29,7 +29,7 @@ fn loaded() -> Result<(TestServer, Db), Box<dyn std::error::Error>> {
             r?;
         }
     }
-    db.resegment(500, true)?;
+    db.resegment(500, persona::Centroids::Refit)?;
     let server = TestServer::over(db.clone(), dir)?;
     Ok((server, db))
 }
@@ -92,14 +92,15 @@ fn err(con: &mut redis::Connection, cmd: &mut redis::Cmd) -> String {
 fn similar_excludes_the_customer_is_sorted_and_matches_the_library() -> TestResult {
     let (server, db) = loaded()?;
     let mut con = resp3(&server)?;
-    for exact in [true, false] {
+    for search in [persona::Search::Exact, persona::Search::Probe] {
+        let exact = search == persona::Search::Exact;
         let mut cmd = redis::cmd("SIMILAR");
         cmd.arg("c000007").arg("COUNT").arg(5);
         if exact {
             cmd.arg("EXACT");
         }
         let reply = array(cmd.query(&mut con)?);
-        let expected = db.similar("c000007", 5, exact)?.expect("c000007 exists");
+        let expected = db.similar("c000007", 5, search)?.expect("c000007 exists");
         assert_eq!(reply.len(), expected.len());
         assert!(!reply.is_empty());
         let mut last = 0.0;
@@ -161,7 +162,9 @@ fn score_and_strategy_match_the_library() -> TestResult {
         .arg("c000042")
         .arg("GREEDY")
         .query(&mut con)?);
-    let want = db.strategy("c000042", true)?.expect("c000042 exists");
+    let want = db
+        .strategy("c000042", persona::Choice::Greedy)?
+        .expect("c000042 exists");
     assert_eq!(text(&rec["customer_id"]), "c000042");
     assert_eq!(int(&rec["segment"]), i64::from(want.segment));
     assert_eq!(text(&rec["action"]), want.action);

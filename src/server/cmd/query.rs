@@ -98,10 +98,15 @@ impl Similar {
     }
 
     pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Result<Frame, CommandError> {
-        let found = ctx
-            .server
-            .db
-            .similar(&self.customer, self.count, self.exact)?;
+        let found = ctx.server.db.similar(
+            &self.customer,
+            self.count,
+            if self.exact {
+                crate::Search::Exact
+            } else {
+                crate::Search::Probe
+            },
+        )?;
         Ok(match found {
             Some(found) => Frame::Array(
                 found

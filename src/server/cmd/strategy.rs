@@ -85,7 +85,15 @@ impl Strategy {
     }
 
     pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Result<Frame, CommandError> {
-        let Some(r) = ctx.server.db.strategy(&self.customer, self.greedy)? else {
+        let Some(r) = ctx.server.db.strategy(
+            &self.customer,
+            if self.greedy {
+                crate::Choice::Greedy
+            } else {
+                crate::Choice::Sample
+            },
+        )?
+        else {
             return Ok(Frame::Null);
         };
         Ok(Frame::map_from([
@@ -182,11 +190,9 @@ impl Feedback {
 
     pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Result<Frame, CommandError> {
         let ack = ctx.server.db.feedback(
-            &self.customer,
-            &self.action,
-            self.converted,
-            self.id.as_deref(),
-            self.segment,
+            crate::Feedback::new(&self.customer, &self.action, self.converted)
+                .with_id(self.id.as_deref())
+                .with_segment(self.segment),
         )?;
         Ok(Frame::map_from([
             ("version", super::int(ack.version)),
