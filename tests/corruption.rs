@@ -131,7 +131,7 @@ fn a_garbage_profile_breaks_only_its_customer() -> TestResult {
         assert!(matches!(e, persona::Error::Corruption { .. }), "{e:?}");
     };
     named(db.profile(&victim).unwrap_err());
-    named(db.profile_at(&victim, 1).unwrap_err());
+    named(db.profile_at_version(&victim, 1).unwrap_err());
     named(db.score(&victim).unwrap_err());
     named(db.history(&victim, 3).unwrap_err());
     named(db.similar(&victim, 5, persona::Search::Probe).unwrap_err());

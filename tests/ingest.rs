@@ -200,31 +200,31 @@ fn past_versions_are_readable_and_pruned_ones_name_the_range() -> Result<()> {
     }
     // history_versions(4): versions 3..=6 stay readable, each exactly as it was.
     for v in 3..=6u64 {
-        let p = db.profile_at("dave", v)?.expect("dave exists");
+        let p = db.profile_at_version("dave", v)?.expect("dave exists");
         let then = &current[v as usize - 1];
         assert_eq!(p.version, v);
         assert_eq!(p.event_count, v);
         assert_eq!(p.state, then.state, "version {v}");
         assert_eq!(p.state.spend, (1..=v).map(|i| 10.0 * i as f64).sum::<f64>());
     }
-    let pruned = db.profile_at("dave", 2).unwrap_err();
+    let pruned = db.profile_at_version("dave", 2).unwrap_err();
     assert!(pruned.is_bad_input());
     assert_eq!(
         pruned.to_string(),
         "invalid argument version: 2 of \"dave\" was pruned; versions 3..=6 are kept"
     );
-    let zero = db.profile_at("dave", 0).unwrap_err();
+    let zero = db.profile_at_version("dave", 0).unwrap_err();
     assert_eq!(
         zero.to_string(),
         "invalid argument version: 0 of \"dave\" was pruned; versions 3..=6 are kept"
     );
-    let future = db.profile_at("dave", 7).unwrap_err();
+    let future = db.profile_at_version("dave", 7).unwrap_err();
     assert_eq!(
         future.to_string(),
         "invalid argument version: 7 of \"dave\" does not exist; the latest is 6"
     );
     // Absent is not an error.
-    assert!(db.profile_at("nobody", 1)?.is_none());
+    assert!(db.profile_at_version("nobody", 1)?.is_none());
     assert!(db.profile("nobody")?.is_none());
     db.close()?;
     Ok(())
@@ -287,10 +287,10 @@ fn attributes_are_stored_overwritten_and_versioned() -> Result<()> {
     assert_eq!(p.attributes["region"], AttrValue::Text("north".into()));
     assert_eq!(p.attributes["plan"], AttrValue::Text("gold".into()));
     // History keeps the attributes of each version.
-    let v1 = db.profile_at("erin", 1)?.expect("kept");
+    let v1 = db.profile_at_version("erin", 1)?.expect("kept");
     assert_eq!(v1.attributes["age"], AttrValue::Number(34.0));
     assert!(!v1.attributes.contains_key("plan"));
-    let v2 = db.profile_at("erin", 2)?.expect("kept");
+    let v2 = db.profile_at_version("erin", 2)?.expect("kept");
     assert_eq!((v2.event_count, v2.attributes.len()), (1, 2));
     db.close()?;
     Ok(())

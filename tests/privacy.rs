@@ -299,13 +299,13 @@ fn export_holds_everything_about_the_customer() -> Result<()> {
         doc["assigned_segment"],
         serde_json::json!(current.assigned_segment)
     );
-    // Every retained version, oldest first, exactly as profile_at gives it.
+    // Every retained version, oldest first, exactly as profile_at_version gives it.
     let history = doc["history"].as_array().expect("array");
     assert_eq!(history.len(), 7);
     for (i, h) in history.iter().enumerate() {
         let v = i as u64 + 1;
         assert_eq!(h["change"]["version"], v);
-        let at = db.profile_at(VICTIM, v)?.expect("retained");
+        let at = db.profile_at_version(VICTIM, v)?.expect("retained");
         assert_eq!(h["profile"], at.to_json(&names), "version {v}");
     }
     assert_eq!(history[6]["change"]["change"], "attributes");

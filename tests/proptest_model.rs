@@ -1,5 +1,5 @@
 //! Model-based property test: random sequences of ingest / ingest_batch / set_attributes / erase /
-//! feedback / query / profile_at / injected commit failure / reopen, checked after every step against a simple
+//! feedback / query / profile_at_version / injected commit failure / reopen, checked after every step against a simple
 //! in-memory reference that tracks, per customer, versions, event counts, per-kind counts,
 //! lifetime spend, attributes, the de-duplication window and the retained history, plus the
 //! model version (one per committed batch) and the watermark.

@@ -26,7 +26,10 @@ fn answers(db: &Db, ids: &[String]) -> persona::Result<Vec<String>> {
         out.push(format!("{p:?}"));
         out.push(format!("{:?}", db.history(id, 100)?));
         for v in p.version.saturating_sub(20)..=p.version {
-            out.push(format!("{v} {:?}", db.profile_at(id, v).ok().flatten()));
+            out.push(format!(
+                "{v} {:?}",
+                db.profile_at_version(id, v).ok().flatten()
+            ));
         }
     }
     Ok(out)

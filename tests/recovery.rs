@@ -60,7 +60,7 @@ fn snapshot(db: &Db) -> Result<Snapshot> {
     for id in &ids {
         let p = db.profile(id)?.expect("listed by the scan");
         for v in p.version.saturating_sub(3).max(1)..p.version {
-            history.push(format!("{:?}", db.profile_at(id, v)?));
+            history.push(format!("{:?}", db.profile_at_version(id, v)?));
         }
         profiles.push(format!("{p:?}"));
     }

@@ -33,7 +33,7 @@ fn parse_at(s: &str) -> Result<i64, String> {
 
 pub fn profile(db: &Db, args: &ProfileArgs) -> Result<()> {
     let p = match (args.version, &args.at) {
-        (Some(v), _) => db.profile_at(&args.id, v)?,
+        (Some(v), _) => db.profile_at_version(&args.id, v)?,
         (None, Some(at)) => db.profile_as_of(&args.id, *at)?,
         (None, None) => db.profile(&args.id)?,
     };

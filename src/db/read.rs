@@ -50,10 +50,10 @@ impl Db {
     /// let t = 1_767_225_600_000;
     /// db.ingest(Event::new("c", t, EventKind::Click))?;
     /// db.ingest(Event::new("c", t + 1, EventKind::Click))?;
-    /// assert_eq!(db.profile_at("c", 1)?.expect("kept").event_count, 1);
+    /// assert_eq!(db.profile_at_version("c", 1)?.expect("kept").event_count, 1);
     /// # Ok::<(), persona::Error>(())
     /// ```
-    pub fn profile_at(&self, customer_id: &str, version: u64) -> Result<Option<Profile>> {
+    pub fn profile_at_version(&self, customer_id: &str, version: u64) -> Result<Option<Profile>> {
         validate_customer_id(customer_id)?;
         let Some(record) = self.inner.store.profile(customer_id)? else {
             return Ok(None);

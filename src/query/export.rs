@@ -38,7 +38,7 @@ pub struct CustomerExport {
     /// Propensity predicted at the last write.
     pub propensity_at_last_write: f64,
     /// Every retained version, oldest first: what changed and the profile as
-    /// `Db::profile_at` gives it.
+    /// `Db::profile_at_version` gives it.
     pub history: Vec<ExportedVersion>,
     /// The open training example waiting for its label, if any.
     pub pending_example: Option<ExportedExample>,

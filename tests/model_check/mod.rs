@@ -376,7 +376,7 @@ fn check_all(db: &Db, r: &Reference) -> Result<()> {
 }
 
 fn query_at(db: &Db, r: &Reference, customer: &str, version: u64) -> Result<()> {
-    let got = db.profile_at(customer, version);
+    let got = db.profile_at_version(customer, version);
     let Some(c) = r.customers.get(customer) else {
         assert!(got?.is_none());
         return Ok(());

@@ -191,7 +191,7 @@ impl Get {
     pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Result<Frame, CommandError> {
         let db = &ctx.server.db;
         let profile = match self.when {
-            Some(When::Version(v)) => db.profile_at(&self.customer, v)?,
+            Some(When::Version(v)) => db.profile_at_version(&self.customer, v)?,
             Some(When::At(ts)) => db.profile_as_of(&self.customer, ts)?,
             None => db.profile(&self.customer)?,
         };
