@@ -83,12 +83,12 @@ fn snapshots_are_taken_kept_and_rolled_back() -> Result<()> {
     let info = db.model_info();
     assert_eq!(info.snapshots.len(), 3, "kept: {:?}", info.snapshots);
     assert!(info.snapshots.iter().all(|v| v % 4 == 0));
-    let manual = db.snapshot_model()?;
+    let manual = db.take_model_snapshot()?;
     let versions: Vec<u64> = db.model_versions()?.iter().map(|m| m.version).collect();
     assert_eq!(versions.len(), 3);
     assert_eq!(versions.last(), Some(&manual));
     let oldest = versions[0];
-    let snap = db.model_snapshot(oldest)?.expect("kept");
+    let snap = db.read_model_snapshot(oldest)?.expect("kept");
     let now = db.rollback_model(oldest)?;
     assert!(now > manual);
     let model = db.model();

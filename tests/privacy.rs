@@ -161,7 +161,7 @@ fn erase_leaves_no_trace_of_the_customer() -> Result<()> {
     {
         let db = Db::open_with(config(dir.path()))?;
         populate(&db)?;
-        db.snapshot_model()?;
+        db.take_model_snapshot()?;
         // The victim is really there, in its record and in its segment's member list.
         let all = dump(&db)?;
         assert!(all

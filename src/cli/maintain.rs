@@ -42,7 +42,7 @@ pub fn model(db: &Db, a: &ModelArgs) -> Result<()> {
         return Ok(());
     }
     if a.snapshot {
-        let v = db.snapshot_model()?;
+        let v = db.take_model_snapshot()?;
         if a.json {
             return print_json(&serde_json::json!({ "snapshot": v }));
         }

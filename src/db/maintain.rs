@@ -41,7 +41,7 @@ impl Db {
     ///
     /// # Errors
     /// [`Error::Corruption`] if it does not decode.
-    pub fn model_snapshot(&self, version: u64) -> Result<Option<ModelState>> {
+    pub fn read_model_snapshot(&self, version: u64) -> Result<Option<ModelState>> {
         self.inner.store.snapshot(version)
     }
 
@@ -49,7 +49,7 @@ impl Db {
     ///
     /// # Errors
     /// Storage errors from the commit.
-    pub fn snapshot_model(&self) -> Result<u64> {
+    pub fn take_model_snapshot(&self) -> Result<u64> {
         Ok(self.maintain(Maintenance::Snapshot)?.model_version)
     }
 

@@ -169,7 +169,7 @@ pub(crate) struct Snapshot;
 
 impl Snapshot {
     pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Result<Frame, CommandError> {
-        Ok(super::int(ctx.server.db.snapshot_model()?))
+        Ok(super::int(ctx.server.db.take_model_snapshot()?))
     }
 }
 
