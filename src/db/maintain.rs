@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::model::ModelState;
 use crate::pipeline::{Maintenance, MaintenanceOutcome, Request};
 use crate::query::ModelInfo;
+#[cfg(feature = "testing")]
 use std::sync::atomic::Ordering;
 
 /// What [`Db::resegment`] did.
@@ -125,25 +126,37 @@ impl Db {
     }
 
     /// Makes the next `n` commits fail before anything is written, as an I/O error would.
-    /// For tests of the failure path; has no other use.
-    #[doc(hidden)]
+    /// For tests of the failure path (feature `testing`).
+    #[cfg(feature = "testing")]
     pub fn fail_next_commits(&self, n: u32) {
-        self.inner.shared.fail_commits.store(n, Ordering::SeqCst);
+        self.inner
+            .shared
+            .faults
+            .fail_commits
+            .store(n, Ordering::SeqCst);
     }
 
     /// Makes the next `n` syncs of the durability stage fail, as a failed `fsync` would: the
-    /// store is poisoned. For tests of the failure path; has no other use.
-    #[doc(hidden)]
+    /// store is poisoned. For tests of the failure path (feature `testing`).
+    #[cfg(feature = "testing")]
     pub fn fail_next_syncs(&self, n: u32) {
-        self.inner.shared.fail_syncs.store(n, Ordering::SeqCst);
+        self.inner
+            .shared
+            .faults
+            .fail_syncs
+            .store(n, Ordering::SeqCst);
     }
 
     /// Makes the apply stage wait `delay` before handing each batch to sled, so that the
     /// writer prepares later batches on top of batches sled has not applied yet. For tests of
-    /// the pipelined writer; has no other use.
-    #[doc(hidden)]
+    /// the pipelined writer (feature `testing`).
+    #[cfg(feature = "testing")]
     pub fn delay_applies(&self, delay: std::time::Duration) {
         let us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
-        self.inner.shared.apply_delay_us.store(us, Ordering::SeqCst);
+        self.inner
+            .shared
+            .faults
+            .apply_delay_us
+            .store(us, Ordering::SeqCst);
     }
 }

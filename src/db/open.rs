@@ -13,7 +13,7 @@ use crate::query::segments;
 use crate::storage::Store;
 use parking_lot::{Mutex, RwLock};
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 /// The writer's queue of open training examples: the persisted copy when it is usable, else
@@ -174,9 +174,7 @@ impl Db {
         let queue = recover_queue(&store, &config, &model)?;
         let shared = Arc::new(Shared {
             model: RwLock::new(Arc::new(model.clone())),
-            fail_commits: AtomicU32::new(0),
-            apply_delay_us: AtomicU64::new(0),
-            fail_syncs: AtomicU32::new(0),
+            faults: Default::default(),
             open_examples: AtomicUsize::new(0),
             snapshots: RwLock::new(Vec::new()),
             counters: Default::default(),

@@ -29,6 +29,7 @@ mod apply;
 mod batch;
 mod commit;
 mod examples;
+pub(crate) mod faults;
 pub(crate) mod held;
 mod maintain;
 mod recent;
@@ -417,7 +418,7 @@ impl Writer {
     fn prepare(&mut self, b: &mut BatchState) -> Result<(sled::Batch, u64, u64)> {
         let mut batch = sled::Batch::default();
         let (keys, bytes) = self.engine.write_into(b, &mut batch);
-        if take_one(&self.shared.fail_commits) {
+        if self.shared.faults.take_commit_failure() {
             return Err(Error::Io(std::io::Error::other("injected commit failure")));
         }
         Ok((batch, keys, bytes))

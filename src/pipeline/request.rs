@@ -9,7 +9,7 @@ use crate::query::lookalike_index::LookalikeIndex;
 use crate::Event;
 use crossbeam_channel::Sender;
 use parking_lot::RwLock;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The outcome of one acknowledged write.
@@ -136,12 +136,8 @@ impl Drop for WriteReply {
 pub(crate) struct Shared {
     /// The model as of the last committed batch.
     pub(crate) model: RwLock<Arc<ModelState>>,
-    /// Number of upcoming commits to fail on purpose (tests of the failure path).
-    pub(crate) fail_commits: AtomicU32,
-    /// Microseconds the apply stage waits before each batch (tests of the pipeline).
-    pub(crate) apply_delay_us: AtomicU64,
-    /// Number of upcoming syncs of the durability stage to fail on purpose (tests).
-    pub(crate) fail_syncs: AtomicU32,
+    /// Faults injected by tests (empty without the `testing` feature).
+    pub(crate) faults: super::faults::Faults,
     /// Training examples waiting for their label, as of the last batch.
     pub(crate) open_examples: std::sync::atomic::AtomicUsize,
     /// Versions of the stored model snapshots, as of the last batch.

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::model::ModelState;
 use crate::storage::Store;
 use crossbeam_channel::{Receiver, Sender};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Groups of replies the apply stage may queue for the durability stage before it waits:
@@ -98,9 +98,8 @@ impl Applier {
                     let mut applied = Vec::with_capacity(batches.len());
                     for mut p in batches {
                         let seq = p.seq;
-                        let delay = self.shared.apply_delay_us.load(Ordering::Relaxed);
-                        if delay > 0 {
-                            std::thread::sleep(std::time::Duration::from_micros(delay));
+                        if let Some(delay) = self.shared.faults.apply_delay() {
+                            std::thread::sleep(delay);
                         }
                         if self.poison.lock().is_none() {
                             match self.store.apply(std::mem::take(&mut p.batch)) {
@@ -142,12 +141,6 @@ impl Applier {
 }
 
 /// Takes one from a test's count of failures to inject; whether there was one.
-pub(super) fn take_one(failures: &AtomicU32) -> bool {
-    failures
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-        .is_ok()
-}
-
 /// Answers every item of `replies` that succeeded with [`Error::Closed`].
 pub(super) fn answer_closed(replies: Replies) {
     for (reply, results) in replies {
@@ -175,7 +168,7 @@ pub(super) struct Syncer {
 impl Syncer {
     /// Makes everything applied so far durable, or fails as a test injected.
     pub(super) fn sync(&self) -> Result<()> {
-        if take_one(&self.shared.fail_syncs) {
+        if self.shared.faults.take_sync_failure() {
             return Err(Error::Io(std::io::Error::other("injected sync failure")));
         }
         self.store.sync(self.durability)
