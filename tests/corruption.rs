@@ -255,6 +255,14 @@ fn check_reports_every_kind_of_damage_with_its_key() -> TestResult {
         db.insert(&b"Zfoo"[..], &b"x"[..])?;
         db.insert(&b"\x00"[..], &b""[..])?;
         db.insert(&b"Sextra"[..], &b""[..])?;
+        // Training-example keys: a refit example of nobody with 3 features, one of `a` not
+        // learned yet (due after the watermark), a held example that does not decode, and a
+        // key too short to name a customer.
+        let example = persona::storage::codec::encode(&(vec![0.5f32; 3], true));
+        db.insert(keys::refit(1_000, "ghost"), example.clone())?;
+        db.insert(keys::refit(i64::MAX - 1, a), example)?;
+        db.insert(keys::held(2_000, "ghost"), &b"\x01"[..])?;
+        db.insert(&b"Wx"[..], &b""[..])?;
         Ok(())
     })?;
     let report = check_store(dir.path())?;
@@ -291,6 +299,29 @@ fn check_reports_every_kind_of_damage_with_its_key() -> TestResult {
     has("Zfoo", ProblemKind::UnknownKey, "outside every key space");
     has("\\x00", ProblemKind::UnknownKey, "outside every key space");
     has("Sextra", ProblemKind::UnknownKey, "model key space");
+    let on = |prefix: char, kind: ProblemKind, words: &str| {
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.key.starts_with(prefix) && p.kind == kind && p.detail.contains(words)),
+            "no {kind:?} problem on a {prefix} key mentioning {words:?} in {:#?}",
+            report.problems
+        );
+    };
+    on('W', ProblemKind::Inconsistent, "has 3 features");
+    on(
+        'W',
+        ProblemKind::Inconsistent,
+        "of customer \"ghost\" has no profile record",
+    );
+    on(
+        'W',
+        ProblemKind::Inconsistent,
+        "is not before the watermark",
+    );
+    on('H', ProblemKind::Undecodable, "held example");
+    has("Wx", ProblemKind::UnknownKey, "refit example key space");
     assert!(report
         .problems
         .iter()
