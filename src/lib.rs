@@ -19,9 +19,9 @@
 //! | [`features`] | profile accumulators and the feature-vector layout |
 //! | [`model`] | online scaler, propensity (logistic regression), k-means, metrics |
 //! | [`storage`] | sled key layout, versioned record codec, profile records |
-//! | [`pipeline`] | the single writer and its apply and durability stages: batching, apply, commit, durability, acks |
+//! | `pipeline` (internal) | the single writer and its apply and durability stages: batching, apply, commit, durability, acks |
 //! | [`query`] | profiles as of now, model info, segment descriptions |
-//! | [`db`] | [`Db`], the embedded facade |
+//! | `db` (internal) | [`Db`], the embedded facade, and its argument types (re-exported here) |
 //! | [`server`] | the Redis-protocol (RESP) server behind `persona serve` |
 //! | [`evaluate`] | `persona evaluate`: backtest of the propensity model and segments against baselines |
 //! | `generator` | (feature `generator`) a synthetic workload with planted personas |
@@ -60,7 +60,7 @@
 #[cfg(feature = "bench")]
 pub mod bench;
 pub mod config;
-pub mod db;
+mod db;
 pub mod error;
 pub mod evaluate;
 pub mod event;
@@ -70,7 +70,7 @@ pub mod fuzzing;
 #[cfg(feature = "generator")]
 pub mod generator;
 pub mod model;
-pub mod pipeline;
+pub(crate) mod pipeline;
 pub mod query;
 pub mod server;
 pub mod storage;
