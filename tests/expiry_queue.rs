@@ -226,6 +226,18 @@ fn erasing_a_customer_leaves_no_queue_or_example_record_naming_them() -> TestRes
     })?;
     assert!(in_window > 0, "{victim} has examples in the refit window");
     let db = Db::open_with(config(dir.path()))?;
+    // The customer's export lists those examples (the right of access covers them too).
+    let export = db
+        .export_customer(&victim)?
+        .ok_or("the victim exists")?
+        .to_json();
+    let listed = export["training_examples"]
+        .as_array()
+        .ok_or("training_examples is a list")?
+        .iter()
+        .filter(|e| e["kept_as"] == "refit_window")
+        .count();
+    assert_eq!(listed, in_window, "{export:#}");
     assert!(db.erase(&victim)?);
     db.close()?;
     drop(db);

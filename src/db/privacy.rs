@@ -98,12 +98,27 @@ impl Db {
         let Some(record) = self.inner.store.profile(customer_id)? else {
             return Ok(None);
         };
+        let store = &self.inner.store;
+        let theirs = |key: &(i64, String)| key.1 == customer_id;
+        let examples = export::StoredExamples {
+            held: store
+                .held_examples()?
+                .into_iter()
+                .filter(|e| theirs(&e.0))
+                .collect(),
+            refit: store
+                .refit_examples()?
+                .into_iter()
+                .filter(|e| theirs(&e.0))
+                .collect(),
+        };
         Ok(Some(export::export(
             customer_id,
             &record,
             &self.model(),
             &self.inner.layout,
-            self.inner.store.params(),
+            store.params(),
+            &examples,
         )))
     }
 

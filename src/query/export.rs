@@ -42,6 +42,9 @@ pub struct CustomerExport {
     pub history: Vec<ExportedVersion>,
     /// The open training example waiting for its label, if any.
     pub pending_example: Option<ExportedExample>,
+    /// Labelled training examples stored with the customer's id: a positive held until its
+    /// deadline, and the examples in the propensity refit window. Oldest deadline first.
+    pub training_examples: Vec<ExportedLabelledExample>,
     /// Event and feedback ids held for de-duplication (as 64-bit hashes; the ids themselves
     /// are never stored).
     pub dedupe_ids_held: usize,
@@ -72,6 +75,20 @@ pub struct ExportedExample {
     pub stored: bool,
 }
 
+/// A labelled training example stored with the customer's id.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExportedLabelledExample {
+    /// The example's deadline (its checkpoint plus one horizon), unix ms.
+    pub deadline_ms: i64,
+    /// Whether the customer bought within the horizon.
+    pub label: bool,
+    /// `"held"`: a positive waiting for its deadline to be learned; `"refit_window"`: learned,
+    /// kept for the propensity refit until it is a horizon old.
+    pub kept_as: &'static str,
+    /// Raw features at the checkpoint, by feature name.
+    pub features: serde_json::Map<String, serde_json::Value>,
+}
+
 impl CustomerExport {
     /// The export as a JSON value.
     pub fn to_json(&self) -> serde_json::Value {
@@ -82,6 +99,14 @@ impl CustomerExport {
     }
 }
 
+/// The training examples stored under keys of their own that name one customer.
+pub(crate) struct StoredExamples {
+    /// Positives held until their deadline (`H` keys).
+    pub(crate) held: Vec<crate::storage::HeldExample>,
+    /// Examples in the propensity refit window (`W` keys).
+    pub(crate) refit: Vec<crate::storage::RefitExample>,
+}
+
 /// Builds the export of one record.
 pub(crate) fn export(
     customer_id: &str,
@@ -89,8 +114,37 @@ pub(crate) fn export(
     model: &ModelState,
     layout: &FeatureLayout,
     params: &FeatureParams,
+    examples: &StoredExamples,
 ) -> CustomerExport {
     let names = layout.names();
+    let by_name = |features: &[f32]| -> serde_json::Map<String, serde_json::Value> {
+        names
+            .iter()
+            .zip(features)
+            .map(|(n, v)| (n.clone(), serde_json::json!(f64::from(*v))))
+            .collect()
+    };
+    let held = examples
+        .held
+        .iter()
+        .map(|((deadline_ms, _), f)| ExportedLabelledExample {
+            deadline_ms: *deadline_ms,
+            label: true,
+            kept_as: "held",
+            features: by_name(f),
+        });
+    let window =
+        examples
+            .refit
+            .iter()
+            .map(|((deadline_ms, _), (f, label))| ExportedLabelledExample {
+                deadline_ms: *deadline_ms,
+                label: *label,
+                kept_as: "refit_window",
+                features: by_name(f),
+            });
+    let mut training_examples: Vec<ExportedLabelledExample> = held.chain(window).collect();
+    training_examples.sort_by_key(|e| e.deadline_ms);
     let current = Profile::evaluate(customer_id, record.clone().into_current(), model, layout);
     let mut changes = history::recent(record, usize::MAX);
     changes.reverse();
@@ -134,6 +188,7 @@ pub(crate) fn export(
         propensity_at_last_write: f64::from(record.propensity),
         history,
         pending_example,
+        training_examples,
         dedupe_ids_held: record.recent_ids.len(),
         // Feedback ids are remembered without an event time (see `pipeline::apply`).
         feedback_ids_held: record
