@@ -99,19 +99,8 @@ impl Db {
             return Ok(None);
         };
         let store = &self.inner.store;
-        let theirs = |key: &(i64, String)| key.1 == customer_id;
-        let examples = export::StoredExamples {
-            held: store
-                .held_examples()?
-                .into_iter()
-                .filter(|e| theirs(&e.0))
-                .collect(),
-            refit: store
-                .refit_examples()?
-                .into_iter()
-                .filter(|e| theirs(&e.0))
-                .collect(),
-        };
+        let (held, refit) = store.examples_of(customer_id)?;
+        let examples = export::StoredExamples { held, refit };
         Ok(Some(export::export(
             customer_id,
             &record,

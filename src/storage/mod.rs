@@ -139,6 +139,30 @@ pub struct Store {
 /// features).
 pub type HeldExample = ((i64, String), Vec<f32>);
 
+/// A key space of training examples keyed by (deadline, customer), for reading them back.
+struct ExampleSpace {
+    prefix: u8,
+    parse: fn(&[u8]) -> Option<(i64, &str)>,
+    /// What one is called in a warning.
+    what: &'static str,
+    /// What a damaged one costs, for the warning.
+    lost: &'static str,
+}
+
+const HELD_KEYS: ExampleSpace = ExampleSpace {
+    prefix: keys::HELD,
+    parse: keys::parse_held,
+    what: "held example",
+    lost: "the example is not learned",
+};
+
+const REFIT_KEYS: ExampleSpace = ExampleSpace {
+    prefix: keys::REFIT,
+    parse: keys::parse_refit,
+    what: "refit example",
+    lost: "the example is left out of the refit",
+};
+
 /// An example in the propensity refit window: ((deadline unix ms, customer id), (raw features,
 /// label)).
 pub type RefitExample = ((i64, String), (Vec<f32>, bool));
@@ -409,17 +433,7 @@ impl Store {
     /// # Errors
     /// [`Error::Storage`] if sled fails.
     pub fn held_examples(&self) -> Result<Vec<HeldExample>> {
-        let mut out = Vec::new();
-        for item in self.db.scan_prefix([keys::HELD]) {
-            let (k, v) = item?;
-            let name = || format!("held example {}", String::from_utf8_lossy(&k));
-            match (keys::parse_held(&k), codec::decode::<Vec<f32>>(&name, &v)) {
-                (Some((d, id)), Ok(features)) => out.push(((d, id.to_string()), features)),
-                (_, Err(e)) => tracing::warn!("{e}; the example is not learned"),
-                (None, _) => tracing::warn!("{}: unreadable key; not learned", name()),
-            }
-        }
-        Ok(out)
+        self.scan_examples(&HELD_KEYS, None)
     }
 
     /// The examples in the propensity refit window (`W` keys). A key or value that does not
@@ -429,17 +443,41 @@ impl Store {
     /// # Errors
     /// [`Error::Storage`] if sled fails.
     pub fn refit_examples(&self) -> Result<Vec<RefitExample>> {
+        self.scan_examples(&REFIT_KEYS, None)
+    }
+
+    /// The held and refit-window examples of one customer (decoding only theirs).
+    pub(crate) fn examples_of(
+        &self,
+        customer_id: &str,
+    ) -> Result<(Vec<HeldExample>, Vec<RefitExample>)> {
+        Ok((
+            self.scan_examples(&HELD_KEYS, Some(customer_id))?,
+            self.scan_examples(&REFIT_KEYS, Some(customer_id))?,
+        ))
+    }
+
+    /// Every example of a key space keyed by (deadline, customer), of `only` that customer if
+    /// given; keys and values that do not decode are left out with a warning.
+    fn scan_examples<T: serde::de::DeserializeOwned>(
+        &self,
+        space: &ExampleSpace,
+        only: Option<&str>,
+    ) -> Result<Vec<((i64, String), T)>> {
         let mut out = Vec::new();
-        for item in self.db.scan_prefix([keys::REFIT]) {
+        for item in self.db.scan_prefix([space.prefix]) {
             let (k, v) = item?;
-            let name = || format!("refit example {}", String::from_utf8_lossy(&k));
-            match (
-                keys::parse_refit(&k),
-                codec::decode::<(Vec<f32>, bool)>(&name, &v),
-            ) {
-                (Some((d, id)), Ok(example)) => out.push(((d, id.to_string()), example)),
-                (_, Err(e)) => tracing::warn!("{e}; the example is left out of the refit"),
-                (None, _) => tracing::warn!("{}: unreadable key; left out of the refit", name()),
+            let name = || format!("{} {}", space.what, String::from_utf8_lossy(&k));
+            let Some((d, id)) = (space.parse)(&k) else {
+                tracing::warn!("{}: unreadable key; {}", name(), space.lost);
+                continue;
+            };
+            if only.is_some_and(|c| c != id) {
+                continue;
+            }
+            match codec::decode::<T>(&name, &v) {
+                Ok(example) => out.push(((d, id.to_string()), example)),
+                Err(e) => tracing::warn!("{e}; {}", space.lost),
             }
         }
         Ok(out)
