@@ -39,6 +39,11 @@ pub struct Propensity {
     refit: Vec<f64>,
 }
 
+/// A coefficient (or logit) of the served model from the refit's and the online part's.
+fn blend(refit: f64, online: f64) -> f64 {
+    REFIT_SHARE * refit + (1.0 - REFIT_SHARE) * online
+}
+
 /// Logistic function, evaluated so that no intermediate overflows: for `x < 0` it uses
 /// `eˣ / (1 + eˣ)`, where `eˣ` underflows harmlessly to 0 instead of `e⁻ˣ` overflowing.
 pub(crate) fn sigmoid(x: f64) -> f64 {
@@ -91,24 +96,28 @@ impl Propensity {
     /// The weights the model predicts with, one per feature (the refit's and the online
     /// part's combined, see `src/model/propensity.rs`).
     pub fn weights(&self) -> Vec<f64> {
-        match self.refit.split_first() {
-            Some((_, r)) if r.len() == self.weights.len() => self
+        match self.fitted() {
+            Some((_, r)) => self
                 .weights
                 .iter()
                 .zip(r)
-                .map(|(w, r)| REFIT_SHARE * r + (1.0 - REFIT_SHARE) * w)
+                .map(|(w, r)| blend(*r, *w))
                 .collect(),
-            _ => self.weights.clone(),
+            None => self.weights.clone(),
         }
     }
 
     /// The intercept the model predicts with (the refit's and the online part's combined).
     pub fn bias(&self) -> f64 {
-        match self.refit.first() {
-            Some(r) if self.refit.len() == self.weights.len() + 1 => {
-                REFIT_SHARE * r + (1.0 - REFIT_SHARE) * self.bias
-            }
-            _ => self.bias,
+        self.fitted()
+            .map_or(self.bias, |(r0, _)| blend(r0, self.bias))
+    }
+
+    /// The refit's bias and weights, if there has been a refit of this dimension.
+    fn fitted(&self) -> Option<(f64, &[f64])> {
+        match self.refit.split_first() {
+            Some((r0, r)) if r.len() == self.weights.len() => Some((*r0, r)),
+            _ => None,
         }
     }
 
@@ -136,13 +145,12 @@ impl Propensity {
     fn logit(&self, z: &[f64]) -> f64 {
         debug_assert_eq!(z.len(), self.dim(), "propensity dimension mismatch");
         let online = self.bias + self.weights.iter().zip(z).map(|(w, v)| w * v).sum::<f64>();
-        match self.refit.split_first() {
-            Some((r0, r)) if r.len() == z.len() => {
-                let fitted = r0 + r.iter().zip(z).map(|(w, v)| w * v).sum::<f64>();
-                REFIT_SHARE * fitted + (1.0 - REFIT_SHARE) * online
-            }
-            _ => online,
-        }
+        self.fitted().map_or(online, |(r0, r)| {
+            blend(
+                r0 + r.iter().zip(z).map(|(w, v)| w * v).sum::<f64>(),
+                online,
+            )
+        })
     }
 
     /// Probability that the label is `true` for features `z`, in `[0, 1]`; finite for any finite
