@@ -522,38 +522,49 @@ fn write_vectors(
     scored: &[Scored],
     positives: &HashSet<String>,
 ) -> Result<()> {
-    let csv_error = |file: &Path, e: csv::Error| {
-        Error::Io(std::io::Error::other(format!("{}: {e}", file.display())))
-    };
     let label = |set: &HashSet<String>, id: &str| if set.contains(id) { "1" } else { "0" };
-    let file = dir.join(format!("train-{cutoff_ms}.csv"));
-    let mut out = csv::Writer::from_path(&file).map_err(|e| csv_error(&file, e))?;
-    let header = ["customer_id", "label"]
-        .into_iter()
-        .chain(names.iter().map(String::as_str));
-    out.write_record(header).map_err(|e| csv_error(&file, e))?;
-    for (id, x) in train {
-        let row = [id.clone(), label(train_positives, id).to_string()]
-            .into_iter()
-            .chain(x.iter().map(f64::to_string));
-        out.write_record(row).map_err(|e| csv_error(&file, e))?;
-    }
-    out.flush()?;
-    let file = dir.join(format!("score-{cutoff_ms}.csv"));
-    let mut out = csv::Writer::from_path(&file).map_err(|e| csv_error(&file, e))?;
-    let header = ["customer_id", "label", "persona"]
-        .into_iter()
-        .chain(names.iter().map(String::as_str));
-    out.write_record(header).map_err(|e| csv_error(&file, e))?;
-    for s in scored {
-        let row = [
+    let train_rows = train.iter().map(|(id, x)| {
+        let lead = [id.clone(), label(train_positives, id).to_string()];
+        (lead.to_vec(), x.as_slice())
+    });
+    write_table(
+        &dir.join(format!("train-{cutoff_ms}.csv")),
+        &["customer_id", "label"],
+        names,
+        train_rows,
+    )?;
+    let score_rows = scored.iter().map(|s| {
+        let lead = [
             s.id.clone(),
             label(positives, &s.id).to_string(),
             s.propensity.to_string(),
-        ]
-        .into_iter()
-        .chain(s.features.iter().map(f64::to_string));
-        out.write_record(row).map_err(|e| csv_error(&file, e))?;
+        ];
+        (lead.to_vec(), s.features.as_slice())
+    });
+    write_table(
+        &dir.join(format!("score-{cutoff_ms}.csv")),
+        &["customer_id", "label", "persona"],
+        names,
+        score_rows,
+    )
+}
+
+/// Writes a CSV file: a header of `lead` then `names`, and per row its leading cells then its
+/// feature values.
+fn write_table<'a>(
+    file: &Path,
+    lead: &[&str],
+    names: &[String],
+    rows: impl Iterator<Item = (Vec<String>, &'a [f64])>,
+) -> Result<()> {
+    let csv_error =
+        |e: csv::Error| Error::Io(std::io::Error::other(format!("{}: {e}", file.display())));
+    let mut out = csv::Writer::from_path(file).map_err(csv_error)?;
+    let header = lead.iter().copied().chain(names.iter().map(String::as_str));
+    out.write_record(header).map_err(csv_error)?;
+    for (cells, values) in rows {
+        let row = cells.into_iter().chain(values.iter().map(f64::to_string));
+        out.write_record(row).map_err(csv_error)?;
     }
     out.flush()?;
     Ok(())
