@@ -5,7 +5,6 @@
 use super::apply::*;
 use super::batch::*;
 use super::held;
-use super::refit_window;
 use super::sample::{self};
 use crate::storage::{keys, Store};
 
@@ -58,17 +57,18 @@ impl Engine {
                     batch.remove(keys::held(key.0, &key.1));
                     removed += 1;
                 }
-                Undo::Refit(refit_window::Change::Added(key)) => {
-                    // Absent when it left the window in the same batch: the removal below wins.
-                    if let Some(example) = self.refit.get(key) {
-                        let value = crate::storage::codec::encode(&example);
-                        insert(batch, keys::refit(key.0, &key.1), value.into());
+                Undo::Cohort(change) => match self.cohorts.get(change.at_ms) {
+                    // The cohort as it is after the batch (a later change of the same cohort
+                    // in this batch writes the same value again).
+                    Some(rows) => {
+                        let value = crate::storage::codec::encode(&rows);
+                        insert(batch, keys::cohort(change.at_ms).to_vec(), value.into());
                     }
-                }
-                Undo::Refit(refit_window::Change::Removed(key, ..)) => {
-                    batch.remove(keys::refit(key.0, &key.1));
-                    removed += 1;
-                }
+                    None => {
+                        batch.remove(&keys::cohort(change.at_ms));
+                        removed += 1;
+                    }
+                },
                 _ => {}
             }
         }

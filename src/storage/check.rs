@@ -42,7 +42,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 mod derived;
-use derived::{check_held, check_queue, check_refit, check_sample, check_unknown};
+use derived::{check_cohorts, check_held, check_queue, check_sample, check_unknown};
 
 /// Problems kept in a [`CheckReport`]; later ones are only counted.
 pub const MAX_REPORTED: usize = 1000;
@@ -191,7 +191,7 @@ pub fn check_store(path: &Path) -> Result<CheckReport> {
     check_sample(&db, &mut report)?;
     let layout = FeatureLayout::new(params);
     check_held(&db, layout.dim(), model.map(|m| m.1), &mut report)?;
-    check_refit(&db, layout.dim(), model.map(|m| m.1), &mut report)?;
+    check_cohorts(&db, layout.dim(), model.map(|m| m.1), &mut report)?;
     check_unknown(&db, &mut report)?;
     // Nothing was written; this waits for sled's background I/O threads (started by its own
     // recovery at open), which hold the store's file lock until they finish, so that the store
