@@ -114,8 +114,9 @@ pub struct Config {
     /// Category-affinity hash buckets in the feature vector. Default 16. Fixed at creation.
     pub category_buckets: usize,
     /// How many consecutive horizons of silence still produce (negative or positive) training
-    /// examples for a customer who stopped coming back. Default 24 (two years at the default
-    /// horizon): the refit window must hold the long-silent customers the model is served.
+    /// examples of the online model for a customer who stopped coming back. Default 24 (two
+    /// years at the default horizon): long-silent customers are a large share of those a store
+    /// scores. (The refit's cohorts hold every sampled customer whatever their silence.)
     pub silent_horizons: usize,
     /// Online-model hyperparameters (k-means reservoir, learning rates, seeds).
     pub model: ModelConfig,

@@ -169,7 +169,7 @@ impl Propensity {
     }
 
     /// Per-feature contribution `wᵢ·zᵢ` to the logit (the bias is not included), for explaining a
-    /// score; `w` the combined [`Self::weights`].
+    /// score; `w` the served [`Self::weights`].
     pub fn contributions(&self, z: &[f64]) -> Vec<f64> {
         debug_assert_eq!(z.len(), self.dim(), "propensity dimension mismatch");
         self.weights().iter().zip(z).map(|(w, v)| w * v).collect()

@@ -42,8 +42,8 @@ pub struct CustomerExport {
     pub history: Vec<ExportedVersion>,
     /// The open training example waiting for its label, if any.
     pub pending_example: Option<ExportedExample>,
-    /// Labelled training examples stored with the customer's id: a positive held until its
-    /// deadline, and the examples in the propensity refit window. Oldest deadline first.
+    /// Training examples stored with the customer's id: a positive held until its deadline,
+    /// and their rows in the cohorts the propensity is refitted on. Oldest deadline first.
     pub training_examples: Vec<ExportedLabelledExample>,
     /// Event and feedback ids held for de-duplication (as 64-bit hashes; the ids themselves
     /// are never stored).

@@ -21,8 +21,10 @@
 //! - `H`: every held positive example parses, decodes to the layout's dimensions, names a
 //!   stored profile, and is due at or after the model's watermark (one past it would have been
 //!   learned and removed in the same commit);
-//! - `W`: every example of the propensity refit window parses, decodes to the layout's
-//!   dimensions, names a stored profile, and was due before the watermark (it was learned);
+//! - `C`: every cohort the propensity is refitted on parses and decodes, was taken at or before
+//!   the watermark, and each of its rows has the layout's dimensions and names a stored
+//!   profile (`W`, the refit window of the previous release, is known: it is removed when the
+//!   store is next opened);
 //! - any other key is reported as unknown.
 //!
 //! Each problem names the key in printable form (`Pc42`, `G\x00\x03c42`, see
