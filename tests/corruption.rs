@@ -256,17 +256,16 @@ fn check_reports_every_kind_of_damage_with_its_key() -> TestResult {
         db.insert(&b"\x00"[..], &b""[..])?;
         db.insert(&b"Sextra"[..], &b""[..])?;
         // Training-example keys: a refit cohort with a row of nobody with 3 features, one of
-        // `a` taken after the watermark, a held example that does not decode, and a key too
-        // short to name a cohort.
+        // `a` taken after the watermark whose first chunk is missing, a held example that does
+        // not decode, and a key too short to name a cohort chunk.
         let row = |customer_id: &str| persona::storage::CohortRow {
             customer_id: customer_id.to_string(),
             target_count: 0,
             features: vec![0.5f32; 3],
-            label: None,
         };
         let encode = persona::storage::codec::encode::<Vec<persona::storage::CohortRow>>;
-        db.insert(keys::cohort(1_000), encode(&vec![row("ghost")]))?;
-        db.insert(keys::cohort(i64::MAX - 1), encode(&vec![row(a)]))?;
+        db.insert(keys::cohort(1_000, 0), encode(&vec![row("ghost")]))?;
+        db.insert(keys::cohort(i64::MAX - 1, 1), encode(&vec![row(a)]))?;
         db.insert(keys::held(2_000, "ghost"), &b"\x01"[..])?;
         db.insert(&b"Cx"[..], &b""[..])?;
         Ok(())
@@ -322,6 +321,11 @@ fn check_reports_every_kind_of_damage_with_its_key() -> TestResult {
         "of customer \"ghost\" has no profile record",
     );
     on('C', ProblemKind::Inconsistent, "is after the watermark");
+    on(
+        'C',
+        ProblemKind::Inconsistent,
+        "chunk 1 does not follow the one before",
+    );
     on('H', ProblemKind::Undecodable, "held example");
     has("Cx", ProblemKind::UnknownKey, "cohort key space");
     assert!(report

@@ -124,8 +124,15 @@ fn reopening_resumes_the_queue_exactly_and_check_agrees_with_the_records() -> Te
         "the stream is long enough to refit"
     );
     assert_same(&whole, &resumed, "split in four sessions");
-    let cohorts = raw(split.path(), |db| Ok(db.scan_prefix([keys::COHORT]).count()))?;
+    let cohorts = raw(split.path(), |db| {
+        Ok(db.scan_prefix([keys::COHORT]).count())
+    })?;
     assert!(cohorts > 0, "the cohorts are stored");
+    assert_eq!(
+        cohorts,
+        raw(once.path(), |db| Ok(db.scan_prefix([keys::COHORT]).count()))?,
+        "the same cohorts, stored the same way"
+    );
     let (chunks, deltas, meta) = queue_keys(split.path())?;
     assert!(meta && chunks >= 1, "checkpoint stored: {chunks} chunks");
     assert!(deltas >= 1, "deltas since the checkpoint: {deltas}");

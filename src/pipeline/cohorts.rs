@@ -2,25 +2,27 @@
 //! sample ([`super::sample`]) taken on a global grid and labelled one horizon later.
 //!
 //! Whenever the watermark enters a new block of `horizon / REFITS_PER_HORIZON`, the writer
-//! takes a cohort as of the block's start `t`: for every sampled customer with events, the
-//! raw feature vector as of `t` and their count of target events so far. When the watermark
-//! passes `t + horizon`, each row is labelled positive if the count has grown (a target event
-//! came in `(t, t + horizon]`), and the writer fits an L2 logistic regression by Newton's method
-//! ([`crate::model::logistic`]) on the labelled cohort, standardised by the current scaler;
-//! the fit is half of the served model ([`crate::model::Propensity`]). So the refit learns from
-//! exactly the population it serves (every customer, whatever their recency, as of one
-//! moment), from the freshest complete labels there are: the training set of the batch
-//! logistic regression `persona evaluate` compares with, up to a quarter horizon older.
-//! `docs/model.md` has the measurements that chose it.
+//! first refits on the newest cohort whose horizon has ended: each row, the customer as of the
+//! cohort's time `t`, is labelled positive if their count of target events has grown since (a
+//! target event came in `(t, t + horizon]`), and an L2 logistic regression is fitted on the rows
+//! exactly by Newton's method ([`crate::model::logistic`]), standardised by the current scaler;
+//! the fit is the served model ([`crate::model::Propensity`]) until the next one. That cohort
+//! and any older one are then dropped. Then it takes a new cohort as of the block's start: for
+//! every sampled customer with events, the raw feature vector as of that time and their count
+//! of target events so far. So the refit learns from exactly the population it serves (every
+//! customer, whatever their recency, as of one moment), with the freshest complete labels there
+//! are: the training set of the batch logistic regression `persona evaluate` compares with, on a
+//! sample, up to one block older. `docs/model.md` has the measurements that chose it.
 //!
 //! The cohort is taken before the event that enters the block is applied, so every event
-//! applied by then is at or before the watermark, i.e. before `t`; an event older than `t` that
-//! arrives later (within the accepted disorder) counts towards the label instead.
+//! applied by then is at or before the previous watermark, i.e. before `t`; an event older than
+//! `t` that arrives later (within the accepted disorder) counts towards the label instead.
 //!
-//! Persisted as one key per cohort (`C` ‖ time, value the rows in the versioned codec, see
-//! [`crate::storage::keys`]): written when taken and when labelled, removed when a newer
-//! cohort is labelled; an erasure rewrites the cohorts that held the customer. The newest
-//! labelled cohort is kept, so that a drift reset can refit at once.
+//! Persisted as keys of [`ROWS_PER_KEY`] rows each (`C` ‖ time ‖ chunk, see
+//! [`crate::storage::keys`]): a cohort of 8,192 customers is about 2 MB, and one value that
+//! large would be copied by sled whenever a neighbouring key changes. Written when the cohort
+//! is taken, removed when it is used or superseded; an erasure rewrites the cohorts that held
+//! the customer.
 
 use crate::storage::CohortRow;
 use std::collections::BTreeMap;
@@ -32,16 +34,23 @@ pub(crate) const REFITS_PER_HORIZON: i64 = 8;
 pub(crate) const REFIT_L2: f64 = 1e-3;
 /// Fewest examples of each class in a cohort for a refit.
 pub(crate) const MIN_PER_CLASS: usize = 10;
+/// Rows stored under one key (about 32 KB at 52 features).
+pub(crate) const ROWS_PER_KEY: usize = 128;
+
+/// The number of keys `rows` are stored under.
+pub(crate) fn key_count(rows: &[CohortRow]) -> usize {
+    rows.len().div_ceil(ROWS_PER_KEY)
+}
 
 /// A change of one cohort, to persist (and to revert if the commit fails): the cohort taken
-/// at `at_ms` was replaced, added or removed; `before` is what it was (`None`: absent).
+/// at `at_ms` was added, rewritten or removed; `before` is what it was (`None`: absent).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Change {
     pub(crate) at_ms: i64,
     pub(crate) before: Option<Vec<CohortRow>>,
 }
 
-/// The cohorts, by the time they were taken.
+/// The cohorts not used yet, by the time they were taken.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Cohorts {
     cohorts: BTreeMap<i64, Vec<CohortRow>>,
@@ -63,42 +72,28 @@ impl Cohorts {
         Change { at_ms, before }
     }
 
-    /// The time of the newest cohort taken.
+    /// The time of the newest cohort.
     pub(crate) fn newest(&self) -> Option<i64> {
         self.cohorts.keys().next_back().copied()
     }
 
-    /// Adds the cohort taken at `at_ms` (unlabelled rows).
+    /// Adds the cohort taken at `at_ms`.
     pub(crate) fn take(&mut self, at_ms: i64, rows: Vec<CohortRow>) -> Change {
         self.set(at_ms, Some(rows))
     }
 
-    /// The newest unlabelled cohort taken at or before `due_ms`, if any.
+    /// The newest cohort taken at or before `due_ms`, if any.
     pub(crate) fn due(&self, due_ms: i64) -> Option<(i64, &[CohortRow])> {
         self.cohorts
             .range(..=due_ms)
-            .rev()
-            .find(|(_, rows)| rows.iter().any(|r| r.label.is_none()))
+            .next_back()
             .map(|(t, rows)| (*t, rows.as_slice()))
     }
 
-    /// Replaces the cohort taken at `at_ms` by its labelled rows and drops every older cohort
-    /// (the labelled one it replaces as the newest labelled cohort, and unlabelled ones it
-    /// supersedes).
-    pub(crate) fn label(&mut self, at_ms: i64, rows: Vec<CohortRow>) -> Vec<Change> {
-        let older: Vec<i64> = self.cohorts.range(..at_ms).map(|(t, _)| *t).collect();
-        let mut changes: Vec<Change> = older.into_iter().map(|t| self.set(t, None)).collect();
-        changes.push(self.set(at_ms, Some(rows)));
-        changes
-    }
-
-    /// The newest labelled cohort, if any.
-    pub(crate) fn labelled(&self) -> Option<&[CohortRow]> {
-        self.cohorts
-            .values()
-            .rev()
-            .find(|rows| !rows.is_empty() && rows.iter().all(|r| r.label.is_some()))
-            .map(Vec::as_slice)
+    /// Drops the cohort taken at `at_ms` and every older one.
+    pub(crate) fn drop_through(&mut self, at_ms: i64) -> Vec<Change> {
+        let used: Vec<i64> = self.cohorts.range(..=at_ms).map(|(t, _)| *t).collect();
+        used.into_iter().map(|t| self.set(t, None)).collect()
     }
 
     /// Removes the rows of the customers for which `erased` is true.
@@ -130,57 +125,52 @@ impl Cohorts {
             None => self.cohorts.remove(&change.at_ms),
         };
     }
-
-    /// Number of cohorts held.
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.cohorts.len()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn row(customer: &str, label: Option<bool>) -> CohortRow {
+    fn row(customer: &str) -> CohortRow {
         CohortRow {
             customer_id: customer.into(),
             target_count: 1,
             features: vec![1.0],
-            label,
         }
     }
 
     #[test]
-    fn cohorts_fall_due_get_labelled_forget_customers_and_revert() {
+    fn cohorts_fall_due_are_dropped_forget_customers_and_revert() {
         let mut c = Cohorts::default();
-        let mut log = vec![c.take(10, vec![row("a", None), row("b", None)])];
-        log.push(c.take(20, vec![row("a", None)]));
-        assert_eq!(c.newest(), Some(20));
+        let mut log = vec![c.take(10, vec![row("a"), row("b")])];
+        log.push(c.take(20, vec![row("a")]));
+        log.push(c.take(30, vec![row("a"), row("b")]));
+        assert_eq!(c.newest(), Some(30));
         assert_eq!(c.due(9), None);
         assert_eq!(c.due(15).map(|(t, _)| t), Some(10));
         assert_eq!(c.due(25).map(|(t, _)| t), Some(20), "the newest due cohort");
-        assert_eq!(c.labelled(), None);
 
-        log.extend(c.label(20, vec![row("a", Some(true))]));
-        assert_eq!(c.len(), 1, "the older cohort is superseded");
-        assert_eq!(c.labelled(), Some(&[row("a", Some(true))][..]));
-        assert_eq!(c.due(25), None, "a labelled cohort is not due again");
+        log.extend(c.drop_through(20));
+        assert_eq!(c.due(25), None, "used and superseded cohorts are gone");
+        assert_eq!(c.newest(), Some(30));
 
-        log.push(c.take(30, vec![row("a", None), row("b", None)]));
         log.extend(c.forget(|id| id == "a"));
-        assert_eq!(c.get(30), Some(&[row("b", None)][..]));
-        assert_eq!(
-            c.get(20),
-            Some(&[][..]),
-            "an emptied cohort stays until superseded"
-        );
-        assert_eq!(c.labelled(), None, "an empty cohort is not a labelled one");
+        assert_eq!(c.get(30), Some(&[row("b")][..]));
+        assert!(c.forget(|id| id == "nobody").is_empty());
 
         // Every change reverts, newest first, to nothing.
         for change in log.into_iter().rev() {
             c.revert(change);
         }
         assert_eq!(c, Cohorts::default());
+    }
+
+    #[test]
+    fn rows_are_stored_in_keys_of_at_most_rows_per_key() {
+        let rows = |n: usize| vec![row("a"); n];
+        assert_eq!(key_count(&rows(0)), 0);
+        assert_eq!(key_count(&rows(1)), 1);
+        assert_eq!(key_count(&rows(ROWS_PER_KEY)), 1);
+        assert_eq!(key_count(&rows(ROWS_PER_KEY + 1)), 2);
     }
 }

@@ -4,6 +4,7 @@
 
 use super::apply::*;
 use super::batch::*;
+use super::cohorts;
 use super::held;
 use super::sample::{self};
 use crate::storage::{keys, Store};
@@ -57,18 +58,23 @@ impl Engine {
                     batch.remove(keys::held(key.0, &key.1));
                     removed += 1;
                 }
-                Undo::Cohort(change) => match self.cohorts.get(change.at_ms) {
-                    // The cohort as it is after the batch (a later change of the same cohort
-                    // in this batch writes the same value again).
-                    Some(rows) => {
-                        let value = crate::storage::codec::encode(&rows);
-                        insert(batch, keys::cohort(change.at_ms).to_vec(), value.into());
+                Undo::Cohort(change) => {
+                    // The cohort as it is after the batch, over the keys it had before (a later
+                    // change of the same cohort in this batch writes the same again).
+                    let rows = self.cohorts.get(change.at_ms).unwrap_or_default();
+                    let chunks = rows.chunks(cohorts::ROWS_PER_KEY);
+                    let mut written = 0;
+                    for (n, chunk) in (0u32..).zip(chunks) {
+                        let value = crate::storage::codec::encode(&chunk);
+                        insert(batch, keys::cohort(change.at_ms, n).to_vec(), value.into());
+                        written += 1;
                     }
-                    None => {
-                        batch.remove(&keys::cohort(change.at_ms));
+                    let before = change.before.as_deref().map_or(0, cohorts::key_count);
+                    for n in written..before {
+                        batch.remove(&keys::cohort(change.at_ms, n as u32));
                         removed += 1;
                     }
-                },
+                }
                 _ => {}
             }
         }

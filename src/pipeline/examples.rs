@@ -163,33 +163,53 @@ impl Engine {
         }
         let block = (h / REFITS_PER_HORIZON).max(1);
         if before.div_euclid(block) != ts.div_euclid(block) {
-            self.label_due_cohort(store, b, ts);
+            self.refit_on_due_cohort(store, b, ts);
             self.take_cohort(store, b, ts.div_euclid(block).saturating_mul(block));
         }
     }
 
-    /// Labels the newest cohort whose horizon has ended by `now` (see [`super::cohorts`]),
-    /// dropping the older ones, and refits the propensity model on it.
-    fn label_due_cohort(&mut self, store: &Store, b: &mut BatchState, now: i64) {
+    /// Refits the propensity model on the newest cohort whose horizon has ended by `now` (see
+    /// [`super::cohorts`]), then drops it and every older one.
+    fn refit_on_due_cohort(&mut self, store: &Store, b: &mut BatchState, now: i64) {
         let Some((at, rows)) = self.cohorts.due(now.saturating_sub(self.horizon_ms)) else {
             return;
         };
         let target = self.config.target_kind.index();
-        let labelled: Vec<_> = rows
-            .iter()
-            .filter_map(|row| {
-                // An erased customer (in an unapplied batch) has no state: left out.
-                let count = self.with_state(store, &b.records, &row.customer_id, |_, s| {
-                    s.kind_counts[target]
-                })?;
-                let mut row = row.clone();
-                row.label = Some(count > row.target_count);
-                Some(row)
-            })
-            .collect();
-        let changes = self.cohorts.label(at, labelled);
+        let dim = self.model.scaler.dim();
+        let mut points = Vec::with_capacity(rows.len());
+        let mut labels = Vec::with_capacity(rows.len());
+        for row in rows.iter().filter(|r| r.features.len() == dim) {
+            // A customer erased in an unapplied batch has no state: left out.
+            let Some(count) = self.with_state(store, &b.records, &row.customer_id, |_, s| {
+                s.kind_counts[target]
+            }) else {
+                continue;
+            };
+            let x: Vec<f64> = row.features.iter().map(|v| f64::from(*v)).collect();
+            points.push(self.model.scaler.transform_vec(&x));
+            labels.push(count > row.target_count);
+        }
+        let changes = self.cohorts.drop_through(at);
         b.undo.extend(changes.into_iter().map(Undo::Cohort));
-        self.refit_propensity();
+        let positives = labels.iter().filter(|l| **l).count();
+        if positives.min(labels.len() - positives) < cohorts::MIN_PER_CLASS {
+            return; // too few of a class: the previous refit stays
+        }
+        let refs: Vec<&[f64]> = points.iter().map(Vec::as_slice).collect();
+        let weight = vec![1.0; refs.len()];
+        let model = &mut self.model;
+        let start = model.propensity.refit().map(<[f64]>::to_vec);
+        let fitted = logistic::fit(
+            &refs,
+            &labels,
+            &weight,
+            dim,
+            cohorts::REFIT_L2,
+            start.as_deref(),
+        );
+        if let Some(coefficients) = fitted {
+            model.propensity.set_refit(coefficients);
+        }
     }
 
     /// Takes the cohort as of `at`: every sampled customer with events, their raw features as
@@ -209,7 +229,6 @@ impl Engine {
                         customer_id: id.to_string(),
                         target_count: s.kind_counts[target],
                         features: layout.vector(s, at).iter().map(|v| *v as f32).collect(),
-                        label: None,
                     })
                 })
                 .flatten()
@@ -218,44 +237,6 @@ impl Engine {
         if !rows.is_empty() {
             let change = self.cohorts.take(at, rows);
             b.undo.push(Undo::Cohort(change));
-        }
-    }
-
-    /// Refits the propensity model on the newest labelled cohort (see [`super::cohorts`]),
-    /// standardised by the current scaler, from the previous refit. Too few examples of a class
-    /// keep the previous refit.
-    fn refit_propensity(&mut self) {
-        let Some(rows) = self.cohorts.labelled() else {
-            return;
-        };
-        let model = &mut self.model;
-        let dim = model.scaler.dim();
-        let mut points = Vec::with_capacity(rows.len());
-        let mut labels = Vec::with_capacity(rows.len());
-        for row in rows {
-            if let (Some(label), true) = (row.label, row.features.len() == dim) {
-                let x: Vec<f64> = row.features.iter().map(|v| f64::from(*v)).collect();
-                points.push(model.scaler.transform_vec(&x));
-                labels.push(label);
-            }
-        }
-        let positives = labels.iter().filter(|l| **l).count();
-        if positives.min(labels.len() - positives) < cohorts::MIN_PER_CLASS {
-            return;
-        }
-        let refs: Vec<&[f64]> = points.iter().map(Vec::as_slice).collect();
-        let weight = vec![1.0; refs.len()];
-        let start = model.propensity.refit().map(<[f64]>::to_vec);
-        let fitted = logistic::fit(
-            &refs,
-            &labels,
-            &weight,
-            dim,
-            cohorts::REFIT_L2,
-            start.as_deref(),
-        );
-        if let Some(coefficients) = fitted {
-            model.propensity.set_refit(coefficients);
         }
     }
 
@@ -304,11 +285,7 @@ impl Engine {
         }
         match self.config.drift_reaction {
             DriftReaction::Warn => {}
-            DriftReaction::Reset => {
-                // Start over from the newest labelled cohort rather than from nothing.
-                model.propensity.reset();
-                self.refit_propensity();
-            }
+            DriftReaction::Reset => reset_online(&mut model.propensity),
             DriftReaction::Rollback => {
                 let restored =
                     self.snapshots
@@ -321,15 +298,23 @@ impl Engine {
                     Some(snap) if snap.propensity.dim() == self.model.propensity.dim() => {
                         self.model.propensity = snap.propensity;
                     }
-                    // No usable snapshot: starting over (from the newest labelled cohort, as
-                    // `reset` does) is the closest to "before the drift".
-                    _ => {
-                        self.model.propensity.reset();
-                        self.refit_propensity();
-                    }
+                    // No usable snapshot: starting over, as `reset` does, is the closest to
+                    // "before the drift".
+                    _ => reset_online(&mut self.model.propensity),
                 }
             }
         }
+    }
+}
+
+/// The `reset` reaction: the online model starts over; the refit stays, since refitting on the
+/// newest cohort (the one it was fitted on) would give the same coefficients, and the next
+/// cohort replaces it within a block.
+fn reset_online(propensity: &mut crate::model::Propensity) {
+    let refit = propensity.refit().map(<[f64]>::to_vec);
+    propensity.reset();
+    if let Some(coefficients) = refit {
+        propensity.set_refit(coefficients);
     }
 }
 

@@ -75,7 +75,7 @@ pub struct ExportedExample {
     pub stored: bool,
 }
 
-/// A labelled training example stored with the customer's id.
+/// A training example stored with the customer's id (labelled, or waiting for its label).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExportedLabelledExample {
     /// The example's deadline (its checkpoint, or its cohort's time, plus one horizon), unix ms.
@@ -84,7 +84,7 @@ pub struct ExportedLabelledExample {
     /// has not ended.
     pub label: Option<bool>,
     /// `"held"`: a positive waiting for its deadline to be learned; `"refit_cohort"`: a row of a
-    /// cohort the propensity is refitted on, kept until a newer cohort is labelled.
+    /// cohort the propensity will be refitted on once its horizon has ended.
     pub kept_as: &'static str,
     /// Raw features at the checkpoint (for a cohort, the time it was taken), by feature name.
     pub features: serde_json::Map<String, serde_json::Value>,
@@ -140,7 +140,7 @@ pub(crate) fn export(
         .iter()
         .map(|(deadline_ms, row)| ExportedLabelledExample {
             deadline_ms: *deadline_ms,
-            label: row.label,
+            label: None,
             kept_as: "refit_cohort",
             features: by_name(&row.features),
         });

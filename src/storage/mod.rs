@@ -149,9 +149,6 @@ pub struct CohortRow {
     pub target_count: u64,
     /// Their raw feature vector as of the cohort's time.
     pub features: Vec<f32>,
-    /// Whether a target event came in the horizon after the cohort's time; `None` until the
-    /// horizon has passed.
-    pub label: Option<bool>,
 }
 
 impl Store {
@@ -423,24 +420,56 @@ impl Store {
         self.scan_held(None)
     }
 
-    /// The cohorts the propensity is refitted on (`C` keys), by time. A key or value that does
-    /// not decode is left out with a warning (the next refit waits for a newer cohort; `persona
-    /// check` reports it).
+    /// The cohorts the propensity is refitted on (`C` keys, one per chunk of rows), by time.
+    /// A cohort with a chunk that does not decode, or a missing chunk, is left out with a
+    /// warning (its refit is skipped; `persona check` reports it).
     ///
     /// # Errors
     /// [`Error::Storage`] if sled fails.
     pub(crate) fn cohorts(&self) -> Result<Vec<(i64, Vec<CohortRow>)>> {
-        let mut out = Vec::new();
+        let mut out: Vec<(i64, Vec<CohortRow>)> = Vec::new();
+        // The time of a damaged cohort (its later chunks are skipped), the next chunk expected.
+        let mut damaged: Option<i64> = None;
+        let mut expected = 0u32;
         for item in self.db.scan_prefix([keys::COHORT]) {
             let (k, v) = item?;
-            let name = || format!("refit cohort {}", String::from_utf8_lossy(&k));
-            let Some(at) = keys::parse_cohort(&k) else {
-                tracing::warn!("{}: unreadable key; the cohort is not used", name());
+            let name = || format!("refit cohort chunk {}", String::from_utf8_lossy(&k));
+            let Some((at, chunk)) = keys::parse_cohort(&k) else {
+                tracing::warn!("{}: unreadable key; left out", name());
+                continue;
+            };
+            if damaged == Some(at) {
+                continue;
+            }
+            let continues = out.last().is_some_and(|(t, _)| *t == at) && chunk == expected;
+            if !continues {
+                if chunk != 0 {
+                    tracing::warn!(
+                        "{}: a chunk before it is missing; the cohort is not used",
+                        name()
+                    );
+                    if out.last().is_some_and(|(t, _)| *t == at) {
+                        out.pop();
+                    }
+                    damaged = Some(at);
+                    continue;
+                }
+                out.push((at, Vec::new()));
+                expected = 0;
+            }
+            let Some((_, rows)) = out.last_mut() else {
                 continue;
             };
             match codec::decode::<Vec<CohortRow>>(&name, &v) {
-                Ok(rows) => out.push((at, rows)),
-                Err(e) => tracing::warn!("{e}; the cohort is not used"),
+                Ok(chunk_rows) => {
+                    rows.extend(chunk_rows);
+                    expected += 1;
+                }
+                Err(e) => {
+                    tracing::warn!("{e}; the cohort is not used");
+                    out.pop();
+                    damaged = Some(at);
+                }
             }
         }
         Ok(out)
@@ -754,5 +783,44 @@ impl Store {
     pub fn close(&self) -> Result<()> {
         self.db.flush()?;
         self.sync_log()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(prefix: &str, n: usize) -> Vec<CohortRow> {
+        (0..n)
+            .map(|i| CohortRow {
+                customer_id: format!("{prefix}{i}"),
+                target_count: i as u64,
+                features: vec![i as f32; 2],
+            })
+            .collect()
+    }
+
+    /// Cohorts load back chunk by chunk, in order; one with a missing or undecodable chunk is
+    /// left out, the others are not.
+    #[test]
+    fn cohorts_load_from_their_chunks_and_damaged_ones_are_left_out() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(&Config::new(dir.path()))?;
+        let put = |at: i64, n: u32, rows: &[CohortRow]| -> Result<()> {
+            store
+                .sled()
+                .insert(keys::cohort(at, n), codec::encode(&rows))?;
+            Ok(())
+        };
+        let whole = rows("a", 5);
+        put(10, 0, &whole[..2])?;
+        put(10, 1, &whole[2..4])?;
+        put(10, 2, &whole[4..])?;
+        put(20, 1, &rows("b", 2))?; // chunk 0 missing
+        put(30, 0, &rows("c", 2))?;
+        store.sled().insert(keys::cohort(30, 1), &b"\x01\xff"[..])?; // undecodable
+        put(40, 0, &rows("d", 1))?;
+        assert_eq!(store.cohorts()?, vec![(10, whole), (40, rows("d", 1))]);
+        Ok(())
     }
 }

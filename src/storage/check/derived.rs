@@ -197,19 +197,20 @@ pub(super) fn check_held(
     Ok(())
 }
 
-/// Every cohort the propensity is refitted on (`C` keys) must parse and decode, have been
-/// taken at or before the model's `watermark`, and each row must have `dim` features and name
-/// a stored profile.
+/// Every chunk of a cohort the propensity is refitted on (`C` keys) must parse and decode,
+/// follow the cohort's previous chunk, have been taken at or before the model's `watermark`,
+/// and each row must have `dim` features and name a stored profile.
 pub(super) fn check_cohorts(
     db: &sled::Db,
     dim: usize,
     watermark: Option<i64>,
     report: &mut CheckReport,
 ) -> Result<()> {
+    let mut previous: Option<(i64, u32)> = None;
     for item in db.scan_prefix([keys::COHORT]) {
         let (key, value) = item?;
         report.keys += 1;
-        let Some(at) = keys::parse_cohort(&key) else {
+        let Some((at, chunk)) = keys::parse_cohort(&key) else {
             report.push(
                 &key,
                 ProblemKind::UnknownKey,
@@ -217,6 +218,18 @@ pub(super) fn check_cohorts(
             );
             continue;
         };
+        let follows = match previous {
+            Some((t, c)) if t == at => c.checked_add(1) == Some(chunk),
+            _ => chunk == 0,
+        };
+        previous = Some((at, chunk));
+        if !follows {
+            report.push(
+                &key,
+                ProblemKind::Inconsistent,
+                format!("refit cohort taken at {at}: chunk {chunk} does not follow the one before"),
+            );
+        }
         let name = || format!("refit cohort {}", printable(&key));
         let rows = match codec::decode::<Vec<crate::storage::CohortRow>>(&name, &value) {
             Ok(rows) => rows,
