@@ -57,8 +57,10 @@ pub(crate) fn fit(
                 if wa == 0.0 {
                     continue;
                 }
-                for b in a..p {
-                    hess[a * p + b] += wa * row[b];
+                // The upper triangle of row a, as slices (no bounds checks, so it vectorises).
+                let upper = &mut hess[a * p + a..(a + 1) * p];
+                for (h, r) in upper.iter_mut().zip(&row[a..]) {
+                    *h += wa * r;
                 }
             }
         }

@@ -1,10 +1,10 @@
-//! Purchase propensity: a logistic regression, refitted exactly on the latest labelled cohort,
-//! with an online model for the time before the first refit.
+//! Purchase propensity: a logistic regression, refitted exactly on the newest cohort whose
+//! horizon has ended, with an online model for the time before the first refit.
 //!
 //! Model: `p(y = 1 | z) = σ(ℓ(z))` over standardised features `z`. Once a refit exists the
 //! logit is `ℓ(z) = r₀ + Σ rᵢ·zᵢ`, with `r` the coefficients of the writer's periodic exact fit
-//! on the newest labelled cohort (`src/pipeline/cohorts.rs`); before, and after a drift reset
-//! until the next refit, it is the online model's `bias + Σ wᵢ·zᵢ`.
+//! on the newest cohort whose horizon has ended (`src/pipeline/cohorts.rs`); before, it is the
+//! online model's `bias + Σ wᵢ·zᵢ`.
 //!
 //! The online model learns every example with AdaGrad on its own log loss. Per example the
 //! gradient of the log loss plus `l2/2·‖w‖²` is `gᵢ = (p − y)·zᵢ + l2·wᵢ` for the weights and
@@ -96,6 +96,11 @@ impl Propensity {
     /// The intercept the model predicts with (the refit's once there is one).
     pub fn bias(&self) -> f64 {
         self.fitted().map_or(self.bias, |(r0, _)| r0)
+    }
+
+    /// The online model's weights and bias (what it serves before the first refit).
+    pub(crate) fn online(&self) -> (&[f64], f64) {
+        (&self.weights, self.bias)
     }
 
     /// The refit's bias and weights, if there has been a refit of this dimension.
