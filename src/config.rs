@@ -153,7 +153,7 @@ pub enum DriftReaction {
     #[default]
     Warn,
     /// Also restart the propensity's online model. The served refit stays: it is refitted on
-    /// the newest complete cohort every eighth of a horizon anyway (`docs/model.md`).
+    /// the newest complete cohort every quarter of a horizon anyway (`docs/model.md`).
     Reset,
     /// Also restore the propensity model from the last snapshot taken before the drift (served
     /// until the next refit; without a snapshot, as `Reset`).

@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 
 /// Refits (and cohorts) happen when the watermark enters a new block of
 /// `horizon / REFITS_PER_HORIZON`.
-pub(crate) const REFITS_PER_HORIZON: i64 = 8;
+pub(crate) const REFITS_PER_HORIZON: i64 = 4;
 /// L2 penalty of the refit per example (the batch baseline's).
 pub(crate) const REFIT_L2: f64 = 1e-3;
 /// Fewest examples of each class in a cohort for a refit.

@@ -106,7 +106,7 @@ pub(crate) struct StoredExamples {
     pub(crate) held: Vec<crate::storage::HeldExample>,
     /// Rows of the cohorts the propensity is refitted on (`C` keys), with their deadline
     /// (the cohort's time plus one horizon).
-    pub(crate) cohorts: Vec<(i64, crate::storage::CohortRow)>,
+    pub(crate) cohorts: Vec<crate::storage::CohortExample>,
 }
 
 /// Builds the export of one record.

@@ -139,6 +139,10 @@ pub struct Store {
 /// features).
 pub type HeldExample = ((i64, String), Vec<f32>);
 
+/// A customer's row in a cohort with a time in unix ms: when the cohort was taken (as
+/// [`Store`] returns it) or, in a customer export, its deadline.
+pub type CohortExample = (i64, CohortRow);
+
 /// One customer's row in a cohort the propensity is refitted on (see
 /// `src/pipeline/cohorts.rs`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -479,7 +483,7 @@ impl Store {
     pub(crate) fn examples_of(
         &self,
         customer_id: &str,
-    ) -> Result<(Vec<HeldExample>, Vec<(i64, CohortRow)>)> {
+    ) -> Result<(Vec<HeldExample>, Vec<CohortExample>)> {
         let held = self.scan_held(Some(customer_id))?;
         let rows = self
             .cohorts()?
