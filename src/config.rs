@@ -114,8 +114,9 @@ pub struct Config {
     /// Category-affinity hash buckets in the feature vector. Default 16. Fixed at creation.
     pub category_buckets: usize,
     /// How many consecutive horizons of silence still produce (negative or positive) training
-    /// examples for a customer who stopped coming back. Default 24 (two years at the default
-    /// horizon): the refit window must hold the long-silent customers the model is served.
+    /// examples of the online model (and observations of the drift monitor) for a customer who
+    /// stopped coming back. Default 3. The served refit's cohorts hold every sampled customer,
+    /// whatever their silence.
     pub silent_horizons: usize,
     /// Online-model hyperparameters (k-means reservoir, learning rates, seeds).
     pub model: ModelConfig,
@@ -151,9 +152,11 @@ pub enum DriftReaction {
     /// Record the detection in `model_info` and log a warning.
     #[default]
     Warn,
-    /// Also reinitialise the propensity model.
+    /// Also restart the propensity's online model. The served refit stays: it is refitted on
+    /// the newest complete cohort every quarter of a horizon anyway (`docs/model.md`).
     Reset,
-    /// Also restore the propensity model from the last snapshot taken before the drift.
+    /// Also restore the propensity model from the last snapshot taken before the drift (served
+    /// until the next refit; without a snapshot, as `Reset`).
     Rollback,
 }
 
@@ -216,7 +219,7 @@ impl Config {
             dedupe_window: 512,
             max_future_skew_secs: 86_400,
             category_buckets: 16,
-            silent_horizons: 24,
+            silent_horizons: 3,
             model: ModelConfig::default(),
             actions: DEFAULT_ACTIONS.iter().map(|a| a.to_string()).collect(),
             drift_reaction: DriftReaction::Warn,

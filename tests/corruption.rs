@@ -255,14 +255,19 @@ fn check_reports_every_kind_of_damage_with_its_key() -> TestResult {
         db.insert(&b"Zfoo"[..], &b"x"[..])?;
         db.insert(&b"\x00"[..], &b""[..])?;
         db.insert(&b"Sextra"[..], &b""[..])?;
-        // Training-example keys: a refit example of nobody with 3 features, one of `a` not
-        // learned yet (due after the watermark), a held example that does not decode, and a
-        // key too short to name a customer.
-        let example = persona::storage::codec::encode(&(vec![0.5f32; 3], true));
-        db.insert(keys::refit(1_000, "ghost"), example.clone())?;
-        db.insert(keys::refit(i64::MAX - 1, a), example)?;
+        // Training-example keys: a refit cohort with a row of nobody with 3 features, one of
+        // `a` taken after the watermark whose first chunk is missing, a held example that does
+        // not decode, and a key too short to name a cohort chunk.
+        let row = |customer_id: &str| persona::storage::CohortRow {
+            customer_id: customer_id.to_string(),
+            target_count: 0,
+            features: vec![0.5f32; 3],
+        };
+        let encode = persona::storage::codec::encode::<Vec<persona::storage::CohortRow>>;
+        db.insert(keys::cohort(1_000, 0), encode(&vec![row("ghost")]))?;
+        db.insert(keys::cohort(i64::MAX - 1, 1), encode(&vec![row(a)]))?;
         db.insert(keys::held(2_000, "ghost"), &b"\x01"[..])?;
-        db.insert(&b"Wx"[..], &b""[..])?;
+        db.insert(&b"Cx"[..], &b""[..])?;
         Ok(())
     })?;
     let report = check_store(dir.path())?;
@@ -309,19 +314,20 @@ fn check_reports_every_kind_of_damage_with_its_key() -> TestResult {
             report.problems
         );
     };
-    on('W', ProblemKind::Inconsistent, "has 3 features");
+    on('C', ProblemKind::Inconsistent, "has 3 features");
     on(
-        'W',
+        'C',
         ProblemKind::Inconsistent,
         "of customer \"ghost\" has no profile record",
     );
+    on('C', ProblemKind::Inconsistent, "is after the watermark");
     on(
-        'W',
+        'C',
         ProblemKind::Inconsistent,
-        "is not before the watermark",
+        "chunk 1 does not follow the one before",
     );
     on('H', ProblemKind::Undecodable, "held example");
-    has("Wx", ProblemKind::UnknownKey, "refit example key space");
+    has("Cx", ProblemKind::UnknownKey, "cohort key space");
     assert!(report
         .problems
         .iter()

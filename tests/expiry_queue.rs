@@ -118,14 +118,21 @@ fn reopening_resumes_the_queue_exactly_and_check_agrees_with_the_records() -> Te
         Ok(())
     })?;
     // Same labels learned at the same moments: the same model, to the last bit (refits
-    // included: the refit window is persisted).
+    // included: the cohorts are persisted).
     assert!(
         whole.propensity.refit().is_some(),
         "the stream is long enough to refit"
     );
     assert_same(&whole, &resumed, "split in four sessions");
-    let window = raw(split.path(), |db| Ok(db.scan_prefix([keys::REFIT]).count()))?;
-    assert!(window > 0, "the refit window is stored");
+    let cohorts = raw(split.path(), |db| {
+        Ok(db.scan_prefix([keys::COHORT]).count())
+    })?;
+    assert!(cohorts > 0, "the cohorts are stored");
+    assert_eq!(
+        cohorts,
+        raw(once.path(), |db| Ok(db.scan_prefix([keys::COHORT]).count()))?,
+        "the same cohorts, stored the same way"
+    );
     let (chunks, deltas, meta) = queue_keys(split.path())?;
     assert!(meta && chunks >= 1, "checkpoint stored: {chunks} chunks");
     assert!(deltas >= 1, "deltas since the checkpoint: {deltas}");
@@ -213,18 +220,21 @@ fn erasing_a_customer_leaves_no_queue_or_example_record_naming_them() -> TestRes
     ingest(&db, &events)?;
     db.close()?;
     drop(db);
-    let victim = events[events.len() - 1].customer_id.clone();
+    // The first customer has events in every cohort.
+    let victim = events[0].customer_id.clone();
     let needle = victim.as_bytes();
-    // The refit window's keys end with the customer id.
+    // Held keys end with the customer id.
     let names_victim = |k: &[u8]| k.ends_with(needle) && k.len() == 9 + needle.len();
-    let in_window = raw(dir.path(), |db| {
-        Ok(db
-            .scan_prefix([keys::REFIT])
-            .keys()
-            .filter(|k| k.as_ref().is_ok_and(|k| names_victim(k)))
-            .count())
+    let in_cohorts = raw(dir.path(), |db| {
+        let mut rows = 0;
+        for v in db.scan_prefix([keys::COHORT]).values() {
+            let cohort: Vec<persona::storage::CohortRow> =
+                persona::storage::codec::decode(&|| "cohort".into(), &v?).expect("decodes");
+            rows += cohort.iter().filter(|r| r.customer_id == victim).count();
+        }
+        Ok(rows)
     })?;
-    assert!(in_window > 0, "{victim} has examples in the refit window");
+    assert!(in_cohorts > 0, "{victim} has rows in the refit cohorts");
     let db = Db::open_with(config(dir.path()))?;
     // The customer's export lists those examples (the right of access covers them too).
     let export = db
@@ -235,9 +245,9 @@ fn erasing_a_customer_leaves_no_queue_or_example_record_naming_them() -> TestRes
         .as_array()
         .ok_or("training_examples is a list")?
         .iter()
-        .filter(|e| e["kept_as"] == "refit_window")
+        .filter(|e| e["kept_as"] == "refit_cohort")
         .count();
-    assert_eq!(listed, in_window, "{export:#}");
+    assert_eq!(listed, in_cohorts, "{export:#}");
     assert!(db.erase(&victim)?);
     db.close()?;
     drop(db);
@@ -249,11 +259,16 @@ fn erasing_a_customer_leaves_no_queue_or_example_record_naming_them() -> TestRes
                 "{k:?} still names {victim}"
             );
         }
-        for prefix in [keys::REFIT, keys::HELD] {
-            for k in db.scan_prefix([prefix]).keys() {
-                let k = k?;
-                assert!(!names_victim(&k), "{k:?} still names {victim}");
-            }
+        for k in db.scan_prefix([keys::HELD]).keys() {
+            let k = k?;
+            assert!(!names_victim(&k), "{k:?} still names {victim}");
+        }
+        for kv in db.scan_prefix([keys::COHORT]) {
+            let (k, v) = kv?;
+            assert!(
+                !v.windows(needle.len()).any(|w| w == needle),
+                "{k:?} still names {victim}"
+            );
         }
         Ok(())
     })?;

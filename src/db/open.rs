@@ -50,13 +50,23 @@ pub(super) fn recover_queue(
     })
 }
 
-/// The segment-fitting sample as stored; for a store written before the sample existed (no
-/// `K` keys but profiles), the bottom-k sample of its profiles, to be stored by the next
-/// commit.
+/// The customer sample as stored; for a store written before the sample existed (no `K`
+/// keys but profiles) or with a smaller one, the bottom-k sample of its profiles, to be stored
+/// by the next commit.
 pub(super) fn recover_sample(store: &Store) -> Result<(pipeline::sample::Sample, bool)> {
     use pipeline::sample::{Sample, CAPACITY};
     let stored = store.sample_members()?;
-    if !stored.is_empty() {
+    // A sample below its capacity holds every customer, unless the store was written with a
+    // smaller sample (or none): then it has fewer members than the store has profiles.
+    let complete = stored.len() >= CAPACITY || {
+        let mut profiles = 0;
+        for item in store.profiles_after(None).take(stored.len() + 1) {
+            item?;
+            profiles += 1;
+        }
+        profiles <= stored.len()
+    };
+    if complete {
         return Ok((Sample::new(stored, CAPACITY), false));
     }
     let mut ids = Vec::new();
@@ -171,6 +181,13 @@ impl Db {
             // A changed catalogue keeps the statistics of actions that kept their names.
             model.strategy = model.strategy.with_actions(&config.actions);
         }
+        let legacy = store.remove_legacy_refit_window()?;
+        if legacy > 0 {
+            tracing::info!(
+                "removed {legacy} keys of the previous release's refit window; the propensity \
+                 refits on cohorts from now on"
+            );
+        }
         let queue = recover_queue(&store, &config, &model)?;
         let shared = Arc::new(Shared {
             model: RwLock::new(Arc::new(model.clone())),
@@ -192,7 +209,7 @@ impl Db {
                 snapshots: store.snapshot_versions()?,
                 sample: recover_sample(&store)?,
                 held: pipeline::held::Held::new(store.held_examples()?),
-                refit: pipeline::refit_window::RefitWindow::new(store.refit_examples()?),
+                cohorts: pipeline::cohorts::Cohorts::new(store.cohorts()?),
             },
             shared.clone(),
             rx,

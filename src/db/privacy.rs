@@ -99,8 +99,13 @@ impl Db {
             return Ok(None);
         };
         let store = &self.inner.store;
-        let (held, refit) = store.examples_of(customer_id)?;
-        let examples = export::StoredExamples { held, refit };
+        let (held, cohorts) = store.examples_of(customer_id)?;
+        let horizon = self.inner.config.horizon_ms();
+        let cohorts = cohorts
+            .into_iter()
+            .map(|(at, row)| (at.saturating_add(horizon), row))
+            .collect();
+        let examples = export::StoredExamples { held, cohorts };
         Ok(Some(export::export(
             customer_id,
             &record,

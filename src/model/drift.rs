@@ -12,8 +12,10 @@
 //! examples' own features (recency, purchases) soon show the new behaviour: on generated streams
 //! whose buyers swap at a known time, that loss moved by −0.01 to +0.07 per example, a frozen
 //! forecaster's surprise by +0.14 to +0.30 (`docs/model.md`).
-//! The observation is the [`surprise`] of the *lagged forecaster*: the model frozen as it was
-//! half a horizon to one horizon earlier ([`DriftMonitor::rotate`]: copies are taken every half
+//! The observation is the [`surprise`] of the *lagged forecaster*: the propensity's online model
+//! (which learns every example as it completes; the served refit changes in steps, and its
+//! lagged copies fired on the seasonal swings of the shared real logs, `docs/model.md`) frozen
+//! as it was half a horizon to one horizon earlier ([`DriftMonitor::rotate`]: copies are taken every half
 //! horizon, and the one before the newest scores). Every example is learned at its deadline
 //! (positives are held until then, `crate::pipeline`'s held examples), so the copy has learned
 //! none of the examples it scores: they are all due after it was taken. A frozen model's surprise
@@ -190,7 +192,7 @@ pub struct Alarm {
     pub deadline_day_ms: i64,
 }
 
-/// A frozen copy of the propensity model's weights, used to score examples as the model of about
+/// A frozen copy of the propensity's online model, used to score examples as the model of about
 /// one horizon earlier would have (see [`DriftMonitor::rotate`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Forecaster {
@@ -202,10 +204,13 @@ pub struct Forecaster {
 }
 
 impl Forecaster {
+    /// A frozen copy of `model`'s online part: it learns every example as it completes, so its
+    /// forecasts change gradually, where the served refit changes in steps.
     fn of(model: &Propensity, trained: bool) -> Forecaster {
+        let (weights, bias) = model.online();
         Forecaster {
-            weights: model.weights().to_vec(),
-            bias: model.bias(),
+            weights: weights.to_vec(),
+            bias,
             trained,
         }
     }

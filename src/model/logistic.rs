@@ -1,6 +1,6 @@
 //! L2-penalised logistic regression fitted exactly by Newton's method (IRLS), on features the
 //! caller has already standardised. Used by the writer's periodic refit of the propensity model
-//! (`src/pipeline/refit_window.rs`) and by the batch baseline of `persona evaluate`.
+//! (`src/pipeline/cohorts.rs`) and by the batch baseline of `persona evaluate`.
 //!
 //! Minimises `Σ wⱼ·ℓ(yⱼ, b + w·zⱼ) + λ/2·‖w‖²` (ℓ the log loss, the bias not penalised) with
 //! `λ = l2 · Σ wⱼ`, so the penalty per unit of example weight stays the same whatever the number
@@ -57,8 +57,10 @@ pub(crate) fn fit(
                 if wa == 0.0 {
                     continue;
                 }
-                for b in a..p {
-                    hess[a * p + b] += wa * row[b];
+                // The upper triangle of row a, as slices (no bounds checks, so it vectorises).
+                let upper = &mut hess[a * p + a..(a + 1) * p];
+                for (h, r) in upper.iter_mut().zip(&row[a..]) {
+                    *h += wa * r;
                 }
             }
         }

@@ -1,16 +1,17 @@
-//! Purchase propensity: a logistic regression in two parts, an exact refit and an online part.
+//! Purchase propensity: a logistic regression, refitted exactly on the newest cohort whose
+//! horizon has ended, with an online model for the time before the first refit.
 //!
-//! Model: `p(y = 1 | z) = σ(ℓ(z))` over standardised features `z`, with the logit
-//! `ℓ(z) = ½·(r₀ + Σ rᵢ·zᵢ) + ½·(bias + Σ wᵢ·zᵢ)` once a refit exists and `bias + Σ wᵢ·zᵢ`
-//! before: `r` are the coefficients of the writer's periodic exact fit on the recent complete
-//! examples (`src/pipeline/refit_window.rs`), `w` and `bias` the online part.
+//! Model: `p(y = 1 | z) = σ(ℓ(z))` over standardised features `z`. Once a refit exists the
+//! logit is `ℓ(z) = r₀ + Σ rᵢ·zᵢ`, with `r` the coefficients of the writer's periodic exact fit
+//! on the newest cohort whose horizon has ended (`src/pipeline/cohorts.rs`); before, it is the
+//! online model's `bias + Σ wᵢ·zᵢ`.
 //!
-//! The online part learns every example with AdaGrad on the loss of the whole model's forecast
-//! (so between refits it corrects the refit's errors rather than duplicating it). Per example the
+//! The online model learns every example with AdaGrad on its own log loss. Per example the
 //! gradient of the log loss plus `l2/2·‖w‖²` is `gᵢ = (p − y)·zᵢ + l2·wᵢ` for the weights and
 //! `g = p − y` for the bias (not penalised: it only encodes the base rate). AdaGrad gives every
 //! coordinate its own step: `Gᵢ += gᵢ²; wᵢ −= lr·gᵢ / (√Gᵢ + ε)`, so rare features still learn
-//! quickly while frequent ones settle. `docs/model.md` has the measurements behind the design.
+//! quickly while frequent ones settle. `docs/model.md` has the measurements behind the design
+//! (a blend of the two, with several shares, was worse than the refit alone).
 //!
 //! Invariants: `weights.len() == grad_sq.len() == dim()`; accumulators start at 0 and never
 //! shrink; `refit` is empty or has `dim() + 1` coefficients (bias first).
@@ -21,10 +22,8 @@ use super::{check_len, ModelConfig, ModelError};
 
 /// Keeps the AdaGrad step finite on the first update of a coordinate with a zero gradient.
 const EPSILON: f64 = 1e-8;
-/// The refit's share of the logit once one exists (the online part has the rest).
-pub const REFIT_SHARE: f64 = 0.5;
 
-/// Online logistic regression.
+/// The propensity model: the latest exact refit, or the online model before there is one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Propensity {
     weights: Vec<f64>,
@@ -37,11 +36,6 @@ pub struct Propensity {
     l2: f64,
     /// The last refit's coefficients, bias first; empty before the first refit.
     refit: Vec<f64>,
-}
-
-/// A coefficient (or logit) of the served model from the refit's and the online part's.
-fn blend(refit: f64, online: f64) -> f64 {
-    REFIT_SHARE * refit + (1.0 - REFIT_SHARE) * online
 }
 
 /// Logistic function, evaluated so that no intermediate overflows: for `x < 0` it uses
@@ -93,24 +87,20 @@ impl Propensity {
         self.weights.len()
     }
 
-    /// The weights the model predicts with, one per feature (the refit's and the online
-    /// part's combined, see `src/model/propensity.rs`).
+    /// The weights the model predicts with, one per feature: the refit's once there is one,
+    /// the online model's before.
     pub fn weights(&self) -> Vec<f64> {
-        match self.fitted() {
-            Some((_, r)) => self
-                .weights
-                .iter()
-                .zip(r)
-                .map(|(w, r)| blend(*r, *w))
-                .collect(),
-            None => self.weights.clone(),
-        }
+        self.fitted().map_or(&self.weights[..], |(_, r)| r).to_vec()
     }
 
-    /// The intercept the model predicts with (the refit's and the online part's combined).
+    /// The intercept the model predicts with (the refit's once there is one).
     pub fn bias(&self) -> f64 {
-        self.fitted()
-            .map_or(self.bias, |(r0, _)| blend(r0, self.bias))
+        self.fitted().map_or(self.bias, |(r0, _)| r0)
+    }
+
+    /// The online model's weights and bias (what it serves before the first refit).
+    pub(crate) fn online(&self) -> (&[f64], f64) {
+        (&self.weights, self.bias)
     }
 
     /// The refit's bias and weights, if there has been a refit of this dimension.
@@ -141,16 +131,18 @@ impl Propensity {
         check_len(z.len(), self.dim())
     }
 
+    /// The online model's logit.
+    fn online_logit(&self, z: &[f64]) -> f64 {
+        self.bias + self.weights.iter().zip(z).map(|(w, v)| w * v).sum::<f64>()
+    }
+
     /// The model's logit (see `src/model/propensity.rs`).
     fn logit(&self, z: &[f64]) -> f64 {
         debug_assert_eq!(z.len(), self.dim(), "propensity dimension mismatch");
-        let online = self.bias + self.weights.iter().zip(z).map(|(w, v)| w * v).sum::<f64>();
-        self.fitted().map_or(online, |(r0, r)| {
-            blend(
-                r0 + r.iter().zip(z).map(|(w, v)| w * v).sum::<f64>(),
-                online,
-            )
-        })
+        match self.fitted() {
+            Some((r0, r)) => r0 + r.iter().zip(z).map(|(w, v)| w * v).sum::<f64>(),
+            None => self.online_logit(z),
+        }
     }
 
     /// Probability that the label is `true` for features `z`, in `[0, 1]`; finite for any finite
@@ -159,9 +151,9 @@ impl Propensity {
         sigmoid(self.logit(z))
     }
 
-    /// One AdaGrad step of the online part on example `(z, label)`, on the loss of the whole
-    /// model's prediction. Returns the prediction made *before* the update, which is what
-    /// prequential (test-then-train) evaluation must score.
+    /// One AdaGrad step of the online model on example `(z, label)`, on its own prediction's
+    /// loss. Returns the model's prediction (the refit's once there is one) made *before* the
+    /// update, which is what prequential (test-then-train) evaluation must score.
     ///
     /// A `z` of the wrong length trips a `debug_assert!`; in release the prediction is returned
     /// and the model is left unchanged.
@@ -170,7 +162,7 @@ impl Propensity {
         if z.len() != self.dim() {
             return p;
         }
-        let err = p - if label { 1.0 } else { 0.0 };
+        let err = sigmoid(self.online_logit(z)) - if label { 1.0 } else { 0.0 };
         for ((w, g_sq), &v) in self.weights.iter_mut().zip(&mut self.grad_sq).zip(z) {
             let g = err * v + self.l2 * *w;
             *g_sq += g * g;
@@ -182,7 +174,7 @@ impl Propensity {
     }
 
     /// Per-feature contribution `wᵢ·zᵢ` to the logit (the bias is not included), for explaining a
-    /// score; `w` the combined [`Self::weights`].
+    /// score; `w` the served [`Self::weights`].
     pub fn contributions(&self, z: &[f64]) -> Vec<f64> {
         debug_assert_eq!(z.len(), self.dim(), "propensity dimension mismatch");
         self.weights().iter().zip(z).map(|(w, v)| w * v).collect()
@@ -345,7 +337,7 @@ mod tests {
     }
 
     #[test]
-    fn a_refit_takes_half_the_logit_and_the_online_part_learns_the_rest() {
+    fn a_refit_replaces_the_online_model_which_keeps_learning_on_its_own() {
         let mut m = model(2);
         m.weights = vec![1.0, -1.0];
         m.bias = 0.5;
@@ -354,15 +346,16 @@ mod tests {
         m.set_refit(vec![0.1, 0.2]); // wrong length: ignored
         assert_eq!(m.refit(), None);
         m.set_refit(vec![-0.5, 3.0, 0.0]);
-        // ½·(−0.5 + 6) + ½·(0.5 + 1) = 3.5
-        assert!(close(m.predict(&z), sigmoid(3.5)));
-        assert_eq!(m.weights(), vec![2.0, -0.5]);
-        assert!(close(m.bias(), 0.0));
-        assert_eq!(m.contributions(&z), vec![4.0, -0.5]);
-        // The online step uses the whole model's prediction: err = σ(3.5) − 1.
+        // −0.5 + 3·2 + 0·1 = 5.5
+        assert!(close(m.predict(&z), sigmoid(5.5)));
+        assert_eq!(m.weights(), vec![3.0, 0.0]);
+        assert!(close(m.bias(), -0.5));
+        assert_eq!(m.contributions(&z), vec![6.0, 0.0]);
+        // The online step uses the online model's own prediction: err = σ(1.5) − 1; the
+        // returned prediction is the served one.
         let p = m.learn(&z, true);
-        assert!(close(p, sigmoid(3.5)));
-        let g0 = (p - 1.0) * 2.0 + 1e-4 * 1.0;
+        assert!(close(p, sigmoid(5.5)));
+        let g0 = (sigmoid(1.5) - 1.0) * 2.0 + 1e-4 * 1.0;
         assert!(close(m.weights[0], 1.0 - 0.1 * g0 / (g0.abs() + 1e-8)));
         m.reset();
         assert_eq!(m.refit(), None);

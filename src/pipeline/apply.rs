@@ -21,10 +21,10 @@
 //! when it is learned.
 
 use super::batch::*;
+use super::cohorts::Cohorts;
 use super::examples::*;
 use super::held::Held;
 use super::recent::RecentRecords;
-use super::refit_window::RefitWindow;
 use super::sample::{self, Sample};
 use super::{Ack, Item};
 use crate::config::Config;
@@ -64,8 +64,8 @@ pub(crate) struct Engine {
     pub(super) sample_unsaved: Vec<sample::Member>,
     /// Positive examples waiting for their deadline to be learned (see [`super::held`]).
     pub(super) held: Held,
-    /// The examples the propensity model is refitted on (see [`super::refit_window`]).
-    pub(super) refit: RefitWindow,
+    /// The cohorts the propensity model is refitted on (see [`super::cohorts`]).
+    pub(super) cohorts: Cohorts,
 }
 
 impl Engine {
@@ -76,7 +76,7 @@ impl Engine {
         queue: RecoveredQueue,
         snapshots: Vec<u64>,
         (sample, sample_unsaved): (Sample, bool),
-        (held, refit): (Held, RefitWindow),
+        (held, cohorts): (Held, Cohorts),
         layout: FeatureLayout,
         config: Config,
     ) -> Engine {
@@ -129,7 +129,7 @@ impl Engine {
             prefetched: HashMap::new(),
             recent,
             held,
-            refit,
+            cohorts,
             sample_unsaved: if sample_unsaved {
                 sample.members().cloned().collect()
             } else {
@@ -495,6 +495,7 @@ impl Engine {
         let points: Vec<Vec<f64>> = self
             .sample
             .ids()
+            .take(sample::SEGMENT_MEMBERS)
             .filter_map(|id| self.with_state(store, &b.records, id, |_, state| vector(state)))
             .flatten()
             .collect();

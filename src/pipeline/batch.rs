@@ -2,8 +2,8 @@
 //! write), and what the writer keeps about batches not yet applied or committed: the unapplied
 //! batches it reads through, the persisted expiry queue's position.
 
+use super::cohorts;
 use super::held::{self};
-use super::refit_window;
 use super::sample::{self};
 use crate::model::ModelState;
 use crate::storage::queue;
@@ -26,8 +26,8 @@ pub(super) enum Undo {
     Sample(sample::Change),
     /// A change of the positives held until their deadline.
     Held(held::Change),
-    /// A change of the propensity refit window.
-    Refit(refit_window::Change),
+    /// A change of the cohorts the propensity is refitted on.
+    Cohort(cohorts::Change),
 }
 
 /// Batches the writer has handed to the apply stage, oldest first, each with its sequence

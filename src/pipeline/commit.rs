@@ -4,8 +4,8 @@
 
 use super::apply::*;
 use super::batch::*;
+use super::cohorts;
 use super::held;
-use super::refit_window;
 use super::sample::{self};
 use crate::storage::{keys, Store};
 
@@ -58,16 +58,22 @@ impl Engine {
                     batch.remove(keys::held(key.0, &key.1));
                     removed += 1;
                 }
-                Undo::Refit(refit_window::Change::Added(key)) => {
-                    // Absent when it left the window in the same batch: the removal below wins.
-                    if let Some(example) = self.refit.get(key) {
-                        let value = crate::storage::codec::encode(&example);
-                        insert(batch, keys::refit(key.0, &key.1), value.into());
+                Undo::Cohort(change) => {
+                    // The cohort as it is after the batch, over the keys it had before (a later
+                    // change of the same cohort in this batch writes the same again).
+                    let rows = self.cohorts.get(change.at_ms).unwrap_or_default();
+                    let chunks = rows.chunks(cohorts::ROWS_PER_KEY);
+                    let mut written = 0;
+                    for (n, chunk) in (0u32..).zip(chunks) {
+                        let value = crate::storage::codec::encode(&chunk);
+                        insert(batch, keys::cohort(change.at_ms, n).to_vec(), value.into());
+                        written += 1;
                     }
-                }
-                Undo::Refit(refit_window::Change::Removed(key, ..)) => {
-                    batch.remove(keys::refit(key.0, &key.1));
-                    removed += 1;
+                    let before = change.before.as_deref().map_or(0, cohorts::key_count);
+                    for n in written..before {
+                        batch.remove(&keys::cohort(change.at_ms, n as u32));
+                        removed += 1;
+                    }
                 }
                 _ => {}
             }

@@ -9,15 +9,15 @@
 
 use super::apply::*;
 use super::batch::*;
+use super::cohorts::{self, REFITS_PER_HORIZON};
 use super::held;
-use super::refit_window;
 use crate::config::DriftReaction;
 use crate::features::vector::FeatureLayout;
 use crate::features::ProfileState;
 use crate::model::drift::{Detection, MIN_EXAMPLES};
 use crate::model::logistic;
 use crate::storage::record::{PendingExample, ProfileRecord};
-use crate::storage::Store;
+use crate::storage::{CohortRow, Store};
 use std::collections::HashMap;
 
 /// The customer's open training example at `now`, as (snapshot time, k): k = 0 is the stored
@@ -120,7 +120,6 @@ impl Engine {
                 if expiring.is_none_or(|e| d <= e) {
                     if let Some((key, features)) = self.held.pop_first() {
                         self.learn(store, &features, true, key.0);
-                        self.keep_for_refit(b, key.0, &key.1, &features, true);
                         b.undo
                             .push(Undo::Held(held::Change::Removed(key, features)));
                     }
@@ -155,68 +154,89 @@ impl Engine {
             };
             self.learn(store, &features, false, deadline);
             self.model.scaler.update(&x);
-            let key = (deadline, customer);
-            self.keep_for_refit(b, key.0, &key.1, &features, false);
             if k < self.config.silent_horizons {
-                let next = (key.0 + h, key.1);
+                let next = (deadline + h, customer);
                 if self.expiry.insert(next.clone()) {
                     b.undo.push(Undo::Inserted(next));
                 }
             }
         }
-        let block = (h / refit_window::REFITS_PER_HORIZON).max(1);
+        let block = (h / REFITS_PER_HORIZON).max(1);
         if before.div_euclid(block) != ts.div_euclid(block) {
-            let expired = self.refit.expire(ts.saturating_sub(h));
-            b.undo.extend(expired.into_iter().map(Undo::Refit));
-            self.refit_propensity();
+            self.refit_on_due_cohort(store, b, ts);
+            self.take_cohort(store, b, ts.div_euclid(block).saturating_mul(block));
         }
     }
 
-    /// Offers a learned example to the refit window.
-    fn keep_for_refit(
-        &mut self,
-        b: &mut BatchState,
-        deadline: i64,
-        customer: &str,
-        features: &[f32],
-        label: bool,
-    ) {
-        let changes = self.refit.add(deadline, customer, features.to_vec(), label);
-        b.undo.extend(changes.into_iter().map(Undo::Refit));
-    }
-
-    /// Refits the propensity model on the refit window (see [`super::refit_window`]),
-    /// standardised by the current scaler, from the previous refit. Too few examples of a class
-    /// keep the previous refit.
-    fn refit_propensity(&mut self) {
-        let model = &mut self.model;
-        let dim = model.scaler.dim();
-        let mut rows = Vec::with_capacity(self.refit.len());
-        let mut labels = Vec::with_capacity(self.refit.len());
-        for (features, label) in self.refit.examples() {
-            if features.len() == dim {
-                let x: Vec<f64> = features.iter().map(|v| f64::from(*v)).collect();
-                rows.push(model.scaler.transform_vec(&x));
-                labels.push(label);
-            }
-        }
-        let positives = labels.iter().filter(|l| **l).count();
-        if positives.min(labels.len() - positives) < refit_window::MIN_PER_CLASS {
+    /// Refits the propensity model on the newest cohort whose horizon has ended by `now` (see
+    /// [`super::cohorts`]), then drops it and every older one.
+    fn refit_on_due_cohort(&mut self, store: &Store, b: &mut BatchState, now: i64) {
+        let Some((at, rows)) = self.cohorts.due(now.saturating_sub(self.horizon_ms)) else {
             return;
+        };
+        let target = self.config.target_kind.index();
+        let dim = self.model.scaler.dim();
+        let mut points = Vec::with_capacity(rows.len());
+        let mut labels = Vec::with_capacity(rows.len());
+        for row in rows.iter().filter(|r| r.features.len() == dim) {
+            // A customer erased in an unapplied batch has no state: left out.
+            let Some(count) = self.with_state(store, &b.records, &row.customer_id, |_, s| {
+                s.kind_counts[target]
+            }) else {
+                continue;
+            };
+            let x: Vec<f64> = row.features.iter().map(|v| f64::from(*v)).collect();
+            points.push(self.model.scaler.transform_vec(&x));
+            labels.push(count > row.target_count);
         }
-        let refs: Vec<&[f64]> = rows.iter().map(Vec::as_slice).collect();
+        let changes = self.cohorts.drop_through(at);
+        b.undo.extend(changes.into_iter().map(Undo::Cohort));
+        let positives = labels.iter().filter(|l| **l).count();
+        if positives.min(labels.len() - positives) < cohorts::MIN_PER_CLASS {
+            return; // too few of a class: the previous refit stays
+        }
+        let refs: Vec<&[f64]> = points.iter().map(Vec::as_slice).collect();
         let weight = vec![1.0; refs.len()];
+        let model = &mut self.model;
         let start = model.propensity.refit().map(<[f64]>::to_vec);
         let fitted = logistic::fit(
             &refs,
             &labels,
             &weight,
             dim,
-            refit_window::REFIT_L2,
+            cohorts::REFIT_L2,
             start.as_deref(),
         );
         if let Some(coefficients) = fitted {
             model.propensity.set_refit(coefficients);
+        }
+    }
+
+    /// Takes the cohort as of `at`: every sampled customer with events, their raw features as
+    /// of `at` and their target-event count. Every event applied so far is at or before the
+    /// previous watermark, so before `at`.
+    fn take_cohort(&mut self, store: &Store, b: &mut BatchState, at: i64) {
+        if self.cohorts.newest().is_some_and(|t| t >= at) {
+            return;
+        }
+        let (layout, target) = (&self.layout, self.config.target_kind.index());
+        let rows: Vec<CohortRow> = self
+            .sample
+            .ids()
+            .filter_map(|id| {
+                self.with_state(store, &b.records, id, |_, s| {
+                    (s.event_count > 0).then(|| CohortRow {
+                        customer_id: id.to_string(),
+                        target_count: s.kind_counts[target],
+                        features: layout.vector(s, at).iter().map(|v| *v as f32).collect(),
+                    })
+                })
+                .flatten()
+            })
+            .collect();
+        if !rows.is_empty() {
+            let change = self.cohorts.take(at, rows);
+            b.undo.push(Undo::Cohort(change));
         }
     }
 
@@ -265,11 +285,7 @@ impl Engine {
         }
         match self.config.drift_reaction {
             DriftReaction::Warn => {}
-            DriftReaction::Reset => {
-                // Start over from the most recent complete examples rather than from nothing.
-                model.propensity.reset();
-                self.refit_propensity();
-            }
+            DriftReaction::Reset => reset_online(&mut model.propensity),
             DriftReaction::Rollback => {
                 let restored =
                     self.snapshots
@@ -282,15 +298,23 @@ impl Engine {
                     Some(snap) if snap.propensity.dim() == self.model.propensity.dim() => {
                         self.model.propensity = snap.propensity;
                     }
-                    // No usable snapshot: starting over (from the recent complete examples, as
-                    // `reset` does) is the closest to "before the drift".
-                    _ => {
-                        self.model.propensity.reset();
-                        self.refit_propensity();
-                    }
+                    // No usable snapshot: starting over, as `reset` does, is the closest to
+                    // "before the drift".
+                    _ => reset_online(&mut self.model.propensity),
                 }
             }
         }
+    }
+}
+
+/// The `reset` reaction: the online model starts over; the refit stays, since refitting on the
+/// newest cohort (the one it was fitted on) would give the same coefficients, and the next
+/// cohort replaces it within a block.
+fn reset_online(propensity: &mut crate::model::Propensity) {
+    let refit = propensity.refit().map(<[f64]>::to_vec);
+    propensity.reset();
+    if let Some(coefficients) = refit {
+        propensity.set_refit(coefficients);
     }
 }
 

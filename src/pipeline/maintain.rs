@@ -140,8 +140,8 @@ impl Engine {
         let erased = &b.erased;
         let dropped = self.held.forget(|c| erased.contains(c));
         b.undo.extend(dropped.into_iter().map(Undo::Held));
-        let dropped = self.refit.forget(|c| erased.contains(c));
-        b.undo.extend(dropped.into_iter().map(Undo::Refit));
+        let dropped = self.cohorts.forget(|c| erased.contains(c));
+        b.undo.extend(dropped.into_iter().map(Undo::Cohort));
     }
 
     /// Erases those of `ids` whose last event is older than `cutoff_ms`. Profiles without
@@ -182,7 +182,7 @@ impl Engine {
                 }
                 Undo::Sample(change) => self.sample.revert(change),
                 Undo::Held(change) => self.held.revert(change),
-                Undo::Refit(change) => self.refit.revert(change),
+                Undo::Cohort(change) => self.cohorts.revert(change),
             }
         }
     }

@@ -27,13 +27,13 @@
 
 mod apply;
 mod batch;
+pub(crate) mod cohorts;
 mod commit;
 mod examples;
 pub(crate) mod faults;
 pub(crate) mod held;
 mod maintain;
 mod recent;
-pub(crate) mod refit_window;
 mod request;
 pub(crate) mod sample;
 mod stages;
@@ -74,8 +74,8 @@ pub(crate) struct Recovered {
     pub(crate) sample: (sample::Sample, bool),
     /// The positive training examples held until their deadline.
     pub(crate) held: held::Held,
-    /// The examples of the propensity refit window.
-    pub(crate) refit: refit_window::RefitWindow,
+    /// The cohorts the propensity is refitted on.
+    pub(crate) cohorts: cohorts::Cohorts,
 }
 
 /// Starts the writer thread (which starts the apply and durability stages).
@@ -96,14 +96,14 @@ pub(crate) fn spawn(
         snapshots,
         sample,
         held,
-        refit,
+        cohorts,
     } = recovered;
     let engine = Engine::new(
         model,
         queue,
         snapshots,
         sample,
-        (held, refit),
+        (held, cohorts),
         layout,
         config.clone(),
     );

@@ -1,5 +1,7 @@
-//! The customer sample the segments are fitted on: a *bottom-k* sample, the
-//! [`CAPACITY`] customers whose keyed hash of the id is smallest. Every customer is equally
+//! The customer sample the models are fitted on: a *bottom-k* sample, the [`CAPACITY`]
+//! customers whose keyed hash of the id is smallest. The propensity's cohorts are taken of all
+//! of them ([`super::cohorts`]), the segments are fitted to the first [`SEGMENT_MEMBERS`] (by
+//! hash: the bottom-k sample of that size). Every customer is equally
 //! likely to be in it whatever their activity, so it is a uniform sample of the customers, as
 //! the segments serve them; it changes only when a new customer's hash is among the smallest
 //! (rarely, once the store has many customers) or a member is erased.
@@ -10,7 +12,10 @@
 use std::collections::BTreeSet;
 
 /// Customers in the sample.
-pub(crate) const CAPACITY: usize = 2048;
+pub(crate) const CAPACITY: usize = 8192;
+
+/// Customers the segments are fitted to: the sample's members with the smallest hashes.
+pub(crate) const SEGMENT_MEMBERS: usize = 2048;
 
 /// Seed of the sample's hash (any fixed value; it only has to differ from the other uses of
 /// xxh3 on customer ids, so that membership is independent of them).

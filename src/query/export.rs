@@ -42,8 +42,8 @@ pub struct CustomerExport {
     pub history: Vec<ExportedVersion>,
     /// The open training example waiting for its label, if any.
     pub pending_example: Option<ExportedExample>,
-    /// Labelled training examples stored with the customer's id: a positive held until its
-    /// deadline, and the examples in the propensity refit window. Oldest deadline first.
+    /// Training examples stored with the customer's id: a positive held until its deadline,
+    /// and their rows in the cohorts the propensity is refitted on. Oldest deadline first.
     pub training_examples: Vec<ExportedLabelledExample>,
     /// Event and feedback ids held for de-duplication (as 64-bit hashes; the ids themselves
     /// are never stored).
@@ -75,17 +75,18 @@ pub struct ExportedExample {
     pub stored: bool,
 }
 
-/// A labelled training example stored with the customer's id.
+/// A training example stored with the customer's id (labelled, or waiting for its label).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExportedLabelledExample {
-    /// The example's deadline (its checkpoint plus one horizon), unix ms.
+    /// The example's deadline (its checkpoint, or its cohort's time, plus one horizon), unix ms.
     pub deadline_ms: i64,
-    /// Whether the customer bought within the horizon.
-    pub label: bool,
-    /// `"held"`: a positive waiting for its deadline to be learned; `"refit_window"`: learned,
-    /// kept for the propensity refit until it is a horizon old.
+    /// Whether the customer made a target event within the horizon; `None` while the horizon
+    /// has not ended.
+    pub label: Option<bool>,
+    /// `"held"`: a positive waiting for its deadline to be learned; `"refit_cohort"`: a row of a
+    /// cohort the propensity will be refitted on once its horizon has ended.
     pub kept_as: &'static str,
-    /// Raw features at the checkpoint, by feature name.
+    /// Raw features at the checkpoint (for a cohort, the time it was taken), by feature name.
     pub features: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -103,8 +104,9 @@ impl CustomerExport {
 pub(crate) struct StoredExamples {
     /// Positives held until their deadline (`H` keys).
     pub(crate) held: Vec<crate::storage::HeldExample>,
-    /// Examples in the propensity refit window (`W` keys).
-    pub(crate) refit: Vec<crate::storage::RefitExample>,
+    /// Rows of the cohorts the propensity is refitted on (`C` keys), with their deadline
+    /// (the cohort's time plus one horizon).
+    pub(crate) cohorts: Vec<crate::storage::CohortExample>,
 }
 
 /// Builds the export of one record.
@@ -129,21 +131,20 @@ pub(crate) fn export(
         .iter()
         .map(|((deadline_ms, _), f)| ExportedLabelledExample {
             deadline_ms: *deadline_ms,
-            label: true,
+            label: Some(true),
             kept_as: "held",
             features: by_name(f),
         });
-    let window =
-        examples
-            .refit
-            .iter()
-            .map(|((deadline_ms, _), (f, label))| ExportedLabelledExample {
-                deadline_ms: *deadline_ms,
-                label: *label,
-                kept_as: "refit_window",
-                features: by_name(f),
-            });
-    let mut training_examples: Vec<ExportedLabelledExample> = held.chain(window).collect();
+    let cohorts = examples
+        .cohorts
+        .iter()
+        .map(|(deadline_ms, row)| ExportedLabelledExample {
+            deadline_ms: *deadline_ms,
+            label: None,
+            kept_as: "refit_cohort",
+            features: by_name(&row.features),
+        });
+    let mut training_examples: Vec<ExportedLabelledExample> = held.chain(cohorts).collect();
     training_examples.sort_by_key(|e| e.deadline_ms);
     let current = Profile::evaluate(customer_id, record.clone().into_current(), model, layout);
     let mut changes = history::recent(record, usize::MAX);

@@ -21,8 +21,10 @@
 //! - `H`: every held positive example parses, decodes to the layout's dimensions, names a
 //!   stored profile, and is due at or after the model's watermark (one past it would have been
 //!   learned and removed in the same commit);
-//! - `W`: every example of the propensity refit window parses, decodes to the layout's
-//!   dimensions, names a stored profile, and was due before the watermark (it was learned);
+//! - `C`: every cohort the propensity is refitted on parses and decodes, was taken at or before
+//!   the watermark, and each of its rows has the layout's dimensions and names a stored
+//!   profile (`W`, the refit window of the previous release, is known: it is removed when the
+//!   store is next opened);
 //! - any other key is reported as unknown.
 //!
 //! Each problem names the key in printable form (`Pc42`, `G\x00\x03c42`, see
@@ -42,7 +44,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 mod derived;
-use derived::{check_held, check_queue, check_refit, check_sample, check_unknown};
+use derived::{check_cohorts, check_held, check_queue, check_sample, check_unknown};
 
 /// Problems kept in a [`CheckReport`]; later ones are only counted.
 pub const MAX_REPORTED: usize = 1000;
@@ -191,7 +193,7 @@ pub fn check_store(path: &Path) -> Result<CheckReport> {
     check_sample(&db, &mut report)?;
     let layout = FeatureLayout::new(params);
     check_held(&db, layout.dim(), model.map(|m| m.1), &mut report)?;
-    check_refit(&db, layout.dim(), model.map(|m| m.1), &mut report)?;
+    check_cohorts(&db, layout.dim(), model.map(|m| m.1), &mut report)?;
     check_unknown(&db, &mut report)?;
     // Nothing was written; this waits for sled's background I/O threads (started by its own
     // recovery at open), which hold the store's file lock until they finish, so that the store

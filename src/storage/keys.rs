@@ -12,7 +12,8 @@
 //! | `Q` | `Qm`; `Qc` + chunk (u32 big-endian); `Qd` + sequence (u64 big-endian) | the persisted expiry queue ([`super::queue`]) |
 //! | `K` | `K` + hash (u64 big-endian) + customer id (UTF-8) | empty: the customer is in the sample the segments are fitted on |
 //! | `H` | `H` + deadline (i64 as order-preserving u64, big-endian) + customer id (UTF-8) | a positive training example held until its deadline: its raw features, `Vec<f32>` in the versioned codec |
-//! | `W` | `W` + deadline (as in `H`) + customer id (UTF-8) | a learned example in the propensity refit window: `(Vec<f32>, bool)` (raw features, label) in the versioned codec |
+//! | `C` | `C` + time (i64 as order-preserving u64, big-endian) + chunk (u32 big-endian) | a chunk of a cohort the propensity is refitted on: `Vec<CohortRow>` (customer, target count, raw features), up to 128 rows, in the versioned codec |
+//! | `W` | `W` + deadline (as in `H`) + customer id (UTF-8) | no longer written: the refit window of the previous release, removed when such a store is opened |
 //!
 //! Format 2 writes no `G` key: keeping the index cost one or two more sled writes for every
 //! event that moved a customer between segments (see `docs/bench-history.md`, "no segment-membership index").
@@ -61,26 +62,38 @@ pub fn parse_held(key: &[u8]) -> Option<(i64, &str)> {
     }
 }
 
-/// Prefix of the examples in the propensity refit window.
-pub const REFIT: u8 = b'W';
+/// Prefix of the refit window of the previous release (`W` ‖ deadline ‖ customer id), no
+/// longer written: its keys are removed when such a store is opened.
+pub const LEGACY_REFIT: u8 = b'W';
 
-/// Key of the example of `customer_id` due at `deadline_ms` in the refit window (ordered like
-/// [`held`]).
-pub fn refit(deadline_ms: i64, customer_id: &str) -> Vec<u8> {
-    let mut k = held(deadline_ms, customer_id);
-    k[0] = REFIT;
+/// Prefix of the cohorts the propensity is refitted on.
+pub const COHORT: u8 = b'C';
+
+/// Key of chunk `chunk` of the cohort taken at `at_ms` (the time with its sign bit flipped, so
+/// keys sort by time, then chunk).
+pub fn cohort(at_ms: i64, chunk: u32) -> [u8; 13] {
+    let mut k = [COHORT; 13];
+    k[1..9].copy_from_slice(&((at_ms as u64) ^ (1 << 63)).to_be_bytes());
+    k[9..].copy_from_slice(&chunk.to_be_bytes());
     k
 }
 
-/// The deadline and customer id of a refit-window key.
-pub fn parse_refit(key: &[u8]) -> Option<(i64, &str)> {
+/// The time and chunk number of a cohort key.
+pub fn parse_cohort(key: &[u8]) -> Option<(i64, u32)> {
     match key {
-        [REFIT, rest @ ..] => deadline_and_id(rest),
+        [COHORT, rest @ ..] if rest.len() == 12 => {
+            let (t, c) = rest.split_at(8);
+            let t = u64::from_be_bytes(t.try_into().ok()?);
+            Some((
+                (t ^ (1 << 63)) as i64,
+                u32::from_be_bytes(c.try_into().ok()?),
+            ))
+        }
         _ => None,
     }
 }
 
-/// A deadline with its sign bit flipped, then a customer id (the tail of an `H` or `W` key).
+/// A deadline with its sign bit flipped, then a customer id (the tail of an `H` key).
 fn deadline_and_id(rest: &[u8]) -> Option<(i64, &str)> {
     let (d, id) = u64_and_id(rest)?;
     Some(((d ^ (1 << 63)) as i64, id))
@@ -176,6 +189,11 @@ mod tests {
         }
         assert!(held(-1, "a") < held(0, "a") && held(0, "b") < held(1, "a"));
         assert_eq!(parse_held(b"H12345678"), None);
+        for t in [i64::MIN, -1, 0, 1_700_000_000_000, i64::MAX] {
+            assert_eq!(parse_cohort(&cohort(t, 7)), Some((t, 7)));
+        }
+        assert!(cohort(-1, 9) < cohort(0, 0) && cohort(0, 0) < cohort(0, 1));
+        assert_eq!(parse_cohort(b"C123456781234"[..12].as_ref()), None);
         assert_eq!(parse_sample(b"K1234567"), None);
     }
 }

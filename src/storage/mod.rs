@@ -139,33 +139,21 @@ pub struct Store {
 /// features).
 pub type HeldExample = ((i64, String), Vec<f32>);
 
-/// A key space of training examples keyed by (deadline, customer), for reading them back.
-struct ExampleSpace {
-    prefix: u8,
-    parse: fn(&[u8]) -> Option<(i64, &str)>,
-    /// What one is called in a warning.
-    what: &'static str,
-    /// What a damaged one costs, for the warning.
-    lost: &'static str,
+/// A customer's row in a cohort with a time in unix ms: when the cohort was taken (as
+/// [`Store`] returns it) or, in a customer export, its deadline.
+pub type CohortExample = (i64, CohortRow);
+
+/// One customer's row in a cohort the propensity is refitted on (see
+/// `src/pipeline/cohorts.rs`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CohortRow {
+    /// The customer.
+    pub customer_id: String,
+    /// Their count of target events when the cohort was taken.
+    pub target_count: u64,
+    /// Their raw feature vector as of the cohort's time.
+    pub features: Vec<f32>,
 }
-
-const HELD_KEYS: ExampleSpace = ExampleSpace {
-    prefix: keys::HELD,
-    parse: keys::parse_held,
-    what: "held example",
-    lost: "the example is not learned",
-};
-
-const REFIT_KEYS: ExampleSpace = ExampleSpace {
-    prefix: keys::REFIT,
-    parse: keys::parse_refit,
-    what: "refit example",
-    lost: "the example is left out of the refit",
-};
-
-/// An example in the propensity refit window: ((deadline unix ms, customer id), (raw features,
-/// label)).
-pub type RefitExample = ((i64, String), (Vec<f32>, bool));
 
 impl Store {
     /// Opens or creates the store described by `config`, checking the format version and the
@@ -433,51 +421,116 @@ impl Store {
     /// # Errors
     /// [`Error::Storage`] if sled fails.
     pub fn held_examples(&self) -> Result<Vec<HeldExample>> {
-        self.scan_examples(&HELD_KEYS, None)
+        self.scan_held(None)
     }
 
-    /// The examples in the propensity refit window (`W` keys). A key or value that does not
-    /// decode is left out with a warning (one fewer example in the next refit; `persona check`
-    /// reports it).
+    /// The cohorts the propensity is refitted on (`C` keys, one per chunk of rows), by time.
+    /// A cohort with a chunk that does not decode, or a missing chunk, is left out with a
+    /// warning (its refit is skipped; `persona check` reports it).
     ///
     /// # Errors
     /// [`Error::Storage`] if sled fails.
-    pub fn refit_examples(&self) -> Result<Vec<RefitExample>> {
-        self.scan_examples(&REFIT_KEYS, None)
+    pub(crate) fn cohorts(&self) -> Result<Vec<(i64, Vec<CohortRow>)>> {
+        let mut out: Vec<(i64, Vec<CohortRow>)> = Vec::new();
+        // The time of a damaged cohort (its later chunks are skipped), the next chunk expected.
+        let mut damaged: Option<i64> = None;
+        let mut expected = 0u32;
+        for item in self.db.scan_prefix([keys::COHORT]) {
+            let (k, v) = item?;
+            let name = || format!("refit cohort chunk {}", String::from_utf8_lossy(&k));
+            let Some((at, chunk)) = keys::parse_cohort(&k) else {
+                tracing::warn!("{}: unreadable key; left out", name());
+                continue;
+            };
+            if damaged == Some(at) {
+                continue;
+            }
+            let continues = out.last().is_some_and(|(t, _)| *t == at) && chunk == expected;
+            if !continues {
+                if chunk != 0 {
+                    tracing::warn!(
+                        "{}: a chunk before it is missing; the cohort is not used",
+                        name()
+                    );
+                    if out.last().is_some_and(|(t, _)| *t == at) {
+                        out.pop();
+                    }
+                    damaged = Some(at);
+                    continue;
+                }
+                out.push((at, Vec::new()));
+                expected = 0;
+            }
+            let Some((_, rows)) = out.last_mut() else {
+                continue;
+            };
+            match codec::decode::<Vec<CohortRow>>(&name, &v) {
+                Ok(chunk_rows) => {
+                    rows.extend(chunk_rows);
+                    expected += 1;
+                }
+                Err(e) => {
+                    tracing::warn!("{e}; the cohort is not used");
+                    out.pop();
+                    damaged = Some(at);
+                }
+            }
+        }
+        Ok(out)
     }
 
-    /// The held and refit-window examples of one customer (decoding only theirs).
+    /// The held examples and the cohort rows (with each cohort's time) of one customer.
     pub(crate) fn examples_of(
         &self,
         customer_id: &str,
-    ) -> Result<(Vec<HeldExample>, Vec<RefitExample>)> {
-        Ok((
-            self.scan_examples(&HELD_KEYS, Some(customer_id))?,
-            self.scan_examples(&REFIT_KEYS, Some(customer_id))?,
-        ))
+    ) -> Result<(Vec<HeldExample>, Vec<CohortExample>)> {
+        let held = self.scan_held(Some(customer_id))?;
+        let rows = self
+            .cohorts()?
+            .into_iter()
+            .flat_map(|(at, rows)| {
+                rows.into_iter()
+                    .filter(|r| r.customer_id == customer_id)
+                    .map(move |r| (at, r))
+            })
+            .collect();
+        Ok((held, rows))
     }
 
-    /// Every example of a key space keyed by (deadline, customer), of `only` that customer if
-    /// given; keys and values that do not decode are left out with a warning.
-    fn scan_examples<T: serde::de::DeserializeOwned>(
-        &self,
-        space: &ExampleSpace,
-        only: Option<&str>,
-    ) -> Result<Vec<((i64, String), T)>> {
+    /// Removes the keys of the previous release's refit window (`W`), if any. Returns how many.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub(crate) fn remove_legacy_refit_window(&self) -> Result<usize> {
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for item in self.db.scan_prefix([keys::LEGACY_REFIT]) {
+            batch.remove(item?.0);
+            n += 1;
+        }
+        if n > 0 {
+            self.db.apply_batch(batch)?;
+        }
+        Ok(n)
+    }
+
+    /// The held examples (`H` keys), of `only` that customer if given; keys and values that do
+    /// not decode are left out with a warning.
+    fn scan_held(&self, only: Option<&str>) -> Result<Vec<HeldExample>> {
         let mut out = Vec::new();
-        for item in self.db.scan_prefix([space.prefix]) {
+        for item in self.db.scan_prefix([keys::HELD]) {
             let (k, v) = item?;
-            let name = || format!("{} {}", space.what, String::from_utf8_lossy(&k));
-            let Some((d, id)) = (space.parse)(&k) else {
-                tracing::warn!("{}: unreadable key; {}", name(), space.lost);
+            let name = || format!("held example {}", String::from_utf8_lossy(&k));
+            let Some((d, id)) = keys::parse_held(&k) else {
+                tracing::warn!("{}: unreadable key; the example is not learned", name());
                 continue;
             };
             if only.is_some_and(|c| c != id) {
                 continue;
             }
-            match codec::decode::<T>(&name, &v) {
+            match codec::decode::<Vec<f32>>(&name, &v) {
                 Ok(example) => out.push(((d, id.to_string()), example)),
-                Err(e) => tracing::warn!("{e}; {}", space.lost),
+                Err(e) => tracing::warn!("{e}; the example is not learned"),
             }
         }
         Ok(out)
@@ -734,5 +787,44 @@ impl Store {
     pub fn close(&self) -> Result<()> {
         self.db.flush()?;
         self.sync_log()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(prefix: &str, n: usize) -> Vec<CohortRow> {
+        (0..n)
+            .map(|i| CohortRow {
+                customer_id: format!("{prefix}{i}"),
+                target_count: i as u64,
+                features: vec![i as f32; 2],
+            })
+            .collect()
+    }
+
+    /// Cohorts load back chunk by chunk, in order; one with a missing or undecodable chunk is
+    /// left out, the others are not.
+    #[test]
+    fn cohorts_load_from_their_chunks_and_damaged_ones_are_left_out() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(&Config::new(dir.path()))?;
+        let put = |at: i64, n: u32, rows: &[CohortRow]| -> Result<()> {
+            store
+                .sled()
+                .insert(keys::cohort(at, n), codec::encode(&rows))?;
+            Ok(())
+        };
+        let whole = rows("a", 5);
+        put(10, 0, &whole[..2])?;
+        put(10, 1, &whole[2..4])?;
+        put(10, 2, &whole[4..])?;
+        put(20, 1, &rows("b", 2))?; // chunk 0 missing
+        put(30, 0, &rows("c", 2))?;
+        store.sled().insert(keys::cohort(30, 1), &b"\x01\xff"[..])?; // undecodable
+        put(40, 0, &rows("d", 1))?;
+        assert_eq!(store.cohorts()?, vec![(10, whole), (40, rows("d", 1))]);
+        Ok(())
     }
 }

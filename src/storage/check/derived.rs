@@ -153,101 +153,124 @@ pub(super) fn check_held(
     watermark: Option<i64>,
     report: &mut CheckReport,
 ) -> Result<()> {
-    let examples = ExampleKeys {
-        prefix: keys::HELD,
-        what: "held example",
-        parse: keys::parse_held,
-        features: |v, name| codec::decode::<Vec<f32>>(name, v).map(|f| f.len()),
-    };
-    examples.check(db, dim, report, |deadline| {
-        watermark.filter(|w| deadline < *w).map(|w| {
-            format!("held example due {deadline} is before the watermark {w}: it was never learned")
-        })
-    })
+    for item in db.scan_prefix([keys::HELD]) {
+        let (key, value) = item?;
+        report.keys += 1;
+        let Some((deadline, id)) = keys::parse_held(&key) else {
+            report.push(
+                &key,
+                ProblemKind::UnknownKey,
+                "unknown key in the held example key space",
+            );
+            continue;
+        };
+        let name = || format!("held example {}", printable(&key));
+        match codec::decode::<Vec<f32>>(&name, &value) {
+            Err(e) => report.push(&key, ProblemKind::Undecodable, e.to_string()),
+            Ok(f) if f.len() != dim => report.push(
+                &key,
+                ProblemKind::Inconsistent,
+                format!(
+                    "held example has {} features; the layout has {dim}",
+                    f.len()
+                ),
+            ),
+            Ok(_) => {}
+        }
+        if !db.contains_key(keys::profile(id))? {
+            report.push(
+                &key,
+                ProblemKind::Inconsistent,
+                format!("held example of customer {id:?} has no profile record"),
+            );
+        }
+        if let Some(w) = watermark.filter(|w| deadline < *w) {
+            report.push(
+                &key,
+                ProblemKind::Inconsistent,
+                format!(
+                    "held example due {deadline} is before the watermark {w}: it was never learned"
+                ),
+            );
+        }
+    }
+    Ok(())
 }
 
-/// Every example of the propensity refit window (`W` keys) must parse, decode to `dim`
-/// features, name a stored profile and have been due before the `watermark` (it was learned).
-pub(super) fn check_refit(
+/// Every chunk of a cohort the propensity is refitted on (`C` keys) must parse and decode,
+/// follow the cohort's previous chunk, have been taken at or before the model's `watermark`,
+/// and each row must have `dim` features and name a stored profile.
+pub(super) fn check_cohorts(
     db: &sled::Db,
     dim: usize,
     watermark: Option<i64>,
     report: &mut CheckReport,
 ) -> Result<()> {
-    let examples = ExampleKeys {
-        prefix: keys::REFIT,
-        what: "refit example",
-        parse: keys::parse_refit,
-        features: |v, name| codec::decode::<(Vec<f32>, bool)>(name, v).map(|(f, _)| f.len()),
-    };
-    examples.check(db, dim, report, |deadline| {
-        watermark.filter(|w| deadline >= *w).map(|w| {
-            format!(
-                "refit example due {deadline} is not before the watermark {w}: it cannot have \
-                 been learned"
-            )
-        })
-    })
-}
-
-/// A key space of training examples keyed by deadline and customer (`H`, `W`).
-struct ExampleKeys {
-    prefix: u8,
-    /// What one is called in a problem ("held example").
-    what: &'static str,
-    parse: fn(&[u8]) -> Option<(i64, &str)>,
-    /// The number of features of a value, or why it does not decode.
-    features: fn(&[u8], &dyn Fn() -> String) -> Result<usize>,
-}
-
-impl ExampleKeys {
-    /// Checks every key: it parses, its value decodes to `dim` features, its customer has a
-    /// profile record, and `misdated(deadline)` has nothing to say.
-    fn check(
-        &self,
-        db: &sled::Db,
-        dim: usize,
-        report: &mut CheckReport,
-        misdated: impl Fn(i64) -> Option<String>,
-    ) -> Result<()> {
-        let what = self.what;
-        for item in db.scan_prefix([self.prefix]) {
-            let (key, value) = item?;
-            report.keys += 1;
-            let Some((deadline, id)) = (self.parse)(&key) else {
+    let mut previous: Option<(i64, u32)> = None;
+    for item in db.scan_prefix([keys::COHORT]) {
+        let (key, value) = item?;
+        report.keys += 1;
+        let Some((at, chunk)) = keys::parse_cohort(&key) else {
+            report.push(
+                &key,
+                ProblemKind::UnknownKey,
+                "unknown key in the cohort key space",
+            );
+            continue;
+        };
+        let follows = match previous {
+            Some((t, c)) if t == at => c.checked_add(1) == Some(chunk),
+            _ => chunk == 0,
+        };
+        previous = Some((at, chunk));
+        if !follows {
+            report.push(
+                &key,
+                ProblemKind::Inconsistent,
+                format!("refit cohort taken at {at}: chunk {chunk} does not follow the one before"),
+            );
+        }
+        let name = || format!("refit cohort {}", printable(&key));
+        let rows = match codec::decode::<Vec<crate::storage::CohortRow>>(&name, &value) {
+            Ok(rows) => rows,
+            Err(e) => {
+                report.push(&key, ProblemKind::Undecodable, e.to_string());
+                continue;
+            }
+        };
+        if let Some(w) = watermark.filter(|w| at > *w) {
+            report.push(
+                &key,
+                ProblemKind::Inconsistent,
+                format!("refit cohort taken at {at} is after the watermark {w}"),
+            );
+        }
+        for row in rows {
+            let id = &row.customer_id;
+            if row.features.len() != dim {
                 report.push(
                     &key,
-                    ProblemKind::UnknownKey,
-                    format!("unknown key in the {what} key space"),
-                );
-                continue;
-            };
-            let name = || format!("{what} {}", printable(&key));
-            match (self.features)(&value, &name) {
-                Err(e) => report.push(&key, ProblemKind::Undecodable, e.to_string()),
-                Ok(n) if n != dim => report.push(
-                    &key,
                     ProblemKind::Inconsistent,
-                    format!("{what} has {n} features; the layout has {dim}"),
-                ),
-                Ok(_) => {}
+                    format!(
+                        "refit cohort row of customer {id:?} has {} features; the layout has {dim}",
+                        row.features.len()
+                    ),
+                );
             }
             if !db.contains_key(keys::profile(id))? {
                 report.push(
                     &key,
                     ProblemKind::Inconsistent,
-                    format!("{what} of customer {id:?} has no profile record"),
+                    format!("refit cohort row of customer {id:?} has no profile record"),
                 );
             }
-            if let Some(problem) = misdated(deadline) {
-                report.push(&key, ProblemKind::Inconsistent, problem);
-            }
         }
-        Ok(())
     }
+    Ok(())
 }
 
-/// Reports every key outside the M, P, G, S, V, Q, K, H and W key spaces.
+/// Reports every key outside the M, P, G, S, V, Q, K, H and C key spaces (and W, the refit
+/// window of the previous release, removed when the store is next opened).
 pub(super) fn check_unknown(db: &sled::Db, report: &mut CheckReport) -> Result<()> {
     let mut known = [
         keys::QUEUE,
@@ -258,7 +281,8 @@ pub(super) fn check_unknown(db: &sled::Db, report: &mut CheckReport) -> Result<(
         keys::SNAPSHOT,
         keys::SAMPLE,
         keys::HELD,
-        keys::REFIT,
+        keys::COHORT,
+        keys::LEGACY_REFIT,
     ];
     known.sort_unstable();
     let mut start: Vec<u8> = Vec::new();
