@@ -507,3 +507,52 @@ fn flipped_bytes_never_panic_and_check_sees_every_undecodable_record() -> TestRe
     db.close()?;
     Ok(())
 }
+
+#[test]
+fn a_store_of_the_previous_build_loses_its_refit_window_and_rebuilds_its_sample() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    populated(dir.path())?;
+    let profiles = customers(dir.path())?;
+    // As the build before cohorts left it: `W` keys of its refit window, and a sample smaller
+    // than the store's customers (that build kept 2,048; here half of the 200 are dropped).
+    raw(dir.path(), |db| {
+        for (i, id) in profiles.iter().enumerate().take(20) {
+            let mut k = vec![keys::LEGACY_REFIT];
+            k.extend_from_slice(&(i as u64).to_be_bytes());
+            k.extend_from_slice(id.as_bytes());
+            db.insert(k, &b"\x01"[..])?;
+        }
+        let members: Vec<sled::IVec> = db
+            .scan_prefix([keys::SAMPLE])
+            .keys()
+            .collect::<Result<_, _>>()?;
+        for k in members.iter().step_by(2) {
+            db.remove(k)?;
+        }
+        Ok(())
+    })?;
+    let report = check_store(dir.path())?;
+    assert!(report.is_clean(), "{:#?}", report.problems);
+
+    let db = Db::open_with(config(dir.path()))?;
+    // One write: the commit stores the rebuilt sample.
+    let at = db.model_info().watermark_ms;
+    db.ingest(Event::new(profiles[0].as_str(), at, EventKind::View))?;
+    db.close()?;
+    drop(db);
+    let (window, sample) = raw(dir.path(), |db| {
+        Ok((
+            db.scan_prefix([keys::LEGACY_REFIT]).count(),
+            db.scan_prefix([keys::SAMPLE]).count(),
+        ))
+    })?;
+    assert_eq!(window, 0, "the refit window's keys are removed at open");
+    assert_eq!(
+        sample,
+        profiles.len(),
+        "every customer is in the sample again"
+    );
+    let report = check_store(dir.path())?;
+    assert!(report.is_clean(), "{:#?}", report.problems);
+    Ok(())
+}
