@@ -322,8 +322,16 @@ impl Db {
         self.inner.shared.counters.snapshot()
     }
 
-    /// The storage layer (for maintenance tools and tests).
+    /// The storage layer, for this crate's tests and benches (the `testing` feature): it hands
+    /// out sled, so it is no part of the library's API.
+    #[cfg(feature = "testing")]
     pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The storage layer (for the crate's own tools: evaluate, bench).
+    #[cfg(not(feature = "testing"))]
+    pub(crate) fn store(&self) -> &Store {
         &self.inner.store
     }
 
