@@ -50,10 +50,9 @@ pub(super) fn recover_queue(
     })
 }
 
-/// The customer sample as stored; for a store written before the sample existed (no `K`
-/// keys but profiles) or with a smaller one, the bottom-k sample of its profiles, to be stored
-/// by the next commit.
-pub(super) fn recover_sample(store: &Store) -> Result<(pipeline::sample::Sample, bool)> {
+/// The customer sample as stored. A store written before the sample existed (no `K` keys but
+/// profiles) or with a smaller one gets the bottom-k sample of its profiles, stored at once.
+pub(super) fn recover_sample(store: &Store) -> Result<pipeline::sample::Sample> {
     use pipeline::sample::{Sample, CAPACITY};
     let stored = store.sample_members()?;
     // A sample below its capacity holds every customer, unless the store was written with a
@@ -67,15 +66,22 @@ pub(super) fn recover_sample(store: &Store) -> Result<(pipeline::sample::Sample,
         profiles <= stored.len()
     };
     if complete {
-        return Ok((Sample::new(stored, CAPACITY), false));
+        return Ok(Sample::new(stored, CAPACITY));
     }
     let mut ids = Vec::new();
     for item in store.profiles_after(None) {
         ids.push(item?.0);
     }
     let sample = Sample::bottom_k(ids.iter().map(String::as_str), CAPACITY);
-    let unsaved = sample.len() > 0;
-    Ok((sample, unsaved))
+    let members: Vec<(u64, String)> = sample.members().cloned().collect();
+    store.replace_sample(&members)?;
+    tracing::info!(
+        "rebuilt the customer sample from {} profiles: {} members (was {})",
+        ids.len(),
+        members.len(),
+        stored.len()
+    );
+    Ok(sample)
 }
 
 impl Inner {

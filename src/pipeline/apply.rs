@@ -57,11 +57,9 @@ pub(crate) struct Engine {
     pub(super) prefetched: HashMap<String, Option<sled::IVec>>,
     /// The records this writer wrote last, newest version each (see [`RecentRecords`]).
     pub(super) recent: RecentRecords,
-    /// The customers the segments are fitted on (see [`super::sample`]).
+    /// The customers the cohorts are taken of and the segments fitted on (see
+    /// [`super::sample`]).
     pub(super) sample: Sample,
-    /// Members of `sample` not stored yet (a store written before the sample existed): the
-    /// next commit writes them.
-    pub(super) sample_unsaved: Vec<sample::Member>,
     /// Positive examples waiting for their deadline to be learned (see [`super::held`]).
     pub(super) held: Held,
     /// The cohorts the propensity model is refitted on (see [`super::cohorts`]).
@@ -75,7 +73,7 @@ impl Engine {
         model: ModelState,
         queue: RecoveredQueue,
         snapshots: Vec<u64>,
-        (sample, sample_unsaved): (Sample, bool),
+        sample: Sample,
         (held, cohorts): (Held, Cohorts),
         layout: FeatureLayout,
         config: Config,
@@ -130,11 +128,6 @@ impl Engine {
             recent,
             held,
             cohorts,
-            sample_unsaved: if sample_unsaved {
-                sample.members().cloned().collect()
-            } else {
-                Vec::new()
-            },
             sample,
         }
     }

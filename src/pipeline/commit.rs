@@ -35,9 +35,6 @@ impl Engine {
                 insert(batch, keys::profile(id), value);
             }
         }
-        for m in &self.sample_unsaved {
-            insert(batch, keys::sample(m.0, &m.1), sled::IVec::default());
-        }
         for u in &b.undo {
             match u {
                 Undo::Sample(sample::Change::Added(m)) => {
@@ -175,7 +172,6 @@ impl Engine {
 
     /// Updates in-memory bookkeeping once a batch is committed.
     pub(crate) fn committed(&mut self, b: &BatchState) {
-        self.sample_unsaved.clear();
         let log = &mut self.queue_log;
         match b.queue_write {
             Some(QueueWrite::Checkpoint { chunks, entries }) => {

@@ -69,9 +69,8 @@ pub(crate) struct Recovered {
     pub(crate) queue: RecoveredQueue,
     /// Versions of the stored model snapshots.
     pub(crate) snapshots: Vec<u64>,
-    /// The segment-fitting sample, and whether it still has to be stored (it was built from
-    /// the profiles of a store written before it existed).
-    pub(crate) sample: (sample::Sample, bool),
+    /// The customer sample (see [`sample`]).
+    pub(crate) sample: sample::Sample,
     /// The positive training examples held until their deadline.
     pub(crate) held: held::Held,
     /// The cohorts the propensity is refitted on.

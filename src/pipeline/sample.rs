@@ -126,6 +126,7 @@ impl Sample {
     }
 
     /// Number of members.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.members.len()
     }

@@ -497,6 +497,22 @@ impl Store {
         Ok((held, rows))
     }
 
+    /// Replaces the stored customer sample (`K` keys) by `members`, in one batch.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub(crate) fn replace_sample(&self, members: &[(u64, String)]) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for item in self.db.scan_prefix([keys::SAMPLE]) {
+            batch.remove(item?.0);
+        }
+        for (hash, id) in members {
+            batch.insert(keys::sample(*hash, id), sled::IVec::default());
+        }
+        self.db.apply_batch(batch)?;
+        Ok(())
+    }
+
     /// Removes the keys of the previous release's refit window (`W`), if any. Returns how many.
     ///
     /// # Errors
