@@ -4,7 +4,8 @@
 //! writes in [`super::commit`], erasure, re-segmentation and undo in [`super::maintain`].
 //!
 //! Per event, in order: advance the watermark, learning every training example whose deadline
-//! it passed; if the event is a target event inside its customer's open example's horizon,
+//! it passed (and, when it enters a new block, refitting the propensity on the due cohort and
+//! taking the next, [`super::cohorts`]); if the event is a target event inside its customer's open example's horizon,
 //! label that example positive (held until its deadline, [`super::held`]); apply the event to
 //! the profile (a new version); compute the feature vector as of the watermark; assign its
 //! segment; predict the propensity; if the customer has no open example, open one; count the

@@ -4,8 +4,10 @@
 //! example at checkpoint `c` is the profile as of `c`, positive if a target event comes in
 //! `(c, c + horizon]`, negative otherwise. Every example is learned when the watermark passes
 //! its deadline `c + horizon`, in deadline order: a positive is held until then
-//! ([`super::held`]). This module moves the watermark (learning what fell due) and learns one
-//! example (prequential metrics, drift monitor, drift reaction).
+//! ([`super::held`]). These examples train the online model. This module moves the watermark
+//! (learning what fell due, and at each new block refitting the served model on the due cohort
+//! and taking the next one, [`super::cohorts`]) and learns one example (prequential metrics,
+//! drift monitor, drift reaction).
 
 use super::apply::*;
 use super::batch::*;
