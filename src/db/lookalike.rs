@@ -30,7 +30,7 @@ pub(super) fn shortlist_len(k: usize) -> usize {
     k.saturating_mul(5).max(50)
 }
 
-/// 1 / the scaler's divisor per dimension, exactly as [`crate::model::scaler::Scaler::transform`]
+/// 1 / the scaler's divisor per dimension, exactly as [`crate::model::Scaler::transform`]
 /// divides (it standardises `x` as `(x − mean) / divisor`, so transforming 1 and 0 differ by
 /// 1 / divisor).
 pub(super) fn inverse_divisors(model: &ModelState) -> Vec<f64> {

@@ -173,7 +173,7 @@ pub(crate) struct Query {
     /// Static positions: distance term = (a − b · code)².
     a: Vec<f32>,
     b: Vec<f32>,
-    /// Time-dependent positions: term = (w · (q − table[code]))².
+    /// Time-dependent positions: term = (w · (q − table\[code\]))².
     w: Vec<f32>,
     q: Vec<f32>,
     now_days: f32,
