@@ -15,8 +15,8 @@
 //! The observation is the [`surprise`] of the *lagged forecaster*: the propensity's online model
 //! (which learns every example as it completes; the served refit changes in steps, and its
 //! lagged copies fired on the seasonal swings of the shared real logs, `docs/model.md`) frozen
-//! as it was half a horizon to one horizon earlier ([`DriftMonitor::rotate`]: copies are taken every half
-//! horizon, and the one before the newest scores). Every example is learned at its deadline
+//! as it was half a horizon to one horizon earlier ([`DriftMonitor::rotate`]: copies are taken
+//! every half horizon, and the one before the newest scores). Every example is learned at its deadline
 //! (positives are held until then, `crate::pipeline`'s held examples), so the copy has learned
 //! none of the examples it scores: they are all due after it was taken. A frozen model's surprise
 //! only moves when the data do, and the surprise (log loss minus the prediction's own entropy) is

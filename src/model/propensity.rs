@@ -183,11 +183,17 @@ impl Propensity {
     /// Forgets everything learned (weights, bias, AdaGrad history and the refit); keeps `lr` and
     /// `l2`.
     pub fn reset(&mut self) {
+        self.reset_online();
+        self.refit.clear();
+    }
+
+    /// Forgets what the online model learned (weights, bias, AdaGrad history); keeps the refit,
+    /// `lr` and `l2`.
+    pub(crate) fn reset_online(&mut self) {
         self.weights.fill(0.0);
         self.grad_sq.fill(0.0);
         self.bias = 0.0;
         self.bias_grad_sq = 0.0;
-        self.refit.clear();
     }
 
     /// Checks the internal invariants of a decoded model.

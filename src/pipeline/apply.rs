@@ -3,16 +3,16 @@
 //! [`super::batch`], the training examples in [`super::examples`], turning a batch into sled
 //! writes in [`super::commit`], erasure, re-segmentation and undo in [`super::maintain`].
 //!
-//! Per event, in order: advance the watermark, learning every training example whose deadline
-//! it passed (and, when it enters a new block, refitting the propensity on the due cohort and
-//! taking the next, [`super::cohorts`]); if the event is a target event inside its customer's open example's horizon,
-//! label that example positive (held until its deadline, [`super::held`]); apply the event to
-//! the profile (a new version); compute the feature vector as of the watermark; assign its
-//! segment; predict the propensity; if the customer has no open example, open one; count the
-//! event towards the segments' fit schedule, and fit them to the customer sample when one is
-//! due. Every prediction is made before the example it scores is learned (prequential
-//! evaluation). The scaler the propensity model reads is fed every event's vector and each
-//! silent customer's vector at the end of a silent horizon.
+//! Per event, in order: advance the watermark, learning every training example whose deadline it
+//! passed (and, when it enters a new block, refitting the propensity on the due cohort and taking
+//! the next, [`super::cohorts`]); if the event is a target event inside its customer's open
+//! example's horizon, label that example positive (held until its deadline, [`super::held`]); apply
+//! the event to the profile (a new version); compute the feature vector as of the watermark; assign
+//! its segment; predict the propensity; if the customer has no open example, open one; count the
+//! event towards the segments' fit schedule, and fit them to the customer sample when one is due.
+//! Every prediction is made before the example it scores is learned (prequential evaluation). The
+//! scaler the propensity model reads is fed every event's vector and each silent customer's vector
+//! at the end of a silent horizon.
 //!
 //! The propensity model learns from the population it is served: a training example is the
 //! profile as of a *checkpoint*, not as of an event (see [`super::examples`]). Until the first

@@ -47,6 +47,17 @@ pub(super) fn is_implicit(pending: &Option<PendingExample>, k: usize) -> bool {
     k > 0 || !pending.as_ref().is_some_and(PendingExample::is_stored)
 }
 
+/// The raw feature vector of `state` as of `at`, in the precision examples are stored in.
+fn raw_features(layout: &FeatureLayout, state: &ProfileState, at: i64) -> Vec<f32> {
+    layout.vector(state, at).iter().map(|v| *v as f32).collect()
+}
+
+/// Stored raw features standardised by `scaler`, as the propensity model reads them.
+fn standardised(scaler: &crate::model::Scaler, features: &[f32]) -> Vec<f64> {
+    let x: Vec<f64> = features.iter().map(|v| f64::from(*v)).collect();
+    scaler.transform_vec(&x)
+}
+
 /// The raw features of example (taken_at, k): stored for k = 0 once materialised, derived
 /// from the (unchanged since) state as of `taken_at` otherwise.
 pub(super) fn example_features(
@@ -58,11 +69,7 @@ pub(super) fn example_features(
 ) -> Vec<f32> {
     match (pending, k) {
         (Some(p), 0) if p.is_stored() => p.features.clone(),
-        _ => layout
-            .vector(state, taken_at)
-            .iter()
-            .map(|v| *v as f32)
-            .collect(),
+        _ => raw_features(layout, state, taken_at),
     }
 }
 
@@ -187,8 +194,7 @@ impl Engine {
             }) else {
                 continue;
             };
-            let x: Vec<f64> = row.features.iter().map(|v| f64::from(*v)).collect();
-            points.push(self.model.scaler.transform_vec(&x));
+            points.push(standardised(&self.model.scaler, &row.features));
             labels.push(count > row.target_count);
         }
         let changes = self.cohorts.drop_through(at);
@@ -230,7 +236,7 @@ impl Engine {
                     (s.event_count > 0).then(|| CohortRow {
                         customer_id: id.to_string(),
                         target_count: s.kind_counts[target],
-                        features: layout.vector(s, at).iter().map(|v| *v as f32).collect(),
+                        features: raw_features(layout, s, at),
                     })
                 })
                 .flatten()
@@ -253,8 +259,7 @@ impl Engine {
         if features.len() != model.scaler.dim() {
             return;
         }
-        let x: Vec<f64> = features.iter().map(|v| f64::from(*v)).collect();
-        let z = model.scaler.transform_vec(&x);
+        let z = standardised(&model.scaler, features);
         let (positives, examples) = (model.metrics.positives(), model.metrics.examples());
         let trained = positives.min(examples.saturating_sub(positives)) >= MIN_EXAMPLES;
         let (wm, h) = (model.watermark_ms, self.horizon_ms);
@@ -287,7 +292,9 @@ impl Engine {
         }
         match self.config.drift_reaction {
             DriftReaction::Warn => {}
-            DriftReaction::Reset => reset_online(&mut model.propensity),
+            // The refit stays: refitting on the cohort it came from would give the same
+            // coefficients, and the next cohort replaces it within a block.
+            DriftReaction::Reset => model.propensity.reset_online(),
             DriftReaction::Rollback => {
                 let restored =
                     self.snapshots
@@ -302,21 +309,10 @@ impl Engine {
                     }
                     // No usable snapshot: starting over, as `reset` does, is the closest to
                     // "before the drift".
-                    _ => reset_online(&mut self.model.propensity),
+                    _ => self.model.propensity.reset_online(),
                 }
             }
         }
-    }
-}
-
-/// The `reset` reaction: the online model starts over; the refit stays, since refitting on the
-/// newest cohort (the one it was fitted on) would give the same coefficients, and the next
-/// cohort replaces it within a block.
-fn reset_online(propensity: &mut crate::model::Propensity) {
-    let refit = propensity.refit().map(<[f64]>::to_vec);
-    propensity.reset();
-    if let Some(coefficients) = refit {
-        propensity.set_refit(coefficients);
     }
 }
 
