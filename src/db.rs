@@ -75,7 +75,7 @@ struct Inner {
 }
 
 #[doc(hidden)]
-pub use crate::query::lookalike_index::LookalikeRow;
+pub use crate::index::LookalikeRow;
 
 /// How [`Db::similar`] searches for lookalikes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

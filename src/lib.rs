@@ -20,6 +20,7 @@
 //! | [`model`] | online scaler, propensity (logistic regression), k-means, metrics |
 //! | [`storage`] | sled key layout, versioned record codec, profile records |
 //! | `pipeline` (internal) | the single writer and its apply and durability stages: batching, apply, commit, durability, acks |
+//! | `index` (internal) | the lookalike index: kept by the writer after each commit, scanned by `Db::similar` |
 //! | [`query`] | profiles as of now, model info, segment descriptions |
 //! | `db` (internal) | [`Db`], the embedded facade, and its argument types (re-exported here) |
 //! | [`server`] | the Redis-protocol (RESP) server behind `persona serve` |
@@ -69,6 +70,7 @@ pub mod features;
 pub mod fuzzing;
 #[cfg(feature = "generator")]
 pub mod generator;
+mod index;
 pub mod model;
 pub(crate) mod pipeline;
 pub mod query;

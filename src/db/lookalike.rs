@@ -4,7 +4,7 @@ use super::*;
 use crate::error::Result;
 use crate::event::validate_customer_id;
 use crate::model::ModelState;
-use crate::query::lookalike_index::BuildState;
+use crate::index::BuildState;
 use crate::query::similar::Scan;
 use crate::query::{similar, SimilarCustomer};
 use std::thread::JoinHandle;

@@ -8,7 +8,7 @@ use crate::features::vector::FeatureLayout;
 use crate::features::FeatureParams;
 use crate::model::ModelState;
 use crate::pipeline::{self, Request, Shared};
-use crate::query::lookalike_index::LookalikeIndex;
+use crate::index::LookalikeIndex;
 use crate::query::segments;
 use crate::storage::Store;
 use parking_lot::{Mutex, RwLock};

@@ -5,7 +5,7 @@ use super::*;
 use crate::error::Result;
 use crate::features::AttrValue;
 use crate::model::ModelState;
-use crate::query::lookalike_index::LookalikeIndex;
+use crate::index::LookalikeIndex;
 use crate::Event;
 use crossbeam_channel::Sender;
 use parking_lot::RwLock;

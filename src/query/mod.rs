@@ -6,7 +6,6 @@
 
 pub mod export;
 pub mod history;
-pub(crate) mod lookalike_index;
 pub(crate) mod refit;
 pub mod report;
 pub mod score;

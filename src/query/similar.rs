@@ -3,7 +3,7 @@
 //! Distance is Euclidean between standardised feature vectors, every profile evaluated as of the
 //! watermark from its record. `search` does that evaluation for the profiles a `Scan` names:
 //! all of them (`exact`), a shortlist taken from the in-memory lookalike index
-//! (`query::lookalike_index`; the indexed search; while that index is still being rebuilt
+//! (`index`; the indexed search; while that index is still being rebuilt
 //! after open, the indexed search scans all of them too). Either way the answer's distances are
 //! exact; only which profiles are looked at is approximate.
 
