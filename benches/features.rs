@@ -4,10 +4,10 @@
 //! `cargo bench --bench features`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use persona::event::EventKind;
-use persona::features::vector::FeatureLayout;
-use persona::features::{CompactEvent, FeatureParams, ProfileOp, ProfileState};
-use persona::model::{ModelConfig, ModelState};
+use persona::testing::features::vector::FeatureLayout;
+use persona::testing::features::{CompactEvent, FeatureParams, ProfileOp, ProfileState};
+use persona::EventKind;
+use persona::{testing::model::ModelState, ModelConfig};
 use std::hint::black_box;
 
 const T0: i64 = 1_767_225_600_000;

@@ -5,9 +5,9 @@
 //! `cargo bench --bench model`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use persona::features::vector::FeatureLayout;
-use persona::features::FeatureParams;
-use persona::model::{ModelConfig, ModelState};
+use persona::testing::features::vector::FeatureLayout;
+use persona::testing::features::FeatureParams;
+use persona::{testing::model::ModelState, ModelConfig};
 use std::hint::black_box;
 
 fn model(c: &mut Criterion) {

@@ -5,6 +5,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use persona::generator::{Generator, GeneratorConfig};
+use persona::testing::DbInternals;
 use persona::{Config, Db, Durability, Target};
 use std::hint::black_box;
 

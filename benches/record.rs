@@ -6,24 +6,25 @@
 //! `cargo bench --bench record`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use persona::event::EventKind;
-use persona::features::{CompactEvent, FeatureParams, ProfileOp};
-use persona::storage::record::ProfileRecord;
-use persona::Config;
+use persona::testing::features::{CompactEvent, FeatureParams, ProfileOp};
+use persona::testing::storage::record::ProfileRecord;
+use persona::EventKind;
 use std::hint::black_box;
 
 const T0: i64 = 1_767_225_600_000;
 
 fn record(c: &mut Criterion) {
-    let cfg = Config::new("unused");
+    // A store with `Config`'s defaults: 30-day half-life, 16 category buckets, a dedupe window
+    // of 512 ids, 16 versions of history.
+    let (dedupe_window, history_versions) = (512, 16);
     let params = FeatureParams {
-        half_life_ms: cfg.half_life_ms(),
-        category_buckets: cfg.category_buckets,
+        half_life_ms: 30.0 * 86_400_000.0,
+        category_buckets: 16,
     };
     let mut rec = ProfileRecord::new(&params);
     for i in 0..600i64 {
         let t = T0 + i * 60_000;
-        rec.remember(i as u64 * 0x9e37_79b9_7f4a_7c15, t, cfg.dedupe_window);
+        rec.remember(i as u64 * 0x9e37_79b9_7f4a_7c15, t, dedupe_window);
         let op = ProfileOp::Event(CompactEvent {
             timestamp_ms: t,
             kind: if i % 10 == 0 {
@@ -34,7 +35,7 @@ fn record(c: &mut Criterion) {
             value: 20.0 + (i % 7) as f64,
             bucket: Some((i % 16) as u16),
         });
-        rec.apply(op, &params, cfg.history_versions);
+        rec.apply(op, &params, history_versions);
     }
     let bytes = rec.encode();
     let mut g = c.benchmark_group("record");

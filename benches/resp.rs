@@ -4,7 +4,9 @@
 //! `cargo bench --bench resp`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use persona::server::frame::{parse_frame, parse_request, Frame, Limits, Proto, SharedKeys};
+use persona::testing::server::frame::{
+    parse_frame, parse_request, Frame, Limits, Proto, SharedKeys,
+};
 use std::hint::black_box;
 
 fn command(args: &[&str]) -> Vec<u8> {

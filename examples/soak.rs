@@ -116,7 +116,7 @@ fn start_server(args: &Args) -> BoxResult<(Started, String)> {
     let mut stderr = std::io::BufReader::new(child.stderr.take().ok_or("no stderr")?);
     let mut line = String::new();
     stderr.read_line(&mut line)?;
-    let addr = persona::server::parse_ready_line(&line)
+    let addr = persona::testing::server::parse_ready_line(&line)
         .ok_or_else(|| format!("persona serve did not start: {line:?}"))?
         .to_string();
     // Keep draining the server's stderr so it never blocks on a full pipe.

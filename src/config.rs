@@ -62,88 +62,37 @@ impl Durability {
 ///     .segments(4)
 ///     .durability(Durability::Flush)
 ///     .open()?;
-/// assert_eq!(db.config().segments, 4);
+/// assert_eq!(db.config().segment_count(), 4);
 /// # Ok::<(), persona::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Data directory (created with owner-only permissions if missing).
-    pub path: PathBuf,
-    /// Number of customer segments k. Default 8. Fixed when the store is created.
-    pub segments: usize,
-    /// Half-life of time-decayed counters, in days. Default 30. Fixed when the store is created.
-    pub half_life_days: f64,
-    /// Propensity horizon: does the customer do `target_kind` within this many days? Default 30.
-    /// Fixed when the store is created.
-    pub horizon_days: f64,
-    /// The event kind the propensity model predicts. Default `purchase`. Fixed at creation.
-    pub target_kind: EventKind,
-    /// How many versions of each profile stay readable. Default 16 (minimum 1).
-    pub history_versions: usize,
-    /// When a write is acknowledged. Default [`Durability::Fsync`].
-    pub durability: Durability,
-    /// Most events committed together in one batch. Default 1024.
-    pub max_batch: usize,
-    /// Longest the writer waits for more events before committing a non-full batch, in
-    /// microseconds. Default 200. Batches also grow naturally while the previous commit syncs.
-    pub max_batch_delay_us: u64,
-    /// sled page-cache size in MiB. Default 256.
-    pub cache_capacity_mb: u64,
-    /// Budget in MiB of the writer's cache of the profile records it wrote last (encoded), which
-    /// spares the next event of a recent customer a sled read. Default 64; 0 turns it off.
-    pub record_cache_mb: u64,
-    /// zstd level (1–22) sled compresses its log with, or 0 for no compression (the default).
-    /// Takes effect when a store is created: sled records whether a store is compressed, and a
-    /// store is always opened the way it was created (a different setting is logged and
-    /// ignored; `persona compact --compression-level` converts a store). Compression keeps the
-    /// store at about a third of the disk space, at the cost of ingest speed and of reopen time
-    /// (see docs/bench-history.md, "Compression: disk at 1.7× logical").
-    pub compression_level: u8,
-    /// Capacity of the queue in front of the writer, in requests. Default 4096.
-    pub queue_capacity: usize,
-    /// How many recent event ids per customer are remembered for de-duplication. Default 512.
-    /// A repeated id inside the window is acknowledged as a duplicate; an event whose id is not
-    /// in the window but whose time is not newer than the ids that left it is refused (it
-    /// cannot be told apart from a replay), so nothing is ever applied twice.
-    pub dedupe_window: usize,
-    /// How far past the later of the store's watermark and the wall clock an event's time may
-    /// be, in seconds. Default 86 400 (one day). A later event is refused with an error naming
-    /// the limit: one mistyped future timestamp would otherwise move the watermark, and with it
-    /// every profile's recency and every open training example's label, for everyone.
-    pub max_future_skew_secs: u64,
-    /// Category-affinity hash buckets in the feature vector. Default 16. Fixed at creation.
-    pub category_buckets: usize,
-    /// How many consecutive horizons of silence still produce (negative or positive) training
-    /// examples of the online model (and observations of the drift monitor) for a customer who
-    /// stopped coming back. Default 3. The served refit's cohorts hold every sampled customer,
-    /// whatever their silence.
-    pub silent_horizons: usize,
-    /// Online-model hyperparameters (k-means reservoir, learning rates, seeds).
-    pub model: ModelConfig,
-    /// The marketing-action catalogue. Default: `vip_offer`, `new_product`, `win_back_coupon`,
-    /// `cart_reminder`, `none`. Rule-based priors know these names; other names start neutral.
-    pub actions: Vec<String>,
-    /// What to do when drift is detected on the propensity model's forecasts
-    /// ([`crate::model::drift`]). Default `warn`.
-    pub drift_reaction: DriftReaction,
-    /// Snapshot the model state every this many committed batches (0 = only on demand).
-    /// Default 1000.
-    pub snapshot_every: u64,
-    /// Model snapshots kept. Default 8.
-    pub model_versions: usize,
-    /// Segments probed by `similar` (inverted lists = segment membership). Default 3.
-    pub nprobe: usize,
-    /// Re-segment every profile in the background every this many seconds (0 = never). Default 0.
-    pub resegment_interval_secs: u64,
-    /// Retention: erase every profile whose last event is more than this many days older than
-    /// the watermark (the latest event time seen — event time, not wall-clock time). `None`
-    /// (the default) keeps profiles forever. When set, a background thread purges every
-    /// `purge_interval_secs`; [`crate::Db::purge`] purges on demand. Profiles with attributes
-    /// but no events are never purged (they have no event time).
-    pub profile_ttl_days: Option<f64>,
-    /// How often the background purge runs when `profile_ttl_days` is set, in seconds.
-    /// Default 3600.
-    pub purge_interval_secs: u64,
+    // Each field is documented on its setter (`Config::new` gives the defaults).
+    pub(crate) path: PathBuf,
+    pub(crate) half_life_days: f64,
+    pub(crate) horizon_days: f64,
+    pub(crate) target_kind: EventKind,
+    pub(crate) history_versions: usize,
+    pub(crate) durability: Durability,
+    pub(crate) max_batch: usize,
+    pub(crate) max_batch_delay_us: u64,
+    pub(crate) cache_capacity_mb: u64,
+    pub(crate) record_cache_mb: u64,
+    pub(crate) compression_level: u8,
+    pub(crate) queue_capacity: usize,
+    pub(crate) dedupe_window: usize,
+    pub(crate) max_future_skew_secs: u64,
+    pub(crate) category_buckets: usize,
+    pub(crate) silent_horizons: usize,
+    pub(crate) model: ModelConfig,
+    pub(crate) actions: Vec<String>,
+    pub(crate) drift_reaction: DriftReaction,
+    pub(crate) snapshot_every: u64,
+    pub(crate) model_versions: usize,
+    pub(crate) nprobe: usize,
+    pub(crate) resegment_interval_secs: u64,
+    pub(crate) profile_ttl_days: Option<f64>,
+    pub(crate) purge_interval_secs: u64,
 }
 
 /// The reaction to detected drift.
@@ -204,7 +153,6 @@ impl Config {
     pub fn new(path: impl AsRef<Path>) -> Config {
         Config {
             path: path.as_ref().to_path_buf(),
-            segments: 8,
             half_life_days: 30.0,
             horizon_days: 30.0,
             target_kind: EventKind::Purchase,
@@ -232,80 +180,93 @@ impl Config {
         }
     }
 
-    /// Sets [`Config::segments`].
+    /// Number of customer segments k. Default 8. Fixed when the store is created.
     pub fn segments(mut self, k: usize) -> Config {
-        self.segments = k;
         self.model.segments = k;
         self
     }
 
-    /// Sets [`Config::half_life_days`].
+    /// Half-life of time-decayed counters, in days. Default 30. Fixed when the store is created.
     pub fn half_life_days(mut self, days: f64) -> Config {
         self.half_life_days = days;
         self
     }
 
-    /// Sets [`Config::horizon_days`].
+    /// Propensity horizon: does the customer do `target_kind` within this many days? Default 30.
+    /// Fixed when the store is created.
     pub fn horizon_days(mut self, days: f64) -> Config {
         self.horizon_days = days;
         self
     }
 
-    /// Sets [`Config::target_kind`].
+    /// The event kind the propensity model predicts. Default `purchase`. Fixed at creation.
     pub fn target_kind(mut self, kind: EventKind) -> Config {
         self.target_kind = kind;
         self
     }
 
-    /// Sets [`Config::history_versions`].
+    /// How many versions of each profile stay readable. Default 16 (minimum 1).
     pub fn history_versions(mut self, n: usize) -> Config {
         self.history_versions = n;
         self
     }
 
-    /// Sets [`Config::durability`].
+    /// When a write is acknowledged. Default [`Durability::Fsync`].
     pub fn durability(mut self, d: Durability) -> Config {
         self.durability = d;
         self
     }
 
-    /// Sets [`Config::max_batch`].
+    /// Most events committed together in one batch. Default 1024.
     pub fn max_batch(mut self, n: usize) -> Config {
         self.max_batch = n;
         self
     }
 
-    /// Sets [`Config::max_batch_delay_us`].
+    /// Longest the writer waits for more events before committing a non-full batch, in
+    /// microseconds. Default 200. Batches also grow naturally while the previous commit syncs.
     pub fn max_batch_delay_us(mut self, us: u64) -> Config {
         self.max_batch_delay_us = us;
         self
     }
 
-    /// Sets [`Config::cache_capacity_mb`].
+    /// sled page-cache size in MiB. Default 256.
     pub fn cache_capacity_mb(mut self, mb: u64) -> Config {
         self.cache_capacity_mb = mb;
         self
     }
 
-    /// Sets [`Config::record_cache_mb`].
+    /// Budget in MiB of the writer's cache of the profile records it wrote last (encoded), which
+    /// spares the next event of a recent customer a sled read. Default 64; 0 turns it off.
     pub fn record_cache_mb(mut self, mb: u64) -> Config {
         self.record_cache_mb = mb;
         self
     }
 
-    /// Sets [`Config::compression_level`].
+    /// zstd level (1–22) sled compresses its log with, or 0 for no compression (the default).
+    /// Takes effect when a store is created: sled records whether a store is compressed, and a
+    /// store is always opened the way it was created (a different setting is logged and
+    /// ignored; `persona compact --compression-level` converts a store). Compression keeps the
+    /// store at about a third of the disk space, at the cost of ingest speed and of reopen time
+    /// (see docs/bench-history.md, "Compression: disk at 1.7× logical").
     pub fn compression_level(mut self, level: u8) -> Config {
         self.compression_level = level;
         self
     }
 
-    /// Sets [`Config::dedupe_window`].
+    /// How many recent event ids per customer are remembered for de-duplication. Default 512.
+    /// A repeated id inside the window is acknowledged as a duplicate; an event whose id is not
+    /// in the window but whose time is not newer than the ids that left it is refused (it
+    /// cannot be told apart from a replay), so nothing is ever applied twice.
     pub fn dedupe_window(mut self, n: usize) -> Config {
         self.dedupe_window = n;
         self
     }
 
-    /// Sets [`Config::max_future_skew_secs`].
+    /// How far past the later of the store's watermark and the wall clock an event's time may
+    /// be, in seconds. Default 86 400 (one day). A later event is refused with an error naming
+    /// the limit: one mistyped future timestamp would otherwise move the watermark, and with it
+    /// every profile's recency and every open training example's label, for everyone.
     pub fn max_future_skew_secs(mut self, secs: u64) -> Config {
         self.max_future_skew_secs = secs;
         self
@@ -319,43 +280,51 @@ impl Config {
         watermark_ms.max(wall_ms).saturating_add(skew)
     }
 
-    /// Sets [`Config::actions`].
+    /// The marketing-action catalogue. Default: `vip_offer`, `new_product`, `win_back_coupon`,
+    /// `cart_reminder`, `none`. Rule-based priors know these names; other names start neutral.
     pub fn actions<S: Into<String>>(mut self, actions: impl IntoIterator<Item = S>) -> Config {
         self.actions = actions.into_iter().map(Into::into).collect();
         self
     }
 
-    /// Sets [`Config::drift_reaction`].
+    /// What to do when drift is detected on the propensity model's forecasts
+    /// (the drift monitor, `docs/model.md`). Default `warn`.
     pub fn drift_reaction(mut self, r: DriftReaction) -> Config {
         self.drift_reaction = r;
         self
     }
 
-    /// Sets [`Config::snapshot_every`].
+    /// Snapshot the model state every this many committed batches (0 = only on demand).
+    /// Default 1000.
     pub fn snapshot_every(mut self, batches: u64) -> Config {
         self.snapshot_every = batches;
         self
     }
 
-    /// Sets [`Config::model_versions`].
+    /// Model snapshots kept. Default 8.
     pub fn model_versions(mut self, n: usize) -> Config {
         self.model_versions = n;
         self
     }
 
-    /// Sets [`Config::nprobe`].
+    /// Segments probed by `similar` (inverted lists = segment membership). Default 3.
     pub fn nprobe(mut self, n: usize) -> Config {
         self.nprobe = n;
         self
     }
 
-    /// Sets [`Config::profile_ttl_days`] (retention).
+    /// Retention: erase every profile whose last event is more than this many days older than
+    /// the watermark (the latest event time seen — event time, not wall-clock time). `None`
+    /// (the default) keeps profiles forever. When set, a background thread purges every
+    /// `purge_interval_secs`; [`crate::Db::purge`] purges on demand. Profiles with attributes
+    /// but no events are never purged (they have no event time).
     pub fn profile_ttl_days(mut self, days: Option<f64>) -> Config {
         self.profile_ttl_days = days;
         self
     }
 
-    /// Sets [`Config::purge_interval_secs`].
+    /// How often the background purge runs when `profile_ttl_days` is set, in seconds.
+    /// Default 3600.
     pub fn purge_interval_secs(mut self, secs: u64) -> Config {
         self.purge_interval_secs = secs;
         self
@@ -366,23 +335,62 @@ impl Config {
         self.profile_ttl_days.map(|d| (d * 86_400_000.0) as i64)
     }
 
-    /// Sets [`Config::silent_horizons`].
+    /// How many consecutive horizons of silence still produce (negative or positive) training
+    /// examples of the online model (and observations of the drift monitor) for a customer who
+    /// stopped coming back. Default 3. The served refit's cohorts hold every sampled customer,
+    /// whatever their silence.
     pub fn silent_horizons(mut self, n: usize) -> Config {
         self.silent_horizons = n;
         self
     }
 
-    /// Sets [`Config::category_buckets`].
+    /// Category-affinity hash buckets in the feature vector. Default 16. Fixed at creation.
     pub fn category_buckets(mut self, n: usize) -> Config {
         self.category_buckets = n;
         self
     }
 
-    /// Sets the online-model hyperparameters ([`Config::model`]); `segments` is kept in sync.
+    /// Replaces every online-model hyperparameter ([`ModelConfig`]: k-means reservoir, learning
+    /// rate, L2 penalty, metrics window, seed) **and the number of segments**, which is stored
+    /// once, in `model.segments`: `Config::new(p).segments(4).model(m)` has `m.segments`
+    /// segments. Set the segments in `m`, or call [`Config::segments`] after this.
     pub fn model(mut self, model: ModelConfig) -> Config {
-        self.segments = model.segments;
         self.model = model;
         self
+    }
+
+    /// Events before the segments are first fitted, and the fewest events between two fits
+    /// ([`ModelConfig::reservoir_size`]). Default 512.
+    pub fn reservoir_size(mut self, n: usize) -> Config {
+        self.model.reservoir_size = n;
+        self
+    }
+
+    /// Capacity of the queue in front of the writer, in requests. Default 4096.
+    pub fn queue_capacity(mut self, n: usize) -> Config {
+        self.queue_capacity = n;
+        self
+    }
+
+    /// Re-segment every profile in the background every this many seconds (0 = never). Default 0.
+    pub fn resegment_interval_secs(mut self, secs: u64) -> Config {
+        self.resegment_interval_secs = secs;
+        self
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Number of customer segments `k` (stored in the model hyperparameters).
+    pub fn segment_count(&self) -> usize {
+        self.model.segments
+    }
+
+    /// The marketing-action catalogue.
+    pub fn action_names(&self) -> &[String] {
+        &self.actions
     }
 
     /// The batching delay as a [`Duration`].
@@ -414,7 +422,12 @@ impl Config {
                 )))
             }
         };
-        range("segments", self.segments as f64, 1.0, MAX_SEGMENTS as f64)?;
+        range(
+            "segments",
+            self.model.segments as f64,
+            1.0,
+            MAX_SEGMENTS as f64,
+        )?;
         range("half_life_days", self.half_life_days, 0.001, 36_500.0)?;
         range("horizon_days", self.horizon_days, 0.001, 3650.0)?;
         range(
@@ -489,12 +502,6 @@ impl Config {
             1.0,
             MAX_CATEGORY_BUCKETS as f64,
         )?;
-        if self.model.segments != self.segments {
-            return Err(Error::Config(format!(
-                "model.segments = {} differs from segments = {}",
-                self.model.segments, self.segments
-            )));
-        }
         range(
             "reservoir_size",
             self.model.reservoir_size as f64,
@@ -542,7 +549,7 @@ impl Config {
     /// # Examples
     /// ```
     /// let cfg = persona::Config::from_toml_str("data", "segments = 5\ntarget_kind = \"cart_add\"")?;
-    /// assert_eq!(cfg.segments, 5);
+    /// assert_eq!(cfg.segment_count(), 5);
     /// assert!(persona::Config::from_toml_str("data", "segmnets = 5").is_err());
     /// # Ok::<(), persona::Error>(())
     /// ```
@@ -695,7 +702,6 @@ mod tests {
             seed = 7
             "#,
         )?;
-        assert_eq!(c.segments, 6);
         assert_eq!(c.model.segments, 6);
         assert_eq!(c.half_life_days, 14.5);
         assert_eq!(c.horizon_days, 7.0);

@@ -75,7 +75,8 @@ struct Inner {
 }
 
 #[doc(hidden)]
-pub use crate::index::LookalikeRow;
+#[cfg(feature = "testing")]
+pub(crate) use crate::index::LookalikeRow;
 
 /// How [`Db::similar`] searches for lookalikes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

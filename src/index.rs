@@ -423,6 +423,7 @@ pub(crate) enum BuildState {
 /// One entry of the lookalike index as [`crate::Db::lookalike_index_rows`] shows it: customer
 /// id, segment, 8-bit codes, the time they are as of (days since the epoch). For tests.
 #[doc(hidden)]
+#[cfg(any(test, feature = "testing"))]
 pub type LookalikeRow = (String, Option<u16>, Vec<u8>, f32);
 
 /// The index (see the module documentation).
@@ -725,6 +726,7 @@ impl LookalikeIndex {
 
     /// Every indexed customer with its segment and row, in id order (tests compare the index
     /// the writer maintained with one rebuilt from the records).
+    #[cfg(any(test, feature = "testing"))]
     pub(crate) fn rows(&self) -> Vec<LookalikeRow> {
         let width = self.quantiser.width();
         let data = self.data.read();
@@ -750,12 +752,14 @@ impl LookalikeIndex {
     }
 
     /// Customers indexed.
+    #[cfg(any(feature = "cli", feature = "testing"))]
     pub(crate) fn len(&self) -> usize {
         let data = self.data.read();
         data.slots.len() - data.free.len()
     }
 
     /// Approximate heap bytes held (rows, slots, ids, hash table).
+    #[cfg(feature = "cli")]
     pub(crate) fn heap_bytes(&self) -> usize {
         let data = self.data.read();
         let rows: usize = data

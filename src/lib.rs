@@ -10,29 +10,45 @@
 //! small, durable, always-current customer model a product needs to act on customers in real
 //! time, in one process, on one disk (sled).
 //!
-//! ## Module map
+//! ## The API
+//! - Open a store: [`Config`] (a builder) or [`Db::open`]; close it with [`Db::close`].
+//! - Write: [`Db::ingest`] an [`Event`] (or [`Db::ingest_batch`], [`Db::ingest_async`]),
+//!   [`Db::set_attributes`], [`Db::feedback`]; each returns an [`Ack`] once durable.
+//! - Read: [`Db::profile`] ([`Profile`]), [`Db::score`], [`Db::nearest_segments`],
+//!   [`Db::similar`], [`Db::strategy`], [`Db::history`], [`Db::segments`], [`Db::model_info`].
+//! - Maintain: [`Db::resegment`], [`Db::rollback_model`], [`Db::erase`], [`Db::purge`],
+//!   [`check_store`].
+//! - Serve it over the Redis protocol: [`serve`] or [`Server`] with a [`ServerConfig`].
+//! - Every failure is an [`Error`]; a rejected event says why in an [`InvalidEvent`].
+//!
+//! ## Source map
 //! The write path reads top to bottom: event → features → models → one atomic commit → ack.
+//! All modules but `generator` are private; the items above are re-exported here.
 //!
 //! | module | role |
 //! |---|---|
-//! | [`event`] | [`Event`], validation, CSV / JSON Lines parsing |
-//! | [`features`] | profile accumulators and the feature-vector layout |
-//! | [`model`] | online scaler, propensity (logistic regression), k-means, metrics |
-//! | [`storage`] | sled key layout, versioned record codec, profile records |
-//! | `pipeline` (internal) | the single writer and its apply and durability stages: batching, apply, commit, durability, acks |
-//! | `index` (internal) | the lookalike index: kept by the writer after each commit, scanned by `Db::similar` |
-//! | [`query`] | profiles as of now, model info, segment descriptions |
-//! | `db` (internal) | [`Db`], the embedded facade, and its argument types (re-exported here) |
-//! | [`server`] | the Redis-protocol (RESP) server behind `persona serve` |
-//! | [`evaluate`] | `persona evaluate`: backtest of the propensity model and segments against baselines |
-//! | `generator` | (feature `generator`) a synthetic workload with planted personas |
-//! | `bench` | (feature `bench`) `persona bench`: ingest against a raw-sled baseline, query latencies, RESP runs |
+//! | `event` | [`Event`], validation; `event::parse` reads CSV / JSON Lines files (feature `cli`) |
+//! | `features` | profile accumulators and the feature-vector layout |
+//! | `model` | online scaler, propensity (logistic regression), k-means, drift monitor, bandit |
+//! | `storage` | sled key layout, versioned record codec, profile records, `check`, `compact` |
+//! | `pipeline` | the single writer and its apply and durability stages: batching, apply, commit, durability, acks |
+//! | `index` | the lookalike index: kept by the writer after each commit, scanned by [`Db::similar`] |
+//! | `query` | profiles as of now, scores, segment descriptions, the report (feature `cli`) |
+//! | `db` | [`Db`], the embedded facade: open, write, read, maintain, privacy |
+//! | `server` | the Redis-protocol (RESP) server behind `persona serve` |
+//! | `evaluate` | (feature `cli`) `persona evaluate`: backtest of the propensity model and segments against baselines |
+//! | [`generator`] | (feature `generator`) a synthetic workload with planted personas |
+//! | `bench`, `cli` | (feature `cli`) `persona bench` and the command line |
+//!
+//! `docs/architecture.md` draws the same map.
 //!
 //! ## Cargo features
-//! - `cli` (default): the `persona` binary, with the `bench` and `generator` modules and the
-//!   command line's dependencies (clap, indicatif, mimalloc, signal-hook, tracing-subscriber).
-//! - `bench`: the benchmark harness, `persona::bench` (implies `generator`).
-//! - `generator`: the workload generator, `persona::generator`.
+//! - `cli` (default): the `persona` binary and what it runs (the benchmark harness, the backtest,
+//!   the report, compaction, the event-file reader) with the command line's dependencies (clap,
+//!   indicatif, mimalloc, signal-hook, tracing-subscriber). Implies `generator`.
+//! - `generator`: the workload generator with planted personas, [`generator`].
+//! - `testing`: internals for the crate's own tests, benchmarks and fuzz targets
+//!   (`persona::testing`, hidden; not a stable API) and fault injection.
 //!
 //! An application that embeds the engine depends on `persona = { …, default-features = false }`
 //! and compiles none of them; `examples/embed.rs` is such a program.
@@ -58,35 +74,44 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-#[cfg(feature = "bench")]
-pub mod bench;
-pub mod config;
-mod db;
-pub mod error;
-pub mod evaluate;
-pub mod event;
-pub mod features;
+#[cfg(feature = "cli")]
+mod bench;
+/// The `persona` command line (`src/main.rs` is its entry point). Not a stable API: the binary's
+/// arguments and output are the interface.
+#[cfg(feature = "cli")]
 #[doc(hidden)]
-pub mod fuzzing;
+pub mod cli;
+mod config;
+mod db;
+mod error;
+#[cfg(any(feature = "cli", feature = "testing"))]
+mod evaluate;
+mod event;
+mod features;
 #[cfg(feature = "generator")]
 pub mod generator;
 mod index;
-pub mod model;
-pub(crate) mod pipeline;
-pub mod query;
-pub mod server;
-pub mod storage;
+mod model;
+mod pipeline;
+mod query;
+mod server;
+mod storage;
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod testing;
 
 pub use config::{Config, DriftReaction, Durability};
 pub use db::{
     Centroids, Choice, Db, Feedback, PendingWrite, PurgeReport, ResegmentReport, Search, Target,
 };
 pub use error::{Error, Result};
-pub use event::{Event, EventKind, InvalidEvent};
+pub use event::{parse_timestamp, Event, EventKind, InvalidEvent};
 pub use features::AttrValue;
+pub use model::{drift::Detection, ModelConfig, ModelError};
 pub use pipeline::{Ack, MaintenanceOutcome, WriteStats};
 pub use query::{
-    CustomerExport, HistoryItem, ModelInfo, Profile, Recommendation, Score, SegmentDistance,
-    SegmentInfo, SimilarCustomer,
+    ActionSummary, Contribution, CustomerExport, HistoryItem, ModelInfo, Profile, Recommendation,
+    Score, SegmentDistance, SegmentInfo, SimilarCustomer,
 };
+pub use server::{serve, Limits, Server, ServerConfig, ShutdownHandle};
 pub use storage::check::{check_store, CheckReport, Problem, ProblemKind};

@@ -2,7 +2,7 @@
 //!
 //! Exit codes: 0 success, 1 the command failed (the error is printed), 2 bad usage.
 
-mod cli;
+use persona::cli;
 
 use clap::Parser;
 

@@ -8,6 +8,7 @@ mod common;
 
 use common::T0;
 use persona::generator::{Generator, GeneratorConfig};
+use persona::testing::DbInternals;
 use persona::{AttrValue, Config, Db, Durability, Error, Event, EventKind, Result};
 use std::path::Path;
 

@@ -7,7 +7,8 @@
 mod common;
 
 use common::T0;
-use persona::event::parse::{EventReader, Format, MAX_LINE_BYTES};
+use persona::testing::event::parse::{EventReader, Format, MAX_LINE_BYTES};
+use persona::testing::DbInternals;
 use persona::{AttrValue, Config, Db, Durability, Error, Event, EventKind, Result};
 use std::path::Path;
 use std::process::Command;
@@ -782,7 +783,7 @@ fn bad_configuration_files_name_the_key_and_create_nothing() -> Result<()> {
     for (text, expected) in cases {
         let data = dir.path().join("never");
         let lib = Config::from_toml_str(&data, text)
-            .and_then(|_| persona::server::ServerConfig::from_toml_str(text).map(|_| ()));
+            .and_then(|_| persona::ServerConfig::from_toml_str(text).map(|_| ()));
         let err = lib.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains(expected), "{text:?}: library said {err:?}");
         let file = dir.path().join("bad.toml");

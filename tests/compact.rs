@@ -2,10 +2,11 @@
 //! of every live key, smaller on disk, with every key and value unchanged, and opens as before.
 
 use persona::generator::{Generator, GeneratorConfig};
-use persona::storage::compact::{
+use persona::testing::storage::compact::{
     compact, temp_path,
     CopyCompression::{AsStored, Level},
 };
+use persona::testing::DbInternals;
 use persona::{check_store, Config, Db, Durability, Event};
 use std::path::Path;
 use std::process::Command;
@@ -87,7 +88,7 @@ fn compaction_keeps_every_key_and_value_and_shrinks_the_store() -> TestResult {
 
 #[test]
 fn compression_is_chosen_at_creation_kept_at_reopen_and_changed_by_compaction() -> TestResult {
-    use persona::storage::stored_compression;
+    use persona::testing::storage::stored_compression;
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path().join("store");
     assert_eq!(stored_compression(&dir), None, "no store yet");
@@ -223,13 +224,13 @@ fn waiting_for_the_lock_sees_an_open_store_and_its_release() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path().join("store");
     let db = Db::open_with(config(&dir))?;
-    let err = persona::storage::wait_unlocked(&dir)
+    let err = persona::testing::storage::wait_unlocked(&dir)
         .unwrap_err()
         .to_string();
     assert!(err.contains("still locked"), "{err}");
     db.close()?;
     drop(db);
-    persona::storage::wait_unlocked(&dir)?;
+    persona::testing::storage::wait_unlocked(&dir)?;
     // Free means free: sled opens it at once.
     drop(Db::open_with(config(&dir))?);
     Ok(())

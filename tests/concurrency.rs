@@ -8,6 +8,8 @@
 mod common;
 
 use common::T0;
+use persona::testing::DbInternals;
+use persona::testing::ProfileInternals;
 use persona::{Ack, Config, Db, Event, EventKind, PendingWrite, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -137,8 +139,8 @@ fn check_store(db: &Db, expected: &BTreeMap<String, Expected>) -> Result<()> {
         let p = db.profile(id)?.expect("every customer was written");
         let got = Expected {
             events: p.event_count,
-            purchases: p.state.purchases(),
-            spend: p.state.spend,
+            purchases: p.state().purchases(),
+            spend: p.state().spend,
         };
         assert_eq!(&got, x, "{id}");
         assert_eq!(p.version, x.events, "{id}: one version per event");

@@ -6,9 +6,9 @@ mod common;
 
 use common::store::raw;
 use persona::generator::{Generator, GeneratorConfig};
-use persona::model::ModelConfig;
-use persona::storage::keys;
-use persona::storage::record::ProfileRecord;
+use persona::testing::storage::keys;
+use persona::testing::storage::record::ProfileRecord;
+use persona::testing::DbInternals;
 use persona::{check_store, Config, Db, Durability, Event, EventKind, ProblemKind, Target};
 use std::path::Path;
 use std::process::Command;
@@ -20,11 +20,8 @@ fn config(dir: &Path) -> Config {
         .segments(4)
         .durability(Durability::Flush)
         .snapshot_every(3)
-        .model(ModelConfig {
-            segments: 4,
-            reservoir_size: 64,
-            ..ModelConfig::default()
-        })
+        .segments(4)
+        .reservoir_size(64)
 }
 
 /// A store with 200 customers, seeded segments and a few model snapshots; closed on return.
@@ -258,12 +255,13 @@ fn check_reports_every_kind_of_damage_with_its_key() -> TestResult {
         // Training-example keys: a refit cohort with a row of nobody with 3 features, one of
         // `a` taken after the watermark whose first chunk is missing, a held example that does
         // not decode, and a key too short to name a cohort chunk.
-        let row = |customer_id: &str| persona::storage::CohortRow {
+        let row = |customer_id: &str| persona::testing::storage::CohortRow {
             customer_id: customer_id.to_string(),
             target_count: 0,
             features: vec![0.5f32; 3],
         };
-        let encode = persona::storage::codec::encode::<Vec<persona::storage::CohortRow>>;
+        let encode =
+            persona::testing::storage::codec::encode::<Vec<persona::testing::storage::CohortRow>>;
         db.insert(keys::cohort(1_000, 0), encode(&vec![row("ghost")]))?;
         db.insert(keys::cohort(i64::MAX - 1, 1), encode(&vec![row(a)]))?;
         db.insert(keys::held(2_000, "ghost"), &b"\x01"[..])?;

@@ -20,6 +20,7 @@
 mod common;
 
 use common::T0;
+use persona::testing::DbInternals;
 use persona::{check_store, Config, Db};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;

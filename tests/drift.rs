@@ -8,7 +8,7 @@ mod common;
 use common::cli::Result;
 use common::DAY;
 use persona::generator::{Generator, GeneratorConfig, DEFAULT_START_MS};
-use persona::model::drift::Detection;
+use persona::testing::model::drift::Detection;
 use persona::{Config, Durability, Event};
 
 /// The default horizon.

@@ -234,8 +234,8 @@ fn explicit_cutoffs_are_sorted_and_bad_arguments_fail() -> Result {
 /// (recency 0) and ranked backwards at the first cutoff (AUC 0.35 on 5,000 customers).
 #[test]
 fn online_propensity_beats_recency_on_a_generated_stream() -> persona::Result<()> {
-    use persona::evaluate::{evaluate, EvaluateOptions};
     use persona::generator::{Generator, GeneratorConfig};
+    use persona::testing::evaluate::{evaluate, EvaluateOptions};
     let dir = tempfile::tempdir()?;
     let events: Vec<persona::Event> = Generator::new(GeneratorConfig {
         customers: 2000,

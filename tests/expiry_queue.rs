@@ -7,8 +7,8 @@ mod common;
 
 use common::store::raw;
 use persona::generator::{Generator, GeneratorConfig};
-use persona::model::ModelConfig;
-use persona::storage::{keys, queue};
+use persona::testing::storage::{keys, queue};
+use persona::testing::DbInternals;
 use persona::{check_store, Config, Db, Durability, Event};
 use std::path::Path;
 
@@ -26,11 +26,8 @@ fn config(dir: &Path) -> Config {
         .horizon_days(3.0)
         .silent_horizons(2)
         .durability(Durability::Flush)
-        .model(ModelConfig {
-            segments: 4,
-            reservoir_size: 64,
-            ..ModelConfig::default()
-        })
+        .segments(4)
+        .reservoir_size(64)
 }
 
 fn events() -> Result<Vec<Event>, Box<dyn std::error::Error>> {
@@ -60,7 +57,7 @@ fn model_after(
     events: &[Event],
     splits: &[usize],
     between: &dyn Fn(&Path) -> TestResult,
-) -> Result<persona::model::ModelState, Box<dyn std::error::Error>> {
+) -> Result<persona::testing::model::ModelState, Box<dyn std::error::Error>> {
     let mut start = 0;
     for &end in splits.iter().chain([&events.len()]) {
         let model = {
@@ -81,7 +78,11 @@ fn model_after(
 
 /// The two models are equal (compared part by part, so that a failure says which part and
 /// does not print two whole models).
-fn assert_same(a: &persona::model::ModelState, b: &persona::model::ModelState, case: &str) {
+fn assert_same(
+    a: &persona::testing::model::ModelState,
+    b: &persona::testing::model::ModelState,
+    case: &str,
+) {
     assert_eq!(a.watermark_ms, b.watermark_ms, "{case}: watermark");
     assert!(a.metrics == b.metrics, "{case}: prequential metrics differ");
     assert!(a.propensity == b.propensity, "{case}: propensity differs");
@@ -176,16 +177,23 @@ fn a_store_without_a_queue_or_with_a_damaged_one_derives_it_and_rewrites_it() ->
             // Valid, but built with another silent-horizon count: not usable as it is.
             let bytes = db.get(queue::meta_key())?.expect("meta");
             let mut meta: queue::QueueMeta =
-                persona::storage::codec::decode(&|| "meta".into(), &bytes).expect("decodes");
+                persona::testing::storage::codec::decode(&|| "meta".into(), &bytes)
+                    .expect("decodes");
             meta.silent_horizons += 1;
-            db.insert(queue::meta_key(), persona::storage::codec::encode(&meta))?;
+            db.insert(
+                queue::meta_key(),
+                persona::testing::storage::codec::encode(&meta),
+            )?;
             Ok(())
         }),
         ("stale", |db| {
             // As if a build that does not keep the queue had committed since.
             let mut meta = queue::load_meta(db).expect("decodes").expect("meta");
             meta.model_version -= 1;
-            db.insert(queue::meta_key(), persona::storage::codec::encode(&meta))?;
+            db.insert(
+                queue::meta_key(),
+                persona::testing::storage::codec::encode(&meta),
+            )?;
             Ok(())
         }),
     ];
@@ -228,8 +236,9 @@ fn erasing_a_customer_leaves_no_queue_or_example_record_naming_them() -> TestRes
     let in_cohorts = raw(dir.path(), |db| {
         let mut rows = 0;
         for v in db.scan_prefix([keys::COHORT]).values() {
-            let cohort: Vec<persona::storage::CohortRow> =
-                persona::storage::codec::decode(&|| "cohort".into(), &v?).expect("decodes");
+            let cohort: Vec<persona::testing::storage::CohortRow> =
+                persona::testing::storage::codec::decode(&|| "cohort".into(), &v?)
+                    .expect("decodes");
             rows += cohort.iter().filter(|r| r.customer_id == victim).count();
         }
         Ok(rows)

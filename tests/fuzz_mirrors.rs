@@ -1,8 +1,8 @@
-//! The fuzz targets' properties (`persona::fuzzing`, run by cargo-fuzz under `fuzz/`), mirrored
+//! The fuzz targets' properties (`persona::testing::fuzzing`, run by cargo-fuzz under `fuzz/`), mirrored
 //! as proptests so every CI run exercises them: generated inputs here, coverage-guided ones
 //! there (docs/testing.md). Crashes the fuzzers found are kept below as named regression tests.
 
-use persona::fuzzing;
+use persona::testing::fuzzing;
 use proptest::prelude::*;
 
 /// Bytes that look like RESP often enough to get past the first byte.
@@ -57,10 +57,10 @@ fn mutated_record() -> impl Strategy<Value = Vec<u8>> {
 
 /// The bytes of a real profile record after a few events.
 fn valid_record() -> Vec<u8> {
-    use persona::features::{CompactEvent, FeatureParams, ProfileOp};
-    use persona::storage::record::ProfileRecord;
+    use persona::testing::features::{CompactEvent, FeatureParams, ProfileOp};
+    use persona::testing::storage::record::ProfileRecord;
     let params = FeatureParams {
-        half_life_ms: 30.0 * persona::features::DAY_MS,
+        half_life_ms: 30.0 * persona::testing::features::DAY_MS,
         category_buckets: 4,
     };
     let mut rec = ProfileRecord::new(&params);

@@ -6,7 +6,8 @@
 mod common;
 
 use common::{DAY, T0};
-use persona::model::ModelConfig;
+use persona::testing::DbInternals;
+use persona::testing::ProfileInternals;
 use persona::{AttrValue, Config, Db, Durability, Event, EventKind, Profile, Result};
 use std::path::Path;
 
@@ -71,26 +72,26 @@ fn hand_computed_sequence_gives_exact_profile_values() -> Result<()> {
     assert_eq!(p.first_seen_ms, Some(T0));
     assert_eq!(p.last_seen_ms, Some(T0 + 20 * DAY));
     assert_eq!(p.as_of_ms, T0 + 20 * DAY);
-    assert_eq!(p.state.last_purchase_ms, Some(T0 + 10 * DAY));
+    assert_eq!(p.state().last_purchase_ms, Some(T0 + 10 * DAY));
     // Lifetime sums are exact.
-    assert_eq!(p.state.spend, 150.0);
-    assert_eq!(p.state.refunded, 30.0);
-    assert_eq!(p.state.view_seconds, 30.0);
-    assert_eq!(p.state.rating_sum, 4.0);
+    assert_eq!(p.state().spend, 150.0);
+    assert_eq!(p.state().refunded, 30.0);
+    assert_eq!(p.state().view_seconds, 30.0);
+    assert_eq!(p.state().rating_sum, 4.0);
     // Decayed values at the anchor (day 20): the first purchase is two half-lives old, the
     // second one half-life.
     assert_close(
-        p.state.decayed_spend,
+        p.state().decayed_spend,
         100.0 * 0.25 + 50.0 * 0.5,
         "decayed spend",
     );
     assert_close(
-        p.state.kind_decayed[EventKind::Purchase.index()],
+        p.state().kind_decayed[EventKind::Purchase.index()],
         0.75,
         "decayed purchases",
     );
-    assert_close(p.state.categories[books as usize], 0.75, "books affinity");
-    assert_close(p.state.categories[music as usize], 1.0, "music affinity");
+    assert_close(p.state().categories[books as usize], 0.75, "books affinity");
+    assert_close(p.state().categories[music as usize], 1.0, "music affinity");
 
     // The feature vector as of the watermark (day 20).
     let f = |name: &str| feature(&db, &p, name);
@@ -142,7 +143,7 @@ fn decay_is_evaluated_at_the_watermark_and_recency_grows_while_silent() -> Resul
         assert_eq!(p.as_of_ms, now);
         // Nothing of alice changed: same version, same stored state.
         assert_eq!((p.version, p.event_count), (2, 2));
-        assert_eq!(p.state, before.state);
+        assert_eq!(p.state(), before.state());
         let halvings = silent_days as f64 / 10.0;
         let f = |name| feature(&db, &p, name);
         assert_close(
@@ -176,7 +177,7 @@ fn decay_is_evaluated_at_the_watermark_and_recency_grows_while_silent() -> Resul
     db.ingest(Event::new("alice", T0, EventKind::Click))?;
     let p = db.profile("alice")?.expect("written");
     assert_close(
-        p.state.kind_decayed[EventKind::Click.index()],
+        p.state().kind_decayed[EventKind::Click.index()],
         0.5,
         "late click at the anchor (one half-life after it happened)",
     );
@@ -204,8 +205,11 @@ fn past_versions_are_readable_and_pruned_ones_name_the_range() -> Result<()> {
         let then = &current[v as usize - 1];
         assert_eq!(p.version, v);
         assert_eq!(p.event_count, v);
-        assert_eq!(p.state, then.state, "version {v}");
-        assert_eq!(p.state.spend, (1..=v).map(|i| 10.0 * i as f64).sum::<f64>());
+        assert_eq!(p.state(), then.state(), "version {v}");
+        assert_eq!(
+            p.state().spend,
+            (1..=v).map(|i| 10.0 * i as f64).sum::<f64>()
+        );
     }
     let pruned = db.profile_at_version("dave", 2).unwrap_err();
     assert!(pruned.is_bad_input());
@@ -301,11 +305,8 @@ fn acks_report_version_segment_propensity_and_duplicates() -> Result<()> {
     let dir = tempfile::tempdir()?;
     // A tiny reservoir so that segments seed after a handful of events.
     let db = Config::new(dir.path())
-        .model(ModelConfig {
-            segments: 3,
-            reservoir_size: 8,
-            ..ModelConfig::default()
-        })
+        .segments(3)
+        .reservoir_size(8)
         .durability(Durability::None)
         .open()?;
     let first = db.ingest(
@@ -389,7 +390,7 @@ fn events_without_an_id_each_count_even_in_the_same_millisecond() -> Result<()> 
 
 #[test]
 fn historical_events_from_1970_on_import_from_csv_and_jsonl() -> Result<()> {
-    use persona::event::parse::{EventReader, Format};
+    use persona::testing::event::parse::{EventReader, Format};
     let dir = tempfile::tempdir()?;
     let db = open(dir.path())?;
     let csv = "event_id,customer_id,timestamp,kind,value,category\n\
@@ -459,7 +460,7 @@ fn the_future_limit_follows_the_watermark_when_it_is_ahead_of_the_clock() -> Res
     {
         let db = Config::new(dir.path())
             .durability(Durability::None)
-            .max_future_skew_secs(persona::config::MAX_FUTURE_SKEW_SECS)
+            .max_future_skew_secs(persona::testing::config::MAX_FUTURE_SKEW_SECS)
             .open()?;
         db.ingest(Event::new("sim", ahead, EventKind::Click))?;
         db.close()?;

@@ -3,6 +3,7 @@
 mod common;
 
 use common::{DAY, T0};
+use persona::testing::DbInternals;
 use persona::{Config, Db, DriftReaction, Durability, Event, EventKind, Result, Target};
 
 /// A world where viewers buy and clickers don't, then (from day 100) the opposite.
@@ -119,7 +120,7 @@ fn resegment_makes_the_index_agree_with_profiles_as_of_now() -> Result<()> {
     assert!(report.refitted);
     assert_eq!(report.scanned, 4000);
     assert!(report.batches >= 6);
-    let mut per_segment = vec![0u64; db.config().segments];
+    let mut per_segment = vec![0u64; db.config().segment_count()];
     for p in db.profiles() {
         let p = p?;
         assert_eq!(p.segment, p.assigned_segment, "{}", p.customer_id);

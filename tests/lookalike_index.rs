@@ -3,6 +3,7 @@
 //! answers are exact distances that agree with the full scan.
 
 use persona::generator::{Generator, GeneratorConfig};
+use persona::testing::DbInternals;
 use persona::{Config, Db, Durability, Event, EventKind, Result};
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -7,6 +7,7 @@
 //! features (which would fail it too) from a failure of the online segmenter (which does not).
 
 use persona::generator::{self, Generator, GeneratorConfig, Persona};
+use persona::testing::DbInternals;
 use persona::{Config, Db, Durability, Event, Result};
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;

@@ -7,7 +7,8 @@
 mod common;
 
 use common::{DAY, T0};
-use persona::model::ModelConfig;
+use persona::testing::DbInternals;
+use persona::testing::ProfileInternals;
 use persona::{AttrValue, Config, Db, Durability, Error, Event, EventKind, Result};
 use std::path::Path;
 
@@ -19,11 +20,8 @@ fn config(dir: &Path) -> Config {
     Config::new(dir)
         .segments(3)
         .durability(Durability::Flush)
-        .model(ModelConfig {
-            segments: 3,
-            reservoir_size: 8,
-            ..ModelConfig::default()
-        })
+        .segments(3)
+        .reservoir_size(8)
 }
 
 /// Events (with ids), attributes and feedback (with ids) for the victim and the others;
@@ -115,7 +113,7 @@ fn others(db: &Db) -> Result<Vec<serde_json::Value>> {
             // sizes); what is stored about the customer must not change.
             Ok(serde_json::json!({
                 "version": doc.version,
-                "state": doc.state,
+                "state": doc.state(),
                 "history": doc.history.iter().map(|h| h.change.clone()).collect::<Vec<_>>(),
                 "pending": doc.pending_example.map(|p| p.taken_at_ms),
                 "dedupe_ids_held": doc.dedupe_ids_held,

@@ -7,8 +7,8 @@ mod common;
 
 use common::store::raw;
 use persona::generator::{Generator, GeneratorConfig};
-use persona::storage::keys;
-use persona::storage::record::{ProfileRecord, PROFILE_FORMAT_VERSION};
+use persona::testing::storage::keys;
+use persona::testing::storage::record::{ProfileRecord, PROFILE_FORMAT_VERSION};
 use persona::{check_store, Config, Db, Durability, Event, EventKind};
 use std::path::Path;
 

@@ -4,7 +4,8 @@
 //! Reopening with different fixed settings is refused and changes nothing.
 
 use persona::generator::{Generator, GeneratorConfig};
-use persona::model::ModelState;
+use persona::testing::model::ModelState;
+use persona::testing::DbInternals;
 use persona::{AttrValue, Config, Db, Durability, Error, Event, ModelInfo, Result, SegmentInfo};
 use std::path::Path;
 

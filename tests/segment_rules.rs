@@ -9,6 +9,8 @@
 //! the profiles.
 
 use persona::generator::{self, Generator, GeneratorConfig, Persona};
+use persona::testing::DbInternals;
+use persona::testing::ProfileInternals;
 use persona::{Config, Db, Durability, Result, SegmentInfo};
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -173,8 +175,8 @@ fn statistics_are_the_current_members_as_of_now() -> Result<()> {
         let mean = |f: &dyn Fn(&persona::Profile) -> f64| ms.iter().map(f).sum::<f64>() / n;
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * (1.0 + b.abs());
         assert!(close(s.mean_propensity, mean(&|p| p.propensity)));
-        assert!(close(s.mean_spend, mean(&|p| p.state.spend)));
-        let buyers = mean(&|p| f64::from(u8::from(p.state.purchases() > 0)));
+        assert!(close(s.mean_spend, mean(&|p| p.state().spend)));
+        let buyers = mean(&|p| f64::from(u8::from(p.state().purchases() > 0)));
         assert!(close(s.buyers, buyers));
         let mut days: Vec<f64> = ms
             .iter()

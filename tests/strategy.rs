@@ -31,8 +31,8 @@ fn seeded_store(dir: &std::path::Path) -> Result<Db> {
 fn thompson_sampling_converges_to_the_truly_best_action_per_segment() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let db = seeded_store(dir.path())?;
-    let actions = db.config().actions.clone();
-    let k = db.config().segments;
+    let actions = db.config().action_names().to_vec();
+    let k = db.config().segment_count();
     let mut rng = Pcg64::seed_from_u64(99);
     // The simulated market: in each segment one action truly converts best.
     let truth: Vec<Vec<f64>> = (0..k)
@@ -151,7 +151,7 @@ fn cold_start_gives_the_rule_action_and_feedback_is_validated() -> Result<()> {
     )?;
     assert!(!first.duplicate && again.duplicate);
     let after = db.segments()?[rec.segment as usize].actions.clone();
-    let none = |v: &Vec<persona::query::ActionSummary>| {
+    let none = |v: &Vec<persona::ActionSummary>| {
         v.iter().find(|a| a.action == "none").map(|a| a.successes)
     };
     assert_eq!(none(&after), none(&before).map(|s| s + 1));

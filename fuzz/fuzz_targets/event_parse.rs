@@ -1,3 +1,3 @@
-//! CSV and JSON Lines event files: see `persona::fuzzing::event_bytes`.
+//! CSV and JSON Lines event files: see `persona::testing::fuzzing::event_bytes`.
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| persona::fuzzing::event_bytes(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| persona::testing::fuzzing::event_bytes(data));

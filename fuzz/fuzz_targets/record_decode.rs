@@ -1,3 +1,3 @@
-//! Profile records and model states read from disk: see `persona::fuzzing::record_bytes`.
+//! Profile records and model states read from disk: see `persona::testing::fuzzing::record_bytes`.
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| persona::fuzzing::record_bytes(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| persona::testing::fuzzing::record_bytes(data));

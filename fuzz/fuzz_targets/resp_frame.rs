@@ -1,3 +1,3 @@
-//! RESP bytes from a client: see `persona::fuzzing::resp_input`.
+//! RESP bytes from a client: see `persona::testing::fuzzing::resp_input`.
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| persona::fuzzing::resp_input(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| persona::testing::fuzzing::resp_input(data));

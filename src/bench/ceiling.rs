@@ -32,7 +32,7 @@ const AHEAD: usize = 4;
 ///
 /// # Examples
 /// ```
-/// use persona::bench::ceiling::ServedWrites;
+/// use persona::testing::bench::ceiling::ServedWrites;
 /// let info = |commits, items, keys, bytes| {
 ///     format!(
 ///         "# Stats\r\npersona_commits:{commits}\r\npersona_items_committed:{items}\r\n\

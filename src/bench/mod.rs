@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
-/// Receives progress of a benchmark run (the CLI draws a bar; tests pass [`NoProgress`]).
+/// Receives progress of a benchmark run (the CLI draws a bar).
 pub trait Progress: Sync {
     /// A new phase begins with `total` units of work.
     fn start(&self, phase: &str, total: u64);
@@ -50,16 +50,6 @@ pub trait Progress: Sync {
     fn inc(&self, n: u64);
     /// The current phase is over.
     fn finish(&self);
-}
-
-/// A [`Progress`] that ignores everything.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoProgress;
-
-impl Progress for NoProgress {
-    fn start(&self, _: &str, _: u64) {}
-    fn inc(&self, _: u64) {}
-    fn finish(&self) {}
 }
 
 /// What to run.

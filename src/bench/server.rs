@@ -391,7 +391,7 @@ impl ServerReport {
     ///
     /// # Examples
     /// ```
-    /// use persona::bench::server::{ServerReport, ServerRow};
+    /// use persona::testing::bench::server::{ServerReport, ServerRow};
     /// let row = ServerRow::from_runs("EVENT.ADD", 16, "HINCRBYFLOAT", vec![60e3], vec![300e3]);
     /// let report = ServerReport {
     ///     requests: 100_000,

@@ -1,14 +1,14 @@
 //! `persona bench`: ingest a generated workload end to end and, in the same run, the raw-sled
 //! baseline that bounds it; then query latencies. With `--server`, redis-benchmark against
-//! `persona serve` and redis-server instead. The engines live in `persona::bench`.
+//! `persona serve` and redis-server instead. The engines live in `crate::bench`.
 
 use super::print_json;
+use crate::bench::server::{ServerBenchConfig, ServerReport, EVENT_ADD_TARGET};
+use crate::bench::{BenchConfig, BenchReport, Progress, Quantiles};
+use crate::Durability;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use parking_lot::Mutex;
-use persona::bench::server::{ServerBenchConfig, ServerReport, EVENT_ADD_TARGET};
-use persona::bench::{BenchConfig, BenchReport, Progress, Quantiles};
-use persona::Durability;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -133,7 +133,7 @@ pub fn run(args: &Args, config: Option<&PathBuf>) -> Result<()> {
             durability: Durability::parse(&args.durability)?,
             rounds: args.rounds,
         };
-        let report = persona::bench::server::run(&cfg, &progress).context("server benchmark")?;
+        let report = crate::bench::server::run(&cfg, &progress).context("server benchmark")?;
         return if args.json {
             print_json(&serde_json::to_value(&report)?)
         } else {
@@ -154,10 +154,10 @@ pub fn run(args: &Args, config: Option<&PathBuf>) -> Result<()> {
     cfg.keep = args.keep;
     cfg.config_file = config.cloned();
     if args.queries_only {
-        let report = persona::bench::run_queries(&cfg, &progress).context("benchmark")?;
+        let report = crate::bench::run_queries(&cfg, &progress).context("benchmark")?;
         return print_json(&serde_json::to_value(&report)?);
     }
-    let report = persona::bench::run(&cfg, &progress).context("benchmark")?;
+    let report = crate::bench::run(&cfg, &progress).context("benchmark")?;
     if args.json {
         print_json(&serde_json::to_value(&report)?)
     } else {

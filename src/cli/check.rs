@@ -1,4 +1,4 @@
-//! `persona check`: verify a store offline (see [`persona::check_store`]). Prints what was
+//! `persona check`: verify a store offline (see [`crate::check_store`]). Prints what was
 //! checked and every problem with its key; exits 0 when the store is clean and 1 when problems
 //! were found (or the store cannot be opened, e.g. while a `persona` process holds it).
 
@@ -14,15 +14,15 @@ pub struct Args {
 }
 
 pub fn run(data: &Path, args: &Args) -> Result<()> {
-    let report = match persona::check_store(data) {
+    let report = match crate::check_store(data) {
         Ok(r) => r,
-        Err(persona::Error::Locked { .. }) => {
+        Err(crate::Error::Locked { .. }) => {
             bail!(
                 "cannot check the store at {}: another process has it open (stop it first)",
                 data.display()
             )
         }
-        Err(e @ persona::Error::NoStore { .. }) => return Err(e.into()),
+        Err(e @ crate::Error::NoStore { .. }) => return Err(e.into()),
         Err(e) => {
             return Err(e).with_context(|| format!("cannot check the store at {}", data.display()))
         }

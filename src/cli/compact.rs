@@ -1,5 +1,5 @@
 //! `persona compact`: rewrite a closed store with one copy of every live key (see
-//! [`persona::storage::compact`]).
+//! [`crate::storage::compact`]).
 
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -12,21 +12,21 @@ pub struct Args {
     /// Write the compacted store with sled's zstd compression at this level (1-22), or
     /// uncompressed (0); default: as the store is (a compressed one at the configured
     /// `compression_level`, or 1).
-    #[arg(long, value_name = "LEVEL", value_parser = clap::value_parser!(u8).range(0..=persona::config::MAX_COMPRESSION_LEVEL as i64))]
+    #[arg(long, value_name = "LEVEL", value_parser = clap::value_parser!(u8).range(0..=crate::config::MAX_COMPRESSION_LEVEL as i64))]
     compression_level: Option<u8>,
 }
 
 /// Compacts the store in `data` with the cache size and compression level of its
 /// configuration.
-pub fn run(data: &Path, config: &persona::Config, args: &Args) -> Result<()> {
-    use persona::storage::compact::{compact, CopyCompression};
+pub fn run(data: &Path, config: &crate::Config, args: &Args) -> Result<()> {
+    use crate::storage::compact::{compact, CopyCompression};
     let compression = match args.compression_level {
         Some(level) => CopyCompression::Level(level),
         None => CopyCompression::AsStored(config.compression_level),
     };
     let report = match compact(data, config.cache_capacity_mb, compression) {
         Ok(r) => r,
-        Err(persona::Error::Locked { .. }) => {
+        Err(crate::Error::Locked { .. }) => {
             bail!(
                 "cannot compact the store at {}: another process has it open (stop it first)",
                 data.display()

@@ -1,16 +1,16 @@
 //! `persona evaluate FILE`: backtest the propensity model and the segments on an event log,
-//! against baselines computed in the same run (see [`persona::evaluate`]).
+//! against baselines computed in the same run (see [`crate::evaluate`]).
 //!
 //! The log is read into memory, replayed into a scratch store under the system's temporary
 //! directory (removed afterwards) and scored at each cutoff. Nothing touches `--data`.
 
-use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
-use persona::evaluate::{
+use crate::evaluate::{
     evaluate, CutoffReport, Cutoffs, EvaluateOptions, EvaluationReport, ScorerMetrics,
 };
-use persona::event::parse::{parse_timestamp, EventReader, Format};
-use persona::{Error, Event};
+use crate::event::parse::{parse_timestamp, EventReader, Format};
+use crate::{Error, Event};
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -140,7 +140,7 @@ pub fn run(args: &Args, config_file: Option<&PathBuf>) -> Result<()> {
 /// Reads every valid event of `path`; returns them and the number of rows rejected.
 fn read_events(path: &Path, format: Format) -> Result<(Vec<Event>, u64)> {
     let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let input = persona::event::parse::decompressed(f)
+    let input = crate::event::parse::decompressed(f)
         .with_context(|| format!("cannot read {}", path.display()))?;
     let reader = EventReader::new(input, format)
         .with_context(|| format!("cannot read {}", path.display()))?;

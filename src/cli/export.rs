@@ -1,9 +1,9 @@
 //! `persona export profiles|segments [--format csv|jsonl] [--out FILE]`: streams with a progress
 //! bar (on a terminal, when writing to a file).
 
+use crate::Db;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use persona::Db;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
@@ -44,8 +44,8 @@ pub fn run(db: &Db, a: &Args) -> Result<()> {
         None => {
             a.out
                 .as_deref()
-                .and_then(persona::event::parse::Format::from_path)
-                == Some(persona::event::parse::Format::Jsonl)
+                .and_then(crate::event::parse::Format::from_path)
+                == Some(crate::event::parse::Format::Jsonl)
         }
     };
     let n = match a.what {

@@ -1,7 +1,7 @@
 //! `persona generate`: write a synthetic event file (and optionally the planted truth).
 
+use crate::generator::{self, Generator, GeneratorConfig};
 use anyhow::{Context, Result};
-use persona::generator::{self, Generator, GeneratorConfig};
 use std::io::BufWriter;
 use std::path::PathBuf;
 
@@ -37,7 +37,7 @@ pub struct Args {
 }
 
 fn parse_time(s: &str) -> std::result::Result<i64, String> {
-    persona::event::parse::parse_timestamp(s).map_err(|e| e.to_string())
+    crate::event::parse::parse_timestamp(s).map_err(|e| e.to_string())
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -52,8 +52,8 @@ pub fn run(args: &Args) -> Result<()> {
     let jsonl = match args.format.as_deref() {
         Some(f) => f == "jsonl",
         None => matches!(
-            persona::event::parse::Format::from_path(&args.out),
-            Some(persona::event::parse::Format::Jsonl)
+            crate::event::parse::Format::from_path(&args.out),
+            Some(crate::event::parse::Format::Jsonl)
         ),
     };
     let n = write_events(&cfg, &args.out, jsonl)?;

@@ -9,10 +9,10 @@
 //! the same content) are duplicates: counted and listed with their line in a duplicates file,
 //! never applied twice. With `--strict` the whole input is validated before anything is applied.
 
+use crate::event::parse::{decompressed, EventReader, Format};
+use crate::{Db, Error, Event};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use persona::event::parse::{decompressed, EventReader, Format};
-use persona::{Db, Error, Event};
 use serde::Serialize;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -154,7 +154,7 @@ pub fn resegment_after(db: &Db, s: &Summary, progress: bool) -> Result<Option<us
     if progress {
         eprintln!("refitting segments on {} profiles…", db.profile_count());
     }
-    Ok(Some(db.resegment(1000, persona::Centroids::Refit)?.changed))
+    Ok(Some(db.resegment(1000, crate::Centroids::Refit)?.changed))
 }
 
 pub fn run(open: &dyn Fn() -> Result<Db>, args: &Args, data: &Path) -> Result<()> {
@@ -371,9 +371,9 @@ pub fn import(
     let mut duplicates = Listing::new(listings.duplicates, "duplicates");
 
     // Parse on a helper thread; commit chunks here.
-    type Row = (u64, persona::Result<Event>);
+    type Row = (u64, crate::Result<Event>);
     let (tx, rx) = crossbeam_channel::bounded::<Vec<Row>>(4);
-    let parser = std::thread::spawn(move || -> persona::Result<Vec<String>> {
+    let parser = std::thread::spawn(move || -> crate::Result<Vec<String>> {
         let mut reader = EventReader::new(decoded, format)?;
         let mut chunk = Vec::with_capacity(CHUNK);
         while let Some(item) = reader.next() {

@@ -14,9 +14,9 @@
 //! a crash of this process from then on (tests/crash.rs relies on that). Lines come out in
 //! input order.
 
+use crate::event::parse::{EventReader, Format};
+use crate::{Db, Error, PendingWrite};
 use anyhow::{Context, Result};
-use persona::event::parse::{EventReader, Format};
-use persona::{Db, Error, PendingWrite};
 use std::io::Write;
 
 #[derive(Debug, clap::Args)]

@@ -1,8 +1,8 @@
 //! `persona profile`, `persona segments`, `persona model`: read-only views of the store.
 
 use super::{format_ms, print_json};
+use crate::Db;
 use anyhow::{bail, Result};
-use persona::Db;
 
 #[derive(Debug, clap::Args)]
 pub struct JsonArgs {
@@ -28,7 +28,7 @@ pub struct ProfileArgs {
 
 /// Parses `--at` while the arguments are parsed, so that a bad time is a usage error (exit 2).
 fn parse_at(s: &str) -> Result<i64, String> {
-    persona::event::parse::parse_timestamp(s).map_err(|e| e.reason)
+    crate::event::parse::parse_timestamp(s).map_err(|e| e.reason)
 }
 
 pub fn profile(db: &Db, args: &ProfileArgs) -> Result<()> {
@@ -48,7 +48,7 @@ pub fn profile(db: &Db, args: &ProfileArgs) -> Result<()> {
 }
 
 /// Prints a profile for people.
-pub fn print_profile(p: &persona::Profile, db: &Db) {
+pub fn print_profile(p: &crate::Profile, db: &Db) {
     let layout = db.layout();
     let names = layout.name_list();
     let model = db.model();
@@ -113,7 +113,7 @@ pub fn segments(db: &Db, args: &JsonArgs) -> Result<()> {
 
 /// Prints the segments table: the members' statistics as of `as_of_ms` (medians of days and
 /// spend, means of the rest), then the rule's and the best action and the label.
-pub fn print_segments(segs: &[persona::SegmentInfo], as_of_ms: i64) {
+pub fn print_segments(segs: &[crate::SegmentInfo], as_of_ms: i64) {
     let size: u64 = segs.iter().map(|s| s.size).sum();
     let evaluated: u64 = segs.iter().map(|s| s.evaluated).sum();
     let how = if evaluated >= size {
@@ -160,7 +160,7 @@ pub fn print_segments(segs: &[persona::SegmentInfo], as_of_ms: i64) {
 }
 
 /// Prints model metrics.
-pub fn print_model(m: &persona::ModelInfo) {
+pub fn print_model(m: &crate::ModelInfo) {
     let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
     println!("model version      {}", m.version);
     println!("watermark          {}", format_ms(m.watermark_ms));

@@ -1,8 +1,8 @@
 //! `persona model [--versions | --snapshot | --rollback V]` and `persona resegment`.
 
 use super::{format_ms, print_json};
+use crate::Db;
 use anyhow::Result;
-use persona::Db;
 
 #[derive(Debug, clap::Args)]
 pub struct ModelArgs {
@@ -85,9 +85,9 @@ pub fn resegment(db: &Db, a: &ResegmentArgs) -> Result<()> {
     let r = db.resegment(
         a.batch,
         if a.refit {
-            persona::Centroids::Refit
+            crate::Centroids::Refit
         } else {
-            persona::Centroids::Keep
+            crate::Centroids::Keep
         },
     )?;
     if a.json {

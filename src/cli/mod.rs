@@ -16,9 +16,9 @@ mod quickstart;
 mod report;
 mod serve;
 
+use crate::{Config, Db};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use persona::{Config, Db};
 use std::path::PathBuf;
 
 /// Persona: an embedded customer-profile database with online models.
@@ -150,8 +150,8 @@ impl std::error::Error for Usage {}
 pub fn exit_code(e: &anyhow::Error) -> Option<i32> {
     for cause in e.chain() {
         let io = cause.downcast_ref::<std::io::Error>().or_else(|| {
-            match cause.downcast_ref::<persona::Error>() {
-                Some(persona::Error::Io(io)) => Some(io),
+            match cause.downcast_ref::<crate::Error>() {
+                Some(crate::Error::Io(io)) => Some(io),
                 _ => None,
             }
         });
@@ -165,11 +165,11 @@ pub fn exit_code(e: &anyhow::Error) -> Option<i32> {
         }
         if cause.is::<Usage>()
             || matches!(
-                cause.downcast_ref::<persona::Error>(),
+                cause.downcast_ref::<crate::Error>(),
                 Some(
-                    persona::Error::Config(_)
-                        | persona::Error::ConfigMismatch { .. }
-                        | persona::Error::NoStore { .. }
+                    crate::Error::Config(_)
+                        | crate::Error::ConfigMismatch { .. }
+                        | crate::Error::NoStore { .. }
                 )
             )
         {
@@ -198,18 +198,16 @@ enum Open {
 fn open_db(data: &PathBuf, config: Option<&PathBuf>, open: Open) -> Result<Db> {
     let cfg = load_config(data, config)?;
     if open == Open::Existing {
-        persona::storage::require_store(data)?;
+        crate::storage::require_store(data)?;
     }
     match Db::open_with(cfg) {
         Ok(db) => Ok(db),
-        Err(persona::Error::Locked { path }) => Err(anyhow::anyhow!(
+        Err(crate::Error::Locked { path }) => Err(anyhow::anyhow!(
             "the store at {path} is open in another process (a running `persona serve`?); \
              query the running server instead: redis-cli -p PORT PROFILE.GET id"
         )),
         // These name the store already.
-        Err(e @ (persona::Error::Config(_) | persona::Error::ConfigMismatch { .. })) => {
-            Err(e.into())
-        }
+        Err(e @ (crate::Error::Config(_) | crate::Error::ConfigMismatch { .. })) => Err(e.into()),
         Err(e) => Err(e).with_context(|| format!("cannot open store at {}", data.display())),
     }
 }

@@ -2,8 +2,8 @@
 //! data-subject requests (erasure, access) and the retention policy.
 
 use super::print_json;
+use crate::Db;
 use anyhow::{bail, Context, Result};
-use persona::Db;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -85,7 +85,7 @@ pub struct PurgeArgs {
 
 /// Parses `--ttl-days`: a number of days > 0 (clap reports a refusal as bad usage, exit 2).
 fn ttl_days(text: &str) -> std::result::Result<f64, String> {
-    let max = persona::config::MAX_TTL_DAYS;
+    let max = crate::config::MAX_TTL_DAYS;
     match text.parse::<f64>() {
         Ok(d) if d.is_finite() && d > 0.0 && d <= max => Ok(d),
         _ => Err(format!("must be a number of days > 0 and <= {max}")),

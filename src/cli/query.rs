@@ -1,8 +1,8 @@
 //! `persona similar | score | strategy | feedback | history`: the questions a marketer asks.
 
 use super::{count_parser, format_ms, print_json};
+use crate::Db;
 use anyhow::{bail, Result};
-use persona::Db;
 
 #[derive(Debug, clap::Args)]
 pub struct SimilarArgs {
@@ -24,9 +24,9 @@ pub fn similar(db: &Db, a: &SimilarArgs) -> Result<()> {
         &a.id,
         a.k,
         if a.exact {
-            persona::Search::Exact
+            crate::Search::Exact
         } else {
-            persona::Search::Probe
+            crate::Search::Probe
         },
     )?
     else {
@@ -98,9 +98,9 @@ pub fn strategy(db: &Db, a: &StrategyArgs) -> Result<()> {
     let Some(r) = db.strategy(
         &a.id,
         if a.greedy {
-            persona::Choice::Greedy
+            crate::Choice::Greedy
         } else {
-            persona::Choice::Sample
+            crate::Choice::Sample
         },
     )?
     else {
@@ -149,7 +149,7 @@ pub struct FeedbackArgs {
 
 pub fn feedback(db: &Db, a: &FeedbackArgs) -> Result<()> {
     let ack = db.feedback(
-        persona::Feedback::new(&a.id, &a.action, a.converted)
+        crate::Feedback::new(&a.id, &a.action, a.converted)
             .with_id(a.feedback_id.as_deref())
             .with_segment(a.segment),
     )?;

@@ -2,10 +2,10 @@
 //! imports it with progress, and shows segments, model metrics and three example customers.
 
 use super::import;
+use crate::event::parse::Format;
+use crate::generator::{Generator, GeneratorConfig};
+use crate::Db;
 use anyhow::Result;
-use persona::event::parse::Format;
-use persona::generator::{Generator, GeneratorConfig};
-use persona::Db;
 use std::path::Path;
 
 #[derive(Debug, clap::Args)]

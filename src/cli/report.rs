@@ -1,9 +1,9 @@
 //! `persona report --out segments.svg`: a picture of the segments (sizes and a PCA map of
 //! customers and centroids), plus the table on stdout.
 
+use crate::query::report::{render_svg, text_table};
+use crate::Db;
 use anyhow::{Context, Result};
-use persona::query::report::{render_svg, text_table};
-use persona::Db;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]

@@ -1,9 +1,9 @@
 //! `persona serve`: the RESP server (see docs/protocol.md). Runs until SIGINT or SIGTERM (or a
 //! client's `SHUTDOWN`), then finishes in-flight commands, closes the store and exits 0.
 
+use crate::server::{Server, ServerConfig, ShutdownHandle};
+use crate::Db;
 use anyhow::{Context, Result};
-use persona::server::{Server, ServerConfig, ShutdownHandle};
-use persona::Db;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use std::io::Write;
@@ -99,7 +99,7 @@ pub fn run(db: Db, config: ServerConfig) -> Result<()> {
             }
         })
         .context("cannot start the signal thread")?;
-    note(&persona::server::ready_line(&data, server.local_addr()));
+    note(&crate::server::ready_line(&data, server.local_addr()));
     server.run().context("shutting down the server")?;
     note("stopped; the store is closed");
     Ok(())

@@ -3,8 +3,8 @@
 use super::*;
 use crate::error::Result;
 use crate::event::validate_customer_id;
-use crate::model::ModelState;
 use crate::index::BuildState;
+use crate::model::ModelState;
 use crate::query::similar::Scan;
 use crate::query::{similar, SimilarCustomer};
 use std::thread::JoinHandle;
@@ -142,8 +142,12 @@ impl Db {
     ///
     /// # Errors
     /// As [`Db::similar`].
-    #[doc(hidden)]
-    pub fn lookalike_shortlist_len(&self, customer_id: &str, k: usize) -> Result<Option<usize>> {
+    #[cfg(feature = "cli")]
+    pub(crate) fn lookalike_shortlist_len(
+        &self,
+        customer_id: &str,
+        k: usize,
+    ) -> Result<Option<usize>> {
         validate_customer_id(customer_id)?;
         let Some(rec) = self.inner.store.profile_current(customer_id)? else {
             return Ok(None);
@@ -168,8 +172,8 @@ impl Db {
 
     /// Starts the lookalike index's background build if it has not started, and blocks until
     /// it is built; true if it is ready (false if its build failed or was stopped: `similar`
-    /// then scans the records). For tests and benchmarks.
-    #[doc(hidden)]
+    /// then scans the records): a program that wants `similar` at full speed from its first
+    /// call waits for it once after open.
     pub fn wait_for_lookalike_index(&self) -> bool {
         if self.inner.start_index_build().is_err() {
             return false;
@@ -179,21 +183,21 @@ impl Db {
 
     /// Every customer in the lookalike index with its segment and compact row (codes and the
     /// time they are as of, in days), in id order; `None` until the index is built. For tests.
-    #[doc(hidden)]
-    pub fn lookalike_index_rows(&self) -> Option<Vec<LookalikeRow>> {
+    #[cfg(feature = "testing")]
+    pub(crate) fn lookalike_index_rows(&self) -> Option<Vec<LookalikeRow>> {
         let index = &self.inner.shared.lookalikes;
         index.is_ready().then(|| index.rows())
     }
 
     /// Customers in the lookalike index. For benchmarks.
-    #[doc(hidden)]
-    pub fn lookalike_index_len(&self) -> usize {
+    #[cfg(any(feature = "cli", feature = "testing"))]
+    pub(crate) fn lookalike_index_len(&self) -> usize {
         self.inner.shared.lookalikes.len()
     }
 
     /// Approximate heap bytes held by the lookalike index. For benchmarks.
-    #[doc(hidden)]
-    pub fn lookalike_index_bytes(&self) -> usize {
+    #[cfg(feature = "cli")]
+    pub(crate) fn lookalike_index_bytes(&self) -> usize {
         self.inner.shared.lookalikes.heap_bytes()
     }
 }

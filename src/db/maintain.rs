@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::error::{Error, Result};
+#[cfg(feature = "testing")]
 use crate::model::ModelState;
 use crate::pipeline::{Maintenance, MaintenanceOutcome, Request};
 use crate::query::ModelInfo;
@@ -10,6 +11,7 @@ use crate::query::ModelInfo;
 use std::sync::atomic::Ordering;
 
 /// What [`Db::resegment`] did.
+#[non_exhaustive]
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct ResegmentReport {
     /// Whether the centroids were refitted first.
@@ -42,7 +44,8 @@ impl Db {
     ///
     /// # Errors
     /// [`Error::Corruption`] if it does not decode.
-    pub fn read_model_snapshot(&self, version: u64) -> Result<Option<ModelState>> {
+    #[cfg(feature = "testing")]
+    pub(crate) fn read_model_snapshot(&self, version: u64) -> Result<Option<ModelState>> {
         self.inner.store.snapshot(version)
     }
 

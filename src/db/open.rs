@@ -6,9 +6,9 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::features::vector::FeatureLayout;
 use crate::features::FeatureParams;
+use crate::index::LookalikeIndex;
 use crate::model::ModelState;
 use crate::pipeline::{self, Request, Shared};
-use crate::index::LookalikeIndex;
 use crate::query::segments;
 use crate::storage::Store;
 use parking_lot::{Mutex, RwLock};
@@ -163,14 +163,14 @@ impl Db {
         let dim = layout.dim();
         let model = match store.model()? {
             Some(m) => {
-                if m.scaler.dim() != dim || m.segments.k() != config.segments {
+                if m.scaler.dim() != dim || m.segments.k() != config.model.segments {
                     return Err(Error::Corruption {
                         key: "model state".into(),
                         detail: format!(
                             "has {} dimensions and {} segments; this store needs {dim} and {}",
                             m.scaler.dim(),
                             m.segments.k(),
-                            config.segments
+                            config.model.segments
                         ),
                     });
                 }
@@ -201,7 +201,7 @@ impl Db {
             open_examples: AtomicUsize::new(0),
             snapshots: RwLock::new(Vec::new()),
             counters: Default::default(),
-            lookalikes: Arc::new(LookalikeIndex::new(layout.clone(), config.segments)),
+            lookalikes: Arc::new(LookalikeIndex::new(layout.clone(), config.model.segments)),
         });
         let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity);
         let seed = config.model.seed;

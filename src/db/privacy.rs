@@ -23,6 +23,7 @@ use crate::storage::record::RecordState;
 const PURGE_BATCH: usize = 10_000;
 
 /// What [`Db::purge`] did.
+#[non_exhaustive]
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct PurgeReport {
     /// The retention period applied, in days.
@@ -139,7 +140,7 @@ impl Db {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] unless `ttl_days` is finite, > 0 and at most
-    /// [`crate::config::MAX_TTL_DAYS`]; storage errors from a commit.
+    /// 365,000 days; storage errors from a commit.
     ///
     /// # Examples
     /// ```

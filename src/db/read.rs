@@ -12,6 +12,7 @@ use crate::query::{
     SegmentDistance, SegmentInfo,
 };
 use crate::storage::record::HistoryError;
+#[cfg(any(feature = "cli", feature = "testing"))]
 use crate::storage::Store;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -125,8 +126,9 @@ impl Db {
         ))
     }
 
-    /// The model as of the last committed batch.
-    pub fn model(&self) -> Arc<ModelState> {
+    /// The model as of the last committed batch. (Users read it through [`Db::model_info`]; the
+    /// state itself is the storage format's.)
+    pub(crate) fn model(&self) -> Arc<ModelState> {
         self.inner.shared.model.read().clone()
     }
 
@@ -152,7 +154,7 @@ impl Db {
     /// Every segment: its size, and its members' statistics as of the watermark in raw units
     /// (median days since the last event, mean and median spend, buyers, mean propensity, …),
     /// computed over all members or, in a large store, a uniform sample of about
-    /// [`crate::query::segment_stats::SAMPLE`] of them (each segment says how many it
+    /// 50,000 of them (each segment says how many it
     /// evaluated); the label and the rule's action derived from those statistics, and the
     /// feedback statistics of every action. Empty until the segments are seeded. One pass over
     /// the profile keys: every surface (`persona segments`, `export segments`, `SEGMENT.LIST`,
@@ -192,7 +194,7 @@ impl Db {
     }
 
     /// The feature layout.
-    pub fn layout(&self) -> &FeatureLayout {
+    pub(crate) fn layout(&self) -> &FeatureLayout {
         &self.inner.layout
     }
 
@@ -226,7 +228,8 @@ impl Db {
     ///
     /// # Errors
     /// [`Error::Storage`] if sled fails; damaged records are left out of the sample.
-    pub fn report_input(&self, sample: usize) -> Result<crate::query::report::ReportInput> {
+    #[cfg(any(feature = "cli", feature = "testing"))]
+    pub(crate) fn report_input(&self, sample: usize) -> Result<crate::query::report::ReportInput> {
         use crate::query::report::{ReportInput, ReportPoint, ReportSegment};
         use rand::{Rng, SeedableRng};
         let model = self.model();
@@ -322,15 +325,10 @@ impl Db {
         self.inner.shared.counters.snapshot()
     }
 
-    /// The storage layer, for this crate's tests and benches (the `testing` feature): it hands
-    /// out sled, so it is no part of the library's API.
-    #[cfg(feature = "testing")]
-    pub fn store(&self) -> &Store {
-        &self.inner.store
-    }
-
-    /// The storage layer (for the crate's own tools: evaluate, bench).
-    #[cfg(not(feature = "testing"))]
+    /// The storage layer, for the crate's own tools (evaluate, bench) and, through
+    /// [`crate::testing::DbInternals`], its tests: it hands out sled, so it is no part of the
+    /// library's API.
+    #[cfg(any(feature = "cli", feature = "testing"))]
     pub(crate) fn store(&self) -> &Store {
         &self.inner.store
     }

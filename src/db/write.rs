@@ -255,12 +255,12 @@ impl Db {
                 .map_err(|e| Error::invalid_argument("feedback id", e.reason))?;
         }
         if let Some(s) = segment {
-            if s as usize >= self.inner.config.segments {
+            if s as usize >= self.inner.config.model.segments {
                 return Err(Error::invalid_argument(
                     "segment",
                     format!(
                         "{s} is out of range; segments are 0..{}",
-                        self.inner.config.segments
+                        self.inner.config.model.segments
                     ),
                 ));
             }

@@ -29,7 +29,7 @@ impl BatchLogistic {
     ///
     /// # Examples
     /// ```
-    /// use persona::evaluate::baselines::BatchLogistic;
+    /// use persona::testing::evaluate::baselines::BatchLogistic;
     /// let x: Vec<Vec<f64>> = (0..20).map(|i| vec![f64::from(i)]).collect();
     /// let y: Vec<bool> = (0..20).map(|i| i % 3 == 0 || i > 12).collect();
     /// let model = BatchLogistic::fit(&x, &y).expect("both classes occur");
@@ -63,12 +63,14 @@ impl BatchLogistic {
     }
 
     /// The bias (the logit at the training means).
-    pub fn bias(&self) -> f64 {
+    #[cfg(test)]
+    fn bias(&self) -> f64 {
         self.coef[0]
     }
 
     /// The weights on the standardised features.
-    pub fn weights(&self) -> &[f64] {
+    #[cfg(test)]
+    fn weights(&self) -> &[f64] {
         &self.coef[1..]
     }
 }
@@ -79,7 +81,7 @@ impl BatchLogistic {
 ///
 /// # Examples
 /// ```
-/// use persona::evaluate::baselines::kmeans;
+/// use persona::testing::evaluate::baselines::kmeans;
 /// let x = vec![vec![0.0], vec![0.1], vec![9.0], vec![9.2]];
 /// let a = kmeans(&x, 2, 7);
 /// assert!(a[0] == a[1] && a[2] == a[3] && a[0] != a[2]);

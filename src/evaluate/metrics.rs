@@ -20,7 +20,7 @@ pub const CALIBRATION_BINS: usize = 10;
 ///
 /// # Examples
 /// ```
-/// use persona::evaluate::metrics::auc;
+/// use persona::testing::evaluate::metrics::auc;
 /// assert_eq!(auc(&[0.9, 0.1, 0.5, 0.5], &[true, false, true, false]), Some(0.875));
 /// ```
 pub fn auc(scores: &[f64], labels: &[bool]) -> Option<f64> {
@@ -53,7 +53,7 @@ pub fn auc(scores: &[f64], labels: &[bool]) -> Option<f64> {
 ///
 /// # Examples
 /// ```
-/// use persona::evaluate::metrics::log_loss;
+/// use persona::testing::evaluate::metrics::log_loss;
 /// let l = log_loss(&[0.5, 0.5], &[true, false]).unwrap();
 /// assert!((l - std::f64::consts::LN_2).abs() < 1e-12);
 /// ```
@@ -77,7 +77,7 @@ pub fn log_loss(probs: &[f64], labels: &[bool]) -> Option<f64> {
 ///
 /// # Examples
 /// ```
-/// use persona::evaluate::metrics::brier;
+/// use persona::testing::evaluate::metrics::brier;
 /// assert_eq!(brier(&[1.0, 0.5], &[true, false]), Some(0.125));
 /// ```
 pub fn brier(probs: &[f64], labels: &[bool]) -> Option<f64> {
@@ -99,7 +99,7 @@ pub fn brier(probs: &[f64], labels: &[bool]) -> Option<f64> {
 ///
 /// # Examples
 /// ```
-/// use persona::evaluate::metrics::top_decile_lift;
+/// use persona::testing::evaluate::metrics::top_decile_lift;
 /// // 20 customers, 2 positives, the top 2 scores are both positive: 100% / 10% = 10.
 /// let scores: Vec<f64> = (0..20).map(f64::from).collect();
 /// let labels: Vec<bool> = (0..20).map(|i| i >= 18).collect();
@@ -154,7 +154,7 @@ pub struct CalibrationBin {
 ///
 /// # Examples
 /// ```
-/// use persona::evaluate::metrics::calibration;
+/// use persona::testing::evaluate::metrics::calibration;
 /// let bins = calibration(&[0.05, 0.15, 0.15, 1.0], &[false, true, false, true]);
 /// assert_eq!(bins[1].count, 2);
 /// assert_eq!(bins[1].observed_rate, Some(0.5));
@@ -191,7 +191,7 @@ pub fn calibration(probs: &[f64], labels: &[bool]) -> Vec<CalibrationBin> {
 ///
 /// # Examples
 /// ```
-/// use persona::evaluate::metrics::adjusted_rand_index;
+/// use persona::testing::evaluate::metrics::adjusted_rand_index;
 /// assert_eq!(adjusted_rand_index(&[0, 0, 1, 1], &["x", "x", "y", "y"]), Some(1.0));
 /// ```
 pub fn adjusted_rand_index<A: Eq + Hash, B: Eq + Hash>(a: &[A], b: &[B]) -> Option<f64> {

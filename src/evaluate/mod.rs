@@ -251,7 +251,7 @@ pub struct SegmentAgreement {
 ///
 /// # Examples
 /// ```
-/// use persona::evaluate::default_cutoffs;
+/// use persona::testing::evaluate::default_cutoffs;
 /// let day = 86_400_000;
 /// assert_eq!(default_cutoffs(0, 160 * day, 30 * day, 2)?, vec![80 * day, 105 * day]);
 /// # Ok::<(), persona::Error>(())
@@ -314,7 +314,7 @@ struct Scored {
 /// # Examples
 /// ```
 /// # let dir = tempfile::tempdir()?;
-/// use persona::evaluate::{evaluate, Cutoffs, EvaluateOptions};
+/// use persona::testing::evaluate::{evaluate, Cutoffs, EvaluateOptions};
 /// use persona::{Config, Event, EventKind};
 /// let (t0, day) = (1_767_225_600_000, 86_400_000); // 2026-01-01, one day in ms
 /// let mut events = Vec::new();
@@ -408,7 +408,7 @@ pub fn evaluate(
     stops.sort();
 
     let total = events.len() as u64;
-    let segments_k = config.segments;
+    let segments_k = config.model.segments;
     let seed = config.model.seed;
     let db = config.durability(Durability::None).open()?;
     let mut report = EvaluationReport {

@@ -5,6 +5,7 @@
 //! offending value and what is allowed. Everything that enters the store passes through it, whether
 //! it came from a file ([`crate::event::parse`]), the network or the Rust API.
 
+#[cfg(any(feature = "cli", feature = "testing"))]
 pub mod parse;
 
 use serde::{Deserialize, Serialize};
@@ -354,8 +355,8 @@ fn format_value(v: f64) -> String {
 ///
 /// # Examples
 /// ```
-/// assert!(persona::event::validate_customer_id("c42").is_ok());
-/// assert!(persona::event::validate_customer_id("").is_err());
+/// assert!(persona::testing::event::validate_customer_id("c42").is_ok());
+/// assert!(persona::testing::event::validate_customer_id("").is_err());
 /// ```
 pub fn validate_customer_id(id: &str) -> Result<(), InvalidEvent> {
     validate_text("customer_id", id, MAX_CUSTOMER_ID_BYTES, false)
@@ -442,6 +443,45 @@ impl fmt::Display for InvalidEvent {
             write!(f, "field {}: {} {}", self.field, self.value, self.reason)
         }
     }
+}
+
+/// Parses a timestamp: integer unix milliseconds, or an RFC 3339 date-time such as
+/// `2026-01-02T03:04:05Z` or `2026-01-02T03:04:05.250+01:00`.
+///
+/// # Errors
+/// An [`InvalidEvent`] for field `timestamp` saying which forms are accepted.
+///
+/// # Examples
+/// ```
+/// use persona::parse_timestamp;
+/// assert_eq!(parse_timestamp("1767225600000")?, 1_767_225_600_000);
+/// assert_eq!(parse_timestamp("2026-01-01T00:00:00Z")?, 1_767_225_600_000);
+/// assert!(parse_timestamp("yesterday").is_err());
+/// # Ok::<(), persona::InvalidEvent>(())
+/// ```
+pub fn parse_timestamp(s: &str) -> Result<i64, InvalidEvent> {
+    let t = s.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+        return t.parse::<i64>().map_err(|_| {
+            InvalidEvent::new(
+                "timestamp",
+                s,
+                "is not a valid integer of unix milliseconds",
+            )
+        });
+    }
+    chrono::DateTime::parse_from_rfc3339(t)
+        .map(|d| d.timestamp_millis())
+        .map_err(|e| {
+            InvalidEvent::new(
+                "timestamp",
+                s,
+                format!(
+                    "is neither unix milliseconds nor an RFC 3339 date-time \
+                     like 2026-01-02T03:04:05Z ({e})"
+                ),
+            )
+        })
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! past rejects. Only a bad header or an I/O error ends the stream. Empty input (0 bytes) is a
 //! stream of no rows in both formats.
 
+pub use super::parse_timestamp;
 use super::{Event, EventKind, InvalidEvent};
 use crate::error::{Error, Result};
 use std::io::{BufRead, BufReader, Read};
@@ -31,7 +32,7 @@ pub const MAX_LINE_BYTES: usize = 64 * 1024;
 /// ```
 /// use std::io::Read;
 /// let mut text = String::new();
-/// persona::event::parse::decompressed(&b"event_id,customer_id"[..])?.read_to_string(&mut text)?;
+/// persona::testing::event::parse::decompressed(&b"event_id,customer_id"[..])?.read_to_string(&mut text)?;
 /// assert_eq!(text, "event_id,customer_id");
 /// # Ok::<(), std::io::Error>(())
 /// ```
@@ -135,7 +136,7 @@ impl<R: Read> EventReader<R> {
     ///
     /// # Examples
     /// ```
-    /// use persona::event::parse::{EventReader, Format};
+    /// use persona::testing::event::parse::{EventReader, Format};
     /// let csv = "event_id,customer_id,timestamp,kind,value,category\n\
     ///            ,c1,1767225600000,purchase,12.5,books\n\
     ///            ,c1,2026-01-02T00:00:00Z,refund,-1,\n";
@@ -391,45 +392,6 @@ fn parse_value(s: &str) -> Result<f64, InvalidEvent> {
     s.trim()
         .parse::<f64>()
         .map_err(|_| InvalidEvent::new("value", s, "is not a number"))
-}
-
-/// Parses a timestamp: integer unix milliseconds, or an RFC 3339 date-time such as
-/// `2026-01-02T03:04:05Z` or `2026-01-02T03:04:05.250+01:00`.
-///
-/// # Errors
-/// An [`InvalidEvent`] for field `timestamp` saying which forms are accepted.
-///
-/// # Examples
-/// ```
-/// use persona::event::parse::parse_timestamp;
-/// assert_eq!(parse_timestamp("1767225600000")?, 1_767_225_600_000);
-/// assert_eq!(parse_timestamp("2026-01-01T00:00:00Z")?, 1_767_225_600_000);
-/// assert!(parse_timestamp("yesterday").is_err());
-/// # Ok::<(), persona::InvalidEvent>(())
-/// ```
-pub fn parse_timestamp(s: &str) -> Result<i64, InvalidEvent> {
-    let t = s.trim();
-    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
-        return t.parse::<i64>().map_err(|_| {
-            InvalidEvent::new(
-                "timestamp",
-                s,
-                "is not a valid integer of unix milliseconds",
-            )
-        });
-    }
-    chrono::DateTime::parse_from_rfc3339(t)
-        .map(|d| d.timestamp_millis())
-        .map_err(|e| {
-            InvalidEvent::new(
-                "timestamp",
-                s,
-                format!(
-                    "is neither unix milliseconds nor an RFC 3339 date-time \
-                     like 2026-01-02T03:04:05Z ({e})"
-                ),
-            )
-        })
 }
 
 fn json_row(line: &[u8], ignored: &mut Vec<String>) -> Result<Event, InvalidEvent> {

@@ -48,6 +48,7 @@ impl CategoryNames {
     }
 
     /// The most frequent name in `bucket`.
+    #[cfg(any(test, feature = "testing"))]
     pub fn name(&self, bucket: usize) -> Option<&str> {
         self.buckets
             .get(bucket)?
@@ -73,7 +74,7 @@ impl CategoryNames {
     ///
     /// # Examples
     /// ```
-    /// use persona::features::categories::CategoryNames;
+    /// use persona::testing::features::categories::CategoryNames;
     /// let mut names = CategoryNames::new(2);
     /// for n in ["sports", "garden", "sports", "books"] {
     ///     names.observe(if n == "books" { 1 } else { 0 }, n);
@@ -99,6 +100,7 @@ impl CategoryNames {
     }
 
     /// Whether there are no buckets.
+    #[cfg(any(test, feature = "testing"))]
     pub fn is_empty(&self) -> bool {
         self.buckets.is_empty()
     }

@@ -87,6 +87,7 @@ impl CompactEvent {
 }
 
 /// A customer's accumulated features.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProfileState {
     /// Earliest event time seen.
@@ -197,23 +198,15 @@ impl ProfileState {
     }
 
     /// Decayed count of `kind` as of `now_ms`.
+    #[cfg(test)]
     pub fn decayed_count(&self, kind: EventKind, now_ms: i64, params: &FeatureParams) -> f64 {
         self.kind_decayed[kind.index()] * params.decay(self.anchor_ms, now_ms)
     }
 
     /// Decayed spend as of `now_ms`.
+    #[cfg(test)]
     pub fn decayed_spend_at(&self, now_ms: i64, params: &FeatureParams) -> f64 {
         self.decayed_spend * params.decay(self.anchor_ms, now_ms)
-    }
-
-    /// The bucket with the highest affinity, if any category was seen.
-    pub fn top_bucket(&self) -> Option<usize> {
-        self.categories
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| **v > 0.0)
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .map(|(i, _)| i)
     }
 
     /// Checks that a decoded state fits the store's parameters (a corrupt or foreign record must

@@ -51,6 +51,7 @@ impl Unit {
 
     /// The value formatted for a person, with its unit (`"3.2 days"`, `"12"`, `"45.0%"`);
     /// `missing` for a dimension without a value (e.g. `"never"` for days since purchase).
+    #[cfg(any(feature = "cli", feature = "testing"))]
     pub fn format(self, value: Option<f64>, missing: &str) -> String {
         let Some(v) = value else {
             return missing.to_string();
@@ -100,7 +101,7 @@ impl FeatureLayout {
     ///
     /// # Examples
     /// ```
-    /// use persona::features::{FeatureParams, ProfileState, vector::FeatureLayout};
+    /// use persona::testing::features::{FeatureParams, ProfileState, vector::FeatureLayout};
     /// let params = FeatureParams { half_life_ms: 30.0 * 86_400_000.0, category_buckets: 8 };
     /// let layout = FeatureLayout::new(params);
     /// let raw = layout.raw_values(&ProfileState::new(&params), 0);

@@ -40,12 +40,13 @@ pub const ATTR_NUMERIC_SLOTS: usize = 4;
 pub const ATTR_TEXT_SLOTS: usize = 8;
 
 /// Index of `recency_days`.
+#[cfg(test)]
 pub const RECENCY: usize = 0;
 /// Index of `purchases`.
+#[cfg(test)]
 pub const PURCHASES: usize = 3;
-/// Index of `spend`.
-pub const SPEND: usize = 4;
 /// Index of `decayed_purchases`.
+#[cfg(test)]
 pub const DECAYED_PURCHASES: usize = 5;
 /// Index of the first `decayed_<kind>` dimension.
 pub const DECAYED_KINDS: usize = 11;
@@ -78,6 +79,7 @@ impl FeatureLayout {
     }
 
     /// Index of the first category dimension.
+    #[cfg(any(feature = "cli", feature = "testing"))]
     pub fn category_start(&self) -> usize {
         CORE_DIMS
     }
@@ -121,7 +123,7 @@ impl FeatureLayout {
     ///
     /// # Examples
     /// ```
-    /// use persona::features::{FeatureParams, ProfileState, vector::FeatureLayout};
+    /// use persona::testing::features::{FeatureParams, ProfileState, vector::FeatureLayout};
     /// let params = FeatureParams { half_life_ms: 30.0 * 86_400_000.0, category_buckets: 8 };
     /// let layout = FeatureLayout::new(params);
     /// let v = layout.vector(&ProfileState::new(&params), 0);

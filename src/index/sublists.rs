@@ -139,6 +139,7 @@ impl SubLists {
     }
 
     /// Heap bytes held.
+    #[cfg(feature = "cli")]
     pub(crate) fn heap_bytes(&self) -> usize {
         4 * (self.weights.capacity() + self.centroids.capacity())
     }

@@ -74,6 +74,7 @@ pub const MAX_PENDING_DAYS: usize = 400;
 pub const DAY_MS: i64 = 86_400_000;
 
 /// One detected drift.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Detection {
     /// Event-time watermark when it fired, unix ms.
@@ -132,6 +133,7 @@ impl PageHinkley {
 
     /// Adds one observation (a loss). Returns the statistic if drift was detected; the test then
     /// restarts.
+    #[cfg(any(test, feature = "testing"))]
     pub fn observe(&mut self, x: f64) -> Option<f64> {
         self.observe_weighted(x, 1)
     }
@@ -158,6 +160,7 @@ impl PageHinkley {
     }
 
     /// Examples since the last restart.
+    #[cfg(any(test, feature = "testing"))]
     pub fn examples(&self) -> u64 {
         self.n
     }
@@ -412,11 +415,13 @@ impl DriftMonitor {
     }
 
     /// Days with losses waiting.
+    #[cfg(any(test, feature = "testing"))]
     pub fn pending_days(&self) -> usize {
         self.pending.len()
     }
 
     /// Losses waiting, over all days.
+    #[cfg(any(test, feature = "testing"))]
     pub fn pending_losses(&self) -> u64 {
         self.pending
             .iter()

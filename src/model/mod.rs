@@ -43,13 +43,15 @@ pub use metrics::Prequential;
 pub use propensity::Propensity;
 pub use scaler::Scaler;
 pub use segments::Segments;
+#[cfg(any(feature = "cli", feature = "testing"))]
 pub(crate) use segments::{kmeans_pp, lloyd, nearest_row};
-pub use state::{ModelState, SegmentStats, MAX_STATE_BYTES};
+pub use state::ModelState;
 
 use serde::{Deserialize, Serialize};
 
-/// Tuning of the online models. Read once when a [`ModelState`] is created; the values in use are
+/// Tuning of the online models. Read once when a store's model state is created; the values in use are
 /// then persisted inside the state, so changing the config does not alter an existing state.
+#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ModelConfig {
@@ -127,7 +129,7 @@ impl ModelConfig {
 /// What can go wrong with model input or persisted model state.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ModelError {
-    /// The bytes are not an encoded [`ModelState`] (truncated, corrupted, trailing garbage, too big).
+    /// The bytes are not an encoded model state (truncated, corrupted, trailing garbage, too big).
     #[error("model state decode failed: {0}")]
     Decode(String),
     /// The bytes decoded, but the dimensions inside disagree with each other.

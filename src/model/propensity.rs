@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{check_len, ModelConfig, ModelError};
+use super::{ModelConfig, ModelError};
 
 /// Keeps the AdaGrad step finite on the first update of a coordinate with a zero gradient.
 const EPSILON: f64 = 1e-8;
@@ -127,8 +127,9 @@ impl Propensity {
     }
 
     /// `Ok` when `z` has [`Self::dim`] components.
+    #[cfg(any(test, feature = "testing"))]
     pub fn check_dim(&self, z: &[f64]) -> Result<(), ModelError> {
-        check_len(z.len(), self.dim())
+        super::check_len(z.len(), self.dim())
     }
 
     /// The online model's logit.
@@ -182,6 +183,7 @@ impl Propensity {
 
     /// Forgets everything learned (weights, bias, AdaGrad history and the refit); keeps `lr` and
     /// `l2`.
+    #[cfg(any(test, feature = "testing"))]
     pub fn reset(&mut self) {
         self.reset_online();
         self.refit.clear();

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{check_len, ModelError};
+use super::ModelError;
 
 /// A standard deviation below this is treated as "constant feature" and replaced by 1, so that
 /// constant features map to 0 instead of exploding or becoming NaN.
@@ -88,6 +88,7 @@ impl Scaler {
     }
 
     /// Number of vectors folded in so far.
+    #[cfg(any(test, feature = "testing"))]
     pub fn count(&self) -> u64 {
         self.count
     }
@@ -98,8 +99,9 @@ impl Scaler {
     }
 
     /// `Ok` when `x` has [`Self::dim`] components.
+    #[cfg(any(test, feature = "testing"))]
     pub fn check_dim(&self, x: &[f64]) -> Result<(), ModelError> {
-        check_len(x.len(), self.dim())
+        super::check_len(x.len(), self.dim())
     }
 
     /// Folds one vector into the running statistics.
@@ -136,6 +138,7 @@ impl Scaler {
     ///
     /// # Panics
     /// If `i >= self.dim()`, like slice indexing.
+    #[cfg(any(test, feature = "testing"))]
     pub fn std_dev(&self, i: usize) -> f64 {
         if self.count == 0 {
             return 0.0;

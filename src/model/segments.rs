@@ -31,7 +31,7 @@ use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 use serde::{Deserialize, Serialize};
 
-use super::{check_len, ModelConfig, ModelError, Scaler};
+use super::{ModelConfig, ModelError, Scaler};
 
 /// Upper bound on Lloyd passes from the previous centroids (they are near a fixed point
 /// unless the population moved).
@@ -316,11 +316,13 @@ impl Segments {
     }
 
     /// `Ok` when `x` has [`Self::dim`] components.
+    #[cfg(any(test, feature = "testing"))]
     pub fn check_dim(&self, x: &[f64]) -> Result<(), ModelError> {
-        check_len(x.len(), self.dim)
+        super::check_len(x.len(), self.dim)
     }
 
     /// The standardisation of the last fit's sample: segments are distances in this space.
+    #[cfg(any(feature = "cli", feature = "testing"))]
     pub fn scale(&self) -> &Scaler {
         &self.scale
     }
@@ -329,6 +331,7 @@ impl Segments {
     ///
     /// # Panics
     /// If `i >= self.k()`, like slice indexing.
+    #[cfg(any(test, feature = "testing"))]
     pub fn members(&self, i: usize) -> u64 {
         self.members[i]
     }
@@ -350,6 +353,7 @@ impl Segments {
     ///
     /// # Panics
     /// If `i >= self.k()`, like slice indexing.
+    #[cfg(any(feature = "cli", feature = "testing"))]
     pub fn scaled_centroid(&self, i: usize) -> &[f64] {
         self.row(i)
     }
@@ -414,6 +418,7 @@ impl Segments {
     }
 
     /// Whether a fit is due (see [`Self::count_event`]).
+    #[cfg(any(test, feature = "testing"))]
     pub fn fit_due(&self) -> bool {
         self.k > 0 && self.events >= self.next_fit
     }

@@ -157,6 +157,7 @@ impl Strategy {
     }
 
     /// Forgets all outcomes (keeps the shape).
+    #[cfg(any(test, feature = "testing"))]
     pub fn reset(&mut self) {
         self.counts
             .iter_mut()

@@ -4,8 +4,8 @@
 use super::*;
 use crate::error::Result;
 use crate::features::AttrValue;
-use crate::model::ModelState;
 use crate::index::LookalikeIndex;
+use crate::model::ModelState;
 use crate::Event;
 use crossbeam_channel::Sender;
 use parking_lot::RwLock;
@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The outcome of one acknowledged write.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Ack {
     /// The customer's profile version after the write (unchanged for a duplicate).
@@ -65,6 +66,7 @@ pub(crate) enum Maintenance {
 }
 
 /// What a maintenance operation did.
+#[non_exhaustive]
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MaintenanceOutcome {
     /// Model version after the operation.
@@ -170,6 +172,7 @@ impl Counters {
 }
 
 /// What the writer has committed since the store was opened (see `Db::stats`).
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct WriteStats {
     /// Committed sled batches (each one `apply_batch`, plus flush/fsync as configured).

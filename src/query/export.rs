@@ -15,6 +15,7 @@ use serde::Serialize;
 
 /// Everything Persona holds about one customer. Serialises to the JSON document printed by
 /// `persona export-customer` and returned by `PROFILE.EXPORT` (see [`CustomerExport::to_json`]).
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CustomerExport {
     /// The customer.
@@ -30,7 +31,7 @@ pub struct CustomerExport {
     pub profile: serde_json::Value,
     /// The raw accumulators the features derive from (counts, decayed values, spend,
     /// category affinities, attributes).
-    pub state: ProfileState,
+    pub(crate) state: ProfileState,
     /// Segment recorded in the profile record at the last write.
     pub assigned_segment: Option<u16>,
     /// Distance to that segment's centroid when it was assigned (standardised units).

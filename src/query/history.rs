@@ -5,6 +5,7 @@ use crate::storage::record::ProfileRecord;
 use serde::Serialize;
 
 /// One version in a customer's history.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HistoryItem {
     /// Profile version.

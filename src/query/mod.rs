@@ -7,6 +7,7 @@
 pub mod export;
 pub mod history;
 pub(crate) mod refit;
+#[cfg(any(feature = "cli", feature = "testing"))]
 pub mod report;
 pub mod score;
 pub mod segment_stats;
@@ -29,6 +30,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// A customer's profile as of a point in time, with model outputs.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Profile {
     /// The customer.
@@ -46,12 +48,12 @@ pub struct Profile {
     /// The time the features are evaluated at (the watermark), unix ms.
     pub as_of_ms: i64,
     /// Feature vector as of `as_of_ms`, as the model sees it: log-scaled days, counts and
-    /// amounts (see [`crate::features::vector`] for the layout).
+    /// amounts; their names, in order, are [`Db::feature_names`](crate::Db::feature_names).
     pub features: Vec<f64>,
     /// The event-derived dimensions of `features` (all but the attribute slots) in their own
     /// units: days, counts, amounts, seconds, shares, stars
-    /// ([`crate::features::vector::FeatureLayout::raw_values`]); `None` where the quantity does
-    /// not exist, e.g. days since the last purchase of a customer who never purchased.
+    /// (in the order of [`Db::feature_names`](crate::Db::feature_names)); `None` where the
+    /// quantity does not exist, e.g. days since the last purchase of a customer who never purchased.
     pub raw_features: Vec<Option<f64>>,
     /// Nearest segment as of `as_of_ms` with the current model (None before seeding).
     pub segment: Option<u16>,
@@ -63,7 +65,7 @@ pub struct Profile {
     pub propensity: f64,
     /// The accumulated state the features derive from.
     #[serde(skip)]
-    pub state: ProfileState,
+    pub(crate) state: ProfileState,
 }
 
 impl Profile {
@@ -163,6 +165,7 @@ impl Profile {
 }
 
 /// Model metrics and shape, as reported by [`crate::Db::model_info`].
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelInfo {
     /// Model version: the number of committed batches.

@@ -9,6 +9,7 @@ use serde::Serialize;
 pub const TOP_CONTRIBUTIONS: usize = 6;
 
 /// One feature's part in a score: `weight × standardised value`, in logit units.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Contribution {
     /// Feature name.
@@ -16,7 +17,7 @@ pub struct Contribution {
     /// The feature's value as the model sees it (`ln(1 + x)` for days, counts and amounts).
     pub value: f64,
     /// The same in its own unit (days, a count, an amount, a share, stars:
-    /// [`FeatureLayout::raw_values`]); `None` where the quantity does not exist (days since a
+    /// `FeatureLayout::raw_values`); `None` where the quantity does not exist (days since a
     /// purchase that never happened) and for attribute slots.
     pub raw_value: Option<f64>,
     /// The unit of `raw_value`, for people: `days`, `count`, `amount`, `seconds`, `share`,
@@ -29,6 +30,7 @@ pub struct Contribution {
 }
 
 /// A customer's propensity and why.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Score {
     /// The customer.

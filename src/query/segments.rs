@@ -17,6 +17,7 @@ use crate::query::strategy::{rule_for, summaries, ActionSummary};
 use serde::Serialize;
 
 /// One segment, described: its members' statistics as of the watermark, in raw units.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SegmentInfo {
     /// Segment number.
@@ -24,7 +25,7 @@ pub struct SegmentInfo {
     /// Profiles assigned to it (whose record's segment is this one).
     pub size: u64,
     /// Members the statistics below were computed from: all of them, or a uniform sample
-    /// (at most about [`segment_stats::SAMPLE`] members over all segments).
+    /// (at most about 50,000 members over all segments).
     pub evaluated: u64,
     /// A short description derived from the statistics below.
     pub label: String,
@@ -279,6 +280,7 @@ fn label(
 }
 
 /// A segment and a distance to it.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct SegmentDistance {
     /// Segment number.

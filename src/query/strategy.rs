@@ -14,6 +14,7 @@ use crate::query::segments::Traits;
 use serde::Serialize;
 
 /// A recommended action.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Recommendation {
     /// The customer.
@@ -39,6 +40,7 @@ pub struct Recommendation {
 }
 
 /// One action's statistics within a segment.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ActionSummary {
     /// Action name.

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 /// sockets are closed under them (which unblocks a client that stopped reading).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// A bound, not yet running, RESP server. See the [module docs](super) for the threading model.
+/// A bound, not yet running, RESP server. `docs/architecture.md` describes its threads.
 pub struct Server {
     listener: TcpListener,
     state: Arc<ServerState>,
@@ -164,11 +164,11 @@ impl Server {
     /// # Examples
     /// ```
     /// # let dir = tempfile::tempdir()?;
-    /// use persona::server::{Server, ServerConfig, ShutdownHandle};
+    /// use persona::{Server, ServerConfig, ShutdownHandle};
     /// let db = persona::Db::open(dir.path())?;
-    /// let exposed = ServerConfig { bind: "0.0.0.0:0".into(), ..ServerConfig::default() };
+    /// let exposed = ServerConfig::new("0.0.0.0:0");
     /// assert!(Server::bind(db.clone(), exposed, ShutdownHandle::new()).is_err());
-    /// let local = ServerConfig { bind: "127.0.0.1:0".into(), ..ServerConfig::default() };
+    /// let local = ServerConfig::new("127.0.0.1:0");
     /// let server = Server::bind(db, local, ShutdownHandle::new())?;
     /// assert_ne!(server.local_addr().port(), 0);
     /// # Ok::<(), persona::Error>(())

@@ -45,11 +45,11 @@
 //! # Examples
 //! ```
 //! # let dir = tempfile::tempdir()?;
-//! use persona::server::{Server, ServerConfig, ShutdownHandle};
+//! use persona::{Server, ServerConfig, ShutdownHandle};
 //! use std::io::{Read, Write};
 //!
 //! let db = persona::Db::open(dir.path())?;
-//! let config = ServerConfig { bind: "127.0.0.1:0".into(), ..ServerConfig::default() };
+//! let config = ServerConfig::new("127.0.0.1:0");
 //! let shutdown = ShutdownHandle::new();
 //! let server = Server::bind(db, config, shutdown.clone())?;
 //! let addr = server.local_addr();
@@ -81,10 +81,12 @@ mod frame_props;
 #[cfg(test)]
 mod frame_tests;
 
+pub use frame::Limits;
 pub use listener::Server;
 
 /// The line `persona serve` prints on stderr once it listens (after its `persona: ` prefix):
 /// scripts and tests read the address from it with [`parse_ready_line`].
+#[cfg(any(feature = "cli", feature = "testing"))]
 pub fn ready_line(data: &std::path::Path, addr: std::net::SocketAddr) -> String {
     format!(
         "serving {} on {addr} (RESP2/RESP3; stop with Ctrl-C or SHUTDOWN)",
@@ -97,12 +99,13 @@ pub fn ready_line(data: &std::path::Path, addr: std::net::SocketAddr) -> String 
 ///
 /// # Examples
 /// ```
-/// use persona::server::{parse_ready_line, ready_line};
+/// use persona::testing::server::{parse_ready_line, ready_line};
 /// let addr: std::net::SocketAddr = "127.0.0.1:6479".parse().unwrap();
 /// let line = format!("persona: {}\n", ready_line("/data on disk".as_ref(), addr));
 /// assert_eq!(parse_ready_line(&line), Some(addr));
 /// assert_eq!(parse_ready_line("persona: error: cannot open"), None);
 /// ```
+#[cfg(any(feature = "cli", feature = "testing"))]
 pub fn parse_ready_line(line: &str) -> Option<std::net::SocketAddr> {
     let line = line.trim_end();
     let rest = line.strip_prefix("persona: ").unwrap_or(line);
@@ -113,7 +116,6 @@ pub fn parse_ready_line(line: &str) -> Option<std::net::SocketAddr> {
 
 use crate::db::Db;
 use crate::error::Result;
-use frame::Limits;
 use parking_lot::Mutex;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
@@ -128,19 +130,19 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:6479";
 ///
 /// # Examples
 /// ```
-/// use persona::server::ServerConfig;
+/// use persona::ServerConfig;
 /// use std::time::Duration;
-/// let config = ServerConfig {
-///     requirepass: Some("s3cret".into()),
-///     idle_timeout: Some(Duration::from_secs(300)),
-///     ..ServerConfig::default()
-/// };
+/// let mut config = ServerConfig::default();
+/// config.requirepass = Some("s3cret".into());
+/// config.idle_timeout = Some(Duration::from_secs(300));
 /// assert_eq!(config.bind, "127.0.0.1:6479");
+/// assert_eq!(ServerConfig::new("127.0.0.1:0").bind, "127.0.0.1:0");
 /// assert!(!format!("{config:?}").contains("s3cret"));
 /// ```
+#[non_exhaustive]
 #[derive(Clone, PartialEq)]
 pub struct ServerConfig {
-    /// Address to listen on, `host:port`. Default [`DEFAULT_BIND`]; port 0 picks a free port
+    /// Address to listen on, `host:port`. Default `127.0.0.1:6479`; port 0 picks a free port
     /// (see [`Server::local_addr`]).
     pub bind: String,
     /// Password clients must give with `AUTH` or `HELLO … AUTH` before any other command.
@@ -216,6 +218,14 @@ struct FileWithServer {
 }
 
 impl ServerConfig {
+    /// The defaults, listening on `bind` (`host:port`; port 0 picks a free port).
+    pub fn new(bind: impl Into<String>) -> ServerConfig {
+        ServerConfig {
+            bind: bind.into(),
+            ..ServerConfig::default()
+        }
+    }
+
     /// The defaults, overridden by the `[server]` table of a TOML configuration file (see the
     /// README for its keys). A file without a `[server]` table gives the defaults.
     ///
@@ -227,7 +237,7 @@ impl ServerConfig {
     ///
     /// # Examples
     /// ```
-    /// use persona::server::ServerConfig;
+    /// use persona::ServerConfig;
     /// let c = ServerConfig::from_toml_str("[server]\nmax_clients = 8\ntimeout_secs = 60\n")?;
     /// assert_eq!(c.max_clients, 8);
     /// assert_eq!(c.idle_timeout, Some(std::time::Duration::from_secs(60)));
@@ -394,11 +404,11 @@ impl ShutdownHandle {
 /// # Examples
 /// ```
 /// # let dir = tempfile::tempdir()?;
-/// use persona::server::{serve, ServerConfig, ShutdownHandle};
+/// use persona::{serve, ServerConfig, ShutdownHandle};
 /// let db = persona::Db::open(dir.path())?;
 /// let shutdown = ShutdownHandle::new();
 /// shutdown.shutdown(); // requested before it starts: it returns at once
-/// let config = ServerConfig { bind: "127.0.0.1:0".into(), ..ServerConfig::default() };
+/// let config = ServerConfig::new("127.0.0.1:0");
 /// serve(db, config, shutdown)?;
 /// # Ok::<(), persona::Error>(())
 /// ```

@@ -35,6 +35,7 @@ type Decoded = Result<Option<(Vec<Vec<u8>>, usize)>, ProtocolError>;
 /// a bad or over-limit `*` count (other than `*0` and `*-1`), an element that is not `$`, a bad or
 /// over-limit `$` length, bulk data not followed by CRLF, an inline line over
 /// [`Limits::max_inline_len`], or unbalanced quotes.
+#[cfg(any(test, feature = "testing"))]
 pub fn parse_request(buf: &[u8], limits: &Limits) -> Decoded {
     RequestDecoder::new(*limits).decode(buf)
 }
@@ -90,6 +91,7 @@ impl RequestDecoder {
     }
 
     /// The limits this decoder enforces.
+    #[cfg(any(test, feature = "testing"))]
     pub fn limits(&self) -> &Limits {
         &self.limits
     }

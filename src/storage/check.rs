@@ -64,6 +64,7 @@ pub enum ProblemKind {
 }
 
 /// One problem found by [`check_store`].
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Problem {
     /// The key, printable: ASCII as is, other bytes as `\xNN`.
@@ -81,6 +82,7 @@ impl std::fmt::Display for Problem {
 }
 
 /// The result of [`check_store`].
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckReport {
     /// The data directory checked.
@@ -95,7 +97,7 @@ pub struct CheckReport {
     pub snapshots: u64,
     /// Version of the model state, if it decodes.
     pub model_version: Option<u64>,
-    /// The problems, at most [`MAX_REPORTED`], in key-space order (M, P, G, S, V, Q, unknown).
+    /// The problems, at most 1,000, in key-space order (M, P, G, S, V, Q, unknown).
     pub problems: Vec<Problem>,
     /// How many problems there were in all.
     pub problems_total: u64,
@@ -123,7 +125,7 @@ impl CheckReport {
 ///
 /// # Examples
 /// ```
-/// use persona::storage::check::printable;
+/// use persona::testing::storage::check::printable;
 /// assert_eq!(printable(b"G\x00\x03c42"), "G\\x00\\x03c42");
 /// ```
 pub fn printable(key: &[u8]) -> String {

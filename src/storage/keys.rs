@@ -154,6 +154,7 @@ pub fn profile(customer_id: &str) -> Vec<u8> {
 }
 
 /// Key of a (format 1) membership entry.
+#[cfg(any(test, feature = "testing"))]
 pub fn member(segment: u16, customer_id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(3 + customer_id.len());
     k.push(MEMBER);

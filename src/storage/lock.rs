@@ -3,6 +3,7 @@
 //! as [`Error::Locked`]) from one a closed handle of this process still holds for a moment (sled
 //! releases it from a background thread), which is waited for.
 
+#[cfg(any(feature = "cli", feature = "testing"))]
 use crate::error::{Error, Result};
 use std::path::Path;
 
@@ -13,6 +14,7 @@ use std::path::Path;
 /// # Errors
 /// [`Error::Io`] if the lock file cannot be opened or is still locked after the wait.
 #[cfg(target_os = "linux")]
+#[cfg(any(feature = "cli", feature = "testing"))]
 pub fn wait_unlocked(dir: &Path) -> Result<()> {
     use nix::fcntl::{Flock, FlockArg};
     let path = dir.join("db");
@@ -37,6 +39,7 @@ pub fn wait_unlocked(dir: &Path) -> Result<()> {
 
 /// Elsewhere: returns at once (callers fall back to the lock wait of [`Store::open`](super::Store::open)).
 #[cfg(not(target_os = "linux"))]
+#[cfg(any(feature = "cli", feature = "testing"))]
 pub fn wait_unlocked(_dir: &Path) -> Result<()> {
     Ok(())
 }

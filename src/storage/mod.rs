@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod codec;
+#[cfg(any(feature = "cli", feature = "testing"))]
 pub mod compact;
 pub mod keys;
 mod lock;
@@ -29,11 +30,18 @@ use crate::model::ModelState;
 use record::{ProfileRecord, RecordCurrent, RecordHead, RecordState};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-pub use lock::{is_lock_error, wait_unlocked};
+#[cfg(any(test, feature = "testing"))]
+pub use lock::is_lock_error;
+#[cfg(any(feature = "cli", feature = "testing"))]
+pub use lock::wait_unlocked;
+pub use sled_setup::require_store;
+#[cfg(feature = "cli")]
+pub use sled_setup::sled_config;
+#[cfg(any(feature = "cli", feature = "testing"))]
+pub use sled_setup::stored_compression;
 use sled_setup::{create_private_dir, open_sled};
-pub use sled_setup::{require_store, sled_config, stored_compression};
 
 /// The store's layout version, kept under [`keys::META_FORMAT`]. Version 2 keeps no segment
 /// membership index (the `G` key space of version 1): a segment's members are read from the
@@ -55,6 +63,7 @@ pub const LOG_FILE: &str = "db";
 pub(crate) const FALLBACK_COMPRESSION_LEVEL: u8 = 1;
 
 /// The logical size of a store: what its keys and values add up to (see [`Store::logical_size`]).
+#[cfg(any(feature = "cli", feature = "testing"))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct LogicalSize {
     /// Keys of every kind.
@@ -86,7 +95,7 @@ impl Fingerprint {
     /// The fingerprint of a configuration.
     pub fn of(config: &Config) -> Fingerprint {
         Fingerprint {
-            segments: config.segments as u64,
+            segments: config.model.segments as u64,
             category_buckets: config.category_buckets as u64,
             half_life_days: config.half_life_days,
             horizon_days: config.horizon_days,
@@ -266,7 +275,8 @@ impl Store {
     }
 
     /// The data directory.
-    pub fn path(&self) -> &Path {
+    #[cfg(any(test, feature = "testing"))]
+    pub fn path(&self) -> &std::path::Path {
         &self.path
     }
 
@@ -715,6 +725,7 @@ impl Store {
 
     /// The underlying sled database, for tools and tests that must see every byte stored
     /// (for example, checking that an erased customer left no trace in any tree).
+    #[cfg(any(test, feature = "testing"))]
     pub fn sled(&self) -> &sled::Db {
         &self.db
     }
@@ -774,6 +785,7 @@ impl Store {
     ///
     /// # Errors
     /// [`Error::Storage`] if sled fails.
+    #[cfg(any(feature = "cli", feature = "testing"))]
     pub fn logical_size(&self) -> Result<LogicalSize> {
         let mut size = LogicalSize::default();
         for item in self.db.iter() {

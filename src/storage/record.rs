@@ -269,6 +269,7 @@ impl From<StoredV4> for ProfileRecord {
 }
 
 /// A [`ProfileRecord`] as version 3 writes it (borrowed, for encoding).
+#[cfg(any(test, feature = "testing"))]
 #[derive(Serialize)]
 struct StoredRef<'a> {
     pending: &'a Option<PendingExample>,
@@ -393,6 +394,7 @@ impl<W: Into<VecDeque<(u64, i64)>>> From<Stored<W>> for ProfileRecord {
 }
 
 /// A [`ProfileRecord`] in the version-2 layout, borrowed (for compatibility tests).
+#[cfg(any(test, feature = "testing"))]
 #[derive(Serialize)]
 struct StoredV2Ref<'a> {
     pending: &'a Option<PendingExample>,
@@ -479,6 +481,7 @@ impl ProfileRecord {
     /// The record in the version-3 layout, as builds before [`PROFILE_FORMAT_VERSION`] 4 wrote
     /// it (for compatibility tests and benchmarks).
     #[doc(hidden)]
+    #[cfg(any(test, feature = "testing"))]
     pub fn encode_v3(&self) -> Vec<u8> {
         codec::encode_as(
             3,
@@ -529,6 +532,7 @@ impl ProfileRecord {
     /// The record in the version-1 layout, as builds before [`PROFILE_FORMAT_VERSION`] 2 wrote
     /// it (for compatibility tests).
     #[doc(hidden)]
+    #[cfg(any(test, feature = "testing"))]
     pub fn encode_v1(&self) -> Vec<u8> {
         codec::encode_as(1, &StoredV1::from(self.clone()))
     }
@@ -536,6 +540,7 @@ impl ProfileRecord {
     /// The record in the version-2 layout, as builds before [`PROFILE_FORMAT_VERSION`] 3 wrote
     /// it (for compatibility tests).
     #[doc(hidden)]
+    #[cfg(any(test, feature = "testing"))]
     pub fn encode_v2(&self) -> Vec<u8> {
         codec::encode_as(
             2,

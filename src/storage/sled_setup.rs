@@ -4,6 +4,7 @@
 
 use super::lock::{is_lock_error, lock_holder, Holder};
 use super::{FALLBACK_COMPRESSION_LEVEL, LOG_FILE};
+#[cfg(feature = "cli")]
 use crate::config::Config;
 use crate::error::{Error, Result};
 use std::path::Path;
@@ -16,6 +17,7 @@ pub(super) const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
 /// compression), so a raw-sled baseline (`persona bench`) runs under the same settings.
 /// sled refuses to reopen a store with a different segment size or compression; a store that
 /// exists is opened with the compression it was created with (see [`Config::compression_level`]).
+#[cfg(feature = "cli")]
 pub fn sled_config(config: &Config) -> sled::Config {
     sled_config_at(
         &config.path,

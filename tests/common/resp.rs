@@ -1,9 +1,9 @@
 //! Shared by the RESP server tests: an in-process server on an ephemeral port over a tempdir
 //! store, and a raw-bytes client.
 
-use persona::server::frame::{parse_frame, Limits};
-use persona::server::{Server, ServerConfig, ShutdownHandle};
+use persona::testing::server::frame::{parse_frame, Limits};
 use persona::{Config, Db};
+use persona::{Server, ServerConfig, ShutdownHandle};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -55,10 +55,8 @@ impl TestServer {
         dir: tempfile::TempDir,
         tweak: impl FnOnce(&mut ServerConfig),
     ) -> Result<TestServer, Box<dyn std::error::Error>> {
-        let mut config = ServerConfig {
-            bind: "127.0.0.1:0".into(),
-            ..ServerConfig::default()
-        };
+        let mut config = ServerConfig::default();
+        config.bind = "127.0.0.1:0".into();
         tweak(&mut config);
         let shutdown = ShutdownHandle::new();
         let server = Server::bind(db, config, shutdown.clone())?;
@@ -158,10 +156,8 @@ impl Raw {
 
     /// The bytes of the next whole reply.
     pub fn reply(&mut self) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
-        let limits = Limits {
-            max_nesting: 64,
-            ..Limits::default()
-        };
+        let mut limits = Limits::default();
+        limits.max_nesting = 64;
         loop {
             if let Some((_, used)) = parse_frame(&self.buf, &limits)? {
                 return Ok(self.buf.drain(..used).collect());
@@ -228,7 +224,7 @@ pub fn serve_address(
     let mut stderr = std::io::BufReader::new(stderr);
     let mut line = String::new();
     stderr.read_line(&mut line)?;
-    let addr = persona::server::parse_ready_line(&line)
+    let addr = persona::testing::server::parse_ready_line(&line)
         .ok_or_else(|| format!("persona serve did not start: {line:?}"))?
         .to_string();
     std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));

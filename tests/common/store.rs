@@ -15,7 +15,7 @@ pub fn raw<T>(dir: &Path, f: impl FnOnce(&sled::Db) -> sled::Result<T>) -> sled:
             .segment_size(8 * 1024 * 1024)
             .open()
         {
-            Err(e) if persona::storage::is_lock_error(&e) && attempts < 250 => {
+            Err(e) if persona::testing::storage::is_lock_error(&e) && attempts < 250 => {
                 attempts += 1;
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }

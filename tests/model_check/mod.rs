@@ -6,7 +6,8 @@
 //! input); the proptest generates them with strategies instead.
 #![allow(dead_code)]
 
-use persona::model::ModelConfig;
+use persona::testing::DbInternals;
+use persona::testing::ProfileInternals;
 use persona::{Ack, AttrValue, Config, Db, Durability, Error, Event, EventKind, Result};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
@@ -22,11 +23,8 @@ pub const HISTORY_VERSIONS: usize = 3;
 
 pub fn config(dir: &Path) -> Config {
     Config::new(dir)
-        .model(ModelConfig {
-            segments: 2,
-            reservoir_size: 4,
-            ..ModelConfig::default()
-        })
+        .segments(2)
+        .reservoir_size(4)
         .dedupe_window(DEDUPE_WINDOW)
         .history_versions(HISTORY_VERSIONS)
         .durability(Durability::None)
@@ -314,8 +312,8 @@ impl Reference {
 fn snapshot_of(p: &persona::Profile) -> Snapshot {
     Snapshot {
         events: p.event_count,
-        kind_counts: p.state.kind_counts,
-        spend: p.state.spend,
+        kind_counts: p.state().kind_counts,
+        spend: p.state().spend,
         first_seen: p.first_seen_ms,
         last_seen: p.last_seen_ms,
         attributes: p.attributes.clone(),

@@ -5,6 +5,7 @@
 
 use crate::common::resp::{TestResult, TestServer};
 use crate::common::T0;
+use persona::testing::DbInternals;
 use persona::{Config, Db, Durability};
 
 const ID: &str = "resp-erase-1d4e";

@@ -474,14 +474,7 @@ fn inline_commands_work_like_redis_cli_telnet_sessions() -> TestResult {
 
 #[test]
 fn segment_members_page_through_every_segment_like_scan() -> TestResult {
-    let server = TestServer::start_with(
-        |c| {
-            let mut c = c.segments(3);
-            c.model.reservoir_size = 10;
-            c
-        },
-        |_| {},
-    )?;
+    let server = TestServer::start_with(|c| c.segments(3).reservoir_size(10), |_| {})?;
     let mut con = server.client()?;
     let mut pipe = redis::pipe();
     for i in 0..60 {

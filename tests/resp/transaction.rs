@@ -3,7 +3,7 @@
 
 use crate::common::resp::{TestResult, TestServer};
 use crate::common::T0;
-use persona::server::ServerConfig;
+use persona::ServerConfig;
 use redis::Value;
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 
 use super::args::show;
 use super::{ArgDoc, ArgKind, Args, Command, CommandError, Ctx, Reply, Spec};
-use crate::event::parse::parse_timestamp;
+use crate::event::parse_timestamp;
 use crate::event::{wall_clock_ms, Event, EventKind, InvalidEvent};
 use crate::pipeline::Ack;
 use crate::server::frame::Frame;

@@ -2,7 +2,7 @@
 
 use super::args::{count, integer, show, utf8};
 use super::{ArgDoc, ArgKind, Args, Command, CommandError, Ctx, Spec};
-use crate::event::parse::parse_timestamp;
+use crate::event::parse_timestamp;
 use crate::features::AttrValue;
 use crate::query::{HistoryItem, Profile};
 use crate::server::frame::{Frame, SharedKeys};

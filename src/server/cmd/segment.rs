@@ -220,7 +220,7 @@ impl Members {
 
     pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Result<Frame, CommandError> {
         let db = &ctx.server.db;
-        let segments = db.config().segments;
+        let segments = db.config().model.segments;
         if usize::from(self.segment) >= segments {
             return Err(CommandError::Invalid {
                 name: "segment",
