@@ -1,11 +1,12 @@
-//! The crate's error type.
+//! The crate's error types: [`Error`], and the two it wraps that the modules below raise,
+//! [`InvalidEvent`] (re-exported by `event`) and [`ModelError`] (by `model`). Kept here so that
+//! this module depends on no other.
 //!
 //! Every failure a caller can see is one variant of [`Error`]; the variants separate *bad input*
 //! (fix the request), *corruption* (a record on disk is damaged), *misuse* (e.g. a closed
 //! database) and *I/O* (the disk or sled failed), so that a caller can react to each differently.
 
-use crate::event::InvalidEvent;
-use crate::model::ModelError;
+use std::fmt;
 
 /// Result with Persona's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -187,4 +188,84 @@ mod tests {
         let shown = format!("{:#}", anyhow::Error::new(invalid));
         assert_eq!(shown, "invalid event: field customer_id must not be empty");
     }
+}
+
+/// Why an event was rejected: the field, the offending value, what is allowed, and (for files) the
+/// line it came from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct InvalidEvent {
+    /// 1-based line number in the input file, when the event came from a file.
+    pub line: Option<u64>,
+    /// The offending field (`customer_id`, `timestamp`, `kind`, `value`, `category`, `event_id`,
+    /// or `line` for a row that could not be read at all).
+    pub field: &'static str,
+    /// The offending value as given (shortened when very long).
+    pub value: String,
+    /// What is wrong and what is allowed.
+    pub reason: String,
+}
+
+impl InvalidEvent {
+    /// A new rejection for `field` with `value`, explained by `reason`.
+    pub fn new(
+        field: &'static str,
+        value: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> InvalidEvent {
+        InvalidEvent {
+            line: None,
+            field,
+            value: value.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The same rejection, located at a 1-based input line.
+    pub fn at_line(mut self, line: u64) -> InvalidEvent {
+        self.line = Some(line);
+        self
+    }
+}
+
+impl fmt::Display for InvalidEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(line) = self.line {
+            write!(f, "line {line}: ")?;
+        }
+        if self.value.is_empty() {
+            write!(f, "field {} {}", self.field, self.reason)
+        } else {
+            write!(f, "field {}: {} {}", self.field, self.value, self.reason)
+        }
+    }
+}
+
+/// What can go wrong with model input or persisted model state.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ModelError {
+    /// The bytes are not an encoded model state (truncated, corrupted, trailing garbage, too big).
+    #[error("model state decode failed: {0}")]
+    Decode(String),
+    /// The bytes decoded, but the dimensions inside disagree with each other.
+    #[error("model state is inconsistent: {0}")]
+    Inconsistent(String),
+    /// A vector of the wrong length was offered to a model.
+    #[error("vector has {got} dimensions; the model expects {expected}")]
+    DimensionMismatch {
+        /// Length of the offered vector.
+        got: usize,
+        /// Dimension of the model.
+        expected: usize,
+    },
+    /// A vector component is NaN or infinite, which would poison the running statistics.
+    #[error("vector component {index} is {value}; the model needs finite values")]
+    NonFinite {
+        /// Position of the first offending component.
+        index: usize,
+        /// The offending value.
+        value: f64,
+    },
+    /// A [`ModelConfig`](crate::ModelConfig) value is out of range.
+    #[error("invalid model config: {0}")]
+    InvalidConfig(String),
 }

@@ -8,6 +8,7 @@
 #[cfg(any(feature = "cli", feature = "testing"))]
 pub mod parse;
 
+pub use crate::error::InvalidEvent;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -393,56 +394,6 @@ pub(crate) fn validate_text(
         ));
     }
     Ok(())
-}
-
-/// Why an event was rejected: the field, the offending value, what is allowed, and (for files) the
-/// line it came from.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct InvalidEvent {
-    /// 1-based line number in the input file, when the event came from a file.
-    pub line: Option<u64>,
-    /// The offending field (`customer_id`, `timestamp`, `kind`, `value`, `category`, `event_id`,
-    /// or `line` for a row that could not be read at all).
-    pub field: &'static str,
-    /// The offending value as given (shortened when very long).
-    pub value: String,
-    /// What is wrong and what is allowed.
-    pub reason: String,
-}
-
-impl InvalidEvent {
-    /// A new rejection for `field` with `value`, explained by `reason`.
-    pub fn new(
-        field: &'static str,
-        value: impl Into<String>,
-        reason: impl Into<String>,
-    ) -> InvalidEvent {
-        InvalidEvent {
-            line: None,
-            field,
-            value: value.into(),
-            reason: reason.into(),
-        }
-    }
-
-    /// The same rejection, located at a 1-based input line.
-    pub fn at_line(mut self, line: u64) -> InvalidEvent {
-        self.line = Some(line);
-        self
-    }
-}
-
-impl fmt::Display for InvalidEvent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(line) = self.line {
-            write!(f, "line {line}: ")?;
-        }
-        if self.value.is_empty() {
-            write!(f, "field {} {}", self.field, self.reason)
-        } else {
-            write!(f, "field {}: {} {}", self.field, self.value, self.reason)
-        }
-    }
 }
 
 /// Parses a timestamp: integer unix milliseconds, or an RFC 3339 date-time such as

@@ -39,6 +39,7 @@ mod segments;
 mod state;
 pub mod strategy;
 
+pub use crate::error::ModelError;
 pub use metrics::Prequential;
 pub use propensity::Propensity;
 pub use scaler::Scaler;
@@ -124,36 +125,6 @@ impl ModelConfig {
         }
         Ok(())
     }
-}
-
-/// What can go wrong with model input or persisted model state.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ModelError {
-    /// The bytes are not an encoded model state (truncated, corrupted, trailing garbage, too big).
-    #[error("model state decode failed: {0}")]
-    Decode(String),
-    /// The bytes decoded, but the dimensions inside disagree with each other.
-    #[error("model state is inconsistent: {0}")]
-    Inconsistent(String),
-    /// A vector of the wrong length was offered to a model.
-    #[error("vector has {got} dimensions; the model expects {expected}")]
-    DimensionMismatch {
-        /// Length of the offered vector.
-        got: usize,
-        /// Dimension of the model.
-        expected: usize,
-    },
-    /// A vector component is NaN or infinite, which would poison the running statistics.
-    #[error("vector component {index} is {value}; the model needs finite values")]
-    NonFinite {
-        /// Position of the first offending component.
-        index: usize,
-        /// The offending value.
-        value: f64,
-    },
-    /// A [`ModelConfig`] value is out of range.
-    #[error("invalid model config: {0}")]
-    InvalidConfig(String),
 }
 
 /// Checks that `z` has `expected` components and that all of them are finite.
