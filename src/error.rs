@@ -172,24 +172,6 @@ impl Clone for Error {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    // postmortem: the wrapping variants showed their inner error and also returned it as
-    // `source()`, so `persona: {e:#}` printed `Is a directory (os error 21): Is a directory (os
-    // error 21)`.
-    #[test]
-    fn a_wrapped_error_is_shown_once_in_a_printed_chain() {
-        let io = Error::from(std::io::Error::from_raw_os_error(21));
-        let shown = format!("{:#}", anyhow::Error::new(io));
-        assert_eq!(shown.matches("os error 21").count(), 1, "{shown}");
-        let invalid = Error::from(InvalidEvent::new("customer_id", "", "must not be empty"));
-        let shown = format!("{:#}", anyhow::Error::new(invalid));
-        assert_eq!(shown, "invalid event: field customer_id must not be empty");
-    }
-}
-
 /// Why an event was rejected: the field, the offending value, what is allowed, and (for files) the
 /// line it came from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -268,4 +250,22 @@ pub enum ModelError {
     /// A [`ModelConfig`](crate::ModelConfig) value is out of range.
     #[error("invalid model config: {0}")]
     InvalidConfig(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // postmortem: the wrapping variants showed their inner error and also returned it as
+    // `source()`, so `persona: {e:#}` printed `Is a directory (os error 21): Is a directory (os
+    // error 21)`.
+    #[test]
+    fn a_wrapped_error_is_shown_once_in_a_printed_chain() {
+        let io = Error::from(std::io::Error::from_raw_os_error(21));
+        let shown = format!("{:#}", anyhow::Error::new(io));
+        assert_eq!(shown.matches("os error 21").count(), 1, "{shown}");
+        let invalid = Error::from(InvalidEvent::new("customer_id", "", "must not be empty"));
+        let shown = format!("{:#}", anyhow::Error::new(invalid));
+        assert_eq!(shown, "invalid event: field customer_id must not be empty");
+    }
 }
