@@ -1,0 +1,286 @@
+//! The model's keys, read and written through [`Store`]: the model state (`S`) and its
+//! snapshots (`V`), the customer sample (`K`), the held positives (`H`), the refit cohorts (`C`)
+//! and the expiry queue's checkpoint (`Q`). The profiles' keys (`P`) are in the parent module.
+
+use super::*;
+
+impl Store {
+    /// Reads the model state, if one was ever committed.
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] / [`Error::Model`] if it does not decode or is inconsistent.
+    pub fn model(&self) -> Result<Option<ModelState>> {
+        match self.db.get(keys::MODEL)? {
+            Some(bytes) => Self::decode_model("model state", &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Versions of every stored model snapshot, oldest first.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub fn snapshot_versions(&self) -> Result<Vec<u64>> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix([keys::SNAPSHOT]) {
+            let (k, _) = item?;
+            out.extend(keys::parse_snapshot(&k));
+        }
+        Ok(out)
+    }
+
+    /// The stored members of the segment-fitting sample, (hash, customer id). Keys that do
+    /// not parse are skipped (`persona check` reports them).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub fn sample_members(&self) -> Result<Vec<(u64, String)>> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix([keys::SAMPLE]) {
+            let (k, _) = item?;
+            out.extend(keys::parse_sample(&k).map(|(h, id)| (h, id.to_string())));
+        }
+        Ok(out)
+    }
+
+    /// The positive training examples held until their deadline (`H` keys): ((deadline,
+    /// customer), raw features). A key or value that does not decode is left out with a
+    /// warning (one fewer training example; `persona check` reports it).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub fn held_examples(&self) -> Result<Vec<HeldExample>> {
+        self.scan_held(None)
+    }
+
+    /// The cohorts the propensity is refitted on (`C` keys, one per chunk of rows), by time.
+    /// A cohort with a chunk that does not decode, or a missing chunk, is left out with a
+    /// warning (its refit is skipped; `persona check` reports it).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub(crate) fn cohorts(&self) -> Result<Vec<(i64, Vec<CohortRow>)>> {
+        let mut out: Vec<(i64, Vec<CohortRow>)> = Vec::new();
+        // The time of a damaged cohort (its later chunks are skipped), the next chunk expected.
+        let mut damaged: Option<i64> = None;
+        let mut expected = 0u32;
+        for item in self.db.scan_prefix([keys::COHORT]) {
+            let (k, v) = item?;
+            let name = || format!("refit cohort chunk {}", String::from_utf8_lossy(&k));
+            let Some((at, chunk)) = keys::parse_cohort(&k) else {
+                tracing::warn!("{}: unreadable key; left out", name());
+                continue;
+            };
+            if damaged == Some(at) {
+                continue;
+            }
+            let continues = out.last().is_some_and(|(t, _)| *t == at) && chunk == expected;
+            if !continues {
+                if chunk != 0 {
+                    tracing::warn!(
+                        "{}: a chunk before it is missing; the cohort is not used",
+                        name()
+                    );
+                    if out.last().is_some_and(|(t, _)| *t == at) {
+                        out.pop();
+                    }
+                    damaged = Some(at);
+                    continue;
+                }
+                out.push((at, Vec::new()));
+                expected = 0;
+            }
+            let Some((_, rows)) = out.last_mut() else {
+                continue;
+            };
+            match codec::decode::<Vec<CohortRow>>(&name, &v) {
+                Ok(chunk_rows) => {
+                    rows.extend(chunk_rows);
+                    expected += 1;
+                }
+                Err(e) => {
+                    tracing::warn!("{e}; the cohort is not used");
+                    out.pop();
+                    damaged = Some(at);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The held examples and the cohort rows (with each cohort's time) of one customer.
+    pub(crate) fn examples_of(
+        &self,
+        customer_id: &str,
+    ) -> Result<(Vec<HeldExample>, Vec<CohortExample>)> {
+        let held = self.scan_held(Some(customer_id))?;
+        let rows = self
+            .cohorts()?
+            .into_iter()
+            .flat_map(|(at, rows)| {
+                rows.into_iter()
+                    .filter(|r| r.customer_id == customer_id)
+                    .map(move |r| (at, r))
+            })
+            .collect();
+        Ok((held, rows))
+    }
+
+    /// Replaces the stored customer sample (`K` keys) by `members`, in one batch.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub(crate) fn replace_sample(&self, members: &[(u64, String)]) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for item in self.db.scan_prefix([keys::SAMPLE]) {
+            batch.remove(item?.0);
+        }
+        for (hash, id) in members {
+            batch.insert(keys::sample(*hash, id), sled::IVec::default());
+        }
+        self.db.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Removes the keys of the previous release's refit window (`W`), if any. Returns how many.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub(crate) fn remove_legacy_refit_window(&self) -> Result<usize> {
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for item in self.db.scan_prefix([keys::LEGACY_REFIT]) {
+            batch.remove(item?.0);
+            n += 1;
+        }
+        if n > 0 {
+            self.db.apply_batch(batch)?;
+        }
+        Ok(n)
+    }
+
+    /// The held examples (`H` keys), of `only` that customer if given; keys and values that do
+    /// not decode are left out with a warning.
+    pub(super) fn scan_held(&self, only: Option<&str>) -> Result<Vec<HeldExample>> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix([keys::HELD]) {
+            let (k, v) = item?;
+            let name = || format!("held example {}", String::from_utf8_lossy(&k));
+            let Some((d, id)) = keys::parse_held(&k) else {
+                tracing::warn!("{}: unreadable key; the example is not learned", name());
+                continue;
+            };
+            if only.is_some_and(|c| c != id) {
+                continue;
+            }
+            match codec::decode::<Vec<f32>>(&name, &v) {
+                Ok(example) => out.push(((d, id.to_string()), example)),
+                Err(e) => tracing::warn!("{e}; the example is not learned"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads the model snapshot taken at `version`.
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] / [`Error::Model`] if it does not decode.
+    pub fn snapshot(&self, version: u64) -> Result<Option<ModelState>> {
+        match self.db.get(keys::snapshot(version))? {
+            Some(bytes) => {
+                Self::decode_model(&format!("model snapshot {version}"), &bytes).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    pub(super) fn decode_model(name: &str, bytes: &[u8]) -> Result<ModelState> {
+        let Some((&version, body)) = bytes.split_first() else {
+            return Err(Error::Corruption {
+                key: name.into(),
+                detail: "record is empty".into(),
+            });
+        };
+        let decoded = match version {
+            MODEL_FORMAT_VERSION => ModelState::decode(body),
+            2 => ModelState::decode_v2(body),
+            1 => ModelState::decode_legacy(body),
+            _ => {
+                return Err(Error::UnsupportedVersion {
+                    key: name.into(),
+                    found: version,
+                    supported: MODEL_FORMAT_VERSION,
+                })
+            }
+        };
+        decoded.map_err(|e| Error::Corruption {
+            key: name.into(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Encodes a model state as stored ([`MODEL_FORMAT_VERSION`] + state).
+    pub fn encode_model(state: &ModelState) -> Vec<u8> {
+        let body = state.encode();
+        let mut out = Vec::with_capacity(body.len() + 1);
+        out.push(MODEL_FORMAT_VERSION);
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Every customer with a pending training example: (customer id, snapshot time).
+    ///
+    /// A record whose head does not decode is skipped with a warning rather than making the
+    /// whole store unopenable: reads of that customer report the corruption, and
+    /// `persona check` lists it. Its example (if any) is lost for training.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub fn pending_examples(&self) -> Result<Vec<(String, i64)>> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix([keys::PROFILE]) {
+            let (k, v) = item?;
+            let Some(id) = keys::parse_profile(&k) else {
+                continue;
+            };
+            match RecordHead::decode(&|| format!("profile {id:?}"), &v) {
+                Ok(head) => {
+                    if let Some(p) = head.pending {
+                        out.push((id.to_string(), p.taken_at_ms));
+                    }
+                }
+                Err(e) => tracing::warn!("skipping the training example of {id:?}: {e}"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The persisted expiry queue (see [`queue::load`]); `Ok(None)` when the store has none
+    /// usable for these settings.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails, [`Error::Corruption`] for damaged queue records.
+    pub fn load_queue(
+        &self,
+        horizon_ms: i64,
+        silent_horizons: u64,
+        watermark_ms: i64,
+        model_version: u64,
+    ) -> Result<Option<queue::LoadedQueue>> {
+        queue::load(
+            &self.db,
+            horizon_ms,
+            silent_horizons,
+            watermark_ms,
+            model_version,
+        )
+    }
+
+    /// Every key of the expiry queue's key space (see [`queue::stored_keys`]).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub fn queue_keys(&self) -> Result<Vec<Vec<u8>>> {
+        queue::stored_keys(&self.db)
+    }
+}
