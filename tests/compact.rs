@@ -1,13 +1,15 @@
 //! `persona compact` / `storage::compact::compact`: a closed store is rewritten with one copy
 //! of every live key, smaller on disk, with every key and value unchanged, and opens as before.
 
+mod common;
+
 use persona::generator::{Generator, GeneratorConfig};
 use persona::testing::storage::compact::{
     compact, temp_path,
     CopyCompression::{AsStored, Level},
 };
 use persona::testing::DbInternals;
-use persona::{check_store, Config, Db, Durability, Event};
+use persona::{check_store, Db, Event};
 use std::path::Path;
 use std::process::Command;
 
@@ -15,13 +17,9 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 /// Every key and value of a store, in key order.
 type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
-fn config(dir: &Path) -> Config {
-    Config::new(dir).segments(4).durability(Durability::Flush)
-}
-
 /// A store whose profiles were rewritten many times (small batches), closed on return.
 fn populated(dir: &Path) -> TestResult {
-    let db = Db::open_with(config(dir))?;
+    let db = Db::open_with(common::config(dir))?;
     let events: Vec<Event> = Generator::new(GeneratorConfig {
         customers: 300,
         events: 12_000,
@@ -40,7 +38,7 @@ fn populated(dir: &Path) -> TestResult {
 
 /// Every key and value of the store, read through sled directly.
 fn dump(dir: &Path) -> Result<Pairs, Box<dyn std::error::Error>> {
-    let db = Db::open_with(config(dir))?;
+    let db = Db::open_with(common::config(dir))?;
     let out = db
         .store()
         .sled()
@@ -71,7 +69,7 @@ fn compaction_keeps_every_key_and_value_and_shrinks_the_store() -> TestResult {
     assert_eq!(dump(&dir)?, before);
     assert!(check_store(&dir)?.is_clean());
     // It still works as a store: writes and reads go on from where they were.
-    let db = Db::open_with(config(&dir))?;
+    let db = Db::open_with(common::config(&dir))?;
     let version = db.profile("c000001")?.map(|p| p.version);
     db.ingest(Event::new(
         "c000001",
@@ -93,7 +91,7 @@ fn compression_is_chosen_at_creation_kept_at_reopen_and_changed_by_compaction() 
     let dir = tmp.path().join("store");
     assert_eq!(stored_compression(&dir), None, "no store yet");
     // Created compressed.
-    let db = Db::open_with(config(&dir).compression_level(3))?;
+    let db = Db::open_with(common::config(&dir).compression_level(3))?;
     db.ingest(Event::new(
         "c1",
         1_700_000_000_000,
@@ -104,7 +102,7 @@ fn compression_is_chosen_at_creation_kept_at_reopen_and_changed_by_compaction() 
     assert_eq!(stored_compression(&dir), Some(true));
     // Reopened by a configuration that asks for none: still compressed, still readable and
     // writable (sled itself would refuse a different setting).
-    let db = Db::open_with(config(&dir))?;
+    let db = Db::open_with(common::config(&dir))?;
     assert_eq!(db.profile("c1")?.map(|p| p.event_count), Some(1));
     db.ingest(Event::new(
         "c1",
@@ -129,7 +127,7 @@ fn compression_is_chosen_at_creation_kept_at_reopen_and_changed_by_compaction() 
 
     // An uncompressed store opened with a compression level stays uncompressed.
     compact(&dir, 64, Level(0))?;
-    let db = Db::open_with(config(&dir).compression_level(5))?;
+    let db = Db::open_with(common::config(&dir).compression_level(5))?;
     assert_eq!(db.profile("c1")?.map(|p| p.event_count), Some(2));
     db.close()?;
     drop(db);
@@ -183,7 +181,7 @@ fn a_store_in_use_or_missing_is_refused_and_left_alone() -> TestResult {
 
     populated(&dir)?;
     let before = dump(&dir)?;
-    let db = Db::open_with(config(&dir))?;
+    let db = Db::open_with(common::config(&dir))?;
     let err = compact(&dir, 64, AsStored(0)).unwrap_err();
     assert!(matches!(&err, persona::Error::Locked { .. }), "{err}");
     db.close()?;
@@ -223,7 +221,7 @@ fn the_cli_compacts_and_reports() -> TestResult {
 fn waiting_for_the_lock_sees_an_open_store_and_its_release() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path().join("store");
-    let db = Db::open_with(config(&dir))?;
+    let db = Db::open_with(common::config(&dir))?;
     let err = persona::testing::storage::wait_unlocked(&dir)
         .unwrap_err()
         .to_string();
@@ -232,6 +230,6 @@ fn waiting_for_the_lock_sees_an_open_store_and_its_release() -> TestResult {
     drop(db);
     persona::testing::storage::wait_unlocked(&dir)?;
     // Free means free: sled opens it at once.
-    drop(Db::open_with(config(&dir))?);
+    drop(Db::open_with(common::config(&dir))?);
     Ok(())
 }

@@ -9,24 +9,15 @@ use persona::generator::{Generator, GeneratorConfig};
 use persona::testing::storage::keys;
 use persona::testing::storage::record::ProfileRecord;
 use persona::testing::DbInternals;
-use persona::{check_store, Config, Db, Durability, Event, EventKind, ProblemKind, Target};
+use persona::{check_store, Db, Event, EventKind, ProblemKind, Target};
 use std::path::Path;
 use std::process::Command;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-fn config(dir: &Path) -> Config {
-    Config::new(dir)
-        .segments(4)
-        .durability(Durability::Flush)
-        .snapshot_every(3)
-        .segments(4)
-        .reservoir_size(64)
-}
-
 /// A store with 200 customers, seeded segments and a few model snapshots; closed on return.
 fn populated(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    let db = Db::open_with(config(dir))?;
+    let db = Db::open_with(common::config(dir).snapshot_every(3).reservoir_size(64))?;
     let events: Vec<Event> = Generator::new(GeneratorConfig {
         customers: 200,
         events: 3000,
@@ -118,7 +109,11 @@ fn a_garbage_profile_breaks_only_its_customer() -> TestResult {
     );
 
     // The store opens (the expiry queue skips the record) and only the victim fails.
-    let db = Db::open_with(config(dir.path()))?;
+    let db = Db::open_with(
+        common::config(dir.path())
+            .snapshot_every(3)
+            .reservoir_size(64),
+    )?;
     let named = |e: persona::Error| {
         let text = e.to_string();
         assert!(
@@ -203,7 +198,11 @@ fn the_server_reports_a_damaged_profile_and_keeps_serving() -> TestResult {
     raw(dir.path(), |db| {
         db.insert(keys::profile(&ids[0]), &b"\x01\x05"[..])
     })?;
-    let db = Db::open_with(config(dir.path()))?;
+    let db = Db::open_with(
+        common::config(dir.path())
+            .snapshot_every(3)
+            .reservoir_size(64),
+    )?;
     let server = common::resp::TestServer::over(db, dir)?;
     let mut c = server.raw()?;
     let reply = c.call(&["PROFILE.GET", &ids[0]])?;
@@ -403,7 +402,11 @@ fn a_format_1_store_loses_its_membership_index_at_open_and_nothing_else() -> Tes
     assert!(report.is_clean(), "{:#?}", report.problems);
     assert_eq!(report.legacy_members, entries);
 
-    let db = Db::open_with(config(dir.path()))?;
+    let db = Db::open_with(
+        common::config(dir.path())
+            .snapshot_every(3)
+            .reservoir_size(64),
+    )?;
     let mut listed = 0;
     for seg in 0..4 {
         listed += db.segment_members(seg, None, usize::MAX)?.len() as u64;
@@ -442,7 +445,13 @@ fn a_damaged_model_state_refuses_to_open_and_is_reported() -> TestResult {
         bytes.truncate(bytes.len() - 10);
         db.insert(keys::MODEL, bytes)
     })?;
-    let err = Db::open_with(config(dir.path())).err().ok_or("opened")?;
+    let err = Db::open_with(
+        common::config(dir.path())
+            .snapshot_every(3)
+            .reservoir_size(64),
+    )
+    .err()
+    .ok_or("opened")?;
     assert!(
         err.to_string().starts_with("corrupt record model state:"),
         "{err}"
@@ -477,7 +486,11 @@ fn flipped_bytes_never_panic_and_check_sees_every_undecodable_record() -> TestRe
         Ok(())
     })?;
     let report = check_store(dir.path())?;
-    let db = Db::open_with(config(dir.path()))?;
+    let db = Db::open_with(
+        common::config(dir.path())
+            .snapshot_every(3)
+            .reservoir_size(64),
+    )?;
     for id in &victims {
         let read = db.profile(id);
         if read.is_err() {
@@ -534,7 +547,11 @@ fn a_store_of_the_previous_build_loses_its_refit_window_and_rebuilds_its_sample_
     assert!(report.is_clean(), "{:#?}", report.problems);
 
     // Opening is enough: nothing is written through the writer.
-    let db = Db::open_with(config(dir.path()))?;
+    let db = Db::open_with(
+        common::config(dir.path())
+            .snapshot_every(3)
+            .reservoir_size(64),
+    )?;
     db.close()?;
     drop(db);
     let (window, sample) = raw(dir.path(), |db| {

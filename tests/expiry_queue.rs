@@ -9,7 +9,7 @@ use common::store::raw;
 use persona::generator::{Generator, GeneratorConfig};
 use persona::testing::storage::{keys, queue};
 use persona::testing::DbInternals;
-use persona::{check_store, Config, Db, Durability, Event};
+use persona::{check_store, Config, Db, Event};
 use std::path::Path;
 
 /// Events per `ingest_batch` call (one commit each); the session splits are multiples of it,
@@ -18,15 +18,12 @@ const CHUNK: usize = 250;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
+/// A short horizon, so that examples are labelled (positive and silent-period negatives)
+/// many times over the generated period.
 fn config(dir: &Path) -> Config {
-    // A short horizon, so that examples are labelled (positive and silent-period negatives)
-    // many times over the generated period.
-    Config::new(dir)
-        .segments(4)
+    common::config(dir)
         .horizon_days(3.0)
         .silent_horizons(2)
-        .durability(Durability::Flush)
-        .segments(4)
         .reservoir_size(64)
 }
 

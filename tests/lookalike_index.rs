@@ -2,15 +2,12 @@
 //! from the records after erasures, re-segmentation, failed commits and reopen; and indexed
 //! answers are exact distances that agree with the full scan.
 
+mod common;
+
 use persona::generator::{Generator, GeneratorConfig};
 use persona::testing::DbInternals;
 use persona::{Config, Db, Durability, Event, EventKind, Result};
 use std::collections::BTreeSet;
-use std::path::Path;
-
-fn config(dir: &Path) -> Config {
-    Config::new(dir).durability(Durability::None)
-}
 
 fn load(db: &Db, customers: u64, events: u64) -> Result<()> {
     let gen = Generator::new(GeneratorConfig {
@@ -44,7 +41,9 @@ fn ids(rows: &Rows) -> BTreeSet<String> {
 fn maintained_index_equals_the_rebuilt_one_after_erase_resegment_and_failed_commits() -> Result<()>
 {
     let dir = tempfile::tempdir()?;
-    let db = config(dir.path()).open()?;
+    let db = Config::new(dir.path())
+        .durability(Durability::None)
+        .open()?;
     load(&db, 600, 9_000)?;
     let all: BTreeSet<String> = db
         .profiles()
@@ -95,7 +94,9 @@ fn maintained_index_equals_the_rebuilt_one_after_erase_resegment_and_failed_comm
     db.close()?;
     drop(db);
 
-    let db = config(dir.path()).open()?;
+    let db = Config::new(dir.path())
+        .durability(Durability::None)
+        .open()?;
     assert_eq!(rows(&db), maintained, "rebuilt from the records on reopen");
     // Writes after the rebuild keep it current.
     let t = db.model().watermark_ms;
@@ -104,7 +105,9 @@ fn maintained_index_equals_the_rebuilt_one_after_erase_resegment_and_failed_comm
     let updated = rows(&db);
     db.close()?;
     drop(db);
-    let db = config(dir.path()).open()?;
+    let db = Config::new(dir.path())
+        .durability(Durability::None)
+        .open()?;
     assert_eq!(rows(&db), updated);
     assert!(ids(&updated).contains("newcomer") && !ids(&updated).contains(d));
     Ok(())
@@ -113,12 +116,16 @@ fn maintained_index_equals_the_rebuilt_one_after_erase_resegment_and_failed_comm
 #[test]
 fn indexed_similar_agrees_with_the_exact_scan_on_a_reopened_store() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let db = config(dir.path()).open()?;
+    let db = Config::new(dir.path())
+        .durability(Durability::None)
+        .open()?;
     load(&db, 2_000, 30_000)?;
     db.resegment(500, persona::Centroids::Refit)?;
     db.close()?;
     drop(db);
-    let db = config(dir.path()).open()?;
+    let db = Config::new(dir.path())
+        .durability(Durability::None)
+        .open()?;
     assert!(db.wait_for_lookalike_index());
     let (mut hit, mut total) = (0, 0);
     let ids: Vec<String> = db
@@ -159,12 +166,16 @@ fn indexed_similar_agrees_with_the_exact_scan_on_a_reopened_store() -> Result<()
 #[test]
 fn the_index_is_built_when_first_needed_not_at_open() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let db = config(dir.path()).open()?;
+    let db = Config::new(dir.path())
+        .durability(Durability::None)
+        .open()?;
     load(&db, 300, 3_000)?;
     db.close()?;
     drop(db);
 
-    let db = config(dir.path()).open()?;
+    let db = Config::new(dir.path())
+        .durability(Durability::None)
+        .open()?;
     let profiles = db.profile_count();
     assert!(profiles > 0);
     // Nothing needed the index and nothing was written since open: it holds no row.

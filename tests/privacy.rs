@@ -9,20 +9,11 @@ mod common;
 use common::{DAY, T0};
 use persona::testing::DbInternals;
 use persona::testing::ProfileInternals;
-use persona::{AttrValue, Config, Db, Durability, Error, Event, EventKind, Result};
-use std::path::Path;
+use persona::{AttrValue, Db, Error, Event, EventKind, Result};
 
 /// A customer id that cannot occur by chance in encoded numbers or other ids.
 const VICTIM: &str = "erase-me-7f3a9c";
 const OTHERS: [&str; 5] = ["keep-a", "keep-b", "keep-c", "keep-d", "keep-e"];
-
-fn config(dir: &Path) -> Config {
-    Config::new(dir)
-        .segments(3)
-        .durability(Durability::Flush)
-        .segments(3)
-        .reservoir_size(8)
-}
 
 /// Events (with ids), attributes and feedback (with ids) for the victim and the others;
 /// segments are seeded by the end.
@@ -129,7 +120,7 @@ fn others(db: &Db) -> Result<Vec<serde_json::Value>> {
 #[test]
 fn a_customer_who_returns_after_erasure_starts_a_new_profile() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let db = Db::open_with(config(dir.path()))?;
+    let db = Db::open_with(common::config(dir.path()).segments(3).reservoir_size(8))?;
     populate(&db)?;
     assert_eq!(db.profile(VICTIM)?.map(|p| p.event_count), Some(6));
     assert!(db.erase(VICTIM)?);
@@ -146,7 +137,7 @@ fn a_customer_who_returns_after_erasure_starts_a_new_profile() -> Result<()> {
     db.close()?;
     drop(db);
     // And so it stays once reopened.
-    let db = Db::open_with(config(dir.path()))?;
+    let db = Db::open_with(common::config(dir.path()).segments(3).reservoir_size(8))?;
     assert_eq!(db.profile(VICTIM)?.map(|p| p.event_count), Some(1));
     db.close()?;
     Ok(())
@@ -157,7 +148,7 @@ fn erase_leaves_no_trace_of_the_customer() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let before_others;
     {
-        let db = Db::open_with(config(dir.path()))?;
+        let db = Db::open_with(common::config(dir.path()).segments(3).reservoir_size(8))?;
         populate(&db)?;
         db.take_model_snapshot()?;
         // The victim is really there, in its record and in its segment's member list.
@@ -203,7 +194,7 @@ fn erase_leaves_no_trace_of_the_customer() -> Result<()> {
     }
     // Durable: after reopening, still no trace, the others intact, the expiry queue rebuilt
     // without the customer.
-    let db = Db::open_with(config(dir.path()))?;
+    let db = Db::open_with(common::config(dir.path()).segments(3).reservoir_size(8))?;
     assert_no_trace(&db, VICTIM)?;
     assert!(db.profile(VICTIM)?.is_none());
     assert_eq!(others(&db)?, before_others);
@@ -226,7 +217,7 @@ fn erase_leaves_no_trace_of_the_customer() -> Result<()> {
 #[test]
 fn erasing_an_unknown_customer_writes_nothing() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let db = Db::open_with(config(dir.path()))?;
+    let db = Db::open_with(common::config(dir.path()).segments(3).reservoir_size(8))?;
     populate(&db)?;
     let before = dump(&db)?;
     let version = db.model().version;
@@ -242,7 +233,7 @@ fn erasing_an_unknown_customer_writes_nothing() -> Result<()> {
 #[test]
 fn erase_rejects_invalid_ids_and_changes_nothing() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let db = Db::open_with(config(dir.path()))?;
+    let db = Db::open_with(common::config(dir.path()).segments(3).reservoir_size(8))?;
     populate(&db)?;
     let before = dump(&db)?;
     for bad in ["", "has\nnewline", &"x".repeat(129)] {
@@ -257,7 +248,7 @@ fn erase_rejects_invalid_ids_and_changes_nothing() -> Result<()> {
 #[test]
 fn a_failed_erase_commit_erases_nothing() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let db = Db::open_with(config(dir.path()))?;
+    let db = Db::open_with(common::config(dir.path()).segments(3).reservoir_size(8))?;
     populate(&db)?;
     let open = db.model_info().pending_examples;
     let sizes = db.model_info().segments;
@@ -276,7 +267,7 @@ fn a_failed_erase_commit_erases_nothing() -> Result<()> {
 #[test]
 fn export_holds_everything_about_the_customer() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let db = Db::open_with(config(dir.path()))?;
+    let db = Db::open_with(common::config(dir.path()).segments(3).reservoir_size(8))?;
     populate(&db)?;
     let export = db.export_customer(VICTIM)?.expect("known");
     let doc = export.to_json();
@@ -350,7 +341,12 @@ fn aged_store(db: &Db) -> Result<()> {
 #[test]
 fn purge_erases_only_profiles_older_than_the_ttl() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let db = Db::open_with(config(dir.path()).profile_ttl_days(Some(30.0)))?;
+    let db = Db::open_with(
+        common::config(dir.path())
+            .segments(3)
+            .reservoir_size(8)
+            .profile_ttl_days(Some(30.0)),
+    )?;
     aged_store(&db)?;
     let report = db.purge()?;
     assert_eq!(report.erased, 2, "{report:?}");
@@ -378,7 +374,7 @@ fn purge_erases_only_profiles_older_than_the_ttl() -> Result<()> {
 #[test]
 fn purge_needs_a_ttl() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let db = Db::open_with(config(dir.path()))?;
+    let db = Db::open_with(common::config(dir.path()).segments(3).reservoir_size(8))?;
     aged_store(&db)?;
     let err = db.purge().unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err}");
@@ -401,9 +397,14 @@ fn purge_needs_a_ttl() -> Result<()> {
 fn ttl_config_is_validated_with_the_key_named() {
     let dir = tempfile::tempdir().expect("tempdir");
     for bad in [0.0, -3.0, f64::NAN, f64::INFINITY] {
-        let err = Db::open_with(config(dir.path()).profile_ttl_days(Some(bad)))
-            .err()
-            .expect("refused");
+        let err = Db::open_with(
+            common::config(dir.path())
+                .segments(3)
+                .reservoir_size(8)
+                .profile_ttl_days(Some(bad)),
+        )
+        .err()
+        .expect("refused");
         assert!(matches!(err, Error::Config(_)), "{err}");
         assert!(err.to_string().contains("profile_ttl_days"), "{err}");
     }
@@ -413,7 +414,9 @@ fn ttl_config_is_validated_with_the_key_named() {
 fn background_purge_runs_when_a_ttl_is_set() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let db = Db::open_with(
-        config(dir.path())
+        common::config(dir.path())
+            .segments(3)
+            .reservoir_size(8)
             .profile_ttl_days(Some(30.0))
             .purge_interval_secs(1),
     )?;

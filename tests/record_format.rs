@@ -9,14 +9,10 @@ use common::store::raw;
 use persona::generator::{Generator, GeneratorConfig};
 use persona::testing::storage::keys;
 use persona::testing::storage::record::{ProfileRecord, PROFILE_FORMAT_VERSION};
-use persona::{check_store, Config, Db, Durability, Event, EventKind};
+use persona::{check_store, Db, Event, EventKind};
 use std::path::Path;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-fn config(dir: &Path) -> Config {
-    Config::new(dir).segments(4).durability(Durability::Flush)
-}
 
 /// Every profile's answers: current profile and every readable past version, as JSON-ish text.
 fn answers(db: &Db, ids: &[String]) -> persona::Result<Vec<String>> {
@@ -48,7 +44,7 @@ fn versions(dir: &Path) -> sled::Result<Vec<(String, u8)>> {
 fn records_of_every_earlier_version_read_the_same_and_are_rewritten_at_their_next_write(
 ) -> TestResult {
     let dir = tempfile::tempdir()?;
-    let db = Db::open_with(config(dir.path()))?;
+    let db = Db::open_with(common::config(dir.path()))?;
     let events: Vec<Event> = Generator::new(GeneratorConfig {
         customers: 60,
         events: 1500,
@@ -79,7 +75,7 @@ fn records_of_every_earlier_version_read_the_same_and_are_rewritten_at_their_nex
         .iter()
         .all(|(_, v)| *v == PROFILE_FORMAT_VERSION));
 
-    let db = Db::open_with(config(dir.path()))?;
+    let db = Db::open_with(common::config(dir.path()))?;
     let before = answers(&db, &ids)?;
     db.close()?;
     drop(db);
@@ -103,7 +99,7 @@ fn records_of_every_earlier_version_read_the_same_and_are_rewritten_at_their_nex
     let report = check_store(dir.path())?;
     assert!(report.is_clean(), "{:#?}", report.problems);
 
-    let db = Db::open_with(config(dir.path()))?;
+    let db = Db::open_with(common::config(dir.path()))?;
     assert_eq!(answers(&db, &ids)?, before, "older records answer the same");
     // One more event for the first customer rewrites only its record, in version 4.
     let first = &ids[0];

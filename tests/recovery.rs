@@ -3,18 +3,12 @@
 //! membership index are bit-identical, and the store continues exactly as one never closed would.
 //! Reopening with different fixed settings is refused and changes nothing.
 
+mod common;
+
 use persona::generator::{Generator, GeneratorConfig};
 use persona::testing::model::ModelState;
 use persona::testing::DbInternals;
-use persona::{AttrValue, Config, Db, Durability, Error, Event, ModelInfo, Result, SegmentInfo};
-use std::path::Path;
-
-fn config(dir: &Path) -> Config {
-    Config::new(dir)
-        .segments(4)
-        .history_versions(4)
-        .durability(Durability::Flush)
-}
+use persona::{AttrValue, Db, Error, Event, ModelInfo, Result, SegmentInfo};
 
 /// Deterministic generated events: `customers` customers, `events` events.
 fn events(customers: u64, events: u64, seed: u64) -> Vec<Event> {
@@ -99,7 +93,7 @@ fn populate(db: &Db) -> Result<()> {
 #[test]
 fn close_and_reopen_keeps_everything_bit_identical() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let db = config(dir.path()).open()?;
+    let db = common::config(dir.path()).history_versions(4).open()?;
     populate(&db)?;
     let before = snapshot(&db)?;
     // The snapshot is not trivially empty.
@@ -125,13 +119,13 @@ fn close_and_reopen_keeps_everything_bit_identical() -> Result<()> {
     assert!(matches!(closed, Err(Error::Closed)), "{closed:?}");
     drop(db);
 
-    let db = config(dir.path()).open()?;
+    let db = common::config(dir.path()).history_versions(4).open()?;
     assert_eq!(snapshot(&db)?, before);
     db.close()?;
     // The store stays locked until the last handle is dropped, even after close.
     drop(db);
     // And a second round trip changes nothing either.
-    let db = config(dir.path()).open()?;
+    let db = common::config(dir.path()).history_versions(4).open()?;
     assert_eq!(snapshot(&db)?, before);
     Ok(())
 }
@@ -140,7 +134,7 @@ fn close_and_reopen_keeps_everything_bit_identical() -> Result<()> {
 fn drop_without_close_also_persists() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let before = {
-        let db = config(dir.path()).open()?;
+        let db = common::config(dir.path()).history_versions(4).open()?;
         let clone = db.clone();
         populate(&clone)?;
         let s = snapshot(&db)?;
@@ -148,7 +142,7 @@ fn drop_without_close_also_persists() -> Result<()> {
         drop(db); // the last handle: no explicit close
         s
     };
-    let db = config(dir.path()).open()?;
+    let db = common::config(dir.path()).history_versions(4).open()?;
     assert_eq!(snapshot(&db)?, before);
     Ok(())
 }
@@ -159,16 +153,18 @@ fn reopened_store_continues_like_one_never_closed() -> Result<()> {
     let (first, second) = all.split_at(2500);
 
     let kept_open = tempfile::tempdir()?;
-    let a = config(kept_open.path()).open()?;
+    let a = common::config(kept_open.path())
+        .history_versions(4)
+        .open()?;
     ingest(&a, first)?;
     ingest(&a, second)?;
 
     let reopened = tempfile::tempdir()?;
-    let b = config(reopened.path()).open()?;
+    let b = common::config(reopened.path()).history_versions(4).open()?;
     ingest(&b, first)?;
     b.close()?;
     drop(b);
-    let b = config(reopened.path()).open()?;
+    let b = common::config(reopened.path()).history_versions(4).open()?;
     ingest(&b, second)?;
 
     assert_eq!(snapshot(&b)?, snapshot(&a)?);
@@ -178,13 +174,17 @@ fn reopened_store_continues_like_one_never_closed() -> Result<()> {
 #[test]
 fn reopen_with_different_fixed_settings_is_refused_and_changes_nothing() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let db = config(dir.path()).open()?;
+    let db = common::config(dir.path()).history_versions(4).open()?;
     populate(&db)?;
     let before = snapshot(&db)?;
     db.close()?;
     drop(db);
 
-    let err = match config(dir.path()).segments(6).open() {
+    let err = match common::config(dir.path())
+        .history_versions(4)
+        .segments(6)
+        .open()
+    {
         Err(e) => e,
         Ok(_) => panic!("a store created with 4 segments opened with 6"),
     };
@@ -197,7 +197,11 @@ fn reopen_with_different_fixed_settings_is_refused_and_changes_nothing() -> Resu
             dir.path().display()
         )
     );
-    let err = match config(dir.path()).half_life_days(7.0).open() {
+    let err = match common::config(dir.path())
+        .history_versions(4)
+        .half_life_days(7.0)
+        .open()
+    {
         Err(e) => e,
         Ok(_) => panic!("a store created with a 30-day half-life opened with 7"),
     };
@@ -206,10 +210,13 @@ fn reopen_with_different_fixed_settings_is_refused_and_changes_nothing() -> Resu
         .contains("was created with half_life_days = 30, but the configuration says 7"));
 
     // Settings that are not fixed at creation may change.
-    let db = config(dir.path()).history_versions(8).open()?;
+    let db = common::config(dir.path())
+        .history_versions(4)
+        .history_versions(8)
+        .open()?;
     db.close()?;
     drop(db);
-    let db = config(dir.path()).open()?;
+    let db = common::config(dir.path()).history_versions(4).open()?;
     assert_eq!(snapshot(&db)?, before);
     Ok(())
 }
