@@ -65,9 +65,9 @@ pub enum Error {
     /// The model state is inconsistent with this build or configuration.
     #[error(transparent)]
     Model(#[from] ModelError),
-    /// sled reported an error.
+    /// The storage engine (sled) reported an error.
     #[error("storage error: {0}")]
-    Storage(sled::Error),
+    Storage(StorageError),
     /// A file system operation failed.
     #[error("i/o error: {0}")]
     Io(std::io::Error),
@@ -99,11 +99,27 @@ impl From<InvalidEvent> for Error {
     }
 }
 
+// Lets the crate use `?` on sled's results. Hidden: sled is no part of the API.
+#[doc(hidden)]
 impl From<sled::Error> for Error {
     fn from(e: sled::Error) -> Error {
-        Error::Storage(e)
+        Error::Storage(StorageError(e))
     }
 }
+
+/// A failure of the storage engine, kept opaque so that the engine underneath (sled 0.34) is no
+/// part of the API: its message says what failed (an I/O error, a corrupted log, an
+/// unsupported operation).
+#[derive(Debug, Clone)]
+pub struct StorageError(sled::Error);
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for StorageError {}
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Error {

@@ -104,7 +104,7 @@ pub use config::{Config, DriftReaction, Durability};
 pub use db::{
     Centroids, Choice, Db, Feedback, PendingWrite, PurgeReport, ResegmentReport, Search, Target,
 };
-pub use error::{Error, Result};
+pub use error::{Error, Result, StorageError};
 pub use event::{parse_timestamp, Event, EventKind, InvalidEvent};
 pub use features::AttrValue;
 pub use model::{drift::Detection, ModelConfig, ModelError};
