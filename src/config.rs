@@ -84,6 +84,7 @@ pub struct Config {
     pub(crate) max_future_skew_secs: u64,
     pub(crate) category_buckets: usize,
     pub(crate) silent_horizons: usize,
+    pub(crate) top_items: usize,
     pub(crate) model: ModelConfig,
     pub(crate) actions: Vec<String>,
     pub(crate) drift_reaction: DriftReaction,
@@ -140,6 +141,8 @@ pub const MAX_SEGMENTS: usize = 256;
 /// Longest retention period, in days (about 1000 years: far beyond any policy, and small
 /// enough that the period in milliseconds fits an `i64`).
 pub const MAX_TTL_DAYS: f64 = 365_000.0;
+/// Most items (and categories) a profile may keep as its most engaged.
+pub const MAX_TOP_ITEMS: usize = 256;
 /// Most category buckets a store may have.
 pub const MAX_CATEGORY_BUCKETS: usize = 64;
 /// Highest zstd level [`Config::compression_level`] allows (zstd's own maximum).
@@ -168,6 +171,7 @@ impl Config {
             max_future_skew_secs: 86_400,
             category_buckets: 16,
             silent_horizons: 3,
+            top_items: 16,
             model: ModelConfig::default(),
             actions: DEFAULT_ACTIONS.iter().map(|a| a.to_string()).collect(),
             drift_reaction: DriftReaction::Warn,
@@ -366,6 +370,14 @@ impl Config {
         self
     }
 
+    /// How many items, and how many categories, each profile keeps as the customer's most
+    /// engaged (kind-weighted and decayed: `Profile::top_items`). Default 16, at most 256; 0
+    /// keeps none. A lower value applies to each profile at its next write.
+    pub fn top_items(mut self, n: usize) -> Config {
+        self.top_items = n;
+        self
+    }
+
     /// Capacity of the queue in front of the writer, in requests. Default 4096.
     pub fn queue_capacity(mut self, n: usize) -> Config {
         self.queue_capacity = n;
@@ -460,6 +472,12 @@ impl Config {
             MAX_FUTURE_SKEW_SECS as f64,
         )?;
         range("silent_horizons", self.silent_horizons as f64, 0.0, 1000.0)?;
+        range(
+            "top_items",
+            self.top_items as f64,
+            0.0,
+            MAX_TOP_ITEMS as f64,
+        )?;
         range("model_versions", self.model_versions as f64, 1.0, 1000.0)?;
         range("nprobe", self.nprobe as f64, 1.0, MAX_SEGMENTS as f64)?;
         if let Some(days) = self.profile_ttl_days {
@@ -580,6 +598,7 @@ impl Config {
         set(&mut c.max_future_skew_secs, f.max_future_skew_secs);
         set(&mut c.category_buckets, f.category_buckets);
         set(&mut c.silent_horizons, f.silent_horizons);
+        set(&mut c.top_items, f.top_items);
         set(&mut c.actions, f.actions);
         if let Some(r) = f.drift_reaction {
             c.drift_reaction = DriftReaction::parse(&r)?;
@@ -652,6 +671,7 @@ struct ConfigFile {
     dedupe_window: Option<usize>,
     max_future_skew_secs: Option<u64>,
     category_buckets: Option<usize>,
+    top_items: Option<usize>,
     silent_horizons: Option<usize>,
     actions: Option<Vec<String>>,
     drift_reaction: Option<String>,

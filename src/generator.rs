@@ -491,6 +491,7 @@ impl Generator {
             kind,
             value,
             category: category.map(str::to_string),
+            item: None,
         }
     }
 }

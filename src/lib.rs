@@ -110,8 +110,8 @@ pub use features::AttrValue;
 pub use model::{drift::Detection, ModelConfig, ModelError};
 pub use pipeline::{Ack, MaintenanceOutcome, WriteStats};
 pub use query::{
-    ActionSummary, Contribution, CustomerExport, HistoryItem, ModelInfo, Profile, Recommendation,
-    Score, SegmentDistance, SegmentInfo, SimilarCustomer,
+    ActionSummary, Contribution, CustomerExport, Engagement, HistoryItem, ModelInfo, Profile,
+    Recommendation, Score, SegmentDistance, SegmentInfo, SimilarCustomer,
 };
 pub use server::{serve, Limits, Server, ServerConfig, ShutdownHandle};
 pub use storage::check::{check_store, CheckReport, Problem, ProblemKind};

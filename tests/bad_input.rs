@@ -899,13 +899,13 @@ fn bad_resp_arguments_are_answered_and_change_nothing() -> common::resp::TestRes
     };
     let before = state(&mut raw)?;
     let usage_add =
-        "usage: EVENT.ADD customer kind [value] [CATEGORY category] [TS time] [ID event_id]";
+        "usage: EVENT.ADD customer kind [value] [CATEGORY category] [ITEM item] [TS time] [ID event_id]";
     let cases: &[(&[&str], &str)] = &[
         (&["EVENT.ADD", "c1", "teleport"], "-ERR invalid event: field kind: teleport must be one of: view, click"),
         (&["EVENT.ADD", "c1", "purchase", "-3"], "-ERR invalid event: field value: -3 for kind purchase must be >= 0"),
-        (&["EVENT.ADD", "c1", "purchase", "abc"], "-ERR invalid event: field value: abc must be a number (or an option: CATEGORY, TS or ID)"),
+        (&["EVENT.ADD", "c1", "purchase", "abc"], "-ERR invalid event: field value: abc must be a number (or an option: CATEGORY, ITEM, TS or ID)"),
         (&["EVENT.ADD", "c1", "purchase", "10", "TS", "yesterday"], "-ERR invalid event: field timestamp: yesterday is neither unix milliseconds nor an RFC 3339 date-time"),
-        (&["EVENT.ADD", "c1", "purchase", "10", "COLOR", "red"], "-ERR syntax error: unknown option 'COLOR'; expected CATEGORY, TS or ID"),
+        (&["EVENT.ADD", "c1", "purchase", "10", "COLOR", "red"], "-ERR syntax error: unknown option 'COLOR'; expected CATEGORY, ITEM, TS or ID"),
         (&["EVENT.ADD", "", "view"], "-ERR invalid event: field customer_id must not be empty"),
         (&["EVENT.ADD", "c1"], "-ERR wrong number of arguments for 'event.add' command"),
         (&["EVENT.ADD", "c1", "rating", "9"], "-ERR invalid event: field value: 9 for kind rating must be a whole number of stars from 1 to 5"),

@@ -510,15 +510,15 @@ fn import_reads_gzip_ignores_unknown_columns_and_takes_empty_files() -> Result {
     let csv = gzip(
         "items.csv.gz",
         &format!(
-            "event_id,customer_id,timestamp,kind,value,category,item\n\
-             1-1,c1,{T0},purchase,8.5,,85048\n1-2,c1,{T0},purchase,2,,79323P\n"
+            "event_id,customer_id,timestamp,kind,value,category,item,quantity\n\
+             1-1,c1,{T0},purchase,8.5,,85048,3\n1-2,c1,{T0},purchase,2,,79323P,1\n"
         ),
     )?;
     let jsonl = gzip(
         "items.jsonl.gz",
         &format!(
-            "{{\"event_id\":\"1-1\",\"customer_id\":\"c1\",\"timestamp\":{T0},\"kind\":\"purchase\",\"value\":8.5,\"item\":\"85048\"}}\n\
-             {{\"event_id\":\"1-2\",\"customer_id\":\"c1\",\"timestamp\":{T0},\"kind\":\"purchase\",\"value\":2,\"item\":\"79323P\"}}\n"
+            "{{\"event_id\":\"1-1\",\"customer_id\":\"c1\",\"timestamp\":{T0},\"kind\":\"purchase\",\"value\":8.5,\"item\":\"85048\",\"quantity\":3}}\n\
+             {{\"event_id\":\"1-2\",\"customer_id\":\"c1\",\"timestamp\":{T0},\"kind\":\"purchase\",\"value\":2,\"item\":\"79323P\",\"quantity\":1}}\n"
         ),
     )?;
     // (--strict reads the input twice and still names the ignored column once.)
@@ -531,7 +531,7 @@ fn import_reads_gzip_ignores_unknown_columns_and_takes_empty_files() -> Result {
             (s["applied"].as_u64(), s["rejected"].as_u64()),
             (Some(2), Some(0))
         );
-        assert_eq!(s["ignored_fields"], serde_json::json!(["item"]));
+        assert_eq!(s["ignored_fields"], serde_json::json!(["quantity"]));
         assert_eq!(stderr.matches("ignoring the").count(), 1, "{stderr}");
         assert!(
             !stderr.contains('\u{1b}'),
@@ -542,6 +542,16 @@ fn import_reads_gzip_ignores_unknown_columns_and_takes_empty_files() -> Result {
         json(&dir.path().join("a"), &["profile", "c1"])?,
         json(&dir.path().join("b"), &["profile", "c1"])?
     );
+    // The items are kept by name (a purchase weighs 3 and is counted).
+    let profile = json(&dir.path().join("a"), &["profile", "c1"])?;
+    let items: Vec<&str> = profile["top_items"]
+        .as_array()
+        .ok_or("top_items")?
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert_eq!(items, ["79323P", "85048"], "{profile}");
+    assert_eq!(profile["top_items"][0]["purchases"], 1);
     // `generate` writes gzip for a `.gz` name, and it imports back.
     let generated = generate_n(dir.path(), "generated.jsonl.gz", 20)?;
     let bytes = std::fs::read(&generated)?;

@@ -689,3 +689,76 @@ fn attributes_set_after_a_checkpoint_stay_out_of_its_example() -> Result<()> {
     }
     Ok(())
 }
+
+/// Items and categories named by events are kept per customer, most engaged first: kinds weigh
+/// purchase 3, cart_add 2, view 1 (decayed with the half-life); a purchase is counted; a bad item
+/// is refused with the field named and changes nothing.
+#[test]
+fn the_most_engaged_items_and_categories_are_kept_by_name() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = open(dir.path())?;
+    let ev = |t: i64, kind: EventKind, item: &str| {
+        Event::new("ann", t, kind)
+            .with_item(item)
+            .with_category("kitchen")
+    };
+    db.ingest(ev(T0, EventKind::View, "mug"))?;
+    db.ingest(ev(T0, EventKind::View, "pan"))?;
+    db.ingest(ev(T0, EventKind::CartAdd, "pan"))?;
+    db.ingest(ev(T0, EventKind::Purchase, "pot").with_value(30.0))?;
+    db.ingest(
+        Event::new("ann", T0, EventKind::View)
+            .with_item("lamp")
+            .with_category("lighting"),
+    )?;
+    let p = db.profile("ann")?.expect("ann exists");
+    let items: Vec<(&str, f64, u32)> = p
+        .top_items
+        .iter()
+        .map(|e| (e.name.as_str(), e.weight, e.purchases))
+        .collect();
+    assert_eq!(
+        items,
+        [
+            ("pan", 3.0, 0),
+            ("pot", 3.0, 1),
+            ("lamp", 1.0, 0),
+            ("mug", 1.0, 0)
+        ],
+        "weights are kind-weighted; ties by name"
+    );
+    let categories: Vec<(&str, f64)> = p
+        .top_categories
+        .iter()
+        .map(|e| (e.name.as_str(), e.weight))
+        .collect();
+    assert_eq!(categories, [("kitchen", 7.0), ("lighting", 1.0)]);
+
+    // Ten days (one half-life) later, a click on the mug: the rest weigh half.
+    db.ingest(ev(T0 + 10 * DAY, EventKind::Click, "mug"))?;
+    let p = db.profile("ann")?.expect("ann exists");
+    assert_eq!(p.top_items[0].name, "pan");
+    assert_close(p.top_items[0].weight, 1.5, "pan after a half-life");
+    let mug = p.top_items.iter().find(|e| e.name == "mug").expect("mug");
+    assert_close(mug.weight, 1.0, "mug: 0.5 + 0.5");
+    assert_eq!(mug.last_ms, T0 + 10 * DAY);
+    let json = p.to_json(&db.feature_names());
+    assert_eq!(json["top_items"][0]["name"], "pan");
+
+    // A bad item is refused, naming the field, and changes nothing.
+    let before = db.profile("ann")?;
+    for (item, reason) in [
+        ("x".repeat(129), "at most 128 bytes"),
+        ("a\u{7}b".to_string(), "control"),
+        (String::new(), "empty"),
+    ] {
+        let err = db
+            .ingest(Event::new("ann", T0 + 11 * DAY, EventKind::View).with_item(item.as_str()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("field item"), "{err}");
+        assert!(err.contains(reason), "{err}");
+    }
+    assert_eq!(db.profile("ann")?, before);
+    Ok(())
+}

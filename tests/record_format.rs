@@ -18,7 +18,10 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 fn answers(db: &Db, ids: &[String]) -> persona::Result<Vec<String>> {
     let mut out = Vec::new();
     for id in ids {
-        let p = db.profile(id)?.expect("profile exists");
+        let mut p = db.profile(id)?.expect("profile exists");
+        // Not kept before version 5 (compared on their own below).
+        p.top_items.clear();
+        p.top_categories.clear();
         out.push(format!("{p:?}"));
         out.push(format!("{:?}", db.history(id, 100)?));
         for v in p.version.saturating_sub(20)..=p.version {
@@ -80,18 +83,24 @@ fn records_of_every_earlier_version_read_the_same_and_are_rewritten_at_their_nex
     db.close()?;
     drop(db);
 
-    // Rewrite the records as versions 1, 2 and 3, in turn.
+    // Rewrite the records as versions 1, 2, 3 and 4, in turn.
     raw(dir.path(), |db| {
         for (i, kv) in db.scan_prefix([keys::PROFILE]).enumerate() {
             let (k, v) = kv?;
             let rec = ProfileRecord::decode(&|| "test".into(), &v).expect("decodes");
-            let old = match i % 3 {
+            let old = match i % 4 {
                 0 => rec.encode_v1(),
                 1 => rec.encode_v2(),
-                _ => rec.encode_v3(),
+                2 => rec.encode_v3(),
+                _ => rec.encode_v4(),
             };
-            assert_eq!(old[0], (i % 3) as u8 + 1);
-            assert!(old.len() > v.len(), "version 4 is the smallest");
+            assert_eq!(old[0], (i % 4) as u8 + 1);
+            if i % 4 < 3 {
+                assert!(
+                    old.len() > rec.encode_v4().len(),
+                    "version 4 packs version 3"
+                );
+            }
             db.insert(k, old)?;
         }
         Ok(())
@@ -101,21 +110,33 @@ fn records_of_every_earlier_version_read_the_same_and_are_rewritten_at_their_nex
 
     let db = Db::open_with(common::config(dir.path()))?;
     assert_eq!(answers(&db, &ids)?, before, "older records answer the same");
-    // One more event for the first customer rewrites only its record, in version 4.
+    // They have no engagement lists yet (version 5 added them); the generator's events name
+    // categories, so the version-5 records had some.
+    let first_profile = db.profile(&ids[0])?.expect("exists");
+    assert!(first_profile.top_categories.is_empty());
+    // One more event for the first customer rewrites only its record, in version 5.
     let first = &ids[0];
     let last_seen = db.profile(first)?.and_then(|p| p.last_seen_ms).unwrap_or(0);
-    db.ingest(Event::new(
-        first.as_str(),
-        last_seen + 1_000,
-        EventKind::Click,
-    ))?;
+    db.ingest(
+        Event::new(first.as_str(), last_seen + 1_000, EventKind::Click)
+            .with_category("garden")
+            .with_item("rake-7"),
+    )?;
+    let p = db.profile(first)?.expect("exists");
+    assert_eq!(p.top_items.len(), 1);
+    assert_eq!(p.top_items[0].name, "rake-7");
+    // A click weighs 0.5 at its time, decayed (30-day half-life) to the profile's as-of time.
+    let age_days = (p.as_of_ms - (last_seen + 1_000)) as f64 / 86_400_000.0;
+    let expected = 0.5 * 0.5f64.powf(age_days / 30.0);
+    assert!((p.top_items[0].weight - expected).abs() < 1e-6, "{p:?}");
+    assert_eq!(p.top_categories[0].name, "garden");
     db.close()?;
     drop(db);
     for (i, (id, v)) in versions(dir.path())?.into_iter().enumerate() {
         let expected = if id == *first {
             PROFILE_FORMAT_VERSION
         } else {
-            (i % 3) as u8 + 1
+            (i % 4) as u8 + 1
         };
         assert_eq!(v, expected, "{id}");
     }

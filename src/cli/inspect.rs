@@ -73,6 +73,29 @@ pub fn print_profile(p: &crate::Profile, db: &Db) {
             .collect();
         println!("attributes {}", attrs.join(", "));
     }
+    for (label, list) in [
+        ("top items", &p.top_items),
+        ("top categories", &p.top_categories),
+    ] {
+        if list.is_empty() {
+            continue;
+        }
+        let shown: Vec<String> = list
+            .iter()
+            .take(10)
+            .map(|e| match e.purchases {
+                0 => format!("{} {:.2}", e.name, e.weight),
+                n => format!("{} {:.2} (bought {n}×)", e.name, e.weight),
+            })
+            .collect();
+        let more = list.len().saturating_sub(10);
+        let more = if more > 0 {
+            format!(", … {more} more")
+        } else {
+            String::new()
+        };
+        println!("{label:<10} {}{more}", shown.join(", "));
+    }
     println!(
         "features as of {} (value, and in brackets what the model sees):",
         format_ms(p.as_of_ms)

@@ -18,6 +18,8 @@ pub const MAX_CUSTOMER_ID_BYTES: usize = 128;
 pub const MAX_EVENT_ID_BYTES: usize = 128;
 /// Longest accepted category, in bytes of UTF-8.
 pub const MAX_CATEGORY_BYTES: usize = 64;
+/// Longest accepted item id, in bytes of UTF-8.
+pub const MAX_ITEM_BYTES: usize = 128;
 /// Earliest accepted timestamp: 1970-01-01T00:00:00Z (unix milliseconds 0), so that historical
 /// logs import.
 pub const MIN_TIMESTAMP_MS: i64 = 0;
@@ -156,6 +158,7 @@ fn kind_list() -> String {
 ///
 /// Build one with [`Event::new`] and the `with_*` setters; [`Event::validate`] runs on every
 /// ingest, so an invalid event is rejected before it changes anything.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// Idempotency key: an event whose id the customer's de-duplication window remembers is
@@ -174,6 +177,10 @@ pub struct Event {
     pub value: Option<f64>,
     /// Optional product category (at most 64 bytes, no control characters).
     pub category: Option<String>,
+    /// Optional item (a product or content id: at most 128 bytes, no control characters). The
+    /// customer's most engaged items are kept with their profile (`Profile::top_items`).
+    #[serde(default)]
+    pub item: Option<String>,
 }
 
 impl Event {
@@ -196,6 +203,7 @@ impl Event {
             kind,
             value: None,
             category: None,
+            item: None,
         }
     }
 
@@ -208,6 +216,12 @@ impl Event {
     /// Sets the category.
     pub fn with_category(mut self, category: impl Into<String>) -> Event {
         self.category = Some(category.into());
+        self
+    }
+
+    /// Sets the item (a product or content id).
+    pub fn with_item(mut self, item: impl Into<String>) -> Event {
+        self.item = Some(item.into());
         self
     }
 
@@ -248,6 +262,13 @@ impl Event {
         if let Some(c) = &self.category {
             buf.extend_from_slice(c.as_bytes());
         }
+        // Appended only when present, so a row without an item keeps the id earlier builds gave
+        // it (a re-import stays idempotent); two rows that differ only in their item differ.
+        if let Some(item) = &self.item {
+            buf.push(0);
+            buf.push(b'i');
+            buf.extend_from_slice(item.as_bytes());
+        }
         format!("h:{:016x}", xxhash_rust::xxh3::xxh3_64(&buf))
     }
 
@@ -286,6 +307,9 @@ impl Event {
         }
         if let Some(c) = &self.category {
             validate_text("category", c, MAX_CATEGORY_BYTES, false)?;
+        }
+        if let Some(item) = &self.item {
+            validate_text("item", item, MAX_ITEM_BYTES, false)?;
         }
         self.validate_value()
     }

@@ -1,11 +1,11 @@
 //! Reading events from files: CSV with a header, and JSON Lines.
 //!
-//! Both formats use the field names `event_id, customer_id, timestamp, kind, value, category`.
-//! `customer_id`, `timestamp` and `kind` are required; the others may be absent or empty. A row
+//! Both formats use the field names `event_id, customer_id, timestamp, kind, value, category,
+//! item`. `customer_id`, `timestamp` and `kind` are required; the others may be absent or empty. A row
 //! without an `event_id` gets [`Event::row_id`], a stable hash of its fields, so re-importing a
 //! file is idempotent and an identical second row is reported as a duplicate.
 //! `timestamp` is unix milliseconds or an RFC 3339 date-time. Other CSV columns and JSON fields
-//! (an export's extra data, such as an `item` column) are ignored; the reader names them
+//! (an export's extra data, such as a `quantity` column) are ignored; the reader names them
 //! ([`EventReader::ignored_fields`]) for the caller to report once.
 //! Each row is parsed *and validated* ([`Event::validate`]) on its own: a bad row yields an
 //! [`InvalidEvent`] carrying its line number and the reader moves on, so an import can continue
@@ -91,13 +91,14 @@ impl Format {
     }
 }
 
-const FIELDS: [&str; 6] = [
+const FIELDS: [&str; 7] = [
     "event_id",
     "customer_id",
     "timestamp",
     "kind",
     "value",
     "category",
+    "item",
 ];
 
 /// A stream of parsed events. Items are `Err(Error::InvalidEvent)` for rejected rows (keep going)
@@ -116,7 +117,7 @@ enum Inner<R: Read> {
     Csv {
         reader: csv::Reader<R>,
         /// Column index of each of [`FIELDS`], if present.
-        columns: [Option<usize>; 6],
+        columns: [Option<usize>; FIELDS.len()],
         width: usize,
         record: csv::ByteRecord,
     },
@@ -169,7 +170,7 @@ impl<R: Read> EventReader<R> {
                         ignored,
                     });
                 }
-                let mut columns = [None; 6];
+                let mut columns = [None; FIELDS.len()];
                 for (i, name) in header.iter().enumerate() {
                     let name = std::str::from_utf8(name)
                         .map_err(|_| header_error("column names must be UTF-8"))?
@@ -187,7 +188,7 @@ impl<R: Read> EventReader<R> {
                     if columns[required].is_none() {
                         return Err(header_error(format!(
                             "missing required column {:?}; the header must name customer_id, \
-                             timestamp and kind (and optionally event_id, value, category)",
+                             timestamp and kind (and optionally event_id, value, category, item)",
                             FIELDS[required]
                         )));
                     }
@@ -346,7 +347,7 @@ fn utf8_field<'a>(field: &'static str, raw: &'a [u8]) -> Result<&'a str, Invalid
 
 fn csv_row(
     record: &csv::ByteRecord,
-    columns: &[Option<usize>; 6],
+    columns: &[Option<usize>; FIELDS.len()],
     width: usize,
 ) -> Result<Event, InvalidEvent> {
     if record.len() != width {
@@ -359,7 +360,7 @@ fn csv_row(
             ),
         ));
     }
-    let mut cells: [Option<&str>; 6] = [None; 6];
+    let mut cells: [Option<&str>; FIELDS.len()] = [None; FIELDS.len()];
     for (slot, col) in columns.iter().enumerate() {
         if let Some(i) = col {
             let raw = record.get(*i).unwrap_or_default();
@@ -383,6 +384,7 @@ fn csv_row(
         kind,
         value,
         category: cells[5].map(str::to_string),
+        item: cells[6].map(str::to_string),
     };
     event.validate()?;
     Ok(event)
@@ -466,6 +468,7 @@ fn json_row(line: &[u8], ignored: &mut Vec<String>) -> Result<Event, InvalidEven
         kind,
         value,
         category: string("category")?.filter(|s| !s.is_empty()),
+        item: string("item")?.filter(|s| !s.is_empty()),
     };
     event.validate()?;
     Ok(event)

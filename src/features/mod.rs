@@ -14,6 +14,7 @@
 //! - `apply` is deterministic: replaying the same ops from the same state gives bit-identical
 //!   results. Profile history relies on this (see [`crate::storage::record`]).
 
+pub mod affinity;
 pub mod attributes;
 pub mod categories;
 pub mod raw;

@@ -447,6 +447,14 @@ impl Engine {
             &params,
             self.config.history_versions,
         );
+        w.record.affinity.observe(
+            e.kind,
+            e.item.as_deref(),
+            e.category.as_deref(),
+            e.timestamp_ms,
+            params.half_life_ms,
+            self.config.top_items,
+        );
         let x = self.layout.vector(&w.record.state, now);
         let (seg, z) = observe(&mut self.model, &x);
         let p = self.model.propensity.predict(&z);

@@ -22,6 +22,7 @@ pub use segments::{SegmentDistance, SegmentInfo};
 pub use similar::SimilarCustomer;
 pub use strategy::{ActionSummary, Recommendation};
 
+use crate::features::affinity::{decay, Engaged};
 use crate::features::vector::FeatureLayout;
 use crate::features::{AttrValue, ProfileState};
 use crate::model::ModelState;
@@ -63,6 +64,13 @@ pub struct Profile {
     pub assigned_segment: Option<u16>,
     /// Propensity as of `as_of_ms` with the current model.
     pub propensity: f64,
+    /// The items the customer engaged with most, most engaged first: events naming an item,
+    /// weighted by kind (purchase 3, cart_add 2, view 1, click 0.5, …) and decayed with the
+    /// half-life, at most `Config::top_items`. The current profile only (empty for a past
+    /// version: these lists are not versioned).
+    pub top_items: Vec<Engagement>,
+    /// The categories the customer engaged with most, by name, as `top_items`.
+    pub top_categories: Vec<Engagement>,
     /// The accumulated state the features derive from.
     #[serde(skip)]
     pub(crate) state: ProfileState,
@@ -85,6 +93,11 @@ impl Profile {
             None,
         );
         p.assigned_segment = record.segment;
+        let half_life = layout.params().half_life_ms;
+        let (items, categories) = (&record.affinity.items, &record.affinity.categories);
+        p.top_items = Engagement::ranked(items, record.affinity.anchor_ms, p.as_of_ms, half_life);
+        p.top_categories =
+            Engagement::ranked(categories, record.affinity.anchor_ms, p.as_of_ms, half_life);
         p
     }
 
@@ -122,6 +135,8 @@ impl Profile {
             segment_distance: nearest.map(|(_, d)| d),
             assigned_segment: None,
             propensity: model.propensity_of(state.event_count, &z),
+            top_items: Vec::new(),
+            top_categories: Vec::new(),
             state,
         }
     }
@@ -160,7 +175,51 @@ impl Profile {
             "attributes": attributes,
             "features": features,
             "raw_features": raw_features,
+            "top_items": self.top_items,
+            "top_categories": self.top_categories,
         })
+    }
+}
+
+/// An item or category a customer engaged with ([`Profile::top_items`]).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Engagement {
+    /// The item id or category name.
+    pub name: String,
+    /// Kind-weighted engagement (purchase 3, cart_add 2, view 1, …) decayed to the profile's
+    /// `as_of_ms`.
+    pub weight: f64,
+    /// Purchases of it.
+    pub purchases: u32,
+    /// The latest event time naming it, unix ms.
+    pub last_ms: i64,
+}
+
+impl Engagement {
+    /// `list` as of `as_of_ms`, most engaged first (ties by name).
+    fn ranked(
+        list: &[Engaged],
+        anchor_ms: i64,
+        as_of_ms: i64,
+        half_life_ms: f64,
+    ) -> Vec<Engagement> {
+        let f = f64::from(decay(as_of_ms - anchor_ms, half_life_ms));
+        let mut out: Vec<Engagement> = list
+            .iter()
+            .map(|e| Engagement {
+                name: e.name.to_string(),
+                weight: f64::from(e.weight) * f,
+                purchases: e.purchases,
+                last_ms: e.last_ms,
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            b.weight
+                .total_cmp(&a.weight)
+                .then_with(|| a.name.cmp(&b.name))
+        });
+        out
     }
 }
 

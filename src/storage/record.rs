@@ -11,19 +11,18 @@
 use super::packed::{HistoryRef, PackedHistory, PackedPending, PackedState, PendingRef, StateRef};
 use super::{codec, window};
 use crate::error::Result;
+use crate::features::affinity::Affinity;
 use crate::features::{FeatureParams, ProfileOp, ProfileState};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
-/// Format version of the profile records this build writes. Version 4 has the fields and order
-/// of version 3, each stored losslessly in fewer bytes (sparse float blocks, op-log times as
-/// differences: see `storage/packed.rs`), about half the size. Version 3 moves the model outcome
-/// (`segment`, `distance`, `propensity`) up behind the current state, so that a read of the
-/// current profile ([`RecordCurrent`]) decodes a prefix and stops before the base state, the op
-/// log and the de-duplication window. Version 2 stored the window as one byte string (see
-/// `storage/window.rs`), as version 3 does; version 1 stored it as a sequence of `(u64, i64)`.
-/// Versions 1, 2 and 3 are still read (a record is rewritten as version 4 at its next write).
-pub const PROFILE_FORMAT_VERSION: u8 = 4;
+/// Format version of the profile records this build writes. Version 5 is version 4 with the
+/// customer's engaged items and categories ([`Affinity`]) after the propensity, so that the
+/// current profile ([`RecordCurrent`]) still decodes as one prefix. Version 4 has the fields and
+/// order of version 3, each stored losslessly in fewer bytes (sparse float blocks, op-log times
+/// as deltas: `storage/packed.rs`). Versions 1 to 4 are still read (a record is rewritten as
+/// version 5 at its next write; an older record has no engagement yet).
+pub const PROFILE_FORMAT_VERSION: u8 = 5;
 
 /// One version's change and the model outcome right after it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,10 +88,10 @@ pub struct RecordState {
     pub state: ProfileState,
 }
 
-/// A record's current version: its leading fields in format version 3, everything but the base
-/// state, the op log and the de-duplication window. What reads of the current profile need
-/// (profile, score, nearest segment, lookalikes, scans), decoded without the rest.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// A record's current version: its leading fields, everything but the base state, the op log and
+/// the de-duplication window. What reads of the current profile need (profile, score, nearest
+/// segment, lookalikes, scans), decoded without the rest.
+#[derive(Debug, Clone, PartialEq)]
 pub struct RecordCurrent {
     /// See [`ProfileRecord::pending`].
     pub pending: Option<PendingExample>,
@@ -106,20 +105,48 @@ pub struct RecordCurrent {
     pub distance: f32,
     /// See [`ProfileRecord::propensity`].
     pub propensity: f32,
+    /// See [`ProfileRecord::affinity`].
+    pub affinity: Affinity,
+}
+
+/// The current version of a version-3 record (see [`RecordCurrent`]).
+#[derive(Deserialize)]
+struct CurrentV3 {
+    pending: Option<PendingExample>,
+    version: u64,
+    state: ProfileState,
+    segment: Option<u16>,
+    distance: f32,
+    propensity: f32,
+}
+
+impl From<CurrentV3> for RecordCurrent {
+    fn from(c: CurrentV3) -> RecordCurrent {
+        RecordCurrent {
+            pending: c.pending,
+            version: c.version,
+            state: c.state,
+            segment: c.segment,
+            distance: c.distance,
+            propensity: c.propensity,
+            affinity: Affinity::default(),
+        }
+    }
 }
 
 impl RecordCurrent {
     /// Decodes the current version of a profile record of any supported version: a prefix of a
-    /// version-3 record, the whole record of an older one. `key` names it in errors.
+    /// record of version 3 or later, the whole record of an older one. `key` names it in errors.
     ///
     /// # Errors
-    /// As [`ProfileRecord::decode`] for an older record; for a version-3 one, only the prefix
-    /// is checked (trailing fields are not decoded).
+    /// As [`ProfileRecord::decode`] for an older record; for a later one, only the prefix is
+    /// checked (trailing fields are not decoded).
     pub fn decode(key: &dyn Fn() -> String, bytes: &[u8]) -> Result<RecordCurrent> {
         let (version, body) = codec::split_version(key, bytes, PROFILE_FORMAT_VERSION)?;
         match version {
-            4.. => Ok(codec::decode_body::<CurrentV4>(key, body)?.0.into()),
-            3 => Ok(codec::decode_body(key, body)?.0),
+            5.. => Ok(codec::decode_body::<CurrentV5>(key, body)?.0.into()),
+            4 => Ok(codec::decode_body::<CurrentV4>(key, body)?.0.into()),
+            3 => Ok(codec::decode_body::<CurrentV3>(key, body)?.0.into()),
             _ => Ok(ProfileRecord::decode(key, bytes)?.into_current()),
         }
     }
@@ -187,10 +214,82 @@ pub struct ProfileRecord {
     pub distance: f32,
     /// Propensity predicted at the last write.
     pub propensity: f32,
+    /// The customer's most engaged items and categories as of the last write (not versioned:
+    /// see `features/affinity.rs`).
+    pub affinity: Affinity,
+}
+
+/// A [`ProfileRecord`] as version 5 writes it (borrowed): version 4 with the affinity after the
+/// propensity.
+#[derive(Serialize)]
+struct StoredRefV5<'a> {
+    pending: Option<PendingRef<'a>>,
+    version: u64,
+    state: StateRef<'a>,
+    segment: Option<u16>,
+    distance: f32,
+    propensity: f32,
+    affinity: &'a Affinity,
+    base: Option<StateRef<'a>>,
+    history: HistoryRef<'a>,
+    #[serde(serialize_with = "window::serialize")]
+    recent_ids: &'a VecDeque<(u64, i64)>,
+    dedupe_floor_ms: Option<i64>,
+}
+
+/// The current version of a version-5 record (see [`RecordCurrent`]).
+#[derive(Deserialize)]
+struct CurrentV5 {
+    pending: Option<PackedPending>,
+    version: u64,
+    state: PackedState,
+    segment: Option<u16>,
+    distance: f32,
+    propensity: f32,
+    affinity: Affinity,
+}
+
+impl From<CurrentV5> for RecordCurrent {
+    fn from(c: CurrentV5) -> RecordCurrent {
+        RecordCurrent {
+            pending: c.pending.map(|p| p.0),
+            version: c.version,
+            state: c.state.0,
+            segment: c.segment,
+            distance: c.distance,
+            propensity: c.propensity,
+            affinity: c.affinity,
+        }
+    }
+}
+
+/// A [`ProfileRecord`] as version 5 stores it: its current version, then the rest.
+#[derive(Deserialize)]
+struct StoredV5 {
+    current: CurrentV5,
+    base: Option<PackedState>,
+    history: PackedHistory,
+    recent_ids: PackedWindow,
+    dedupe_floor_ms: Option<i64>,
+}
+
+impl From<StoredV5> for ProfileRecord {
+    fn from(s: StoredV5) -> ProfileRecord {
+        ProfileRecord::from_parts(
+            s.current.into(),
+            StoredRest {
+                base: s.base.map(|b| b.0),
+                history: s.history.0,
+                recent_ids: s.recent_ids,
+                dedupe_floor_ms: s.dedupe_floor_ms,
+            },
+        )
+    }
 }
 
 /// A [`ProfileRecord`] as version 4 writes it (borrowed): version 3's fields in version 3's
-/// order, in the encodings of `storage/packed.rs`.
+/// order, in the encodings of `storage/packed.rs` (for compatibility tests).
+#[cfg(any(test, feature = "testing"))]
 #[derive(Serialize)]
 struct StoredRefV4<'a> {
     pending: Option<PendingRef<'a>>,
@@ -240,6 +339,7 @@ impl From<CurrentV4> for RecordCurrent {
             segment: c.segment,
             distance: c.distance,
             propensity: c.propensity,
+            affinity: Affinity::default(),
         }
     }
 }
@@ -290,7 +390,7 @@ struct StoredRef<'a> {
 /// flat layout `StoredRef` writes, and [`RecordCurrent`] alone reads its prefix.
 #[derive(Deserialize)]
 struct StoredV3 {
-    current: RecordCurrent,
+    current: CurrentV3,
     rest: StoredRest,
 }
 
@@ -306,12 +406,12 @@ struct StoredRest {
 
 impl From<StoredV3> for ProfileRecord {
     fn from(s: StoredV3) -> ProfileRecord {
-        ProfileRecord::from_parts(s.current, s.rest)
+        ProfileRecord::from_parts(s.current.into(), s.rest)
     }
 }
 
 impl ProfileRecord {
-    /// The record made of its current version and the fields after it (versions 3 and 4 store
+    /// The record made of its current version and the fields after it (versions 3 to 5 store
     /// it in this order).
     fn from_parts(current: RecordCurrent, rest: StoredRest) -> ProfileRecord {
         let RecordCurrent {
@@ -321,6 +421,7 @@ impl ProfileRecord {
             segment,
             distance,
             propensity,
+            affinity,
         } = current;
         let StoredRest {
             base,
@@ -339,6 +440,7 @@ impl ProfileRecord {
             segment,
             distance,
             propensity,
+            affinity,
         }
     }
 }
@@ -389,6 +491,7 @@ impl<W: Into<VecDeque<(u64, i64)>>> From<Stored<W>> for ProfileRecord {
             segment: s.segment,
             distance: s.distance,
             propensity: s.propensity,
+            affinity: Affinity::default(),
         }
     }
 }
@@ -456,6 +559,7 @@ impl ProfileRecord {
             segment: None,
             distance: 0.0,
             propensity: 0.0,
+            affinity: Affinity::default(),
         }
     }
 
@@ -463,6 +567,29 @@ impl ProfileRecord {
     pub fn encode(&self) -> Vec<u8> {
         codec::encode_as(
             PROFILE_FORMAT_VERSION,
+            &StoredRefV5 {
+                pending: self.pending.as_ref().map(PendingRef::new),
+                version: self.version,
+                state: StateRef::new(&self.state),
+                segment: self.segment,
+                distance: self.distance,
+                propensity: self.propensity,
+                affinity: &self.affinity,
+                base: self.base.as_ref().map(StateRef::new),
+                history: HistoryRef(&self.history),
+                recent_ids: &self.recent_ids,
+                dedupe_floor_ms: self.dedupe_floor_ms,
+            },
+        )
+    }
+
+    /// The record in the version-4 layout, as builds before [`PROFILE_FORMAT_VERSION`] 5 wrote
+    /// it (no affinity; for compatibility tests).
+    #[doc(hidden)]
+    #[cfg(any(test, feature = "testing"))]
+    pub fn encode_v4(&self) -> Vec<u8> {
+        codec::encode_as(
+            4,
             &StoredRefV4 {
                 pending: self.pending.as_ref().map(PendingRef::new),
                 version: self.version,
@@ -500,7 +627,7 @@ impl ProfileRecord {
         )
     }
 
-    /// Decodes a stored record of any supported version (1 to 4). `key` names it in errors.
+    /// Decodes a stored record of any supported version (1 to 5). `key` names it in errors.
     /// Does not check the fields against the store's settings (see
     /// [`ProfileRecord::is_consistent`]).
     ///
@@ -513,7 +640,8 @@ impl ProfileRecord {
             1 => codec::decode_whole_body::<StoredV1>(key, body)?.into(),
             2 => codec::decode_whole_body::<StoredV2>(key, body)?.into(),
             3 => codec::decode_whole_body::<StoredV3>(key, body)?.into(),
-            _ => codec::decode_whole_body::<StoredV4>(key, body)?.into(),
+            4 => codec::decode_whole_body::<StoredV4>(key, body)?.into(),
+            _ => codec::decode_whole_body::<StoredV5>(key, body)?.into(),
         })
     }
 
@@ -526,6 +654,7 @@ impl ProfileRecord {
             segment: self.segment,
             distance: self.distance,
             propensity: self.propensity,
+            affinity: self.affinity,
         }
     }
 
@@ -680,6 +809,7 @@ impl ProfileRecord {
     /// Checks internal consistency after decoding (a corrupt record must not cause a panic).
     pub fn is_consistent(&self, params: &FeatureParams) -> bool {
         self.state.is_consistent(params)
+            && self.affinity.is_consistent()
             && self.base.as_ref().is_none_or(|b| b.is_consistent(params))
             && self.history.len() as u64 <= self.version
     }

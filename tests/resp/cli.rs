@@ -84,8 +84,9 @@ fn redis_cli_runs_persona_commands() -> TestResult {
     assert!(out.status.success());
     assert!(text.starts_with("hello\n"), "{text}");
     assert!(
-        text.contains("customer kind [value] [CATEGORY category] [TS time] [ID event_id]")
-            && text.contains("Records an event of a customer"),
+        text.contains(
+            "customer kind [value] [CATEGORY category] [ITEM item] [TS time] [ID event_id]"
+        ) && text.contains("Records an event of a customer"),
         "{text}"
     );
     assert!(text.ends_with("33\n"), "{text}");

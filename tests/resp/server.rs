@@ -249,7 +249,7 @@ fn command_errors_are_answered_and_the_connection_stays_usable() -> TestResult {
         (
             &["EVENT.ADD", "c1"],
             "-ERR wrong number of arguments for 'event.add' command; usage: EVENT.ADD customer \
-             kind [value] [CATEGORY category] [TS time] [ID event_id]\r\n",
+             kind [value] [CATEGORY category] [ITEM item] [TS time] [ID event_id]\r\n",
         ),
         (
             &["EVENT.ADD", "c1", "purchase", "-3.5"],
@@ -271,8 +271,8 @@ fn command_errors_are_answered_and_the_connection_stays_usable() -> TestResult {
         ),
         (
             &["EVENT.ADD", "c1", "click", "1", "COLOR", "red"],
-            "-ERR syntax error: unknown option 'COLOR'; expected CATEGORY, TS or ID; usage: \
-             EVENT.ADD customer kind [value] [CATEGORY category] [TS time] [ID event_id]\r\n",
+            "-ERR syntax error: unknown option 'COLOR'; expected CATEGORY, ITEM, TS or ID; usage: \
+             EVENT.ADD customer kind [value] [CATEGORY category] [ITEM item] [TS time] [ID event_id]\r\n",
         ),
         (
             &["PROFILE.GET", ""],

@@ -23,6 +23,9 @@ pub(crate) const ADD: Spec = Spec {
         ArgDoc::new("category", ArgKind::String)
             .token("CATEGORY")
             .optional(),
+        ArgDoc::new("item", ArgKind::String)
+            .token("ITEM")
+            .optional(),
         ArgDoc::new("time", ArgKind::String).token("TS").optional(),
         ArgDoc::new("event_id", ArgKind::String)
             .token("ID")
@@ -42,12 +45,13 @@ pub(crate) const ADD: Spec = Spec {
 /// the clock more than a horizon after the store's latest event time is counted and logged: see
 /// `INFO stats` `persona_clock_events_after_history`). `ID` is the idempotency key: an event
 /// whose id was already applied changes nothing and is acknowledged as a duplicate. Without
-/// `ID` every call is a new event, applied once.
+/// `ID` every call is a new event, applied once. `ITEM` names the product or content (at most 128
+/// bytes).
 ///
 /// # Format
 ///
 /// ```text
-/// EVENT.ADD customer kind [value] [CATEGORY category] [TS time] [ID event_id]
+/// EVENT.ADD customer kind [value] [CATEGORY category] [ITEM item] [TS time] [ID event_id]
 ///
 /// *4\r\n$9\r\nEVENT.ADD\r\n$3\r\nc42\r\n$8\r\npurchase\r\n$4\r\n19.9\r\n
 ///
@@ -76,15 +80,16 @@ impl Add {
             event.value = Some(parse_value(&value)?);
             next = args.next();
         }
-        let (mut category, mut ts, mut id) = (None, None, None);
+        let (mut category, mut item, mut ts, mut id) = (None, None, None, None);
         while let Some(word) = next {
             let slot = match word.to_ascii_uppercase().as_slice() {
                 b"CATEGORY" => &mut category,
+                b"ITEM" => &mut item,
                 b"TS" => &mut ts,
                 b"ID" => &mut id,
                 _ => {
                     return Err(args.syntax(format!(
-                        "unknown option '{}'; expected CATEGORY, TS or ID",
+                        "unknown option '{}'; expected CATEGORY, ITEM, TS or ID",
                         show(&word)
                     )))
                 }
@@ -98,6 +103,9 @@ impl Add {
         }
         if let Some(bytes) = category {
             event.category = Some(text_field("category", bytes)?);
+        }
+        if let Some(bytes) = item {
+            event.item = Some(text_field("item", bytes)?);
         }
         if let Some(bytes) = id {
             event.event_id = Some(text_field("event_id", bytes)?);
@@ -148,7 +156,7 @@ fn ack_reply(result: crate::Result<Ack>) -> Frame {
 }
 
 fn is_option(word: &[u8]) -> bool {
-    [&b"CATEGORY"[..], b"TS", b"ID"]
+    [&b"CATEGORY"[..], b"ITEM", b"TS", b"ID"]
         .iter()
         .any(|option| option.eq_ignore_ascii_case(word))
 }
@@ -161,7 +169,7 @@ fn parse_value(bytes: &[u8]) -> Result<f64, CommandError> {
             invalid(InvalidEvent::new(
                 "value",
                 show(bytes),
-                "must be a number (or an option: CATEGORY, TS or ID)",
+                "must be a number (or an option: CATEGORY, ITEM, TS or ID)",
             ))
         })
 }
@@ -229,6 +237,28 @@ mod tests {
     }
 
     #[test]
+    fn item_is_an_option_in_any_order() -> Result<(), String> {
+        let e = add(&[
+            "EVENT.ADD",
+            "c1",
+            "purchase",
+            "9.5",
+            "item",
+            "sku-1",
+            "CATEGORY",
+            "shoes",
+        ])?;
+        assert_eq!(e.item.as_deref(), Some("sku-1"));
+        assert_eq!(e.category.as_deref(), Some("shoes"));
+        let e = add(&["EVENT.ADD", "c1", "view", "ITEM", "sku-2"])?;
+        assert_eq!((e.item.as_deref(), e.value), (Some("sku-2"), None));
+        assert!(add(&["EVENT.ADD", "c1", "view", "ITEM", "a", "ITEM", "b"])
+            .unwrap_err()
+            .contains("ITEM given twice"));
+        Ok(())
+    }
+
+    #[test]
     fn value_is_optional_and_time_defaults_to_now() -> Result<(), String> {
         let e = add(&["EVENT.ADD", "c1", "click", "CATEGORY", "shoes"])?;
         assert_eq!(e.value, None);
@@ -244,12 +274,12 @@ mod tests {
             .starts_with("ERR invalid event: field kind: buy must be one of: view, click"));
         assert_eq!(
             err(&["EVENT.ADD", "c", "view", "abc"]),
-            "ERR invalid event: field value: abc must be a number (or an option: CATEGORY, TS or ID)"
+            "ERR invalid event: field value: abc must be a number (or an option: CATEGORY, ITEM, TS or ID)"
         );
         assert_eq!(
             err(&["EVENT.ADD", "c", "view", "1", "x"]),
-            "ERR syntax error: unknown option 'x'; expected CATEGORY, TS or ID; usage: \
-             EVENT.ADD customer kind [value] [CATEGORY category] [TS time] [ID event_id]"
+            "ERR syntax error: unknown option 'x'; expected CATEGORY, ITEM, TS or ID; usage: \
+             EVENT.ADD customer kind [value] [CATEGORY category] [ITEM item] [TS time] [ID event_id]"
         );
         assert!(err(&["EVENT.ADD", "c", "view", "TS"])
             .starts_with("ERR syntax error: TS needs a value; usage: EVENT.ADD"));

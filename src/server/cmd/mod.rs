@@ -623,7 +623,7 @@ mod tests {
         assert_eq!(
             error(&["event.add", "c1"]),
             "ERR wrong number of arguments for 'event.add' command; usage: EVENT.ADD customer \
-             kind [value] [CATEGORY category] [TS time] [ID event_id]"
+             kind [value] [CATEGORY category] [ITEM item] [TS time] [ID event_id]"
         );
         assert_eq!(
             error(&["CLIENT", "SETNAME"]),
