@@ -52,11 +52,6 @@ pub struct Affinity {
 }
 
 impl Affinity {
-    /// Whether nothing was observed.
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty() && self.categories.is_empty()
-    }
-
     /// Adds one event's engagement with `item` and `category` (either may be absent), at time
     /// `t_ms`, with weights halving every `half_life_ms`; each list keeps at most `cap` names.
     pub fn observe(
@@ -68,6 +63,7 @@ impl Affinity {
         half_life_ms: f64,
         cap: usize,
     ) {
+        self.truncate(cap);
         let w = kind_weight(kind);
         if w == 0.0 || (item.is_none() && category.is_none()) {
             return;
@@ -93,8 +89,8 @@ impl Affinity {
         }
     }
 
-    /// Keeps at most `cap` names in each list (the most engaged), for a store whose
-    /// `top_items` was lowered.
+    /// Keeps at most `cap` names in each list (the most engaged): a store whose `top_items` was
+    /// lowered shortens each profile's lists at its next event.
     pub fn truncate(&mut self, cap: usize) {
         for list in [&mut self.items, &mut self.categories] {
             if list.len() > cap {
