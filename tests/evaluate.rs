@@ -60,6 +60,7 @@ fn check_report(r: &Value) -> Vec<Value> {
                 "scores",
                 "batch_lr_training",
                 "segments",
+                "recommendations",
             ],
         );
         let scored = c["customers_scored"].as_u64().unwrap_or(0);
@@ -183,6 +184,10 @@ fn evaluate_the_real_retail_sample() -> Result {
     let cutoffs = check_report(&r);
     assert_eq!(cutoffs.len(), 2);
     assert!(cutoffs.iter().all(|c| c["segments"].is_null()));
+    assert!(
+        cutoffs.iter().all(|c| c["recommendations"].is_null()),
+        "the sample names no items"
+    );
     // The human report names every scorer.
     let text = ok(
         dir.path(),
@@ -265,5 +270,75 @@ fn online_propensity_beats_recency_on_a_generated_stream() -> persona::Result<()
             c.cutoff_ms
         );
     }
+    Ok(())
+}
+
+/// On a log whose events name items, every cutoff has the recommendation backtest: each
+/// customer keeps buying their own item (half of them every week, half every fourth week) (and now and then the shop's bestseller), so the
+/// profile's engaged items find what they buy next far better than popularity does, and the
+/// popularity baselines find the bestseller.
+#[test]
+fn evaluate_recommendations_on_a_log_with_items() -> Result {
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("items.csv");
+    let mut text = String::from("event_id,customer_id,timestamp,kind,value,item\n");
+    const DAY: i64 = 86_400_000;
+    let t0 = 1_767_225_600_000;
+    for c in 0..40 {
+        for week in 0..26 {
+            let t = t0 + (week * 7 + c % 7) * DAY;
+            text += &format!("{c}-{week}-v,c{c},{},view,10,\n", t + 2);
+            // Odd customers buy every fourth week only (so some do not buy in a horizon).
+            if c % 2 == 1 && week % 4 != 0 {
+                continue;
+            }
+            text += &format!("{c}-{week}-a,c{c},{t},purchase,5,own-{c}\n");
+            if week % 3 == 0 {
+                text += &format!("{c}-{week}-b,c{c},{},purchase,9,bestseller\n", t + 1);
+            }
+        }
+    }
+    std::fs::write(&log, text)?;
+    let r = json(
+        &dir.path().join("store"),
+        &["evaluate", path_str(&log)?, "--horizon-days", "14"],
+    )?;
+    let cutoffs = check_report(&r);
+    for c in &cutoffs {
+        let rec = &c["recommendations"];
+        assert_keys(
+            rec,
+            &["customers", "scorers", "discovery_customers", "discovery"],
+        );
+        let counted = rec["customers"].as_u64().unwrap_or(0);
+        assert!((20..=40).contains(&counted), "{rec}");
+        assert_eq!(rec["discovery_customers"], 0, "nobody buys anything new");
+        let metric = |name: &str, key: &str| -> f64 {
+            rec["scorers"]
+                .as_array()
+                .and_then(|a| a.iter().find(|m| m["name"] == name))
+                .and_then(|m| m[key].as_f64())
+                .unwrap_or(f64::NAN)
+        };
+        for name in [
+            "persona",
+            "popular_90d",
+            "segment_popular_90d",
+            "own_purchases",
+        ] {
+            for key in ["recall", "ndcg", "hit_rate"] {
+                in_range(&serde_json::json!(metric(name, key)), 0.0, 1.0);
+            }
+        }
+        // Everyone buys their own item again: the profile and their own purchases find it.
+        assert_eq!(metric("persona", "hit_rate"), 1.0);
+        assert_eq!(metric("own_purchases", "hit_rate"), 1.0);
+        assert!(metric("persona", "recall") > metric("popular_90d", "recall") + 0.2);
+    }
+    let text = ok(
+        &dir.path().join("store2"),
+        &["evaluate", path_str(&log)?, "--horizon-days", "14"],
+    )?;
+    assert!(text.contains("recommendations @10"), "{text}");
     Ok(())
 }

@@ -22,8 +22,12 @@ events_replayed, customers_scored, positives, positive_rate, model_examples,
 scores.{persona,neg_recency,frequency,monetary,batch_lr}: {auc, log_loss, brier,
 top_decile_lift, calibration: null | [{lower, upper, count, mean_predicted, observed_rate}] x 10},
 batch_lr_training: {as_of_ms, customers, positives, fitted},
-segments: null | {labelled, online_ari, batch_kmeans_ari}}. Undefined metrics are null
-(log_loss, brier and calibration for the non-probability baselines).";
+segments: null | {labelled, online_ari, batch_kmeans_ari},
+recommendations: null | {customers, scorers[], discovery_customers, discovery[]}: scorers and
+discovery are [{name, recall, ndcg, hit_rate}] at 10 (names persona, popular_90d,
+segment_popular_90d, own_purchases; discovery without own_purchases); null when no event of the
+log names an item}. Undefined metrics are null (log_loss, brier and calibration for the
+non-probability baselines).";
 
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = JSON_KEYS)]
@@ -259,6 +263,27 @@ fn print_cutoff(c: &CutoffReport) {
             num(s.online_ari, 3),
             num(s.batch_kmeans_ari, 3)
         );
+    }
+    if let Some(r) = &c.recommendations {
+        println!(
+            "recommendations @10: {} customers buy a named item after the cutoff, {} one new to them",
+            r.customers, r.discovery_customers
+        );
+        println!(
+            "  {:<22} {:>7} {:>7} {:>8}   discovery: {:>7} {:>8}",
+            "", "recall", "ndcg", "hit rate", "recall", "hit rate"
+        );
+        for m in &r.scorers {
+            let d = r.discovery.iter().find(|d| d.name == m.name);
+            let (dr, dh) = match d {
+                Some(d) => (format!("{:.3}", d.recall), format!("{:.3}", d.hit_rate)),
+                None => ("-".to_string(), "-".to_string()),
+            };
+            println!(
+                "  {:<22} {:>7.3} {:>7.3} {:>8.3}              {dr:>7} {dh:>8}",
+                m.name, m.recall, m.ndcg, m.hit_rate
+            );
+        }
     }
 }
 

@@ -28,6 +28,7 @@
 
 pub mod baselines;
 pub mod metrics;
+pub mod recommend;
 
 use crate::config::{Config, Durability};
 use crate::error::{Error, Result};
@@ -35,6 +36,7 @@ use crate::event::{Event, EventKind};
 use crate::query::Profile;
 use crate::Db;
 use metrics::CalibrationBin;
+use recommend::{ItemTracker, RecommendationReport};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -147,6 +149,8 @@ pub struct CutoffReport {
     pub batch_lr_training: TrainingSet,
     /// Segment agreement with the ground truth (only with [`EvaluateOptions::truth`]).
     pub segments: Option<SegmentAgreement>,
+    /// The recommendation backtest (only when events of the log name items).
+    pub recommendations: Option<RecommendationReport>,
 }
 
 /// The metrics of every scorer at one cutoff.
@@ -399,6 +403,25 @@ pub fn evaluate(
     }
     let customer_count = customers.len() as u64;
     drop(customers);
+    // Items bought in (c, c + h], per customer, for the recommendation backtest.
+    let mut tracker = ItemTracker::applies(&events).then(ItemTracker::default);
+    let mut bought_after: Vec<HashMap<String, HashSet<String>>> =
+        vec![HashMap::new(); cutoffs.len()];
+    if tracker.is_some() {
+        for e in &events {
+            let (EventKind::Purchase, Some(item)) = (e.kind, &e.item) else {
+                continue;
+            };
+            for (i, c) in cutoffs.iter().enumerate() {
+                if e.timestamp_ms > *c && e.timestamp_ms <= c + horizon_ms {
+                    bought_after[i]
+                        .entry(e.customer_id.clone())
+                        .or_default()
+                        .insert(item.clone());
+                }
+            }
+        }
+    }
 
     let mut stops: Vec<(i64, Stop)> = cutoffs
         .iter()
@@ -434,6 +457,9 @@ pub fn evaluate(
                 }
             }
             replayed += chunk.len() as u64;
+            if let Some(t) = tracker.as_mut() {
+                chunk.iter().for_each(|e| t.observe(e));
+            }
             for r in db.ingest_batch(chunk)? {
                 match r {
                     Ok(_) => {}
@@ -460,7 +486,11 @@ pub fn evaluate(
                         &positives[i],
                     )?;
                 }
-                report.cutoffs.push(cutoff_report(
+                let recommendations = match tracker.as_mut() {
+                    Some(t) => Some(t.report(at, &engaged_profiles(&db)?, &bought_after[i])),
+                    None => None,
+                };
+                let mut cutoff = cutoff_report(
                     at,
                     last_ms,
                     horizon_ms,
@@ -473,7 +503,9 @@ pub fn evaluate(
                     options.truth.as_ref(),
                     segments_k,
                     seed,
-                ));
+                );
+                cutoff.recommendations = recommendations;
+                report.cutoffs.push(cutoff);
             }
         }
     }
@@ -503,6 +535,21 @@ fn profiles_as_of(db: &Db, at: i64, mut each: impl FnMut(Profile)) -> Result<()>
         ));
     }
     Ok(())
+}
+
+/// Every profile with events, as `Db::profile` gives it (with its engagement lists).
+fn engaged_profiles(db: &Db) -> Result<Vec<Profile>> {
+    let model = db.model();
+    let store = db.store();
+    let mut out = Vec::new();
+    for item in store.scan_profiles() {
+        let (id, bytes) = item?;
+        let rec = store.decode_profile_current(&id, &bytes)?;
+        if rec.state.event_count > 0 {
+            out.push(Profile::evaluate(&id, rec, &model, db.layout()));
+        }
+    }
+    Ok(out)
 }
 
 /// The raw feature vector as of `at` of every customer with events.
@@ -645,6 +692,7 @@ fn cutoff_report(
             fitted: lr.is_some(),
         },
         segments: truth.map(|t| segment_agreement(scored, t, segments_k, seed)),
+        recommendations: None,
     }
 }
 
