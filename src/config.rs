@@ -171,7 +171,7 @@ impl Config {
             max_future_skew_secs: 86_400,
             category_buckets: 16,
             silent_horizons: 3,
-            top_items: 16,
+            top_items: 32,
             model: ModelConfig::default(),
             actions: DEFAULT_ACTIONS.iter().map(|a| a.to_string()).collect(),
             drift_reaction: DriftReaction::Warn,
@@ -371,7 +371,7 @@ impl Config {
     }
 
     /// How many items, and how many categories, each profile keeps as the customer's most
-    /// engaged (kind-weighted and decayed: `Profile::top_items`). Default 16, at most 256; 0
+    /// engaged (kind-weighted and decayed: `Profile::top_items`). Default 32, at most 256; 0
     /// keeps none. A lower value applies to each profile at its next write.
     pub fn top_items(mut self, n: usize) -> Config {
         self.top_items = n;

@@ -734,14 +734,15 @@ fn the_most_engaged_items_and_categories_are_kept_by_name() -> Result<()> {
         .collect();
     assert_eq!(categories, [("kitchen", 7.0), ("lighting", 1.0)]);
 
-    // Ten days (one half-life) later, a click on the mug: the rest weigh half.
-    db.ingest(ev(T0 + 10 * DAY, EventKind::Click, "mug"))?;
+    // Thirty days later (one half-life of the lists: three times the store's 10 days), a click
+    // on the mug: the rest weigh half.
+    db.ingest(ev(T0 + 30 * DAY, EventKind::Click, "mug"))?;
     let p = db.profile("ann")?.expect("ann exists");
     assert_eq!(p.top_items[0].name, "pan");
     assert_close(p.top_items[0].weight, 1.5, "pan after a half-life");
     let mug = p.top_items.iter().find(|e| e.name == "mug").expect("mug");
     assert_close(mug.weight, 1.0, "mug: 0.5 + 0.5");
-    assert_eq!(mug.last_ms, T0 + 10 * DAY);
+    assert_eq!(mug.last_ms, T0 + 30 * DAY);
     let json = p.to_json(&db.feature_names());
     assert_eq!(json["top_items"][0]["name"], "pan");
 
@@ -753,7 +754,7 @@ fn the_most_engaged_items_and_categories_are_kept_by_name() -> Result<()> {
         (String::new(), "empty"),
     ] {
         let err = db
-            .ingest(Event::new("ann", T0 + 11 * DAY, EventKind::View).with_item(item.as_str()))
+            .ingest(Event::new("ann", T0 + 31 * DAY, EventKind::View).with_item(item.as_str()))
             .unwrap_err()
             .to_string();
         assert!(err.contains("field item"), "{err}");

@@ -125,9 +125,10 @@ fn records_of_every_earlier_version_read_the_same_and_are_rewritten_at_their_nex
     let p = db.profile(first)?.expect("exists");
     assert_eq!(p.top_items.len(), 1);
     assert_eq!(p.top_items[0].name, "rake-7");
-    // A click weighs 0.5 at its time, decayed (30-day half-life) to the profile's as-of time.
+    // A click weighs 0.5 at its time, decayed to the profile's as-of time with the lists'
+    // half-life: three times the store's 30 days.
     let age_days = (p.as_of_ms - (last_seen + 1_000)) as f64 / 86_400_000.0;
-    let expected = 0.5 * 0.5f64.powf(age_days / 30.0);
+    let expected = 0.5 * 0.5f64.powf(age_days / 90.0);
     assert!((p.top_items[0].weight - expected).abs() < 1e-6, "{p:?}");
     assert_eq!(p.top_categories[0].name, "garden");
     db.close()?;

@@ -2,10 +2,10 @@
 //!
 //! Every event that names an item or a category adds its kind's weight ([`kind_weight`]:
 //! purchase 3, cart_add 2, view, like, share and rating 1, click and comment 0.5) to that name's
-//! engagement, decayed with the store's half-life like the other decayed features. Each list
-//! keeps at most `cap` names (`Config::top_items`); when a new name arrives at a full list it
-//! replaces the least engaged one if it is now more engaged than it (a name seen once long ago
-//! gives way to one seen today), and is left out otherwise.
+//! engagement, decayed like the other decayed features but [`HALF_LIFE_FACTOR`] times slower.
+//! Each list keeps at most `cap` names (`Config::top_items`); when a new name arrives at a full
+//! list it replaces the least engaged one if it is now more engaged than it (a name seen once
+//! long ago gives way to one seen today), and is left out otherwise.
 //!
 //! Unlike [`super::ProfileState`] this is not replayed through the profile's history: it is the
 //! customer's engagement as of their last write, kept in the record next to the current state.
@@ -13,6 +13,11 @@
 use crate::event::EventKind;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
+
+/// The engagement lists decay this many times slower than the other decayed features (whose
+/// half-life is `Config::half_life_days`, 30 days by default, so 90 days here): customers come
+/// back to the same items over months (`docs/model.md`, "Recommendations").
+pub const HALF_LIFE_FACTOR: f64 = 3.0;
 
 /// How much an event of `kind` adds to the engagement with its item and category: purchase >
 /// cart_add > view. Kinds that say nothing about liking a product (search, refund, complaint)

@@ -31,6 +31,7 @@ use super::{Ack, Item};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::wall_clock_ms;
+use crate::features::affinity::HALF_LIFE_FACTOR;
 use crate::features::vector::FeatureLayout;
 use crate::features::{CompactEvent, ProfileOp};
 use crate::model::ModelState;
@@ -452,7 +453,7 @@ impl Engine {
             e.item.as_deref(),
             e.category.as_deref(),
             e.timestamp_ms,
-            params.half_life_ms,
+            params.half_life_ms * HALF_LIFE_FACTOR,
             self.config.top_items,
         );
         let x = self.layout.vector(&w.record.state, now);

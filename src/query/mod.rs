@@ -22,7 +22,7 @@ pub use segments::{SegmentDistance, SegmentInfo};
 pub use similar::SimilarCustomer;
 pub use strategy::{ActionSummary, Recommendation};
 
-use crate::features::affinity::{decay, Engaged};
+use crate::features::affinity::{decay, Engaged, HALF_LIFE_FACTOR};
 use crate::features::vector::FeatureLayout;
 use crate::features::{AttrValue, ProfileState};
 use crate::model::ModelState;
@@ -65,9 +65,9 @@ pub struct Profile {
     /// Propensity as of `as_of_ms` with the current model.
     pub propensity: f64,
     /// The items the customer engaged with most, most engaged first: events naming an item,
-    /// weighted by kind (purchase 3, cart_add 2, view 1, click 0.5, …) and decayed with the
-    /// half-life, at most `Config::top_items`. The current profile only (empty for a past
-    /// version: these lists are not versioned).
+    /// weighted by kind (purchase 3, cart_add 2, view 1, click 0.5, …) and decayed with three
+    /// times the store's half-life, at most `Config::top_items`. The current profile only
+    /// (empty for a past version: these lists are not versioned).
     pub top_items: Vec<Engagement>,
     /// The categories the customer engaged with most, by name, as `top_items`.
     pub top_categories: Vec<Engagement>,
@@ -93,7 +93,7 @@ impl Profile {
             None,
         );
         p.assigned_segment = record.segment;
-        let half_life = layout.params().half_life_ms;
+        let half_life = layout.params().half_life_ms * HALF_LIFE_FACTOR;
         let (items, categories) = (&record.affinity.items, &record.affinity.categories);
         p.top_items = Engagement::ranked(items, record.affinity.anchor_ms, p.as_of_ms, half_life);
         p.top_categories =
