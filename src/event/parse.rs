@@ -560,12 +560,44 @@ mod tests {
     }
 
     #[test]
+    fn the_item_is_read_from_its_column_or_field_and_checked() {
+        let rows = csv("customer_id,timestamp,kind,item\nc1,0,view,sku-9\nc1,0,view,\n");
+        assert_eq!(
+            rows[0].as_ref().expect("valid").item.as_deref(),
+            Some("sku-9")
+        );
+        assert_eq!(
+            rows[1].as_ref().expect("valid").item,
+            None,
+            "empty is absent"
+        );
+        let long = "x".repeat(129);
+        let rows = csv(&format!(
+            "customer_id,timestamp,kind,item\nc1,0,view,{long}\n"
+        ));
+        let err = rows[0].as_ref().expect_err("too long");
+        assert!(err.contains("line 2: field item"), "{err}");
+        let rows = jsonl(
+            b"{\"customer_id\":\"c1\",\"timestamp\":0,\"kind\":\"view\",\"item\":\"sku-1\"}\n\
+              {\"customer_id\":\"c1\",\"timestamp\":0,\"kind\":\"view\",\"item\":7}\n",
+        );
+        assert_eq!(
+            rows[0].as_ref().expect("valid").item.as_deref(),
+            Some("sku-1")
+        );
+        assert!(rows[1]
+            .as_ref()
+            .expect_err("a number")
+            .contains("field item"));
+    }
+
+    #[test]
     fn unknown_columns_and_fields_are_ignored_and_named() {
-        let text = "customer_id,item,timestamp,kind,colour\nc1,mug,1767225600000,click,red\n";
+        let text = "customer_id,size,timestamp,kind,colour\nc1,xl,1767225600000,click,red\n";
         let mut reader = EventReader::new(text.as_bytes(), Format::Csv).expect("header");
         let row = reader.next().expect("one row").expect("valid");
         assert_eq!((row.customer_id.as_str(), reader.line()), ("c1", 2));
-        assert_eq!(reader.ignored_fields(), ["item", "colour"]);
+        assert_eq!(reader.ignored_fields(), ["size", "colour"]);
         let text = "{\"customer_id\":\"c1\",\"timestamp\":1767225600000,\"kind\":\"like\",\"colour\":1}\n\
                     {\"customer_id\":\"c2\",\"timestamp\":1767225600000,\"kind\":\"like\",\"colour\":2}\n";
         let mut reader = EventReader::new(text.as_bytes(), Format::Jsonl).expect("no header");

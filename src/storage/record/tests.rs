@@ -160,18 +160,34 @@ fn older_versions_still_decode_and_each_is_smaller_than_the_one_before() -> crat
             .collect(),
     });
     rec.remember(3, i64::MIN, 32);
+    for (i, item) in ["mug", "pan", "mug"].into_iter().enumerate() {
+        let t = 1_767_225_600_000 + i as i64 * 60_000;
+        let kind = crate::EventKind::Purchase;
+        rec.affinity
+            .observe(kind, Some(item), Some("kitchen"), t, 30.0 * 86_400_000.0, 8);
+    }
+    // Versions before 5 have no engagement lists: they decode to the record without them.
+    let mut plain = rec.clone();
+    plain.affinity = crate::features::affinity::Affinity::default();
     let key = || "t".to_string();
     let v1 = rec.encode_v1();
     let v2 = rec.encode_v2();
     let v3 = rec.encode_v3();
-    let v4 = rec.encode();
+    let v4 = rec.encode_v4();
+    let v5 = rec.encode();
     assert_eq!(
-        (v1[0], v2[0], v3[0], v4[0]),
-        (1, 2, 3, PROFILE_FORMAT_VERSION)
+        (v1[0], v2[0], v3[0], v4[0], v5[0]),
+        (1, 2, 3, 4, PROFILE_FORMAT_VERSION)
     );
     for bytes in [&v1, &v2, &v3, &v4] {
-        assert_eq!(ProfileRecord::decode(&key, bytes)?, rec);
+        assert_eq!(ProfileRecord::decode(&key, bytes)?, plain);
     }
+    assert_eq!(ProfileRecord::decode(&key, &v5)?, rec);
+    assert_eq!(
+        plain.encode().len(),
+        v4.len() + 3,
+        "empty lists cost 3 bytes"
+    );
     assert!(v2.len() < v1.len(), "{} vs {}", v2.len(), v1.len());
     // Version 3 holds the same fields as version 2, in another order.
     assert_eq!(v3.len(), v2.len());
@@ -179,26 +195,27 @@ fn older_versions_still_decode_and_each_is_smaller_than_the_one_before() -> crat
     // Version 4 packs them (this record: 1,566 bytes in version 3, 1,050 in version 4, of
     // which the 32-id window, the same in both, takes about 400).
     assert!(v4.len() * 10 < v3.len() * 7, "{} vs {}", v4.len(), v3.len());
-    let mut future = v4.clone();
-    future[0] = 5;
+    let mut future = v5.clone();
+    future[0] = 6;
     assert_eq!(
         ProfileRecord::decode(&key, &future)
             .unwrap_err()
             .to_string(),
-        "record t has format version 5; this build reads up to 4"
+        "record t has format version 6; this build reads up to 5"
     );
-    for bytes in [&v3, &v4] {
+    for bytes in [&v3, &v4, &v5] {
         for cut in 0..bytes.len() {
             assert!(ProfileRecord::decode(&key, &bytes[..cut]).is_err());
         }
         let mut trailing = bytes.clone();
         trailing.push(0);
         assert!(ProfileRecord::decode(&key, &trailing).is_err());
-        // The current version is a prefix of a version-3 or -4 record: cut anywhere inside
-        // it, the record does not decode; cut after it, it still does (the rest is not
+        // The current version is a prefix of a record of version 3 or later: cut anywhere
+        // inside it, the record does not decode; cut after it, it still does (the rest is not
         // read).
         let current = RecordCurrent::decode(&key, bytes)?;
-        assert_eq!(current, rec.clone().into_current());
+        let whole = if bytes[0] == 5 { &rec } else { &plain };
+        assert_eq!(current, whole.clone().into_current());
         let mut prefix = None;
         for cut in 0..bytes.len() {
             if RecordCurrent::decode(&key, &bytes[..cut]).is_ok() {
