@@ -245,7 +245,7 @@ fn bad_csv_headers_are_rejected_before_any_row() -> Result<()> {
     assert_eq!(
         header_error("customer_id,kind\nc1,view\n"),
         "invalid argument header: missing required column \"timestamp\"; the header must \
-         name customer_id, timestamp and kind (and optionally event_id, value, category)"
+         name customer_id, timestamp and kind (and optionally event_id, value, category, item)"
     );
     assert_eq!(
         header_error("customer_id,timestamp,kind,kind\n"),
@@ -255,7 +255,7 @@ fn bad_csv_headers_are_rejected_before_any_row() -> Result<()> {
     assert_eq!(
         header_error("customer_id,timest\u{0}amp,kind\n"),
         "invalid argument header: missing required column \"timestamp\"; the header must \
-         name customer_id, timestamp and kind (and optionally event_id, value, category)"
+         name customer_id, timestamp and kind (and optionally event_id, value, category, item)"
     );
     let bad_utf8 = EventReader::new(&b"customer_id,t\xffs,kind\n"[..], Format::Csv);
     assert_eq!(

@@ -266,8 +266,8 @@ fn command_errors_are_answered_and_the_connection_stays_usable() -> TestResult {
         ),
         (
             &["EVENT.ADD", "c1", "click", "COLOR", "red"],
-            "-ERR invalid event: field value: COLOR must be a number (or an option: CATEGORY, TS \
-             or ID)\r\n",
+            "-ERR invalid event: field value: COLOR must be a number (or an option: CATEGORY, \
+             ITEM, TS or ID)\r\n",
         ),
         (
             &["EVENT.ADD", "c1", "click", "1", "COLOR", "red"],
