@@ -109,6 +109,8 @@ pub use event::{parse_timestamp, Event, EventKind, InvalidEvent};
 pub use features::AttrValue;
 pub use model::{drift::Detection, ModelConfig, ModelError};
 pub use pipeline::{Ack, MaintenanceOutcome, WriteStats};
+pub use query::recommend::{Catalogue, RecommendOptions, Suggestion};
+pub use query::Popular;
 pub use query::{
     ActionSummary, Contribution, CustomerExport, Engagement, HistoryItem, ModelInfo, Profile,
     Recommendation, Score, SegmentDistance, SegmentInfo, SimilarCustomer,

@@ -763,3 +763,61 @@ fn the_most_engaged_items_and_categories_are_kept_by_name() -> Result<()> {
     assert_eq!(db.profile("ann")?, before);
     Ok(())
 }
+
+/// `recommend`: the customer's own items first (what they bought, with how often), then their
+/// segment's and everyone's popular items with the reason; `exclude_purchased` leaves out what
+/// they bought; an unknown customer gets the popular items; categories work the same way.
+#[test]
+fn recommendations_come_with_reasons_and_respect_the_options() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = Config::new(dir.path())
+        .segments(2)
+        .reservoir_size(8)
+        .durability(Durability::None)
+        .open()?;
+    // Twenty customers buy the bestseller; each also views an item of their own.
+    for c in 0..20 {
+        let id = format!("c{c}");
+        let t = T0 + c * 60_000;
+        db.ingest(
+            Event::new(id.as_str(), t, EventKind::Purchase)
+                .with_value(5.0)
+                .with_item("bestseller")
+                .with_category("kitchen"),
+        )?;
+        db.ingest(
+            Event::new(id.as_str(), t + 1, EventKind::View)
+                .with_item(format!("own-{c}"))
+                .with_category("garden"),
+        )?;
+    }
+    let opts = persona::RecommendOptions::default();
+    let mine = db.recommend("c3", 5, opts)?;
+    let names: Vec<&str> = mine.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names[..2], ["bestseller", "own-3"], "{mine:?}");
+    assert_eq!(mine[0].reason, "bought it before, on 2026-01-01");
+    assert!(mine[1].reason.starts_with("engaged with it before"));
+    assert!(mine.windows(2).all(|w| w[0].score >= w[1].score));
+    assert!(mine.len() <= 5);
+
+    // Without what they bought: their own view first, then popular items they do not own.
+    let new = db.recommend("c3", 5, opts.exclude_purchased())?;
+    assert!(new.iter().all(|s| s.name != "bestseller"), "{new:?}");
+    assert_eq!(new[0].name, "own-3");
+
+    // An unknown customer gets everyone's favourites, with the reason.
+    let cold = db.recommend("stranger", 3, opts)?;
+    assert_eq!(cold[0].name, "bestseller", "{cold:?}");
+    assert!(cold[0].reason.starts_with("popular"), "{cold:?}");
+
+    // Categories, by name.
+    let cats = db.recommend("c3", 2, opts.categories())?;
+    let names: Vec<&str> = cats.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["kitchen", "garden"]);
+
+    // Bad arguments are refused with the field named.
+    let err = db.recommend("c3", 0, opts).unwrap_err().to_string();
+    assert!(err.contains("count"), "{err}");
+    assert!(db.recommend("", 3, opts).is_err());
+    Ok(())
+}

@@ -61,6 +61,8 @@ enum Command {
     Score(query::IdArgs),
     /// Recommend a marketing action for a customer.
     Strategy(query::StrategyArgs),
+    /// What to offer a customer next: items (or categories) with a reason each.
+    Recommend(query::RecommendArgs),
     /// Record whether an action converted.
     Feedback(query::FeedbackArgs),
     /// Show a customer's recent profile versions.
@@ -109,6 +111,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Similar(a) => query::similar(&read()?, a),
         Command::Score(a) => query::score(&read()?, a),
         Command::Strategy(a) => query::strategy(&read()?, a),
+        Command::Recommend(a) => query::recommend(&read()?, a),
         Command::Feedback(a) => query::feedback(&open()?, a),
         Command::History(a) => query::history(&read()?, a),
         Command::Resegment(a) => maintain::resegment(&open()?, a),

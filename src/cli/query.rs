@@ -83,6 +83,51 @@ pub fn score(db: &Db, a: &IdArgs) -> Result<()> {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct RecommendArgs {
+    /// Customer id (an unknown one gets the popular items).
+    id: String,
+    /// How many suggestions (1 to 100).
+    #[arg(short = 'n', long, default_value_t = 10)]
+    count: usize,
+    /// Leave out what the customer bought: only what is new to them.
+    #[arg(long)]
+    exclude_purchased: bool,
+    /// Recommend categories instead of items.
+    #[arg(long)]
+    categories: bool,
+    /// Print JSON: {"customer_id", "recommendations": [{"item" (or "category"), "score",
+    /// "reason"}]}.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn recommend(db: &Db, a: &RecommendArgs) -> Result<()> {
+    let mut options = crate::RecommendOptions::default();
+    if a.exclude_purchased {
+        options = options.exclude_purchased();
+    }
+    if a.categories {
+        options = options.categories();
+    }
+    let list = db.recommend(&a.id, a.count, options)?;
+    let key = if a.categories { "category" } else { "item" };
+    if a.json {
+        let recs: Vec<serde_json::Value> = list
+            .iter()
+            .map(|s| serde_json::json!({key: s.name, "score": s.score, "reason": s.reason}))
+            .collect();
+        return print_json(&serde_json::json!({"customer_id": a.id, "recommendations": recs}));
+    }
+    if list.is_empty() {
+        println!("nothing to recommend yet: no event has named {key}s");
+    }
+    for (i, s) in list.iter().enumerate() {
+        println!("{:>3}. {:<24} {:.3}  {}", i + 1, s.name, s.score, s.reason);
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
 pub struct StrategyArgs {
     /// Customer id.
     id: String,

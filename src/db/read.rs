@@ -7,6 +7,7 @@ use crate::event::validate_customer_id;
 use crate::features::vector::FeatureLayout;
 use crate::model::ModelState;
 use crate::pipeline::WriteStats;
+use crate::query::recommend::{self, RecommendOptions, Suggestion};
 use crate::query::{
     history, score, segments, strategy, HistoryItem, ModelInfo, Profile, Recommendation, Score,
     SegmentDistance, SegmentInfo,
@@ -480,5 +481,56 @@ impl Db {
             rule,
             greedy,
         )))
+    }
+
+    /// What to offer the customer next, at most `n` suggestions (1 to 100), each with its score
+    /// and reason: their own most engaged items (repeat purchases first among equals), then
+    /// their segment's most popular, then everyone's (`query/recommend.rs`). An unknown
+    /// customer gets the popular ones. The popularity lists come from the segment statistics
+    /// (`Db::segments`, cached like the strategy's), so they can be a few minutes old.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for `n` outside 1..=100 or a bad customer id;
+    /// [`Error::Storage`] if sled fails.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use persona::{Db, Event, EventKind, RecommendOptions};
+    /// let db = Db::open(dir.path())?;
+    /// let t = 1_767_225_600_000;
+    /// db.ingest(Event::new("c", t, EventKind::Purchase).with_value(5.0).with_item("mug"))?;
+    /// db.ingest(Event::new("c", t + 1, EventKind::View).with_item("pan"))?;
+    /// let next = db.recommend("c", 10, RecommendOptions::default())?;
+    /// assert_eq!(next[0].name, "mug");
+    /// assert!(next[0].reason.starts_with("bought it before"));
+    /// let new = db.recommend("c", 10, RecommendOptions::default().exclude_purchased())?;
+    /// assert_eq!(new[0].name, "pan");
+    /// # Ok::<(), persona::Error>(())
+    /// ```
+    pub fn recommend(
+        &self,
+        customer_id: &str,
+        n: usize,
+        options: RecommendOptions,
+    ) -> Result<Vec<Suggestion>> {
+        validate_customer_id(customer_id)?;
+        if !(1..=100).contains(&n) {
+            return Err(Error::invalid_argument(
+                "count",
+                format!("{n} is out of range; allowed 1..=100"),
+            ));
+        }
+        let profile = self.profile(customer_id)?;
+        let model = self.model();
+        let described = if model.segments.is_seeded() {
+            match self.inner.segment_cache.get(model.version) {
+                Some(segs) => segs,
+                None => self.segments_of(&model)?,
+            }
+        } else {
+            Arc::new(Vec::new())
+        };
+        Ok(recommend::suggest(profile.as_ref(), &described, n, options))
     }
 }

@@ -487,7 +487,18 @@ pub fn evaluate(
                     )?;
                 }
                 let recommendations = match tracker.as_mut() {
-                    Some(t) => Some(t.report(at, &engaged_profiles(&db)?, &bought_after[i])),
+                    Some(t) => {
+                        let mut persona = |id: &str, discovery: bool| {
+                            let mut options = crate::RecommendOptions::default();
+                            if discovery {
+                                options = options.exclude_purchased();
+                            }
+                            let list = db.recommend(id, 2 * recommend::K, options)?;
+                            Ok(list.into_iter().map(|s| s.name).collect())
+                        };
+                        let profiles = engaged_profiles(&db)?;
+                        Some(t.report(at, &profiles, &bought_after[i], &mut persona)?)
+                    }
                     None => None,
                 };
                 let mut cutoff = cutoff_report(

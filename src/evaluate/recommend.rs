@@ -81,13 +81,15 @@ impl ItemTracker {
             .push_back((e.timestamp_ms, e.customer_id.clone(), item.clone()));
     }
 
-    /// The report at cutoff `at`, for the profiles as of it and the purchases in the window.
+    /// The report at cutoff `at`, for the profiles as of it and the purchases in the window;
+    /// `persona(customer, discovery)` is Persona's list for a customer (`Db::recommend`).
     pub(super) fn report(
         &mut self,
         at: i64,
         profiles: &[Profile],
         window: &HashMap<String, HashSet<String>>,
-    ) -> RecommendationReport {
+        persona: &mut dyn FnMut(&str, bool) -> crate::Result<Vec<String>>,
+    ) -> crate::Result<RecommendationReport> {
         let since = at - POPULAR_DAYS * DAY_MS as i64;
         while self.recent.front().is_some_and(|(t, _, _)| *t < since) {
             self.recent.pop_front();
@@ -126,7 +128,8 @@ impl ItemTracker {
                 .collect();
             own.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(b.0)));
             let own: Vec<&str> = own.into_iter().map(|(item, _, _)| item).collect();
-            let engaged: Vec<&str> = p.top_items.iter().map(|e| e.name.as_str()).collect();
+            let mine = persona(&p.customer_id, false)?;
+            let engaged: Vec<&str> = mine.iter().map(String::as_str).collect();
             let segment = by_segment
                 .get(&p.segment)
                 .map(Vec::as_slice)
@@ -148,6 +151,8 @@ impl ItemTracker {
                 .cloned()
                 .collect();
             if !new.is_empty() {
+                let mine = persona(&p.customer_id, true)?;
+                let engaged: Vec<&str> = mine.iter().map(String::as_str).collect();
                 let lists: [(&str, Vec<&str>); 3] = [
                     ("persona", top_k(&[&engaged, &popular], &owned_set)),
                     ("popular_90d", top_k(&[&popular], &owned_set)),
@@ -159,12 +164,12 @@ impl ItemTracker {
                 discovery.add(&lists, &new);
             }
         }
-        RecommendationReport {
+        Ok(RecommendationReport {
             customers: all.customers,
             scorers: all.metrics(),
             discovery_customers: discovery.customers,
             discovery: discovery.metrics(),
-        }
+        })
     }
 }
 
@@ -298,10 +303,9 @@ mod tests {
             .collect();
         let profiles: Vec<Profile> = Vec::new();
         // No profiles: nobody counts.
-        assert_eq!(
-            t.report(210 * DAY_MS as i64, &profiles, &window).customers,
-            0
-        );
+        let mut none = |_: &str, _: bool| Ok(Vec::new());
+        let r = t.report(210 * DAY_MS as i64, &profiles, &window, &mut none);
+        assert_eq!(r.expect("no error").customers, 0);
         // The 90-day window dropped the purchase of day 0.
         assert_eq!(t.recent.len(), 4);
         assert_eq!(t.owned["u1"]["x"], (2, 201 * DAY_MS as i64));

@@ -6,6 +6,7 @@
 
 pub mod export;
 pub mod history;
+pub mod recommend;
 pub(crate) mod refit;
 #[cfg(any(feature = "cli", feature = "testing"))]
 pub mod report;
@@ -18,6 +19,7 @@ pub mod strategy;
 pub use export::CustomerExport;
 pub use history::HistoryItem;
 pub use score::{Contribution, Score};
+pub use segment_stats::Popular;
 pub use segments::{SegmentDistance, SegmentInfo};
 pub use similar::SimilarCustomer;
 pub use strategy::{ActionSummary, Recommendation};

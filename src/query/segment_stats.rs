@@ -19,13 +19,35 @@
 //! output.
 
 use crate::event::EventKind;
+use crate::features::affinity::{decay as list_decay, Affinity, Engaged, HALF_LIFE_FACTOR};
 use crate::features::vector::FeatureLayout;
 use crate::features::{ProfileState, DAY_MS};
 use crate::model::ModelState;
 use crate::storage::Store;
+use compact_str::CompactString;
+use serde::Serialize;
+use std::collections::HashMap;
 
 /// Most members decoded and evaluated per summary (a uniform sample beyond this).
 pub const SAMPLE: u64 = 50_000;
+
+/// How many items (and categories) a group's popularity lists keep.
+pub const POPULAR: usize = 20;
+
+/// An item or category popular among a group of members: the sum of their engagement with it
+/// (`Profile::top_items` weights, as of now) over the members evaluated.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Popular {
+    /// The item id or category name.
+    pub name: String,
+    /// Summed engagement of the members evaluated, as of the watermark.
+    pub weight: f64,
+    /// Members evaluated who engaged with it.
+    pub customers: u64,
+    /// Members evaluated who bought it.
+    pub buyers: u64,
+}
 
 /// Statistics of a group of members (a segment, or all of them) as of the watermark.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -58,6 +80,10 @@ pub struct MemberStats {
     pub kind_share: Vec<f64>,
     /// Mean normalised category affinity per bucket now.
     pub category_share: Vec<f64>,
+    /// The items the members engaged with most, at most [`POPULAR`], most engaged first.
+    pub popular_items: Vec<Popular>,
+    /// The categories the members engaged with most, by name, as `popular_items`.
+    pub popular_categories: Vec<Popular>,
 }
 
 /// Statistics of every segment and of all members, from one pass.
@@ -87,6 +113,39 @@ struct Accumulator {
     propensity: f64,
     kind_share: Vec<f64>,
     category_share: Vec<f64>,
+    items: HashMap<CompactString, (f64, u64, u64)>,
+    categories: HashMap<CompactString, (f64, u64, u64)>,
+}
+
+/// Adds one member's list, decayed by `f`, to a group's sums.
+fn add_list(sums: &mut HashMap<CompactString, (f64, u64, u64)>, list: &[Engaged], f: f64) {
+    for e in list {
+        let s = sums.entry(e.name.clone()).or_default();
+        s.0 += f64::from(e.weight) * f;
+        s.1 += 1;
+        s.2 += u64::from(e.purchases > 0);
+    }
+}
+
+/// The `POPULAR` largest sums, most engaged first (ties by name).
+fn popular(sums: HashMap<CompactString, (f64, u64, u64)>) -> Vec<Popular> {
+    let mut v: Vec<Popular> = sums
+        .into_iter()
+        .map(|(name, (weight, customers, buyers))| Popular {
+            name: name.to_string(),
+            weight,
+            customers,
+            buyers,
+        })
+        .collect();
+    v.sort_by(|a, b| {
+        (b.buyers, b.customers)
+            .cmp(&(a.buyers, a.customers))
+            .then(b.weight.total_cmp(&a.weight))
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    v.truncate(POPULAR);
+    v
 }
 
 impl Accumulator {
@@ -133,6 +192,13 @@ impl Accumulator {
         }
     }
 
+    /// Adds a member's engagement lists, decayed to `now_ms`.
+    fn add_lists(&mut self, a: &Affinity, now_ms: i64, half_life_ms: f64) {
+        let f = f64::from(list_decay(now_ms - a.anchor_ms, half_life_ms));
+        add_list(&mut self.items, &a.items, f);
+        add_list(&mut self.categories, &a.categories, f);
+    }
+
     fn finish(mut self) -> MemberStats {
         let n = self.evaluated;
         let mean = |sum: f64| if n > 0 { sum / n as f64 } else { 0.0 };
@@ -152,6 +218,8 @@ impl Accumulator {
             mean_propensity: mean(self.propensity).clamp(0.0, 1.0),
             kind_share: self.kind_share.iter().map(|s| mean(*s)).collect(),
             category_share: self.category_share.iter().map(|s| mean(*s)).collect(),
+            popular_items: popular(self.items),
+            popular_categories: popular(self.categories),
         }
     }
 }
@@ -220,6 +288,9 @@ pub(crate) fn summarise(
         let decay = layout.params().decay(s.anchor_ms, now);
         per[seg].add(s, now, decay, propensity);
         all.add(s, now, decay, propensity);
+        let half_life = layout.params().half_life_ms * HALF_LIFE_FACTOR;
+        per[seg].add_lists(&rec.affinity, now, half_life);
+        all.add_lists(&rec.affinity, now, half_life);
     }
     Ok(Summary {
         as_of_ms: model.watermark_ms,

@@ -8,7 +8,7 @@
 //! ("garden/sports"). The rule's action ([`crate::query::strategy::rule_for`]) follows from the
 //! same traits, so a segment labelled "lapsing" is the one the rules send a win-back coupon.
 
-use super::segment_stats::{self, MemberStats, Summary};
+use super::segment_stats::{self, MemberStats, Popular, Summary};
 use crate::event::EventKind;
 use crate::features::categories::CategoryNames;
 use crate::features::vector::FeatureLayout;
@@ -64,6 +64,11 @@ pub struct SegmentInfo {
     pub best_action: String,
     /// Every action's feedback statistics in this segment.
     pub actions: Vec<ActionSummary>,
+    /// The items the members engage with most (at most 20; from the same members as the
+    /// statistics above): what `Db::recommend` offers as popular in the segment.
+    pub popular_items: Vec<Popular>,
+    /// The categories the members engage with most, by name, as `popular_items`.
+    pub popular_categories: Vec<Popular>,
 }
 
 /// A category bucket's share of a segment's affinity.
@@ -184,6 +189,8 @@ pub fn describe(
                 rule_action: rule.to_string(),
                 best_action,
                 actions,
+                popular_items: st.popular_items.clone(),
+                popular_categories: st.popular_categories.clone(),
             }
         })
         .collect()
