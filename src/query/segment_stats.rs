@@ -34,8 +34,9 @@ pub const SAMPLE: u64 = 50_000;
 /// How many items (and categories) a group's popularity lists keep.
 pub const POPULAR: usize = 20;
 
-/// An item or category popular among a group of members: the sum of their engagement with it
-/// (`Profile::top_items` weights, as of now) over the members evaluated.
+/// An item or category popular among a group of members: how many of the members evaluated
+/// have it in their engagement lists (`Profile::top_items`), how many of them bought it, and
+/// their summed engagement as of now. Lists rank by buyers, then members, then engagement.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct Popular {
@@ -80,7 +81,7 @@ pub struct MemberStats {
     pub kind_share: Vec<f64>,
     /// Mean normalised category affinity per bucket now.
     pub category_share: Vec<f64>,
-    /// The items the members engaged with most, at most [`POPULAR`], most engaged first.
+    /// The items most members bought (then: engaged with), at most [`POPULAR`].
     pub popular_items: Vec<Popular>,
     /// The categories the members engaged with most, by name, as `popular_items`.
     pub popular_categories: Vec<Popular>,

@@ -64,10 +64,10 @@ pub struct SegmentInfo {
     pub best_action: String,
     /// Every action's feedback statistics in this segment.
     pub actions: Vec<ActionSummary>,
-    /// The items the members engage with most (at most 20; from the same members as the
-    /// statistics above): what `Db::recommend` offers as popular in the segment.
+    /// The items most members bought (then: engaged with), at most 20, from the same members
+    /// as the statistics above: what `Db::recommend` offers as popular in the segment.
     pub popular_items: Vec<Popular>,
-    /// The categories the members engage with most, by name, as `popular_items`.
+    /// The categories, by name, as `popular_items`.
     pub popular_categories: Vec<Popular>,
 }
 
