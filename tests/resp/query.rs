@@ -1,5 +1,5 @@
 //! The query and model commands of the RESP server (`PROFILE.GET … AT`, `PROFILE.HISTORY`,
-//! `SEGMENT.NEAREST`, `SIMILAR`, `SCORE`, `STRATEGY`, `FEEDBACK`, `MODEL.VERSIONS`,
+//! `SEGMENT.NEAREST`, `SIMILAR`, `SCORE`, `STRATEGY`, `RECOMMEND`, `FEEDBACK`, `MODEL.VERSIONS`,
 //! `MODEL.SNAPSHOT`, `MODEL.ROLLBACK`) over a store loaded with generated data, checked against
 //! the library's own answers.
 
@@ -183,6 +183,43 @@ fn score_and_strategy_match_the_library() -> TestResult {
         err(&mut con, redis::cmd("STRATEGY").arg("c000042").arg("BEST"))
             .contains("unknown option 'BEST'; expected GREEDY")
     );
+
+    // RECOMMEND answers what Db::recommend does (the generated events name categories, no
+    // items: the item list is empty).
+    let reply = array(
+        redis::cmd("RECOMMEND")
+            .arg("c000042")
+            .arg("KIND")
+            .arg("category")
+            .arg("COUNT")
+            .arg(3)
+            .query(&mut con)?,
+    );
+    let options = persona::RecommendOptions::default().categories();
+    let want = db.recommend("c000042", 3, options)?;
+    assert_eq!(reply.len(), want.len());
+    assert!(!want.is_empty());
+    for (got, w) in reply.into_iter().zip(&want) {
+        let got = map(got);
+        assert_eq!(text(&got["category"]), w.name);
+        assert_eq!(double(&got["score"]), w.score);
+        assert_eq!(text(&got["reason"]), w.reason);
+    }
+    let items = array(redis::cmd("RECOMMEND").arg("c000042").query(&mut con)?);
+    assert!(items.is_empty(), "no event named an item");
+    assert!(err(
+        &mut con,
+        redis::cmd("RECOMMEND").arg("c000042").arg("COUNT").arg(0)
+    )
+    .contains("invalid count '0': an integer from 1 to 100"));
+    assert!(err(
+        &mut con,
+        redis::cmd("RECOMMEND")
+            .arg("c000042")
+            .arg("KIND")
+            .arg("sku")
+    )
+    .contains("invalid kind 'sku': item or category"));
     Ok(())
 }
 

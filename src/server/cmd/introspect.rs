@@ -212,7 +212,7 @@ fn rest(args: &mut Args) -> Vec<Vec<u8>> {
 ///
 /// ```text
 /// COMMAND                          -> *N\r\n<info>...       (every command)
-/// COMMAND COUNT                    -> :33\r\n
+/// COMMAND COUNT                    -> :34\r\n
 /// COMMAND LIST                     -> *18\r\n$9\r\nevent.add\r\n...
 /// COMMAND INFO [command-name ...]  -> *1\r\n<info>        (null for an unknown name)
 /// COMMAND DOCS [command-name ...]  -> %1\r\n$9\r\nevent.add\r\n%4\r\n$7\r\nsummary\r\n...

@@ -48,6 +48,7 @@ pub(crate) static COMMANDS: &[Spec] = &[
     query::SIMILAR,
     query::SCORE,
     strategy::STRATEGY,
+    strategy::RECOMMEND,
     strategy::FEEDBACK,
     model::INFO,
     model::VERSIONS,
@@ -365,6 +366,7 @@ pub(crate) enum Command {
     Similar(query::Similar),
     Score(query::Score),
     Strategy(strategy::Strategy),
+    Recommend(strategy::Recommend),
     Feedback(strategy::Feedback),
     ModelInfo(model::Info),
     ModelVersions(model::Versions),
@@ -406,9 +408,9 @@ impl Command {
 
     /// Whether the command may wait (for a durable commit, or for a scan of many records), so
     /// that it runs on a thread of its own instead of the connection's event loop: the
-    /// synchronous writes, `SIMILAR`, `PROFILE.EXPORT`, `SEGMENT.LIST` and `STRATEGY` (they
-    /// read every profile key, `STRATEGY` when its segment statistics are older than five
-    /// minutes), `SEGMENT.MEMBERS`, and `DBSIZE` and
+    /// synchronous writes, `SIMILAR`, `PROFILE.EXPORT`, `SEGMENT.LIST`, `STRATEGY` and
+    /// `RECOMMEND` (they read every profile key, `STRATEGY` and `RECOMMEND` when their segment
+    /// statistics are older than five minutes), `SEGMENT.MEMBERS`, and `DBSIZE` and
     /// `INFO` (they count the profiles). Never `EVENT.ADD`, which is asynchronous.
     pub(crate) fn waits(&self) -> bool {
         matches!(
@@ -420,6 +422,7 @@ impl Command {
                 | Command::SegmentMembers(_)
                 | Command::Similar(_)
                 | Command::Strategy(_)
+                | Command::Recommend(_)
                 | Command::Feedback(_)
                 | Command::ModelSnapshot(_)
                 | Command::ModelRollback(_)
@@ -443,6 +446,7 @@ impl Command {
             Command::Similar(c) => c.apply(ctx).into(),
             Command::Score(c) => c.apply(ctx).into(),
             Command::Strategy(c) => c.apply(ctx).into(),
+            Command::Recommend(c) => c.apply(ctx).into(),
             Command::Feedback(c) => c.apply(ctx).into(),
             Command::ModelInfo(c) => Reply::Frame(c.apply(ctx)),
             Command::ModelVersions(c) => c.apply(ctx).into(),

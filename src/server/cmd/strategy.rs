@@ -1,4 +1,5 @@
-//! `STRATEGY` and `FEEDBACK`: the action to take for a customer, and whether it converted.
+//! `STRATEGY`, `FEEDBACK` and `RECOMMEND`: the action to take for a customer, whether it
+//! converted, and what to offer them.
 
 use super::args::{integer, show, utf8};
 use super::{ArgDoc, ArgKind, Args, Command, CommandError, Ctx, Spec};
@@ -21,6 +22,32 @@ pub(crate) const STRATEGY: Spec = Spec {
     ],
     subcommands: &[],
     parse: |args| Strategy::parse(args).map(Command::Strategy),
+    container: "",
+};
+
+/// `RECOMMEND`.
+pub(crate) const RECOMMEND: Spec = Spec {
+    name: "RECOMMEND",
+    arity: -2,
+    flags: &["readonly"],
+    key: 1,
+    group: "strategy",
+    since: "0.1.0",
+    summary: "What to offer a customer next: items or categories, each with a score and a reason.",
+    args: &[
+        ArgDoc::new("customer", ArgKind::Key),
+        ArgDoc::new("count", ArgKind::Integer)
+            .token("COUNT")
+            .optional(),
+        ArgDoc::new("kind", ArgKind::String)
+            .token("KIND")
+            .optional(),
+        ArgDoc::new("exclude_purchased", ArgKind::PureToken)
+            .token("EXCLUDE_PURCHASED")
+            .optional(),
+    ],
+    subcommands: &[],
+    parse: |args| Recommend::parse(args).map(Command::Recommend),
     container: "",
 };
 
@@ -199,5 +226,98 @@ impl Feedback {
             ("segment", super::opt_int(ack.segment.map(u64::from))),
             ("duplicate", Frame::Boolean(ack.duplicate)),
         ]))
+    }
+}
+
+/// What to offer a customer next (`Db::recommend`): an array of maps `item` (or `category`
+/// with `KIND category`), `score`, `reason`, best first; `COUNT` 1 to 100 (default 10);
+/// `EXCLUDE_PURCHASED` leaves out what the customer bought. An unknown customer gets the
+/// popular items.
+///
+/// # Format
+///
+/// ```text
+/// RECOMMEND customer [COUNT count] [KIND item|category] [EXCLUDE_PURCHASED]
+///
+/// *4\r\n$9\r\nRECOMMEND\r\n$3\r\nc42\r\n$5\r\nCOUNT\r\n$1\r\n2\r\n
+/// -> *2\r\n%3\r\n$4\r\nitem\r\n$3\r\nmug\r\n$5\r\nscore\r\n,2\r\n
+///       $6\r\nreason\r\n$...\r\n%3\r\n...          (RESP2: arrays of field/value pairs)
+/// error: -ERR invalid count '0': an integer from 1 to 100
+/// ```
+#[derive(Debug)]
+pub(crate) struct Recommend {
+    customer: String,
+    count: usize,
+    options: crate::RecommendOptions,
+}
+
+impl Recommend {
+    fn parse(args: &mut Args) -> Result<Recommend, CommandError> {
+        let customer = args.text("customer")?;
+        let mut count = 10;
+        let mut options = crate::RecommendOptions::default();
+        while let Some(word) = args.next() {
+            match word.to_ascii_uppercase().as_slice() {
+                b"COUNT" => {
+                    let value = args.option_value("COUNT")?;
+                    count = integer(&value)
+                        .and_then(|n| usize::try_from(n).ok())
+                        .filter(|n| (1..=100).contains(n))
+                        .ok_or_else(|| CommandError::Invalid {
+                            name: "count",
+                            value: show(&value),
+                            allowed: "an integer from 1 to 100".into(),
+                        })?;
+                }
+                b"KIND" => {
+                    let value = args.option_value("KIND")?;
+                    match value.to_ascii_lowercase().as_slice() {
+                        b"item" => {}
+                        b"category" => options = options.categories(),
+                        _ => {
+                            return Err(CommandError::Invalid {
+                                name: "kind",
+                                value: show(&value),
+                                allowed: "item or category".into(),
+                            })
+                        }
+                    }
+                }
+                b"EXCLUDE_PURCHASED" => options = options.exclude_purchased(),
+                _ => {
+                    return Err(args.syntax(format!(
+                        "unknown option '{}'; expected COUNT, KIND or EXCLUDE_PURCHASED",
+                        show(&word)
+                    )))
+                }
+            }
+        }
+        Ok(Recommend {
+            customer,
+            count,
+            options,
+        })
+    }
+
+    pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Result<Frame, CommandError> {
+        let key = match self.options.catalogue {
+            crate::Catalogue::Categories => "category",
+            _ => "item",
+        };
+        let list = ctx
+            .server
+            .db
+            .recommend(&self.customer, self.count, self.options)?;
+        Ok(Frame::Array(
+            list.into_iter()
+                .map(|s| {
+                    Frame::map_from([
+                        (key, Frame::bulk(&s.name)),
+                        ("score", Frame::Double(s.score)),
+                        ("reason", Frame::bulk(&s.reason)),
+                    ])
+                })
+                .collect(),
+        ))
     }
 }
