@@ -815,6 +815,19 @@ fn recommendations_come_with_reasons_and_respect_the_options() -> Result<()> {
     let names: Vec<&str> = cats.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["kitchen", "garden"]);
 
+    // The strategy carries up to three suggestions with its action.
+    let r = db
+        .strategy("c3", persona::Choice::Greedy)?
+        .expect("c3 exists");
+    if r.action == "none" {
+        assert!(r.suggestions.is_empty());
+    } else {
+        assert!((1..=3).contains(&r.suggestions.len()), "{r:?}");
+    }
+    if r.action == "new_product" {
+        assert!(r.suggestions.iter().all(|s| s.name != "bestseller"));
+    }
+
     // Bad arguments are refused with the field named.
     let err = db.recommend("c3", 0, opts).unwrap_err().to_string();
     assert!(err.contains("count"), "{err}");

@@ -162,6 +162,10 @@ pub fn strategy(db: &Db, a: &StrategyArgs) -> Result<()> {
     );
     println!("segment {}: {}", r.segment, r.segment_label);
     println!("why: {}", r.reason);
+    if !r.suggestions.is_empty() {
+        let names: Vec<&str> = r.suggestions.iter().map(|s| s.name.as_str()).collect();
+        println!("offer: {}", names.join(", "));
+    }
     Ok(())
 }
 

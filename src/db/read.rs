@@ -471,7 +471,7 @@ impl Db {
         let Some((action, posterior)) = chosen else {
             return Err(Error::Config("the action catalogue is empty".into()));
         };
-        Ok(Some(strategy::explain(
+        let mut chosen = strategy::explain(
             &model,
             customer_id,
             seg,
@@ -480,7 +480,16 @@ impl Db {
             posterior,
             rule,
             greedy,
-        )))
+        );
+        if chosen.action != "none" {
+            let mut options = RecommendOptions::default();
+            if chosen.action == "new_product" {
+                options = options.exclude_purchased();
+            }
+            let profile = self.profile(customer_id)?;
+            chosen.suggestions = recommend::suggest(profile.as_ref(), &described, 3, options);
+        }
+        Ok(Some(chosen))
     }
 
     /// What to offer the customer next, at most `n` suggestions (1 to 100), each with its score

@@ -37,6 +37,10 @@ pub struct Recommendation {
     pub reason: String,
     /// Whether the choice was greedy (best posterior mean) rather than Thompson-sampled.
     pub greedy: bool,
+    /// What to offer with the action (`Db::recommend`, at most three): items new to the
+    /// customer for `new_product`, their own favourites for the other actions, none for
+    /// `none` or when no event names an item.
+    pub suggestions: Vec<crate::query::recommend::Suggestion>,
 }
 
 /// One action's statistics within a segment.
@@ -153,5 +157,6 @@ pub(crate) fn explain(
         rule_action: rule_name,
         reason,
         greedy,
+        suggestions: Vec::new(),
     }
 }

@@ -170,7 +170,12 @@ fn score_and_strategy_match_the_library() -> TestResult {
     assert_eq!(text(&rec["action"]), want.action);
     assert_eq!(text(&rec["rule_action"]), want.rule_action);
     assert_eq!(rec["greedy"], Value::Boolean(true));
-    assert_eq!(rec.len(), 10);
+    assert_eq!(rec.len(), 11);
+    assert_eq!(
+        rec["suggestions"],
+        Value::Array(Vec::new()),
+        "no event named an item"
+    );
     let sampled = map(redis::cmd("STRATEGY").arg("c000042").query(&mut con)?);
     assert_eq!(sampled["greedy"], Value::Boolean(false));
     assert_eq!(

@@ -84,10 +84,11 @@ pub(crate) const FEEDBACK: Spec = Spec {
 /// STRATEGY customer [GREEDY]
 ///
 /// *3\r\n$8\r\nSTRATEGY\r\n$3\r\nc42\r\n$6\r\nGREEDY\r\n
-/// -> %10\r\n$11\r\ncustomer_id\r\n$3\r\nc42\r\n$7\r\nsegment\r\n:3\r\n
+/// -> %11\r\n$11\r\ncustomer_id\r\n$3\r\nc42\r\n$7\r\nsegment\r\n:3\r\n
 ///    $13\r\nsegment_label\r\n$...\r\n$6\r\naction\r\n$8\r\ndiscount\r\n
 ///    $19\r\nexpected_conversion\r\n,0.2\r\n$9\r\nsuccesses\r\n:4\r\n$8\r\nfailures\r\n:9\r\n
 ///    $11\r\nrule_action\r\n$...\r\n$6\r\nreason\r\n$...\r\n$6\r\ngreedy\r\n#t\r\n
+///    $11\r\nsuggestions\r\n*3\r\n$3\r\nmug\r\n...
 ///                                                         (RESP2: a flat array, greedy 1 or 0)
 /// ```
 #[derive(Debug)]
@@ -134,6 +135,10 @@ impl Strategy {
             ("rule_action", Frame::bulk(&r.rule_action)),
             ("reason", Frame::bulk(&r.reason)),
             ("greedy", Frame::Boolean(r.greedy)),
+            (
+                "suggestions",
+                Frame::Array(r.suggestions.iter().map(|s| Frame::bulk(&s.name)).collect()),
+            ),
         ]))
     }
 }
