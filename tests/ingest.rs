@@ -832,5 +832,14 @@ fn recommendations_come_with_reasons_and_respect_the_options() -> Result<()> {
     let err = db.recommend("c3", 0, opts).unwrap_err().to_string();
     assert!(err.contains("count"), "{err}");
     assert!(db.recommend("", 3, opts).is_err());
+
+    // Erased, the customer's own items are gone: only popular ones remain (the popularity
+    // counts are aggregates, which may still include them until the next description).
+    assert!(db.erase("c3")?);
+    let after = db.recommend("c3", 5, opts)?;
+    assert!(
+        after.iter().all(|s| s.reason.starts_with("popular")),
+        "{after:?}"
+    );
     Ok(())
 }
