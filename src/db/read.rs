@@ -154,9 +154,8 @@ impl Db {
 
     /// Every segment: its size, and its members' statistics as of the watermark in raw units
     /// (median days since the last event, mean and median spend, buyers, mean propensity, …),
-    /// computed over all members or, in a large store, a uniform sample of about
-    /// 50,000 of them (each segment says how many it
-    /// evaluated); the label and the rule's action derived from those statistics, and the
+    /// computed over all members or, in a large store, a uniform sample of about 50,000 of them
+    /// (each segment says how many it evaluated); the label and the rule's action derived from those statistics, and the
     /// feedback statistics of every action. Empty until the segments are seeded. One pass over
     /// the profile keys: every surface (`persona segments`, `export segments`, `SEGMENT.LIST`,
     /// the report) reads this.
@@ -493,8 +492,8 @@ impl Db {
     }
 
     /// What to offer the customer next, at most `n` suggestions (1 to 100), each with its score
-    /// and reason: their own most engaged items (repeat purchases first among equals), then
-    /// their segment's most popular, then everyone's (`query/recommend.rs`). An unknown
+    /// and reason: their own most engaged items (a purchase weighs three views), then their
+    /// segment's most popular, then everyone's (`query/recommend.rs`). An unknown
     /// customer gets the popular ones. The popularity lists come from the segment statistics
     /// (`Db::segments`, cached like the strategy's), so they can be a few minutes old.
     ///
