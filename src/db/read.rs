@@ -4,10 +4,11 @@
 use super::*;
 use crate::error::{Error, Result};
 use crate::event::validate_customer_id;
+use crate::features::affinity::HALF_LIFE_FACTOR;
 use crate::features::vector::FeatureLayout;
 use crate::model::ModelState;
 use crate::pipeline::WriteStats;
-use crate::query::recommend::{self, RecommendOptions, Suggestion};
+use crate::query::recommend::{self, Catalogue, RecommendOptions, Suggestion};
 use crate::query::{
     history, score, segments, strategy, HistoryItem, ModelInfo, Profile, Recommendation, Score,
     SegmentDistance, SegmentInfo,
@@ -486,16 +487,16 @@ impl Db {
                 options = options.exclude_purchased();
             }
             let profile = self.profile(customer_id)?;
-            chosen.suggestions = recommend::suggest(profile.as_ref(), &described, 3, options);
+            chosen.suggestions = self.suggestions(profile.as_ref(), &model, &described, 3, options);
         }
         Ok(Some(chosen))
     }
 
     /// What to offer the customer next, at most `n` suggestions (1 to 100), each with its score
-    /// and reason: their own most engaged items (a purchase weighs three views), then their
-    /// segment's most popular, then everyone's (`query/recommend.rs`). An unknown
-    /// customer gets the popular ones. The popularity lists come from the segment statistics
-    /// (`Db::segments`, cached like the strategy's), so they can be a few minutes old.
+    /// and reason: their own most engaged items (a purchase weighs three views), then the items
+    /// everyone engages with most lately (the model's popularity summary, updated with every
+    /// event; for categories, the segment statistics' lists, cached like the strategy's). An
+    /// unknown customer gets the popular ones (`query/recommend.rs`).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for `n` outside 1..=100 or a bad customer id;
@@ -539,6 +540,26 @@ impl Db {
         } else {
             Arc::new(Vec::new())
         };
-        Ok(recommend::suggest(profile.as_ref(), &described, n, options))
+        Ok(self.suggestions(profile.as_ref(), &model, &described, n, options))
+    }
+
+    /// `recommend`'s list for a profile, given the model and the segment descriptions.
+    fn suggestions(
+        &self,
+        profile: Option<&Profile>,
+        model: &ModelState,
+        segments: &[SegmentInfo],
+        n: usize,
+        options: RecommendOptions,
+    ) -> Vec<Suggestion> {
+        let tiers = recommend::popular_tiers(
+            &model.popularity,
+            segments,
+            profile.and_then(|p| p.segment),
+            options.catalogue == Catalogue::Categories,
+            model.watermark_ms,
+            self.inner.layout.params().half_life_ms * HALF_LIFE_FACTOR,
+        );
+        recommend::suggest(profile, &tiers, n, options)
     }
 }

@@ -146,6 +146,7 @@ pub(crate) fn decode_v2(bytes: &[u8]) -> Result<ModelState, ModelError> {
         segment_stats: old.segment_stats,
         strategy: old.strategy,
         drift: old.drift,
+        popularity: Default::default(),
     };
     state.validate()?;
     Ok(state)
@@ -179,6 +180,7 @@ pub(crate) fn decode_v1(bytes: &[u8]) -> Result<ModelState, ModelError> {
         segment_stats: old.segment_stats,
         strategy: old.strategy,
         drift,
+        popularity: Default::default(),
     };
     state.validate()?;
     Ok(state)

@@ -5,6 +5,7 @@
 //! [`MAX_STATE_BYTES`], rejects trailing bytes, and validates every dimension so that a corrupted
 //! record is reported here rather than panicking later on an out-of-bounds index.
 
+use super::popularity::Popularity;
 use crate::features::categories::CategoryNames;
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +54,10 @@ pub struct ModelState {
     /// Drift test on the propensity model's prequential loss, fed in deadline order: the test,
     /// the losses waiting for their deadline day, the re-arming hold-off and recent detections.
     pub drift: DriftMonitor,
+    /// What everyone and each segment engages with lately (bounded item counts). Encoded after
+    /// the rest of the state (model record version 4; an older record has none yet).
+    #[serde(skip)]
+    pub popularity: Popularity,
 }
 
 /// Running sums over a segment's current members.
@@ -93,6 +98,7 @@ impl ModelState {
             segment_stats: vec![SegmentStats::default(); config.segments],
             strategy: Strategy::new(config.segments, Vec::new()),
             drift: DriftMonitor::default(),
+            popularity: Default::default(),
         }
     }
 
@@ -116,9 +122,42 @@ impl ModelState {
 
     /// Serialises the state (bincode, standard config).
     pub fn encode(&self) -> Vec<u8> {
-        bincode::serde::encode_to_vec(self, bincode::config::standard()).expect(
+        let config = bincode::config::standard();
+        let mut out = bincode::serde::encode_to_vec(self, config).expect(
             "every field is a sized serde type with a known length, which bincode always encodes",
-        )
+        );
+        let popularity = bincode::serde::encode_to_vec(&self.popularity, config)
+            .expect("the popularity summary is sized serde types, which bincode always encodes");
+        out.extend_from_slice(&popularity);
+        out
+    }
+
+    /// Parses the body of a model record of version 3 (before the popularity summary): the
+    /// state with an empty summary. Never panics.
+    pub fn decode_v3(bytes: &[u8]) -> Result<ModelState, ModelError> {
+        let (state, read) = Self::decode_prefix(bytes)?;
+        if read != bytes.len() {
+            return Err(ModelError::Decode(format!(
+                "{} trailing bytes after the state",
+                bytes.len() - read
+            )));
+        }
+        state.validate()?;
+        Ok(state)
+    }
+
+    /// The state encoded at the front of `bytes` (without its popularity summary), and the
+    /// bytes it took.
+    fn decode_prefix(bytes: &[u8]) -> Result<(ModelState, usize), ModelError> {
+        if bytes.len() > MAX_STATE_BYTES {
+            return Err(ModelError::Decode(format!(
+                "{} bytes exceeds the {MAX_STATE_BYTES}-byte limit",
+                bytes.len()
+            )));
+        }
+        let config = bincode::config::standard().with_limit::<MAX_STATE_BYTES>();
+        bincode::serde::decode_from_slice(bytes, config)
+            .map_err(|e| ModelError::Decode(e.to_string()))
     }
 
     /// Parses the body of a model record written by an earlier build (record version 1) and
@@ -138,15 +177,14 @@ impl ModelState {
     /// Never panics, whatever the bytes: truncated, oversized, corrupted or trailing input is a
     /// [`ModelError::Decode`], inconsistent dimensions a [`ModelError::Inconsistent`].
     pub fn decode(bytes: &[u8]) -> Result<ModelState, ModelError> {
-        if bytes.len() > MAX_STATE_BYTES {
-            return Err(ModelError::Decode(format!(
-                "{} bytes exceeds the {MAX_STATE_BYTES}-byte limit",
-                bytes.len()
-            )));
-        }
+        let (mut state, read) = Self::decode_prefix(bytes)?;
         let config = bincode::config::standard().with_limit::<MAX_STATE_BYTES>();
-        let (state, read): (ModelState, usize) = bincode::serde::decode_from_slice(bytes, config)
-            .map_err(|e| ModelError::Decode(e.to_string()))?;
+        let rest = &bytes[read..];
+        let (popularity, used): (Popularity, usize) =
+            bincode::serde::decode_from_slice(rest, config)
+                .map_err(|e| ModelError::Decode(format!("popularity summary: {e}")))?;
+        state.popularity = popularity;
+        let read = read + used;
         if read != bytes.len() {
             return Err(ModelError::Decode(format!(
                 "{} trailing bytes after the state",
@@ -160,6 +198,11 @@ impl ModelState {
     /// Checks that every component is internally consistent and that all agree on the feature
     /// dimension and on `k`. [`Self::decode`] runs this; states built through the API always pass.
     pub fn validate(&self) -> Result<(), ModelError> {
+        if !self.popularity.is_consistent() {
+            return Err(ModelError::Inconsistent(
+                "the popularity summary is over its bounds or has a bad weight".into(),
+            ));
+        }
         self.scaler.validate()?;
         self.propensity.validate()?;
         self.segments.validate()?;
@@ -201,6 +244,35 @@ impl ModelState {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_popularity_summary_follows_the_state_and_a_version_3_body_has_none() {
+        let mut state = ModelState::new(4, &ModelConfig::default());
+        let day = 86_400_000;
+        state.popularity.observe(
+            crate::EventKind::Purchase,
+            "mug",
+            Some(1),
+            8,
+            day,
+            90.0 * day as f64,
+        );
+        let v4 = state.encode();
+        assert_eq!(ModelState::decode(&v4).expect("round trip"), state);
+        // A version-3 body is the state alone.
+        let v3 =
+            bincode::serde::encode_to_vec(&state, bincode::config::standard()).expect("encodes");
+        let old = ModelState::decode_v3(&v3).expect("a version-3 body decodes");
+        assert_eq!(old.popularity, Popularity::default());
+        assert_eq!(old.version, state.version);
+        assert!(ModelState::decode(&v3).is_err(), "the summary is missing");
+        let mut trailing = v4.clone();
+        trailing.push(0);
+        assert!(ModelState::decode(&trailing).is_err());
+        for cut in [v4.len() - 1, v3.len() + 1] {
+            assert!(ModelState::decode(&v4[..cut]).is_err());
+        }
+    }
+
     use super::*;
     use proptest::prelude::*;
     use rand::{Rng, SeedableRng};

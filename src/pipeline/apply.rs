@@ -459,6 +459,17 @@ impl Engine {
         let x = self.layout.vector(&w.record.state, now);
         let (seg, z) = observe(&mut self.model, &x);
         let p = self.model.propensity.predict(&z);
+        if let Some(item) = e.item.as_deref() {
+            let k = self.model.segments.k();
+            self.model.popularity.observe(
+                e.kind,
+                item,
+                seg.map(|(s, _)| s),
+                k,
+                e.timestamp_ms,
+                params.half_life_ms * HALF_LIFE_FACTOR,
+            );
+        }
 
         if open.is_none() {
             // A new chain of examples: the first at the customer's next checkpoint after the

@@ -1,21 +1,24 @@
 //! What to offer a customer next ([`crate::Db::recommend`]), each suggestion with the reason a
 //! marketer can read.
 //!
-//! The list is built in three tiers, each ranked within itself, each scored below the one
-//! before, and without repeats:
+//! The list is built in tiers, each ranked within itself, each scored below the one before, and
+//! without repeats:
 //! 1. the customer's own most engaged items ([`Profile::top_items`]: repeat purchases, recently
 //!    viewed products), score in `(1, 2]` by engagement;
-//! 2. the items the customer's segment engages with most ([`SegmentInfo::popular_items`]),
-//!    score in `(0.5, 1]`;
-//! 3. the items all customers engage with most (the segments' lists merged), score in
-//!    `(0, 0.5]`: a new or unknown customer gets these.
+//! 2. for items, the items everyone engages with most lately (the model's popularity summary,
+//!    `model/popularity.rs`: decayed, kind-weighted counts), score in `(0, 1]`, the reason
+//!    naming the customer's segment when the item is among its ten favourites too; for
+//!    categories, the segment's most popular ([`SegmentInfo::popular_categories`], `(0.5, 1]`)
+//!    then all segments' (`(0, 0.5]`).
+//!
+//! A new or unknown customer gets the popular tier.
 //!
 //! With [`RecommendOptions::exclude_purchased`] nothing the customer bought is suggested (the
 //! discovery list). Measured on a real item log in `docs/model.md` ("Recommendations"); item-item
 //! co-occurrence and a learned rebuy ranking are not in it yet.
 
-use super::segment_stats::Popular;
 use super::{Engagement, Profile, SegmentInfo};
+use crate::model::popularity::Popularity;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 
@@ -61,18 +64,22 @@ impl RecommendOptions {
 pub struct Suggestion {
     /// The item id or category name.
     pub name: String,
-    /// Rank score (higher first): `(1, 2]` the customer's own, `(0.5, 1]` their segment's,
-    /// `(0, 0.5]` everyone's.
+    /// Rank score (higher first): `(1, 2]` the customer's own, `(0, 1]` the popular ones (see
+    /// the module docs).
     pub score: f64,
-    /// Why, in words: "bought 3× before, last on 2011-07-05", "popular in segment 2 (high spend ·
-    /// recent): 41 of 310 members", "popular with all customers: 512 engaged".
+    /// Why, in words: "bought it 3× before, last on 2011-07-05", "popular with all customers
+    /// lately, and among the favourites of segment 2 (high spend · recent)".
     pub reason: String,
 }
 
-/// The suggestions for `profile` (None: an unknown customer) given the segment descriptions.
+/// A popular tier's entries: (name, score, reason), best first.
+pub(crate) type Tier = Vec<(String, f64, String)>;
+
+/// The suggestions for `profile` (None: an unknown customer): their own, then `popular` (the
+/// segment's and everyone's tiers, see [`popular_tiers`]).
 pub(crate) fn suggest(
     profile: Option<&Profile>,
-    segments: &[SegmentInfo],
+    popular: &[(String, f64, String)],
     n: usize,
     options: RecommendOptions,
 ) -> Vec<Suggestion> {
@@ -116,45 +123,9 @@ pub(crate) fn suggest(
             reason,
         );
     }
-    // 2. The segment's.
-    fn list(s: &SegmentInfo, categories: bool) -> &[Popular] {
-        if categories {
-            &s.popular_categories
-        } else {
-            &s.popular_items
-        }
-    }
-    if let Some(s) = profile
-        .and_then(|p| p.segment)
-        .and_then(|id| segments.iter().find(|s| s.id == id))
-    {
-        let items = list(s, categories);
-        let top = items.first().map_or(0, |p| p.buyers + p.customers).max(1) as f64;
-        for p in items {
-            let reason = format!(
-                "popular in segment {} ({}): {} of {} members bought it",
-                s.id, s.label, p.buyers, s.evaluated
-            );
-            let score = 0.5 + 0.5 * ((p.buyers + p.customers) as f64 / top).clamp(0.0, 1.0);
-            offer(&mut out, &p.name, score, reason);
-        }
-    }
-    // 3. Everyone's: the segments' lists merged.
-    let mut all: HashMap<&str, (u64, u64)> = HashMap::new();
-    for s in segments {
-        for p in list(s, categories) {
-            let e = all.entry(p.name.as_str()).or_default();
-            e.0 += p.buyers;
-            e.1 += p.customers;
-        }
-    }
-    let mut all: Vec<(&str, (u64, u64))> = all.into_iter().collect();
-    all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-    let top = all.first().map_or(0, |p| p.1 .0 + p.1 .1).max(1) as f64;
-    for (name, (buyers, customers)) in all {
-        let reason = format!("popular with all customers: {buyers} bought it, {customers} engaged");
-        let score = 0.5 * ((buyers + customers) as f64 / top).clamp(0.0, 1.0);
-        offer(&mut out, name, score, reason);
+    // 2. The segment's, 3. everyone's.
+    for (name, score, reason) in popular {
+        offer(&mut out, name, *score, reason.clone());
     }
     out
 }
@@ -164,4 +135,80 @@ fn day(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|d| d.format("%Y-%m-%d").to_string())
         .unwrap_or_else(|| ms.to_string())
+}
+
+/// The popular tiers for a customer in `segment`: for items, the model's popularity summary as
+/// of `now_ms` (the segment's, scores in (0.5, 1], then everyone's, (0, 0.5]); for categories,
+/// the segment descriptions' `popular_categories` (the segment's, then all segments' merged).
+pub(crate) fn popular_tiers(
+    popularity: &Popularity,
+    segments: &[SegmentInfo],
+    segment: Option<u16>,
+    categories: bool,
+    now_ms: i64,
+    half_life_ms: f64,
+) -> Tier {
+    let label = |id: u16| {
+        segments
+            .iter()
+            .find(|s| s.id == id)
+            .map(|s| s.label.clone())
+            .unwrap_or_default()
+    };
+    let mut out: Tier = Vec::new();
+    let mut push = |list: Vec<(String, f64)>, base: f64, reason: &dyn Fn(f64) -> String| {
+        let top = list.first().map_or(0.0, |p| p.1).max(f64::MIN_POSITIVE);
+        for (name, w) in list {
+            let score = base + 0.5 * (w / top).clamp(0.0, 1.0);
+            out.push((name, score, reason(w)));
+        }
+    };
+    if categories {
+        let of = |s: &SegmentInfo| -> Vec<(String, f64)> {
+            s.popular_categories
+                .iter()
+                .map(|p| (p.name.clone(), (p.buyers + p.customers) as f64))
+                .collect()
+        };
+        if let Some(s) = segment.and_then(|id| segments.iter().find(|s| s.id == id)) {
+            push(of(s), 0.5, &|_| {
+                format!("popular in segment {} ({})", s.id, s.label)
+            });
+        }
+        let mut all: HashMap<String, f64> = HashMap::new();
+        for s in segments {
+            for (name, w) in of(s) {
+                *all.entry(name).or_default() += w;
+            }
+        }
+        let mut all: Vec<(String, f64)> = all.into_iter().collect();
+        all.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        push(all, 0.0, &|_| "popular with all customers".to_string());
+        return out;
+    }
+    // Items: ranked by everyone's counts. Averaging in the segment's (each relative to its top
+    // item) lowered discovery on the real item log (recall 0.040-0.057 with everyone's alone,
+    // 0.017-0.036 half and half: docs/model.md), so the segment's summary only names the
+    // items that are also among its ten favourites in the reason.
+    let global = popularity.ranked(&popularity.global, now_ms, half_life_ms);
+    let local: HashSet<String> = segment
+        .and_then(|id| popularity.segments.get(usize::from(id)))
+        .map(|list| popularity.ranked(list, now_ms, half_life_ms))
+        .unwrap_or_default()
+        .into_iter()
+        .take(10)
+        .map(|(name, _)| name)
+        .collect();
+    let top = global.first().map_or(0.0, |p| p.1).max(f64::MIN_POSITIVE);
+    for (name, w) in global {
+        let reason = match segment {
+            Some(id) if local.contains(&name) => format!(
+                "popular with all customers lately, and among the favourites of segment {id} ({})",
+                label(id)
+            ),
+            _ => "popular with all customers lately".to_string(),
+        };
+        out.push((name, (w / top).clamp(0.0, 1.0), reason));
+    }
+    out
 }
