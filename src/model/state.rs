@@ -135,29 +135,7 @@ impl ModelState {
     /// Parses the body of a model record of version 3 (before the popularity summary): the
     /// state with an empty summary. Never panics.
     pub fn decode_v3(bytes: &[u8]) -> Result<ModelState, ModelError> {
-        let (state, read) = Self::decode_prefix(bytes)?;
-        if read != bytes.len() {
-            return Err(ModelError::Decode(format!(
-                "{} trailing bytes after the state",
-                bytes.len() - read
-            )));
-        }
-        state.validate()?;
-        Ok(state)
-    }
-
-    /// The state encoded at the front of `bytes` (without its popularity summary), and the
-    /// bytes it took.
-    fn decode_prefix(bytes: &[u8]) -> Result<(ModelState, usize), ModelError> {
-        if bytes.len() > MAX_STATE_BYTES {
-            return Err(ModelError::Decode(format!(
-                "{} bytes exceeds the {MAX_STATE_BYTES}-byte limit",
-                bytes.len()
-            )));
-        }
-        let config = bincode::config::standard().with_limit::<MAX_STATE_BYTES>();
-        bincode::serde::decode_from_slice(bytes, config)
-            .map_err(|e| ModelError::Decode(e.to_string()))
+        Self::decode_body(bytes, false)
     }
 
     /// Parses the body of a model record written by an earlier build (record version 1) and
@@ -177,14 +155,28 @@ impl ModelState {
     /// Never panics, whatever the bytes: truncated, oversized, corrupted or trailing input is a
     /// [`ModelError::Decode`], inconsistent dimensions a [`ModelError::Inconsistent`].
     pub fn decode(bytes: &[u8]) -> Result<ModelState, ModelError> {
-        let (mut state, read) = Self::decode_prefix(bytes)?;
+        Self::decode_body(bytes, true)
+    }
+
+    /// The state, followed (`with_summary`, record version 4) by its popularity summary; all of
+    /// `bytes` must be used and the result must validate.
+    fn decode_body(bytes: &[u8], with_summary: bool) -> Result<ModelState, ModelError> {
+        if bytes.len() > MAX_STATE_BYTES {
+            return Err(ModelError::Decode(format!(
+                "{} bytes exceeds the {MAX_STATE_BYTES}-byte limit",
+                bytes.len()
+            )));
+        }
         let config = bincode::config::standard().with_limit::<MAX_STATE_BYTES>();
-        let rest = &bytes[read..];
-        let (popularity, used): (Popularity, usize) =
-            bincode::serde::decode_from_slice(rest, config)
+        let (mut state, mut read): (ModelState, usize) =
+            bincode::serde::decode_from_slice(bytes, config)
+                .map_err(|e| ModelError::Decode(e.to_string()))?;
+        if with_summary {
+            let (popularity, used) = bincode::serde::decode_from_slice(&bytes[read..], config)
                 .map_err(|e| ModelError::Decode(format!("popularity summary: {e}")))?;
-        state.popularity = popularity;
-        let read = read + used;
+            state.popularity = popularity;
+            read += used;
+        }
         if read != bytes.len() {
             return Err(ModelError::Decode(format!(
                 "{} trailing bytes after the state",

@@ -144,8 +144,10 @@ impl RecordCurrent {
     pub fn decode(key: &dyn Fn() -> String, bytes: &[u8]) -> Result<RecordCurrent> {
         let (version, body) = codec::split_version(key, bytes, PROFILE_FORMAT_VERSION)?;
         match version {
-            5.. => Ok(codec::decode_body::<CurrentV5>(key, body)?.0.into()),
-            4 => Ok(codec::decode_body::<CurrentV4>(key, body)?.0.into()),
+            5.. => Ok(codec::decode_body::<PackedCurrent<Affinity>>(key, body)?
+                .0
+                .into()),
+            4 => Ok(codec::decode_body::<PackedCurrent<()>>(key, body)?.0.into()),
             3 => Ok(codec::decode_body::<CurrentV3>(key, body)?.0.into()),
             _ => Ok(ProfileRecord::decode(key, bytes)?.into_current()),
         }
@@ -219,85 +221,19 @@ pub struct ProfileRecord {
     pub affinity: Affinity,
 }
 
-/// A [`ProfileRecord`] as version 5 writes it (borrowed): version 4 with the affinity after the
-/// propensity.
+/// A [`ProfileRecord`] as versions 4 and 5 write it (borrowed), in the encodings of
+/// `storage/packed.rs`: version 3's fields in version 3's order, and in version 5 the affinity
+/// after the propensity. `A` is `&Affinity` for version 5 and `()` for version 4 (bincode writes
+/// nothing for a unit).
 #[derive(Serialize)]
-struct StoredRefV5<'a> {
+struct PackedRef<'a, A> {
     pending: Option<PendingRef<'a>>,
     version: u64,
     state: StateRef<'a>,
     segment: Option<u16>,
     distance: f32,
     propensity: f32,
-    affinity: &'a Affinity,
-    base: Option<StateRef<'a>>,
-    history: HistoryRef<'a>,
-    #[serde(serialize_with = "window::serialize")]
-    recent_ids: &'a VecDeque<(u64, i64)>,
-    dedupe_floor_ms: Option<i64>,
-}
-
-/// The current version of a version-5 record (see [`RecordCurrent`]).
-#[derive(Deserialize)]
-struct CurrentV5 {
-    pending: Option<PackedPending>,
-    version: u64,
-    state: PackedState,
-    segment: Option<u16>,
-    distance: f32,
-    propensity: f32,
-    affinity: Affinity,
-}
-
-impl From<CurrentV5> for RecordCurrent {
-    fn from(c: CurrentV5) -> RecordCurrent {
-        RecordCurrent {
-            pending: c.pending.map(|p| p.0),
-            version: c.version,
-            state: c.state.0,
-            segment: c.segment,
-            distance: c.distance,
-            propensity: c.propensity,
-            affinity: c.affinity,
-        }
-    }
-}
-
-/// A [`ProfileRecord`] as version 5 stores it: its current version, then the rest.
-#[derive(Deserialize)]
-struct StoredV5 {
-    current: CurrentV5,
-    base: Option<PackedState>,
-    history: PackedHistory,
-    recent_ids: PackedWindow,
-    dedupe_floor_ms: Option<i64>,
-}
-
-impl From<StoredV5> for ProfileRecord {
-    fn from(s: StoredV5) -> ProfileRecord {
-        ProfileRecord::from_parts(
-            s.current.into(),
-            StoredRest {
-                base: s.base.map(|b| b.0),
-                history: s.history.0,
-                recent_ids: s.recent_ids,
-                dedupe_floor_ms: s.dedupe_floor_ms,
-            },
-        )
-    }
-}
-
-/// A [`ProfileRecord`] as version 4 writes it (borrowed): version 3's fields in version 3's
-/// order, in the encodings of `storage/packed.rs` (for compatibility tests).
-#[cfg(any(test, feature = "testing"))]
-#[derive(Serialize)]
-struct StoredRefV4<'a> {
-    pending: Option<PendingRef<'a>>,
-    version: u64,
-    state: StateRef<'a>,
-    segment: Option<u16>,
-    distance: f32,
-    propensity: f32,
+    affinity: A,
     base: Option<StateRef<'a>>,
     history: HistoryRef<'a>,
     #[serde(serialize_with = "window::serialize")]
@@ -319,19 +255,28 @@ struct StatePrefixV4 {
     state: PackedState,
 }
 
-/// The current version of a version-4 record (see [`RecordCurrent`]).
+/// The current version of a version-4 or -5 record (see [`RecordCurrent`]); `A` as in
+/// [`PackedRef`]: `()` reads nothing, and a version-4 record has no lists yet.
 #[derive(Deserialize)]
-struct CurrentV4 {
+struct PackedCurrent<A> {
     pending: Option<PackedPending>,
     version: u64,
     state: PackedState,
     segment: Option<u16>,
     distance: f32,
     propensity: f32,
+    affinity: A,
 }
 
-impl From<CurrentV4> for RecordCurrent {
-    fn from(c: CurrentV4) -> RecordCurrent {
+/// A version-4 record's (absent) engagement lists.
+impl From<()> for Affinity {
+    fn from((): ()) -> Affinity {
+        Affinity::default()
+    }
+}
+
+impl<A: Into<Affinity>> From<PackedCurrent<A>> for RecordCurrent {
+    fn from(c: PackedCurrent<A>) -> RecordCurrent {
         RecordCurrent {
             pending: c.pending.map(|p| p.0),
             version: c.version,
@@ -339,23 +284,23 @@ impl From<CurrentV4> for RecordCurrent {
             segment: c.segment,
             distance: c.distance,
             propensity: c.propensity,
-            affinity: Affinity::default(),
+            affinity: c.affinity.into(),
         }
     }
 }
 
-/// A [`ProfileRecord`] as version 4 stores it: its current version, then the rest.
+/// A [`ProfileRecord`] as versions 4 and 5 store it: its current version, then the rest.
 #[derive(Deserialize)]
-struct StoredV4 {
-    current: CurrentV4,
+struct PackedStored<A> {
+    current: PackedCurrent<A>,
     base: Option<PackedState>,
     history: PackedHistory,
     recent_ids: PackedWindow,
     dedupe_floor_ms: Option<i64>,
 }
 
-impl From<StoredV4> for ProfileRecord {
-    fn from(s: StoredV4) -> ProfileRecord {
+impl<A: Into<Affinity>> From<PackedStored<A>> for ProfileRecord {
+    fn from(s: PackedStored<A>) -> ProfileRecord {
         ProfileRecord::from_parts(
             s.current.into(),
             StoredRest {
@@ -565,22 +510,7 @@ impl ProfileRecord {
 
     /// The stored form: [`PROFILE_FORMAT_VERSION`], then the record in bincode.
     pub fn encode(&self) -> Vec<u8> {
-        codec::encode_as(
-            PROFILE_FORMAT_VERSION,
-            &StoredRefV5 {
-                pending: self.pending.as_ref().map(PendingRef::new),
-                version: self.version,
-                state: StateRef::new(&self.state),
-                segment: self.segment,
-                distance: self.distance,
-                propensity: self.propensity,
-                affinity: &self.affinity,
-                base: self.base.as_ref().map(StateRef::new),
-                history: HistoryRef(&self.history),
-                recent_ids: &self.recent_ids,
-                dedupe_floor_ms: self.dedupe_floor_ms,
-            },
-        )
+        self.encode_packed(PROFILE_FORMAT_VERSION, &self.affinity)
     }
 
     /// The record in the version-4 layout, as builds before [`PROFILE_FORMAT_VERSION`] 5 wrote
@@ -588,15 +518,21 @@ impl ProfileRecord {
     #[doc(hidden)]
     #[cfg(any(test, feature = "testing"))]
     pub fn encode_v4(&self) -> Vec<u8> {
+        self.encode_packed(4, ())
+    }
+
+    /// The record in the packed layout of versions 4 (`affinity` `()`) and 5.
+    fn encode_packed<A: Serialize>(&self, version: u8, affinity: A) -> Vec<u8> {
         codec::encode_as(
-            4,
-            &StoredRefV4 {
+            version,
+            &PackedRef {
                 pending: self.pending.as_ref().map(PendingRef::new),
                 version: self.version,
                 state: StateRef::new(&self.state),
                 segment: self.segment,
                 distance: self.distance,
                 propensity: self.propensity,
+                affinity,
                 base: self.base.as_ref().map(StateRef::new),
                 history: HistoryRef(&self.history),
                 recent_ids: &self.recent_ids,
@@ -640,8 +576,8 @@ impl ProfileRecord {
             1 => codec::decode_whole_body::<StoredV1>(key, body)?.into(),
             2 => codec::decode_whole_body::<StoredV2>(key, body)?.into(),
             3 => codec::decode_whole_body::<StoredV3>(key, body)?.into(),
-            4 => codec::decode_whole_body::<StoredV4>(key, body)?.into(),
-            _ => codec::decode_whole_body::<StoredV5>(key, body)?.into(),
+            4 => codec::decode_whole_body::<PackedStored<()>>(key, body)?.into(),
+            _ => codec::decode_whole_body::<PackedStored<Affinity>>(key, body)?.into(),
         })
     }
 
