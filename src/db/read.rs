@@ -449,7 +449,9 @@ impl Db {
             return Ok(None);
         };
         let model = self.model();
-        let Some((seg, _)) = model.segments.assign(&self.as_of_now(&rec.state, &model)) else {
+        // The profile as of now: its nearest segment, and its engaged items for the suggestions.
+        let profile = Profile::evaluate(customer_id, rec, &model, &self.inner.layout);
+        let Some(seg) = profile.segment.map(usize::from) else {
             return Err(Error::invalid_argument(
                 "segment",
                 "segments are not seeded yet; strategies need segments",
@@ -486,8 +488,7 @@ impl Db {
             if chosen.action == "new_product" {
                 options = options.exclude_purchased();
             }
-            let profile = self.profile(customer_id)?;
-            chosen.suggestions = self.suggestions(profile.as_ref(), &model, &described, 3, options);
+            chosen.suggestions = self.suggestions(Some(&profile), &model, &described, 3, options);
         }
         Ok(Some(chosen))
     }

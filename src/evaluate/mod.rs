@@ -496,7 +496,10 @@ pub fn evaluate(
                             let list = db.recommend(id, 2 * recommend::K, options)?;
                             Ok(list.into_iter().map(|s| s.name).collect())
                         };
-                        let profiles = engaged_profiles(&db)?;
+                        let profiles = db
+                            .profiles()
+                            .filter(|p| p.as_ref().map_or(true, |p| p.event_count > 0))
+                            .collect::<Result<Vec<Profile>>>()?;
                         Some(t.report(at, &profiles, &bought_after[i], &mut persona)?)
                     }
                     None => None,
@@ -546,21 +549,6 @@ fn profiles_as_of(db: &Db, at: i64, mut each: impl FnMut(Profile)) -> Result<()>
         ));
     }
     Ok(())
-}
-
-/// Every profile with events, as `Db::profile` gives it (with its engagement lists).
-fn engaged_profiles(db: &Db) -> Result<Vec<Profile>> {
-    let model = db.model();
-    let store = db.store();
-    let mut out = Vec::new();
-    for item in store.scan_profiles() {
-        let (id, bytes) = item?;
-        let rec = store.decode_profile_current(&id, &bytes)?;
-        if rec.state.event_count > 0 {
-            out.push(Profile::evaluate(&id, rec, &model, db.layout()));
-        }
-    }
-    Ok(out)
 }
 
 /// The raw feature vector as of `at` of every customer with events.
