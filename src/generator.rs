@@ -31,6 +31,15 @@
 //! events the selection sampling keeps); the truth file still names each customer's original
 //! persona.
 //!
+//! **Items.** With [`GeneratorConfig::items`] > 0, every event of a kind that engages with a
+//! product (`kind_weight` > 0: not search, refund or complaint) names an item of its category,
+//! `<category>-<j>`, from a catalogue of `items` split evenly over the categories. Half of them
+//! are *staples*, drawn from three per category that belong to the customer or, as often, to
+//! their persona (so customers of one persona buy the same things: co-occurrence); the other
+//! half come from the whole category, skewed to its first items (the bestsellers: index
+//! `⌊u³·n⌋`). Items use a random stream of their own: the other fields of every event are the
+//! same with or without them.
+//!
 //! Guarantees of [`Generator`]: exactly `events` events, timestamps non-decreasing and inside
 //! `[start_ms, start_ms + days·86 400 000)`, every event passes [`Event::validate`], unique ids
 //! `e0`, `e1`, …, customer ids `c000000`, `c000001`, …, the same sequence for the same config, and
@@ -40,6 +49,7 @@
 //! selection sampling keeps exactly `events` of them, uniformly at random.
 
 use crate::event::{Event, EventKind, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
+use crate::features::affinity::kind_weight;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Exp1, StandardNormal};
 use rand_pcg::{Pcg32, Pcg64};
@@ -57,6 +67,10 @@ pub const CATEGORIES: [&str; 10] =
     ["books", "electronics", "fashion", "home", "beauty", "sports", "toys", "grocery", "garden", "music"];
 
 const DAY_MS: f64 = 86_400_000.0;
+/// With items: the share of events naming one of the customer's or their persona's staples.
+const STAPLE_SHARE: f64 = 0.5;
+/// Staples per customer (and per persona) and category.
+const STAPLES: u32 = 3;
 const ENGAGED_DAYS: f64 = 15.0;
 const IDLE_DAYS: f64 = 20.0;
 const P_ENGAGED: f64 = ENGAGED_DAYS / (ENGAGED_DAYS + IDLE_DAYS);
@@ -193,6 +207,9 @@ pub struct GeneratorConfig {
     /// stationary behaviour. A time outside the period changes nothing (after it) or everything
     /// (before it).
     pub drift_at_ms: Option<i64>,
+    /// Size of the product catalogue events name items from (`0`, the default: events name no
+    /// item). See the [module documentation](self), "Items".
+    pub items: u32,
 }
 
 impl Default for GeneratorConfig {
@@ -204,6 +221,7 @@ impl Default for GeneratorConfig {
             start_ms: DEFAULT_START_MS,
             days: 120,
             drift_at_ms: None,
+            items: 0,
         }
     }
 }
@@ -342,6 +360,9 @@ pub struct Generator {
     /// Pending event of every customer that has one: `(time, customer index)`, earliest first.
     heap: BinaryHeap<Reverse<(i64, u32)>>,
     attr_rng: Pcg64,
+    /// Draws the items (a stream of its own: with or without items, the other fields are the
+    /// same).
+    item_rng: Pcg64,
     candidates_left: u64,
     wanted_left: u64,
     emitted: u64,
@@ -406,6 +427,7 @@ impl Generator {
         }
         Ok(Generator {
             attr_rng: Pcg64::seed_from_u64(mix(cfg.seed, 0x4154_5452)),
+            item_rng: Pcg64::seed_from_u64(mix(cfg.seed, 0x4954_454d)),
             wanted_left: cfg.events,
             cfg,
             customers,
@@ -484,6 +506,12 @@ impl Generator {
         } else {
             Some(CATEGORIES[rng.gen_range(0..CATEGORIES.len())])
         };
+        let item = match category {
+            Some(c) if self.cfg.items > 0 && kind_weight(kind) > 0.0 => {
+                Some(self.item(index, persona, c))
+            }
+            _ => None,
+        };
         Event {
             event_id: Some(format!("e{}", self.emitted)),
             customer_id: customer_id(u64::from(index)),
@@ -491,8 +519,31 @@ impl Generator {
             kind,
             value,
             category: category.map(str::to_string),
-            item: None,
+            item,
         }
+    }
+
+    /// An item of `category` for customer `index` (see the module docs, "Items").
+    fn item(&mut self, index: u32, persona: Persona, category: &str) -> String {
+        let per_category = (self.cfg.items as usize / CATEGORIES.len()).max(1) as u64;
+        let c = CATEGORIES.iter().position(|&x| x == category).unwrap_or(0) as u64;
+        let rng = &mut self.item_rng;
+        let u = rng.gen::<f64>();
+        let j = if u < STAPLE_SHARE {
+            // One of the customer's own staples, or one of their persona's.
+            let r = rng.gen_range(0..STAPLES) as u64;
+            let owner = if rng.gen::<bool>() {
+                u64::from(index)
+            } else {
+                1 << 40 | persona as u64
+            };
+            mix(self.cfg.seed ^ owner, c * 64 + r) % per_category
+        } else {
+            // The catalogue's long tail: a few bestsellers, many rarely bought items.
+            let v = rng.gen::<f64>();
+            ((v * v * v * per_category as f64) as u64).min(per_category - 1)
+        };
+        format!("{category}-{j}")
     }
 }
 
@@ -553,8 +604,23 @@ impl std::iter::FusedIterator for Generator {}
 /// # Errors
 /// Any I/O error of `w`.
 pub fn write_csv<W: Write>(events: impl IntoIterator<Item = Event>, w: W) -> io::Result<u64> {
+    write_csv_with(events, w, false)
+}
+
+/// [`write_csv`], with an `item` column after `category` when `items` (empty for events
+/// without one).
+///
+/// # Errors
+/// Any I/O error of `w`.
+pub fn write_csv_with<W: Write>(
+    events: impl IntoIterator<Item = Event>,
+    w: W,
+    items: bool,
+) -> io::Result<u64> {
     let mut out = csv::Writer::from_writer(w);
-    out.write_record("event_id,customer_id,timestamp,kind,value,category".split(','))?;
+    let header = "event_id,customer_id,timestamp,kind,value,category,item";
+    let columns = if items { 7 } else { 6 };
+    out.write_record(header.split(',').take(columns))?;
     let (mut ts, mut value, mut n) = (String::new(), String::new(), 0u64);
     for e in events {
         ts.clear();
@@ -563,14 +629,16 @@ pub fn write_csv<W: Write>(events: impl IntoIterator<Item = Event>, w: W) -> io:
         if let Some(v) = e.value {
             let _ = write!(value, "{v}");
         }
-        out.write_record([
+        let row = [
             e.event_id.as_deref().unwrap_or(""),
             &e.customer_id,
             &ts,
             e.kind.as_str(),
             &value,
             e.category.as_deref().unwrap_or(""),
-        ])?;
+            e.item.as_deref().unwrap_or(""),
+        ];
+        out.write_record(&row[..columns])?;
         n += 1;
     }
     out.flush()?;
@@ -588,6 +656,8 @@ struct JsonRow<'a> {
     value: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     category: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    item: Option<&'a str>,
 }
 
 /// Writes events as JSON Lines: one object per line with fields `event_id`, `customer_id`,
@@ -607,6 +677,7 @@ pub fn write_jsonl<W: Write>(events: impl IntoIterator<Item = Event>, w: W) -> i
             kind: e.kind,
             value: e.value,
             category: e.category.as_deref(),
+            item: e.item.as_deref(),
         };
         serde_json::to_writer(&mut out, &row)?;
         out.write_all(b"\n")?;

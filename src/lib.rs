@@ -99,6 +99,7 @@ mod storage;
 #[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod testing;
+mod together;
 
 pub use config::{Config, DriftReaction, Durability};
 pub use db::{

@@ -34,6 +34,11 @@ pub struct Args {
     /// truth file keeps the original personas.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     drift_at: Option<i64>,
+    /// Name items from a catalogue of N products (0: no item column). Half the engagements are
+    /// staples of the customer or of their persona, the rest skewed to each category's
+    /// bestsellers.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    items: u32,
 }
 
 fn parse_time(s: &str) -> std::result::Result<i64, String> {
@@ -47,6 +52,7 @@ pub fn run(args: &Args) -> Result<()> {
         seed: args.seed,
         days: args.days,
         drift_at_ms: args.drift_at,
+        items: args.items,
         ..GeneratorConfig::default()
     };
     let jsonl = match args.format.as_deref() {
@@ -74,13 +80,14 @@ pub fn run(args: &Args) -> Result<()> {
 /// `import` reads it); returns how many.
 pub fn write_events(cfg: &GeneratorConfig, out: &PathBuf, jsonl: bool) -> Result<u64> {
     let gen = Generator::new(cfg.clone())?;
+    let items = cfg.items > 0;
     let f =
         std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     let write = |w: &mut dyn std::io::Write| -> std::io::Result<u64> {
         if jsonl {
             generator::write_jsonl(gen, w)
         } else {
-            generator::write_csv(gen, w)
+            generator::write_csv_with(gen, w, items)
         }
     };
     let gzip = out

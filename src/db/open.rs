@@ -4,6 +4,7 @@
 use super::*;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::features::affinity::HALF_LIFE_FACTOR;
 use crate::features::vector::FeatureLayout;
 use crate::features::FeatureParams;
 use crate::index::LookalikeIndex;
@@ -11,6 +12,7 @@ use crate::model::ModelState;
 use crate::pipeline::{self, Request, Shared};
 use crate::query::segments;
 use crate::storage::Store;
+use crate::together::Together;
 use parking_lot::{Mutex, RwLock};
 use std::path::Path;
 use std::sync::atomic::AtomicUsize;
@@ -106,6 +108,11 @@ impl Inner {
     pub(super) fn close(&self) -> Result<()> {
         self.stop_background.lock().take();
         self.shared.lookalikes.stop_build();
+        self.shared.together.stop_build();
+        if let Some(builder) = self.together_builder.lock().take() {
+            // As for the lookalike index: a panicked rebuild only loses the co-occurrence tier.
+            let _ = builder.join();
+        }
         if let IndexBuilder::Started(builder) =
             std::mem::replace(&mut *self.index_builder.lock(), IndexBuilder::Closed)
         {
@@ -195,6 +202,8 @@ impl Db {
             );
         }
         let queue = recover_queue(&store, &config, &model)?;
+        // A store whose events never named an item has no co-occurrence to rebuild.
+        let items_seen = !model.popularity.global.is_empty();
         let shared = Arc::new(Shared {
             model: RwLock::new(Arc::new(model.clone())),
             faults: Default::default(),
@@ -202,6 +211,10 @@ impl Db {
             snapshots: RwLock::new(Vec::new()),
             counters: Default::default(),
             lookalikes: Arc::new(LookalikeIndex::new(layout.clone(), config.model.segments)),
+            together: Arc::new(Together::new(
+                params.half_life_ms * HALF_LIFE_FACTOR,
+                items_seen,
+            )),
         });
         let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity);
         let seed = config.model.seed;
@@ -220,11 +233,22 @@ impl Db {
             shared.clone(),
             rx,
         )?;
+        let together_builder = if items_seen {
+            let (table, store) = (shared.together.clone(), store.clone());
+            Some(
+                std::thread::Builder::new()
+                    .name("persona-co-occurrence".into())
+                    .spawn(move || table.build(&store))?,
+            )
+        } else {
+            None
+        };
         let db = Db {
             inner: Arc::new(Inner {
                 store,
                 tx,
                 shared,
+                together_builder: Mutex::new(together_builder),
                 layout,
                 config,
                 writer: Mutex::new(Some(writer)),

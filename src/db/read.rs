@@ -561,6 +561,15 @@ impl Db {
             model.watermark_ms,
             self.inner.layout.params().half_life_ms * HALF_LIFE_FACTOR,
         );
-        recommend::suggest(profile, &tiers, n, options)
+        let related = match profile {
+            Some(p) if options.catalogue == Catalogue::Items && !p.top_items.is_empty() => self
+                .inner
+                .shared
+                .together
+                .read(|table| recommend::related(table, &p.top_items))
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        recommend::suggest(profile, &related, &tiers, n, options)
     }
 }

@@ -31,12 +31,13 @@ use super::{Ack, Item};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::wall_clock_ms;
-use crate::features::affinity::HALF_LIFE_FACTOR;
+use crate::features::affinity::{Engaged, HALF_LIFE_FACTOR};
 use crate::features::vector::FeatureLayout;
 use crate::features::{CompactEvent, ProfileOp};
 use crate::model::ModelState;
 use crate::storage::record::{PendingExample, ProfileRecord, RecordState};
 use crate::storage::{queue, Store};
+use crate::together::TakenUp;
 use crate::Event;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
@@ -448,6 +449,11 @@ impl Engine {
             &params,
             self.config.history_versions,
         );
+        let listed = |items: &[Engaged], item: &str| items.iter().any(|x| x.name == item);
+        let new_item = e
+            .item
+            .as_deref()
+            .filter(|item| !listed(&w.record.affinity.items, item));
         w.record.affinity.observe(
             e.kind,
             e.item.as_deref(),
@@ -456,6 +462,10 @@ impl Engine {
             params.half_life_ms * HALF_LIFE_FACTOR,
             self.config.top_items,
         );
+        if let Some(item) = new_item.filter(|item| listed(&w.record.affinity.items, item)) {
+            let items = &w.record.affinity.items;
+            b.taken_up.push(TakenUp::of(item, items, e.timestamp_ms));
+        }
         let x = self.layout.vector(&w.record.state, now);
         let (seg, z) = observe(&mut self.model, &x);
         let p = self.model.propensity.predict(&z);

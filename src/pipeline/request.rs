@@ -148,6 +148,8 @@ pub(crate) struct Shared {
     pub(crate) counters: Counters,
     /// The compact vectors scanned by indexed `similar`, updated after each commit.
     pub(crate) lookalikes: Arc<LookalikeIndex>,
+    /// The co-occurrence table of `recommend`, updated after each commit.
+    pub(crate) together: Arc<crate::together::Together>,
 }
 
 /// Running totals the writer keeps of what it committed (relaxed atomics: read for reporting).

@@ -19,6 +19,7 @@
 
 use super::{Engagement, Profile, SegmentInfo};
 use crate::model::popularity::Popularity;
+use crate::together::{Table, PAIRED};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 
@@ -75,10 +76,39 @@ pub struct Suggestion {
 /// A popular tier's entries: (name, score, reason), best first.
 pub(crate) type Tier = Vec<(String, f64, String)>;
 
-/// The suggestions for `profile` (None: an unknown customer): their own, then `popular` (the
-/// segment's and everyone's tiers, see [`popular_tiers`]).
+/// An item related to the customer's own ([`related`]): name, score, and the customer's item
+/// that contributed most to it.
+pub(crate) type Related = (String, f64, String);
+
+/// The items related to the customer's most engaged `own` ones in the co-occurrence table:
+/// each related item scores the sum over the customer's items of their engagement times the
+/// relatedness (`together.rs`), best first (ties by name).
+pub(crate) fn related(table: &Table, own: &[Engagement]) -> Vec<Related> {
+    let mut scores: HashMap<&str, (f64, f64, &str)> = HashMap::new();
+    for e in own.iter().take(PAIRED) {
+        for (name, r) in table.related(&e.name) {
+            let s = scores.entry(name).or_insert((0.0, 0.0, &e.name));
+            s.0 += e.weight * r;
+            if e.weight * r > s.1 {
+                (s.1, s.2) = (e.weight * r, &e.name);
+            }
+        }
+    }
+    let mut out: Vec<Related> = scores
+        .into_iter()
+        .filter(|(_, s)| s.0 > 0.0)
+        .map(|(name, (score, _, with))| (name.to_string(), score, with.to_string()))
+        .collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    out
+}
+
+/// The suggestions for `profile` (None: an unknown customer): their own items blended with the
+/// items `related` to them, then `popular` (the segment's and everyone's tiers, see
+/// [`popular_tiers`]).
 pub(crate) fn suggest(
     profile: Option<&Profile>,
+    related: &[Related],
     popular: &[(String, f64, String)],
     n: usize,
     options: RecommendOptions,
@@ -108,20 +138,44 @@ pub(crate) fn suggest(
             });
         }
     };
-    // 1. The customer's own.
-    let top = own.first().map_or(0.0, |e| e.weight).max(f64::MIN_POSITIVE);
+    // 1. The customer's own and the related items: each list's share of its total, added.
+    let share = |total: f64| if total > 0.0 { 1.0 / total } else { 0.0 };
+    let own_share = share(own.iter().map(|e| e.weight).sum());
+    let related_share = share(related.iter().map(|r| r.1).sum());
+    let mut first: HashMap<&str, (f64, String)> = HashMap::new();
+    for r in related {
+        let verb = match own.iter().find(|e| e.name == r.2) {
+            Some(e) if e.purchases > 0 => "bought",
+            _ => "engaged with",
+        };
+        let reason = format!("customers who {verb} {} often take it too", r.2);
+        first.insert(&r.0, (r.1 * related_share, reason));
+    }
+    if !categories {
+        let popular_share = share(popular.iter().map(|p| p.1).sum());
+        for (name, score, reason) in popular {
+            let entry = first.entry(name).or_insert((0.0, reason.clone()));
+            entry.0 += score * popular_share;
+        }
+    }
     for e in own {
         let reason = match e.purchases {
             0 => format!("engaged with it before, last on {}", day(e.last_ms)),
             1 => format!("bought it before, on {}", day(e.last_ms)),
             k => format!("bought it {k}× before, last on {}", day(e.last_ms)),
         };
-        offer(
-            &mut out,
-            &e.name,
-            1.0 + (e.weight / top).clamp(0.0, 1.0),
-            reason,
-        );
+        let entry = first.entry(&e.name).or_insert((0.0, String::new()));
+        entry.0 += e.weight * own_share;
+        entry.1 = reason;
+    }
+    let mut first: Vec<(&str, f64, String)> = first
+        .into_iter()
+        .map(|(name, (score, reason))| (name, score, reason))
+        .collect();
+    first.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    let top = first.first().map_or(0.0, |f| f.1).max(f64::MIN_POSITIVE);
+    for (name, score, reason) in first {
+        offer(&mut out, name, 1.0 + (score / top).clamp(0.0, 1.0), reason);
     }
     // 2. The segment's, 3. everyone's.
     for (name, score, reason) in popular {

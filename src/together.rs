@@ -1,0 +1,530 @@
+//! "Bought together": which items customers take up alongside which, the co-occurrence tier
+//! of [`crate::Db::recommend`] ("often bought with X").
+//!
+//! **What is counted.** For every item, the customers who took it up (decayed), and for every
+//! pair of items, the customers who had both among their [`PAIRED`] most engaged items. The
+//! writer counts a customer when an item *enters* their engagement list
+//! (`features/affinity.rs`): the item's count grows by one, and each pair it forms with the
+//! customer's other [`PAIRED`] most engaged items grows by one. Counts decay with the
+//! engagement lists' half-life (90 days by default), kept with *forward decay*: an increment
+//! at time `t` adds `2^((t - base) / half_life)`, so nothing is rescaled per event and every
+//! count is comparable with every other (the relatedness below is a ratio of them).
+//!
+//! **Bounded.** At most [`MAX_ITEMS`] items (when full, the eighth least taken up are dropped,
+//! with every pair naming them) and, per item, its [`NEIGHBOURS`] most co-occurring others, a
+//! Space-Saving list: an item that is not listed when the list is full replaces the least
+//! counted one and starts from its count. About 300 bytes per item at most: 20 MB for a
+//! catalogue of 65,536 items, whatever the number of customers or events.
+//!
+//! **Relatedness** of `y` to `x` is the cosine of their customer sets,
+//! `pair(x, y) / sqrt(count(x) · count(y))`: an item everybody takes does not come out related
+//! to everything.
+//!
+//! **Derived, like the lookalike index.** The table is not stored: it is a function of what
+//! the records hold (their engagement lists), so it costs no writes. It lives in memory,
+//! updated after each committed batch; at open it is rebuilt by a background scan of the
+//! records (every customer's [`PAIRED`] most engaged items, each pair at the later time of the
+//! two), which a store that never saw an item skips. Queries wait for the scan. While it
+//! runs, a customer the writer updates is counted by the writer and skipped by the scan.
+//! Holds no customer id (outside that skip list): erasing a customer leaves the counts, which
+//! are aggregates of many customers.
+
+use crate::features::affinity::Engaged;
+use crate::storage::Store;
+use compact_str::CompactString;
+use parking_lot::{Condvar, Mutex, RwLock};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// A customer's most engaged items that form pairs.
+pub(crate) const PAIRED: usize = 16;
+/// Co-occurring items kept per item at most.
+pub(crate) const NEIGHBOURS: usize = 512;
+/// Co-occurring items kept in all (12 bytes each): once reached, lists stop growing and a new
+/// pair replaces the least counted of its list.
+pub(crate) const MAX_PAIRS: usize = 4 << 20;
+/// Items kept at most.
+pub(crate) const MAX_ITEMS: usize = 65_536;
+/// Forward-decay exponents are kept below this many half-lives from the base (then every
+/// count is rescaled once and the base moves).
+const MAX_EXPONENT: f64 = 48.0;
+
+/// One item taken up by a customer: what the writer reports for the table after a commit.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TakenUp {
+    /// The item that entered the customer's list.
+    pub(crate) item: CompactString,
+    /// The customer's other most engaged items at that time (at most [`PAIRED`] - 1).
+    pub(crate) with: Vec<CompactString>,
+    /// The event time, unix ms.
+    pub(crate) t_ms: i64,
+}
+
+impl TakenUp {
+    /// What `item` entering the engagement list `items` (already holding it) at `t_ms` adds.
+    pub(crate) fn of(item: &str, items: &[Engaged], t_ms: i64) -> TakenUp {
+        let mut others: Vec<&Engaged> = items.iter().filter(|e| e.name != item).collect();
+        others.sort_by(|a, b| {
+            b.weight
+                .total_cmp(&a.weight)
+                .then_with(|| a.name.cmp(&b.name))
+        });
+        TakenUp {
+            item: CompactString::from(item),
+            with: others
+                .into_iter()
+                .take(PAIRED - 1)
+                .map(|e| e.name.clone())
+                .collect(),
+            t_ms,
+        }
+    }
+}
+
+/// One co-occurring item in another's list.
+#[derive(Debug, Clone, Copy)]
+struct Neighbour {
+    slot: u32,
+    /// Forward-decayed pair count, an upper bound: it includes `inherited`.
+    count: f32,
+    /// The count inherited from the entry it replaced in a full list (Space-Saving's error):
+    /// `count - inherited` is a lower bound of the true count, and what relatedness uses.
+    inherited: f32,
+}
+
+#[derive(Debug, Default)]
+struct Item {
+    /// Empty for a free slot.
+    name: CompactString,
+    /// Customers who took it up (forward-decayed).
+    count: f32,
+    /// Co-occurring items.
+    neighbours: Vec<Neighbour>,
+}
+
+/// The counts (see the module docs).
+#[derive(Debug, Default)]
+pub(crate) struct Table {
+    slots: HashMap<CompactString, u32>,
+    items: Vec<Item>,
+    free: Vec<u32>,
+    /// Neighbour entries in all lists.
+    pairs: usize,
+    /// The time of weight 1 (None until the first count).
+    base_ms: Option<i64>,
+    half_life_ms: f64,
+}
+
+impl Table {
+    /// An empty table whose counts halve every `half_life_ms`.
+    pub(crate) fn new(half_life_ms: f64) -> Table {
+        Table {
+            half_life_ms,
+            ..Table::default()
+        }
+    }
+
+    /// Items counted.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The weight of one customer at `t_ms`.
+    fn weight(&mut self, t_ms: i64) -> f32 {
+        if self.half_life_ms <= 0.0 {
+            return 1.0;
+        }
+        let base = *self.base_ms.get_or_insert(t_ms);
+        let e = (t_ms - base) as f64 / self.half_life_ms;
+        if e > MAX_EXPONENT {
+            // Move the base to `t_ms`: every count shrinks by 2^-e.
+            let f = (-e).exp2() as f32;
+            for item in &mut self.items {
+                item.count *= f;
+                for n in &mut item.neighbours {
+                    n.count *= f;
+                    n.inherited *= f;
+                }
+            }
+            self.base_ms = Some(t_ms);
+            return 1.0;
+        }
+        // Older than the base by many half-lives: too small to matter, not zero.
+        e.max(-MAX_EXPONENT).exp2() as f32
+    }
+
+    /// The slot of `name`, listing it if needed (dropping the least taken up when full).
+    fn slot(&mut self, name: &str) -> u32 {
+        if let Some(&s) = self.slots.get(name) {
+            return s;
+        }
+        if self.slots.len() >= MAX_ITEMS {
+            self.shed();
+        }
+        let s = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.items.push(Item::default());
+                (self.items.len() - 1) as u32
+            }
+        };
+        self.items[s as usize].name = CompactString::from(name);
+        self.slots.insert(CompactString::from(name), s);
+        s
+    }
+
+    /// Drops the eighth least taken-up items and every pair naming them.
+    fn shed(&mut self) {
+        let mut counts: Vec<(f32, u32)> = self
+            .slots
+            .values()
+            .map(|&s| (self.items[s as usize].count, s))
+            .collect();
+        counts.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let dropped: HashSet<u32> = counts.iter().take(MAX_ITEMS / 8).map(|&(_, s)| s).collect();
+        for &s in &dropped {
+            let item = std::mem::take(&mut self.items[s as usize]);
+            self.pairs -= item.neighbours.len();
+            self.slots.remove(&item.name);
+            self.free.push(s);
+        }
+        for item in &mut self.items {
+            let before = item.neighbours.len();
+            item.neighbours.retain(|n| !dropped.contains(&n.slot));
+            self.pairs -= before - item.neighbours.len();
+        }
+    }
+
+    /// Adds `w` to `y` in `x`'s list (Space-Saving when full).
+    fn pair_one_way(&mut self, x: u32, y: u32, w: f32) {
+        let list = &mut self.items[x as usize].neighbours;
+        if let Some(n) = list.iter_mut().find(|n| n.slot == y) {
+            n.count += w;
+        } else if list.len() < NEIGHBOURS && self.pairs < MAX_PAIRS {
+            self.pairs += 1;
+            list.push(Neighbour {
+                slot: y,
+                count: w,
+                inherited: 0.0,
+            });
+        } else if let Some(least) = list.iter_mut().min_by(|a, b| a.count.total_cmp(&b.count)) {
+            *least = Neighbour {
+                slot: y,
+                count: least.count + w,
+                inherited: least.count,
+            };
+        }
+    }
+
+    /// Counts one customer taking up `item` with their other most engaged `with` items.
+    pub(crate) fn take_up(&mut self, t: &TakenUp) {
+        let w = self.weight(t.t_ms);
+        let x = self.slot(&t.item);
+        self.items[x as usize].count += w;
+        for other in t.with.iter().take(PAIRED - 1) {
+            if *other == t.item {
+                continue;
+            }
+            let y = self.slot(other);
+            // Listing `other` may have shed `item`'s slot: look it up again.
+            let Some(&x) = self.slots.get(&t.item) else {
+                return;
+            };
+            self.pair_one_way(x, y, w);
+            self.pair_one_way(y, x, w);
+        }
+    }
+
+    /// Counts one stored customer's list, as the rebuild at open does: each of their
+    /// [`PAIRED`] most engaged items at its last time, each pair at the later time of the two.
+    pub(crate) fn count_list(&mut self, items: &[Engaged]) {
+        let mut top: Vec<&Engaged> = items.iter().collect();
+        top.sort_by(|a, b| {
+            b.weight
+                .total_cmp(&a.weight)
+                .then_with(|| a.name.cmp(&b.name))
+        });
+        top.truncate(PAIRED);
+        let slots: Vec<(u32, i64)> = top
+            .iter()
+            .map(|e| {
+                let w = self.weight(e.last_ms);
+                let s = self.slot(&e.name);
+                self.items[s as usize].count += w;
+                (s, e.last_ms)
+            })
+            .collect();
+        // Shedding while listing could have freed a slot listed earlier: keep the live ones.
+        let live: Vec<(u32, i64)> = slots
+            .into_iter()
+            .zip(&top)
+            .filter(|((s, _), e)| self.items[*s as usize].name == e.name)
+            .map(|(s, _)| s)
+            .collect();
+        for (i, &(x, tx)) in live.iter().enumerate() {
+            for &(y, ty) in &live[i + 1..] {
+                let w = self.weight(tx.max(ty));
+                self.pair_one_way(x, y, w);
+                self.pair_one_way(y, x, w);
+            }
+        }
+    }
+
+    /// The items related to `item`, with their relatedness (cosine, in `(0, 1]`), unordered.
+    pub(crate) fn related(&self, item: &str) -> Vec<(&str, f64)> {
+        let Some(&x) = self.slots.get(item) else {
+            return Vec::new();
+        };
+        let it = &self.items[x as usize];
+        let cx = f64::from(it.count);
+        it.neighbours
+            .iter()
+            .filter_map(|n| {
+                let other = &self.items[n.slot as usize];
+                let d = (cx * f64::from(other.count)).sqrt();
+                let c = f64::from(n.count - n.inherited);
+                (d > 0.0 && c > 0.0).then(|| (other.name.as_str(), (c / d).min(1.0)))
+            })
+            .collect()
+    }
+
+    /// Whether the table is sound (for tests): every listed name maps to its slot, no pair
+    /// names a free slot, lists within their bounds.
+    #[cfg(test)]
+    fn is_consistent(&self) -> bool {
+        self.slots.len() <= MAX_ITEMS
+            && self.pairs <= MAX_PAIRS
+            && self.pairs == self.items.iter().map(|i| i.neighbours.len()).sum::<usize>()
+            && self
+                .slots
+                .iter()
+                .all(|(name, &s)| self.items[s as usize].name == *name)
+            && self.items.iter().all(|it| {
+                it.neighbours.len() <= NEIGHBOURS
+                    && it
+                        .neighbours
+                        .iter()
+                        .all(|n| !self.items[n.slot as usize].name.is_empty())
+            })
+    }
+
+    /// Approximate heap bytes (for benchmarks).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let per_item = std::mem::size_of::<Item>() + 2 * std::mem::size_of::<CompactString>() + 8;
+        self.items.len() * per_item
+            + self
+                .items
+                .iter()
+                .map(|i| i.neighbours.capacity() * std::mem::size_of::<Neighbour>())
+                .sum::<usize>()
+    }
+}
+
+/// How the rebuild at open ended.
+#[derive(Debug, Clone, PartialEq)]
+enum Build {
+    Running,
+    Done,
+    Failed(String),
+}
+
+/// The table with its rebuild (see the module docs).
+pub(crate) struct Together {
+    table: RwLock<Table>,
+    /// Customers the writer counted while the scan runs (the scan skips them).
+    written_while_building: Mutex<Option<HashSet<String>>>,
+    state: Mutex<Build>,
+    done: Condvar,
+    stop: AtomicBool,
+}
+
+impl Together {
+    /// A table waiting for its rebuild (`needs_scan`), or complete already (a store that never
+    /// saw an item).
+    pub(crate) fn new(half_life_ms: f64, needs_scan: bool) -> Together {
+        Together {
+            table: RwLock::new(Table::new(half_life_ms)),
+            written_while_building: Mutex::new(needs_scan.then(HashSet::new)),
+            state: Mutex::new(if needs_scan {
+                Build::Running
+            } else {
+                Build::Done
+            }),
+            done: Condvar::new(),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    /// Applies a committed batch: the items its customers took up; `written` are the ids of
+    /// every customer it wrote (the scan, if still running, skips them).
+    pub(crate) fn commit<'a>(&self, taken: &[TakenUp], written: impl Iterator<Item = &'a str>) {
+        if let Some(skip) = self.written_while_building.lock().as_mut() {
+            skip.extend(written.map(str::to_string));
+        }
+        if taken.is_empty() {
+            return;
+        }
+        let mut table = self.table.write();
+        for t in taken {
+            table.take_up(t);
+        }
+    }
+
+    /// Rebuilds the counts from the records (on a thread of its own, from open). Damaged
+    /// records are skipped with a warning.
+    pub(crate) fn build(&self, store: &Store) {
+        let outcome = self.scan(store);
+        *self.written_while_building.lock() = None;
+        let mut state = self.state.lock();
+        *state = match outcome {
+            Ok(()) => Build::Done,
+            Err(why) if self.stop.load(Ordering::Acquire) => {
+                tracing::debug!("co-occurrence rebuild stopped: {why}");
+                Build::Failed(why)
+            }
+            Err(why) => {
+                tracing::warn!("co-occurrence not rebuilt ({why}); recommend goes without it");
+                Build::Failed(why)
+            }
+        };
+        self.done.notify_all();
+    }
+
+    fn scan(&self, store: &Store) -> Result<(), String> {
+        const CHUNK: usize = 1024;
+        let mut pending: Vec<(String, Vec<Engaged>)> = Vec::with_capacity(CHUNK);
+        let flush = |pending: &mut Vec<(String, Vec<Engaged>)>| {
+            let skip = self.written_while_building.lock();
+            let mut table = self.table.write();
+            for (id, items) in pending.drain(..) {
+                if !skip.as_ref().is_some_and(|s| s.contains(&id)) {
+                    table.count_list(&items);
+                }
+            }
+        };
+        for entry in store.scan_profiles() {
+            if self.stop.load(Ordering::Acquire) {
+                return Err("stopped: the store is closing".into());
+            }
+            let (id, bytes) = entry.map_err(|e| e.to_string())?;
+            match store.decode_profile_current(&id, &bytes) {
+                Ok(rec) if rec.affinity.items.len() > 1 => pending.push((id, rec.affinity.items)),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("co-occurrence: skipping a profile: {e}"),
+            }
+            if pending.len() >= CHUNK {
+                flush(&mut pending);
+            }
+        }
+        flush(&mut pending);
+        Ok(())
+    }
+
+    /// Asks a running rebuild to stop (the store is closing).
+    pub(crate) fn stop_build(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+
+    /// Blocks until the rebuild ended; then reads the table (None if the rebuild failed).
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Table) -> T) -> Option<T> {
+        {
+            let mut state = self.state.lock();
+            while *state == Build::Running {
+                self.done.wait(&mut state);
+            }
+            if *state != Build::Done {
+                return None;
+            }
+        }
+        Some(f(&self.table.read()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HALF: f64 = 90.0 * 86_400_000.0;
+
+    fn taken(item: &str, with: &[&str], t_ms: i64) -> TakenUp {
+        TakenUp {
+            item: item.into(),
+            with: with.iter().map(|&w| w.into()).collect(),
+            t_ms,
+        }
+    }
+
+    #[test]
+    fn a_pair_taken_together_is_related_both_ways_and_popularity_alone_is_not() {
+        let mut t = Table::new(HALF);
+        for c in 0..50 {
+            // Everyone takes "bag"; half also take the pair "pen" + "ink".
+            t.take_up(&taken("bag", &[], c));
+            if c % 2 == 0 {
+                t.take_up(&taken("pen", &["bag"], c));
+                t.take_up(&taken("ink", &["pen", "bag"], c));
+            }
+        }
+        let rel = |x: &str| -> HashMap<String, f64> {
+            t.related(x)
+                .into_iter()
+                .map(|(n, r)| (n.to_string(), r))
+                .collect()
+        };
+        assert!((rel("pen")["ink"] - 1.0).abs() < 1e-6);
+        assert!((rel("ink")["pen"] - 1.0).abs() < 1e-6);
+        // bag: 50 customers, 25 with pen: cosine 25 / sqrt(50 * 25).
+        assert!((rel("pen")["bag"] - 25.0 / (50.0f64 * 25.0).sqrt()).abs() < 1e-4);
+        assert!(t.is_consistent());
+    }
+
+    #[test]
+    fn counts_decay_and_the_base_moves_without_changing_relatedness() {
+        let mut t = Table::new(HALF);
+        t.take_up(&taken("a", &[], 0));
+        t.take_up(&taken("b", &["a"], 0));
+        // 60 half-lives later (beyond MAX_EXPONENT): the base moves.
+        let later = (60.0 * HALF) as i64;
+        t.take_up(&taken("c", &["a"], later));
+        let ra: HashMap<&str, f64> = t.related("a").into_iter().collect();
+        assert!(
+            ra["c"] > ra["b"] * 1e6,
+            "the old pair weighs next to nothing: {ra:?}"
+        );
+        assert!(t.is_consistent());
+    }
+
+    #[test]
+    fn memory_stays_bounded_under_a_million_distinct_items() {
+        let mut t = Table::new(HALF);
+        for i in 0..1_000_000i64 {
+            let prev = format!("item-{}", i - 1);
+            t.take_up(&taken(&format!("item-{i}"), &[&prev, "staple"], i));
+        }
+        assert!(t.len() <= MAX_ITEMS);
+        assert!(t.items.len() <= MAX_ITEMS + 1);
+        assert!(t.is_consistent());
+        // The staple every customer took with their item is still counted and related.
+        assert!(t.slots.contains_key("staple"));
+        assert!(t.heap_bytes() < 40 << 20, "{} bytes", t.heap_bytes());
+    }
+
+    #[test]
+    fn a_rebuild_from_lists_relates_what_the_lists_share() {
+        let mut t = Table::new(HALF);
+        let e = |name: &str, weight: f32| Engaged {
+            name: name.into(),
+            weight,
+            purchases: 1,
+            last_ms: 0,
+        };
+        for _ in 0..10 {
+            t.count_list(&[e("pen", 3.0), e("ink", 2.0)]);
+            t.count_list(&[e("pen", 3.0), e("pad", 1.0)]);
+        }
+        let r: HashMap<&str, f64> = t.related("pen").into_iter().collect();
+        assert!((r["ink"] - r["pad"]).abs() < 1e-6);
+        assert!(t.related("ink").iter().all(|(n, _)| *n == "pen"));
+    }
+}
