@@ -98,7 +98,7 @@ struct Item {
     name: CompactString,
     /// Customers who took it up (forward-decayed).
     count: f32,
-    /// Co-occurring items.
+    /// Co-occurring items, by slot (binary-searched).
     neighbours: Vec<Neighbour>,
 }
 
@@ -199,21 +199,34 @@ impl Table {
     /// Adds `w` to `y` in `x`'s list (Space-Saving when full).
     fn pair_one_way(&mut self, x: u32, y: u32, w: f32) {
         let list = &mut self.items[x as usize].neighbours;
-        if let Some(n) = list.iter_mut().find(|n| n.slot == y) {
-            n.count += w;
-        } else if list.len() < NEIGHBOURS && self.pairs < MAX_PAIRS {
-            self.pairs += 1;
-            list.push(Neighbour {
-                slot: y,
-                count: w,
-                inherited: 0.0,
-            });
-        } else if let Some(least) = list.iter_mut().min_by(|a, b| a.count.total_cmp(&b.count)) {
-            *least = Neighbour {
-                slot: y,
-                count: least.count + w,
-                inherited: least.count,
-            };
+        match list.binary_search_by_key(&y, |n| n.slot) {
+            Ok(i) => list[i].count += w,
+            Err(i) if list.len() < NEIGHBOURS && self.pairs < MAX_PAIRS => {
+                self.pairs += 1;
+                let fresh = Neighbour {
+                    slot: y,
+                    count: w,
+                    inherited: 0.0,
+                };
+                list.insert(i, fresh);
+            }
+            Err(_) => {
+                let Some((least, _)) = list
+                    .iter()
+                    .enumerate()
+                    .min_by(|a, b| a.1.count.total_cmp(&b.1.count))
+                else {
+                    return; // no room for a first pair: MAX_PAIRS reached
+                };
+                let inherited = list.remove(least).count;
+                let fresh = Neighbour {
+                    slot: y,
+                    count: inherited + w,
+                    inherited,
+                };
+                let i = list.partition_point(|n| n.slot < y);
+                list.insert(i, fresh);
+            }
         }
     }
 
@@ -271,22 +284,33 @@ impl Table {
         }
     }
 
-    /// The items related to `item`, with their relatedness (cosine, in `(0, 1]`), unordered.
-    pub(crate) fn related(&self, item: &str) -> Vec<(&str, f64)> {
+    /// The items most related to `item` (at most `n`), as (slot, relatedness: the cosine, in
+    /// `(0, 1]`), unordered; [`Table::name`] names a slot.
+    pub(crate) fn related(&self, item: &str, n: usize) -> Vec<(u32, f64)> {
         let Some(&x) = self.slots.get(item) else {
             return Vec::new();
         };
         let it = &self.items[x as usize];
         let cx = f64::from(it.count);
-        it.neighbours
+        let mut out: Vec<(u32, f64)> = it
+            .neighbours
             .iter()
-            .filter_map(|n| {
-                let other = &self.items[n.slot as usize];
-                let d = (cx * f64::from(other.count)).sqrt();
-                let c = f64::from(n.count - n.inherited);
-                (d > 0.0 && c > 0.0).then(|| (other.name.as_str(), (c / d).min(1.0)))
+            .filter_map(|nb| {
+                let d = (cx * f64::from(self.items[nb.slot as usize].count)).sqrt();
+                let c = f64::from(nb.count - nb.inherited);
+                (d > 0.0 && c > 0.0).then(|| (nb.slot, (c / d).min(1.0)))
             })
-            .collect()
+            .collect();
+        if out.len() > n && n > 0 {
+            out.select_nth_unstable_by(n - 1, |a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            out.truncate(n);
+        }
+        out
+    }
+
+    /// The item in `slot` (as [`Table::related`] returns it).
+    pub(crate) fn name(&self, slot: u32) -> &str {
+        &self.items[slot as usize].name
     }
 
     /// Whether the table is sound (for tests): every listed name maps to its slot, no pair
@@ -306,10 +330,12 @@ impl Table {
                         .neighbours
                         .iter()
                         .all(|n| !self.items[n.slot as usize].name.is_empty())
+                    && it.neighbours.windows(2).all(|w| w[0].slot < w[1].slot)
             })
     }
 
     /// Approximate heap bytes (for benchmarks).
+    #[cfg(any(test, feature = "cli"))]
     pub(crate) fn heap_bytes(&self) -> usize {
         let per_item = std::mem::size_of::<Item>() + 2 * std::mem::size_of::<CompactString>() + 8;
         self.items.len() * per_item
@@ -455,6 +481,13 @@ mod tests {
         }
     }
 
+    fn named(t: &Table, item: &str) -> HashMap<String, f64> {
+        t.related(item, NEIGHBOURS)
+            .into_iter()
+            .map(|(s, r)| (t.name(s).to_string(), r))
+            .collect()
+    }
+
     #[test]
     fn a_pair_taken_together_is_related_both_ways_and_popularity_alone_is_not() {
         let mut t = Table::new(HALF);
@@ -466,12 +499,7 @@ mod tests {
                 t.take_up(&taken("ink", &["pen", "bag"], c));
             }
         }
-        let rel = |x: &str| -> HashMap<String, f64> {
-            t.related(x)
-                .into_iter()
-                .map(|(n, r)| (n.to_string(), r))
-                .collect()
-        };
+        let rel = |x: &str| named(&t, x);
         assert!((rel("pen")["ink"] - 1.0).abs() < 1e-6);
         assert!((rel("ink")["pen"] - 1.0).abs() < 1e-6);
         // bag: 50 customers, 25 with pen: cosine 25 / sqrt(50 * 25).
@@ -480,19 +508,40 @@ mod tests {
     }
 
     #[test]
-    fn counts_decay_and_the_base_moves_without_changing_relatedness() {
+    fn recent_pairs_outweigh_old_ones_and_moving_the_base_changes_nothing() {
+        // Ten customers took up x with y long ago, ten x with z three half-lives later.
+        let fill = |t: &mut Table, start: i64| {
+            for _ in 0..10 {
+                t.take_up(&taken("y", &[], start));
+                t.take_up(&taken("x", &["y"], start));
+            }
+            for _ in 0..10 {
+                t.take_up(&taken("z", &[], start + (3.0 * HALF) as i64));
+                t.take_up(&taken("x", &["z"], start + (3.0 * HALF) as i64));
+            }
+        };
         let mut t = Table::new(HALF);
-        t.take_up(&taken("a", &[], 0));
-        t.take_up(&taken("b", &["a"], 0));
-        // 60 half-lives later (beyond MAX_EXPONENT): the base moves.
-        let later = (60.0 * HALF) as i64;
-        t.take_up(&taken("c", &["a"], later));
-        let ra: HashMap<&str, f64> = t.related("a").into_iter().collect();
+        fill(&mut t, 0);
+        let r = named(&t, "x");
+        // x: 10 + 80, y: 10, z: 80 (in weights of the first time).
         assert!(
-            ra["c"] > ra["b"] * 1e6,
-            "the old pair weighs next to nothing: {ra:?}"
+            (r["y"] - 10.0 / (90.0f64 * 10.0).sqrt()).abs() < 1e-4,
+            "{r:?}"
         );
-        assert!(t.is_consistent());
+        assert!(
+            (r["z"] - 80.0 / (90.0f64 * 80.0).sqrt()).abs() < 1e-4,
+            "{r:?}"
+        );
+        // The same 60 half-lives after a first count: the base moves, relatedness does not.
+        let mut moved = Table::new(HALF);
+        moved.take_up(&taken("w", &[], 0));
+        fill(&mut moved, (60.0 * HALF) as i64);
+        let m = named(&moved, "x");
+        assert!(moved.base_ms.is_some_and(|b| b > 0));
+        for k in ["y", "z"] {
+            assert!((m[k] - r[k]).abs() < 1e-4, "{m:?} against {r:?}");
+        }
+        assert!(t.is_consistent() && moved.is_consistent());
     }
 
     #[test]
@@ -523,8 +572,8 @@ mod tests {
             t.count_list(&[e("pen", 3.0), e("ink", 2.0)]);
             t.count_list(&[e("pen", 3.0), e("pad", 1.0)]);
         }
-        let r: HashMap<&str, f64> = t.related("pen").into_iter().collect();
+        let r = named(&t, "pen");
         assert!((r["ink"] - r["pad"]).abs() < 1e-6);
-        assert!(t.related("ink").iter().all(|(n, _)| *n == "pen"));
+        assert!(named(&t, "ink").keys().all(|n| n == "pen"));
     }
 }

@@ -73,6 +73,8 @@ pub struct BenchConfig {
     pub queries: usize,
     /// Indexed `similar` queries timed.
     pub similar_queries: usize,
+    /// Catalogue size of the generated events' items (0: events name no item).
+    pub items: u32,
     /// Of those, how many also run the exact scan for recall.
     pub recall_queries: usize,
     /// Skip the refit + re-segmentation after the ingest.
@@ -149,6 +151,7 @@ impl BenchConfig {
             seed: 42,
             queries: 10_000,
             similar_queries: 50,
+            items: 0,
             recall_queries: 10,
             no_resegment: false,
             no_compact: false,
@@ -247,6 +250,8 @@ pub struct BenchReport {
     pub lookalike_index_bytes: usize,
     /// Profiles in the lookalike index once built.
     pub lookalike_index_rows: usize,
+    /// Heap bytes of `recommend`'s co-occurrence table once rebuilt from the records.
+    pub co_occurrence_bytes: usize,
     /// Seconds the refit + re-segmentation took (None if skipped or the segments are not seeded).
     pub resegment_secs: Option<f64>,
     /// Query latencies after the reopen.
@@ -300,6 +305,7 @@ fn run_in(cfg: &BenchConfig, progress: &dyn Progress) -> Result<BenchReport> {
         customers: cfg.customers,
         events: cfg.events,
         seed: cfg.seed,
+        items: cfg.items,
         ..GeneratorConfig::default()
     };
     let store_cfg = cfg.store_config(cfg.dir.join("persona"))?;
@@ -323,6 +329,7 @@ fn run_in(cfg: &BenchConfig, progress: &dyn Progress) -> Result<BenchReport> {
     let (db, reopen_secs, lookalike_index_secs) = open_timed(store_cfg.clone(), progress)?;
     let lookalike_index_bytes = db.lookalike_index_bytes();
     let lookalike_index_rows = db.lookalike_index_len();
+    let co_occurrence_bytes = db.co_occurrence_bytes();
     let disk_bytes = db.size_on_disk()?;
     let logical = db.store().logical_size()?;
     let raw_record_bytes = logical
@@ -413,6 +420,7 @@ fn run_in(cfg: &BenchConfig, progress: &dyn Progress) -> Result<BenchReport> {
         lookalike_index_secs,
         lookalike_index_bytes,
         lookalike_index_rows,
+        co_occurrence_bytes,
         resegment_secs,
         queries,
     })

@@ -38,6 +38,8 @@ pub struct QueryReport {
     pub nearest_segment_customer_us: Quantiles,
     /// `Db::score` with its top contributions.
     pub score_us: Quantiles,
+    /// `Db::recommend` of ten items (own, co-occurring and popular).
+    pub recommend_us: Quantiles,
     /// `Db::similar` (indexed), k as in `similar_k`.
     pub similar_us: Quantiles,
     /// The shortlist step of indexed `similar` alone (lookalike index scan, no re-rank), over
@@ -105,7 +107,7 @@ pub(crate) fn run(
     let ids = draw(plan.point);
     progress.start(
         "queries",
-        (plan.point * 6 + plan.similar + plan.recall) as u64,
+        (plan.point * 7 + plan.similar + plan.recall) as u64,
     );
     // Warm the cache with the ids, as a serving process would be.
     for id in &ids {
@@ -135,6 +137,10 @@ pub(crate) fn run(
     let by_customer = time(&ids, |id| db.nearest_segments(Target::Customer(id), 1))?;
     progress.inc(plan.point as u64);
     let score = time(&ids, |id| db.score(id))?;
+    progress.inc(plan.point as u64);
+    let recommend = time(&ids, |id| {
+        db.recommend(id, 10, crate::RecommendOptions::default())
+    })?;
     progress.inc(plan.point as u64);
 
     let similar_ids: Vec<String> = draw(plan.similar.max(plan.recall) * 4)
@@ -185,6 +191,7 @@ pub(crate) fn run(
         nearest_segment_vector_us: (&Latencies::new(vec_lat)).into(),
         nearest_segment_customer_us: (&by_customer).into(),
         score_us: (&score).into(),
+        recommend_us: (&recommend).into(),
         similar_us: (&Latencies::new(similar)).into(),
         similar_shortlist_us: (&Latencies::new(shortlist)).into(),
         similar_exact_us: (&Latencies::new(exact_lat)).into(),

@@ -36,6 +36,10 @@ pub struct Args {
     /// similar (k = 10) queries timed; the first --recall-queries also run the exact scan.
     #[arg(long, default_value_t = 50)]
     similar_queries: u64,
+    /// Events name items from a catalogue of N products (as `persona generate --items`; 0:
+    /// no items).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    items: u32,
     /// similar queries compared with the exact scan for recall@10.
     #[arg(long, default_value_t = 10)]
     recall_queries: u64,
@@ -147,6 +151,7 @@ pub fn run(args: &Args, config: Option<&PathBuf>) -> Result<()> {
     cfg.chunk = args.chunk as usize;
     cfg.queries = args.queries as usize;
     cfg.similar_queries = args.similar_queries as usize;
+    cfg.items = args.items;
     cfg.recall_queries = args.recall_queries as usize;
     cfg.no_resegment = args.no_resegment;
     cfg.no_compact = args.no_compact;
@@ -261,6 +266,11 @@ fn print_report(r: &BenchReport) {
         "lookalike index heap",
         mib(r.lookalike_index_bytes as u64)
     );
+    println!(
+        "{:<36} {:>14}",
+        "co-occurrence table heap",
+        mib(r.co_occurrence_bytes as u64)
+    );
     if let Some(s) = r.resegment_secs {
         println!("{:<36} {:>14.3}", "refit + re-segment seconds", s);
     }
@@ -288,6 +298,11 @@ fn print_report(r: &BenchReport) {
         q(&qr.nearest_segment_customer_us, "µs")
     );
     println!("{:<36} {}", "score", q(&qr.score_us, "µs"));
+    println!(
+        "{:<36} {}",
+        "recommend (10 items)",
+        q(&qr.recommend_us, "µs")
+    );
     let ms = |x: &Quantiles| Quantiles {
         p50: x.p50 / 1e3,
         p99: x.p99 / 1e3,

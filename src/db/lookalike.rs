@@ -195,6 +195,17 @@ impl Db {
         self.inner.shared.lookalikes.len()
     }
 
+    /// Approximate heap bytes of the co-occurrence table of `recommend`, once rebuilt (waits
+    /// for the rebuild). For benchmarks.
+    #[cfg(feature = "cli")]
+    pub(crate) fn co_occurrence_bytes(&self) -> usize {
+        self.inner
+            .shared
+            .together
+            .read(|t| t.heap_bytes())
+            .unwrap_or(0)
+    }
+
     /// Approximate heap bytes held by the lookalike index. For benchmarks.
     #[cfg(feature = "cli")]
     pub(crate) fn lookalike_index_bytes(&self) -> usize {

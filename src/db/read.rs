@@ -566,7 +566,7 @@ impl Db {
                 .inner
                 .shared
                 .together
-                .read(|table| recommend::related(table, &p.top_items))
+                .read(|table| recommend::related(table, &p.top_items, n))
                 .unwrap_or_default(),
             _ => Vec::new(),
         };

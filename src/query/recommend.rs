@@ -20,6 +20,9 @@
 use super::{Engagement, Profile, SegmentInfo};
 use crate::model::popularity::Popularity;
 use crate::together::{Table, PAIRED};
+
+/// Related items taken per own item (the most related).
+const RELATED_PER_ITEM: usize = 64;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 
@@ -83,21 +86,40 @@ pub(crate) type Related = (String, f64, String);
 /// The items related to the customer's most engaged `own` ones in the co-occurrence table:
 /// each related item scores the sum over the customer's items of their engagement times the
 /// relatedness (`together.rs`), best first (ties by name).
-pub(crate) fn related(table: &Table, own: &[Engagement]) -> Vec<Related> {
-    let mut scores: HashMap<&str, (f64, f64, &str)> = HashMap::new();
+pub(crate) fn related(table: &Table, own: &[Engagement], n: usize) -> Vec<Related> {
+    // slot -> (score, best single contribution, the own item that made it)
+    let mut scores: HashMap<u32, (f64, f64, &str)> = HashMap::new();
     for e in own.iter().take(PAIRED) {
-        for (name, r) in table.related(&e.name) {
-            let s = scores.entry(name).or_insert((0.0, 0.0, &e.name));
+        for (slot, r) in table.related(&e.name, RELATED_PER_ITEM) {
+            let s = scores.entry(slot).or_insert((0.0, 0.0, &e.name));
             s.0 += e.weight * r;
             if e.weight * r > s.1 {
                 (s.1, s.2) = (e.weight * r, &e.name);
             }
         }
     }
-    let mut out: Vec<Related> = scores
+    let mut out: Vec<(u32, f64, &str)> = scores
         .into_iter()
         .filter(|(_, s)| s.0 > 0.0)
-        .map(|(name, (score, _, with))| (name.to_string(), score, with.to_string()))
+        .map(|(slot, (score, _, with))| (slot, score, with))
+        .collect();
+    // The total is over every related item (each list's share, see `suggest`); only the best
+    // few can be suggested.
+    let total: f64 = out.iter().map(|r| r.1).sum();
+    let keep = (n + own.len()).min(out.len());
+    if keep > 0 && keep < out.len() {
+        out.select_nth_unstable_by(keep - 1, |a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        out.truncate(keep);
+    }
+    let mut out: Vec<Related> = out
+        .into_iter()
+        .map(|(slot, score, with)| {
+            (
+                table.name(slot).to_string(),
+                score / total,
+                with.to_string(),
+            )
+        })
         .collect();
     out.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     out
@@ -141,7 +163,8 @@ pub(crate) fn suggest(
     // 1. The customer's own and the related items: each list's share of its total, added.
     let share = |total: f64| if total > 0.0 { 1.0 / total } else { 0.0 };
     let own_share = share(own.iter().map(|e| e.weight).sum());
-    let related_share = share(related.iter().map(|r| r.1).sum());
+    // `related` scores are shares already (of all related items, not only those listed).
+    let related_share = 1.0;
     let mut first: HashMap<&str, (f64, String)> = HashMap::new();
     for r in related {
         let verb = match own.iter().find(|e| e.name == r.2) {
