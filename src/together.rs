@@ -42,7 +42,7 @@ pub(crate) const PAIRED: usize = 16;
 pub(crate) const NEIGHBOURS: usize = 512;
 /// Co-occurring items kept in all (12 bytes each): once reached, lists stop growing and a new
 /// pair replaces the least counted of its list.
-pub(crate) const MAX_PAIRS: usize = 4 << 20;
+pub(crate) const MAX_PAIRS: usize = 2 << 20;
 /// Items kept at most.
 pub(crate) const MAX_ITEMS: usize = 65_536;
 /// Forward-decay exponents are kept below this many half-lives from the base (then every
@@ -284,6 +284,19 @@ impl Table {
         }
     }
 
+    /// How many customers took `name` up, decayed to `t_ms` (0 if it is not counted).
+    pub(crate) fn count_at(&self, name: &str, t_ms: i64) -> f64 {
+        let (Some(&s), Some(base)) = (self.slots.get(name), self.base_ms) else {
+            return 0.0;
+        };
+        let e = if self.half_life_ms > 0.0 {
+            (t_ms - base) as f64 / self.half_life_ms
+        } else {
+            0.0
+        };
+        f64::from(self.items[s as usize].count) * (-e).exp2()
+    }
+
     /// The items most related to `item` (at most `n`), as (slot, relatedness: the cosine, in
     /// `(0, 1]`), unordered; [`Table::name`] names a slot.
     pub(crate) fn related(&self, item: &str, n: usize) -> Vec<(u32, f64)> {
@@ -382,19 +395,24 @@ impl Together {
         }
     }
 
-    /// Applies a committed batch: the items its customers took up; `written` are the ids of
-    /// every customer it wrote (the scan, if still running, skips them).
-    pub(crate) fn commit<'a>(&self, taken: &[TakenUp], written: impl Iterator<Item = &'a str>) {
+    /// Counts `customer` taking an item up (the writer, as it applies the event; the scan, if
+    /// still running, skips them from now on).
+    pub(crate) fn take_up(&self, customer: &str, taken: &TakenUp) {
         if let Some(skip) = self.written_while_building.lock().as_mut() {
-            skip.extend(written.map(str::to_string));
+            skip.insert(customer.to_string());
         }
-        if taken.is_empty() {
-            return;
-        }
-        let mut table = self.table.write();
-        for t in taken {
-            table.take_up(t);
-        }
+        self.table.write().take_up(taken);
+    }
+
+    /// How many customers took up each of `items`, decayed to `t_ms` (0 for an item not
+    /// counted), without waiting for the rebuild: the popularity feature of the rebuy ranking.
+    pub(crate) fn popularity<'a>(
+        &self,
+        items: impl Iterator<Item = &'a str>,
+        t_ms: i64,
+    ) -> Vec<f64> {
+        let table = self.table.read();
+        items.map(|name| table.count_at(name, t_ms)).collect()
     }
 
     /// Rebuilds the counts from the records (on a thread of its own, from open). Damaged

@@ -561,15 +561,21 @@ impl Db {
             model.watermark_ms,
             self.inner.layout.params().half_life_ms * HALF_LIFE_FACTOR,
         );
-        let related = match profile {
+        // The customer's own items ranked by the rebuy model, and the items related to them.
+        let (chances, related) = match profile {
             Some(p) if options.catalogue == Catalogue::Items && !p.top_items.is_empty() => self
                 .inner
                 .shared
                 .together
-                .read(|table| recommend::related(table, &p.top_items, n))
+                .read(|table| {
+                    let own = &p.top_items;
+                    let chances =
+                        recommend::rebuy_chances(&model.rebuy, table, own, model.watermark_ms);
+                    (chances, recommend::related(table, own, n))
+                })
                 .unwrap_or_default(),
-            _ => Vec::new(),
+            _ => (Vec::new(), Vec::new()),
         };
-        recommend::suggest(profile, &related, &tiers, n, options)
+        recommend::suggest(profile, &chances, &related, &tiers, n, options)
     }
 }

@@ -147,6 +147,7 @@ pub(crate) fn decode_v2(bytes: &[u8]) -> Result<ModelState, ModelError> {
         strategy: old.strategy,
         drift: old.drift,
         popularity: Default::default(),
+        rebuy: Default::default(),
     };
     state.validate()?;
     Ok(state)
@@ -181,6 +182,7 @@ pub(crate) fn decode_v1(bytes: &[u8]) -> Result<ModelState, ModelError> {
         strategy: old.strategy,
         drift,
         popularity: Default::default(),
+        rebuy: Default::default(),
     };
     state.validate()?;
     Ok(state)

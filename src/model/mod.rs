@@ -35,6 +35,7 @@ pub(crate) mod logistic;
 mod metrics;
 pub mod popularity;
 pub(crate) mod propensity;
+pub mod rebuy;
 mod scaler;
 mod segments;
 mod state;

@@ -35,9 +35,9 @@ pub struct Counted {
 pub struct Popularity {
     /// The time every weight is expressed at (the latest event time counted).
     pub anchor_ms: i64,
-    /// Across all customers.
+    /// Across all customers, sorted by name.
     pub global: Vec<Counted>,
-    /// Per segment, by segment id (empty before the segments are seeded).
+    /// Per segment, by segment id (empty before the segments are seeded), each sorted by name.
     pub segments: Vec<Vec<Counted>>,
 }
 
@@ -91,6 +91,14 @@ impl Popularity {
         out
     }
 
+    /// Sorts every list by name, as the lookups expect (a summary decoded from a record of
+    /// an earlier build may be in any order).
+    pub fn sort(&mut self) {
+        for list in std::iter::once(&mut self.global).chain(self.segments.iter_mut()) {
+            list.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+    }
+
     /// Whether a decoded summary is sound: bounded lists, finite non-negative weights.
     pub fn is_consistent(&self) -> bool {
         self.global.len() <= GLOBAL_ITEMS
@@ -104,21 +112,35 @@ impl Popularity {
 }
 
 /// Space-Saving: adds `added` to `item`, or lists it (replacing the least counted when full).
+/// `list` is sorted by name.
 fn count(list: &mut Vec<Counted>, item: &str, added: f32, cap: usize) {
-    if let Some(c) = list.iter_mut().find(|c| c.name == item) {
-        c.weight += added;
-        return;
-    }
-    if list.len() < cap {
-        list.push(Counted {
-            name: CompactString::from(item),
-            weight: added,
-        });
-        return;
-    }
-    if let Some(least) = list.iter_mut().min_by(|a, b| a.weight.total_cmp(&b.weight)) {
-        least.weight += added;
-        least.name = CompactString::from(item);
+    match list.binary_search_by(|c| c.name.as_str().cmp(item)) {
+        Ok(i) => list[i].weight += added,
+        Err(i) if list.len() < cap => list.insert(
+            i,
+            Counted {
+                name: CompactString::from(item),
+                weight: added,
+            },
+        ),
+        Err(_) => {
+            let Some((least, _)) = list
+                .iter()
+                .enumerate()
+                .min_by(|a, b| a.1.weight.total_cmp(&b.1.weight))
+            else {
+                return; // cap 0
+            };
+            let inherited = list.remove(least).weight;
+            let i = list.partition_point(|c| c.name.as_str() < item);
+            list.insert(
+                i,
+                Counted {
+                    name: CompactString::from(item),
+                    weight: inherited + added,
+                },
+            );
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! record is reported here rather than panicking later on an out-of-bounds index.
 
 use super::popularity::Popularity;
+use super::rebuy::Rebuy;
 use crate::features::categories::CategoryNames;
 use serde::{Deserialize, Serialize};
 
@@ -58,6 +59,10 @@ pub struct ModelState {
     /// the rest of the state (model record version 4; an older record has none yet).
     #[serde(skip)]
     pub popularity: Popularity,
+    /// The ranking of a customer's own items by the chance they buy them next. Encoded after
+    /// the popularity summary (model record version 5; an older record starts from the prior).
+    #[serde(skip)]
+    pub rebuy: Rebuy,
 }
 
 /// Running sums over a segment's current members.
@@ -99,6 +104,7 @@ impl ModelState {
             strategy: Strategy::new(config.segments, Vec::new()),
             drift: DriftMonitor::default(),
             popularity: Default::default(),
+            rebuy: Default::default(),
         }
     }
 
@@ -129,13 +135,22 @@ impl ModelState {
         let popularity = bincode::serde::encode_to_vec(&self.popularity, config)
             .expect("the popularity summary is sized serde types, which bincode always encodes");
         out.extend_from_slice(&popularity);
+        let rebuy = bincode::serde::encode_to_vec(&self.rebuy, config)
+            .expect("the rebuy weights are sized serde types, which bincode always encodes");
+        out.extend_from_slice(&rebuy);
         out
     }
 
     /// Parses the body of a model record of version 3 (before the popularity summary): the
     /// state with an empty summary. Never panics.
     pub fn decode_v3(bytes: &[u8]) -> Result<ModelState, ModelError> {
-        Self::decode_body(bytes, false)
+        Self::decode_body(bytes, 0)
+    }
+
+    /// Parses the body of a model record of version 4 (before the rebuy ranking): the state
+    /// and its popularity summary, with the rebuy weights at their prior. Never panics.
+    pub fn decode_v4(bytes: &[u8]) -> Result<ModelState, ModelError> {
+        Self::decode_body(bytes, 1)
     }
 
     /// Parses the body of a model record written by an earlier build (record version 1) and
@@ -155,12 +170,13 @@ impl ModelState {
     /// Never panics, whatever the bytes: truncated, oversized, corrupted or trailing input is a
     /// [`ModelError::Decode`], inconsistent dimensions a [`ModelError::Inconsistent`].
     pub fn decode(bytes: &[u8]) -> Result<ModelState, ModelError> {
-        Self::decode_body(bytes, true)
+        Self::decode_body(bytes, 2)
     }
 
-    /// The state, followed (`with_summary`, record version 4) by its popularity summary; all of
-    /// `bytes` must be used and the result must validate.
-    fn decode_body(bytes: &[u8], with_summary: bool) -> Result<ModelState, ModelError> {
+    /// The state, followed by `sections` of what came later: the popularity summary (record
+    /// version 4), then the rebuy weights (version 5); all of `bytes` must be used and the
+    /// result must validate.
+    fn decode_body(bytes: &[u8], sections: u8) -> Result<ModelState, ModelError> {
         if bytes.len() > MAX_STATE_BYTES {
             return Err(ModelError::Decode(format!(
                 "{} bytes exceeds the {MAX_STATE_BYTES}-byte limit",
@@ -171,10 +187,17 @@ impl ModelState {
         let (mut state, mut read): (ModelState, usize) =
             bincode::serde::decode_from_slice(bytes, config)
                 .map_err(|e| ModelError::Decode(e.to_string()))?;
-        if with_summary {
+        if sections >= 1 {
             let (popularity, used) = bincode::serde::decode_from_slice(&bytes[read..], config)
                 .map_err(|e| ModelError::Decode(format!("popularity summary: {e}")))?;
             state.popularity = popularity;
+            state.popularity.sort();
+            read += used;
+        }
+        if sections >= 2 {
+            let (rebuy, used) = bincode::serde::decode_from_slice(&bytes[read..], config)
+                .map_err(|e| ModelError::Decode(format!("rebuy weights: {e}")))?;
+            state.rebuy = rebuy;
             read += used;
         }
         if read != bytes.len() {
@@ -190,6 +213,11 @@ impl ModelState {
     /// Checks that every component is internally consistent and that all agree on the feature
     /// dimension and on `k`. [`Self::decode`] runs this; states built through the API always pass.
     pub fn validate(&self) -> Result<(), ModelError> {
+        if !self.rebuy.is_consistent() {
+            return Err(ModelError::Inconsistent(
+                "the rebuy weights are not finite".into(),
+            ));
+        }
         if !self.popularity.is_consistent() {
             return Err(ModelError::Inconsistent(
                 "the popularity summary is over its bounds or has a bad weight".into(),

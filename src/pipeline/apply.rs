@@ -31,15 +31,17 @@ use super::{Ack, Item};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::wall_clock_ms;
+use crate::event::EventKind;
 use crate::features::affinity::{Engaged, HALF_LIFE_FACTOR};
 use crate::features::vector::FeatureLayout;
 use crate::features::{CompactEvent, ProfileOp};
-use crate::model::ModelState;
+use crate::model::{rebuy, ModelState};
 use crate::storage::record::{PendingExample, ProfileRecord, RecordState};
 use crate::storage::{queue, Store};
-use crate::together::TakenUp;
+use crate::together::{TakenUp, Together};
 use crate::Event;
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
 
 /// The writer's state: the committed model (a working copy during a batch) and the queue of
 /// open training examples ordered by the time their horizon ends.
@@ -67,6 +69,9 @@ pub(crate) struct Engine {
     pub(super) held: Held,
     /// The cohorts the propensity model is refitted on (see [`super::cohorts`]).
     pub(super) cohorts: Cohorts,
+    /// The co-occurrence table of `recommend` (`together.rs`), counted here as events are
+    /// applied, in their order.
+    pub(super) together: Arc<Together>,
 }
 
 impl Engine {
@@ -77,7 +82,7 @@ impl Engine {
         queue: RecoveredQueue,
         snapshots: Vec<u64>,
         sample: Sample,
-        (held, cohorts): (Held, Cohorts),
+        (held, cohorts, together): (Held, Cohorts, Arc<Together>),
         layout: FeatureLayout,
         config: Config,
     ) -> Engine {
@@ -132,6 +137,7 @@ impl Engine {
             held,
             cohorts,
             sample,
+            together,
         }
     }
 
@@ -449,6 +455,17 @@ impl Engine {
             &params,
             self.config.history_versions,
         );
+        if e.kind == EventKind::Purchase {
+            if let Some(item) = e.item.as_deref() {
+                learn_rebuy(
+                    &mut self.model,
+                    &self.together,
+                    &w.record.affinity.items,
+                    item,
+                    e.timestamp_ms,
+                );
+            }
+        }
         let listed = |items: &[Engaged], item: &str| items.iter().any(|x| x.name == item);
         let new_item = e
             .item
@@ -464,7 +481,8 @@ impl Engine {
         );
         if let Some(item) = new_item.filter(|item| listed(&w.record.affinity.items, item)) {
             let items = &w.record.affinity.items;
-            b.taken_up.push(TakenUp::of(item, items, e.timestamp_ms));
+            self.together
+                .take_up(&e.customer_id, &TakenUp::of(item, items, e.timestamp_ms));
         }
         let x = self.layout.vector(&w.record.state, now);
         let (seg, z) = observe(&mut self.model, &x);
@@ -647,6 +665,31 @@ pub(super) fn finish(
         propensity: p,
         duplicate: false,
     }
+}
+
+/// A purchase of `item` at `t_ms` by a customer whose engagement list is `items` (before the
+/// purchase): if they had engaged with it before, one example for the rebuy ranking
+/// (`model/rebuy.rs`), the candidates being the listed items last engaged before `t_ms`.
+fn learn_rebuy(
+    model: &mut ModelState,
+    together: &Together,
+    items: &[Engaged],
+    item: &str,
+    t_ms: i64,
+) {
+    let earlier = |e: &&Engaged| e.last_ms < t_ms;
+    if !items.iter().filter(earlier).any(|e| e.name == item) {
+        return;
+    }
+    let listed: Vec<&Engaged> = items.iter().filter(earlier).collect();
+    let chosen = listed.iter().position(|e| e.name == item).unwrap_or(0);
+    let popularity = together.popularity(listed.iter().map(|e| e.name.as_str()), t_ms);
+    let candidates: Vec<[f32; rebuy::FEATURES]> = listed
+        .iter()
+        .zip(popularity)
+        .map(|(e, p)| rebuy::features(e.purchases, e.last_ms, p, t_ms))
+        .collect();
+    model.rebuy.learn(&candidates, chosen);
 }
 
 #[cfg(test)]

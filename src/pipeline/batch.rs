@@ -135,8 +135,6 @@ pub(crate) struct BatchState {
     pub(super) queue_write: Option<QueueWrite>,
     /// The model snapshot this batch writes, for reads before sled has applied it.
     pub(super) snapshot: Option<ModelState>,
-    /// Items that entered a customer's engagement list, for the co-occurrence table.
-    pub(crate) taken_up: Vec<crate::together::TakenUp>,
 }
 
 /// A record's model outcome before a write: its contribution to the segment statistics.
@@ -166,14 +164,6 @@ impl BatchState {
             .iter()
             .filter(|(_, w)| w.dirty)
             .map(|(id, w)| (id.as_str(), w.record.segment, &w.record.state))
-    }
-
-    /// The ids of every profile the batch writes.
-    pub(crate) fn written_ids(&self) -> impl Iterator<Item = &str> {
-        self.records
-            .iter()
-            .filter(|(_, w)| w.dirty)
-            .map(|(id, _)| id.as_str())
     }
 
     /// Every customer the batch erases.

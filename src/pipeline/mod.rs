@@ -102,7 +102,7 @@ pub(crate) fn spawn(
         queue,
         snapshots,
         sample,
-        (held, cohorts),
+        (held, cohorts, shared.together.clone()),
         layout,
         config.clone(),
     );

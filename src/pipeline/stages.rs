@@ -41,9 +41,6 @@ pub(super) fn publish(shared: &Shared, p: &Prepared) {
     shared
         .lookalikes
         .commit(p.state.written(), p.state.erased_ids());
-    shared
-        .together
-        .commit(&p.state.taken_up, p.state.written_ids());
     *shared.model.write() = p.model.clone();
     *shared.snapshots.write() = p.snapshots.clone();
     shared

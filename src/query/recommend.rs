@@ -19,6 +19,7 @@
 
 use super::{Engagement, Profile, SegmentInfo};
 use crate::model::popularity::Popularity;
+use crate::model::rebuy::{self, Rebuy};
 use crate::together::{Table, PAIRED};
 
 /// Related items taken per own item (the most related).
@@ -130,6 +131,7 @@ pub(crate) fn related(table: &Table, own: &[Engagement], n: usize) -> Vec<Relate
 /// [`popular_tiers`]).
 pub(crate) fn suggest(
     profile: Option<&Profile>,
+    chances: &[f64],
     related: &[Related],
     popular: &[(String, f64, String)],
     n: usize,
@@ -162,7 +164,13 @@ pub(crate) fn suggest(
     };
     // 1. The customer's own and the related items: each list's share of its total, added.
     let share = |total: f64| if total > 0.0 { 1.0 / total } else { 0.0 };
-    let own_share = share(own.iter().map(|e| e.weight).sum());
+    // The customer's own: by the rebuy ranking's chances when given, by engagement otherwise.
+    let own_shares: Vec<f64> = if chances.len() == own.len() {
+        chances.to_vec()
+    } else {
+        let total = share(own.iter().map(|e| e.weight).sum());
+        own.iter().map(|e| e.weight * total).collect()
+    };
     // `related` scores are shares already (of all related items, not only those listed).
     let related_share = 1.0;
     let mut first: HashMap<&str, (f64, String)> = HashMap::new();
@@ -181,14 +189,14 @@ pub(crate) fn suggest(
             entry.0 += score * popular_share;
         }
     }
-    for e in own {
+    for (e, own_share) in own.iter().zip(own_shares) {
         let reason = match e.purchases {
             0 => format!("engaged with it before, last on {}", day(e.last_ms)),
             1 => format!("bought it before, on {}", day(e.last_ms)),
             k => format!("bought it {k}× before, last on {}", day(e.last_ms)),
         };
         let entry = first.entry(&e.name).or_insert((0.0, String::new()));
-        entry.0 += e.weight * own_share;
+        entry.0 += own_share;
         entry.1 = reason;
     }
     let mut first: Vec<(&str, f64, String)> = first
@@ -288,4 +296,22 @@ pub(crate) fn popular_tiers(
         out.push((name, (w / top).clamp(0.0, 1.0), reason));
     }
     out
+}
+
+/// The chance the customer buys each of their `own` items next (the rebuy ranking,
+/// `model/rebuy.rs`), as of `now_ms`.
+pub(crate) fn rebuy_chances(
+    rebuy: &Rebuy,
+    table: &Table,
+    own: &[Engagement],
+    now_ms: i64,
+) -> Vec<f64> {
+    let candidates: Vec<_> = own
+        .iter()
+        .map(|e| {
+            let p = table.count_at(&e.name, now_ms);
+            rebuy::features(e.purchases, e.last_ms, p, now_ms)
+        })
+        .collect();
+    rebuy.chances(&candidates)
 }

@@ -21,9 +21,9 @@ mod window;
 
 /// Version byte of model records (`S`, `V`). Versions 1 (builds before the segments were fitted
 /// to a customer sample, `ModelState::decode_legacy`), 2 (before the propensity refit,
-/// `ModelState::decode_v2`) and 3 (before the item popularity summary, `ModelState::decode_v3`)
-/// are still read, and converted.
-pub const MODEL_FORMAT_VERSION: u8 = 4;
+/// `ModelState::decode_v2`), 3 (before the item popularity summary, `ModelState::decode_v3`)
+/// and 4 (before the rebuy ranking, `ModelState::decode_v4`) are still read, and converted.
+pub const MODEL_FORMAT_VERSION: u8 = 5;
 
 use crate::config::{Config, Durability};
 use crate::error::{Error, Result};

@@ -203,6 +203,7 @@ impl Store {
         };
         let decoded = match version {
             MODEL_FORMAT_VERSION => ModelState::decode(body),
+            4 => ModelState::decode_v4(body),
             3 => ModelState::decode_v3(body),
             2 => ModelState::decode_v2(body),
             1 => ModelState::decode_legacy(body),
