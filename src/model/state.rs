@@ -265,32 +265,49 @@ impl ModelState {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn the_popularity_summary_follows_the_state_and_a_version_3_body_has_none() {
+    fn the_popularity_summary_and_the_rebuy_weights_follow_the_state_in_that_order() {
         let mut state = ModelState::new(4, &ModelConfig::default());
         let day = 86_400_000;
-        state.popularity.observe(
-            crate::EventKind::Purchase,
-            "mug",
-            Some(1),
-            8,
-            day,
-            90.0 * day as f64,
-        );
-        let v4 = state.encode();
-        assert_eq!(ModelState::decode(&v4).expect("round trip"), state);
+        // Out of name order on purpose: a list decoded from an older build may be.
+        for item in ["pan", "mug"] {
+            state.popularity.observe(
+                crate::EventKind::Purchase,
+                item,
+                Some(1),
+                8,
+                day,
+                90.0 * day as f64,
+            );
+        }
+        state.rebuy.learn(&[[1.0, 0.0, 2.0], [0.0, 1.0, 0.0]], 0);
+        let v5 = state.encode();
+        assert_eq!(ModelState::decode(&v5).expect("round trip"), state);
+        let config = bincode::config::standard();
+        // A version-4 body is the state and the summary: the rebuy weights start from the prior.
+        let mut v4 = bincode::serde::encode_to_vec(&state, config).expect("encodes");
+        let mut unsorted = state.popularity.clone();
+        unsorted.global.reverse();
+        v4.extend(bincode::serde::encode_to_vec(&unsorted, config).expect("encodes"));
+        let old = ModelState::decode_v4(&v4).expect("a version-4 body decodes");
+        assert_eq!(old.rebuy, Rebuy::default());
+        assert_eq!(old.popularity, state.popularity, "lists come back sorted by name");
         // A version-3 body is the state alone.
-        let v3 =
-            bincode::serde::encode_to_vec(&state, bincode::config::standard()).expect("encodes");
+        let v3 = bincode::serde::encode_to_vec(&state, config).expect("encodes");
         let old = ModelState::decode_v3(&v3).expect("a version-3 body decodes");
         assert_eq!(old.popularity, Popularity::default());
         assert_eq!(old.version, state.version);
         assert!(ModelState::decode(&v3).is_err(), "the summary is missing");
-        let mut trailing = v4.clone();
+        assert!(ModelState::decode(&v4).is_err(), "the weights are missing");
+        let mut trailing = v5.clone();
         trailing.push(0);
         assert!(ModelState::decode(&trailing).is_err());
-        for cut in [v4.len() - 1, v3.len() + 1] {
-            assert!(ModelState::decode(&v4[..cut]).is_err());
+        for cut in [v5.len() - 1, v3.len() + 1] {
+            assert!(ModelState::decode(&v5[..cut]).is_err());
         }
+        // Weights that are not finite are refused.
+        let mut bad = state.clone();
+        bad.rebuy.w[0] = f32::NAN;
+        assert!(ModelState::decode(&bad.encode()).is_err());
     }
 
     use super::*;
