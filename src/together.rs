@@ -376,6 +376,9 @@ pub(crate) struct Together {
     state: Mutex<Build>,
     done: Condvar,
     stop: AtomicBool,
+    /// When the table was made and when its rebuild ended (for benchmarks).
+    created: std::time::Instant,
+    finished: Mutex<Option<std::time::Instant>>,
 }
 
 impl Together {
@@ -392,7 +395,18 @@ impl Together {
             }),
             done: Condvar::new(),
             stop: AtomicBool::new(false),
+            created: std::time::Instant::now(),
+            finished: Mutex::new(None),
         }
+    }
+
+    /// Seconds from the table's creation (the open) until its rebuild ended; 0 for a table
+    /// that needed none. For benchmarks: call after [`Together::read`] returned.
+    #[cfg(feature = "cli")]
+    pub(crate) fn ready_secs(&self) -> f64 {
+        self.finished
+            .lock()
+            .map_or(0.0, |t| (t - self.created).as_secs_f64())
     }
 
     /// Counts `customer` taking an item up (the writer, as it applies the event; the scan, if
@@ -420,6 +434,7 @@ impl Together {
     pub(crate) fn build(&self, store: &Store) {
         let outcome = self.scan(store);
         *self.written_while_building.lock() = None;
+        *self.finished.lock() = Some(std::time::Instant::now());
         let mut state = self.state.lock();
         *state = match outcome {
             Ok(()) => Build::Done,

@@ -252,6 +252,9 @@ pub struct BenchReport {
     pub lookalike_index_rows: usize,
     /// Heap bytes of `recommend`'s co-occurrence table once rebuilt from the records.
     pub co_occurrence_bytes: usize,
+    /// Seconds from the open until that rebuild was done (it runs next to the lookalike
+    /// index's build).
+    pub co_occurrence_secs: f64,
     /// Seconds the refit + re-segmentation took (None if skipped or the segments are not seeded).
     pub resegment_secs: Option<f64>,
     /// Query latencies after the reopen.
@@ -329,7 +332,9 @@ fn run_in(cfg: &BenchConfig, progress: &dyn Progress) -> Result<BenchReport> {
     let (db, reopen_secs, lookalike_index_secs) = open_timed(store_cfg.clone(), progress)?;
     let lookalike_index_bytes = db.lookalike_index_bytes();
     let lookalike_index_rows = db.lookalike_index_len();
+    // The co-occurrence rebuild started at the open too, and ran next to the lookalike build.
     let co_occurrence_bytes = db.co_occurrence_bytes();
+    let co_occurrence_secs = db.co_occurrence_ready_secs();
     let disk_bytes = db.size_on_disk()?;
     let logical = db.store().logical_size()?;
     let raw_record_bytes = logical
@@ -421,6 +426,7 @@ fn run_in(cfg: &BenchConfig, progress: &dyn Progress) -> Result<BenchReport> {
         lookalike_index_bytes,
         lookalike_index_rows,
         co_occurrence_bytes,
+        co_occurrence_secs,
         resegment_secs,
         queries,
     })

@@ -267,6 +267,10 @@ fn print_report(r: &BenchReport) {
         mib(r.lookalike_index_bytes as u64)
     );
     println!(
+        "{:<36} {:>14.3}",
+        "co-occurrence ready (s after open)", r.co_occurrence_secs
+    );
+    println!(
         "{:<36} {:>14}",
         "co-occurrence table heap",
         mib(r.co_occurrence_bytes as u64)

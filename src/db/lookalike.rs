@@ -206,6 +206,13 @@ impl Db {
             .unwrap_or(0)
     }
 
+    /// Seconds from the open until the co-occurrence rebuild was done (0 if none was needed);
+    /// call after [`Db::co_occurrence_bytes`]. For benchmarks.
+    #[cfg(feature = "cli")]
+    pub(crate) fn co_occurrence_ready_secs(&self) -> f64 {
+        self.inner.shared.together.ready_secs()
+    }
+
     /// Approximate heap bytes held by the lookalike index. For benchmarks.
     #[cfg(feature = "cli")]
     pub(crate) fn lookalike_index_bytes(&self) -> usize {

@@ -494,10 +494,16 @@ impl Db {
     }
 
     /// What to offer the customer next, at most `n` suggestions (1 to 100), each with its score
-    /// and reason: their own most engaged items (a purchase weighs three views), then the items
-    /// everyone engages with most lately (the model's popularity summary, updated with every
-    /// event; for categories, the segment statistics' lists, cached like the strategy's). An
-    /// unknown customer gets the popular ones (`query/recommend.rs`).
+    /// and reason. For items, three lists blended: their own items by the chance they buy each
+    /// again next (a ranking learned online from repeat purchases), the items other customers
+    /// take with theirs ("customers who bought X often take it too": item co-occurrence), and
+    /// the items everyone engages with most lately. For categories, their own, then the
+    /// segment's and everyone's (the segment statistics' lists, cached like the strategy's).
+    /// An unknown customer gets the popular ones (`query/recommend.rs`).
+    ///
+    /// The co-occurrence table is kept in memory and rebuilt from the records when a store
+    /// that saw items is opened: until that scan is done (about N s per million profiles,
+    /// `docs/benchmarks.md`), this waits for it.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for `n` outside 1..=100 or a bad customer id;

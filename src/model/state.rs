@@ -290,7 +290,10 @@ mod tests {
         v4.extend(bincode::serde::encode_to_vec(&unsorted, config).expect("encodes"));
         let old = ModelState::decode_v4(&v4).expect("a version-4 body decodes");
         assert_eq!(old.rebuy, Rebuy::default());
-        assert_eq!(old.popularity, state.popularity, "lists come back sorted by name");
+        assert_eq!(
+            old.popularity, state.popularity,
+            "lists come back sorted by name"
+        );
         // A version-3 body is the state alone.
         let v3 = bincode::serde::encode_to_vec(&state, config).expect("encodes");
         let old = ModelState::decode_v3(&v3).expect("a version-3 body decodes");

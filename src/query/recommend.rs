@@ -1,21 +1,29 @@
 //! What to offer a customer next ([`crate::Db::recommend`]), each suggestion with the reason a
 //! marketer can read.
 //!
-//! The list is built in tiers, each ranked within itself, each scored below the one before, and
-//! without repeats:
-//! 1. the customer's own most engaged items ([`Profile::top_items`]: repeat purchases, recently
-//!    viewed products), score in `(1, 2]` by engagement;
-//! 2. for items, the items everyone engages with most lately (the model's popularity summary,
-//!    `model/popularity.rs`: decayed, kind-weighted counts), score in `(0, 1]`, the reason
-//!    naming the customer's segment when the item is among its ten favourites too; for
-//!    categories, the segment's most popular ([`SegmentInfo::popular_categories`], `(0.5, 1]`)
-//!    then all segments' (`(0, 0.5]`).
+//! **Items.** Three lists, each turned into shares that sum to one, are added up item by item:
+//! 1. the customer's own items ([`Profile::top_items`]), each with the chance that it is the
+//!    next one they buy again (the rebuy ranking learned online, `model/rebuy.rs`: purchases of
+//!    it, days since, how many customers take it up); reason "bought it 3× before, last on …";
+//! 2. the items related to theirs ([`related`]: co-occurrence, `together.rs`, weighted by
+//!    their engagement with each of their items); reason "customers who bought X often take it
+//!    too", X being their item that contributed most;
+//! 3. the items everyone engages with most lately (the model's popularity summary,
+//!    `model/popularity.rs`); reason "popular with all customers lately", naming the
+//!    customer's segment when the item is among its ten favourites too.
 //!
-//! A new or unknown customer gets the popular tier.
+//! The best of the sum come first, scored in `(1, 2]` (the best 2), then the rest of the popular
+//! list in `(0, 1]`. An item in two lists keeps the reason of the first. Equal weights for the
+//! three lists: on the real item log, halving the related and popular ones changed recall by
+//! at most 0.001 (`docs/model.md`).
 //!
-//! With [`RecommendOptions::exclude_purchased`] nothing the customer bought is suggested (the
-//! discovery list). Measured on a real item log in `docs/model.md` ("Recommendations"); item-item
-//! co-occurrence and a learned rebuy ranking are not in it yet.
+//! **Categories.** The customer's own most engaged (by engagement share), then the segment's
+//! most popular ([`SegmentInfo::popular_categories`], `(0.5, 1]`) and all segments' (`(0,
+//! 0.5]`).
+//!
+//! A new or unknown customer gets the popular list. With
+//! [`RecommendOptions::exclude_purchased`] nothing the customer bought is suggested (the
+//! discovery list). Measured on a real item log in `docs/model.md` ("Recommendations").
 
 use super::{Engagement, Profile, SegmentInfo};
 use crate::model::popularity::Popularity;
@@ -69,11 +77,12 @@ impl RecommendOptions {
 pub struct Suggestion {
     /// The item id or category name.
     pub name: String,
-    /// Rank score (higher first): `(1, 2]` the customer's own, `(0, 1]` the popular ones (see
-    /// the module docs).
+    /// Rank score (higher first): `(1, 2]` the customer's own, related and popular items
+    /// blended, `(0, 1]` the rest of the popular ones (see [`crate::Db::recommend`]).
     pub score: f64,
-    /// Why, in words: "bought it 3× before, last on 2011-07-05", "popular with all customers
-    /// lately, and among the favourites of segment 2 (high spend · recent)".
+    /// Why, in words: "bought it 3× before, last on 2011-07-05", "customers who bought mug
+    /// often take it too", "popular with all customers lately, and among the favourites of
+    /// segment 2 (high spend · recent)".
     pub reason: String,
 }
 
@@ -126,9 +135,9 @@ pub(crate) fn related(table: &Table, own: &[Engagement], n: usize) -> Vec<Relate
     out
 }
 
-/// The suggestions for `profile` (None: an unknown customer): their own items blended with the
-/// items `related` to them, then `popular` (the segment's and everyone's tiers, see
-/// [`popular_tiers`]).
+/// The suggestions for `profile` (None: an unknown customer): their own items (shares from
+/// `chances`, aligned with the profile's list; by engagement when empty), the items `related`
+/// to them and the `popular` ones blended, then the rest of `popular` (see the module docs).
 pub(crate) fn suggest(
     profile: Option<&Profile>,
     chances: &[f64],
