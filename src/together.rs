@@ -11,10 +11,11 @@
 //! count is comparable with every other (the relatedness below is a ratio of them).
 //!
 //! **Bounded.** At most [`MAX_ITEMS`] items (when full, the eighth least taken up are dropped,
-//! with every pair naming them) and, per item, its [`NEIGHBOURS`] most co-occurring others, a
-//! Space-Saving list: an item that is not listed when the list is full replaces the least
-//! counted one and starts from its count. About 300 bytes per item at most: 20 MB for a
-//! catalogue of 65,536 items, whatever the number of customers or events.
+//! with every pair naming them) and, per item, its [`NEIGHBOURS`] most co-occurring others,
+//! [`MAX_PAIRS`] in all (8 bytes each): when an item's list is full (or the budget spent), its
+//! least counted quarter is dropped before the new pair is listed, so a pair count is a lower
+//! bound, counted since the pair was last listed. Tens of MB at most, whatever the number of
+//! customers or events.
 //!
 //! **Relatedness** of `y` to `x` is the cosine of their customer sets,
 //! `pair(x, y) / sqrt(count(x) · count(y))`: an item everybody takes does not come out related
@@ -38,6 +39,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A customer's most engaged items that form pairs.
 pub(crate) const PAIRED: usize = 16;
+/// Related items taken per item of a customer's (the most related) when their related items
+/// are scored.
+pub(crate) const RELATED_PER_ITEM: usize = 64;
 /// Co-occurring items kept per item at most.
 pub(crate) const NEIGHBOURS: usize = 512;
 /// Co-occurring items kept in all (12 bytes each): once reached, lists stop growing and a new
@@ -85,11 +89,9 @@ impl TakenUp {
 #[derive(Debug, Clone, Copy)]
 struct Neighbour {
     slot: u32,
-    /// Forward-decayed pair count, an upper bound: it includes `inherited`.
+    /// Forward-decayed pair count since it was listed (a lower bound of the true count: a
+    /// full list drops its least counted quarter).
     count: f32,
-    /// The count inherited from the entry it replaced in a full list (Space-Saving's error):
-    /// `count - inherited` is a lower bound of the true count, and what relatedness uses.
-    inherited: f32,
 }
 
 #[derive(Debug, Default)]
@@ -144,7 +146,6 @@ impl Table {
                 item.count *= f;
                 for n in &mut item.neighbours {
                     n.count *= f;
-                    n.inherited *= f;
                 }
             }
             self.base_ms = Some(t_ms);
@@ -196,38 +197,33 @@ impl Table {
         }
     }
 
-    /// Adds `w` to `y` in `x`'s list (Space-Saving when full).
+    /// Adds `w` to `y` in `x`'s list (dropping its least counted quarter when full).
     fn pair_one_way(&mut self, x: u32, y: u32, w: f32) {
         let list = &mut self.items[x as usize].neighbours;
-        match list.binary_search_by_key(&y, |n| n.slot) {
-            Ok(i) => list[i].count += w,
-            Err(i) if list.len() < NEIGHBOURS && self.pairs < MAX_PAIRS => {
-                self.pairs += 1;
-                let fresh = Neighbour {
-                    slot: y,
-                    count: w,
-                    inherited: 0.0,
-                };
-                list.insert(i, fresh);
+        let i = match list.binary_search_by_key(&y, |n| n.slot) {
+            Ok(i) => {
+                list[i].count += w;
+                return;
             }
-            Err(_) => {
-                let Some((least, _)) = list
-                    .iter()
-                    .enumerate()
-                    .min_by(|a, b| a.1.count.total_cmp(&b.1.count))
-                else {
-                    return; // no room for a first pair: MAX_PAIRS reached
-                };
-                let inherited = list.remove(least).count;
-                let fresh = Neighbour {
-                    slot: y,
-                    count: inherited + w,
-                    inherited,
-                };
-                let i = list.partition_point(|n| n.slot < y);
-                list.insert(i, fresh);
+            Err(i) => i,
+        };
+        let mut i = i;
+        if list.len() >= NEIGHBOURS || self.pairs >= MAX_PAIRS {
+            if list.len() < NEIGHBOURS / 4 {
+                return; // the budget is spent on other items' lists
             }
+            // Drop the least counted quarter at once: the next inserts find room without a
+            // scan each (an entry that comes back starts again from its own count).
+            let mut counts: Vec<f32> = list.iter().map(|n| n.count).collect();
+            let q = counts.len() / 4;
+            let (_, &mut threshold, _) = counts.select_nth_unstable_by(q, f32::total_cmp);
+            let before = list.len();
+            list.retain(|n| n.count > threshold);
+            self.pairs -= before - list.len();
+            i = list.partition_point(|n| n.slot < y);
         }
+        self.pairs += 1;
+        list.insert(i, Neighbour { slot: y, count: w });
     }
 
     /// Counts one customer taking up `item` with their other most engaged `with` items.
@@ -310,7 +306,7 @@ impl Table {
             .iter()
             .filter_map(|nb| {
                 let d = (cx * f64::from(self.items[nb.slot as usize].count)).sqrt();
-                let c = f64::from(nb.count - nb.inherited);
+                let c = f64::from(nb.count);
                 (d > 0.0 && c > 0.0).then(|| (nb.slot, (c / d).min(1.0)))
             })
             .collect();
@@ -319,6 +315,45 @@ impl Table {
             out.truncate(n);
         }
         out
+    }
+
+    /// The items related to a customer's: `own` are their items with their engagement, most
+    /// engaged first; each related item scores the sum, over the first [`PAIRED`] of them, of
+    /// engagement × relatedness (each item's [`RELATED_PER_ITEM`] most related). By slot:
+    /// (score, the largest single contribution, the index in `own` of the item that made it).
+    pub(crate) fn related_scores<'a>(
+        &self,
+        own: impl Iterator<Item = (&'a str, f64)>,
+    ) -> HashMap<u32, (f64, f64, usize)> {
+        let mut scores: HashMap<u32, (f64, f64, usize)> = HashMap::new();
+        for (i, (name, weight)) in own.take(PAIRED).enumerate() {
+            for (slot, r) in self.related(name, RELATED_PER_ITEM) {
+                let s = scores.entry(slot).or_insert((0.0, 0.0, i));
+                s.0 += weight * r;
+                if weight * r > s.1 {
+                    (s.1, s.2) = (weight * r, i);
+                }
+            }
+        }
+        scores
+    }
+
+    /// `item`'s share of the related items' total score (see [`Table::related_scores`]), for a
+    /// customer whose items are `own`; 0 if it is not related to any of them.
+    pub(crate) fn related_share<'a>(
+        &self,
+        own: impl Iterator<Item = (&'a str, f64)>,
+        item: &str,
+    ) -> f64 {
+        let Some(&slot) = self.slots.get(item) else {
+            return 0.0;
+        };
+        let scores = self.related_scores(own);
+        let total: f64 = scores.values().map(|s| s.0).sum();
+        match scores.get(&slot) {
+            Some(s) if total > 0.0 => s.0 / total,
+            _ => 0.0,
+        }
     }
 
     /// The item in `slot` (as [`Table::related`] returns it).
@@ -478,6 +513,15 @@ impl Together {
         }
         flush(&mut pending);
         Ok(())
+    }
+
+    /// [`Table::related_share`] under the lock, without waiting for the rebuild.
+    pub(crate) fn related_share<'a>(
+        &self,
+        own: impl Iterator<Item = (&'a str, f64)>,
+        item: &str,
+    ) -> f64 {
+        self.table.read().related_share(own, item)
     }
 
     /// Asks a running rebuild to stop (the store is closing).

@@ -1,6 +1,6 @@
 //! The recommendation part of the backtest, for logs whose events name items: at each cutoff,
 //! how well ranked lists of 10 items predict what each customer buys in `(cutoff, cutoff +
-//! horizon]`, for Persona's profile (its most engaged items) and for same-run baselines.
+//! horizon]`, for Persona (`Db::recommend`'s list) and for same-run baselines.
 //!
 //! A customer counts when they have events by the cutoff and buy at least one named item in the
 //! window; their *relevant* items are those bought in the window. *Discovery* counts only items
