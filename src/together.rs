@@ -338,24 +338,6 @@ impl Table {
         scores
     }
 
-    /// `item`'s share of the related items' total score (see [`Table::related_scores`]), for a
-    /// customer whose items are `own`; 0 if it is not related to any of them.
-    pub(crate) fn related_share<'a>(
-        &self,
-        own: impl Iterator<Item = (&'a str, f64)>,
-        item: &str,
-    ) -> f64 {
-        let Some(&slot) = self.slots.get(item) else {
-            return 0.0;
-        };
-        let scores = self.related_scores(own);
-        let total: f64 = scores.values().map(|s| s.0).sum();
-        match scores.get(&slot) {
-            Some(s) if total > 0.0 => s.0 / total,
-            _ => 0.0,
-        }
-    }
-
     /// The item in `slot` (as [`Table::related`] returns it).
     pub(crate) fn name(&self, slot: u32) -> &str {
         &self.items[slot as usize].name
@@ -513,15 +495,6 @@ impl Together {
         }
         flush(&mut pending);
         Ok(())
-    }
-
-    /// [`Table::related_share`] under the lock, without waiting for the rebuild.
-    pub(crate) fn related_share<'a>(
-        &self,
-        own: impl Iterator<Item = (&'a str, f64)>,
-        item: &str,
-    ) -> f64 {
-        self.table.read().related_share(own, item)
     }
 
     /// Asks a running rebuild to stop (the store is closing).

@@ -502,7 +502,7 @@ impl Db {
     /// An unknown customer gets the popular ones (`query/recommend.rs`).
     ///
     /// The co-occurrence table is kept in memory and rebuilt from the records when a store
-    /// that saw items is opened: until that scan is done (about N s per million profiles,
+    /// that saw items is opened: until that scan is done (28 s at a million profiles,
     /// `docs/benchmarks.md`), this waits for it.
     ///
     /// # Errors
@@ -582,35 +582,6 @@ impl Db {
                 .unwrap_or_default(),
             _ => (Vec::new(), Vec::new()),
         };
-        let segment = if options.catalogue == Catalogue::Items {
-            recommend::segment_tier(
-                &model.popularity,
-                segments,
-                profile.and_then(|p| p.segment),
-                model.watermark_ms,
-                self.inner.layout.params().half_life_ms * HALF_LIFE_FACTOR,
-            )
-        } else {
-            Vec::new()
-        };
-        let lists = recommend::Lists {
-            chances: &chances,
-            related: &related,
-            popular: &tiers,
-            segment: &segment,
-            alpha: match std::env::var("XA") {
-                Ok(v) => {
-                    let x: Vec<f64> = v.split(',').map(|t| t.parse().unwrap()).collect();
-                    [x[0], x[1], x[2], x[3]]
-                }
-                Err(_) => {
-                    if std::env::var("XW").is_ok() {
-                        eprintln!("{:?}", model.blend);
-                    }
-                    model.blend.alpha.map(f64::from)
-                }
-            },
-        };
-        recommend::suggest(profile, &lists, n, options)
+        recommend::suggest(profile, &chances, &related, &tiers, n, options)
     }
 }

@@ -148,7 +148,6 @@ pub(crate) fn decode_v2(bytes: &[u8]) -> Result<ModelState, ModelError> {
         drift: old.drift,
         popularity: Default::default(),
         rebuy: Default::default(),
-        blend: Default::default(),
     };
     state.validate()?;
     Ok(state)
@@ -184,7 +183,6 @@ pub(crate) fn decode_v1(bytes: &[u8]) -> Result<ModelState, ModelError> {
         drift,
         popularity: Default::default(),
         rebuy: Default::default(),
-        blend: Default::default(),
     };
     state.validate()?;
     Ok(state)

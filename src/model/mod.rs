@@ -33,7 +33,6 @@ pub mod drift;
 mod legacy;
 pub(crate) mod logistic;
 mod metrics;
-pub mod blend;
 pub mod popularity;
 pub(crate) mod propensity;
 pub mod rebuy;

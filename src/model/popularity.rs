@@ -91,16 +91,6 @@ impl Popularity {
         out
     }
 
-    /// `item`'s share of `list`'s total count (0 if it is not listed): the list as a
-    /// distribution over items, as the recommender blends it.
-    pub fn share(list: &[Counted], item: &str) -> f64 {
-        let total: f64 = list.iter().map(|c| f64::from(c.weight)).sum();
-        match list.binary_search_by(|c| c.name.as_str().cmp(item)) {
-            Ok(i) if total > 0.0 => f64::from(list[i].weight) / total,
-            _ => 0.0,
-        }
-    }
-
     /// Sorts every list by name, as the lookups expect (a summary decoded from a record of
     /// an earlier build may be in any order).
     pub fn sort(&mut self) {

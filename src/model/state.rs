@@ -6,7 +6,6 @@
 //! record is reported here rather than panicking later on an out-of-bounds index.
 
 use super::popularity::Popularity;
-use super::blend::Blend;
 use super::rebuy::Rebuy;
 use crate::features::categories::CategoryNames;
 use serde::{Deserialize, Serialize};
@@ -64,10 +63,6 @@ pub struct ModelState {
     /// the popularity summary (model record version 5; an older record starts from the prior).
     #[serde(skip)]
     pub rebuy: Rebuy,
-    /// How much each list counts in the recommender's blend. Encoded after the rebuy weights
-    /// (model record version 5).
-    #[serde(skip)]
-    pub blend: Blend,
 }
 
 /// Running sums over a segment's current members.
@@ -110,7 +105,6 @@ impl ModelState {
             drift: DriftMonitor::default(),
             popularity: Default::default(),
             rebuy: Default::default(),
-            blend: Default::default(),
         }
     }
 
@@ -141,8 +135,8 @@ impl ModelState {
         let popularity = bincode::serde::encode_to_vec(&self.popularity, config)
             .expect("the popularity summary is sized serde types, which bincode always encodes");
         out.extend_from_slice(&popularity);
-        let rebuy = bincode::serde::encode_to_vec((&self.rebuy, &self.blend), config)
-            .expect("the rebuy and blend weights are sized serde types, which bincode encodes");
+        let rebuy = bincode::serde::encode_to_vec(&self.rebuy, config)
+            .expect("the rebuy weights are sized serde types, which bincode always encodes");
         out.extend_from_slice(&rebuy);
         out
     }
@@ -201,11 +195,9 @@ impl ModelState {
             read += used;
         }
         if sections >= 2 {
-            let ((rebuy, blend), used) =
-                bincode::serde::decode_from_slice(&bytes[read..], config)
-                    .map_err(|e| ModelError::Decode(format!("rebuy weights: {e}")))?;
+            let (rebuy, used) = bincode::serde::decode_from_slice(&bytes[read..], config)
+                .map_err(|e| ModelError::Decode(format!("rebuy weights: {e}")))?;
             state.rebuy = rebuy;
-            state.blend = blend;
             read += used;
         }
         if read != bytes.len() {
@@ -221,10 +213,9 @@ impl ModelState {
     /// Checks that every component is internally consistent and that all agree on the feature
     /// dimension and on `k`. [`Self::decode`] runs this; states built through the API always pass.
     pub fn validate(&self) -> Result<(), ModelError> {
-        if !self.rebuy.is_consistent() || !self.blend.is_consistent() {
+        if !self.rebuy.is_consistent() {
             return Err(ModelError::Inconsistent(
-                "the rebuy or blend weights are not finite, or the blend's do not sum to one"
-                    .into(),
+                "the rebuy weights are not finite".into(),
             ));
         }
         if !self.popularity.is_consistent() {

@@ -35,7 +35,6 @@ use crate::event::EventKind;
 use crate::features::affinity::{Engaged, HALF_LIFE_FACTOR};
 use crate::features::vector::FeatureLayout;
 use crate::features::{CompactEvent, ProfileOp};
-use crate::model::popularity::Popularity;
 use crate::model::{rebuy, ModelState};
 use crate::storage::record::{PendingExample, ProfileRecord, RecordState};
 use crate::storage::{queue, Store};
@@ -458,10 +457,10 @@ impl Engine {
         );
         if e.kind == EventKind::Purchase {
             if let Some(item) = e.item.as_deref() {
-                learn_recommender(
+                learn_rebuy(
                     &mut self.model,
                     &self.together,
-                    (&w.record.affinity.items, w.record.segment),
+                    &w.record.affinity.items,
                     item,
                     e.timestamp_ms,
                 );
@@ -668,44 +667,29 @@ pub(super) fn finish(
     }
 }
 
-/// A purchase of `item` at `t_ms` by a customer in `segment` whose engagement list is `items`
-/// (before the purchase): if they had engaged with it before, one example for the rebuy
-/// ranking (`model/rebuy.rs`), the candidates being the listed items last engaged before
-/// `t_ms`; and, every `model::blend::EVERY`th purchase, one for the blend's weights
-/// (`model/blend.rs`): each list's share of the item, as the recommender would have shown it.
-fn learn_recommender(
+/// A purchase of `item` at `t_ms` by a customer whose engagement list is `items` (before the
+/// purchase): if they had engaged with it before, one example for the rebuy ranking
+/// (`model/rebuy.rs`), the candidates being the listed items last engaged before `t_ms`.
+fn learn_rebuy(
     model: &mut ModelState,
     together: &Together,
-    (items, segment): (&[Engaged], Option<u16>),
+    items: &[Engaged],
     item: &str,
     t_ms: i64,
 ) {
-    let listed: Vec<&Engaged> = items.iter().filter(|e| e.last_ms < t_ms).collect();
-    let chosen = listed.iter().position(|e| e.name == item);
-    let mut own = 0.0;
-    if let Some(chosen) = chosen {
-        let popularity = together.popularity(listed.iter().map(|e| e.name.as_str()), t_ms);
-        let candidates: Vec<[f32; rebuy::FEATURES]> = listed
-            .iter()
-            .zip(popularity)
-            .map(|(e, p)| rebuy::features(e.purchases, e.last_ms, p, t_ms))
-            .collect();
-        own = model.rebuy.chances(&candidates)[chosen];
-        model.rebuy.learn(&candidates, chosen);
-    }
-    if !model.blend.due() {
+    let earlier = |e: &&Engaged| e.last_ms < t_ms;
+    if !items.iter().filter(earlier).any(|e| e.name == item) {
         return;
     }
-    let mut by_weight: Vec<&Engaged> = items.iter().collect();
-    by_weight.sort_by(|a, b| b.weight.total_cmp(&a.weight).then_with(|| a.name.cmp(&b.name)));
-    let related =
-        together.related_share(by_weight.iter().map(|e| (e.name.as_str(), f64::from(e.weight))), item);
-    let popularity = &model.popularity;
-    let popular = Popularity::share(&popularity.global, item);
-    let in_segment = segment
-        .and_then(|s| popularity.segments.get(usize::from(s)))
-        .map_or(0.0, |list| Popularity::share(list, item));
-    model.blend.learn(&[own, related, popular, in_segment]);
+    let listed: Vec<&Engaged> = items.iter().filter(earlier).collect();
+    let chosen = listed.iter().position(|e| e.name == item).unwrap_or(0);
+    let popularity = together.popularity(listed.iter().map(|e| e.name.as_str()), t_ms);
+    let candidates: Vec<[f32; rebuy::FEATURES]> = listed
+        .iter()
+        .zip(popularity)
+        .map(|(e, p)| rebuy::features(e.purchases, e.last_ms, p, t_ms))
+        .collect();
+    model.rebuy.learn(&candidates, chosen);
 }
 
 #[cfg(test)]

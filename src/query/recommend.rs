@@ -1,9 +1,7 @@
 //! What to offer a customer next ([`crate::Db::recommend`]), each suggestion with the reason a
 //! marketer can read.
 //!
-//! **Items.** Four lists, each turned into shares that sum to one, are added up item by item,
-//! each weighted by how well it has predicted purchases so far (the blend's weights, learned
-//! online: `model/blend.rs`):
+//! **Items.** Three lists, each turned into shares that sum to one, are added up item by item:
 //! 1. the customer's own items ([`Profile::top_items`]), each with the chance that it is the
 //!    next one they buy again (the rebuy ranking learned online, `model/rebuy.rs`: purchases of
 //!    it, days since, how many customers take it up); reason "bought it 3× before, last on …";
@@ -12,12 +10,12 @@
 //!    too", X being their item that contributed most;
 //! 3. the items everyone engages with most lately (the model's popularity summary,
 //!    `model/popularity.rs`); reason "popular with all customers lately", naming the
-//!    customer's segment when the item is among its ten favourites too;
-//! 4. the items the customer's segment engages with most lately (the summary's per-segment
-//!    lists); reason "popular in segment 2 (high spend · recent) lately".
+//!    customer's segment when the item is among its ten favourites too.
 //!
 //! The best of the sum come first, scored in `(1, 2]` (the best 2), then the rest of the popular
-//! list in `(0, 1]`. An item in several lists keeps the reason of the first.
+//! list in `(0, 1]`. An item in two lists keeps the reason of the first. Equal weights for the
+//! three lists: on the real item log, halving the related and popular ones changed recall by
+//! at most 0.001 (`docs/model.md`).
 //!
 //! **Categories.** The customer's own most engaged (by engagement share), then the segment's
 //! most popular ([`SegmentInfo::popular_categories`], `(0.5, 1]`) and all segments' (`(0,
@@ -29,7 +27,6 @@
 
 use super::{Engagement, Profile, SegmentInfo};
 use crate::model::popularity::Popularity;
-use crate::model::blend::SOURCES;
 use crate::model::rebuy::{self, Rebuy};
 use crate::together::Table;
 use serde::Serialize;
@@ -86,22 +83,6 @@ pub struct Suggestion {
     pub reason: String,
 }
 
-/// What [`suggest`] blends (see the module docs).
-#[derive(Clone, Copy)]
-pub(crate) struct Lists<'a> {
-    /// The rebuy ranking's chance for each of the customer's own items, aligned with their
-    /// list (empty: by engagement).
-    pub(crate) chances: &'a [f64],
-    /// The items related to theirs, as shares.
-    pub(crate) related: &'a [Related],
-    /// Everyone's popular items (items), or the segment's then everyone's (categories).
-    pub(crate) popular: &'a [(String, f64, String)],
-    /// The segment's popular items (items only).
-    pub(crate) segment: &'a [(String, f64, String)],
-    /// The blend's weight of each list: own, related, popular, segment (`model/blend.rs`).
-    pub(crate) alpha: [f64; SOURCES],
-}
-
 /// A popular tier's entries: (name, score, reason), best first.
 pub(crate) type Tier = Vec<(String, f64, String)>;
 
@@ -146,18 +127,12 @@ pub(crate) fn related(table: &Table, own: &[Engagement], n: usize) -> Vec<Relate
 /// to them and the `popular` ones blended, then the rest of `popular` (see the module docs).
 pub(crate) fn suggest(
     profile: Option<&Profile>,
-    lists: &Lists,
+    chances: &[f64],
+    related: &[Related],
+    popular: &[(String, f64, String)],
     n: usize,
     options: RecommendOptions,
 ) -> Vec<Suggestion> {
-    let Lists {
-        chances,
-        related,
-        popular,
-        segment,
-        alpha,
-    } = *lists;
-    let [a_own, a_related, a_popular, a_segment] = alpha;
     let categories = options.catalogue == Catalogue::Categories;
     let own: &[Engagement] = match profile {
         Some(p) if categories => &p.top_categories,
@@ -193,6 +168,7 @@ pub(crate) fn suggest(
         own.iter().map(|e| e.weight * total).collect()
     };
     // `related` scores are shares already (of all related items, not only those listed).
+    let related_share = 1.0;
     let mut first: HashMap<&str, (f64, String)> = HashMap::new();
     for r in related {
         let verb = match own.iter().find(|e| e.name == r.2) {
@@ -200,15 +176,13 @@ pub(crate) fn suggest(
             _ => "engaged with",
         };
         let reason = format!("customers who {verb} {} often take it too", r.2);
-        first.insert(&r.0, (a_related * r.1, reason));
+        first.insert(&r.0, (r.1 * related_share, reason));
     }
     if !categories {
-        for (list, weight) in [(popular, a_popular), (segment, a_segment)] {
-            let total = share(list.iter().map(|p| p.1).sum());
-            for (name, score, reason) in list {
-                let entry = first.entry(name).or_insert((0.0, reason.clone()));
-                entry.0 += weight * score * total;
-            }
+        let popular_share = share(popular.iter().map(|p| p.1).sum());
+        for (name, score, reason) in popular {
+            let entry = first.entry(name).or_insert((0.0, reason.clone()));
+            entry.0 += score * popular_share;
         }
     }
     for (e, own_share) in own.iter().zip(own_shares) {
@@ -218,7 +192,7 @@ pub(crate) fn suggest(
             k => format!("bought it {k}× before, last on {}", day(e.last_ms)),
         };
         let entry = first.entry(&e.name).or_insert((0.0, String::new()));
-        entry.0 += if categories { own_share } else { a_own * own_share };
+        entry.0 += own_share;
         entry.1 = reason;
     }
     let mut first: Vec<(&str, f64, String)> = first
@@ -293,9 +267,10 @@ pub(crate) fn popular_tiers(
         push(all, 0.0, &|_| "popular with all customers".to_string());
         return out;
     }
-    // Items: ranked by everyone's counts (the segment's list is blended separately, with its
-    // own learned weight: `segment_tier`); the reason names the segment when the item is among
-    // its ten favourites too.
+    // Items: ranked by everyone's counts. Averaging in the segment's (each relative to its top
+    // item) lowered discovery on the real item log (recall 0.040-0.057 with everyone's alone,
+    // 0.017-0.036 half and half: docs/model.md), so the segment's summary only names the
+    // items that are also among its ten favourites in the reason.
     let global = popularity.ranked(&popularity.global, now_ms, half_life_ms);
     let local: HashSet<String> = segment
         .and_then(|id| popularity.segments.get(usize::from(id)))
@@ -335,32 +310,4 @@ pub(crate) fn rebuy_chances(
         })
         .collect();
     rebuy.chances(&candidates)
-}
-
-/// The segment's popular items for a customer in `segment` (the model's per-segment
-/// popularity summary as of `now_ms`), scored relative to the first, with the reason.
-pub(crate) fn segment_tier(
-    popularity: &Popularity,
-    segments: &[SegmentInfo],
-    segment: Option<u16>,
-    now_ms: i64,
-    half_life_ms: f64,
-) -> Tier {
-    let Some((id, list)) =
-        segment.and_then(|id| popularity.segments.get(usize::from(id)).map(|l| (id, l)))
-    else {
-        return Vec::new();
-    };
-    let label = segments
-        .iter()
-        .find(|s| s.id == id)
-        .map(|s| s.label.clone())
-        .unwrap_or_default();
-    let reason = format!("popular in segment {id} ({label}) lately");
-    let ranked = popularity.ranked(list, now_ms, half_life_ms);
-    let top = ranked.first().map_or(0.0, |p| p.1).max(f64::MIN_POSITIVE);
-    ranked
-        .into_iter()
-        .map(|(name, w)| (name, (w / top).clamp(0.0, 1.0), reason.clone()))
-        .collect()
 }
