@@ -18,15 +18,18 @@
 //! customers or events.
 //!
 //! **Relatedness** of `y` to `x` is the cosine of their customer sets,
-//! `pair(x, y) / sqrt(count(x) · count(y))`: an item everybody takes does not come out related
-//! to everything.
+//! `pair(x, y) / sqrt(count(x) · count(y))`, at most 1: an item everybody takes does not come
+//! out related to everything. (A partner's count dates from when it was taken up, earlier
+//! than the pair, so with decay the ratio can exceed 1 and is capped.)
 //!
 //! **Derived, like the lookalike index.** The table is not stored: it is a function of what
 //! the records hold (their engagement lists), so it costs no writes. It lives in memory,
-//! updated after each committed batch; at open it is rebuilt by a background scan of the
+//! counted by the writer as it applies each event, in event order (so the rebuy ranking that
+//! reads its counts learns the same from the same events; a batch that then fails to commit
+//! leaves its counts until the next open). At open it is rebuilt by a background scan of the
 //! records (every customer's [`PAIRED`] most engaged items, each pair at the later time of the
 //! two), which a store that never saw an item skips. Queries wait for the scan. While it
-//! runs, a customer the writer updates is counted by the writer and skipped by the scan.
+//! runs, a customer the writer counts is skipped by the scan.
 //! Holds no customer id (outside that skip list): erasing a customer leaves the counts, which
 //! are aggregates of many customers.
 
@@ -44,8 +47,8 @@ pub(crate) const PAIRED: usize = 16;
 pub(crate) const RELATED_PER_ITEM: usize = 64;
 /// Co-occurring items kept per item at most.
 pub(crate) const NEIGHBOURS: usize = 512;
-/// Co-occurring items kept in all (12 bytes each): once reached, lists stop growing and a new
-/// pair replaces the least counted of its list.
+/// Co-occurring items kept in all (8 bytes each): once reached, lists stop growing, and a
+/// full list drops its least counted quarter to list a new pair.
 pub(crate) const MAX_PAIRS: usize = 2 << 20;
 /// Items kept at most.
 pub(crate) const MAX_ITEMS: usize = 65_536;
