@@ -532,14 +532,15 @@ impl Together {
         self.stop.store(true, Ordering::Release);
     }
 
-    /// Blocks until the rebuild ended; then reads the table (None if the rebuild failed).
-    pub(crate) fn read<T>(&self, f: impl FnOnce(&Table) -> T) -> Option<T> {
+    /// Reads the table: with `wait`, once the rebuild ended; without, as it is (during the
+    /// rebuild: what the writer and the scan counted so far). None if the rebuild failed.
+    pub(crate) fn read<T>(&self, wait: bool, f: impl FnOnce(&Table) -> T) -> Option<T> {
         {
             let mut state = self.state.lock();
-            while *state == Build::Running {
+            while wait && *state == Build::Running {
                 self.done.wait(&mut state);
             }
-            if *state != Build::Done {
+            if let Build::Failed(_) = *state {
                 return None;
             }
         }

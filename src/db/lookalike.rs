@@ -202,7 +202,7 @@ impl Db {
         self.inner
             .shared
             .together
-            .read(|t| t.heap_bytes())
+            .read(true, |t| t.heap_bytes())
             .unwrap_or(0)
     }
 

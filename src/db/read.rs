@@ -437,7 +437,9 @@ impl Db {
     /// [`Db::segments`] computed last, if the model has not changed since or it was less than
     /// five minutes ago; otherwise they are computed again first (one pass over the profile
     /// keys: about 1 s at 500k profiles, so the first call after opening a large store is
-    /// slow).
+    /// slow). The action carries up to three [`Db::recommend`] suggestions; until the
+    /// co-occurrence table is rebuilt after an open, they come from what it holds so far
+    /// (`recommend` itself waits for it).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if the segments are not seeded yet; [`Error::Storage`] if sled
@@ -488,7 +490,11 @@ impl Db {
             if chosen.action == "new_product" {
                 options = options.exclude_purchased();
             }
-            chosen.suggestions = self.suggestions(Some(&profile), &model, &described, 3, options);
+            // Not waiting for the co-occurrence rebuild after an open: three suggestions are
+            // not worth holding the strategy up for (`recommend` waits).
+            let (described, n, wait) = (&described[..], 3, false);
+            chosen.suggestions =
+                self.suggestions(Some(&profile), &model, described, (n, wait), options);
         }
         Ok(Some(chosen))
     }
@@ -547,16 +553,17 @@ impl Db {
         } else {
             Arc::new(Vec::new())
         };
-        Ok(self.suggestions(profile.as_ref(), &model, &described, n, options))
+        Ok(self.suggestions(profile.as_ref(), &model, &described, (n, true), options))
     }
 
-    /// `recommend`'s list for a profile, given the model and the segment descriptions.
+    /// `recommend`'s list of `n` for a profile, given the model and the segment descriptions;
+    /// `wait`: for the co-occurrence table's rebuild after an open.
     fn suggestions(
         &self,
         profile: Option<&Profile>,
         model: &ModelState,
         segments: &[SegmentInfo],
-        n: usize,
+        (n, wait): (usize, bool),
         options: RecommendOptions,
     ) -> Vec<Suggestion> {
         let tiers = recommend::popular_tiers(
@@ -573,7 +580,7 @@ impl Db {
                 .inner
                 .shared
                 .together
-                .read(|table| {
+                .read(wait, |table| {
                     let own = &p.top_items;
                     let chances =
                         recommend::rebuy_chances(&model.rebuy, table, own, model.watermark_ms);
