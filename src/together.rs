@@ -23,16 +23,15 @@
 //! than the pair, so with decay the ratio can exceed 1 and is capped.)
 //!
 //! **Derived, like the lookalike index.** The table is not stored: it is a function of what
-//! the records hold (their engagement lists), so it costs no writes. It lives in memory. The
-//! writer keeps its item counts as it applies each event, in event order, so the rebuy
-//! ranking that reads them learns the same from the same events (a batch that then fails to
-//! commit leaves its counts until the next open). The pairs are counted once the batch
-//! committed, by the durability stage that publishes it: the writer's thread is the one every
-//! event waits for. At open the table is rebuilt by a background scan of the records (every
-//! customer's [`PAIRED`] most engaged items, each pair at the later time of the two), which a
-//! store that never saw an item skips. Queries wait for the scan. While it runs, a customer
-//! the writer counts is skipped by the scan. Holds no customer id (outside that skip list):
-//! erasing a customer leaves the counts, which are aggregates of many customers.
+//! the records hold (their engagement lists), so it costs no writes. It lives in memory,
+//! counted by the writer as it applies each event, in event order (so the rebuy ranking that
+//! reads its counts learns the same from the same events; a batch that then fails to commit
+//! leaves its counts until the next open). At open it is rebuilt by a background scan of the
+//! records (every customer's [`PAIRED`] most engaged items, each pair at the later time of the
+//! two), which a store that never saw an item skips. Queries wait for the scan. While it
+//! runs, a customer the writer counts is skipped by the scan.
+//! Holds no customer id (outside that skip list): erasing a customer leaves the counts, which
+//! are aggregates of many customers.
 
 use crate::features::affinity::Engaged;
 use crate::storage::Store;
@@ -231,23 +230,10 @@ impl Table {
     }
 
     /// Counts one customer taking up `item` with their other most engaged `with` items.
-    #[cfg(test)]
-    fn take_up(&mut self, t: &TakenUp) {
-        self.count_taken(t);
-        self.pair_taken(t);
-    }
-
-    /// The item count of [`Table::take_up`]: what the writer counts as it applies the event.
-    pub(crate) fn count_taken(&mut self, t: &TakenUp) {
+    pub(crate) fn take_up(&mut self, t: &TakenUp) {
         let w = self.weight(t.t_ms);
         let x = self.slot(&t.item);
         self.items[x as usize].count += w;
-    }
-
-    /// The pairs of [`Table::take_up`]: counted once the event's batch committed, off the
-    /// writer's thread (no learner reads them).
-    pub(crate) fn pair_taken(&mut self, t: &TakenUp) {
-        let w = self.weight(t.t_ms);
         for other in t.with.iter().take(PAIRED - 1) {
             if *other == t.item {
                 continue;
@@ -449,20 +435,7 @@ impl Together {
         if let Some(skip) = self.written_while_building.lock().as_mut() {
             skip.insert(customer.to_string());
         }
-        self.table.write().count_taken(taken);
-    }
-
-    /// Counts the pairs of a committed batch's take-ups (the durability stage, which publishes
-    /// committed batches, after the writer
-    /// counted their items: [`Together::take_up`]).
-    pub(crate) fn pair(&self, taken: &[TakenUp]) {
-        if taken.is_empty() {
-            return;
-        }
-        let mut table = self.table.write();
-        for t in taken {
-            table.pair_taken(t);
-        }
+        self.table.write().take_up(taken);
     }
 
     /// How many customers took up each of `items`, decayed to `t_ms` (0 for an item not

@@ -480,9 +480,9 @@ impl Engine {
             self.config.top_items,
         );
         if let Some(item) = new_item.filter(|item| listed(&w.record.affinity.items, item)) {
-            let taken = TakenUp::of(item, &w.record.affinity.items, e.timestamp_ms);
-            self.together.take_up(&e.customer_id, &taken);
-            b.taken_up.push(taken);
+            let items = &w.record.affinity.items;
+            self.together
+                .take_up(&e.customer_id, &TakenUp::of(item, items, e.timestamp_ms));
         }
         let x = self.layout.vector(&w.record.state, now);
         let (seg, z) = observe(&mut self.model, &x);

@@ -135,9 +135,6 @@ pub(crate) struct BatchState {
     pub(super) queue_write: Option<QueueWrite>,
     /// The model snapshot this batch writes, for reads before sled has applied it.
     pub(super) snapshot: Option<ModelState>,
-    /// Items that entered a customer's engagement list: the writer counted the items, their
-    /// pairs are counted once the batch committed.
-    pub(crate) taken_up: Vec<crate::together::TakenUp>,
 }
 
 /// A record's model outcome before a write: its contribution to the segment statistics.

@@ -41,7 +41,6 @@ pub(super) fn publish(shared: &Shared, p: &Prepared) {
     shared
         .lookalikes
         .commit(p.state.written(), p.state.erased_ids());
-    shared.together.pair(&p.state.taken_up);
     *shared.model.write() = p.model.clone();
     *shared.snapshots.write() = p.snapshots.clone();
     shared
