@@ -28,7 +28,8 @@
 //! reads its counts learns the same from the same events; a batch that then fails to commit
 //! leaves its counts until the next open). At open it is rebuilt by a background scan of the
 //! records (every customer's [`PAIRED`] most engaged items, each pair at the later time of the
-//! two), which a store that never saw an item skips. Queries wait for the scan. While it
+//! two), which a store that never saw an item skips. `recommend` waits for the scan (the
+//! strategy's suggestions do not). While it
 //! runs, a customer the writer counts is skipped by the scan.
 //! Holds no customer id (outside that skip list): erasing a customer leaves the counts, which
 //! are aggregates of many customers.
