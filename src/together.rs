@@ -29,10 +29,9 @@
 //! leaves its counts until the next open). At open it is rebuilt by a background scan of the
 //! records (every customer's [`PAIRED`] most engaged items, each pair at the later time of the
 //! two), which a store that never saw an item skips. `recommend` waits for the scan (the
-//! strategy's suggestions do not). While it
-//! runs, a customer the writer counts is skipped by the scan.
-//! Holds no customer id (outside that skip list): erasing a customer leaves the counts, which
-//! are aggregates of many customers.
+//! strategy's suggestions do not). While it runs, a customer the writer counts is skipped by
+//! the scan. Holds no customer id (outside that skip list): erasing a customer leaves the
+//! counts, which are aggregates of many customers.
 
 use crate::features::affinity::Engaged;
 use crate::storage::Store;
