@@ -4,7 +4,6 @@
 use super::*;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::features::affinity::HALF_LIFE_FACTOR;
 use crate::features::vector::FeatureLayout;
 use crate::features::FeatureParams;
 use crate::index::LookalikeIndex;
@@ -211,10 +210,7 @@ impl Db {
             snapshots: RwLock::new(Vec::new()),
             counters: Default::default(),
             lookalikes: Arc::new(LookalikeIndex::new(layout.clone(), config.model.segments)),
-            together: Arc::new(Together::new(
-                params.half_life_ms * HALF_LIFE_FACTOR,
-                items_seen,
-            )),
+            together: Arc::new(Together::new(params.item_half_life_ms(), items_seen)),
         });
         let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity);
         let seed = config.model.seed;

@@ -4,7 +4,6 @@
 use super::*;
 use crate::error::{Error, Result};
 use crate::event::validate_customer_id;
-use crate::features::affinity::HALF_LIFE_FACTOR;
 use crate::features::vector::FeatureLayout;
 use crate::model::ModelState;
 use crate::pipeline::WriteStats;
@@ -572,7 +571,7 @@ impl Db {
             profile.and_then(|p| p.segment),
             options.catalogue == Catalogue::Categories,
             model.watermark_ms,
-            self.inner.layout.params().half_life_ms * HALF_LIFE_FACTOR,
+            self.inner.layout.params().item_half_life_ms(),
         );
         // The customer's own items ranked by the rebuy model, and the items related to them.
         let (chances, related) = match profile {

@@ -46,6 +46,12 @@ impl FeatureParams {
         (-std::f64::consts::LN_2 * dt / self.half_life_ms).exp()
     }
 
+    /// Half-life of the engagement lists and of everything counted from them (item
+    /// popularity, co-occurrence): [`affinity::HALF_LIFE_FACTOR`] times the features'.
+    pub fn item_half_life_ms(&self) -> f64 {
+        self.half_life_ms * affinity::HALF_LIFE_FACTOR
+    }
+
     /// The bucket a category hashes to (xxh3, stable across builds and platforms).
     pub fn bucket(&self, category: &str) -> u16 {
         (xxhash_rust::xxh3::xxh3_64(category.as_bytes()) % self.category_buckets as u64) as u16

@@ -32,7 +32,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::wall_clock_ms;
 use crate::event::EventKind;
-use crate::features::affinity::{Engaged, HALF_LIFE_FACTOR};
+use crate::features::affinity::Engaged;
 use crate::features::vector::FeatureLayout;
 use crate::features::{CompactEvent, ProfileOp};
 use crate::model::{rebuy, ModelState};
@@ -476,7 +476,7 @@ impl Engine {
             e.item.as_deref(),
             e.category.as_deref(),
             e.timestamp_ms,
-            params.half_life_ms * HALF_LIFE_FACTOR,
+            params.item_half_life_ms(),
             self.config.top_items,
         );
         if let Some(item) = new_item.filter(|item| listed(&w.record.affinity.items, item)) {
@@ -495,7 +495,7 @@ impl Engine {
                 seg.map(|(s, _)| s),
                 k,
                 e.timestamp_ms,
-                params.half_life_ms * HALF_LIFE_FACTOR,
+                params.item_half_life_ms(),
             );
         }
 

@@ -24,7 +24,7 @@ pub use segments::{SegmentDistance, SegmentInfo};
 pub use similar::SimilarCustomer;
 pub use strategy::{ActionSummary, Recommendation};
 
-use crate::features::affinity::{decay, Engaged, HALF_LIFE_FACTOR};
+use crate::features::affinity::{decay, Engaged};
 use crate::features::vector::FeatureLayout;
 use crate::features::{AttrValue, ProfileState};
 use crate::model::ModelState;
@@ -95,7 +95,7 @@ impl Profile {
             None,
         );
         p.assigned_segment = record.segment;
-        let half_life = layout.params().half_life_ms * HALF_LIFE_FACTOR;
+        let half_life = layout.params().item_half_life_ms();
         let (items, categories) = (&record.affinity.items, &record.affinity.categories);
         p.top_items = Engagement::ranked(items, record.affinity.anchor_ms, p.as_of_ms, half_life);
         p.top_categories =

@@ -19,7 +19,7 @@
 //! output.
 
 use crate::event::EventKind;
-use crate::features::affinity::{decay as list_decay, Affinity, Engaged, HALF_LIFE_FACTOR};
+use crate::features::affinity::{decay as list_decay, Affinity, Engaged};
 use crate::features::vector::FeatureLayout;
 use crate::features::{ProfileState, DAY_MS};
 use crate::model::ModelState;
@@ -289,7 +289,7 @@ pub(crate) fn summarise(
         let decay = layout.params().decay(s.anchor_ms, now);
         per[seg].add(s, now, decay, propensity);
         all.add(s, now, decay, propensity);
-        let half_life = layout.params().half_life_ms * HALF_LIFE_FACTOR;
+        let half_life = layout.params().item_half_life_ms();
         per[seg].add_lists(&rec.affinity, now, half_life);
         all.add_lists(&rec.affinity, now, half_life);
     }
