@@ -188,6 +188,15 @@ impl Db {
         Ok(segs)
     }
 
+    /// The segment descriptions of `model` that [`Db::segments_of`] remembered last, or new
+    /// ones if the model changed since (or they are older than the cache keeps them).
+    fn cached_segments(&self, model: &ModelState) -> Result<Arc<Vec<SegmentInfo>>> {
+        match self.inner.segment_cache.get(model.version) {
+            Some(segs) => Ok(segs),
+            None => self.segments_of(model),
+        }
+    }
+
     /// Names of the feature-vector dimensions, in order.
     pub fn feature_names(&self) -> Vec<String> {
         self.inner.layout.names()
@@ -458,10 +467,7 @@ impl Db {
                 "segments are not seeded yet; strategies need segments",
             ));
         };
-        let described = match self.inner.segment_cache.get(model.version) {
-            Some(segs) => segs,
-            None => self.segments_of(&model)?,
-        };
+        let described = self.cached_segments(&model)?;
         let (label, rule) = described
             .get(seg)
             .map(|s| (s.label.clone(), s.rule_action.clone()))
@@ -545,10 +551,7 @@ impl Db {
         let profile = self.profile(customer_id)?;
         let model = self.model();
         let described = if model.segments.is_seeded() {
-            match self.inner.segment_cache.get(model.version) {
-                Some(segs) => segs,
-                None => self.segments_of(&model)?,
-            }
+            self.cached_segments(&model)?
         } else {
             Arc::new(Vec::new())
         };

@@ -677,12 +677,10 @@ fn learn_rebuy(
     item: &str,
     t_ms: i64,
 ) {
-    let earlier = |e: &&Engaged| e.last_ms < t_ms;
-    if !items.iter().filter(earlier).any(|e| e.name == item) {
+    let listed: Vec<&Engaged> = items.iter().filter(|e| e.last_ms < t_ms).collect();
+    let Some(chosen) = listed.iter().position(|e| e.name == item) else {
         return;
-    }
-    let listed: Vec<&Engaged> = items.iter().filter(earlier).collect();
-    let chosen = listed.iter().position(|e| e.name == item).unwrap_or(0);
+    };
     let popularity = together.popularity(listed.iter().map(|e| e.name.as_str()), t_ms);
     let candidates: Vec<[f32; rebuy::FEATURES]> = listed
         .iter()
