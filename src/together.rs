@@ -33,7 +33,7 @@
 //! the scan. Holds no customer id (outside that skip list): erasing a customer leaves the
 //! counts, which are aggregates of many customers.
 
-use crate::features::affinity::Engaged;
+use crate::features::affinity::{most_engaged, Engaged};
 use crate::storage::Store;
 use compact_str::CompactString;
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -70,16 +70,11 @@ pub(crate) struct TakenUp {
 impl TakenUp {
     /// What `item` entering the engagement list `items` (already holding it) at `t_ms` adds.
     pub(crate) fn of(item: &str, items: &[Engaged], t_ms: i64) -> TakenUp {
-        let mut others: Vec<&Engaged> = items.iter().filter(|e| e.name != item).collect();
-        others.sort_by(|a, b| {
-            b.weight
-                .total_cmp(&a.weight)
-                .then_with(|| a.name.cmp(&b.name))
-        });
         TakenUp {
             item: CompactString::from(item),
-            with: others
+            with: most_engaged(items)
                 .into_iter()
+                .filter(|e| e.name != item)
                 .take(PAIRED - 1)
                 .map(|e| e.name.clone())
                 .collect(),
@@ -251,12 +246,7 @@ impl Table {
     /// Counts one stored customer's list, as the rebuild at open does: each of their
     /// [`PAIRED`] most engaged items at its last time, each pair at the later time of the two.
     pub(crate) fn count_list(&mut self, items: &[Engaged]) {
-        let mut top: Vec<&Engaged> = items.iter().collect();
-        top.sort_by(|a, b| {
-            b.weight
-                .total_cmp(&a.weight)
-                .then_with(|| a.name.cmp(&b.name))
-        });
+        let mut top = most_engaged(items);
         top.truncate(PAIRED);
         let slots: Vec<(u32, i64)> = top
             .iter()

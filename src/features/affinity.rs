@@ -150,6 +150,17 @@ fn bump(list: &mut Vec<Engaged>, name: &str, added: f32, purchase: bool, t_ms: i
     entry.last_ms = entry.last_ms.max(t_ms);
 }
 
+/// `list` most engaged first (ties by name).
+pub fn most_engaged(list: &[Engaged]) -> Vec<&Engaged> {
+    let mut out: Vec<&Engaged> = list.iter().collect();
+    out.sort_by(|a, b| {
+        b.weight
+            .total_cmp(&a.weight)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    out
+}
+
 /// The factor a weight keeps after `age_ms` (halving every `half_life_ms`).
 pub fn decay(age_ms: i64, half_life_ms: f64) -> f32 {
     if half_life_ms <= 0.0 {
