@@ -66,9 +66,9 @@ struct Inner {
     /// The background build of the lookalike index, started by the first query that needs it
     /// (joined on close: it holds the store).
     index_builder: Mutex<IndexBuilder>,
-    /// The co-occurrence table's thread: its rebuild at open when the store saw items, then
-    /// the pairs the writer queues (joined on close: it holds the store).
-    together_counter: Mutex<Option<JoinHandle<()>>>,
+    /// The rebuild of the co-occurrence table, started at open when the store saw items
+    /// (joined on close: it holds the store).
+    together_builder: Mutex<Option<JoinHandle<()>>>,
     /// Randomness for Thompson sampling: seeded, so recommendations are reproducible.
     rng: Mutex<rand_pcg::Pcg64>,
     /// Dropping this stops the background re-segmentation thread, if any.

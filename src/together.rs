@@ -23,16 +23,14 @@
 //! than the pair, so with decay the ratio can exceed 1 and is capped.)
 //!
 //! **Derived, like the lookalike index.** The table is not stored: it is a function of what
-//! the records hold (their engagement lists), so it costs no writes. It lives in memory. The
-//! writer counts each item taken up as it applies the event, in event order (so the rebuy
-//! ranking that reads these counts learns the same from the same events; a batch that then
-//! fails to commit leaves its counts until the next open), and queues its pairs for a thread
-//! of the table's own, which counts them in the same order, off the writer's path (the writer
-//! counts them itself if the queue is full). At open that thread first rebuilds the table by a
-//! scan of the records (every customer's [`PAIRED`] most engaged items, each pair at the later
-//! time of the two), which a store that never saw an item skips. `recommend` waits for the
-//! scan and for the pairs queued before it (the strategy's suggestions do not). While the scan
-//! runs, a customer the writer counts is skipped by it. Holds no customer id (outside that skip list): erasing a customer leaves the
+//! the records hold (their engagement lists), so it costs no writes. It lives in memory,
+//! counted by the writer as it applies each event, in event order (so the rebuy ranking that
+//! reads its counts learns the same from the same events; a batch that then fails to commit
+//! leaves its counts until the next open). At open it is rebuilt by a background scan of the
+//! records (every customer's [`PAIRED`] most engaged items, each pair at the later time of the
+//! two), which a store that never saw an item skips. `recommend` waits for the scan (the
+//! strategy's suggestions do not). While it runs, a customer the writer counts is skipped by
+//! the scan. Holds no customer id (outside that skip list): erasing a customer leaves the
 //! counts, which are aggregates of many customers.
 
 use crate::features::affinity::{most_engaged, Engaged};
@@ -54,15 +52,11 @@ pub(crate) const NEIGHBOURS: usize = 512;
 pub(crate) const MAX_PAIRS: usize = 2 << 20;
 /// Items kept at most.
 pub(crate) const MAX_ITEMS: usize = 65_536;
-/// Taken-up items waiting for the counting thread at most (about 400 bytes each): beyond,
-/// the writer counts the pairs itself.
-const MAX_QUEUED: usize = 16_384;
 /// Forward-decay exponents are kept below this many half-lives from the base (then every
 /// count is rescaled once and the base moves).
 const MAX_EXPONENT: f64 = 48.0;
 
-/// One item taken up by a customer: what the writer reports for the table as it applies the
-/// event.
+/// One item taken up by a customer: what the writer reports for the table after a commit.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct TakenUp {
     /// The item that entered the customer's list.
@@ -231,26 +225,10 @@ impl Table {
     }
 
     /// Counts one customer taking up `item` with their other most engaged `with` items.
-    #[cfg(test)]
-    fn take_up(&mut self, t: &TakenUp) {
-        self.count_item(t);
-        self.count_pairs(t);
-    }
-
-    /// The first half of [`Table::take_up`]: the item's own count.
-    fn count_item(&mut self, t: &TakenUp) {
+    pub(crate) fn take_up(&mut self, t: &TakenUp) {
         let w = self.weight(t.t_ms);
         let x = self.slot(&t.item);
         self.items[x as usize].count += w;
-    }
-
-    /// The second half of [`Table::take_up`]: the pairs (nothing if the item was shed since
-    /// its count).
-    fn count_pairs(&mut self, t: &TakenUp) {
-        let w = self.weight(t.t_ms);
-        if !self.slots.contains_key(&t.item) {
-            return;
-        }
         for other in t.with.iter().take(PAIRED - 1) {
             if *other == t.item {
                 continue;
@@ -400,16 +378,7 @@ enum Build {
     Failed(String),
 }
 
-/// Taken-up items whose pairs wait for the counting thread.
-#[derive(Default)]
-struct Pending {
-    queue: Vec<TakenUp>,
-    /// Taken-up items queued so far, and counted so far, by the thread.
-    queued: u64,
-    counted: u64,
-}
-
-/// The table with its rebuild and its counting thread (see the module docs).
+/// The table with its rebuild (see the module docs).
 pub(crate) struct Together {
     table: RwLock<Table>,
     /// Customers the writer counted while the scan runs (the scan skips them).
@@ -417,13 +386,6 @@ pub(crate) struct Together {
     state: Mutex<Build>,
     done: Condvar,
     stop: AtomicBool,
-    /// Whether a thread runs [`Together::run`] (else the writer counts pairs itself).
-    counting: AtomicBool,
-    pending: Mutex<Pending>,
-    /// Signals the thread that `pending` has work (or that it should stop).
-    work: Condvar,
-    /// Signals readers that the thread counted what was queued.
-    counted: Condvar,
     /// When the table was made and when its rebuild ended (for benchmarks).
     created: std::time::Instant,
     finished: Mutex<Option<std::time::Instant>>,
@@ -443,10 +405,6 @@ impl Together {
             }),
             done: Condvar::new(),
             stop: AtomicBool::new(false),
-            counting: AtomicBool::new(false),
-            pending: Mutex::new(Pending::default()),
-            work: Condvar::new(),
-            counted: Condvar::new(),
             created: std::time::Instant::now(),
             finished: Mutex::new(None),
         }
@@ -462,66 +420,12 @@ impl Together {
     }
 
     /// Counts `customer` taking an item up (the writer, as it applies the event; the scan, if
-    /// still running, skips them from now on). The item's own count is taken now (the rebuy
-    /// ranking reads it with the next event); its pairs are queued for the counting thread,
-    /// off the writer's path, unless no thread runs or the queue is full.
-    pub(crate) fn take_up(&self, customer: &str, taken: TakenUp) {
+    /// still running, skips them from now on).
+    pub(crate) fn take_up(&self, customer: &str, taken: &TakenUp) {
         if let Some(skip) = self.written_while_building.lock().as_mut() {
             skip.insert(customer.to_string());
         }
-        self.table.write().count_item(&taken);
-        let mut pending = self.pending.lock();
-        // (`run` clears `counting` under this lock: nothing is queued after it stopped.)
-        if self.counting.load(Ordering::Acquire) && pending.queue.len() < MAX_QUEUED {
-            pending.queue.push(taken);
-            pending.queued += 1;
-            if pending.queue.len() == 1 {
-                self.work.notify_one();
-            }
-            return;
-        }
-        drop(pending);
-        self.table.write().count_pairs(&taken);
-    }
-
-    /// The counting thread's work until the store closes: the rebuild from the records if
-    /// needed (see [`Together::build`]), then the pairs the writer queues.
-    pub(crate) fn run(&self, store: &Store) {
-        self.counting.store(true, Ordering::Release);
-        if matches!(*self.state.lock(), Build::Running) {
-            self.build(store);
-        }
-        while self.count_queued(true) {}
-        let mut pending = self.pending.lock();
-        self.counting.store(false, Ordering::Release);
-        // Nothing is counted any more: readers stop waiting for it.
-        pending.counted = pending.queued;
-        pending.queue.clear();
-        self.counted.notify_all();
-    }
-
-    /// Counts the pairs queued so far (waiting for some with `block`, until there are or the
-    /// store closes); false once the store closes.
-    fn count_queued(&self, block: bool) -> bool {
-        let queue = {
-            let mut pending = self.pending.lock();
-            while block && pending.queue.is_empty() && !self.stop.load(Ordering::Acquire) {
-                self.work.wait(&mut pending);
-            }
-            std::mem::take(&mut pending.queue)
-        };
-        if self.stop.load(Ordering::Acquire) {
-            return false;
-        }
-        // One lock per customer: the writer, reading counts for the rebuy ranking, waits for
-        // one customer's pairs at most.
-        for taken in &queue {
-            self.table.write().count_pairs(taken);
-        }
-        let mut pending = self.pending.lock();
-        pending.counted += queue.len() as u64;
-        self.counted.notify_all();
-        true
+        self.table.write().take_up(taken);
     }
 
     /// How many customers took up each of `items`, decayed to `t_ms` (0 for an item not
@@ -535,9 +439,9 @@ impl Together {
         items.map(|name| table.count_at(name, t_ms)).collect()
     }
 
-    /// Rebuilds the counts from the records (on the counting thread, from open), counting
-    /// the queued pairs between chunks. Damaged records are skipped with a warning.
-    fn build(&self, store: &Store) {
+    /// Rebuilds the counts from the records (on a thread of its own, from open). Damaged
+    /// records are skipped with a warning.
+    pub(crate) fn build(&self, store: &Store) {
         let outcome = self.scan(store);
         *self.written_while_building.lock() = None;
         *self.finished.lock() = Some(std::time::Instant::now());
@@ -557,20 +461,16 @@ impl Together {
     }
 
     fn scan(&self, store: &Store) -> Result<(), String> {
-        // Small enough that the writer, reading counts for the rebuy ranking, is not held up.
-        const CHUNK: usize = 128;
+        const CHUNK: usize = 1024;
         let mut pending: Vec<(String, Vec<Engaged>)> = Vec::with_capacity(CHUNK);
         let flush = |pending: &mut Vec<(String, Vec<Engaged>)>| {
-            {
-                let skip = self.written_while_building.lock();
-                let mut table = self.table.write();
-                for (id, items) in pending.drain(..) {
-                    if !skip.as_ref().is_some_and(|s| s.contains(&id)) {
-                        table.count_list(&items);
-                    }
+            let skip = self.written_while_building.lock();
+            let mut table = self.table.write();
+            for (id, items) in pending.drain(..) {
+                if !skip.as_ref().is_some_and(|s| s.contains(&id)) {
+                    table.count_list(&items);
                 }
             }
-            self.count_queued(false);
         };
         for entry in store.scan_profiles() {
             if self.stop.load(Ordering::Acquire) {
@@ -590,16 +490,13 @@ impl Together {
         Ok(())
     }
 
-    /// Asks the counting thread (and a running rebuild) to stop: the store is closing.
-    pub(crate) fn stop(&self) {
-        let _pending = self.pending.lock();
+    /// Asks a running rebuild to stop (the store is closing).
+    pub(crate) fn stop_build(&self) {
         self.stop.store(true, Ordering::Release);
-        self.work.notify_all();
     }
 
-    /// Reads the table: with `wait`, once the rebuild ended and the pairs queued so far are
-    /// counted; without, as it is (during the rebuild: what the writer and the scan counted so
-    /// far). None if the rebuild failed.
+    /// Reads the table: with `wait`, once the rebuild ended; without, as it is (during the
+    /// rebuild: what the writer and the scan counted so far). None if the rebuild failed.
     pub(crate) fn read<T>(&self, wait: bool, f: impl FnOnce(&Table) -> T) -> Option<T> {
         {
             let mut state = self.state.lock();
@@ -608,13 +505,6 @@ impl Together {
             }
             if let Build::Failed(_) = *state {
                 return None;
-            }
-        }
-        if wait {
-            let mut pending = self.pending.lock();
-            let target = pending.queued;
-            while pending.counted < target {
-                self.counted.wait(&mut pending);
             }
         }
         Some(f(&self.table.read()))
@@ -711,33 +601,6 @@ mod tests {
         // The staple every customer took with their item is still counted and related.
         assert!(t.slots.contains_key("staple"));
         assert!(t.heap_bytes() < 40 << 20, "{} bytes", t.heap_bytes());
-    }
-
-    #[test]
-    fn pairs_queued_for_the_thread_are_counted_before_a_waiting_read_and_after_it_stops_inline(
-    ) -> crate::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let store = std::sync::Arc::new(Store::open(&crate::Config::new(dir.path()))?);
-        let together = std::sync::Arc::new(Together::new(HALF, false));
-        let thread = {
-            let (together, store) = (together.clone(), store.clone());
-            std::thread::spawn(move || together.run(&store))
-        };
-        let pairs = |t: &Together| t.read(true, |t| named(t, "pen").get("ink").copied());
-        for c in 0..200 {
-            together.take_up(&format!("c{c}"), taken("ink", &[], c));
-            together.take_up(&format!("c{c}"), taken("pen", &["ink"], c));
-        }
-        // Every pair queued so far is in, whatever the thread's progress.
-        assert_eq!(pairs(&together), Some(Some(1.0)));
-        together.stop();
-        thread.join().expect("the counting thread");
-        // Stopped: the writer counts pairs itself, and a waiting read does not hang.
-        together.take_up("late", taken("pad", &["pen"], 300));
-        let pad = together.read(true, |t| named(t, "pad").contains_key("pen"));
-        assert_eq!(pad, Some(true));
-        assert!(together.table.read().is_consistent());
-        Ok(())
     }
 
     #[test]

@@ -107,10 +107,10 @@ impl Inner {
     pub(super) fn close(&self) -> Result<()> {
         self.stop_background.lock().take();
         self.shared.lookalikes.stop_build();
-        self.shared.together.stop();
-        if let Some(counter) = self.together_counter.lock().take() {
-            // As for the lookalike index: a panicked thread only loses the co-occurrence tier.
-            let _ = counter.join();
+        self.shared.together.stop_build();
+        if let Some(builder) = self.together_builder.lock().take() {
+            // As for the lookalike index: a panicked rebuild only loses the co-occurrence tier.
+            let _ = builder.join();
         }
         if let IndexBuilder::Started(builder) =
             std::mem::replace(&mut *self.index_builder.lock(), IndexBuilder::Closed)
@@ -229,19 +229,22 @@ impl Db {
             shared.clone(),
             rx,
         )?;
-        // Rebuilds the co-occurrence table if needed, then counts the pairs the writer queues.
-        let together_counter = {
+        let together_builder = if items_seen {
             let (table, store) = (shared.together.clone(), store.clone());
-            std::thread::Builder::new()
-                .name("persona-co-occurrence".into())
-                .spawn(move || table.run(&store))?
+            Some(
+                std::thread::Builder::new()
+                    .name("persona-co-occurrence".into())
+                    .spawn(move || table.build(&store))?,
+            )
+        } else {
+            None
         };
         let db = Db {
             inner: Arc::new(Inner {
                 store,
                 tx,
                 shared,
-                together_counter: Mutex::new(Some(together_counter)),
+                together_builder: Mutex::new(together_builder),
                 layout,
                 config,
                 writer: Mutex::new(Some(writer)),

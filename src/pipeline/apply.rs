@@ -482,7 +482,7 @@ impl Engine {
         if let Some(item) = new_item.filter(|item| listed(&w.record.affinity.items, item)) {
             let items = &w.record.affinity.items;
             self.together
-                .take_up(&e.customer_id, TakenUp::of(item, items, e.timestamp_ms));
+                .take_up(&e.customer_id, &TakenUp::of(item, items, e.timestamp_ms));
         }
         let x = self.layout.vector(&w.record.state, now);
         let (seg, z) = observe(&mut self.model, &x);
