@@ -198,14 +198,13 @@ impl Table {
     /// Adds `w` to `y` in `x`'s list (dropping its least counted quarter when full).
     fn pair_one_way(&mut self, x: u32, y: u32, w: f32) {
         let list = &mut self.items[x as usize].neighbours;
-        let i = match list.binary_search_by_key(&y, |n| n.slot) {
+        let mut i = match list.binary_search_by_key(&y, |n| n.slot) {
             Ok(i) => {
                 list[i].count += w;
                 return;
             }
             Err(i) => i,
         };
-        let mut i = i;
         if list.len() >= NEIGHBOURS || self.pairs >= MAX_PAIRS {
             if list.len() < NEIGHBOURS / 4 {
                 return; // the budget is spent on other items' lists

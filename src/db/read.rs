@@ -495,11 +495,10 @@ impl Db {
             if chosen.action == "new_product" {
                 options = options.exclude_purchased();
             }
-            // Not waiting for the co-occurrence rebuild after an open: three suggestions are
-            // not worth holding the strategy up for (`recommend` waits).
-            let (described, n, wait) = (&described[..], 3, false);
+            // Three suggestions, not waiting for the co-occurrence rebuild after an open: they
+            // are not worth holding the strategy up for (`recommend` waits).
             chosen.suggestions =
-                self.suggestions(Some(&profile), &model, described, (n, wait), options);
+                self.suggestions(Some(&profile), &model, &described, (3, false), options);
         }
         Ok(Some(chosen))
     }
