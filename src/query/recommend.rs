@@ -22,8 +22,10 @@
 //! 0.5]`).
 //!
 //! A new or unknown customer gets the popular list. With
-//! [`RecommendOptions::exclude_purchased`] nothing the customer bought is suggested (the
-//! discovery list). Measured on a real item log in `docs/model.md` ("Recommendations").
+//! [`RecommendOptions::exclude_purchased`] nothing the customer bought among the items of
+//! their engagement list is suggested (the discovery list); the list holds their most engaged
+//! items only (`top_items`, 32 by default), so an item bought long ago that has left it can
+//! come back. Measured on a real item log in `docs/model.md` ("Recommendations").
 
 use super::{Engagement, Profile, SegmentInfo};
 use crate::model::popularity::Popularity;
@@ -50,7 +52,10 @@ pub enum Catalogue {
 pub struct RecommendOptions {
     /// Items or categories.
     pub catalogue: Catalogue,
-    /// Leave out everything the customer bought (suggest only what is new to them).
+    /// Leave out what the customer bought among the items of their engagement list
+    /// ([`Profile::top_items`]: their most engaged, `top_items` of them at most), to suggest
+    /// what is new to them. An item bought long ago that has left the list is not known as
+    /// bought.
     pub exclude_purchased: bool,
 }
 
@@ -61,7 +66,7 @@ impl RecommendOptions {
         self
     }
 
-    /// Leaves out what the customer bought.
+    /// Leaves out what the customer bought (see the field `exclude_purchased`).
     pub fn exclude_purchased(mut self) -> RecommendOptions {
         self.exclude_purchased = true;
         self
