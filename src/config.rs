@@ -87,6 +87,10 @@ pub struct Config {
     pub(crate) top_items: usize,
     pub(crate) model: ModelConfig,
     pub(crate) actions: Vec<String>,
+    /// `[[triggers]]` of the config file, and the firing limits (`triggers/`).
+    pub(crate) triggers: Vec<crate::triggers::Trigger>,
+    pub(crate) trigger_daily_cap: u32,
+    pub(crate) trigger_retention: u64,
     pub(crate) drift_reaction: DriftReaction,
     pub(crate) snapshot_every: u64,
     pub(crate) model_versions: usize,
@@ -174,6 +178,9 @@ impl Config {
             top_items: 32,
             model: ModelConfig::default(),
             actions: DEFAULT_ACTIONS.iter().map(|a| a.to_string()).collect(),
+            triggers: Vec::new(),
+            trigger_daily_cap: 3,
+            trigger_retention: 1_000_000,
             drift_reaction: DriftReaction::Warn,
             snapshot_every: 1000,
             model_versions: 8,
@@ -435,6 +442,20 @@ impl Config {
             }
         };
         range(
+            "trigger_retention",
+            self.trigger_retention as f64,
+            1.0,
+            1e12,
+        )?;
+        for (i, t) in self.triggers.iter().enumerate() {
+            if self.triggers[..i].iter().any(|u| u.name == t.name) {
+                return Err(Error::Config(format!(
+                    "[[triggers]]: the name {} is defined twice",
+                    t.name
+                )));
+            }
+        }
+        range(
             "segments",
             self.model.segments as f64,
             1.0,
@@ -617,6 +638,13 @@ impl Config {
         set(&mut c.model.kmeans_min_rate, f.kmeans_min_rate);
         set(&mut c.model.auc_window, f.auc_window);
         set(&mut c.model.seed, f.seed);
+        set(&mut c.trigger_daily_cap, f.trigger_daily_cap);
+        set(&mut c.trigger_retention, f.trigger_retention);
+        for t in f.triggers.unwrap_or_default() {
+            let t = t.parse(c.model.segments, &c.actions);
+            c.triggers
+                .push(t.map_err(|e| Error::Config(format!("[[triggers]]: {e}")))?);
+        }
         c.validate()?;
         Ok(c)
     }
@@ -656,6 +684,9 @@ pub(crate) fn toml_message(text: &str, e: &toml::de::Error) -> String {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
+    triggers: Option<Vec<crate::triggers::TriggerFile>>,
+    trigger_daily_cap: Option<u32>,
+    trigger_retention: Option<u64>,
     segments: Option<usize>,
     half_life_days: Option<f64>,
     horizon_days: Option<f64>,

@@ -26,6 +26,7 @@ mod maintain;
 mod open;
 mod privacy;
 mod read;
+mod triggers;
 mod write;
 
 use lookalike::IndexBuilder;

@@ -100,6 +100,7 @@ mod storage;
 #[doc(hidden)]
 pub mod testing;
 mod together;
+mod triggers;
 
 pub use config::{Config, DriftReaction, Durability};
 pub use db::{
@@ -118,3 +119,4 @@ pub use query::{
 };
 pub use server::{serve, Limits, Server, ServerConfig, ShutdownHandle};
 pub use storage::check::{check_store, CheckReport, Problem, ProblemKind};
+pub use triggers::{Condition, Fired, Trigger, TriggerInfo};

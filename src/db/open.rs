@@ -211,6 +211,7 @@ impl Db {
             counters: Default::default(),
             lookalikes: Arc::new(LookalikeIndex::new(layout.clone(), config.model.segments)),
             together: Arc::new(Together::new(params.item_half_life_ms(), items_seen)),
+            triggers: RwLock::new(Arc::new(Vec::new())),
         });
         let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity);
         let seed = config.model.seed;
@@ -225,6 +226,7 @@ impl Db {
                 sample: recover_sample(&store)?,
                 held: pipeline::held::Held::new(store.held_examples()?),
                 cohorts: pipeline::cohorts::Cohorts::new(store.cohorts()?),
+                triggers: recover_triggers(&store, &config)?,
             },
             shared.clone(),
             rx,
@@ -344,4 +346,28 @@ impl Config {
     pub fn open(self) -> Result<Db> {
         Db::open_with(self)
     }
+}
+
+/// The trigger state at open: the config file's definitions, those defined at run time (a
+/// name the config file now defines too is the config file's), and what the outbox holds.
+fn recover_triggers(store: &Store, config: &Config) -> Result<crate::triggers::TriggerState> {
+    let mut t = crate::triggers::TriggerState::new(
+        config.triggers.clone(),
+        config.trigger_daily_cap,
+        config.trigger_retention,
+    );
+    for def in store.trigger_defs()? {
+        if config.triggers.iter().any(|c| c.name == def.name) {
+            tracing::warn!(
+                "trigger {}: defined in the config file and at run time; the config file's is used",
+                def.name
+            );
+        } else {
+            t.from_runtime.push(def);
+        }
+    }
+    for f in store.all_firings() {
+        t.recover(&f?.1);
+    }
+    Ok(t)
 }

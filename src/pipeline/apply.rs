@@ -39,6 +39,7 @@ use crate::model::{rebuy, ModelState};
 use crate::storage::record::{PendingExample, ProfileRecord, RecordState};
 use crate::storage::{queue, Store};
 use crate::together::{TakenUp, Together};
+use crate::triggers::TriggerState;
 use crate::Event;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -72,6 +73,8 @@ pub(crate) struct Engine {
     /// The co-occurrence table of `recommend` (`together.rs`), counted here as events are
     /// applied, in their order.
     pub(super) together: Arc<Together>,
+    /// The trigger definitions, cooldowns and outbox range (`triggers/`).
+    pub(crate) triggers: TriggerState,
 }
 
 impl Engine {
@@ -82,7 +85,7 @@ impl Engine {
         queue: RecoveredQueue,
         snapshots: Vec<u64>,
         sample: Sample,
-        (held, cohorts, together): (Held, Cohorts, Arc<Together>),
+        (held, cohorts, together, triggers): (Held, Cohorts, Arc<Together>, TriggerState),
         layout: FeatureLayout,
         config: Config,
     ) -> Engine {
@@ -138,6 +141,7 @@ impl Engine {
             cohorts,
             sample,
             together,
+            triggers,
         }
     }
 
@@ -514,6 +518,26 @@ impl Engine {
                 .remember(id_hash, e.timestamp_ms, self.config.dedupe_window);
         }
         let ack = finish(&mut self.model, w, prev, seg, p);
+        if self.triggers.all().next().is_some() {
+            let after = Prev::of(&w.record).observed();
+            let strategy = &self.model.strategy;
+            let expected = |segment: Option<u16>, action: &str| {
+                let a = strategy.index_of(action)?;
+                let s = strategy.stats(usize::from(segment?), a);
+                let n = s.successes + s.failures;
+                (n > 0).then(|| s.successes as f64 / n as f64)
+            };
+            let change = (prev.observed(), after);
+            let (fired, suppressed) = (self.triggers).evaluate(
+                &e.customer_id,
+                e.timestamp_ms,
+                change,
+                &b.fired,
+                &expected,
+            );
+            b.fired.extend(fired);
+            b.suppressed.extend(suppressed);
+        }
         if let Some((features, deadline)) = positive {
             let change = self.held.add(deadline, &e.customer_id, features);
             b.undo.push(Undo::Held(change));

@@ -135,6 +135,16 @@ pub(crate) struct BatchState {
     pub(super) queue_write: Option<QueueWrite>,
     /// The model snapshot this batch writes, for reads before sled has applied it.
     pub(super) snapshot: Option<ModelState>,
+    /// Triggers fired by the batch's events (ids assigned when written), and the names of
+    /// those suppressed by a cooldown or the daily cap.
+    pub(crate) fired: Vec<crate::triggers::Firing>,
+    pub(super) suppressed: Vec<String>,
+    /// Firings the batch removes: of erased customers, and how many from the front of the
+    /// outbox (past the retention).
+    pub(super) outbox_removed: Vec<u64>,
+    pub(super) outbox_trimmed: u64,
+    /// Trigger definitions the batch adds (Some) or deletes (None), by name.
+    pub(super) trigger_defs: Vec<(String, Option<crate::triggers::Trigger>)>,
 }
 
 /// A record's model outcome before a write: its contribution to the segment statistics.
@@ -143,6 +153,8 @@ pub(super) struct Prev {
     pub(super) segment: Option<u16>,
     pub(super) propensity: f32,
     pub(super) spend: f64,
+    /// Purchases so far (for the triggers).
+    pub(super) purchases: u64,
 }
 
 impl Prev {
@@ -151,6 +163,17 @@ impl Prev {
             segment: r.segment,
             propensity: r.propensity,
             spend: r.state.spend,
+            purchases: r.state.kind_counts[crate::EventKind::Purchase.index()],
+        }
+    }
+
+    /// What a trigger sees of it.
+    pub(super) fn observed(&self) -> crate::triggers::Observed {
+        crate::triggers::Observed {
+            segment: self.segment,
+            propensity: f64::from(self.propensity),
+            spend: self.spend,
+            purchases: self.purchases,
         }
     }
 }
@@ -173,6 +196,9 @@ impl BatchState {
 
     /// Whether the batch changed anything that must be committed.
     pub(crate) fn is_empty(&self) -> bool {
-        !self.force_snapshot && self.erased.is_empty() && !self.records.values().any(|w| w.dirty)
+        !self.force_snapshot
+            && self.erased.is_empty()
+            && self.trigger_defs.is_empty()
+            && !self.records.values().any(|w| w.dirty)
     }
 }

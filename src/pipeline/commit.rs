@@ -35,6 +35,35 @@ impl Engine {
                 insert(batch, keys::profile(id), value);
             }
         }
+        // Triggers: the batch's firings under the next ids, the oldest dropped past the
+        // retention, an erased customer's removed; definitions added or deleted.
+        let first = self.triggers.next_id;
+        for (i, f) in (0u64..).zip(b.fired.iter_mut()) {
+            f.fired.id = first + i;
+            let value = serde_json::to_vec(&f.fired)
+                .expect("a firing is strings and numbers, which serde_json always encodes");
+            insert(batch, keys::trigger(f.fired.id).to_vec(), value.into());
+        }
+        b.outbox_trimmed = self.triggers.to_remove(b.fired.len() as u64);
+        let oldest = self.triggers.oldest_id;
+        for id in (oldest..oldest + b.outbox_trimmed).chain(b.outbox_removed.iter().copied()) {
+            batch.remove(&keys::trigger(id));
+            removed += 1;
+        }
+        for (name, def) in &b.trigger_defs {
+            match def {
+                Some(t) => {
+                    let value = serde_json::to_vec(t).expect(
+                        "a definition is strings and numbers, which serde_json always encodes",
+                    );
+                    insert(batch, keys::trigger_def(name), value.into());
+                }
+                None => {
+                    batch.remove(keys::trigger_def(name));
+                    removed += 1;
+                }
+            }
+        }
         for u in &b.undo {
             match u {
                 Undo::Sample(sample::Change::Added(m)) => {
@@ -190,6 +219,17 @@ impl Engine {
                 log.delta_entries += entries;
             }
             None => {}
+        }
+        self.triggers
+            .committed(&b.fired, &b.suppressed, b.outbox_trimmed);
+        for (name, def) in &b.trigger_defs {
+            self.triggers.from_runtime.retain(|t| &t.name != name);
+            if let Some(t) = def {
+                self.triggers.from_runtime.push(t.clone());
+            }
+        }
+        for id in &b.erased {
+            self.triggers.forget(id);
         }
         for d in &b.dropped_snapshots {
             self.snapshots.retain(|v| v != d);

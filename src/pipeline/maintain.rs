@@ -4,8 +4,9 @@
 
 use super::apply::*;
 use super::batch::*;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::storage::{queue, Store};
+use crate::triggers::Trigger;
 
 impl Engine {
     /// Re-assigns up to `limit` profiles after `after` to their nearest segment as of now.
@@ -70,6 +71,7 @@ impl Engine {
             }
         }
         self.forget_erased_examples(b);
+        self.forget_erased_firings(store, b)?;
         Ok(erased)
     }
 
@@ -144,6 +146,76 @@ impl Engine {
         b.undo.extend(dropped.into_iter().map(Undo::Cohort));
     }
 
+    /// Removes the erased customers' trigger firings from the outbox, those sled holds and
+    /// those of batches it has not applied yet.
+    ///
+    /// # Errors
+    /// [`crate::Error::Corruption`] if a firing does not decode (it could be theirs).
+    pub(crate) fn forget_erased_firings(
+        &mut self,
+        store: &Store,
+        b: &mut BatchState,
+    ) -> Result<()> {
+        if b.erased.is_empty() || self.triggers.next_id == self.triggers.oldest_id {
+            return Ok(());
+        }
+        let erased = &b.erased;
+        for item in store.all_firings() {
+            let (_, f) = item?;
+            if erased.contains(&f.customer) {
+                b.outbox_removed.push(f.id);
+            }
+        }
+        let unapplied = self
+            .unapplied
+            .batches
+            .iter()
+            .flat_map(|(_, s)| s.fired.iter());
+        b.outbox_removed.extend(
+            unapplied
+                .filter(|f| erased.contains(&f.fired.customer))
+                .map(|f| f.fired.id),
+        );
+        Ok(())
+    }
+
+    /// Adds a trigger defined at run time to the batch.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidArgument`] if a trigger of that name exists.
+    pub(crate) fn add_trigger(&mut self, b: &mut BatchState, t: Trigger) -> Result<()> {
+        if self.triggers.all().any(|x| x.name == t.name) {
+            return Err(Error::invalid_argument(
+                "name",
+                format!("a trigger named {} exists; delete it first", t.name),
+            ));
+        }
+        b.trigger_defs.push((t.name.clone(), Some(t)));
+        Ok(())
+    }
+
+    /// Adds the deletion of the run-time trigger `name` to the batch.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidArgument`] if there is none of that name, or it is defined in
+    /// the config file.
+    pub(crate) fn delete_trigger(&mut self, b: &mut BatchState, name: &str) -> Result<()> {
+        if self.triggers.from_config.iter().any(|x| x.name == name) {
+            return Err(Error::invalid_argument(
+                "name",
+                format!("trigger {name} is defined in the config file; remove it there"),
+            ));
+        }
+        if !self.triggers.from_runtime.iter().any(|x| x.name == name) {
+            return Err(Error::invalid_argument(
+                "name",
+                format!("no trigger named {name}"),
+            ));
+        }
+        b.trigger_defs.push((name.to_string(), None));
+        Ok(())
+    }
+
     /// Erases those of `ids` whose last event is older than `cutoff_ms`. Profiles without
     /// events (attributes only), unknown ids and records that do not decode are kept. Returns
     /// how many were erased.
@@ -165,6 +237,7 @@ impl Engine {
             }
         }
         self.forget_erased_examples(b);
+        self.forget_erased_firings(store, b)?;
         Ok(erased)
     }
 

@@ -75,6 +75,8 @@ pub(crate) struct Recovered {
     pub(crate) held: held::Held,
     /// The cohorts the propensity is refitted on.
     pub(crate) cohorts: cohorts::Cohorts,
+    /// The trigger definitions and what the outbox holds.
+    pub(crate) triggers: crate::triggers::TriggerState,
 }
 
 /// Starts the writer thread (which starts the apply and durability stages).
@@ -96,17 +98,19 @@ pub(crate) fn spawn(
         sample,
         held,
         cohorts,
+        triggers,
     } = recovered;
     let engine = Engine::new(
         model,
         queue,
         snapshots,
         sample,
-        (held, cohorts, shared.together.clone()),
+        (held, cohorts, shared.together.clone(), triggers),
         layout,
         config.clone(),
     );
     *shared.snapshots.write() = engine.snapshot_versions();
+    *shared.triggers.write() = Arc::new(engine.triggers.view());
     shared
         .open_examples
         .store(engine.open_examples(), Ordering::Relaxed);
@@ -436,6 +440,10 @@ impl Writer {
         self.engine.committed(&state);
         let seq = self.next_seq;
         self.next_seq += 1;
+        let changed = !state.fired.is_empty()
+            || !state.suppressed.is_empty()
+            || !state.trigger_defs.is_empty();
+        let triggers = changed.then(|| Arc::new(self.engine.triggers.view()));
         Prepared {
             seq,
             batch,
@@ -443,6 +451,7 @@ impl Writer {
             model: Arc::new(self.engine.model.clone()),
             snapshots: self.engine.snapshot_versions(),
             open_examples: self.engine.open_examples(),
+            triggers,
             items,
             keys,
             bytes,
@@ -499,6 +508,8 @@ impl Writer {
                     outcome.scanned = ids.len();
                     outcome.erased = erased;
                 }),
+            Maintenance::TriggerAdd(t) => self.engine.add_trigger(&mut b, t),
+            Maintenance::TriggerDel(name) => self.engine.delete_trigger(&mut b, &name),
         };
         if let Err(e) = prepared {
             self.engine.model = before;

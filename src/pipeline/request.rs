@@ -63,6 +63,10 @@ pub(crate) enum Maintenance {
     /// Erase those of `ids` whose last event happened before `cutoff_ms` (event time), checked
     /// again here: candidates found by a scan outside the writer may have had events since.
     Purge { ids: Vec<String>, cutoff_ms: i64 },
+    /// Define a trigger at run time (stored with the batch).
+    TriggerAdd(crate::triggers::Trigger),
+    /// Delete a trigger defined at run time.
+    TriggerDel(String),
 }
 
 /// What a maintenance operation did.
@@ -150,6 +154,8 @@ pub(crate) struct Shared {
     pub(crate) lookalikes: Arc<LookalikeIndex>,
     /// The co-occurrence table of `recommend`, updated after each commit.
     pub(crate) together: Arc<crate::together::Together>,
+    /// The triggers with their counts, as of the last batch that changed them.
+    pub(crate) triggers: RwLock<Arc<Vec<crate::triggers::TriggerInfo>>>,
 }
 
 /// Running totals the writer keeps of what it committed (relaxed atomics: read for reporting).

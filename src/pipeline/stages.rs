@@ -30,6 +30,8 @@ pub(super) struct Prepared {
     pub(super) model: Arc<ModelState>,
     pub(super) snapshots: Vec<u64>,
     pub(super) open_examples: usize,
+    /// The triggers after the batch, if it changed them.
+    pub(super) triggers: Option<Arc<Vec<crate::triggers::TriggerInfo>>>,
     /// Items in the batch, keys written and bytes inserted.
     pub(super) items: u64,
     pub(super) keys: u64,
@@ -43,6 +45,9 @@ pub(super) fn publish(shared: &Shared, p: &Prepared) {
         .commit(p.state.written(), p.state.erased_ids());
     *shared.model.write() = p.model.clone();
     *shared.snapshots.write() = p.snapshots.clone();
+    if let Some(t) = &p.triggers {
+        *shared.triggers.write() = t.clone();
+    }
     shared
         .open_examples
         .store(p.open_examples, Ordering::Relaxed);

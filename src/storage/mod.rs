@@ -17,6 +17,7 @@ mod packed;
 pub mod queue;
 pub mod record;
 mod sled_setup;
+pub(crate) mod triggers;
 mod window;
 
 /// Version byte of model records (`S`, `V`). Versions 1 (builds before the segments were fitted

@@ -3,7 +3,7 @@
 //!
 //! One file per family: `event.rs` (EVENT.*), `profile.rs` (PROFILE.*), `segment.rs`
 //! (SEGMENT.*), `model.rs` (MODEL.*), `query.rs` (SIMILAR, SCORE), `strategy.rs` (STRATEGY,
-//! FEEDBACK), `admin.rs` (connection and server commands every Redis
+//! RECOMMEND, FEEDBACK), `trigger.rs` (TRIGGER.*), `admin.rs` (connection and server commands every Redis
 //! client expects), `transaction.rs` (MULTI, EXEC, DISCARD) and `introspect.rs` (COMMAND, CONFIG, INFO). Adding a command means: a struct
 //! with `parse` and `apply` and a `const` [`Spec`] in its family's file, a variant of
 //! [`Command`], and a line in [`COMMANDS`]. `COMMAND`, `COMMAND DOCS` and the arity and usage
@@ -23,6 +23,7 @@ mod query;
 mod segment;
 mod strategy;
 mod transaction;
+mod trigger;
 
 pub(crate) use args::Args;
 
@@ -50,6 +51,10 @@ pub(crate) static COMMANDS: &[Spec] = &[
     strategy::STRATEGY,
     strategy::RECOMMEND,
     strategy::FEEDBACK,
+    trigger::ADD,
+    trigger::DEL,
+    trigger::LIST,
+    trigger::READ,
     model::INFO,
     model::VERSIONS,
     model::SNAPSHOT,
@@ -368,6 +373,10 @@ pub(crate) enum Command {
     Strategy(strategy::Strategy),
     Recommend(strategy::Recommend),
     Feedback(strategy::Feedback),
+    TriggerAdd(trigger::Add),
+    TriggerDel(trigger::Del),
+    TriggerList(trigger::List),
+    TriggerRead(trigger::Read),
     ModelInfo(model::Info),
     ModelVersions(model::Versions),
     ModelSnapshot(model::Snapshot),
@@ -424,6 +433,9 @@ impl Command {
                 | Command::Strategy(_)
                 | Command::Recommend(_)
                 | Command::Feedback(_)
+                | Command::TriggerAdd(_)
+                | Command::TriggerDel(_)
+                | Command::TriggerRead(_)
                 | Command::ModelSnapshot(_)
                 | Command::ModelRollback(_)
                 | Command::DbSize
@@ -448,6 +460,10 @@ impl Command {
             Command::Strategy(c) => c.apply(ctx).into(),
             Command::Recommend(c) => c.apply(ctx).into(),
             Command::Feedback(c) => c.apply(ctx).into(),
+            Command::TriggerAdd(c) => c.apply(ctx).into(),
+            Command::TriggerDel(c) => c.apply(ctx).into(),
+            Command::TriggerList(c) => Reply::Frame(c.apply(ctx)),
+            Command::TriggerRead(c) => c.apply(ctx).into(),
             Command::ModelInfo(c) => Reply::Frame(c.apply(ctx)),
             Command::ModelVersions(c) => c.apply(ctx).into(),
             Command::ModelSnapshot(c) => c.apply(ctx).into(),

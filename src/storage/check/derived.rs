@@ -269,7 +269,7 @@ pub(super) fn check_cohorts(
     Ok(())
 }
 
-/// Reports every key outside the M, P, G, S, V, Q, K, H and C key spaces (and W, the refit
+/// Reports every key outside the M, P, G, S, V, Q, K, H, C, T and D key spaces (and W, the refit
 /// window of the previous release, removed when the store is next opened).
 pub(super) fn check_unknown(db: &sled::Db, report: &mut CheckReport) -> Result<()> {
     let mut known = [
@@ -282,6 +282,8 @@ pub(super) fn check_unknown(db: &sled::Db, report: &mut CheckReport) -> Result<(
         keys::SAMPLE,
         keys::HELD,
         keys::COHORT,
+        keys::TRIGGER,
+        keys::TRIGGER_DEF,
         keys::LEGACY_REFIT,
     ];
     known.sort_unstable();

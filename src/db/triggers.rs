@@ -1,0 +1,73 @@
+//! Triggers on [`Db`]: defining them at run time, listing them, and reading the firings the
+//! writer put in the outbox (see `src/triggers/`).
+
+use super::Db;
+use crate::error::{Error, Result};
+use crate::pipeline::Maintenance;
+use crate::storage::triggers::MAX_READ;
+use crate::triggers::{Fired, Trigger, TriggerInfo};
+
+impl Db {
+    /// Defines a trigger at run time, stored with the store: `name`, then the definition's
+    /// wire words (the condition, then optionally `ACTION a` and `COOLDOWN days`), as
+    /// `TRIGGER.ADD name WHEN …` takes them. It applies to the events written after it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming what is wrong (an unknown condition, a value out of
+    /// range, a name in use); nothing changes then.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use persona::{Db, Event, EventKind};
+    /// let db = Db::open(dir.path())?;
+    /// db.trigger_add("first", &["FIRST_PURCHASE", "COOLDOWN", "30"])?;
+    /// db.ingest(Event::new("c1", 1_767_225_600_000, EventKind::Purchase).with_value(20.0))?;
+    /// let fired = db.read_triggers(0, 10)?;
+    /// assert_eq!(fired[0].trigger, "first");
+    /// assert_eq!(fired[0].reason, "first purchase");
+    /// assert!(db.trigger_add("first", &["FIRST_PURCHASE"]).is_err(), "the name is taken");
+    /// # Ok::<(), persona::Error>(())
+    /// ```
+    pub fn trigger_add(&self, name: &str, definition: &[&str]) -> Result<Trigger> {
+        let config = &self.inner.config;
+        let t = Trigger::parse(name, definition, config.model.segments, &config.actions)
+            .map_err(|reason| Error::invalid_argument("trigger", reason))?;
+        self.maintain(Maintenance::TriggerAdd(t.clone()))?;
+        Ok(t)
+    }
+
+    /// Deletes a trigger defined at run time; its firings stay in the outbox.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if there is no run-time trigger of that name (one from the
+    /// config file is removed there).
+    pub fn trigger_del(&self, name: &str) -> Result<()> {
+        crate::triggers::check_name(name).map_err(|r| Error::invalid_argument("name", r))?;
+        self.maintain(Maintenance::TriggerDel(name.to_string()))?;
+        Ok(())
+    }
+
+    /// Every trigger (the config file's, then the run time's), with how often each fired and
+    /// was suppressed since the store was opened.
+    pub fn triggers(&self) -> Vec<TriggerInfo> {
+        self.inner.shared.triggers.read().as_ref().clone()
+    }
+
+    /// Up to `count` firings (at most 10,000) with ids above `since`, oldest first: what a
+    /// consumer that processed everything up to `since` reads next (0: from the start of the
+    /// outbox). Only firings of committed batches are returned.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a `count` of 0 or above 10,000; [`Error::Corruption`] if
+    /// a stored firing does not decode.
+    pub fn read_triggers(&self, since: u64, count: usize) -> Result<Vec<Fired>> {
+        if !(1..=MAX_READ).contains(&count) {
+            return Err(Error::invalid_argument(
+                "count",
+                format!("{count} is out of range; allowed 1..={MAX_READ}"),
+            ));
+        }
+        self.inner.store.firings(since, count)
+    }
+}

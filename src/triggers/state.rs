@@ -1,0 +1,376 @@
+//! What the writer keeps about triggers: the definitions, the outbox's id range, and per
+//! customer the last firing of each trigger and the firings of the day (for the cooldowns and
+//! the daily cap), rebuilt at open from the firings the outbox still holds.
+
+use super::{Condition, Fired, Trigger};
+use std::collections::HashMap;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// A customer's profile as a trigger sees it, before or after an event.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Observed {
+    /// Segment.
+    pub(crate) segment: Option<u16>,
+    /// Purchase propensity.
+    pub(crate) propensity: f64,
+    /// Lifetime spend.
+    pub(crate) spend: f64,
+    /// Purchases.
+    pub(crate) purchases: u64,
+}
+
+/// A firing decided by the writer, before the commit gives it its id.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Firing {
+    /// The firing, its `id` 0 until written.
+    pub(crate) fired: Fired,
+}
+
+/// The writer's trigger state (see the module docs).
+#[derive(Debug, Default)]
+pub(crate) struct TriggerState {
+    /// Defined in the config file (cannot be deleted at run time).
+    pub(crate) from_config: Vec<Trigger>,
+    /// Defined at run time (stored under `Mtriggers`).
+    pub(crate) from_runtime: Vec<Trigger>,
+    /// Firings allowed per customer per day (event-time UTC day); 0: no cap.
+    pub(crate) daily_cap: u32,
+    /// Firings the outbox keeps at most (older ones are removed as new ones are written).
+    pub(crate) retention: u64,
+    /// The id the next firing gets.
+    pub(crate) next_id: u64,
+    /// The oldest id the outbox still holds (== `next_id` when empty).
+    pub(crate) oldest_id: u64,
+    /// (trigger, customer) → time of the last firing.
+    last: HashMap<(String, String), i64>,
+    /// customer → (day, firings that day).
+    today: HashMap<String, (i64, u32)>,
+    /// Per trigger: firings written and suppressed since the store was opened.
+    pub(crate) counts: HashMap<String, (u64, u64)>,
+}
+
+impl TriggerState {
+    /// A state with these definitions and limits, and an empty outbox.
+    pub(crate) fn new(from_config: Vec<Trigger>, daily_cap: u32, retention: u64) -> TriggerState {
+        TriggerState {
+            from_config,
+            daily_cap,
+            retention,
+            next_id: 1,
+            oldest_id: 1,
+            ..TriggerState::default()
+        }
+    }
+
+    /// Every definition: the config file's, then the run time's.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Trigger> {
+        self.from_config.iter().chain(&self.from_runtime)
+    }
+
+    /// Takes a firing the outbox holds into account (at open, oldest first).
+    pub(crate) fn recover(&mut self, f: &Fired) {
+        if self.oldest_id == self.next_id {
+            // Empty so far.
+            (self.oldest_id, self.next_id) = (f.id, f.id + 1);
+        } else {
+            self.oldest_id = self.oldest_id.min(f.id);
+            self.next_id = self.next_id.max(f.id + 1);
+        }
+        self.note(f);
+    }
+
+    fn note(&mut self, f: &Fired) {
+        self.last
+            .insert((f.trigger.clone(), f.customer.clone()), f.time_ms);
+        let day = f.time_ms.div_euclid(DAY_MS);
+        let e = self.today.entry(f.customer.clone()).or_insert((day, 0));
+        if e.0 != day {
+            *e = (day, 0);
+        }
+        e.1 += 1;
+    }
+
+    /// The firings of an event of `customer` at `t_ms` that took their profile from `before`
+    /// to `after`; `pending` are the batch's firings not committed yet (they count for the
+    /// cooldowns and the cap). `expected(segment, action)` is the strategy's conversion rate.
+    /// Returns the firings, and the names of the triggers suppressed.
+    pub(crate) fn evaluate(
+        &self,
+        customer: &str,
+        t_ms: i64,
+        (before, after): (Observed, Observed),
+        pending: &[Firing],
+        expected: &dyn Fn(Option<u16>, &str) -> Option<f64>,
+    ) -> (Vec<Firing>, Vec<String>) {
+        let mut out: Vec<Firing> = Vec::new();
+        let mut suppressed = Vec::new();
+        let day = t_ms.div_euclid(DAY_MS);
+        for t in self.all() {
+            let Some(reason) = crossed(&t.when, before, after) else {
+                continue;
+            };
+            let mine = pending
+                .iter()
+                .chain(&out)
+                .filter(|p| p.fired.customer == customer);
+            let last_pending = mine
+                .clone()
+                .filter(|p| p.fired.trigger == t.name)
+                .map(|p| p.fired.time_ms)
+                .max();
+            let last = self
+                .last
+                .get(&(t.name.clone(), customer.to_string()))
+                .copied()
+                .into_iter()
+                .chain(last_pending)
+                .max();
+            let cooling = last.is_some_and(|l| {
+                (t_ms - l) < (t.cooldown_days * DAY_MS as f64) as i64 && t.cooldown_days > 0.0
+            });
+            let today = self
+                .today
+                .get(customer)
+                .filter(|(d, _)| *d == day)
+                .map_or(0, |(_, n)| *n)
+                + mine
+                    .filter(|p| p.fired.time_ms.div_euclid(DAY_MS) == day)
+                    .count() as u32;
+            if cooling || (self.daily_cap > 0 && today >= self.daily_cap) {
+                suppressed.push(t.name.clone());
+                continue;
+            }
+            out.push(Firing {
+                fired: Fired {
+                    id: 0,
+                    trigger: t.name.clone(),
+                    customer: customer.to_string(),
+                    time_ms: t_ms,
+                    reason,
+                    action: t.action.clone(),
+                    expected_conversion: t
+                        .action
+                        .as_deref()
+                        .and_then(|a| expected(after.segment, a)),
+                    segment: after.segment,
+                    propensity: after.propensity,
+                },
+            });
+        }
+        (out, suppressed)
+    }
+
+    /// A batch committed with these firings (ids assigned from `next_id`, in order) and these
+    /// suppressed triggers; `removed` firings were dropped from the front of the outbox.
+    pub(crate) fn committed(&mut self, fired: &[Firing], suppressed: &[String], removed: u64) {
+        for f in fired {
+            self.note(&f.fired);
+            self.counts.entry(f.fired.trigger.clone()).or_default().0 += 1;
+        }
+        for s in suppressed {
+            self.counts.entry(s.clone()).or_default().1 += 1;
+        }
+        self.next_id += fired.len() as u64;
+        self.oldest_id += removed;
+    }
+
+    /// How many of the oldest firings a batch writing `new` must remove to stay within the
+    /// retention.
+    pub(crate) fn to_remove(&self, new: u64) -> u64 {
+        let held = self.next_id - self.oldest_id;
+        (held + new).saturating_sub(self.retention).min(held)
+    }
+
+    /// The definitions with their counts, as readers see them.
+    pub(crate) fn view(&self) -> Vec<super::TriggerInfo> {
+        let info = |t: &Trigger, from_config: bool| {
+            let (fired, suppressed) = self.counts.get(&t.name).copied().unwrap_or_default();
+            super::TriggerInfo {
+                trigger: t.clone(),
+                from_config,
+                fired,
+                suppressed,
+            }
+        };
+        let config = self.from_config.iter().map(|t| info(t, true));
+        config
+            .chain(self.from_runtime.iter().map(|t| info(t, false)))
+            .collect()
+    }
+
+    /// Forgets an erased customer.
+    pub(crate) fn forget(&mut self, customer: &str) {
+        self.last.retain(|(_, c), _| c != customer);
+        self.today.remove(customer);
+    }
+}
+
+/// The reason, in words, if the profile crossed into `c` from `before` to `after`.
+fn crossed(c: &Condition, before: Observed, after: Observed) -> Option<String> {
+    let p = |o: Observed| format!("{:.2}", o.propensity);
+    let seg = |s: Option<u16>| s.map_or("none".to_string(), |s| s.to_string());
+    match *c {
+        Condition::SegmentEnter(s) if before.segment != Some(s) && after.segment == Some(s) => {
+            Some(format!("segment {} → {}", seg(before.segment), s))
+        }
+        Condition::SegmentLeave(s) if before.segment == Some(s) && after.segment != Some(s) => {
+            Some(format!("segment {} → {}", s, seg(after.segment)))
+        }
+        Condition::PropensityAbove(x) if before.propensity < x && after.propensity >= x => {
+            Some(format!("propensity {} → {}", p(before), p(after)))
+        }
+        Condition::PropensityBelow(x) if before.propensity >= x && after.propensity < x => {
+            Some(format!("propensity {} → {}", p(before), p(after)))
+        }
+        Condition::FirstPurchase if before.purchases == 0 && after.purchases > 0 => {
+            Some("first purchase".to_string())
+        }
+        Condition::SpendAbove(x) if before.spend < x && after.spend >= x => {
+            Some(format!("spend {:.2} → {:.2}", before.spend, after.spend))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(segment: u16, propensity: f64, spend: f64, purchases: u64) -> Observed {
+        Observed {
+            segment: Some(segment),
+            propensity,
+            spend,
+            purchases,
+        }
+    }
+
+    fn state(defs: &[&str], cap: u32) -> TriggerState {
+        let actions = vec!["vip_offer".to_string()];
+        let defs = defs
+            .iter()
+            .map(|d| {
+                let w: Vec<&str> = d.split_whitespace().collect();
+                Trigger::parse(w[0], &w[1..], 8, &actions).unwrap()
+            })
+            .collect();
+        TriggerState::new(defs, cap, 100)
+    }
+
+    fn none(_: Option<u16>, _: &str) -> Option<f64> {
+        None
+    }
+
+    #[test]
+    fn crossings_fire_levels_do_not() {
+        let s = state(
+            &[
+                "up PROPENSITY_ABOVE 0.5 ACTION vip_offer",
+                "down PROPENSITY_BELOW 0.2",
+                "enter SEGMENT_ENTER 3",
+                "leave SEGMENT_LEAVE 3",
+                "first FIRST_PURCHASE",
+                "big SPEND_ABOVE 100",
+            ],
+            0,
+        );
+        let names = |before, after| -> Vec<String> {
+            let (f, _) = s.evaluate("c", 0, (before, after), &[], &|_, _| Some(0.25));
+            f.into_iter().map(|f| f.fired.trigger).collect()
+        };
+        assert_eq!(
+            names(obs(1, 0.3, 0.0, 0), obs(3, 0.6, 120.0, 1)),
+            ["up", "enter", "first", "big"]
+        );
+        assert_eq!(
+            names(obs(3, 0.6, 120.0, 1), obs(1, 0.1, 130.0, 2)),
+            ["down", "leave"]
+        );
+        // Staying above, in, or past: nothing.
+        assert!(names(obs(3, 0.6, 120.0, 1), obs(3, 0.7, 130.0, 2)).is_empty());
+        let (f, _) = s.evaluate(
+            "c",
+            5,
+            (obs(1, 0.3, 0.0, 0), obs(1, 0.6, 0.0, 0)),
+            &[],
+            &|_, _| Some(0.25),
+        );
+        assert_eq!(f[0].fired.reason, "propensity 0.30 → 0.60");
+        assert_eq!(f[0].fired.action.as_deref(), Some("vip_offer"));
+        assert_eq!(f[0].fired.expected_conversion, Some(0.25));
+        assert_eq!(f[0].fired.time_ms, 5);
+    }
+
+    #[test]
+    fn cooldowns_and_the_daily_cap_suppress_and_count() {
+        let mut s = state(
+            &[
+                "first FIRST_PURCHASE COOLDOWN 2",
+                "big SPEND_ABOVE 10 COOLDOWN 0",
+            ],
+            1,
+        );
+        let cross = (obs(0, 0.1, 0.0, 0), obs(0, 0.1, 20.0, 1));
+        let (f, sup) = s.evaluate("c", 0, cross, &[], &none);
+        assert_eq!(f.len(), 1, "the cap allows one a day");
+        assert_eq!(sup, ["big"]);
+        s.committed(&f, &sup, 0);
+        assert_eq!(s.next_id, 2);
+        assert_eq!(s.counts["big"], (0, 1));
+        // Next day: the cap is new, `first` is still cooling down.
+        let (f, sup) = s.evaluate("c", DAY_MS + 1, cross, &[], &none);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].fired.trigger, "big");
+        assert_eq!(sup, ["first"]);
+        // Another customer is not affected; firings pending in the batch count.
+        let (f, _) = s.evaluate("d", 0, cross, &[], &none);
+        assert_eq!(f.len(), 1);
+        let (again, sup) = s.evaluate("d", 1, cross, &f, &none);
+        assert!(again.is_empty());
+        assert_eq!(sup.len(), 2);
+        // Three days on, `first` may fire again.
+        let (f, _) = s.evaluate("c", 3 * DAY_MS, cross, &[], &none);
+        assert_eq!(f[0].fired.trigger, "first");
+    }
+
+    #[test]
+    fn retention_removes_the_oldest_and_recovery_restores_the_range() {
+        let mut s = state(&["first FIRST_PURCHASE"], 0);
+        s.retention = 3;
+        assert_eq!(s.to_remove(2), 0);
+        s.next_id = 4; // 1, 2, 3 held
+        assert_eq!(s.to_remove(2), 2);
+        let mut r = state(&["first FIRST_PURCHASE"], 0);
+        for id in [5, 6, 9] {
+            let (mut f, _) = r.evaluate(
+                &format!("c{id}"),
+                0,
+                (obs(0, 0.1, 0.0, 0), obs(0, 0.1, 1.0, 1)),
+                &[],
+                &none,
+            );
+            f[0].fired.id = id;
+            r.recover(&f[0].fired);
+        }
+        assert_eq!((r.oldest_id, r.next_id), (5, 10));
+        let (f, sup) = r.evaluate(
+            "c5",
+            1,
+            (obs(0, 0.1, 0.0, 0), obs(0, 0.1, 1.0, 1)),
+            &[],
+            &none,
+        );
+        assert!(f.is_empty(), "the recovered firing's cooldown holds");
+        assert_eq!(sup, ["first"]);
+        r.forget("c5");
+        let (f, _) = r.evaluate(
+            "c5",
+            1,
+            (obs(0, 0.1, 0.0, 0), obs(0, 0.1, 1.0, 1)),
+            &[],
+            &none,
+        );
+        assert_eq!(f.len(), 1);
+    }
+}

@@ -1,0 +1,217 @@
+//! Triggers through the library: definitions from the config file and at run time, crossings
+//! that fire and levels that do not, the outbox read in id order, cooldowns and the daily cap,
+//! what survives a reopen, erasure, a failed commit, and bad definitions. (That a cooldown
+//! holds across a reopen, rebuilt from the outbox, is a unit test of `triggers/state.rs`.)
+
+mod common;
+
+use common::{DAY, T0};
+use persona::{Config, Db, Event, EventKind, Result};
+
+fn purchase(customer: &str, t: i64, amount: f64) -> Event {
+    Event::new(customer, t, EventKind::Purchase).with_value(amount)
+}
+
+fn config(dir: &std::path::Path, toml: &str) -> Result<Config> {
+    Config::from_toml_str(
+        dir,
+        &format!("segments = 4\ndurability = \"flush\"\n{toml}"),
+    )
+}
+
+const TRIGGERS: &str = r#"
+trigger_daily_cap = 2
+[[triggers]]
+name = "first"
+when = "FIRST_PURCHASE"
+cooldown_days = 0
+[[triggers]]
+name = "big_spender"
+when = "SPEND_ABOVE 100"
+action = "vip_offer"
+cooldown_days = 30
+"#;
+
+#[test]
+fn crossings_fire_once_in_id_order_and_levels_do_not() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = config(dir.path(), TRIGGERS)?.open()?;
+    db.ingest(Event::new("a", T0, EventKind::View))?;
+    assert!(
+        db.read_triggers(0, 100)?.is_empty(),
+        "a view crosses nothing"
+    );
+    db.ingest(purchase("a", T0 + 1, 40.0))?;
+    db.ingest(purchase("a", T0 + 2, 40.0))?; // spend 80: below
+    db.ingest(purchase("a", T0 + 3, 40.0))?; // spend 120: crosses
+    db.ingest(purchase("a", T0 + 4, 40.0))?; // stays above
+    db.ingest(purchase("b", T0 + 5, 500.0))?; // both at once
+    let fired = db.read_triggers(0, 100)?;
+    let seen: Vec<(u64, &str, &str, &str)> = fired
+        .iter()
+        .map(|f| {
+            (
+                f.id,
+                f.trigger.as_str(),
+                f.customer.as_str(),
+                f.reason.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (1, "first", "a", "first purchase"),
+            (2, "big_spender", "a", "spend 80.00 → 120.00"),
+            (3, "first", "b", "first purchase"),
+            (4, "big_spender", "b", "spend 0.00 → 500.00"),
+        ]
+    );
+    assert_eq!(fired[1].action.as_deref(), Some("vip_offer"));
+    assert_eq!(fired[1].time_ms, T0 + 3);
+    assert!(fired.iter().all(|f| (0.0..=1.0).contains(&f.propensity)));
+    // Resuming after an id returns what follows it; a count bounds the answer.
+    let after: Vec<u64> = db.read_triggers(2, 100)?.iter().map(|f| f.id).collect();
+    assert_eq!(after, [3, 4]);
+    assert_eq!(db.read_triggers(0, 1)?.len(), 1);
+    assert!(db.read_triggers(0, 0).is_err());
+    Ok(())
+}
+
+#[test]
+fn cooldowns_and_the_daily_cap_suppress_and_are_counted() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = config(dir.path(), TRIGGERS)?.open()?;
+    db.trigger_add("whale", &["SPEND_ABOVE", "1000", "COOLDOWN", "0"])?;
+    // One event crosses all three: the cap of two a day lets the first two through.
+    db.ingest(purchase("a", T0, 2000.0))?;
+    let fired: Vec<String> = db
+        .read_triggers(0, 100)?
+        .into_iter()
+        .map(|f| f.trigger)
+        .collect();
+    assert_eq!(fired, ["first", "big_spender"]);
+    let info = db.triggers();
+    let whale = info.iter().find(|t| t.trigger.name == "whale").unwrap();
+    assert_eq!((whale.fired, whale.suppressed), (0, 1));
+    assert!(!whale.from_config);
+    // A trigger added at run time applies to the events after it.
+    db.trigger_add("likely_first", &["FIRST_PURCHASE", "COOLDOWN", "30"])?;
+    db.ingest(purchase("c", T0 + DAY, 5.0))?;
+    let names: Vec<String> = db
+        .read_triggers(2, 100)?
+        .into_iter()
+        .map(|f| f.trigger)
+        .collect();
+    assert_eq!(names, ["first", "likely_first"]);
+    Ok(())
+}
+
+#[test]
+fn the_outbox_and_the_run_time_definitions_survive_a_reopen() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    {
+        let db = config(dir.path(), TRIGGERS)?.open()?;
+        db.trigger_add("seg0", &["SEGMENT_ENTER", "0"])?;
+        db.ingest(purchase("a", T0, 200.0))?;
+        db.close()?;
+    }
+    let db = config(dir.path(), TRIGGERS)?.open()?;
+    let names: Vec<String> = db.triggers().into_iter().map(|t| t.trigger.name).collect();
+    assert_eq!(names, ["first", "big_spender", "seg0"]);
+    let before = db.read_triggers(0, 100)?;
+    assert_eq!(before.len(), 2);
+    // Ids continue after the reopen.
+    db.ingest(purchase("b", T0 + 1, 1.0))?;
+    let all = db.read_triggers(0, 100)?;
+    assert_eq!(all.last().map(|f| f.id), Some(3));
+    assert_eq!(all[2].trigger, "first");
+    db.trigger_del("seg0")?;
+    assert!(db.trigger_del("seg0").is_err(), "deleted already");
+    let err = db.trigger_del("first").unwrap_err().to_string();
+    assert!(err.contains("defined in the config file"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn erasing_a_customer_removes_their_firings_only() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = config(dir.path(), TRIGGERS)?.open()?;
+    db.ingest(purchase("a", T0, 10.0))?;
+    db.ingest(purchase("b", T0 + 1, 10.0))?;
+    db.ingest(purchase("a", T0 + 2, 200.0))?;
+    assert!(db.erase("a")?);
+    let left: Vec<(u64, String)> = db
+        .read_triggers(0, 100)?
+        .into_iter()
+        .map(|f| (f.id, f.customer))
+        .collect();
+    assert_eq!(left, [(2, "b".to_string())]);
+    // The erased customer starts afresh: their first purchase fires again.
+    db.ingest(purchase("a", T0 + 3, 10.0))?;
+    let last = db.read_triggers(2, 100)?;
+    assert_eq!(last.len(), 1);
+    assert_eq!((last[0].id, last[0].customer.as_str()), (4, "a"));
+    Ok(())
+}
+
+#[test]
+fn a_failed_commit_fires_nothing_and_the_retry_fires_once() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = config(dir.path(), TRIGGERS)?.open()?;
+    db.fail_next_commits(1);
+    assert!(db.ingest(purchase("a", T0, 10.0)).is_err());
+    assert!(db.read_triggers(0, 100)?.is_empty());
+    db.ingest(purchase("a", T0, 10.0))?;
+    let fired = db.read_triggers(0, 100)?;
+    assert_eq!(fired.len(), 1);
+    assert_eq!(fired[0].id, 1, "the failed batch used no id");
+    Ok(())
+}
+
+#[test]
+fn bad_definitions_are_refused_with_their_reason_and_change_nothing() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = config(dir.path(), "")?.open()?;
+    let err = |name: &str, words: &[&str]| db.trigger_add(name, words).unwrap_err().to_string();
+    assert!(err("x", &["PROPENSITY_ABOVE", "2"]).contains("out of range"));
+    assert!(err("x", &["SEGMENT_ENTER", "9"]).contains("no such segment; allowed 0..=3"));
+    assert!(err("x", &["INACTIVE_DAYS", "30"]).contains("not supported by this build yet"));
+    assert!(
+        err("x", &["FIRST_PURCHASE", "ACTION", "spam"]).contains("not one of the store's actions")
+    );
+    assert!(err("no spaces", &["FIRST_PURCHASE"]).contains("trigger name"));
+    assert!(db.triggers().is_empty());
+    db.trigger_add("x", &["FIRST_PURCHASE"])?;
+    assert!(err("x", &["FIRST_PURCHASE"]).contains("exists"));
+    assert_eq!(db.triggers().len(), 1);
+    // The config file's definitions are checked the same way.
+    for (toml, says) in [
+        ("[[triggers]]\nname = \"y\"\nwhen = \"SPEND_ABOVE -1\"", "allowed > 0"),
+        ("[[triggers]]\nname = \"y\"\nwhen = \"FIRST_PURCHASE\"\nfrequency = 2", "unknown field"),
+        (
+            "[[triggers]]\nname = \"y\"\nwhen = \"FIRST_PURCHASE\"\n[[triggers]]\nname = \"y\"\nwhen = \"FIRST_PURCHASE\"",
+            "defined twice",
+        ),
+    ] {
+        let e = config(dir.path(), toml).unwrap_err().to_string();
+        assert!(e.contains(says), "{toml}: {e}");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_store_without_triggers_writes_no_outbox_and_one_with_them_checks_clean() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db: Db = config(dir.path(), "")?.open()?;
+    db.ingest(purchase("a", T0, 500.0))?;
+    assert!(db.read_triggers(0, 10)?.is_empty());
+    db.trigger_add("first", &["FIRST_PURCHASE"])?;
+    db.ingest(purchase("b", T0, 500.0))?;
+    assert_eq!(db.read_triggers(0, 10)?.len(), 1);
+    db.close()?;
+    drop(db);
+    let report = persona::check_store(dir.path())?;
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    Ok(())
+}
