@@ -70,4 +70,13 @@ impl Db {
         }
         self.inner.store.firings(since, count)
     }
+
+    /// The id of the newest firing in the outbox (0 when it is empty): where a consumer that
+    /// wants only what comes next starts reading.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub fn last_trigger_id(&self) -> Result<u64> {
+        self.inner.store.last_firing_id()
+    }
 }

@@ -31,10 +31,11 @@ use super::cmd::{self, Command, Ctx, Reply, Session};
 use super::connection::{Connection, Filled};
 use super::frame::{Frame, Proto};
 use super::listener::ServerState;
+use super::pubsub::Mailbox;
 use crate::db::PendingWrite;
 use crate::pipeline::{Ack, Notify};
 use crossbeam_channel::{Receiver, TryRecvError};
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -120,6 +121,26 @@ pub(crate) struct Handler {
     notify: (Arc<dyn Notify>, usize),
     /// When input last arrived (or the connection was accepted).
     last_input: Instant,
+    /// The channels and patterns this connection is subscribed to, and its mailbox.
+    subs: Subscriptions,
+}
+
+/// A connection's subscriptions (`SUBSCRIBE`, `PSUBSCRIBE`; see `pubsub.rs`).
+#[derive(Default)]
+struct Subscriptions {
+    channels: BTreeSet<String>,
+    patterns: BTreeSet<String>,
+    mailbox: Arc<Mailbox>,
+}
+
+impl Subscriptions {
+    fn count(&self) -> i64 {
+        i64::try_from(self.channels.len() + self.patterns.len()).unwrap_or(i64::MAX)
+    }
+
+    fn active(&self) -> bool {
+        !self.channels.is_empty() || !self.patterns.is_empty()
+    }
 }
 
 impl Handler {
@@ -151,6 +172,7 @@ impl Handler {
             eof: false,
             notify,
             last_input: Instant::now(),
+            subs: Subscriptions::default(),
         }
     }
 
@@ -162,7 +184,8 @@ impl Handler {
     /// Since when the connection has been waiting for nothing but the client's next command;
     /// None while it has work in flight, replies to send or is closing.
     pub(crate) fn idle_since(&self) -> Option<Instant> {
-        let quiet = self.queue.is_empty()
+        let quiet = !self.subs.active()
+            && self.queue.is_empty()
             && self.stalled.is_none()
             && self.busy.is_none()
             && self.ending.is_none()
@@ -203,6 +226,19 @@ impl Handler {
                     }
                     // The command's thread panicked; its session is lost with it.
                     Err(TryRecvError::Disconnected) => return Ok(Status::Closed),
+                }
+            }
+            if self.subs.active() {
+                for frame in self.subs.mailbox.take() {
+                    self.emit(frame);
+                }
+                if self.subs.mailbox.overflowed() && self.ending.is_none() {
+                    self.emit(Frame::error(format!(
+                        "ERR pub/sub mailbox over {} messages: the client does not keep up; \
+                         reconnect and catch up with TRIGGER.READ SINCE the last id received",
+                        super::pubsub::MAX_MAILBOX
+                    )));
+                    self.ending = Some(Ending::Close);
                 }
             }
             if budget == 0 {
@@ -344,6 +380,8 @@ impl Handler {
             if !matches!(command, Command::Quit) {
                 let refusal = if matches!(command, Command::Shutdown) {
                     Some("ERR SHUTDOWN is not allowed inside a transaction")
+                } else if is_pubsub(&command) {
+                    Some("ERR pub/sub commands are not allowed inside a transaction")
                 } else if t.commands.len() >= MAX_QUEUED {
                     Some("ERR too many commands queued in this transaction (at most 4096)")
                 } else {
@@ -363,6 +401,17 @@ impl Handler {
                 return;
             }
         }
+        if self.subs.active() || is_pubsub(&command) {
+            if let Some(command) = self.pubsub(command) {
+                self.run_now(command);
+            }
+            return;
+        }
+        self.run_now(command);
+    }
+
+    /// Runs a command that is not a transaction's, on this thread or on its own.
+    fn run_now(&mut self, command: Command) {
         if command.waits() {
             self.spawn(Job::Command(command));
             return;
@@ -374,6 +423,85 @@ impl Handler {
         };
         let reply = command.apply(&mut ctx);
         self.finish(reply);
+    }
+
+    /// Runs a pub/sub command, or refuses a command a subscribed RESP2 connection may not run
+    /// (as Redis does); gives back any other command to run.
+    fn pubsub(&mut self, command: Command) -> Option<Command> {
+        let resp2 = self.session.proto == Proto::Resp2;
+        let reply = |kind: &str, name: Frame, count: i64| {
+            Frame::Push(vec![Frame::bulk(kind), name, Frame::Integer(count)])
+        };
+        match command {
+            Command::Subscribe(names) | Command::PSubscribe(names)
+                if names.iter().any(|n| n.len() > 1024) =>
+            {
+                self.emit(Frame::error(
+                    "ERR a channel or pattern is longer than 1024 bytes",
+                ));
+            }
+            Command::Subscribe(names) => {
+                for n in names {
+                    self.subs.channels.insert(n.clone());
+                    self.emit(reply("subscribe", Frame::bulk(n), self.subs.count()));
+                }
+            }
+            Command::PSubscribe(names) => {
+                for n in names {
+                    self.subs.patterns.insert(n.clone());
+                    self.emit(reply("psubscribe", Frame::bulk(n), self.subs.count()));
+                }
+            }
+            Command::Unsubscribe(names) => self.unsubscribe(names, false),
+            Command::PUnsubscribe(names) => self.unsubscribe(names, true),
+            Command::Ping(p) if resp2 && self.subs.active() => self.emit(p.subscribed_reply()),
+            Command::Quit => return Some(Command::Quit),
+            _ if resp2 && self.subs.active() => {
+                self.emit(Frame::error(
+                    "ERR only (P)SUBSCRIBE / (P)UNSUBSCRIBE / PING / QUIT are allowed in this context",
+                ));
+            }
+            other => return Some(other),
+        }
+        self.state.pubsub.set(
+            self.session.id,
+            &self.subs.channels,
+            &self.subs.patterns,
+            &self.subs.mailbox,
+            &self.notify,
+        );
+        None
+    }
+
+    /// `UNSUBSCRIBE` (`patterns`: `PUNSUBSCRIBE`) from `names`, or from all when none: one
+    /// reply per name with the subscriptions left (one with a null name if there were none).
+    fn unsubscribe(&mut self, names: Vec<String>, patterns: bool) {
+        let kind = if patterns {
+            "punsubscribe"
+        } else {
+            "unsubscribe"
+        };
+        let names: Vec<String> = match (names.is_empty(), patterns) {
+            (false, _) => names,
+            (true, true) => self.subs.patterns.iter().cloned().collect(),
+            (true, false) => self.subs.channels.iter().cloned().collect(),
+        };
+        let push = |name: Frame, left: i64| {
+            Frame::Push(vec![Frame::bulk(kind), name, Frame::Integer(left)])
+        };
+        if names.is_empty() {
+            let left = self.subs.count();
+            self.emit(push(Frame::Null, left));
+        }
+        for n in names {
+            if patterns {
+                self.subs.patterns.remove(&n);
+            } else {
+                self.subs.channels.remove(&n);
+            }
+            let left = self.subs.count();
+            self.emit(push(Frame::bulk(n), left));
+        }
     }
 
     /// Runs `job` on a thread of its own; its reply comes back through `busy`.
@@ -445,6 +573,25 @@ impl Handler {
                 },
             };
             self.conn.push(&frame, self.session.proto);
+        }
+    }
+}
+
+/// Whether `command` subscribes or unsubscribes.
+fn is_pubsub(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Subscribe(_)
+            | Command::PSubscribe(_)
+            | Command::Unsubscribe(_)
+            | Command::PUnsubscribe(_)
+    )
+}
+
+impl Drop for Handler {
+    fn drop(&mut self) {
+        if self.subs.active() {
+            self.state.pubsub.remove(self.session.id);
         }
     }
 }

@@ -40,6 +40,8 @@ pub(crate) struct ServerState {
     pub(crate) feature_keys: Arc<SharedKeys>,
     clients: Mutex<HashMap<u64, TcpStream>>,
     next_client_id: AtomicU64,
+    /// The connections subscribed to trigger channels.
+    pub(crate) pubsub: super::pubsub::PubSub,
 }
 
 /// Counters reported by `INFO stats`.
@@ -194,6 +196,7 @@ impl Server {
                 stats: Stats::default(),
                 clients: Mutex::new(HashMap::new()),
                 next_client_id: AtomicU64::new(1),
+                pubsub: Default::default(),
             }),
         })
     }
@@ -223,6 +226,21 @@ impl Server {
                 return Err(e.into());
             }
         };
+        let publisher = {
+            let state = state.clone();
+            std::thread::Builder::new()
+                .name("persona-publish".into())
+                .spawn(move || super::pubsub::run_publisher(state))
+        };
+        let publisher = match publisher {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::error!(
+                    "cannot start the trigger publisher ({e}); SUBSCRIBE delivers nothing"
+                );
+                None
+            }
+        };
         let mut failures = 0u32;
         while !state.shutdown.is_shutdown() {
             match listener.accept() {
@@ -244,6 +262,9 @@ impl Server {
         }
         drop(listener);
         finish(&state, loops);
+        if let Some(p) = publisher {
+            let _ = p.join();
+        }
         state.db.close()
     }
 }

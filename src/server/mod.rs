@@ -9,6 +9,7 @@
 //! | `event_loop.rs` | the event loops: one per core, each serving many connections from `epoll` (`mio`) |
 //! | `handler.rs` | one connection as a non-blocking state machine: dispatch, authentication, pipelined writes kept in flight |
 //! | `cmd/` | the commands, one file per family, each with its `# Format` |
+//! | `pubsub.rs` | live trigger firings: the subscribers' registry and the thread that publishes new firings to them |
 //!
 //! The full command reference is `docs/protocol.md`.
 //!
@@ -74,6 +75,7 @@ mod encode;
 mod event_loop;
 mod handler;
 mod listener;
+mod pubsub;
 mod request;
 
 #[cfg(test)]

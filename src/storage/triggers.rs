@@ -53,6 +53,17 @@ impl Store {
         Ok(out)
     }
 
+    /// The id of the newest firing the outbox holds (0 when empty).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub(crate) fn last_firing_id(&self) -> Result<u64> {
+        Ok(match self.db.scan_prefix([keys::TRIGGER]).next_back() {
+            Some(item) => keys::parse_trigger(&item?.0).unwrap_or(0),
+            None => 0,
+        })
+    }
+
     /// Every firing the outbox holds, in id order, each with its key.
     pub(crate) fn all_firings(&self) -> impl Iterator<Item = Result<(sled::IVec, Fired)>> + '_ {
         self.db.scan_prefix([keys::TRIGGER]).map(|item| {

@@ -1,5 +1,5 @@
 //! The RESP server end to end, one test binary: the wire protocol and errors ([`server`]),
-//! queries ([`query`]), `MULTI`/`EXEC` ([`transaction`]), privacy commands ([`privacy`]), and
+//! queries ([`query`]), `MULTI`/`EXEC` ([`transaction`]), triggers and pub/sub ([`trigger`]), privacy commands ([`privacy`]), and
 //! `redis-cli` / `redis-benchmark` against it ([`cli`]).
 
 #[path = "../common/mod.rs"]
@@ -10,3 +10,4 @@ mod privacy;
 mod query;
 mod server;
 mod transaction;
+mod trigger;

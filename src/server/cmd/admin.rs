@@ -265,6 +265,15 @@ impl Ping {
             Some(message) => Frame::Bulk(message),
         }
     }
+
+    /// The reply on a RESP2 connection that is subscribed: `["pong", message or ""]`, as
+    /// Redis answers there.
+    pub(crate) fn subscribed_reply(self) -> Frame {
+        Frame::Array(vec![
+            Frame::bulk("pong"),
+            Frame::Bulk(self.0.unwrap_or_default()),
+        ])
+    }
 }
 
 /// Returns its argument.

@@ -3,7 +3,7 @@
 //!
 //! One file per family: `event.rs` (EVENT.*), `profile.rs` (PROFILE.*), `segment.rs`
 //! (SEGMENT.*), `model.rs` (MODEL.*), `query.rs` (SIMILAR, SCORE), `strategy.rs` (STRATEGY,
-//! RECOMMEND, FEEDBACK), `trigger.rs` (TRIGGER.*), `admin.rs` (connection and server commands every Redis
+//! RECOMMEND, FEEDBACK), `trigger.rs` (TRIGGER.*), `pubsub.rs` ((P)SUBSCRIBE, (P)UNSUBSCRIBE), `admin.rs` (connection and server commands every Redis
 //! client expects), `transaction.rs` (MULTI, EXEC, DISCARD) and `introspect.rs` (COMMAND, CONFIG, INFO). Adding a command means: a struct
 //! with `parse` and `apply` and a `const` [`Spec`] in its family's file, a variant of
 //! [`Command`], and a line in [`COMMANDS`]. `COMMAND`, `COMMAND DOCS` and the arity and usage
@@ -19,6 +19,7 @@ mod event;
 mod introspect;
 mod model;
 mod profile;
+mod pubsub;
 mod query;
 mod segment;
 mod strategy;
@@ -55,6 +56,10 @@ pub(crate) static COMMANDS: &[Spec] = &[
     trigger::DEL,
     trigger::LIST,
     trigger::READ,
+    pubsub::SUBSCRIBE,
+    pubsub::PSUBSCRIBE,
+    pubsub::UNSUBSCRIBE,
+    pubsub::PUNSUBSCRIBE,
     model::INFO,
     model::VERSIONS,
     model::SNAPSHOT,
@@ -377,6 +382,14 @@ pub(crate) enum Command {
     TriggerDel(trigger::Del),
     TriggerList(trigger::List),
     TriggerRead(trigger::Read),
+    /// `SUBSCRIBE`: run by the connection (it changes what the connection sends unasked).
+    Subscribe(Vec<String>),
+    /// `PSUBSCRIBE`: run by the connection.
+    PSubscribe(Vec<String>),
+    /// `UNSUBSCRIBE`: run by the connection.
+    Unsubscribe(Vec<String>),
+    /// `PUNSUBSCRIBE`: run by the connection.
+    PUnsubscribe(Vec<String>),
     ModelInfo(model::Info),
     ModelVersions(model::Versions),
     ModelSnapshot(model::Snapshot),
@@ -464,6 +477,14 @@ impl Command {
             Command::TriggerDel(c) => c.apply(ctx).into(),
             Command::TriggerList(c) => Reply::Frame(c.apply(ctx)),
             Command::TriggerRead(c) => c.apply(ctx).into(),
+            // The connection runs these (`handler.rs`); here only inside `EXEC`, which the
+            // connection refuses to queue them in.
+            Command::Subscribe(_)
+            | Command::PSubscribe(_)
+            | Command::Unsubscribe(_)
+            | Command::PUnsubscribe(_) => Reply::Frame(Frame::error(
+                "ERR pub/sub commands are not allowed inside a transaction",
+            )),
             Command::ModelInfo(c) => Reply::Frame(c.apply(ctx)),
             Command::ModelVersions(c) => c.apply(ctx).into(),
             Command::ModelSnapshot(c) => c.apply(ctx).into(),

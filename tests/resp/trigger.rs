@@ -1,0 +1,190 @@
+//! Triggers over RESP: `TRIGGER.ADD`, `TRIGGER.LIST`, `TRIGGER.DEL`, `TRIGGER.READ`, and live
+//! delivery with `SUBSCRIBE` / `PSUBSCRIBE` (the `redis` crate's pub/sub client and raw bytes).
+
+use crate::common::resp::{TestResult, TestServer};
+use crate::common::T0;
+use persona::Config;
+use std::time::Duration;
+
+fn start() -> Result<TestServer, Box<dyn std::error::Error>> {
+    TestServer::start_with(|c: Config| c.segments(4), |_| {})
+}
+
+fn purchase(con: &mut redis::Connection, customer: &str, t: i64, amount: f64) -> TestResult {
+    redis::cmd("EVENT.ADD")
+        .arg(customer)
+        .arg("purchase")
+        .arg(amount)
+        .arg("TS")
+        .arg(t)
+        .query::<redis::Value>(con)?;
+    Ok(())
+}
+
+#[test]
+fn triggers_are_defined_listed_read_and_deleted_over_resp() -> TestResult {
+    let server = start()?;
+    let mut con = server.client()?;
+    let ok: String = redis::cmd("TRIGGER.ADD")
+        .arg(&["first", "WHEN", "FIRST_PURCHASE", "COOLDOWN", "0"])
+        .query(&mut con)?;
+    assert_eq!(ok, "OK");
+    let err = redis::cmd("TRIGGER.ADD")
+        .arg(&["bad", "WHEN", "PROPENSITY_ABOVE", "7"])
+        .query::<String>(&mut con)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("out of range"), "{err}");
+    let err = redis::cmd("TRIGGER.ADD")
+        .arg(&["bad", "IF", "FIRST_PURCHASE"])
+        .query::<String>(&mut con)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("expected WHEN"), "{err}");
+    purchase(&mut con, "a", T0, 10.0)?;
+    purchase(&mut con, "b", T0 + 1, 10.0)?;
+    purchase(&mut con, "a", T0 + 2, 10.0)?;
+    let read: Vec<std::collections::HashMap<String, redis::Value>> =
+        redis::cmd("TRIGGER.READ").query(&mut con)?;
+    assert_eq!(read.len(), 2);
+    let customer = |m: &std::collections::HashMap<String, redis::Value>| -> String {
+        redis::from_redis_value(&m["customer"]).unwrap()
+    };
+    assert_eq!(customer(&read[0]), "a");
+    assert_eq!(customer(&read[1]), "b");
+    let after: Vec<redis::Value> = redis::cmd("TRIGGER.READ")
+        .arg(&["SINCE", "1", "COUNT", "5"])
+        .query(&mut con)?;
+    assert_eq!(after.len(), 1);
+    let err = redis::cmd("TRIGGER.READ")
+        .arg(&["COUNT", "0"])
+        .query::<redis::Value>(&mut con)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("COUNT"), "{err}");
+    let list: Vec<std::collections::HashMap<String, redis::Value>> =
+        redis::cmd("TRIGGER.LIST").query(&mut con)?;
+    assert_eq!(list.len(), 1);
+    let fired: i64 = redis::from_redis_value(&list[0]["fired"])?;
+    assert_eq!(fired, 2);
+    let definition: String = redis::from_redis_value(&list[0]["definition"])?;
+    assert_eq!(definition, "first WHEN FIRST_PURCHASE COOLDOWN 0");
+    let deleted: i64 = redis::cmd("TRIGGER.DEL").arg("first").query(&mut con)?;
+    assert_eq!(deleted, 1);
+    assert!(redis::cmd("TRIGGER.DEL")
+        .arg("first")
+        .query::<i64>(&mut con)
+        .is_err());
+    Ok(())
+}
+
+#[test]
+fn subscribers_receive_each_firing_of_their_channels_once_as_json() -> TestResult {
+    let server = start()?;
+    let mut con = server.client()?;
+    redis::cmd("TRIGGER.ADD")
+        .arg(&["first", "WHEN", "FIRST_PURCHASE"])
+        .query::<String>(&mut con)?;
+    redis::cmd("TRIGGER.ADD")
+        .arg(&["big", "WHEN", "SPEND_ABOVE", "100", "ACTION", "vip_offer"])
+        .query::<String>(&mut con)?;
+    let mut listener = server.client()?;
+    let mut ps = listener.as_pubsub();
+    ps.subscribe("persona:trigger:big")?;
+    ps.psubscribe("persona:trigger:f*")?;
+    ps.set_read_timeout(Some(Duration::from_secs(10)))?;
+    purchase(&mut con, "a", T0, 50.0)?;
+    purchase(&mut con, "a", T0 + 1, 80.0)?;
+    purchase(&mut con, "b", T0 + 2, 5.0)?;
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let msg = ps.get_message()?;
+        let payload: String = msg.get_payload()?;
+        let v: serde_json::Value = serde_json::from_str(&payload)?;
+        got.push((
+            msg.get_channel_name().to_string(),
+            msg.get_pattern::<Option<String>>()?,
+            v["id"].as_u64().unwrap_or(0),
+            v["customer"].as_str().unwrap_or("").to_string(),
+            v["reason"].as_str().unwrap_or("").to_string(),
+        ));
+        for key in [
+            "id",
+            "trigger",
+            "customer",
+            "time_ms",
+            "reason",
+            "action",
+            "expected_conversion",
+            "segment",
+        ] {
+            assert!(v.get(key).is_some(), "{key} missing from {payload}");
+        }
+    }
+    assert_eq!(
+        got,
+        [
+            (
+                "persona:trigger:first".to_string(),
+                Some("persona:trigger:f*".to_string()),
+                1,
+                "a".to_string(),
+                "first purchase".to_string()
+            ),
+            (
+                "persona:trigger:big".to_string(),
+                None,
+                2,
+                "a".to_string(),
+                "spend 50.00 → 130.00".to_string()
+            ),
+            (
+                "persona:trigger:first".to_string(),
+                Some("persona:trigger:f*".to_string()),
+                3,
+                "b".to_string(),
+                "first purchase".to_string()
+            ),
+        ]
+    );
+    // Nothing else arrives.
+    ps.set_read_timeout(Some(Duration::from_millis(300)))?;
+    assert!(ps.get_message().is_err(), "an extra message");
+    Ok(())
+}
+
+#[test]
+fn a_subscribed_resp2_connection_answers_only_pubsub_commands_and_ping() -> TestResult {
+    let server = start()?;
+    let mut raw = server.raw()?;
+    assert_eq!(
+        raw.call(&["SUBSCRIBE", "persona:trigger:x", "persona:trigger:y"])?,
+        "*3\r\n$9\r\nsubscribe\r\n$17\r\npersona:trigger:x\r\n:1\r\n"
+    );
+    assert_eq!(
+        raw.reply_text()?,
+        "*3\r\n$9\r\nsubscribe\r\n$17\r\npersona:trigger:y\r\n:2\r\n"
+    );
+    let refused = raw.call(&["PROFILE.GET", "a"])?;
+    assert!(refused.starts_with("-ERR only (P)SUBSCRIBE"), "{refused}");
+    assert_eq!(raw.call(&["PING"])?, "*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+    assert_eq!(
+        raw.call(&["UNSUBSCRIBE", "persona:trigger:x"])?,
+        "*3\r\n$11\r\nunsubscribe\r\n$17\r\npersona:trigger:x\r\n:1\r\n"
+    );
+    assert_eq!(
+        raw.call(&["UNSUBSCRIBE"])?,
+        "*3\r\n$11\r\nunsubscribe\r\n$17\r\npersona:trigger:y\r\n:0\r\n"
+    );
+    // Unsubscribed from everything: back to normal commands.
+    assert_eq!(raw.call(&["PING"])?, "+PONG\r\n");
+    assert_eq!(
+        raw.call(&["PUNSUBSCRIBE"])?,
+        "*3\r\n$12\r\npunsubscribe\r\n$-1\r\n:0\r\n"
+    );
+    assert!(raw.call(&["MULTI"])?.starts_with("+OK"));
+    assert!(raw
+        .call(&["SUBSCRIBE", "c"])?
+        .starts_with("-ERR pub/sub commands are not allowed"));
+    Ok(())
+}
