@@ -15,6 +15,7 @@ mod query;
 mod quickstart;
 mod report;
 mod serve;
+mod triggers;
 
 use crate::{Config, Db};
 use anyhow::{Context, Result};
@@ -85,6 +86,8 @@ enum Command {
     Serve(serve::Args),
     /// Verify a store offline without changing it; exit 1 if problems are found.
     Check(check::Args),
+    /// Define triggers, list them, and read their firings from the store's outbox.
+    Triggers(triggers::Args),
     /// Rewrite a closed store with one copy of every live key (reclaims the disk space sled's
     /// log keeps for superseded record versions); the old files are swapped out atomically.
     Compact(compact::Args),
@@ -125,6 +128,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let config = serve::server_config(a, cli.config.as_ref())?;
             serve::run(open()?, config)
         }
+        Command::Triggers(a) => triggers::run(a, &cli.data, cli.config.as_ref()),
         Command::Check(a) => check::run(&cli.data, a),
         Command::Compact(a) => {
             compact::run(&cli.data, &load_config(&cli.data, cli.config.as_ref())?, a)

@@ -188,3 +188,27 @@ fn a_subscribed_resp2_connection_answers_only_pubsub_commands_and_ping() -> Test
         .starts_with("-ERR pub/sub commands are not allowed"));
     Ok(())
 }
+
+#[test]
+fn a_blocked_read_returns_when_a_firing_is_committed_or_times_out_empty() -> TestResult {
+    let server = start()?;
+    let mut con = server.client()?;
+    redis::cmd("TRIGGER.ADD")
+        .arg(&["first", "WHEN", "FIRST_PURCHASE"])
+        .query::<String>(&mut con)?;
+    let empty: Vec<redis::Value> = redis::cmd("TRIGGER.READ")
+        .arg(&["BLOCK", "50"])
+        .query(&mut con)?;
+    assert!(empty.is_empty());
+    let mut reader = server.client()?;
+    let blocked = std::thread::spawn(move || -> redis::RedisResult<Vec<redis::Value>> {
+        redis::cmd("TRIGGER.READ")
+            .arg(&["SINCE", "0", "BLOCK", "0"])
+            .query(&mut reader)
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    purchase(&mut con, "a", T0, 10.0)?;
+    let got = blocked.join().map_err(|_| "the reader panicked")??;
+    assert_eq!(got.len(), 1);
+    Ok(())
+}

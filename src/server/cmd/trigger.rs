@@ -191,7 +191,9 @@ impl List {
 /// Up to `COUNT` (default 100, at most 10,000) firings with ids above `SINCE` (default 0),
 /// oldest first (`Db::read_triggers`): each a map with `id`, `trigger`, `customer`, `time_ms`,
 /// `reason`, `action`, `expected_conversion`, `segment`, `propensity` (null where unknown).
-/// A consumer passes the last id it processed as `SINCE` to resume exactly there.
+/// A consumer passes the last id it processed as `SINCE` to resume exactly there. With
+/// `BLOCK ms` (as `XREAD`'s), when there is nothing yet it waits up to `ms` milliseconds (0:
+/// until something comes or the server shuts down) and answers what came, or an empty array.
 ///
 /// # Format
 ///
@@ -204,13 +206,18 @@ impl List {
 pub(crate) struct Read {
     since: u64,
     count: usize,
+    block: Option<u64>,
 }
+
+/// How often a blocked `TRIGGER.READ` looks again.
+const BLOCK_POLL: std::time::Duration = std::time::Duration::from_millis(10);
 
 impl Read {
     fn parse(args: &mut Args) -> Result<Read, CommandError> {
         let mut r = Read {
             since: 0,
             count: 100,
+            block: None,
         };
         while let Some(opt) = args.next() {
             if opt.eq_ignore_ascii_case(b"SINCE") {
@@ -224,6 +231,15 @@ impl Read {
                     })?;
             } else if opt.eq_ignore_ascii_case(b"COUNT") {
                 r.count = count(&args.option_value("COUNT")?, 10_000)?;
+            } else if opt.eq_ignore_ascii_case(b"BLOCK") {
+                let v = args.option_value("BLOCK")?;
+                r.block = Some(integer(&v).and_then(|n| u64::try_from(n).ok()).ok_or_else(
+                    || CommandError::Invalid {
+                        name: "BLOCK",
+                        value: show(&v),
+                        allowed: "must be a whole number of milliseconds ≥ 0".into(),
+                    },
+                )?);
             } else {
                 return Err(args.syntax(format!("unknown option '{}'", show(&opt))));
             }
@@ -232,8 +248,23 @@ impl Read {
     }
 
     pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Result<Frame, CommandError> {
-        let fired = ctx.server.db.read_triggers(self.since, self.count)?;
-        Ok(Frame::Array(fired.iter().map(firing).collect()))
+        let until = self.block.map(|ms| {
+            (ms > 0).then(|| std::time::Instant::now() + std::time::Duration::from_millis(ms))
+        });
+        loop {
+            let fired = ctx.server.db.read_triggers(self.since, self.count)?;
+            let waiting = match until {
+                None => false,
+                Some(None) => !ctx.server.shutdown.is_shutdown(),
+                Some(Some(t)) => {
+                    std::time::Instant::now() < t && !ctx.server.shutdown.is_shutdown()
+                }
+            };
+            if !fired.is_empty() || !waiting {
+                return Ok(Frame::Array(fired.iter().map(firing).collect()));
+            }
+            std::thread::sleep(BLOCK_POLL);
+        }
     }
 }
 
