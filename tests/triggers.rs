@@ -140,6 +140,11 @@ fn erasing_a_customer_removes_their_firings_only() -> Result<()> {
     db.ingest(purchase("a", T0, 10.0))?;
     db.ingest(purchase("b", T0 + 1, 10.0))?;
     db.ingest(purchase("a", T0 + 2, 200.0))?;
+    // An access request shows the customer's firings, and only theirs.
+    let export = db.export_customer("a")?.expect("a is known");
+    let ids: Vec<u64> = export.triggers.iter().map(|f| f.id).collect();
+    assert_eq!(ids, [1, 3]);
+    assert_eq!(export.to_json()["triggers"][1]["trigger"], "big_spender");
     assert!(db.erase("a")?);
     let left: Vec<(u64, String)> = db
         .read_triggers(0, 100)?

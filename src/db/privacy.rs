@@ -5,6 +5,7 @@
 //! record (with its history, de-duplication window, pending training example and segment), the
 //! customer's entry in the writer's label-expiry queue and their share of the per-segment
 //! statistics, in ONE atomic sled batch, made as durable as configured.
+//! The trigger outbox names customers too: erasing removes their firings in the same batch.
 //! Nothing else holds a customer id: the model state and its snapshots are aggregates.
 //!
 //! Limit: sled 0.34 appends to a log; the bytes of an erased record stay in old log segments
@@ -106,7 +107,18 @@ impl Db {
             .into_iter()
             .map(|(at, row)| (at.saturating_add(horizon), row))
             .collect();
-        let examples = export::StoredExamples { held, cohorts };
+        let mut triggers = Vec::new();
+        for item in store.all_firings() {
+            let (_, f) = item?;
+            if f.customer == customer_id {
+                triggers.push(f);
+            }
+        }
+        let examples = export::StoredExamples {
+            held,
+            cohorts,
+            triggers,
+        };
         Ok(Some(export::export(
             customer_id,
             &record,

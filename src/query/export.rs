@@ -53,6 +53,8 @@ pub struct CustomerExport {
     pub feedback_ids_held: usize,
     /// Latest event time among ids that left the de-duplication window, if any.
     pub dedupe_floor_ms: Option<i64>,
+    /// The trigger firings the outbox holds for this customer, oldest first.
+    pub triggers: Vec<crate::triggers::Fired>,
 }
 
 /// One retained version of a profile.
@@ -108,6 +110,8 @@ pub(crate) struct StoredExamples {
     /// Rows of the cohorts the propensity is refitted on (`C` keys), with their deadline
     /// (the cohort's time plus one horizon).
     pub(crate) cohorts: Vec<crate::storage::CohortExample>,
+    /// The customer's trigger firings in the outbox (`T` keys).
+    pub(crate) triggers: Vec<crate::triggers::Fired>,
 }
 
 /// Builds the export of one record.
@@ -199,5 +203,6 @@ pub(crate) fn export(
             .filter(|(_, t)| *t == i64::MIN)
             .count(),
         dedupe_floor_ms: record.dedupe_floor_ms,
+        triggers: examples.triggers.clone(),
     }
 }

@@ -64,8 +64,8 @@ impl std::fmt::Display for Condition {
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Trigger {
-    /// Its name: 1 to [`MAX_NAME`] bytes of ASCII letters, digits, `_`, `-` and `.`; firings
-    /// name it, and `SUBSCRIBE`'s channel will be `persona:trigger:<name>`.
+    /// Its name: 1 to 64 bytes of ASCII letters, digits, `_`, `-` and `.`; firings
+    /// name it, and its `SUBSCRIBE` channel is `persona:trigger:<name>`.
     pub name: String,
     /// When it fires.
     pub when: Condition,
