@@ -11,7 +11,10 @@
 //!   reference recomputed from exactly the applied events;
 //! - the model state is the one committed with those profiles: its scaler has seen exactly one
 //!   vector per applied event (the horizon is long enough that no label expires, the only other
-//!   source of vectors) and its watermark is the latest applied event time.
+//!   source of vectors) and its watermark is the latest applied event time;
+//! - the trigger outbox holds exactly the firings of the applied events, each once, under
+//!   strictly increasing ids: one `FIRST_PURCHASE` per customer with an applied purchase, dated
+//!   by one of them, and one `SPEND_ABOVE 500` per customer whose applied spend reaches 500.
 //!
 //! Two front ends are killed: `persona ingest-stream` (events on stdin, one acknowledgement
 //! line per event on stdout) and `persona serve` fed by RESP clients that log each `EVENT.ADD`
@@ -105,7 +108,9 @@ impl Store {
         std::fs::write(
             &config,
             "segments = 4\nreservoir_size = 64\nhorizon_days = 3650\nsnapshot_every = 7\n\
-             durability = \"fsync\"\n",
+             durability = \"fsync\"\ntrigger_daily_cap = 0\n\
+             [[triggers]]\nname = \"first\"\nwhen = \"FIRST_PURCHASE\"\ncooldown_days = 0\n\
+             [[triggers]]\nname = \"spender\"\nwhen = \"SPEND_ABOVE 500\"\ncooldown_days = 0\n",
         )?;
         Ok(Store {
             data: dir.path().join("store"),
@@ -338,6 +343,26 @@ fn verify(store: &Store, events: &[Ev], acked: &Acked) -> TestResult<usize> {
     customers.dedup();
     let mut applied_total = 0;
     let mut latest = None;
+    // The trigger outbox: ids strictly increasing, and per (trigger, customer) the firings.
+    let mut firings: HashMap<(String, String), Vec<i64>> = HashMap::new();
+    let mut last_id = 0;
+    loop {
+        let page = db.read_triggers(last_id, 10_000)?;
+        let Some(last) = page.last().map(|f| f.id) else {
+            break;
+        };
+        for f in page {
+            assert!(f.id > last_id, "firing ids not increasing at {}", f.id);
+            last_id = f.id;
+            debug_assert!(last_id <= last);
+            firings
+                .entry((f.trigger, f.customer))
+                .or_default()
+                .push(f.time_ms);
+        }
+        last_id = last;
+    }
+    let mut expected_firings = 0;
     for c in customers {
         let Some(rec) = db.store().profile(c)? else {
             assert!(
@@ -378,9 +403,39 @@ fn verify(store: &Store, events: &[Ev], acked: &Acked) -> TestResult<usize> {
             "{c}: counters differ from the applied events"
         );
         assert_eq!(rec.version, s.event_count, "{c}: one version per event");
+        // Every applied event's firings, once: the first purchase, and spend crossing 500.
+        let purchases: HashSet<i64> = applied
+            .iter()
+            .filter(|&&i| events[i].kind == "purchase")
+            .map(|&i| events[i].ts)
+            .collect();
+        let first = firings.get(&("first".to_string(), c.to_string()));
+        match first.map(Vec::as_slice) {
+            None => assert!(
+                purchases.is_empty(),
+                "{c}: purchases but no first-purchase firing"
+            ),
+            Some([t]) => assert!(purchases.contains(t), "{c}: first purchase fired at {t}"),
+            Some(more) => panic!("{c}: the first purchase fired {} times", more.len()),
+        }
+        let spender = firings.get(&("spender".to_string(), c.to_string()));
+        assert_eq!(
+            spender.map_or(0, Vec::len),
+            usize::from(expected.spend >= 500.0),
+            "{c}: spend {} and its firings {spender:?}",
+            expected.spend
+        );
+        expected_firings +=
+            usize::from(!purchases.is_empty()) + usize::from(expected.spend >= 500.0);
         applied_total += applied.len();
         latest = latest.max(expected.last);
     }
+    assert_eq!(
+        firings.values().map(Vec::len).sum::<usize>(),
+        expected_firings,
+        "firings of customers without a profile, or of no applied event"
+    );
+    assert!(expected_firings > 0, "the stream fired no trigger");
     let model = db.model();
     assert_eq!(
         model.segments.events(),
