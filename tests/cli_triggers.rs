@@ -348,9 +348,9 @@ fn bad_definitions_and_names_are_refused_naming_the_problem_and_change_nothing()
             "ACTION \"coupon\" is not one of the store's actions",
         ),
         (
-            &["x", "WHEN", "INACTIVE_DAYS", "30"],
+            &["x", "WHEN", "INACTIVE_DAYS", "0"],
             2,
-            "INACTIVE_DAYS is not supported by this build yet",
+            "INACTIVE_DAYS 0 is out of range",
         ),
         (&["x", "WHEN"], 2, "trigger x: a condition is missing"),
         (

@@ -69,7 +69,9 @@ fn crossings_fire_once_in_id_order_and_levels_do_not() -> Result<()> {
     );
     assert_eq!(fired[1].action.as_deref(), Some("vip_offer"));
     assert_eq!(fired[1].time_ms, T0 + 3);
-    assert!(fired.iter().all(|f| (0.0..=1.0).contains(&f.propensity)));
+    assert!(fired
+        .iter()
+        .all(|f| f.propensity.is_some_and(|p| (0.0..=1.0).contains(&p))));
     // Resuming after an id returns what follows it; a count bounds the answer.
     let after: Vec<u64> = db.read_triggers(2, 100)?.iter().map(|f| f.id).collect();
     assert_eq!(after, [3, 4]);
@@ -181,7 +183,7 @@ fn bad_definitions_are_refused_with_their_reason_and_change_nothing() -> Result<
     let err = |name: &str, words: &[&str]| db.trigger_add(name, words).unwrap_err().to_string();
     assert!(err("x", &["PROPENSITY_ABOVE", "2"]).contains("out of range"));
     assert!(err("x", &["SEGMENT_ENTER", "9"]).contains("no such segment; allowed 0..=3"));
-    assert!(err("x", &["INACTIVE_DAYS", "30"]).contains("not supported by this build yet"));
+    assert!(err("x", &["INACTIVE_DAYS", "0"]).contains("out of range"));
     assert!(
         err("x", &["FIRST_PURCHASE", "ACTION", "spam"]).contains("not one of the store's actions")
     );
@@ -218,5 +220,49 @@ fn a_store_without_triggers_writes_no_outbox_and_one_with_them_checks_clean() ->
     drop(db);
     let report = persona::check_store(dir.path())?;
     assert!(report.problems.is_empty(), "{:?}", report.problems);
+    Ok(())
+}
+
+#[test]
+fn silent_customers_fire_once_per_silence_as_the_watermark_passes() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let quiet = |db: &Db| -> Result<Vec<(String, i64, String)>> {
+        Ok(db
+            .read_triggers(0, 100)?
+            .into_iter()
+            .map(|f| (f.customer, f.time_ms, f.reason))
+            .collect())
+    };
+    {
+        let db = config(dir.path(), "")?.open()?;
+        db.ingest(Event::new("a", T0, EventKind::View))?;
+        db.ingest(Event::new("b", T0 + 10 * DAY, EventKind::View))?;
+        // Defined after their events: the index comes from a scan of the records.
+        db.trigger_add("quiet", &["INACTIVE_DAYS", "30", "COOLDOWN", "0"])?;
+        db.ingest(Event::new("c", T0 + 31 * DAY, EventKind::View))?;
+        assert_eq!(
+            quiet(&db)?,
+            [(
+                "a".to_string(),
+                T0 + 30 * DAY,
+                "no event for 30 days (last on 2026-01-01)".to_string()
+            )]
+        );
+        db.ingest(Event::new("c", T0 + 45 * DAY, EventKind::View))?; // b falls silent at 40
+        db.ingest(Event::new("a", T0 + 50 * DAY, EventKind::View))?; // a is back: re-armed
+        let who: Vec<String> = quiet(&db)?.into_iter().map(|f| f.0).collect();
+        assert_eq!(who, ["a", "b"], "once per silence");
+        db.close()?;
+    }
+    // After a reopen the index is rebuilt: a (due at 80) and c (75) fire, b not again.
+    let db = config(dir.path(), "")?.open()?;
+    db.ingest(Event::new("d", T0 + 100 * DAY, EventKind::View))?;
+    let fired = quiet(&db)?;
+    let tail: Vec<(&str, i64)> = fired[2..].iter().map(|f| (f.0.as_str(), f.1)).collect();
+    assert_eq!(tail, [("c", T0 + 75 * DAY), ("a", T0 + 80 * DAY)]);
+    // An erased customer is forgotten: d never fires.
+    assert!(db.erase("d")?);
+    db.ingest(Event::new("e", T0 + 200 * DAY, EventKind::View))?;
+    assert!(db.read_triggers(0, 100)?.iter().all(|f| f.customer != "d"));
     Ok(())
 }

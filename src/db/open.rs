@@ -215,6 +215,7 @@ impl Db {
         });
         let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity);
         let seed = config.model.seed;
+        let triggers = recover_triggers(&store, &config, model.watermark_ms)?;
         let writer = pipeline::spawn(
             store.clone(),
             config.clone(),
@@ -226,7 +227,7 @@ impl Db {
                 sample: recover_sample(&store)?,
                 held: pipeline::held::Held::new(store.held_examples()?),
                 cohorts: pipeline::cohorts::Cohorts::new(store.cohorts()?),
-                triggers: recover_triggers(&store, &config)?,
+                triggers,
             },
             shared.clone(),
             rx,
@@ -349,8 +350,13 @@ impl Config {
 }
 
 /// The trigger state at open: the config file's definitions, those defined at run time (a
-/// name the config file now defines too is the config file's), and what the outbox holds.
-fn recover_triggers(store: &Store, config: &Config) -> Result<crate::triggers::TriggerState> {
+/// name the config file now defines too is the config file's), what the outbox holds, and for
+/// `INACTIVE_DAYS` triggers when each customer falls silent (a scan of the records).
+fn recover_triggers(
+    store: &Store,
+    config: &Config,
+    watermark_ms: i64,
+) -> Result<crate::triggers::TriggerState> {
     let mut t = crate::triggers::TriggerState::new(
         config.triggers.clone(),
         config.trigger_daily_cap,
@@ -368,6 +374,10 @@ fn recover_triggers(store: &Store, config: &Config) -> Result<crate::triggers::T
     }
     for f in store.all_firings() {
         t.recover(&f?.1);
+    }
+    for missing in t.silences_missing() {
+        let mut last_seen = store.last_seen();
+        t.index_silence(missing, &mut last_seen, watermark_ms);
     }
     Ok(t)
 }

@@ -224,8 +224,9 @@ impl Engine {
             .committed(&b.fired, &b.suppressed, b.outbox_trimmed);
         for (name, def) in &b.trigger_defs {
             self.triggers.from_runtime.retain(|t| &t.name != name);
-            if let Some(t) = def {
-                self.triggers.from_runtime.push(t.clone());
+            match def {
+                Some(t) => self.triggers.from_runtime.push(t.clone()),
+                None => self.triggers.deleted(name),
             }
         }
         for id in &b.erased {

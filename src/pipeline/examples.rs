@@ -109,6 +109,30 @@ impl Engine {
         }
     }
 
+    /// A customer's segment and propensity as the writer sees them (see [`Engine::with_state`]).
+    fn outcome_of(
+        &self,
+        store: &Store,
+        records: &HashMap<String, Working>,
+        customer: &str,
+    ) -> Option<(Option<u16>, f64)> {
+        let of = |segment: Option<u16>, p: f32| (segment, f64::from(p));
+        match records.get(customer) {
+            Some(w) => Some(of(w.record.segment, w.record.propensity)),
+            None => match self.unapplied.record(customer) {
+                Some(Pending::Record(r)) => Some(of(r.segment, r.propensity)),
+                Some(Pending::Erased) => None,
+                None => {
+                    let current = match self.recent.get(customer) {
+                        Some(bytes) => store.decode_profile_current(customer, bytes).ok(),
+                        None => store.profile_current(customer).ok().flatten(),
+                    };
+                    current.map(|r| of(r.segment, r.propensity))
+                }
+            },
+        }
+    }
+
     /// Moves the watermark to `ts` if later. Every example whose horizon ended before it is
     /// labelled negative; for a customer still silent, the profile as of that moment is
     /// observed by the scaler, and the next silent-period example is queued (up to
@@ -120,6 +144,7 @@ impl Engine {
         }
         self.model.watermark_ms = ts;
         self.model.labelled_through_ms = ts;
+        let detected = self.model.drift.detections.last().cloned();
         let h = self.horizon_ms;
         loop {
             let expiring = self.expiry.first().map(|e| e.0).filter(|d| *d < ts);
@@ -174,6 +199,53 @@ impl Engine {
         if before.div_euclid(block) != ts.div_euclid(block) {
             self.refit_on_due_cohort(store, b, ts);
             self.take_cohort(store, b, ts.div_euclid(block).saturating_mul(block));
+        }
+        self.fire_on_watermark(store, b, detected.as_ref(), ts);
+    }
+
+    /// The triggers the watermark's move to `ts` fires: `DRIFT` for each detection made since
+    /// `detected` (the newest before), `INACTIVE_DAYS` for each customer whose silence fell due.
+    fn fire_on_watermark(
+        &mut self,
+        store: &Store,
+        b: &mut BatchState,
+        detected: Option<&Detection>,
+        ts: i64,
+    ) {
+        if self.triggers.all().next().is_none() {
+            return;
+        }
+        let detections = &self.model.drift.detections;
+        let new_from = detected
+            .and_then(|d| detections.iter().rposition(|x| x == d))
+            .map_or(0, |i| i + 1);
+        for d in &detections[new_from..] {
+            let day = chrono::DateTime::from_timestamp_millis(d.deadline_day_ms)
+                .map(|t| t.format("%Y-%m-%d").to_string())
+                .unwrap_or_default();
+            let reason = format!(
+                "drift on the propensity forecasts due {day} (statistic {:.1})",
+                d.statistic
+            );
+            let (fired, suppressed) = self.triggers.drift(d.watermark_ms, &reason, &b.fired);
+            b.fired.extend(fired);
+            b.suppressed.extend(suppressed);
+        }
+        if !self.triggers.watches_silence() {
+            return;
+        }
+        for (name, customer, due, after) in self.triggers.silences_due(ts) {
+            // A customer erased, or whose record does not read, is left out.
+            let Some(outcome) = self.outcome_of(store, &b.records, &customer) else {
+                continue;
+            };
+            let strategy = &self.model.strategy;
+            let expected =
+                |seg: Option<u16>, a: &str| super::apply::observed_rate(strategy, seg, a);
+            let silence = (name.as_str(), customer.as_str(), due, after);
+            let (fired, suppressed) = self.triggers.silence(silence, outcome, &b.fired, &expected);
+            b.fired.extend(fired);
+            b.suppressed.extend(suppressed);
         }
     }
 

@@ -183,12 +183,25 @@ impl Engine {
     ///
     /// # Errors
     /// [`crate::Error::InvalidArgument`] if a trigger of that name exists.
-    pub(crate) fn add_trigger(&mut self, b: &mut BatchState, t: Trigger) -> Result<()> {
+    pub(crate) fn add_trigger(
+        &mut self,
+        store: &Store,
+        b: &mut BatchState,
+        t: Trigger,
+    ) -> Result<()> {
         if self.triggers.all().any(|x| x.name == t.name) {
             return Err(Error::invalid_argument(
                 "name",
                 format!("a trigger named {} exists; delete it first", t.name),
             ));
+        }
+        if let crate::triggers::Condition::InactiveDays(n) = t.when {
+            // When each customer falls silent: a scan of the records (the batches before this
+            // one are applied). Kept even if this batch fails: unused until the trigger is.
+            let after_ms = (n * crate::features::DAY_MS) as i64;
+            let mut last_seen = store.last_seen();
+            let wm = self.model.watermark_ms;
+            (self.triggers).index_silence((t.name.clone(), after_ms), &mut last_seen, wm);
         }
         b.trigger_defs.push((t.name.clone(), Some(t)));
         Ok(())

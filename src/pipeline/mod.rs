@@ -508,7 +508,7 @@ impl Writer {
                     outcome.scanned = ids.len();
                     outcome.erased = erased;
                 }),
-            Maintenance::TriggerAdd(t) => self.engine.add_trigger(&mut b, t),
+            Maintenance::TriggerAdd(t) => self.engine.add_trigger(&self.store, &mut b, t),
             Maintenance::TriggerDel(name) => self.engine.delete_trigger(&mut b, &name),
         };
         if let Err(e) = prepared {

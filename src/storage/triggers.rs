@@ -64,6 +64,24 @@ impl Store {
         })
     }
 
+    /// Every customer with events and their last event time, for the `INACTIVE_DAYS` triggers'
+    /// index. A record that does not decode is left out with a warning (`persona check`
+    /// reports it).
+    pub(crate) fn last_seen(&self) -> impl Iterator<Item = (String, i64)> + '_ {
+        self.scan_profiles().filter_map(|item| {
+            let (id, bytes) = item
+                .map_err(|e| tracing::warn!("triggers: scanning the profiles: {e}"))
+                .ok()?;
+            match self.decode_profile_current(&id, &bytes) {
+                Ok(rec) => rec.state.last_seen_ms.map(|t| (id, t)),
+                Err(e) => {
+                    tracing::warn!("triggers: {e}; left out of INACTIVE_DAYS");
+                    None
+                }
+            }
+        })
+    }
+
     /// Every firing the outbox holds, in id order, each with its key.
     pub(crate) fn all_firings(&self) -> impl Iterator<Item = Result<(sled::IVec, Fired)>> + '_ {
         self.db.scan_prefix([keys::TRIGGER]).map(|item| {

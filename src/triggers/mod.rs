@@ -13,8 +13,12 @@
 //! (`docs/protocol.md`, "Triggers"). Firings within a trigger's cooldown for the customer, or
 //! beyond the daily cap of firings per customer, are not written but counted as *suppressed*.
 //!
-//! Not in this build (refused with a message when defined): `INACTIVE_DAYS` and `DRIFT`, and
-//! segment labels in `SEGMENT_ENTER` / `SEGMENT_LEAVE` (use the segment id).
+//! `INACTIVE_DAYS n` is checked as the watermark advances, like the expiry of training examples:
+//! the writer keeps, per such trigger, every customer's last event time plus `n` days, in order,
+//! built at open (and when the trigger is defined) by a scan of the records. `DRIFT` fires when
+//! the drift detector does (`model/drift.rs`), with no customer.
+//!
+//! Not in this build: segment labels in `SEGMENT_ENTER` / `SEGMENT_LEAVE` (use the segment id).
 
 mod state;
 
@@ -45,6 +49,11 @@ pub enum Condition {
     FirstPurchase,
     /// Lifetime spend goes from below this amount to at least it (`SPEND_ABOVE amount`).
     SpendAbove(f64),
+    /// The customer has had no event for this many days, as the watermark (the latest event
+    /// time) passes their last event plus the days (`INACTIVE_DAYS n`); once per silence.
+    InactiveDays(f64),
+    /// The drift detector fires on the propensity model (`DRIFT`): a firing with no customer.
+    Drift,
 }
 
 impl std::fmt::Display for Condition {
@@ -56,6 +65,8 @@ impl std::fmt::Display for Condition {
             Condition::PropensityBelow(x) => write!(f, "PROPENSITY_BELOW {x}"),
             Condition::FirstPurchase => write!(f, "FIRST_PURCHASE"),
             Condition::SpendAbove(x) => write!(f, "SPEND_ABOVE {x}"),
+            Condition::InactiveDays(n) => write!(f, "INACTIVE_DAYS {n}"),
+            Condition::Drift => write!(f, "DRIFT"),
         }
     }
 }
@@ -99,12 +110,13 @@ pub struct Fired {
     pub id: u64,
     /// The trigger's name.
     pub trigger: String,
-    /// The customer.
+    /// The customer (empty for a `DRIFT` firing, which is about the model).
     pub customer: String,
     /// Event time of the event that made it fire, unix ms.
     pub time_ms: i64,
     /// What crossed, in words: "propensity 0.31 → 0.74", "segment 2 → 5", "first purchase",
-    /// "spend 80.00 → 120.00".
+    /// "spend 80.00 → 120.00", "no event for 30 days (last on 2026-01-05)", "drift on the
+    /// propensity forecasts due 2026-03-01 (statistic 41.2)".
     pub reason: String,
     /// The trigger's action, if it names one.
     pub action: Option<String>,
@@ -114,8 +126,9 @@ pub struct Fired {
     pub expected_conversion: Option<f64>,
     /// The customer's segment after the event.
     pub segment: Option<u16>,
-    /// The customer's propensity after the event.
-    pub propensity: f64,
+    /// The customer's propensity after the event (for `INACTIVE_DAYS`: as last computed; none
+    /// for `DRIFT`).
+    pub propensity: Option<f64>,
 }
 
 impl Trigger {
@@ -194,11 +207,16 @@ impl Trigger {
                 }
                 (Condition::SpendAbove(x), 2)
             }
-            k @ ("INACTIVE_DAYS" | "DRIFT") => {
-                return Err(format!(
-                    "trigger {name}: {k} is not supported by this build yet; {CONDITIONS}"
-                ))
+            "INACTIVE_DAYS" => {
+                let n = number("INACTIVE_DAYS", rest.get(1))?;
+                if !(n > 0.0 && n <= MAX_COOLDOWN_DAYS) {
+                    return Err(format!(
+                        "trigger {name}: INACTIVE_DAYS {n} is out of range; allowed > 0 and ≤ {MAX_COOLDOWN_DAYS} days"
+                    ));
+                }
+                (Condition::InactiveDays(n), 2)
             }
+            "DRIFT" => (Condition::Drift, 1),
             _ => {
                 return Err(format!(
                     "trigger {name}: unknown condition {first:?}; {CONDITIONS}"
@@ -260,7 +278,8 @@ impl Trigger {
 
 /// The conditions this build evaluates, for error messages.
 const CONDITIONS: &str = "allowed: SEGMENT_ENTER id, SEGMENT_LEAVE id, PROPENSITY_ABOVE x, \
-                          PROPENSITY_BELOW x, FIRST_PURCHASE, SPEND_ABOVE amount";
+                          PROPENSITY_BELOW x, FIRST_PURCHASE, SPEND_ABOVE amount, \
+                          INACTIVE_DAYS n, DRIFT";
 
 /// Checks a trigger name (see [`Trigger::name`]).
 pub(crate) fn check_name(name: &str) -> Result<(), String> {
@@ -337,7 +356,12 @@ mod tests {
         assert!(err("x PROPENSITY_ABOVE nan").contains("not a finite number"));
         assert!(err("x SEGMENT_ENTER 8").contains("no such segment; allowed 0..=7"));
         assert!(err("x SEGMENT_ENTER lapsing").contains("labels are not supported"));
-        assert!(err("x INACTIVE_DAYS 30").contains("not supported by this build yet"));
+        assert!(err("x INACTIVE_DAYS 0").contains("out of range"));
+        assert_eq!(
+            parse("quiet INACTIVE_DAYS 30").unwrap().when,
+            Condition::InactiveDays(30.0)
+        );
+        assert_eq!(parse("d DRIFT").unwrap().when, Condition::Drift);
         assert!(err("x BOUGHT").contains("unknown condition"));
         assert!(err("x FIRST_PURCHASE ACTION coupon").contains("not one of the store's actions"));
         assert!(err("x FIRST_PURCHASE COOLDOWN -1").contains("out of range"));

@@ -3,7 +3,8 @@
 //! the daily cap), rebuilt at open from the firings the outbox still holds.
 
 use super::{Condition, Fired, Trigger};
-use std::collections::HashMap;
+use compact_str::CompactString;
+use std::collections::{BTreeSet, HashMap};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -48,6 +49,33 @@ pub(crate) struct TriggerState {
     today: HashMap<String, (i64, u32)>,
     /// Per trigger: firings written and suppressed since the store was opened.
     pub(crate) counts: HashMap<String, (u64, u64)>,
+    /// Per `INACTIVE_DAYS` trigger, by name: when each customer falls silent.
+    inactive: HashMap<String, Silence>,
+}
+
+/// When each customer falls silent for one `INACTIVE_DAYS` trigger: their last event time plus
+/// the trigger's days, in order (only times after the watermark are kept).
+#[derive(Debug, Default)]
+struct Silence {
+    after_ms: i64,
+    due: BTreeSet<(i64, CompactString)>,
+    by_customer: HashMap<CompactString, i64>,
+}
+
+impl Silence {
+    fn set(&mut self, customer: &str, due_ms: i64) {
+        let key = CompactString::from(customer);
+        if let Some(old) = self.by_customer.insert(key.clone(), due_ms) {
+            self.due.remove(&(old, key.clone()));
+        }
+        self.due.insert((due_ms, key));
+    }
+
+    fn remove(&mut self, customer: &str) {
+        if let Some(old) = self.by_customer.remove(customer) {
+            self.due.remove(&(old, CompactString::from(customer)));
+        }
+    }
 }
 
 impl TriggerState {
@@ -105,58 +133,191 @@ impl TriggerState {
     ) -> (Vec<Firing>, Vec<String>) {
         let mut out: Vec<Firing> = Vec::new();
         let mut suppressed = Vec::new();
-        let day = t_ms.div_euclid(DAY_MS);
         for t in self.all() {
             let Some(reason) = crossed(&t.when, before, after) else {
                 continue;
             };
-            let mine = pending
-                .iter()
-                .chain(&out)
-                .filter(|p| p.fired.customer == customer);
-            let last_pending = mine
-                .clone()
-                .filter(|p| p.fired.trigger == t.name)
-                .map(|p| p.fired.time_ms)
-                .max();
-            let last = self
-                .last
-                .get(&(t.name.clone(), customer.to_string()))
-                .copied()
-                .into_iter()
-                .chain(last_pending)
-                .max();
-            let cooling = last.is_some_and(|l| {
-                (t_ms - l) < (t.cooldown_days * DAY_MS as f64) as i64 && t.cooldown_days > 0.0
-            });
-            let today = self
-                .today
-                .get(customer)
-                .filter(|(d, _)| *d == day)
-                .map_or(0, |(_, n)| *n)
-                + mine
-                    .filter(|p| p.fired.time_ms.div_euclid(DAY_MS) == day)
-                    .count() as u32;
-            if cooling || (self.daily_cap > 0 && today >= self.daily_cap) {
-                suppressed.push(t.name.clone());
-                continue;
+            let fired = Fired {
+                id: 0,
+                trigger: t.name.clone(),
+                customer: customer.to_string(),
+                time_ms: t_ms,
+                reason,
+                action: t.action.clone(),
+                expected_conversion: t.action.as_deref().and_then(|a| expected(after.segment, a)),
+                segment: after.segment,
+                propensity: Some(after.propensity),
+            };
+            self.decide(t, fired, pending, &mut out, &mut suppressed);
+        }
+        (out, suppressed)
+    }
+
+    /// Adds `fired` (a crossing of `t`) to `out`, or its trigger's name to `suppressed` if the
+    /// trigger is cooling down for the customer or the customer's daily cap is reached
+    /// (counting the firings committed, `pending` in the batch and `out`).
+    fn decide(
+        &self,
+        t: &Trigger,
+        fired: Fired,
+        pending: &[Firing],
+        out: &mut Vec<Firing>,
+        suppressed: &mut Vec<String>,
+    ) {
+        let (customer, t_ms) = (fired.customer.as_str(), fired.time_ms);
+        let day = t_ms.div_euclid(DAY_MS);
+        let mine = pending
+            .iter()
+            .chain(out.iter())
+            .filter(|p| p.fired.customer == customer);
+        let last_pending = mine
+            .clone()
+            .filter(|p| p.fired.trigger == t.name)
+            .map(|p| p.fired.time_ms)
+            .max();
+        let last = self
+            .last
+            .get(&(t.name.clone(), customer.to_string()))
+            .copied()
+            .into_iter()
+            .chain(last_pending)
+            .max();
+        let cooling = t.cooldown_days > 0.0
+            && last.is_some_and(|l| (t_ms - l) < (t.cooldown_days * DAY_MS as f64) as i64);
+        let today = self
+            .today
+            .get(customer)
+            .filter(|(d, _)| *d == day)
+            .map_or(0, |(_, n)| *n)
+            + mine
+                .filter(|p| p.fired.time_ms.div_euclid(DAY_MS) == day)
+                .count() as u32;
+        if cooling || (self.daily_cap > 0 && today >= self.daily_cap) {
+            suppressed.push(t.name.clone());
+        } else {
+            out.push(Firing { fired });
+        }
+    }
+
+    /// The firings of `DRIFT` triggers for a detection at `t_ms` (see [`Self::evaluate`]).
+    pub(crate) fn drift(
+        &self,
+        t_ms: i64,
+        reason: &str,
+        pending: &[Firing],
+    ) -> (Vec<Firing>, Vec<String>) {
+        let mut out = Vec::new();
+        let mut suppressed = Vec::new();
+        for t in self.all().filter(|t| t.when == Condition::Drift) {
+            let fired = Fired {
+                id: 0,
+                trigger: t.name.clone(),
+                customer: String::new(),
+                time_ms: t_ms,
+                reason: reason.to_string(),
+                action: t.action.clone(),
+                expected_conversion: None,
+                segment: None,
+                propensity: None,
+            };
+            self.decide(t, fired, pending, &mut out, &mut suppressed);
+        }
+        (out, suppressed)
+    }
+
+    /// Whether any trigger watches for silence.
+    pub(crate) fn watches_silence(&self) -> bool {
+        !self.inactive.is_empty()
+    }
+
+    /// The `INACTIVE_DAYS` triggers without a silence index: (name, days in ms).
+    pub(crate) fn silences_missing(&self) -> Vec<(String, i64)> {
+        self.all()
+            .filter_map(|t| match t.when {
+                Condition::InactiveDays(n) if !self.inactive.contains_key(&t.name) => {
+                    Some((t.name.clone(), (n * DAY_MS as f64) as i64))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Builds the silence index of the `INACTIVE_DAYS` trigger `name` (`after_ms`: its days)
+    /// from `last_seen` (each customer's last event time), keeping what falls after
+    /// `watermark_ms`: a customer silent for longer already fell silent before the trigger was
+    /// defined, or fired then.
+    pub(crate) fn index_silence(
+        &mut self,
+        (name, after_ms): (String, i64),
+        last_seen: &mut dyn Iterator<Item = (String, i64)>,
+        watermark_ms: i64,
+    ) {
+        let mut s = Silence {
+            after_ms,
+            ..Silence::default()
+        };
+        for (customer, last) in last_seen {
+            let due = last.saturating_add(after_ms);
+            if due > watermark_ms {
+                s.set(&customer, due);
             }
-            out.push(Firing {
-                fired: Fired {
-                    id: 0,
-                    trigger: t.name.clone(),
-                    customer: customer.to_string(),
-                    time_ms: t_ms,
-                    reason,
-                    action: t.action.clone(),
-                    expected_conversion: t
-                        .action
-                        .as_deref()
-                        .and_then(|a| expected(after.segment, a)),
-                    segment: after.segment,
-                    propensity: after.propensity,
-                },
-            });
+        }
+        self.inactive.insert(name, s);
+    }
+
+    /// A customer's last event is now `last_ms`.
+    pub(crate) fn seen(&mut self, customer: &str, last_ms: i64) {
+        for s in self.inactive.values_mut() {
+            s.set(customer, last_ms.saturating_add(s.after_ms));
+        }
+    }
+
+    /// Takes the silences due by `watermark_ms`: (trigger, customer, when they fell silent,
+    /// the trigger's days), in time order per trigger.
+    pub(crate) fn silences_due(&mut self, watermark_ms: i64) -> Vec<(String, String, i64, i64)> {
+        let mut out = Vec::new();
+        for (name, s) in &mut self.inactive {
+            while let Some((due, customer)) = s.due.first().cloned() {
+                if due > watermark_ms {
+                    break;
+                }
+                s.due.pop_first();
+                s.by_customer.remove(&customer);
+                out.push((name.clone(), customer.to_string(), due, s.after_ms));
+            }
+        }
+        out.sort_by(|a, b| a.2.cmp(&b.2).then_with(|| a.0.cmp(&b.0)));
+        out
+    }
+
+    /// The firing of the `INACTIVE_DAYS` trigger `name` for `customer`, silent since
+    /// `due_ms - after_ms`, with their segment and last propensity (see [`Self::evaluate`]).
+    pub(crate) fn silence(
+        &self,
+        (name, customer, due_ms, after_ms): (&str, &str, i64, i64),
+        (segment, propensity): (Option<u16>, f64),
+        pending: &[Firing],
+        expected: &dyn Fn(Option<u16>, &str) -> Option<f64>,
+    ) -> (Vec<Firing>, Vec<String>) {
+        let mut out = Vec::new();
+        let mut suppressed = Vec::new();
+        if let Some(t) = self.all().find(|t| t.name == name) {
+            let days = after_ms as f64 / DAY_MS as f64;
+            let fired = Fired {
+                id: 0,
+                trigger: t.name.clone(),
+                customer: customer.to_string(),
+                time_ms: due_ms,
+                reason: format!(
+                    "no event for {days} days (last on {})",
+                    day_of(due_ms - after_ms)
+                ),
+                action: t.action.clone(),
+                expected_conversion: t.action.as_deref().and_then(|a| expected(segment, a)),
+                segment,
+                propensity: Some(propensity),
+            };
+            self.decide(t, fired, pending, &mut out, &mut suppressed);
         }
         (out, suppressed)
     }
@@ -203,7 +364,22 @@ impl TriggerState {
     pub(crate) fn forget(&mut self, customer: &str) {
         self.last.retain(|(_, c), _| c != customer);
         self.today.remove(customer);
+        for s in self.inactive.values_mut() {
+            s.remove(customer);
+        }
     }
+
+    /// Drops the silence index of a deleted trigger.
+    pub(crate) fn deleted(&mut self, name: &str) {
+        self.inactive.remove(name);
+    }
+}
+
+/// A unix-ms time as its UTC day (`2026-01-05`).
+fn day_of(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_else(|| ms.to_string())
 }
 
 /// The reason, in words, if the profile crossed into `c` from `before` to `after`.
@@ -372,5 +548,18 @@ mod tests {
             &none,
         );
         assert_eq!(f.len(), 1);
+    }
+
+    #[test]
+    fn drift_fires_without_a_customer_and_cools_down() {
+        let mut s = state(&["model DRIFT COOLDOWN 1", "first FIRST_PURCHASE"], 0);
+        let (f, _) = s.drift(5, "drift on the propensity forecasts due 2026-01-01", &[]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].fired.customer, "");
+        assert_eq!(f[0].fired.propensity, None);
+        s.committed(&f, &[], 0);
+        let (f, sup) = s.drift(6, "again", &[]);
+        assert!(f.is_empty());
+        assert_eq!(sup, ["model"]);
     }
 }

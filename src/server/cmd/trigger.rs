@@ -282,6 +282,9 @@ fn firing(f: &Fired) -> Frame {
             f.expected_conversion.map_or(Frame::Null, Frame::Double),
         ),
         ("segment", super::opt_int(f.segment.map(u64::from))),
-        ("propensity", Frame::Double(f.propensity)),
+        (
+            "propensity",
+            f.propensity.map_or(Frame::Null, Frame::Double),
+        ),
     ])
 }
