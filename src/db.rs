@@ -32,6 +32,7 @@ mod write;
 use lookalike::IndexBuilder;
 pub use maintain::ResegmentReport;
 pub use privacy::PurgeReport;
+pub use triggers::TriggerFollower;
 pub use write::PendingWrite;
 
 /// An open Persona store.

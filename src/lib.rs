@@ -105,6 +105,7 @@ mod triggers;
 pub use config::{Config, DriftReaction, Durability};
 pub use db::{
     Centroids, Choice, Db, Feedback, PendingWrite, PurgeReport, ResegmentReport, Search, Target,
+    TriggerFollower,
 };
 pub use error::{Error, Result, StorageError};
 pub use event::{parse_timestamp, Event, EventKind, InvalidEvent};

@@ -266,3 +266,22 @@ fn silent_customers_fire_once_per_silence_as_the_watermark_passes() -> Result<()
     assert!(db.read_triggers(0, 100)?.iter().all(|f| f.customer != "d"));
     Ok(())
 }
+
+#[test]
+fn a_follower_sees_each_new_firing_and_ends_when_the_store_closes() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = config(dir.path(), TRIGGERS)?.open()?;
+    db.ingest(purchase("old", T0, 1.0))?;
+    let follower = db.follow_triggers(db.last_trigger_id()?);
+    let reader = std::thread::spawn(move || -> Result<Vec<String>> {
+        follower.map(|f| f.map(|f| f.customer)).collect()
+    });
+    for (i, c) in ["a", "b", "c"].into_iter().enumerate() {
+        db.ingest(purchase(c, T0 + 1 + i as i64, 1.0))?;
+    }
+    // Closing ends the follower once it has delivered everything committed before.
+    db.close()?;
+    let seen = reader.join().map_err(|_| persona::Error::Closed)??;
+    assert_eq!(seen, ["a", "b", "c"]);
+    Ok(())
+}

@@ -79,4 +79,74 @@ impl Db {
     pub fn last_trigger_id(&self) -> Result<u64> {
         self.inner.store.last_firing_id()
     }
+
+    /// Follows the outbox: an iterator over the firings with ids above `since`, oldest first,
+    /// that waits (looking every 20 ms) for the next one to be committed, and ends once the
+    /// store is closed (by [`Db::close`] on any handle) and every firing committed before is
+    /// delivered. It holds a handle of the store.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use persona::{Db, Event, EventKind};
+    /// let db = Db::open(dir.path())?;
+    /// db.trigger_add("first", &["FIRST_PURCHASE"])?;
+    /// let mut firings = db.follow_triggers(db.last_trigger_id()?);
+    /// db.ingest(Event::new("c1", 1_767_225_600_000, EventKind::Purchase).with_value(5.0))?;
+    /// let next = firings.next().expect("the store is open")?;
+    /// assert_eq!((next.trigger.as_str(), next.customer.as_str()), ("first", "c1"));
+    /// # Ok::<(), persona::Error>(())
+    /// ```
+    pub fn follow_triggers(&self, since: u64) -> TriggerFollower {
+        TriggerFollower {
+            db: self.clone(),
+            since,
+            ready: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Whether [`Db::close`] was called on some handle.
+    fn is_closed(&self) -> bool {
+        self.inner.writer.lock().is_none()
+    }
 }
+
+/// The iterator of [`Db::follow_triggers`].
+pub struct TriggerFollower {
+    db: Db,
+    since: u64,
+    ready: std::collections::VecDeque<Fired>,
+}
+
+impl std::fmt::Debug for TriggerFollower {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TriggerFollower")
+            .field("since", &self.since)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Iterator for TriggerFollower {
+    type Item = Result<Fired>;
+
+    fn next(&mut self) -> Option<Result<Fired>> {
+        loop {
+            if let Some(f) = self.ready.pop_front() {
+                self.since = f.id;
+                return Some(Ok(f));
+            }
+            // Closed before this read: the read sees everything committed, and is the last.
+            let closed = self.db.is_closed();
+            match self.db.read_triggers(self.since, 1000) {
+                Ok(page) if page.is_empty() && closed => return None,
+                Ok(page) if page.is_empty() => std::thread::sleep(FOLLOW_POLL),
+                Ok(page) => self.ready.extend(page),
+                Err(_) if closed => return None,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
+/// How often [`TriggerFollower`] looks for new firings.
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(20);

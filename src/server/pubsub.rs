@@ -104,6 +104,11 @@ impl PubSub {
         self.clients.lock().remove(&id);
     }
 
+    /// Connections subscribed now.
+    pub(crate) fn subscribers(&self) -> usize {
+        self.clients.lock().len()
+    }
+
     /// Whether nobody is subscribed.
     pub(crate) fn is_empty(&self) -> bool {
         self.clients.lock().is_empty()

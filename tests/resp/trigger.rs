@@ -69,6 +69,9 @@ fn triggers_are_defined_listed_read_and_deleted_over_resp() -> TestResult {
     assert_eq!(fired, 2);
     let definition: String = redis::from_redis_value(&list[0]["definition"])?;
     assert_eq!(definition, "first WHEN FIRST_PURCHASE COOLDOWN 0");
+    let info: String = redis::cmd("INFO").arg("stats").query(&mut con)?;
+    assert!(info.contains("persona_trigger_firings:2\r\n"), "{info}");
+    assert!(info.contains("persona_trigger_suppressed:0\r\n"), "{info}");
     let deleted: i64 = redis::cmd("TRIGGER.DEL").arg("first").query(&mut con)?;
     assert_eq!(deleted, 1);
     assert!(redis::cmd("TRIGGER.DEL")

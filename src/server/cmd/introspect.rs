@@ -537,6 +537,18 @@ fn info_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             line("persona_items_committed", &writes.items);
             line("persona_key_writes", &writes.key_writes);
             line("persona_bytes_written", &writes.bytes_written);
+            // Triggers since the store opened: firings written, and those a cooldown or the
+            // daily cap suppressed; connections subscribed to trigger channels.
+            let triggers = server.db.triggers();
+            line(
+                "persona_trigger_firings",
+                &triggers.iter().map(|t| t.fired).sum::<u64>(),
+            );
+            line(
+                "persona_trigger_suppressed",
+                &triggers.iter().map(|t| t.suppressed).sum::<u64>(),
+            );
+            line("persona_trigger_subscribers", &server.pubsub.subscribers());
         }
         "cluster" => line("cluster_enabled", &0),
         "keyspace" => {
