@@ -285,3 +285,46 @@ fn a_follower_sees_each_new_firing_and_ends_when_the_store_closes() -> Result<()
     assert_eq!(seen, ["a", "b", "c"]);
     Ok(())
 }
+
+#[test]
+fn a_batch_s_firings_share_a_key_that_erasure_rewrites_and_retention_drops_whole() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = config(dir.path(), &format!("trigger_retention = 4\n{TRIGGERS}"))?.open()?;
+    let batch: Vec<Event> = ["a", "b", "c"]
+        .iter()
+        .enumerate()
+        .map(|(i, c)| purchase(c, T0 + i as i64, 1.0))
+        .collect();
+    for r in db.ingest_batch(batch)? {
+        r?;
+    }
+    let ids = |db: &Db| -> Result<Vec<(u64, String)>> {
+        Ok(db
+            .read_triggers(0, 100)?
+            .into_iter()
+            .map(|f| (f.id, f.customer))
+            .collect())
+    };
+    assert_eq!(ids(&db)?.len(), 3);
+    assert!(db.erase("b")?);
+    assert_eq!(ids(&db)?, [(1, "a".into()), (3, "c".into())]);
+    // Reading from inside a key works whatever was removed before it.
+    assert_eq!(db.read_triggers(1, 10)?.len(), 1);
+    db.ingest(purchase("d", T0 + 10, 1.0))?;
+    db.ingest(purchase("e", T0 + 11, 1.0))?;
+    // Four kept at most: the oldest key (a and c) goes as a whole.
+    db.ingest(purchase("f", T0 + 12, 1.0))?;
+    assert_eq!(
+        ids(&db)?,
+        [(4, "d".into()), (5, "e".into()), (6, "f".into())]
+    );
+    db.close()?;
+    drop(db);
+    let report = persona::check_store(dir.path())?;
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let db = config(dir.path(), &format!("trigger_retention = 4\n{TRIGGERS}"))?.open()?;
+    assert_eq!(db.last_trigger_id()?, 6);
+    db.ingest(purchase("g", T0 + 13, 1.0))?;
+    assert_eq!(db.read_triggers(6, 10)?[0].id, 7);
+    Ok(())
+}

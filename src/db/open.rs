@@ -372,8 +372,9 @@ fn recover_triggers(
             t.from_runtime.push(def);
         }
     }
-    for f in store.all_firings() {
-        t.recover(&f?.1);
+    for chunk in store.firing_chunks() {
+        let (key, firings) = chunk?;
+        t.recover(key, &firings);
     }
     for missing in t.silences_missing() {
         let mut last_seen = store.last_seen();

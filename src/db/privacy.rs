@@ -109,7 +109,7 @@ impl Db {
             .collect();
         let mut triggers = Vec::new();
         for item in store.all_firings() {
-            let (_, f) = item?;
+            let f = item?;
             if f.customer == customer_id {
                 triggers.push(f);
             }

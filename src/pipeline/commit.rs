@@ -40,15 +40,27 @@ impl Engine {
         let first = self.triggers.next_id;
         for (i, f) in (0u64..).zip(b.fired.iter_mut()) {
             f.fired.id = first + i;
-            let value = serde_json::to_vec(&f.fired)
-                .expect("a firing is strings and numbers, which serde_json always encodes");
-            insert(batch, keys::trigger(f.fired.id).to_vec(), value.into());
         }
-        b.outbox_trimmed = self.triggers.to_remove(b.fired.len() as u64);
-        let oldest = self.triggers.oldest_id;
-        for id in (oldest..oldest + b.outbox_trimmed).chain(b.outbox_removed.iter().copied()) {
-            batch.remove(&keys::trigger(id));
+        if !b.fired.is_empty() {
+            let firings: Vec<&crate::triggers::Fired> = b.fired.iter().map(|f| &f.fired).collect();
+            let value = serde_json::to_vec(&firings)
+                .expect("a firing is strings and numbers, which serde_json always encodes");
+            insert(batch, keys::trigger(first).to_vec(), value.into());
+        }
+        let trimmed = self.triggers.to_trim(b.fired.len() as u64);
+        b.outbox_trimmed = trimmed.len();
+        for key in trimmed {
+            batch.remove(&keys::trigger(key));
             removed += 1;
+        }
+        for (key, left) in &b.outbox_rewrites {
+            if left.is_empty() {
+                batch.remove(&keys::trigger(*key));
+                removed += 1;
+            } else {
+                let value = crate::storage::triggers::encode_chunk(left);
+                insert(batch, keys::trigger(*key).to_vec(), value.into());
+            }
         }
         for (name, def) in &b.trigger_defs {
             match def {
@@ -220,8 +232,12 @@ impl Engine {
             }
             None => {}
         }
-        self.triggers
-            .committed(&b.fired, &b.suppressed, b.outbox_trimmed);
+        let rewritten: Vec<(u64, usize)> = b
+            .outbox_rewrites
+            .iter()
+            .map(|(k, f)| (*k, f.len()))
+            .collect();
+        (self.triggers).committed(&b.fired, &b.suppressed, b.outbox_trimmed, &rewritten);
         for (name, def) in &b.trigger_defs {
             self.triggers.from_runtime.retain(|t| &t.name != name);
             match def {

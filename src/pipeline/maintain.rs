@@ -156,26 +156,33 @@ impl Engine {
         store: &Store,
         b: &mut BatchState,
     ) -> Result<()> {
-        if b.erased.is_empty() || self.triggers.next_id == self.triggers.oldest_id {
+        if b.erased.is_empty() || self.triggers.outbox_is_empty() {
             return Ok(());
         }
         let erased = &b.erased;
-        for item in store.all_firings() {
-            let (_, f) = item?;
-            if erased.contains(&f.customer) {
-                b.outbox_removed.push(f.id);
+        let mut rewrites = Vec::new();
+        let mut keep = |key: u64, firings: Vec<crate::triggers::Fired>| {
+            if firings.iter().any(|f| erased.contains(&f.customer)) {
+                let left = firings
+                    .into_iter()
+                    .filter(|f| !erased.contains(&f.customer));
+                rewrites.push((key, left.collect()));
+            }
+        };
+        for chunk in store.firing_chunks() {
+            let (key, firings) = chunk?;
+            keep(key, firings);
+        }
+        // A batch not applied yet wrote its firings under its first one's id.
+        for (_, state) in &self.unapplied.batches {
+            if let Some(first) = state.fired.first() {
+                keep(
+                    first.fired.id,
+                    state.fired.iter().map(|f| f.fired.clone()).collect(),
+                );
             }
         }
-        let unapplied = self
-            .unapplied
-            .batches
-            .iter()
-            .flat_map(|(_, s)| s.fired.iter());
-        b.outbox_removed.extend(
-            unapplied
-                .filter(|f| erased.contains(&f.fired.customer))
-                .map(|f| f.fired.id),
-        );
+        b.outbox_rewrites = rewrites;
         Ok(())
     }
 

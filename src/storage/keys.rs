@@ -13,7 +13,7 @@
 //! | `K` | `K` + hash (u64 big-endian) + customer id (UTF-8) | empty: the customer is in the sample the segments are fitted on |
 //! | `H` | `H` + deadline (i64 as order-preserving u64, big-endian) + customer id (UTF-8) | a positive training example held until its deadline: its raw features, `Vec<f32>` in the versioned codec |
 //! | `C` | `C` + time (i64 as order-preserving u64, big-endian) + chunk (u32 big-endian) | a chunk of a cohort the propensity is refitted on: `Vec<CohortRow>` (customer, target count, raw features), up to 128 rows, in the versioned codec |
-//! | `T` | `T` + firing id (u64 big-endian) | a trigger firing (the outbox, `triggers/`), JSON |
+//! | `T` | `T` + first firing id (u64 big-endian) | one batch's trigger firings (the outbox, `triggers/`), a JSON array |
 //! | `D` | `D` + trigger name | a trigger defined at run time, JSON |
 //! | `W` | `W` + deadline (as in `H`) + customer id (UTF-8) | no longer written: the refit window of the previous release, removed when such a store is opened |
 //!
@@ -43,22 +43,22 @@ pub const QUEUE: u8 = b'Q';
 /// Prefix of the segment-fitting sample's members.
 pub const SAMPLE: u8 = b'K';
 
-/// Prefix of the trigger outbox: `T` + id (u64 big-endian) → a firing, JSON
-/// ([`crate::Fired`]).
+/// Prefix of the trigger outbox: `T` + the id (u64 big-endian) of the first firing of a
+/// batch → that batch's firings, a JSON array of [`crate::Fired`].
 pub const TRIGGER: u8 = b'T';
 
 /// Prefix of the triggers defined at run time: `D` + name → the definition, JSON
 /// ([`crate::Trigger`]).
 pub const TRIGGER_DEF: u8 = b'D';
 
-/// Key of the firing `id` in the trigger outbox.
+/// Key of the outbox's firings of a batch whose first firing is `id`.
 pub fn trigger(id: u64) -> [u8; 9] {
     let mut k = [TRIGGER; 9];
     k[1..].copy_from_slice(&id.to_be_bytes());
     k
 }
 
-/// The id of a trigger-outbox key.
+/// The first firing id of a trigger-outbox key.
 pub fn parse_trigger(key: &[u8]) -> Option<u64> {
     match key {
         [TRIGGER, rest @ ..] => Some(u64::from_be_bytes(rest.try_into().ok()?)),

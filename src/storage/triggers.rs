@@ -35,20 +35,30 @@ impl Store {
     /// Up to `count` firings with ids above `since`, in id order.
     ///
     /// # Errors
-    /// [`Error::Corruption`] for a firing that does not decode; [`Error::Storage`] if sled
-    /// fails.
+    /// [`Error::Corruption`] for a key of the outbox that does not decode; [`Error::Storage`]
+    /// if sled fails.
     pub(crate) fn firings(&self, since: u64, count: usize) -> Result<Vec<Fired>> {
-        let start = keys::trigger(since.saturating_add(1));
         let mut out = Vec::new();
-        if since == u64::MAX {
+        let Some(next) = since.checked_add(1) else {
             return Ok(out);
+        };
+        // The chunk holding `next`, if any, starts at or before it.
+        let mut start = vec![keys::TRIGGER];
+        if let Some(item) = self
+            .db
+            .range(vec![keys::TRIGGER]..=keys::trigger(next).to_vec())
+            .next_back()
+        {
+            start = item?.0.to_vec();
         }
-        for item in self.db.range(start.to_vec()..vec![keys::TRIGGER + 1]) {
+        for item in self.db.range(start..vec![keys::TRIGGER + 1]) {
+            let (k, v) = item?;
+            let (_, chunk) = decode_chunk(&k, &v)?;
+            out.extend(chunk.into_iter().filter(|f| f.id > since));
             if out.len() >= count {
+                out.truncate(count);
                 break;
             }
-            let (k, v) = item?;
-            out.push(decode_firing(&k, &v)?);
         }
         Ok(out)
     }
@@ -56,10 +66,14 @@ impl Store {
     /// The id of the newest firing the outbox holds (0 when empty).
     ///
     /// # Errors
-    /// [`Error::Storage`] if sled fails.
+    /// [`Error::Corruption`] for a key of the outbox that does not decode; [`Error::Storage`]
+    /// if sled fails.
     pub(crate) fn last_firing_id(&self) -> Result<u64> {
         Ok(match self.db.scan_prefix([keys::TRIGGER]).next_back() {
-            Some(item) => keys::parse_trigger(&item?.0).unwrap_or(0),
+            Some(item) => {
+                let (k, v) = item?;
+                decode_chunk(&k, &v)?.1.last().map_or(0, |f| f.id)
+            }
             None => 0,
         })
     }
@@ -82,23 +96,48 @@ impl Store {
         })
     }
 
-    /// Every firing the outbox holds, in id order, each with its key.
-    pub(crate) fn all_firings(&self) -> impl Iterator<Item = Result<(sled::IVec, Fired)>> + '_ {
+    /// Every key of the outbox in order: its id (the first firing's when written) and its
+    /// firings.
+    pub(crate) fn firing_chunks(&self) -> impl Iterator<Item = Result<(u64, Vec<Fired>)>> + '_ {
         self.db.scan_prefix([keys::TRIGGER]).map(|item| {
             let (k, v) = item?;
-            let f = decode_firing(&k, &v)?;
-            Ok((k, f))
+            decode_chunk(&k, &v)
+        })
+    }
+
+    /// Every firing the outbox holds, in id order.
+    pub(crate) fn all_firings(&self) -> impl Iterator<Item = Result<Fired>> + '_ {
+        self.firing_chunks().flat_map(|chunk| match chunk {
+            Ok((_, firings)) => firings.into_iter().map(Ok).collect::<Vec<_>>(),
+            Err(e) => vec![Err(e)],
         })
     }
 }
 
-/// A firing from its outbox key and value; the key's id must match the value's.
-pub(crate) fn decode_firing(k: &[u8], v: &[u8]) -> Result<Fired> {
+/// One key of the outbox: the firings of one batch, JSON, ids strictly increasing from the
+/// key's (a customer's erasure removes theirs, so the first may be later than the key's).
+pub(crate) fn decode_chunk(k: &[u8], v: &[u8]) -> Result<(u64, Vec<Fired>)> {
     let id = keys::parse_trigger(k).ok_or_else(|| corrupt(k, "trigger outbox key".into()))?;
-    let f: Fired =
-        serde_json::from_slice(v).map_err(|e| corrupt(k, format!("trigger firing: {e}")))?;
-    if f.id != id {
-        return Err(corrupt(k, format!("firing {} stored under id {id}", f.id)));
+    let firings: Vec<Fired> =
+        serde_json::from_slice(v).map_err(|e| corrupt(k, format!("trigger firings: {e}")))?;
+    let mut floor = id;
+    for (i, f) in firings.iter().enumerate() {
+        if f.id < floor || (i > 0 && f.id == floor) {
+            return Err(corrupt(
+                k,
+                format!("firing {} out of order in the key of id {id}", f.id),
+            ));
+        }
+        floor = f.id;
     }
-    Ok(f)
+    if firings.is_empty() {
+        return Err(corrupt(k, "an empty key of the outbox".into()));
+    }
+    Ok((id, firings))
+}
+
+/// The value of one key of the outbox (see [`decode_chunk`]).
+pub(crate) fn encode_chunk(firings: &[Fired]) -> Vec<u8> {
+    serde_json::to_vec(firings)
+        .expect("a firing is strings and numbers, which serde_json always encodes")
 }

@@ -8,7 +8,7 @@
 //! `README.md`) and from `TRIGGER.ADD` at run time (stored in the store, `Mtriggers`).
 //!
 //! A firing ([`Fired`]) gets the next id of a monotonically increasing sequence and is stored
-//! under `T` + id with the batch of the event that caused it: no firing exists for an event
+//! with the batch of the event that caused it (one `T` key per batch, holding its firings): no firing exists for an event
 //! that was not committed, and no committed event loses its firing, across crashes
 //! (`docs/protocol.md`, "Triggers"). Firings within a trigger's cooldown for the customer, or
 //! beyond the daily cap of firings per customer, are not written but counted as *suppressed*.

@@ -4,7 +4,7 @@
 
 use super::{Condition, Fired, Trigger};
 use compact_str::CompactString;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -41,8 +41,10 @@ pub(crate) struct TriggerState {
     pub(crate) retention: u64,
     /// The id the next firing gets.
     pub(crate) next_id: u64,
-    /// The oldest id the outbox still holds (== `next_id` when empty).
-    pub(crate) oldest_id: u64,
+    /// The outbox's keys, oldest first: (key id, firings it holds).
+    chunks: VecDeque<(u64, u64)>,
+    /// Firings the outbox holds.
+    held: u64,
     /// (trigger, customer) → time of the last firing.
     last: HashMap<(String, String), i64>,
     /// customer → (day, firings that day).
@@ -86,7 +88,6 @@ impl TriggerState {
             daily_cap,
             retention,
             next_id: 1,
-            oldest_id: 1,
             ..TriggerState::default()
         }
     }
@@ -96,16 +97,19 @@ impl TriggerState {
         self.from_config.iter().chain(&self.from_runtime)
     }
 
-    /// Takes a firing the outbox holds into account (at open, oldest first).
-    pub(crate) fn recover(&mut self, f: &Fired) {
-        if self.oldest_id == self.next_id {
-            // Empty so far.
-            (self.oldest_id, self.next_id) = (f.id, f.id + 1);
-        } else {
-            self.oldest_id = self.oldest_id.min(f.id);
+    /// Takes a key of the outbox into account (at open, in key order): its id and firings.
+    pub(crate) fn recover(&mut self, key_id: u64, firings: &[Fired]) {
+        for f in firings {
             self.next_id = self.next_id.max(f.id + 1);
+            self.note(f);
         }
-        self.note(f);
+        self.chunks.push_back((key_id, firings.len() as u64));
+        self.held += firings.len() as u64;
+    }
+
+    /// Whether the outbox is empty.
+    pub(crate) fn outbox_is_empty(&self) -> bool {
+        self.held == 0
     }
 
     fn note(&mut self, f: &Fired) {
@@ -322,9 +326,16 @@ impl TriggerState {
         (out, suppressed)
     }
 
-    /// A batch committed with these firings (ids assigned from `next_id`, in order) and these
-    /// suppressed triggers; `removed` firings were dropped from the front of the outbox.
-    pub(crate) fn committed(&mut self, fired: &[Firing], suppressed: &[String], removed: u64) {
+    /// A batch committed with these firings (ids assigned from `next_id`, in order, one key)
+    /// and these suppressed triggers; it removed the `trimmed` oldest keys and rewrote
+    /// `rewritten` ones (key id, firings left).
+    pub(crate) fn committed(
+        &mut self,
+        fired: &[Firing],
+        suppressed: &[String],
+        trimmed: usize,
+        rewritten: &[(u64, usize)],
+    ) {
         for f in fired {
             self.note(&f.fired);
             self.counts.entry(f.fired.trigger.clone()).or_default().0 += 1;
@@ -332,15 +343,41 @@ impl TriggerState {
         for s in suppressed {
             self.counts.entry(s.clone()).or_default().1 += 1;
         }
+        for _ in 0..trimmed {
+            if let Some((_, n)) = self.chunks.pop_front() {
+                self.held -= n;
+            }
+        }
+        for &(key, left) in rewritten {
+            if let Some(i) = self.chunks.iter().position(|c| c.0 == key) {
+                self.held = self.held - self.chunks[i].1 + left as u64;
+                if left == 0 {
+                    self.chunks.remove(i);
+                } else {
+                    self.chunks[i].1 = left as u64;
+                }
+            }
+        }
+        if let Some(first) = fired.first() {
+            self.chunks.push_back((first.fired.id, fired.len() as u64));
+            self.held += fired.len() as u64;
+        }
         self.next_id += fired.len() as u64;
-        self.oldest_id += removed;
     }
 
-    /// How many of the oldest firings a batch writing `new` must remove to stay within the
-    /// retention.
-    pub(crate) fn to_remove(&self, new: u64) -> u64 {
-        let held = self.next_id - self.oldest_id;
-        (held + new).saturating_sub(self.retention).min(held)
+    /// The oldest keys of the outbox a batch writing `new` firings removes to keep at most
+    /// `retention` (whole keys: the outbox may keep up to one batch's firings fewer).
+    pub(crate) fn to_trim(&self, new: u64) -> Vec<u64> {
+        let mut held = self.held + new;
+        let mut out = Vec::new();
+        for &(key, n) in &self.chunks {
+            if held <= self.retention {
+                break;
+            }
+            out.push(key);
+            held -= n;
+        }
+        out
     }
 
     /// The definitions with their counts, as readers see them.
@@ -491,7 +528,7 @@ mod tests {
         let (f, sup) = s.evaluate("c", 0, cross, &[], &none);
         assert_eq!(f.len(), 1, "the cap allows one a day");
         assert_eq!(sup, ["big"]);
-        s.committed(&f, &sup, 0);
+        s.committed(&f, &sup, 0, &[]);
         assert_eq!(s.next_id, 2);
         assert_eq!(s.counts["big"], (0, 1));
         // Next day: the cap is new, `first` is still cooling down.
@@ -511,43 +548,46 @@ mod tests {
     }
 
     #[test]
-    fn retention_removes_the_oldest_and_recovery_restores_the_range() {
-        let mut s = state(&["first FIRST_PURCHASE"], 0);
-        s.retention = 3;
-        assert_eq!(s.to_remove(2), 0);
-        s.next_id = 4; // 1, 2, 3 held
-        assert_eq!(s.to_remove(2), 2);
+    fn retention_removes_whole_oldest_keys_and_recovery_restores_the_outbox() {
         let mut r = state(&["first FIRST_PURCHASE"], 0);
-        for id in [5, 6, 9] {
-            let (mut f, _) = r.evaluate(
-                &format!("c{id}"),
-                0,
-                (obs(0, 0.1, 0.0, 0), obs(0, 0.1, 1.0, 1)),
-                &[],
-                &none,
-            );
-            f[0].fired.id = id;
-            r.recover(&f[0].fired);
-        }
-        assert_eq!((r.oldest_id, r.next_id), (5, 10));
-        let (f, sup) = r.evaluate(
-            "c5",
+        r.retention = 3;
+        let cross = (obs(0, 0.1, 0.0, 0), obs(0, 0.1, 1.0, 1));
+        let mut batch = |r: &mut TriggerState, who: &[&str]| {
+            let mut fired: Vec<Firing> = Vec::new();
+            for c in who {
+                let (f, _) = r.evaluate(c, 0, cross, &fired, &none);
+                fired.extend(f);
+            }
+            for (i, f) in fired.iter_mut().enumerate() {
+                f.fired.id = r.next_id + i as u64;
+            }
+            let trim = r.to_trim(fired.len() as u64);
+            r.committed(&fired, &[], trim.len(), &[]);
+            (fired, trim)
+        };
+        let (first, trim) = batch(&mut r, &["a", "b"]);
+        assert!(trim.is_empty());
+        let (_, trim) = batch(&mut r, &["c", "d"]);
+        assert_eq!(trim, [1], "the oldest key goes as a whole");
+        assert_eq!((r.held, r.next_id), (2, 5));
+        // Recovery: keys as stored; the cooldowns of recovered firings hold.
+        let mut q = state(&["first FIRST_PURCHASE"], 0);
+        q.recover(
             1,
-            (obs(0, 0.1, 0.0, 0), obs(0, 0.1, 1.0, 1)),
-            &[],
-            &none,
+            &first.iter().map(|f| f.fired.clone()).collect::<Vec<_>>(),
         );
+        assert_eq!((q.held, q.next_id), (2, 3));
+        let (f, sup) = q.evaluate("a", 1, cross, &[], &none);
         assert!(f.is_empty(), "the recovered firing's cooldown holds");
         assert_eq!(sup, ["first"]);
-        r.forget("c5");
-        let (f, _) = r.evaluate(
-            "c5",
-            1,
-            (obs(0, 0.1, 0.0, 0), obs(0, 0.1, 1.0, 1)),
-            &[],
-            &none,
-        );
+        q.forget("a");
+        let (f, _) = q.evaluate("a", 1, cross, &[], &none);
         assert_eq!(f.len(), 1);
+        // An erasure rewrites a key: one left of two.
+        q.committed(&[], &[], 0, &[(1, 1)]);
+        assert_eq!(q.held, 1);
+        q.committed(&[], &[], 0, &[(1, 0)]);
+        assert!(q.outbox_is_empty());
     }
 
     #[test]
@@ -557,7 +597,7 @@ mod tests {
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].fired.customer, "");
         assert_eq!(f[0].fired.propensity, None);
-        s.committed(&f, &[], 0);
+        s.committed(&f, &[], 0, &[]);
         let (f, sup) = s.drift(6, "again", &[]);
         assert!(f.is_empty());
         assert_eq!(sup, ["model"]);
