@@ -43,8 +43,7 @@ impl Engine {
         }
         if !b.fired.is_empty() {
             let firings: Vec<&crate::triggers::Fired> = b.fired.iter().map(|f| &f.fired).collect();
-            let value = serde_json::to_vec(&firings)
-                .expect("a firing is strings and numbers, which serde_json always encodes");
+            let value = crate::storage::triggers::encode_chunk(&firings);
             insert(batch, keys::trigger(first).to_vec(), value.into());
         }
         let trimmed = self.triggers.to_trim(b.fired.len() as u64);

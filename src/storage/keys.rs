@@ -13,7 +13,7 @@
 //! | `K` | `K` + hash (u64 big-endian) + customer id (UTF-8) | empty: the customer is in the sample the segments are fitted on |
 //! | `H` | `H` + deadline (i64 as order-preserving u64, big-endian) + customer id (UTF-8) | a positive training example held until its deadline: its raw features, `Vec<f32>` in the versioned codec |
 //! | `C` | `C` + time (i64 as order-preserving u64, big-endian) + chunk (u32 big-endian) | a chunk of a cohort the propensity is refitted on: `Vec<CohortRow>` (customer, target count, raw features), up to 128 rows, in the versioned codec |
-//! | `T` | `T` + first firing id (u64 big-endian) | one batch's trigger firings (the outbox, `triggers/`), a JSON array |
+//! | `T` | `T` + first firing id (u64 big-endian) | one batch's trigger firings (the outbox, `triggers/`), `Vec<Fired>` |
 //! | `D` | `D` + trigger name | a trigger defined at run time, JSON |
 //! | `W` | `W` + deadline (as in `H`) + customer id (UTF-8) | no longer written: the refit window of the previous release, removed when such a store is opened |
 //!
@@ -44,7 +44,7 @@ pub const QUEUE: u8 = b'Q';
 pub const SAMPLE: u8 = b'K';
 
 /// Prefix of the trigger outbox: `T` + the id (u64 big-endian) of the first firing of a
-/// batch → that batch's firings, a JSON array of [`crate::Fired`].
+/// batch → that batch's firings, `Vec<`[`crate::Fired`]`>` in the versioned codec.
 pub const TRIGGER: u8 = b'T';
 
 /// Prefix of the triggers defined at run time: `D` + name → the definition, JSON

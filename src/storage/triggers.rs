@@ -114,12 +114,13 @@ impl Store {
     }
 }
 
-/// One key of the outbox: the firings of one batch, JSON, ids strictly increasing from the
-/// key's (a customer's erasure removes theirs, so the first may be later than the key's).
+/// One key of the outbox: the firings of one batch (`Vec<Fired>` in the versioned codec), ids
+/// strictly increasing from the key's (a customer's erasure removes theirs, so the first may
+/// be later than the key's).
 pub(crate) fn decode_chunk(k: &[u8], v: &[u8]) -> Result<(u64, Vec<Fired>)> {
     let id = keys::parse_trigger(k).ok_or_else(|| corrupt(k, "trigger outbox key".into()))?;
-    let firings: Vec<Fired> =
-        serde_json::from_slice(v).map_err(|e| corrupt(k, format!("trigger firings: {e}")))?;
+    let name = || format!("trigger outbox key {id}");
+    let firings: Vec<Fired> = super::codec::decode(&name, v)?;
     let mut floor = id;
     for (i, f) in firings.iter().enumerate() {
         if f.id < floor || (i > 0 && f.id == floor) {
@@ -137,7 +138,6 @@ pub(crate) fn decode_chunk(k: &[u8], v: &[u8]) -> Result<(u64, Vec<Fired>)> {
 }
 
 /// The value of one key of the outbox (see [`decode_chunk`]).
-pub(crate) fn encode_chunk(firings: &[Fired]) -> Vec<u8> {
-    serde_json::to_vec(firings)
-        .expect("a firing is strings and numbers, which serde_json always encodes")
+pub(crate) fn encode_chunk<F: serde::Serialize>(firings: &[F]) -> Vec<u8> {
+    super::codec::encode(&firings)
 }

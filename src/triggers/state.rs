@@ -552,7 +552,7 @@ mod tests {
         let mut r = state(&["first FIRST_PURCHASE"], 0);
         r.retention = 3;
         let cross = (obs(0, 0.1, 0.0, 0), obs(0, 0.1, 1.0, 1));
-        let mut batch = |r: &mut TriggerState, who: &[&str]| {
+        let batch = |r: &mut TriggerState, who: &[&str]| {
             let mut fired: Vec<Firing> = Vec::new();
             for c in who {
                 let (f, _) = r.evaluate(c, 0, cross, &fired, &none);

@@ -215,3 +215,83 @@ fn a_blocked_read_returns_when_a_firing_is_committed_or_times_out_empty() -> Tes
     assert_eq!(got.len(), 1);
     Ok(())
 }
+
+#[test]
+fn a_generated_stream_publishes_exactly_what_the_outbox_holds() -> TestResult {
+    use persona::generator::{Generator, GeneratorConfig};
+    let server = start()?;
+    let mut con = server.client()?;
+    for def in [
+        &["first", "WHEN", "FIRST_PURCHASE"][..],
+        &["to_seg1", "WHEN", "SEGMENT_ENTER", "1", "COOLDOWN", "0"],
+        &["likely", "WHEN", "PROPENSITY_ABOVE", "0.5", "COOLDOWN", "0"],
+        &["quiet", "WHEN", "INACTIVE_DAYS", "20", "COOLDOWN", "0"],
+    ] {
+        redis::cmd("TRIGGER.ADD")
+            .arg(def)
+            .query::<String>(&mut con)?;
+    }
+    let mut listener = server.client()?;
+    let mut ps = listener.as_pubsub();
+    ps.psubscribe("persona:trigger:*")?;
+    ps.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let events: Vec<persona::Event> = Generator::new(GeneratorConfig {
+        customers: 300,
+        events: 6000,
+        seed: 5,
+        ..GeneratorConfig::default()
+    })?
+    .collect();
+    for chunk in events.chunks(500) {
+        let mut pipe = redis::pipe();
+        for e in chunk {
+            let cmd = pipe
+                .cmd("EVENT.ADD")
+                .arg(&e.customer_id)
+                .arg(e.kind.as_str());
+            if let Some(v) = e.value {
+                cmd.arg(v);
+            }
+            cmd.arg("TS").arg(e.timestamp_ms).ignore();
+        }
+        pipe.query::<()>(&mut con)?;
+    }
+    // The outbox, whole.
+    let mut outbox: Vec<(u64, String)> = Vec::new();
+    loop {
+        let since = outbox.last().map_or(0, |f| f.0).to_string();
+        let page: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("TRIGGER.READ")
+            .arg(&["SINCE", &since, "COUNT", "10000"])
+            .query(&mut con)?;
+        if page.is_empty() {
+            break;
+        }
+        for f in page {
+            let id: u64 = redis::from_redis_value(&f["id"])?;
+            let trigger: String = redis::from_redis_value(&f["trigger"])?;
+            outbox.push((id, trigger));
+        }
+    }
+    let kinds: std::collections::BTreeSet<&str> = outbox.iter().map(|f| f.1.as_str()).collect();
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        ["first", "likely", "quiet", "to_seg1"],
+        "every kind of trigger fired on this stream"
+    );
+    // Live: the same firings, once each, in id order, on their channels.
+    let mut live: Vec<(u64, String)> = Vec::new();
+    for _ in 0..outbox.len() {
+        let msg = ps.get_message()?;
+        let v: serde_json::Value = serde_json::from_str(&msg.get_payload::<String>()?)?;
+        let trigger = v["trigger"].as_str().unwrap_or("").to_string();
+        assert_eq!(msg.get_channel_name(), format!("persona:trigger:{trigger}"));
+        live.push((v["id"].as_u64().unwrap_or(0), trigger));
+    }
+    assert_eq!(live, outbox);
+    ps.set_read_timeout(Some(Duration::from_millis(300)))?;
+    assert!(
+        ps.get_message().is_err(),
+        "a message the outbox does not hold"
+    );
+    Ok(())
+}
