@@ -328,3 +328,48 @@ fn a_batch_s_firings_share_a_key_that_erasure_rewrites_and_retention_drops_whole
     assert_eq!(db.read_triggers(6, 10)?[0].id, 7);
     Ok(())
 }
+
+#[test]
+fn a_segment_is_named_by_its_label_and_kept_as_its_id(
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
+    use persona::generator::{Generator, GeneratorConfig};
+    let dir = tempfile::tempdir()?;
+    let db = config(dir.path(), "")?.open()?;
+    let err = db
+        .trigger_add("x", &["SEGMENT_ENTER", "high spend"])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not fitted yet"), "{err}");
+    let events: Vec<Event> = Generator::new(GeneratorConfig {
+        customers: 300,
+        events: 6000,
+        seed: 3,
+        ..GeneratorConfig::default()
+    })?
+    .collect();
+    for r in db.ingest_batch(events)? {
+        r?;
+    }
+    db.resegment(500, persona::Centroids::Refit)?;
+    let segments = db.segments()?;
+    let target = segments
+        .iter()
+        .find(|s| segments.iter().filter(|t| t.label == s.label).count() == 1)
+        .expect("a segment with a label of its own");
+    let t = db.trigger_add("to_it", &["SEGMENT_ENTER", &target.label.to_uppercase()])?;
+    assert_eq!(t.when, persona::Condition::SegmentEnter(target.id));
+    assert_eq!(
+        db.triggers()[0].trigger.describe(),
+        format!("to_it WHEN SEGMENT_ENTER {} COOLDOWN 1", target.id)
+    );
+    let err = db
+        .trigger_add("y", &["SEGMENT_LEAVE", "no such label"])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no segment is labelled"), "{err}");
+    assert!(
+        err.contains(&target.label),
+        "the message lists the labels: {err}"
+    );
+    Ok(())
+}

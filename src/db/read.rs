@@ -190,7 +190,7 @@ impl Db {
 
     /// The segment descriptions of `model` that [`Db::segments_of`] remembered last, or new
     /// ones if the model changed since (or they are older than the cache keeps them).
-    fn cached_segments(&self, model: &ModelState) -> Result<Arc<Vec<SegmentInfo>>> {
+    pub(super) fn cached_segments(&self, model: &ModelState) -> Result<Arc<Vec<SegmentInfo>>> {
         match self.inner.segment_cache.get(model.version) {
             Some(segs) => Ok(segs),
             None => self.segments_of(model),

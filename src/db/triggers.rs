@@ -10,7 +10,9 @@ use crate::triggers::{Fired, Trigger, TriggerInfo};
 impl Db {
     /// Defines a trigger at run time, stored with the store: `name`, then the definition's
     /// wire words (the condition, then optionally `ACTION a` and `COOLDOWN days`), as
-    /// `TRIGGER.ADD name WHEN …` takes them. It applies to the events written after it.
+    /// `TRIGGER.ADD name WHEN …` takes them. It applies to the events written after it. A
+    /// segment may be named by its current label (`SEGMENT_ENTER`, `"high spend · recent"`):
+    /// the trigger keeps the segment's id.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] naming what is wrong (an unknown condition, a value out of
@@ -31,10 +33,65 @@ impl Db {
     /// ```
     pub fn trigger_add(&self, name: &str, definition: &[&str]) -> Result<Trigger> {
         let config = &self.inner.config;
-        let t = Trigger::parse(name, definition, config.model.segments, &config.actions)
+        let resolved = self.segment_by_label(definition)?;
+        let words: Vec<&str> = resolved.iter().map(String::as_str).collect();
+        let t = Trigger::parse(name, &words, config.model.segments, &config.actions)
             .map_err(|reason| Error::invalid_argument("trigger", reason))?;
         self.maintain(Maintenance::TriggerAdd(t.clone()))?;
         Ok(t)
+    }
+
+    /// The definition with a segment label after `SEGMENT_ENTER` / `SEGMENT_LEAVE` replaced
+    /// by its segment's id (as `SEGMENT.LIST` labels the segments now; the trigger keeps the
+    /// id, whatever the label becomes after later fits).
+    fn segment_by_label(&self, definition: &[&str]) -> Result<Vec<String>> {
+        let mut words: Vec<String> = definition.iter().map(|w| w.to_string()).collect();
+        let segment_word = matches!(
+            words.first().map(|w| w.to_ascii_uppercase()).as_deref(),
+            Some("SEGMENT_ENTER" | "SEGMENT_LEAVE")
+        );
+        let Some(label) = words
+            .get(1)
+            .filter(|w| segment_word && w.parse::<u16>().is_err())
+        else {
+            return Ok(words);
+        };
+        let model = self.model();
+        if !model.segments.is_seeded() {
+            return Err(Error::invalid_argument(
+                "trigger",
+                format!("segment {label:?}: the segments are not fitted yet, so they have no labels; give the segment id"),
+            ));
+        }
+        let segments = self.cached_segments(&model)?;
+        let found: Vec<u16> = segments
+            .iter()
+            .filter(|s| s.label.eq_ignore_ascii_case(label))
+            .map(|s| s.id)
+            .collect();
+        match found.as_slice() {
+            [id] => words[1] = id.to_string(),
+            [] => {
+                let labels: Vec<String> = segments
+                    .iter()
+                    .map(|s| format!("{} ({})", s.id, s.label))
+                    .collect();
+                return Err(Error::invalid_argument(
+                    "trigger",
+                    format!(
+                        "no segment is labelled {label:?}; segments: {}",
+                        labels.join(", ")
+                    ),
+                ));
+            }
+            ids => {
+                return Err(Error::invalid_argument(
+                    "trigger",
+                    format!("segments {ids:?} are all labelled {label:?}; give the segment id"),
+                ))
+            }
+        }
+        Ok(words)
     }
 
     /// Deletes a trigger defined at run time; its firings stay in the outbox.

@@ -18,7 +18,8 @@
 //! built at open (and when the trigger is defined) by a scan of the records. `DRIFT` fires when
 //! the drift detector does (`model/drift.rs`), with no customer.
 //!
-//! Not in this build: segment labels in `SEGMENT_ENTER` / `SEGMENT_LEAVE` (use the segment id).
+//! `SEGMENT_ENTER` / `SEGMENT_LEAVE` take a segment id; at run time (`Db::trigger_add`) also a
+//! segment's current label, resolved to its id when the trigger is defined.
 
 mod state;
 
@@ -169,7 +170,7 @@ impl Trigger {
                 )),
                 Err(_) => Err(format!(
                     "trigger {name}: {what} {w:?}: give the segment id (0..={}, see SEGMENT.LIST); \
-                     segment labels are not supported by this build",
+                     a label is taken at run time (TRIGGER.ADD), not in the config file",
                     segments.saturating_sub(1)
                 )),
             }
@@ -355,7 +356,7 @@ mod tests {
         assert!(err("x PROPENSITY_ABOVE 1.5").contains("out of range"));
         assert!(err("x PROPENSITY_ABOVE nan").contains("not a finite number"));
         assert!(err("x SEGMENT_ENTER 8").contains("no such segment; allowed 0..=7"));
-        assert!(err("x SEGMENT_ENTER lapsing").contains("labels are not supported"));
+        assert!(err("x SEGMENT_ENTER lapsing").contains("give the segment id"));
         assert!(err("x INACTIVE_DAYS 0").contains("out of range"));
         assert_eq!(
             parse("quiet INACTIVE_DAYS 30").unwrap().when,
