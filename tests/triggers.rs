@@ -373,3 +373,26 @@ fn a_segment_is_named_by_its_label_and_kept_as_its_id(
     );
     Ok(())
 }
+
+#[test]
+fn ids_are_never_handed_out_twice_even_after_erasing_the_newest_and_a_reopen() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    {
+        let db = config(dir.path(), TRIGGERS)?.open()?;
+        db.ingest(purchase("a", T0, 1.0))?;
+        db.ingest(purchase("b", T0 + 1, 1.0))?;
+        assert!(db.erase("b")?);
+        assert!(db.erase("a")?);
+        assert!(db.read_triggers(0, 10)?.is_empty());
+        assert_eq!(db.last_trigger_id()?, 2, "the newest id stays known");
+        db.close()?;
+    }
+    let report = persona::check_store(dir.path())?;
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let db = config(dir.path(), TRIGGERS)?.open()?;
+    db.ingest(purchase("c", T0 + 2, 1.0))?;
+    let fired = db.read_triggers(0, 10)?;
+    assert_eq!(fired.len(), 1);
+    assert_eq!(fired[0].id, 3, "a consumer that read up to 2 sees it");
+    Ok(())
+}

@@ -373,8 +373,8 @@ fn recover_triggers(
         }
     }
     for chunk in store.firing_chunks() {
-        let (key, firings) = chunk?;
-        t.recover(key, &firings);
+        let chunk = chunk?;
+        t.recover(chunk.key, chunk.next_id, &chunk.firings);
     }
     for missing in t.silences_missing() {
         let mut last_seen = store.last_seen();

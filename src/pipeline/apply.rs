@@ -520,7 +520,8 @@ impl Engine {
         let ack = finish(&mut self.model, w, prev, seg, p);
         if self.triggers.watches_silence() {
             let last = w.record.state.last_seen_ms.unwrap_or(e.timestamp_ms);
-            self.triggers.seen(&e.customer_id, last);
+            let watermark = self.model.watermark_ms;
+            self.triggers.seen(&e.customer_id, last, watermark);
         }
         if self.triggers.all().next().is_some() {
             let after = Prev::of(&w.record).observed();

@@ -139,10 +139,10 @@ pub(crate) struct BatchState {
     /// those suppressed by a cooldown or the daily cap.
     pub(crate) fired: Vec<crate::triggers::Firing>,
     pub(super) suppressed: Vec<String>,
-    /// Keys of the outbox the batch rewrites without erased customers' firings (key id, the
-    /// firings left: none removes it), and how many of the oldest it removes (past the
-    /// retention).
-    pub(super) outbox_rewrites: Vec<(u64, Vec<crate::triggers::Fired>)>,
+    /// Keys of the outbox the batch rewrites without erased customers' firings (with whether
+    /// it is the newest key, which stays even when empty), and how many of the oldest it
+    /// removes (past the retention).
+    pub(super) outbox_rewrites: Vec<(crate::storage::triggers::Chunk, bool)>,
     pub(super) outbox_trimmed: usize,
     /// Trigger definitions the batch adds (Some) or deletes (None), by name.
     pub(super) trigger_defs: Vec<(String, Option<crate::triggers::Trigger>)>,

@@ -43,22 +43,28 @@ impl Engine {
         }
         if !b.fired.is_empty() {
             let firings: Vec<&crate::triggers::Fired> = b.fired.iter().map(|f| &f.fired).collect();
-            let value = crate::storage::triggers::encode_chunk(&firings);
+            let next = first + firings.len() as u64;
+            let value = crate::storage::triggers::encode_chunk(next, &firings);
             insert(batch, keys::trigger(first).to_vec(), value.into());
         }
         let trimmed = self.triggers.to_trim(b.fired.len() as u64);
         b.outbox_trimmed = trimmed.len();
-        for key in trimmed {
-            batch.remove(&keys::trigger(key));
+        for key in &trimmed {
+            batch.remove(&keys::trigger(*key));
             removed += 1;
         }
-        for (key, left) in &b.outbox_rewrites {
-            if left.is_empty() {
-                batch.remove(&keys::trigger(*key));
+        // An erasure's rewrites (never of a key trimmed here); a key left empty goes, but the
+        // newest, which keeps the next id for the next open.
+        for (chunk, newest) in &b.outbox_rewrites {
+            if trimmed.contains(&chunk.key) {
+                continue;
+            }
+            if chunk.firings.is_empty() && !newest {
+                batch.remove(&keys::trigger(chunk.key));
                 removed += 1;
             } else {
-                let value = crate::storage::triggers::encode_chunk(left);
-                insert(batch, keys::trigger(*key).to_vec(), value.into());
+                let value = crate::storage::triggers::encode_chunk(chunk.next_id, &chunk.firings);
+                insert(batch, keys::trigger(chunk.key).to_vec(), value.into());
             }
         }
         for (name, def) in &b.trigger_defs {
@@ -234,7 +240,7 @@ impl Engine {
         let rewritten: Vec<(u64, usize)> = b
             .outbox_rewrites
             .iter()
-            .map(|(k, f)| (*k, f.len()))
+            .map(|(c, _)| (c.key, c.firings.len()))
             .collect();
         (self.triggers).committed(&b.fired, &b.suppressed, b.outbox_trimmed, &rewritten);
         for (name, def) in &b.trigger_defs {

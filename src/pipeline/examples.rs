@@ -215,14 +215,13 @@ impl Engine {
         if self.triggers.all().next().is_none() {
             return;
         }
+        self.triggers.prune(ts);
         let detections = &self.model.drift.detections;
         let new_from = detected
             .and_then(|d| detections.iter().rposition(|x| x == d))
             .map_or(0, |i| i + 1);
         for d in &detections[new_from..] {
-            let day = chrono::DateTime::from_timestamp_millis(d.deadline_day_ms)
-                .map(|t| t.format("%Y-%m-%d").to_string())
-                .unwrap_or_default();
+            let day = crate::triggers::day_of(d.deadline_day_ms);
             let reason = format!(
                 "drift on the propensity forecasts due {day} (statistic {:.1})",
                 d.statistic

@@ -161,27 +161,16 @@ impl Engine {
         }
         let erased = &b.erased;
         let mut rewrites = Vec::new();
-        let mut keep = |key: u64, firings: Vec<crate::triggers::Fired>| {
-            if firings.iter().any(|f| erased.contains(&f.customer)) {
-                let left = firings
-                    .into_iter()
-                    .filter(|f| !erased.contains(&f.customer));
-                rewrites.push((key, left.collect()));
-            }
-        };
-        for chunk in store.firing_chunks() {
-            let (key, firings) = chunk?;
-            keep(key, firings);
-        }
-        // A batch not applied yet wrote its firings under its first one's id.
-        for (_, state) in &self.unapplied.batches {
-            if let Some(first) = state.fired.first() {
-                keep(
-                    first.fired.id,
-                    state.fired.iter().map(|f| f.fired.clone()).collect(),
-                );
+        let mut chunks = store.firing_chunks().peekable();
+        while let Some(chunk) = chunks.next() {
+            let mut chunk = chunk?;
+            if chunk.firings.iter().any(|f| erased.contains(&f.customer)) {
+                chunk.firings.retain(|f| !erased.contains(&f.customer));
+                rewrites.push((chunk, chunks.peek().is_none()));
             }
         }
+        // `maintain` settles the apply stage first: every batch's firings are in sled.
+        debug_assert!(self.unapplied.batches.is_empty());
         b.outbox_rewrites = rewrites;
         Ok(())
     }

@@ -229,8 +229,12 @@ impl Handler {
                 }
             }
             if self.subs.active() {
-                for frame in self.subs.mailbox.take() {
-                    self.emit(frame);
+                // Messages leave the mailbox only as fast as the client takes them: one that
+                // does not keep up fills its mailbox, not the server's memory, and is dropped.
+                if self.conn.buffered() < HIGH_WATER {
+                    for frame in self.subs.mailbox.take() {
+                        self.emit(frame);
+                    }
                 }
                 if self.subs.mailbox.overflowed() && self.ending.is_none() {
                     self.emit(Frame::error(format!(
@@ -470,6 +474,10 @@ impl Handler {
             &self.subs.mailbox,
             &self.notify,
         );
+        if !self.subs.active() {
+            // Unsubscribed from everything: what was waiting is for subscriptions gone.
+            self.subs.mailbox.take();
+        }
         None
     }
 

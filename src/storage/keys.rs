@@ -44,7 +44,8 @@ pub const QUEUE: u8 = b'Q';
 pub const SAMPLE: u8 = b'K';
 
 /// Prefix of the trigger outbox: `T` + the id (u64 big-endian) of the first firing of a
-/// batch → that batch's firings, `Vec<`[`crate::Fired`]`>` in the versioned codec.
+/// batch → the id after the batch and its firings, `(u64, Vec<`[`crate::Fired`]`>)` in the
+/// versioned codec.
 pub const TRIGGER: u8 = b'T';
 
 /// Prefix of the triggers defined at run time: `D` + name → the definition, JSON

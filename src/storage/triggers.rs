@@ -53,8 +53,8 @@ impl Store {
         }
         for item in self.db.range(start..vec![keys::TRIGGER + 1]) {
             let (k, v) = item?;
-            let (_, chunk) = decode_chunk(&k, &v)?;
-            out.extend(chunk.into_iter().filter(|f| f.id > since));
+            let chunk = decode_chunk(&k, &v)?;
+            out.extend(chunk.firings.into_iter().filter(|f| f.id > since));
             if out.len() >= count {
                 out.truncate(count);
                 break;
@@ -63,7 +63,8 @@ impl Store {
         Ok(out)
     }
 
-    /// The id of the newest firing the outbox holds (0 when empty).
+    /// The id of the newest firing ever written (0 before the first), erased or not: where a
+    /// consumer that wants only what comes next starts.
     ///
     /// # Errors
     /// [`Error::Corruption`] for a key of the outbox that does not decode; [`Error::Storage`]
@@ -72,7 +73,7 @@ impl Store {
         Ok(match self.db.scan_prefix([keys::TRIGGER]).next_back() {
             Some(item) => {
                 let (k, v) = item?;
-                decode_chunk(&k, &v)?.1.last().map_or(0, |f| f.id)
+                decode_chunk(&k, &v)?.next_id.saturating_sub(1)
             }
             None => 0,
         })
@@ -96,9 +97,8 @@ impl Store {
         })
     }
 
-    /// Every key of the outbox in order: its id (the first firing's when written) and its
-    /// firings.
-    pub(crate) fn firing_chunks(&self) -> impl Iterator<Item = Result<(u64, Vec<Fired>)>> + '_ {
+    /// Every key of the outbox in order.
+    pub(crate) fn firing_chunks(&self) -> impl Iterator<Item = Result<Chunk>> + '_ {
         self.db.scan_prefix([keys::TRIGGER]).map(|item| {
             let (k, v) = item?;
             decode_chunk(&k, &v)
@@ -108,36 +108,59 @@ impl Store {
     /// Every firing the outbox holds, in id order.
     pub(crate) fn all_firings(&self) -> impl Iterator<Item = Result<Fired>> + '_ {
         self.firing_chunks().flat_map(|chunk| match chunk {
-            Ok((_, firings)) => firings.into_iter().map(Ok).collect::<Vec<_>>(),
+            Ok(chunk) => chunk.firings.into_iter().map(Ok).collect::<Vec<_>>(),
             Err(e) => vec![Err(e)],
         })
     }
 }
 
-/// One key of the outbox: the firings of one batch (`Vec<Fired>` in the versioned codec), ids
-/// strictly increasing from the key's (a customer's erasure removes theirs, so the first may
-/// be later than the key's).
-pub(crate) fn decode_chunk(k: &[u8], v: &[u8]) -> Result<(u64, Vec<Fired>)> {
-    let id = keys::parse_trigger(k).ok_or_else(|| corrupt(k, "trigger outbox key".into()))?;
-    let name = || format!("trigger outbox key {id}");
-    let firings: Vec<Fired> = super::codec::decode(&name, v)?;
-    let mut floor = id;
+/// One key of the outbox: the firings of one batch, and the id the next batch's first firing
+/// got. The key is the batch's first firing id; a customer's erasure removes their firings, so
+/// the first left may be later, and the newest key stays even when its last firing is erased,
+/// holding `next_id`: ids are never handed out twice, even across a reopen.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Chunk {
+    /// The key's id.
+    pub(crate) key: u64,
+    /// The id after the batch's last firing.
+    pub(crate) next_id: u64,
+    /// The firings left, ids strictly increasing in `key..next_id`.
+    pub(crate) firings: Vec<Fired>,
+}
+
+/// Parses one key of the outbox (`(next_id, Vec<Fired>)` in the versioned codec) and checks its
+/// ids.
+pub(crate) fn decode_chunk(k: &[u8], v: &[u8]) -> Result<Chunk> {
+    let key = keys::parse_trigger(k).ok_or_else(|| corrupt(k, "trigger outbox key".into()))?;
+    let name = || format!("trigger outbox key {key}");
+    let (next_id, firings): (u64, Vec<Fired>) = super::codec::decode(&name, v)?;
+    let mut floor = key;
     for (i, f) in firings.iter().enumerate() {
-        if f.id < floor || (i > 0 && f.id == floor) {
+        if f.id < floor || (i > 0 && f.id == floor) || f.id >= next_id {
             return Err(corrupt(
                 k,
-                format!("firing {} out of order in the key of id {id}", f.id),
+                format!(
+                    "firing {} out of order in the key of id {key} (next {next_id})",
+                    f.id
+                ),
             ));
         }
         floor = f.id;
     }
-    if firings.is_empty() {
-        return Err(corrupt(k, "an empty key of the outbox".into()));
+    if next_id < key {
+        return Err(corrupt(
+            k,
+            format!("next id {next_id} before the key's {key}"),
+        ));
     }
-    Ok((id, firings))
+    Ok(Chunk {
+        key,
+        next_id,
+        firings,
+    })
 }
 
 /// The value of one key of the outbox (see [`decode_chunk`]).
-pub(crate) fn encode_chunk<F: serde::Serialize>(firings: &[F]) -> Vec<u8> {
-    super::codec::encode(&firings)
+pub(crate) fn encode_chunk<F: serde::Serialize>(next_id: u64, firings: &[F]) -> Vec<u8> {
+    super::codec::encode(&(next_id, firings))
 }

@@ -53,6 +53,8 @@ pub(crate) struct TriggerState {
     pub(crate) counts: HashMap<String, (u64, u64)>,
     /// Per `INACTIVE_DAYS` trigger, by name: when each customer falls silent.
     inactive: HashMap<String, Silence>,
+    /// The watermark's day when `last` and `today` were last pruned.
+    pruned_day: i64,
 }
 
 /// When each customer falls silent for one `INACTIVE_DAYS` trigger: their last event time plus
@@ -97,10 +99,12 @@ impl TriggerState {
         self.from_config.iter().chain(&self.from_runtime)
     }
 
-    /// Takes a key of the outbox into account (at open, in key order): its id and firings.
-    pub(crate) fn recover(&mut self, key_id: u64, firings: &[Fired]) {
+    /// Takes a key of the outbox into account (at open, in key order): its id, the id after
+    /// its batch, and its firings.
+    pub(crate) fn recover(&mut self, key_id: u64, next_id: u64, firings: &[Fired]) {
+        self.next_id = self.next_id.max(next_id);
         for f in firings {
-            self.next_id = self.next_id.max(f.id + 1);
+            self.next_id = self.next_id.max(f.id.saturating_add(1));
             self.note(f);
         }
         self.chunks.push_back((key_id, firings.len() as u64));
@@ -187,7 +191,8 @@ impl TriggerState {
             .chain(last_pending)
             .max();
         let cooling = t.cooldown_days > 0.0
-            && last.is_some_and(|l| (t_ms - l) < (t.cooldown_days * DAY_MS as f64) as i64);
+            && last
+                .is_some_and(|l| t_ms.saturating_sub(l) < (t.cooldown_days * DAY_MS as f64) as i64);
         let today = self
             .today
             .get(customer)
@@ -269,10 +274,16 @@ impl TriggerState {
         self.inactive.insert(name, s);
     }
 
-    /// A customer's last event is now `last_ms`.
-    pub(crate) fn seen(&mut self, customer: &str, last_ms: i64) {
+    /// A customer's last event is now `last_ms`, the watermark `watermark_ms`: a silence that
+    /// fell due already (a late event older than their last) is not armed again.
+    pub(crate) fn seen(&mut self, customer: &str, last_ms: i64, watermark_ms: i64) {
         for s in self.inactive.values_mut() {
-            s.set(customer, last_ms.saturating_add(s.after_ms));
+            let due = last_ms.saturating_add(s.after_ms);
+            if due > watermark_ms {
+                s.set(customer, due);
+            } else {
+                s.remove(customer);
+            }
         }
     }
 
@@ -328,7 +339,8 @@ impl TriggerState {
 
     /// A batch committed with these firings (ids assigned from `next_id`, in order, one key)
     /// and these suppressed triggers; it removed the `trimmed` oldest keys and rewrote
-    /// `rewritten` ones (key id, firings left).
+    /// `rewritten` ones (key id, firings left; a key left empty is removed, but the newest,
+    /// which keeps the next id).
     pub(crate) fn committed(
         &mut self,
         fired: &[Firing],
@@ -351,7 +363,7 @@ impl TriggerState {
         for &(key, left) in rewritten {
             if let Some(i) = self.chunks.iter().position(|c| c.0 == key) {
                 self.held = self.held - self.chunks[i].1 + left as u64;
-                if left == 0 {
+                if left == 0 && i + 1 < self.chunks.len() {
                     self.chunks.remove(i);
                 } else {
                     self.chunks[i].1 = left as u64;
@@ -397,6 +409,30 @@ impl TriggerState {
             .collect()
     }
 
+    /// Once per day of the watermark `now_ms`: forgets the firings that no longer matter, those
+    /// older than their trigger's cooldown and the daily counts of earlier days, so that the
+    /// maps hold the customers who fired lately, not everyone who ever did.
+    pub(crate) fn prune(&mut self, now_ms: i64) {
+        let day = now_ms.div_euclid(DAY_MS);
+        if day == self.pruned_day {
+            return;
+        }
+        self.pruned_day = day;
+        let cooldowns: HashMap<&str, i64> = self
+            .from_config
+            .iter()
+            .chain(&self.from_runtime)
+            .map(|t| (t.name.as_str(), (t.cooldown_days * DAY_MS as f64) as i64))
+            .collect();
+        self.last.retain(|(trigger, _), t| {
+            cooldowns
+                .get(trigger.as_str())
+                .is_some_and(|c| t.saturating_add(*c) > now_ms)
+        });
+        // Yesterday's too: an event may come a little late.
+        self.today.retain(|_, (d, _)| *d >= day - 1);
+    }
+
     /// Forgets an erased customer.
     pub(crate) fn forget(&mut self, customer: &str) {
         self.last.retain(|(_, c), _| c != customer);
@@ -413,7 +449,7 @@ impl TriggerState {
 }
 
 /// A unix-ms time as its UTC day (`2026-01-05`).
-fn day_of(ms: i64) -> String {
+pub(crate) fn day_of(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|d| d.format("%Y-%m-%d").to_string())
         .unwrap_or_else(|| ms.to_string())
@@ -574,6 +610,7 @@ mod tests {
         let mut q = state(&["first FIRST_PURCHASE"], 0);
         q.recover(
             1,
+            3,
             &first.iter().map(|f| f.fired.clone()).collect::<Vec<_>>(),
         );
         assert_eq!((q.held, q.next_id), (2, 3));
@@ -601,5 +638,31 @@ mod tests {
         let (f, sup) = s.drift(6, "again", &[]);
         assert!(f.is_empty());
         assert_eq!(sup, ["model"]);
+    }
+
+    #[test]
+    fn pruning_keeps_only_what_a_cooldown_or_the_cap_still_needs() {
+        let mut s = state(
+            &[
+                "first FIRST_PURCHASE COOLDOWN 2",
+                "big SPEND_ABOVE 10 COOLDOWN 0",
+            ],
+            0,
+        );
+        let cross = (obs(0, 0.1, 0.0, 0), obs(0, 0.1, 20.0, 1));
+        let (f, _) = s.evaluate("c", 0, cross, &[], &none);
+        s.committed(&f, &[], 0, &[]);
+        assert_eq!(s.last.len(), 2);
+        s.prune(DAY_MS);
+        assert_eq!(s.last.len(), 1, "big's cooldown of 0 needs nothing");
+        let (f, sup) = s.evaluate("c", DAY_MS + 1, cross, &[], &none);
+        assert!(
+            f.iter().all(|f| f.fired.trigger != "first"),
+            "first still cools down"
+        );
+        assert_eq!(sup, ["first"]);
+        s.prune(3 * DAY_MS);
+        assert!(s.last.is_empty());
+        assert!(s.today.is_empty());
     }
 }
