@@ -396,3 +396,31 @@ fn ids_are_never_handed_out_twice_even_after_erasing_the_newest_and_a_reopen() -
     assert_eq!(fired[0].id, 3, "a consumer that read up to 2 sees it");
     Ok(())
 }
+
+#[test]
+fn a_run_time_definition_the_config_file_overrides_can_still_be_deleted() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    {
+        let db = config(dir.path(), "")?.open()?;
+        db.trigger_add("first", &["SPEND_ABOVE", "5"])?;
+        db.close()?;
+    }
+    {
+        let db = config(dir.path(), TRIGGERS)?.open()?;
+        let first = db
+            .triggers()
+            .into_iter()
+            .find(|t| t.trigger.name == "first");
+        assert!(
+            first.is_some_and(|t| t.from_config),
+            "the config file's is used"
+        );
+        db.trigger_del("first")?;
+        let err = db.trigger_del("first").unwrap_err().to_string();
+        assert!(err.contains("defined in the config file"), "{err}");
+        db.close()?;
+    }
+    let db = config(dir.path(), "")?.open()?;
+    assert!(db.triggers().is_empty(), "the stored definition is gone");
+    Ok(())
+}

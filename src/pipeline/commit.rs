@@ -247,6 +247,8 @@ impl Engine {
             self.triggers.from_runtime.retain(|t| &t.name != name);
             match def {
                 Some(t) => self.triggers.from_runtime.push(t.clone()),
+                // The config file's trigger of that name, if any, keeps its index.
+                None if self.triggers.from_config.iter().any(|t| &t.name == name) => {}
                 None => self.triggers.deleted(name),
             }
         }

@@ -208,8 +208,19 @@ impl Engine {
     /// # Errors
     /// [`crate::Error::InvalidArgument`] if there is none of that name, or it is defined in
     /// the config file.
-    pub(crate) fn delete_trigger(&mut self, b: &mut BatchState, name: &str) -> Result<()> {
+    pub(crate) fn delete_trigger(
+        &mut self,
+        store: &Store,
+        b: &mut BatchState,
+        name: &str,
+    ) -> Result<()> {
         if self.triggers.from_config.iter().any(|x| x.name == name) {
+            // A run-time definition the config file overrides is still deleted (it would come
+            // back once the config file's is removed).
+            if store.trigger_defs()?.iter().any(|t| t.name == name) {
+                b.trigger_defs.push((name.to_string(), None));
+                return Ok(());
+            }
             return Err(Error::invalid_argument(
                 "name",
                 format!("trigger {name} is defined in the config file; remove it there"),

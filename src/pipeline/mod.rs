@@ -509,7 +509,7 @@ impl Writer {
                     outcome.erased = erased;
                 }),
             Maintenance::TriggerAdd(t) => self.engine.add_trigger(&self.store, &mut b, t),
-            Maintenance::TriggerDel(name) => self.engine.delete_trigger(&mut b, &name),
+            Maintenance::TriggerDel(name) => self.engine.delete_trigger(&self.store, &mut b, &name),
         };
         if let Err(e) = prepared {
             self.engine.model = before;
