@@ -134,7 +134,7 @@ impl PubSub {
             for p in s
                 .patterns
                 .iter()
-                .filter(|p| glob(p.as_bytes(), channel.as_bytes()))
+                .filter(|p| glob(p.as_bytes(), channel.as_bytes(), false))
             {
                 s.mailbox.push(Frame::Push(vec![
                     Frame::bulk("pmessage"),
@@ -199,47 +199,75 @@ pub(crate) fn run_publisher(state: Arc<ServerState>) {
     }
 }
 
-/// Redis's glob-style pattern match (`*`, `?`, `[abc]`, `[a-z]`, `[^a]`, `\` escapes).
-pub(crate) fn glob(pattern: &[u8], text: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => text.is_empty(),
-        Some((b'*', rest)) => (0..=text.len()).any(|i| glob(rest, &text[i..])),
-        Some((b'?', rest)) => !text.is_empty() && glob(rest, &text[1..]),
-        Some((b'[', rest)) => {
-            let Some((&c, text_rest)) = text.split_first() else {
-                return false;
+/// Redis's glob-style pattern match (`*`, `?`, `[abc]`, `[a-z]`, `[^a]`, `\` escapes),
+/// ignoring ASCII case when `nocase` (as `CONFIG GET` does). Iterative: a `*` that fails is
+/// retried one byte further, so a pattern with many stars costs O(pattern × text), never an
+/// exponential search.
+pub(crate) fn glob(pattern: &[u8], text: &[u8], nocase: bool) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while let Some(&c) = text.get(t) {
+        if pattern.get(p) == Some(&b'*') {
+            star = Some((p, t));
+            p += 1;
+            continue;
+        }
+        if let Some(len) = one(&pattern[p.min(pattern.len())..], c, nocase) {
+            p += len;
+            t += 1;
+            continue;
+        }
+        match star {
+            Some((sp, st)) => {
+                p = sp + 1;
+                t = st + 1;
+                star = Some((sp, st + 1));
+            }
+            None => return false,
+        }
+    }
+    pattern[p.min(pattern.len())..].iter().all(|&c| c == b'*')
+}
+
+/// If the pattern element at the start of `pattern` (not a `*`) matches the byte `c`: how many
+/// pattern bytes it takes. An unclosed `[` matches nothing (as Redis treats it).
+fn one(pattern: &[u8], c: u8, nocase: bool) -> Option<usize> {
+    let eq = |x: u8| x == c || (nocase && x.eq_ignore_ascii_case(&c));
+    match pattern {
+        [] => None,
+        [b'?', ..] => Some(1),
+        [b'\\', x, ..] => eq(*x).then_some(2),
+        [b'[', rest @ ..] => {
+            let (negate, start) = match rest.first() {
+                Some(b'^') => (true, 1),
+                _ => (false, 0),
             };
-            let (negate, mut p) = match rest.split_first() {
-                Some((b'^', r)) => (true, r),
-                _ => (false, rest),
-            };
+            let mut i = start;
             let mut matched = false;
             loop {
-                match p {
-                    [] => return false, // unclosed: Redis treats it as a mismatch
-                    [b']', r @ ..] => {
-                        p = r;
-                        break;
+                match &rest[i..] {
+                    [] => return None,
+                    [b']', ..] => break,
+                    [b'\\', x, ..] => {
+                        matched |= eq(*x);
+                        i += 2;
                     }
-                    [b'\\', x, r @ ..] => {
-                        matched |= *x == c;
-                        p = r;
+                    [lo, b'-', hi, ..] if *hi != b']' => {
+                        let fold = |x: u8| if nocase { x.to_ascii_lowercase() } else { x };
+                        let (lo, hi) = (fold(*lo), fold(*hi));
+                        let (lo, hi) = if lo <= hi { (lo, hi) } else { (hi, lo) };
+                        matched |= (lo..=hi).contains(&fold(c));
+                        i += 3;
                     }
-                    [lo, b'-', hi, r @ ..] if *hi != b']' => {
-                        let (lo, hi) = if lo <= hi { (*lo, *hi) } else { (*hi, *lo) };
-                        matched |= (lo..=hi).contains(&c);
-                        p = r;
-                    }
-                    [x, r @ ..] => {
-                        matched |= *x == c;
-                        p = r;
+                    [x, ..] => {
+                        matched |= eq(*x);
+                        i += 1;
                     }
                 }
             }
-            matched != negate && glob(p, text_rest)
+            (matched != negate).then_some(i + 2)
         }
-        Some((b'\\', [x, rest @ ..])) => text.first() == Some(x) && glob(rest, &text[1..]),
-        Some((x, rest)) => text.first() == Some(x) && glob(rest, &text[1..]),
+        [x, ..] => eq(*x).then_some(1),
     }
 }
 
@@ -249,7 +277,7 @@ mod tests {
 
     #[test]
     fn glob_matches_as_redis_does() {
-        let m = |p: &str, t: &str| glob(p.as_bytes(), t.as_bytes());
+        let m = |p: &str, t: &str| glob(p.as_bytes(), t.as_bytes(), false);
         assert!(m("persona:trigger:*", "persona:trigger:likely"));
         assert!(!m("persona:trigger:*", "other:likely"));
         assert!(m("persona:trigger:l?kely", "persona:trigger:likely"));
@@ -260,6 +288,12 @@ mod tests {
         assert!(!m("a\\*b", "axb"));
         assert!(m("*", ""));
         assert!(!m("[abc", "a"));
+        assert!(!m("Persona:*", "persona:x"), "case matters for channels");
+        assert!(glob(b"Persona:[P]*", b"persona:px", true));
+        // Many stars against a long text that fails at its end: answered, not searched
+        // exponentially.
+        let stars = "*a".repeat(30) + "b";
+        assert!(!m(&stars, &"a".repeat(100)));
     }
 
     struct Count(std::sync::atomic::AtomicUsize);

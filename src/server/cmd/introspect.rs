@@ -386,32 +386,10 @@ pub(crate) fn config_set() -> Frame {
     .into()
 }
 
-/// Case-insensitive glob match with `*` (any run) and `?` (any one byte); iterative, so
-/// O(pattern × name) at worst.
+/// Case-insensitive glob match, as Redis matches `CONFIG GET` patterns (see
+/// [`crate::server::pubsub::glob`]).
 fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
-    let (mut p, mut n) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while let Some(&have) = name.get(n) {
-        match pattern.get(p) {
-            Some(b'*') => {
-                star = Some((p, n));
-                p += 1;
-            }
-            Some(&c) if c == b'?' || c.eq_ignore_ascii_case(&have) => {
-                p += 1;
-                n += 1;
-            }
-            _ => match star {
-                Some((sp, sn)) => {
-                    p = sp + 1;
-                    n = sn + 1;
-                    star = Some((sp, sn + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    pattern.get(p..).unwrap_or(&[]).iter().all(|&c| c == b'*')
+    crate::server::pubsub::glob(pattern, name, true)
 }
 
 /// Server information as `field:value` lines in sections, like Redis's `INFO`. With no section
