@@ -274,9 +274,7 @@ impl Db {
                 Some(j) => points[j] = point,
             }
         }
-        let as_of = chrono::DateTime::from_timestamp_millis(model.watermark_ms)
-            .map(|d| d.format("%Y-%m-%d").to_string())
-            .unwrap_or_else(|| model.watermark_ms.to_string());
+        let as_of = crate::event::utc_day(model.watermark_ms);
         Ok(ReportInput {
             title: "Customer segments".into(),
             subtitle: format!(

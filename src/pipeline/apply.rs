@@ -525,16 +525,13 @@ impl Engine {
         }
         if self.triggers.all().next().is_some() {
             let after = Prev::of(&w.record).observed();
-            let strategy = &self.model.strategy;
-            let expected =
-                |segment: Option<u16>, action: &str| observed_rate(strategy, segment, action);
             let change = (prev.observed(), after);
             let (fired, suppressed) = (self.triggers).evaluate(
                 &e.customer_id,
                 e.timestamp_ms,
                 change,
                 &b.fired,
-                &expected,
+                &self.model.strategy,
             );
             b.fired.extend(fired);
             b.suppressed.extend(suppressed);
@@ -669,19 +666,6 @@ pub(super) fn move_segment(
             }
         }
     }
-}
-
-/// The observed conversion rate of `action` in `segment` (the strategy's recorded outcomes),
-/// if any were recorded: a firing's `expected_conversion`.
-pub(super) fn observed_rate(
-    strategy: &crate::model::strategy::Strategy,
-    segment: Option<u16>,
-    action: &str,
-) -> Option<f64> {
-    let a = strategy.index_of(action)?;
-    let s = strategy.stats(usize::from(segment?), a);
-    let n = s.successes + s.failures;
-    (n > 0).then(|| s.successes as f64 / n as f64)
 }
 
 /// Records the model outcome on the record and in the segment statistics, marks the record

@@ -221,7 +221,7 @@ impl Engine {
             .and_then(|d| detections.iter().rposition(|x| x == d))
             .map_or(0, |i| i + 1);
         for d in &detections[new_from..] {
-            let day = crate::triggers::day_of(d.deadline_day_ms);
+            let day = crate::event::utc_day(d.deadline_day_ms);
             let reason = format!(
                 "drift on the propensity forecasts due {day} (statistic {:.1})",
                 d.statistic
@@ -238,11 +238,9 @@ impl Engine {
             let Some(outcome) = self.outcome_of(store, &b.records, &customer) else {
                 continue;
             };
-            let strategy = &self.model.strategy;
-            let expected =
-                |seg: Option<u16>, a: &str| super::apply::observed_rate(strategy, seg, a);
             let silence = (name.as_str(), customer.as_str(), due, after);
-            let (fired, suppressed) = self.triggers.silence(silence, outcome, &b.fired, &expected);
+            let strategy = &self.model.strategy;
+            let (fired, suppressed) = self.triggers.silence(silence, outcome, &b.fired, strategy);
             b.fired.extend(fired);
             b.suppressed.extend(suppressed);
         }

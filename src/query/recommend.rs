@@ -28,6 +28,7 @@
 //! come back. Measured on a real item log in `docs/model.md` ("Recommendations").
 
 use super::{Engagement, Profile, SegmentInfo};
+use crate::event::utc_day as day;
 use crate::model::popularity::Popularity;
 use crate::model::rebuy::{self, Rebuy};
 use crate::together::Table;
@@ -214,13 +215,6 @@ pub(crate) fn suggest(
         offer(&mut out, name, *score, reason.clone());
     }
     out
-}
-
-/// A unix-ms time as its UTC day (`2011-07-05`).
-fn day(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|d| d.format("%Y-%m-%d").to_string())
-        .unwrap_or_else(|| ms.to_string())
 }
 
 /// The popular tiers for a customer in `segment`: for items, the model's popularity summary as

@@ -23,7 +23,7 @@
 
 mod state;
 
-pub(crate) use state::{day_of, Firing, Observed, TriggerState};
+pub(crate) use state::{Firing, Observed, TriggerState};
 
 use serde::{Deserialize, Serialize};
 

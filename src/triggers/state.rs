@@ -3,6 +3,8 @@
 //! the daily cap), rebuilt at open from the firings the outbox still holds.
 
 use super::{Condition, Fired, Trigger};
+use crate::event::utc_day;
+use crate::model::strategy::Strategy;
 use compact_str::CompactString;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
@@ -129,7 +131,7 @@ impl TriggerState {
 
     /// The firings of an event of `customer` at `t_ms` that took their profile from `before`
     /// to `after`; `pending` are the batch's firings not committed yet (they count for the
-    /// cooldowns and the cap). `expected(segment, action)` is the strategy's conversion rate.
+    /// cooldowns and the cap). `strategy` gives an action's `expected_conversion`.
     /// Returns the firings, and the names of the triggers suppressed.
     pub(crate) fn evaluate(
         &self,
@@ -137,7 +139,7 @@ impl TriggerState {
         t_ms: i64,
         (before, after): (Observed, Observed),
         pending: &[Firing],
-        expected: &dyn Fn(Option<u16>, &str) -> Option<f64>,
+        strategy: &Strategy,
     ) -> (Vec<Firing>, Vec<String>) {
         let mut out: Vec<Firing> = Vec::new();
         let mut suppressed = Vec::new();
@@ -152,7 +154,10 @@ impl TriggerState {
                 time_ms: t_ms,
                 reason,
                 action: t.action.clone(),
-                expected_conversion: t.action.as_deref().and_then(|a| expected(after.segment, a)),
+                expected_conversion: t
+                    .action
+                    .as_deref()
+                    .and_then(|a| observed_rate(strategy, after.segment, a)),
                 segment: after.segment,
                 propensity: Some(after.propensity),
             };
@@ -312,7 +317,7 @@ impl TriggerState {
         (name, customer, due_ms, after_ms): (&str, &str, i64, i64),
         (segment, propensity): (Option<u16>, f64),
         pending: &[Firing],
-        expected: &dyn Fn(Option<u16>, &str) -> Option<f64>,
+        strategy: &Strategy,
     ) -> (Vec<Firing>, Vec<String>) {
         let mut out = Vec::new();
         let mut suppressed = Vec::new();
@@ -325,10 +330,13 @@ impl TriggerState {
                 time_ms: due_ms,
                 reason: format!(
                     "no event for {days} days (last on {})",
-                    day_of(due_ms - after_ms)
+                    utc_day(due_ms - after_ms)
                 ),
                 action: t.action.clone(),
-                expected_conversion: t.action.as_deref().and_then(|a| expected(segment, a)),
+                expected_conversion: t
+                    .action
+                    .as_deref()
+                    .and_then(|a| observed_rate(strategy, segment, a)),
                 segment,
                 propensity: Some(propensity),
             };
@@ -448,11 +456,13 @@ impl TriggerState {
     }
 }
 
-/// A unix-ms time as its UTC day (`2026-01-05`).
-pub(crate) fn day_of(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|d| d.format("%Y-%m-%d").to_string())
-        .unwrap_or_else(|| ms.to_string())
+/// The observed conversion rate of `action` in `segment` (the strategy's recorded outcomes),
+/// if any were recorded: a firing's `expected_conversion`.
+fn observed_rate(strategy: &Strategy, segment: Option<u16>, action: &str) -> Option<f64> {
+    let a = strategy.index_of(action)?;
+    let s = strategy.stats(usize::from(segment?), a);
+    let n = s.successes + s.failures;
+    (n > 0).then(|| s.successes as f64 / n as f64)
 }
 
 /// The reason, in words, if the profile crossed into `c` from `before` to `after`.
@@ -507,8 +517,18 @@ mod tests {
         TriggerState::new(defs, cap, 100)
     }
 
-    fn none(_: Option<u16>, _: &str) -> Option<f64> {
-        None
+    /// A strategy with no outcome recorded.
+    fn none() -> Strategy {
+        Strategy::new(8, vec!["vip_offer".to_string()])
+    }
+
+    /// One success in four for `vip_offer` in segment 1.
+    fn quarter() -> Strategy {
+        let mut s = none();
+        for converted in [true, false, false, false] {
+            s.record(1, 0, converted);
+        }
+        s
     }
 
     #[test]
@@ -525,7 +545,7 @@ mod tests {
             0,
         );
         let names = |before, after| -> Vec<String> {
-            let (f, _) = s.evaluate("c", 0, (before, after), &[], &|_, _| Some(0.25));
+            let (f, _) = s.evaluate("c", 0, (before, after), &[], &quarter());
             f.into_iter().map(|f| f.fired.trigger).collect()
         };
         assert_eq!(
@@ -543,7 +563,7 @@ mod tests {
             5,
             (obs(1, 0.3, 0.0, 0), obs(1, 0.6, 0.0, 0)),
             &[],
-            &|_, _| Some(0.25),
+            &quarter(),
         );
         assert_eq!(f[0].fired.reason, "propensity 0.30 → 0.60");
         assert_eq!(f[0].fired.action.as_deref(), Some("vip_offer"));
@@ -561,25 +581,25 @@ mod tests {
             1,
         );
         let cross = (obs(0, 0.1, 0.0, 0), obs(0, 0.1, 20.0, 1));
-        let (f, sup) = s.evaluate("c", 0, cross, &[], &none);
+        let (f, sup) = s.evaluate("c", 0, cross, &[], &none());
         assert_eq!(f.len(), 1, "the cap allows one a day");
         assert_eq!(sup, ["big"]);
         s.committed(&f, &sup, 0, &[]);
         assert_eq!(s.next_id, 2);
         assert_eq!(s.counts["big"], (0, 1));
         // Next day: the cap is new, `first` is still cooling down.
-        let (f, sup) = s.evaluate("c", DAY_MS + 1, cross, &[], &none);
+        let (f, sup) = s.evaluate("c", DAY_MS + 1, cross, &[], &none());
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].fired.trigger, "big");
         assert_eq!(sup, ["first"]);
         // Another customer is not affected; firings pending in the batch count.
-        let (f, _) = s.evaluate("d", 0, cross, &[], &none);
+        let (f, _) = s.evaluate("d", 0, cross, &[], &none());
         assert_eq!(f.len(), 1);
-        let (again, sup) = s.evaluate("d", 1, cross, &f, &none);
+        let (again, sup) = s.evaluate("d", 1, cross, &f, &none());
         assert!(again.is_empty());
         assert_eq!(sup.len(), 2);
         // Three days on, `first` may fire again.
-        let (f, _) = s.evaluate("c", 3 * DAY_MS, cross, &[], &none);
+        let (f, _) = s.evaluate("c", 3 * DAY_MS, cross, &[], &none());
         assert_eq!(f[0].fired.trigger, "first");
     }
 
@@ -591,7 +611,7 @@ mod tests {
         let batch = |r: &mut TriggerState, who: &[&str]| {
             let mut fired: Vec<Firing> = Vec::new();
             for c in who {
-                let (f, _) = r.evaluate(c, 0, cross, &fired, &none);
+                let (f, _) = r.evaluate(c, 0, cross, &fired, &none());
                 fired.extend(f);
             }
             for (i, f) in fired.iter_mut().enumerate() {
@@ -614,11 +634,11 @@ mod tests {
             &first.iter().map(|f| f.fired.clone()).collect::<Vec<_>>(),
         );
         assert_eq!((q.held, q.next_id), (2, 3));
-        let (f, sup) = q.evaluate("a", 1, cross, &[], &none);
+        let (f, sup) = q.evaluate("a", 1, cross, &[], &none());
         assert!(f.is_empty(), "the recovered firing's cooldown holds");
         assert_eq!(sup, ["first"]);
         q.forget("a");
-        let (f, _) = q.evaluate("a", 1, cross, &[], &none);
+        let (f, _) = q.evaluate("a", 1, cross, &[], &none());
         assert_eq!(f.len(), 1);
         // An erasure rewrites a key: one left of two.
         q.committed(&[], &[], 0, &[(1, 1)]);
@@ -650,12 +670,12 @@ mod tests {
             0,
         );
         let cross = (obs(0, 0.1, 0.0, 0), obs(0, 0.1, 20.0, 1));
-        let (f, _) = s.evaluate("c", 0, cross, &[], &none);
+        let (f, _) = s.evaluate("c", 0, cross, &[], &none());
         s.committed(&f, &[], 0, &[]);
         assert_eq!(s.last.len(), 2);
         s.prune(DAY_MS);
         assert_eq!(s.last.len(), 1, "big's cooldown of 0 needs nothing");
-        let (f, sup) = s.evaluate("c", DAY_MS + 1, cross, &[], &none);
+        let (f, sup) = s.evaluate("c", DAY_MS + 1, cross, &[], &none());
         assert!(
             f.iter().all(|f| f.fired.trigger != "first"),
             "first still cools down"
