@@ -91,6 +91,9 @@ pub struct Config {
     pub(crate) triggers: Vec<crate::triggers::Trigger>,
     pub(crate) trigger_daily_cap: u32,
     pub(crate) trigger_retention: u64,
+    /// Age in days (event time, against the watermark) past which firings are removed; none:
+    /// no limit.
+    pub(crate) trigger_retention_days: Option<f64>,
     pub(crate) drift_reaction: DriftReaction,
     pub(crate) snapshot_every: u64,
     pub(crate) model_versions: usize,
@@ -181,6 +184,7 @@ impl Config {
             triggers: Vec::new(),
             trigger_daily_cap: 3,
             trigger_retention: 1_000_000,
+            trigger_retention_days: None,
             drift_reaction: DriftReaction::Warn,
             snapshot_every: 1000,
             model_versions: 8,
@@ -447,6 +451,9 @@ impl Config {
             1.0,
             1e12,
         )?;
+        if let Some(d) = self.trigger_retention_days {
+            range("trigger_retention_days", d, 1.0 / 24.0, 36_500.0)?;
+        }
         for (i, t) in self.triggers.iter().enumerate() {
             if self.triggers[..i].iter().any(|u| u.name == t.name) {
                 return Err(Error::Config(format!(
@@ -640,6 +647,9 @@ impl Config {
         set(&mut c.model.seed, f.seed);
         set(&mut c.trigger_daily_cap, f.trigger_daily_cap);
         set(&mut c.trigger_retention, f.trigger_retention);
+        if f.trigger_retention_days.is_some() {
+            c.trigger_retention_days = f.trigger_retention_days;
+        }
         for t in f.triggers.unwrap_or_default() {
             let t = t.parse(c.model.segments, &c.actions);
             c.triggers
@@ -687,6 +697,7 @@ struct ConfigFile {
     triggers: Option<Vec<crate::triggers::TriggerFile>>,
     trigger_daily_cap: Option<u32>,
     trigger_retention: Option<u64>,
+    trigger_retention_days: Option<f64>,
     segments: Option<usize>,
     half_life_days: Option<f64>,
     horizon_days: Option<f64>,

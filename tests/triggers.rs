@@ -1,6 +1,7 @@
 //! Triggers through the library: definitions from the config file and at run time, crossings
 //! that fire and levels that do not, the outbox read in id order, cooldowns and the daily cap,
-//! what survives a reopen, erasure, a failed commit, and bad definitions. (That a cooldown
+//! what survives a reopen, erasure, a failed commit, bad definitions, the retention by count
+//! and by age, and the consumers' positions. (That a cooldown
 //! holds across a reopen, rebuilt from the outbox, is a unit test of `triggers/state.rs`.)
 
 mod common;
@@ -312,8 +313,11 @@ fn a_batch_s_firings_share_a_key_that_erasure_rewrites_and_retention_drops_whole
     assert_eq!(db.read_triggers(1, 10)?.len(), 1);
     db.ingest(purchase("d", T0 + 10, 1.0))?;
     db.ingest(purchase("e", T0 + 11, 1.0))?;
-    // Four kept at most: the oldest key (a and c) goes as a whole.
-    db.ingest(purchase("f", T0 + 12, 1.0))?;
+    // Four kept at most: the oldest key (a and c) goes as a whole, once the daily cap no longer
+    // needs it (after the day after theirs).
+    db.ingest(purchase("f", T0 + DAY, 1.0))?;
+    assert_eq!(ids(&db)?.len(), 5, "the cap of the day still needs a and c");
+    db.ingest(purchase("f", T0 + 2 * DAY, 1.0))?;
     assert_eq!(
         ids(&db)?,
         [(4, "d".into()), (5, "e".into()), (6, "f".into())]
@@ -324,7 +328,7 @@ fn a_batch_s_firings_share_a_key_that_erasure_rewrites_and_retention_drops_whole
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     let db = config(dir.path(), &format!("trigger_retention = 4\n{TRIGGERS}"))?.open()?;
     assert_eq!(db.last_trigger_id()?, 6);
-    db.ingest(purchase("g", T0 + 13, 1.0))?;
+    db.ingest(purchase("g", T0 + 2 * DAY + 1, 1.0))?;
     assert_eq!(db.read_triggers(6, 10)?[0].id, 7);
     Ok(())
 }
@@ -422,5 +426,109 @@ fn a_run_time_definition_the_config_file_overrides_can_still_be_deleted() -> Res
     }
     let db = config(dir.path(), "")?.open()?;
     assert!(db.triggers().is_empty(), "the stored definition is gone");
+    Ok(())
+}
+
+#[test]
+fn retention_by_age_drops_old_keys_but_not_what_a_cooldown_still_needs() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let toml = format!("trigger_retention_days = 5\n{TRIGGERS}");
+    let ids = |db: &Db| -> Result<Vec<(u64, String)>> {
+        Ok(db
+            .read_triggers(0, 100)?
+            .into_iter()
+            .map(|f| (f.id, f.customer))
+            .collect())
+    };
+    {
+        let db = config(dir.path(), &toml)?.open()?;
+        db.ingest(purchase("a", T0, 150.0))?; // first (1) and big_spender (2): 30 days' cooldown
+        db.ingest(purchase("b", T0 + 20 * DAY, 1.0))?; // first (3)
+        assert_eq!(
+            ids(&db)?,
+            [(1, "a".into()), (2, "a".into()), (3, "b".into())],
+            "a's firings are older than 5 days, but big_spender's cooldown still needs them"
+        );
+        db.ingest(purchase("c", T0 + 40 * DAY, 1.0))?; // first (4)
+        assert_eq!(ids(&db)?, [(4, "c".into())]);
+        // No firing: the newest key stays, however old (it carries the next id).
+        db.ingest(Event::new("c", T0 + 100 * DAY, EventKind::View))?;
+        assert_eq!(ids(&db)?, [(4, "c".into())]);
+        db.close()?;
+    }
+    let db = config(dir.path(), &toml)?.open()?;
+    db.ingest(purchase("d", T0 + 101 * DAY, 1.0))?;
+    assert_eq!(ids(&db)?, [(5, "d".into())]);
+    let bad = config(
+        dir.path(),
+        &format!("trigger_retention_days = 0\n{TRIGGERS}"),
+    );
+    let err = bad.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        err.contains("trigger_retention_days = 0 is out of range"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_consumer_s_position_moves_forward_only_and_survives_a_reopen() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    {
+        let db = config(dir.path(), TRIGGERS)?.open()?;
+        for (i, c) in ["a", "b", "c"].into_iter().enumerate() {
+            db.ingest(purchase(c, T0 + i as i64, 1.0))?;
+        }
+        assert_eq!(db.trigger_position("mailer")?, None);
+        assert_eq!(db.trigger_ack("mailer", 2)?, 2);
+        assert_eq!(db.trigger_ack("mailer", 1)?, 2, "never back");
+        let err = db.trigger_ack("mailer", 9).unwrap_err().to_string();
+        assert!(
+            err.contains("9 was never given to a firing; the newest firing is 3"),
+            "{err}"
+        );
+        let err = db.trigger_ack("no spaces", 1).unwrap_err().to_string();
+        assert!(err.contains("consumer name"), "{err}");
+        assert_eq!(db.trigger_consumers()?, [("mailer".to_string(), 2)]);
+        let next = db.read_triggers(db.trigger_position("mailer")?.unwrap_or(0), 10)?;
+        let who: Vec<&str> = next.iter().map(|f| f.customer.as_str()).collect();
+        assert_eq!(who, ["c"]);
+        db.close()?;
+    }
+    let report = persona::check_store(dir.path())?;
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let db = config(dir.path(), TRIGGERS)?.open()?;
+    assert_eq!(db.trigger_position("mailer")?, Some(2));
+    Ok(())
+}
+
+#[test]
+fn a_failed_commit_loses_no_silence() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = config(dir.path(), "")?.open()?;
+    db.trigger_add("quiet", &["INACTIVE_DAYS", "30", "COOLDOWN", "0"])?;
+    db.ingest(Event::new("a", T0, EventKind::View))?;
+    db.ingest(Event::new("b", T0 + DAY, EventKind::View))?;
+    // The watermark passes a's silence in a batch that fails, with b's event re-arming b.
+    db.fail_next_commits(1);
+    assert!(db
+        .ingest(Event::new("b", T0 + 31 * DAY, EventKind::View))
+        .is_err());
+    assert!(db.read_triggers(0, 100)?.is_empty());
+    // Applied after all: a fell silent at 30; b's event of day 31 never happened, so b fell
+    // silent at 31 too.
+    db.ingest(Event::new("c", T0 + 32 * DAY, EventKind::View))?;
+    let fired: Vec<(String, i64)> = db
+        .read_triggers(0, 100)?
+        .into_iter()
+        .map(|f| (f.customer, f.time_ms))
+        .collect();
+    assert_eq!(
+        fired,
+        [
+            ("a".to_string(), T0 + 30 * DAY),
+            ("b".to_string(), T0 + 31 * DAY)
+        ]
+    );
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! `persona triggers list | add | del | tail`: define triggers at run time, list them, and read
-//! the firings the writer put in the store's outbox (`src/triggers/`).
+//! `persona triggers list | add | del | tail | ack`: define triggers at run time, list them,
+//! read the firings the writer put in the store's outbox (`src/triggers/`), and keep a
+//! consumer's position in it.
 //!
 //! The CLI opens the store for one command and closes it, so two numbers differ from
 //! `TRIGGER.LIST` on a running server: `list`'s `fired` counts the firings the outbox holds
@@ -42,13 +43,28 @@ enum Sub {
     /// Delete a trigger defined at run time (one from the config file is removed there); its
     /// firings stay in the outbox.
     Del(DelArgs),
-    /// Print the firings with ids above --since, oldest first.
+    /// Print the firings with ids above --since (or after a consumer's position), oldest
+    /// first.
     ///
-    /// There is no --follow: while this command holds the store no other process can write to
-    /// it, so nothing new would arrive. To follow firings as they are committed, poll a running
-    /// server (`TRIGGER.READ SINCE id`, see docs/protocol.md) or call `Db::read_triggers` in the
-    /// process that writes.
+    /// A job run from cron reads what is new each time with `--consumer NAME --ack`: it prints
+    /// the firings after NAME's position, then moves the position past them. There is no
+    /// --follow: while this command holds the store no other process can write to it, so
+    /// nothing new would arrive. To follow firings as they are committed, poll a running
+    /// server (`TRIGGER.READ CONSUMER name BLOCK ms`, see docs/protocol.md) or call
+    /// `Db::follow_triggers` in the process that writes.
     Tail(TailArgs),
+    /// Acknowledge a consumer's firings up to ID: its position moves there (never back), and
+    /// `tail --consumer NAME` and `TRIGGER.READ CONSUMER NAME` resume after it.
+    Ack(AckArgs),
+}
+
+/// `persona triggers ack CONSUMER ID`.
+#[derive(Debug, clap::Args)]
+pub struct AckArgs {
+    /// The consumer's name: 1 to 64 ASCII letters, digits, '_', '-' or '.'.
+    consumer: String,
+    /// The id of the last firing it processed.
+    id: u64,
 }
 
 /// `persona triggers list`.
@@ -86,8 +102,20 @@ pub struct DelArgs {
 pub struct TailArgs {
     /// Print the firings after this id (the last one a consumer processed; 0: from the oldest
     /// the outbox holds).
-    #[arg(long, default_value_t = 0, value_name = "ID")]
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "ID",
+        conflicts_with = "consumer"
+    )]
     since: u64,
+    /// Print the firings after this consumer's position (from the oldest if it never
+    /// acknowledged any).
+    #[arg(long, value_name = "NAME")]
+    consumer: Option<String>,
+    /// Once the firings are printed, move the consumer's position past them.
+    #[arg(long, requires = "consumer")]
+    ack: bool,
     /// How many firings at most (1 to 10000, as the server's `TRIGGER.READ … COUNT`).
     #[arg(long, default_value_t = 100, value_parser = count_parser(MAX_READ as u64))]
     count: usize,
@@ -119,7 +147,18 @@ pub fn run(a: &Args, data: &PathBuf, config: Option<&PathBuf>) -> Result<()> {
             crate::triggers::check_name(&a.name).map_err(Usage)?;
             del(&existing()?, &a.name)
         }
-        Sub::Tail(a) => tail(&existing()?, a),
+        Sub::Tail(a) => {
+            if let Some(c) = &a.consumer {
+                crate::triggers::check_consumer(c).map_err(Usage)?;
+            }
+            tail(&existing()?, a)
+        }
+        Sub::Ack(a) => {
+            crate::triggers::check_consumer(&a.consumer).map_err(Usage)?;
+            let at = existing()?.trigger_ack(&a.consumer, a.id)?;
+            eprintln!("consumer {} is at firing {at}", a.consumer);
+            Ok(())
+        }
     }
 }
 
@@ -248,6 +287,9 @@ fn list(db: &Db, a: &ListArgs) -> Result<()> {
         out,
         "fired: firings in the outbox; suppressed: counted by a running server (TRIGGER.LIST)"
     )?;
+    for (name, at) in db.trigger_consumers()? {
+        writeln!(out, "consumer {name}: acknowledged up to firing {at}")?;
+    }
     Ok(())
 }
 
@@ -264,9 +306,14 @@ fn line(f: &Fired) -> String {
     )
 }
 
-/// Prints up to `--count` firings after `--since`, oldest first.
+/// Prints up to `--count` firings after `--since` or the consumer's position, oldest first;
+/// with `--ack`, then moves the position past them.
 fn tail(db: &Db, a: &TailArgs) -> Result<()> {
-    let fired = db.read_triggers(a.since, a.count)?;
+    let since = match &a.consumer {
+        Some(c) => db.trigger_position(c)?.unwrap_or(0),
+        None => a.since,
+    };
+    let fired = db.read_triggers(since, a.count)?;
     let mut out = std::io::stdout().lock();
     for f in &fired {
         if a.json {
@@ -276,11 +323,19 @@ fn tail(db: &Db, a: &TailArgs) -> Result<()> {
         }
     }
     out.flush()?;
+    drop(out);
+    if let (Some(c), true, Some(last)) = (&a.consumer, a.ack, fired.last()) {
+        db.trigger_ack(c, last.id)?;
+    }
     if !a.json {
+        let again = match (&a.consumer, a.ack) {
+            (Some(c), true) => format!("--consumer {c} --ack"),
+            _ => format!("--since {}", fired.last().map_or(since, |f| f.id)),
+        };
         match fired.last() {
-            None => eprintln!("no firings after id {}", a.since),
-            Some(last) if fired.len() == a.count => {
-                eprintln!("more may follow: persona triggers tail --since {}", last.id)
+            None => eprintln!("no firings after id {since}"),
+            Some(_) if fired.len() == a.count => {
+                eprintln!("more may follow: persona triggers tail {again}")
             }
             Some(_) => {}
         }

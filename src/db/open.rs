@@ -362,6 +362,9 @@ fn recover_triggers(
         config.trigger_daily_cap,
         config.trigger_retention,
     );
+    t.retention_ms = config
+        .trigger_retention_days
+        .map_or(0, |d| (d * crate::features::DAY_MS) as i64);
     for def in store.trigger_defs()? {
         if config.triggers.iter().any(|c| c.name == def.name) {
             tracing::warn!(

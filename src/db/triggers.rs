@@ -137,6 +137,60 @@ impl Db {
         self.inner.store.last_firing_id()
     }
 
+    /// Acknowledges, for the consumer `consumer`, every firing up to `id`: the consumer's
+    /// position, stored with the store, moves there (never back: an older id changes nothing),
+    /// so that a consumer that restarts resumes after it ([`Db::trigger_position`],
+    /// `TRIGGER.READ CONSUMER name`). Returns the position. Acknowledging removes nothing:
+    /// the outbox keeps firings by `trigger_retention` and `trigger_retention_days`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a name outside 1 to 64 ASCII letters, digits, `_`, `-`
+    /// and `.`, or an id no firing was given yet; nothing changes then.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use persona::{Db, Event, EventKind};
+    /// let db = Db::open(dir.path())?;
+    /// db.trigger_add("first", &["FIRST_PURCHASE"])?;
+    /// for c in ["c1", "c2"] {
+    ///     db.ingest(Event::new(c, 1_767_225_600_000, EventKind::Purchase).with_value(5.0))?;
+    /// }
+    /// let since = db.trigger_position("mailer")?.unwrap_or(0);
+    /// let page = db.read_triggers(since, 1)?;
+    /// // … the mailer sends page[0] …
+    /// db.trigger_ack("mailer", page[0].id)?;
+    /// let next = db.read_triggers(db.trigger_position("mailer")?.unwrap_or(0), 10)?;
+    /// assert_eq!(next[0].customer, "c2");
+    /// # Ok::<(), persona::Error>(())
+    /// ```
+    pub fn trigger_ack(&self, consumer: &str, id: u64) -> Result<u64> {
+        crate::triggers::check_consumer(consumer)
+            .map_err(|r| Error::invalid_argument("consumer", r))?;
+        self.maintain(Maintenance::TriggerAck(consumer.to_string(), id))?;
+        Ok(self.trigger_position(consumer)?.unwrap_or(0))
+    }
+
+    /// The id of the last firing the consumer `consumer` acknowledged ([`Db::trigger_ack`]),
+    /// `None` if it never did.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a name [`Db::trigger_ack`] refuses;
+    /// [`Error::Corruption`] for a stored position that does not decode.
+    pub fn trigger_position(&self, consumer: &str) -> Result<Option<u64>> {
+        crate::triggers::check_consumer(consumer)
+            .map_err(|r| Error::invalid_argument("consumer", r))?;
+        self.inner.store.trigger_acked(consumer)
+    }
+
+    /// Every consumer that acknowledged firings, with its position, by name.
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] for a stored position that does not decode.
+    pub fn trigger_consumers(&self) -> Result<Vec<(String, u64)>> {
+        self.inner.store.trigger_consumers()
+    }
+
     /// Follows the outbox: an iterator over the firings with ids above `since`, oldest first,
     /// that waits (looking every 20 ms) for the next one to be committed, and ends once the
     /// store is closed (by [`Db::close`] on any handle) and every firing committed before is

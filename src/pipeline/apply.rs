@@ -521,7 +521,10 @@ impl Engine {
         if self.triggers.watches_silence() {
             let last = w.record.state.last_seen_ms.unwrap_or(e.timestamp_ms);
             let watermark = self.model.watermark_ms;
-            self.triggers.seen(&e.customer_id, last, watermark);
+            let mut undo = Vec::new();
+            self.triggers
+                .seen(&e.customer_id, last, watermark, &mut undo);
+            b.undo.extend(undo.into_iter().map(Undo::Silence));
         }
         if self.triggers.all().next().is_some() {
             let after = Prev::of(&w.record).observed();

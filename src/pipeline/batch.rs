@@ -18,7 +18,7 @@ pub(super) struct Working {
     pub(super) dirty: bool,
 }
 
-/// Changes to the expiry queue made by a batch, undone if its commit fails.
+/// Changes to the writer's in-memory state made by a batch, undone if its commit fails.
 pub(super) enum Undo {
     Inserted(queue::Entry),
     Removed(queue::Entry),
@@ -28,6 +28,8 @@ pub(super) enum Undo {
     Held(held::Change),
     /// A change of the cohorts the propensity is refitted on.
     Cohort(cohorts::Change),
+    /// A change of an `INACTIVE_DAYS` trigger's silence index.
+    Silence(crate::triggers::SilenceUndo),
 }
 
 /// Batches the writer has handed to the apply stage, oldest first, each with its sequence
@@ -146,6 +148,8 @@ pub(crate) struct BatchState {
     pub(super) outbox_trimmed: usize,
     /// Trigger definitions the batch adds (Some) or deletes (None), by name.
     pub(super) trigger_defs: Vec<(String, Option<crate::triggers::Trigger>)>,
+    /// Trigger consumers' new positions: (consumer, id of the last firing acknowledged).
+    pub(super) trigger_acks: Vec<(String, u64)>,
 }
 
 /// A record's model outcome before a write: its contribution to the segment statistics.
@@ -200,6 +204,7 @@ impl BatchState {
         !self.force_snapshot
             && self.erased.is_empty()
             && self.trigger_defs.is_empty()
+            && self.trigger_acks.is_empty()
             && !self.records.values().any(|w| w.dirty)
     }
 }

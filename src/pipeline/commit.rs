@@ -47,7 +47,8 @@ impl Engine {
             let value = crate::storage::triggers::encode_chunk(next, &firings);
             insert(batch, keys::trigger(first).to_vec(), value.into());
         }
-        let trimmed = self.triggers.to_trim(b.fired.len() as u64);
+        let watermark = self.model.watermark_ms;
+        let trimmed = self.triggers.to_trim(b.fired.len() as u64, watermark);
         b.outbox_trimmed = trimmed.len();
         for key in &trimmed {
             batch.remove(&keys::trigger(*key));
@@ -80,6 +81,13 @@ impl Engine {
                     removed += 1;
                 }
             }
+        }
+        for (name, id) in &b.trigger_acks {
+            insert(
+                batch,
+                keys::trigger_ack(name),
+                id.to_be_bytes().to_vec().into(),
+            );
         }
         for u in &b.undo {
             match u {

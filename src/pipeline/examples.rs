@@ -233,7 +233,10 @@ impl Engine {
         if !self.triggers.watches_silence() {
             return;
         }
-        for (name, customer, due, after) in self.triggers.silences_due(ts) {
+        let mut undo = Vec::new();
+        let due = self.triggers.silences_due(ts, &mut undo);
+        b.undo.extend(undo.into_iter().map(Undo::Silence));
+        for (name, customer, due, after) in due {
             // A customer erased, or whose record does not read, is left out.
             let Some(outcome) = self.outcome_of(store, &b.records, &customer) else {
                 continue;

@@ -236,6 +236,31 @@ impl Engine {
         Ok(())
     }
 
+    /// Adds the move of the trigger consumer `name`'s position to `id` to the batch (nothing
+    /// when it is there or past it already: a position never goes back).
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidArgument`] for an id no firing was given yet.
+    pub(crate) fn ack_trigger(
+        &mut self,
+        store: &Store,
+        b: &mut BatchState,
+        name: String,
+        id: u64,
+    ) -> Result<()> {
+        let newest = self.triggers.next_id - 1;
+        if id > newest {
+            return Err(Error::invalid_argument(
+                "id",
+                format!("{id} was never given to a firing; the newest firing is {newest}"),
+            ));
+        }
+        if store.trigger_acked(&name)?.is_none_or(|at| at < id) {
+            b.trigger_acks.push((name, id));
+        }
+        Ok(())
+    }
+
     /// Erases those of `ids` whose last event is older than `cutoff_ms`. Profiles without
     /// events (attributes only), unknown ids and records that do not decode are kept. Returns
     /// how many were erased.
@@ -276,6 +301,7 @@ impl Engine {
                 Undo::Sample(change) => self.sample.revert(change),
                 Undo::Held(change) => self.held.revert(change),
                 Undo::Cohort(change) => self.cohorts.revert(change),
+                Undo::Silence(change) => self.triggers.restore_silence(change),
             }
         }
     }

@@ -510,6 +510,9 @@ impl Writer {
                 }),
             Maintenance::TriggerAdd(t) => self.engine.add_trigger(&self.store, &mut b, t),
             Maintenance::TriggerDel(name) => self.engine.delete_trigger(&self.store, &mut b, &name),
+            Maintenance::TriggerAck(name, id) => {
+                self.engine.ack_trigger(&self.store, &mut b, name, id)
+            }
         };
         if let Err(e) = prepared {
             self.engine.model = before;

@@ -67,6 +67,8 @@ pub(crate) enum Maintenance {
     TriggerAdd(crate::triggers::Trigger),
     /// Delete a trigger defined at run time.
     TriggerDel(String),
+    /// Moves a trigger consumer's position to an id (never back).
+    TriggerAck(String, u64),
 }
 
 /// What a maintenance operation did.

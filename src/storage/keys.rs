@@ -74,6 +74,17 @@ pub fn trigger_def(name: &str) -> Vec<u8> {
     k
 }
 
+/// Prefix of the trigger consumers' positions (`A` ‖ consumer name → the id of the last firing
+/// the consumer acknowledged, u64 big-endian).
+pub const TRIGGER_ACK: u8 = b'A';
+
+/// Key of the position of the trigger consumer `name`.
+pub fn trigger_ack(name: &str) -> Vec<u8> {
+    let mut k = vec![TRIGGER_ACK];
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
 /// Prefix of the positive training examples held until their deadline.
 pub const HELD: u8 = b'H';
 

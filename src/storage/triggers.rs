@@ -1,5 +1,5 @@
-//! The trigger outbox (`T` keys) and the triggers defined at run time (`D` keys): see
-//! `src/triggers/` for what they mean.
+//! The trigger outbox (`T` keys), the triggers defined at run time (`D` keys) and the
+//! consumers' positions (`A` keys): see `src/triggers/` for what they mean.
 
 use super::{keys, Store};
 use crate::error::{Error, Result};
@@ -28,6 +28,33 @@ impl Store {
             let t: Trigger = serde_json::from_slice(&v)
                 .map_err(|e| corrupt(&k, format!("trigger definition: {e}")))?;
             out.push(t);
+        }
+        Ok(out)
+    }
+
+    /// The id of the last firing the consumer `name` acknowledged, if it ever did.
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] for a position that is not 8 bytes; [`Error::Storage`] if sled
+    /// fails.
+    pub(crate) fn trigger_acked(&self, name: &str) -> Result<Option<u64>> {
+        let key = keys::trigger_ack(name);
+        self.db
+            .get(&key)?
+            .map(|v| decode_position(&key, &v))
+            .transpose()
+    }
+
+    /// Every consumer that acknowledged firings, with its position, by name.
+    ///
+    /// # Errors
+    /// As [`Store::trigger_acked`].
+    pub(crate) fn trigger_consumers(&self) -> Result<Vec<(String, u64)>> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix([keys::TRIGGER_ACK]) {
+            let (k, v) = item?;
+            let name = String::from_utf8_lossy(&k[1..]).into_owned();
+            out.push((name, decode_position(&k, &v)?));
         }
         Ok(out)
     }
@@ -130,6 +157,14 @@ pub(crate) struct Chunk {
 
 /// Parses one key of the outbox (`(next_id, Vec<Fired>)` in the versioned codec) and checks its
 /// ids.
+/// A consumer's stored position.
+fn decode_position(key: &[u8], v: &[u8]) -> Result<u64> {
+    let bytes: [u8; 8] = v
+        .try_into()
+        .map_err(|_| corrupt(key, format!("consumer position: {} bytes, not 8", v.len())))?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
 pub(crate) fn decode_chunk(k: &[u8], v: &[u8]) -> Result<Chunk> {
     let key = keys::parse_trigger(k).ok_or_else(|| corrupt(k, "trigger outbox key".into()))?;
     let name = || format!("trigger outbox key {key}");

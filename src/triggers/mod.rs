@@ -23,7 +23,7 @@
 
 mod state;
 
-pub(crate) use state::{Firing, Observed, TriggerState};
+pub(crate) use state::{Firing, Observed, SilenceUndo, TriggerState};
 
 use serde::{Deserialize, Serialize};
 
@@ -284,10 +284,19 @@ const CONDITIONS: &str = "allowed: SEGMENT_ENTER id, SEGMENT_LEAVE id, PROPENSIT
 
 /// Checks a trigger name (see [`Trigger::name`]).
 pub(crate) fn check_name(name: &str) -> Result<(), String> {
+    check_word("trigger name", name)
+}
+
+/// Checks a trigger consumer's name (as a trigger's).
+pub(crate) fn check_consumer(name: &str) -> Result<(), String> {
+    check_word("consumer name", name)
+}
+
+fn check_word(what: &str, name: &str) -> Result<(), String> {
     let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
     if name.is_empty() || name.len() > MAX_NAME || !name.chars().all(ok) {
         return Err(format!(
-            "trigger name {name:?}: allowed 1 to {MAX_NAME} ASCII letters, digits, '_', '-' or '.'"
+            "{what} {name:?}: allowed 1 to {MAX_NAME} ASCII letters, digits, '_', '-' or '.'"
         ));
     }
     Ok(())

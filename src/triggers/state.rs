@@ -41,10 +41,12 @@ pub(crate) struct TriggerState {
     pub(crate) daily_cap: u32,
     /// Firings the outbox keeps at most (older ones are removed as new ones are written).
     pub(crate) retention: u64,
+    /// Age past which a firing is removed (event time, against the watermark); 0: no limit.
+    pub(crate) retention_ms: i64,
     /// The id the next firing gets.
     pub(crate) next_id: u64,
-    /// The outbox's keys, oldest first: (key id, firings it holds).
-    chunks: VecDeque<(u64, u64)>,
+    /// The outbox's keys, oldest first.
+    chunks: VecDeque<Chunk>,
     /// Firings the outbox holds.
     held: u64,
     /// (trigger, customer) → time of the last firing.
@@ -59,6 +61,25 @@ pub(crate) struct TriggerState {
     pruned_day: i64,
 }
 
+/// One key of the outbox as the retention sees it.
+#[derive(Debug, Clone, Copy)]
+struct Chunk {
+    /// The key's id (its first firing's).
+    key: u64,
+    /// Firings it holds.
+    held: u64,
+    /// Its newest firing's time.
+    newest_ms: i64,
+    /// Until when a cooldown or the daily cap still needs one of its firings: the outbox
+    /// keeps it until the watermark passes this, so that a store reopened after the key is
+    /// gone suppresses what the running one would (the state is rebuilt from the outbox).
+    needed_until_ms: i64,
+}
+
+/// A change to a silence index, undone if its batch's commit fails: (trigger, customer, when
+/// the customer fell silent before the change).
+pub(crate) type SilenceUndo = (String, CompactString, Option<i64>);
+
 /// When each customer falls silent for one `INACTIVE_DAYS` trigger: their last event time plus
 /// the trigger's days, in order (only times after the watermark are kept).
 #[derive(Debug, Default)]
@@ -69,18 +90,24 @@ struct Silence {
 }
 
 impl Silence {
-    fn set(&mut self, customer: &str, due_ms: i64) {
+    /// Sets when `customer` falls silent; returns when they did before.
+    fn set(&mut self, customer: &str, due_ms: i64) -> Option<i64> {
         let key = CompactString::from(customer);
-        if let Some(old) = self.by_customer.insert(key.clone(), due_ms) {
+        let old = self.by_customer.insert(key.clone(), due_ms);
+        if let Some(old) = old {
             self.due.remove(&(old, key.clone()));
         }
         self.due.insert((due_ms, key));
+        old
     }
 
-    fn remove(&mut self, customer: &str) {
-        if let Some(old) = self.by_customer.remove(customer) {
+    /// Forgets `customer`; returns when they were to fall silent.
+    fn remove(&mut self, customer: &str) -> Option<i64> {
+        let old = self.by_customer.remove(customer);
+        if let Some(old) = old {
             self.due.remove(&(old, CompactString::from(customer)));
         }
+        old
     }
 }
 
@@ -109,8 +136,40 @@ impl TriggerState {
             self.next_id = self.next_id.max(f.id.saturating_add(1));
             self.note(f);
         }
-        self.chunks.push_back((key_id, firings.len() as u64));
+        let chunk = self.chunk(key_id, firings.iter());
+        self.chunks.push_back(chunk);
         self.held += firings.len() as u64;
+    }
+
+    /// The retention's view of a key holding `firings`.
+    fn chunk<'a>(&self, key: u64, firings: impl Iterator<Item = &'a Fired>) -> Chunk {
+        let mut c = Chunk {
+            key,
+            held: 0,
+            newest_ms: i64::MIN,
+            needed_until_ms: i64::MIN,
+        };
+        for f in firings {
+            c.held += 1;
+            c.newest_ms = c.newest_ms.max(f.time_ms);
+            // As `prune` forgets: a cooldown's firing once its time plus the cooldown has
+            // passed, a day's count once the day after has (a late event may come).
+            let cooldown = self.cooldown_ms(&f.trigger).unwrap_or(0);
+            let mut needed = f.time_ms.saturating_add(cooldown);
+            if self.daily_cap > 0 {
+                let day = f.time_ms.div_euclid(DAY_MS);
+                needed = needed.max(day.saturating_add(2).saturating_mul(DAY_MS));
+            }
+            c.needed_until_ms = c.needed_until_ms.max(needed);
+        }
+        c
+    }
+
+    /// The cooldown of the trigger `name`, if it is defined.
+    fn cooldown_ms(&self, name: &str) -> Option<i64> {
+        self.all()
+            .find(|t| t.name == name)
+            .map(|t| (t.cooldown_days * DAY_MS as f64) as i64)
     }
 
     /// Whether the outbox is empty.
@@ -281,20 +340,46 @@ impl TriggerState {
 
     /// A customer's last event is now `last_ms`, the watermark `watermark_ms`: a silence that
     /// fell due already (a late event older than their last) is not armed again.
-    pub(crate) fn seen(&mut self, customer: &str, last_ms: i64, watermark_ms: i64) {
-        for s in self.inactive.values_mut() {
+    /// What it changes goes to `undo`.
+    pub(crate) fn seen(
+        &mut self,
+        customer: &str,
+        last_ms: i64,
+        watermark_ms: i64,
+        undo: &mut Vec<SilenceUndo>,
+    ) {
+        for (name, s) in &mut self.inactive {
             let due = last_ms.saturating_add(s.after_ms);
-            if due > watermark_ms {
-                s.set(customer, due);
+            let (old, changed) = if due > watermark_ms {
+                let old = s.set(customer, due);
+                (old, old != Some(due))
             } else {
-                s.remove(customer);
+                let old = s.remove(customer);
+                (old, old.is_some())
+            };
+            if changed {
+                undo.push((name.clone(), customer.into(), old));
             }
         }
     }
 
+    /// Undoes a change to a silence index (its batch's commit failed).
+    pub(crate) fn restore_silence(&mut self, (name, customer, due): SilenceUndo) {
+        if let Some(s) = self.inactive.get_mut(&name) {
+            match due {
+                Some(d) => s.set(&customer, d),
+                None => s.remove(&customer),
+            };
+        }
+    }
+
     /// Takes the silences due by `watermark_ms`: (trigger, customer, when they fell silent,
-    /// the trigger's days), in time order per trigger.
-    pub(crate) fn silences_due(&mut self, watermark_ms: i64) -> Vec<(String, String, i64, i64)> {
+    /// the trigger's days), in time order per trigger; what it takes goes to `undo`.
+    pub(crate) fn silences_due(
+        &mut self,
+        watermark_ms: i64,
+        undo: &mut Vec<SilenceUndo>,
+    ) -> Vec<(String, String, i64, i64)> {
         let mut out = Vec::new();
         for (name, s) in &mut self.inactive {
             while let Some((due, customer)) = s.due.first().cloned() {
@@ -304,6 +389,7 @@ impl TriggerState {
                 s.due.pop_first();
                 s.by_customer.remove(&customer);
                 out.push((name.clone(), customer.to_string(), due, s.after_ms));
+                undo.push((name.clone(), customer, Some(due)));
             }
         }
         out.sort_by(|a, b| a.2.cmp(&b.2).then_with(|| a.0.cmp(&b.0)));
@@ -364,38 +450,49 @@ impl TriggerState {
             self.counts.entry(s.clone()).or_default().1 += 1;
         }
         for _ in 0..trimmed {
-            if let Some((_, n)) = self.chunks.pop_front() {
-                self.held -= n;
+            if let Some(c) = self.chunks.pop_front() {
+                self.held -= c.held;
             }
         }
         for &(key, left) in rewritten {
-            if let Some(i) = self.chunks.iter().position(|c| c.0 == key) {
-                self.held = self.held - self.chunks[i].1 + left as u64;
+            if let Some(i) = self.chunks.iter().position(|c| c.key == key) {
+                self.held = self.held - self.chunks[i].held + left as u64;
                 if left == 0 && i + 1 < self.chunks.len() {
                     self.chunks.remove(i);
                 } else {
-                    self.chunks[i].1 = left as u64;
+                    // Its times stay as they were: the retention keeps it no shorter.
+                    self.chunks[i].held = left as u64;
                 }
             }
         }
         if let Some(first) = fired.first() {
-            self.chunks.push_back((first.fired.id, fired.len() as u64));
+            let chunk = self.chunk(first.fired.id, fired.iter().map(|f| &f.fired));
+            self.chunks.push_back(chunk);
             self.held += fired.len() as u64;
         }
         self.next_id += fired.len() as u64;
     }
 
-    /// The oldest keys of the outbox a batch writing `new` firings removes to keep at most
-    /// `retention` (whole keys: the outbox may keep up to one batch's firings fewer).
-    pub(crate) fn to_trim(&self, new: u64) -> Vec<u64> {
+    /// The oldest keys of the outbox that a batch writing `new` firings, with the watermark at
+    /// `watermark_ms`, removes: while the outbox holds more than `retention` firings or the
+    /// oldest key's firings are all older than `retention_ms`, and no cooldown or daily cap
+    /// still needs them (then the outbox keeps more than `retention` for a while). Whole keys,
+    /// oldest first, so the ids held stay one range; never the newest key unless the batch
+    /// writes a newer one (it carries the next id over a reopen).
+    pub(crate) fn to_trim(&self, new: u64, watermark_ms: i64) -> Vec<u64> {
         let mut held = self.held + new;
         let mut out = Vec::new();
-        for &(key, n) in &self.chunks {
-            if held <= self.retention {
+        let keep_last = usize::from(new == 0);
+        let candidates = self.chunks.len().saturating_sub(keep_last);
+        for c in self.chunks.iter().take(candidates) {
+            let over_count = held > self.retention;
+            let too_old = self.retention_ms > 0
+                && c.newest_ms < watermark_ms.saturating_sub(self.retention_ms);
+            if !(over_count || too_old) || c.needed_until_ms > watermark_ms {
                 break;
             }
-            out.push(key);
-            held -= n;
+            out.push(c.key);
+            held -= c.held;
         }
         out
     }
@@ -495,6 +592,7 @@ fn crossed(c: &Condition, before: Observed, after: Observed) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::triggers::DEFAULT_COOLDOWN_DAYS;
 
     fn obs(segment: u16, propensity: f64, spend: f64, purchases: u64) -> Observed {
         Observed {
@@ -608,7 +706,8 @@ mod tests {
         let mut r = state(&["first FIRST_PURCHASE"], 0);
         r.retention = 3;
         let cross = (obs(0, 0.1, 0.0, 0), obs(0, 0.1, 1.0, 1));
-        let batch = |r: &mut TriggerState, who: &[&str]| {
+        // Firings at time 0; the batch's watermark `wm`.
+        let batch = |r: &mut TriggerState, who: &[&str], wm: i64| {
             let mut fired: Vec<Firing> = Vec::new();
             for c in who {
                 let (f, _) = r.evaluate(c, 0, cross, &fired, &none());
@@ -617,14 +716,24 @@ mod tests {
             for (i, f) in fired.iter_mut().enumerate() {
                 f.fired.id = r.next_id + i as u64;
             }
-            let trim = r.to_trim(fired.len() as u64);
+            let trim = r.to_trim(fired.len() as u64, wm);
             r.committed(&fired, &[], trim.len(), &[]);
             (fired, trim)
         };
-        let (first, trim) = batch(&mut r, &["a", "b"]);
+        let (first, trim) = batch(&mut r, &["a", "b"], 0);
         assert!(trim.is_empty());
-        let (_, trim) = batch(&mut r, &["c", "d"]);
-        assert_eq!(trim, [1], "the oldest key goes as a whole");
+        let (_, trim) = batch(&mut r, &["c", "d"], 0);
+        assert!(trim.is_empty(), "the cooldowns still need the firings");
+        assert_eq!(r.held, 4);
+        let cooled = (DEFAULT_COOLDOWN_DAYS * DAY_MS as f64) as i64;
+        assert_eq!(r.to_trim(0, cooled - 1), Vec::<u64>::new());
+        let trim = r.to_trim(0, cooled);
+        assert_eq!(
+            trim,
+            [1],
+            "the oldest key goes as a whole, the newest stays"
+        );
+        r.committed(&[], &[], trim.len(), &[]);
         assert_eq!((r.held, r.next_id), (2, 5));
         // Recovery: keys as stored; the cooldowns of recovered firings hold.
         let mut q = state(&["first FIRST_PURCHASE"], 0);
@@ -658,6 +767,57 @@ mod tests {
         let (f, sup) = s.drift(6, "again", &[]);
         assert!(f.is_empty());
         assert_eq!(sup, ["model"]);
+    }
+
+    #[test]
+    fn age_retention_waits_for_the_cooldowns_and_keeps_the_newest_key() {
+        let mut r = state(&["big SPEND_ABOVE 10 COOLDOWN 1"], 0);
+        r.retention_ms = 10 * DAY_MS;
+        let cross = (obs(0, 0.1, 0.0, 0), obs(0, 0.1, 20.0, 1));
+        for (id, (who, t)) in [("a", 0), ("b", 5 * DAY_MS)].into_iter().enumerate() {
+            let (mut f, _) = r.evaluate(who, t, cross, &[], &none());
+            f[0].fired.id = id as u64 + 1;
+            assert!(r.to_trim(1, t).is_empty());
+            r.committed(&f, &[], 0, &[]);
+        }
+        assert!(
+            r.to_trim(0, 10 * DAY_MS).is_empty(),
+            "not older than 10 days yet"
+        );
+        assert_eq!(r.to_trim(0, 10 * DAY_MS + 1), [1]);
+        assert_eq!(
+            r.to_trim(0, 100 * DAY_MS),
+            [1],
+            "the newest key stays: it carries the next id"
+        );
+        assert_eq!(r.to_trim(1, 100 * DAY_MS), [1, 2]);
+        // With a daily cap, a firing is needed until its next day has passed.
+        let mut c = state(&["big SPEND_ABOVE 10 COOLDOWN 0"], 3);
+        c.retention = 1;
+        let (mut f, _) = c.evaluate("a", DAY_MS / 2, cross, &[], &none());
+        f[0].fired.id = 1;
+        c.committed(&f, &[], 0, &[]);
+        assert!(c.to_trim(1, 2 * DAY_MS - 1).is_empty());
+        assert_eq!(c.to_trim(1, 2 * DAY_MS), [1]);
+    }
+
+    #[test]
+    fn silence_changes_are_undone() {
+        let mut s = state(&["quiet INACTIVE_DAYS 2"], 0);
+        let seen = [("a".to_string(), 0)];
+        s.index_silence(("quiet".into(), 2 * DAY_MS), &mut seen.into_iter(), 0);
+        let mut undo = Vec::new();
+        s.seen("a", DAY_MS, DAY_MS, &mut undo);
+        s.seen("b", DAY_MS, DAY_MS, &mut undo);
+        assert_eq!(undo.len(), 2);
+        let due = s.silences_due(3 * DAY_MS, &mut undo);
+        assert_eq!(due.len(), 2);
+        for u in undo.into_iter().rev() {
+            s.restore_silence(u);
+        }
+        let due = s.silences_due(10 * DAY_MS, &mut Vec::new());
+        let who: Vec<(&str, i64)> = due.iter().map(|d| (d.1.as_str(), d.2)).collect();
+        assert_eq!(who, [("a", 2 * DAY_MS)], "as before the batch");
     }
 
     #[test]

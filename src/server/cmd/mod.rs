@@ -56,6 +56,7 @@ pub(crate) static COMMANDS: &[Spec] = &[
     trigger::DEL,
     trigger::LIST,
     trigger::READ,
+    trigger::ACK,
     pubsub::SUBSCRIBE,
     pubsub::PSUBSCRIBE,
     pubsub::UNSUBSCRIBE,
@@ -382,6 +383,7 @@ pub(crate) enum Command {
     TriggerDel(trigger::Del),
     TriggerList(trigger::List),
     TriggerRead(trigger::Read),
+    TriggerAck(trigger::Ack),
     /// `SUBSCRIBE`: run by the connection (it changes what the connection sends unasked).
     Subscribe(Vec<String>),
     /// `PSUBSCRIBE`: run by the connection.
@@ -449,6 +451,7 @@ impl Command {
                 | Command::TriggerAdd(_)
                 | Command::TriggerDel(_)
                 | Command::TriggerRead(_)
+                | Command::TriggerAck(_)
                 | Command::ModelSnapshot(_)
                 | Command::ModelRollback(_)
                 | Command::DbSize
@@ -477,6 +480,7 @@ impl Command {
             Command::TriggerDel(c) => c.apply(ctx).into(),
             Command::TriggerList(c) => Reply::Frame(c.apply(ctx)),
             Command::TriggerRead(c) => c.apply(ctx).into(),
+            Command::TriggerAck(c) => c.apply(ctx).into(),
             // The connection runs these (`handler.rs`); here only inside `EXEC`, which the
             // connection refuses to queue them in.
             Command::Subscribe(_)

@@ -75,17 +75,43 @@ pub(crate) const READ: Spec = Spec {
     key: 0,
     group: "trigger",
     since: "0.2.0",
-    summary: "Returns the firings after an id, oldest first.",
+    summary: "Returns the firings after an id, or after a consumer's position, oldest first.",
     args: &[
-        ArgDoc::new("id", ArgKind::Integer)
-            .token("SINCE")
-            .optional(),
+        ArgDoc::new(
+            "from",
+            ArgKind::OneOf(&[
+                ArgDoc::new("id", ArgKind::Integer).token("SINCE"),
+                ArgDoc::new("consumer", ArgKind::String).token("CONSUMER"),
+            ]),
+        )
+        .optional(),
         ArgDoc::new("count", ArgKind::Integer)
             .token("COUNT")
+            .optional(),
+        ArgDoc::new("milliseconds", ArgKind::Integer)
+            .token("BLOCK")
             .optional(),
     ],
     subcommands: &[],
     parse: |args| Read::parse(args).map(Command::TriggerRead),
+    container: "",
+};
+
+/// `TRIGGER.ACK`.
+pub(crate) const ACK: Spec = Spec {
+    name: "TRIGGER.ACK",
+    arity: 3,
+    flags: &["write"],
+    key: 0,
+    group: "trigger",
+    since: "0.2.0",
+    summary: "Acknowledges a consumer's firings up to an id: its position, where TRIGGER.READ CONSUMER resumes.",
+    args: &[
+        ArgDoc::new("consumer", ArgKind::String),
+        ArgDoc::new("id", ArgKind::Integer),
+    ],
+    subcommands: &[],
+    parse: |args| Ack::parse(args).map(Command::TriggerAck),
     container: "",
 };
 
@@ -191,7 +217,9 @@ impl List {
 /// Up to `COUNT` (default 100, at most 10,000) firings with ids above `SINCE` (default 0),
 /// oldest first (`Db::read_triggers`): each a map with `id`, `trigger`, `customer`, `time_ms`,
 /// `reason`, `action`, `expected_conversion`, `segment`, `propensity` (null where unknown).
-/// A consumer passes the last id it processed as `SINCE` to resume exactly there. With
+/// A consumer passes the last id it processed as `SINCE` to resume exactly there, or names
+/// itself with `CONSUMER name` to resume after its position (`TRIGGER.ACK`; from the start
+/// if it never acknowledged). With
 /// `BLOCK ms` (as `XREAD`'s), when there is nothing yet it waits up to `ms` milliseconds (0:
 /// until something comes or the server shuts down) and answers what came, or an empty array.
 ///
@@ -205,6 +233,7 @@ impl List {
 #[derive(Debug)]
 pub(crate) struct Read {
     since: u64,
+    consumer: Option<String>,
     count: usize,
     block: Option<u64>,
 }
@@ -216,11 +245,17 @@ impl Read {
     fn parse(args: &mut Args) -> Result<Read, CommandError> {
         let mut r = Read {
             since: 0,
+            consumer: None,
             count: 100,
             block: None,
         };
+        let mut since_given = false;
         while let Some(opt) = args.next() {
-            if opt.eq_ignore_ascii_case(b"SINCE") {
+            if opt.eq_ignore_ascii_case(b"CONSUMER") {
+                let v = args.option_value("CONSUMER")?;
+                r.consumer = Some(utf8("consumer", v)?);
+            } else if opt.eq_ignore_ascii_case(b"SINCE") {
+                since_given = true;
                 let v = args.option_value("SINCE")?;
                 r.since = integer(&v)
                     .and_then(|n| u64::try_from(n).ok())
@@ -244,10 +279,18 @@ impl Read {
                 return Err(args.syntax(format!("unknown option '{}'", show(&opt))));
             }
         }
+        if since_given && r.consumer.is_some() {
+            return Err(args.syntax(
+                "SINCE and CONSUMER exclude each other: a consumer reads after its position",
+            ));
+        }
         Ok(r)
     }
 
-    pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Result<Frame, CommandError> {
+    pub(crate) fn apply(mut self, ctx: &mut Ctx<'_>) -> Result<Frame, CommandError> {
+        if let Some(name) = &self.consumer {
+            self.since = ctx.server.db.trigger_position(name)?.unwrap_or(0);
+        }
         let until = self.block.map(|ms| {
             (ms > 0).then(|| std::time::Instant::now() + std::time::Duration::from_millis(ms))
         });
@@ -265,6 +308,43 @@ impl Read {
             }
             std::thread::sleep(BLOCK_POLL);
         }
+    }
+}
+
+/// Acknowledges the consumer's firings up to `id` (`Db::trigger_ack`): its position moves
+/// there, never back, and `TRIGGER.READ CONSUMER name` resumes after it. Replies the position.
+///
+/// # Format
+///
+/// ```text
+/// TRIGGER.ACK mailer 42
+///
+/// -> :42
+/// error: -ERR invalid argument id: 57 was never given to a firing; the newest firing is 42
+/// ```
+#[derive(Debug)]
+pub(crate) struct Ack {
+    consumer: String,
+    id: u64,
+}
+
+impl Ack {
+    fn parse(args: &mut Args) -> Result<Ack, CommandError> {
+        let consumer = args.text("consumer")?;
+        let v = args.required()?;
+        let id = integer(&v)
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| CommandError::Invalid {
+                name: "id",
+                value: show(&v),
+                allowed: "must be a firing id, a whole number ≥ 0".into(),
+            })?;
+        Ok(Ack { consumer, id })
+    }
+
+    pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Result<Frame, CommandError> {
+        let at = ctx.server.db.trigger_ack(&self.consumer, self.id)?;
+        Ok(super::int(at))
     }
 }
 
