@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::resp::{installed, TestResult};
+use common::resp::{installed, runs_with, TestResult};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -183,8 +183,11 @@ fn no_compact_leaves_the_compaction_out_of_the_report() -> TestResult {
 
 #[test]
 fn bench_server_reports_every_comparison_and_the_storage_ceiling() -> TestResult {
-    if !installed("redis-benchmark") {
-        eprintln!("skipped: redis-benchmark is not installed (Debian: redis-tools)");
+    if !runs_with(
+        installed("redis-benchmark"),
+        "redis-benchmark",
+        "apt-get install redis-tools",
+    ) {
         return Ok(());
     }
     let dir = tempfile::tempdir()?;

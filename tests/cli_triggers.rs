@@ -1,5 +1,5 @@
 //! The real `persona` binary: `triggers add` then `import` fires them; `triggers tail` (lines,
-//! JSON Lines, `--since`, `--count`), `triggers list` (counts, config-file triggers with
+//! JSON Lines, `--since`, `--count`, `--consumer` with `--ack`), `triggers ack`, `triggers list` (counts, config-file triggers with
 //! `--config`), `triggers del`; bad definitions and names refused with a message naming the
 //! problem, changing nothing.
 
@@ -381,5 +381,64 @@ fn bad_definitions_and_names_are_refused_naming_the_problem_and_change_nothing()
         assert!(stderr.contains("--count"), "{stderr}");
     }
     assert_eq!(json(&data, &["triggers", "list"])?, before);
+    Ok(())
+}
+
+#[test]
+fn a_cron_consumer_reads_each_firing_once_with_tail_consumer_ack() -> Result {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("store");
+    ok(
+        &data,
+        &["triggers", "add", "first", "WHEN", "FIRST_PURCHASE"],
+    )?;
+    let rows: Vec<(String, i64)> = (0..5).map(|i| (format!("c{i}"), T0 + i * 1_000)).collect();
+    let day: Vec<(&str, i64, &str, f64)> = rows
+        .iter()
+        .map(|(c, t)| (c.as_str(), *t, "purchase", 10.0))
+        .collect();
+    import(&data, &events(dir.path(), "day1.csv", &day)?, &[], 5)?;
+    let customers = |fired: &[Value]| -> Vec<String> {
+        fired
+            .iter()
+            .map(|f| f["customer"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    let mailer = ["--consumer", "mailer", "--ack", "--count", "3"];
+    assert_eq!(customers(&tail(&data, &mailer)?), ["c0", "c1", "c2"]);
+    assert_eq!(customers(&tail(&data, &mailer)?), ["c3", "c4"]);
+    assert!(tail(&data, &mailer)?.is_empty(), "nothing new");
+    // Without --ack the position stays; another consumer has its own.
+    assert_eq!(customers(&tail(&data, &["--consumer", "crm"])?).len(), 5);
+    assert_eq!(customers(&tail(&data, &["--consumer", "crm"])?).len(), 5);
+    let (_, said) = run(&data, &["triggers", "ack", "crm", "4"], 0)?;
+    assert!(said.contains("consumer crm is at firing 4"), "{said}");
+    assert_eq!(customers(&tail(&data, &["--consumer", "crm"])?), ["c4"]);
+    let listing = ok(&data, &["triggers", "list"])?;
+    assert!(
+        listing.contains("consumer crm: acknowledged up to firing 4"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("consumer mailer: acknowledged up to firing 5"),
+        "{listing}"
+    );
+    // Refused, changing nothing: an id never given, a bad name, --ack without a consumer.
+    let (_, said) = run(&data, &["triggers", "ack", "crm", "9"], 1)?;
+    assert!(
+        said.contains("9 was never given to a firing; the newest firing is 5"),
+        "{said}"
+    );
+    let (_, said) = run(&data, &["triggers", "ack", "no spaces", "1"], 2)?;
+    assert!(said.contains("consumer name"), "{said}");
+    let (_, said) = run(&data, &["triggers", "tail", "--ack"], 2)?;
+    assert!(said.contains("--consumer"), "{said}");
+    let (_, said) = run(
+        &data,
+        &["triggers", "tail", "--consumer", "crm", "--since", "1"],
+        2,
+    )?;
+    assert!(said.contains("cannot be used with"), "{said}");
+    assert_eq!(customers(&tail(&data, &["--consumer", "crm"])?), ["c4"]);
     Ok(())
 }

@@ -239,3 +239,29 @@ pub fn installed(tool: &str) -> bool {
         .output()
         .is_ok_and(|out| out.status.success())
 }
+
+/// Whether a test that needs an outside tool runs: true when `found`; otherwise it says why it
+/// is skipped (`install` tells how to get the tool) and returns false, or fails when the
+/// environment variable `PERSONA_TEST_REQUIRE_TOOLS` is set (`.ci/run` sets it, so that CI
+/// never passes by skipping).
+pub fn runs_with(found: bool, tool: &str, install: &str) -> bool {
+    if found {
+        return true;
+    }
+    if std::env::var_os("PERSONA_TEST_REQUIRE_TOOLS").is_some() {
+        panic!("{tool} is required here (PERSONA_TEST_REQUIRE_TOOLS is set): {install}");
+    }
+    eprintln!("skipping: {tool} is not installed ({install})");
+    false
+}
+
+/// A Python 3 interpreter that imports redis-py (Debian's `python3-redis` goes with
+/// `/usr/bin/python3`, which may not be the first `python3` on the path).
+pub fn python_with_redis() -> Option<&'static str> {
+    ["python3", "/usr/bin/python3"].into_iter().find(|py| {
+        Command::new(py)
+            .args(["-c", "import redis"])
+            .output()
+            .is_ok_and(|out| out.status.success())
+    })
+}

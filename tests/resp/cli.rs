@@ -1,6 +1,7 @@
 //! The RESP server driven by the real `redis-cli` and `redis-benchmark` (Debian package
 //! `redis-tools`; `.ci/run` installs it), and the `persona serve` binary itself. Without those
-//! tools the tests that need them say so and pass.
+//! tools the tests that need them say so and pass (and fail when `PERSONA_TEST_REQUIRE_TOOLS`
+//! is set, as in CI).
 
 use crate::common::resp::{TestResult, TestServer};
 use std::process::{Command, Output};
@@ -8,10 +9,7 @@ use std::process::{Command, Output};
 /// Whether `tool` runs here; prints why the test is skipped otherwise.
 fn available(tool: &str) -> bool {
     let found = crate::common::resp::installed(tool);
-    if !found {
-        eprintln!("skipping: {tool} is not installed (apt-get install redis-tools)");
-    }
-    found
+    crate::common::resp::runs_with(found, tool, "apt-get install redis-tools")
 }
 
 fn redis_cli(server: &TestServer, args: &[&str]) -> std::io::Result<Output> {

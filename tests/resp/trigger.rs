@@ -1,5 +1,6 @@
-//! Triggers over RESP: `TRIGGER.ADD`, `TRIGGER.LIST`, `TRIGGER.DEL`, `TRIGGER.READ`, and live
-//! delivery with `SUBSCRIBE` / `PSUBSCRIBE` (the `redis` crate's pub/sub client and raw bytes).
+//! Triggers over RESP: `TRIGGER.ADD`, `TRIGGER.LIST`, `TRIGGER.DEL`, `TRIGGER.READ`,
+//! `TRIGGER.ACK`, and live delivery with `SUBSCRIBE` / `PSUBSCRIBE` (the `redis` crate's pub/sub
+//! client, redis-py's `pubsub()` when Debian's `python3-redis` is installed, and raw bytes).
 
 use crate::common::resp::{TestResult, TestServer};
 use crate::common::T0;
@@ -292,6 +293,171 @@ fn a_generated_stream_publishes_exactly_what_the_outbox_holds() -> TestResult {
     assert!(
         ps.get_message().is_err(),
         "a message the outbox does not hold"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_consumer_acknowledges_and_resumes_after_its_position() -> TestResult {
+    let server = start()?;
+    let mut con = server.client()?;
+    redis::cmd("TRIGGER.ADD")
+        .arg(&["first", "WHEN", "FIRST_PURCHASE"])
+        .query::<String>(&mut con)?;
+    for (i, c) in ["a", "b", "c"].into_iter().enumerate() {
+        purchase(&mut con, c, T0 + i as i64, 5.0)?;
+    }
+    type Page = Vec<std::collections::HashMap<String, redis::Value>>;
+    let customers = |page: &Page| -> Result<Vec<String>, redis::RedisError> {
+        page.iter()
+            .map(|f| redis::from_redis_value(&f["customer"]))
+            .collect()
+    };
+    let read = |con: &mut redis::Connection| -> Result<Page, redis::RedisError> {
+        redis::cmd("TRIGGER.READ")
+            .arg(&["CONSUMER", "mailer", "COUNT", "2"])
+            .query(con)
+    };
+    let page = read(&mut con)?;
+    assert_eq!(
+        customers(&page)?,
+        ["a", "b"],
+        "never acknowledged: from the start"
+    );
+    let at: u64 = redis::cmd("TRIGGER.ACK")
+        .arg(&["mailer", "2"])
+        .query(&mut con)?;
+    assert_eq!(at, 2);
+    assert_eq!(customers(&read(&mut con)?)?, ["c"]);
+    let at: u64 = redis::cmd("TRIGGER.ACK")
+        .arg(&["mailer", "1"])
+        .query(&mut con)?;
+    assert_eq!(at, 2, "a position never goes back");
+    let err = redis::cmd("TRIGGER.ACK")
+        .arg(&["mailer", "7"])
+        .query::<u64>(&mut con)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("7 was never given to a firing; the newest firing is 3"),
+        "{err}"
+    );
+    let err = redis::cmd("TRIGGER.READ")
+        .arg(&["CONSUMER", "mailer", "SINCE", "1"])
+        .query::<redis::Value>(&mut con)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("SINCE and CONSUMER exclude each other"),
+        "{err}"
+    );
+    let err = redis::cmd("TRIGGER.ACK")
+        .arg(&["bad name", "1"])
+        .query::<u64>(&mut con)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("consumer name"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn redis_py_pubsub_receives_exactly_the_firings_of_a_generated_stream() -> TestResult {
+    use crate::common::resp::{python_with_redis, runs_with};
+    use persona::generator::{Generator, GeneratorConfig};
+    use std::io::{BufRead, Write};
+    let python = python_with_redis();
+    if !runs_with(
+        python.is_some(),
+        "redis-py",
+        "apt-get install python3-redis",
+    ) {
+        return Ok(());
+    }
+    let server = start()?;
+    let mut con = server.client()?;
+    for def in [
+        &["first", "WHEN", "FIRST_PURCHASE"][..],
+        &["to_seg1", "WHEN", "SEGMENT_ENTER", "1", "COOLDOWN", "0"],
+        &["likely", "WHEN", "PROPENSITY_ABOVE", "0.5", "COOLDOWN", "0"],
+        &["quiet", "WHEN", "INACTIVE_DAYS", "20", "COOLDOWN", "0"],
+    ] {
+        redis::cmd("TRIGGER.ADD")
+            .arg(def)
+            .query::<String>(&mut con)?;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/resp/py/pubsub.py");
+    let mut py = std::process::Command::new(python.unwrap_or("python3"))
+        .arg(script)
+        .arg(server.addr.port().to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut stdout = std::io::BufReader::new(py.stdout.take().ok_or("no stdout")?);
+    let mut line = String::new();
+    stdout.read_line(&mut line)?;
+    assert_eq!(line.trim(), "ready", "the subscriber did not start");
+    let events: Vec<persona::Event> = Generator::new(GeneratorConfig {
+        customers: 300,
+        events: 6000,
+        seed: 9,
+        ..GeneratorConfig::default()
+    })?
+    .collect();
+    for chunk in events.chunks(500) {
+        let mut pipe = redis::pipe();
+        for e in chunk {
+            let cmd = pipe
+                .cmd("EVENT.ADD")
+                .arg(&e.customer_id)
+                .arg(e.kind.as_str());
+            if let Some(v) = e.value {
+                cmd.arg(v);
+            }
+            cmd.arg("TS").arg(e.timestamp_ms).ignore();
+        }
+        pipe.query::<()>(&mut con)?;
+    }
+    let mut outbox: Vec<(u64, String)> = Vec::new();
+    loop {
+        let since = outbox.last().map_or(0, |f| f.0).to_string();
+        let page: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("TRIGGER.READ")
+            .arg(&["SINCE", &since, "COUNT", "10000"])
+            .query(&mut con)?;
+        if page.is_empty() {
+            break;
+        }
+        for f in page {
+            outbox.push((
+                redis::from_redis_value(&f["id"])?,
+                redis::from_redis_value(&f["trigger"])?,
+            ));
+        }
+    }
+    let kinds: std::collections::BTreeSet<&str> = outbox.iter().map(|f| f.1.as_str()).collect();
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        ["first", "likely", "quiet", "to_seg1"],
+        "segment changes, propensity crossings and silences all fired on this stream"
+    );
+    let mut stdin = py.stdin.take().ok_or("no stdin")?;
+    writeln!(stdin, "{}", outbox.len())?;
+    drop(stdin);
+    let mut report = String::new();
+    stdout.read_line(&mut report)?;
+    assert!(py.wait()?.success(), "the subscriber failed");
+    let got: Vec<serde_json::Value> = serde_json::from_str(&report)?;
+    let mut live: Vec<(u64, String)> = Vec::new();
+    for m in &got {
+        assert_eq!(m["type"], "pmessage", "{m}");
+        assert_eq!(m["pattern"], "persona:trigger:*", "{m}");
+        let v: serde_json::Value = serde_json::from_str(m["data"].as_str().unwrap_or(""))?;
+        let trigger = v["trigger"].as_str().unwrap_or("").to_string();
+        assert_eq!(m["channel"], format!("persona:trigger:{trigger}"), "{m}");
+        live.push((v["id"].as_u64().unwrap_or(0), trigger));
+    }
+    assert_eq!(
+        live, outbox,
+        "each firing once, in id order, and nothing else"
     );
     Ok(())
 }
