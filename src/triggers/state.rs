@@ -52,7 +52,9 @@ pub(crate) struct TriggerState {
     /// (trigger, customer) → time of the last firing.
     last: HashMap<(String, String), i64>,
     /// customer → (day, firings that day).
-    today: HashMap<String, (i64, u32)>,
+    /// customer → firings per day, of the two latest days they fired on (an event may come a
+    /// day late): (day, firings), the older first.
+    today: HashMap<String, [(i64, u32); 2]>,
     /// Per trigger: firings written and suppressed since the store was opened.
     pub(crate) counts: HashMap<String, (u64, u64)>,
     /// Per `INACTIVE_DAYS` trigger, by name: when each customer falls silent.
@@ -178,14 +180,30 @@ impl TriggerState {
     }
 
     fn note(&mut self, f: &Fired) {
-        self.last
-            .insert((f.trigger.clone(), f.customer.clone()), f.time_ms);
+        // A late firing does not shorten the cooldown of a newer one.
+        let last = (self.last)
+            .entry((f.trigger.clone(), f.customer.clone()))
+            .or_insert(f.time_ms);
+        *last = (*last).max(f.time_ms);
         let day = f.time_ms.div_euclid(DAY_MS);
-        let e = self.today.entry(f.customer.clone()).or_insert((day, 0));
-        if e.0 != day {
-            *e = (day, 0);
+        let days = (self.today)
+            .entry(f.customer.clone())
+            .or_insert([(i64::MIN, 0); 2]);
+        if let Some(slot) = days.iter_mut().find(|(d, _)| *d == day) {
+            slot.1 += 1;
+        } else if day > days[0].0 {
+            // The older of the two days makes room.
+            days[0] = (day, 1);
+            days.sort_unstable_by_key(|(d, _)| *d);
         }
-        e.1 += 1;
+    }
+
+    /// Firings of `customer` committed on `day` (0 for a day older than the two kept).
+    fn fired_on(&self, customer: &str, day: i64) -> u32 {
+        self.today
+            .get(customer)
+            .and_then(|days| days.iter().find(|(d, _)| *d == day))
+            .map_or(0, |(_, n)| *n)
     }
 
     /// The firings of an event of `customer` at `t_ms` that took their profile from `before`
@@ -257,11 +275,7 @@ impl TriggerState {
         let cooling = t.cooldown_days > 0.0
             && last
                 .is_some_and(|l| t_ms.saturating_sub(l) < (t.cooldown_days * DAY_MS as f64) as i64);
-        let today = self
-            .today
-            .get(customer)
-            .filter(|(d, _)| *d == day)
-            .map_or(0, |(_, n)| *n)
+        let today = self.fired_on(customer, day)
             + mine
                 .filter(|p| p.fired.time_ms.div_euclid(DAY_MS) == day)
                 .count() as u32;
@@ -535,7 +549,8 @@ impl TriggerState {
                 .is_some_and(|c| t.saturating_add(*c) > now_ms)
         });
         // Yesterday's too: an event may come a little late.
-        self.today.retain(|_, (d, _)| *d >= day - 1);
+        self.today
+            .retain(|_, days| days.iter().any(|(d, _)| *d >= day - 1));
     }
 
     /// Forgets an erased customer.
@@ -699,6 +714,34 @@ mod tests {
         // Three days on, `first` may fire again.
         let (f, _) = s.evaluate("c", 3 * DAY_MS, cross, &[], &none());
         assert_eq!(f[0].fired.trigger, "first");
+    }
+
+    #[test]
+    fn a_late_firing_keeps_the_newer_day_s_count_and_cooldown() {
+        let mut s = state(&["big SPEND_ABOVE 10 COOLDOWN 2"], 1);
+        let cross = (obs(0, 0.1, 0.0, 0), obs(0, 0.1, 20.0, 1));
+        let (f, _) = s.evaluate("c", 5 * DAY_MS, cross, &[], &none());
+        s.committed(&f, &[], 0, &[]);
+        // A day-late event fires for its own day (another trigger: the cap is per day).
+        let mut late = state(
+            &[
+                "big SPEND_ABOVE 10 COOLDOWN 2",
+                "x SPEND_ABOVE 5 COOLDOWN 0",
+            ],
+            1,
+        );
+        std::mem::swap(&mut late.last, &mut s.last);
+        std::mem::swap(&mut late.today, &mut s.today);
+        late.next_id = s.next_id;
+        let (f, sup) = late.evaluate("c", 4 * DAY_MS, cross, &[], &none());
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].fired.trigger, "x");
+        assert_eq!(sup, ["big"], "big cooled down from the newer firing");
+        late.committed(&f, &[], 0, &[]);
+        // Day 5's count survived the late firing of day 4: the cap still holds on day 5.
+        let (f, _) = late.evaluate("c", 5 * DAY_MS + 1, cross, &[], &none());
+        assert!(f.is_empty(), "day 5 has had its one firing");
+        assert_eq!(late.last[&("big".to_string(), "c".to_string())], 5 * DAY_MS);
     }
 
     #[test]
