@@ -94,6 +94,8 @@ pub struct Config {
     /// Age in days (event time, against the watermark) past which firings are removed; none:
     /// no limit.
     pub(crate) trigger_retention_days: Option<f64>,
+    /// The consent of a customer who set none (`features/consent.rs`).
+    pub(crate) consent_defaults: crate::features::consent::Consent,
     pub(crate) drift_reaction: DriftReaction,
     pub(crate) snapshot_every: u64,
     pub(crate) model_versions: usize,
@@ -185,6 +187,7 @@ impl Config {
             trigger_daily_cap: 3,
             trigger_retention: 1_000_000,
             trigger_retention_days: None,
+            consent_defaults: crate::features::consent::Consent::default(),
             drift_reaction: DriftReaction::Warn,
             snapshot_every: 1000,
             model_versions: 8,
@@ -193,6 +196,17 @@ impl Config {
             profile_ttl_days: None,
             purge_interval_secs: 3600,
         }
+    }
+
+    /// The consent of a customer who never set `consent.profiling` / `consent.marketing`
+    /// (see [`Consent`](crate::Consent)). Default: both given. May change between opens: it
+    /// applies to those customers from then on.
+    pub fn consent_defaults(mut self, profiling: bool, marketing: bool) -> Config {
+        self.consent_defaults = crate::features::consent::Consent {
+            profiling,
+            marketing,
+        };
+        self
     }
 
     /// Number of customer segments k. Default 8. Fixed when the store is created.
@@ -647,6 +661,14 @@ impl Config {
         set(&mut c.model.seed, f.seed);
         set(&mut c.trigger_daily_cap, f.trigger_daily_cap);
         set(&mut c.trigger_retention, f.trigger_retention);
+        set(
+            &mut c.consent_defaults.profiling,
+            f.consent_profiling_default,
+        );
+        set(
+            &mut c.consent_defaults.marketing,
+            f.consent_marketing_default,
+        );
         if f.trigger_retention_days.is_some() {
             c.trigger_retention_days = f.trigger_retention_days;
         }
@@ -698,6 +720,8 @@ struct ConfigFile {
     trigger_daily_cap: Option<u32>,
     trigger_retention: Option<u64>,
     trigger_retention_days: Option<f64>,
+    consent_profiling_default: Option<bool>,
+    consent_marketing_default: Option<bool>,
     segments: Option<usize>,
     half_life_days: Option<f64>,
     horizon_days: Option<f64>,

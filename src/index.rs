@@ -45,6 +45,7 @@
 
 mod sublists;
 
+use crate::features::consent::Consent;
 use crate::features::vector::{FeatureLayout, TimeDependence, LOG_RANGE};
 use crate::features::{ProfileState, DAY_MS};
 use crate::storage::Store;
@@ -436,6 +437,9 @@ pub(crate) struct LookalikeIndex {
     state: Mutex<BuildState>,
     done: parking_lot::Condvar,
     stop: AtomicBool,
+    /// The consent of a customer who set none: those without consent to profiling are not
+    /// indexed (`features/consent.rs`).
+    consent: Consent,
 }
 
 impl LookalikeIndex {
@@ -459,7 +463,19 @@ impl LookalikeIndex {
             state: Mutex::new(BuildState::Building),
             done: parking_lot::Condvar::new(),
             stop: AtomicBool::new(false),
+            consent: Consent::default(),
         }
+    }
+
+    /// The index, with `defaults` the consent of a customer who set none.
+    pub(crate) fn with_consent(mut self, defaults: Consent) -> LookalikeIndex {
+        self.consent = defaults;
+        self
+    }
+
+    /// Whether a profile in `state` may be indexed (its customer consents to profiling).
+    fn indexable(&self, state: &ProfileState) -> bool {
+        Consent::of(state, self.consent).profiling
     }
 
     /// Whether every profile is indexed (queries may use it).
@@ -489,19 +505,28 @@ impl LookalikeIndex {
     }
 
     /// Applies a committed batch: erased customers leave, written profiles get their new rows
-    /// (and move to another sub-list when their segment or their codes changed).
+    /// (and move to another sub-list when their segment or their codes changed); a written
+    /// profile without consent to profiling leaves.
     pub(crate) fn commit<'a>(
         &self,
         written: impl Iterator<Item = (&'a str, Option<u16>, &'a ProfileState)>,
         erased: impl Iterator<Item = &'a str>,
     ) {
         // Rows are computed before taking the lock, so readers wait only for the copying.
+        let mut private: Vec<&str> = Vec::new();
         let rows: Vec<(&str, u16, Row)> = written
+            .filter(|(id, _, state)| {
+                let ok = self.indexable(state);
+                if !ok {
+                    private.push(id);
+                }
+                ok
+            })
             .map(|(id, seg, state)| (id, self.bucket_of(seg), self.quantiser.row(state)))
             .collect();
         let width = self.quantiser.width();
         let mut data = self.data.write();
-        for id in erased {
+        for id in erased.chain(private) {
             data.remove(id, width);
         }
         for (id, bucket, row) in &rows {
@@ -607,6 +632,7 @@ impl LookalikeIndex {
             }
             let (id, bytes) = item.map_err(|e| e.to_string())?;
             match store.decode_profile_current(&id, &bytes) {
+                Ok(rec) if !self.indexable(&rec.state) => {}
                 Ok(rec) => {
                     let row = self.quantiser.row(&rec.state);
                     pending.push((id, self.bucket_of(rec.segment), row));

@@ -109,14 +109,16 @@ pub use db::{
 };
 pub use error::{Error, Result, StorageError};
 pub use event::{parse_timestamp, Event, EventKind, InvalidEvent};
+pub use features::consent::Consent;
 pub use features::AttrValue;
 pub use model::{drift::Detection, ModelConfig, ModelError};
 pub use pipeline::{Ack, MaintenanceOutcome, WriteStats};
 pub use query::recommend::{Catalogue, RecommendOptions, Suggestion};
 pub use query::Popular;
 pub use query::{
-    ActionSummary, Contribution, CustomerExport, Engagement, HistoryItem, ModelInfo, Profile,
-    Recommendation, Score, SegmentDistance, SegmentInfo, SimilarCustomer,
+    ActionSummary, ConsentChange, Contribution, CustomerExport, Engagement, ExportedConsent,
+    HistoryItem, ModelInfo, Profile, Recommendation, Score, SegmentDistance, SegmentInfo,
+    SimilarCustomer,
 };
 pub use server::{serve, Limits, Server, ServerConfig, ShutdownHandle};
 pub use storage::check::{check_store, CheckReport, Problem, ProblemKind};

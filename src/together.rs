@@ -388,6 +388,9 @@ pub(crate) struct Together {
     /// When the table was made and when its rebuild ended (for benchmarks).
     created: std::time::Instant,
     finished: Mutex<Option<std::time::Instant>>,
+    /// The consent of a customer who set none: the lists of those without consent to
+    /// profiling are not counted (`features/consent.rs`).
+    consent: crate::features::consent::Consent,
 }
 
 impl Together {
@@ -406,7 +409,14 @@ impl Together {
             stop: AtomicBool::new(false),
             created: std::time::Instant::now(),
             finished: Mutex::new(None),
+            consent: crate::features::consent::Consent::default(),
         }
+    }
+
+    /// The table, with `defaults` the consent of a customer who set none.
+    pub(crate) fn with_consent(mut self, defaults: crate::features::consent::Consent) -> Together {
+        self.consent = defaults;
+        self
     }
 
     /// Seconds from the table's creation (the open) until its rebuild ended; 0 for a table
@@ -477,7 +487,13 @@ impl Together {
             }
             let (id, bytes) = entry.map_err(|e| e.to_string())?;
             match store.decode_profile_current(&id, &bytes) {
-                Ok(rec) if rec.affinity.items.len() > 1 => pending.push((id, rec.affinity.items)),
+                Ok(rec)
+                    if rec.affinity.items.len() > 1
+                        && crate::features::consent::Consent::of(&rec.state, self.consent)
+                            .profiling =>
+                {
+                    pending.push((id, rec.affinity.items))
+                }
                 Ok(_) => {}
                 Err(e) => tracing::warn!("co-occurrence: skipping a profile: {e}"),
             }

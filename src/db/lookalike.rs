@@ -3,6 +3,7 @@
 use super::*;
 use crate::error::Result;
 use crate::event::validate_customer_id;
+use crate::features::consent::{self, Consent};
 use crate::index::BuildState;
 use crate::model::ModelState;
 use crate::query::similar::Scan;
@@ -72,6 +73,10 @@ impl Db {
         let Some(rec) = self.inner.store.profile_current(customer_id)? else {
             return Ok(None);
         };
+        let consent = self.inner.config.consent_defaults;
+        if !Consent::of(&rec.state, consent).profiling {
+            return Err(consent::refused(customer_id, "profiling"));
+        }
         let model = self.model();
         let z = self.standardised(&rec.state, &model);
         let scan = self.similar_scan(&rec.state, &model, k, exact)?;
@@ -80,7 +85,10 @@ impl Db {
             &model,
             &self.inner.layout,
             &z,
-            customer_id,
+            similar::Eligible {
+                exclude: customer_id,
+                consent,
+            },
             k,
             scan,
         )

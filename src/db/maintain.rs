@@ -94,6 +94,7 @@ impl Db {
                 &self.inner.layout,
                 crate::query::refit::SAMPLE,
                 self.inner.config.model.seed,
+                self.inner.config.consent_defaults,
             )?;
             self.maintain(Maintenance::FitSegments(points))?;
             report.refitted = true;

@@ -209,8 +209,14 @@ impl Db {
             open_examples: AtomicUsize::new(0),
             snapshots: RwLock::new(Vec::new()),
             counters: Default::default(),
-            lookalikes: Arc::new(LookalikeIndex::new(layout.clone(), config.model.segments)),
-            together: Arc::new(Together::new(params.item_half_life_ms(), items_seen)),
+            lookalikes: Arc::new(
+                LookalikeIndex::new(layout.clone(), config.model.segments)
+                    .with_consent(config.consent_defaults),
+            ),
+            together: Arc::new(
+                Together::new(params.item_half_life_ms(), items_seen)
+                    .with_consent(config.consent_defaults),
+            ),
             triggers: RwLock::new(Arc::new(Vec::new())),
         });
         let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity);

@@ -126,6 +126,7 @@ impl Db {
             &self.inner.layout,
             store.params(),
             &examples,
+            self.inner.config.consent_defaults,
         )))
     }
 

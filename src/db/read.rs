@@ -4,6 +4,7 @@
 use super::*;
 use crate::error::{Error, Result};
 use crate::event::validate_customer_id;
+use crate::features::consent::{self, Consent};
 use crate::features::vector::FeatureLayout;
 use crate::model::ModelState;
 use crate::pipeline::WriteStats;
@@ -35,6 +36,7 @@ impl Db {
             record,
             &model,
             &self.inner.layout,
+            self.inner.config.consent_defaults,
         )))
     }
 
@@ -227,7 +229,14 @@ impl Db {
         self.inner.store.scan_profiles().map(move |item| {
             let (id, bytes) = item?;
             let rec = self.inner.store.decode_profile_current(&id, &bytes)?;
-            Ok(Profile::evaluate(&id, rec, &model, &self.inner.layout))
+            let consent = self.inner.config.consent_defaults;
+            Ok(Profile::evaluate(
+                &id,
+                rec,
+                &model,
+                &self.inner.layout,
+                consent,
+            ))
         })
     }
 
@@ -415,6 +424,9 @@ impl Db {
         let Some(rec) = self.inner.store.profile_current(customer_id)? else {
             return Ok(None);
         };
+        if !Consent::of(&rec.state, self.inner.config.consent_defaults).profiling {
+            return Err(consent::refused(customer_id, "profiling"));
+        }
         Ok(Some(score::score(
             customer_id,
             &rec.state,
@@ -458,7 +470,11 @@ impl Db {
         };
         let model = self.model();
         // The profile as of now: its nearest segment, and its engaged items for the suggestions.
-        let profile = Profile::evaluate(customer_id, rec, &model, &self.inner.layout);
+        let consent = self.inner.config.consent_defaults;
+        if !Consent::of(&rec.state, consent).marketing {
+            return Err(consent::refused(customer_id, "marketing"));
+        }
+        let profile = Profile::evaluate(customer_id, rec, &model, &self.inner.layout, consent);
         let Some(seg) = profile.segment.map(usize::from) else {
             return Err(Error::invalid_argument(
                 "segment",
@@ -546,6 +562,12 @@ impl Db {
             ));
         }
         let profile = self.profile(customer_id)?;
+        let consent = self.inner.config.consent_defaults;
+        if let Some(p) = profile.as_ref() {
+            if !Consent::of(&p.state, consent).marketing {
+                return Err(consent::refused(customer_id, "marketing"));
+            }
+        }
         let model = self.model();
         let described = if model.segments.is_seeded() {
             self.cached_segments(&model)?

@@ -96,7 +96,8 @@ pub fn validate_attribute(name: &str, value: &AttrValue) -> Result<()> {
             .map_err(|e| {
                 Error::invalid_argument(format!("attribute {name}"), format!("value {}", e.reason))
             }),
-    }
+    }?;
+    super::consent::validate(name, value)
 }
 
 #[cfg(test)]

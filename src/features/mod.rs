@@ -17,6 +17,7 @@
 pub mod affinity;
 pub mod attributes;
 pub mod categories;
+pub mod consent;
 pub mod raw;
 pub mod vector;
 

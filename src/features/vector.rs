@@ -27,7 +27,7 @@
 //! people, [`super::raw`] gives the same dimensions in days, counts and amounts, with "never"
 //! instead of the 365-day stand-in.
 
-use super::{AttrValue, FeatureParams, ProfileState, DAY_MS};
+use super::{consent, AttrValue, FeatureParams, ProfileState, DAY_MS};
 use crate::event::EventKind;
 
 /// Days assumed when a time is missing (no event / no purchase yet).
@@ -188,7 +188,9 @@ impl FeatureLayout {
         }
         let num_start = CORE_DIMS + p.category_buckets;
         let text_start = num_start + ATTR_NUMERIC_SLOTS;
-        for (name, value) in &s.attributes {
+        // Consent is no feature: a model does not learn who consented.
+        let attrs = s.attributes.iter().filter(|(n, _)| !consent::is_consent(n));
+        for (name, value) in attrs {
             match value {
                 AttrValue::Number(x) => {
                     let slot = slot_of(name.as_bytes(), ATTR_NUMERIC_SLOTS);

@@ -14,6 +14,7 @@ use super::batch::*;
 use super::cohorts::{self, REFITS_PER_HORIZON};
 use super::held;
 use crate::config::DriftReaction;
+use crate::features::consent::Consent;
 use crate::features::vector::FeatureLayout;
 use crate::features::ProfileState;
 use crate::model::drift::{Detection, MIN_EXAMPLES};
@@ -116,18 +117,24 @@ impl Engine {
         records: &HashMap<String, Working>,
         customer: &str,
     ) -> Option<(Option<u16>, f64)> {
-        let of = |segment: Option<u16>, p: f32| (segment, f64::from(p));
+        // A customer without consent to marketing is not acted on.
+        let defaults = self.config.consent_defaults;
+        let of = |state: &ProfileState, segment: Option<u16>, p: f32| {
+            Consent::of(state, defaults)
+                .marketing
+                .then(|| (segment, f64::from(p)))
+        };
         match records.get(customer) {
-            Some(w) => Some(of(w.record.segment, w.record.propensity)),
+            Some(w) => of(&w.record.state, w.record.segment, w.record.propensity),
             None => match self.unapplied.record(customer) {
-                Some(Pending::Record(r)) => Some(of(r.segment, r.propensity)),
+                Some(Pending::Record(r)) => of(&r.state, r.segment, r.propensity),
                 Some(Pending::Erased) => None,
                 None => {
                     let current = match self.recent.get(customer) {
                         Some(bytes) => store.decode_profile_current(customer, bytes).ok(),
                         None => store.profile_current(customer).ok().flatten(),
                     };
-                    current.map(|r| of(r.segment, r.propensity))
+                    current.and_then(|r| of(&r.state, r.segment, r.propensity))
                 }
             },
         }

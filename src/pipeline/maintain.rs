@@ -5,6 +5,7 @@
 use super::apply::*;
 use super::batch::*;
 use crate::error::{Error, Result};
+use crate::features::consent::Consent;
 use crate::storage::{queue, Store};
 use crate::triggers::Trigger;
 
@@ -33,6 +34,10 @@ impl Engine {
             let Ok(w) = self.load(store, &mut b.records, &id) else {
                 continue;
             };
+            // Without consent to profiling a customer joins no segment.
+            if !Consent::of(&w.record.state, self.config.consent_defaults).profiling {
+                continue;
+            }
             let x = self.layout.vector(&w.record.state, now);
             let Some((seg, dist)) = self.model.segments.assign(&x) else {
                 continue;

@@ -7,6 +7,7 @@
 
 use super::history::{self, HistoryItem};
 use super::Profile;
+use crate::features::consent;
 use crate::features::vector::FeatureLayout;
 use crate::features::{FeatureParams, ProfileState};
 use crate::model::ModelState;
@@ -55,6 +56,32 @@ pub struct CustomerExport {
     pub dedupe_floor_ms: Option<i64>,
     /// The trigger firings the outbox holds for this customer, oldest first.
     pub triggers: Vec<crate::triggers::Fired>,
+    /// Consent per purpose now, and its changes in the retained history.
+    pub consent: ExportedConsent,
+}
+
+/// A customer's consent in an export (`features/consent.rs`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExportedConsent {
+    /// Consent to profiling now (the store's default if the customer never set it).
+    pub profiling: bool,
+    /// Consent to marketing now (likewise).
+    pub marketing: bool,
+    /// Every change of either the retained history holds, oldest first.
+    pub changes: Vec<ConsentChange>,
+}
+
+/// One change of consent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConsentChange {
+    /// The profile version that recorded it.
+    pub version: u64,
+    /// `profiling` or `marketing`.
+    pub purpose: &'static str,
+    /// Whether consent was given (true) or withdrawn (false).
+    pub granted: bool,
+    /// When the writer recorded it (wall clock, unix ms).
+    pub at_ms: Option<i64>,
 }
 
 /// One retained version of a profile.
@@ -122,6 +149,7 @@ pub(crate) fn export(
     layout: &FeatureLayout,
     params: &FeatureParams,
     examples: &StoredExamples,
+    consent: consent::Consent,
 ) -> CustomerExport {
     let names = layout.names();
     let by_name = |features: &[f32]| -> serde_json::Map<String, serde_json::Value> {
@@ -151,13 +179,41 @@ pub(crate) fn export(
         });
     let mut training_examples: Vec<ExportedLabelledExample> = held.chain(cohorts).collect();
     training_examples.sort_by_key(|e| e.deadline_ms);
-    let current = Profile::evaluate(customer_id, record.clone().into_current(), model, layout);
+    let current = Profile::evaluate(
+        customer_id,
+        record.clone().into_current(),
+        model,
+        layout,
+        consent,
+    );
     let mut changes = history::recent(record, usize::MAX);
     changes.reverse();
+    let mut consent_changes = Vec::new();
     let history = changes
         .into_iter()
         .filter_map(|change| {
             let (state, _, _) = record.state_at(change.version, params).ok()?;
+            for (purpose, name, at) in [
+                ("profiling", consent::PROFILING, consent::PROFILING_AT),
+                ("marketing", consent::MARKETING, consent::MARKETING_AT),
+            ] {
+                if !change.attributes.iter().any(|a| a == name) {
+                    continue;
+                }
+                let granted = state.attributes.get(name).and_then(consent::parse);
+                let at_ms = match state.attributes.get(at) {
+                    Some(crate::AttrValue::Number(ms)) => Some(*ms as i64),
+                    _ => None,
+                };
+                if let Some(granted) = granted {
+                    consent_changes.push(ConsentChange {
+                        version: change.version,
+                        purpose,
+                        granted,
+                        at_ms,
+                    });
+                }
+            }
             let profile =
                 Profile::of_state(customer_id, change.version, state, model, layout, None);
             Some(ExportedVersion {
@@ -204,5 +260,13 @@ pub(crate) fn export(
             .count(),
         dedupe_floor_ms: record.dedupe_floor_ms,
         triggers: examples.triggers.clone(),
+        consent: {
+            let now = consent::Consent::of(&record.state, consent);
+            ExportedConsent {
+                profiling: now.profiling,
+                marketing: now.marketing,
+                changes: consent_changes,
+            }
+        },
     }
 }

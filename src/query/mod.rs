@@ -16,7 +16,7 @@ pub mod segments;
 pub mod similar;
 pub mod strategy;
 
-pub use export::CustomerExport;
+pub use export::{ConsentChange, CustomerExport, ExportedConsent};
 pub use history::HistoryItem;
 pub use score::{Contribution, Score};
 pub use segment_stats::Popular;
@@ -25,6 +25,7 @@ pub use similar::SimilarCustomer;
 pub use strategy::{ActionSummary, Recommendation};
 
 use crate::features::affinity::{decay, Engaged};
+use crate::features::consent::Consent;
 use crate::features::vector::FeatureLayout;
 use crate::features::{AttrValue, ProfileState};
 use crate::model::ModelState;
@@ -79,13 +80,16 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// Evaluates a record's current version as of the model's watermark.
+    /// Evaluates a record's current version as of the model's watermark. A customer without
+    /// consent to profiling (`consent`: the store's defaults) joins no segment.
     pub(crate) fn evaluate(
         customer_id: &str,
         record: RecordCurrent,
         model: &ModelState,
         layout: &FeatureLayout,
+        consent: Consent,
     ) -> Profile {
+        let profiling = Consent::of(&record.state, consent).profiling;
         let mut p = Profile::of_state(
             customer_id,
             record.version,
@@ -94,6 +98,10 @@ impl Profile {
             layout,
             None,
         );
+        if !profiling {
+            p.segment = None;
+            p.segment_distance = None;
+        }
         p.assigned_segment = record.segment;
         let half_life = layout.params().item_half_life_ms();
         let (items, categories) = (&record.affinity.items, &record.affinity.categories);

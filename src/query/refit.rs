@@ -21,6 +21,7 @@ pub(crate) fn sample(
     layout: &FeatureLayout,
     sample: usize,
     seed: u64,
+    consent: crate::features::consent::Consent,
 ) -> Result<Vec<Vec<f64>>> {
     let mut rng = Pcg64::seed_from_u64(seed);
     let now = model.watermark_ms;
@@ -32,7 +33,9 @@ pub(crate) fn sample(
             // A damaged record is left out of the sample; `persona check` reports it.
             continue;
         };
-        if rec.state.event_count == 0 {
+        // Without events nothing to segment; without consent to profiling, not to be fitted.
+        let profiling = crate::features::consent::Consent::of(&rec.state, consent).profiling;
+        if rec.state.event_count == 0 || !profiling {
             continue;
         }
         seen += 1;

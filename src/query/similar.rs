@@ -8,6 +8,7 @@
 //! exact; only which profiles are looked at is approximate.
 
 use crate::error::Result;
+use crate::features::consent::Consent;
 use crate::features::vector::FeatureLayout;
 use crate::model::ModelState;
 use crate::storage::record::RecordCurrent;
@@ -56,17 +57,27 @@ pub(crate) enum Scan {
     Candidates(Vec<String>),
 }
 
-/// The `k` customers nearest to `query` (a standardised vector), excluding `exclude`, among
-/// the profiles `scan` names, each evaluated as of the watermark from its record.
+/// Who may be a lookalike: anyone but the customer asking, among those who consent to
+/// profiling (`consent`: the store's defaults).
+pub(crate) struct Eligible<'a> {
+    /// The customer the search is for.
+    pub(crate) exclude: &'a str,
+    /// The consent of a customer who set none.
+    pub(crate) consent: Consent,
+}
+
+/// The `k` customers nearest to `query` (a standardised vector) among the profiles `scan`
+/// names that are `eligible`, each evaluated as of the watermark from its record.
 pub(crate) fn search(
     store: &Store,
     model: &ModelState,
     layout: &FeatureLayout,
     query: &[f64],
-    exclude: &str,
+    eligible: Eligible<'_>,
     k: usize,
     scan: Scan,
 ) -> Result<Vec<SimilarCustomer>> {
+    let Eligible { exclude, consent } = eligible;
     let now = model.watermark_ms;
     let mut heap: BinaryHeap<Candidate> = BinaryHeap::with_capacity(k + 1);
     let mut x = vec![0.0; layout.dim()];
@@ -81,7 +92,8 @@ pub(crate) fn search(
         }
     };
     let mut consider = |id: &str, rec: &RecordCurrent| {
-        if id == exclude {
+        // A customer without consent to profiling is nobody's lookalike.
+        if id == exclude || !Consent::of(&rec.state, consent).profiling {
             return;
         }
         layout.write_vector(&rec.state, now, &mut x);

@@ -1,0 +1,245 @@
+//! Consent per purpose (`consent.profiling`, `consent.marketing`): a customer without consent
+//! to profiling leaves every shared structure exactly as a run without their events; one
+//! without consent to marketing is never in a trigger, a strategy or a recommendation; a
+//! withdrawal takes the customer out of the segments and the lookalikes; every change is in
+//! the history and the export with its time; bad values are refused.
+
+mod common;
+
+use common::{config, DAY, T0};
+use persona::generator::{Generator, GeneratorConfig};
+use persona::testing::storage::keys;
+use persona::testing::DbInternals;
+use persona::{AttrValue, Choice, Db, Event, EventKind, Feedback, Search};
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+fn text(v: &str) -> AttrValue {
+    AttrValue::Text(v.into())
+}
+
+/// A generated stream of 150 customers, and the events of `extra` interleaved by time (items,
+/// categories and purchases, the last one a day after everything else).
+fn stream(extra: Option<&str>) -> Result<Vec<Event>> {
+    let mut events: Vec<Event> = Generator::new(GeneratorConfig {
+        customers: 150,
+        events: 3000,
+        seed: 11,
+        items: 40,
+        ..GeneratorConfig::default()
+    })?
+    .collect();
+    let last = events.iter().map(|e| e.timestamp_ms).max().unwrap_or(T0);
+    if let Some(x) = extra {
+        for i in 0..30i64 {
+            let t = T0 + i * 2 * DAY;
+            let e = if i % 3 == 0 {
+                Event::new(x, t, EventKind::Purchase)
+                    .with_value(40.0 + i as f64)
+                    .with_item(format!("item-{}", i % 5))
+                    .with_category("garden")
+            } else {
+                Event::new(x, t, EventKind::View).with_item(format!("item-{}", i % 7))
+            };
+            events.push(e);
+        }
+        events.push(Event::new(x, last + DAY, EventKind::Purchase).with_value(99.0));
+    }
+    events.sort_by_key(|e| e.timestamp_ms);
+    Ok(events)
+}
+
+/// Every key and value of the store but the model record, its snapshots, the meta records
+/// (which carry the model version: one more commit in the store with the private customer),
+/// the expiry queue's log (one delta key per batch: where batches end differs; what it holds
+/// is derived from the records, compared here) and the private customer's own record.
+fn shared_keys(db: &Db, private: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let own = keys::profile(private);
+    let mut out = Vec::new();
+    for item in db.store().sled().iter() {
+        let (k, v) = item?;
+        let skip =
+            [keys::META, keys::SNAPSHOT, keys::QUEUE].contains(&k[0]) || k[..] == keys::MODEL[..];
+        if !skip && k[..] != own[..] {
+            out.push((k.to_vec(), v.to_vec()));
+        }
+    }
+    Ok(out)
+}
+
+#[test]
+fn without_consent_to_profiling_the_shared_state_is_bit_identical_to_a_run_without_them(
+) -> Result<()> {
+    let (a, b) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let with = config(a.path()).open()?;
+    let without = config(b.path()).open()?;
+    with.set_attributes("x", vec![("consent.profiling".into(), text("no"))])?;
+    for (db, events) in [(&with, stream(Some("x"))?), (&without, stream(None)?)] {
+        for chunk in events.chunks(64) {
+            for r in db.ingest_batch(chunk.to_vec())? {
+                r?;
+            }
+        }
+    }
+    // Their own record has every event; they are in no segment.
+    let x = with.profile("x")?.ok_or("x is stored")?;
+    assert_eq!(x.event_count, 31);
+    assert_eq!((x.segment, x.assigned_segment), (None, None));
+    assert!(!x.top_items.is_empty(), "their own lists are kept");
+    // The models, and every other key (sample, queue, held examples, cohorts), as without them.
+    let mut m = (*with.model()).clone();
+    m.version = without.model().version;
+    assert!(m == *without.model(), "the model state differs");
+    let (mine, theirs) = (shared_keys(&with, "x")?, shared_keys(&without, "x")?);
+    let differ: Vec<String> = mine
+        .iter()
+        .filter(|kv| !theirs.contains(kv))
+        .chain(theirs.iter().filter(|kv| !mine.contains(kv)))
+        .map(|(k, _)| String::from_utf8_lossy(&k[..k.len().min(12)]).into_owned())
+        .collect();
+    assert!(differ.is_empty(), "keys that differ: {differ:?}");
+    let open = |db: &Db| db.model_info().pending_examples;
+    assert_eq!(
+        open(&with),
+        open(&without),
+        "the same open training examples"
+    );
+    let export = with.export_customer("x")?.ok_or("x")?;
+    assert!(export.pending_example.is_none() && export.training_examples.is_empty());
+    // Nothing profiles them: score, lookalikes, feedback refused, saying why.
+    for err in [
+        with.score("x").map(|_| ()),
+        with.similar("x", 3, Search::Exact).map(|_| ()),
+        with.feedback(Feedback::new("x", "vip_offer", true))
+            .map(|_| ()),
+    ] {
+        let e = err.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("\"x\" has not consented to profiling"), "{e}");
+    }
+    let someone = with.profiles().next().ok_or("a profile")??.customer_id;
+    let near = with
+        .similar(&someone, 500, Search::Exact)?
+        .unwrap_or_default();
+    assert!(
+        near.iter().all(|s| s.customer_id != "x"),
+        "x is nobody's lookalike"
+    );
+    Ok(())
+}
+
+#[test]
+fn without_consent_to_marketing_a_customer_is_never_acted_on() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = config(dir.path()).open()?;
+    db.trigger_add("first", &["FIRST_PURCHASE", "COOLDOWN", "0"])?;
+    db.set_attributes("y", vec![("consent.marketing".into(), text("false"))])?;
+    for events in stream(Some("y"))?.chunks(64) {
+        for r in db.ingest_batch(events.to_vec())? {
+            r?;
+        }
+    }
+    let fired = db.read_triggers(0, 10_000)?;
+    assert!(fired.len() > 50, "the others fire: {}", fired.len());
+    assert!(fired.iter().all(|f| f.customer != "y"));
+    // Profiled all the same: a segment and a score.
+    assert!(db.profile("y")?.ok_or("y")?.segment.is_some());
+    assert!(db.score("y")?.is_some());
+    for err in [
+        db.strategy("y", Choice::Greedy).map(|_| ()),
+        db.recommend("y", 5, Default::default()).map(|_| ()),
+    ] {
+        let e = err.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("\"y\" has not consented to marketing"), "{e}");
+    }
+    // Given again: acted on from then on.
+    db.set_attributes("y", vec![("consent.marketing".into(), text("yes"))])?;
+    assert!(db.strategy("y", Choice::Greedy)?.is_some());
+    Ok(())
+}
+
+#[test]
+fn a_withdrawal_takes_them_out_and_every_change_is_exported_with_its_time() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = config(dir.path()).open()?;
+    for events in stream(Some("z"))?.chunks(64) {
+        for r in db.ingest_batch(events.to_vec())? {
+            r?;
+        }
+    }
+    let segment = db
+        .profile("z")?
+        .ok_or("z")?
+        .assigned_segment
+        .ok_or("a segment")?;
+    let sizes = db.model().segment_sizes.clone();
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    db.set_attributes("z", vec![("consent.profiling".into(), text("false"))])?;
+    let z = db.profile("z")?.ok_or("z")?;
+    assert_eq!((z.segment, z.assigned_segment), (None, None));
+    let after = db.model().segment_sizes.clone();
+    assert_eq!(
+        after[segment as usize] + 1,
+        sizes[segment as usize],
+        "z left the segment"
+    );
+    let members = db.segment_members(segment, None, 10_000)?;
+    assert!(!members.contains(&"z".to_string()));
+    db.ingest(Event::new("z", T0 + 200 * DAY, EventKind::View))?;
+    assert_eq!(db.profile("z")?.ok_or("z")?.assigned_segment, None);
+    db.set_attributes("z", vec![("consent.profiling".into(), text("1"))])?;
+    let export = db.export_customer("z")?.ok_or("z")?;
+    let changes: Vec<(&str, bool)> = export
+        .consent
+        .changes
+        .iter()
+        .map(|c| (c.purpose, c.granted))
+        .collect();
+    assert_eq!(changes, [("profiling", false), ("profiling", true)]);
+    assert!(export
+        .consent
+        .changes
+        .iter()
+        .all(|c| c.at_ms >= Some(before)));
+    assert!(export.consent.profiling && export.consent.marketing);
+    // Bad values and reserved names are refused, changing nothing.
+    let version = export.version;
+    for (name, value, says) in [
+        (
+            "consent.marketing",
+            text("maybe"),
+            "allowed true, false, yes, no, 1 or 0",
+        ),
+        ("consent.profiling_at", AttrValue::Number(1.0), "reserved"),
+        ("consent.ads", text("yes"), "reserved"),
+    ] {
+        let e = db
+            .set_attributes("z", vec![(name.into(), value)])
+            .unwrap_err();
+        assert!(e.to_string().contains(says), "{e}");
+    }
+    assert_eq!(db.profile("z")?.ok_or("z")?.version, version);
+    Ok(())
+}
+
+#[test]
+fn the_defaults_apply_to_customers_who_set_nothing() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = config(dir.path()).consent_defaults(false, true).open()?;
+    let watermark = db.model().watermark_ms;
+    db.ingest(Event::new("a", T0, EventKind::Purchase).with_value(5.0))?;
+    assert_eq!(
+        db.model().watermark_ms,
+        watermark,
+        "a private event moves nothing shared"
+    );
+    assert!(db.score("a").is_err());
+    db.set_attributes("a", vec![("consent.profiling".into(), text("true"))])?;
+    assert!(db.score("a")?.is_some());
+    let toml = persona::Config::from_toml_str(dir.path(), "consent_marketing_default = false");
+    assert!(toml.is_ok());
+    let bad = persona::Config::from_toml_str(dir.path(), "consent_marketing_default = 2");
+    assert!(bad.is_err());
+    Ok(())
+}
