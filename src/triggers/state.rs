@@ -7,6 +7,7 @@ use crate::event::utc_day;
 use crate::model::strategy::Strategy;
 use compact_str::CompactString;
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -78,38 +79,78 @@ struct Chunk {
     needed_until_ms: i64,
 }
 
-/// A change to a silence index, undone if its batch's commit fails: (trigger, customer, when
-/// the customer fell silent before the change).
-pub(crate) type SilenceUndo = (String, CompactString, Option<i64>);
+/// A change to a silence index, undone if its batch's commit fails: (trigger, customer, their
+/// entry before the change).
+pub(crate) type SilenceUndo = (Arc<str>, CompactString, Option<Entry>);
 
-/// When each customer falls silent for one `INACTIVE_DAYS` trigger: their last event time plus
-/// the trigger's days, in order (only times after the watermark are kept).
-#[derive(Debug, Default)]
+/// A customer's entry in a silence index: when they fall silent (their last event plus the
+/// trigger's days), and the time they are scheduled at in the ordered set (never later).
+type Entry = (i64, i64);
+
+/// When each customer falls silent for one `INACTIVE_DAYS` trigger (only times after the
+/// watermark are kept). An event only moves the customer's due time in the map; the ordered
+/// set keeps the time they were scheduled at, and when that comes the customer is either
+/// silent (they fire) or rescheduled at their due time: one B-tree move per silence period
+/// rather than one per event.
+#[derive(Debug)]
 struct Silence {
+    name: Arc<str>,
     after_ms: i64,
-    due: BTreeSet<(i64, CompactString)>,
-    by_customer: HashMap<CompactString, i64>,
+    scheduled: BTreeSet<(i64, CompactString)>,
+    by_customer: HashMap<CompactString, Entry>,
 }
 
 impl Silence {
-    /// Sets when `customer` falls silent; returns when they did before.
-    fn set(&mut self, customer: &str, due_ms: i64) -> Option<i64> {
-        let key = CompactString::from(customer);
-        let old = self.by_customer.insert(key.clone(), due_ms);
-        if let Some(old) = old {
-            self.due.remove(&(old, key.clone()));
+    fn new(name: &str, after_ms: i64) -> Silence {
+        Silence {
+            name: name.into(),
+            after_ms,
+            scheduled: BTreeSet::new(),
+            by_customer: HashMap::new(),
         }
-        self.due.insert((due_ms, key));
+    }
+
+    /// Sets when `customer` falls silent; returns their entry before.
+    fn set(&mut self, customer: &str, due_ms: i64) -> Option<Entry> {
+        match self.by_customer.get_mut(customer) {
+            Some(e) => {
+                let old = *e;
+                e.0 = due_ms;
+                if due_ms < e.1 {
+                    // Earlier than scheduled (only an undo moves a due time back).
+                    e.1 = due_ms;
+                    let key = CompactString::from(customer);
+                    self.scheduled.remove(&(old.1, key.clone()));
+                    self.scheduled.insert((due_ms, key));
+                }
+                Some(old)
+            }
+            None => {
+                let key = CompactString::from(customer);
+                self.by_customer.insert(key.clone(), (due_ms, due_ms));
+                self.scheduled.insert((due_ms, key));
+                None
+            }
+        }
+    }
+
+    /// Forgets `customer`; returns their entry.
+    fn remove(&mut self, customer: &str) -> Option<Entry> {
+        let old = self.by_customer.remove(customer);
+        if let Some((_, at)) = old {
+            self.scheduled.remove(&(at, CompactString::from(customer)));
+        }
         old
     }
 
-    /// Forgets `customer`; returns when they were to fall silent.
-    fn remove(&mut self, customer: &str) -> Option<i64> {
-        let old = self.by_customer.remove(customer);
-        if let Some(old) = old {
-            self.due.remove(&(old, CompactString::from(customer)));
+    /// Puts `customer`'s entry back as it was (`None`: absent).
+    fn restore(&mut self, customer: &str, entry: Option<Entry>) {
+        self.remove(customer);
+        if let Some(e) = entry {
+            let key = CompactString::from(customer);
+            self.scheduled.insert((e.1, key.clone()));
+            self.by_customer.insert(key, e);
         }
-        old
     }
 }
 
@@ -339,10 +380,7 @@ impl TriggerState {
         last_seen: &mut dyn Iterator<Item = (String, i64)>,
         watermark_ms: i64,
     ) {
-        let mut s = Silence {
-            after_ms,
-            ..Silence::default()
-        };
+        let mut s = Silence::new(&name, after_ms);
         for (customer, last) in last_seen {
             let due = last.saturating_add(after_ms);
             if due > watermark_ms {
@@ -362,28 +400,25 @@ impl TriggerState {
         watermark_ms: i64,
         undo: &mut Vec<SilenceUndo>,
     ) {
-        for (name, s) in &mut self.inactive {
+        for s in self.inactive.values_mut() {
             let due = last_ms.saturating_add(s.after_ms);
             let (old, changed) = if due > watermark_ms {
                 let old = s.set(customer, due);
-                (old, old != Some(due))
+                (old, old.map(|e| e.0) != Some(due))
             } else {
                 let old = s.remove(customer);
                 (old, old.is_some())
             };
             if changed {
-                undo.push((name.clone(), customer.into(), old));
+                undo.push((s.name.clone(), customer.into(), old));
             }
         }
     }
 
     /// Undoes a change to a silence index (its batch's commit failed).
-    pub(crate) fn restore_silence(&mut self, (name, customer, due): SilenceUndo) {
-        if let Some(s) = self.inactive.get_mut(&name) {
-            match due {
-                Some(d) => s.set(&customer, d),
-                None => s.remove(&customer),
-            };
+    pub(crate) fn restore_silence(&mut self, (name, customer, entry): SilenceUndo) {
+        if let Some(s) = self.inactive.get_mut(&*name) {
+            s.restore(&customer, entry);
         }
     }
 
@@ -396,14 +431,24 @@ impl TriggerState {
     ) -> Vec<(String, String, i64, i64)> {
         let mut out = Vec::new();
         for (name, s) in &mut self.inactive {
-            while let Some((due, customer)) = s.due.first().cloned() {
-                if due > watermark_ms {
+            while let Some((at, customer)) = s.scheduled.first().cloned() {
+                if at > watermark_ms {
                     break;
                 }
-                s.due.pop_first();
-                s.by_customer.remove(&customer);
-                out.push((name.clone(), customer.to_string(), due, s.after_ms));
-                undo.push((name.clone(), customer, Some(due)));
+                s.scheduled.pop_first();
+                let Some(&entry) = s.by_customer.get(&customer) else {
+                    continue;
+                };
+                undo.push((s.name.clone(), customer.clone(), Some(entry)));
+                let due = entry.0;
+                if due <= watermark_ms {
+                    s.by_customer.remove(&customer);
+                    out.push((name.clone(), customer.to_string(), due, s.after_ms));
+                } else {
+                    // Seen since it was scheduled: scheduled again at the time it falls due.
+                    s.scheduled.insert((due, customer.clone()));
+                    s.by_customer.insert(customer, (due, due));
+                }
             }
         }
         out.sort_by(|a, b| a.2.cmp(&b.2).then_with(|| a.0.cmp(&b.0)));
@@ -842,6 +887,28 @@ mod tests {
         c.committed(&f, &[], 0, &[]);
         assert!(c.to_trim(1, 2 * DAY_MS - 1).is_empty());
         assert_eq!(c.to_trim(1, 2 * DAY_MS), [1]);
+    }
+
+    #[test]
+    fn a_customer_seen_again_is_rescheduled_not_fired() {
+        let mut s = state(&["quiet INACTIVE_DAYS 2"], 0);
+        s.index_silence(("quiet".into(), 2 * DAY_MS), &mut std::iter::empty(), 0);
+        let mut u = Vec::new();
+        s.seen("a", 0, 0, &mut u); // silent at day 2
+        s.seen("a", DAY_MS, DAY_MS, &mut u); // at day 3: still scheduled at day 2
+        assert_eq!(s.inactive["quiet"].scheduled.len(), 1);
+        assert!(
+            s.silences_due(2 * DAY_MS + 1, &mut u).is_empty(),
+            "rescheduled"
+        );
+        let due = s.silences_due(3 * DAY_MS, &mut u);
+        let got: Vec<(&str, i64)> = due.iter().map(|d| (d.1.as_str(), d.2)).collect();
+        assert_eq!(got, [("a", 3 * DAY_MS)]);
+        assert!(
+            s.silences_due(100 * DAY_MS, &mut u).is_empty(),
+            "once per silence"
+        );
+        assert!(s.inactive["quiet"].by_customer.is_empty());
     }
 
     #[test]
