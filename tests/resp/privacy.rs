@@ -132,3 +132,56 @@ fn raw_replies_errors_and_pipelining() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn consent_is_set_with_profile_set_and_refusals_say_why() -> TestResult {
+    let (server, db) = server()?;
+    let mut con = server.client()?;
+    let set = |con: &mut redis::Connection, purpose: &str, v: &str| -> redis::RedisResult<i64> {
+        redis::cmd("PROFILE.SET")
+            .arg("c1")
+            .arg(format!("consent.{purpose}"))
+            .arg(v)
+            .query(con)
+    };
+    set(&mut con, "profiling", "false")?;
+    // An event of a customer without consent to profiling: stored, no segment.
+    let ack: std::collections::HashMap<String, redis::Value> = redis::cmd("EVENT.ADD")
+        .arg(&["c1", "purchase", "12", "TS"])
+        .arg(T0)
+        .query(&mut con)?;
+    assert_eq!(ack["segment"], redis::Value::Nil);
+    assert_eq!(db.profile("c1")?.map(|p| p.event_count), Some(1));
+    for cmd in [&["SCORE", "c1"][..], &["SIMILAR", "c1"]] {
+        let err = redis::cmd(cmd[0])
+            .arg(&cmd[1..])
+            .query::<redis::Value>(&mut con)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("has not consented to profiling"), "{cmd:?}: {err}");
+    }
+    set(&mut con, "profiling", "true")?;
+    set(&mut con, "marketing", "no")?;
+    for cmd in [&["STRATEGY", "c1"][..], &["RECOMMEND", "c1"]] {
+        let err = redis::cmd(cmd[0])
+            .arg(&cmd[1..])
+            .query::<redis::Value>(&mut con)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("has not consented to marketing"), "{cmd:?}: {err}");
+    }
+    let err = set(&mut con, "marketing", "perhaps").unwrap_err().to_string();
+    assert!(err.contains("allowed true, false, yes, no, 1 or 0"), "{err}");
+    let export = db.export_customer("c1")?.ok_or("c1")?;
+    let changes: Vec<(&str, bool)> = export
+        .consent
+        .changes
+        .iter()
+        .map(|c| (c.purpose, c.granted))
+        .collect();
+    assert_eq!(
+        changes,
+        [("profiling", false), ("profiling", true), ("marketing", false)]
+    );
+    Ok(())
+}
