@@ -1,5 +1,6 @@
 //! The real `persona` binary: `export-customer` (stdout and a private `--out` file), `erase`
-//! (`--json`, idempotent) and `purge` (configured TTL, `--ttl-days`, refusals with exit 2).
+//! (`--json`, idempotent), `purge` (configured TTL, `--ttl-days`, refusals with exit 2) and
+//! `consent` (show, set, a CSV file with wrong rows reported).
 
 mod common;
 
@@ -134,5 +135,85 @@ fn purge_uses_the_configured_ttl_or_the_flag() -> Result {
     assert_eq!(report["erased"], 0);
     let (stdout, _) = run(&data, &["purge", "--ttl-days", "1"], 0)?;
     assert!(stdout.starts_with("purged 0 of 2 profiles"), "{stdout}");
+    Ok(())
+}
+
+#[test]
+fn consent_is_shown_set_and_read_from_a_file_with_wrong_rows_reported() -> Result {
+    let dir = tempfile::tempdir()?;
+    let data = store(dir.path())?;
+    let shown = json(&data, &["consent", "old-1", "--json"])?;
+    assert_eq!(
+        (shown["profiling"].clone(), shown["marketing"].clone()),
+        (Value::Bool(true), Value::Bool(true))
+    );
+    assert_eq!(shown["changes"], serde_json::json!([]));
+    let set = json(&data, &["consent", "old-1", "--marketing", "no", "--json"])?;
+    assert_eq!(set["marketing"], false);
+    assert_eq!(set["changes"][0]["purpose"], "marketing");
+    assert!(set["changes"][0]["at_ms"].as_i64().is_some_and(|t| t > T0));
+    let (out, _) = run(&data, &["consent", "old-1"], 0)?;
+    assert!(out.contains("marketing  withdrawn since "), "{out}");
+    assert!(
+        out.contains("profiling  given     the store's default"),
+        "{out}"
+    );
+    let (_, err) = run(&data, &["consent", "old-1", "--profiling", "maybe"], 2)?;
+    assert!(err.contains("\"maybe\" is not a consent"), "{err}");
+    let (_, err) = run(&data, &["consent", "nobody"], 2)?;
+    assert!(err.contains("no profile for customer \"nobody\""), "{err}");
+
+    let file = dir.path().join("consents.csv");
+    std::fs::write(
+        &file,
+        "customer_id,profiling,marketing\n\
+         recent-1,no,\n\
+         recent-2,yes,false\n\
+         ,no,no\n\
+         old-2,perhaps,no\n\
+         old-1,,\n\
+         new-1,0,1\n",
+    )?;
+    let report = json(
+        &data,
+        &["consent", "--file", file.to_str().ok_or("path")?, "--json"],
+    )?;
+    assert_eq!(
+        (report["applied"].as_u64(), report["unchanged"].as_u64()),
+        (Some(3), Some(1))
+    );
+    let rejected: Vec<(u64, String)> = report["rejected"]
+        .as_array()
+        .ok_or("rejected")?
+        .iter()
+        .map(|r| {
+            (
+                r["line"].as_u64().unwrap_or(0),
+                r["reason"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(rejected.len(), 2, "{report}");
+    assert_eq!(rejected[0].0, 4);
+    assert!(rejected[0].1.contains("customer"), "{report}");
+    assert_eq!(rejected[1].0, 5);
+    assert!(
+        rejected[1].1.contains("\"perhaps\" is not a consent"),
+        "{report}"
+    );
+    let now = |id: &str| -> Result<(Value, Value)> {
+        let v = json(&data, &["consent", id, "--json"])?;
+        Ok((v["profiling"].clone(), v["marketing"].clone()))
+    };
+    assert_eq!(now("recent-1")?, (Value::Bool(false), Value::Bool(true)));
+    assert_eq!(now("recent-2")?, (Value::Bool(true), Value::Bool(false)));
+    assert_eq!(
+        now("old-2")?,
+        (Value::Bool(true), Value::Bool(true)),
+        "a wrong row changes nothing"
+    );
+    assert_eq!(now("new-1")?, (Value::Bool(false), Value::Bool(true)));
+    let (_, err) = run(&data, &["consent", "--file", "/nonexistent.csv"], 1)?;
+    assert!(err.contains("cannot open /nonexistent.csv"), "{err}");
     Ok(())
 }

@@ -3,6 +3,7 @@
 mod bench;
 mod check;
 mod compact;
+mod consent;
 mod evaluate;
 mod export;
 mod generate;
@@ -78,6 +79,9 @@ enum Command {
     Quickstart(quickstart::Args),
     /// Erase every trace of a customer (profile, history, dedupe ids, segment membership).
     Erase(privacy::EraseArgs),
+    /// Show or set a customer's consent to profiling and to marketing, or set many from a CSV
+    /// file.
+    Consent(consent::Args),
     /// Print everything held about one customer as a JSON document.
     ExportCustomer(privacy::ExportArgs),
     /// Erase every profile with no event for longer than the retention period.
@@ -122,6 +126,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Report(a) => report::run(&read()?, a),
         Command::Quickstart(a) => quickstart::run(&open()?, a, &cli.data),
         Command::Erase(a) => privacy::erase(&open()?, a),
+        Command::Consent(a) => consent::run(&open, &read, a),
         Command::ExportCustomer(a) => privacy::export_customer(&read()?, a),
         Command::Purge(a) => privacy::purge(&open()?, a),
         Command::Serve(a) => {

@@ -5,8 +5,10 @@ use super::*;
 use crate::error::{Error, Result};
 use crate::event::{validate_customer_id, Event};
 use crate::features::attributes::{validate_attribute, MAX_ATTRIBUTES};
+use crate::features::consent;
 use crate::features::AttrValue;
 use crate::pipeline::{Ack, Item, Notify, Request, WriteReply};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// A write queued with [`Db::ingest_async`], acknowledged once committed.
@@ -126,6 +128,67 @@ impl Db {
         customer_id: &str,
         attrs: Vec<(String, AttrValue)>,
     ) -> Result<u64> {
+        let mut results = self.set_attributes_batch(vec![(customer_id.to_string(), attrs)])?;
+        results.pop().unwrap_or(Err(Error::Closed))
+    }
+
+    /// Sets attributes of many customers (as [`Db::set_attributes`] each) in one submission:
+    /// the valid ones share the writer's commits. One result per row, in order: the new
+    /// profile version, or why the row was refused (it changes nothing).
+    ///
+    /// # Errors
+    /// [`Error::Closed`] if the writer is gone; a row's own errors are in its result.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use persona::{AttrValue, Db};
+    /// let db = Db::open(dir.path())?;
+    /// let no = || vec![("consent.marketing".to_string(), AttrValue::Text("no".into()))];
+    /// let done = db.set_attributes_batch(vec![("c1".into(), no()), ("".into(), no())])?;
+    /// assert_eq!(done[0].as_ref().ok(), Some(&1));
+    /// assert!(done[1].is_err(), "an empty id");
+    /// # Ok::<(), persona::Error>(())
+    /// ```
+    pub fn set_attributes_batch(
+        &self,
+        rows: Vec<(String, Vec<(String, AttrValue)>)>,
+    ) -> Result<Vec<Result<u64>>> {
+        let mut out: Vec<Option<Result<u64>>> = Vec::with_capacity(rows.len());
+        let mut items = Vec::with_capacity(rows.len());
+        // Attribute names per customer so far, the rows before counted.
+        let mut names: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for (customer, attrs) in rows {
+            match self.check_attributes(&customer, &attrs, &mut names) {
+                Ok(()) => {
+                    items.push(Item::SetAttributes { customer, attrs });
+                    out.push(None);
+                }
+                Err(e) => out.push(Some(Err(e))),
+            }
+        }
+        let mut acks = if items.is_empty() {
+            Vec::new().into_iter()
+        } else {
+            self.submit(items)?.into_iter()
+        };
+        Ok(out
+            .into_iter()
+            .map(|slot| {
+                slot.unwrap_or_else(|| acks.next().unwrap_or(Err(Error::Closed)).map(|a| a.version))
+            })
+            .collect())
+    }
+
+    /// Checks one row of attributes: the id, each name and value, and that the customer ends
+    /// with at most 64 attributes (counting `names`, theirs from earlier rows, and the times
+    /// the writer stamps on consent changes).
+    fn check_attributes(
+        &self,
+        customer_id: &str,
+        attrs: &[(String, AttrValue)],
+        names: &mut HashMap<String, BTreeSet<String>>,
+    ) -> Result<()> {
         validate_customer_id(customer_id)?;
         if attrs.is_empty() {
             return Err(Error::invalid_argument(
@@ -133,37 +196,36 @@ impl Db {
                 "at least one name and value is required",
             ));
         }
-        for (name, value) in &attrs {
+        for (name, value) in attrs {
             validate_attribute(name, value)?;
         }
-        if let Some(existing) = self.inner.store.profile_current(customer_id)? {
-            let mut names: std::collections::BTreeSet<&str> = existing
-                .state
-                .attributes
-                .keys()
-                .map(String::as_str)
-                .collect();
-            names.extend(attrs.iter().map(|(n, _)| n.as_str()));
-            if names.len() > MAX_ATTRIBUTES {
-                return Err(Error::invalid_argument(
-                    "attributes",
-                    format!("a customer may have at most {MAX_ATTRIBUTES} attributes"),
-                ));
+        let held = match names.get_mut(customer_id) {
+            Some(held) => held,
+            None => {
+                let existing = self.inner.store.profile_current(customer_id)?;
+                let held = existing
+                    .map(|r| r.state.attributes.into_keys().collect())
+                    .unwrap_or_default();
+                names.entry(customer_id.to_string()).or_insert(held)
             }
-        } else if attrs.len() > MAX_ATTRIBUTES {
+        };
+        let mut after = held.clone();
+        for (name, _) in attrs {
+            after.insert(name.clone());
+            match name.as_str() {
+                consent::PROFILING => after.insert(consent::PROFILING_AT.to_string()),
+                consent::MARKETING => after.insert(consent::MARKETING_AT.to_string()),
+                _ => false,
+            };
+        }
+        if after.len() > MAX_ATTRIBUTES {
             return Err(Error::invalid_argument(
                 "attributes",
                 format!("a customer may have at most {MAX_ATTRIBUTES} attributes"),
             ));
         }
-        let mut results = self.submit(vec![Item::SetAttributes {
-            customer: customer_id.to_string(),
-            attrs,
-        }])?;
-        results
-            .pop()
-            .unwrap_or(Err(Error::Closed))
-            .map(|a| a.version)
+        *held = after;
+        Ok(())
     }
 
     /// Validates `event` and queues it for the writer without waiting for the commit: the

@@ -158,7 +158,10 @@ fn consent_is_set_with_profile_set_and_refusals_say_why() -> TestResult {
             .query::<redis::Value>(&mut con)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("has not consented to profiling"), "{cmd:?}: {err}");
+        assert!(
+            err.contains("has not consented to profiling"),
+            "{cmd:?}: {err}"
+        );
     }
     set(&mut con, "profiling", "true")?;
     set(&mut con, "marketing", "no")?;
@@ -168,10 +171,18 @@ fn consent_is_set_with_profile_set_and_refusals_say_why() -> TestResult {
             .query::<redis::Value>(&mut con)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("has not consented to marketing"), "{cmd:?}: {err}");
+        assert!(
+            err.contains("has not consented to marketing"),
+            "{cmd:?}: {err}"
+        );
     }
-    let err = set(&mut con, "marketing", "perhaps").unwrap_err().to_string();
-    assert!(err.contains("allowed true, false, yes, no, 1 or 0"), "{err}");
+    let err = set(&mut con, "marketing", "perhaps")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("allowed true, false, yes, no, 1 or 0"),
+        "{err}"
+    );
     let export = db.export_customer("c1")?.ok_or("c1")?;
     let changes: Vec<(&str, bool)> = export
         .consent
@@ -181,7 +192,11 @@ fn consent_is_set_with_profile_set_and_refusals_say_why() -> TestResult {
         .collect();
     assert_eq!(
         changes,
-        [("profiling", false), ("profiling", true), ("marketing", false)]
+        [
+            ("profiling", false),
+            ("profiling", true),
+            ("marketing", false)
+        ]
     );
     Ok(())
 }
