@@ -23,6 +23,7 @@
 
 use super::batch::*;
 use super::cohorts::Cohorts;
+use super::consent::stamp_consent;
 use super::examples::*;
 use super::held::Held;
 use super::recent::RecentRecords;
@@ -567,98 +568,6 @@ impl Engine {
         Ok(ack)
     }
 
-    /// An event of a customer without consent to profiling: it updates their own record (its
-    /// history, counts and lists) and nothing shared: not the watermark, the models, the
-    /// sample, the training examples, the segments or the triggers. The ack has no segment.
-    fn apply_private_event(
-        &mut self,
-        store: &Store,
-        b: &mut BatchState,
-        e: &Event,
-        id_hash: Option<u64>,
-    ) -> Result<Ack> {
-        let params = *store.params();
-        let (history, dedupe, top) = (
-            self.config.history_versions,
-            self.config.dedupe_window,
-            self.config.top_items,
-        );
-        let w = self.load(store, &mut b.records, &e.customer_id)?;
-        let compact = CompactEvent::from_event(e, &params);
-        w.record.apply(ProfileOp::Event(compact), &params, history);
-        w.record.affinity.observe(
-            e.kind,
-            e.item.as_deref(),
-            e.category.as_deref(),
-            e.timestamp_ms,
-            params.item_half_life_ms(),
-            top,
-        );
-        if let Some(h) = id_hash {
-            w.record.remember(h, e.timestamp_ms, dedupe);
-        }
-        w.dirty = true;
-        Ok(Ack {
-            version: w.record.version,
-            segment: None,
-            propensity: f64::from(w.record.propensity),
-            duplicate: false,
-        })
-    }
-
-    /// Attributes set on a customer who, with them, has no consent to profiling: applied to
-    /// their record, and nothing shared. When they withdrew it (`withdrew`), they leave their
-    /// segment, the segment-fitting sample, and every open or held training example of theirs
-    /// is dropped (what they already taught the models stays: see docs/privacy.md).
-    fn set_private(
-        &mut self,
-        store: &Store,
-        b: &mut BatchState,
-        customer: &str,
-        attrs: Vec<(String, crate::AttrValue)>,
-        withdrew: bool,
-    ) -> Result<Ack> {
-        if withdrew {
-            let gone: Vec<queue::Entry> = self
-                .expiry
-                .iter()
-                .filter(|(_, c)| c.as_str() == customer)
-                .cloned()
-                .collect();
-            for key in gone {
-                self.expiry.remove(&key);
-                b.undo.push(Undo::Removed(key));
-            }
-            let dropped = self.held.forget(|c| c == customer);
-            b.undo.extend(dropped.into_iter().map(Undo::Held));
-            let dropped = self.cohorts.forget(|c| c == customer);
-            b.undo.extend(dropped.into_iter().map(Undo::Cohort));
-            b.undo
-                .extend(self.sample.remove(customer).map(Undo::Sample));
-        }
-        let history = self.config.history_versions;
-        let w = self.load(store, &mut b.records, customer)?;
-        let prev = Prev::of(&w.record);
-        w.record
-            .apply(ProfileOp::SetAttributes(attrs), store.params(), history);
-        if withdrew {
-            w.record.pending = None;
-        }
-        let p = f64::from(w.record.propensity);
-        w.record.segment = None;
-        w.record.distance = 0.0;
-        w.record.set_outcome(None, p);
-        w.dirty = true;
-        let ack = Ack {
-            version: w.record.version,
-            segment: None,
-            propensity: p,
-            duplicate: false,
-        };
-        move_segment(&mut self.model, prev, None, 0.0, 0.0);
-        Ok(ack)
-    }
-
     /// Fits the segments to the sample's customers as of the watermark (see
     /// [`crate::model::Segments::fit`]). Customers without events have no behaviour to
     /// segment and are left out; a record that cannot be read is left out too (reads of that
@@ -800,32 +709,6 @@ pub(super) fn finish(
         propensity: p,
         duplicate: false,
     }
-}
-
-/// `attrs` with the writer's stamps of the consent they change (`consent.profiling_at`,
-/// `consent.marketing_at`: `now_ms`, the wall clock), and the consent they leave (`before`
-/// where they set none).
-pub(super) fn stamp_consent(
-    attrs: &[(String, crate::AttrValue)],
-    before: Consent,
-    now_ms: i64,
-) -> (Vec<(String, crate::AttrValue)>, Consent) {
-    let mut after = before;
-    let mut out = attrs.to_vec();
-    for (name, value) in attrs {
-        let Some(v) = consent::parse(value) else {
-            continue;
-        };
-        let (slot, stamp) = match name.as_str() {
-            consent::PROFILING => (&mut after.profiling, consent::PROFILING_AT),
-            consent::MARKETING => (&mut after.marketing, consent::MARKETING_AT),
-            _ => continue,
-        };
-        *slot = v;
-        out.retain(|(n, _)| n != stamp);
-        out.push((stamp.to_string(), crate::AttrValue::Number(now_ms as f64)));
-    }
-    (out, after)
 }
 
 /// A purchase of `item` at `t_ms` by a customer whose engagement list is `items` (before the

@@ -29,6 +29,7 @@ mod apply;
 mod batch;
 pub(crate) mod cohorts;
 mod commit;
+mod consent;
 mod examples;
 pub(crate) mod faults;
 pub(crate) mod held;

@@ -21,6 +21,7 @@
 //! `SEGMENT_ENTER` / `SEGMENT_LEAVE` take a segment id; at run time (`Db::trigger_add`) also a
 //! segment's current label, resolved to its id when the trigger is defined.
 
+mod silence;
 mod state;
 
 pub(crate) use state::{Firing, Observed, SilenceUndo, TriggerState};
