@@ -31,7 +31,7 @@ mod write;
 
 use lookalike::IndexBuilder;
 pub use maintain::ResegmentReport;
-pub use privacy::PurgeReport;
+pub use privacy::{EraseReport, PurgeReport};
 pub use triggers::TriggerFollower;
 pub use write::PendingWrite;
 

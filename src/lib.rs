@@ -104,8 +104,8 @@ mod triggers;
 
 pub use config::{Config, DriftReaction, Durability};
 pub use db::{
-    Centroids, Choice, Db, Feedback, PendingWrite, PurgeReport, ResegmentReport, Search, Target,
-    TriggerFollower,
+    Centroids, Choice, Db, EraseReport, Feedback, PendingWrite, PurgeReport, ResegmentReport,
+    Search, Target, TriggerFollower,
 };
 pub use error::{Error, Result, StorageError};
 pub use event::{parse_timestamp, Event, EventKind, InvalidEvent};
@@ -122,4 +122,5 @@ pub use query::{
 };
 pub use server::{serve, Limits, Server, ServerConfig, ShutdownHandle};
 pub use storage::check::{check_store, CheckReport, Problem, ProblemKind};
+pub use storage::feedback::FeedbackOutcome;
 pub use triggers::{Condition, Fired, Trigger, TriggerInfo};

@@ -75,10 +75,31 @@ fn export_customer_prints_and_writes_a_private_file() -> Result {
 fn erase_is_idempotent_and_reports_what_it_did() -> Result {
     let dir = tempfile::tempdir()?;
     let data = store(dir.path())?;
+    // One outcome recorded for old-1, taken back by the erase.
+    run(
+        &data,
+        &[
+            "feedback",
+            "old-1",
+            "vip_offer",
+            "--converted",
+            "--segment",
+            "0",
+        ],
+        0,
+    )?;
     let out = json(&data, &["erase", "old-1", "--json"])?;
     assert_eq!(
-        out,
-        serde_json::json!({ "customer_id": "old-1", "erased": true })
+        (out["customer_id"].as_str(), out["erased"].as_bool()),
+        (Some("old-1"), Some(true))
+    );
+    assert_eq!(out["events"], 3, "{out}");
+    assert_eq!(out["feedback_outcomes_subtracted"], 1, "{out}");
+    assert!(
+        out["kept_in_models"]
+            .as_array()
+            .is_some_and(|k| !k.is_empty()),
+        "{out}"
     );
     let out = json(&data, &["erase", "old-1", "--json"])?;
     assert_eq!(out["erased"], false);
@@ -86,6 +107,11 @@ fn erase_is_idempotent_and_reports_what_it_did() -> Result {
     assert!(stdout.contains("nothing to erase"), "{stdout}");
     let (stdout, _) = run(&data, &["erase", "old-2"], 0)?;
     assert!(stdout.contains("erased customer \"old-2\""), "{stdout}");
+    assert!(
+        stdout.contains("strategy outcomes:      0 subtracted"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("stays in the models:"), "{stdout}");
     let (_, stderr) = run(&data, &["profile", "old-1"], 1)?;
     assert!(stderr.contains("no profile"), "{stderr}");
     assert_eq!(json(&data, &["export-customer", "recent-1"])?["version"], 3);

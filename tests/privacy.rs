@@ -2,7 +2,7 @@
 //! value of every sled tree, before and after reopening) while everyone else is intact;
 //! exporting gives everything held about one customer; retention purges exactly the profiles
 //! inactive for longer than the TTL (on demand and in the background); the data directory is
-//! private.
+//! private; an erase takes back exactly the customer's strategy outcomes and reports it.
 
 mod common;
 
@@ -448,5 +448,57 @@ fn data_directory_is_created_owner_only() -> Result<()> {
         assert_eq!(mode, 0o700, "{} has mode {mode:o}", path.display());
     }
     db.close()?;
+    Ok(())
+}
+
+#[test]
+fn erase_takes_back_exactly_the_customer_s_strategy_outcomes() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = common::config(dir.path()).open()?;
+    for (i, c) in OTHERS.iter().chain([&VICTIM]).enumerate() {
+        for j in 0..4i64 {
+            let t = T0 + j * DAY + i as i64;
+            db.ingest(Event::new(*c, t, EventKind::Purchase).with_value(10.0 + i as f64))?;
+        }
+    }
+    db.trigger_add("first", &["FIRST_PURCHASE"])?;
+    for c in OTHERS {
+        db.feedback(persona::Feedback::new(c, "vip_offer", true).with_segment(1))?;
+    }
+    let without_victim = db.model().strategy.clone();
+    for (action, converted, segment) in [
+        ("vip_offer", true, 1),
+        ("vip_offer", false, 1),
+        ("win_back_coupon", false, 3),
+    ] {
+        let f = persona::Feedback::new(VICTIM, action, converted).with_segment(segment);
+        db.feedback(f)?;
+    }
+    assert_ne!(db.model().strategy, without_victim);
+    let exported = db.export_customer(VICTIM)?.ok_or(Error::Closed)?;
+    assert_eq!(exported.feedback.len(), 3);
+    assert_eq!(exported.feedback[2].action, "win_back_coupon");
+    let report = db.erase_report(VICTIM)?;
+    assert!(report.erased);
+    assert_eq!(report.events, 4);
+    assert_eq!(report.feedback_outcomes_subtracted, 3);
+    assert!(!report.kept_in_models.is_empty());
+    assert!(
+        db.model().strategy == without_victim,
+        "the counts are as without the victim"
+    );
+    assert_no_trace(&db, VICTIM)?;
+    // The others' ledger stays, and the store checks clean.
+    assert_eq!(
+        db.export_customer(OTHERS[0])?
+            .ok_or(Error::Closed)?
+            .feedback
+            .len(),
+        1
+    );
+    db.close()?;
+    drop(db);
+    let report = persona::check_store(dir.path())?;
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
     Ok(())
 }

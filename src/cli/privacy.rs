@@ -16,17 +16,36 @@ pub struct EraseArgs {
     json: bool,
 }
 
-/// Erases a customer. An unknown customer is not an error (there is nothing left to erase):
-/// it exits 0 and says so (`"erased": false` with `--json`).
+/// Erases a customer and reports what went with them and what of their influence stays in the
+/// models (`Db::erase_report`). An unknown customer is not an error (there is nothing left to
+/// erase): it exits 0 and says so (`"erased": false` with `--json`).
 pub fn erase(db: &Db, a: &EraseArgs) -> Result<()> {
-    let erased = db.erase(&a.id)?;
+    let r = db.erase_report(&a.id)?;
     if a.json {
-        return print_json(&serde_json::json!({ "customer_id": a.id, "erased": erased }));
+        return print_json(&serde_json::to_value(&r)?);
     }
-    if erased {
-        println!("erased customer {:?}", a.id);
-    } else {
+    if !r.erased {
         println!("no profile for customer {:?}; nothing to erase", a.id);
+        return Ok(());
+    }
+    println!("erased customer {:?}", a.id);
+    let segment = r.segment.map_or("none".to_string(), |s| s.to_string());
+    println!("  events:                 {}", r.events);
+    println!("  segment left:           {segment} (its size and sums no longer count them)");
+    println!(
+        "  training examples:      {} dropped before any model learned them",
+        r.training_examples_dropped
+    );
+    println!(
+        "  trigger firings:        {} removed",
+        r.trigger_firings_removed
+    );
+    println!(
+        "  strategy outcomes:      {} subtracted from the per-segment action counts",
+        r.feedback_outcomes_subtracted
+    );
+    for kept in &r.kept_in_models {
+        println!("  stays in the models:    {kept}");
     }
     Ok(())
 }

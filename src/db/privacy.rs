@@ -41,7 +41,86 @@ pub struct PurgeReport {
     pub batches: usize,
 }
 
+/// What [`Db::erase_report`] removed with a customer, and what of theirs stays in the models.
+#[non_exhaustive]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct EraseReport {
+    /// The customer.
+    pub customer_id: String,
+    /// Whether they had a profile (false: nothing to erase).
+    pub erased: bool,
+    /// Events their profile had applied.
+    pub events: u64,
+    /// The segment they left (its size and sums no longer count them).
+    pub segment: Option<u16>,
+    /// Training examples of theirs dropped before any model learned them: the open one, a
+    /// held positive, their rows in the refit cohorts.
+    pub training_examples_dropped: usize,
+    /// Their trigger firings removed from the outbox.
+    pub trigger_firings_removed: usize,
+    /// Their strategy outcomes subtracted from the per-segment action counts (exactly: from
+    /// the feedback ledger).
+    pub feedback_outcomes_subtracted: usize,
+    /// What of theirs stays in the models' aggregates, in words.
+    pub kept_in_models: Vec<String>,
+}
+
 impl Db {
+    /// Erases a customer as [`Db::erase`] does, and reports what went with them and what of
+    /// their influence stays in the models (which hold aggregates: see docs/privacy.md). The
+    /// counts are read just before the erase.
+    ///
+    /// # Errors
+    /// As [`Db::erase`].
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use persona::{Db, Event, EventKind};
+    /// let db = Db::open(dir.path())?;
+    /// db.ingest(Event::new("c1", 1_767_225_600_000, EventKind::Click))?;
+    /// let report = db.erase_report("c1")?;
+    /// assert!(report.erased);
+    /// assert_eq!(report.events, 1);
+    /// assert!(!db.erase_report("c1")?.erased);
+    /// # Ok::<(), persona::Error>(())
+    /// ```
+    pub fn erase_report(&self, customer_id: &str) -> Result<EraseReport> {
+        validate_customer_id(customer_id)?;
+        let before = self.export_customer(customer_id)?;
+        let out = self.maintain(Maintenance::Erase(vec![customer_id.to_string()]))?;
+        let mut report = EraseReport {
+            customer_id: customer_id.to_string(),
+            erased: out.erased > 0,
+            feedback_outcomes_subtracted: out.feedback_undone,
+            ..EraseReport::default()
+        };
+        if let (true, Some(e)) = (report.erased, before) {
+            report.events = e.state.event_count;
+            report.segment = e.assigned_segment;
+            report.training_examples_dropped =
+                usize::from(e.pending_example.is_some()) + e.training_examples.len();
+            report.trigger_firings_removed = e.triggers.len();
+            if e.consent.profiling && report.events > 0 {
+                report.kept_in_models = vec![
+                    format!(
+                        "the feature scaler's running means and variances saw their profile at \
+                         each of their {} events; not undone (the vectors are not kept)",
+                        report.events
+                    ),
+                    "the propensity weights moved by SGD on their training examples already \
+                     learned, and refits on cohorts they were in; not undone (gradient steps \
+                     cannot be subtracted)"
+                        .to_string(),
+                    "segment centroids fitted on samples they may have been in, item \
+                     popularity and co-occurrence counts, and the drift statistics; not undone"
+                        .to_string(),
+                ];
+            }
+        }
+        Ok(report)
+    }
+
     /// Erases every trace of a customer: profile record, retained history, de-duplication ids
     /// (events and feedback), pending training example, segment membership. Atomic and
     /// durable like any write, through the writer. Returns true if the customer existed; an
@@ -114,10 +193,16 @@ impl Db {
                 triggers.push(f);
             }
         }
+        let feedback = store
+            .feedback_of(customer_id)?
+            .into_iter()
+            .map(|(_, f)| f)
+            .collect();
         let examples = export::StoredExamples {
             held,
             cohorts,
             triggers,
+            feedback,
         };
         Ok(Some(export::export(
             customer_id,

@@ -114,6 +114,20 @@ impl Strategy {
         }
     }
 
+    /// Takes back one outcome recorded with [`Strategy::record`] (an erased customer's): the
+    /// count goes down by one, never below zero. Out-of-range pairs are ignored.
+    pub fn unrecord(&mut self, segment: usize, action: usize, converted: bool) {
+        if segment >= self.k || action >= self.actions.len() {
+            return;
+        }
+        let s = &mut self.counts[segment * self.actions.len() + action];
+        if converted {
+            s.successes = s.successes.saturating_sub(1);
+        } else {
+            s.failures = s.failures.saturating_sub(1);
+        }
+    }
+
     /// The posterior of one pair, given which action the rules favour for the segment.
     pub fn posterior(&self, segment: usize, action: usize, rule_action: usize) -> Posterior {
         let mean = if action == rule_action {

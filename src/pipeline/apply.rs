@@ -358,6 +358,18 @@ impl Engine {
                 self.model
                     .strategy
                     .record(seg as usize, *action, *converted);
+                // In the ledger, so that an erase takes exactly this back.
+                if let Some(name) = self.config.actions.get(*action) {
+                    b.feedback.push((
+                        customer.clone(),
+                        crate::storage::feedback::FeedbackOutcome {
+                            action: name.clone(),
+                            segment: seg,
+                            converted: *converted,
+                            at_ms: now,
+                        },
+                    ));
+                }
                 if let Some(h) = id_hash {
                     w.record.remember(h, i64::MIN, self.config.dedupe_window);
                     w.dirty = true;

@@ -150,6 +150,12 @@ pub(crate) struct BatchState {
     pub(super) trigger_defs: Vec<(String, Option<crate::triggers::Trigger>)>,
     /// Trigger consumers' new positions: (consumer, id of the last firing acknowledged).
     pub(super) trigger_acks: Vec<(String, u64)>,
+    /// Feedback outcomes recorded by the batch, by customer (written to the ledger).
+    pub(super) feedback: Vec<(String, crate::storage::feedback::FeedbackOutcome)>,
+    /// Ledger keys the batch removes (an erased customer's), and how many outcomes it
+    /// subtracted from the strategy's counts.
+    pub(super) ledger_removed: Vec<Vec<u8>>,
+    pub(super) feedback_undone: usize,
 }
 
 /// A record's model outcome before a write: its contribution to the segment statistics.
@@ -205,6 +211,8 @@ impl BatchState {
             && self.erased.is_empty()
             && self.trigger_defs.is_empty()
             && self.trigger_acks.is_empty()
+            && self.feedback.is_empty()
+            && self.ledger_removed.is_empty()
             && !self.records.values().any(|w| w.dirty)
     }
 }

@@ -130,6 +130,14 @@ impl Engine {
             }
         }
         self.model.version += 1;
+        for (n, (customer, outcome)) in (0u32..).zip(&b.feedback) {
+            let key = keys::feedback(customer, self.model.version, n);
+            insert(batch, key, crate::storage::codec::encode(outcome).into());
+        }
+        for key in &b.ledger_removed {
+            batch.remove(key.as_slice());
+            removed += 1;
+        }
         let encoded = Store::encode_model(&self.model);
         let every = self.config.snapshot_every;
         if b.force_snapshot || (every > 0 && self.model.version % every == 0) {

@@ -124,6 +124,21 @@ impl Engine {
         }
         b.undo
             .extend(self.sample.remove(customer).map(Undo::Sample));
+        // Their strategy outcomes, taken back exactly (the model is restored if the commit
+        // fails). An action no longer in the catalogue has no counts to take back.
+        for (key, outcome) in store.feedback_of(customer)? {
+            if let Some(a) = self
+                .config
+                .actions
+                .iter()
+                .position(|x| *x == outcome.action)
+            {
+                let segment = usize::from(outcome.segment);
+                self.model.strategy.unrecord(segment, a, outcome.converted);
+                b.feedback_undone += 1;
+            }
+            b.ledger_removed.push(key);
+        }
         b.erased.insert(customer.to_string());
         Ok(true)
     }

@@ -520,6 +520,7 @@ impl Writer {
             self.engine.undo(b);
             return Err(e);
         }
+        outcome.feedback_undone = b.feedback_undone;
         if b.is_empty() && self.engine.model == before {
             outcome.model_version = self.engine.model.version;
             return Ok(outcome);

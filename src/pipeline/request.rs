@@ -85,6 +85,9 @@ pub struct MaintenanceOutcome {
     pub changed: usize,
     /// For erase and purge: customers erased.
     pub erased: usize,
+    /// For erase and purge: feedback outcomes of the erased customers subtracted from the
+    /// strategy's counts (those in the feedback ledger).
+    pub feedback_undone: usize,
 }
 
 /// A message to the writer.

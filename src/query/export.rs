@@ -58,6 +58,8 @@ pub struct CustomerExport {
     pub triggers: Vec<crate::triggers::Fired>,
     /// Consent per purpose now, and its changes in the retained history.
     pub consent: ExportedConsent,
+    /// The strategy outcomes recorded for this customer (`FEEDBACK`), oldest first.
+    pub feedback: Vec<crate::storage::feedback::FeedbackOutcome>,
 }
 
 /// A customer's consent in an export (`features/consent.rs`).
@@ -139,6 +141,8 @@ pub(crate) struct StoredExamples {
     pub(crate) cohorts: Vec<crate::storage::CohortExample>,
     /// The customer's trigger firings in the outbox (`T` keys).
     pub(crate) triggers: Vec<crate::triggers::Fired>,
+    /// The customer's feedback ledger (`F` keys).
+    pub(crate) feedback: Vec<crate::storage::feedback::FeedbackOutcome>,
 }
 
 /// Builds the export of one record.
@@ -260,6 +264,7 @@ pub(crate) fn export(
             .count(),
         dedupe_floor_ms: record.dedupe_floor_ms,
         triggers: examples.triggers.clone(),
+        feedback: examples.feedback.clone(),
         consent: {
             let now = consent::Consent::of(&record.state, consent);
             ExportedConsent {

@@ -85,6 +85,28 @@ pub fn trigger_ack(name: &str) -> Vec<u8> {
     k
 }
 
+/// Prefix of the feedback ledger: `F` ‖ customer id ‖ 0x00 ‖ model version of the batch (u64
+/// big-endian) ‖ position in the batch (u32 big-endian) → a strategy outcome of the customer
+/// (`storage/feedback.rs`). Customer ids hold no control characters, so the 0x00 ends the id.
+pub const FEEDBACK: u8 = b'F';
+
+/// Key of the `n`-th feedback outcome of `customer` in the batch committed as `version`.
+pub fn feedback(customer: &str, version: u64, n: u32) -> Vec<u8> {
+    let mut k = feedback_prefix(customer);
+    k.extend_from_slice(&version.to_be_bytes());
+    k.extend_from_slice(&n.to_be_bytes());
+    k
+}
+
+/// The prefix of every feedback-ledger key of `customer`.
+pub fn feedback_prefix(customer: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(customer.len() + 14);
+    k.push(FEEDBACK);
+    k.extend_from_slice(customer.as_bytes());
+    k.push(0);
+    k
+}
+
 /// Prefix of the positive training examples held until their deadline.
 pub const HELD: u8 = b'H';
 

@@ -10,6 +10,7 @@ pub mod check;
 pub mod codec;
 #[cfg(any(feature = "cli", feature = "testing"))]
 pub mod compact;
+pub(crate) mod feedback;
 pub mod keys;
 mod lock;
 mod models;

@@ -269,7 +269,7 @@ pub(super) fn check_cohorts(
     Ok(())
 }
 
-/// Reports every key outside the M, P, G, S, V, Q, K, H, C, T, D and A key spaces (and W, the refit
+/// Reports every key outside the M, P, G, S, V, Q, K, H, C, T, D, A and F key spaces (and W, the refit
 /// window of the previous release, removed when the store is next opened).
 pub(super) fn check_unknown(db: &sled::Db, report: &mut CheckReport) -> Result<()> {
     let mut known = [
@@ -285,6 +285,7 @@ pub(super) fn check_unknown(db: &sled::Db, report: &mut CheckReport) -> Result<(
         keys::TRIGGER,
         keys::TRIGGER_DEF,
         keys::TRIGGER_ACK,
+        keys::FEEDBACK,
         keys::LEGACY_REFIT,
     ];
     known.sort_unstable();

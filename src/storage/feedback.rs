@@ -1,0 +1,36 @@
+//! The feedback ledger (`F` keys): each strategy outcome recorded for a customer, kept so that
+//! erasing the customer subtracts exactly what they added to the strategy's counts.
+
+use super::{keys, Store};
+use crate::error::Result;
+use serde::{Deserialize, Serialize};
+
+/// One outcome recorded with `FEEDBACK` / `Db::feedback`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedbackOutcome {
+    /// The action, by name (the catalogue may change between opens).
+    pub action: String,
+    /// The segment it was credited to.
+    pub segment: u16,
+    /// Whether the customer converted.
+    pub converted: bool,
+    /// The store's watermark when it was recorded (event time, unix ms).
+    pub at_ms: i64,
+}
+
+impl Store {
+    /// The feedback ledger of `customer`: each key with its outcome, oldest first.
+    ///
+    /// # Errors
+    /// [`crate::Error::Corruption`] for an entry that does not decode; [`crate::Error::Storage`]
+    /// if sled fails.
+    pub(crate) fn feedback_of(&self, customer: &str) -> Result<Vec<(Vec<u8>, FeedbackOutcome)>> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(keys::feedback_prefix(customer)) {
+            let (k, v) = item?;
+            let name = || format!("feedback ledger key of customer {customer:?}");
+            out.push((k.to_vec(), super::codec::decode(&name, &v)?));
+        }
+        Ok(out)
+    }
+}
