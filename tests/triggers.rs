@@ -20,6 +20,15 @@ fn config(dir: &std::path::Path, toml: &str) -> Result<Config> {
     )
 }
 
+/// (id, customer) of every firing in the outbox.
+fn ids(db: &Db) -> Result<Vec<(u64, String)>> {
+    Ok(db
+        .read_triggers(0, 100)?
+        .into_iter()
+        .map(|f| (f.id, f.customer))
+        .collect())
+}
+
 const TRIGGERS: &str = r#"
 trigger_daily_cap = 2
 [[triggers]]
@@ -299,13 +308,6 @@ fn a_batch_s_firings_share_a_key_that_erasure_rewrites_and_retention_drops_whole
     for r in db.ingest_batch(batch)? {
         r?;
     }
-    let ids = |db: &Db| -> Result<Vec<(u64, String)>> {
-        Ok(db
-            .read_triggers(0, 100)?
-            .into_iter()
-            .map(|f| (f.id, f.customer))
-            .collect())
-    };
     assert_eq!(ids(&db)?.len(), 3);
     assert!(db.erase("b")?);
     assert_eq!(ids(&db)?, [(1, "a".into()), (3, "c".into())]);
@@ -433,13 +435,6 @@ fn a_run_time_definition_the_config_file_overrides_can_still_be_deleted() -> Res
 fn retention_by_age_drops_old_keys_but_not_what_a_cooldown_still_needs() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let toml = format!("trigger_retention_days = 5\n{TRIGGERS}");
-    let ids = |db: &Db| -> Result<Vec<(u64, String)>> {
-        Ok(db
-            .read_triggers(0, 100)?
-            .into_iter()
-            .map(|f| (f.id, f.customer))
-            .collect())
-    };
     {
         let db = config(dir.path(), &toml)?.open()?;
         db.ingest(purchase("a", T0, 150.0))?; // first (1) and big_spender (2): 30 days' cooldown

@@ -152,30 +152,21 @@ fn consent_is_set_with_profile_set_and_refusals_say_why() -> TestResult {
         .query(&mut con)?;
     assert_eq!(ack["segment"], redis::Value::Nil);
     assert_eq!(db.profile("c1")?.map(|p| p.event_count), Some(1));
-    for cmd in [&["SCORE", "c1"][..], &["SIMILAR", "c1"]] {
-        let err = redis::cmd(cmd[0])
-            .arg(&cmd[1..])
-            .query::<redis::Value>(&mut con)
+    let refused = |con: &mut redis::Connection, cmd: &str, purpose: &str| {
+        let err = redis::cmd(cmd)
+            .arg("c1")
+            .query::<redis::Value>(con)
             .unwrap_err()
             .to_string();
-        assert!(
-            err.contains("has not consented to profiling"),
-            "{cmd:?}: {err}"
-        );
-    }
+        let says = format!("has not consented to {purpose}");
+        assert!(err.contains(&says), "{cmd}: {err}");
+    };
+    refused(&mut con, "SCORE", "profiling");
+    refused(&mut con, "SIMILAR", "profiling");
     set(&mut con, "profiling", "true")?;
     set(&mut con, "marketing", "no")?;
-    for cmd in [&["STRATEGY", "c1"][..], &["RECOMMEND", "c1"]] {
-        let err = redis::cmd(cmd[0])
-            .arg(&cmd[1..])
-            .query::<redis::Value>(&mut con)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("has not consented to marketing"),
-            "{cmd:?}: {err}"
-        );
-    }
+    refused(&mut con, "STRATEGY", "marketing");
+    refused(&mut con, "RECOMMEND", "marketing");
     let err = set(&mut con, "marketing", "perhaps")
         .unwrap_err()
         .to_string();

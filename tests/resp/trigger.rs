@@ -22,6 +22,69 @@ fn purchase(con: &mut redis::Connection, customer: &str, t: i64, amount: f64) ->
     Ok(())
 }
 
+/// Four triggers, one of each kind a generated stream makes fire: a first purchase, a segment
+/// entered, a propensity crossing, a silence.
+fn define_stream_triggers(con: &mut redis::Connection) -> TestResult {
+    for def in [
+        &["first", "WHEN", "FIRST_PURCHASE"][..],
+        &["to_seg1", "WHEN", "SEGMENT_ENTER", "1", "COOLDOWN", "0"],
+        &["likely", "WHEN", "PROPENSITY_ABOVE", "0.5", "COOLDOWN", "0"],
+        &["quiet", "WHEN", "INACTIVE_DAYS", "20", "COOLDOWN", "0"],
+    ] {
+        redis::cmd("TRIGGER.ADD").arg(def).query::<String>(con)?;
+    }
+    Ok(())
+}
+
+/// Sends a generated stream (300 customers, 6,000 events, `seed`) as pipelined `EVENT.ADD`s.
+fn send_generated(con: &mut redis::Connection, seed: u64) -> TestResult {
+    use persona::generator::{Generator, GeneratorConfig};
+    let events: Vec<persona::Event> = Generator::new(GeneratorConfig {
+        customers: 300,
+        events: 6000,
+        seed,
+        ..GeneratorConfig::default()
+    })?
+    .collect();
+    for chunk in events.chunks(500) {
+        let mut pipe = redis::pipe();
+        for e in chunk {
+            let cmd = pipe
+                .cmd("EVENT.ADD")
+                .arg(&e.customer_id)
+                .arg(e.kind.as_str());
+            if let Some(v) = e.value {
+                cmd.arg(v);
+            }
+            cmd.arg("TS").arg(e.timestamp_ms).ignore();
+        }
+        pipe.query::<()>(con)?;
+    }
+    Ok(())
+}
+
+/// The whole outbox as (id, trigger), read with `TRIGGER.READ` page by page.
+fn read_outbox(
+    con: &mut redis::Connection,
+) -> Result<Vec<(u64, String)>, Box<dyn std::error::Error>> {
+    let mut outbox: Vec<(u64, String)> = Vec::new();
+    loop {
+        let since = outbox.last().map_or(0, |f| f.0).to_string();
+        let page: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("TRIGGER.READ")
+            .arg(&["SINCE", &since, "COUNT", "10000"])
+            .query(con)?;
+        if page.is_empty() {
+            return Ok(outbox);
+        }
+        for f in page {
+            outbox.push((
+                redis::from_redis_value(&f["id"])?,
+                redis::from_redis_value(&f["trigger"])?,
+            ));
+        }
+    }
+}
+
 #[test]
 fn triggers_are_defined_listed_read_and_deleted_over_resp() -> TestResult {
     let server = start()?;
@@ -219,60 +282,15 @@ fn a_blocked_read_returns_when_a_firing_is_committed_or_times_out_empty() -> Tes
 
 #[test]
 fn a_generated_stream_publishes_exactly_what_the_outbox_holds() -> TestResult {
-    use persona::generator::{Generator, GeneratorConfig};
     let server = start()?;
     let mut con = server.client()?;
-    for def in [
-        &["first", "WHEN", "FIRST_PURCHASE"][..],
-        &["to_seg1", "WHEN", "SEGMENT_ENTER", "1", "COOLDOWN", "0"],
-        &["likely", "WHEN", "PROPENSITY_ABOVE", "0.5", "COOLDOWN", "0"],
-        &["quiet", "WHEN", "INACTIVE_DAYS", "20", "COOLDOWN", "0"],
-    ] {
-        redis::cmd("TRIGGER.ADD")
-            .arg(def)
-            .query::<String>(&mut con)?;
-    }
+    define_stream_triggers(&mut con)?;
     let mut listener = server.client()?;
     let mut ps = listener.as_pubsub();
     ps.psubscribe("persona:trigger:*")?;
     ps.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let events: Vec<persona::Event> = Generator::new(GeneratorConfig {
-        customers: 300,
-        events: 6000,
-        seed: 5,
-        ..GeneratorConfig::default()
-    })?
-    .collect();
-    for chunk in events.chunks(500) {
-        let mut pipe = redis::pipe();
-        for e in chunk {
-            let cmd = pipe
-                .cmd("EVENT.ADD")
-                .arg(&e.customer_id)
-                .arg(e.kind.as_str());
-            if let Some(v) = e.value {
-                cmd.arg(v);
-            }
-            cmd.arg("TS").arg(e.timestamp_ms).ignore();
-        }
-        pipe.query::<()>(&mut con)?;
-    }
-    // The outbox, whole.
-    let mut outbox: Vec<(u64, String)> = Vec::new();
-    loop {
-        let since = outbox.last().map_or(0, |f| f.0).to_string();
-        let page: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("TRIGGER.READ")
-            .arg(&["SINCE", &since, "COUNT", "10000"])
-            .query(&mut con)?;
-        if page.is_empty() {
-            break;
-        }
-        for f in page {
-            let id: u64 = redis::from_redis_value(&f["id"])?;
-            let trigger: String = redis::from_redis_value(&f["trigger"])?;
-            outbox.push((id, trigger));
-        }
-    }
+    send_generated(&mut con, 5)?;
+    let outbox = read_outbox(&mut con)?;
     let kinds: std::collections::BTreeSet<&str> = outbox.iter().map(|f| f.1.as_str()).collect();
     assert_eq!(
         kinds.into_iter().collect::<Vec<_>>(),
@@ -363,7 +381,6 @@ fn a_consumer_acknowledges_and_resumes_after_its_position() -> TestResult {
 #[test]
 fn redis_py_pubsub_receives_exactly_the_firings_of_a_generated_stream() -> TestResult {
     use crate::common::resp::{python_with_redis, runs_with};
-    use persona::generator::{Generator, GeneratorConfig};
     use std::io::{BufRead, Write};
     let python = python_with_redis();
     if !runs_with(
@@ -375,16 +392,7 @@ fn redis_py_pubsub_receives_exactly_the_firings_of_a_generated_stream() -> TestR
     }
     let server = start()?;
     let mut con = server.client()?;
-    for def in [
-        &["first", "WHEN", "FIRST_PURCHASE"][..],
-        &["to_seg1", "WHEN", "SEGMENT_ENTER", "1", "COOLDOWN", "0"],
-        &["likely", "WHEN", "PROPENSITY_ABOVE", "0.5", "COOLDOWN", "0"],
-        &["quiet", "WHEN", "INACTIVE_DAYS", "20", "COOLDOWN", "0"],
-    ] {
-        redis::cmd("TRIGGER.ADD")
-            .arg(def)
-            .query::<String>(&mut con)?;
-    }
+    define_stream_triggers(&mut con)?;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/resp/py/pubsub.py");
     let mut py = std::process::Command::new(python.unwrap_or("python3"))
         .arg(script)
@@ -396,43 +404,8 @@ fn redis_py_pubsub_receives_exactly_the_firings_of_a_generated_stream() -> TestR
     let mut line = String::new();
     stdout.read_line(&mut line)?;
     assert_eq!(line.trim(), "ready", "the subscriber did not start");
-    let events: Vec<persona::Event> = Generator::new(GeneratorConfig {
-        customers: 300,
-        events: 6000,
-        seed: 9,
-        ..GeneratorConfig::default()
-    })?
-    .collect();
-    for chunk in events.chunks(500) {
-        let mut pipe = redis::pipe();
-        for e in chunk {
-            let cmd = pipe
-                .cmd("EVENT.ADD")
-                .arg(&e.customer_id)
-                .arg(e.kind.as_str());
-            if let Some(v) = e.value {
-                cmd.arg(v);
-            }
-            cmd.arg("TS").arg(e.timestamp_ms).ignore();
-        }
-        pipe.query::<()>(&mut con)?;
-    }
-    let mut outbox: Vec<(u64, String)> = Vec::new();
-    loop {
-        let since = outbox.last().map_or(0, |f| f.0).to_string();
-        let page: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("TRIGGER.READ")
-            .arg(&["SINCE", &since, "COUNT", "10000"])
-            .query(&mut con)?;
-        if page.is_empty() {
-            break;
-        }
-        for f in page {
-            outbox.push((
-                redis::from_redis_value(&f["id"])?,
-                redis::from_redis_value(&f["trigger"])?,
-            ));
-        }
-    }
+    send_generated(&mut con, 9)?;
+    let outbox = read_outbox(&mut con)?;
     let kinds: std::collections::BTreeSet<&str> = outbox.iter().map(|f| f.1.as_str()).collect();
     assert_eq!(
         kinds.into_iter().collect::<Vec<_>>(),
