@@ -95,15 +95,7 @@ impl Db {
                 Err(err) => out.push(Some(Err(err.into()))),
             }
         }
-        let mut acks = if items.is_empty() {
-            Vec::new().into_iter()
-        } else {
-            self.submit(items)?.into_iter()
-        };
-        Ok(out
-            .into_iter()
-            .map(|slot| slot.unwrap_or_else(|| acks.next().unwrap_or(Err(Error::Closed))))
-            .collect())
+        self.submit_valid(items, out, |a| a)
     }
 
     /// Sets (or replaces) attributes of a customer, creating the profile if needed. Returns the
@@ -167,17 +159,7 @@ impl Db {
                 Err(e) => out.push(Some(Err(e))),
             }
         }
-        let mut acks = if items.is_empty() {
-            Vec::new().into_iter()
-        } else {
-            self.submit(items)?.into_iter()
-        };
-        Ok(out
-            .into_iter()
-            .map(|slot| {
-                slot.unwrap_or_else(|| acks.next().unwrap_or(Err(Error::Closed)).map(|a| a.version))
-            })
-            .collect())
+        self.submit_valid(items, out, |a| a.version)
     }
 
     /// Checks one row of attributes: the id, each name and value, and that the customer ends
@@ -226,6 +208,25 @@ impl Db {
         }
         *held = after;
         Ok(())
+    }
+
+    /// Submits the valid `items` and fills the empty slots of `out` (one per input, the
+    /// refused ones already holding their error) with their acks, in order, through `f`.
+    fn submit_valid<T>(
+        &self,
+        items: Vec<Item>,
+        out: Vec<Option<Result<T>>>,
+        f: impl Fn(Ack) -> T,
+    ) -> Result<Vec<Result<T>>> {
+        let mut acks = if items.is_empty() {
+            Vec::new().into_iter()
+        } else {
+            self.submit(items)?.into_iter()
+        };
+        Ok(out
+            .into_iter()
+            .map(|slot| slot.unwrap_or_else(|| acks.next().unwrap_or(Err(Error::Closed)).map(&f)))
+            .collect())
     }
 
     /// Validates `event` and queues it for the writer without waiting for the commit: the
