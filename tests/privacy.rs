@@ -502,3 +502,39 @@ fn erase_takes_back_exactly_the_customer_s_strategy_outcomes() -> Result<()> {
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     Ok(())
 }
+
+#[test]
+fn a_damaged_feedback_entry_does_not_stop_an_erase() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    {
+        let db = common::config(dir.path()).open()?;
+        db.ingest(Event::new(VICTIM, T0, EventKind::Purchase).with_value(5.0))?;
+        for converted in [true, false] {
+            db.feedback(persona::Feedback::new(VICTIM, "vip_offer", converted).with_segment(0))?;
+        }
+        db.close()?;
+    }
+    // Damage the first ledger entry, as a disk or a bug would.
+    common::store::raw(dir.path(), |sled| {
+        let prefix = persona::testing::storage::keys::feedback_prefix(VICTIM);
+        let first = sled.scan_prefix(&prefix).next().transpose()?;
+        if let Some((k, _)) = first {
+            sled.insert(k, &b"\x01\xff\xff"[..])?;
+        }
+        Ok(())
+    })
+    .map_err(Error::from)?;
+    let found = persona::check_store(dir.path())?;
+    assert_eq!(found.problems.len(), 1, "{:?}", found.problems);
+    assert_eq!(found.problems[0].kind, persona::ProblemKind::Undecodable);
+    let db = common::config(dir.path()).open()?;
+    let err = db.export_customer(VICTIM).unwrap_err();
+    assert!(matches!(err, Error::Corruption { .. }), "{err}");
+    let report = db.erase_report(VICTIM)?;
+    assert!(report.erased);
+    assert_eq!(report.feedback_outcomes_subtracted, 1, "the readable one");
+    let why = report.unreadable.unwrap_or_default();
+    assert!(why.contains("feedback ledger"), "{why}");
+    assert_no_trace(&db, VICTIM)?;
+    Ok(())
+}

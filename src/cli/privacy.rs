@@ -47,6 +47,9 @@ pub fn erase(db: &Db, a: &EraseArgs) -> Result<()> {
     for kept in &r.kept_in_models {
         println!("  stays in the models:    {kept}");
     }
+    if let Some(why) = &r.unreadable {
+        println!("  not counted:            {why}");
+    }
     Ok(())
 }
 

@@ -63,6 +63,9 @@ pub struct EraseReport {
     pub feedback_outcomes_subtracted: usize,
     /// What of theirs stays in the models' aggregates, in words.
     pub kept_in_models: Vec<String>,
+    /// Why the counts above are missing, if what was stored about the customer could not be
+    /// read before the erase (a damaged record or ledger entry: erased all the same).
+    pub unreadable: Option<String>,
 }
 
 impl Db {
@@ -87,12 +90,17 @@ impl Db {
     /// ```
     pub fn erase_report(&self, customer_id: &str) -> Result<EraseReport> {
         validate_customer_id(customer_id)?;
-        let before = self.export_customer(customer_id)?;
+        // A damaged record or ledger entry must not stop an erase: the report says so.
+        let (before, unreadable) = match self.export_customer(customer_id) {
+            Ok(e) => (e, None),
+            Err(e) => (None, Some(e.to_string())),
+        };
         let out = self.maintain(Maintenance::Erase(vec![customer_id.to_string()]))?;
         let mut report = EraseReport {
             customer_id: customer_id.to_string(),
             erased: out.erased > 0,
             feedback_outcomes_subtracted: out.feedback_undone,
+            unreadable,
             ..EraseReport::default()
         };
         if let (true, Some(e)) = (report.erased, before) {
@@ -197,7 +205,7 @@ impl Db {
             .feedback_of(customer_id)?
             .into_iter()
             .map(|(_, f)| f)
-            .collect();
+            .collect::<Result<_>>()?;
         let examples = export::StoredExamples {
             held,
             cohorts,

@@ -126,16 +126,18 @@ impl Engine {
             .extend(self.sample.remove(customer).map(Undo::Sample));
         // Their strategy outcomes, taken back exactly (the model is restored if the commit
         // fails). An action no longer in the catalogue has no counts to take back.
+        // An entry that does not decode cannot be taken back, and is removed all the same.
         for (key, outcome) in store.feedback_of(customer)? {
-            if let Some(a) = self
-                .config
-                .actions
-                .iter()
-                .position(|x| *x == outcome.action)
-            {
-                let segment = usize::from(outcome.segment);
-                self.model.strategy.unrecord(segment, a, outcome.converted);
-                b.feedback_undone += 1;
+            match outcome {
+                Ok(o) => {
+                    let actions = &self.config.actions;
+                    if let Some(a) = actions.iter().position(|x| *x == o.action) {
+                        let segment = usize::from(o.segment);
+                        self.model.strategy.unrecord(segment, a, o.converted);
+                        b.feedback_undone += 1;
+                    }
+                }
+                Err(e) => tracing::warn!("erase of {customer:?}: {e}; removed, not subtracted"),
             }
             b.ledger_removed.push(key);
         }

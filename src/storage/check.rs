@@ -44,7 +44,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 mod derived;
-use derived::{check_cohorts, check_held, check_queue, check_sample, check_unknown};
+use derived::{
+    check_cohorts, check_feedback, check_held, check_queue, check_sample, check_unknown,
+};
 
 /// Problems kept in a [`CheckReport`]; later ones are only counted.
 pub const MAX_REPORTED: usize = 1000;
@@ -193,6 +195,7 @@ pub fn check_store(path: &Path) -> Result<CheckReport> {
     check_snapshots(&db, model_version, &mut report)?;
     check_queue(&db, &profiles, model, &mut report)?;
     check_sample(&db, &mut report)?;
+    check_feedback(&db, &mut report)?;
     let layout = FeatureLayout::new(params);
     check_held(&db, layout.dim(), model.map(|m| m.1), &mut report)?;
     check_cohorts(&db, layout.dim(), model.map(|m| m.1), &mut report)?;

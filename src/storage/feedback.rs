@@ -19,17 +19,20 @@ pub struct FeedbackOutcome {
 }
 
 impl Store {
-    /// The feedback ledger of `customer`: each key with its outcome, oldest first.
+    /// The feedback ledger of `customer`: each key with its outcome, oldest first, or the
+    /// error of an entry that does not decode (an erase still removes it).
     ///
     /// # Errors
-    /// [`crate::Error::Corruption`] for an entry that does not decode; [`crate::Error::Storage`]
-    /// if sled fails.
-    pub(crate) fn feedback_of(&self, customer: &str) -> Result<Vec<(Vec<u8>, FeedbackOutcome)>> {
+    /// [`crate::Error::Storage`] if sled fails.
+    pub(crate) fn feedback_of(
+        &self,
+        customer: &str,
+    ) -> Result<Vec<(Vec<u8>, Result<FeedbackOutcome>)>> {
         let mut out = Vec::new();
         for item in self.db.scan_prefix(keys::feedback_prefix(customer)) {
             let (k, v) = item?;
             let name = || format!("feedback ledger key of customer {customer:?}");
-            out.push((k.to_vec(), super::codec::decode(&name, &v)?));
+            out.push((k.to_vec(), super::codec::decode(&name, &v)));
         }
         Ok(out)
     }

@@ -145,6 +145,39 @@ pub(super) fn check_sample(db: &sled::Db, report: &mut CheckReport) -> Result<()
     Ok(())
 }
 
+/// Every feedback-ledger entry (`F` keys) must decode and name a stored profile.
+pub(super) fn check_feedback(db: &sled::Db, report: &mut CheckReport) -> Result<()> {
+    for item in db.scan_prefix([keys::FEEDBACK]) {
+        let (key, value) = item?;
+        report.keys += 1;
+        let id = key
+            .get(1..)
+            .and_then(|rest| rest.iter().position(|b| *b == 0).map(|end| &rest[..end]))
+            .and_then(|id| std::str::from_utf8(id).ok());
+        let Some(id) = id.filter(|_| key.len() >= 2 + 12) else {
+            report.push(
+                &key,
+                ProblemKind::UnknownKey,
+                "unknown key in the feedback ledger",
+            );
+            continue;
+        };
+        let name = || format!("feedback ledger key of customer {id:?}");
+        let decoded: Result<crate::storage::feedback::FeedbackOutcome> =
+            crate::storage::codec::decode(&name, &value);
+        if let Err(e) = decoded {
+            report.push(&key, ProblemKind::Undecodable, e.to_string());
+        } else if !db.contains_key(keys::profile(id))? {
+            report.push(
+                &key,
+                ProblemKind::Inconsistent,
+                format!("feedback of {id:?}, who has no profile record"),
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Every held positive example (`H` keys) must parse, decode to `dim` features, name a
 /// stored profile and not be due before the model's `watermark` (when it is readable).
 pub(super) fn check_held(
