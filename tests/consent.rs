@@ -85,7 +85,15 @@ fn without_consent_to_profiling_the_shared_state_is_bit_identical_to_a_run_witho
     let x = with.profile("x")?.ok_or("x is stored")?;
     assert_eq!(x.event_count, 31);
     assert_eq!((x.segment, x.assigned_segment), (None, None));
+    assert!(x.propensity.is_nan(), "not scored");
+    assert!(!x.consent.profiling && x.consent.marketing);
+    let json = x.to_json(&with.feature_names());
+    assert_eq!(json["propensity"], serde_json::Value::Null);
+    assert_eq!(json["consent"]["profiling"], false);
     assert!(!x.top_items.is_empty(), "their own lists are kept");
+    // Not personalised: what an unknown customer gets.
+    let popular = with.recommend("nobody-at-all", 5, Default::default())?;
+    assert_eq!(with.recommend("x", 5, Default::default())?, popular);
     // The models, and every other key (sample, queue, held examples, cohorts), as without them.
     let mut m = (*with.model()).clone();
     m.version = without.model().version;
@@ -112,6 +120,7 @@ fn without_consent_to_profiling_the_shared_state_is_bit_identical_to_a_run_witho
         with.similar("x", 3, Search::Exact).map(|_| ()),
         with.feedback(Feedback::new("x", "vip_offer", true))
             .map(|_| ()),
+        with.strategy("x", Choice::Greedy).map(|_| ()),
     ] {
         let e = err.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("\"x\" has not consented to profiling"), "{e}");

@@ -97,7 +97,11 @@ fn profiles(db: &Db, w: &mut impl Write, jsonl: bool, progress: bool) -> Result<
                 p.version.to_string(),
                 p.event_count.to_string(),
                 p.segment.map(|s| s.to_string()).unwrap_or_default(),
-                format!("{:.6}", p.propensity),
+                // Empty, as a missing segment is, for a customer who is not scored.
+                Some(p.propensity)
+                    .filter(|v| !v.is_nan())
+                    .map(|v| format!("{v:.6}"))
+                    .unwrap_or_default(),
             ];
             row.extend(p.features.iter().map(|f| format!("{f:.6}")));
             csv.write_record(&row)?;

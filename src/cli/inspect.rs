@@ -64,7 +64,11 @@ pub fn print_profile(p: &crate::Profile, db: &Db) {
         (Some(s), Some(d)) => println!("segment    {s} (distance {d:.2})"),
         _ => println!("segment    - (segments not seeded yet)"),
     }
-    println!("propensity {:.3}", p.propensity);
+    if p.consent.profiling {
+        println!("propensity {:.3}", p.propensity);
+    } else {
+        println!("propensity - (no consent to profiling: not scored)");
+    }
     if !p.attributes.is_empty() {
         let attrs: Vec<String> = p
             .attributes

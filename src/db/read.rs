@@ -471,8 +471,13 @@ impl Db {
         let model = self.model();
         // The profile as of now: its nearest segment, and its engaged items for the suggestions.
         let consent = self.inner.config.consent_defaults;
-        if !Consent::of(&rec.state, consent).marketing {
+        let given = Consent::of(&rec.state, consent);
+        if !given.marketing {
             return Err(consent::refused(customer_id, "marketing"));
+        }
+        // A strategy is chosen per segment: a customer who is not profiled has none.
+        if !given.profiling {
+            return Err(consent::refused(customer_id, "profiling"));
         }
         let profile = Profile::evaluate(customer_id, rec, &model, &self.inner.layout, consent);
         let Some(seg) = profile.segment.map(usize::from) else {
@@ -561,11 +566,14 @@ impl Db {
                 format!("{n} is out of range; allowed 1..=100"),
             ));
         }
-        let profile = self.profile(customer_id)?;
-        let consent = self.inner.config.consent_defaults;
+        let mut profile = self.profile(customer_id)?;
         if let Some(p) = profile.as_ref() {
-            if !Consent::of(&p.state, consent).marketing {
+            if !p.consent.marketing {
                 return Err(consent::refused(customer_id, "marketing"));
+            }
+            // Not profiled: what everyone gets (the popular items), as for an unknown customer.
+            if !p.consent.profiling {
+                profile = None;
             }
         }
         let model = self.model();

@@ -27,7 +27,7 @@ pub const MARKETING_AT: &str = "consent.marketing_at";
 pub const PREFIX: &str = "consent.";
 
 /// A customer's consent per purpose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Consent {
     /// To profiling: training the shared models, being scored and segmented.
     pub profiling: bool,

@@ -65,8 +65,12 @@ pub struct Profile {
     pub segment_distance: Option<f64>,
     /// Segment recorded in the profile record at the last write.
     pub assigned_segment: Option<u16>,
-    /// Propensity as of `as_of_ms` with the current model.
+    /// Propensity as of `as_of_ms` with the current model; NaN (null in JSON and over RESP)
+    /// for a customer without consent to profiling, who is not scored.
     pub propensity: f64,
+    /// The customer's consent per purpose (the store's defaults where they set none; for a
+    /// past version, where they set none then, both given).
+    pub consent: Consent,
     /// The items the customer engaged with most, most engaged first: events naming an item,
     /// weighted by kind (purchase 3, cart_add 2, view 1, click 0.5, …) and decayed with three
     /// times the store's half-life, at most `Config::top_items`. The current profile only
@@ -98,9 +102,11 @@ impl Profile {
             layout,
             None,
         );
+        p.consent = Consent::of(&p.state, consent);
         if !profiling {
             p.segment = None;
             p.segment_distance = None;
+            p.propensity = f64::NAN;
         }
         p.assigned_segment = record.segment;
         let half_life = layout.params().item_half_life_ms();
@@ -145,6 +151,7 @@ impl Profile {
             segment_distance: nearest.map(|(_, d)| d),
             assigned_segment: None,
             propensity: model.propensity_of(state.event_count, &z),
+            consent: Consent::of(&state, Consent::default()),
             top_items: Vec::new(),
             top_categories: Vec::new(),
             state,
@@ -182,6 +189,7 @@ impl Profile {
             "segment_distance": self.segment_distance,
             "assigned_segment": self.assigned_segment,
             "propensity": self.propensity,
+            "consent": { "profiling": self.consent.profiling, "marketing": self.consent.marketing },
             "attributes": attributes,
             "features": features,
             "raw_features": raw_features,

@@ -240,7 +240,12 @@ fn profile_frame(p: Profile, names: &Arc<SharedKeys>, raw_names: &[String]) -> F
             "assigned_segment",
             super::opt_int(p.assigned_segment.map(u64::from)),
         ),
-        ("propensity", Frame::Double(p.propensity)),
+        (
+            "propensity",
+            Some(p.propensity)
+                .filter(|v| !v.is_nan())
+                .map_or(Frame::Null, Frame::Double),
+        ),
         ("attributes", Frame::Map(attributes)),
         ("features", features),
         ("raw_features", Frame::Map(raw_features)),
