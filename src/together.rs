@@ -105,7 +105,12 @@ struct Item {
 /// The counts (see the module docs).
 #[derive(Debug, Default)]
 pub(crate) struct Table {
-    slots: HashMap<CompactString, u32>,
+    /// Item name → slot. foldhash (seeded per process, so names sent by clients cannot be
+    /// chosen to collide): the writer looks names up for every item taken up, and SipHash was
+    /// a measurable share of its time.
+    slots: HashMap<CompactString, u32, foldhash::fast::RandomState>,
+    /// How many times items were shed (a slot looked up before may be gone since).
+    sheds: u64,
     items: Vec<Item>,
     free: Vec<u32>,
     /// Neighbour entries in all lists.
@@ -175,6 +180,7 @@ impl Table {
 
     /// Drops the eighth least taken-up items and every pair naming them.
     fn shed(&mut self) {
+        self.sheds += 1;
         let mut counts: Vec<(f32, u32)> = self
             .slots
             .values()
@@ -226,17 +232,21 @@ impl Table {
     /// Counts one customer taking up `item` with their other most engaged `with` items.
     pub(crate) fn take_up(&mut self, t: &TakenUp) {
         let w = self.weight(t.t_ms);
-        let x = self.slot(&t.item);
+        let mut x = self.slot(&t.item);
         self.items[x as usize].count += w;
         for other in t.with.iter().take(PAIRED - 1) {
             if *other == t.item {
                 continue;
             }
+            let sheds = self.sheds;
             let y = self.slot(other);
-            // Listing `other` may have shed `item`'s slot: look it up again.
-            let Some(&x) = self.slots.get(&t.item) else {
-                return;
-            };
+            // Listing `other` may have shed `item`'s slot: look it up again then.
+            if self.sheds != sheds {
+                let Some(&again) = self.slots.get(&t.item) else {
+                    return;
+                };
+                x = again;
+            }
             self.pair_one_way(x, y, w);
             self.pair_one_way(y, x, w);
         }
