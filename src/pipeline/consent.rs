@@ -8,7 +8,7 @@ use super::Ack;
 use crate::error::Result;
 use crate::features::consent::{self, Consent};
 use crate::features::{CompactEvent, ProfileOp};
-use crate::storage::{queue, Store};
+use crate::storage::Store;
 use crate::Event;
 
 impl Engine {
@@ -64,20 +64,7 @@ impl Engine {
         withdrew: bool,
     ) -> Result<Ack> {
         if withdrew {
-            let gone: Vec<queue::Entry> = self
-                .expiry
-                .iter()
-                .filter(|(_, c)| c.as_str() == customer)
-                .cloned()
-                .collect();
-            for key in gone {
-                self.expiry.remove(&key);
-                b.undo.push(Undo::Removed(key));
-            }
-            let dropped = self.held.forget(|c| c == customer);
-            b.undo.extend(dropped.into_iter().map(Undo::Held));
-            let dropped = self.cohorts.forget(|c| c == customer);
-            b.undo.extend(dropped.into_iter().map(Undo::Cohort));
+            self.forget_examples(&mut b.undo, |c| c == customer);
             b.undo
                 .extend(self.sample.remove(customer).map(Undo::Sample));
         }

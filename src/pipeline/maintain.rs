@@ -151,21 +151,26 @@ impl Engine {
         if b.erased.is_empty() {
             return;
         }
-        let gone: Vec<queue::Entry> = self
+        let erased = &b.erased;
+        self.forget_examples(&mut b.undo, |c| erased.contains(c));
+    }
+
+    /// Drops the expiry-queue entries, held positives and cohort rows of the customers `gone`
+    /// names (an erase, a withdrawal of consent to profiling), recording in `undo` how to put
+    /// them back if the commit fails.
+    pub(super) fn forget_examples(&mut self, undo: &mut Vec<Undo>, gone: impl Fn(&str) -> bool) {
+        let keys: Vec<queue::Entry> = self
             .expiry
             .iter()
-            .filter(|(_, c)| b.erased.contains(c.as_str()))
+            .filter(|(_, c)| gone(c.as_str()))
             .cloned()
             .collect();
-        for key in gone {
+        for key in keys {
             self.expiry.remove(&key);
-            b.undo.push(Undo::Removed(key));
+            undo.push(Undo::Removed(key));
         }
-        let erased = &b.erased;
-        let dropped = self.held.forget(|c| erased.contains(c));
-        b.undo.extend(dropped.into_iter().map(Undo::Held));
-        let dropped = self.cohorts.forget(|c| erased.contains(c));
-        b.undo.extend(dropped.into_iter().map(Undo::Cohort));
+        undo.extend(self.held.forget(&gone).into_iter().map(Undo::Held));
+        undo.extend(self.cohorts.forget(&gone).into_iter().map(Undo::Cohort));
     }
 
     /// Removes the erased customers' trigger firings from the outbox, those sled holds and
