@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::event::validate_customer_id;
 use crate::pipeline::Maintenance;
 use crate::query::{export, CustomerExport};
-use crate::storage::record::RecordState;
+use crate::storage::record::{RecordCurrent, RecordState};
 
 /// Expired profiles a retention purge erases per writer batch: ingestion interleaves between
 /// batches.
@@ -63,8 +63,9 @@ pub struct EraseReport {
     pub feedback_outcomes_subtracted: usize,
     /// What of theirs stays in the models' aggregates, in words.
     pub kept_in_models: Vec<String>,
-    /// Why the counts above are missing, if what was stored about the customer could not be
-    /// read before the erase (a damaged record or ledger entry: erased all the same).
+    /// What could not be read, if anything: the customer's record or examples before the erase
+    /// (the counts above are then missing), or feedback-ledger entries that did not decode
+    /// (removed without being subtracted). Erased all the same.
     pub unreadable: Option<String>,
 }
 
@@ -90,12 +91,29 @@ impl Db {
     /// ```
     pub fn erase_report(&self, customer_id: &str) -> Result<EraseReport> {
         validate_customer_id(customer_id)?;
-        // A damaged record or ledger entry must not stop an erase: the report says so.
-        let (before, unreadable) = match self.export_customer(customer_id) {
-            Ok(e) => (e, None),
+        // What goes with them, read just before; a damaged record must not stop the erase:
+        // the report says so.
+        let store = &self.inner.store;
+        let before = || -> Result<Option<(RecordCurrent, usize, usize)>> {
+            let Some(rec) = store.profile_current(customer_id)? else {
+                return Ok(None);
+            };
+            let (held, cohorts) = store.examples_of(customer_id)?;
+            let firings = store.firings_of(customer_id)?.len();
+            Ok(Some((rec, held.len() + cohorts.len(), firings)))
+        };
+        let (before, mut unreadable) = match before() {
+            Ok(b) => (b, None),
             Err(e) => (None, Some(e.to_string())),
         };
         let out = self.maintain(Maintenance::Erase(vec![customer_id.to_string()]))?;
+        if out.feedback_unreadable > 0 {
+            let why = format!(
+                "{} feedback ledger entries did not decode: removed, not subtracted",
+                out.feedback_unreadable
+            );
+            unreadable = Some(unreadable.map_or(why.clone(), |u| format!("{u}; {why}")));
+        }
         let mut report = EraseReport {
             customer_id: customer_id.to_string(),
             erased: out.erased > 0,
@@ -103,13 +121,14 @@ impl Db {
             unreadable,
             ..EraseReport::default()
         };
-        if let (true, Some(e)) = (report.erased, before) {
-            report.events = e.state.event_count;
-            report.segment = e.assigned_segment;
-            report.training_examples_dropped =
-                usize::from(e.pending_example.is_some()) + e.training_examples.len();
-            report.trigger_firings_removed = e.triggers.len();
-            if e.consent.profiling && report.events > 0 {
+        if let (true, Some((rec, examples, firings))) = (report.erased, before) {
+            report.events = rec.state.event_count;
+            report.segment = rec.segment;
+            report.training_examples_dropped = usize::from(rec.pending.is_some()) + examples;
+            report.trigger_firings_removed = firings;
+            let consent = self.inner.config.consent_defaults;
+            let profiled = crate::features::consent::Consent::of(&rec.state, consent).profiling;
+            if profiled && report.events > 0 {
                 report.kept_in_models = vec![
                     format!(
                         "the feature scaler's running means and variances saw their profile at \
@@ -194,13 +213,7 @@ impl Db {
             .into_iter()
             .map(|(at, row)| (at.saturating_add(horizon), row))
             .collect();
-        let mut triggers = Vec::new();
-        for item in store.all_firings() {
-            let f = item?;
-            if f.customer == customer_id {
-                triggers.push(f);
-            }
-        }
+        let triggers = store.firings_of(customer_id)?;
         let feedback = store
             .feedback_of(customer_id)?
             .into_iter()

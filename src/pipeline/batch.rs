@@ -156,6 +156,7 @@ pub(crate) struct BatchState {
     /// subtracted from the strategy's counts.
     pub(super) ledger_removed: Vec<Vec<u8>>,
     pub(super) feedback_undone: usize,
+    pub(super) feedback_unreadable: usize,
 }
 
 /// A record's model outcome before a write: its contribution to the segment statistics.

@@ -137,7 +137,10 @@ impl Engine {
                         b.feedback_undone += 1;
                     }
                 }
-                Err(e) => tracing::warn!("erase of {customer:?}: {e}; removed, not subtracted"),
+                Err(e) => {
+                    tracing::warn!("erase of {customer:?}: {e}; removed, not subtracted");
+                    b.feedback_unreadable += 1;
+                }
             }
             b.ledger_removed.push(key);
         }

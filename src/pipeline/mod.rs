@@ -521,6 +521,7 @@ impl Writer {
             return Err(e);
         }
         outcome.feedback_undone = b.feedback_undone;
+        outcome.feedback_unreadable = b.feedback_unreadable;
         if b.is_empty() && self.engine.model == before {
             outcome.model_version = self.engine.model.version;
             return Ok(outcome);

@@ -88,6 +88,9 @@ pub struct MaintenanceOutcome {
     /// For erase and purge: feedback outcomes of the erased customers subtracted from the
     /// strategy's counts (those in the feedback ledger).
     pub feedback_undone: usize,
+    /// For erase and purge: feedback-ledger entries of the erased customers that did not
+    /// decode (removed, not subtracted).
+    pub feedback_unreadable: usize,
 }
 
 /// A message to the writer.

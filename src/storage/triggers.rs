@@ -132,12 +132,22 @@ impl Store {
         })
     }
 
-    /// Every firing the outbox holds, in id order.
-    pub(crate) fn all_firings(&self) -> impl Iterator<Item = Result<Fired>> + '_ {
-        self.firing_chunks().flat_map(|chunk| match chunk {
-            Ok(chunk) => chunk.firings.into_iter().map(Ok).collect::<Vec<_>>(),
-            Err(e) => vec![Err(e)],
-        })
+    /// The firings the outbox holds for `customer`, in id order (a scan of the whole outbox).
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] for a key of the outbox that does not decode; [`Error::Storage`]
+    /// if sled fails.
+    pub(crate) fn firings_of(&self, customer: &str) -> Result<Vec<Fired>> {
+        let mut out = Vec::new();
+        for chunk in self.firing_chunks() {
+            out.extend(
+                chunk?
+                    .firings
+                    .into_iter()
+                    .filter(|f| f.customer == customer),
+            );
+        }
+        Ok(out)
     }
 }
 
