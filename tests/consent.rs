@@ -199,12 +199,7 @@ fn a_withdrawal_takes_them_out_and_every_change_is_exported_with_its_time() -> R
     assert_eq!(db.profile("z")?.ok_or("z")?.assigned_segment, None);
     db.set_attributes("z", vec![("consent.profiling".into(), text("1"))])?;
     let export = db.export_customer("z")?.ok_or("z")?;
-    let changes: Vec<(&str, bool)> = export
-        .consent
-        .changes
-        .iter()
-        .map(|c| (c.purpose, c.granted))
-        .collect();
+    let changes = common::consent_changes(&export);
     assert_eq!(changes, [("profiling", false), ("profiling", true)]);
     assert!(export
         .consent

@@ -498,8 +498,7 @@ fn erase_takes_back_exactly_the_customer_s_strategy_outcomes() -> Result<()> {
     );
     db.close()?;
     drop(db);
-    let report = persona::check_store(dir.path())?;
-    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    common::store::assert_clean(dir.path())?;
     Ok(())
 }
 

@@ -228,8 +228,7 @@ fn a_store_without_triggers_writes_no_outbox_and_one_with_them_checks_clean() ->
     assert_eq!(db.read_triggers(0, 10)?.len(), 1);
     db.close()?;
     drop(db);
-    let report = persona::check_store(dir.path())?;
-    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    common::store::assert_clean(dir.path())?;
     Ok(())
 }
 
@@ -326,8 +325,7 @@ fn a_batch_s_firings_share_a_key_that_erasure_rewrites_and_retention_drops_whole
     );
     db.close()?;
     drop(db);
-    let report = persona::check_store(dir.path())?;
-    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    common::store::assert_clean(dir.path())?;
     let db = config(dir.path(), &format!("trigger_retention = 4\n{TRIGGERS}"))?.open()?;
     assert_eq!(db.last_trigger_id()?, 6);
     db.ingest(purchase("g", T0 + 2 * DAY + 1, 1.0))?;
@@ -393,8 +391,7 @@ fn ids_are_never_handed_out_twice_even_after_erasing_the_newest_and_a_reopen() -
         assert_eq!(db.last_trigger_id()?, 2, "the newest id stays known");
         db.close()?;
     }
-    let report = persona::check_store(dir.path())?;
-    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    common::store::assert_clean(dir.path())?;
     let db = config(dir.path(), TRIGGERS)?.open()?;
     db.ingest(purchase("c", T0 + 2, 1.0))?;
     let fired = db.read_triggers(0, 10)?;
@@ -490,8 +487,7 @@ fn a_consumer_s_position_moves_forward_only_and_survives_a_reopen() -> Result<()
         assert_eq!(who, ["c"]);
         db.close()?;
     }
-    let report = persona::check_store(dir.path())?;
-    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    common::store::assert_clean(dir.path())?;
     let db = config(dir.path(), TRIGGERS)?.open()?;
     assert_eq!(db.trigger_position("mailer")?, Some(2));
     Ok(())

@@ -20,3 +20,13 @@ pub const T0: i64 = 1_767_225_600_000;
 pub fn config(dir: &Path) -> Config {
     Config::new(dir).segments(4).durability(Durability::Flush)
 }
+
+/// (purpose, granted) of each consent change an export lists, oldest first.
+pub fn consent_changes(export: &persona::CustomerExport) -> Vec<(&str, bool)> {
+    export
+        .consent
+        .changes
+        .iter()
+        .map(|c| (c.purpose, c.granted))
+        .collect()
+}

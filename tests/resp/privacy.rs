@@ -175,12 +175,7 @@ fn consent_is_set_with_profile_set_and_refusals_say_why() -> TestResult {
         "{err}"
     );
     let export = db.export_customer("c1")?.ok_or("c1")?;
-    let changes: Vec<(&str, bool)> = export
-        .consent
-        .changes
-        .iter()
-        .map(|c| (c.purpose, c.granted))
-        .collect();
+    let changes = crate::common::consent_changes(&export);
     assert_eq!(
         changes,
         [
