@@ -256,14 +256,7 @@ impl Read {
                 r.consumer = Some(utf8("consumer", v)?);
             } else if opt.eq_ignore_ascii_case(b"SINCE") {
                 since_given = true;
-                let v = args.option_value("SINCE")?;
-                r.since = integer(&v)
-                    .and_then(|n| u64::try_from(n).ok())
-                    .ok_or_else(|| CommandError::Invalid {
-                        name: "SINCE",
-                        value: show(&v),
-                        allowed: "must be a firing id, a whole number ≥ 0".into(),
-                    })?;
+                r.since = firing_id("SINCE", &args.option_value("SINCE")?)?;
             } else if opt.eq_ignore_ascii_case(b"COUNT") {
                 r.count = count(&args.option_value("COUNT")?, 10_000)?;
             } else if opt.eq_ignore_ascii_case(b"BLOCK") {
@@ -331,14 +324,7 @@ pub(crate) struct Ack {
 impl Ack {
     fn parse(args: &mut Args) -> Result<Ack, CommandError> {
         let consumer = args.text("consumer")?;
-        let v = args.required()?;
-        let id = integer(&v)
-            .and_then(|n| u64::try_from(n).ok())
-            .ok_or_else(|| CommandError::Invalid {
-                name: "id",
-                value: show(&v),
-                allowed: "must be a firing id, a whole number ≥ 0".into(),
-            })?;
+        let id = firing_id("id", &args.required()?)?;
         Ok(Ack { consumer, id })
     }
 
@@ -346,6 +332,17 @@ impl Ack {
         let at = ctx.server.db.trigger_ack(&self.consumer, self.id)?;
         Ok(super::int(at))
     }
+}
+
+/// A firing id given as the argument `name`.
+fn firing_id(name: &'static str, v: &[u8]) -> Result<u64, CommandError> {
+    integer(v)
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(|| CommandError::Invalid {
+            name,
+            value: show(v),
+            allowed: "must be a firing id, a whole number ≥ 0".into(),
+        })
 }
 
 /// A firing as a map.
