@@ -267,6 +267,11 @@ impl Trigger {
         })
     }
 
+    /// The cooldown in milliseconds of event time.
+    pub(crate) fn cooldown_ms(&self) -> i64 {
+        (self.cooldown_days * crate::features::DAY_MS) as i64
+    }
+
     /// The definition in wire words (what `TRIGGER.LIST` shows and `TRIGGER.ADD` takes).
     pub fn describe(&self) -> String {
         let mut s = format!("{} WHEN {}", self.name, self.when);

@@ -137,7 +137,7 @@ impl TriggerState {
     fn cooldown_ms(&self, name: &str) -> Option<i64> {
         self.all()
             .find(|t| t.name == name)
-            .map(|t| (t.cooldown_days * DAY_MS as f64) as i64)
+            .map(Trigger::cooldown_ms)
     }
 
     /// Whether the outbox is empty.
@@ -238,9 +238,8 @@ impl TriggerState {
             .into_iter()
             .chain(last_pending)
             .max();
-        let cooling = t.cooldown_days > 0.0
-            && last
-                .is_some_and(|l| t_ms.saturating_sub(l) < (t.cooldown_days * DAY_MS as f64) as i64);
+        let cooling =
+            t.cooldown_days > 0.0 && last.is_some_and(|l| t_ms.saturating_sub(l) < t.cooldown_ms());
         let today = self.fired_on(customer, day)
             + mine
                 .filter(|p| p.fired.time_ms.div_euclid(DAY_MS) == day)
@@ -511,7 +510,7 @@ impl TriggerState {
             .from_config
             .iter()
             .chain(&self.from_runtime)
-            .map(|t| (t.name.as_str(), (t.cooldown_days * DAY_MS as f64) as i64))
+            .map(|t| (t.name.as_str(), t.cooldown_ms()))
             .collect();
         self.last.retain(|(trigger, _), t| {
             cooldowns
