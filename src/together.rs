@@ -33,7 +33,7 @@
 //! the scan. Holds no customer id (outside that skip list): erasing a customer leaves the
 //! counts, which are aggregates of many customers.
 
-use crate::features::affinity::{most_engaged, Engaged};
+use crate::features::affinity::{most_engaged, most_engaged_n, Engaged};
 use crate::storage::Store;
 use compact_str::CompactString;
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -72,7 +72,7 @@ impl TakenUp {
     pub(crate) fn of(item: &str, items: &[Engaged], t_ms: i64) -> TakenUp {
         TakenUp {
             item: CompactString::from(item),
-            with: most_engaged(items)
+            with: most_engaged_n(items, PAIRED)
                 .into_iter()
                 .filter(|e| e.name != item)
                 .take(PAIRED - 1)
@@ -83,13 +83,69 @@ impl TakenUp {
     }
 }
 
-/// One co-occurring item in another's list.
-#[derive(Debug, Clone, Copy)]
-struct Neighbour {
-    slot: u32,
-    /// Forward-decayed pair count since it was listed (a lower bound of the true count: a
-    /// full list drops its least counted quarter).
-    count: f32,
+/// An item's co-occurring items: slots and forward-decayed pair counts since each was listed (a
+/// lower bound of the true count: a full list drops its least counted quarter), in two parallel
+/// vectors, unordered. A lookup scans the slots in blocks the compiler vectorises, and a new
+/// pair is pushed at the end: a sorted list spent most of its time moving entries to insert.
+#[derive(Debug, Default)]
+struct Neighbours {
+    slots: Vec<u32>,
+    counts: Vec<f32>,
+}
+
+impl Neighbours {
+    /// Entries scanned per block (one comparison mask each).
+    const BLOCK: usize = 16;
+
+    fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The position of `slot`, if listed.
+    fn find(&self, slot: u32) -> Option<usize> {
+        let mut base = 0;
+        for block in self.slots.chunks(Self::BLOCK) {
+            let hit = block
+                .iter()
+                .fold(false, |acc, &s| acc | (s == slot));
+            if hit {
+                return block.iter().position(|&s| s == slot).map(|i| base + i);
+            }
+            base += block.len();
+        }
+        None
+    }
+
+    fn push(&mut self, slot: u32, count: f32) {
+        self.slots.push(slot);
+        self.counts.push(count);
+    }
+
+    /// Keeps the entries for which `keep(slot, count)` holds, in order.
+    fn retain(&mut self, mut keep: impl FnMut(u32, f32) -> bool) {
+        let mut w = 0;
+        for r in 0..self.slots.len() {
+            let (s, c) = (self.slots[r], self.counts[r]);
+            if keep(s, c) {
+                self.slots[w] = s;
+                self.counts[w] = c;
+                w += 1;
+            }
+        }
+        self.slots.truncate(w);
+        self.counts.truncate(w);
+    }
+
+    /// (slot, count) of every entry.
+    fn iter(&self) -> impl Iterator<Item = (u32, f32)> + '_ {
+        self.slots.iter().copied().zip(self.counts.iter().copied())
+    }
+
+    /// Heap bytes held.
+    #[cfg(any(test, feature = "cli"))]
+    fn heap_bytes(&self) -> usize {
+        self.slots.capacity() * 4 + self.counts.capacity() * 4
+    }
 }
 
 #[derive(Debug, Default)]
@@ -98,8 +154,8 @@ struct Item {
     name: CompactString,
     /// Customers who took it up (forward-decayed).
     count: f32,
-    /// Co-occurring items, by slot (binary-searched).
-    neighbours: Vec<Neighbour>,
+    /// Co-occurring items.
+    neighbours: Neighbours,
 }
 
 /// The counts (see the module docs).
@@ -147,8 +203,8 @@ impl Table {
             let f = (-e).exp2() as f32;
             for item in &mut self.items {
                 item.count *= f;
-                for n in &mut item.neighbours {
-                    n.count *= f;
+                for c in &mut item.neighbours.counts {
+                    *c *= f;
                 }
             }
             self.base_ms = Some(t_ms);
@@ -196,7 +252,7 @@ impl Table {
         }
         for item in &mut self.items {
             let before = item.neighbours.len();
-            item.neighbours.retain(|n| !dropped.contains(&n.slot));
+            item.neighbours.retain(|s, _| !dropped.contains(&s));
             self.pairs -= before - item.neighbours.len();
         }
     }
@@ -204,29 +260,25 @@ impl Table {
     /// Adds `w` to `y` in `x`'s list (dropping its least counted quarter when full).
     fn pair_one_way(&mut self, x: u32, y: u32, w: f32) {
         let list = &mut self.items[x as usize].neighbours;
-        let mut i = match list.binary_search_by_key(&y, |n| n.slot) {
-            Ok(i) => {
-                list[i].count += w;
-                return;
-            }
-            Err(i) => i,
-        };
+        if let Some(i) = list.find(y) {
+            list.counts[i] += w;
+            return;
+        }
         if list.len() >= NEIGHBOURS || self.pairs >= MAX_PAIRS {
             if list.len() < NEIGHBOURS / 4 {
                 return; // the budget is spent on other items' lists
             }
             // Drop the least counted quarter at once: the next inserts find room without a
             // scan each (an entry that comes back starts again from its own count).
-            let mut counts: Vec<f32> = list.iter().map(|n| n.count).collect();
+            let mut counts = list.counts.clone();
             let q = counts.len() / 4;
             let (_, &mut threshold, _) = counts.select_nth_unstable_by(q, f32::total_cmp);
             let before = list.len();
-            list.retain(|n| n.count > threshold);
+            list.retain(|_, c| c > threshold);
             self.pairs -= before - list.len();
-            i = list.partition_point(|n| n.slot < y);
         }
         self.pairs += 1;
-        list.insert(i, Neighbour { slot: y, count: w });
+        list.push(y, w);
     }
 
     /// Counts one customer taking up `item` with their other most engaged `with` items.
@@ -306,10 +358,10 @@ impl Table {
         let mut out: Vec<(u32, f64)> = it
             .neighbours
             .iter()
-            .filter_map(|nb| {
-                let d = (cx * f64::from(self.items[nb.slot as usize].count)).sqrt();
-                let c = f64::from(nb.count);
-                (d > 0.0 && c > 0.0).then(|| (nb.slot, (c / d).min(1.0)))
+            .filter_map(|(slot, count)| {
+                let d = (cx * f64::from(self.items[slot as usize].count)).sqrt();
+                let c = f64::from(count);
+                (d > 0.0 && c > 0.0).then(|| (slot, (c / d).min(1.0)))
             })
             .collect();
         if out.len() > n && n > 0 {
@@ -358,11 +410,16 @@ impl Table {
                 .all(|(name, &s)| self.items[s as usize].name == *name)
             && self.items.iter().all(|it| {
                 it.neighbours.len() <= NEIGHBOURS
+                    && it.neighbours.slots.len() == it.neighbours.counts.len()
                     && it
                         .neighbours
                         .iter()
-                        .all(|n| !self.items[n.slot as usize].name.is_empty())
-                    && it.neighbours.windows(2).all(|w| w[0].slot < w[1].slot)
+                        .all(|(s, _)| !self.items[s as usize].name.is_empty())
+                    && {
+                        let mut seen = it.neighbours.slots.clone();
+                        seen.sort_unstable();
+                        seen.windows(2).all(|w| w[0] < w[1])
+                    }
             })
     }
 
@@ -374,7 +431,7 @@ impl Table {
             + self
                 .items
                 .iter()
-                .map(|i| i.neighbours.capacity() * std::mem::size_of::<Neighbour>())
+                .map(|i| i.neighbours.heap_bytes())
                 .sum::<usize>()
     }
 }

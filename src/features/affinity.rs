@@ -152,12 +152,24 @@ fn bump(list: &mut Vec<Engaged>, name: &str, added: f32, purchase: bool, t_ms: i
 
 /// `list` most engaged first (ties by name).
 pub fn most_engaged(list: &[Engaged]) -> Vec<&Engaged> {
-    let mut out: Vec<&Engaged> = list.iter().collect();
-    out.sort_by(|a, b| {
+    most_engaged_n(list, usize::MAX)
+}
+
+/// The first `n` of [`most_engaged`], without ordering the rest.
+pub fn most_engaged_n(list: &[Engaged], n: usize) -> Vec<&Engaged> {
+    let order = |a: &&Engaged, b: &&Engaged| {
         b.weight
             .total_cmp(&a.weight)
             .then_with(|| a.name.cmp(&b.name))
-    });
+    };
+    let mut out: Vec<&Engaged> = list.iter().collect();
+    if n == 0 {
+        out.clear();
+    } else if out.len() > n {
+        out.select_nth_unstable_by(n - 1, order);
+        out.truncate(n);
+    }
+    out.sort_by(order);
     out
 }
 

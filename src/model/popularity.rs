@@ -123,7 +123,7 @@ fn count(list: &mut Vec<Counted>, item: &str, added: f32, cap: usize) {
                 weight: added,
             },
         ),
-        Err(_) => {
+        Err(i) => {
             let Some((least, _)) = list
                 .iter()
                 .enumerate()
@@ -131,15 +131,19 @@ fn count(list: &mut Vec<Counted>, item: &str, added: f32, cap: usize) {
             else {
                 return; // cap 0
             };
-            let inherited = list.remove(least).weight;
-            let i = list.partition_point(|c| c.name.as_str() < item);
-            list.insert(
-                i,
-                Counted {
-                    name: CompactString::from(item),
-                    weight: inherited + added,
-                },
-            );
+            let counted = Counted {
+                name: CompactString::from(item),
+                weight: list[least].weight + added,
+            };
+            // The least counted makes room where `item` sorts: move only the entries between
+            // the two places (`i` counts `least` if it sorts before `item`).
+            if least < i {
+                list[least..i].rotate_left(1);
+                list[i - 1] = counted;
+            } else {
+                list[i..=least].rotate_right(1);
+                list[i] = counted;
+            }
         }
     }
 }
