@@ -105,9 +105,7 @@ impl Neighbours {
     fn find(&self, slot: u32) -> Option<usize> {
         let mut base = 0;
         for block in self.slots.chunks(Self::BLOCK) {
-            let hit = block
-                .iter()
-                .fold(false, |acc, &s| acc | (s == slot));
+            let hit = block.iter().fold(false, |acc, &s| acc | (s == slot));
             if hit {
                 return block.iter().position(|&s| s == slot).map(|i| base + i);
             }

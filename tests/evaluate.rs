@@ -58,6 +58,7 @@ fn check_report(r: &Value) -> Vec<Value> {
                 "positive_rate",
                 "model_examples",
                 "scores",
+                "comparison",
                 "batch_lr_training",
                 "segments",
                 "recommendations",
@@ -102,6 +103,43 @@ fn check_report(r: &Value) -> Vec<Value> {
                 assert_eq!(total, scored);
             }
         }
+        // The comparison names the baseline of highest AUC and differs from it by exactly the
+        // two AUCs' difference, inside its own interval.
+        let cmp = &c["comparison"];
+        assert_keys(
+            cmp,
+            &[
+                "best_baseline",
+                "auc_difference",
+                "auc_verdict",
+                "brier_difference_to_batch_lr",
+            ],
+        );
+        let best = cmp["best_baseline"].as_str().unwrap_or("");
+        let best_auc = SCORERS
+            .iter()
+            .filter(|n| **n != "persona")
+            .filter_map(|n| c["scores"][n]["auc"].as_f64())
+            .fold(f64::NEG_INFINITY, f64::max);
+        assert_eq!(c["scores"][best]["auc"].as_f64(), Some(best_auc), "{cmp}");
+        let d = &cmp["auc_difference"];
+        assert_keys(d, &["estimate", "std_error", "ci95"]);
+        let est = d["estimate"].as_f64().unwrap_or(f64::NAN);
+        let persona_auc = c["scores"]["persona"]["auc"].as_f64().unwrap_or(f64::NAN);
+        assert!((est - (persona_auc - best_auc)).abs() < 1e-9, "{cmp}");
+        let (lo, hi) = (
+            d["ci95"][0].as_f64().unwrap_or(f64::NAN),
+            d["ci95"][1].as_f64().unwrap_or(f64::NAN),
+        );
+        assert!(lo <= est && est <= hi, "{cmp}");
+        let verdict = if lo > 0.0 {
+            "better"
+        } else if hi < 0.0 {
+            "worse"
+        } else {
+            "tie"
+        };
+        assert_eq!(cmp["auc_verdict"], verdict);
         // Both classes occur in these logs, so the persona and baseline AUCs exist.
         assert!(c["scores"]["persona"]["auc"].is_number());
         assert!(c["scores"]["neg_recency"]["auc"].is_number());

@@ -5,7 +5,7 @@
 //! directory (removed afterwards) and scored at each cutoff. Nothing touches `--data`.
 
 use crate::evaluate::{
-    evaluate, CutoffReport, Cutoffs, EvaluateOptions, EvaluationReport, ScorerMetrics,
+    evaluate, CutoffReport, Cutoffs, EvaluateOptions, EvaluationReport, ScorerMetrics, Verdict,
 };
 use crate::event::parse::{parse_timestamp, EventReader, Format};
 use crate::{Error, Event};
@@ -21,6 +21,9 @@ last_event_ms, horizon_days, target_kind, cutoffs[]: {cutoff_ms, horizon_complet
 events_replayed, customers_scored, positives, positive_rate, model_examples,
 scores.{persona,neg_recency,frequency,monetary,batch_lr}: {auc, log_loss, brier,
 top_decile_lift, calibration: null | [{lower, upper, count, mean_predicted, observed_rate}] x 10},
+comparison: null | {best_baseline, auc_difference, auc_verdict: better | worse | tie,
+brier_difference_to_batch_lr: null | difference}, each difference {estimate, std_error, ci95:
+[low, high]} (persona minus the baseline; DeLong for AUC, paired for Brier),
 batch_lr_training: {as_of_ms, customers, positives, fitted},
 segments: null | {labelled, online_ari, batch_kmeans_ari},
 recommendations: null | {customers, scorers[], discovery_customers, discovery[]}: scorers and
@@ -251,6 +254,27 @@ fn print_cutoff(c: &CutoffReport) {
             num(m.brier, 3),
             num(m.top_decile_lift, 2)
         );
+    }
+    if let Some(cmp) = &c.comparison {
+        let d = &cmp.auc_difference;
+        println!(
+            "persona - {} (best baseline) AUC: {:+.4}, 95% interval [{:+.4}, {:+.4}]: {}",
+            cmp.best_baseline,
+            d.estimate,
+            d.ci95[0],
+            d.ci95[1],
+            match cmp.auc_verdict {
+                Verdict::Better => "better",
+                Verdict::Worse => "worse",
+                Verdict::Tie => "a tie (the interval holds 0)",
+            }
+        );
+        if let Some(b) = &cmp.brier_difference_to_batch_lr {
+            println!(
+                "persona - batch_lr Brier: {:+.4}, 95% interval [{:+.4}, {:+.4}] (negative is better)",
+                b.estimate, b.ci95[0], b.ci95[1]
+            );
+        }
     }
     print_calibration(&[
         ("persona", &c.scores.persona),

@@ -27,6 +27,7 @@
 //! written; the result depends only on the events, the configuration and the options.
 
 pub mod baselines;
+pub mod compare;
 pub mod metrics;
 pub mod recommend;
 
@@ -145,6 +146,9 @@ pub struct CutoffReport {
     pub model_examples: u64,
     /// The metrics of each scorer.
     pub scores: Scores,
+    /// Persona against the best baseline, with how sure the difference is (None without both
+    /// classes among the scored customers).
+    pub comparison: Option<Comparison>,
     /// The batch logistic regression's training set.
     pub batch_lr_training: TrainingSet,
     /// Segment agreement with the ground truth (only with [`EvaluateOptions::truth`]).
@@ -216,6 +220,50 @@ impl ScorerMetrics {
             brier: metrics::brier(probs, labels),
             calibration: (!probs.is_empty()).then(|| metrics::calibration(probs, labels)),
             ..ScorerMetrics::ranking(probs, labels)
+        }
+    }
+}
+
+/// Persona's propensity against the same-run baselines at one cutoff, as paired differences
+/// with 95% intervals ([`compare`]): a difference whose interval holds zero is within what
+/// another sample of customers could turn around.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Comparison {
+    /// The baseline with the highest AUC (`neg_recency`, `frequency`, `monetary` or
+    /// `batch_lr`; the first of equals).
+    pub best_baseline: String,
+    /// Persona's AUC minus the best baseline's (DeLong's standard error).
+    pub auc_difference: compare::Difference,
+    /// `better`, `worse` or `tie`: whether the AUC difference's interval lies above zero,
+    /// below it, or holds it.
+    pub auc_verdict: Verdict,
+    /// Persona's Brier score minus the batch logistic regression's (negative is better; None
+    /// when the regression could not be fitted).
+    pub brier_difference_to_batch_lr: Option<compare::Difference>,
+}
+
+/// Which way a paired difference goes, at 95%.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Persona is ahead by more than chance explains.
+    Better,
+    /// Persona is behind by more than chance explains.
+    Worse,
+    /// The interval holds zero.
+    Tie,
+}
+
+impl Verdict {
+    /// The verdict on a difference where larger is better for persona.
+    fn of(d: &compare::Difference) -> Verdict {
+        if d.above_zero() {
+            Verdict::Better
+        } else if d.below_zero() {
+            Verdict::Worse
+        } else {
+            Verdict::Tie
         }
     }
 }
@@ -661,13 +709,26 @@ fn cutoff_report(
         .map(|(id, _)| train_positives.contains(id))
         .collect();
     let lr = baselines::BatchLogistic::fit(&train_x, &train_y);
-    let batch_lr = match &lr {
-        Some(m) => {
-            let p: Vec<f64> = scored.iter().map(|s| m.predict(&s.features)).collect();
-            ScorerMetrics::probability(&p, &labels)
-        }
+    let lr_probs: Option<Vec<f64>> = lr
+        .as_ref()
+        .map(|m| scored.iter().map(|s| m.predict(&s.features)).collect());
+    let batch_lr = match &lr_probs {
+        Some(p) => ScorerMetrics::probability(p, &labels),
         None => ScorerMetrics::default(),
     };
+    let persona = column(|s| s.propensity);
+    let neg_recency = column(|s| -s.recency_days);
+    let frequency = column(|s| s.frequency);
+    let monetary = column(|s| s.monetary);
+    let mut baselines: Vec<(&str, &[f64])> = vec![
+        ("neg_recency", &neg_recency),
+        ("frequency", &frequency),
+        ("monetary", &monetary),
+    ];
+    if let Some(p) = &lr_probs {
+        baselines.push(("batch_lr", p));
+    }
+    let comparison = compare_to_best(&persona, &baselines, lr_probs.as_deref(), &labels);
 
     CutoffReport {
         cutoff_ms,
@@ -678,12 +739,13 @@ fn cutoff_report(
         positive_rate: (!scored.is_empty()).then(|| n_pos as f64 / scored.len() as f64),
         model_examples,
         scores: Scores {
-            persona: ScorerMetrics::probability(&column(|s| s.propensity), &labels),
-            neg_recency: ScorerMetrics::ranking(&column(|s| -s.recency_days), &labels),
-            frequency: ScorerMetrics::ranking(&column(|s| s.frequency), &labels),
-            monetary: ScorerMetrics::ranking(&column(|s| s.monetary), &labels),
+            persona: ScorerMetrics::probability(&persona, &labels),
+            neg_recency: ScorerMetrics::ranking(&neg_recency, &labels),
+            frequency: ScorerMetrics::ranking(&frequency, &labels),
+            monetary: ScorerMetrics::ranking(&monetary, &labels),
             batch_lr,
         },
+        comparison,
         batch_lr_training: TrainingSet {
             as_of_ms: cutoff_ms - horizon_ms,
             customers: train.len() as u64,
@@ -693,6 +755,34 @@ fn cutoff_report(
         segments: truth.map(|t| segment_agreement(scored, t, segments_k, seed)),
         recommendations: None,
     }
+}
+
+/// Persona against the baseline of highest AUC among `baselines` (name, scores), and its Brier
+/// score against the batch LR's probabilities `lr`.
+fn compare_to_best(
+    persona: &[f64],
+    baselines: &[(&str, &[f64])],
+    lr: Option<&[f64]>,
+    labels: &[bool],
+) -> Option<Comparison> {
+    let mut best: Option<(&str, &[f64], f64)> = None;
+    for &(name, scores) in baselines {
+        let Some(a) = metrics::auc(scores, labels) else {
+            continue;
+        };
+        if best.is_none_or(|(_, _, b)| a > b) {
+            best = Some((name, scores, a));
+        }
+    }
+    let (name, scores, _) = best?;
+    let auc_difference = compare::auc_difference(persona, scores, labels)?;
+    Some(Comparison {
+        best_baseline: name.to_string(),
+        auc_verdict: Verdict::of(&auc_difference),
+        auc_difference,
+        brier_difference_to_batch_lr: lr
+            .and_then(|p| compare::brier_difference(persona, p, labels)),
+    })
 }
 
 /// ARI of the online segments and of a batch k-means against `truth`, over the scored customers

@@ -571,7 +571,10 @@ mod tests {
                     .chunks_exact(dim)
                     .enumerate()
                     .map(|(i, r)| (i, sq_dist(r, &z)))
-                    .fold((0, f64::INFINITY), |b, (i, d)| if d < b.1 { (i, d) } else { b });
+                    .fold(
+                        (0, f64::INFINITY),
+                        |b, (i, d)| if d < b.1 { (i, d) } else { b },
+                    );
                 let (i, d) = nearest_in(&flat, dim, &z);
                 assert_eq!((i, d.to_bits()), (full.0, full.1.to_bits()), "dim {dim}");
                 // A partial sum that stopped is at least the bound, never below the distance.
