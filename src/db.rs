@@ -110,6 +110,11 @@ pub enum Centroids {
     Keep,
     /// Refit the centroids first (k-means on a sample of the profiles as of now).
     Refit,
+    /// Refit the centroids first from fresh k-means++ starts only, drawn by a generator seeded
+    /// with the configuration's seed: the centroids then depend on the sample alone, not on
+    /// the ones before (which only decide the segments' numbering). What `persona erase
+    /// --retrain` runs after the erase ([`Db::erase_and_retrain`]).
+    Fresh,
 }
 
 /// The outcome of a marketing action, for [`Db::feedback`].

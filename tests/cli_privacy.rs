@@ -115,6 +115,13 @@ fn erase_is_idempotent_and_reports_what_it_did() -> Result {
     let (_, stderr) = run(&data, &["profile", "old-1"], 1)?;
     assert!(stderr.contains("no profile"), "{stderr}");
     assert_eq!(json(&data, &["export-customer", "recent-1"])?["version"], 3);
+    // With --retrain the report lists what was refitted (nothing here: too few customers for
+    // segments, `tests/privacy.rs` has a store with them).
+    let out = json(&data, &["erase", "recent-1", "--retrain", "--json"])?;
+    assert_eq!(out["erased"], true, "{out}");
+    assert!(out["retrained"].is_array(), "{out}");
+    let (_, stderr) = run(&data, &["resegment", "--refit", "--fresh"], 2)?;
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
     let (_, stderr) = run(&data, &["erase", ""], 1)?;
     assert!(stderr.contains("customer_id"), "{stderr}");
     Ok(())

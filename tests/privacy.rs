@@ -537,3 +537,74 @@ fn a_damaged_feedback_entry_does_not_stop_an_erase() -> Result<()> {
     assert_no_trace(&db, VICTIM)?;
     Ok(())
 }
+
+/// A population of four behaviours over 60 days.
+fn population(db: &Db) -> Result<()> {
+    for c in 0..240u32 {
+        let id = format!("p{c}");
+        let persona = c % 4;
+        let n = 2 + (c % 7) + 3 * persona;
+        for j in 0..n {
+            let t = T0 + i64::from((j * 60) / n) * DAY + i64::from(c);
+            let kind = match (persona, j % 3) {
+                (0, _) | (1, 0) => EventKind::View,
+                (2, 0) => EventKind::CartAdd,
+                _ => EventKind::Purchase,
+            };
+            db.ingest(Event::new(&id, t, kind).with_value(f64::from(1 + persona * 40 + j)))?;
+        }
+    }
+    Ok(())
+}
+
+/// The centroids in a canonical order (a fit numbers segments after the ones before it).
+fn centroids(db: &Db) -> Vec<Vec<u64>> {
+    let model = db.model();
+    let s = &model.segments;
+    let mut rows: Vec<Vec<u64>> = (0..db.config().segment_count())
+        .map(|i| s.centroid(i).iter().map(|v| v.to_bits()).collect())
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn erase_and_retrain_leaves_the_centroids_of_a_store_that_never_saw_them() -> Result<()> {
+    // The victim is the most extreme spender, and their events come first, so that both stores
+    // end at the same watermark and the others' profiles are the same in both.
+    let (a_dir, b_dir) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let a = common::config(a_dir.path()).open()?;
+    let b = common::config(b_dir.path()).open()?;
+    for d in 0..20i64 {
+        let e = Event::new(VICTIM, T0 - 40 * DAY + d, EventKind::Purchase).with_value(9_000.0);
+        a.ingest(e)?;
+    }
+    population(&a)?;
+    population(&b)?;
+    assert!(a.model().segments.is_seeded() && b.model().segments.is_seeded());
+    assert_eq!(a.model().watermark_ms, b.model().watermark_ms);
+
+    let report = a.erase_and_retrain(VICTIM)?;
+    assert!(report.erased);
+    assert_eq!(report.retrained.len(), 1, "{report:?}");
+    assert!(report.retrained[0].contains("re-assigned"), "{report:?}");
+    assert!(
+        !report
+            .kept_in_models
+            .iter()
+            .any(|k| k.contains("centroids")),
+        "{report:?}"
+    );
+    b.resegment(1000, persona::Centroids::Fresh)?;
+    assert_eq!(
+        centroids(&a),
+        centroids(&b),
+        "the centroids are those of the store without the victim"
+    );
+    // A plain erase says the centroids keep their influence.
+    let plain = b.erase_report("p7")?;
+    assert!(plain.retrained.is_empty());
+    assert!(plain.kept_in_models.iter().any(|k| k.contains("centroids")));
+    assert_no_trace(&a, VICTIM)?;
+    Ok(())
+}

@@ -73,9 +73,13 @@ pub struct ResegmentArgs {
     /// Profiles re-assigned per commit, at least 1 (ingestion interleaves between commits).
     #[arg(long, default_value_t = 1000, value_parser = super::count_parser(1_000_000))]
     batch: usize,
-    /// Refit the centroids by mini-batch k-means over a sample of profiles first.
+    /// Refit the centroids by k-means over a sample of profiles first.
     #[arg(long)]
     refit: bool,
+    /// Refit them first from fresh starts only (seeded by the configuration's seed), so that
+    /// they depend on the sample alone: finishes an interrupted `erase --retrain`.
+    #[arg(long, conflicts_with = "refit")]
+    fresh: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -84,10 +88,10 @@ pub struct ResegmentArgs {
 pub fn resegment(db: &Db, a: &ResegmentArgs) -> Result<()> {
     let r = db.resegment(
         a.batch,
-        if a.refit {
-            crate::Centroids::Refit
-        } else {
-            crate::Centroids::Keep
+        match (a.refit, a.fresh) {
+            (_, true) => crate::Centroids::Fresh,
+            (true, false) => crate::Centroids::Refit,
+            (false, false) => crate::Centroids::Keep,
         },
     )?;
     if a.json {

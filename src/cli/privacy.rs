@@ -14,13 +14,20 @@ pub struct EraseArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Then refit the segment centroids from fresh starts on a sample without them and
+    /// re-assign every profile (`Db::erase_and_retrain`; as long as a `resegment`).
+    #[arg(long)]
+    retrain: bool,
 }
 
 /// Erases a customer and reports what went with them and what of their influence stays in the
 /// models (`Db::erase_report`). An unknown customer is not an error (there is nothing left to
 /// erase): it exits 0 and says so (`"erased": false` with `--json`).
 pub fn erase(db: &Db, a: &EraseArgs) -> Result<()> {
-    let r = db.erase_report(&a.id)?;
+    let r = match a.retrain {
+        true => db.erase_and_retrain(&a.id)?,
+        false => db.erase_report(&a.id)?,
+    };
     if a.json {
         return print_json(&serde_json::to_value(&r)?);
     }
@@ -44,6 +51,9 @@ pub fn erase(db: &Db, a: &EraseArgs) -> Result<()> {
         "  strategy outcomes:      {} subtracted from the per-segment action counts",
         r.feedback_outcomes_subtracted
     );
+    for retrained in &r.retrained {
+        println!("  retrained without them: {retrained}");
+    }
     for kept in &r.kept_in_models {
         println!("  stays in the models:    {kept}");
     }

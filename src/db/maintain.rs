@@ -71,14 +71,15 @@ impl Db {
     /// Re-assigns every profile to its nearest segment as of now (and the segment sizes and
     /// statistics with it), in batches of `batch` profiles, each its own commit so ingestion
     /// interleaves.
-    /// With [`Centroids::Refit`], first refits the centroids (k-means on a sample of profiles).
+    /// With [`Centroids::Refit`], first refits the centroids (k-means on a sample of profiles);
+    /// with [`Centroids::Fresh`], from fresh starts only.
     /// When profiles changed segment, the lookalike index then re-trains its sub-lists (see
     /// docs/architecture.md, "Lookalikes"; not timed separately).
     ///
     /// # Errors
     /// Storage errors; [`Error::InvalidArgument`] if the segments are not seeded yet.
     pub fn resegment(&self, batch: usize, centroids: Centroids) -> Result<ResegmentReport> {
-        let refit = centroids == Centroids::Refit;
+        let refit = centroids != Centroids::Keep;
         let model = self.model();
         if !model.segments.is_seeded() {
             return Err(Error::invalid_argument(
@@ -96,7 +97,8 @@ impl Db {
                 self.inner.config.model.seed,
                 self.inner.config.consent_defaults,
             )?;
-            self.maintain(Maintenance::FitSegments(points))?;
+            let fresh = (centroids == Centroids::Fresh).then_some(self.inner.config.model.seed);
+            self.maintain(Maintenance::FitSegments { points, fresh })?;
             report.refitted = true;
         }
         let mut cursor: Option<String> = None;

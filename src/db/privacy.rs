@@ -18,6 +18,7 @@ use crate::event::validate_customer_id;
 use crate::pipeline::Maintenance;
 use crate::query::{export, CustomerExport};
 use crate::storage::record::{RecordCurrent, RecordState};
+use crate::Centroids;
 
 /// Expired profiles a retention purge erases per writer batch: ingestion interleaves between
 /// batches.
@@ -63,11 +64,18 @@ pub struct EraseReport {
     pub feedback_outcomes_subtracted: usize,
     /// What of theirs stays in the models' aggregates, in words.
     pub kept_in_models: Vec<String>,
+    /// What was retrained without them after the erase, in words (only from
+    /// [`Db::erase_and_retrain`]).
+    pub retrained: Vec<String>,
     /// What could not be read, if anything: the customer's record or examples before the erase
     /// (the counts above are then missing), or feedback-ledger entries that did not decode
     /// (removed without being subtracted). Erased all the same.
     pub unreadable: Option<String>,
 }
+
+/// The report's words for the centroids' share of a customer's influence, until retrained.
+const CENTROIDS_KEPT: &str = "segment centroids fitted on samples they may have been in; not \
+                              undone (`persona erase --retrain` refits them without them)";
 
 impl Db {
     /// Erases a customer as [`Db::erase`] does, and reports what went with them and what of
@@ -139,12 +147,55 @@ impl Db {
                      learned, and refits on cohorts they were in; not undone (gradient steps \
                      cannot be subtracted)"
                         .to_string(),
-                    "segment centroids fitted on samples they may have been in, item \
-                     popularity and co-occurrence counts, and the drift statistics; not undone"
+                    CENTROIDS_KEPT.to_string(),
+                    "item popularity and co-occurrence counts, and the drift statistics; not \
+                     undone"
                         .to_string(),
                 ];
             }
         }
+        Ok(report)
+    }
+
+    /// Erases a customer as [`Db::erase_report`] does, then takes what can be taken of their
+    /// influence out of the models by retraining: the segment centroids are refitted from
+    /// fresh starts on a sample of the profiles without them ([`Centroids::Fresh`], so the fit
+    /// depends on that sample alone) and every profile is re-assigned, in batches of 1,000
+    /// that interleave with ingestion. The report's `retrained` says what was refitted;
+    /// `kept_in_models` what still carries their influence (the propensity's refit is replaced
+    /// within a quarter of a horizon of event time by one on cohorts without them, as erasing
+    /// removed their cohort rows; see docs/privacy.md).
+    ///
+    /// Nothing is retrained for an unknown customer, for one without consent to profiling
+    /// (the models never learned from them) or before the segments are seeded.
+    ///
+    /// # Errors
+    /// As [`Db::erase`]; then storage errors of the re-assignment (the erase has happened:
+    /// run `persona resegment --fresh` to finish it).
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use persona::{Db, Event, EventKind};
+    /// let db = Db::open(dir.path())?;
+    /// db.ingest(Event::new("c1", 1_767_225_600_000, EventKind::Click))?;
+    /// let report = db.erase_and_retrain("c1")?;
+    /// assert!(report.erased);
+    /// assert!(report.retrained.is_empty()); // one click: no segments fitted yet
+    /// # Ok::<(), persona::Error>(())
+    /// ```
+    pub fn erase_and_retrain(&self, customer_id: &str) -> Result<EraseReport> {
+        let mut report = self.erase_report(customer_id)?;
+        if report.kept_in_models.is_empty() || !self.model().segments.is_seeded() {
+            return Ok(report);
+        }
+        let r = self.resegment(1000, Centroids::Fresh)?;
+        report.retrained.push(format!(
+            "segment centroids refitted from fresh starts on a sample without them; {} profiles \
+             re-assigned, {} moved to another segment",
+            r.scanned, r.changed
+        ));
+        report.kept_in_models.retain(|k| k != CENTROIDS_KEPT);
         Ok(report)
     }
 

@@ -445,16 +445,24 @@ impl Segments {
     /// of now, and schedules the next fit. Returns false (and tries again a little later) if
     /// the sample has fewer than `k` distinct vectors. Vectors of the wrong length are ignored.
     pub fn fit(&mut self, points: &[Vec<f64>]) -> bool {
-        self.fit_with(points, false)
+        self.fit_with(points, false, None)
     }
 
     /// Like [`Self::fit`], but always with `MAX_FRESH_STARTS` (8) k-means++ starts and Lloyd run
     /// to convergence: for an explicit re-segmentation, where the time is the caller's.
     pub fn refit(&mut self, points: &[Vec<f64>]) -> bool {
-        self.fit_with(points, true)
+        self.fit_with(points, true, None)
     }
 
-    fn fit_with(&mut self, points: &[Vec<f64>], thorough: bool) -> bool {
+    /// Like [`Self::refit`], but from fresh k-means++ starts only, drawn by a generator seeded
+    /// with `seed`: the fit depends on `points` alone, not on the centroids before it (which
+    /// only decide the segments' numbering) nor on the fits before it. What an erase that
+    /// retrains runs, so that an erased customer's influence on the centroids goes with them.
+    pub fn refit_fresh(&mut self, points: &[Vec<f64>], seed: u64) -> bool {
+        self.fit_with(points, true, Some(seed))
+    }
+
+    fn fit_with(&mut self, points: &[Vec<f64>], thorough: bool, fresh: Option<u64>) -> bool {
         let points: Vec<Vec<f64>> = points
             .iter()
             .filter(|p| p.len() == self.dim && p.iter().all(|v| v.is_finite()))
@@ -483,15 +491,19 @@ impl Segments {
             true => (THOROUGH_ITERATIONS, THOROUGH_ITERATIONS),
             false => (WARM_ITERATIONS, FRESH_ITERATIONS),
         };
-        let mut starts: Vec<(Array2<f64>, usize)> =
-            previous.iter().map(|c| (c.clone(), warm)).collect();
+        let mut starts: Vec<(Array2<f64>, usize)> = match fresh {
+            Some(_) => Vec::new(),
+            None => previous.iter().map(|c| (c.clone(), warm)).collect(),
+        };
+        let mut seeded = fresh.map(Pcg64::seed_from_u64);
         if thorough || starts.is_empty() || self.fits % FRESH_EVERY == 0 {
-            let fresh = match thorough {
+            let n = match thorough {
                 true => MAX_FRESH_STARTS,
                 false => (FRESH_POINTS / z.len().max(1)).clamp(1, MAX_FRESH_STARTS),
             };
-            for _ in 0..fresh {
-                starts.extend(kmeans_pp(&z, self.k, &mut self.rng).map(|c| (c, fresh_iterations)));
+            let rng = seeded.as_mut().unwrap_or(&mut self.rng);
+            for _ in 0..n {
+                starts.extend(kmeans_pp(&z, self.k, rng).map(|c| (c, fresh_iterations)));
             }
         }
         let mut best: Option<(f64, Array2<f64>, Vec<u64>)> = None;
@@ -661,6 +673,50 @@ mod tests {
         assert!(ranked.windows(2).all(|w| w[0].1 <= w[1].1));
         assert_eq!(Some(ranked[0]), s.assign(x));
         assert_eq!(s.assign_n(x, 2), ranked[..2]);
+    }
+
+    /// The centroids in a canonical order, bit for bit.
+    fn canonical(s: &Segments) -> Vec<Vec<u64>> {
+        let mut rows: Vec<Vec<u64>> = (0..s.k())
+            .map(|i| s.centroid(i).iter().map(|v| v.to_bits()).collect())
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    #[test]
+    fn a_fresh_refit_depends_on_the_points_alone() {
+        // Two histories: fitted on different blobs, with different generators.
+        let mut rng = Pcg64::seed_from_u64(5);
+        let means = blob_means();
+        let shifted: Vec<Vec<f64>> = means
+            .iter()
+            .map(|m| m.iter().map(|v| v * -3.0 + 1.0).collect())
+            .collect();
+        let mut a = Segments::new(4, DIM, &config(4, 10));
+        let mut b = Segments::new(
+            4,
+            DIM,
+            &ModelConfig {
+                seed: 99,
+                ..config(4, 10)
+            },
+        );
+        assert!(a.fit(&sample(&mut rng, &means, 300)));
+        assert!(b.fit(&sample(&mut rng, &shifted, 300)));
+        // Points without clusters: k-means has many local optima, so where it starts matters.
+        let q: Vec<Vec<f64>> = (0..400)
+            .map(|_| (0..DIM).map(|_| rng.gen_range(0.0..1.0)).collect())
+            .collect();
+        let (mut a_warm, mut b_warm) = (a.clone(), b.clone());
+        assert!(a_warm.refit(&q) && b_warm.refit(&q));
+        assert_ne!(
+            canonical(&a_warm),
+            canonical(&b_warm),
+            "a warm refit remembers the centroids before it"
+        );
+        assert!(a.refit_fresh(&q, 7) && b.refit_fresh(&q, 7));
+        assert_eq!(canonical(&a), canonical(&b), "a fresh one does not");
     }
 
     #[test]

@@ -494,8 +494,12 @@ impl Writer {
                     outcome.scanned = scanned;
                     outcome.changed = changed;
                 }),
-            Maintenance::FitSegments(points) => {
-                self.engine.model.segments.refit(&points);
+            Maintenance::FitSegments { points, fresh } => {
+                let segments = &mut self.engine.model.segments;
+                match fresh {
+                    Some(seed) => segments.refit_fresh(&points, seed),
+                    None => segments.refit(&points),
+                };
                 Ok(())
             }
             Maintenance::Erase(ids) => self

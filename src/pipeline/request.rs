@@ -55,8 +55,12 @@ pub(crate) enum Maintenance {
     Rollback(u64),
     /// Re-assign up to `limit` profiles after `after` to their nearest segment as of now.
     Resegment { after: Option<String>, limit: usize },
-    /// Fit the segments to these raw vectors (a sample of the profiles as of now).
-    FitSegments(Vec<Vec<f64>>),
+    /// Fit the segments to these raw vectors (a sample of the profiles as of now); with
+    /// `fresh`, from seeded fresh starts only ([`crate::model::Segments::refit_fresh`]).
+    FitSegments {
+        points: Vec<Vec<f64>>,
+        fresh: Option<u64>,
+    },
     /// Erase every trace of these customers: profile records, membership entries, open
     /// training examples in the expiry queue, and their share of the segment statistics.
     Erase(Vec<String>),
