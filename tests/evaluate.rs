@@ -190,7 +190,26 @@ fn evaluate_a_generated_log_with_its_truth() -> Result {
     for c in &cutoffs {
         assert_eq!(c["horizon_complete"], true);
         let s = &c["segments"];
-        assert_keys(s, &["labelled", "online_ari", "batch_kmeans_ari"]);
+        assert_keys(
+            s,
+            &[
+                "labelled",
+                "online_ari",
+                "batch_kmeans_ari",
+                "batch_kmeans_ari_over_seeds",
+            ],
+        );
+        let spread = &s["batch_kmeans_ari_over_seeds"];
+        assert_keys(spread, &["runs", "min", "median", "max"]);
+        assert_eq!(spread["runs"], 10);
+        let (lo, mid, hi, one) = (
+            spread["min"].as_f64().unwrap_or(f64::NAN),
+            spread["median"].as_f64().unwrap_or(f64::NAN),
+            spread["max"].as_f64().unwrap_or(f64::NAN),
+            s["batch_kmeans_ari"].as_f64().unwrap_or(f64::NAN),
+        );
+        // The run's own seed is the first of the ten.
+        assert!(lo <= mid && mid <= hi && lo <= one && one <= hi, "{spread}");
         assert_eq!(s["labelled"], c["customers_scored"]);
         in_range(&s["online_ari"], -1.0, 1.0);
         in_range(&s["batch_kmeans_ari"], -1.0, 1.0);

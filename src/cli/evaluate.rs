@@ -25,7 +25,8 @@ comparison: null | {best_baseline, auc_difference, auc_verdict: better | worse |
 brier_difference_to_batch_lr: null | difference}, each difference {estimate, std_error, ci95:
 [low, high]} (persona minus the baseline; DeLong for AUC, paired for Brier),
 batch_lr_training: {as_of_ms, customers, positives, fitted},
-segments: null | {labelled, online_ari, batch_kmeans_ari},
+segments: null | {labelled, online_ari, batch_kmeans_ari, batch_kmeans_ari_over_seeds: null |
+{runs, min, median, max}},
 recommendations: null | {customers, scorers[], discovery_customers, discovery[]}: scorers and
 discovery are [{name, recall, ndcg, hit_rate}] at 10 (names persona, popular_90d,
 segment_popular_90d, own_purchases; discovery without own_purchases); null when no event of the
@@ -282,10 +283,16 @@ fn print_cutoff(c: &CutoffReport) {
     ]);
     if let Some(s) = &c.segments {
         println!(
-            "segments vs truth ({} labelled customers): ARI online {}, batch k-means {}",
+            "segments vs truth ({} labelled customers): ARI online {}, batch k-means {}{}",
             s.labelled,
             num(s.online_ari, 3),
-            num(s.batch_kmeans_ari, 3)
+            num(s.batch_kmeans_ari, 3),
+            s.batch_kmeans_ari_over_seeds
+                .as_ref()
+                .map_or(String::new(), |r| format!(
+                    " ({} seeds: {:.3} .. {:.3}, median {:.3})",
+                    r.runs, r.min, r.max, r.median
+                ))
         );
     }
     if let Some(r) = &c.recommendations {

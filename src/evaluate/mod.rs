@@ -292,6 +292,54 @@ pub struct SegmentAgreement {
     pub online_ari: Option<f64>,
     /// ARI of a batch k-means on the same standardised vectors.
     pub batch_kmeans_ari: Option<f64>,
+    /// The batch k-means's ARI over [`KMEANS_SEEDS`] seeds (the run's seed and the next
+    /// ones): how much of a difference to it one draw of k-means++ makes.
+    pub batch_kmeans_ari_over_seeds: Option<Spread>,
+}
+
+/// Seeds of the batch k-means in [`SegmentAgreement::batch_kmeans_ari_over_seeds`].
+pub const KMEANS_SEEDS: u64 = 10;
+
+/// The smallest, median and largest of a few values.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Spread {
+    /// How many values.
+    pub runs: u64,
+    /// The smallest.
+    pub min: f64,
+    /// The median (the mean of the middle two for an even count).
+    pub median: f64,
+    /// The largest.
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `values`; None for none.
+    ///
+    /// # Examples
+    /// ```
+    /// use persona::testing::evaluate::Spread;
+    /// let s = Spread::of(vec![0.3, 0.1, 0.4, 0.2]).unwrap();
+    /// assert_eq!((s.runs, s.min, s.max), (4, 0.1, 0.4));
+    /// assert!((s.median - 0.25).abs() < 1e-12);
+    /// assert!(Spread::of(Vec::new()).is_none());
+    /// ```
+    pub fn of(mut values: Vec<f64>) -> Option<Spread> {
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        let median = match n {
+            0 => return None,
+            _ if n % 2 == 1 => values[n / 2],
+            _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+        };
+        Some(Spread {
+            runs: n as u64,
+            min: values[0],
+            median,
+            max: values[n - 1],
+        })
+    }
 }
 
 /// `n` cutoffs spread over the part of `[first, last]` that leaves one horizon of history before
@@ -803,17 +851,24 @@ fn segment_agreement(
         .iter()
         .map(|s| scaler.transform_vec(&s.features))
         .collect();
-    let batch = baselines::kmeans(&z, k, seed);
     let mut truth_labels: Vec<&str> = Vec::new();
     let mut online: Vec<Option<u16>> = Vec::new();
-    let mut batch_labels: Vec<usize> = Vec::new();
+    let mut labelled: Vec<usize> = Vec::new();
     for (i, s) in scored.iter().enumerate() {
         if let Some(t) = truth.get(&s.id) {
             truth_labels.push(t);
             online.push(s.segment);
-            batch_labels.push(batch.get(i).copied().unwrap_or(0));
+            labelled.push(i);
         }
     }
+    let batch_ari = |seed: u64| {
+        let batch = baselines::kmeans(&z, k, seed);
+        let labels: Vec<usize> = labelled
+            .iter()
+            .map(|&i| batch.get(i).copied().unwrap_or(0))
+            .collect();
+        metrics::adjusted_rand_index(&labels, &truth_labels)
+    };
     let seeded = online.iter().all(Option::is_some);
     SegmentAgreement {
         labelled: truth_labels.len() as u64,
@@ -822,7 +877,12 @@ fn segment_agreement(
         } else {
             None
         },
-        batch_kmeans_ari: metrics::adjusted_rand_index(&batch_labels, &truth_labels),
+        batch_kmeans_ari: batch_ari(seed),
+        batch_kmeans_ari_over_seeds: Spread::of(
+            (0..KMEANS_SEEDS)
+                .filter_map(|i| batch_ari(seed.wrapping_add(i)))
+                .collect(),
+        ),
     }
 }
 
