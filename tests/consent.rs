@@ -196,7 +196,25 @@ fn a_withdrawal_takes_them_out_and_every_change_is_exported_with_its_time() -> R
     let members = db.segment_members(segment, None, 10_000)?;
     assert!(!members.contains(&"z".to_string()));
     db.ingest(Event::new("z", T0 + 200 * DAY, EventKind::View))?;
-    assert_eq!(db.profile("z")?.ok_or("z")?.assigned_segment, None);
+    let current = db.profile("z")?.ok_or("z")?;
+    assert_eq!(current.assigned_segment, None);
+    // No version of theirs is scored or segmented now, not even one from before the
+    // withdrawal, and not through the history views either.
+    for v in [current.version, current.version - 3] {
+        let p = db.profile_at_version("z", v)?.ok_or("kept")?;
+        assert!(p.segment.is_none() && p.propensity.is_nan(), "version {v}");
+    }
+    let first_kept = db
+        .profile_at_version("z", current.version - 3)?
+        .ok_or("kept")?;
+    let at = first_kept.last_seen_ms.ok_or("had events")?;
+    let then = db.profile_as_of("z", at)?.ok_or("had events")?;
+    assert!(then.segment.is_none() && then.propensity.is_nan());
+    let history = db.export_customer("z")?.ok_or("z")?.to_json();
+    for version in history["history"].as_array().ok_or("history")? {
+        assert!(version["profile"]["propensity"].is_null(), "{version}");
+        assert!(version["profile"]["segment"].is_null(), "{version}");
+    }
     db.set_attributes("z", vec![("consent.profiling".into(), text("1"))])?;
     let export = db.export_customer("z")?.ok_or("z")?;
     let changes = common::consent_changes(&export);

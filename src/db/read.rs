@@ -62,6 +62,7 @@ impl Db {
         let Some(record) = self.inner.store.profile(customer_id)? else {
             return Ok(None);
         };
+        let now = Consent::of(&record.state, self.inner.config.consent_defaults);
         match record.state_at(version, self.inner.store.params()) {
             Ok((state, _, _)) => Ok(Some(Profile::of_state(
                 customer_id,
@@ -70,6 +71,7 @@ impl Db {
                 &self.model(),
                 &self.inner.layout,
                 None,
+                now,
             ))),
             Err(HistoryError::Pruned { oldest }) => Err(Error::invalid_argument(
                 "version",
@@ -97,6 +99,7 @@ impl Db {
             return Ok(None);
         };
         let params = self.inner.store.params();
+        let now = Consent::of(&rec.state, self.inner.config.consent_defaults);
         let oldest = rec.oldest_version();
         for v in (oldest..=rec.version).rev() {
             let Ok((state, _, _)) = rec.state_at(v, params) else {
@@ -113,6 +116,7 @@ impl Db {
                     &self.model(),
                     &self.inner.layout,
                     Some(timestamp_ms),
+                    now,
                 )));
             }
         }

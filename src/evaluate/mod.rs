@@ -635,14 +635,21 @@ fn profiles_as_of(db: &Db, at: i64, mut each: impl FnMut(Profile)) -> Result<()>
         if rec.state.event_count == 0 {
             continue;
         }
-        each(Profile::of_state(
+        let consent =
+            crate::features::consent::Consent::of(&rec.state, db.config().consent_defaults);
+        let p = Profile::of_state(
             &id,
             rec.version,
             rec.state,
             &model,
             db.layout(),
             Some(at),
-        ));
+            consent,
+        );
+        // A customer without consent to profiling is not scored (nothing to compare).
+        if p.consent.profiling {
+            each(p);
+        }
     }
     Ok(())
 }

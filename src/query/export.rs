@@ -190,6 +190,8 @@ pub(crate) fn export(
         layout,
         consent,
     );
+    // Every version is evaluated under the consent the customer gives now.
+    let now = current.consent;
     let mut changes = history::recent(record, usize::MAX);
     changes.reverse();
     let mut consent_changes = Vec::new();
@@ -219,7 +221,7 @@ pub(crate) fn export(
                 }
             }
             let profile =
-                Profile::of_state(customer_id, change.version, state, model, layout, None);
+                Profile::of_state(customer_id, change.version, state, model, layout, None, now);
             Some(ExportedVersion {
                 profile: profile.to_json(&names),
                 change,

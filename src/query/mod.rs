@@ -93,7 +93,7 @@ impl Profile {
         layout: &FeatureLayout,
         consent: Consent,
     ) -> Profile {
-        let profiling = Consent::of(&record.state, consent).profiling;
+        let now = Consent::of(&record.state, consent);
         let mut p = Profile::of_state(
             customer_id,
             record.version,
@@ -101,13 +101,8 @@ impl Profile {
             model,
             layout,
             None,
+            now,
         );
-        p.consent = Consent::of(&p.state, consent);
-        if !profiling {
-            p.segment = None;
-            p.segment_distance = None;
-            p.propensity = f64::NAN;
-        }
         p.assigned_segment = record.segment;
         let half_life = layout.params().item_half_life_ms();
         let (items, categories) = (&record.affinity.items, &record.affinity.categories);
@@ -118,7 +113,11 @@ impl Profile {
     }
 
     /// Evaluates any state (current or historical) as of `as_of` (default: the model's
-    /// watermark).
+    /// watermark). `consent` is the customer's consent *now* (their current record's, with the
+    /// store's defaults, [`Consent::of`]): without consent to profiling, no version of theirs
+    /// is scored or segmented (no segment, propensity NaN), since that would be processing them
+    /// now.
+    #[allow(clippy::too_many_arguments)] // one more than the lint allows; all are needed
     pub(crate) fn of_state(
         customer_id: &str,
         version: u64,
@@ -126,6 +125,7 @@ impl Profile {
         model: &ModelState,
         layout: &FeatureLayout,
         as_of: Option<i64>,
+        consent: Consent,
     ) -> Profile {
         let as_of_ms = as_of.unwrap_or_else(|| {
             model
@@ -147,11 +147,14 @@ impl Profile {
             as_of_ms,
             features,
             raw_features,
-            segment: nearest.map(|(s, _)| s as u16),
-            segment_distance: nearest.map(|(_, d)| d),
+            segment: nearest.filter(|_| consent.profiling).map(|(s, _)| s as u16),
+            segment_distance: nearest.filter(|_| consent.profiling).map(|(_, d)| d),
             assigned_segment: None,
-            propensity: model.propensity_of(state.event_count, &z),
-            consent: Consent::of(&state, Consent::default()),
+            propensity: match consent.profiling {
+                true => model.propensity_of(state.event_count, &z),
+                false => f64::NAN,
+            },
+            consent,
             top_items: Vec::new(),
             top_categories: Vec::new(),
             state,
