@@ -265,3 +265,28 @@ fn the_defaults_apply_to_customers_who_set_nothing() -> Result<()> {
     assert!(bad.is_err());
     Ok(())
 }
+
+#[test]
+fn erasing_a_customer_who_withdrew_reports_and_retrains_what_their_earlier_events_trained(
+) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = config(dir.path()).open()?;
+    for events in stream(Some("w"))?.chunks(64) {
+        for r in db.ingest_batch(events.to_vec())? {
+            r?;
+        }
+    }
+    assert!(db.model().segments.is_seeded());
+    db.set_attributes("w", vec![("consent.profiling".into(), text("no"))])?;
+    let report = db.erase_and_retrain("w")?;
+    assert!(report.erased && report.events > 0);
+    assert!(
+        report.kept_in_models.len() > 1
+            && report.kept_in_models[0].contains("do not consent to profiling now"),
+        "{report:?}"
+    );
+    assert_eq!(report.retrained.len(), 1, "{report:?}");
+    // Withdrawing dropped their open examples already: nothing is left to drop.
+    assert_eq!(report.training_examples_dropped, 0, "{report:?}");
+    Ok(())
+}

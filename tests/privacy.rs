@@ -482,6 +482,8 @@ fn erase_takes_back_exactly_the_customer_s_strategy_outcomes() -> Result<()> {
     assert!(report.erased);
     assert_eq!(report.events, 4);
     assert_eq!(report.feedback_outcomes_subtracted, 3);
+    // Their open training example (four days of purchases: not labelled yet) went with them.
+    assert!(report.training_examples_dropped >= 1, "{report:?}");
     assert!(!report.kept_in_models.is_empty());
     assert!(
         db.model().strategy == without_victim,

@@ -102,13 +102,12 @@ impl Db {
         // What goes with them, read just before; a damaged record must not stop the erase:
         // the report says so.
         let store = &self.inner.store;
-        let before = || -> Result<Option<(RecordCurrent, usize, usize)>> {
+        let before = || -> Result<Option<(RecordCurrent, usize)>> {
             let Some(rec) = store.profile_current(customer_id)? else {
                 return Ok(None);
             };
-            let (held, cohorts) = store.examples_of(customer_id)?;
             let firings = store.firings_of(customer_id)?.len();
-            Ok(Some((rec, held.len() + cohorts.len(), firings)))
+            Ok(Some((rec, firings)))
         };
         let (before, mut unreadable) = match before() {
             Ok(b) => (b, None),
@@ -129,15 +128,26 @@ impl Db {
             unreadable,
             ..EraseReport::default()
         };
-        if let (true, Some((rec, examples, firings))) = (report.erased, before) {
+        report.training_examples_dropped = out.examples_dropped;
+        if let (true, Some((rec, firings))) = (report.erased, before) {
             report.events = rec.state.event_count;
             report.segment = rec.segment;
-            report.training_examples_dropped = usize::from(rec.pending.is_some()) + examples;
             report.trigger_firings_removed = firings;
             let consent = self.inner.config.consent_defaults;
             let profiled = crate::features::consent::Consent::of(&rec.state, consent).profiling;
-            if profiled && report.events > 0 {
-                report.kept_in_models = vec![
+            if report.events > 0 {
+                if !profiled {
+                    // Consent given when their events came (withdrawn since, or a store
+                    // default that changed) let those events train the models: say so.
+                    report.kept_in_models.push(
+                        "they do not consent to profiling now, and their events since the \
+                         withdrawal trained nothing; events that came while they did (consent \
+                         given then, or a store default that allowed it) trained the models as \
+                         follows"
+                            .to_string(),
+                    );
+                }
+                report.kept_in_models.extend([
                     format!(
                         "the feature scaler's running means and variances saw their profile at \
                          each of their {} events; not undone (the vectors are not kept)",
@@ -151,7 +161,7 @@ impl Db {
                     "item popularity and co-occurrence counts, and the drift statistics; not \
                      undone"
                         .to_string(),
-                ];
+                ]);
             }
         }
         Ok(report)
@@ -166,8 +176,9 @@ impl Db {
     /// within a quarter of a horizon of event time by one on cohorts without them, as erasing
     /// removed their cohort rows; see docs/privacy.md).
     ///
-    /// Nothing is retrained for an unknown customer, for one without consent to profiling
-    /// (the models never learned from them) or before the segments are seeded.
+    /// Nothing is retrained for an unknown customer, one without events, or before the
+    /// segments are seeded. A customer without consent to profiling now is retrained for all
+    /// the same: events from before a withdrawal trained the models.
     ///
     /// # Errors
     /// As [`Db::erase`]; then storage errors of the re-assignment (the erase has happened:

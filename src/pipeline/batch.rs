@@ -157,6 +157,9 @@ pub(crate) struct BatchState {
     pub(super) ledger_removed: Vec<Vec<u8>>,
     pub(super) feedback_undone: usize,
     pub(super) feedback_unreadable: usize,
+    /// Training examples of the erased customers the batch drops before any model learned
+    /// them: open examples, held positives, cohorts a row of theirs was taken out of.
+    pub(super) examples_dropped: usize,
 }
 
 /// A record's model outcome before a write: its contribution to the segment statistics.

@@ -155,25 +155,35 @@ impl Engine {
             return;
         }
         let erased = &b.erased;
-        self.forget_examples(&mut b.undo, |c| erased.contains(c));
+        b.examples_dropped += self.forget_examples(&mut b.undo, |c| erased.contains(c));
     }
 
     /// Drops the expiry-queue entries, held positives and cohort rows of the customers `gone`
     /// names (an erase, a withdrawal of consent to profiling), recording in `undo` how to put
-    /// them back if the commit fails.
-    pub(super) fn forget_examples(&mut self, undo: &mut Vec<Undo>, gone: impl Fn(&str) -> bool) {
+    /// them back if the commit fails. Returns how many it dropped: open examples, held
+    /// positives and cohorts a row was taken out of.
+    pub(super) fn forget_examples(
+        &mut self,
+        undo: &mut Vec<Undo>,
+        gone: impl Fn(&str) -> bool,
+    ) -> usize {
         let keys: Vec<queue::Entry> = self
             .expiry
             .iter()
             .filter(|(_, c)| gone(c.as_str()))
             .cloned()
             .collect();
+        let mut dropped = keys.len();
         for key in keys {
             self.expiry.remove(&key);
             undo.push(Undo::Removed(key));
         }
-        undo.extend(self.held.forget(&gone).into_iter().map(Undo::Held));
-        undo.extend(self.cohorts.forget(&gone).into_iter().map(Undo::Cohort));
+        let held = self.held.forget(&gone);
+        let cohorts = self.cohorts.forget(&gone);
+        dropped += held.len() + cohorts.len();
+        undo.extend(held.into_iter().map(Undo::Held));
+        undo.extend(cohorts.into_iter().map(Undo::Cohort));
+        dropped
     }
 
     /// Removes the erased customers' trigger firings from the outbox, those sled holds and

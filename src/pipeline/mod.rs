@@ -526,6 +526,7 @@ impl Writer {
         }
         outcome.feedback_undone = b.feedback_undone;
         outcome.feedback_unreadable = b.feedback_unreadable;
+        outcome.examples_dropped = b.examples_dropped;
         if b.is_empty() && self.engine.model == before {
             outcome.model_version = self.engine.model.version;
             return Ok(outcome);

@@ -95,6 +95,9 @@ pub struct MaintenanceOutcome {
     /// For erase and purge: feedback-ledger entries of the erased customers that did not
     /// decode (removed, not subtracted).
     pub feedback_unreadable: usize,
+    /// For erase and purge: training examples of the erased customers dropped before any model
+    /// learned them (open examples, held positives, cohorts a row was taken out of).
+    pub examples_dropped: usize,
 }
 
 /// A message to the writer.
