@@ -290,3 +290,66 @@ fn erasing_a_customer_who_withdrew_reports_and_retrains_what_their_earlier_event
     assert_eq!(report.training_examples_dropped, 0, "{report:?}");
     Ok(())
 }
+
+#[test]
+fn an_active_customer_without_consent_to_profiling_never_fires_inactivity() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = config(dir.path()).open()?;
+    db.set_attributes(
+        "q",
+        vec![
+            ("consent.profiling".into(), text("no")),
+            ("consent.marketing".into(), text("yes")),
+        ],
+    )?;
+    db.ingest(Event::new("q", T0, EventKind::View))?;
+    db.ingest(Event::new("o", T0, EventKind::View))?;
+    // The index is built from the records when the trigger is added: q is in it.
+    db.trigger_add("quiet", &["INACTIVE_DAYS", "10", "COOLDOWN", "0"])?;
+    for d in 1..60 {
+        db.ingest(Event::new("q", T0 + d * DAY, EventKind::View))?;
+        if d < 5 {
+            db.ingest(Event::new("o", T0 + d * DAY, EventKind::View))?;
+        }
+        db.ingest(Event::new("clock", T0 + d * DAY, EventKind::View))?;
+    }
+    let fired = db.read_triggers(0, 1000)?;
+    assert!(
+        fired.iter().any(|f| f.customer == "o"),
+        "the trigger works: o went quiet ({fired:?})"
+    );
+    assert!(
+        fired.iter().all(|f| f.customer != "q"),
+        "q is active every day and not to be profiled ({fired:?})"
+    );
+    Ok(())
+}
+
+#[test]
+fn giving_the_same_answer_again_keeps_the_time_it_was_given() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = config(dir.path()).open()?;
+    let yes = || vec![("consent.marketing".to_string(), text("yes"))];
+    db.set_attributes("r", yes())?;
+    let stamp = |db: &Db| -> Result<Option<AttrValue>> {
+        Ok(db
+            .profile("r")?
+            .ok_or("r")?
+            .attributes
+            .get("consent.marketing_at")
+            .cloned())
+    };
+    let first = stamp(&db)?;
+    assert!(first.is_some());
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    db.set_attributes("r", yes())?;
+    assert_eq!(stamp(&db)?, first, "the same answer again is not a change");
+    db.set_attributes("r", vec![("consent.marketing".into(), text("0"))])?;
+    assert_ne!(stamp(&db)?, first, "a withdrawal is");
+    let export = db.export_customer("r")?.ok_or("r")?;
+    assert_eq!(
+        common::consent_changes(&export),
+        [("marketing", true), ("marketing", false)]
+    );
+    Ok(())
+}

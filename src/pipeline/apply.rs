@@ -269,7 +269,8 @@ impl Engine {
                 let defaults = self.config.consent_defaults;
                 let w = self.load(store, &mut b.records, customer)?;
                 let before = Consent::of(&w.record.state, defaults);
-                let (attrs, after) = stamp_consent(attrs, before, wall_clock_ms());
+                let stored = &w.record.state.attributes;
+                let (attrs, after) = stamp_consent(attrs, stored, before, wall_clock_ms());
                 let new = w.record.version == 0;
                 if !after.profiling {
                     return self.set_private(store, b, customer, attrs, before.profiling && !new);

@@ -46,7 +46,8 @@ impl Engine {
         Ok(Ack {
             version: w.record.version,
             segment: None,
-            propensity: f64::from(w.record.propensity),
+            // Not scored: the propensity stored from before a withdrawal is not theirs to see.
+            propensity: f64::NAN,
             duplicate: false,
         })
     }
@@ -84,7 +85,7 @@ impl Engine {
         let ack = Ack {
             version: w.record.version,
             segment: None,
-            propensity: p,
+            propensity: f64::NAN,
             duplicate: false,
         };
         move_segment(&mut self.model, prev, None, 0.0, 0.0);
@@ -94,9 +95,12 @@ impl Engine {
 
 /// `attrs` with the writer's stamps of the consent they change (`consent.profiling_at`,
 /// `consent.marketing_at`: `now_ms`, the wall clock), and the consent they leave (`before`
-/// where they set none).
+/// where they set none). A purpose is stamped when the customer's recorded answer changes
+/// (`stored`: their attributes before): from none to one, or from one to the other; setting the
+/// answer they gave already (a consent file imported twice) keeps the time it was given.
 pub(super) fn stamp_consent(
     attrs: &[(String, crate::AttrValue)],
+    stored: &std::collections::BTreeMap<String, crate::AttrValue>,
     before: Consent,
     now_ms: i64,
 ) -> (Vec<(String, crate::AttrValue)>, Consent) {
@@ -112,6 +116,9 @@ pub(super) fn stamp_consent(
             _ => continue,
         };
         *slot = v;
+        if stored.get(name.as_str()).and_then(consent::parse) == Some(v) {
+            continue; // the answer they gave already
+        }
         out.retain(|(n, _)| n != stamp);
         out.push((stamp.to_string(), crate::AttrValue::Number(now_ms as f64)));
     }

@@ -117,12 +117,12 @@ impl Engine {
         records: &HashMap<String, Working>,
         customer: &str,
     ) -> Option<(Option<u16>, f64)> {
-        // A customer without consent to marketing is not acted on.
+        // A customer is acted on with consent to both: to marketing (the action) and to
+        // profiling (what the trigger reads is an analysis of their profile).
         let defaults = self.config.consent_defaults;
         let of = |state: &ProfileState, segment: Option<u16>, p: f32| {
-            Consent::of(state, defaults)
-                .marketing
-                .then(|| (segment, f64::from(p)))
+            let c = Consent::of(state, defaults);
+            (c.marketing && c.profiling).then(|| (segment, f64::from(p)))
         };
         match records.get(customer) {
             Some(w) => of(&w.record.state, w.record.segment, w.record.propensity),

@@ -203,7 +203,9 @@ pub(crate) fn export(
                 ("profiling", consent::PROFILING, consent::PROFILING_AT),
                 ("marketing", consent::MARKETING, consent::MARKETING_AT),
             ] {
-                if !change.attributes.iter().any(|a| a == name) {
+                // A change of consent is stamped by the writer; an answer set again is not one.
+                let set = |n: &str| change.attributes.iter().any(|a| a == n);
+                if !set(name) || !set(at) {
                     continue;
                 }
                 let granted = state.attributes.get(name).and_then(consent::parse);
