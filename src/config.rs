@@ -200,7 +200,11 @@ impl Config {
 
     /// The consent of a customer who never set `consent.profiling` / `consent.marketing`
     /// (see [`Consent`](crate::Consent)). Default: both given. May change between opens: it
-    /// applies to those customers from then on.
+    /// applies to those customers from then on. Turning profiling off stops every model from
+    /// learning from them at once (their open examples are not learned, their cohort rows not
+    /// fitted, the segments not fitted to them); `persona resegment` (or [`crate::Db::resegment`])
+    /// then takes them out of their segments, the segment-fitting sample and the lookalikes as
+    /// a withdrawal would.
     pub fn consent_defaults(mut self, profiling: bool, marketing: bool) -> Config {
         self.consent_defaults = crate::features::consent::Consent {
             profiling,

@@ -353,3 +353,53 @@ fn giving_the_same_answer_again_keeps_the_time_it_was_given() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn a_profiling_default_turned_off_between_opens_stops_learning_from_those_who_set_none(
+) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let last = {
+        let db = config(dir.path()).open()?;
+        let events = stream(None)?;
+        let last = events
+            .iter()
+            .map(|e| e.timestamp_ms)
+            .max()
+            .ok_or("events")?;
+        for chunk in events.chunks(64) {
+            for r in db.ingest_batch(chunk.to_vec())? {
+                r?;
+            }
+        }
+        assert!(db.model().segment_sizes.iter().sum::<u64>() > 0);
+        db.close()?;
+        last
+    };
+    let db = config(dir.path()).consent_defaults(false, true).open()?;
+    db.set_attributes("clock", vec![("consent.profiling".into(), text("yes"))])?;
+    let learned = db.model().metrics.examples();
+    // The watermark moves a year on, a day at a time (the future-skew limit): every open
+    // example of the others comes due.
+    for d in 1..=365 {
+        db.ingest(Event::new("clock", last + d * DAY, EventKind::View))?;
+    }
+    let model = db.model();
+    assert!(
+        model.metrics.examples() <= learned + 20,
+        "at most the clock's own examples are learned: {} then {}",
+        learned,
+        model.metrics.examples()
+    );
+    // A re-segmentation takes everyone who set nothing out of the segments.
+    db.resegment(1000, persona::Centroids::Keep)?;
+    let sizes = db.model().segment_sizes.clone();
+    assert!(
+        sizes.iter().sum::<u64>() <= 1,
+        "only the clock may be in a segment: {sizes:?}"
+    );
+    for s in 0..sizes.len() as u16 {
+        let members = db.segment_members(s, None, 10_000)?;
+        assert!(members.iter().all(|m| m == "clock"), "{members:?}");
+    }
+    Ok(())
+}

@@ -587,9 +587,12 @@ impl Engine {
     /// customer report it).
     pub(super) fn fit_segments(&mut self, store: &Store, b: &BatchState) {
         let now = self.model.watermark_ms;
-        let layout = &self.layout;
+        let (layout, defaults) = (&self.layout, self.config.consent_defaults);
+        // A sampled customer without consent to profiling (the store's default changed since
+        // they were sampled) is not fitted.
         let vector = |state: &crate::features::ProfileState| {
-            (state.event_count > 0).then(|| layout.vector(state, now))
+            (state.event_count > 0 && Consent::of(state, defaults).profiling)
+                .then(|| layout.vector(state, now))
         };
         let points: Vec<Vec<f64>> = self
             .sample

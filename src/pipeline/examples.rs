@@ -160,7 +160,17 @@ impl Engine {
             if let Some(d) = self.held.first_due(ts) {
                 if expiring.is_none_or(|e| d <= e) {
                     if let Some((key, features)) = self.held.pop_first() {
-                        self.learn(store, &features, true, key.0);
+                        // Consent to profiling withdrawn by a changed store default (a
+                        // withdrawal drops the example itself): not learned.
+                        let defaults = self.config.consent_defaults;
+                        let consents = self
+                            .with_state(store, &b.records, &key.1, |_, s| {
+                                Consent::of(s, defaults).profiling
+                            })
+                            .unwrap_or(false);
+                        if consents {
+                            self.learn(store, &features, true, key.0);
+                        }
                         b.undo
                             .push(Undo::Held(held::Change::Removed(key, features)));
                     }
@@ -178,7 +188,11 @@ impl Engine {
             // A record that cannot be read is reported when its customer is next touched;
             // here it only means one fewer training example.
             let (silent, layout) = (self.config.silent_horizons, &self.layout);
+            let defaults = self.config.consent_defaults;
             let example = self.with_state(store, &b.records, &customer, |pending, state| {
+                if !Consent::of(state, defaults).profiling {
+                    return None; // a changed store default: not learned, not queued again
+                }
                 let age = deadline - pending.as_ref()?.taken_at_ms;
                 if age <= 0 || age % h != 0 {
                     return None; // stale entry: the example was replaced
@@ -267,9 +281,13 @@ impl Engine {
         let mut points = Vec::with_capacity(rows.len());
         let mut labels = Vec::with_capacity(rows.len());
         for row in rows.iter().filter(|r| r.features.len() == dim) {
-            // A customer erased in an unapplied batch has no state: left out.
-            let Some(count) = self.with_state(store, &b.records, &row.customer_id, |_, s| {
-                s.kind_counts[target]
+            // A customer erased in an unapplied batch has no state: left out; so is one
+            // without consent to profiling now (a changed store default).
+            let defaults = self.config.consent_defaults;
+            let Some(Some(count)) = self.with_state(store, &b.records, &row.customer_id, |_, s| {
+                Consent::of(s, defaults)
+                    .profiling
+                    .then_some(s.kind_counts[target])
             }) else {
                 continue;
             };
@@ -307,12 +325,14 @@ impl Engine {
             return;
         }
         let (layout, target) = (&self.layout, self.config.target_kind.index());
+        let defaults = self.config.consent_defaults;
         let rows: Vec<CohortRow> = self
             .sample
             .ids()
             .filter_map(|id| {
                 self.with_state(store, &b.records, id, |_, s| {
-                    (s.event_count > 0).then(|| CohortRow {
+                    let consents = Consent::of(s, defaults).profiling;
+                    (s.event_count > 0 && consents).then(|| CohortRow {
                         customer_id: id.to_string(),
                         target_count: s.kind_counts[target],
                         features: raw_features(layout, s, at),

@@ -34,8 +34,24 @@ impl Engine {
             let Ok(w) = self.load(store, &mut b.records, &id) else {
                 continue;
             };
-            // Without consent to profiling a customer joins no segment.
+            // Without consent to profiling a customer joins no segment. One still in a segment
+            // (the store's default changed since) leaves it as a withdrawal would, with the
+            // sample and their training examples.
             if !Consent::of(&w.record.state, self.config.consent_defaults).profiling {
+                if w.record.segment.is_none() && !self.sample.contains(&id) {
+                    continue;
+                }
+                let prev = Prev::of(&w.record);
+                let p = f64::from(w.record.propensity);
+                w.record.segment = None;
+                w.record.distance = 0.0;
+                w.record.pending = None;
+                w.record.set_outcome(None, p);
+                w.dirty = true;
+                move_segment(&mut self.model, prev, None, 0.0, 0.0);
+                self.forget_examples(&mut b.undo, |c| c == id);
+                b.undo.extend(self.sample.remove(&id).map(Undo::Sample));
+                changed += 1;
                 continue;
             }
             let x = self.layout.vector(&w.record.state, now);

@@ -95,6 +95,12 @@ impl Sample {
         changes
     }
 
+    /// Whether `customer` is a member.
+    pub(crate) fn contains(&self, customer: &str) -> bool {
+        self.members
+            .contains(&(hash(customer), customer.to_string()))
+    }
+
     /// Removes an erased customer; returns the change if they were a member.
     pub(crate) fn remove(&mut self, customer: &str) -> Option<Change> {
         let member = (hash(customer), customer.to_string());
