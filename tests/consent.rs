@@ -403,3 +403,32 @@ fn a_profiling_default_turned_off_between_opens_stops_learning_from_those_who_se
     }
     Ok(())
 }
+
+#[test]
+fn firings_made_before_a_withdrawal_are_no_longer_handed_out() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = config(dir.path()).open()?;
+    db.trigger_add("spend", &["SPEND_ABOVE", "10", "COOLDOWN", "0"])?;
+    db.trigger_add("first", &["FIRST_PURCHASE"])?;
+    let buy = |c: &str, d: i64| Event::new(c, T0 + d * DAY, EventKind::Purchase).with_value(20.0);
+    db.ingest(buy("m", 0))?;
+    db.ingest(buy("n", 1))?;
+    db.ingest(buy("m", 2))?;
+    let all = db.read_triggers(0, 100)?;
+    assert!(
+        all.iter().filter(|f| f.customer == "m").count() >= 2,
+        "{all:?}"
+    );
+    db.set_attributes("m", vec![("consent.marketing".into(), text("no"))])?;
+    let now = db.read_triggers(0, 100)?;
+    assert!(now.iter().all(|f| f.customer == "n"), "{now:?}");
+    assert!(!now.is_empty());
+    // A page of one skips every firing of theirs to the next that may be acted on.
+    let one = db.read_triggers(0, 1)?;
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].customer, "n");
+    // Given again, they are handed out again (nothing was removed).
+    db.set_attributes("m", vec![("consent.marketing".into(), text("yes"))])?;
+    assert_eq!(db.read_triggers(0, 100)?.len(), all.len());
+    Ok(())
+}

@@ -113,7 +113,10 @@ impl Db {
 
     /// Up to `count` firings (at most 10,000) with ids above `since`, oldest first: what a
     /// consumer that processed everything up to `since` reads next (0: from the start of the
-    /// outbox). Only firings of committed batches are returned.
+    /// outbox). Only firings of committed batches are returned, and only those of customers who
+    /// consent to marketing and profiling *now*: a firing made before the customer withdrew
+    /// consent stays in the outbox but is no longer handed to anyone to act on (ids then have
+    /// gaps).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a `count` of 0 or above 10,000; [`Error::Corruption`] if
@@ -125,7 +128,46 @@ impl Db {
                 format!("{count} is out of range; allowed 1..={MAX_READ}"),
             ));
         }
-        self.inner.store.firings(since, count)
+        let mut out = Vec::new();
+        let mut from = since;
+        loop {
+            let page = self.inner.store.firings(from, count)?;
+            let end = page.len() < count;
+            if let Some(last) = page.last() {
+                from = last.id;
+            }
+            for f in page {
+                if self.actionable(&f)? {
+                    out.push(f);
+                }
+            }
+            if out.len() >= count || end {
+                break;
+            }
+        }
+        out.truncate(count);
+        Ok(out)
+    }
+
+    /// Whether a firing may be acted on now: its customer (if it names one) consents to
+    /// marketing and to profiling. A customer without a record (erased since: their firings
+    /// are being removed) is not acted on.
+    fn actionable(&self, f: &Fired) -> Result<bool> {
+        if f.customer.is_empty() {
+            return Ok(true); // a store-wide firing (DRIFT)
+        }
+        let defaults = self.inner.config.consent_defaults;
+        Ok(match self.inner.store.profile_current(&f.customer) {
+            Ok(Some(rec)) => {
+                let c = crate::features::consent::Consent::of(&rec.state, defaults);
+                c.marketing && c.profiling
+            }
+            Ok(None) => false,
+            // A record that does not decode: `persona check` reports it; its firing is
+            // handed out as it was made.
+            Err(Error::Corruption { .. }) => true,
+            Err(e) => return Err(e),
+        })
     }
 
     /// The id of the newest firing in the outbox (0 when it is empty): where a consumer that
