@@ -32,7 +32,7 @@ mod write;
 use lookalike::IndexBuilder;
 pub use maintain::ResegmentReport;
 pub use privacy::{EraseReport, PurgeReport};
-pub use triggers::TriggerFollower;
+pub use triggers::{TriggerFollower, TriggerPage};
 pub use write::PendingWrite;
 
 /// An open Persona store.

@@ -105,7 +105,7 @@ mod triggers;
 pub use config::{Config, DriftReaction, Durability};
 pub use db::{
     Centroids, Choice, Db, EraseReport, Feedback, PendingWrite, PurgeReport, ResegmentReport,
-    Search, Target, TriggerFollower,
+    Search, Target, TriggerFollower, TriggerPage,
 };
 pub use error::{Error, Result, StorageError};
 pub use event::{parse_timestamp, Event, EventKind, InvalidEvent};

@@ -423,6 +423,12 @@ fn firings_made_before_a_withdrawal_are_no_longer_handed_out() -> Result<()> {
     let now = db.read_triggers(0, 100)?;
     assert!(now.iter().all(|f| f.customer == "n"), "{now:?}");
     assert!(!now.is_empty());
+    // The read looked through to the newest firing (theirs): a consumer goes on from there.
+    let page = db.read_trigger_page(0, 100)?;
+    assert_eq!(page.through, db.last_trigger_id()?);
+    assert_eq!(page.fired, now);
+    let past = db.read_trigger_page(page.through, 100)?;
+    assert!(past.fired.is_empty() && past.through == page.through);
     // A page of one skips every firing of theirs to the next that may be acted on.
     let one = db.read_triggers(0, 1)?;
     assert_eq!(one.len(), 1);

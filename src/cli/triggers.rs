@@ -215,7 +215,7 @@ fn outbox_counts(db: &Db) -> Result<HashMap<String, u64>> {
     let mut counts: HashMap<String, u64> = HashMap::new();
     let mut since = 0;
     loop {
-        let page = db.read_triggers(since, MAX_READ)?;
+        let page = db.outbox(since, MAX_READ)?;
         for f in &page {
             *counts.entry(f.trigger.clone()).or_default() += 1;
         }
@@ -313,7 +313,8 @@ fn tail(db: &Db, a: &TailArgs) -> Result<()> {
         Some(c) => db.trigger_position(c)?.unwrap_or(0),
         None => a.since,
     };
-    let fired = db.read_triggers(since, a.count)?;
+    let page = db.read_trigger_page(since, a.count)?;
+    let fired = page.fired;
     let mut out = std::io::stdout().lock();
     for f in &fired {
         if a.json {
@@ -324,13 +325,16 @@ fn tail(db: &Db, a: &TailArgs) -> Result<()> {
     }
     out.flush()?;
     drop(out);
-    if let (Some(c), true, Some(last)) = (&a.consumer, a.ack, fired.last()) {
-        db.trigger_ack(c, last.id)?;
+    // Past what was printed, and past firings no one may act on (consent withdrawn since).
+    if let (Some(c), true) = (&a.consumer, a.ack) {
+        if page.through > since {
+            db.trigger_ack(c, page.through)?;
+        }
     }
     if !a.json {
         let again = match (&a.consumer, a.ack) {
             (Some(c), true) => format!("--consumer {c} --ack"),
-            _ => format!("--since {}", fired.last().map_or(since, |f| f.id)),
+            _ => format!("--since {}", page.through),
         };
         match fired.last() {
             None => eprintln!("no firings after id {since}"),

@@ -116,37 +116,56 @@ impl Db {
     /// outbox). Only firings of committed batches are returned, and only those of customers who
     /// consent to marketing and profiling *now*: a firing made before the customer withdrew
     /// consent stays in the outbox but is no longer handed to anyone to act on (ids then have
-    /// gaps).
+    /// gaps). [`Db::read_trigger_page`] also says how far the read looked.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a `count` of 0 or above 10,000; [`Error::Corruption`] if
     /// a stored firing does not decode.
     pub fn read_triggers(&self, since: u64, count: usize) -> Result<Vec<Fired>> {
+        Ok(self.read_trigger_page(since, count)?.fired)
+    }
+
+    /// [`Db::read_triggers`], with the id through which the outbox was looked at
+    /// ([`TriggerPage::through`]): a consumer continues from there, past firings it may not act
+    /// on, instead of looking at them again.
+    ///
+    /// # Errors
+    /// As [`Db::read_triggers`].
+    pub fn read_trigger_page(&self, since: u64, count: usize) -> Result<TriggerPage> {
         if !(1..=MAX_READ).contains(&count) {
             return Err(Error::invalid_argument(
                 "count",
                 format!("{count} is out of range; allowed 1..={MAX_READ}"),
             ));
         }
-        let mut out = Vec::new();
-        let mut from = since;
+        let mut fired = Vec::new();
+        let mut through = since;
         loop {
-            let page = self.inner.store.firings(from, count)?;
-            let end = page.len() < count;
-            if let Some(last) = page.last() {
-                from = last.id;
-            }
+            // Whole pages of the largest size, whatever `count` is: each read decodes the
+            // batch keys it touches, and a long run of firings no one may act on is crossed in
+            // a few reads.
+            let page = self.inner.store.firings(through, MAX_READ)?;
+            let end = page.len() < MAX_READ;
             for f in page {
+                let id = f.id;
                 if self.actionable(&f)? {
-                    out.push(f);
+                    fired.push(f);
+                    if fired.len() == count {
+                        return Ok(TriggerPage { fired, through: id });
+                    }
                 }
+                through = id;
             }
-            if out.len() >= count || end {
-                break;
+            if end {
+                return Ok(TriggerPage { fired, through });
             }
         }
-        out.truncate(count);
-        Ok(out)
+    }
+
+    /// Every firing in the outbox with an id above `since`, up to `count`, whoever it names
+    /// (for counting what the outbox holds).
+    pub(crate) fn outbox(&self, since: u64, count: usize) -> Result<Vec<Fired>> {
+        self.inner.store.firings(since, count)
     }
 
     /// Whether a firing may be acted on now: its customer (if it names one) consents to
@@ -264,6 +283,18 @@ impl Db {
     }
 }
 
+/// A page of the outbox ([`Db::read_trigger_page`]).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct TriggerPage {
+    /// The firings that may be acted on, oldest first.
+    pub fired: Vec<Fired>,
+    /// The id through which the outbox was looked at: the last firing returned when the page
+    /// is full, else the newest firing read (`since` when there was none). Reading on from
+    /// here skips only firings no one may act on.
+    pub through: u64,
+}
+
 /// The iterator of [`Db::follow_triggers`].
 pub struct TriggerFollower {
     db: Db,
@@ -290,12 +321,21 @@ impl Iterator for TriggerFollower {
             }
             // Closed before this read: the read sees everything committed, and is the last.
             let closed = self.db.is_closed();
-            match self.db.read_triggers(self.since, 1000) {
-                Ok(page) if page.is_empty() && closed => return None,
-                Ok(page) if page.is_empty() => std::thread::sleep(FOLLOW_POLL),
-                Ok(page) => self.ready.extend(page),
+            match self.db.read_trigger_page(self.since, 1000) {
+                Ok(page) if page.fired.is_empty() => {
+                    self.since = page.through;
+                    if closed {
+                        return None;
+                    }
+                    std::thread::sleep(FOLLOW_POLL);
+                }
+                Ok(page) => self.ready.extend(page.fired),
                 Err(_) if closed => return None,
-                Err(e) => return Some(Err(e)),
+                Err(e) => {
+                    // Not at once again: a caller that logs the error and goes on must not spin.
+                    std::thread::sleep(FOLLOW_POLL);
+                    return Some(Err(e));
+                }
             }
         }
     }

@@ -39,11 +39,11 @@ impl Engine {
         // retention, an erased customer's removed; definitions added or deleted.
         let first = self.triggers.next_id;
         for (i, f) in (0u64..).zip(b.fired.iter_mut()) {
-            f.fired.id = first + i;
+            f.fired.id = first.saturating_add(i); // a next id near u64::MAX only from corrupt bytes
         }
         if !b.fired.is_empty() {
             let firings: Vec<&crate::triggers::Fired> = b.fired.iter().map(|f| &f.fired).collect();
-            let next = first + firings.len() as u64;
+            let next = first.saturating_add(firings.len() as u64);
             let value = crate::storage::triggers::encode_chunk(next, &firings);
             insert(batch, keys::trigger(first).to_vec(), value.into());
         }

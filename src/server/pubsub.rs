@@ -175,16 +175,17 @@ pub(crate) fn run_publisher(state: Arc<ServerState>) {
             continue;
         }
         loop {
-            let fired = match state.db.read_triggers(since, 1000) {
-                Ok(f) => f,
+            let (fired, through) = match state.db.read_trigger_page(since, 1000) {
+                Ok(page) => (page.fired, page.through),
                 Err(e) => {
                     tracing::warn!("trigger publisher: {e}");
                     break;
                 }
             };
-            let Some(last) = fired.last().map(|f| f.id) else {
+            since = through;
+            if fired.is_empty() {
                 break;
-            };
+            }
             for f in &fired {
                 match serde_json::to_string(f) {
                     Ok(payload) => {
@@ -194,7 +195,6 @@ pub(crate) fn run_publisher(state: Arc<ServerState>) {
                     Err(e) => tracing::warn!("trigger publisher: firing {}: {e}", f.id),
                 }
             }
-            since = last;
         }
     }
 }

@@ -453,7 +453,7 @@ impl TriggerState {
             self.chunks.push_back(chunk);
             self.held += fired.len() as u64;
         }
-        self.next_id += fired.len() as u64;
+        self.next_id = self.next_id.saturating_add(fired.len() as u64);
     }
 
     /// The oldest keys of the outbox that a batch writing `new` firings, with the watermark at

@@ -288,7 +288,8 @@ impl Read {
             (ms > 0).then(|| std::time::Instant::now() + std::time::Duration::from_millis(ms))
         });
         loop {
-            let fired = ctx.server.db.read_triggers(self.since, self.count)?;
+            let page = ctx.server.db.read_trigger_page(self.since, self.count)?;
+            let fired = page.fired;
             let waiting = match until {
                 None => false,
                 Some(None) => !ctx.server.shutdown.is_shutdown(),
@@ -299,6 +300,8 @@ impl Read {
             if !fired.is_empty() || !waiting {
                 return Ok(Frame::Array(fired.iter().map(firing).collect()));
             }
+            // Nothing to act on yet: wait for what comes after what was looked at.
+            self.since = page.through;
             std::thread::sleep(BLOCK_POLL);
         }
     }
