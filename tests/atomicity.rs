@@ -309,3 +309,29 @@ fn a_failed_sync_poisons_the_store_and_acknowledges_nothing_after_it() -> Result
     );
     Ok(())
 }
+
+/// A firing is handed out only once the batch that made it is durable: the firing of a write
+/// whose sync failed (never acknowledged, maybe lost in a crash, its id maybe given again) is
+/// not read by anyone.
+#[test]
+fn a_firing_is_not_handed_out_before_its_batch_is_durable() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = open(dir.path())?;
+    db.trigger_add("first", &["FIRST_PURCHASE"])?;
+    db.ingest(Event::new("a", T0, EventKind::Purchase).with_value(5.0))?;
+    assert_eq!(db.read_triggers(0, 10)?.len(), 1);
+    db.fail_next_syncs(1);
+    let err = db
+        .ingest(Event::new("b", T0 + 1, EventKind::Purchase).with_value(5.0))
+        .unwrap_err();
+    assert!(matches!(err, Error::Poisoned(_)), "{err}");
+    let fired = db.read_triggers(0, 10)?;
+    assert_eq!(
+        fired.len(),
+        1,
+        "b's firing is applied but not durable: {fired:?}"
+    );
+    assert_eq!(fired[0].customer, "a");
+    assert_eq!(db.last_trigger_id()?, fired[0].id);
+    Ok(())
+}

@@ -218,10 +218,15 @@ impl Db {
                     .with_consent(config.consent_defaults),
             ),
             triggers: RwLock::new(Arc::new(Vec::new())),
+            durable_firings: std::sync::atomic::AtomicU64::new(0),
         });
         let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity);
         let seed = config.model.seed;
         let triggers = recover_triggers(&store, &config, model.watermark_ms)?;
+        // Everything recovered from sled at open is durable.
+        shared
+            .durable_firings
+            .store(triggers.next_id, std::sync::atomic::Ordering::Release);
         let writer = pipeline::spawn(
             store.clone(),
             config.clone(),

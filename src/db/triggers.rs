@@ -138,6 +138,9 @@ impl Db {
                 format!("{count} is out of range; allowed 1..={MAX_READ}"),
             ));
         }
+        // Only firings made durable: one a crash could take back is not handed out.
+        let durable =
+            (self.inner.shared.durable_firings).load(std::sync::atomic::Ordering::Acquire);
         let mut fired = Vec::new();
         let mut through = since;
         loop {
@@ -145,9 +148,13 @@ impl Db {
             // batch keys it touches, and a long run of firings no one may act on is crossed in
             // a few reads.
             let page = self.inner.store.firings(through, MAX_READ)?;
-            let end = page.len() < MAX_READ;
+            let mut end = page.len() < MAX_READ;
             for f in page {
                 let id = f.id;
+                if id >= durable {
+                    end = true;
+                    break;
+                }
                 if self.actionable(&f)? {
                     fired.push(f);
                     if fired.len() == count {
@@ -195,7 +202,14 @@ impl Db {
     /// # Errors
     /// [`Error::Storage`] if sled fails.
     pub fn last_trigger_id(&self) -> Result<u64> {
-        self.inner.store.last_firing_id()
+        // Of the durable ones: a firing a crash could take back has no id yet for readers.
+        let durable =
+            (self.inner.shared.durable_firings).load(std::sync::atomic::Ordering::Acquire);
+        Ok(self
+            .inner
+            .store
+            .last_firing_id()?
+            .min(durable.saturating_sub(1)))
     }
 
     /// Acknowledges, for the consumer `consumer`, every firing up to `id`: the consumer's

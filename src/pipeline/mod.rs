@@ -445,6 +445,7 @@ impl Writer {
             || !state.suppressed.is_empty()
             || !state.trigger_defs.is_empty();
         let triggers = changed.then(|| Arc::new(self.engine.triggers.view()));
+        let firings_next = (!state.fired.is_empty()).then_some(self.engine.triggers.next_id);
         Prepared {
             seq,
             batch,
@@ -453,6 +454,7 @@ impl Writer {
             snapshots: self.engine.snapshot_versions(),
             open_examples: self.engine.open_examples(),
             triggers,
+            firings_next,
             items,
             keys,
             bytes,

@@ -171,6 +171,10 @@ pub(crate) struct Shared {
     pub(crate) together: Arc<crate::together::Together>,
     /// The triggers with their counts, as of the last batch that changed them.
     pub(crate) triggers: RwLock<Arc<Vec<crate::triggers::TriggerInfo>>>,
+    /// The id of the first trigger firing not yet durable: readers of the outbox hand out
+    /// only firings below it, so none is acted on that a crash could take back (and its id
+    /// give to another firing). Raised by the durability stage after each sync.
+    pub(crate) durable_firings: AtomicU64,
 }
 
 /// Running totals the writer keeps of what it committed (relaxed atomics: read for reporting).

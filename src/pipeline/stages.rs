@@ -32,6 +32,8 @@ pub(super) struct Prepared {
     pub(super) open_examples: usize,
     /// The triggers after the batch, if it changed them.
     pub(super) triggers: Option<Arc<Vec<crate::triggers::TriggerInfo>>>,
+    /// The id after the batch's last firing, if it made any (see `Shared::durable_firings`).
+    pub(super) firings_next: Option<u64>,
     /// Items in the batch, keys written and bytes inserted.
     pub(super) items: u64,
     pub(super) keys: u64,
@@ -185,6 +187,7 @@ impl Syncer {
             let mut group = vec![first];
             group.extend(rx.try_iter());
             let mut applied = false;
+            let mut firings_next = None;
             for m in &group {
                 if let ToSync::Replies {
                     applied: batches, ..
@@ -193,6 +196,7 @@ impl Syncer {
                     for p in batches {
                         publish(&self.shared, p);
                         applied = true;
+                        firings_next = p.firings_next.max(firings_next);
                     }
                 }
             }
@@ -203,7 +207,15 @@ impl Syncer {
             let failure = match poisoned {
                 Some(why) => Some(why),
                 None if applied => match self.sync() {
-                    Ok(()) => None,
+                    Ok(()) => {
+                        // Their firings may be handed out now.
+                        if let Some(next) = firings_next {
+                            self.shared
+                                .durable_firings
+                                .fetch_max(next, Ordering::AcqRel);
+                        }
+                        None
+                    }
                     Err(e) => {
                         // Applied but maybe not durable: refuse everything from now on.
                         tracing::error!("making a commit durable failed: {e}");
