@@ -161,13 +161,15 @@ impl Engine {
                 if expiring.is_none_or(|e| d <= e) {
                     if let Some((key, features)) = self.held.pop_first() {
                         // Consent to profiling withdrawn by a changed store default (a
-                        // withdrawal drops the example itself): not learned.
+                        // withdrawal drops the example itself): not learned. Only a store whose
+                        // default is off can hold such an example, so only it pays the read.
                         let defaults = self.config.consent_defaults;
-                        let consents = self
-                            .with_state(store, &b.records, &key.1, |_, s| {
-                                Consent::of(s, defaults).profiling
-                            })
-                            .unwrap_or(false);
+                        let consents = defaults.profiling
+                            || self
+                                .with_state(store, &b.records, &key.1, |_, s| {
+                                    Consent::of(s, defaults).profiling
+                                })
+                                .unwrap_or(false);
                         if consents {
                             self.learn(store, &features, true, key.0);
                         }
