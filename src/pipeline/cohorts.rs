@@ -5,7 +5,9 @@
 //! first refits on the newest cohort whose horizon has ended: each row, the customer as of the
 //! cohort's time `t`, is labelled positive if their count of target events has grown since (a
 //! target event came in `(t, t + horizon]`), and an L2 logistic regression is fitted on the rows
-//! exactly by Newton's method ([`crate::model::logistic`]), standardised by the current scaler;
+//! by Newton's method ([`crate::model::logistic`]; to convergence the first time, then
+//! [`WARM_NEWTON_STEPS`] steps from the previous refit's coefficients, which tie consecutive
+//! fits together a little and cost a fraction), standardised by the current scaler;
 //! the fit is the served model ([`crate::model::Propensity`]) until the next one. That cohort
 //! and any older one are then dropped. Then it takes a new cohort as of the block's start: for
 //! every sampled customer with events, the raw feature vector as of that time and their count
@@ -32,6 +34,10 @@ use std::collections::BTreeMap;
 pub(crate) const REFITS_PER_HORIZON: i64 = 4;
 /// L2 penalty of the refit per example (the batch baseline's).
 pub(crate) const REFIT_L2: f64 = 1e-3;
+/// Newton steps of a refit that starts from the previous one (a block of event time earlier):
+/// on the real logs two steps were as good as converging or better, at a third of the cost
+/// (`docs/model.md`).
+pub(crate) const WARM_NEWTON_STEPS: usize = 2;
 /// Fewest examples of each class in a cohort for a refit.
 pub(crate) const MIN_PER_CLASS: usize = 10;
 /// Rows stored under one key (about 32 KB at 52 features).

@@ -306,13 +306,19 @@ impl Engine {
         let weight = vec![1.0; refs.len()];
         let model = &mut self.model;
         let start = model.propensity.refit().map(<[f64]>::to_vec);
-        let fitted = logistic::fit(
+        // Warm from the previous refit, a block of event time earlier: a few Newton steps.
+        let steps = match start {
+            Some(_) => cohorts::WARM_NEWTON_STEPS,
+            None => usize::MAX,
+        };
+        let fitted = logistic::fit_steps(
             &refs,
             &labels,
             &weight,
             dim,
             cohorts::REFIT_L2,
             start.as_deref(),
+            steps,
         );
         if let Some(coefficients) = fitted {
             model.propensity.set_refit(coefficients);
