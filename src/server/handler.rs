@@ -653,6 +653,11 @@ fn exec(state: &ServerState, session: &mut Session, commands: Vec<Command>) -> F
             session: &mut *session,
             notify: None,
         };
+        // Nothing blocks inside a transaction (as in Redis): `EXEC` answers at once.
+        let command = match command {
+            Command::TriggerRead(read) => Command::TriggerRead(read.without_block()),
+            other => other,
+        };
         replies.push(match command.apply(&mut ctx) {
             Reply::Frame(frame) => Queued::Ready(frame),
             Reply::InFlight(pending, reply) => Queued::Write(pending, reply),

@@ -147,3 +147,18 @@ fn the_config_file_server_table_sets_every_server_option() -> TestResult {
     }
     Ok(())
 }
+
+/// Nothing blocks inside a transaction, as in Redis: a queued `TRIGGER.READ … BLOCK 0` answers
+/// what there is (nothing here) at once instead of stalling `EXEC` until a firing comes.
+#[test]
+fn a_blocking_read_inside_a_transaction_answers_at_once() -> TestResult {
+    let server = TestServer::start(|_| {})?;
+    let mut raw = server.raw()?;
+    raw.send(b"MULTI\r\n")?;
+    assert_eq!(raw.reply_text()?, "+OK\r\n");
+    raw.send(b"TRIGGER.READ BLOCK 0\r\n")?;
+    assert_eq!(raw.reply_text()?, "+QUEUED\r\n");
+    raw.send(b"EXEC\r\n")?;
+    assert_eq!(raw.reply_text()?, "*1\r\n*0\r\n");
+    Ok(())
+}

@@ -242,6 +242,15 @@ pub(crate) struct Read {
 const BLOCK_POLL: std::time::Duration = std::time::Duration::from_millis(10);
 
 impl Read {
+    /// The same read without `BLOCK`: inside a transaction, as Redis runs its blocking
+    /// commands there, it answers what there is at once instead of stalling `EXEC`.
+    pub(crate) fn without_block(self) -> Read {
+        Read {
+            block: None,
+            ..self
+        }
+    }
+
     fn parse(args: &mut Args) -> Result<Read, CommandError> {
         let mut r = Read {
             since: 0,
