@@ -610,3 +610,37 @@ fn erase_and_retrain_leaves_the_centroids_of_a_store_that_never_saw_them() -> Re
     assert_no_trace(&a, VICTIM)?;
     Ok(())
 }
+
+#[test]
+fn erase_and_retrain_says_so_when_too_few_profiles_are_left_to_refit() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    // A first fit after a few events (the default waits for thousands).
+    let db = common::config(dir.path()).reservoir_size(4).open()?;
+    // Four segments, four customers of four behaviours: the segments are fitted to them.
+    for (i, c) in ["a", "b", "c", "d"].iter().enumerate() {
+        for j in 0..=i as i64 {
+            let kind = [
+                EventKind::View,
+                EventKind::Click,
+                EventKind::CartAdd,
+                EventKind::Purchase,
+            ][i];
+            db.ingest(Event::new(*c, T0 + j * DAY, kind).with_value(1.0 + 50.0 * i as f64))?;
+        }
+    }
+    assert!(
+        db.model().segments.is_seeded(),
+        "four distinct profiles fit four segments"
+    );
+    let report = db.erase_and_retrain("d")?;
+    assert!(report.erased);
+    assert!(report.retrained.is_empty(), "{report:?}");
+    assert!(
+        report
+            .kept_in_models
+            .iter()
+            .any(|k| k.contains("could not be refitted")),
+        "{report:?}"
+    );
+    Ok(())
+}

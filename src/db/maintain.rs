@@ -98,8 +98,9 @@ impl Db {
                 self.inner.config.consent_defaults,
             )?;
             let fresh = (centroids == Centroids::Fresh).then_some(self.inner.config.model.seed);
-            self.maintain(Maintenance::FitSegments { points, fresh })?;
-            report.refitted = true;
+            report.refitted = self
+                .maintain(Maintenance::FitSegments { points, fresh })?
+                .refitted;
         }
         let mut cursor: Option<String> = None;
         loop {

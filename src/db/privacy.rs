@@ -201,6 +201,15 @@ impl Db {
             return Ok(report);
         }
         let r = self.resegment(1000, Centroids::Fresh)?;
+        if !r.refitted {
+            // Too few distinct profiles left to fit: the centroids before stay, and say so.
+            report.kept_in_models.push(
+                "the segments could not be refitted without them (fewer distinct profiles than \
+                 segments): the centroids they were fitted into stay"
+                    .to_string(),
+            );
+            return Ok(report);
+        }
         report.retrained.push(format!(
             "segment centroids refitted from fresh starts on a sample without them; {} profiles \
              re-assigned, {} moved to another segment",

@@ -95,8 +95,8 @@ fn covariance(a: &[f64], b: &[f64]) -> f64 {
         / (n - 1) as f64
 }
 
-/// `AUC(a) − AUC(b)` on the same examples with DeLong's standard error. `None` unless both
-/// classes occur and the slices have the same length.
+/// `AUC(a) − AUC(b)` on the same examples with DeLong's standard error. `None` unless each
+/// class occurs at least twice and the slices have the same length.
 ///
 /// The variance is that of the per-example differences of the two scorers' components, so it
 /// takes their correlation into account: two scorers that rank alike are compared precisely.
@@ -114,7 +114,8 @@ pub fn auc_difference(a: &[f64], b: &[f64], labels: &[bool]) -> Option<Differenc
     }
     let m = labels.iter().filter(|l| **l).count();
     let n = labels.len() - m;
-    if m == 0 || n == 0 {
+    // The variance needs two of each class (one positive would have no spread to measure).
+    if m < 2 || n < 2 {
         return None;
     }
     let (a10, a01) = components(a, labels);
@@ -177,6 +178,11 @@ mod tests {
         let same = auc_difference(&s, &s, &labels).unwrap();
         assert_eq!((same.estimate, same.std_error), (0.0, 0.0));
         assert_eq!(auc_difference(&s, &s, &[true; 4]), None);
+        assert_eq!(
+            auc_difference(&s, &s, &[true, false, false, false]),
+            None,
+            "one positive: no spread to measure"
+        );
         assert_eq!(auc_difference(&s, &s[..3], &labels), None);
     }
 

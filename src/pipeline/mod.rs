@@ -498,7 +498,7 @@ impl Writer {
                 }),
             Maintenance::FitSegments { points, fresh } => {
                 let segments = &mut self.engine.model.segments;
-                match fresh {
+                outcome.refitted = match fresh {
                     Some(seed) => segments.refit_fresh(&points, seed),
                     None => segments.refit(&points),
                 };

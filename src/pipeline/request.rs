@@ -98,6 +98,9 @@ pub struct MaintenanceOutcome {
     /// For erase and purge: training examples of the erased customers dropped before any model
     /// learned them (open examples, held positives, cohorts a row was taken out of).
     pub examples_dropped: usize,
+    /// For a segment fit: whether it fitted (false: too few distinct vectors, the centroids
+    /// before it stay).
+    pub refitted: bool,
 }
 
 /// A message to the writer.
