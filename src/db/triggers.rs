@@ -138,9 +138,7 @@ impl Db {
                 format!("{count} is out of range; allowed 1..={MAX_READ}"),
             ));
         }
-        // Only firings made durable: one a crash could take back is not handed out.
-        let durable =
-            (self.inner.shared.durable_firings).load(std::sync::atomic::Ordering::Acquire);
+        let durable = self.durable_firings();
         let mut fired = Vec::new();
         let mut through = since;
         loop {
@@ -202,14 +200,17 @@ impl Db {
     /// # Errors
     /// [`Error::Storage`] if sled fails.
     pub fn last_trigger_id(&self) -> Result<u64> {
-        // Of the durable ones: a firing a crash could take back has no id yet for readers.
-        let durable =
-            (self.inner.shared.durable_firings).load(std::sync::atomic::Ordering::Acquire);
         Ok(self
             .inner
             .store
             .last_firing_id()?
-            .min(durable.saturating_sub(1)))
+            .min(self.durable_firings().saturating_sub(1)))
+    }
+
+    /// The id of the first firing not yet durable: readers see only the firings below it, so
+    /// none is acted on that a crash could take back.
+    fn durable_firings(&self) -> u64 {
+        (self.inner.shared.durable_firings).load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Acknowledges, for the consumer `consumer`, every firing up to `id`: the consumer's

@@ -775,13 +775,21 @@ fn cutoff_report(
     let neg_recency = column(|s| -s.recency_days);
     let frequency = column(|s| s.frequency);
     let monetary = column(|s| s.monetary);
-    let mut baselines: Vec<(&str, &[f64])> = vec![
-        ("neg_recency", &neg_recency),
-        ("frequency", &frequency),
-        ("monetary", &monetary),
+    let scores = Scores {
+        persona: ScorerMetrics::probability(&persona, &labels),
+        neg_recency: ScorerMetrics::ranking(&neg_recency, &labels),
+        frequency: ScorerMetrics::ranking(&frequency, &labels),
+        monetary: ScorerMetrics::ranking(&monetary, &labels),
+        batch_lr,
+    };
+    // Each baseline's name, scores and AUC (computed once, above).
+    let mut baselines: Vec<(&str, &[f64], Option<f64>)> = vec![
+        ("neg_recency", &neg_recency, scores.neg_recency.auc),
+        ("frequency", &frequency, scores.frequency.auc),
+        ("monetary", &monetary, scores.monetary.auc),
     ];
     if let Some(p) = &lr_probs {
-        baselines.push(("batch_lr", p));
+        baselines.push(("batch_lr", p, scores.batch_lr.auc));
     }
     let comparison = compare_to_best(&persona, &baselines, lr_probs.as_deref(), &labels);
 
@@ -793,13 +801,7 @@ fn cutoff_report(
         positives: n_pos,
         positive_rate: (!scored.is_empty()).then(|| n_pos as f64 / scored.len() as f64),
         model_examples,
-        scores: Scores {
-            persona: ScorerMetrics::probability(&persona, &labels),
-            neg_recency: ScorerMetrics::ranking(&neg_recency, &labels),
-            frequency: ScorerMetrics::ranking(&frequency, &labels),
-            monetary: ScorerMetrics::ranking(&monetary, &labels),
-            batch_lr,
-        },
+        scores,
         comparison,
         batch_lr_training: TrainingSet {
             as_of_ms: cutoff_ms - horizon_ms,
@@ -812,17 +814,17 @@ fn cutoff_report(
     }
 }
 
-/// Persona against the baseline of highest AUC among `baselines` (name, scores), and its Brier
-/// score against the batch LR's probabilities `lr`.
+/// Persona against the baseline of highest AUC among `baselines` (name, scores, AUC), and its
+/// Brier score against the batch LR's probabilities `lr`.
 fn compare_to_best(
     persona: &[f64],
-    baselines: &[(&str, &[f64])],
+    baselines: &[(&str, &[f64], Option<f64>)],
     lr: Option<&[f64]>,
     labels: &[bool],
 ) -> Option<Comparison> {
     let mut best: Option<(&str, &[f64], f64)> = None;
-    for &(name, scores) in baselines {
-        let Some(a) = metrics::auc(scores, labels) else {
+    for &(name, scores, auc) in baselines {
+        let Some(a) = auc else {
             continue;
         };
         if best.is_none_or(|(_, _, b)| a > b) {
@@ -876,6 +878,10 @@ fn segment_agreement(
             .collect();
         metrics::adjusted_rand_index(&labels, &truth_labels)
     };
+    // The run's seed first: its ARI is also the one `batch_kmeans_ari` reports.
+    let over_seeds: Vec<Option<f64>> = (0..KMEANS_SEEDS)
+        .map(|i| batch_ari(seed.wrapping_add(i)))
+        .collect();
     let seeded = online.iter().all(Option::is_some);
     SegmentAgreement {
         labelled: truth_labels.len() as u64,
@@ -884,12 +890,8 @@ fn segment_agreement(
         } else {
             None
         },
-        batch_kmeans_ari: batch_ari(seed),
-        batch_kmeans_ari_over_seeds: Spread::of(
-            (0..KMEANS_SEEDS)
-                .filter_map(|i| batch_ari(seed.wrapping_add(i)))
-                .collect(),
-        ),
+        batch_kmeans_ari: over_seeds.first().copied().flatten(),
+        batch_kmeans_ari_over_seeds: Spread::of(over_seeds.into_iter().flatten().collect()),
     }
 }
 

@@ -65,9 +65,7 @@ impl Engine {
         withdrew: bool,
     ) -> Result<Ack> {
         if withdrew {
-            self.forget_examples(&mut b.undo, |c| c == customer);
-            b.undo
-                .extend(self.sample.remove(customer).map(Undo::Sample));
+            self.forget_customer(&mut b.undo, customer);
         }
         let history = self.config.history_versions;
         let w = self.load(store, &mut b.records, customer)?;
@@ -77,20 +75,35 @@ impl Engine {
         if withdrew {
             w.record.pending = None;
         }
-        let p = f64::from(w.record.propensity);
-        w.record.segment = None;
-        w.record.distance = 0.0;
-        w.record.set_outcome(None, p);
-        w.dirty = true;
         let ack = Ack {
             version: w.record.version,
             segment: None,
             propensity: f64::NAN,
             duplicate: false,
         };
-        move_segment(&mut self.model, prev, None, 0.0, 0.0);
+        leave_segment(&mut self.model, w, prev);
         Ok(ack)
     }
+
+    /// Drops what the writer holds of `customer` for the shared models, as a withdrawal of
+    /// consent to profiling does: their open and held training examples, their cohort rows and
+    /// their place in the segment-fitting sample (undone if the commit fails).
+    pub(super) fn forget_customer(&mut self, undo: &mut Vec<Undo>, customer: &str) {
+        self.forget_examples(undo, |c| c == customer);
+        undo.extend(self.sample.remove(customer).map(Undo::Sample));
+    }
+}
+
+/// `w` leaves its segment, as a customer without consent to profiling does: no segment, no
+/// distance, and its share of the segment sizes and sums (`prev`: its outcome before the batch
+/// changed the record) taken out of `model`.
+pub(super) fn leave_segment(model: &mut crate::model::ModelState, w: &mut Working, prev: Prev) {
+    let p = f64::from(w.record.propensity);
+    w.record.segment = None;
+    w.record.distance = 0.0;
+    w.record.set_outcome(None, p);
+    w.dirty = true;
+    move_segment(model, prev, None, 0.0, 0.0);
 }
 
 /// `attrs` with the writer's stamps of the consent they change (`consent.profiling_at`,

@@ -282,10 +282,10 @@ impl Engine {
         let dim = self.model.scaler.dim();
         let mut points = Vec::with_capacity(rows.len());
         let mut labels = Vec::with_capacity(rows.len());
+        let defaults = self.config.consent_defaults;
         for row in rows.iter().filter(|r| r.features.len() == dim) {
             // A customer erased in an unapplied batch has no state: left out; so is one
             // without consent to profiling now (a changed store default).
-            let defaults = self.config.consent_defaults;
             let Some(Some(count)) = self.with_state(store, &b.records, &row.customer_id, |_, s| {
                 Consent::of(s, defaults)
                     .profiling

@@ -42,15 +42,9 @@ impl Engine {
                     continue;
                 }
                 let prev = Prev::of(&w.record);
-                let p = f64::from(w.record.propensity);
-                w.record.segment = None;
-                w.record.distance = 0.0;
                 w.record.pending = None;
-                w.record.set_outcome(None, p);
-                w.dirty = true;
-                move_segment(&mut self.model, prev, None, 0.0, 0.0);
-                self.forget_examples(&mut b.undo, |c| c == id);
-                b.undo.extend(self.sample.remove(&id).map(Undo::Sample));
+                super::consent::leave_segment(&mut self.model, w, prev);
+                self.forget_customer(&mut b.undo, &id);
                 changed += 1;
                 continue;
             }

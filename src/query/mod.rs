@@ -68,8 +68,8 @@ pub struct Profile {
     /// Propensity as of `as_of_ms` with the current model; NaN (null in JSON and over RESP)
     /// for a customer without consent to profiling, who is not scored.
     pub propensity: f64,
-    /// The customer's consent per purpose (the store's defaults where they set none; for a
-    /// past version, where they set none then, both given).
+    /// The customer's consent per purpose now (the store's defaults where they set none), also
+    /// for a past version: none of theirs is scored without consent to profiling.
     pub consent: Consent,
     /// The items the customer engaged with most, most engaged first: events naming an item,
     /// weighted by kind (purchase 3, cart_add 2, view 1, click 0.5, …) and decayed with three
