@@ -166,6 +166,11 @@ impl Connection {
         }
     }
 
+    /// Whether the loop reported the peer's end of input (or an error) on the socket.
+    pub(crate) fn hung_up(&self) -> bool {
+        self.hung_up
+    }
+
     /// Appends a reply to the output buffer, encoded in `proto`.
     pub(crate) fn push(&mut self, frame: &Frame, proto: Proto) {
         frame.encode(proto, &mut self.output);

@@ -37,7 +37,7 @@ use crate::pipeline::{Ack, Notify};
 use crossbeam_channel::{Receiver, TryRecvError};
 use std::collections::{BTreeSet, VecDeque};
 use std::io;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -113,6 +113,8 @@ pub(crate) struct Handler {
     stalled: Option<Command>,
     /// A command running on its own thread.
     busy: Option<Receiver<Finished>>,
+    /// Raised when the client goes away while `busy`: a blocked command stops waiting.
+    abandoned: Arc<AtomicBool>,
     /// Set once the connection only answers what is pending and then closes.
     ending: Option<Ending>,
     /// The peer closed its side: no more input.
@@ -168,6 +170,7 @@ impl Handler {
             multi: None,
             stalled: None,
             busy: None,
+            abandoned: Arc::new(AtomicBool::new(false)),
             ending: None,
             eof: false,
             notify,
@@ -220,7 +223,11 @@ impl Handler {
                     }
                     Err(TryRecvError::Empty) => {
                         // A socket that failed is noticed once the thread is back (the
-                        // connection must outlive it).
+                        // connection must outlive it); a client that went away ends a
+                        // blocked wait there (as Redis frees a client blocked in `XREAD`).
+                        if self.conn.hung_up() {
+                            self.abandoned.store(true, Ordering::Relaxed);
+                        }
                         let _ = self.conn.flush();
                         return Ok(Status::Open);
                     }
@@ -424,6 +431,7 @@ impl Handler {
             server: &self.state,
             session: &mut self.session,
             notify: Some(self.notify.clone()),
+            abandoned: None,
         };
         let reply = command.apply(&mut ctx);
         self.finish(reply);
@@ -518,6 +526,8 @@ impl Handler {
         let state = Arc::clone(&self.state);
         let mut session = self.session.clone();
         let (notify, tag) = self.notify.clone();
+        let abandoned = Arc::new(AtomicBool::new(false));
+        self.abandoned = Arc::clone(&abandoned);
         let spawned = std::thread::Builder::new()
             .name(format!("persona-cmd-{}", self.session.id))
             .spawn(move || {
@@ -526,7 +536,7 @@ impl Handler {
                 let _told = NotifyOnDrop(notify, tag);
                 // Dropped before `_told`: the loop finds the reply, or the channel closed.
                 let tx = tx;
-                let reply = job.run(&state, &mut session);
+                let reply = job.run(&state, &mut session, &abandoned);
                 let _ = tx.send((reply, session));
             });
         match spawned {
@@ -620,12 +630,13 @@ enum Job {
 }
 
 impl Job {
-    fn run(self, state: &ServerState, session: &mut Session) -> Reply {
+    fn run(self, state: &ServerState, session: &mut Session, abandoned: &AtomicBool) -> Reply {
         match self {
             Job::Command(command) => command.apply(&mut Ctx {
                 server: state,
                 session,
                 notify: None,
+                abandoned: Some(abandoned),
             }),
             Job::Exec(commands) => Reply::Frame(exec(state, session, commands)),
         }
@@ -652,6 +663,7 @@ fn exec(state: &ServerState, session: &mut Session, commands: Vec<Command>) -> F
             server: state,
             session: &mut *session,
             notify: None,
+            abandoned: None,
         };
         // Nothing blocks inside a transaction (as in Redis): `EXEC` answers at once.
         let command = match command {

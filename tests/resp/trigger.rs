@@ -281,6 +281,41 @@ fn a_blocked_read_returns_when_a_firing_is_committed_or_times_out_empty() -> Tes
 }
 
 #[test]
+fn a_client_that_disconnects_while_blocked_is_let_go() -> TestResult {
+    let server = start()?;
+    let mut con = server.client()?;
+    let clients = |con: &mut redis::Connection| -> redis::RedisResult<String> {
+        let info: String = redis::cmd("INFO").arg("clients").query(con)?;
+        Ok(info
+            .lines()
+            .find_map(|l| l.strip_prefix("connected_clients:"))
+            .unwrap_or("")
+            .to_string())
+    };
+    assert_eq!(clients(&mut con)?, "1");
+    let mut blocked = server.raw()?;
+    blocked.command(&["TRIGGER.READ", "SINCE", "0", "BLOCK", "0"])?;
+    // The server has taken the command once it counts the connection.
+    while clients(&mut con)? != "2" {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    drop(blocked);
+    // Nothing will ever fire: only the disconnect can end the wait and free the connection
+    // (before the fix it stayed, with its thread, until the server stopped).
+    let give_up = std::time::Instant::now() + Duration::from_secs(60);
+    while clients(&mut con)? != "1" {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "the blocked connection was never let go"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    server.stop()?;
+    Ok(())
+}
+
+#[test]
 fn a_generated_stream_publishes_exactly_what_the_outbox_holds() -> TestResult {
     let server = start()?;
     let mut con = server.client()?;

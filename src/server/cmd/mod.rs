@@ -343,6 +343,17 @@ pub(crate) struct Ctx<'a> {
     /// Whom `EVENT.ADD` tells when its write is acknowledged (the connection's event loop,
     /// with the connection's tag); None where the reply is waited for (inside `EXEC`).
     pub(crate) notify: Option<(Arc<dyn Notify>, usize)>,
+    /// For a command on a thread of its own: raised when the client went away, so that a
+    /// blocked wait ends (None: the command runs on the connection's loop, never waiting).
+    pub(crate) abandoned: Option<&'a std::sync::atomic::AtomicBool>,
+}
+
+impl Ctx<'_> {
+    /// Whether the client this command answers went away.
+    pub(crate) fn abandoned(&self) -> bool {
+        self.abandoned
+            .is_some_and(|a| a.load(std::sync::atomic::Ordering::Relaxed))
+    }
 }
 
 /// What a command asks the connection to do.

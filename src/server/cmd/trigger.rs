@@ -221,7 +221,8 @@ impl List {
 /// itself with `CONSUMER name` to resume after its position (`TRIGGER.ACK`; from the start
 /// if it never acknowledged). With
 /// `BLOCK ms` (as `XREAD`'s), when there is nothing yet it waits up to `ms` milliseconds (0:
-/// until something comes or the server shuts down) and answers what came, or an empty array.
+/// until something comes, the server shuts down or the client disconnects) and answers what
+/// came, or an empty array.
 ///
 /// # Format
 ///
@@ -299,12 +300,11 @@ impl Read {
         loop {
             let page = ctx.server.db.read_trigger_page(self.since, self.count)?;
             let fired = page.fired;
+            let going_on = !ctx.server.shutdown.is_shutdown() && !ctx.abandoned();
             let waiting = match until {
                 None => false,
-                Some(None) => !ctx.server.shutdown.is_shutdown(),
-                Some(Some(t)) => {
-                    std::time::Instant::now() < t && !ctx.server.shutdown.is_shutdown()
-                }
+                Some(None) => going_on,
+                Some(Some(t)) => std::time::Instant::now() < t && going_on,
             };
             if !fired.is_empty() || !waiting {
                 return Ok(Frame::Array(fired.iter().map(firing).collect()));
