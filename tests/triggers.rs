@@ -314,11 +314,14 @@ fn a_batch_s_firings_share_a_key_that_erasure_rewrites_and_retention_drops_whole
     assert_eq!(db.read_triggers(1, 10)?.len(), 1);
     db.ingest(purchase("d", T0 + 10, 1.0))?;
     db.ingest(purchase("e", T0 + 11, 1.0))?;
-    // Four kept at most: the oldest key (a and c) goes as a whole, once the daily cap no longer
-    // needs it (after the day after theirs).
+    // Four kept at most: the oldest key (a and c) goes as a whole, once the daily cap and the
+    // cooldowns no longer need it (a late event may come up to 7 days after the day after
+    // theirs).
     db.ingest(purchase("f", T0 + DAY, 1.0))?;
     assert_eq!(ids(&db)?.len(), 5, "the cap of the day still needs a and c");
-    db.ingest(purchase("f", T0 + 2 * DAY, 1.0))?;
+    db.ingest(purchase("f", T0 + 8 * DAY - 1, 1.0))?;
+    assert_eq!(ids(&db)?.len(), 5, "a late event could still need a and c");
+    db.ingest(purchase("f", T0 + 8 * DAY, 1.0))?;
     assert_eq!(
         ids(&db)?,
         [(4, "d".into()), (5, "e".into()), (6, "f".into())]

@@ -394,5 +394,9 @@ fn recover_triggers(
         let mut last_seen = store.last_seen();
         t.index_silence(missing, &mut last_seen, watermark_ms);
     }
+    // What the running store remembers as of its watermark, and no older late event fires.
+    if watermark_ms > 0 {
+        t.prune(watermark_ms);
+    }
     Ok(t)
 }

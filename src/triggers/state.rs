@@ -11,6 +11,12 @@ use std::collections::{HashMap, VecDeque};
 
 const DAY_MS: i64 = 86_400_000;
 
+/// How late (in days of event time behind the watermark) an event may come and still have its
+/// firings checked against the cooldowns and the daily cap: the state remembers each
+/// customer's firings that long. A crossing by an event older than that is suppressed, since
+/// whether it would exceed a cooldown or the cap can no longer be told.
+pub(crate) const LATE_DAYS: i64 = 7;
+
 /// A customer's profile as a trigger sees it, before or after an event.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Observed {
@@ -52,15 +58,14 @@ pub(crate) struct TriggerState {
     held: u64,
     /// (trigger, customer) → time of the last firing.
     last: HashMap<(String, String), i64>,
-    /// customer → (day, firings that day).
-    /// customer → firings per day, of the two latest days they fired on (an event may come a
-    /// day late): (day, firings), the older first.
-    today: HashMap<String, [(i64, u32); 2]>,
+    /// customer → firings per day, for the days within [`LATE_DAYS`] of the watermark's
+    /// (an event may come late): (day, firings), the older first.
+    today: HashMap<String, Vec<(i64, u32)>>,
     /// Per trigger: firings written and suppressed since the store was opened.
     pub(crate) counts: HashMap<String, (u64, u64)>,
     /// Per `INACTIVE_DAYS` trigger, by name: when each customer falls silent.
     inactive: HashMap<String, Silence>,
-    /// The watermark's day when `last` and `today` were last pruned.
+    /// The watermark's day when `last` and `today` were last pruned (`i64::MIN`: never).
     pruned_day: i64,
 }
 
@@ -87,6 +92,7 @@ impl TriggerState {
             daily_cap,
             retention,
             next_id: 1,
+            pruned_day: i64::MIN,
             ..TriggerState::default()
         }
     }
@@ -120,13 +126,16 @@ impl TriggerState {
         for f in firings {
             c.held += 1;
             c.newest_ms = c.newest_ms.max(f.time_ms);
-            // As `prune` forgets: a cooldown's firing once its time plus the cooldown has
-            // passed, a day's count once the day after has (a late event may come).
+            // As `prune` forgets: a cooldown's firing once its time plus the cooldown plus
+            // `LATE_DAYS` has passed, a day's count `LATE_DAYS` after the day.
             let cooldown = self.cooldown_ms(&f.trigger).unwrap_or(0);
-            let mut needed = f.time_ms.saturating_add(cooldown);
+            let mut needed = f
+                .time_ms
+                .saturating_add(cooldown)
+                .saturating_add(LATE_DAYS * DAY_MS);
             if self.daily_cap > 0 {
                 let day = f.time_ms.div_euclid(DAY_MS);
-                needed = needed.max(day.saturating_add(2).saturating_mul(DAY_MS));
+                needed = needed.max(day.saturating_add(LATE_DAYS + 1).saturating_mul(DAY_MS));
             }
             c.needed_until_ms = c.needed_until_ms.max(needed);
         }
@@ -152,19 +161,22 @@ impl TriggerState {
             .or_insert(f.time_ms);
         *last = (*last).max(f.time_ms);
         let day = f.time_ms.div_euclid(DAY_MS);
-        let days = (self.today)
-            .entry(f.customer.clone())
-            .or_insert([(i64::MIN, 0); 2]);
-        if let Some(slot) = days.iter_mut().find(|(d, _)| *d == day) {
-            slot.1 += 1;
-        } else if day > days[0].0 {
-            // The older of the two days makes room.
-            days[0] = (day, 1);
-            days.sort_unstable_by_key(|(d, _)| *d);
+        let days = self.today.entry(f.customer.clone()).or_default();
+        match days.binary_search_by_key(&day, |(d, _)| *d) {
+            Ok(i) => days[i].1 += 1,
+            Err(i) => days.insert(i, (day, 1)),
         }
     }
 
-    /// Firings of `customer` committed on `day` (0 for a day older than the two kept).
+    /// Whether an event at `t_ms` is older than what the state remembers (see [`LATE_DAYS`]).
+    /// Only events' crossings are held to it: a silence falls due at its own time, however far
+    /// the watermark has moved past it, and is checked against what is remembered.
+    fn too_late(&self, t_ms: i64) -> bool {
+        self.pruned_day != i64::MIN
+            && t_ms.div_euclid(DAY_MS) < self.pruned_day.saturating_sub(LATE_DAYS)
+    }
+
+    /// Firings of `customer` committed on `day` (0 for a day older than those kept).
     fn fired_on(&self, customer: &str, day: i64) -> u32 {
         self.today
             .get(customer)
@@ -190,6 +202,10 @@ impl TriggerState {
             let Some(reason) = crossed(&t.when, before, after) else {
                 continue;
             };
+            if self.too_late(t_ms) {
+                suppressed.push(t.name.clone());
+                continue;
+            }
             let fired = Fired {
                 id: 0,
                 trigger: t.name.clone(),
@@ -498,8 +514,9 @@ impl TriggerState {
     }
 
     /// Once per day of the watermark `now_ms`: forgets the firings that no longer matter, those
-    /// older than their trigger's cooldown and the daily counts of earlier days, so that the
-    /// maps hold the customers who fired lately, not everyone who ever did.
+    /// older than their trigger's cooldown and the daily counts of days, both beyond the
+    /// [`LATE_DAYS`] an event may come late, so that the maps hold the customers who fired
+    /// lately, not everyone who ever did.
     pub(crate) fn prune(&mut self, now_ms: i64) {
         let day = now_ms.div_euclid(DAY_MS);
         if day == self.pruned_day {
@@ -515,11 +532,13 @@ impl TriggerState {
         self.last.retain(|(trigger, _), t| {
             cooldowns
                 .get(trigger.as_str())
-                .is_some_and(|c| t.saturating_add(*c) > now_ms)
+                .is_some_and(|c| t.saturating_add(*c).saturating_add(LATE_DAYS * DAY_MS) > now_ms)
         });
-        // Yesterday's too: an event may come a little late.
-        self.today
-            .retain(|_, days| days.iter().any(|(d, _)| *d >= day - 1));
+        let oldest = day.saturating_sub(LATE_DAYS);
+        self.today.retain(|_, days| {
+            days.retain(|(d, _)| *d >= oldest);
+            !days.is_empty()
+        });
     }
 
     /// Forgets an erased customer.

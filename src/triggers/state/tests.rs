@@ -162,7 +162,8 @@ fn retention_removes_whole_oldest_keys_and_recovery_restores_the_outbox() {
     let (_, trim) = batch(&mut r, &["c", "d"], 0);
     assert!(trim.is_empty(), "the cooldowns still need the firings");
     assert_eq!(r.held, 4);
-    let cooled = (DEFAULT_COOLDOWN_DAYS * DAY_MS as f64) as i64;
+    // A late event may still need them for `LATE_DAYS` after the cooldown.
+    let cooled = (DEFAULT_COOLDOWN_DAYS * DAY_MS as f64) as i64 + LATE_DAYS * DAY_MS;
     assert_eq!(r.to_trim(0, cooled - 1), Vec::<u64>::new());
     let trim = r.to_trim(0, cooled);
     assert_eq!(
@@ -219,7 +220,7 @@ fn age_retention_waits_for_the_cooldowns_and_keeps_the_newest_key() {
     }
     assert!(
         r.to_trim(0, 10 * DAY_MS).is_empty(),
-        "not older than 10 days yet"
+        "not older than 10 days yet (and a late event still needs it for 1 + 7 days)"
     );
     assert_eq!(r.to_trim(0, 10 * DAY_MS + 1), [1]);
     assert_eq!(
@@ -228,14 +229,15 @@ fn age_retention_waits_for_the_cooldowns_and_keeps_the_newest_key() {
         "the newest key stays: it carries the next id"
     );
     assert_eq!(r.to_trim(1, 100 * DAY_MS), [1, 2]);
-    // With a daily cap, a firing is needed until its next day has passed.
+    // With a daily cap, a firing is needed until `LATE_DAYS` after its day.
     let mut c = state(&["big SPEND_ABOVE 10 COOLDOWN 0"], 3);
     c.retention = 1;
     let (mut f, _) = c.evaluate("a", DAY_MS / 2, cross, &[], &none());
     f[0].fired.id = 1;
     c.committed(&f, &[], 0, &[]);
-    assert!(c.to_trim(1, 2 * DAY_MS - 1).is_empty());
-    assert_eq!(c.to_trim(1, 2 * DAY_MS), [1]);
+    let end = (1 + LATE_DAYS) * DAY_MS;
+    assert!(c.to_trim(1, end - 1).is_empty());
+    assert_eq!(c.to_trim(1, end), [1]);
 }
 
 #[test]
@@ -293,14 +295,48 @@ fn pruning_keeps_only_what_a_cooldown_or_the_cap_still_needs() {
     s.committed(&f, &[], 0, &[]);
     assert_eq!(s.last.len(), 2);
     s.prune(DAY_MS);
-    assert_eq!(s.last.len(), 1, "big's cooldown of 0 needs nothing");
+    assert_eq!(s.last.len(), 2, "a late event may still need both");
     let (f, sup) = s.evaluate("c", DAY_MS + 1, cross, &[], &none());
     assert!(
         f.iter().all(|f| f.fired.trigger != "first"),
         "first still cools down"
     );
     assert_eq!(sup, ["first"]);
-    s.prune(3 * DAY_MS);
+    s.prune(LATE_DAYS * DAY_MS);
+    assert_eq!(
+        s.last.len(),
+        1,
+        "big's cooldown of 0 needs nothing after LATE_DAYS"
+    );
+    s.prune((LATE_DAYS + 3) * DAY_MS);
     assert!(s.last.is_empty());
     assert!(s.today.is_empty());
+    // An event older than the state remembers cannot be checked: suppressed, not fired.
+    let (f, sup) = s.evaluate("c", 2 * DAY_MS, cross, &[], &none());
+    assert!(f.is_empty());
+    assert_eq!(sup, ["first", "big"]);
+    let (f, _) = s.evaluate("c", 3 * DAY_MS, cross, &[], &none());
+    assert_eq!(f.len(), 2, "3 days is within LATE_DAYS of day 10");
+}
+
+#[test]
+fn a_late_event_meets_the_daily_cap_of_its_own_day() {
+    let mut s = state(&["big SPEND_ABOVE 10 COOLDOWN 0"], 1);
+    let cross = (obs(0, 0.1, 0.0, 0), obs(0, 0.1, 20.0, 1));
+    let (f, _) = s.evaluate("c", DAY_MS / 2, cross, &[], &none());
+    assert_eq!(f.len(), 1);
+    s.committed(&f, &[], 0, &[]);
+    for day in [2, 4] {
+        let (f, _) = s.evaluate("c", day * DAY_MS, cross, &[], &none());
+        assert_eq!(f.len(), 1);
+        s.committed(&f, &[], 0, &[]);
+    }
+    s.prune(4 * DAY_MS);
+    // Day 0's count is remembered four days and two later firing days on (only the two
+    // latest days were, before).
+    let (f, sup) = s.evaluate("c", DAY_MS / 2 + 1, cross, &[], &none());
+    assert!(f.is_empty(), "day 0's cap of 1 is reached");
+    assert_eq!(sup, ["big"]);
+    let (f, _) = s.evaluate("c", 3 * DAY_MS, cross, &[], &none());
+    assert_eq!(f.len(), 1, "day 3 had none");
 }
