@@ -251,20 +251,30 @@ fn check_reports_every_kind_of_damage_with_its_key() -> TestResult {
         db.insert(&b"Zfoo"[..], &b"x"[..])?;
         db.insert(&b"\x00"[..], &b""[..])?;
         db.insert(&b"Sextra"[..], &b""[..])?;
-        // Training-example keys: a refit cohort with a row of nobody with 3 features, one of
-        // `a` taken after the watermark whose first chunk is missing, a held example that does
-        // not decode, and a key too short to name a cohort chunk.
-        let row = |customer_id: &str| persona::testing::storage::CohortRow {
-            customer_id: customer_id.to_string(),
+        // Training-example keys: a refit row of nobody with 3 features, one of `a` taken
+        // after the watermark, one that does not decode, a held example that does not decode,
+        // and a key too short to name a refit row.
+        let row = persona::testing::storage::SampledRow {
             target_count: 0,
+            event_count: 1,
+            profiling: None,
+            temporal: persona::testing::features::vector::Temporal::of(
+                &persona::testing::features::ProfileState::new(
+                    &persona::testing::features::FeatureParams {
+                        half_life_ms: 1.0,
+                        category_buckets: 1,
+                    },
+                ),
+            ),
             features: vec![0.5f32; 3],
         };
         let encode =
-            persona::testing::storage::codec::encode::<Vec<persona::testing::storage::CohortRow>>;
-        db.insert(keys::cohort(1_000, 0), encode(&vec![row("ghost")]))?;
-        db.insert(keys::cohort(i64::MAX - 1, 1), encode(&vec![row(a)]))?;
+            persona::testing::storage::codec::encode::<persona::testing::storage::SampledRow>;
+        db.insert(keys::sampled_row(1_000, "ghost"), encode(&row))?;
+        db.insert(keys::sampled_row(i64::MAX - 1, a), encode(&row))?;
+        db.insert(keys::sampled_row(3_000, b), &b"\x01\xff"[..])?;
         db.insert(keys::held(2_000, "ghost"), &b"\x01"[..])?;
-        db.insert(&b"Cx"[..], &b""[..])?;
+        db.insert(&b"Rx"[..], &b""[..])?;
         Ok(())
     })?;
     let report = check_store(dir.path())?;
@@ -311,20 +321,20 @@ fn check_reports_every_kind_of_damage_with_its_key() -> TestResult {
             report.problems
         );
     };
-    on('C', ProblemKind::Inconsistent, "has 3 features");
+    on('R', ProblemKind::Inconsistent, "has 3 features");
     on(
-        'C',
+        'R',
         ProblemKind::Inconsistent,
         "of customer \"ghost\" has no profile record",
     );
-    on('C', ProblemKind::Inconsistent, "is after the watermark");
     on(
-        'C',
+        'R',
         ProblemKind::Inconsistent,
-        "chunk 1 does not follow the one before",
+        "after the end of the watermark's block",
     );
+    on('R', ProblemKind::Undecodable, "refit row");
     on('H', ProblemKind::Undecodable, "held example");
-    has("Cx", ProblemKind::UnknownKey, "cohort key space");
+    has("Rx", ProblemKind::UnknownKey, "refit-row key space");
     assert!(report
         .problems
         .iter()

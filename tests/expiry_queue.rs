@@ -116,20 +116,24 @@ fn reopening_resumes_the_queue_exactly_and_check_agrees_with_the_records() -> Te
         Ok(())
     })?;
     // Same labels learned at the same moments: the same model, to the last bit (refits
-    // included: the cohorts are persisted).
+    // included: the refit rows are persisted).
     assert!(
         whole.propensity.refit().is_some(),
         "the stream is long enough to refit"
     );
     assert_same(&whole, &resumed, "split in four sessions");
-    let cohorts = raw(split.path(), |db| {
-        Ok(db.scan_prefix([keys::COHORT]).count())
-    })?;
-    assert!(cohorts > 0, "the cohorts are stored");
-    assert_eq!(
-        cohorts,
-        raw(once.path(), |db| Ok(db.scan_prefix([keys::COHORT]).count()))?,
-        "the same cohorts, stored the same way"
+    let rows = |dir: &std::path::Path| {
+        raw(dir, |db| {
+            db.scan_prefix([keys::SAMPLED_ROW])
+                .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())))
+                .collect::<Result<Vec<_>, _>>()
+        })
+    };
+    let stored = rows(split.path())?;
+    assert!(!stored.is_empty(), "the refit rows are stored");
+    assert!(
+        stored == rows(once.path())?,
+        "the same refit rows, stored the same way"
     );
     let (chunks, deltas, meta) = queue_keys(split.path())?;
     assert!(meta && chunks >= 1, "checkpoint stored: {chunks} chunks");
@@ -232,15 +236,13 @@ fn erasing_a_customer_leaves_no_queue_or_example_record_naming_them() -> TestRes
     let names_victim = |k: &[u8]| k.ends_with(needle) && k.len() == 9 + needle.len();
     let in_cohorts = raw(dir.path(), |db| {
         let mut rows = 0;
-        for v in db.scan_prefix([keys::COHORT]).values() {
-            let cohort: Vec<persona::testing::storage::CohortRow> =
-                persona::testing::storage::codec::decode(&|| "cohort".into(), &v?)
-                    .expect("decodes");
-            rows += cohort.iter().filter(|r| r.customer_id == victim).count();
+        for k in db.scan_prefix([keys::SAMPLED_ROW]).keys() {
+            let k = k?;
+            rows += usize::from(keys::parse_sampled_row(&k).is_some_and(|(_, c)| c == victim));
         }
         Ok(rows)
     })?;
-    assert!(in_cohorts > 0, "{victim} has rows in the refit cohorts");
+    assert!(in_cohorts > 0, "{victim} has refit rows");
     let db = Db::open_with(config(dir.path()))?;
     // The customer's export lists those examples (the right of access covers them too).
     let export = db

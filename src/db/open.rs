@@ -51,6 +51,42 @@ pub(super) fn recover_queue(
     })
 }
 
+/// The sampled customers' refit rows as stored. A store without any (written by an older
+/// build) gets one row per member as of the watermark, from their records, stored at once:
+/// the refits resume a horizon later.
+fn recover_rows(
+    store: &Store,
+    config: &Config,
+    layout: &FeatureLayout,
+    sample: &pipeline::sample::Sample,
+    watermark_ms: i64,
+) -> Result<pipeline::cohorts::Cohorts> {
+    use pipeline::cohorts::{row_of, Cohorts};
+    let stored = store.sampled_rows()?;
+    if !stored.is_empty() || watermark_ms <= 0 {
+        return Ok(Cohorts::new(
+            stored.into_iter().filter(|(_, id, _)| sample.contains(id)),
+        ));
+    }
+    let target = config.target_kind.index();
+    let mut rows = Vec::new();
+    for (_, id) in sample.members() {
+        // A record that does not decode is reported by `persona check`; no row.
+        if let Ok(Some(record)) = store.profile_current(id) {
+            rows.push((
+                watermark_ms,
+                id.clone(),
+                row_of(layout, &record.state, target, watermark_ms),
+            ));
+        }
+    }
+    if !rows.is_empty() {
+        store.put_sampled_rows(&rows)?;
+        tracing::info!("took the refit rows of {} sampled customers", rows.len());
+    }
+    Ok(Cohorts::new(rows))
+}
+
 /// The customer sample as stored. A store written before the sample existed (no `K` keys but
 /// profiles) or with a smaller one gets the bottom-k sample of its profiles, stored at once.
 pub(super) fn recover_sample(store: &Store) -> Result<pipeline::sample::Sample> {
@@ -200,7 +236,16 @@ impl Db {
                  refits on cohorts from now on"
             );
         }
+        let legacy = store.remove_legacy_cohorts()?;
+        if legacy > 0 {
+            tracing::info!(
+                "removed {legacy} keys of the previous release's whole cohorts; the propensity \
+                 refits on the sampled customers' rows from now on"
+            );
+        }
         let queue = recover_queue(&store, &config, &model)?;
+        let sample = recover_sample(&store)?;
+        let cohorts = recover_rows(&store, &config, &layout, &sample, model.watermark_ms)?;
         // A store whose events never named an item has no co-occurrence to rebuild.
         let items_seen = !model.popularity.global.is_empty();
         let shared = Arc::new(Shared {
@@ -235,9 +280,9 @@ impl Db {
                 model,
                 queue,
                 snapshots: store.snapshot_versions()?,
-                sample: recover_sample(&store)?,
+                sample,
                 held: pipeline::held::Held::new(store.held_examples()?),
-                cohorts: pipeline::cohorts::Cohorts::new(store.cohorts()?),
+                cohorts,
                 triggers,
             },
             shared.clone(),

@@ -135,27 +135,37 @@ impl FeatureLayout {
         out
     }
 
+    /// The dimensions that change with the evaluation time ([`FeatureLayout::time_dependence`])
+    /// as of `now_ms`, written into `out` from `t` alone: exactly what
+    /// [`FeatureLayout::write_vector`] writes there for a state `t` was taken of.
+    pub fn write_time_dependent(&self, t: &Temporal, now_ms: i64, out: &mut [f64]) {
+        let days_since = |t: Option<i64>| match t {
+            Some(t) => ((now_ms - t).max(0) as f64 / DAY_MS).ln_1p(),
+            None => MISSING_DAYS.ln_1p(),
+        };
+        let decay = self.params.decay(t.anchor_ms, now_ms);
+        out[0] = days_since(t.last_seen_ms);
+        out[1] = match t.first_seen_ms {
+            Some(f) => ((now_ms - f).max(0) as f64 / DAY_MS).ln_1p(),
+            None => 0.0,
+        };
+        out[2] = days_since(t.last_purchase_ms);
+        out[5] = (t.kind_decayed[EventKind::Purchase.index()] * decay).ln_1p();
+        out[6] = (t.decayed_spend * decay).ln_1p();
+        for k in 0..EventKind::COUNT {
+            out[DECAYED_KINDS + k] = (t.kind_decayed[k] * decay).ln_1p();
+        }
+    }
+
     /// Like [`FeatureLayout::vector`], into `out` (which must have [`FeatureLayout::dim`] slots).
     pub fn write_vector(&self, s: &ProfileState, now_ms: i64, out: &mut [f64]) {
         debug_assert_eq!(out.len(), self.dim());
         out.iter_mut().for_each(|v| *v = 0.0);
         let p = &self.params;
-        let days_since = |t: Option<i64>| match t {
-            Some(t) => ((now_ms - t).max(0) as f64 / DAY_MS).ln_1p(),
-            None => MISSING_DAYS.ln_1p(),
-        };
-        let decay = p.decay(s.anchor_ms, now_ms);
         let purchases = s.purchases() as f64;
-        out[0] = days_since(s.last_seen_ms);
-        out[1] = match s.first_seen_ms {
-            Some(f) => ((now_ms - f).max(0) as f64 / DAY_MS).ln_1p(),
-            None => 0.0,
-        };
-        out[2] = days_since(s.last_purchase_ms);
+        self.write_time_dependent(&Temporal::of(s), now_ms, out);
         out[3] = purchases.ln_1p();
         out[4] = s.spend.ln_1p();
-        out[5] = (s.kind_decayed[EventKind::Purchase.index()] * decay).ln_1p();
-        out[6] = (s.decayed_spend * decay).ln_1p();
         out[7] = if purchases > 0.0 {
             (s.spend / purchases).ln_1p()
         } else {
@@ -175,7 +185,6 @@ impl FeatureLayout {
             0.0
         };
         for k in 0..EventKind::COUNT {
-            out[DECAYED_KINDS + k] = (s.kind_decayed[k] * decay).ln_1p();
             if s.event_count > 0 {
                 out[MIX_KINDS + k] = s.kind_counts[k] as f64 / s.event_count as f64;
             }
@@ -244,6 +253,40 @@ impl FeatureLayout {
             0..=2 => Some(TimeDependence::DaysSince),
             5 | 6 | DECAYED_KINDS..MIX_KINDS => Some(TimeDependence::Decayed),
             _ => None,
+        }
+    }
+}
+
+/// What of a profile's state the time-dependent dimensions of its vector read
+/// ([`FeatureLayout::write_time_dependent`]): with the rest of a vector computed at one time,
+/// enough to bring it to any later time exactly, as the propensity's refit rows are
+/// (`src/pipeline/cohorts.rs`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Temporal {
+    /// Earliest event time seen.
+    pub first_seen_ms: Option<i64>,
+    /// Latest event time seen.
+    pub last_seen_ms: Option<i64>,
+    /// Latest purchase time seen.
+    pub last_purchase_ms: Option<i64>,
+    /// Time at which the decayed values are expressed.
+    pub anchor_ms: i64,
+    /// Decayed count per kind at `anchor_ms`.
+    pub kind_decayed: [f64; EventKind::COUNT],
+    /// Decayed purchase amount at `anchor_ms`.
+    pub decayed_spend: f64,
+}
+
+impl Temporal {
+    /// The time-dependent part of `s`.
+    pub fn of(s: &ProfileState) -> Temporal {
+        Temporal {
+            first_seen_ms: s.first_seen_ms,
+            last_seen_ms: s.last_seen_ms,
+            last_purchase_ms: s.last_purchase_ms,
+            anchor_ms: s.anchor_ms,
+            kind_decayed: s.kind_decayed,
+            decayed_spend: s.decayed_spend,
         }
     }
 }

@@ -10,6 +10,47 @@ use super::sample::{self};
 use crate::storage::{keys, Store};
 
 impl Engine {
+    /// The refit rows the batch writes (see [`cohorts`]): each sampled customer whose record it
+    /// changed, their row for the end of the block the watermark is in; a customer evicted
+    /// from the sample loses theirs.
+    fn take_written_rows(&mut self, b: &mut BatchState) {
+        let evicted: Vec<String> = b
+            .undo
+            .iter()
+            .filter_map(|u| match u {
+                Undo::Sample(sample::Change::Removed(m)) => Some(m.1.clone()),
+                _ => None,
+            })
+            .filter(|id| !self.sample.contains(id))
+            .collect();
+        for id in &evicted {
+            let changes = self.cohorts.forget_one(id);
+            b.undo.extend(changes.into_iter().map(Undo::Cohort));
+        }
+        let block = cohorts::block_ms(self.horizon_ms);
+        let block_end = (self.model.watermark_ms.div_euclid(block))
+            .saturating_add(1)
+            .saturating_mul(block);
+        let target = self.config.target_kind.index();
+        // Not changed since their row at a boundary inside the batch: that row stands for
+        // the next boundary too, as it would had the batch ended at the boundary.
+        let unchanged =
+            |id: &String, w: &Working| b.boundary_rows.get(id) == Some(&w.record.version);
+        let mut written: Vec<&String> = b
+            .records
+            .iter()
+            .filter(|(id, w)| w.dirty && !unchanged(id, w) && self.sample.contains(id))
+            .map(|(id, _)| id)
+            .collect();
+        written.sort_unstable();
+        for id in written {
+            let state = &b.records[id].record.state;
+            let row = cohorts::row_of(&self.layout, state, target, block_end);
+            b.undo
+                .push(Undo::Cohort(self.cohorts.put(id, block_end, row)));
+        }
+    }
+
     /// Adds the batch's writes to `batch`: dirty profiles, membership changes, the model state.
     /// Returns the number of keys written (inserted or removed) and the bytes inserted.
     pub(crate) fn write_into(&mut self, b: &mut BatchState, batch: &mut sled::Batch) -> (u64, u64) {
@@ -28,6 +69,7 @@ impl Engine {
             self.recent.remove(id);
             removed += 1;
         }
+        self.take_written_rows(b);
         for (id, w) in &b.records {
             if w.dirty {
                 let value = sled::IVec::from(w.record.encode());
@@ -110,20 +152,17 @@ impl Engine {
                     removed += 1;
                 }
                 Undo::Cohort(change) => {
-                    // The cohort as it is after the batch, over the keys it had before (a later
-                    // change of the same cohort in this batch writes the same again).
-                    let rows = self.cohorts.get(change.at_ms).unwrap_or_default();
-                    let chunks = rows.chunks(cohorts::ROWS_PER_KEY);
-                    let mut written = 0;
-                    for (n, chunk) in (0u32..).zip(chunks) {
-                        let value = crate::storage::codec::encode(&chunk);
-                        insert(batch, keys::cohort(change.at_ms, n).to_vec(), value.into());
-                        written += 1;
-                    }
-                    let before = change.before.as_deref().map_or(0, cohorts::key_count);
-                    for n in written..before {
-                        batch.remove(&keys::cohort(change.at_ms, n as u32));
-                        removed += 1;
+                    // The row as it is after the batch (a later change of the same row in
+                    // this batch writes the same again).
+                    let key = keys::sampled_row(change.at_ms, &change.customer);
+                    match self.cohorts.get(&change.customer, change.at_ms) {
+                        Some(row) => {
+                            insert(batch, key, crate::storage::codec::encode(row).into());
+                        }
+                        None => {
+                            batch.remove(key);
+                            removed += 1;
+                        }
                     }
                 }
                 _ => {}

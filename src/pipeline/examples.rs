@@ -11,7 +11,7 @@
 
 use super::apply::*;
 use super::batch::*;
-use super::cohorts::{self, REFITS_PER_HORIZON};
+use super::cohorts;
 use super::held;
 use crate::config::DriftReaction;
 use crate::features::consent::Consent;
@@ -20,7 +20,7 @@ use crate::features::ProfileState;
 use crate::model::drift::{Detection, MIN_EXAMPLES};
 use crate::model::logistic;
 use crate::storage::record::{PendingExample, ProfileRecord};
-use crate::storage::{CohortRow, Store};
+use crate::storage::Store;
 use std::collections::HashMap;
 
 /// The customer's open training example at `now`, as (snapshot time, k): k = 0 is the stored
@@ -218,10 +218,11 @@ impl Engine {
                 }
             }
         }
-        let block = (h / REFITS_PER_HORIZON).max(1);
+        let block = cohorts::block_ms(h);
         if before.div_euclid(block) != ts.div_euclid(block) {
-            self.refit_on_due_cohort(store, b, ts);
-            self.take_cohort(store, b, ts.div_euclid(block).saturating_mul(block));
+            let boundary = ts.div_euclid(block).saturating_mul(block);
+            self.take_boundary_rows(b, boundary);
+            self.refit(b, boundary);
         }
         self.fire_on_watermark(store, b, detected.as_ref(), ts);
     }
@@ -272,44 +273,69 @@ impl Engine {
         }
     }
 
-    /// Refits the propensity model on the newest cohort whose horizon has ended by `now` (see
-    /// [`super::cohorts`]), then drops it and every older one.
-    fn refit_on_due_cohort(&mut self, store: &Store, b: &mut BatchState, now: i64) {
-        let Some((at, rows)) = self.cohorts.due(now.saturating_sub(self.horizon_ms)) else {
-            return;
-        };
+    /// Takes the rows for the block boundary `g` (the end of the block the watermark leaves)
+    /// of the sampled customers the batch has changed so far (see [`super::cohorts`]): the
+    /// batch may straddle the boundary, and their rows written with it are for the next one.
+    fn take_boundary_rows(&mut self, b: &mut BatchState, g: i64) {
         let target = self.config.target_kind.index();
-        let dim = self.model.scaler.dim();
-        let mut points = Vec::with_capacity(rows.len());
-        let mut labels = Vec::with_capacity(rows.len());
-        let defaults = self.config.consent_defaults;
-        for row in rows.iter().filter(|r| r.features.len() == dim) {
-            // A customer erased in an unapplied batch has no state: left out; so is one
-            // without consent to profiling now (a changed store default).
-            let Some(Some(count)) = self.with_state(store, &b.records, &row.customer_id, |_, s| {
-                Consent::of(s, defaults)
-                    .profiling
-                    .then_some(s.kind_counts[target])
-            }) else {
-                continue;
-            };
-            points.push(standardised(&self.model.scaler, &row.features));
-            labels.push(count > row.target_count);
+        let mut changed: Vec<&String> = b
+            .records
+            .iter()
+            .filter(|(id, w)| {
+                // Unchanged since their row at an earlier boundary of the batch: it stands.
+                let unchanged = b.boundary_rows.get(*id) == Some(&w.record.version);
+                w.dirty && !unchanged && self.sample.contains(id)
+            })
+            .map(|(id, _)| id)
+            .collect();
+        changed.sort_unstable();
+        for id in changed {
+            let state = &b.records[id].record.state;
+            let row = cohorts::row_of(&self.layout, state, target, g);
+            b.undo.push(Undo::Cohort(self.cohorts.put(id, g, row)));
+            b.boundary_rows
+                .insert(id.clone(), b.records[id].record.version);
         }
-        let changes = self.cohorts.drop_through(at);
-        b.undo.extend(changes.into_iter().map(Undo::Cohort));
+    }
+
+    /// At the block boundary `g`: refits the propensity model on the sampled customers as of
+    /// `c = g − BLOCKS_PER_HORIZON` blocks, labelled by what they did since (see
+    /// [`super::cohorts`]), then drops the rows no later refit reads.
+    fn refit(&mut self, b: &mut BatchState, g: i64) {
+        let block = cohorts::block_ms(self.horizon_ms);
+        let c = g.saturating_sub(cohorts::BLOCKS_PER_HORIZON.saturating_mul(block));
+        let defaults = self.config.consent_defaults;
+        let (mut points, mut labels) = (Vec::new(), Vec::new());
+        let scaler = &self.model.scaler;
+        self.cohorts.examples(
+            &self.layout,
+            scaler,
+            c,
+            defaults,
+            (&mut points, &mut labels),
+        );
+        let pruned = self.cohorts.prune(c.saturating_add(block));
+        b.undo.extend(pruned.into_iter().map(Undo::Cohort));
+        let dim = self.model.scaler.dim();
+        if dim != self.layout.dim() {
+            return;
+        }
         let positives = labels.iter().filter(|l| **l).count();
         if positives.min(labels.len() - positives) < cohorts::MIN_PER_CLASS {
             return; // too few of a class: the previous refit stays
         }
-        let refs: Vec<&[f64]> = points.iter().map(Vec::as_slice).collect();
+        let refs: Vec<&[f64]> = points.chunks(dim).collect();
         let weight = vec![1.0; refs.len()];
         let model = &mut self.model;
         let start = model.propensity.refit().map(<[f64]>::to_vec);
-        // Warm from the previous refit, a block of event time earlier: a few Newton steps.
-        let steps = match start {
-            Some(_) => cohorts::WARM_NEWTON_STEPS,
-            None => usize::MAX,
+        // Warm from the previous refit, a block of event time earlier: a few Newton steps,
+        // each with the Hessian of a subsample.
+        let (steps, stride) = match start {
+            Some(_) => (
+                cohorts::WARM_NEWTON_STEPS,
+                (refs.len() / cohorts::HESSIAN_ROWS).max(1),
+            ),
+            None => (usize::MAX, 1),
         };
         let fitted = logistic::fit_steps(
             &refs,
@@ -319,39 +345,10 @@ impl Engine {
             cohorts::REFIT_L2,
             start.as_deref(),
             steps,
+            stride,
         );
         if let Some(coefficients) = fitted {
             model.propensity.set_refit(coefficients);
-        }
-    }
-
-    /// Takes the cohort as of `at`: every sampled customer with events, their raw features as
-    /// of `at` and their target-event count. Every event applied so far is at or before the
-    /// previous watermark, so before `at`.
-    fn take_cohort(&mut self, store: &Store, b: &mut BatchState, at: i64) {
-        if self.cohorts.newest().is_some_and(|t| t >= at) {
-            return;
-        }
-        let (layout, target) = (&self.layout, self.config.target_kind.index());
-        let defaults = self.config.consent_defaults;
-        let rows: Vec<CohortRow> = self
-            .sample
-            .ids()
-            .filter_map(|id| {
-                self.with_state(store, &b.records, id, |_, s| {
-                    let consents = Consent::of(s, defaults).profiling;
-                    (s.event_count > 0 && consents).then(|| CohortRow {
-                        customer_id: id.to_string(),
-                        target_count: s.kind_counts[target],
-                        features: raw_features(layout, s, at),
-                    })
-                })
-                .flatten()
-            })
-            .collect();
-        if !rows.is_empty() {
-            let change = self.cohorts.take(at, rows);
-            b.undo.push(Undo::Cohort(change));
         }
     }
 

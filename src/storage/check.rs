@@ -21,10 +21,10 @@
 //! - `H`: every held positive example parses, decodes to the layout's dimensions, names a
 //!   stored profile, and is due at or after the model's watermark (one past it would have been
 //!   learned and removed in the same commit);
-//! - `C`: every cohort the propensity is refitted on parses and decodes, was taken at or before
-//!   the watermark, and each of its rows has the layout's dimensions and names a stored
-//!   profile (`W`, the refit window of the previous release, is known: it is removed when the
-//!   store is next opened);
+//! - `R`: every refit row of a sampled customer parses and decodes, is for a time no later
+//!   than the end of the watermark's block, has the layout's dimensions and names a stored profile (`W` and `C`, the
+//!   refit window and the whole cohorts of previous releases, are known: they are removed
+//!   when the store is next opened);
 //! - any other key is reported as unknown.
 //!
 //! Each problem names the key in printable form (`Pc42`, `G\x00\x03c42`, see
@@ -198,7 +198,14 @@ pub fn check_store(path: &Path) -> Result<CheckReport> {
     check_feedback(&db, &mut report)?;
     let layout = FeatureLayout::new(params);
     check_held(&db, layout.dim(), model.map(|m| m.1), &mut report)?;
-    check_cohorts(&db, layout.dim(), model.map(|m| m.1), &mut report)?;
+    // A refit row is for the end of the block its batch's watermark was in.
+    let block = super::refit_block_ms((fp.horizon_days * 86_400_000.0) as i64);
+    let rows_until = model.map(|m| {
+        m.1.div_euclid(block)
+            .saturating_add(1)
+            .saturating_mul(block)
+    });
+    check_cohorts(&db, layout.dim(), rows_until, &mut report)?;
     check_unknown(&db, &mut report)?;
     // Nothing was written; this waits for sled's background I/O threads (started by its own
     // recovery at open), which hold the store's file lock until they finish, so that the store

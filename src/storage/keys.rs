@@ -12,7 +12,8 @@
 //! | `Q` | `Qm`; `Qc` + chunk (u32 big-endian); `Qd` + sequence (u64 big-endian) | the persisted expiry queue ([`super::queue`]) |
 //! | `K` | `K` + hash (u64 big-endian) + customer id (UTF-8) | empty: the customer is in the sample the segments are fitted on |
 //! | `H` | `H` + deadline (i64 as order-preserving u64, big-endian) + customer id (UTF-8) | a positive training example held until its deadline: its raw features, `Vec<f32>` in the versioned codec |
-//! | `C` | `C` + time (i64 as order-preserving u64, big-endian) + chunk (u32 big-endian) | a chunk of a cohort the propensity is refitted on: `Vec<CohortRow>` (customer, target count, raw features), up to 128 rows, in the versioned codec |
+//! | `R` | `R` + time (i64 as order-preserving u64, big-endian) + customer id (UTF-8) | a sampled customer's refit row as of that time ([`crate::storage::SampledRow`]: target and event counts, consent to profiling, the time-dependent state and the raw features), in the versioned codec; the propensity is refitted on these (`src/pipeline/cohorts.rs`) |
+//! | `C` | `C` + time + chunk (u32 big-endian) | no longer written: whole cohorts of the previous release, removed when such a store is opened |
 //! | `T` | `T` + first firing id (u64 big-endian) | one batch's trigger firings (the outbox, `triggers/`), `Vec<Fired>` |
 //! | `D` | `D` + trigger name | a trigger defined at run time, JSON |
 //! | `W` | `W` + deadline (as in `H`) + customer id (UTF-8) | no longer written: the refit window of the previous release, removed when such a store is opened |
@@ -132,29 +133,27 @@ pub fn parse_held(key: &[u8]) -> Option<(i64, &str)> {
 /// longer written: its keys are removed when such a store is opened.
 pub const LEGACY_REFIT: u8 = b'W';
 
-/// Prefix of the cohorts the propensity is refitted on.
+/// Prefix of the previous release's whole cohorts (`C` ‖ time ‖ chunk), no longer written:
+/// their keys are removed when such a store is opened.
 pub const COHORT: u8 = b'C';
 
-/// Key of chunk `chunk` of the cohort taken at `at_ms` (the time with its sign bit flipped, so
-/// keys sort by time, then chunk).
-pub fn cohort(at_ms: i64, chunk: u32) -> [u8; 13] {
-    let mut k = [COHORT; 13];
-    k[1..9].copy_from_slice(&((at_ms as u64) ^ (1 << 63)).to_be_bytes());
-    k[9..].copy_from_slice(&chunk.to_be_bytes());
+/// Prefix of the sampled customers' refit rows.
+pub const SAMPLED_ROW: u8 = b'R';
+
+/// Key of `customer_id`'s refit row as of `at_ms` (the time with its sign bit flipped, so that
+/// keys sort by time).
+pub fn sampled_row(at_ms: i64, customer_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9 + customer_id.len());
+    k.push(SAMPLED_ROW);
+    k.extend_from_slice(&((at_ms as u64) ^ (1 << 63)).to_be_bytes());
+    k.extend_from_slice(customer_id.as_bytes());
     k
 }
 
-/// The time and chunk number of a cohort key.
-pub fn parse_cohort(key: &[u8]) -> Option<(i64, u32)> {
+/// The time and customer id of a refit-row key.
+pub fn parse_sampled_row(key: &[u8]) -> Option<(i64, &str)> {
     match key {
-        [COHORT, rest @ ..] if rest.len() == 12 => {
-            let (t, c) = rest.split_at(8);
-            let t = u64::from_be_bytes(t.try_into().ok()?);
-            Some((
-                (t ^ (1 << 63)) as i64,
-                u32::from_be_bytes(c.try_into().ok()?),
-            ))
-        }
+        [SAMPLED_ROW, rest @ ..] => deadline_and_id(rest),
         _ => None,
     }
 }
@@ -257,10 +256,10 @@ mod tests {
         assert!(held(-1, "a") < held(0, "a") && held(0, "b") < held(1, "a"));
         assert_eq!(parse_held(b"H12345678"), None);
         for t in [i64::MIN, -1, 0, 1_700_000_000_000, i64::MAX] {
-            assert_eq!(parse_cohort(&cohort(t, 7)), Some((t, 7)));
+            assert_eq!(parse_sampled_row(&sampled_row(t, "c1")), Some((t, "c1")));
         }
-        assert!(cohort(-1, 9) < cohort(0, 0) && cohort(0, 0) < cohort(0, 1));
-        assert_eq!(parse_cohort(b"C123456781234"[..12].as_ref()), None);
+        assert!(sampled_row(-1, "b") < sampled_row(0, "a"));
+        assert_eq!(parse_sampled_row(&sampled_row(5, "")), None);
         assert_eq!(parse_sample(b"K1234567"), None);
     }
 }

@@ -152,20 +152,37 @@ pub struct Store {
 /// features).
 pub type HeldExample = ((i64, String), Vec<f32>);
 
-/// A customer's row in a cohort with a time in unix ms: when the cohort was taken (as
-/// [`Store`] returns it) or, in a customer export, its deadline.
-pub type CohortExample = (i64, CohortRow);
+/// A customer's refit row with a time in unix ms: in a customer export, the deadline of the
+/// refit it is the base of (its time plus one horizon).
+pub type CohortExample = (i64, SampledRow);
 
-/// One customer's row in a cohort the propensity is refitted on (see
-/// `src/pipeline/cohorts.rs`).
+/// A sampled customer's refit row as of some time (`R` keys, see `src/pipeline/cohorts.rs`):
+/// what the propensity's refit reads of them as of any later time, until their state changes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CohortRow {
-    /// The customer.
-    pub customer_id: String,
-    /// Their count of target events when the cohort was taken.
+pub struct SampledRow {
+    /// Their count of target events.
     pub target_count: u64,
-    /// Their raw feature vector as of the cohort's time.
+    /// Their count of events (a profile with attributes only has none, and is not fitted on).
+    pub event_count: u64,
+    /// Their answer to consent to profiling (`None`: the store's default applies).
+    pub profiling: Option<bool>,
+    /// The time-dependent part of their state.
+    pub temporal: crate::features::vector::Temporal,
+    /// Their raw feature vector as of the row's time (the time-dependent dimensions are
+    /// recomputed from `temporal` as of the time the row is read at).
     pub features: Vec<f32>,
+}
+
+/// A refit row as [`Store`] returns it: (time, customer id, row).
+pub type SampledRowAt = (i64, String, SampledRow);
+
+/// Blocks per horizon: the propensity is refitted at each block boundary, and a refit row's
+/// time is the end of the block it was taken in (`src/pipeline/cohorts.rs`).
+pub const REFIT_BLOCKS_PER_HORIZON: i64 = 30;
+
+/// The length of a refit block for a horizon of `horizon_ms`.
+pub fn refit_block_ms(horizon_ms: i64) -> i64 {
+    (horizon_ms / REFIT_BLOCKS_PER_HORIZON).max(1)
 }
 
 impl Store {
@@ -547,37 +564,40 @@ impl Store {
 mod tests {
     use super::*;
 
-    fn rows(prefix: &str, n: usize) -> Vec<CohortRow> {
-        (0..n)
-            .map(|i| CohortRow {
-                customer_id: format!("{prefix}{i}"),
-                target_count: i as u64,
-                features: vec![i as f32; 2],
-            })
-            .collect()
+    fn row(count: u64) -> SampledRow {
+        SampledRow {
+            target_count: count,
+            event_count: 1,
+            profiling: Some(true),
+            temporal: crate::features::vector::Temporal::of(&crate::features::ProfileState::new(
+                &crate::features::FeatureParams {
+                    half_life_ms: 1.0,
+                    category_buckets: 1,
+                },
+            )),
+            features: vec![count as f32; 2],
+        }
     }
 
-    /// Cohorts load back chunk by chunk, in order; one with a missing or undecodable chunk is
-    /// left out, the others are not.
+    /// Refit rows load back in time order; a value that does not decode is left out, the
+    /// others are not; the previous release's cohort keys are removed.
     #[test]
-    fn cohorts_load_from_their_chunks_and_damaged_ones_are_left_out() -> Result<()> {
+    fn refit_rows_load_in_time_order_and_damaged_ones_are_left_out() -> Result<()> {
         let dir = tempfile::tempdir()?;
         let store = Store::open(&Config::new(dir.path()))?;
-        let put = |at: i64, n: u32, rows: &[CohortRow]| -> Result<()> {
-            store
-                .sled()
-                .insert(keys::cohort(at, n), codec::encode(&rows))?;
-            Ok(())
-        };
-        let whole = rows("a", 5);
-        put(10, 0, &whole[..2])?;
-        put(10, 1, &whole[2..4])?;
-        put(10, 2, &whole[4..])?;
-        put(20, 1, &rows("b", 2))?; // chunk 0 missing
-        put(30, 0, &rows("c", 2))?;
-        store.sled().insert(keys::cohort(30, 1), &b"\x01\xff"[..])?; // undecodable
-        put(40, 0, &rows("d", 1))?;
-        assert_eq!(store.cohorts()?, vec![(10, whole), (40, rows("d", 1))]);
+        store.put_sampled_rows(&[(20, "b".into(), row(2)), (10, "a".into(), row(1))])?;
+        store
+            .sled()
+            .insert(keys::sampled_row(15, "c"), &b"\x01\xff"[..])?; // undecodable
+        assert_eq!(
+            store.sampled_rows()?,
+            vec![(10, "a".into(), row(1)), (20, "b".into(), row(2))]
+        );
+        store
+            .sled()
+            .insert(&b"C\x80\0\0\0\0\0\0\0\0\0\0\0"[..], &b"x"[..])?;
+        assert_eq!(store.remove_legacy_cohorts()?, 1);
+        assert_eq!(store.remove_legacy_cohorts()?, 0);
         Ok(())
     }
 }

@@ -53,75 +53,71 @@ impl Store {
         self.scan_held(None)
     }
 
-    /// The cohorts the propensity is refitted on (`C` keys, one per chunk of rows), by time.
-    /// A cohort with a chunk that does not decode, or a missing chunk, is left out with a
-    /// warning (its refit is skipped; `persona check` reports it).
+    /// The sampled customers' refit rows (`R` keys), oldest first. A key or value that does
+    /// not decode is left out with a warning (`persona check` reports it): that customer's
+    /// refit reads their previous row, or leaves them out.
     ///
     /// # Errors
     /// [`Error::Storage`] if sled fails.
-    pub(crate) fn cohorts(&self) -> Result<Vec<(i64, Vec<CohortRow>)>> {
-        let mut out: Vec<(i64, Vec<CohortRow>)> = Vec::new();
-        // The time of a damaged cohort (its later chunks are skipped), the next chunk expected.
-        let mut damaged: Option<i64> = None;
-        let mut expected = 0u32;
-        for item in self.db.scan_prefix([keys::COHORT]) {
+    pub(crate) fn sampled_rows(&self) -> Result<Vec<SampledRowAt>> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix([keys::SAMPLED_ROW]) {
             let (k, v) = item?;
-            let name = || format!("refit cohort chunk {}", String::from_utf8_lossy(&k));
-            let Some((at, chunk)) = keys::parse_cohort(&k) else {
+            let name = || format!("refit row {}", String::from_utf8_lossy(&k));
+            let Some((at, customer)) = keys::parse_sampled_row(&k) else {
                 tracing::warn!("{}: unreadable key; left out", name());
                 continue;
             };
-            if damaged == Some(at) {
-                continue;
-            }
-            let continues = out.last().is_some_and(|(t, _)| *t == at) && chunk == expected;
-            if !continues {
-                if chunk != 0 {
-                    tracing::warn!(
-                        "{}: a chunk before it is missing; the cohort is not used",
-                        name()
-                    );
-                    if out.last().is_some_and(|(t, _)| *t == at) {
-                        out.pop();
-                    }
-                    damaged = Some(at);
-                    continue;
-                }
-                out.push((at, Vec::new()));
-                expected = 0;
-            }
-            let Some((_, rows)) = out.last_mut() else {
-                continue;
-            };
-            match codec::decode::<Vec<CohortRow>>(&name, &v) {
-                Ok(chunk_rows) => {
-                    rows.extend(chunk_rows);
-                    expected += 1;
-                }
-                Err(e) => {
-                    tracing::warn!("{e}; the cohort is not used");
-                    out.pop();
-                    damaged = Some(at);
-                }
+            match codec::decode::<SampledRow>(&name, &v) {
+                Ok(row) => out.push((at, customer.to_string(), row)),
+                Err(e) => tracing::warn!("{e}; left out"),
             }
         }
         Ok(out)
     }
 
-    /// The held examples and the cohort rows (with each cohort's time) of one customer.
+    /// Removes the whole cohorts of the previous release (`C` keys), if any. Returns how many
+    /// keys.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub(crate) fn remove_legacy_cohorts(&self) -> Result<usize> {
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for item in self.db.scan_prefix([keys::COHORT]) {
+            batch.remove(item?.0);
+            n += 1;
+        }
+        if n > 0 {
+            self.db.apply_batch(batch)?;
+        }
+        Ok(n)
+    }
+
+    /// Stores refit rows (at open, for a store that has none yet).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub(crate) fn put_sampled_rows(&self, rows: &[SampledRowAt]) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for (at, customer, row) in rows {
+            batch.insert(keys::sampled_row(*at, customer), codec::encode(row));
+        }
+        self.db.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// The held examples and the refit rows (with each row's time) of one customer.
     pub(crate) fn examples_of(
         &self,
         customer_id: &str,
     ) -> Result<(Vec<HeldExample>, Vec<CohortExample>)> {
         let held = self.scan_held(Some(customer_id))?;
         let rows = self
-            .cohorts()?
+            .sampled_rows()?
             .into_iter()
-            .flat_map(|(at, rows)| {
-                rows.into_iter()
-                    .filter(|r| r.customer_id == customer_id)
-                    .map(move |r| (at, r))
-            })
+            .filter(|(_, c, _)| c == customer_id)
+            .map(|(at, _, row)| (at, row))
             .collect();
         Ok((held, rows))
     }

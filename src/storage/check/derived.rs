@@ -230,80 +230,68 @@ pub(super) fn check_held(
     Ok(())
 }
 
-/// Every chunk of a cohort the propensity is refitted on (`C` keys) must parse and decode,
-/// follow the cohort's previous chunk, have been taken at or before the model's `watermark`,
-/// and each row must have `dim` features and name a stored profile.
+/// Checks the sampled customers' refit rows (`R`): each key parses, each value decodes to the
+/// layout's dimensions, is for a time no later than `until` (the end of the watermark's
+/// block) and names a stored profile.
 pub(super) fn check_cohorts(
     db: &sled::Db,
     dim: usize,
-    watermark: Option<i64>,
+    until: Option<i64>,
     report: &mut CheckReport,
 ) -> Result<()> {
-    let mut previous: Option<(i64, u32)> = None;
-    for item in db.scan_prefix([keys::COHORT]) {
+    for item in db.scan_prefix([keys::SAMPLED_ROW]) {
         let (key, value) = item?;
         report.keys += 1;
-        let Some((at, chunk)) = keys::parse_cohort(&key) else {
+        let Some((at, id)) = keys::parse_sampled_row(&key) else {
             report.push(
                 &key,
                 ProblemKind::UnknownKey,
-                "unknown key in the cohort key space",
+                "unknown key in the refit-row key space",
             );
             continue;
         };
-        let follows = match previous {
-            Some((t, c)) if t == at => c.checked_add(1) == Some(chunk),
-            _ => chunk == 0,
-        };
-        previous = Some((at, chunk));
-        if !follows {
-            report.push(
-                &key,
-                ProblemKind::Inconsistent,
-                format!("refit cohort taken at {at}: chunk {chunk} does not follow the one before"),
-            );
-        }
-        let name = || format!("refit cohort {}", printable(&key));
-        let rows = match codec::decode::<Vec<crate::storage::CohortRow>>(&name, &value) {
-            Ok(rows) => rows,
+        let name = || format!("refit row {}", printable(&key));
+        let row = match codec::decode::<crate::storage::SampledRow>(&name, &value) {
+            Ok(row) => row,
             Err(e) => {
                 report.push(&key, ProblemKind::Undecodable, e.to_string());
                 continue;
             }
         };
-        if let Some(w) = watermark.filter(|w| at > *w) {
+        if let Some(u) = until.filter(|u| at > *u) {
             report.push(
                 &key,
                 ProblemKind::Inconsistent,
-                format!("refit cohort taken at {at} is after the watermark {w}"),
+                format!(
+                    "refit row of customer {id:?} is for {at}, after the end of the watermark's \
+                     block ({u})"
+                ),
             );
         }
-        for row in rows {
-            let id = &row.customer_id;
-            if row.features.len() != dim {
-                report.push(
-                    &key,
-                    ProblemKind::Inconsistent,
-                    format!(
-                        "refit cohort row of customer {id:?} has {} features; the layout has {dim}",
-                        row.features.len()
-                    ),
-                );
-            }
-            if !db.contains_key(keys::profile(id))? {
-                report.push(
-                    &key,
-                    ProblemKind::Inconsistent,
-                    format!("refit cohort row of customer {id:?} has no profile record"),
-                );
-            }
+        if row.features.len() != dim {
+            report.push(
+                &key,
+                ProblemKind::Inconsistent,
+                format!(
+                    "refit row of customer {id:?} has {} features; the layout has {dim}",
+                    row.features.len()
+                ),
+            );
+        }
+        if !db.contains_key(keys::profile(id))? {
+            report.push(
+                &key,
+                ProblemKind::Inconsistent,
+                format!("refit row of customer {id:?} has no profile record"),
+            );
         }
     }
     Ok(())
 }
 
-/// Reports every key outside the M, P, G, S, V, Q, K, H, C, T, D, A and F key spaces (and W, the refit
-/// window of the previous release, removed when the store is next opened).
+/// Reports every key outside the M, P, G, S, V, Q, K, H, R, T, D, A and F key spaces (and W and C,
+/// the refit window and the whole cohorts of previous releases, removed when the store is next
+/// opened).
 pub(super) fn check_unknown(db: &sled::Db, report: &mut CheckReport) -> Result<()> {
     let mut known = [
         keys::QUEUE,
@@ -315,6 +303,7 @@ pub(super) fn check_unknown(db: &sled::Db, report: &mut CheckReport) -> Result<(
         keys::SAMPLE,
         keys::HELD,
         keys::COHORT,
+        keys::SAMPLED_ROW,
         keys::TRIGGER,
         keys::TRIGGER_DEF,
         keys::TRIGGER_ACK,
