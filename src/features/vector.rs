@@ -144,16 +144,18 @@ impl FeatureLayout {
             None => MISSING_DAYS.ln_1p(),
         };
         let decay = self.params.decay(t.anchor_ms, now_ms);
+        // ln(1 + 0) is 0 (of the same sign): most kinds are never seen by most customers.
+        let log1p = |x: f64| if x == 0.0 { x } else { x.ln_1p() };
         out[0] = days_since(t.last_seen_ms);
         out[1] = match t.first_seen_ms {
             Some(f) => ((now_ms - f).max(0) as f64 / DAY_MS).ln_1p(),
             None => 0.0,
         };
         out[2] = days_since(t.last_purchase_ms);
-        out[5] = (t.kind_decayed[EventKind::Purchase.index()] * decay).ln_1p();
-        out[6] = (t.decayed_spend * decay).ln_1p();
+        out[5] = log1p(t.kind_decayed[EventKind::Purchase.index()] * decay);
+        out[6] = log1p(t.decayed_spend * decay);
         for k in 0..EventKind::COUNT {
-            out[DECAYED_KINDS + k] = (t.kind_decayed[k] * decay).ln_1p();
+            out[DECAYED_KINDS + k] = log1p(t.kind_decayed[k] * decay);
         }
     }
 
