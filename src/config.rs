@@ -111,8 +111,8 @@ pub enum DriftReaction {
     /// Record the detection in `model_info` and log a warning.
     #[default]
     Warn,
-    /// Also restart the propensity's online model. The served refit stays: it is refitted on
-    /// the newest complete cohort every quarter of a horizon anyway (`docs/model.md`).
+    /// Also restart the propensity's online model. The served refit stays: it is refitted
+    /// every day (a thirtieth of a horizon) anyway (`docs/model.md`).
     Reset,
     /// Also restore the propensity model from the last snapshot taken before the drift (served
     /// until the next refit; without a snapshot, as `Reset`).

@@ -526,3 +526,47 @@ fn a_failed_commit_loses_no_silence() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn advancing_the_watermark_fires_the_silences_and_runs_the_refits_that_came() -> Result<()> {
+    use persona::testing::DbInternals;
+    let dir = tempfile::tempdir()?;
+    let db = config(dir.path(), "")?.open()?;
+    db.trigger_add("quiet", &["INACTIVE_DAYS", "20", "COOLDOWN", "0"])?;
+    // Two months of weekly purchases by 30 customers, and by 30 more who stop after 20 days:
+    // the daily refits have started, and those 30 have fallen silent.
+    for day in 0..60 {
+        let events: Vec<Event> = (0..60)
+            .filter(|c| (c + day) % 7 == 0 && (*c < 30 || day < 20))
+            .map(|c| purchase(&format!("c{c}"), T0 + day * DAY + c, 1.0 + c as f64))
+            .collect();
+        for r in db.ingest_batch(events)? {
+            r?;
+        }
+    }
+    assert_eq!(db.read_triggers(0, 100)?.len(), 30);
+    let refit = db.model().propensity.refit().map(<[f64]>::to_vec);
+    assert!(refit.is_some(), "refitted by now");
+    let last = db.model_info().watermark_ms;
+    // Refused past the latest time an event is accepted at; nothing changes.
+    let err = db.advance_watermark(i64::MAX);
+    assert!(
+        matches!(&err, Err(e) if e.to_string().contains("max_future_skew_secs")),
+        "{err:?}"
+    );
+    assert_eq!(db.model_info().watermark_ms, last);
+    // Within the day: no boundary, no refit, no silence.
+    db.advance_watermark(last + 1)?;
+    assert_eq!(db.model().propensity.refit().map(<[f64]>::to_vec), refit);
+    assert_eq!(db.read_triggers(0, 100)?.len(), 30);
+    // Nothing came for 25 days: the refits of those days ran, the others fell silent too.
+    db.advance_watermark(last + 25 * DAY)?;
+    assert_eq!(db.model_info().watermark_ms, last + 25 * DAY);
+    assert_ne!(db.model().propensity.refit().map(<[f64]>::to_vec), refit);
+    assert_eq!(db.read_triggers(0, 100)?.len(), 60);
+    // Backwards: nothing.
+    let version = db.model_info().version;
+    db.advance_watermark(T0)?;
+    assert_eq!(db.model_info().version, version);
+    Ok(())
+}

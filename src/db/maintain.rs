@@ -49,6 +49,38 @@ impl Db {
         self.inner.store.snapshot(version)
     }
 
+    /// Declares that every event up to `to_ms` (unix ms, event time) has been ingested: the
+    /// watermark moves there, through the writer, as an event at that time would move it,
+    /// without one. Training examples whose horizon ended fall due, the propensity's daily
+    /// refit runs if a day boundary (a thirtieth of the horizon) is passed, `INACTIVE_DAYS`
+    /// triggers fire for the silences that came. A store whose events stopped before midnight
+    /// otherwise refits only with the first event after it; `persona evaluate` calls this at
+    /// each cutoff before scoring. Nothing happens if the watermark is at or after `to_ms`.
+    /// Returns the model version.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) for a time later than an
+    /// event would be accepted at (the later of the watermark and the wall clock, plus
+    /// `max_future_skew_secs`); storage errors from the commit.
+    ///
+    /// # Examples
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use persona::{Db, Event, EventKind};
+    /// let db = Db::open(dir.path())?;
+    /// let t = 1_767_225_600_000;
+    /// db.ingest(Event::new("c", t, EventKind::View))?;
+    /// db.advance_watermark(t + 3_600_000)?;
+    /// assert_eq!(db.model_info().watermark_ms, t + 3_600_000);
+    /// assert!(db.advance_watermark(i64::MAX).is_err());
+    /// # Ok::<(), persona::Error>(())
+    /// ```
+    pub fn advance_watermark(&self, to_ms: i64) -> Result<u64> {
+        Ok(self
+            .maintain(Maintenance::AdvanceWatermark(to_ms))?
+            .model_version)
+    }
+
     /// Snapshots the model now (through the writer); returns the snapshot's version.
     ///
     /// # Errors

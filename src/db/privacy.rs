@@ -55,7 +55,7 @@ pub struct EraseReport {
     /// The segment they left (its size and sums no longer count them).
     pub segment: Option<u16>,
     /// Training examples of theirs dropped before any model learned them: the open one, a
-    /// held positive, their rows in the refit cohorts.
+    /// held positive, their refit rows.
     pub training_examples_dropped: usize,
     /// Their trigger firings removed from the outbox.
     pub trigger_firings_removed: usize,
@@ -154,7 +154,7 @@ impl Db {
                         report.events
                     ),
                     "the propensity weights moved by SGD on their training examples already \
-                     learned, and refits on cohorts they were in; not undone (gradient steps \
+                     learned, and refits on rows of theirs; not undone (gradient steps \
                      cannot be subtracted)"
                         .to_string(),
                     CENTROIDS_KEPT.to_string(),
@@ -173,8 +173,8 @@ impl Db {
     /// depends on that sample alone) and every profile is re-assigned, in batches of 1,000
     /// that interleave with ingestion. The report's `retrained` says what was refitted;
     /// `kept_in_models` what still carries their influence (the propensity's refit is replaced
-    /// within a quarter of a horizon of event time by one on cohorts without them, as erasing
-    /// removed their cohort rows; see docs/privacy.md).
+    /// within a day of event time by one without them, as erasing removed their refit rows;
+    /// see docs/privacy.md).
     ///
     /// Nothing is retrained for an unknown customer, one without events, or before the
     /// segments are seeded. A customer without consent to profiling now is retrained for all

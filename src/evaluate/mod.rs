@@ -568,6 +568,9 @@ pub fn evaluate(
         match stop {
             Stop::Train(i) => training[i] = vectors_as_of(&db, at)?,
             Stop::Score(i) => {
+                // Every event up to the cutoff is in: the store's day ends there, and its
+                // daily refit runs, as a live store's does with the next day's first event.
+                db.advance_watermark(at)?;
                 let scored = score_as_of(&db, at, target)?;
                 let train = std::mem::take(&mut training[i]);
                 if let Some(dir) = &options.vectors {

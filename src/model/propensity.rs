@@ -1,9 +1,9 @@
-//! Purchase propensity: a logistic regression, refitted exactly on the newest cohort whose
-//! horizon has ended, with an online model for the time before the first refit.
+//! Purchase propensity: a logistic regression, refitted every day on the customer sample as of
+//! one horizon earlier, with an online model for the time before the first refit.
 //!
 //! Model: `p(y = 1 | z) = σ(ℓ(z))` over standardised features `z`. Once a refit exists the
-//! logit is `ℓ(z) = r₀ + Σ rᵢ·zᵢ`, with `r` the coefficients of the writer's periodic exact fit
-//! on the newest cohort whose horizon has ended (`src/pipeline/cohorts.rs`); before, it is the
+//! logit is `ℓ(z) = r₀ + Σ rᵢ·zᵢ`, with `r` the coefficients of the writer's daily fit on the
+//! sampled customers as of one horizon earlier (`src/pipeline/cohorts.rs`); before, it is the
 //! online model's `bias + Σ wᵢ·zᵢ`.
 //!
 //! The online model learns every example with AdaGrad on its own log loss. Per example the

@@ -385,6 +385,33 @@ impl Engine {
         }
     }
 
+    /// Moves the watermark to `to_ms` as an event at that time would, without one: examples
+    /// fall due, a block boundary passed refits the propensity, silences fire. Refused past the
+    /// latest time an event is accepted at ([`Config::future_limit_ms`]).
+    pub(super) fn advance_watermark_to(
+        &mut self,
+        store: &Store,
+        b: &mut BatchState,
+        to_ms: i64,
+    ) -> Result<()> {
+        let limit = self
+            .config
+            .future_limit_ms(self.model.watermark_ms, wall_clock_ms());
+        if to_ms > limit {
+            return Err(Error::invalid_argument(
+                "time",
+                format!(
+                    "{to_ms} is later than {limit}, the latest time an event is accepted at now: \
+                     the later of the store's watermark and the wall clock, plus \
+                     max_future_skew_secs = {}",
+                    self.config.max_future_skew_secs
+                ),
+            ));
+        }
+        self.advance_watermark(store, b, to_ms);
+        Ok(())
+    }
+
     pub(super) fn apply_event(
         &mut self,
         store: &Store,

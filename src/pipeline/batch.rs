@@ -26,7 +26,7 @@ pub(super) enum Undo {
     Sample(sample::Change),
     /// A change of the positives held until their deadline.
     Held(held::Change),
-    /// A change of the cohorts the propensity is refitted on.
+    /// A change of the refit rows the propensity is refitted on.
     Cohort(cohorts::Change),
     /// A change of an `INACTIVE_DAYS` trigger's silence index.
     Silence(crate::triggers::SilenceUndo),

@@ -86,7 +86,7 @@ impl Engine {
     }
 
     /// Drops what the writer holds of `customer` for the shared models, as a withdrawal of
-    /// consent to profiling does: their open and held training examples, their cohort rows and
+    /// consent to profiling does: their open and held training examples, their refit rows and
     /// their place in the segment-fitting sample (undone if the commit fails).
     pub(super) fn forget_customer(&mut self, undo: &mut Vec<Undo>, customer: &str) {
         self.forget_examples(undo, |c| c == customer);

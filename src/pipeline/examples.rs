@@ -5,8 +5,8 @@
 //! `(c, c + horizon]`, negative otherwise. Every example is learned when the watermark passes
 //! its deadline `c + horizon`, in deadline order: a positive is held until then
 //! ([`super::held`]). These examples train the online model. This module moves the watermark
-//! (learning what fell due, and at each new block refitting the served model on the due cohort
-//! and taking the next one, [`super::cohorts`]) and learns one example (prequential metrics,
+//! (learning what fell due, and at each new block refitting the served model on the sample
+//! as of a horizon earlier, [`super::cohorts`]) and learns one example (prequential metrics,
 //! drift monitor, drift reaction).
 
 use super::apply::*;

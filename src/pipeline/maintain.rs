@@ -168,10 +168,10 @@ impl Engine {
         b.examples_dropped += self.forget_examples(&mut b.undo, |c| erased.contains(c));
     }
 
-    /// Drops the expiry-queue entries, held positives and cohort rows of the customers `gone`
+    /// Drops the expiry-queue entries, held positives and refit rows of the customers `gone`
     /// names (an erase, a withdrawal of consent to profiling), recording in `undo` how to put
     /// them back if the commit fails. Returns how many it dropped: open examples, held
-    /// positives and cohorts a row was taken out of.
+    /// positives and refit rows.
     pub(super) fn forget_examples(
         &mut self,
         undo: &mut Vec<Undo>,

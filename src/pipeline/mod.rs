@@ -74,7 +74,7 @@ pub(crate) struct Recovered {
     pub(crate) sample: sample::Sample,
     /// The positive training examples held until their deadline.
     pub(crate) held: held::Held,
-    /// The cohorts the propensity is refitted on.
+    /// The refit rows the propensity is refitted on.
     pub(crate) cohorts: cohorts::Cohorts,
     /// The trigger definitions and what the outbox holds.
     pub(crate) triggers: crate::triggers::TriggerState,
@@ -520,6 +520,9 @@ impl Writer {
             Maintenance::TriggerAck(name, id) => {
                 self.engine.ack_trigger(&self.store, &mut b, name, id)
             }
+            Maintenance::AdvanceWatermark(to_ms) => {
+                self.engine.advance_watermark_to(&self.store, &mut b, to_ms)
+            }
         };
         if let Err(e) = prepared {
             self.engine.model = before;
@@ -547,6 +550,12 @@ impl Writer {
             Ok((keys, bytes)) => {
                 let p = self.prepared(b, sled::Batch::default(), 0, keys, bytes);
                 publish(&self.shared, &p);
+                // Synced above: its firings (silences a moved watermark fired) may be read.
+                if let Some(next) = p.firings_next {
+                    self.shared
+                        .durable_firings
+                        .fetch_max(next, Ordering::AcqRel);
+                }
                 outcome.model_version = self.engine.model.version;
                 Ok(outcome)
             }

@@ -73,6 +73,8 @@ pub(crate) enum Maintenance {
     TriggerDel(String),
     /// Moves a trigger consumer's position to an id (never back).
     TriggerAck(String, u64),
+    /// Moves the watermark to this time if later, as an event then would, without an event.
+    AdvanceWatermark(i64),
 }
 
 /// What a maintenance operation did.

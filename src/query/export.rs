@@ -45,7 +45,7 @@ pub struct CustomerExport {
     /// The open training example waiting for its label, if any.
     pub pending_example: Option<ExportedExample>,
     /// Training examples stored with the customer's id: a positive held until its deadline,
-    /// and their rows in the cohorts the propensity is refitted on. Oldest deadline first.
+    /// and their refit rows (what the propensity is refitted on). Oldest deadline first.
     pub training_examples: Vec<ExportedLabelledExample>,
     /// Event and feedback ids held for de-duplication (as 64-bit hashes; the ids themselves
     /// are never stored).
@@ -136,8 +136,7 @@ impl CustomerExport {
 pub(crate) struct StoredExamples {
     /// Positives held until their deadline (`H` keys).
     pub(crate) held: Vec<crate::storage::HeldExample>,
-    /// Rows of the cohorts the propensity is refitted on (`C` keys), with their deadline
-    /// (the cohort's time plus one horizon).
+    /// Their refit rows (`R` keys), with their deadline (the row's time plus one horizon).
     pub(crate) cohorts: Vec<crate::storage::CohortExample>,
     /// The customer's trigger firings in the outbox (`T` keys).
     pub(crate) triggers: Vec<crate::triggers::Fired>,
