@@ -303,6 +303,15 @@ fn slot_of(bytes: &[u8], slots: usize) -> usize {
     (xxhash_rust::xxh3::xxh3_64(bytes) % slots as u64) as usize
 }
 
+/// A layout for unit tests: a 10-day half-life, 8 category buckets.
+#[cfg(test)]
+pub(crate) fn test_layout() -> FeatureLayout {
+    FeatureLayout::new(FeatureParams {
+        half_life_ms: 10.0 * DAY_MS,
+        category_buckets: 8,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,10 +321,7 @@ mod tests {
     const T0: i64 = 1_767_225_600_000;
 
     fn layout() -> FeatureLayout {
-        FeatureLayout::new(FeatureParams {
-            half_life_ms: 10.0 * DAY as f64,
-            category_buckets: 8,
-        })
+        test_layout()
     }
 
     #[test]

@@ -265,18 +265,12 @@ impl Cohorts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::features::{CompactEvent, FeatureParams, ProfileOp};
+    use crate::features::vector::test_layout as layout;
+    use crate::features::{CompactEvent, ProfileOp};
     use crate::EventKind;
 
     const DAY: i64 = 86_400_000;
     const T0: i64 = 1_767_225_600_000;
-
-    fn layout() -> FeatureLayout {
-        FeatureLayout::new(FeatureParams {
-            half_life_ms: 10.0 * DAY as f64,
-            category_buckets: 8,
-        })
-    }
 
     /// The labels of a refit as of `c`.
     fn labels(c: &Cohorts, at: i64, consent: Consent) -> Vec<bool> {

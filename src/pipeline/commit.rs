@@ -31,24 +31,7 @@ impl Engine {
         let block_end = (self.model.watermark_ms.div_euclid(block))
             .saturating_add(1)
             .saturating_mul(block);
-        let target = self.config.target_kind.index();
-        // Not changed since their row at a boundary inside the batch: that row stands for
-        // the next boundary too, as it would had the batch ended at the boundary.
-        let unchanged =
-            |id: &String, w: &Working| b.boundary_rows.get(id) == Some(&w.record.version);
-        let mut written: Vec<&String> = b
-            .records
-            .iter()
-            .filter(|(id, w)| w.dirty && !unchanged(id, w) && self.sample.contains(id))
-            .map(|(id, _)| id)
-            .collect();
-        written.sort_unstable();
-        for id in written {
-            let state = &b.records[id].record.state;
-            let row = cohorts::row_of(&self.layout, state, target, block_end);
-            b.undo
-                .push(Undo::Cohort(self.cohorts.put(id, block_end, row)));
-        }
+        self.take_rows(b, block_end);
     }
 
     /// Adds the batch's writes to `batch`: dirty profiles, membership changes, the model state.

@@ -221,7 +221,7 @@ impl Engine {
         let block = cohorts::block_ms(h);
         if before.div_euclid(block) != ts.div_euclid(block) {
             let boundary = ts.div_euclid(block).saturating_mul(block);
-            self.take_boundary_rows(b, boundary);
+            self.take_rows(b, boundary);
             self.refit(b, boundary);
         }
         self.fire_on_watermark(store, b, detected.as_ref(), ts);
@@ -273,16 +273,16 @@ impl Engine {
         }
     }
 
-    /// Takes the rows for the block boundary `g` (the end of the block the watermark leaves)
-    /// of the sampled customers the batch has changed so far (see [`super::cohorts`]): the
-    /// batch may straddle the boundary, and their rows written with it are for the next one.
-    fn take_boundary_rows(&mut self, b: &mut BatchState, g: i64) {
+    /// Takes the refit rows for the time `at_ms` (a block's end, see [`super::cohorts`]) of
+    /// the sampled customers the batch has changed, except those whose row it took at an
+    /// earlier boundary and who have not changed since (that row stands): at a boundary inside
+    /// the batch (the batch may straddle one), and when the batch is written.
+    pub(super) fn take_rows(&mut self, b: &mut BatchState, at_ms: i64) {
         let target = self.config.target_kind.index();
         let mut changed: Vec<&String> = b
             .records
             .iter()
             .filter(|(id, w)| {
-                // Unchanged since their row at an earlier boundary of the batch: it stands.
                 let unchanged = b.boundary_rows.get(*id) == Some(&w.record.version);
                 w.dirty && !unchanged && self.sample.contains(id)
             })
@@ -290,11 +290,10 @@ impl Engine {
             .collect();
         changed.sort_unstable();
         for id in changed {
-            let state = &b.records[id].record.state;
-            let row = cohorts::row_of(&self.layout, state, target, g);
-            b.undo.push(Undo::Cohort(self.cohorts.put(id, g, row)));
-            b.boundary_rows
-                .insert(id.clone(), b.records[id].record.version);
+            let record = &b.records[id].record;
+            let row = cohorts::row_of(&self.layout, &record.state, target, at_ms);
+            b.undo.push(Undo::Cohort(self.cohorts.put(id, at_ms, row)));
+            b.boundary_rows.insert(id.clone(), record.version);
         }
     }
 

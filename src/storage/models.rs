@@ -82,9 +82,14 @@ impl Store {
     /// # Errors
     /// [`Error::Storage`] if sled fails.
     pub(crate) fn remove_legacy_cohorts(&self) -> Result<usize> {
+        self.remove_prefix(keys::COHORT)
+    }
+
+    /// Removes every key under `prefix`, in one batch. Returns how many.
+    fn remove_prefix(&self, prefix: u8) -> Result<usize> {
         let mut batch = sled::Batch::default();
         let mut n = 0;
-        for item in self.db.scan_prefix([keys::COHORT]) {
+        for item in self.db.scan_prefix([prefix]) {
             batch.remove(item?.0);
             n += 1;
         }
@@ -143,16 +148,7 @@ impl Store {
     /// # Errors
     /// [`Error::Storage`] if sled fails.
     pub(crate) fn remove_legacy_refit_window(&self) -> Result<usize> {
-        let mut batch = sled::Batch::default();
-        let mut n = 0;
-        for item in self.db.scan_prefix([keys::LEGACY_REFIT]) {
-            batch.remove(item?.0);
-            n += 1;
-        }
-        if n > 0 {
-            self.db.apply_batch(batch)?;
-        }
-        Ok(n)
+        self.remove_prefix(keys::LEGACY_REFIT)
     }
 
     /// The held examples (`H` keys), of `only` that customer if given; keys and values that do
