@@ -438,3 +438,34 @@ fn firings_made_before_a_withdrawal_are_no_longer_handed_out() -> Result<()> {
     assert_eq!(db.read_triggers(0, 100)?.len(), all.len());
     Ok(())
 }
+
+#[test]
+fn a_customer_without_consent_has_no_refit_row_even_after_a_reopen() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let rows_of = |db: &Db, who: &str| -> Result<usize> {
+        let mut n = 0;
+        for k in db.store().sled().scan_prefix([keys::SAMPLED_ROW]).keys() {
+            let k = k.map_err(|e| e.to_string())?;
+            n += usize::from(keys::parse_sampled_row(&k).is_some_and(|(_, c)| c == who));
+        }
+        Ok(n)
+    };
+    {
+        let db = config(dir.path()).open()?;
+        for c in ["a", "b"] {
+            db.ingest(Event::new(c, T0, EventKind::Purchase).with_value(5.0))?;
+        }
+        assert_eq!(rows_of(&db, "b")?, 1, "sampled, with a row");
+        db.set_attributes("b", vec![("consent.profiling".into(), text("no"))])?;
+        assert_eq!(rows_of(&db, "b")?, 0, "withdrawn: their rows go");
+        db.close()?;
+    }
+    // The reopen rebuilds the sample (it has fewer members than profiles) with b in it; b's
+    // events still write no row.
+    let db = config(dir.path()).open()?;
+    db.ingest(Event::new("b", T0 + 2 * DAY, EventKind::Purchase).with_value(5.0))?;
+    db.ingest(Event::new("a", T0 + 3 * DAY, EventKind::Purchase).with_value(5.0))?;
+    assert_eq!(rows_of(&db, "b")?, 0);
+    assert!(rows_of(&db, "a")? >= 1);
+    Ok(())
+}

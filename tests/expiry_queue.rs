@@ -331,3 +331,52 @@ fn a_retention_purge_erases_in_one_batch_and_leaves_no_queue_record_naming_them(
     assert!(check_store(dir.path())?.is_clean());
     Ok(())
 }
+
+#[test]
+fn refit_rows_and_refits_do_not_depend_on_how_events_are_batched() -> TestResult {
+    // A gap of five days makes the watermark jump many blocks inside a batch.
+    let day = 86_400_000;
+    let all = events()?;
+    let t0 = all
+        .iter()
+        .map(|e| e.timestamp_ms)
+        .min()
+        .ok_or("no events")?;
+    let events: Vec<Event> = all
+        .into_iter()
+        .filter(|e| !(t0 + 20 * day..t0 + 25 * day).contains(&e.timestamp_ms))
+        .collect();
+    let run = |chunk: usize| -> Result<_, Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let db = Db::open_with(config(dir.path()))?;
+        for part in events.chunks(chunk) {
+            for r in db.ingest_batch(part.to_vec())? {
+                r?;
+            }
+        }
+        let refit = db.model().propensity.refit().map(<[f64]>::to_vec);
+        db.close()?;
+        drop(db);
+        let rows = raw(dir.path(), |db| {
+            db.scan_prefix([keys::SAMPLED_ROW])
+                .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())))
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        Ok((refit, rows))
+    };
+    let (refit, rows) = run(CHUNK)?;
+    assert!(refit.is_some(), "refitted");
+    assert!(!rows.is_empty());
+    for chunk in [1, 7, 1000] {
+        let (other_refit, other_rows) = run(chunk)?;
+        assert!(
+            other_refit == refit,
+            "the refit differs in batches of {chunk}"
+        );
+        assert!(
+            other_rows == rows,
+            "the refit rows differ in batches of {chunk}"
+        );
+    }
+    Ok(())
+}

@@ -51,9 +51,11 @@ pub(super) fn recover_queue(
     })
 }
 
-/// The sampled customers' refit rows as stored. A store without any (written by an older
-/// build) gets one row per member as of the watermark, from their records, stored at once:
-/// the refits resume a horizon later.
+/// The sampled customers' refit rows as stored, but those of customers no longer in the
+/// sample and those for a time after the end of the watermark's block (only from damaged
+/// bytes; `persona check` reports them), which are removed. A store without any (written by
+/// an older build) gets one row per member who consents to profiling, as of the end of the
+/// watermark's block, from their records, stored at once: the refits resume a horizon later.
 fn recover_rows(
     store: &Store,
     config: &Config,
@@ -61,23 +63,44 @@ fn recover_rows(
     sample: &pipeline::sample::Sample,
     watermark_ms: i64,
 ) -> Result<pipeline::cohorts::Cohorts> {
-    use pipeline::cohorts::{row_of, Cohorts};
-    let stored = store.sampled_rows()?;
-    if !stored.is_empty() || watermark_ms <= 0 {
-        return Ok(Cohorts::new(
-            stored.into_iter().filter(|(_, id, _)| sample.contains(id)),
-        ));
+    use pipeline::cohorts::{block_ms, row_of, Cohorts};
+    let block = block_ms(config.horizon_ms());
+    let until = watermark_ms
+        .div_euclid(block)
+        .saturating_add(1)
+        .saturating_mul(block);
+    let (kept, stale): (Vec<_>, Vec<_>) = store
+        .sampled_rows()?
+        .into_iter()
+        .partition(|(at, id, _)| *at <= until && sample.contains(id));
+    if !stale.is_empty() {
+        let keys: Vec<Vec<u8>> = stale
+            .iter()
+            .map(|(at, id, _)| crate::storage::keys::sampled_row(*at, id))
+            .collect();
+        store.remove_keys(&keys)?;
+        tracing::info!(
+            "removed {} refit rows of customers no longer sampled",
+            keys.len()
+        );
+    }
+    if !kept.is_empty() || watermark_ms <= 0 {
+        return Ok(Cohorts::new(kept));
     }
     let target = config.target_kind.index();
+    let defaults = config.consent_defaults;
     let mut rows = Vec::new();
     for (_, id) in sample.members() {
         // A record that does not decode is reported by `persona check`; no row.
         if let Ok(Some(record)) = store.profile_current(id) {
-            rows.push((
-                watermark_ms,
-                id.clone(),
-                row_of(layout, &record.state, target, watermark_ms),
-            ));
+            let consents = crate::features::consent::Consent::of(&record.state, defaults).profiling;
+            if consents && record.state.event_count > 0 {
+                rows.push((
+                    until,
+                    id.clone(),
+                    row_of(layout, &record.state, target, until),
+                ));
+            }
         }
     }
     if !rows.is_empty() {

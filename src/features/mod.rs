@@ -43,7 +43,7 @@ impl FeatureParams {
     /// The weight now (`now_ms`) of something that happened at `then_ms`: `2^(-(now-then)/half_life)`.
     /// Never more than 1: a time before `then` is treated as `then`.
     pub fn decay(&self, then_ms: i64, now_ms: i64) -> f64 {
-        let dt = (now_ms - then_ms).max(0) as f64;
+        let dt = now_ms.saturating_sub(then_ms).max(0) as f64;
         (-std::f64::consts::LN_2 * dt / self.half_life_ms).exp()
     }
 

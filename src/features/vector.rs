@@ -140,7 +140,7 @@ impl FeatureLayout {
     /// [`FeatureLayout::write_vector`] writes there for a state `t` was taken of.
     pub fn write_time_dependent(&self, t: &Temporal, now_ms: i64, out: &mut [f64]) {
         let days_since = |t: Option<i64>| match t {
-            Some(t) => ((now_ms - t).max(0) as f64 / DAY_MS).ln_1p(),
+            Some(t) => (now_ms.saturating_sub(t).max(0) as f64 / DAY_MS).ln_1p(),
             None => MISSING_DAYS.ln_1p(),
         };
         let decay = self.params.decay(t.anchor_ms, now_ms);
@@ -148,7 +148,7 @@ impl FeatureLayout {
         let log1p = |x: f64| if x == 0.0 { x } else { x.ln_1p() };
         out[0] = days_since(t.last_seen_ms);
         out[1] = match t.first_seen_ms {
-            Some(f) => ((now_ms - f).max(0) as f64 / DAY_MS).ln_1p(),
+            Some(f) => (now_ms.saturating_sub(f).max(0) as f64 / DAY_MS).ln_1p(),
             None => 0.0,
         };
         out[2] = days_since(t.last_purchase_ms);

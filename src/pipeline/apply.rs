@@ -277,7 +277,7 @@ impl Engine {
                 }
                 let w = self.load(store, &mut b.records, customer)?;
                 if new || !before.profiling {
-                    offer_to_sample(&mut self.sample, &mut b.undo, customer);
+                    offer_to_sample((&mut self.sample, &mut self.cohorts), &mut b.undo, customer);
                 }
                 let prev = Prev::of(&w.record);
                 // The open example is the profile as of its checkpoint: if that has passed and
@@ -465,7 +465,8 @@ impl Engine {
         let horizon = self.horizon_ms;
         let w = self.load(store, &mut b.records, &e.customer_id)?;
         if w.record.version == 0 {
-            offer_to_sample(&mut self.sample, &mut b.undo, &e.customer_id);
+            let sampled = (&mut self.sample, &mut self.cohorts);
+            offer_to_sample(sampled, &mut b.undo, &e.customer_id);
         }
         let prev = Prev::of(&w.record);
 
@@ -656,8 +657,18 @@ pub(super) fn future_event(ts: i64, limit: i64, config: &Config) -> Error {
 
 /// Offers a customer whose first record this batch creates to the segment sample, logging
 /// what changed (to be written with the batch, or reverted if its commit fails).
-pub(super) fn offer_to_sample(sample: &mut Sample, undo: &mut Vec<Undo>, customer: &str) {
-    undo.extend(sample.offer(customer).into_iter().map(Undo::Sample));
+pub(super) fn offer_to_sample(
+    (sample, cohorts): (&mut Sample, &mut Cohorts),
+    undo: &mut Vec<Undo>,
+    customer: &str,
+) {
+    for change in sample.offer(customer) {
+        // A member evicted by a smaller hash leaves the refits at once.
+        if let sample::Change::Removed((_, evicted)) = &change {
+            undo.extend(cohorts.forget_one(evicted).into_iter().map(Undo::Cohort));
+        }
+        undo.push(Undo::Sample(change));
+    }
 }
 
 /// Feeds a raw vector to the scaler; returns its segment and its standardised vector.

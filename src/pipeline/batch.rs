@@ -160,9 +160,6 @@ pub(crate) struct BatchState {
     /// Training examples of the erased customers the batch drops before any model learned
     /// them: open examples, held positives, refit rows of theirs.
     pub(super) examples_dropped: usize,
-    /// Sampled customers whose refit row the batch took at a block boundary, with their
-    /// record's version then: unchanged since, they need no row for the next boundary.
-    pub(super) boundary_rows: HashMap<String, u64>,
 }
 
 /// A record's model outcome before a write: its contribution to the segment statistics.

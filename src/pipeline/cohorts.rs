@@ -26,9 +26,13 @@
 //!   the same block wrote: the last batch of the block leaves the state at its end, however
 //!   the events were batched;
 //! - at a boundary, before the event that enters the block is applied, the state of each
-//!   sampled customer the unwritten batch has changed is their row for that boundary (the end
-//!   of the block just left): the batch may straddle the boundary.
+//!   sampled customer the unwritten batch has changed is their row for the end of the block
+//!   just left (the watermark may jump several): the batch may straddle the boundary.
 //!
+//! A row is taken only of a customer who consents to profiling, and only when their state
+//! differs from their latest row's, so the rows are the same however the events were batched
+//! (`tests/expiry_queue.rs` checks it). A member evicted from the sample loses their rows as
+//! the eviction happens.
 //! So a row is written only for a customer who changed, once per block and batch that changed
 //! them (about 240 bytes), and rows older than the one in force at the next refit's `c` are
 //! dropped ([`Cohorts::prune`]). The previous release took the whole sample (8,192 customers,
@@ -111,6 +115,20 @@ fn features_into(layout: &FeatureLayout, row: &SampledRow, at_ms: i64, out: &mut
     }
 }
 
+/// Whether two rows hold the same state: every field but the time-dependent features.
+fn same_state(layout: &FeatureLayout, a: &SampledRow, b: &SampledRow) -> bool {
+    a.target_count == b.target_count
+        && a.event_count == b.event_count
+        && a.profiling == b.profiling
+        && a.temporal == b.temporal
+        && a.features.len() == b.features.len()
+        && a.features
+            .iter()
+            .zip(&b.features)
+            .enumerate()
+            .all(|(i, (x, y))| layout.time_dependence(i).is_some() || x.to_bits() == y.to_bits())
+}
+
 /// Whether a row's customer consents to profiling, with the store's `defaults`.
 pub(crate) fn consents(row: &SampledRow, defaults: Consent) -> bool {
     row.profiling.unwrap_or(defaults.profiling)
@@ -154,19 +172,40 @@ impl Cohorts {
         list.get(i).filter(|(t, _)| *t == at_ms).map(|(_, r)| r)
     }
 
+    /// [`Cohorts::put`] unless `row` holds the same state as the customer's latest row (the
+    /// time-dependent features aside, which only say when each was taken).
+    pub(crate) fn put_changed(
+        &mut self,
+        layout: &FeatureLayout,
+        customer: &str,
+        at_ms: i64,
+        row: SampledRow,
+    ) -> Option<Change> {
+        let same = self
+            .rows
+            .get(customer)
+            .and_then(VecDeque::back)
+            .is_some_and(|(_, last)| same_state(layout, last, &row));
+        (!same).then(|| self.put(customer, at_ms, row))
+    }
+
     /// Sets `customer`'s row for the block ending at `at_ms` (see the module docs), replacing
-    /// the one they have for it. `at_ms` is at or after their latest row's time.
+    /// the one they have for it.
     pub(crate) fn put(&mut self, customer: &str, at_ms: i64, row: SampledRow) -> Change {
         let list = match self.rows.get_mut(customer) {
             Some(list) => list,
             None => self.rows.entry(customer.to_string()).or_default(),
         };
-        let before = match list.back() {
-            Some((t, _)) if *t == at_ms => list.pop_back().map(|(_, r)| r),
-            _ => None,
+        // Their latest row's time or later, always but for damaged stored rows: kept in order
+        // all the same.
+        let i = list.partition_point(|(t, _)| *t < at_ms);
+        let before = match list.get_mut(i) {
+            Some((t, old)) if *t == at_ms => Some(std::mem::replace(old, row)),
+            _ => {
+                list.insert(i, (at_ms, row));
+                None
+            }
         };
-        debug_assert!(list.back().is_none_or(|(t, _)| *t < at_ms));
-        list.push_back((at_ms, row));
         Change {
             customer: customer.to_string(),
             at_ms,

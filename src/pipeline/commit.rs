@@ -11,22 +11,8 @@ use crate::storage::{keys, Store};
 
 impl Engine {
     /// The refit rows the batch writes (see [`cohorts`]): each sampled customer whose record it
-    /// changed, their row for the end of the block the watermark is in; a customer evicted
-    /// from the sample loses theirs.
+    /// changed, their row for the end of the block the watermark is in.
     fn take_written_rows(&mut self, b: &mut BatchState) {
-        let evicted: Vec<String> = b
-            .undo
-            .iter()
-            .filter_map(|u| match u {
-                Undo::Sample(sample::Change::Removed(m)) => Some(m.1.clone()),
-                _ => None,
-            })
-            .filter(|id| !self.sample.contains(id))
-            .collect();
-        for id in &evicted {
-            let changes = self.cohorts.forget_one(id);
-            b.undo.extend(changes.into_iter().map(Undo::Cohort));
-        }
         let block = cohorts::block_ms(self.horizon_ms);
         let block_end = (self.model.watermark_ms.div_euclid(block))
             .saturating_add(1)

@@ -220,9 +220,14 @@ impl Engine {
         }
         let block = cohorts::block_ms(h);
         if before.div_euclid(block) != ts.div_euclid(block) {
-            let boundary = ts.div_euclid(block).saturating_mul(block);
-            self.take_rows(b, boundary);
-            self.refit(b, boundary);
+            // The customers the batch changed so far, as of the end of the block left (the
+            // watermark may jump several), then the refit at the boundary it lands on.
+            let left = before
+                .div_euclid(block)
+                .saturating_add(1)
+                .saturating_mul(block);
+            self.take_rows(b, left);
+            self.refit(b, ts.div_euclid(block).saturating_mul(block));
         }
         self.fire_on_watermark(store, b, detected.as_ref(), ts);
     }
@@ -274,26 +279,30 @@ impl Engine {
     }
 
     /// Takes the refit rows for the time `at_ms` (a block's end, see [`super::cohorts`]) of
-    /// the sampled customers the batch has changed, except those whose row it took at an
-    /// earlier boundary and who have not changed since (that row stands): at a boundary inside
-    /// the batch (the batch may straddle one), and when the batch is written.
+    /// the sampled customers the batch has changed and who consent to profiling, when their
+    /// state differs from their latest row's: at a boundary inside the batch (the batch may
+    /// straddle one), and when the batch is written. A row is written only for a change of
+    /// state, so the rows do not depend on how the events were batched.
     pub(super) fn take_rows(&mut self, b: &mut BatchState, at_ms: i64) {
         let target = self.config.target_kind.index();
+        let defaults = self.config.consent_defaults;
         let mut changed: Vec<&String> = b
             .records
             .iter()
             .filter(|(id, w)| {
-                let unchanged = b.boundary_rows.get(*id) == Some(&w.record.version);
-                w.dirty && !unchanged && self.sample.contains(id)
+                w.dirty
+                    && Consent::of(&w.record.state, defaults).profiling
+                    && self.sample.contains(id)
             })
             .map(|(id, _)| id)
             .collect();
         changed.sort_unstable();
         for id in changed {
-            let record = &b.records[id].record;
-            let row = cohorts::row_of(&self.layout, &record.state, target, at_ms);
-            b.undo.push(Undo::Cohort(self.cohorts.put(id, at_ms, row)));
-            b.boundary_rows.insert(id.clone(), record.version);
+            let state = &b.records[id].record.state;
+            let row = cohorts::row_of(&self.layout, state, target, at_ms);
+            if let Some(change) = self.cohorts.put_changed(&self.layout, id, at_ms, row) {
+                b.undo.push(Undo::Cohort(change));
+            }
         }
     }
 

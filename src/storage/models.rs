@@ -99,6 +99,19 @@ impl Store {
         Ok(n)
     }
 
+    /// Removes these keys, in one batch (at open).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub(crate) fn remove_keys(&self, keys: &[Vec<u8>]) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for k in keys {
+            batch.remove(k.as_slice());
+        }
+        self.db.apply_batch(batch)?;
+        Ok(())
+    }
+
     /// Stores refit rows (at open, for a store that has none yet).
     ///
     /// # Errors

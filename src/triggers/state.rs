@@ -126,13 +126,15 @@ impl TriggerState {
         for f in firings {
             c.held += 1;
             c.newest_ms = c.newest_ms.max(f.time_ms);
-            // As `prune` forgets: a cooldown's firing once its time plus the cooldown plus
-            // `LATE_DAYS` has passed, a day's count `LATE_DAYS` after the day.
+            // As `prune` forgets: a cooldown's firing once its time plus the cooldown is before
+            // the oldest day a late event may still come on (`LATE_DAYS` before the
+            // watermark's), a day's count `LATE_DAYS` after the day.
             let cooldown = self.cooldown_ms(&f.trigger).unwrap_or(0);
-            let mut needed = f
-                .time_ms
-                .saturating_add(cooldown)
-                .saturating_add(LATE_DAYS * DAY_MS);
+            let ends = f.time_ms.saturating_add(cooldown);
+            let first_day_after = ends.saturating_add(DAY_MS - 1).div_euclid(DAY_MS);
+            let mut needed = first_day_after
+                .saturating_add(LATE_DAYS)
+                .saturating_mul(DAY_MS);
             if self.daily_cap > 0 {
                 let day = f.time_ms.div_euclid(DAY_MS);
                 needed = needed.max(day.saturating_add(LATE_DAYS + 1).saturating_mul(DAY_MS));
@@ -529,12 +531,14 @@ impl TriggerState {
             .chain(&self.from_runtime)
             .map(|t| (t.name.as_str(), t.cooldown_ms()))
             .collect();
+        // The oldest day an event may come on and still be checked (see `too_late`).
+        let oldest = day.saturating_sub(LATE_DAYS);
+        let from_ms = oldest.saturating_mul(DAY_MS);
         self.last.retain(|(trigger, _), t| {
             cooldowns
                 .get(trigger.as_str())
-                .is_some_and(|c| t.saturating_add(*c).saturating_add(LATE_DAYS * DAY_MS) > now_ms)
+                .is_some_and(|c| t.saturating_add(*c) > from_ms)
         });
-        let oldest = day.saturating_sub(LATE_DAYS);
         self.today.retain(|_, days| {
             days.retain(|(d, _)| *d >= oldest);
             !days.is_empty()

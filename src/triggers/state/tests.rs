@@ -340,3 +340,25 @@ fn a_late_event_meets_the_daily_cap_of_its_own_day() {
     let (f, _) = s.evaluate("c", 3 * DAY_MS, cross, &[], &none());
     assert_eq!(f.len(), 1, "day 3 had none");
 }
+
+#[test]
+fn a_cooldown_holds_for_an_event_as_late_as_the_state_remembers() {
+    let mut s = state(&["big SPEND_ABOVE 10 COOLDOWN 1"], 0);
+    let cross = (obs(0, 0.1, 0.0, 0), obs(0, 0.1, 20.0, 1));
+    let (f, _) = s.evaluate("c", DAY_MS / 2, cross, &[], &none());
+    s.committed(&f, &[], 0, &[]);
+    // The watermark's first move into day 8 is at 13:00, past the firing's time plus its
+    // cooldown plus seven days; an event of day 1 is still within the seven days.
+    s.prune(8 * DAY_MS + 13 * 3_600_000);
+    let (f, sup) = s.evaluate("c", DAY_MS + 6 * 3_600_000, cross, &[], &none());
+    assert!(f.is_empty(), "18 hours after the firing: cooling down");
+    assert_eq!(sup, ["big"]);
+    // Its outbox key is kept as long: a reopen rebuilds the same state.
+    let mut r = state(&["big SPEND_ABOVE 10 COOLDOWN 1"], 0);
+    let (mut f, _) = r.evaluate("c", DAY_MS / 2, cross, &[], &none());
+    f[0].fired.id = 1;
+    r.committed(&f, &[], 0, &[]);
+    r.retention = 0;
+    assert!(r.to_trim(1, 9 * DAY_MS - 1).is_empty());
+    assert_eq!(r.to_trim(1, 9 * DAY_MS), [1]);
+}
