@@ -63,12 +63,8 @@ fn recover_rows(
     sample: &pipeline::sample::Sample,
     watermark_ms: i64,
 ) -> Result<pipeline::cohorts::Cohorts> {
-    use pipeline::cohorts::{block_ms, row_of, Cohorts};
-    let block = block_ms(config.horizon_ms());
-    let until = watermark_ms
-        .div_euclid(block)
-        .saturating_add(1)
-        .saturating_mul(block);
+    use pipeline::cohorts::{row_of, Cohorts};
+    let until = crate::storage::refit_block_end(watermark_ms, config.horizon_ms());
     let (kept, stale): (Vec<_>, Vec<_>) = store
         .sampled_rows()?
         .into_iter()

@@ -32,10 +32,9 @@
 //! A row is taken only of a customer who consents to profiling, and only when their state
 //! differs from their latest row's, so the rows are the same however the events were batched
 //! (`tests/expiry_queue.rs` checks it). A member evicted from the sample loses their rows as
-//! the eviction happens.
-//! So a row is written only for a customer who changed, once per block and batch that changed
-//! them (about 240 bytes), and rows older than the one in force at the next refit's `c` are
-//! dropped ([`Cohorts::prune`]). The previous release took the whole sample (8,192 customers,
+//! the eviction happens. So a row (about 240 bytes) is written only for a customer who
+//! changed, and rows older than the one in force at the next refit's `c` are dropped
+//! ([`Cohorts::prune`]). The previous release took the whole sample (8,192 customers,
 //! 2 MB, read from their records) every quarter horizon; that cost is what kept refits
 //! rare, and the quarter horizon of staleness cost calibration (`docs/model.md`).
 //!
@@ -154,13 +153,7 @@ impl Cohorts {
     pub(crate) fn new(stored: impl IntoIterator<Item = SampledRowAt>) -> Cohorts {
         let mut c = Cohorts::default();
         for (at, customer, row) in stored {
-            let list = c.rows.entry(customer).or_default();
-            let i = list.partition_point(|(t, _)| *t < at);
-            if list.get(i).is_some_and(|(t, _)| *t == at) {
-                list[i].1 = row;
-            } else {
-                list.insert(i, (at, row));
-            }
+            c.put(&customer, at, row);
         }
         c
     }

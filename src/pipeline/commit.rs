@@ -4,22 +4,11 @@
 
 use super::apply::*;
 use super::batch::*;
-use super::cohorts;
 use super::held;
 use super::sample::{self};
 use crate::storage::{keys, Store};
 
 impl Engine {
-    /// The refit rows the batch writes (see [`cohorts`]): each sampled customer whose record it
-    /// changed, their row for the end of the block the watermark is in.
-    fn take_written_rows(&mut self, b: &mut BatchState) {
-        let block = cohorts::block_ms(self.horizon_ms);
-        let block_end = (self.model.watermark_ms.div_euclid(block))
-            .saturating_add(1)
-            .saturating_mul(block);
-        self.take_rows(b, block_end);
-    }
-
     /// Adds the batch's writes to `batch`: dirty profiles, membership changes, the model state.
     /// Returns the number of keys written (inserted or removed) and the bytes inserted.
     pub(crate) fn write_into(&mut self, b: &mut BatchState, batch: &mut sled::Batch) -> (u64, u64) {
@@ -38,7 +27,10 @@ impl Engine {
             self.recent.remove(id);
             removed += 1;
         }
-        self.take_written_rows(b);
+        // The refit rows (`cohorts.rs`) of the sampled customers the batch changed, for the
+        // end of the block the watermark is in.
+        let block_end = crate::storage::refit_block_end(self.model.watermark_ms, self.horizon_ms);
+        self.take_rows(b, block_end);
         for (id, w) in &b.records {
             if w.dirty {
                 let value = sled::IVec::from(w.record.encode());

@@ -222,11 +222,7 @@ impl Engine {
         if before.div_euclid(block) != ts.div_euclid(block) {
             // The customers the batch changed so far, as of the end of the block left (the
             // watermark may jump several), then the refit at the boundary it lands on.
-            let left = before
-                .div_euclid(block)
-                .saturating_add(1)
-                .saturating_mul(block);
-            self.take_rows(b, left);
+            self.take_rows(b, crate::storage::refit_block_end(before, h));
             self.refit(b, ts.div_euclid(block).saturating_mul(block));
         }
         self.fire_on_watermark(store, b, detected.as_ref(), ts);

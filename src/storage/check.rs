@@ -199,12 +199,8 @@ pub fn check_store(path: &Path) -> Result<CheckReport> {
     let layout = FeatureLayout::new(params);
     check_held(&db, layout.dim(), model.map(|m| m.1), &mut report)?;
     // A refit row is for the end of the block its batch's watermark was in.
-    let block = super::refit_block_ms((fp.horizon_days * 86_400_000.0) as i64);
-    let rows_until = model.map(|m| {
-        m.1.div_euclid(block)
-            .saturating_add(1)
-            .saturating_mul(block)
-    });
+    let horizon_ms = (fp.horizon_days * crate::features::DAY_MS) as i64;
+    let rows_until = model.map(|m| super::refit_block_end(m.1, horizon_ms));
     check_cohorts(&db, layout.dim(), rows_until, &mut report)?;
     check_unknown(&db, &mut report)?;
     // Nothing was written; this waits for sled's background I/O threads (started by its own

@@ -114,9 +114,15 @@ pub const HELD: u8 = b'H';
 /// Key of the positive example of `customer_id` held until `deadline_ms`. The deadline is
 /// stored with its sign bit flipped, so that keys sort by deadline.
 pub fn held(deadline_ms: i64, customer_id: &str) -> Vec<u8> {
+    time_and_id(HELD, deadline_ms, customer_id)
+}
+
+/// `prefix` ‖ `t_ms` with its sign bit flipped (so keys sort by time) ‖ `customer_id`: the
+/// layout of `H` and `R` keys.
+fn time_and_id(prefix: u8, t_ms: i64, customer_id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(9 + customer_id.len());
-    k.push(HELD);
-    k.extend_from_slice(&((deadline_ms as u64) ^ (1 << 63)).to_be_bytes());
+    k.push(prefix);
+    k.extend_from_slice(&((t_ms as u64) ^ (1 << 63)).to_be_bytes());
     k.extend_from_slice(customer_id.as_bytes());
     k
 }
@@ -143,11 +149,7 @@ pub const SAMPLED_ROW: u8 = b'R';
 /// Key of `customer_id`'s refit row as of `at_ms` (the time with its sign bit flipped, so that
 /// keys sort by time).
 pub fn sampled_row(at_ms: i64, customer_id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(9 + customer_id.len());
-    k.push(SAMPLED_ROW);
-    k.extend_from_slice(&((at_ms as u64) ^ (1 << 63)).to_be_bytes());
-    k.extend_from_slice(customer_id.as_bytes());
-    k
+    time_and_id(SAMPLED_ROW, at_ms, customer_id)
 }
 
 /// The time and customer id of a refit-row key.

@@ -185,6 +185,16 @@ pub fn refit_block_ms(horizon_ms: i64) -> i64 {
     (horizon_ms / REFIT_BLOCKS_PER_HORIZON).max(1)
 }
 
+/// The end of the refit block `at_ms` is in (blocks of [`refit_block_ms`], from the epoch):
+/// the time of a refit row taken then.
+pub fn refit_block_end(at_ms: i64, horizon_ms: i64) -> i64 {
+    let block = refit_block_ms(horizon_ms);
+    at_ms
+        .div_euclid(block)
+        .saturating_add(1)
+        .saturating_mul(block)
+}
+
 impl Store {
     /// Opens or creates the store described by `config`, checking the format version and the
     /// settings fixed at creation.
