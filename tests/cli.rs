@@ -756,3 +756,26 @@ fn compression_is_warned_about_only_when_the_user_set_a_level_that_differs() -> 
     assert_eq!((code, stderr.as_str()), (Some(0), ""));
     Ok(())
 }
+
+/// `persona model --advance TIME`: the watermark moves to TIME (unix ms or RFC 3339) with no
+/// event; an earlier time changes nothing; a time that is not one is a usage error.
+#[test]
+fn model_advance_moves_the_watermark_without_an_event() -> Result {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("store");
+    let file = dir.path().join("events.csv");
+    std::fs::write(&file, format!("{HEADER}e1,c1,{T0},purchase,5,\n"))?;
+    json(&data, &["import", file.to_str().ok_or("path")?])?;
+    let later = T0 + 3 * 86_400_000;
+    let moved = json(&data, &["model", "--advance", &later.to_string()])?;
+    assert_eq!(moved["watermark_ms"], later);
+    let version = moved["version"].as_u64().ok_or("version")?;
+    let same = json(&data, &["model", "--advance", "2026-01-01T00:00:00Z"])?;
+    assert_eq!(same["watermark_ms"], later);
+    assert_eq!(same["version"], version);
+    assert_eq!(json(&data, &["model"])?["watermark_ms"], later);
+    let (code, _, stderr) = outcome(&data, &["model", "--advance", "tomorrow"])?;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--advance"), "{stderr}");
+    Ok(())
+}

@@ -1,4 +1,4 @@
-//! `persona model [--versions | --snapshot | --rollback V]` and `persona resegment`.
+//! `persona model [--versions | --snapshot | --rollback V | --advance TIME]` and `persona resegment`.
 
 use super::{format_ms, print_json};
 use crate::Db;
@@ -15,9 +15,18 @@ pub struct ModelArgs {
     /// Roll the learned parameters back to snapshot V (then run `persona resegment`).
     #[arg(long, value_name = "V")]
     rollback: Option<u64>,
+    /// Say that every event up to TIME (unix ms or RFC 3339) is in: the watermark moves there
+    /// as with an event at that time (the daily refit runs, INACTIVE_DAYS silences fire).
+    #[arg(long, value_name = "TIME", value_parser = parse_time,
+          conflicts_with_all = ["versions", "snapshot", "rollback"])]
+    advance: Option<i64>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
+}
+
+fn parse_time(s: &str) -> std::result::Result<i64, String> {
+    crate::event::parse::parse_timestamp(s).map_err(|e| e.to_string())
 }
 
 pub fn model(db: &Db, a: &ModelArgs) -> Result<()> {
@@ -57,6 +66,20 @@ pub fn model(db: &Db, a: &ModelArgs) -> Result<()> {
         println!("learned parameters restored from snapshot {v}; model version is now {now}");
         println!(
             "run `persona resegment` so stored segment assignments follow the restored centroids"
+        );
+        return Ok(());
+    }
+    if let Some(to) = a.advance {
+        let version = db.advance_watermark(to)?;
+        let watermark = db.model_info().watermark_ms;
+        if a.json {
+            return print_json(
+                &serde_json::json!({ "version": version, "watermark_ms": watermark }),
+            );
+        }
+        println!(
+            "watermark {}; model version {version}",
+            format_ms(watermark)
         );
         return Ok(());
     }

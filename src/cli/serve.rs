@@ -32,6 +32,12 @@ pub struct Args {
     /// and change every profile. Config file: `[server] unsafe_allow_no_password = true`.
     #[arg(long)]
     unsafe_allow_no_password: bool,
+    /// Move the store's watermark to the wall clock every SECS seconds (0: never, the default),
+    /// so that a quiet store refits daily and fires INACTIVE_DAYS triggers on time. Only for a
+    /// store fed live: events dated before the clock then arrive late. Config file: `[server]
+    /// follow_clock_secs`.
+    #[arg(long, value_name = "SECS")]
+    follow_clock: Option<u64>,
 }
 
 /// The password is never printed, not even in debug output.
@@ -46,6 +52,7 @@ impl std::fmt::Debug for Args {
             .field("max_clients", &self.max_clients)
             .field("timeout", &self.timeout)
             .field("unsafe_allow_no_password", &self.unsafe_allow_no_password)
+            .field("follow_clock", &self.follow_clock)
             .finish()
     }
 }
@@ -69,6 +76,10 @@ pub fn server_config(args: &Args, file: Option<&PathBuf>) -> Result<ServerConfig
         config.idle_timeout = (secs > 0).then(|| Duration::from_secs(secs));
     }
     config.unsafe_allow_no_password |= args.unsafe_allow_no_password;
+    if let Some(secs) = args.follow_clock {
+        config.follow_clock = crate::server::follow_clock(secs)
+            .map_err(|e| anyhow::anyhow!("--follow-clock: {e}"))?;
+    }
     Ok(config)
 }
 

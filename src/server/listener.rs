@@ -241,6 +241,18 @@ impl Server {
                 None
             }
         };
+        let clock = state.config.follow_clock.and_then(|every| {
+            let state = state.clone();
+            std::thread::Builder::new()
+                .name("persona-clock".into())
+                .spawn(move || follow_clock(&state, every))
+                .map_err(|e| {
+                    tracing::error!(
+                        "cannot start the clock thread ({e}); the watermark follows the events only"
+                    )
+                })
+                .ok()
+        });
         let mut failures = 0u32;
         while !state.shutdown.is_shutdown() {
             match listener.accept() {
@@ -265,7 +277,34 @@ impl Server {
         if let Some(p) = publisher {
             let _ = p.join();
         }
+        if let Some(c) = clock {
+            let _ = c.join();
+        }
         state.db.close()
+    }
+}
+
+/// [`ServerConfig::follow_clock`]: every `every`, moves the watermark to the wall clock, until
+/// shutdown. A refusal (a store whose watermark is far ahead of this machine's clock) is logged
+/// once, not at every tick.
+fn follow_clock(state: &ServerState, every: Duration) {
+    let step = Duration::from_millis(50).min(every);
+    let mut last = Instant::now();
+    let mut refused = false;
+    while !state.shutdown.is_shutdown() {
+        std::thread::sleep(step);
+        if last.elapsed() < every {
+            continue;
+        }
+        last = Instant::now();
+        match state.db.advance_watermark(crate::event::wall_clock_ms()) {
+            Ok(_) => refused = false,
+            Err(e) if !refused => {
+                refused = true;
+                tracing::warn!("follow_clock: cannot move the watermark to the wall clock: {e}");
+            }
+            Err(_) => {}
+        }
     }
 }
 

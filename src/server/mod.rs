@@ -19,7 +19,7 @@
 //! its sockets is readable or writable, or when the store acknowledges a write one of its
 //! connections submitted, and then does all it can for that connection without blocking.
 //! Commands that wait (the synchronous writes `PROFILE.SET`, `PROFILE.DEL`, `FEEDBACK`,
-//! `MODEL.SNAPSHOT`, `MODEL.ROLLBACK`; the scans `SIMILAR`, `PROFILE.EXPORT`,
+//! `MODEL.SNAPSHOT`, `MODEL.ROLLBACK`, `MODEL.ADVANCE`; the scans `SIMILAR`, `PROFILE.EXPORT`,
 //! `SEGMENT.MEMBERS`, `DBSIZE`, `INFO`; and `EXEC`) run on a thread of their own, so that they
 //! never hold up the other connections of their loop; their connection reads nothing more
 //! until they answer.
@@ -163,6 +163,11 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Longest single command, all its arguments together, in bytes. Default 8 MiB.
     pub max_request_len: usize,
+    /// Moves the store's watermark to the wall clock this often (`Db::advance_watermark`), so
+    /// that a quiet store still refits daily and fires `INACTIVE_DAYS` triggers on time instead
+    /// of at its next event. Default `None`: the watermark moves with the events only (it must,
+    /// for a store fed with past events, which would all arrive late otherwise).
+    pub follow_clock: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -178,6 +183,7 @@ impl Default for ServerConfig {
                 ..Limits::default()
             },
             max_request_len: 8 << 20,
+            follow_clock: None,
         }
     }
 }
@@ -196,6 +202,7 @@ impl Default for ServerConfig {
 /// max_array_len = 4096
 /// max_inline_len = 65536
 /// max_request_len = 8388608
+/// follow_clock_secs = 60
 /// ```
 #[derive(Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -209,6 +216,7 @@ struct ServerFile {
     max_array_len: Option<usize>,
     max_inline_len: Option<usize>,
     max_request_len: Option<usize>,
+    follow_clock_secs: Option<u64>,
 }
 
 /// The whole configuration file as the server reads it: only the `[server]` table matters here
@@ -299,6 +307,10 @@ impl ServerConfig {
         if let Some(n) = positive("max_request_len", f.max_request_len)? {
             c.max_request_len = n;
         }
+        if let Some(secs) = f.follow_clock_secs {
+            c.follow_clock = follow_clock(secs)
+                .map_err(|e| Error::Config(format!("[server] follow_clock_secs: {e}")))?;
+        }
         Ok(c)
     }
 
@@ -316,6 +328,21 @@ impl ServerConfig {
     }
 }
 
+/// The interval of [`ServerConfig::follow_clock`] for `follow_clock_secs = secs`: 0 turns it
+/// off; at most a day.
+///
+/// # Errors
+/// What is allowed, for more than a day (86,400 seconds).
+pub(crate) fn follow_clock(secs: u64) -> std::result::Result<Option<Duration>, String> {
+    match secs {
+        0 => Ok(None),
+        1..=86_400 => Ok(Some(Duration::from_secs(secs))),
+        _ => Err(format!(
+            "must be from 0 (off) to 86400 seconds (a day), got {secs}"
+        )),
+    }
+}
+
 /// The password is never printed.
 impl fmt::Debug for ServerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -330,6 +357,7 @@ impl fmt::Debug for ServerConfig {
             .field("idle_timeout", &self.idle_timeout)
             .field("limits", &self.limits)
             .field("max_request_len", &self.max_request_len)
+            .field("follow_clock", &self.follow_clock)
             .finish()
     }
 }

@@ -469,3 +469,101 @@ fn redis_py_pubsub_receives_exactly_the_firings_of_a_generated_stream() -> TestR
     );
     Ok(())
 }
+
+/// `MODEL.ADVANCE`: a silence fires when the client says the time has come, without another
+/// event; a time already passed changes nothing; bad times are refused, naming the argument.
+#[test]
+fn a_silence_fires_when_the_watermark_is_advanced_without_an_event() -> TestResult {
+    const DAY: i64 = 86_400_000;
+    let server = start()?;
+    let mut con = server.client()?;
+    redis::cmd("TRIGGER.ADD")
+        .arg(&["quiet", "WHEN", "INACTIVE_DAYS", "20"])
+        .query::<String>(&mut con)?;
+    purchase(&mut con, "c1", T0, 10.0)?;
+    assert!(read_outbox(&mut con)?.iter().all(|f| f.1 != "quiet"));
+
+    let reply: std::collections::HashMap<String, i64> = redis::cmd("MODEL.ADVANCE")
+        .arg(T0 + 21 * DAY)
+        .query(&mut con)?;
+    assert_eq!(reply["watermark_ms"], T0 + 21 * DAY);
+    let outbox = read_outbox(&mut con)?;
+    assert_eq!(outbox.iter().filter(|f| f.1 == "quiet").count(), 1);
+
+    // Earlier than the watermark (here as RFC 3339): nothing to do, the same version.
+    let again: std::collections::HashMap<String, i64> = redis::cmd("MODEL.ADVANCE")
+        .arg("2026-01-02T00:00:00Z")
+        .query(&mut con)?;
+    assert_eq!(again, reply);
+
+    for (arg, expect) in [
+        (
+            "soon",
+            "invalid ts 'soon': must be unix milliseconds or an RFC 3339 time",
+        ),
+        ("9999999999999999", "later than"),
+    ] {
+        let e = redis::cmd("MODEL.ADVANCE")
+            .arg(arg)
+            .query::<redis::Value>(&mut con)
+            .expect_err("refused");
+        assert!(e.to_string().contains(expect), "{arg}: {e}");
+    }
+    assert_eq!(read_outbox(&mut con)?, outbox);
+    Ok(())
+}
+
+/// `follow_clock`: a server over a store whose last event is 30 days old moves the watermark to
+/// the wall clock by itself, and the silence fires with no event and no command.
+#[test]
+fn a_server_following_the_clock_fires_a_silence_by_itself() -> TestResult {
+    const DAY: i64 = 86_400_000;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let server = TestServer::start_with(
+        |c: Config| c.segments(4),
+        |s| s.follow_clock = Some(Duration::from_millis(200)),
+    )?;
+    let mut con = server.client()?;
+    redis::cmd("TRIGGER.ADD")
+        .arg(&["quiet", "WHEN", "INACTIVE_DAYS", "20"])
+        .query::<String>(&mut con)?;
+    purchase(&mut con, "c1", now - 30 * DAY, 10.0)?;
+    // Bounded wait for the clock thread (a tick every 200 ms), not a timing assertion.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if read_outbox(&mut con)?.iter().any(|f| f.1 == "quiet") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no silence fired within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let info: std::collections::HashMap<String, redis::Value> =
+        redis::cmd("MODEL.INFO").query(&mut con)?;
+    let redis::Value::Int(watermark) = info["watermark_ms"] else {
+        return Err("watermark_ms is not an integer".into());
+    };
+    assert!(watermark >= now, "{watermark} < {now}");
+    server.stop()?;
+    Ok(())
+}
+
+#[test]
+fn follow_clock_secs_is_bounded_in_the_config_file() {
+    let c = persona::ServerConfig::from_toml_str("[server]\nfollow_clock_secs = 60\n").unwrap();
+    assert_eq!(c.follow_clock, Some(Duration::from_secs(60)));
+    let off = persona::ServerConfig::from_toml_str("[server]\nfollow_clock_secs = 0\n").unwrap();
+    assert_eq!(off.follow_clock, None);
+    let e = persona::ServerConfig::from_toml_str("[server]\nfollow_clock_secs = 90000\n")
+        .map(|_| ())
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        e.contains("follow_clock_secs: must be from 0 (off) to 86400 seconds (a day), got 90000"),
+        "{e}"
+    );
+}

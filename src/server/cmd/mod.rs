@@ -65,6 +65,7 @@ pub(crate) static COMMANDS: &[Spec] = &[
     model::VERSIONS,
     model::SNAPSHOT,
     model::ROLLBACK,
+    model::ADVANCE,
     admin::PING,
     admin::ECHO,
     admin::HELLO,
@@ -407,6 +408,7 @@ pub(crate) enum Command {
     ModelVersions(model::Versions),
     ModelSnapshot(model::Snapshot),
     ModelRollback(model::Rollback),
+    ModelAdvance(model::Advance),
     Ping(admin::Ping),
     Echo(admin::Echo),
     Hello(admin::Hello),
@@ -435,7 +437,7 @@ pub(crate) enum Command {
 impl Command {
     /// Whether the command may start while earlier writes of the connection are still in flight.
     /// Everything else waits for them, so that it observes them — reads, and the synchronous
-    /// writes (`PROFILE.SET`, `PROFILE.DEL`, `FEEDBACK`, `MODEL.SNAPSHOT`, `MODEL.ROLLBACK`), which are thereby
+    /// writes (`PROFILE.SET`, `PROFILE.DEL`, `FEEDBACK`, `MODEL.SNAPSHOT`, `MODEL.ROLLBACK`, `MODEL.ADVANCE`), which are thereby
     /// ordered after the connection's pipelined `EVENT.ADD`s.
     pub(crate) fn stays_in_flight(&self) -> bool {
         matches!(self, Command::EventAdd(_))
@@ -465,6 +467,7 @@ impl Command {
                 | Command::TriggerAck(_)
                 | Command::ModelSnapshot(_)
                 | Command::ModelRollback(_)
+                | Command::ModelAdvance(_)
                 | Command::DbSize
                 | Command::Info(_)
         )
@@ -504,6 +507,7 @@ impl Command {
             Command::ModelVersions(c) => c.apply(ctx).into(),
             Command::ModelSnapshot(c) => c.apply(ctx).into(),
             Command::ModelRollback(c) => c.apply(ctx).into(),
+            Command::ModelAdvance(c) => c.apply(ctx).into(),
             Command::Ping(c) => Reply::Frame(c.apply(ctx)),
             Command::Echo(c) => Reply::Frame(c.apply()),
             Command::Hello(c) => c.apply(ctx).into(),

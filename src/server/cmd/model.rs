@@ -64,6 +64,21 @@ pub(crate) const ROLLBACK: Spec = Spec {
     container: "",
 };
 
+/// `MODEL.ADVANCE`.
+pub(crate) const ADVANCE: Spec = Spec {
+    name: "MODEL.ADVANCE",
+    arity: 2,
+    flags: &["write"],
+    key: 0,
+    group: "model",
+    since: "0.1.0",
+    summary: "Says every event up to a time is in: moves the watermark there (refits, silences).",
+    args: &[ArgDoc::new("ts", ArgKind::UnixTime)],
+    subcommands: &[],
+    parse: |args| Advance::parse(args).map(Command::ModelAdvance),
+    container: "",
+};
+
 /// The model as of the last commit: version, watermark, propensity metrics, segments, and
 /// `warnings` (today: events dated by the server's clock far after the store's data).
 /// Metrics not defined yet (AUC before both classes were seen) are null.
@@ -206,5 +221,50 @@ impl Rollback {
 
     pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Result<Frame, CommandError> {
         Ok(super::int(ctx.server.db.rollback_model(self.version)?))
+    }
+}
+
+/// Says that every event up to `ts` (unix ms, or an RFC 3339 time) has been sent: the
+/// watermark moves there as it would with an event at that time (`Db::advance_watermark`), so
+/// the daily propensity refit runs if a day boundary is passed and `INACTIVE_DAYS` triggers fire
+/// for the silences that came, without waiting for the next event. Replies with the model
+/// version and the watermark; a `ts` at or before the watermark changes nothing.
+///
+/// # Format
+///
+/// ```text
+/// MODEL.ADVANCE ts
+///
+/// *2\r\n$13\r\nMODEL.ADVANCE\r\n$13\r\n1767312000000\r\n
+/// -> %2\r\n$7\r\nversion\r\n:16\r\n$12\r\nwatermark_ms\r\n:1767312000000\r\n
+/// error: -ERR invalid ts 'soon': must be unix milliseconds or an RFC 3339 time
+/// error: -ERR invalid argument time: ... is later than ..., the latest time an event is accepted at now ...
+/// ```
+#[derive(Debug)]
+pub(crate) struct Advance {
+    to_ms: i64,
+}
+
+impl Advance {
+    fn parse(args: &mut Args) -> Result<Advance, CommandError> {
+        let raw = args.required()?;
+        let to_ms = std::str::from_utf8(&raw)
+            .ok()
+            .and_then(|text| crate::event::parse_timestamp(text).ok())
+            .ok_or_else(|| CommandError::Invalid {
+                name: "ts",
+                value: show(&raw),
+                allowed: "must be unix milliseconds or an RFC 3339 time".into(),
+            })?;
+        Ok(Advance { to_ms })
+    }
+
+    pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Result<Frame, CommandError> {
+        let db = &ctx.server.db;
+        let version = db.advance_watermark(self.to_ms)?;
+        Ok(Frame::map_from([
+            ("version", super::int(version)),
+            ("watermark_ms", Frame::Integer(db.model_info().watermark_ms)),
+        ]))
     }
 }
