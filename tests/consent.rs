@@ -455,6 +455,9 @@ fn a_customer_without_consent_has_no_refit_row_even_after_a_reopen() -> Result<(
         for c in ["a", "b"] {
             db.ingest(Event::new(c, T0, EventKind::Purchase).with_value(5.0))?;
         }
+        // A row is written when its block (a day) closes.
+        assert_eq!(rows_of(&db, "b")?, 0, "the day is still open");
+        db.advance_watermark(T0 + DAY)?;
         assert_eq!(rows_of(&db, "b")?, 1, "sampled, with a row");
         db.set_attributes("b", vec![("consent.profiling".into(), text("no"))])?;
         assert_eq!(rows_of(&db, "b")?, 0, "withdrawn: their rows go");

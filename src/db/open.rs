@@ -51,11 +51,14 @@ pub(super) fn recover_queue(
     })
 }
 
-/// The sampled customers' refit rows as stored, but those of customers no longer in the
-/// sample and those for a time after the end of the watermark's block (only from damaged
-/// bytes; `persona check` reports them), which are removed. A store without any (written by
-/// an older build) gets one row per member who consents to profiling, as of the end of the
-/// watermark's block, from their records, stored at once: the refits resume a horizon later.
+/// The sampled customers' refit rows: those stored (the blocks closed so far), but those of
+/// customers no longer in the sample and those for a time after the end of the watermark's
+/// block (only from damaged bytes; `persona check` reports them), which are removed; then the
+/// rows of the block still open, which are written only when it closes: each member who
+/// consents to profiling and whose record differs from their latest stored row (or who has
+/// none) gets a row for the end of the watermark's block from their record, which is what
+/// their row was before the store was closed. A store written by an older build, without
+/// rows, gets one per such member that way: its refits resume a horizon later.
 fn recover_rows(
     store: &Store,
     config: &Config,
@@ -80,30 +83,28 @@ fn recover_rows(
             keys.len()
         );
     }
-    if !kept.is_empty() || watermark_ms <= 0 {
-        return Ok(Cohorts::new(kept));
+    let stored = kept.len();
+    let mut cohorts = Cohorts::new(kept);
+    if watermark_ms <= 0 {
+        return Ok(cohorts);
     }
     let target = config.target_kind.index();
     let defaults = config.consent_defaults;
-    let mut rows = Vec::new();
+    let mut open = 0;
     for (_, id) in sample.members() {
         // A record that does not decode is reported by `persona check`; no row.
         if let Ok(Some(record)) = store.profile_current(id) {
             let consents = crate::features::consent::Consent::of(&record.state, defaults).profiling;
-            if consents && record.state.event_count > 0 {
-                rows.push((
-                    until,
-                    id.clone(),
-                    row_of(layout, &record.state, target, until),
-                ));
+            if consents {
+                let row = row_of(layout, &record.state, target, until);
+                open += usize::from(cohorts.put_changed(layout, id, until, row).is_some());
             }
         }
     }
-    if !rows.is_empty() {
-        store.put_sampled_rows(&rows)?;
-        tracing::info!("took the refit rows of {} sampled customers", rows.len());
+    if stored == 0 && open > 0 {
+        tracing::info!("took the refit rows of {open} sampled customers");
     }
-    Ok(Cohorts::new(rows))
+    Ok(cohorts)
 }
 
 /// The customer sample as stored. A store written before the sample existed (no `K` keys but

@@ -160,6 +160,9 @@ pub(crate) struct BatchState {
     /// Training examples of the erased customers the batch drops before any model learned
     /// them: open examples, held positives, refit rows of theirs.
     pub(super) examples_dropped: usize,
+    /// The ends of the refit blocks the batch closed (the watermark passed them): the rows
+    /// taken for them are written with the batch (`cohorts.rs`, "Persisted").
+    pub(super) rows_closed: Vec<i64>,
 }
 
 /// A record's model outcome before a write: its contribution to the segment statistics.

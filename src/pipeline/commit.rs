@@ -114,9 +114,14 @@ impl Engine {
                 }
                 Undo::Cohort(change) => {
                     // The row as it is after the batch (a later change of the same row in
-                    // this batch writes the same again).
+                    // this batch writes the same again). A row of the block still open is
+                    // written when the block closes, and one of a block this batch closes
+                    // below, with the rest of that block's.
                     let key = keys::sampled_row(change.at_ms, &change.customer);
                     match self.cohorts.get(&change.customer, change.at_ms) {
+                        Some(_)
+                            if change.at_ms >= block_end
+                                || b.rows_closed.contains(&change.at_ms) => {}
                         Some(row) => {
                             insert(batch, key, crate::storage::codec::encode(row).into());
                         }
@@ -127,6 +132,14 @@ impl Engine {
                     }
                 }
                 _ => {}
+            }
+        }
+        // The rows of the blocks the batch closed: each customer's row for the block, as it
+        // stands at its end (`cohorts.rs`, "Persisted").
+        for &closed in &b.rows_closed {
+            for (customer, row) in self.cohorts.rows_at(closed) {
+                let key = keys::sampled_row(closed, customer);
+                insert(batch, key, crate::storage::codec::encode(row).into());
             }
         }
         self.model.version += 1;

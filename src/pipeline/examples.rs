@@ -222,7 +222,9 @@ impl Engine {
         if before.div_euclid(block) != ts.div_euclid(block) {
             // The customers the batch changed so far, as of the end of the block left (the
             // watermark may jump several), then the refit at the boundary it lands on.
-            self.take_rows(b, crate::storage::refit_block_end(before, h));
+            let closed = crate::storage::refit_block_end(before, h);
+            self.take_rows(b, closed);
+            b.rows_closed.push(closed);
             self.refit(b, ts.div_euclid(block).saturating_mul(block));
         }
         self.fire_on_watermark(store, b, detected.as_ref(), ts);

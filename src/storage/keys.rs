@@ -12,7 +12,7 @@
 //! | `Q` | `Qm`; `Qc` + chunk (u32 big-endian); `Qd` + sequence (u64 big-endian) | the persisted expiry queue ([`super::queue`]) |
 //! | `K` | `K` + hash (u64 big-endian) + customer id (UTF-8) | empty: the customer is in the sample the segments are fitted on |
 //! | `H` | `H` + deadline (i64 as order-preserving u64, big-endian) + customer id (UTF-8) | a positive training example held until its deadline: its raw features, `Vec<f32>` in the versioned codec |
-//! | `R` | `R` + time (i64 as order-preserving u64, big-endian) + customer id (UTF-8) | a sampled customer's refit row as of that time ([`crate::storage::SampledRow`]: target and event counts, consent to profiling, the time-dependent state and the raw features), in the versioned codec; the propensity is refitted on these (`src/pipeline/cohorts.rs`) |
+//! | `R` | `R` + time (i64 as order-preserving u64, big-endian) + customer id (UTF-8) | a sampled customer's refit row as of that time ([`crate::storage::SampledRow`]: target and event counts, consent to profiling, the time-dependent state and the raw features), in the versioned codec; the propensity is refitted on these (`src/pipeline/cohorts.rs`); written when the block of that time closes (the open block's rows are rebuilt from the records at open) |
 //! | `C` | `C` + time + chunk (u32 big-endian) | no longer written: whole cohorts of the previous release, removed when such a store is opened |
 //! | `T` | `T` + first firing id (u64 big-endian) | one batch's trigger firings (the outbox, `triggers/`), `Vec<Fired>` |
 //! | `D` | `D` + trigger name | a trigger defined at run time, JSON |

@@ -112,10 +112,11 @@ impl Store {
         Ok(())
     }
 
-    /// Stores refit rows (at open, for a store that has none yet).
+    /// Stores refit rows (tests).
     ///
     /// # Errors
     /// [`Error::Storage`] if sled fails.
+    #[cfg(test)]
     pub(crate) fn put_sampled_rows(&self, rows: &[SampledRowAt]) -> Result<()> {
         let mut batch = sled::Batch::default();
         for (at, customer, row) in rows {
