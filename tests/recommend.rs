@@ -96,6 +96,63 @@ fn recommendations_come_with_reasons_and_respect_the_options() -> Result<()> {
     Ok(())
 }
 
+/// `exclude_purchased` leaves out an item bought long ago that has left the customer's
+/// engagement list (the record's bought set remembers it), and it survives a reopen.
+#[test]
+fn an_item_bought_long_ago_is_not_suggested_as_new_after_it_left_the_list() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let open = || {
+        Config::new(dir.path())
+            .segments(2)
+            .reservoir_size(8)
+            .top_items(2)
+            .durability(Durability::None)
+            .open()
+    };
+    let db = open()?;
+    let day = 86_400_000;
+    // Everyone buys "classic", 300 days ago.
+    for c in 0..10 {
+        let id = format!("c{c}");
+        db.ingest(
+            Event::new(id.as_str(), T0 - 300 * day + c, EventKind::Purchase)
+                .with_value(5.0)
+                .with_item("classic"),
+        )?;
+    }
+    // Now c0 buys three other items: "classic" leaves their list of two.
+    for (k, item) in ["a", "b", "c"].iter().enumerate() {
+        db.ingest(
+            Event::new("c0", T0 + k as i64, EventKind::Purchase)
+                .with_value(5.0)
+                .with_item(*item),
+        )?;
+    }
+    let p = db.profile("c0")?.expect("c0 exists");
+    assert!(p.top_items.iter().all(|e| e.name != "classic"), "{p:?}");
+    let all = db.recommend("c0", 10, RecommendOptions::default())?;
+    assert!(all.iter().any(|s| s.name == "classic"), "popular: {all:?}");
+    let new = db.recommend("c0", 10, RecommendOptions::default().exclude_purchased())?;
+    assert!(new.iter().all(|s| s.name != "classic"), "{new:?}");
+    // Someone who never bought it still gets it as new.
+    let other = db.recommend("c1", 10, RecommendOptions::default().exclude_purchased())?;
+    assert!(
+        other.iter().all(|s| s.name != "classic"),
+        "c1 bought it too: {other:?}"
+    );
+    let stranger = db.recommend("z", 10, RecommendOptions::default().exclude_purchased())?;
+    assert!(stranger.iter().any(|s| s.name == "classic"), "{stranger:?}");
+    db.close()?;
+    drop(db);
+    let db = open()?;
+    let new = db.recommend("c0", 10, RecommendOptions::default().exclude_purchased())?;
+    assert!(
+        new.iter().all(|s| s.name != "classic"),
+        "after a reopen: {new:?}"
+    );
+    Ok(())
+}
+
 /// Deterministic noise: item `k` of customer `c`, one of `n`.
 fn noise(c: i64, k: i64, n: u64) -> u64 {
     let mut x = (c as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)

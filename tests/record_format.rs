@@ -83,19 +83,28 @@ fn records_of_every_earlier_version_read_the_same_and_are_rewritten_at_their_nex
     db.close()?;
     drop(db);
 
-    // Rewrite the records as versions 1, 2, 3 and 4, in turn.
+    // Rewrite the records as versions 1, 2, 3, 4 and 5, in turn.
     raw(dir.path(), |db| {
         for (i, kv) in db.scan_prefix([keys::PROFILE]).enumerate() {
             let (k, v) = kv?;
             let rec = ProfileRecord::decode(&|| "test".into(), &v).expect("decodes");
-            let old = match i % 4 {
+            let old = match i % 5 {
                 0 => rec.encode_v1(),
                 1 => rec.encode_v2(),
                 2 => rec.encode_v3(),
-                _ => rec.encode_v4(),
+                3 => rec.encode_v4(),
+                _ => rec.encode_v5(),
             };
-            assert_eq!(old[0], (i % 4) as u8 + 1);
-            if i % 4 < 3 {
+            assert_eq!(old[0], (i % 5) as u8 + 1);
+            if i % 5 == 4 {
+                // Version 5 keeps the lists; what it knows as bought is their purchases.
+                let back = ProfileRecord::decode(&|| "test".into(), &old).expect("decodes");
+                assert_eq!(back.affinity.items, rec.affinity.items);
+                for e in &rec.affinity.items {
+                    assert_eq!(back.affinity.bought.contains(&e.name), e.purchases > 0);
+                }
+            }
+            if i % 5 < 3 {
                 assert!(
                     old.len() > rec.encode_v4().len(),
                     "version 4 packs version 3"
@@ -137,7 +146,7 @@ fn records_of_every_earlier_version_read_the_same_and_are_rewritten_at_their_nex
         let expected = if id == *first {
             PROFILE_FORMAT_VERSION
         } else {
-            (i % 4) as u8 + 1
+            (i % 5) as u8 + 1
         };
         assert_eq!(v, expected, "{id}");
     }

@@ -7,6 +7,10 @@
 //! list it replaces the least engaged one if it is now more engaged than it (a name seen once
 //! long ago gives way to one seen today), and is left out otherwise.
 //!
+//! Next to the lists, [`Bought`] remembers every item the customer bought (up to
+//! [`BOUGHT_CAP`] of them, as fingerprints), so that a recommendation of items new to the
+//! customer can leave out an item bought long ago that has left the engagement list.
+//!
 //! Unlike [`super::ProfileState`] this is not replayed through the profile's history: it is the
 //! customer's engagement as of their last write, kept in the record next to the current state.
 
@@ -54,6 +58,116 @@ pub struct Affinity {
     pub items: Vec<Engaged>,
     /// Categories, in no particular order.
     pub categories: Vec<Engaged>,
+    /// Every item bought, up to [`BOUGHT_CAP`] (record version 6 and later; built from the
+    /// lists' purchases for an older record).
+    pub bought: Bought,
+}
+
+/// The engagement lists as profile records of version 5 store them: no [`Bought`] set.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AffinityV5 {
+    /// See [`Affinity::anchor_ms`].
+    pub anchor_ms: i64,
+    /// See [`Affinity::items`].
+    pub items: Vec<Engaged>,
+    /// See [`Affinity::categories`].
+    pub categories: Vec<Engaged>,
+}
+
+impl From<AffinityV5> for Affinity {
+    /// The lists, and as bought what they say was bought (all such a record knows).
+    fn from(a: AffinityV5) -> Affinity {
+        let mut bought = Bought::default();
+        for e in a.items.iter().filter(|e| e.purchases > 0) {
+            bought.insert(&e.name);
+        }
+        Affinity {
+            anchor_ms: a.anchor_ms,
+            items: a.items,
+            categories: a.categories,
+            bought,
+        }
+    }
+}
+
+/// Most items a customer's [`Bought`] set holds (2 KiB): past it, further new items are not
+/// remembered as bought (the engagement list still knows its own purchases).
+pub const BOUGHT_CAP: usize = 512;
+
+/// Seed of the items' fingerprints (any fixed value: stored fingerprints depend on it).
+const BOUGHT_SEED: u64 = 0x6275_7965_645f_6974;
+
+/// The items a customer bought, as 32-bit fingerprints of their names (xxh3, stable across
+/// builds and platforms), sorted, packed four bytes each: at most [`BOUGHT_CAP`]. Two names
+/// share a fingerprint with a chance of one in 4.3 billion per pair, so an item wrongly taken
+/// as bought is rare (with 512 remembered, one candidate in 8.4 million).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Bought {
+    /// The fingerprints, ascending, little-endian.
+    packed: Vec<u8>,
+}
+
+impl Bought {
+    fn fingerprint(name: &str) -> u32 {
+        xxhash_rust::xxh3::xxh3_64_with_seed(name.as_bytes(), BOUGHT_SEED) as u32
+    }
+
+    fn at(&self, i: usize) -> u32 {
+        let b = &self.packed[4 * i..4 * i + 4];
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    }
+
+    /// Where `f` is, or would be inserted.
+    fn search(&self, f: u32) -> Result<usize, usize> {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.at(mid).cmp(&f) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Ok(mid),
+            }
+        }
+        Err(lo)
+    }
+
+    /// Whether `item` was bought (or shares its fingerprint with an item that was).
+    pub fn contains(&self, item: &str) -> bool {
+        self.search(Self::fingerprint(item)).is_ok()
+    }
+
+    /// Remembers `item` as bought; false if it already was, or the set is full.
+    pub fn insert(&mut self, item: &str) -> bool {
+        let f = Self::fingerprint(item);
+        match self.search(f) {
+            Ok(_) => false,
+            Err(_) if self.len() >= BOUGHT_CAP => false,
+            Err(i) => {
+                self.packed
+                    .splice(4 * i..4 * i, f.to_le_bytes())
+                    .for_each(drop);
+                true
+            }
+        }
+    }
+
+    /// How many items are remembered.
+    pub fn len(&self) -> usize {
+        self.packed.len() / 4
+    }
+
+    /// Whether no item is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.packed.is_empty()
+    }
+
+    /// Whether decoded bytes are a valid set: whole fingerprints, strictly ascending, at most
+    /// [`BOUGHT_CAP`].
+    pub fn is_consistent(&self) -> bool {
+        self.packed.len() % 4 == 0
+            && self.len() <= BOUGHT_CAP
+            && (1..self.len()).all(|i| self.at(i - 1) < self.at(i))
+    }
 }
 
 impl Affinity {
@@ -88,6 +202,9 @@ impl Affinity {
         let purchase = kind == EventKind::Purchase;
         if let Some(name) = item {
             bump(&mut self.items, name, added, purchase, t_ms, cap);
+            if purchase {
+                self.bought.insert(name);
+            }
         }
         if let Some(name) = category {
             bump(&mut self.categories, name, added, purchase, t_ms, cap);
@@ -108,10 +225,12 @@ impl Affinity {
     /// Checks what a decoded record holds: finite, non-negative weights and names within the
     /// event limits (a damaged record must not reach the queries).
     pub fn is_consistent(&self) -> bool {
-        self.items
-            .iter()
-            .chain(&self.categories)
-            .all(|e| e.weight.is_finite() && e.weight >= 0.0 && !e.name.is_empty())
+        self.bought.is_consistent()
+            && self
+                .items
+                .iter()
+                .chain(&self.categories)
+                .all(|e| e.weight.is_finite() && e.weight >= 0.0 && !e.name.is_empty())
     }
 }
 
@@ -242,6 +361,56 @@ mod tests {
         a.truncate(1);
         assert_eq!(a.items.len(), 1);
         assert_eq!(a.items[0].name, "d", "the most engaged stays");
+    }
+
+    #[test]
+    fn purchases_are_remembered_after_they_leave_the_list_up_to_the_cap() {
+        let mut a = Affinity::default();
+        a.observe(EventKind::Purchase, Some("old"), None, 0, HALF, 2);
+        a.observe(EventKind::View, Some("seen"), None, 0, HALF, 2);
+        // A year of other purchases pushes "old" out of a list of two.
+        for i in 0..20i64 {
+            let name = format!("new-{i}");
+            a.observe(
+                EventKind::Purchase,
+                Some(&name),
+                None,
+                365 * DAY + i,
+                HALF,
+                2,
+            );
+        }
+        assert_eq!(weight(&a.items, "old"), None, "left the list");
+        assert!(a.bought.contains("old") && a.bought.contains("new-7"));
+        assert!(!a.bought.contains("seen"), "viewed, not bought");
+        assert_eq!(a.bought.len(), 21);
+        assert!(a.is_consistent());
+        // Buying again adds nothing; the cap bounds the set.
+        assert!(!a.bought.insert("old"));
+        for i in 0..2 * BOUGHT_CAP {
+            a.bought.insert(&format!("bulk-{i}"));
+        }
+        assert_eq!(a.bought.len(), BOUGHT_CAP);
+        assert!(a.bought.contains("old"), "what was remembered stays");
+        assert!(a.is_consistent());
+        // A version-5 record's lists: their purchases are what is known as bought.
+        let v5 = AffinityV5 {
+            anchor_ms: 0,
+            items: a.items.clone(),
+            categories: Vec::new(),
+        };
+        let from_v5 = Affinity::from(v5);
+        assert!(a.items.iter().all(|e| from_v5.bought.contains(&e.name)));
+        assert_eq!(from_v5.bought.len(), a.items.len());
+    }
+
+    #[test]
+    fn a_damaged_bought_set_is_not_consistent() {
+        let mut a = Affinity::default();
+        a.bought.packed = vec![1, 2, 3];
+        assert!(!a.is_consistent(), "not whole fingerprints");
+        a.bought.packed = [5u32, 5].iter().flat_map(|f| f.to_le_bytes()).collect();
+        assert!(!a.is_consistent(), "not strictly ascending");
     }
 
     #[test]

@@ -81,6 +81,10 @@ pub struct Profile {
     /// The accumulated state the features derive from.
     #[serde(skip)]
     pub(crate) state: ProfileState,
+    /// Every item the customer bought, as far as their record remembers (what
+    /// `exclude_purchased` leaves out). The current profile only.
+    #[serde(skip)]
+    pub(crate) bought: crate::features::affinity::Bought,
 }
 
 impl Profile {
@@ -109,6 +113,7 @@ impl Profile {
         p.top_items = Engagement::ranked(items, record.affinity.anchor_ms, p.as_of_ms, half_life);
         p.top_categories =
             Engagement::ranked(categories, record.affinity.anchor_ms, p.as_of_ms, half_life);
+        p.bought = record.affinity.bought;
         p
     }
 
@@ -157,6 +162,7 @@ impl Profile {
             consent,
             top_items: Vec::new(),
             top_categories: Vec::new(),
+            bought: Default::default(),
             state,
         }
     }

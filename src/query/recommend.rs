@@ -22,10 +22,13 @@
 //! 0.5]`).
 //!
 //! A new or unknown customer gets the popular list. With
-//! [`RecommendOptions::exclude_purchased`] nothing the customer bought among the items of
-//! their engagement list is suggested (the discovery list); the list holds their most engaged
-//! items only (`top_items`, 32 by default), so an item bought long ago that has left it can
-//! come back. Measured on a real item log in `docs/model.md` ("Recommendations").
+//! [`RecommendOptions::exclude_purchased`] nothing the customer bought is suggested (the
+//! discovery list): the purchases of their engagement list, and every item their record
+//! remembers as bought (up to 512 of them, `features/affinity.rs`, [`Bought`]), so an item
+//! bought long ago that has left the list does not come back. Measured on a real item log in
+//! `docs/model.md` ("Recommendations").
+//!
+//! [`Bought`]: crate::features::affinity::Bought
 
 use super::{Engagement, Profile, SegmentInfo};
 use crate::event::utc_day as day;
@@ -53,10 +56,10 @@ pub enum Catalogue {
 pub struct RecommendOptions {
     /// Items or categories.
     pub catalogue: Catalogue,
-    /// Leave out what the customer bought among the items of their engagement list
-    /// ([`Profile::top_items`]: their most engaged, `top_items` of them at most), to suggest
-    /// what is new to them. An item bought long ago that has left the list is not known as
-    /// bought.
+    /// Leave out what the customer bought, to suggest what is new to them: for items, every
+    /// item their record remembers as bought (the first 512 distinct ones; a record written
+    /// before format version 6 remembers only the purchases of its engagement list); for
+    /// categories, the purchased ones among their most engaged ([`Profile::top_categories`]).
     pub exclude_purchased: bool,
 }
 
@@ -150,11 +153,17 @@ pub(crate) fn suggest(
         .filter(|e| e.purchases > 0)
         .map(|e| e.name.as_str())
         .collect();
+    // Items bought long ago that have left the engagement list: the record's bought set.
+    let bought_before = profile
+        .map(|p| &p.bought)
+        .filter(|b| !categories && !b.is_empty());
+    let purchased =
+        |name: &str| bought.contains(name) || bought_before.is_some_and(|b| b.contains(name));
     let mut out: Vec<Suggestion> = Vec::with_capacity(n);
     let mut taken: HashSet<String> = HashSet::new();
     let mut offer = |out: &mut Vec<Suggestion>, name: &str, score: f64, reason: String| {
         if out.len() < n
-            && !(options.exclude_purchased && bought.contains(name))
+            && !(options.exclude_purchased && purchased(name))
             && taken.insert(name.to_string())
         {
             out.push(Suggestion {

@@ -11,18 +11,21 @@
 use super::packed::{HistoryRef, PackedHistory, PackedPending, PackedState, PendingRef, StateRef};
 use super::{codec, window};
 use crate::error::Result;
-use crate::features::affinity::Affinity;
+use crate::features::affinity::{Affinity, AffinityV5};
 use crate::features::{FeatureParams, ProfileOp, ProfileState};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
-/// Format version of the profile records this build writes. Version 5 is version 4 with the
-/// customer's engaged items and categories ([`Affinity`]) after the propensity, so that the
-/// current profile ([`RecordCurrent`]) still decodes as one prefix. Version 4 has the fields and
-/// order of version 3, each stored losslessly in fewer bytes (sparse float blocks, op-log times
-/// as deltas: `storage/packed.rs`). Versions 1 to 4 are still read (a record is rewritten as
-/// version 5 at its next write; an older record has no engagement yet).
-pub const PROFILE_FORMAT_VERSION: u8 = 5;
+/// Format version of the profile records this build writes. Version 6 is version 5 with the
+/// items the customer bought ([`crate::features::affinity::Bought`]) after the engagement
+/// lists. Version 5 is version 4 with the customer's engaged items and categories
+/// ([`Affinity`]) after the propensity, so that the current profile ([`RecordCurrent`]) still
+/// decodes as one prefix. Version 4 has the fields and order of version 3, each stored
+/// losslessly in fewer bytes (sparse float blocks, op-log times as deltas:
+/// `storage/packed.rs`). Versions 1 to 5 are still read (a record is rewritten as version 6 at
+/// its next write; an older record has no engagement yet, and a version-5 record knows as
+/// bought only the purchases its list holds).
+pub const PROFILE_FORMAT_VERSION: u8 = 6;
 
 /// One version's change and the model outcome right after it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -144,7 +147,10 @@ impl RecordCurrent {
     pub fn decode(key: &dyn Fn() -> String, bytes: &[u8]) -> Result<RecordCurrent> {
         let (version, body) = codec::split_version(key, bytes, PROFILE_FORMAT_VERSION)?;
         match version {
-            5.. => Ok(codec::decode_body::<PackedCurrent<Affinity>>(key, body)?
+            6.. => Ok(codec::decode_body::<PackedCurrent<Affinity>>(key, body)?
+                .0
+                .into()),
+            5 => Ok(codec::decode_body::<PackedCurrent<AffinityV5>>(key, body)?
                 .0
                 .into()),
             4 => Ok(codec::decode_body::<PackedCurrent<()>>(key, body)?.0.into()),
@@ -221,10 +227,10 @@ pub struct ProfileRecord {
     pub affinity: Affinity,
 }
 
-/// A [`ProfileRecord`] as versions 4 and 5 write it (borrowed), in the encodings of
-/// `storage/packed.rs`: version 3's fields in version 3's order, and in version 5 the affinity
-/// after the propensity. `A` is `&Affinity` for version 5 and `()` for version 4 (bincode writes
-/// nothing for a unit).
+/// A [`ProfileRecord`] as versions 4 to 6 write it (borrowed), in the encodings of
+/// `storage/packed.rs`: version 3's fields in version 3's order, and from version 5 the affinity
+/// after the propensity. `A` is `&Affinity` for version 6, [`AffinityV5`] for version 5 and `()`
+/// for version 4 (bincode writes nothing for a unit).
 #[derive(Serialize)]
 struct PackedRef<'a, A> {
     pending: Option<PendingRef<'a>>,
@@ -255,7 +261,7 @@ struct StatePrefixV4 {
     state: PackedState,
 }
 
-/// The current version of a version-4 or -5 record (see [`RecordCurrent`]); `A` as in
+/// The current version of a version-4, -5 or -6 record (see [`RecordCurrent`]); `A` as in
 /// [`PackedRef`]: `()` reads nothing, and a version-4 record has no lists yet.
 #[derive(Deserialize)]
 struct PackedCurrent<A> {
@@ -289,7 +295,7 @@ impl<A: Into<Affinity>> From<PackedCurrent<A>> for RecordCurrent {
     }
 }
 
-/// A [`ProfileRecord`] as versions 4 and 5 store it: its current version, then the rest.
+/// A [`ProfileRecord`] as versions 4 to 6 store it: its current version, then the rest.
 #[derive(Deserialize)]
 struct PackedStored<A> {
     current: PackedCurrent<A>,
@@ -521,7 +527,22 @@ impl ProfileRecord {
         self.encode_packed(4, ())
     }
 
-    /// The record in the packed layout of versions 4 (`affinity` `()`) and 5.
+    /// The record in the version-5 layout, as builds before [`PROFILE_FORMAT_VERSION`] 6 wrote
+    /// it (no bought set; for compatibility tests).
+    #[doc(hidden)]
+    #[cfg(any(test, feature = "testing"))]
+    pub fn encode_v5(&self) -> Vec<u8> {
+        let a = &self.affinity;
+        let v5 = AffinityV5 {
+            anchor_ms: a.anchor_ms,
+            items: a.items.clone(),
+            categories: a.categories.clone(),
+        };
+        self.encode_packed(5, v5)
+    }
+
+    /// The record in the packed layout of versions 4 (`affinity` `()`), 5 ([`AffinityV5`])
+    /// and 6.
     fn encode_packed<A: Serialize>(&self, version: u8, affinity: A) -> Vec<u8> {
         codec::encode_as(
             version,
@@ -563,7 +584,7 @@ impl ProfileRecord {
         )
     }
 
-    /// Decodes a stored record of any supported version (1 to 5). `key` names it in errors.
+    /// Decodes a stored record of any supported version (1 to 6). `key` names it in errors.
     /// Does not check the fields against the store's settings (see
     /// [`ProfileRecord::is_consistent`]).
     ///
@@ -577,6 +598,7 @@ impl ProfileRecord {
             2 => codec::decode_whole_body::<StoredV2>(key, body)?.into(),
             3 => codec::decode_whole_body::<StoredV3>(key, body)?.into(),
             4 => codec::decode_whole_body::<PackedStored<()>>(key, body)?.into(),
+            5 => codec::decode_whole_body::<PackedStored<AffinityV5>>(key, body)?.into(),
             _ => codec::decode_whole_body::<PackedStored<Affinity>>(key, body)?.into(),
         })
     }

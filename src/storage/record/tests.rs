@@ -174,19 +174,23 @@ fn older_versions_still_decode_and_each_is_smaller_than_the_one_before() -> crat
     let v2 = rec.encode_v2();
     let v3 = rec.encode_v3();
     let v4 = rec.encode_v4();
-    let v5 = rec.encode();
+    let v5 = rec.encode_v5();
+    let v6 = rec.encode();
     assert_eq!(
-        (v1[0], v2[0], v3[0], v4[0], v5[0]),
-        (1, 2, 3, 4, PROFILE_FORMAT_VERSION)
+        (v1[0], v2[0], v3[0], v4[0], v5[0], v6[0]),
+        (1, 2, 3, 4, 5, PROFILE_FORMAT_VERSION)
     );
     for bytes in [&v1, &v2, &v3, &v4] {
         assert_eq!(ProfileRecord::decode(&key, bytes)?, plain);
     }
+    // Version 5 has the lists; its bought set is their purchases (here every item bought).
     assert_eq!(ProfileRecord::decode(&key, &v5)?, rec);
+    assert_eq!(ProfileRecord::decode(&key, &v6)?, rec);
+    assert_eq!(v6.len(), v5.len() + 1 + 2 * 4, "two items bought: 9 bytes");
     assert_eq!(
         plain.encode().len(),
-        v4.len() + 3,
-        "empty lists cost 3 bytes"
+        v4.len() + 4,
+        "empty lists and an empty bought set cost 4 bytes"
     );
     assert!(v2.len() < v1.len(), "{} vs {}", v2.len(), v1.len());
     // Version 3 holds the same fields as version 2, in another order.
@@ -195,15 +199,15 @@ fn older_versions_still_decode_and_each_is_smaller_than_the_one_before() -> crat
     // Version 4 packs them (this record: 1,566 bytes in version 3, 1,050 in version 4, of
     // which the 32-id window, the same in both, takes about 400).
     assert!(v4.len() * 10 < v3.len() * 7, "{} vs {}", v4.len(), v3.len());
-    let mut future = v5.clone();
-    future[0] = 6;
+    let mut future = v6.clone();
+    future[0] = 7;
     assert_eq!(
         ProfileRecord::decode(&key, &future)
             .unwrap_err()
             .to_string(),
-        "record t has format version 6; this build reads up to 5"
+        "record t has format version 7; this build reads up to 6"
     );
-    for bytes in [&v3, &v4, &v5] {
+    for bytes in [&v3, &v4, &v5, &v6] {
         for cut in 0..bytes.len() {
             assert!(ProfileRecord::decode(&key, &bytes[..cut]).is_err());
         }
@@ -214,7 +218,7 @@ fn older_versions_still_decode_and_each_is_smaller_than_the_one_before() -> crat
         // inside it, the record does not decode; cut after it, it still does (the rest is not
         // read).
         let current = RecordCurrent::decode(&key, bytes)?;
-        let whole = if bytes[0] == 5 { &rec } else { &plain };
+        let whole = if bytes[0] >= 5 { &rec } else { &plain };
         assert_eq!(current, whole.clone().into_current());
         let mut prefix = None;
         for cut in 0..bytes.len() {
