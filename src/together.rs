@@ -451,6 +451,7 @@ pub(crate) struct Together {
     done: Condvar,
     stop: AtomicBool,
     /// When the table was made and when its rebuild ended (for benchmarks).
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))] // read by the benchmark harness only
     created: std::time::Instant,
     finished: Mutex<Option<std::time::Instant>>,
     /// The consent of a customer who set none: the lists of those without consent to

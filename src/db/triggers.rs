@@ -169,6 +169,7 @@ impl Db {
 
     /// Every firing in the outbox with an id above `since`, up to `count`, whoever it names
     /// (for counting what the outbox holds).
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))] // `persona triggers list` only
     pub(crate) fn outbox(&self, since: u64, count: usize) -> Result<Vec<Fired>> {
         self.inner.store.firings(since, count)
     }

@@ -17,6 +17,7 @@ const NEWTON_TOLERANCE: f64 = 1e-8;
 /// starting from `start` (bias first, then one weight per dimension; zeros if `None`). Returns
 /// the coefficients, bias first; `None` without examples of both classes, with rows of the wrong
 /// length or if a Newton system is not positive definite (never for `l2 > 0`).
+#[cfg_attr(not(feature = "cli"), allow(dead_code))] // the backtest's batch LR; the writer uses fit_steps
 pub(crate) fn fit(
     z: &[&[f64]],
     y: &[bool],
