@@ -472,3 +472,37 @@ fn a_customer_without_consent_has_no_refit_row_even_after_a_reopen() -> Result<(
     assert!(rows_of(&db, "a")? >= 1);
     Ok(())
 }
+
+/// The access export lists a sampled customer's refit row of the day still open, which the
+/// writer keeps in memory until the day closes, and lists it once after it is written.
+#[test]
+fn the_export_lists_the_refit_row_of_the_open_day_once() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = config(dir.path()).open()?;
+    let stored = |db: &Db| -> Result<usize> {
+        let mut n = 0;
+        for k in db.store().sled().scan_prefix([keys::SAMPLED_ROW]).keys() {
+            let k = k.map_err(|e| e.to_string())?;
+            n += usize::from(keys::parse_sampled_row(&k).is_some_and(|(_, c)| c == "a"));
+        }
+        Ok(n)
+    };
+    let listed = |db: &Db| -> Result<usize> {
+        let doc = db.export_customer("a")?.ok_or("a exists")?.to_json();
+        let examples = doc["training_examples"].as_array().ok_or("a list")?;
+        Ok(examples
+            .iter()
+            .filter(|e| e["kept_as"] == "refit_cohort")
+            .count())
+    };
+    db.ingest(Event::new("a", T0, EventKind::Purchase).with_value(5.0))?;
+    assert_eq!((stored(&db)?, listed(&db)?), (0, 1), "in memory, listed");
+    db.advance_watermark(T0 + DAY)?;
+    assert_eq!((stored(&db)?, listed(&db)?), (1, 1), "written, listed once");
+    db.ingest(Event::new("a", T0 + DAY + 1, EventKind::Purchase).with_value(5.0))?;
+    assert_eq!((stored(&db)?, listed(&db)?), (1, 2), "a new day's row");
+    // Without consent to profiling: no row at all.
+    db.set_attributes("a", vec![("consent.profiling".into(), text("no"))])?;
+    assert_eq!((stored(&db)?, listed(&db)?), (0, 0));
+    Ok(())
+}

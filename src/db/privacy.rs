@@ -278,7 +278,10 @@ impl Db {
             return Ok(None);
         };
         let store = &self.inner.store;
-        let (held, cohorts) = store.examples_of(customer_id)?;
+        let (held, mut cohorts) = store.examples_of(customer_id)?;
+        if let Some(open) = self.open_row(customer_id, &record, &cohorts)? {
+            cohorts.push(open);
+        }
         let horizon = self.inner.config.horizon_ms();
         let cohorts = cohorts
             .into_iter()
@@ -305,6 +308,38 @@ impl Db {
             &examples,
             self.inner.config.consent_defaults,
         )))
+    }
+
+    /// A sampled customer's refit row for the day still open, which the writer holds in memory
+    /// until the day closes (`pipeline/cohorts.rs`, "Persisted"): rebuilt from their record as
+    /// the store does at open, given their `stored` rows. None if they are not sampled, do not
+    /// consent to profiling, or have not changed since their latest stored row.
+    fn open_row(
+        &self,
+        customer_id: &str,
+        record: &crate::storage::record::ProfileRecord,
+        stored: &[crate::storage::CohortExample],
+    ) -> Result<Option<crate::storage::CohortExample>> {
+        use crate::pipeline::{cohorts, sample};
+        let store = &self.inner.store;
+        let config = &self.inner.config;
+        let consents =
+            crate::features::consent::Consent::of(&record.state, config.consent_defaults).profiling;
+        if !consents || !store.is_sampled(sample::hash(customer_id), customer_id)? {
+            return Ok(None);
+        }
+        let until = crate::storage::refit_block_end(self.model().watermark_ms, config.horizon_ms());
+        let layout = self.layout();
+        let mut rows = cohorts::Cohorts::new(
+            stored
+                .iter()
+                .map(|(at, row)| (*at, customer_id.to_string(), row.clone())),
+        );
+        let row = cohorts::row_of(layout, &record.state, config.target_kind.index(), until);
+        Ok(rows
+            .put_changed(layout, customer_id, until, row)
+            .and_then(|_| rows.get(customer_id, until).cloned())
+            .map(|row| (until, row)))
     }
 
     /// Applies the retention policy now: erases (as [`Db::erase`] does) every profile whose

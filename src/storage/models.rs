@@ -43,6 +43,14 @@ impl Store {
         Ok(out)
     }
 
+    /// Whether `customer_id` (whose sample hash is `hash`) is a stored member of the sample.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub(crate) fn is_sampled(&self, hash: u64, customer_id: &str) -> Result<bool> {
+        Ok(self.db.contains_key(keys::sample(hash, customer_id))?)
+    }
+
     /// The positive training examples held until their deadline (`H` keys): ((deadline,
     /// customer), raw features). A key or value that does not decode is left out with a
     /// warning (one fewer training example; `persona check` reports it).
