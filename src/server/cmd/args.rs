@@ -131,6 +131,21 @@ pub(crate) fn count(value: &[u8], max: usize) -> Result<usize, CommandError> {
         })
 }
 
+/// A time argument: unix milliseconds or an RFC 3339 time, named `name` in the error.
+///
+/// # Errors
+/// [`CommandError::Invalid`] naming `name` and what is allowed.
+pub(crate) fn unix_time(name: &'static str, value: &[u8]) -> Result<i64, CommandError> {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|text| crate::event::parse_timestamp(text).ok())
+        .ok_or_else(|| CommandError::Invalid {
+            name,
+            value: show(value),
+            allowed: "must be unix milliseconds or an RFC 3339 time".into(),
+        })
+}
+
 /// Parses a whole decimal integer (optional sign), as Redis's `string2ll` accepts it.
 pub(crate) fn integer(bytes: &[u8]) -> Option<i64> {
     let text = std::str::from_utf8(bytes).ok()?;

@@ -1,6 +1,6 @@
 //! `MODEL.*`: the online models.
 
-use super::args::{integer, show};
+use super::args::{integer, show, unix_time};
 use super::{ArgDoc, ArgKind, Args, Command, CommandError, Ctx, Spec};
 use crate::server::frame::Frame;
 
@@ -247,15 +247,7 @@ pub(crate) struct Advance {
 
 impl Advance {
     fn parse(args: &mut Args) -> Result<Advance, CommandError> {
-        let raw = args.required()?;
-        let to_ms = std::str::from_utf8(&raw)
-            .ok()
-            .and_then(|text| crate::event::parse_timestamp(text).ok())
-            .ok_or_else(|| CommandError::Invalid {
-                name: "ts",
-                value: show(&raw),
-                allowed: "must be unix milliseconds or an RFC 3339 time".into(),
-            })?;
+        let to_ms = unix_time("ts", &args.required()?)?;
         Ok(Advance { to_ms })
     }
 

@@ -1,8 +1,7 @@
 //! `PROFILE.*`: reading profiles, setting attributes, erasing and exporting a customer.
 
-use super::args::{count, integer, show, utf8};
+use super::args::{count, integer, show, unix_time, utf8};
 use super::{ArgDoc, ArgKind, Args, Command, CommandError, Ctx, Spec};
-use crate::event::parse_timestamp;
 use crate::features::AttrValue;
 use crate::query::{HistoryItem, Profile};
 use crate::server::frame::{Frame, SharedKeys};
@@ -161,15 +160,7 @@ impl Get {
                 return Err(args.syntax("give at most one of VERSION and AT"));
             }
             if at {
-                let value = args.option_value("AT")?;
-                let ts = std::str::from_utf8(&value)
-                    .ok()
-                    .and_then(|text| parse_timestamp(text).ok())
-                    .ok_or_else(|| CommandError::Invalid {
-                        name: "AT",
-                        value: show(&value),
-                        allowed: "must be unix milliseconds or an RFC 3339 time".into(),
-                    })?;
+                let ts = unix_time("AT", &args.option_value("AT")?)?;
                 when = Some(When::At(ts));
             } else {
                 let value = args.option_value("VERSION")?;
