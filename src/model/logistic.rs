@@ -26,16 +26,33 @@ pub(crate) fn fit(
     l2: f64,
     start: Option<&[f64]>,
 ) -> Option<Vec<f64>> {
-    fit_steps(z, y, weight, dim, l2, start, NEWTON_STEPS, 1)
+    fit_steps(z, y, weight, dim, l2, start, Steps::CONVERGE)
 }
 
-/// [`fit`] with at most `max_steps` Newton steps (at least one): from a start near the
+/// How far [`fit_steps`] goes: at most `max` Newton steps (at least one, at most 50), each
+/// with its Hessian summed over every `hessian_stride`-th row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Steps {
+    /// Most Newton steps.
+    pub(crate) max: usize,
+    /// The Hessian's rows: every `hessian_stride`-th (at least 1: all).
+    pub(crate) hessian_stride: usize,
+}
+
+impl Steps {
+    /// To convergence, with the whole Hessian (what [`fit`] does).
+    pub(crate) const CONVERGE: Steps = Steps {
+        max: NEWTON_STEPS,
+        hessian_stride: 1,
+    };
+}
+
+/// [`fit`] with at most `steps.max` Newton steps (at least one): from a start near the
 /// optimum (the previous fit on similar data) one or two steps get as close as the data
 /// resolve, at a fraction of the cost of converging to the tolerance. The Hessian is summed
-/// over every `hessian_stride`-th row only (times the stride), the gradient and the objective
+/// over every `steps.hessian_stride`-th row only (times the stride), the gradient and the objective
 /// over all: the steps still lead to the exact optimum, each a little less far, and the
 /// Hessian, most of a step's cost, costs `1 / hessian_stride`.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn fit_steps(
     z: &[&[f64]],
     y: &[bool],
@@ -43,10 +60,9 @@ pub(crate) fn fit_steps(
     dim: usize,
     l2: f64,
     start: Option<&[f64]>,
-    max_steps: usize,
-    hessian_stride: usize,
+    steps: Steps,
 ) -> Option<Vec<f64>> {
-    let stride = hessian_stride.max(1);
+    let stride = steps.hessian_stride.max(1);
     if z.len() != y.len()
         || z.len() != weight.len()
         || z.iter().any(|r| r.len() != dim)
@@ -64,7 +80,7 @@ pub(crate) fn fit_steps(
     let mut grad = vec![0.0; p];
     let mut hess = vec![0.0; p * p];
     let mut row = vec![0.0; p];
-    for _ in 0..max_steps.clamp(1, NEWTON_STEPS) {
+    for _ in 0..steps.max.clamp(1, NEWTON_STEPS) {
         grad.fill(0.0);
         hess.fill(0.0);
         // The objective at `coef`, summed as `objective` sums it.

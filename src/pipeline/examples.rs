@@ -336,12 +336,12 @@ impl Engine {
         let start = model.propensity.refit().map(<[f64]>::to_vec);
         // Warm from the previous refit, a block of event time earlier: a few Newton steps,
         // each with the Hessian of a subsample.
-        let (steps, stride) = match start {
-            Some(_) => (
-                cohorts::WARM_NEWTON_STEPS,
-                (refs.len() / cohorts::HESSIAN_ROWS).max(1),
-            ),
-            None => (usize::MAX, 1),
+        let steps = match start {
+            Some(_) => logistic::Steps {
+                max: cohorts::WARM_NEWTON_STEPS,
+                hessian_stride: (refs.len() / cohorts::HESSIAN_ROWS).max(1),
+            },
+            None => logistic::Steps::CONVERGE,
         };
         let fitted = logistic::fit_steps(
             &refs,
@@ -351,7 +351,6 @@ impl Engine {
             cohorts::REFIT_L2,
             start.as_deref(),
             steps,
-            stride,
         );
         if let Some(coefficients) = fitted {
             model.propensity.set_refit(coefficients);
