@@ -7,7 +7,7 @@
 use crate::evaluate::{
     evaluate, CutoffReport, Cutoffs, EvaluateOptions, EvaluationReport, ScorerMetrics, Verdict,
 };
-use crate::event::parse::{parse_timestamp, EventReader, Format};
+use crate::event::parse::{EventReader, Format};
 use crate::{Error, Event};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -45,7 +45,7 @@ pub struct Args {
     #[arg(long, value_name = "N", conflicts_with = "cutoff")]
     cutoffs: Option<usize>,
     /// A cutoff time (RFC 3339 or unix ms); may be repeated.
-    #[arg(long, value_name = "TIME", value_parser = parse_cutoff)]
+    #[arg(long, value_name = "TIME", value_parser = super::time_arg)]
     cutoff: Vec<i64>,
     /// Label horizon in days (also the model's horizon) [default: the config's, 30].
     #[arg(long, value_name = "D")]
@@ -62,10 +62,6 @@ pub struct Args {
     /// trying other models on exactly the data the report scores.
     #[arg(long, value_name = "DIR")]
     vectors: Option<PathBuf>,
-}
-
-fn parse_cutoff(s: &str) -> std::result::Result<i64, String> {
-    parse_timestamp(s).map_err(|e| e.to_string())
 }
 
 /// A scratch directory removed when dropped.

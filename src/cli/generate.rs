@@ -32,17 +32,13 @@ pub struct Args {
     /// another (big spenders <-> window shoppers, bargain hunters <-> social fans, loyal regulars
     /// <-> churning), so who buys changes while activity, categories and amounts do not. The
     /// truth file keeps the original personas.
-    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    #[arg(long, value_name = "TIME", value_parser = super::time_arg)]
     drift_at: Option<i64>,
     /// Name items from a catalogue of N products (0: no item column). Half the engagements are
     /// staples of the customer or of their persona, the rest skewed to each category's
     /// bestsellers.
     #[arg(long, value_name = "N", default_value_t = 0)]
     items: u32,
-}
-
-fn parse_time(s: &str) -> std::result::Result<i64, String> {
-    crate::event::parse::parse_timestamp(s).map_err(|e| e.to_string())
 }
 
 pub fn run(args: &Args) -> Result<()> {

@@ -17,16 +17,12 @@ pub struct ModelArgs {
     rollback: Option<u64>,
     /// Say that every event up to TIME (unix ms or RFC 3339) is in: the watermark moves there
     /// as with an event at that time (the daily refit runs, INACTIVE_DAYS silences fire).
-    #[arg(long, value_name = "TIME", value_parser = parse_time,
+    #[arg(long, value_name = "TIME", value_parser = super::time_arg,
           conflicts_with_all = ["versions", "snapshot", "rollback"])]
     advance: Option<i64>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
-}
-
-fn parse_time(s: &str) -> std::result::Result<i64, String> {
-    crate::event::parse::parse_timestamp(s).map_err(|e| e.to_string())
 }
 
 pub fn model(db: &Db, a: &ModelArgs) -> Result<()> {

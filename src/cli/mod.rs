@@ -238,6 +238,11 @@ fn at_least_one(s: &str) -> Result<u64, String> {
     }
 }
 
+/// A clap parser for a time: unix milliseconds or an RFC 3339 date-time, as in event files.
+fn time_arg(s: &str) -> Result<i64, String> {
+    crate::event::parse::parse_timestamp(s).map_err(|e| e.to_string())
+}
+
 /// Formats unix milliseconds as an RFC 3339 date-time (UTC).
 fn format_ms(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
