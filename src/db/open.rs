@@ -66,7 +66,7 @@ fn recover_rows(
     sample: &pipeline::sample::Sample,
     watermark_ms: i64,
 ) -> Result<pipeline::cohorts::Cohorts> {
-    use pipeline::cohorts::{row_of, Cohorts};
+    use pipeline::cohorts::{consenting_row, Cohorts};
     let until = crate::storage::refit_block_end(watermark_ms, config.horizon_ms());
     let (kept, stale): (Vec<_>, Vec<_>) = store
         .sampled_rows()?
@@ -94,9 +94,7 @@ fn recover_rows(
     for (_, id) in sample.members() {
         // A record that does not decode is reported by `persona check`; no row.
         if let Ok(Some(record)) = store.profile_current(id) {
-            let consents = crate::features::consent::Consent::of(&record.state, defaults).profiling;
-            if consents {
-                let row = row_of(layout, &record.state, target, until);
+            if let Some(row) = consenting_row(layout, &record.state, target, defaults, until) {
                 open += usize::from(cohorts.put_changed(layout, id, until, row).is_some());
             }
         }

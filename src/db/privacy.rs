@@ -321,25 +321,27 @@ impl Db {
         stored: &[crate::storage::CohortExample],
     ) -> Result<Option<crate::storage::CohortExample>> {
         use crate::pipeline::{cohorts, sample};
-        let store = &self.inner.store;
         let config = &self.inner.config;
-        let consents =
-            crate::features::consent::Consent::of(&record.state, config.consent_defaults).profiling;
-        if !consents || !store.is_sampled(sample::hash(customer_id), customer_id)? {
+        let layout = self.layout();
+        let until = crate::storage::refit_block_end(self.model().watermark_ms, config.horizon_ms());
+        let target = config.target_kind.index();
+        let defaults = config.consent_defaults;
+        let Some(row) = cohorts::consenting_row(layout, &record.state, target, defaults, until)
+        else {
+            return Ok(None);
+        };
+        if !self
+            .inner
+            .store
+            .is_sampled(sample::hash(customer_id), customer_id)?
+        {
             return Ok(None);
         }
-        let until = crate::storage::refit_block_end(self.model().watermark_ms, config.horizon_ms());
-        let layout = self.layout();
-        let mut rows = cohorts::Cohorts::new(
-            stored
-                .iter()
-                .map(|(at, row)| (*at, customer_id.to_string(), row.clone())),
-        );
-        let row = cohorts::row_of(layout, &record.state, config.target_kind.index(), until);
-        Ok(rows
-            .put_changed(layout, customer_id, until, row)
-            .and_then(|_| rows.get(customer_id, until).cloned())
-            .map(|row| (until, row)))
+        // Their stored rows are in time order (`R` keys sort by time): the last is their latest.
+        let unchanged = stored
+            .last()
+            .is_some_and(|(_, latest)| cohorts::same_state(layout, latest, &row));
+        Ok((!unchanged).then_some((until, row)))
     }
 
     /// Applies the retention policy now: erases (as [`Db::erase`] does) every profile whose

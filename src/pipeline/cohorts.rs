@@ -95,6 +95,22 @@ pub(crate) fn row_of(
     }
 }
 
+/// [`row_of`] for a customer who consents to profiling (their answer in `state`, else the
+/// store's `defaults`); `None` for one who does not: no row is taken of them. What the writer
+/// takes for a changed sampled customer, and what their open block's row is rebuilt from at
+/// open and in an access export.
+pub(crate) fn consenting_row(
+    layout: &FeatureLayout,
+    state: &ProfileState,
+    target: usize,
+    defaults: Consent,
+    at_ms: i64,
+) -> Option<SampledRow> {
+    Consent::of(state, defaults)
+        .profiling
+        .then(|| row_of(layout, state, target, at_ms))
+}
+
 /// The raw features of `row` (taken at `row_at`) as of `at_ms` ≥ `row_at`: its stored
 /// features with the time-dependent dimensions recomputed as of `at_ms`.
 #[cfg(test)]
@@ -119,7 +135,7 @@ fn features_into(layout: &FeatureLayout, row: &SampledRow, at_ms: i64, out: &mut
 }
 
 /// Whether two rows hold the same state: every field but the time-dependent features.
-fn same_state(layout: &FeatureLayout, a: &SampledRow, b: &SampledRow) -> bool {
+pub(crate) fn same_state(layout: &FeatureLayout, a: &SampledRow, b: &SampledRow) -> bool {
     a.target_count == b.target_count
         && a.event_count == b.event_count
         && a.profiling == b.profiling
@@ -135,6 +151,12 @@ fn same_state(layout: &FeatureLayout, a: &SampledRow, b: &SampledRow) -> bool {
 /// Whether a row's customer consents to profiling, with the store's `defaults`.
 pub(crate) fn consents(row: &SampledRow, defaults: Consent) -> bool {
     row.profiling.unwrap_or(defaults.profiling)
+}
+
+/// The row of a customer's time-ordered `list` at `at_ms` exactly, if any.
+fn exactly_at(list: &VecDeque<(i64, SampledRow)>, at_ms: i64) -> Option<&SampledRow> {
+    let i = list.partition_point(|(t, _)| *t < at_ms);
+    list.get(i).filter(|(t, _)| *t == at_ms).map(|(_, row)| row)
 }
 
 /// A change of one row, to persist (and to revert if the commit fails): `customer`'s row at
@@ -164,19 +186,14 @@ impl Cohorts {
 
     /// Every customer's row at `at_ms` exactly, in customer-id order.
     pub(crate) fn rows_at(&self, at_ms: i64) -> impl Iterator<Item = (&str, &SampledRow)> {
-        self.rows.iter().filter_map(move |(customer, list)| {
-            let i = list.partition_point(|(t, _)| *t < at_ms);
-            list.get(i)
-                .filter(|(t, _)| *t == at_ms)
-                .map(|(_, row)| (customer.as_str(), row))
-        })
+        self.rows
+            .iter()
+            .filter_map(move |(customer, list)| Some((customer.as_str(), exactly_at(list, at_ms)?)))
     }
 
     /// The row of `customer` at `at_ms` exactly, if any.
     pub(crate) fn get(&self, customer: &str, at_ms: i64) -> Option<&SampledRow> {
-        let list = self.rows.get(customer)?;
-        let i = list.partition_point(|(t, _)| *t < at_ms);
-        list.get(i).filter(|(t, _)| *t == at_ms).map(|(_, r)| r)
+        exactly_at(self.rows.get(customer)?, at_ms)
     }
 
     /// [`Cohorts::put`] unless `row` holds the same state as the customer's latest row (the

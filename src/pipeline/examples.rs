@@ -287,17 +287,16 @@ impl Engine {
         let mut changed: Vec<&String> = b
             .records
             .iter()
-            .filter(|(id, w)| {
-                w.dirty
-                    && Consent::of(&w.record.state, defaults).profiling
-                    && self.sample.contains(id)
-            })
+            .filter(|(id, w)| w.dirty && self.sample.contains(id))
             .map(|(id, _)| id)
             .collect();
         changed.sort_unstable();
         for id in changed {
             let state = &b.records[id].record.state;
-            let row = cohorts::row_of(&self.layout, state, target, at_ms);
+            let Some(row) = cohorts::consenting_row(&self.layout, state, target, defaults, at_ms)
+            else {
+                continue;
+            };
             if let Some(change) = self.cohorts.put_changed(&self.layout, id, at_ms, row) {
                 b.undo.push(Undo::Cohort(change));
             }
