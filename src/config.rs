@@ -79,6 +79,8 @@ pub struct Config {
     pub(crate) cache_capacity_mb: u64,
     pub(crate) record_cache_mb: u64,
     pub(crate) compression_level: u8,
+    pub(crate) encryption: Encryption,
+    pub(crate) key_file: Option<PathBuf>,
     pub(crate) queue_capacity: usize,
     pub(crate) dedupe_window: usize,
     pub(crate) max_future_skew_secs: u64,
@@ -103,6 +105,37 @@ pub struct Config {
     pub(crate) resegment_interval_secs: u64,
     pub(crate) profile_ttl_days: Option<f64>,
     pub(crate) purge_interval_secs: u64,
+}
+
+/// Whether a new store encrypts what it keeps about each customer (`docs/privacy.md`,
+/// "Encryption at rest").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Encryption {
+    /// Every value that names a customer is sealed with that customer's own data key, and keys
+    /// name customers by a keyed hash of their id: erasing a customer destroys their data key,
+    /// which makes every copy of their data still in the store's files unreadable at once.
+    #[default]
+    On,
+    /// Values and ids are stored as they are (erased data stays in sled's log files until
+    /// sled reclaims the space or `persona compact` rewrites the store).
+    Off,
+}
+
+impl Encryption {
+    /// Parses `on` or `off`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the accepted values.
+    pub fn parse(s: &str) -> Result<Encryption> {
+        match s {
+            "on" => Ok(Encryption::On),
+            "off" => Ok(Encryption::Off),
+            other => Err(Error::Config(format!(
+                "encryption {other:?} is not one of: on, off"
+            ))),
+        }
+    }
 }
 
 /// The reaction to detected drift.
@@ -174,6 +207,8 @@ impl Config {
             max_batch_delay_us: 200,
             cache_capacity_mb: 256,
             compression_level: 0,
+            encryption: Encryption::default(),
+            key_file: None,
             record_cache_mb: 64,
             queue_capacity: 4096,
             dedupe_window: 512,
@@ -281,9 +316,30 @@ impl Config {
     /// store is always opened the way it was created (a different setting is logged and
     /// ignored; `persona compact --compression-level` converts a store). Compression keeps the
     /// store at about a third of the disk space, at the cost of ingest speed and of reopen time
-    /// (see docs/bench-history.md, "Compression: disk at 1.7× logical").
+    /// (see docs/bench-history.md, "Compression: disk at 1.7× logical"). An encrypted store
+    /// (the default, [`Config::encryption`]) gains little from it: what it keeps of its
+    /// customers is sealed, and sealed bytes do not compress.
     pub fn compression_level(mut self, level: u8) -> Config {
         self.compression_level = level;
+        self
+    }
+
+    /// Whether a store created with this configuration is encrypted ([`Encryption::On`], the
+    /// default). Takes effect at creation: an existing store is opened as it was created (an
+    /// unencrypted one stays readable; `persona compact --encrypt` converts it).
+    pub fn encryption(mut self, e: Encryption) -> Config {
+        self.encryption = e;
+        self
+    }
+
+    /// The file holding the store key of an encrypted store: 64 hex digits, mode 0600 (a file
+    /// readable or writable by group or others is refused). Without it the key is read from
+    /// the environment variable `PERSONA_KEY`, or else from `store.key` in the data directory,
+    /// which is where a new store writes the key it generates when neither is given. A key
+    /// kept in the data directory protects erasure (crypto-shredding) but not a copy of the
+    /// whole directory: keep the key elsewhere for that (`docs/privacy.md`).
+    pub fn key_file(mut self, path: impl AsRef<Path>) -> Config {
+        self.key_file = Some(path.as_ref().to_path_buf());
         self
     }
 
@@ -638,6 +694,12 @@ impl Config {
         set(&mut c.max_batch_delay_us, f.max_batch_delay_us);
         set(&mut c.cache_capacity_mb, f.cache_capacity_mb);
         set(&mut c.compression_level, f.compression_level);
+        if let Some(e) = f.encryption {
+            c.encryption = Encryption::parse(&e)?;
+        }
+        if let Some(k) = f.key_file {
+            c.key_file = Some(k);
+        }
         set(&mut c.record_cache_mb, f.record_cache_mb);
         set(&mut c.queue_capacity, f.queue_capacity);
         set(&mut c.dedupe_window, f.dedupe_window);
@@ -736,6 +798,8 @@ struct ConfigFile {
     max_batch_delay_us: Option<u64>,
     cache_capacity_mb: Option<u64>,
     compression_level: Option<u8>,
+    encryption: Option<String>,
+    key_file: Option<PathBuf>,
     record_cache_mb: Option<u64>,
     queue_capacity: Option<usize>,
     dedupe_window: Option<usize>,

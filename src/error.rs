@@ -32,6 +32,10 @@ pub enum Error {
     /// A configuration value or file is wrong.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The store key is missing, wrong, or not protected (see `docs/privacy.md`, "Encryption at
+    /// rest"); nothing was opened or changed.
+    #[error("store key: {0}")]
+    Key(String),
     /// The store was created with settings this configuration contradicts.
     #[error("store at {path} was created with {key} = {stored}, but the configuration says {configured}; use the original value or a new data directory")]
     ConfigMismatch {
@@ -153,6 +157,7 @@ impl Clone for Error {
                 reason: reason.clone(),
             },
             Error::Config(s) => Error::Config(s.clone()),
+            Error::Key(s) => Error::Key(s.clone()),
             Error::ConfigMismatch {
                 path,
                 key,

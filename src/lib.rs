@@ -17,7 +17,8 @@
 //! - Read: [`Db::profile`] ([`Profile`]), [`Db::score`], [`Db::nearest_segments`],
 //!   [`Db::similar`], [`Db::strategy`], [`Db::history`], [`Db::segments`], [`Db::model_info`].
 //! - Maintain: [`Db::resegment`], [`Db::rollback_model`], [`Db::erase`], [`Db::purge`],
-//!   [`check_store`].
+//!   [`check_store`], [`rotate_key`] (a store is encrypted unless [`Config::encryption`] says
+//!   otherwise).
 //! - Serve it over the Redis protocol: [`serve`] or [`Server`] with a [`ServerConfig`].
 //! - Every failure is an [`Error`]; a rejected event says why in an [`InvalidEvent`].
 //!
@@ -102,7 +103,7 @@ pub mod testing;
 mod together;
 mod triggers;
 
-pub use config::{Config, DriftReaction, Durability};
+pub use config::{Config, DriftReaction, Durability, Encryption};
 pub use db::{
     Centroids, Choice, Db, EraseReport, Feedback, PendingWrite, PurgeReport, ResegmentReport,
     Search, Target, TriggerFollower, TriggerPage,
@@ -121,6 +122,7 @@ pub use query::{
     SimilarCustomer,
 };
 pub use server::{serve, Limits, Server, ServerConfig, ShutdownHandle};
-pub use storage::check::{check_store, CheckReport, Problem, ProblemKind};
+pub use storage::check::{check_store, check_store_with, CheckReport, Problem, ProblemKind};
+pub use storage::encryption::{rotate_key, Rotation, KEY_ENV};
 pub use storage::feedback::FeedbackOutcome;
 pub use triggers::{Condition, Fired, Trigger, TriggerInfo};

@@ -68,6 +68,8 @@ fn state(db: &Db) -> Result<(Vec<String>, String, String)> {
         let id = item?.0;
         profiles.push(format!("{:?}", db.profile(&id)?));
     }
+    // Scans go in key order, which in an encrypted store is by token (per store): compare ids.
+    profiles.sort();
     Ok((
         profiles,
         format!("{:?}", db.model()),

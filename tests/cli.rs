@@ -254,6 +254,9 @@ fn csv_jsonl_and_stdin_imports_give_identical_stores() -> Result {
     let from_csv = dir.path().join("a");
     let from_jsonl = dir.path().join("b");
     let from_stdin = dir.path().join("c");
+    for data in [&from_csv, &from_jsonl, &from_stdin] {
+        common::with_shared_key(data)?;
+    }
     json(&from_csv, &["import", csv.to_str().ok_or("path")?])?;
     json(&from_jsonl, &["import", jsonl.to_str().ok_or("path")?])?;
     let mut child = Command::new(env!("CARGO_BIN_EXE_persona"))
@@ -347,7 +350,7 @@ fn quickstart_builds_a_store_and_shows_it_again_on_a_second_run() -> Result {
     assert_eq!(db.profile_count(), in_segments);
     db.close()?;
     drop(db);
-    let report = persona::check_store(&data)?;
+    let report = common::check_store(&data)?;
     assert!(report.is_clean(), "{:?}", report.problems);
     Ok(())
 }

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{config, DAY, T0};
+use common::{config, plain_config, DAY, T0};
 use persona::generator::{Generator, GeneratorConfig};
 use persona::testing::storage::keys;
 use persona::testing::DbInternals;
@@ -71,8 +71,10 @@ fn shared_keys(db: &Db, private: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
 fn without_consent_to_profiling_the_shared_state_is_bit_identical_to_a_run_without_them(
 ) -> Result<()> {
     let (a, b) = (tempfile::tempdir()?, tempfile::tempdir()?);
-    let with = config(a.path()).open()?;
-    let without = config(b.path()).open()?;
+    // Plain stores: their bytes show the shared state bit for bit (an encrypted store seals
+    // each value with a random nonce; tests/encryption.rs covers its layout).
+    let with = plain_config(a.path()).open()?;
+    let without = plain_config(b.path()).open()?;
     with.set_attributes("x", vec![("consent.profiling".into(), text("no"))])?;
     for (db, events) in [(&with, stream(Some("x"))?), (&without, stream(None)?)] {
         for chunk in events.chunks(64) {
@@ -451,7 +453,7 @@ fn a_customer_without_consent_has_no_refit_row_even_after_a_reopen() -> Result<(
         Ok(n)
     };
     {
-        let db = config(dir.path()).open()?;
+        let db = plain_config(dir.path()).open()?;
         for c in ["a", "b"] {
             db.ingest(Event::new(c, T0, EventKind::Purchase).with_value(5.0))?;
         }
@@ -465,7 +467,7 @@ fn a_customer_without_consent_has_no_refit_row_even_after_a_reopen() -> Result<(
     }
     // The reopen rebuilds the sample (it has fewer members than profiles) with b in it; b's
     // events still write no row.
-    let db = config(dir.path()).open()?;
+    let db = plain_config(dir.path()).open()?;
     db.ingest(Event::new("b", T0 + 2 * DAY, EventKind::Purchase).with_value(5.0))?;
     db.ingest(Event::new("a", T0 + 3 * DAY, EventKind::Purchase).with_value(5.0))?;
     assert_eq!(rows_of(&db, "b")?, 0);
@@ -478,7 +480,7 @@ fn a_customer_without_consent_has_no_refit_row_even_after_a_reopen() -> Result<(
 #[test]
 fn the_export_lists_the_refit_row_of_the_open_day_once() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let db = config(dir.path()).open()?;
+    let db = plain_config(dir.path()).open()?;
     let stored = |db: &Db| -> Result<usize> {
         let mut n = 0;
         for k in db.store().sled().scan_prefix([keys::SAMPLED_ROW]).keys() {

@@ -4,12 +4,13 @@
 
 mod common;
 
+use common::check_store;
 use common::store::raw;
 use persona::generator::{Generator, GeneratorConfig};
 use persona::testing::storage::keys;
 use persona::testing::storage::record::ProfileRecord;
 use persona::testing::DbInternals;
-use persona::{check_store, Db, Event, EventKind, ProblemKind, Target};
+use persona::{Db, Event, EventKind, ProblemKind, Target};
 use std::path::Path;
 use std::process::Command;
 
@@ -17,7 +18,11 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 /// A store with 200 customers, seeded segments and a few model snapshots; closed on return.
 fn populated(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    let db = Db::open_with(common::config(dir).snapshot_every(3).reservoir_size(64))?;
+    let db = Db::open_with(
+        common::plain_config(dir)
+            .snapshot_every(3)
+            .reservoir_size(64),
+    )?;
     let events: Vec<Event> = Generator::new(GeneratorConfig {
         customers: 200,
         events: 3000,
@@ -110,7 +115,7 @@ fn a_garbage_profile_breaks_only_its_customer() -> TestResult {
 
     // The store opens (the expiry queue skips the record) and only the victim fails.
     let db = Db::open_with(
-        common::config(dir.path())
+        common::plain_config(dir.path())
             .snapshot_every(3)
             .reservoir_size(64),
     )?;
@@ -199,7 +204,7 @@ fn the_server_reports_a_damaged_profile_and_keeps_serving() -> TestResult {
         db.insert(keys::profile(&ids[0]), &b"\x01\x05"[..])
     })?;
     let db = Db::open_with(
-        common::config(dir.path())
+        common::plain_config(dir.path())
             .snapshot_every(3)
             .reservoir_size(64),
     )?;
@@ -413,7 +418,7 @@ fn a_format_1_store_loses_its_membership_index_at_open_and_nothing_else() -> Tes
     assert_eq!(report.legacy_members, entries);
 
     let db = Db::open_with(
-        common::config(dir.path())
+        common::plain_config(dir.path())
             .snapshot_every(3)
             .reservoir_size(64),
     )?;
@@ -456,7 +461,7 @@ fn a_damaged_model_state_refuses_to_open_and_is_reported() -> TestResult {
         db.insert(keys::MODEL, bytes)
     })?;
     let err = Db::open_with(
-        common::config(dir.path())
+        common::plain_config(dir.path())
             .snapshot_every(3)
             .reservoir_size(64),
     )
@@ -497,7 +502,7 @@ fn flipped_bytes_never_panic_and_check_sees_every_undecodable_record() -> TestRe
     })?;
     let report = check_store(dir.path())?;
     let db = Db::open_with(
-        common::config(dir.path())
+        common::plain_config(dir.path())
             .snapshot_every(3)
             .reservoir_size(64),
     )?;
@@ -558,7 +563,7 @@ fn a_store_of_the_previous_build_loses_its_refit_window_and_rebuilds_its_sample_
 
     // Opening is enough: nothing is written through the writer.
     let db = Db::open_with(
-        common::config(dir.path())
+        common::plain_config(dir.path())
             .snapshot_every(3)
             .reservoir_size(64),
     )?;

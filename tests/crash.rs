@@ -22,9 +22,10 @@
 
 mod common;
 
+use common::check_store;
 use common::T0;
 use persona::testing::DbInternals;
-use persona::{check_store, Config, Db};
+use persona::{Config, Db};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 use std::collections::{HashMap, HashSet};

@@ -5,11 +5,12 @@
 
 mod common;
 
+use common::check_store;
 use common::store::raw;
 use persona::generator::{Generator, GeneratorConfig};
 use persona::testing::storage::{keys, queue};
 use persona::testing::DbInternals;
-use persona::{check_store, Config, Db, Event};
+use persona::{Config, Db, Event};
 use std::path::Path;
 
 /// Events per `ingest_batch` call (one commit each); the session splits are multiples of it,
@@ -21,7 +22,7 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 /// A short horizon, so that examples are labelled (positive and silent-period negatives)
 /// many times over the generated period.
 fn config(dir: &Path) -> Config {
-    common::config(dir)
+    common::plain_config(dir)
         .horizon_days(3.0)
         .silent_horizons(2)
         .reservoir_size(64)

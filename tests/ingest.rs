@@ -498,7 +498,7 @@ fn erasing_the_customer_who_set_the_watermark_leaves_it_and_the_store_consistent
         assert_eq!(db.model_info().watermark_ms, T0 + 40 * DAY);
         db.close()?;
     }
-    let report = persona::check_store(dir.path())?;
+    let report = common::check_store(dir.path())?;
     assert!(report.is_clean(), "{:?}", report.problems);
     Ok(())
 }
@@ -568,7 +568,7 @@ fn training_examples_are_taken_at_a_checkpoint_after_the_event() -> Result<()> {
     assert_eq!(after.positives, info.positives + 1);
     db.close()?;
     drop(db);
-    let report = persona::check_store(dir.path())?;
+    let report = common::check_store(dir.path())?;
     assert!(report.is_clean(), "{:?}", report.problems);
     Ok(())
 }
@@ -597,7 +597,7 @@ fn erasing_a_customer_drops_their_held_positive_example() -> Result<()> {
     );
     db.close()?;
     drop(db);
-    let report = persona::check_store(dir.path())?;
+    let report = common::check_store(dir.path())?;
     assert!(report.is_clean(), "{:?}", report.problems);
     let named = common::store::raw(dir.path(), |db| {
         let needle = b"held-one";

@@ -148,7 +148,11 @@ fn erase_leaves_no_trace_of_the_customer() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let before_others;
     {
-        let db = Db::open_with(common::config(dir.path()).segments(3).reservoir_size(8))?;
+        let db = Db::open_with(
+            common::plain_config(dir.path())
+                .segments(3)
+                .reservoir_size(8),
+        )?;
         populate(&db)?;
         db.take_model_snapshot()?;
         // The victim is really there, in its record and in its segment's member list.
@@ -342,7 +346,7 @@ fn aged_store(db: &Db) -> Result<()> {
 fn purge_erases_only_profiles_older_than_the_ttl() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let db = Db::open_with(
-        common::config(dir.path())
+        common::plain_config(dir.path())
             .segments(3)
             .reservoir_size(8)
             .profile_ttl_days(Some(30.0)),
@@ -508,7 +512,7 @@ fn erase_takes_back_exactly_the_customer_s_strategy_outcomes() -> Result<()> {
 fn a_damaged_feedback_entry_does_not_stop_an_erase() -> Result<()> {
     let dir = tempfile::tempdir()?;
     {
-        let db = common::config(dir.path()).open()?;
+        let db = common::plain_config(dir.path()).open()?;
         db.ingest(Event::new(VICTIM, T0, EventKind::Purchase).with_value(5.0))?;
         for converted in [true, false] {
             db.feedback(persona::Feedback::new(VICTIM, "vip_offer", converted).with_segment(0))?;
@@ -525,10 +529,10 @@ fn a_damaged_feedback_entry_does_not_stop_an_erase() -> Result<()> {
         Ok(())
     })
     .map_err(Error::from)?;
-    let found = persona::check_store(dir.path())?;
+    let found = common::check_store(dir.path())?;
     assert_eq!(found.problems.len(), 1, "{:?}", found.problems);
     assert_eq!(found.problems[0].kind, persona::ProblemKind::Undecodable);
-    let db = common::config(dir.path()).open()?;
+    let db = common::plain_config(dir.path()).open()?;
     let err = db.export_customer(VICTIM).unwrap_err();
     assert!(matches!(err, Error::Corruption { .. }), "{err}");
     let report = db.erase_report(VICTIM)?;

@@ -5,11 +5,12 @@
 
 mod common;
 
+use common::check_store;
 use common::store::raw;
 use persona::generator::{Generator, GeneratorConfig};
 use persona::testing::storage::keys;
 use persona::testing::storage::record::{ProfileRecord, PROFILE_FORMAT_VERSION};
-use persona::{check_store, Db, Event, EventKind};
+use persona::{Db, Event, EventKind};
 use std::path::Path;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -47,7 +48,7 @@ fn versions(dir: &Path) -> sled::Result<Vec<(String, u8)>> {
 fn records_of_every_earlier_version_read_the_same_and_are_rewritten_at_their_next_write(
 ) -> TestResult {
     let dir = tempfile::tempdir()?;
-    let db = Db::open_with(common::config(dir.path()))?;
+    let db = Db::open_with(common::plain_config(dir.path()))?;
     let events: Vec<Event> = Generator::new(GeneratorConfig {
         customers: 60,
         events: 1500,
@@ -78,7 +79,7 @@ fn records_of_every_earlier_version_read_the_same_and_are_rewritten_at_their_nex
         .iter()
         .all(|(_, v)| *v == PROFILE_FORMAT_VERSION));
 
-    let db = Db::open_with(common::config(dir.path()))?;
+    let db = Db::open_with(common::plain_config(dir.path()))?;
     let before = answers(&db, &ids)?;
     db.close()?;
     drop(db);
@@ -117,7 +118,7 @@ fn records_of_every_earlier_version_read_the_same_and_are_rewritten_at_their_nex
     let report = check_store(dir.path())?;
     assert!(report.is_clean(), "{:#?}", report.problems);
 
-    let db = Db::open_with(common::config(dir.path()))?;
+    let db = Db::open_with(common::plain_config(dir.path()))?;
     assert_eq!(answers(&db, &ids)?, before, "older records answer the same");
     // They have no engagement lists yet (version 5 added them); the generator's events name
     // categories, so the version-5 records had some.

@@ -13,8 +13,9 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(data: &Path, args: &Args) -> Result<()> {
-    let report = match crate::check_store(data) {
+pub fn run(config: &crate::Config, args: &Args) -> Result<()> {
+    let data: &Path = config.path();
+    let report = match crate::check_store_with(config) {
         Ok(r) => r,
         Err(crate::Error::Locked { .. }) => {
             bail!(

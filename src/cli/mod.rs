@@ -10,6 +10,7 @@ mod generate;
 mod import;
 mod ingest_stream;
 mod inspect;
+mod key;
 mod maintain;
 mod privacy;
 mod query;
@@ -92,6 +93,8 @@ enum Command {
     Check(check::Args),
     /// Define triggers, list them, and read their firings from the store's outbox.
     Triggers(triggers::Args),
+    /// Manage an encrypted store's key: `persona key rotate`.
+    Key(key::Args),
     /// Rewrite a closed store with one copy of every live key (reclaims the disk space sled's
     /// log keeps for superseded record versions); the old files are swapped out atomically.
     Compact(compact::Args),
@@ -134,7 +137,8 @@ pub fn run(cli: Cli) -> Result<()> {
             serve::run(open()?, config)
         }
         Command::Triggers(a) => triggers::run(a, &cli.data, cli.config.as_ref()),
-        Command::Check(a) => check::run(&cli.data, a),
+        Command::Check(a) => check::run(&load_config(&cli.data, cli.config.as_ref())?, a),
+        Command::Key(a) => key::run(&load_config(&cli.data, cli.config.as_ref())?, a),
         Command::Compact(a) => {
             compact::run(&cli.data, &load_config(&cli.data, cli.config.as_ref())?, a)
         }
@@ -180,6 +184,7 @@ pub fn exit_code(e: &anyhow::Error) -> Option<i32> {
                 cause.downcast_ref::<crate::Error>(),
                 Some(
                     crate::Error::Config(_)
+                        | crate::Error::Key(_)
                         | crate::Error::ConfigMismatch { .. }
                         | crate::Error::NoStore { .. }
                 )

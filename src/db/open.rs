@@ -29,7 +29,14 @@ pub(super) fn recover_queue(
 ) -> Result<pipeline::RecoveredQueue> {
     let horizon = config.horizon_ms();
     let silent = config.silent_horizons as u64;
-    match store.load_queue(horizon, silent, model.watermark_ms, model.version) {
+    // An encrypted store keeps no copy of the queue: its entries name customers (see
+    // `docs/privacy.md`), so it is always derived from the records.
+    let stored = if store.is_encrypted() {
+        Ok(None)
+    } else {
+        store.load_queue(horizon, silent, model.watermark_ms, model.version)
+    };
+    match stored {
         Ok(Some(q)) => return Ok(pipeline::RecoveredQueue::Stored(q)),
         Ok(None) => {}
         Err(e @ (Error::Corruption { .. } | Error::UnsupportedVersion { .. })) => {
@@ -75,7 +82,7 @@ fn recover_rows(
     if !stale.is_empty() {
         let keys: Vec<Vec<u8>> = stale
             .iter()
-            .map(|(at, id, _)| crate::storage::keys::sampled_row(*at, id))
+            .map(|(at, id, _)| store.row_key(*at, id))
             .collect();
         store.remove_keys(&keys)?;
         tracing::info!(

@@ -529,7 +529,13 @@ pub fn evaluate(
     let total = events.len() as u64;
     let segments_k = config.model.segments;
     let seed = config.model.seed;
-    let db = config.durability(Durability::None).open()?;
+    // A scratch store, removed afterwards: plain, so that its scans (and with them the bulk
+    // refit's sample) go in id order and a backtest gives the same numbers on every run
+    // (an encrypted store orders customers by a keyed hash of their id).
+    let db = config
+        .durability(Durability::None)
+        .encryption(crate::config::Encryption::Off)
+        .open()?;
     let mut report = EvaluationReport {
         events: given as u64,
         rejected: invalid,

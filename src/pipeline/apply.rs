@@ -791,7 +791,6 @@ fn learn_rebuy(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::keys;
 
     /// Enough customers for two threads: each read comes back with its own customer's value,
     /// and customers without a record come back as None.
@@ -805,8 +804,11 @@ mod tests {
         let mut batch = sled::Batch::default();
         // Customers whose id ends in 0 have no record.
         for id in ids.iter().filter(|id| !id.ends_with('0')) {
-            batch.insert(keys::profile(id), id.as_bytes());
+            let key = store.profile_key(id);
+            let value = store.seal(id, &key, id.as_bytes())?;
+            batch.insert(key, value);
         }
+        store.persist_new_keys(crate::config::Durability::Fsync)?;
         store.apply(batch)?;
         let wanted: Vec<&str> = ids.iter().map(String::as_str).collect();
         let got = read_all(&store, &wanted);

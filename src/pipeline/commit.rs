@@ -11,7 +11,15 @@ use crate::storage::{keys, Store};
 impl Engine {
     /// Adds the batch's writes to `batch`: dirty profiles, membership changes, the model state.
     /// Returns the number of keys written (inserted or removed) and the bytes inserted.
-    pub(crate) fn write_into(&mut self, b: &mut BatchState, batch: &mut sled::Batch) -> (u64, u64) {
+    ///
+    /// # Errors
+    /// Only an encrypted store's sealing of a value can fail (`storage/sealed.rs`).
+    pub(crate) fn write_into(
+        &mut self,
+        store: &Store,
+        b: &mut BatchState,
+        batch: &mut sled::Batch,
+    ) -> crate::Result<(u64, u64)> {
         let mut keys_written = 0u64;
         let mut bytes = 0u64;
         let mut insert = |batch: &mut sled::Batch, k: Vec<u8>, v: sled::IVec| {
@@ -23,7 +31,7 @@ impl Engine {
         // Erasures first: a record written later in the same batch (none today: erasing runs
         // as a maintenance batch of its own) would then be a new profile, as it should.
         for id in &b.erased {
-            batch.remove(keys::profile(id));
+            batch.remove(store.profile_key(id));
             self.recent.remove(id);
             removed += 1;
         }
@@ -34,8 +42,10 @@ impl Engine {
         for (id, w) in &b.records {
             if w.dirty {
                 let value = sled::IVec::from(w.record.encode());
-                self.recent.insert(id, value.clone());
-                insert(batch, keys::profile(id), value);
+                let key = store.profile_key(id);
+                let stored = store.seal(id, &key, &value)?;
+                self.recent.insert(id, value);
+                insert(batch, key, stored);
             }
         }
         // Triggers: the batch's firings under the next ids, the oldest dropped past the
@@ -47,7 +57,7 @@ impl Engine {
         if !b.fired.is_empty() {
             let firings: Vec<&crate::triggers::Fired> = b.fired.iter().map(|f| &f.fired).collect();
             let next = first.saturating_add(firings.len() as u64);
-            let value = crate::storage::triggers::encode_chunk(next, &firings);
+            let value = store.encode_chunk(next, &firings)?;
             insert(batch, keys::trigger(first).to_vec(), value.into());
         }
         let watermark = self.model.watermark_ms;
@@ -67,7 +77,8 @@ impl Engine {
                 batch.remove(&keys::trigger(chunk.key));
                 removed += 1;
             } else {
-                let value = crate::storage::triggers::encode_chunk(chunk.next_id, &chunk.firings);
+                let firings: Vec<&crate::triggers::Fired> = chunk.firings.iter().collect();
+                let value = store.encode_chunk(chunk.next_id, &firings)?;
                 insert(batch, keys::trigger(chunk.key).to_vec(), value.into());
             }
         }
@@ -95,21 +106,25 @@ impl Engine {
         for u in &b.undo {
             match u {
                 Undo::Sample(sample::Change::Added(m)) => {
-                    insert(batch, keys::sample(m.0, &m.1), sled::IVec::default());
+                    let key = store.sample_key(m.0, &m.1);
+                    let value = store.seal(&m.1, &key, &[])?;
+                    insert(batch, key, value);
                 }
                 Undo::Sample(sample::Change::Removed(m)) => {
-                    batch.remove(keys::sample(m.0, &m.1));
+                    batch.remove(store.sample_key(m.0, &m.1));
                     removed += 1;
                 }
                 Undo::Held(held::Change::Added(key)) => {
                     // Absent when learned in the same batch: the removal below wins.
                     if let Some(features) = self.held.get(key) {
+                        let k = store.held_key(key.0, &key.1);
                         let value = crate::storage::codec::encode(&features);
-                        insert(batch, keys::held(key.0, &key.1), value.into());
+                        let value = store.seal(&key.1, &k, &value)?;
+                        insert(batch, k, value);
                     }
                 }
                 Undo::Held(held::Change::Removed(key, _)) => {
-                    batch.remove(keys::held(key.0, &key.1));
+                    batch.remove(store.held_key(key.0, &key.1));
                     removed += 1;
                 }
                 Undo::Cohort(change) => {
@@ -117,13 +132,15 @@ impl Engine {
                     // this batch writes the same again). A row of the block still open is
                     // written when the block closes, and one of a block this batch closes
                     // below, with the rest of that block's.
-                    let key = keys::sampled_row(change.at_ms, &change.customer);
+                    let key = store.row_key(change.at_ms, &change.customer);
                     match self.cohorts.get(&change.customer, change.at_ms) {
                         Some(_)
                             if change.at_ms >= block_end
                                 || b.rows_closed.contains(&change.at_ms) => {}
                         Some(row) => {
-                            insert(batch, key, crate::storage::codec::encode(row).into());
+                            let value = crate::storage::codec::encode(row);
+                            let value = store.seal(&change.customer, &key, &value)?;
+                            insert(batch, key, value);
                         }
                         None => {
                             batch.remove(key);
@@ -138,14 +155,16 @@ impl Engine {
         // stands at its end (`cohorts.rs`, "Persisted").
         for &closed in &b.rows_closed {
             for (customer, row) in self.cohorts.rows_at(closed) {
-                let key = keys::sampled_row(closed, customer);
-                insert(batch, key, crate::storage::codec::encode(row).into());
+                let key = store.row_key(closed, customer);
+                let value = crate::storage::codec::encode(row);
+                insert(batch, key.clone(), store.seal(customer, &key, &value)?);
             }
         }
         self.model.version += 1;
         for (n, (customer, outcome)) in (0u32..).zip(&b.feedback) {
-            let key = keys::feedback(customer, self.model.version, n);
-            insert(batch, key, crate::storage::codec::encode(outcome).into());
+            let key = store.feedback_key(customer, self.model.version, n);
+            let value = crate::storage::codec::encode(outcome);
+            insert(batch, key.clone(), store.seal(customer, &key, &value)?);
         }
         for key in &b.ledger_removed {
             batch.remove(key.as_slice());
@@ -173,8 +192,13 @@ impl Engine {
             b.snapshot = Some(self.model.clone());
         }
         insert(batch, keys::MODEL.to_vec(), encoded.into());
-        let (queue_keys, queue_bytes) = self.write_queue(b, batch);
-        (keys_written + removed + queue_keys, bytes + queue_bytes)
+        // An encrypted store keeps no copy of the expiry queue (`db/open.rs`).
+        let (queue_keys, queue_bytes) = if store.is_encrypted() {
+            (0, 0)
+        } else {
+            self.write_queue(b, batch)
+        };
+        Ok((keys_written + removed + queue_keys, bytes + queue_bytes))
     }
 
     /// Adds the batch's changes of the expiry queue to `batch`: one delta, or a checkpoint of

@@ -421,10 +421,13 @@ impl Writer {
     /// bytes inserted. Fails (before sled sees anything) when a test injected a failure.
     fn prepare(&mut self, b: &mut BatchState) -> Result<(sled::Batch, u64, u64)> {
         let mut batch = sled::Batch::default();
-        let (keys, bytes) = self.engine.write_into(b, &mut batch);
+        let (keys, bytes) = self.engine.write_into(&self.store, b, &mut batch)?;
         if self.shared.faults.take_commit_failure() {
             return Err(Error::Io(std::io::Error::other("injected commit failure")));
         }
+        // The data keys of customers new in this batch reach the key slots before the batch
+        // can reach sled's log (`storage/sealed.rs`).
+        self.store.persist_new_keys(self.config.durability)?;
         Ok((batch, keys, bytes))
     }
 
@@ -536,6 +539,7 @@ impl Writer {
             outcome.model_version = self.engine.model.version;
             return Ok(outcome);
         }
+        let erased: Vec<String> = b.erased.iter().cloned().collect();
         // The apply and durability stages are settled: this batch is applied and synced here.
         let committed = self.prepare(&mut b).and_then(|(batch, keys, bytes)| {
             self.store.apply(batch)?;
@@ -557,6 +561,11 @@ impl Writer {
                         .fetch_max(next, Ordering::AcqRel);
                 }
                 outcome.model_version = self.engine.model.version;
+                // Erased customers' data keys go once the batch that removed everything of
+                // theirs is durable: what sled's files still hold of them is unreadable from
+                // now on. Should zeroing their slots fail, the erase stands and the next open
+                // zeroes them (a slot whose customer has no record is).
+                self.store.shred(&erased)?;
                 Ok(outcome)
             }
             Err(e) => {

@@ -31,7 +31,9 @@
 //! `docs/storage-format.md`) and what is wrong with it. The settings (segments, category buckets,
 //! half-life) come from the store's own metadata, so no configuration file is needed.
 
+use super::crypt::Crypt;
 use super::record::ProfileRecord;
+use super::sealed::unseal_with;
 use super::{codec, keys, Fingerprint, Store, LEGACY_INDEXED_FORMAT, STORE_FORMAT_VERSION};
 use crate::config::Config;
 use crate::error::Result;
@@ -165,10 +167,24 @@ pub fn printable(key: &[u8]) -> String {
 /// # Ok::<(), persona::Error>(())
 /// ```
 pub fn check_store(path: &Path) -> Result<CheckReport> {
+    check_store_with(&Config::new(path))
+}
+
+/// [`check_store`] of the store at `config`'s path, with the key of an encrypted store found
+/// as `config` says (its `key_file`, else `PERSONA_KEY`, else the data directory's
+/// `store.key`): nothing else of `config` is used.
+///
+/// # Errors
+/// As [`check_store`], and [`Error::Key`](crate::Error::Key) when an encrypted store's key is
+/// missing or wrong.
+pub fn check_store_with(config: &Config) -> Result<CheckReport> {
+    let path = config.path();
     // sled would create an empty database in any directory: refuse to, this is a read.
     super::require_store(path)?;
     // Level 0: as the store was created.
     let db = super::open_sled(path, 64, None)?;
+    let crypt = super::encryption::existing_crypt(&db, config, path, false)?;
+    let crypt = crypt.as_ref();
     let mut report = CheckReport {
         path: path.to_path_buf(),
         keys: 0,
@@ -187,21 +203,21 @@ pub fn check_store(path: &Path) -> Result<CheckReport> {
         category_buckets: usize::try_from(fp.category_buckets).unwrap_or(usize::MAX),
     };
     let k = usize::try_from(fp.segments).unwrap_or(usize::MAX);
-    let profiles = check_profiles(&db, &params, k, &mut report)?;
+    let profiles = check_profiles(&db, crypt, &params, k, &mut report)?;
     check_legacy_members(&db, format, &mut report)?;
     let model = check_model(&db, &FeatureLayout::new(params), k, &profiles, &mut report)?;
     let model_version = model.map(|(version, _)| version);
     report.model_version = model_version;
     check_snapshots(&db, model_version, &mut report)?;
     check_queue(&db, &profiles, model, &mut report)?;
-    check_sample(&db, &mut report)?;
-    check_feedback(&db, &mut report)?;
+    check_sample(&db, crypt, &mut report)?;
+    check_feedback(&db, crypt, &mut report)?;
     let layout = FeatureLayout::new(params);
-    check_held(&db, layout.dim(), model.map(|m| m.1), &mut report)?;
+    check_held(&db, crypt, layout.dim(), model.map(|m| m.1), &mut report)?;
     // A refit row is for the end of the block its batch's watermark was in.
     let horizon_ms = (fp.horizon_days * crate::features::DAY_MS) as i64;
     let rows_until = model.map(|m| super::refit_block_end(m.1, horizon_ms));
-    check_cohorts(&db, layout.dim(), rows_until, &mut report)?;
+    check_cohorts(&db, crypt, layout.dim(), rows_until, &mut report)?;
     check_unknown(&db, &mut report)?;
     // Nothing was written; this waits for sled's background I/O threads (started by its own
     // recovery at open), which hold the store's file lock until they finish, so that the store
@@ -238,6 +254,8 @@ fn check_meta(
                 Ok(f) => fingerprint = Some(f),
                 Err(e) => report.push(&k, ProblemKind::Undecodable, e.to_string()),
             }
+        } else if &*k == keys::META_CRYPT {
+            // Read (and checked against the key) before the checks start.
         } else {
             report.push(&k, ProblemKind::UnknownKey, "unknown metadata key");
         }
@@ -270,6 +288,7 @@ struct ProfileSummary {
 
 fn check_profiles(
     db: &sled::Db,
+    crypt: Option<&Crypt>,
     params: &FeatureParams,
     k: usize,
     report: &mut CheckReport,
@@ -279,14 +298,30 @@ fn check_profiles(
         let (key, value) = item?;
         report.keys += 1;
         report.profiles += 1;
-        let Some(id) = keys::parse_profile(&key) else {
-            report.push(
-                &key,
-                ProblemKind::Undecodable,
-                "profile key has an empty or non-UTF-8 customer id",
-            );
-            continue;
+        let (id, value) = match unseal_with(crypt, &key, value) {
+            Ok(Some(opened)) => opened,
+            Ok(None) if crypt.is_some() => {
+                report.push(
+                    &key,
+                    ProblemKind::Undecodable,
+                    "profile record whose customer's data key is gone (erased?)",
+                );
+                continue;
+            }
+            Ok(None) => {
+                report.push(
+                    &key,
+                    ProblemKind::Undecodable,
+                    "profile key has an empty or non-UTF-8 customer id",
+                );
+                continue;
+            }
+            Err(e) => {
+                report.push(&key, ProblemKind::Undecodable, e.to_string());
+                continue;
+            }
         };
+        let id = id.as_str();
         if let Err(e) = validate_customer_id(id) {
             report.push(
                 &key,

@@ -108,6 +108,7 @@ pub fn compact(
         let copied = copy_all(&old, &new);
         let copied = copied.and_then(|c| {
             new.flush()?;
+            copy_key_files(path, &tmp)?;
             sync_dir_files(&tmp)?;
             verify(&old, &new)?;
             Ok(c)
@@ -139,6 +140,22 @@ pub fn compact(
         logical_bytes,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// Copies an encrypted store's key slots (and its key file, when it is kept in the data
+/// directory) next to the copy: the copied values are sealed with the data keys in those
+/// slots, under the same keys, so they open as before.
+fn copy_key_files(from: &Path, to: &Path) -> Result<()> {
+    use super::encryption::{DEFAULT_KEY_FILE, SLOT_FILE};
+    for name in [SLOT_FILE, DEFAULT_KEY_FILE] {
+        let src = from.join(name);
+        if src.exists() {
+            let dst = to.join(name);
+            std::fs::copy(&src, &dst)?;
+            std::fs::set_permissions(&dst, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        }
+    }
+    Ok(())
 }
 
 /// Copies every tree's keys and values; returns (keys, bytes).

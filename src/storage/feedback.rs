@@ -1,7 +1,7 @@
 //! The feedback ledger (`F` keys): each strategy outcome recorded for a customer, kept so that
 //! erasing the customer subtracts exactly what they added to the strategy's counts.
 
-use super::{keys, Store};
+use super::Store;
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
 
@@ -29,10 +29,18 @@ impl Store {
         customer: &str,
     ) -> Result<Vec<(Vec<u8>, Result<FeedbackOutcome>)>> {
         let mut out = Vec::new();
-        for item in self.db.scan_prefix(keys::feedback_prefix(customer)) {
+        for item in self.db.scan_prefix(self.feedback_prefix(customer)) {
             let (k, v) = item?;
             let name = || format!("feedback ledger key of customer {customer:?}");
-            out.push((k.to_vec(), super::codec::decode(&name, &v)));
+            let decoded = match self.unseal(&k, v) {
+                Ok(Some((_, v))) => super::codec::decode(&name, &v),
+                Ok(None) => Err(crate::Error::Corruption {
+                    key: name(),
+                    detail: "its customer's data key is gone".into(),
+                }),
+                Err(e) => Err(e),
+            };
+            out.push((k.to_vec(), decoded));
         }
         Ok(out)
     }

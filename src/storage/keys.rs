@@ -27,6 +27,8 @@ pub const META: u8 = b'M';
 pub const META_FORMAT: &[u8] = b"Mformat";
 /// Key of the fingerprint of the settings fixed at creation.
 pub const META_CONFIG: &[u8] = b"Mconfig";
+/// Key of the record saying the store is encrypted (`storage/encryption.rs`).
+pub const META_CRYPT: &[u8] = b"Mcrypt";
 /// Key of the model state.
 pub const MODEL: &[u8] = b"S";
 /// Prefix of profile records.
@@ -92,8 +94,16 @@ pub fn trigger_ack(name: &str) -> Vec<u8> {
 pub const FEEDBACK: u8 = b'F';
 
 /// Key of the `n`-th feedback outcome of `customer` in the batch committed as `version`.
+#[cfg(any(test, feature = "testing"))]
 pub fn feedback(customer: &str, version: u64, n: u32) -> Vec<u8> {
-    let mut k = feedback_prefix(customer);
+    feedback_of(&feedback_prefix(customer), version, n)
+}
+
+/// The key under a customer's ledger `prefix` ([`feedback_prefix`], or an encrypted store's
+/// [`token_prefix`] of [`FEEDBACK`]) of their `n`-th outcome in the batch of `version`.
+pub fn feedback_of(prefix: &[u8], version: u64, n: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(prefix.len() + 12);
+    k.extend_from_slice(prefix);
     k.extend_from_slice(&version.to_be_bytes());
     k.extend_from_slice(&n.to_be_bytes());
     k
@@ -108,26 +118,75 @@ pub fn feedback_prefix(customer: &str) -> Vec<u8> {
     k
 }
 
+/// Bytes of a token (a keyed hash of a customer id), which name the customer in the keys of an
+/// encrypted store instead of the id.
+pub const TOKEN_BYTES: usize = 16;
+
+/// `prefix` ‖ `name`: the key of an encrypted store's profile (`P`) and the prefix of its
+/// feedback ledger (`F`), `name` being the customer's token.
+pub fn token_prefix(prefix: u8, name: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + name.len());
+    k.push(prefix);
+    k.extend_from_slice(name);
+    k
+}
+
+/// Where the bytes naming the customer start in a key of an encrypted store with this prefix
+/// (`P`, `F`: after the prefix; `H`, `R`, `K`: after the prefix and a u64), if keys of that
+/// prefix name one.
+pub fn token_offset(prefix: u8) -> Option<usize> {
+    match prefix {
+        PROFILE | FEEDBACK => Some(1),
+        HELD | SAMPLED_ROW | SAMPLE => Some(9),
+        _ => None,
+    }
+}
+
 /// Prefix of the positive training examples held until their deadline.
 pub const HELD: u8 = b'H';
 
 /// Key of the positive example of `customer_id` held until `deadline_ms`. The deadline is
 /// stored with its sign bit flipped, so that keys sort by deadline.
+#[cfg(any(test, feature = "testing"))]
 pub fn held(deadline_ms: i64, customer_id: &str) -> Vec<u8> {
     time_and_id(HELD, deadline_ms, customer_id)
 }
 
 /// `prefix` ‖ `t_ms` with its sign bit flipped (so keys sort by time) ‖ `customer_id`: the
 /// layout of `H` and `R` keys.
+#[cfg(any(test, feature = "testing"))]
 fn time_and_id(prefix: u8, t_ms: i64, customer_id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(9 + customer_id.len());
+    time_and_name(prefix, t_ms, customer_id.as_bytes())
+}
+
+/// `prefix` ‖ `t_ms` with its sign bit flipped ‖ `name` (an id, or an encrypted store's
+/// token): `H` and `R` keys.
+pub fn time_and_name(prefix: u8, t_ms: i64, name: &[u8]) -> Vec<u8> {
+    u64_and_name(prefix, (t_ms as u64) ^ (1 << 63), name)
+}
+
+/// `prefix` ‖ `n` big-endian ‖ `name`: `K` keys (and, through [`time_and_name`], `H` and `R`).
+pub fn u64_and_name(prefix: u8, n: u64, name: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9 + name.len());
     k.push(prefix);
-    k.extend_from_slice(&((t_ms as u64) ^ (1 << 63)).to_be_bytes());
-    k.extend_from_slice(customer_id.as_bytes());
+    k.extend_from_slice(&n.to_be_bytes());
+    k.extend_from_slice(name);
     k
 }
 
+/// The time (sign bit restored) of an `H` or `R` key, whatever names the customer in it.
+pub fn time_of(key: &[u8]) -> Option<i64> {
+    let n = u64::from_be_bytes(key.get(1..9)?.try_into().ok()?);
+    Some((n ^ (1 << 63)) as i64)
+}
+
+/// The u64 after the prefix of a `K` key (the sample hash).
+pub fn u64_of(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.get(1..9)?.try_into().ok()?))
+}
+
 /// The deadline and customer id of a held-example key.
+#[cfg(any(test, feature = "testing"))]
 pub fn parse_held(key: &[u8]) -> Option<(i64, &str)> {
     match key {
         [HELD, rest @ ..] => deadline_and_id(rest),
@@ -148,11 +207,13 @@ pub const SAMPLED_ROW: u8 = b'R';
 
 /// Key of `customer_id`'s refit row as of `at_ms` (the time with its sign bit flipped, so that
 /// keys sort by time).
+#[cfg(any(test, feature = "testing"))]
 pub fn sampled_row(at_ms: i64, customer_id: &str) -> Vec<u8> {
     time_and_id(SAMPLED_ROW, at_ms, customer_id)
 }
 
 /// The time and customer id of a refit-row key.
+#[cfg(any(test, feature = "testing"))]
 pub fn parse_sampled_row(key: &[u8]) -> Option<(i64, &str)> {
     match key {
         [SAMPLED_ROW, rest @ ..] => deadline_and_id(rest),
@@ -161,12 +222,14 @@ pub fn parse_sampled_row(key: &[u8]) -> Option<(i64, &str)> {
 }
 
 /// A deadline with its sign bit flipped, then a customer id (the tail of an `H` key).
+#[cfg(any(test, feature = "testing"))]
 fn deadline_and_id(rest: &[u8]) -> Option<(i64, &str)> {
     let (d, id) = u64_and_id(rest)?;
     Some(((d ^ (1 << 63)) as i64, id))
 }
 
 /// A big-endian u64 followed by a non-empty UTF-8 customer id (the tail of a `K` or `H` key).
+#[cfg(any(test, feature = "testing"))]
 fn u64_and_id(rest: &[u8]) -> Option<(u64, &str)> {
     if rest.len() <= 8 {
         return None;
@@ -177,15 +240,13 @@ fn u64_and_id(rest: &[u8]) -> Option<(u64, &str)> {
 }
 
 /// Key of a member of the segment-fitting sample.
+#[cfg(any(test, feature = "testing"))]
 pub fn sample(hash: u64, customer_id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(9 + customer_id.len());
-    k.push(SAMPLE);
-    k.extend_from_slice(&hash.to_be_bytes());
-    k.extend_from_slice(customer_id.as_bytes());
-    k
+    u64_and_name(SAMPLE, hash, customer_id.as_bytes())
 }
 
 /// The hash and customer id of a sample key.
+#[cfg(any(test, feature = "testing"))]
 pub fn parse_sample(key: &[u8]) -> Option<(u64, &str)> {
     match key {
         [SAMPLE, rest @ ..] => u64_and_id(rest),
@@ -231,6 +292,7 @@ pub fn member(segment: u16, customer_id: &str) -> Vec<u8> {
 }
 
 /// The customer id of a profile key.
+#[cfg(any(test, feature = "testing"))]
 pub fn parse_profile(key: &[u8]) -> Option<&str> {
     match key.split_first() {
         Some((&PROFILE, rest)) if !rest.is_empty() => std::str::from_utf8(rest).ok(),

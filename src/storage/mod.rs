@@ -10,6 +10,8 @@ pub mod check;
 pub mod codec;
 #[cfg(any(feature = "cli", feature = "testing"))]
 pub mod compact;
+pub(crate) mod crypt;
+pub mod encryption;
 pub(crate) mod feedback;
 pub mod keys;
 mod lock;
@@ -17,6 +19,7 @@ mod models;
 mod packed;
 pub mod queue;
 pub mod record;
+mod sealed;
 mod sled_setup;
 pub(crate) mod triggers;
 mod window;
@@ -146,6 +149,8 @@ pub struct Store {
     log_file: Option<File>,
     path: PathBuf,
     params: FeatureParams,
+    /// The crypto context of an encrypted store (`sealed.rs`, `encryption.rs`).
+    crypt: Option<crypt::Crypt>,
 }
 
 /// A positive training example held until its deadline: ((deadline unix ms, customer id), raw
@@ -212,7 +217,7 @@ impl Store {
         )?;
         let log_path = config.path.join(LOG_FILE);
         let log_file = File::open(&log_path).ok();
-        let store = Store {
+        let mut store = Store {
             db,
             log_file,
             path: config.path.clone(),
@@ -220,12 +225,16 @@ impl Store {
                 half_life_ms: config.half_life_ms(),
                 category_buckets: config.category_buckets,
             },
+            crypt: None,
         };
-        store.check_meta(config)?;
+        let created = store.check_meta(config)?;
+        store.open_crypt(config, created)?;
         Ok(store)
     }
 
-    fn check_meta(&self, config: &Config) -> Result<()> {
+    /// Checks the format and the settings fixed at creation, or records them in a new store;
+    /// whether the store was created now.
+    fn check_meta(&mut self, config: &Config) -> Result<bool> {
         let wanted = Fingerprint::of(config);
         match self.db.get(keys::META_FORMAT)? {
             Some(v) => {
@@ -257,17 +266,23 @@ impl Store {
                 if found == LEGACY_INDEXED_FORMAT {
                     self.drop_membership_index()?;
                 }
+                Ok(false)
             }
             None => {
                 let mut batch = sled::Batch::default();
                 batch.insert(keys::META_FORMAT, &[STORE_FORMAT_VERSION]);
                 batch.insert(keys::META_CONFIG, codec::encode(&wanted));
+                if config.encryption == crate::config::Encryption::On {
+                    let (crypt, meta) = self.create_crypt(config)?;
+                    batch.insert(keys::META_CRYPT, meta);
+                    self.crypt = Some(crypt);
+                }
                 self.db.apply_batch(batch)?;
                 self.db.flush()?;
                 self.sync_log()?;
+                Ok(true)
             }
         }
-        Ok(())
     }
 
     /// Migrates a store of format 1 to [`STORE_FORMAT_VERSION`]: removes its segment
@@ -360,7 +375,7 @@ impl Store {
         customer_id: &str,
         decode: fn(&Store, &str, &[u8]) -> Result<T>,
     ) -> Result<Option<T>> {
-        match self.db.get(keys::profile(customer_id))? {
+        match self.raw_profile(customer_id)? {
             Some(bytes) => decode(self, customer_id, &bytes).map(Some),
             None => Ok(None),
         }
@@ -376,12 +391,20 @@ impl Store {
         })
     }
 
-    /// A customer's record, undecoded.
+    /// A customer's record, undecoded (and, in an encrypted store, opened: `sealed.rs`).
     ///
     /// # Errors
-    /// [`Error::Storage`] if sled fails.
+    /// [`Error::Storage`] if sled fails; [`Error::Corruption`] if a sealed record does not
+    /// open.
     pub fn raw_profile(&self, customer_id: &str) -> Result<Option<sled::IVec>> {
-        Ok(self.db.get(keys::profile(customer_id))?)
+        let key = self.profile_key(customer_id);
+        let Some(value) = self.db.get(&key)? else {
+            return Ok(None);
+        };
+        if self.crypt.is_none() {
+            return Ok(Some(value));
+        }
+        Ok(self.unseal(&key, value)?.map(|(_, bytes)| bytes))
     }
 
     /// Decodes and checks a profile record.
@@ -417,30 +440,49 @@ impl Store {
         Ok(rec)
     }
 
-    /// Iterates over profile records with ids after `after` (exclusive), as (id, raw bytes).
+    /// Iterates over profile records after the one of `after` (exclusive), as (id, raw
+    /// bytes), in key order: by id in a plain store, by token (a keyed hash of the id) in an
+    /// encrypted one. `after` need not have a record (an erased customer's id still resumes
+    /// where it was). A sealed record that does not open is skipped with a warning, as is one
+    /// whose customer was erased.
     pub fn profiles_after<'a>(
         &'a self,
         after: Option<&str>,
     ) -> impl Iterator<Item = Result<(String, sled::IVec)>> + 'a {
         let start = match after {
             Some(a) => {
-                let mut k = keys::profile(a);
+                let mut k = self.profile_key(a);
                 k.push(0);
                 k
             }
             None => vec![keys::PROFILE],
         };
-        self.db
-            .range(start..)
-            .take_while(|item| {
-                item.as_ref()
-                    .map(|(k, _)| k.first() == Some(&keys::PROFILE))
-                    .unwrap_or(true)
-            })
-            .filter_map(|item| match item {
-                Ok((k, v)) => keys::parse_profile(&k).map(|id| Ok((id.to_string(), v))),
-                Err(e) => Some(Err(Error::from(e))),
-            })
+        let items = self.db.range(start..).take_while(|item| {
+            item.as_ref()
+                .map(|(k, _)| k.first() == Some(&keys::PROFILE))
+                .unwrap_or(true)
+        });
+        self.profile_items(items)
+    }
+
+    /// The (id, record bytes) of raw profile items from sled.
+    fn profile_items<'a>(
+        &'a self,
+        items: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>> + 'a,
+    ) -> impl Iterator<Item = Result<(String, sled::IVec)>> + 'a {
+        items.filter_map(|item| match item {
+            Ok((k, v)) => match self.unseal(&k, v) {
+                Ok(opened) => opened.map(Ok),
+                // A sealed record that does not open breaks only its own customer, as a plain
+                // record that does not decode: reads of them report it, and `persona check`
+                // names it.
+                Err(e) => {
+                    tracing::warn!("skipping a profile record: {e}");
+                    None
+                }
+            },
+            Err(e) => Some(Err(Error::from(e))),
+        })
     }
 
     /// Members of `segment` with ids after `after` (exclusive), at most `limit`, in id order:
@@ -489,12 +531,7 @@ impl Store {
 
     /// Iterates over all profile records as (customer id, raw bytes).
     pub fn scan_profiles(&self) -> impl Iterator<Item = Result<(String, sled::IVec)>> + '_ {
-        self.db
-            .scan_prefix([keys::PROFILE])
-            .filter_map(|item| match item {
-                Ok((k, v)) => keys::parse_profile(&k).map(|id| Ok((id.to_string(), v))),
-                Err(e) => Some(Err(Error::from(e))),
-            })
+        self.profile_items(self.db.scan_prefix([keys::PROFILE]))
     }
 
     /// Applies `batch` atomically, then makes it as durable as `durability` promises.
@@ -544,7 +581,7 @@ impl Store {
             let (k, v) = item?;
             size.keys += 1;
             size.bytes += (k.len() + v.len()) as u64;
-            if keys::parse_profile(&k).is_some() {
+            if k.first() == Some(&keys::PROFILE) {
                 size.profiles += 1;
                 size.profile_value_bytes += v.len() as u64;
             }

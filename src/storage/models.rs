@@ -37,9 +37,19 @@ impl Store {
     pub fn sample_members(&self) -> Result<Vec<(u64, String)>> {
         let mut out = Vec::new();
         for item in self.db.scan_prefix([keys::SAMPLE]) {
-            let (k, _) = item?;
-            out.extend(keys::parse_sample(&k).map(|(h, id)| (h, id.to_string())));
+            let (k, v) = item?;
+            let Some(hash) = keys::u64_of(&k) else {
+                continue;
+            };
+            match self.unseal(&k, v) {
+                Ok(Some((id, _))) => out.push((hash, id)),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("{e}; left out of the sample"),
+            }
         }
+        // An encrypted store's keys order customers by token, which differs from store to
+        // store: the order of ids makes what is built from them the same in every store.
+        out.sort_unstable();
         Ok(out)
     }
 
@@ -48,7 +58,7 @@ impl Store {
     /// # Errors
     /// [`Error::Storage`] if sled fails.
     pub(crate) fn is_sampled(&self, hash: u64, customer_id: &str) -> Result<bool> {
-        Ok(self.db.contains_key(keys::sample(hash, customer_id))?)
+        Ok(self.db.contains_key(self.sample_key(hash, customer_id))?)
     }
 
     /// The positive training examples held until their deadline (`H` keys): ((deadline,
@@ -71,16 +81,19 @@ impl Store {
         let mut out = Vec::new();
         for item in self.db.scan_prefix([keys::SAMPLED_ROW]) {
             let (k, v) = item?;
-            let name = || format!("refit row {}", String::from_utf8_lossy(&k));
-            let Some((at, customer)) = keys::parse_sampled_row(&k) else {
-                tracing::warn!("{}: unreadable key; left out", name());
+            let name = || format!("refit row {}", sealed::hex_key(&k));
+            let (Some(at), Ok(Some((customer, v)))) = (keys::time_of(&k), self.unseal(&k, v))
+            else {
+                tracing::warn!("{}: unreadable key or value; left out", name());
                 continue;
             };
             match codec::decode::<SampledRow>(&name, &v) {
-                Ok(row) => out.push((at, customer.to_string(), row)),
+                Ok(row) => out.push((at, customer, row)),
                 Err(e) => tracing::warn!("{e}; left out"),
             }
         }
+        // By time, then id, in every store (see `sample_members`).
+        out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         Ok(out)
     }
 
@@ -128,8 +141,11 @@ impl Store {
     pub(crate) fn put_sampled_rows(&self, rows: &[SampledRowAt]) -> Result<()> {
         let mut batch = sled::Batch::default();
         for (at, customer, row) in rows {
-            batch.insert(keys::sampled_row(*at, customer), codec::encode(row));
+            let key = self.row_key(*at, customer);
+            let value = self.seal(customer, &key, &codec::encode(row))?;
+            batch.insert(key, value);
         }
+        self.persist_new_keys(crate::config::Durability::Fsync)?;
         self.db.apply_batch(batch)?;
         Ok(())
     }
@@ -159,8 +175,11 @@ impl Store {
             batch.remove(item?.0);
         }
         for (hash, id) in members {
-            batch.insert(keys::sample(*hash, id), sled::IVec::default());
+            let key = self.sample_key(*hash, id);
+            let value = self.seal(id, &key, &[])?;
+            batch.insert(key, value);
         }
+        self.persist_new_keys(crate::config::Durability::Fsync)?;
         self.db.apply_batch(batch)?;
         Ok(())
     }
@@ -179,19 +198,24 @@ impl Store {
         let mut out = Vec::new();
         for item in self.db.scan_prefix([keys::HELD]) {
             let (k, v) = item?;
-            let name = || format!("held example {}", String::from_utf8_lossy(&k));
-            let Some((d, id)) = keys::parse_held(&k) else {
-                tracing::warn!("{}: unreadable key; the example is not learned", name());
+            let name = || format!("held example {}", sealed::hex_key(&k));
+            let (Some(d), Ok(Some((id, v)))) = (keys::time_of(&k), self.unseal(&k, v)) else {
+                tracing::warn!(
+                    "{}: unreadable key or value; the example is not learned",
+                    name()
+                );
                 continue;
             };
             if only.is_some_and(|c| c != id) {
                 continue;
             }
             match codec::decode::<Vec<f32>>(&name, &v) {
-                Ok(example) => out.push(((d, id.to_string()), example)),
+                Ok(example) => out.push(((d, id), example)),
                 Err(e) => tracing::warn!("{e}; the example is not learned"),
             }
         }
+        // By deadline, then id, in every store (see `sample_members`).
+        out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
     }
 
@@ -254,10 +278,14 @@ impl Store {
     /// [`Error::Storage`] if sled fails.
     pub fn pending_examples(&self) -> Result<Vec<(String, i64)>> {
         let mut out = Vec::new();
-        for item in self.db.scan_prefix([keys::PROFILE]) {
-            let (k, v) = item?;
-            let Some(id) = keys::parse_profile(&k) else {
-                continue;
+        for item in self.scan_profiles() {
+            let (id, v) = match item {
+                Ok(item) => item,
+                Err(Error::Storage(e)) => return Err(Error::Storage(e)),
+                Err(e) => {
+                    tracing::warn!("skipping a training example: {e}");
+                    continue;
+                }
             };
             match RecordHead::decode(&|| format!("profile {id:?}"), &v) {
                 Ok(head) => {

@@ -80,7 +80,7 @@ impl Store {
         }
         for item in self.db.range(start..vec![keys::TRIGGER + 1]) {
             let (k, v) = item?;
-            let chunk = decode_chunk(&k, &v)?;
+            let chunk = self.decode_chunk(&k, &v)?;
             out.extend(chunk.firings.into_iter().filter(|f| f.id > since));
             if out.len() >= count {
                 out.truncate(count);
@@ -100,7 +100,7 @@ impl Store {
         Ok(match self.db.scan_prefix([keys::TRIGGER]).next_back() {
             Some(item) => {
                 let (k, v) = item?;
-                decode_chunk(&k, &v)?.next_id.saturating_sub(1)
+                self.decode_chunk(&k, &v)?.next_id.saturating_sub(1)
             }
             None => 0,
         })
@@ -128,7 +128,7 @@ impl Store {
     pub(crate) fn firing_chunks(&self) -> impl Iterator<Item = Result<Chunk>> + '_ {
         self.db.scan_prefix([keys::TRIGGER]).map(|item| {
             let (k, v) = item?;
-            decode_chunk(&k, &v)
+            self.decode_chunk(&k, &v)
         })
     }
 
@@ -175,10 +175,92 @@ fn decode_position(key: &[u8], v: &[u8]) -> Result<u64> {
     Ok(u64::from_be_bytes(bytes))
 }
 
-pub(crate) fn decode_chunk(k: &[u8], v: &[u8]) -> Result<Chunk> {
+/// A firing as an encrypted store keeps it in the outbox: its id, and its customer's token with
+/// the firing sealed with their data key (`sealed.rs`; the sealed plaintext is the encoded
+/// [`Fired`], and its key the outbox key's prefix and the firing's id), or no token and the
+/// firing as it is when it names no customer (`DRIFT`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SealedFiring {
+    id: u64,
+    token: Option<[u8; keys::TOKEN_BYTES]>,
+    body: Vec<u8>,
+}
+
+/// The bytes a sealed firing is bound to.
+fn firing_aad(id: u64) -> [u8; 9] {
+    keys::trigger(id)
+}
+
+impl Store {
+    /// The value of one key of the outbox: `(next_id, Vec<Fired>)` in the versioned codec in a
+    /// plain store; in an encrypted one `(next_id, Vec<SealedFiring>)`.
+    ///
+    /// # Errors
+    /// Only sealing can fail (see [`Store::seal`]).
+    pub(crate) fn encode_chunk(&self, next_id: u64, firings: &[&Fired]) -> Result<Vec<u8>> {
+        let Some(c) = self.crypt() else {
+            return Ok(super::codec::encode(&(next_id, firings)));
+        };
+        let mut sealed = Vec::with_capacity(firings.len());
+        for f in firings {
+            let plain = super::codec::encode(*f);
+            if f.customer.is_empty() {
+                sealed.push(SealedFiring {
+                    id: f.id,
+                    token: None,
+                    body: plain,
+                });
+            } else {
+                let token = c.token(&f.customer);
+                let mut body = Vec::with_capacity(plain.len() + 32);
+                c.seal(token, &firing_aad(f.id), &plain, &mut body)?;
+                sealed.push(SealedFiring {
+                    id: f.id,
+                    token: Some(token.0),
+                    body,
+                });
+            }
+        }
+        Ok(super::codec::encode(&(next_id, sealed)))
+    }
+
+    /// Parses one key of the outbox (see [`Store::encode_chunk`]) and checks its ids. In an
+    /// encrypted store a firing whose customer's data key is gone (erased) is left out.
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] naming the key.
+    pub(crate) fn decode_chunk(&self, k: &[u8], v: &[u8]) -> Result<Chunk> {
+        let key = keys::parse_trigger(k).ok_or_else(|| corrupt(k, "trigger outbox key".into()))?;
+        let name = || format!("trigger outbox key {key}");
+        let Some(c) = self.crypt() else {
+            let (next_id, firings): (u64, Vec<Fired>) = super::codec::decode(&name, v)?;
+            return check_chunk(k, next_id, firings);
+        };
+        let (next_id, sealed): (u64, Vec<SealedFiring>) = super::codec::decode(&name, v)?;
+        let mut firings = Vec::with_capacity(sealed.len());
+        for s in sealed {
+            let plain = match s.token {
+                None => s.body,
+                Some(t) => {
+                    let token = super::crypt::Token(t);
+                    match c.open_sealed(token, &firing_aad(s.id), &s.body, &name)? {
+                        Some(plain) => plain,
+                        None => continue,
+                    }
+                }
+            };
+            let f: Fired = super::codec::decode(&name, &plain)?;
+            if f.id != s.id {
+                return Err(corrupt(k, format!("firing {} stored as {}", f.id, s.id)));
+            }
+            firings.push(f);
+        }
+        check_chunk(k, next_id, firings)
+    }
+}
+
+fn check_chunk(k: &[u8], next_id: u64, firings: Vec<Fired>) -> Result<Chunk> {
     let key = keys::parse_trigger(k).ok_or_else(|| corrupt(k, "trigger outbox key".into()))?;
-    let name = || format!("trigger outbox key {key}");
-    let (next_id, firings): (u64, Vec<Fired>) = super::codec::decode(&name, v)?;
     let mut floor = key;
     for (i, f) in firings.iter().enumerate() {
         if f.id < floor || (i > 0 && f.id == floor) || f.id >= next_id {
@@ -203,9 +285,4 @@ pub(crate) fn decode_chunk(k: &[u8], v: &[u8]) -> Result<Chunk> {
         next_id,
         firings,
     })
-}
-
-/// The value of one key of the outbox (see [`decode_chunk`]).
-pub(crate) fn encode_chunk<F: serde::Serialize>(next_id: u64, firings: &[F]) -> Vec<u8> {
-    super::codec::encode(&(next_id, firings))
 }

@@ -30,7 +30,7 @@ pub fn raw<T>(dir: &Path, f: impl FnOnce(&sled::Db) -> sled::Result<T>) -> sled:
 /// Asserts that `persona check` finds nothing wrong with the closed store in `dir`, listing
 /// what it found if it does.
 pub fn assert_clean(dir: &Path) -> persona::Result<()> {
-    let report = persona::check_store(dir)?;
+    let report = super::check_store(dir)?;
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     Ok(())
 }

@@ -145,7 +145,8 @@ impl List {
     }
 }
 
-/// Customers of a segment in id order, a page at a time. Start with cursor `0` (or no
+/// Customers of a segment in key order (by id, or by token in an encrypted store), a page at
+/// a time. Start with cursor `0` (or no
 /// `CURSOR`); each reply holds the cursor of the next page and the page; the cursor `0` means
 /// the iteration is complete. A cursor is opaque: pass back what the server returned.
 ///

@@ -4,6 +4,8 @@
 
 use super::*;
 use crate::error::Result;
+use crate::storage::crypt::Crypt;
+use crate::storage::sealed::{profile_key_with, unseal_with};
 use crate::storage::{codec, keys, queue};
 
 /// Checks the persisted expiry queue against the records' open training examples, given the
@@ -121,18 +123,23 @@ pub(super) fn check_queue(
 }
 
 /// Every member of the segment-fitting sample (`K` keys) must parse and name a stored profile.
-pub(super) fn check_sample(db: &sled::Db, report: &mut CheckReport) -> Result<()> {
+pub(super) fn check_sample(
+    db: &sled::Db,
+    crypt: Option<&Crypt>,
+    report: &mut CheckReport,
+) -> Result<()> {
     for item in db.scan_prefix([keys::SAMPLE]) {
-        let (key, _) = item?;
+        let (key, value) = item?;
         report.keys += 1;
-        match keys::parse_sample(&key) {
+        match keys::u64_of(&key).and(unseal_with(crypt, &key, value).transpose()) {
             None => report.push(
                 &key,
                 ProblemKind::UnknownKey,
                 "unknown key in the segment-sample key space",
             ),
-            Some((_, id)) => {
-                if !db.contains_key(keys::profile(id))? {
+            Some(Err(e)) => report.push(&key, ProblemKind::Undecodable, e.to_string()),
+            Some(Ok((id, _))) => {
+                if !db.contains_key(profile_key_with(crypt, &id))? {
                     report.push(
                         &key,
                         ProblemKind::Inconsistent,
@@ -146,28 +153,45 @@ pub(super) fn check_sample(db: &sled::Db, report: &mut CheckReport) -> Result<()
 }
 
 /// Every feedback-ledger entry (`F` keys) must decode and name a stored profile.
-pub(super) fn check_feedback(db: &sled::Db, report: &mut CheckReport) -> Result<()> {
+pub(super) fn check_feedback(
+    db: &sled::Db,
+    crypt: Option<&Crypt>,
+    report: &mut CheckReport,
+) -> Result<()> {
     for item in db.scan_prefix([keys::FEEDBACK]) {
         let (key, value) = item?;
         report.keys += 1;
-        let id = key
-            .get(1..)
-            .and_then(|rest| rest.iter().position(|b| *b == 0).map(|end| &rest[..end]))
-            .and_then(|id| std::str::from_utf8(id).ok());
-        let Some(id) = id.filter(|_| key.len() >= 2 + 12) else {
-            report.push(
-                &key,
-                ProblemKind::UnknownKey,
-                "unknown key in the feedback ledger",
-            );
-            continue;
+        let shape = match crypt {
+            Some(_) => key.len() == 1 + keys::TOKEN_BYTES + 12,
+            None => key.len() >= 2 + 12 && key[1..].contains(&0),
         };
+        let opened = if shape {
+            unseal_with(crypt, &key, value)
+        } else {
+            Ok(None)
+        };
+        let (id, value) = match opened {
+            Ok(Some(opened)) => opened,
+            Ok(None) => {
+                report.push(
+                    &key,
+                    ProblemKind::UnknownKey,
+                    "unknown key in the feedback ledger",
+                );
+                continue;
+            }
+            Err(e) => {
+                report.push(&key, ProblemKind::Undecodable, e.to_string());
+                continue;
+            }
+        };
+        let id = id.as_str();
         let name = || format!("feedback ledger key of customer {id:?}");
         let decoded: Result<crate::storage::feedback::FeedbackOutcome> =
             crate::storage::codec::decode(&name, &value);
         if let Err(e) = decoded {
             report.push(&key, ProblemKind::Undecodable, e.to_string());
-        } else if !db.contains_key(keys::profile(id))? {
+        } else if !db.contains_key(profile_key_with(crypt, id))? {
             report.push(
                 &key,
                 ProblemKind::Inconsistent,
@@ -182,6 +206,7 @@ pub(super) fn check_feedback(db: &sled::Db, report: &mut CheckReport) -> Result<
 /// stored profile and not be due before the model's `watermark` (when it is readable).
 pub(super) fn check_held(
     db: &sled::Db,
+    crypt: Option<&Crypt>,
     dim: usize,
     watermark: Option<i64>,
     report: &mut CheckReport,
@@ -189,13 +214,20 @@ pub(super) fn check_held(
     for item in db.scan_prefix([keys::HELD]) {
         let (key, value) = item?;
         report.keys += 1;
-        let Some((deadline, id)) = keys::parse_held(&key) else {
-            report.push(
-                &key,
-                ProblemKind::UnknownKey,
-                "unknown key in the held example key space",
-            );
-            continue;
+        let (deadline, id, value) = match opened_timed(crypt, &key, value) {
+            Ok(Some(opened)) => opened,
+            Ok(None) => {
+                report.push(
+                    &key,
+                    ProblemKind::UnknownKey,
+                    "unknown key in the held example key space",
+                );
+                continue;
+            }
+            Err(e) => {
+                report.push(&key, ProblemKind::Undecodable, e.to_string());
+                continue;
+            }
         };
         let name = || format!("held example {}", printable(&key));
         match codec::decode::<Vec<f32>>(&name, &value) {
@@ -210,7 +242,7 @@ pub(super) fn check_held(
             ),
             Ok(_) => {}
         }
-        if !db.contains_key(keys::profile(id))? {
+        if !db.contains_key(profile_key_with(crypt, &id))? {
             report.push(
                 &key,
                 ProblemKind::Inconsistent,
@@ -235,6 +267,7 @@ pub(super) fn check_held(
 /// block) and names a stored profile.
 pub(super) fn check_cohorts(
     db: &sled::Db,
+    crypt: Option<&Crypt>,
     dim: usize,
     until: Option<i64>,
     report: &mut CheckReport,
@@ -242,13 +275,20 @@ pub(super) fn check_cohorts(
     for item in db.scan_prefix([keys::SAMPLED_ROW]) {
         let (key, value) = item?;
         report.keys += 1;
-        let Some((at, id)) = keys::parse_sampled_row(&key) else {
-            report.push(
-                &key,
-                ProblemKind::UnknownKey,
-                "unknown key in the refit-row key space",
-            );
-            continue;
+        let (at, id, value) = match opened_timed(crypt, &key, value) {
+            Ok(Some(opened)) => opened,
+            Ok(None) => {
+                report.push(
+                    &key,
+                    ProblemKind::UnknownKey,
+                    "unknown key in the refit-row key space",
+                );
+                continue;
+            }
+            Err(e) => {
+                report.push(&key, ProblemKind::Undecodable, e.to_string());
+                continue;
+            }
         };
         let name = || format!("refit row {}", printable(&key));
         let row = match codec::decode::<crate::storage::SampledRow>(&name, &value) {
@@ -278,7 +318,7 @@ pub(super) fn check_cohorts(
                 ),
             );
         }
-        if !db.contains_key(keys::profile(id))? {
+        if !db.contains_key(profile_key_with(crypt, &id))? {
             report.push(
                 &key,
                 ProblemKind::Inconsistent,
@@ -327,4 +367,20 @@ pub(super) fn check_unknown(db: &sled::Db, report: &mut CheckReport) -> Result<(
         }
     }
     Ok(())
+}
+
+/// The time, customer and value of an `H` or `R` key and its value; `Ok(None)` for a key that
+/// does not parse (or whose customer's data key is gone).
+fn opened_timed(
+    crypt: Option<&Crypt>,
+    key: &[u8],
+    value: sled::IVec,
+) -> Result<Option<(i64, String, sled::IVec)>> {
+    if key.len() <= 9 {
+        return Ok(None);
+    }
+    let Some(t) = keys::time_of(key) else {
+        return Ok(None);
+    };
+    Ok(unseal_with(crypt, key, value)?.map(|(id, v)| (t, id, v)))
 }

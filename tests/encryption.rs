@@ -1,0 +1,412 @@
+//! Encryption at rest and crypto-shredding (`docs/privacy.md`, "Encryption at rest"): no file of
+//! an encrypted store's data directory holds a customer's id or a value of theirs in clear, an
+//! erase makes whatever sled's files still hold of them unreadable the moment it returns
+//! (without `compact`, without closing), and a missing, wrong or badly protected key, or damaged
+//! key slots, are refused with a clear error and change nothing.
+
+mod common;
+
+use common::{DAY, T0};
+use persona::testing::DbInternals;
+use persona::{AttrValue, Config, Db, Encryption, Error, Event, EventKind, Result};
+use std::path::Path;
+
+/// Strings that occur nowhere but in one customer's data.
+const VICTIM: &str = "victim-q7Zx31k";
+const PLANTED_EMAIL: &str = "planted-9f2c71@example.org";
+const PLANTED_EVENT_ID: &str = "planted-event-5b1e0d";
+const OTHER: &str = "other-p2Lm88w";
+const OTHER_EMAIL: &str = "kept-4d0a2e@example.org";
+
+/// 50 events and an e-mail attribute for `VICTIM`, the same for `OTHER`, a trigger that fires
+/// for both, and feedback for both.
+fn populate(db: &Db) -> Result<()> {
+    for (c, email) in [(VICTIM, PLANTED_EMAIL), (OTHER, OTHER_EMAIL)] {
+        for j in 0..50i64 {
+            let kind = if j % 5 == 4 {
+                EventKind::Purchase
+            } else {
+                EventKind::View
+            };
+            db.ingest(
+                Event::new(c, T0 + j * DAY / 4, kind)
+                    .with_value(10.0 + j as f64)
+                    .with_category("books")
+                    .with_id(format!("{c}-{PLANTED_EVENT_ID}-{j}")),
+            )?;
+        }
+        db.set_attributes(c, vec![("email".into(), AttrValue::Text(email.into()))])?;
+        db.feedback(persona::Feedback::new(c, "vip_offer", true).with_segment(0))?;
+    }
+    Ok(())
+}
+
+/// Every file under `dir` (sled's log, its snapshots and blobs, the key slots), read now.
+fn files(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push((path.display().to_string(), std::fs::read(&path)?));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The files under `dir` that hold `needle`.
+fn holding(dir: &Path, needle: &str) -> Result<Vec<String>> {
+    Ok(files(dir)?
+        .into_iter()
+        .filter(|(_, bytes)| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        .map(|(name, _)| name)
+        .collect())
+}
+
+#[test]
+fn no_file_holds_an_id_or_a_value_in_clear_and_an_erase_is_final_at_once() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("store");
+    let db = Config::new(&data).open()?;
+    assert!(
+        db.store().is_encrypted(),
+        "new stores are encrypted by default"
+    );
+    db.trigger_add("first", &["FIRST_PURCHASE", "COOLDOWN", "0"])?;
+    populate(&db)?;
+    assert!(db.profile(VICTIM)?.is_some());
+    assert!(!db.read_triggers(0, 100)?.is_empty(), "the trigger fired");
+    for needle in [VICTIM, PLANTED_EMAIL, PLANTED_EVENT_ID, OTHER, OTHER_EMAIL] {
+        assert_eq!(
+            holding(&data, needle)?,
+            Vec::<String>::new(),
+            "{needle} in clear"
+        );
+    }
+    // The victim's sealed values are in sled's log files: keep a copy of every file.
+    let before = files(&data)?;
+
+    assert!(db.erase(VICTIM)?);
+    // At once, the store still open, nothing compacted: what the files held of the victim
+    // (copied above, and whatever is still in them now) no longer opens. Their key slot is
+    // zeroed, so no copy of the files taken from now on holds their data key.
+    assert!(db.profile(VICTIM)?.is_none());
+    assert_eq!(
+        db.store().data_keys(),
+        1,
+        "only the other customer still has a data key"
+    );
+    let slots = std::fs::read(data.join("keys.slots"))?;
+    let old_slots = before
+        .iter()
+        .find(|(name, _)| name.ends_with("keys.slots"))
+        .map(|(_, b)| b.clone())
+        .ok_or_else(|| Error::invalid_argument("files", "no key slots"))?;
+    let changed: Vec<usize> = (0..slots.len().min(old_slots.len()))
+        .filter(|&i| slots[i] != old_slots[i])
+        .collect();
+    assert!(!changed.is_empty(), "a slot was zeroed");
+    assert!(
+        changed.iter().all(|&i| slots[i] == 0),
+        "the victim's slot holds only zeros now"
+    );
+    // The other customer is intact, and nothing names either customer in clear.
+    let other = db.profile(OTHER)?.expect("kept");
+    assert_eq!(
+        other.attributes.get("email"),
+        Some(&AttrValue::Text(OTHER_EMAIL.into()))
+    );
+    for needle in [VICTIM, PLANTED_EMAIL, PLANTED_EVENT_ID, OTHER, OTHER_EMAIL] {
+        assert_eq!(
+            holding(&data, needle)?,
+            Vec::<String>::new(),
+            "{needle} in clear"
+        );
+    }
+    assert!(db
+        .read_triggers(0, 100)?
+        .iter()
+        .all(|f| f.customer != VICTIM));
+    db.close()?;
+    drop(db);
+
+    // Reopened from the copy taken before the erase but with the slots as they are now (what
+    // someone holding an old copy of sled's files and the key would have): the victim's record
+    // is there in sled and does not open.
+    let report = persona::check_store(&data)?;
+    assert!(report.is_clean(), "{:?}", report.problems);
+    let db = Db::open(&data)?;
+    assert!(db.profile(VICTIM)?.is_none());
+    assert!(db.profile(OTHER)?.is_some());
+    assert_eq!(db.profile_count(), 1);
+    Ok(())
+}
+
+#[test]
+fn a_value_moved_under_another_customer_s_key_does_not_open() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = Config::new(dir.path()).open()?;
+    populate(&db)?;
+    let sled = db.store().sled();
+    let mut profiles = Vec::new();
+    for item in sled.scan_prefix(b"P") {
+        let (k, v) = item?;
+        profiles.push((k.to_vec(), v.to_vec()));
+    }
+    assert_eq!(profiles.len(), 2);
+    // The victim's sealed record under the other customer's key.
+    sled.insert(&profiles[0].0, profiles[1].1.clone())?;
+    let errors = [VICTIM, OTHER]
+        .iter()
+        .filter(|c| matches!(db.profile(c), Err(Error::Corruption { .. })))
+        .count();
+    assert_eq!(
+        errors, 1,
+        "exactly the overwritten record fails, as corruption"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_missing_wrong_or_exposed_key_and_damaged_slots_are_refused_and_change_nothing() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("store");
+    let key = dir.path().join("store.key");
+    let config = || Config::new(&data).key_file(&key);
+    let db = config().open()?;
+    populate(&db)?;
+    db.close()?;
+    drop(db);
+    assert!(
+        key.exists(),
+        "a key file named in the configuration is made at creation"
+    );
+    assert!(
+        !data.join("store.key").exists(),
+        "the key is not kept in the data directory when a key file is configured"
+    );
+    let intact = || -> Result<()> {
+        let db = config().open()?;
+        assert_eq!(db.profile_count(), 2);
+        assert!(db.profile(VICTIM)?.is_some());
+        Ok(())
+    };
+    let refused = |c: Config| match c.open() {
+        Ok(_) => panic!("opened"),
+        Err(e) => e,
+    };
+
+    // No key at all.
+    let e = refused(Config::new(&data));
+    assert!(
+        matches!(&e, Error::Key(m) if m.contains("is encrypted and no key was given")),
+        "{e}"
+    );
+    intact()?;
+
+    // Another key.
+    let other = dir.path().join("other.key");
+    {
+        let other_dir = dir.path().join("other");
+        Config::new(&other_dir).key_file(&other).open()?.close()?;
+    }
+    let e = refused(Config::new(&data).key_file(&other));
+    assert!(
+        matches!(&e, Error::Key(m) if m.contains("is not the key")),
+        "{e}"
+    );
+    intact()?;
+
+    // A key file others can read.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644))?;
+    let e = refused(config());
+    assert!(
+        matches!(&e, Error::Key(m) if m.contains("0644") && m.contains("chmod 600")),
+        "{e}"
+    );
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
+    intact()?;
+
+    // A key file that is not a key.
+    let bad = dir.path().join("bad.key");
+    std::fs::write(&bad, "not hex")?;
+    std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o600))?;
+    let e = refused(Config::new(&data).key_file(&bad));
+    assert!(matches!(&e, Error::Key(_)), "{e}");
+    intact()?;
+
+    // The slot file cut short, then gone.
+    let slots = data.join("keys.slots");
+    let whole = std::fs::read(&slots)?;
+    std::fs::write(&slots, &whole[..whole.len() - 7])?;
+    let e = refused(config());
+    assert!(
+        matches!(&e, Error::Corruption { detail, .. } if detail.contains("truncated")),
+        "{e}"
+    );
+    std::fs::remove_file(&slots)?;
+    let e = refused(config());
+    assert!(
+        matches!(&e, Error::Corruption { detail, .. } if detail.contains("missing")),
+        "{e}"
+    );
+    std::fs::write(&slots, &whole)?;
+    std::fs::set_permissions(&slots, std::fs::Permissions::from_mode(0o600))?;
+    intact()?;
+    Ok(())
+}
+
+#[test]
+fn a_plain_store_stays_plain_and_checks_clean() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = Config::new(dir.path()).encryption(Encryption::Off).open()?;
+    populate(&db)?;
+    db.close()?;
+    drop(db);
+    // Reopened by a configuration that asks for encryption: as it was created.
+    let db = Config::new(dir.path()).open()?;
+    assert!(!db.store().is_encrypted());
+    assert!(db.profile(VICTIM)?.is_some());
+    assert!(!holding(dir.path(), VICTIM)?.is_empty(), "ids are in clear");
+    assert!(!dir.path().join("keys.slots").exists());
+    db.close()?;
+    drop(db);
+    assert!(persona::check_store(dir.path())?.is_clean());
+    Ok(())
+}
+
+#[test]
+fn check_finds_a_damaged_sealed_record_and_reads_fail_for_that_customer_only() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = Config::new(dir.path()).open()?;
+    populate(&db)?;
+    let victim_key = db.store().profile_key_of(VICTIM);
+    db.close()?;
+    drop(db);
+    common::store::raw(dir.path(), |sled| {
+        let mut v = sled.get(&victim_key)?.expect("stored").to_vec();
+        let last = v.len() - 1;
+        v[last] ^= 1;
+        sled.insert(&victim_key, v)
+    })?;
+    let report = persona::check_store(dir.path())?;
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    let db = Db::open(dir.path())?;
+    assert!(matches!(db.profile(VICTIM), Err(Error::Corruption { .. })));
+    assert!(db.profile(OTHER)?.is_some());
+    Ok(())
+}
+
+#[test]
+fn stores_made_with_the_same_key_and_events_are_identical() -> Result<()> {
+    let (a, b) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let mut models = Vec::new();
+    for dir in [&a, &b] {
+        let db = common::config(dir.path()).open()?;
+        populate(&db)?;
+        let mut ids: Vec<String> = db
+            .store()
+            .scan_profiles()
+            .map(|r| r.map(|(id, _)| id))
+            .collect::<Result<_>>()?;
+        ids.sort();
+        assert_eq!(ids, vec![OTHER.to_string(), VICTIM.to_string()]);
+        models.push(format!("{:?}", db.model()));
+    }
+    assert_eq!(models[0], models[1]);
+    let _ = T0;
+    Ok(())
+}
+
+#[test]
+fn rotating_the_key_keeps_every_customer_and_retires_the_old_key() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("store");
+    let key = dir.path().join("k.key");
+    let config = || Config::new(&data).key_file(&key);
+    let db = config().open()?;
+    populate(&db)?;
+    let before = db.profile(VICTIM)?.expect("stored");
+    db.close()?;
+    drop(db);
+    let old = dir.path().join("old.key");
+    std::fs::copy(&key, &old)?;
+
+    let rotation = persona::rotate_key(&config(), None)?;
+    assert_eq!(rotation.data_keys, 2);
+    assert_eq!(rotation.key_file, key);
+    assert_ne!(std::fs::read(&key)?, std::fs::read(&old)?, "a new key");
+    assert!(!dir.path().join("k.key.new").exists());
+    // The new key opens the store with everything in it; the old one does not.
+    let db = config().open()?;
+    assert_eq!(db.profile(VICTIM)?, Some(before));
+    db.close()?;
+    drop(db);
+    let e = match Config::new(&data).key_file(&old).open() {
+        Ok(_) => panic!("the old key opened the store"),
+        Err(e) => e,
+    };
+    assert!(matches!(e, Error::Key(_)), "{e}");
+
+    // To a file of its own, which must not exist.
+    let third = dir.path().join("third.key");
+    let r = persona::rotate_key(&config(), Some(&third))?;
+    assert_eq!(r.key_file, third);
+    let e = persona::rotate_key(&Config::new(&data).key_file(&third), Some(&third)).unwrap_err();
+    assert!(
+        matches!(&e, Error::Key(m) if m.contains("already exists")),
+        "{e}"
+    );
+    let db = Config::new(&data).key_file(&third).open()?;
+    assert_eq!(db.profile_count(), 2);
+    db.close()?;
+    drop(db);
+    // A plain store has no key to rotate.
+    let plain = dir.path().join("plain");
+    Config::new(&plain)
+        .encryption(Encryption::Off)
+        .open()?
+        .close()?;
+    let e = persona::rotate_key(&Config::new(&plain), None).unwrap_err();
+    assert!(
+        matches!(&e, Error::Key(m) if m.contains("not encrypted")),
+        "{e}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_rotation_cut_short_after_the_slots_were_rewrapped_is_finished_at_the_next_open() -> Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("store");
+    let key = dir.path().join("k.key");
+    let config = || Config::new(&data).key_file(&key);
+    let db = config().open()?;
+    populate(&db)?;
+    db.close()?;
+    drop(db);
+    // Rotate to a side file, then put the old key back in place and the new one beside it, as
+    // a crash between re-wrapping the slots and renaming the key file leaves them.
+    let old = std::fs::read(&key)?;
+    let side = dir.path().join("side.key");
+    persona::rotate_key(&config(), Some(&side))?;
+    std::fs::rename(&side, dir.path().join("k.key.new"))?;
+    std::fs::write(&key, &old)?;
+    let db = config().open()?;
+    assert_eq!(db.profile_count(), 2);
+    db.close()?;
+    drop(db);
+    assert!(
+        !dir.path().join("k.key.new").exists(),
+        "the rename was finished"
+    );
+    assert_ne!(std::fs::read(&key)?, old);
+    assert!(persona::check_store_with(&config())?.is_clean());
+    Ok(())
+}
