@@ -410,3 +410,47 @@ fn a_rotation_cut_short_after_the_slots_were_rewrapped_is_finished_at_the_next_o
     assert!(persona::check_store_with(&config())?.is_clean());
     Ok(())
 }
+
+#[test]
+fn compact_encrypt_turns_a_plain_store_into_an_encrypted_one_with_the_same_content() -> Result<()> {
+    use persona::testing::storage::compact::{encrypt, CopyCompression};
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("store");
+    let db = Config::new(&data).encryption(Encryption::Off).open()?;
+    db.trigger_add("first", &["FIRST_PURCHASE", "COOLDOWN", "0"])?;
+    populate(&db)?;
+    let before = [db.profile(VICTIM)?, db.profile(OTHER)?];
+    let firings = db.read_triggers(0, 100)?;
+    let model = format!("{:?}", db.model());
+    db.close()?;
+    drop(db);
+    assert!(!holding(&data, VICTIM)?.is_empty());
+
+    let report = encrypt(&data, 64, CopyCompression::AsStored(0), &Config::new(&data))?;
+    assert!(report.keys > 0);
+    assert!(data.join("store.key").exists() && data.join("keys.slots").exists());
+    for needle in [VICTIM, PLANTED_EMAIL, PLANTED_EVENT_ID, OTHER, OTHER_EMAIL] {
+        assert_eq!(
+            holding(&data, needle)?,
+            Vec::<String>::new(),
+            "{needle} in clear"
+        );
+    }
+    assert!(persona::check_store(&data)?.is_clean());
+    let db = Db::open(&data)?;
+    assert!(db.store().is_encrypted());
+    assert_eq!([db.profile(VICTIM)?, db.profile(OTHER)?], before);
+    assert_eq!(db.read_triggers(0, 100)?, firings);
+    assert_eq!(format!("{:?}", db.model()), model);
+    // Erasing now is final at once, as in a store created encrypted.
+    assert!(db.erase(VICTIM)?);
+    assert!(db.profile(VICTIM)?.is_none());
+    db.close()?;
+    drop(db);
+    let e = encrypt(&data, 64, CopyCompression::AsStored(0), &Config::new(&data)).unwrap_err();
+    assert!(
+        matches!(&e, Error::Config(m) if m.contains("encrypted already")),
+        "{e}"
+    );
+    Ok(())
+}

@@ -14,17 +14,27 @@ pub struct Args {
     /// `compression_level`, or 1).
     #[arg(long, value_name = "LEVEL", value_parser = clap::value_parser!(u8).range(0..=crate::config::MAX_COMPRESSION_LEVEL as i64))]
     compression_level: Option<u8>,
+    /// Rewrite a plain (unencrypted) store as an encrypted one: customers named by token, what
+    /// names them sealed with their own data key (docs/privacy.md). The key is the
+    /// configuration's `key_file`, or PERSONA_KEY, or a new `store.key` in the data directory.
+    #[arg(long)]
+    encrypt: bool,
 }
 
 /// Compacts the store in `data` with the cache size and compression level of its
 /// configuration.
 pub fn run(data: &Path, config: &crate::Config, args: &Args) -> Result<()> {
-    use crate::storage::compact::{compact, CopyCompression};
+    use crate::storage::compact::{compact, encrypt, CopyCompression};
     let compression = match args.compression_level {
         Some(level) => CopyCompression::Level(level),
         None => CopyCompression::AsStored(config.compression_level),
     };
-    let report = match compact(data, config.cache_capacity_mb, compression) {
+    let done = if args.encrypt {
+        encrypt(data, config.cache_capacity_mb, compression, config)
+    } else {
+        compact(data, config.cache_capacity_mb, compression)
+    };
+    let report = match done {
         Ok(r) => r,
         Err(crate::Error::Locked { .. }) => {
             bail!(

@@ -78,6 +78,35 @@ pub fn compact(
     cache_capacity_mb: u64,
     compression: CopyCompression,
 ) -> Result<CompactReport> {
+    compact_with(path, cache_capacity_mb, compression, None)
+}
+
+/// [`compact`] of a plain store into an encrypted one (`persona compact --encrypt`): the copy
+/// names customers by token and seals every value that names one, as a store created with
+/// [`crate::Encryption::On`] does (see `docs/privacy.md`). Its key is found, or generated, as
+/// for a new store under `config` (its `key_file`, `PERSONA_KEY`, or a new `store.key` in
+/// the data directory); the copy's key slots are made next to it, and its expiry-queue keys
+/// are left out (an encrypted store derives the queue at open). The copy is verified by
+/// counting its keys and opening every sealed value, then swapped in as by [`compact`].
+///
+/// # Errors
+/// As [`compact`]; [`Error::Config`] if the store is encrypted already; [`Error::Key`] for a
+/// key that cannot be read or written.
+pub fn encrypt(
+    path: &Path,
+    cache_capacity_mb: u64,
+    compression: CopyCompression,
+    config: &crate::Config,
+) -> Result<CompactReport> {
+    compact_with(path, cache_capacity_mb, compression, Some(config))
+}
+
+fn compact_with(
+    path: &Path,
+    cache_capacity_mb: u64,
+    compression: CopyCompression,
+    encrypt: Option<&crate::Config>,
+) -> Result<CompactReport> {
     let start = Instant::now();
     if !path.join("conf").is_file() {
         return Err(Error::Config(format!(
@@ -104,15 +133,27 @@ pub fn compact(
                 _ => 0,
             },
         };
+        if encrypt.is_some() && old.contains_key(super::keys::META_CRYPT)? {
+            return Err(Error::Config(format!(
+                "the store at {} is encrypted already",
+                path.display()
+            )));
+        }
         let new = open_sled(&tmp, cache_capacity_mb, Some(level))?;
-        let copied = copy_all(&old, &new);
-        let copied = copied.and_then(|c| {
-            new.flush()?;
-            copy_key_files(path, &tmp)?;
-            sync_dir_files(&tmp)?;
-            verify(&old, &new)?;
-            Ok(c)
-        });
+        let copied = match encrypt {
+            None => copy_all(&old, &new).and_then(|c| {
+                new.flush()?;
+                copy_key_files(path, &tmp)?;
+                sync_dir_files(&tmp)?;
+                verify(&old, &new)?;
+                Ok(c)
+            }),
+            Some(config) => encrypt_all(&old, &new, config, &tmp).and_then(|c| {
+                new.flush()?;
+                sync_dir_files(&tmp)?;
+                Ok(c)
+            }),
+        };
         match copied {
             Ok(c) => c,
             Err(e) => {
@@ -156,6 +197,119 @@ fn copy_key_files(from: &Path, to: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Copies a plain store into an encrypted one at `dir` (see [`encrypt`]); returns (keys,
+/// bytes) copied.
+fn encrypt_all(
+    old: &sled::Db,
+    new: &sled::Db,
+    config: &crate::Config,
+    dir: &Path,
+) -> Result<(u64, u64)> {
+    use super::encryption::{crypt_meta, new_key};
+    if old.tree_names().len() > 1 {
+        return Err(Error::Config(
+            "the store has sled trees other than the default one; Persona keeps none".into(),
+        ));
+    }
+    let key = new_key(config, dir)?;
+    let crypt = super::crypt::Crypt::open(dir, &key)?;
+    let (mut keys, mut bytes, mut left_out) = (0u64, 0u64, 0u64);
+    let mut batch = sled::Batch::default();
+    let mut in_batch = 0;
+    for item in old.iter() {
+        let (k, v) = item?;
+        match sealed_pair(&crypt, &k, &v)? {
+            Some((k, v)) => {
+                keys += 1;
+                bytes += (k.len() + v.len()) as u64;
+                batch.insert(k, v);
+                in_batch += 1;
+            }
+            None => left_out += 1,
+        }
+        if in_batch == COPY_BATCH {
+            crypt.persist_new()?;
+            new.apply_batch(std::mem::take(&mut batch))?;
+            in_batch = 0;
+        }
+    }
+    batch.insert(super::keys::META_CRYPT, crypt_meta(&key));
+    crypt.persist_new()?;
+    new.apply_batch(batch)?;
+    // Verify: every key there (but the queue's, and with the new metadata key), and every
+    // sealed value opens to its customer.
+    let wanted = old.len() as u64 - left_out + 1;
+    if new.len() as u64 != wanted {
+        return Err(Error::Corruption {
+            key: "encrypted copy".into(),
+            detail: format!("{} keys; expected {wanted}", new.len()),
+        });
+    }
+    for item in new.iter() {
+        let (k, v) = item?;
+        if k.first()
+            .copied()
+            .and_then(super::keys::token_offset)
+            .is_some()
+            && super::sealed::unseal_with(Some(&crypt), &k, v)?.is_none()
+        {
+            return Err(Error::Corruption {
+                key: "encrypted copy".into(),
+                detail: format!("{} has no data key", super::sealed::hex_key(&k)),
+            });
+        }
+    }
+    Ok((keys, bytes))
+}
+
+/// The key and value an encrypted store keeps for a plain store's `k` and `v`; `None` for the
+/// expiry queue's keys, which an encrypted store does not keep.
+fn sealed_pair(
+    crypt: &super::crypt::Crypt,
+    k: &[u8],
+    v: &[u8],
+) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+    use super::keys;
+    let prefix = k.first().copied().unwrap_or(0);
+    let bad = |detail: &str| Error::Corruption {
+        key: super::check::printable(k),
+        detail: detail.into(),
+    };
+    match prefix {
+        keys::QUEUE => return Ok(None),
+        keys::TRIGGER => {
+            let chunk = super::triggers::decode_chunk_with(None, k, v)?;
+            let firings: Vec<&crate::triggers::Fired> = chunk.firings.iter().collect();
+            let value = super::triggers::encode_chunk_with(Some(crypt), chunk.next_id, &firings)?;
+            return Ok(Some((k.to_vec(), value)));
+        }
+        _ => {}
+    }
+    let Some(at) = keys::token_offset(prefix) else {
+        return Ok(Some((k.to_vec(), v.to_vec())));
+    };
+    let rest = k.get(at..).ok_or_else(|| bad("the key is too short"))?;
+    // `F` ‖ id ‖ 0 ‖ version ‖ position; the others end with the id.
+    let (id, tail) = if prefix == keys::FEEDBACK {
+        let end = rest
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or_else(|| bad("feedback key without the 0 after the id"))?;
+        (&rest[..end], &rest[end + 1..])
+    } else {
+        (rest, &[][..])
+    };
+    let id = std::str::from_utf8(id)
+        .ok()
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| bad("the customer id is empty or not UTF-8"))?;
+    let mut key = k[..at].to_vec();
+    key.extend_from_slice(&crypt.token(id).0);
+    key.extend_from_slice(tail);
+    let value = super::sealed::seal_with(crypt, id, &key, v)?;
+    Ok(Some((key, value)))
 }
 
 /// Copies every tree's keys and values; returns (keys, bytes).

@@ -73,7 +73,7 @@ fn pending_key_path(path: &Path) -> PathBuf {
 
 /// The key a new store is created with: the configured one, or a new one written to
 /// `key_file` (if it names a file that does not exist yet) or to [`DEFAULT_KEY_FILE`].
-fn new_key(config: &Config, dir: &Path) -> Result<StoreKey> {
+pub(super) fn new_key(config: &Config, dir: &Path) -> Result<StoreKey> {
     if let Some(path) = &config.key_file {
         if !path.exists() {
             let key = StoreKey::generate();
@@ -260,7 +260,7 @@ fn stored_check(db: &sled::Db) -> Result<Option<[u8; 16]>> {
 }
 
 /// The [`keys::META_CRYPT`] record of a store whose key is `key`.
-fn crypt_meta(key: &StoreKey) -> Vec<u8> {
+pub(super) fn crypt_meta(key: &StoreKey) -> Vec<u8> {
     let mut meta = vec![CRYPT_META_VERSION];
     meta.extend_from_slice(&key.check_value());
     meta

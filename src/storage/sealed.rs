@@ -110,17 +110,10 @@ impl Store {
     /// # Errors
     /// [`Error::Corruption`] if sealing fails (it cannot for a well-formed key).
     pub(crate) fn seal(&self, customer_id: &str, key: &[u8], payload: &[u8]) -> Result<sled::IVec> {
-        let Some(c) = &self.crypt else {
-            return Ok(sled::IVec::from(payload));
-        };
-        let mut plain = Vec::with_capacity(1 + customer_id.len() + payload.len());
-        // Ids are at most 128 bytes (`MAX_CUSTOMER_ID_BYTES`): their length fits a byte.
-        plain.push(customer_id.len().min(255) as u8);
-        plain.extend_from_slice(customer_id.as_bytes());
-        plain.extend_from_slice(payload);
-        let mut out = Vec::with_capacity(plain.len() + 64);
-        c.seal(c.token(customer_id), key, &plain, &mut out)?;
-        Ok(out.into())
+        match &self.crypt {
+            Some(c) => seal_with(c, customer_id, key, payload).map(sled::IVec::from),
+            None => Ok(sled::IVec::from(payload)),
+        }
     }
 
     /// The customer and payload of `value`, stored under `key` (a key naming a customer).
@@ -168,6 +161,23 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// [`Store::seal`] in an encrypted store with the crypto context `crypt`.
+pub(crate) fn seal_with(
+    crypt: &Crypt,
+    customer_id: &str,
+    key: &[u8],
+    payload: &[u8],
+) -> Result<Vec<u8>> {
+    let mut plain = Vec::with_capacity(1 + customer_id.len() + payload.len());
+    // Ids are at most 128 bytes (`MAX_CUSTOMER_ID_BYTES`): their length fits a byte.
+    plain.push(customer_id.len().min(255) as u8);
+    plain.extend_from_slice(customer_id.as_bytes());
+    plain.extend_from_slice(payload);
+    let mut out = Vec::with_capacity(plain.len() + 64);
+    crypt.seal(crypt.token(customer_id), key, &plain, &mut out)?;
+    Ok(out)
 }
 
 /// [`Store::unseal`] with the crypto context `crypt` (`None`: a plain store), for readers of

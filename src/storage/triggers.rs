@@ -198,30 +198,7 @@ impl Store {
     /// # Errors
     /// Only sealing can fail (see [`Store::seal`]).
     pub(crate) fn encode_chunk(&self, next_id: u64, firings: &[&Fired]) -> Result<Vec<u8>> {
-        let Some(c) = self.crypt() else {
-            return Ok(super::codec::encode(&(next_id, firings)));
-        };
-        let mut sealed = Vec::with_capacity(firings.len());
-        for f in firings {
-            let plain = super::codec::encode(*f);
-            if f.customer.is_empty() {
-                sealed.push(SealedFiring {
-                    id: f.id,
-                    token: None,
-                    body: plain,
-                });
-            } else {
-                let token = c.token(&f.customer);
-                let mut body = Vec::with_capacity(plain.len() + 32);
-                c.seal(token, &firing_aad(f.id), &plain, &mut body)?;
-                sealed.push(SealedFiring {
-                    id: f.id,
-                    token: Some(token.0),
-                    body,
-                });
-            }
-        }
-        Ok(super::codec::encode(&(next_id, sealed)))
+        encode_chunk_with(self.crypt(), next_id, firings)
     }
 
     /// Parses one key of the outbox (see [`Store::encode_chunk`]) and checks its ids. In an
@@ -230,35 +207,83 @@ impl Store {
     /// # Errors
     /// [`Error::Corruption`] naming the key.
     pub(crate) fn decode_chunk(&self, k: &[u8], v: &[u8]) -> Result<Chunk> {
-        let key = keys::parse_trigger(k).ok_or_else(|| corrupt(k, "trigger outbox key".into()))?;
-        let name = || format!("trigger outbox key {key}");
-        let Some(c) = self.crypt() else {
-            let (next_id, firings): (u64, Vec<Fired>) = super::codec::decode(&name, v)?;
-            return check_chunk(k, next_id, firings);
-        };
-        let (next_id, sealed): (u64, Vec<SealedFiring>) = super::codec::decode(&name, v)?;
-        let mut firings = Vec::with_capacity(sealed.len());
-        for s in sealed {
-            let plain = match s.token {
-                None => s.body,
-                Some(t) => {
-                    let token = super::crypt::Token(t);
-                    match c.open_sealed(token, &firing_aad(s.id), &s.body, &name)? {
-                        Some(plain) => plain,
-                        None => continue,
-                    }
-                }
-            };
-            let f: Fired = super::codec::decode(&name, &plain)?;
-            if f.id != s.id {
-                return Err(corrupt(k, format!("firing {} stored as {}", f.id, s.id)));
-            }
-            firings.push(f);
-        }
-        check_chunk(k, next_id, firings)
+        decode_chunk_with(self.crypt(), k, v)
     }
 }
 
+/// [`Store::encode_chunk`] with the crypto context `crypt` (`None`: a plain store).
+///
+/// # Errors
+/// Only sealing can fail.
+pub(crate) fn encode_chunk_with(
+    crypt: Option<&super::crypt::Crypt>,
+    next_id: u64,
+    firings: &[&Fired],
+) -> Result<Vec<u8>> {
+    let Some(c) = crypt else {
+        return Ok(super::codec::encode(&(next_id, firings)));
+    };
+    let mut sealed = Vec::with_capacity(firings.len());
+    for f in firings {
+        let plain = super::codec::encode(*f);
+        if f.customer.is_empty() {
+            sealed.push(SealedFiring {
+                id: f.id,
+                token: None,
+                body: plain,
+            });
+        } else {
+            let token = c.token(&f.customer);
+            let mut body = Vec::with_capacity(plain.len() + 32);
+            c.seal(token, &firing_aad(f.id), &plain, &mut body)?;
+            sealed.push(SealedFiring {
+                id: f.id,
+                token: Some(token.0),
+                body,
+            });
+        }
+    }
+    Ok(super::codec::encode(&(next_id, sealed)))
+}
+
+/// [`Store::decode_chunk`] with the crypto context `crypt` (`None`: a plain store).
+///
+/// # Errors
+/// [`Error::Corruption`] naming the key.
+pub(crate) fn decode_chunk_with(
+    crypt: Option<&super::crypt::Crypt>,
+    k: &[u8],
+    v: &[u8],
+) -> Result<Chunk> {
+    let key = keys::parse_trigger(k).ok_or_else(|| corrupt(k, "trigger outbox key".into()))?;
+    let name = || format!("trigger outbox key {key}");
+    let Some(c) = crypt else {
+        let (next_id, firings): (u64, Vec<Fired>) = super::codec::decode(&name, v)?;
+        return check_chunk(k, next_id, firings);
+    };
+    let (next_id, sealed): (u64, Vec<SealedFiring>) = super::codec::decode(&name, v)?;
+    let mut firings = Vec::with_capacity(sealed.len());
+    for s in sealed {
+        let plain = match s.token {
+            None => s.body,
+            Some(t) => {
+                let token = super::crypt::Token(t);
+                match c.open_sealed(token, &firing_aad(s.id), &s.body, &name)? {
+                    Some(plain) => plain,
+                    None => continue,
+                }
+            }
+        };
+        let f: Fired = super::codec::decode(&name, &plain)?;
+        if f.id != s.id {
+            return Err(corrupt(k, format!("firing {} stored as {}", f.id, s.id)));
+        }
+        firings.push(f);
+    }
+    check_chunk(k, next_id, firings)
+}
+
+/// Checks the ids of one key of the outbox.
 fn check_chunk(k: &[u8], next_id: u64, firings: Vec<Fired>) -> Result<Chunk> {
     let key = keys::parse_trigger(k).ok_or_else(|| corrupt(k, "trigger outbox key".into()))?;
     let mut floor = key;
