@@ -250,3 +250,67 @@ fn consent_is_shown_set_and_read_from_a_file_with_wrong_rows_reported() -> Resul
     assert!(err.contains("cannot open /nonexistent.csv"), "{err}");
     Ok(())
 }
+
+/// The files under `dir` that hold `needle`.
+fn files_holding(dir: &Path, needle: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if std::fs::read(&path)?
+                .windows(needle.len())
+                .any(|w| w == needle.as_bytes())
+            {
+                out.push(path.display().to_string());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A store made by the CLI is encrypted with a key it generates in the data directory; `erase`
+/// leaves no file holding the id; `key rotate` replaces the key and the store reads as before;
+/// `check` passes; a plain store is converted by `compact --encrypt`.
+#[test]
+fn the_cli_encrypts_rotates_and_converts() -> Result {
+    let dir = tempfile::tempdir()?;
+    let data = store(dir.path())?;
+    assert!(data.join("store.key").exists() && data.join("keys.slots").exists());
+    assert_eq!(files_holding(&data, "recent-1")?, Vec::<String>::new());
+    let before = json(&data, &["profile", "recent-1", "--json"])?;
+    let old_key = std::fs::read(data.join("store.key"))?;
+    let rotated = json(&data, &["key", "rotate", "--json"])?;
+    assert_eq!(rotated["data_keys"], 4);
+    assert_ne!(std::fs::read(data.join("store.key"))?, old_key);
+    assert_eq!(json(&data, &["profile", "recent-1", "--json"])?, before);
+    run(&data, &["erase", "old-1"], 0)?;
+    run(&data, &["check"], 0)?;
+
+    // A key file elsewhere, named in the configuration.
+    let key = dir.path().join("elsewhere.key");
+    let config = dir.path().join("persona.toml");
+    std::fs::write(&config, format!("key_file = {:?}\n", key.display().to_string()))?;
+    let other = dir.path().join("other");
+    let conf = config.to_str().ok_or("path")?;
+    run(&other, &["--config", conf, "consent", "c1", "--marketing", "no"], 0)?;
+    assert!(key.exists() && !other.join("store.key").exists());
+    run(&other, &["--config", conf, "check"], 0)?;
+    let (_, stderr) = run(&other, &["check"], 2)?;
+    assert!(stderr.contains("is encrypted and no key was given"), "{stderr}");
+
+    // A plain store, converted.
+    let off = dir.path().join("off.toml");
+    std::fs::write(&off, "encryption = \"off\"\n")?;
+    let plain = dir.path().join("plain");
+    let off = off.to_str().ok_or("path")?;
+    run(&plain, &["--config", off, "consent", "c9", "--marketing", "no"], 0)?;
+    assert!(!files_holding(&plain, "c9")?.is_empty());
+    run(&plain, &["compact", "--encrypt"], 0)?;
+    assert_eq!(files_holding(&plain, "c9")?, Vec::<String>::new());
+    let doc = json(&plain, &["export-customer", "c9"])?;
+    assert_eq!(doc["customer_id"], "c9");
+    Ok(())
+}
