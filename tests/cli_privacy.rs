@@ -292,21 +292,35 @@ fn the_cli_encrypts_rotates_and_converts() -> Result {
     // A key file elsewhere, named in the configuration.
     let key = dir.path().join("elsewhere.key");
     let config = dir.path().join("persona.toml");
-    std::fs::write(&config, format!("key_file = {:?}\n", key.display().to_string()))?;
+    std::fs::write(
+        &config,
+        format!("key_file = {:?}\n", key.display().to_string()),
+    )?;
     let other = dir.path().join("other");
     let conf = config.to_str().ok_or("path")?;
-    run(&other, &["--config", conf, "consent", "c1", "--marketing", "no"], 0)?;
+    run(
+        &other,
+        &["--config", conf, "consent", "c1", "--marketing", "no"],
+        0,
+    )?;
     assert!(key.exists() && !other.join("store.key").exists());
     run(&other, &["--config", conf, "check"], 0)?;
     let (_, stderr) = run(&other, &["check"], 2)?;
-    assert!(stderr.contains("is encrypted and no key was given"), "{stderr}");
+    assert!(
+        stderr.contains("is encrypted and no key was given"),
+        "{stderr}"
+    );
 
     // A plain store, converted.
     let off = dir.path().join("off.toml");
     std::fs::write(&off, "encryption = \"off\"\n")?;
     let plain = dir.path().join("plain");
     let off = off.to_str().ok_or("path")?;
-    run(&plain, &["--config", off, "consent", "c9", "--marketing", "no"], 0)?;
+    run(
+        &plain,
+        &["--config", off, "consent", "c9", "--marketing", "no"],
+        0,
+    )?;
     assert!(!files_holding(&plain, "c9")?.is_empty());
     run(&plain, &["compact", "--encrypt"], 0)?;
     assert_eq!(files_holding(&plain, "c9")?, Vec::<String>::new());

@@ -135,15 +135,20 @@ impl Store {
         let Some(c) = &self.crypt else {
             return Ok(());
         };
-        let mut orphans: Vec<Token> = Vec::new();
-        for t in c.tokens() {
-            if !self
-                .db
-                .contains_key(keys::token_prefix(keys::PROFILE, &t.0))?
-            {
-                orphans.push(t);
+        // One pass over the records' keys (sequential) rather than a lookup per key slot.
+        let mut named: std::collections::HashSet<[u8; keys::TOKEN_BYTES]> =
+            std::collections::HashSet::with_capacity(c.len());
+        for item in self.db.scan_prefix([keys::PROFILE]) {
+            let (k, _) = item?;
+            if let Some(t) = k.get(1..).and_then(|t| t.try_into().ok()) {
+                named.insert(t);
             }
         }
+        let orphans: Vec<Token> = c
+            .tokens()
+            .into_iter()
+            .filter(|t| !named.contains(&t.0))
+            .collect();
         if !orphans.is_empty() {
             tracing::info!(
                 "zeroing {} key slot(s) whose customer has no record",

@@ -281,7 +281,10 @@ pub(super) fn load(file: &File, wrap: &Aes256Gcm) -> Result<Loaded> {
     let mut loaded = Loaded {
         secret,
         // Capped so that a bogus length cannot make us reserve gigabytes.
-        keys: KeyMap::with_capacity((slot_count as usize).min(1 << 22)),
+        keys: KeyMap::with_capacity_and_hasher(
+            (slot_count as usize).min(1 << 22),
+            Default::default(),
+        ),
         free: BTreeSet::new(),
         stale: Vec::new(),
         slot_count,
