@@ -216,7 +216,7 @@ fn a_missing_wrong_or_exposed_key_and_damaged_slots_are_refused_and_change_nothi
     }
     let e = refused(Config::new(&data).key_file(&other));
     assert!(
-        matches!(&e, Error::Key(m) if m.contains("is not the key")),
+        matches!(&e, Error::Key(m) if m.contains("does not open the store")),
         "{e}"
     );
     intact()?;
@@ -452,5 +452,81 @@ fn compact_encrypt_turns_a_plain_store_into_an_encrypted_one_with_the_same_conte
         matches!(&e, Error::Config(m) if m.contains("encrypted already")),
         "{e}"
     );
+    Ok(())
+}
+
+#[test]
+fn a_record_whose_data_key_is_lost_is_reported_never_replaced() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = Config::new(dir.path()).open()?;
+    populate(&db)?;
+    db.close()?;
+    drop(db);
+    // The slot file cut at a slot boundary (here: right after its header): the length is
+    // valid, the keys are gone.
+    let slots = dir.path().join("keys.slots");
+    let whole = std::fs::read(&slots)?;
+    std::fs::write(&slots, &whole[..96])?;
+    let db = Db::open(dir.path())?;
+    assert!(matches!(db.profile(VICTIM), Err(Error::Corruption { .. })));
+    let e = db
+        .ingest(Event::new(VICTIM, T0 + 100 * DAY, EventKind::View))
+        .unwrap_err();
+    assert!(matches!(e, Error::Corruption { .. }), "{e}");
+    // An erase still removes what is left of them.
+    assert!(db.erase(VICTIM)?);
+    db.close()?;
+    drop(db);
+    let report = persona::check_store(dir.path())?;
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.detail.contains("data key is gone")),
+        "{:?}",
+        report.problems
+    );
+    Ok(())
+}
+
+#[test]
+fn key_slots_without_the_store_s_encryption_metadata_are_refused() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    Config::new(dir.path())
+        .encryption(Encryption::Off)
+        .open()?
+        .close()?;
+    std::fs::write(dir.path().join("keys.slots"), b"whatever")?;
+    match Db::open(dir.path()) {
+        Err(Error::Corruption { key, .. }) => assert_eq!(key, "metadata crypt"),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    Ok(())
+}
+
+#[test]
+fn a_rotation_cut_before_its_check_value_was_recorded_opens_with_the_new_key() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("store");
+    let key = dir.path().join("k.key");
+    let db = Config::new(&data).key_file(&key).open()?;
+    populate(&db)?;
+    db.close()?;
+    drop(db);
+    let old_meta = common::store::raw(&data, |db| db.get(b"Mcrypt"))?.expect("encrypted");
+    let side = dir.path().join("side.key");
+    persona::rotate_key(&Config::new(&data).key_file(&key), Some(&side))?;
+    // As if the process died after re-wrapping the slots, before recording the check value.
+    common::store::raw(&data, |db| db.insert(b"Mcrypt", old_meta.clone()))?;
+    let e = match Config::new(&data).key_file(&key).open() {
+        Ok(_) => panic!("the old key opened the store"),
+        Err(e) => e,
+    };
+    assert!(matches!(&e, Error::Key(m) if m.contains("key rotate")), "{e}");
+    let db = Config::new(&data).key_file(&side).open()?;
+    assert_eq!(db.profile_count(), 2);
+    db.close()?;
+    drop(db);
+    assert!(persona::check_store_with(&Config::new(&data).key_file(&side))?.is_clean());
     Ok(())
 }

@@ -105,7 +105,15 @@ impl Engine {
         if b.erased.contains(customer) {
             return Ok(false);
         }
-        let stored = store.raw_profile(customer)?;
+        let stored = match store.raw_profile(customer) {
+            Ok(stored) => stored,
+            // A sealed record that does not open (damaged, or its data key lost) is erased all
+            // the same, as a plain record that does not decode is.
+            Err(crate::Error::Corruption { .. }) if store.has_record(customer)? => {
+                Some(sled::IVec::default())
+            }
+            Err(e) => return Err(e),
+        };
         let in_batch = b.records.remove(customer);
         let written_in_batch = in_batch.as_ref().is_some_and(|w| w.dirty);
         if stored.is_none() && !written_in_batch {

@@ -543,7 +543,15 @@ impl Writer {
         // The apply and durability stages are settled: this batch is applied and synced here.
         let committed = self.prepare(&mut b).and_then(|(batch, keys, bytes)| {
             self.store.apply(batch)?;
-            if let Err(e) = self.store.sync(self.config.durability) {
+            // The keys of erased customers go once the batch that removed their data is
+            // durable, whatever `durability` says: else a crash could bring back records
+            // whose keys are gone.
+            let durability = if erased.is_empty() || !self.store.is_encrypted() {
+                self.config.durability
+            } else {
+                crate::config::Durability::Fsync
+            };
+            if let Err(e) = self.store.sync(durability) {
                 // The batch is applied but maybe not durable: refuse further writes.
                 *self.poison.lock() = Some(e.to_string());
                 return Err(Error::Poisoned(e.to_string()));
@@ -563,9 +571,14 @@ impl Writer {
                 outcome.model_version = self.engine.model.version;
                 // Erased customers' data keys go once the batch that removed everything of
                 // theirs is durable: what sled's files still hold of them is unreadable from
-                // now on. Should zeroing their slots fail, the erase stands and the next open
-                // zeroes them (a slot whose customer has no record is).
-                self.store.shred(&erased)?;
+                // now on. Should zeroing their slots fail, the erase stands, writes are refused
+                // (a new record of theirs would be sealed with the old key), and the next open
+                // zeroes the slots (a slot whose customer has no record is).
+                if let Err(e) = self.store.shred(&erased) {
+                    let why = format!("zeroing the data keys of erased customers failed: {e}");
+                    *self.poison.lock() = Some(why.clone());
+                    return Err(Error::Poisoned(why));
+                }
                 Ok(outcome)
             }
             Err(e) => {

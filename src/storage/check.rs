@@ -209,7 +209,21 @@ pub fn check_store_with(config: &Config) -> Result<CheckReport> {
     let model_version = model.map(|(version, _)| version);
     report.model_version = model_version;
     check_snapshots(&db, model_version, &mut report)?;
-    check_queue(&db, &profiles, model, &mut report)?;
+    if crypt.is_some() {
+        // An encrypted store keeps no copy of the expiry queue: its entries name customers.
+        for item in db.scan_prefix([keys::QUEUE]) {
+            let (key, _) = item?;
+            report.keys += 1;
+            report.push(
+                &key,
+                ProblemKind::Inconsistent,
+                "an expiry-queue key in an encrypted store, which keeps none (it would name \
+                 customers in clear)",
+            );
+        }
+    } else {
+        check_queue(&db, &profiles, model, &mut report)?;
+    }
     check_sample(&db, crypt, &mut report)?;
     check_feedback(&db, crypt, &mut report)?;
     let layout = FeatureLayout::new(params);

@@ -183,18 +183,21 @@ fn compact_with(
     })
 }
 
-/// Copies an encrypted store's key slots (and its key file, when it is kept in the data
-/// directory) next to the copy: the copied values are sealed with the data keys in those
-/// slots, under the same keys, so they open as before.
+/// Copies every file of the data directory that is not sled's (`conf`, `db`, `snap.*`,
+/// `blobs/`) next to the copy, with its permissions: an encrypted store's key slots (the
+/// copied values are sealed with the data keys in them, under the same keys, so they open as
+/// before), its key file and a rotation's new key when they are kept there, an import's lists
+/// of rejects and duplicates.
 fn copy_key_files(from: &Path, to: &Path) -> Result<()> {
-    use super::encryption::{DEFAULT_KEY_FILE, SLOT_FILE};
-    for name in [SLOT_FILE, DEFAULT_KEY_FILE] {
-        let src = from.join(name);
-        if src.exists() {
-            let dst = to.join(name);
-            std::fs::copy(&src, &dst)?;
-            std::fs::set_permissions(&dst, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let sled_file =
+            name == "conf" || name == "db" || name.to_string_lossy().starts_with("snap.");
+        if !entry.file_type()?.is_file() || sled_file || to.join(&name).exists() {
+            continue;
         }
+        std::fs::copy(entry.path(), to.join(&name))?;
     }
     Ok(())
 }
@@ -278,7 +281,9 @@ fn sealed_pair(
         detail: detail.into(),
     };
     match prefix {
-        keys::QUEUE => return Ok(None),
+        // Derived data the encrypted store does not keep, and the legacy key spaces that name
+        // customers in clear (removed at the next open anyway).
+        keys::QUEUE | keys::MEMBER | keys::LEGACY_REFIT | keys::COHORT => return Ok(None),
         keys::TRIGGER => {
             let chunk = super::triggers::decode_chunk_with(None, k, v)?;
             let firings: Vec<&crate::triggers::Fired> = chunk.firings.iter().collect();

@@ -179,6 +179,16 @@ pub(crate) fn existing_crypt(
     finish: bool,
 ) -> Result<Option<Crypt>> {
     let Some(check) = stored_check(db)? else {
+        if dir.join(SLOT_FILE).exists() {
+            // Opened as plain, it would write customers' data in clear next to sealed records.
+            return Err(Error::Corruption {
+                key: "metadata crypt".into(),
+                detail: format!(
+                    "missing, but the data directory holds key slots ({SLOT_FILE}): the store was \
+                     encrypted; restore its metadata from a backup"
+                ),
+            });
+        }
         return Ok(None);
     };
     if !dir.join(SLOT_FILE).exists() {
@@ -202,18 +212,27 @@ pub(crate) fn existing_crypt(
             dir.join(DEFAULT_KEY_FILE).display()
         )));
     };
-    let opened = if key.check_value() == check {
-        Crypt::open(dir, &key)
-    } else {
-        Err(Error::Key(format!(
-            "the key from {source} is not the key of the store at {} (wrong key file?)",
+    let wrong = || {
+        Error::Key(format!(
+            "the key from {source} does not open the store at {} (wrong key file? if a \
+             `persona key rotate` was cut short, use the new key it wrote)",
             dir.display()
-        )))
+        ))
     };
-    let failed = match opened {
-        Ok(c) => return Ok(Some(c)),
-        Err(e @ Error::Key(_)) => e,
-        Err(e) => return Err(e),
+    let failed = match Crypt::open(dir, &key) {
+        Ok(c) => {
+            if key.check_value() != check && finish {
+                // A rotation cut short after the slots were re-wrapped under this key and
+                // before its check value was recorded: the slots are the authority.
+                record_check(db, dir, &key)?;
+                tracing::warn!("finished an interrupted key rotation (the check value)");
+            }
+            return Ok(Some(c));
+        }
+        Err(Error::Key(_)) => wrong(),
+        Err(e) if key.check_value() == check => return Err(e),
+        // A damaged slot file read with a key that is not this store's: say the key is wrong.
+        Err(_) => wrong(),
     };
     // An interrupted rotation: the new key beside the key file.
     let KeySource::File(path) = &source else {

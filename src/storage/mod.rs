@@ -404,7 +404,28 @@ impl Store {
         if self.crypt.is_none() {
             return Ok(Some(value));
         }
-        Ok(self.unseal(&key, value)?.map(|(_, bytes)| bytes))
+        match self.unseal(&key, value)? {
+            Some((_, bytes)) => Ok(Some(bytes)),
+            // Erased since it was read (the key goes after the record): absent.
+            None if !self.db.contains_key(&key)? => Ok(None),
+            // A record whose data key is missing from the key slots (damaged or truncated):
+            // reported, never taken for a new customer.
+            None => Err(Error::Corruption {
+                key: format!("profile {customer_id:?}"),
+                detail: format!(
+                    "its data key is missing from {} (damaged or truncated key slots)",
+                    encryption::SLOT_FILE
+                ),
+            }),
+        }
+    }
+
+    /// Whether the store holds a record for `customer_id`, readable or not.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub(crate) fn has_record(&self, customer_id: &str) -> Result<bool> {
+        Ok(self.db.contains_key(self.profile_key(customer_id))?)
     }
 
     /// Decodes and checks a profile record.
@@ -472,7 +493,15 @@ impl Store {
     ) -> impl Iterator<Item = Result<(String, sled::IVec)>> + 'a {
         items.filter_map(|item| match item {
             Ok((k, v)) => match self.unseal(&k, v) {
-                Ok(opened) => opened.map(Ok),
+                Ok(Some(opened)) => Some(Ok(opened)),
+                Ok(None) => {
+                    tracing::warn!(
+                        "skipping the profile record {}: its data key is missing from {}",
+                        sealed::hex_key(&k),
+                        encryption::SLOT_FILE
+                    );
+                    None
+                }
                 // A sealed record that does not open breaks only its own customer, as a plain
                 // record that does not decode: reads of them report it, and `persona check`
                 // names it.

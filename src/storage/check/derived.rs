@@ -132,6 +132,11 @@ pub(super) fn check_sample(
         let (key, value) = item?;
         report.keys += 1;
         match keys::u64_of(&key).and(unseal_with(crypt, &key, value).transpose()) {
+            None if crypt.is_some() && key.len() == 9 + keys::TOKEN_BYTES => report.push(
+                &key,
+                ProblemKind::Undecodable,
+                "sample member whose data key is missing from the key slots",
+            ),
             None => report.push(
                 &key,
                 ProblemKind::UnknownKey,
