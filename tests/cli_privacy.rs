@@ -318,13 +318,23 @@ fn the_cli_encrypts_rotates_and_converts() -> Result {
     let off = off.to_str().ok_or("path")?;
     run(
         &plain,
-        &["--config", off, "consent", "c9", "--marketing", "no"],
+        &[
+            "--config",
+            off,
+            "consent",
+            "plain-cust-71q",
+            "--marketing",
+            "no",
+        ],
         0,
     )?;
-    assert!(!files_holding(&plain, "c9")?.is_empty());
+    assert!(!files_holding(&plain, "plain-cust-71q")?.is_empty());
     run(&plain, &["compact", "--encrypt"], 0)?;
-    assert_eq!(files_holding(&plain, "c9")?, Vec::<String>::new());
-    let doc = json(&plain, &["export-customer", "c9"])?;
-    assert_eq!(doc["customer_id"], "c9");
+    assert_eq!(
+        files_holding(&plain, "plain-cust-71q")?,
+        Vec::<String>::new()
+    );
+    let doc = json(&plain, &["export-customer", "plain-cust-71q"])?;
+    assert_eq!(doc["customer_id"], "plain-cust-71q");
     Ok(())
 }

@@ -466,7 +466,7 @@ fn a_record_whose_data_key_is_lost_is_reported_never_replaced() -> Result<()> {
     // valid, the keys are gone.
     let slots = dir.path().join("keys.slots");
     let whole = std::fs::read(&slots)?;
-    std::fs::write(&slots, &whole[..96])?;
+    std::fs::write(&slots, &whole[..128])?;
     let db = Db::open(dir.path())?;
     assert!(matches!(db.profile(VICTIM), Err(Error::Corruption { .. })));
     let e = db
@@ -522,7 +522,10 @@ fn a_rotation_cut_before_its_check_value_was_recorded_opens_with_the_new_key() -
         Ok(_) => panic!("the old key opened the store"),
         Err(e) => e,
     };
-    assert!(matches!(&e, Error::Key(m) if m.contains("key rotate")), "{e}");
+    assert!(
+        matches!(&e, Error::Key(m) if m.contains("key rotate")),
+        "{e}"
+    );
     let db = Config::new(&data).key_file(&side).open()?;
     assert_eq!(db.profile_count(), 2);
     db.close()?;

@@ -22,18 +22,19 @@
 //!
 //! # Slot file `keys.slots` (format 1, integers little-endian)
 //!
-//! Header, 96 bytes:
+//! Header, 128 bytes:
 //!
 //! | offset | len | contents                                            |
 //! |-------:|----:|-----------------------------------------------------|
 //! |      0 |  16 | magic `b"PERSONA-KEYSLOT1"`                         |
 //! |     16 |   4 | format, u32 = 1                                     |
-//! |     20 |   4 | slot size, u32 = 80                                 |
+//! |     20 |   4 | slot size, u32 = 128                                |
 //! |     24 |  12 | nonce                                               |
 //! |     36 |  48 | AES-256-GCM(wrap key, nonce, token secret (32 bytes), aad = magic): ciphertext 32 ‖ tag 16 |
-//! |     84 |  12 | zero                                                |
+//! |     84 |  44 | zero                                                |
 //!
-//! Slot `i` (u32), 80 bytes at offset 96 + 80·i:
+//! Slot `i` (u32), 128 bytes at offset 128 + 128·i (no slot straddles a
+//! 512-byte sector):
 //!
 //! | offset | len | contents                                            |
 //! |-------:|----:|-----------------------------------------------------|
@@ -41,11 +42,11 @@
 //! |      1 |  16 | token                                               |
 //! |     17 |  12 | nonce                                               |
 //! |     29 |  48 | AES-256-GCM(wrap key, nonce, data key (32 bytes), aad = token ‖ i as u32 LE): ciphertext 32 ‖ tag 16 |
-//! |     77 |   3 | zero                                                |
+//! |     77 |  51 | zero                                                |
 //!
-//! A free slot is 80 zero bytes. At open, a free slot with other non-zero
+//! A free slot is 128 zero bytes. At open, a free slot with other non-zero
 //! bytes (an interrupted shred) is counted, re-zeroed and reused; a flag byte
-//! other than 0 or 1 is corruption. The file length must be 96 + 80·n.
+//! other than 0 or 1 is corruption. The file length must be 128 + 128·n.
 //! Free slots are reused lowest index first; otherwise slots are appended.
 //! The file is created (mode 0600) as `keys.slots.new`, fsynced, renamed into
 //! place and the directory fsynced; `rotate` writes the whole file the same

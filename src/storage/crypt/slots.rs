@@ -23,8 +23,11 @@ pub(super) const SLOT_FILE: &str = "keys.slots";
 pub(super) const NEW_FILE: &str = "keys.slots.new";
 pub(super) const MAGIC: &[u8; 16] = b"PERSONA-KEYSLOT1";
 pub(super) const FORMAT: u32 = 1;
-pub(super) const HEADER_LEN: usize = 96;
-pub(super) const SLOT_LEN: usize = 80;
+/// 128 bytes for the header and each slot: a slot never straddles a 512-byte sector, so a slot
+/// written when the power fails is written whole or not at all on a disk whose sector writes
+/// are atomic (an 80-byte slot would straddle one sector in six).
+pub(super) const HEADER_LEN: usize = 128;
+pub(super) const SLOT_LEN: usize = 128;
 const USED: u8 = 1;
 /// Slots read per `read_exact_at` while loading.
 const CHUNK_SLOTS: usize = 4096;
