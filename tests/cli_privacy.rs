@@ -251,26 +251,6 @@ fn consent_is_shown_set_and_read_from_a_file_with_wrong_rows_reported() -> Resul
     Ok(())
 }
 
-/// The files under `dir` that hold `needle`.
-fn files_holding(dir: &Path, needle: &str) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d)? {
-            let path = entry?.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if std::fs::read(&path)?
-                .windows(needle.len())
-                .any(|w| w == needle.as_bytes())
-            {
-                out.push(path.display().to_string());
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// A store made by the CLI is encrypted with a key it generates in the data directory; `erase`
 /// leaves no file holding the id; `key rotate` replaces the key and the store reads as before;
 /// `check` passes; a plain store is converted by `compact --encrypt`.
@@ -279,7 +259,10 @@ fn the_cli_encrypts_rotates_and_converts() -> Result {
     let dir = tempfile::tempdir()?;
     let data = store(dir.path())?;
     assert!(data.join("store.key").exists() && data.join("keys.slots").exists());
-    assert_eq!(files_holding(&data, "recent-1")?, Vec::<String>::new());
+    assert_eq!(
+        common::store::files_holding(&data, "recent-1")?,
+        Vec::<String>::new()
+    );
     let before = json(&data, &["profile", "recent-1", "--json"])?;
     let old_key = std::fs::read(data.join("store.key"))?;
     let rotated = json(&data, &["key", "rotate", "--json"])?;
@@ -328,10 +311,10 @@ fn the_cli_encrypts_rotates_and_converts() -> Result {
         ],
         0,
     )?;
-    assert!(!files_holding(&plain, "plain-cust-71q")?.is_empty());
+    assert!(!common::store::files_holding(&plain, "plain-cust-71q")?.is_empty());
     run(&plain, &["compact", "--encrypt"], 0)?;
     assert_eq!(
-        files_holding(&plain, "plain-cust-71q")?,
+        common::store::files_holding(&plain, "plain-cust-71q")?,
         Vec::<String>::new()
     );
     let doc = json(&plain, &["export-customer", "plain-cust-71q"])?;

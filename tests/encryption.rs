@@ -9,7 +9,7 @@ mod common;
 use common::{DAY, T0};
 use persona::testing::DbInternals;
 use persona::{AttrValue, Config, Db, Encryption, Error, Event, EventKind, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Strings that occur nowhere but in one customer's data.
 const VICTIM: &str = "victim-q7Zx31k";
@@ -41,30 +41,20 @@ fn populate(db: &Db) -> Result<()> {
     Ok(())
 }
 
-/// Every file under `dir` (sled's log, its snapshots and blobs, the key slots), read now.
-fn files(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d)? {
-            let path = entry?.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push((path.display().to_string(), std::fs::read(&path)?));
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// The files under `dir` that hold `needle`.
 fn holding(dir: &Path, needle: &str) -> Result<Vec<String>> {
-    Ok(files(dir)?
-        .into_iter()
-        .filter(|(_, bytes)| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
-        .map(|(name, _)| name)
-        .collect())
+    Ok(common::store::files_holding(dir, needle)?)
+}
+
+/// A populated, closed store at `dir/store` whose key is the file `dir/KEY_NAME` (made at
+/// creation); returns (data directory, key file).
+fn keyed_store(dir: &Path, key_name: &str) -> Result<(PathBuf, PathBuf)> {
+    let data = dir.join("store");
+    let key = dir.join(key_name);
+    let db = Config::new(&data).key_file(&key).open()?;
+    populate(&db)?;
+    db.close()?;
+    Ok((data, key))
 }
 
 #[test]
@@ -88,7 +78,7 @@ fn no_file_holds_an_id_or_a_value_in_clear_and_an_erase_is_final_at_once() -> Re
         );
     }
     // The victim's sealed values are in sled's log files: keep a copy of every file.
-    let before = files(&data)?;
+    let before = common::store::files(&data)?;
 
     assert!(db.erase(VICTIM)?);
     // At once, the store still open, nothing compacted: what the files held of the victim
@@ -174,13 +164,8 @@ fn a_value_moved_under_another_customer_s_key_does_not_open() -> Result<()> {
 #[test]
 fn a_missing_wrong_or_exposed_key_and_damaged_slots_are_refused_and_change_nothing() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let data = dir.path().join("store");
-    let key = dir.path().join("store.key");
+    let (data, key) = keyed_store(dir.path(), "store.key")?;
     let config = || Config::new(&data).key_file(&key);
-    let db = config().open()?;
-    populate(&db)?;
-    db.close()?;
-    drop(db);
     assert!(
         key.exists(),
         "a key file named in the configuration is made at creation"
@@ -326,11 +311,9 @@ fn stores_made_with_the_same_key_and_events_are_identical() -> Result<()> {
 #[test]
 fn rotating_the_key_keeps_every_customer_and_retires_the_old_key() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let data = dir.path().join("store");
-    let key = dir.path().join("k.key");
+    let (data, key) = keyed_store(dir.path(), "k.key")?;
     let config = || Config::new(&data).key_file(&key);
     let db = config().open()?;
-    populate(&db)?;
     let before = db.profile(VICTIM)?.expect("stored");
     db.close()?;
     drop(db);
@@ -384,13 +367,8 @@ fn rotating_the_key_keeps_every_customer_and_retires_the_old_key() -> Result<()>
 fn a_rotation_cut_short_after_the_slots_were_rewrapped_is_finished_at_the_next_open() -> Result<()>
 {
     let dir = tempfile::tempdir()?;
-    let data = dir.path().join("store");
-    let key = dir.path().join("k.key");
+    let (data, key) = keyed_store(dir.path(), "k.key")?;
     let config = || Config::new(&data).key_file(&key);
-    let db = config().open()?;
-    populate(&db)?;
-    db.close()?;
-    drop(db);
     // Rotate to a side file, then put the old key back in place and the new one beside it, as
     // a crash between re-wrapping the slots and renaming the key file leaves them.
     let old = std::fs::read(&key)?;
@@ -507,12 +485,7 @@ fn key_slots_without_the_store_s_encryption_metadata_are_refused() -> Result<()>
 #[test]
 fn a_rotation_cut_before_its_check_value_was_recorded_opens_with_the_new_key() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let data = dir.path().join("store");
-    let key = dir.path().join("k.key");
-    let db = Config::new(&data).key_file(&key).open()?;
-    populate(&db)?;
-    db.close()?;
-    drop(db);
+    let (data, key) = keyed_store(dir.path(), "k.key")?;
     let old_meta = common::store::raw(&data, |db| db.get(b"Mcrypt"))?.expect("encrypted");
     let side = dir.path().join("side.key");
     persona::rotate_key(&Config::new(&data).key_file(&key), Some(&side))?;

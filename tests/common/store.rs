@@ -34,3 +34,30 @@ pub fn assert_clean(dir: &Path) -> persona::Result<()> {
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     Ok(())
 }
+
+/// Every file under `dir` (recursively) with its bytes, read now: what someone who copies
+/// the data directory gets.
+pub fn files(dir: &Path) -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push((path.display().to_string(), std::fs::read(&path)?));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The files under `dir` (recursively) whose bytes hold `needle`.
+pub fn files_holding(dir: &Path, needle: &str) -> std::io::Result<Vec<String>> {
+    Ok(files(dir)?
+        .into_iter()
+        .filter(|(_, bytes)| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        .map(|(name, _)| name)
+        .collect())
+}
