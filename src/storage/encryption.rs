@@ -219,7 +219,14 @@ pub(crate) fn existing_crypt(
             dir.display()
         ))
     };
-    let failed = match Crypt::open(dir, &key) {
+    let open = |key: &StoreKey| {
+        if finish {
+            Crypt::open(dir, key)
+        } else {
+            Crypt::open_read_only(dir, key)
+        }
+    };
+    let failed = match open(&key) {
         Ok(c) => {
             if key.check_value() != check && finish {
                 // A rotation cut short after the slots were re-wrapped under this key and
@@ -243,7 +250,7 @@ pub(crate) fn existing_crypt(
         return Err(failed);
     }
     let new = StoreKey::load(&pending)?;
-    let Ok(crypt) = Crypt::open(dir, &new) else {
+    let Ok(crypt) = open(&new) else {
         return Err(failed);
     };
     if finish {

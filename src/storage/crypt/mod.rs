@@ -274,19 +274,36 @@ impl Crypt {
     ///   token in two slots.
     /// * `Error::Io` if the file cannot be read, created or written.
     pub fn open(dir: &Path, key: &StoreKey) -> Result<Crypt> {
+        Crypt::open_with(dir, key, true)
+    }
+
+    /// [`Crypt::open`] for a reader that must change nothing (`persona check`): the slot file
+    /// must exist, is opened read-only, and is not repaired (no leftover file removed, no
+    /// stray free slot zeroed). The result cannot persist or shred keys.
+    ///
+    /// # Errors
+    ///
+    /// As [`Crypt::open`]; `Error::Io` for a missing slot file.
+    pub fn open_read_only(dir: &Path, key: &StoreKey) -> Result<Crypt> {
+        Crypt::open_with(dir, key, false)
+    }
+
+    fn open_with(dir: &Path, key: &StoreKey, writable: bool) -> Result<Crypt> {
         let wrap_key = Secret(hmac(&key.0, WRAP_LABEL));
         let wrap = slots::cipher(&wrap_key.0);
-        slots::remove_if_exists(&dir.join(slots::NEW_FILE))?;
+        if writable {
+            slots::remove_if_exists(&dir.join(slots::NEW_FILE))?;
+        }
         let path = dir.join(slots::SLOT_FILE);
-        let file = match OpenOptions::new().read(true).write(true).open(&path) {
+        let file = match OpenOptions::new().read(true).write(writable).open(&path) {
             Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Err(e) if writable && e.kind() == io::ErrorKind::NotFound => {
                 slots::create(dir, &wrap, Secret(hmac(&key.0, TOKEN_LABEL)))?
             }
             Err(e) => return Err(e.into()),
         };
         let loaded = slots::load(&file, &wrap)?;
-        if !loaded.stale.is_empty() {
+        if !loaded.stale.is_empty() && writable {
             tracing::info!(
                 "zeroing again {} free key slot(s) left with stray bytes (an interrupted erase)",
                 loaded.stale.len()
