@@ -808,7 +808,7 @@ mod tests {
             let value = store.seal(id, &key, id.as_bytes())?;
             batch.insert(key, value);
         }
-        store.persist_new_keys(crate::config::Durability::Fsync)?;
+        store.persist_new_keys()?;
         store.apply(batch)?;
         let wanted: Vec<&str> = ids.iter().map(String::as_str).collect();
         let got = read_all(&store, &wanted);

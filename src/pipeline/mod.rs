@@ -427,7 +427,7 @@ impl Writer {
         }
         // The data keys of customers new in this batch reach the key slots before the batch
         // can reach sled's log (`storage/sealed.rs`).
-        self.store.persist_new_keys(self.config.durability)?;
+        self.store.persist_new_keys()?;
         Ok((batch, keys, bytes))
     }
 

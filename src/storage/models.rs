@@ -145,7 +145,7 @@ impl Store {
             let value = self.seal(customer, &key, &codec::encode(row))?;
             batch.insert(key, value);
         }
-        self.persist_new_keys(crate::config::Durability::Fsync)?;
+        self.persist_new_keys()?;
         self.db.apply_batch(batch)?;
         Ok(())
     }
@@ -179,7 +179,7 @@ impl Store {
             let value = self.seal(id, &key, &[])?;
             batch.insert(key, value);
         }
-        self.persist_new_keys(crate::config::Durability::Fsync)?;
+        self.persist_new_keys()?;
         self.db.apply_batch(batch)?;
         Ok(())
     }

@@ -132,14 +132,15 @@ impl Store {
         unseal_with(self.crypt.as_ref(), key, value)
     }
 
-    /// Writes the data keys made since the last call to the key slots, before the batch that
-    /// uses them commits (fsynced when `durability` syncs); nothing in a plain store.
+    /// Writes the data keys made since the last call to the key slots and fsyncs them (one
+    /// fsync, only when there are new keys), before the batch that uses them commits, whatever
+    /// the store's durability: a record that reached sled's log without its key would be lost
+    /// for good, not merely late. Nothing in a plain store.
     ///
     /// # Errors
     /// [`Error::Io`] if the slot file cannot be written.
-    pub(crate) fn persist_new_keys(&self, durability: crate::config::Durability) -> Result<()> {
+    pub(crate) fn persist_new_keys(&self) -> Result<()> {
         if let Some(c) = &self.crypt {
-            let _ = durability;
             c.persist_new()?;
         }
         Ok(())
