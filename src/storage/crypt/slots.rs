@@ -213,33 +213,44 @@ pub(super) fn encode_slot(
 /// What one slot holds.
 enum Slot {
     Free,
-    /// Flag byte 0 but other bytes non-zero (an interrupted zeroing).
+    /// Flag byte 0 but other bytes non-zero that do not unwrap (an interrupted zeroing).
     StaleFree,
     Used(Token, Secret),
+    /// Flag byte 0 but a whole wrapped key that unwraps: the flag lost its bit (a zeroing
+    /// writes the slot whole, in one sector). Kept as used; the open's sweep zeroes it if no
+    /// record names its token.
+    Unflagged(Token, Secret),
+}
+
+/// The token and data key of slot `index`, if its bytes unwrap under `wrap`.
+fn unwrap_slot(wrap: &Aes256Gcm, index: u32, s: &[u8]) -> Option<(Token, Secret)> {
+    let mut token = Token([0u8; 16]);
+    token.0.copy_from_slice(&s[1..17]);
+    let mut key = Secret([0u8; 32]);
+    key.0.copy_from_slice(&s[29..61]);
+    wrap.decrypt_in_place_detached(
+        Nonce::from_slice(&s[17..29]),
+        &slot_aad(&token, index),
+        &mut key.0,
+        Tag::from_slice(&s[61..77]),
+    )
+    .ok()?;
+    Some((token, key))
 }
 
 fn decode_slot(wrap: &Aes256Gcm, index: u32, s: &[u8]) -> Result<Slot> {
     match s[0] {
         0 if s.iter().all(|&b| b == 0) => Ok(Slot::Free),
-        0 => Ok(Slot::StaleFree),
-        USED => {
-            let mut token = Token([0u8; 16]);
-            token.0.copy_from_slice(&s[1..17]);
-            let mut key = Secret([0u8; 32]);
-            key.0.copy_from_slice(&s[29..61]);
-            wrap.decrypt_in_place_detached(
-                Nonce::from_slice(&s[17..29]),
-                &slot_aad(&token, index),
-                &mut key.0,
-                Tag::from_slice(&s[61..77]),
-            )
-            .map_err(|_| {
-                corrupt(format!(
-                    "slot {index} does not unwrap (damaged, or not written under this store key)"
-                ))
-            })?;
-            Ok(Slot::Used(token, key))
-        }
+        0 => Ok(match unwrap_slot(wrap, index, s) {
+            Some((token, key)) => Slot::Unflagged(token, key),
+            None => Slot::StaleFree,
+        }),
+        USED => match unwrap_slot(wrap, index, s) {
+            Some((token, key)) => Ok(Slot::Used(token, key)),
+            None => Err(corrupt(format!(
+                "slot {index} does not unwrap (damaged, or not written under this store key)"
+            ))),
+        },
         flag => Err(corrupt(format!(
             "slot {index} has invalid flag byte {flag}"
         ))),
@@ -292,6 +303,8 @@ pub(super) fn load(file: &File, wrap: &Aes256Gcm) -> Result<Loaded> {
         stale: Vec::new(),
         slot_count,
     };
+    // Slots whose flag byte is 0 but whose key unwraps (see `Slot::Unflagged`).
+    let mut unflagged: BTreeSet<u32> = BTreeSet::new();
     let mut buf = vec![0u8; CHUNK_SLOTS * SLOT_LEN];
     let mut first = 0u32;
     while first < slot_count {
@@ -313,18 +326,43 @@ pub(super) fn load(file: &File, wrap: &Aes256Gcm) -> Result<Loaded> {
                         slot: i,
                     };
                     if let Some(old) = loaded.keys.insert(token, entry) {
-                        return Err(corrupt(format!(
-                            "token {} is in both slot {} and slot {i}",
-                            hex(&token.0),
-                            old.slot
-                        )));
+                        if !unflagged.remove(&old.slot) {
+                            return Err(corrupt(format!(
+                                "token {} is in both slot {} and slot {i}",
+                                hex(&token.0),
+                                old.slot
+                            )));
+                        }
+                        // The unflagged one is an old key of theirs: free, to be zeroed.
+                        loaded.free.insert(old.slot);
+                        loaded.stale.push(old.slot);
                     }
                 }
+                Slot::Unflagged(token, key) => match loaded.keys.entry(token) {
+                    std::collections::hash_map::Entry::Occupied(_) => {
+                        loaded.free.insert(i);
+                        loaded.stale.push(i);
+                    }
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        unflagged.insert(i);
+                        v.insert(Entry {
+                            key: key.0,
+                            slot: i,
+                        });
+                    }
+                },
             }
         }
         first += n;
     }
     wipe(&mut buf);
+    if !unflagged.is_empty() {
+        tracing::warn!(
+            "{} key slot(s) have a cleared flag byte but a whole key: kept (an open zeroes \
+             those no record names)",
+            unflagged.len()
+        );
+    }
     Ok(loaded)
 }
 

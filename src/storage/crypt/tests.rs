@@ -296,7 +296,9 @@ fn stale_free_slot_is_rezeroed() {
     let (dir, key, crypt, [a, b, c]) = three_customers();
     drop(crypt);
     let mut file = slot_file(dir.path());
-    file[HEADER_LEN + SLOT_LEN] = 0; // slot 1: flag zeroed, rest left over
+    // Slot 1: flag zeroed and the wrapped key damaged (left over, not a key any more).
+    file[HEADER_LEN + SLOT_LEN] = 0;
+    file[HEADER_LEN + SLOT_LEN + 40] ^= 0xff;
     fs::write(dir.path().join(SLOT_FILE), &file).expect("write");
     let crypt = Crypt::open(dir.path(), &key).expect("open");
     assert_eq!(crypt.stale_free_slots(), 1);
@@ -305,6 +307,34 @@ fn stale_free_slot_is_rezeroed() {
     seal(&crypt, crypt.token("d"), b"k", b"v");
     crypt.persist_new().expect("persist");
     assert_eq!(slot(&slot_file(dir.path()), 1)[1..17], crypt.token("d").0);
+}
+
+/// A used slot whose flag byte lost its bit keeps its key (the store's sweep decides whether
+/// a record still needs it); one whose token is also in a flagged slot is an old key, zeroed.
+#[test]
+fn a_slot_with_a_cleared_flag_but_a_whole_key_is_kept() {
+    let (dir, key, crypt, [a, b, c]) = three_customers();
+    drop(crypt);
+    let mut file = slot_file(dir.path());
+    file[HEADER_LEN + SLOT_LEN] = 0; // slot 1: flag cleared, the key intact
+    fs::write(dir.path().join(SLOT_FILE), &file).expect("write");
+    let crypt = Crypt::open(dir.path(), &key).expect("open");
+    assert_eq!(crypt.stale_free_slots(), 0);
+    assert!(crypt.has_key(a) && crypt.has_key(b) && crypt.has_key(c));
+    // An old key of b's, unflagged, next to b's flagged slot: the old one is zeroed.
+    drop(crypt);
+    let wrap = slots::cipher(&hmac(&key.0, WRAP_LABEL));
+    let mut with_old = file.clone();
+    with_old[HEADER_LEN + SLOT_LEN] = 1;
+    let n = (with_old.len() - HEADER_LEN) / SLOT_LEN;
+    let mut old = slots::encode_slot(&wrap, n as u32, &b, &[7; 32]);
+    old[0] = 0;
+    with_old.extend_from_slice(&old);
+    fs::write(dir.path().join(SLOT_FILE), &with_old).expect("write");
+    let crypt = Crypt::open(dir.path(), &key).expect("open");
+    assert!(crypt.has_key(b));
+    assert_eq!(crypt.stale_free_slots(), 1);
+    assert!(slot(&slot_file(dir.path()), n).iter().all(|&x| x == 0));
 }
 
 #[test]
