@@ -284,6 +284,11 @@ fn check_finds_a_damaged_sealed_record_and_reads_fail_for_that_customer_only() -
     let db = Db::open(dir.path())?;
     assert!(matches!(db.profile(VICTIM), Err(Error::Corruption { .. })));
     assert!(db.profile(OTHER)?.is_some());
+    // An export lists the other customer and reports the damaged record, leaving nothing out
+    // silently.
+    let items: Vec<Result<persona::Profile>> = db.profiles().collect();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items.iter().filter(|i| i.is_err()).count(), 1);
     Ok(())
 }
 

@@ -227,11 +227,13 @@ impl Db {
         self.inner.store.members(segment, cursor, limit)
     }
 
-    /// Every profile, evaluated as of the watermark with the current model, in customer-id
-    /// order. Streams: one record is decoded at a time.
+    /// Every profile, evaluated as of the watermark with the current model, in key order (by
+    /// customer id in a plain store, by token in an encrypted one). Streams: one record is
+    /// decoded at a time. A record that does not decode (or, sealed, does not open) is an
+    /// error item, as is a record whose data key is missing.
     pub fn profiles(&self) -> impl Iterator<Item = Result<Profile>> + '_ {
         let model = self.model();
-        self.inner.store.scan_profiles().map(move |item| {
+        self.inner.store.scan_profiles_strict().map(move |item| {
             let (id, bytes) = item?;
             let rec = self.inner.store.decode_profile_current(&id, &bytes)?;
             let consent = self.inner.config.consent_defaults;

@@ -558,7 +558,36 @@ impl Store {
         self.db.scan_prefix([keys::PROFILE]).count()
     }
 
-    /// Iterates over all profile records as (customer id, raw bytes).
+    /// [`Store::scan_profiles`] that returns a sealed record that does not open, or whose data
+    /// key is missing, as an error item instead of skipping it (exports: nothing left out
+    /// silently).
+    pub(crate) fn scan_profiles_strict(
+        &self,
+    ) -> impl Iterator<Item = Result<(String, sled::IVec)>> + '_ {
+        self.db
+            .scan_prefix([keys::PROFILE])
+            .filter_map(|item| match item {
+                Ok((k, v)) => match self.unseal(&k, v) {
+                    Ok(Some(opened)) => Some(Ok(opened)),
+                    // A plain store's key that names no customer (empty or not UTF-8), as
+                    // `scan_profiles` skips it.
+                    Ok(None) if self.crypt.is_none() => None,
+                    Ok(None) => Some(Err(Error::Corruption {
+                        key: format!("profile key {}", sealed::hex_key(&k)),
+                        detail: format!(
+                            "its data key is missing from {} (damaged or truncated key slots)",
+                            encryption::SLOT_FILE
+                        ),
+                    })),
+                    Err(e) => Some(Err(e)),
+                },
+                Err(e) => Some(Err(Error::from(e))),
+            })
+    }
+
+    /// Iterates over all profile records as (customer id, raw bytes); in an encrypted store a
+    /// record that does not open is skipped with a warning ([`Store::scan_profiles_strict`]
+    /// returns it as an error).
     pub fn scan_profiles(&self) -> impl Iterator<Item = Result<(String, sled::IVec)>> + '_ {
         self.profile_items(self.db.scan_prefix([keys::PROFILE]))
     }
