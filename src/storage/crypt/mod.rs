@@ -45,8 +45,11 @@
 //! |     77 |  51 | zero                                                |
 //!
 //! A free slot is 128 zero bytes. At open, a free slot with other non-zero
-//! bytes (an interrupted shred) is counted, re-zeroed and reused; a flag byte
-//! other than 0 or 1 is corruption. The file length must be 128 + 128·n.
+//! bytes that do not unwrap (an interrupted shred) is counted, re-zeroed and
+//! reused; one whose bytes unwrap (its flag byte lost its bit) is kept as
+//! used, unless a flagged slot holds the same token (then it is an old key,
+//! zeroed); a flag byte other than 0 or 1 is corruption. `open_read_only`
+//! (`persona check`) zeroes nothing. The file length must be 128 + 128·n.
 //! Free slots are reused lowest index first; otherwise slots are appended.
 //! The file is created (mode 0600) as `keys.slots.new`, fsynced, renamed into
 //! place and the directory fsynced; `rotate` writes the whole file the same
