@@ -48,6 +48,7 @@ use std::path::{Path, PathBuf};
 mod derived;
 use derived::{
     check_cohorts, check_feedback, check_held, check_queue, check_sample, check_unknown,
+    opened_or_report,
 };
 
 /// Problems kept in a [`CheckReport`]; later ones are only counted.
@@ -312,28 +313,15 @@ fn check_profiles(
         let (key, value) = item?;
         report.keys += 1;
         report.profiles += 1;
-        let (id, value) = match unseal_with(crypt, &key, value) {
-            Ok(Some(opened)) => opened,
-            Ok(None) if crypt.is_some() => {
-                report.push(
-                    &key,
-                    ProblemKind::Undecodable,
-                    "profile record whose customer's data key is gone (erased?)",
-                );
-                continue;
-            }
-            Ok(None) => {
-                report.push(
-                    &key,
-                    ProblemKind::Undecodable,
-                    "profile key has an empty or non-UTF-8 customer id",
-                );
-                continue;
-            }
-            Err(e) => {
-                report.push(&key, ProblemKind::Undecodable, e.to_string());
-                continue;
-            }
+        let none = match crypt {
+            Some(_) => "profile record whose customer's data key is gone (erased?)",
+            None => "profile key has an empty or non-UTF-8 customer id",
+        };
+        let opened = unseal_with(crypt, &key, value);
+        let Some((id, value)) =
+            opened_or_report(report, &key, opened, (ProblemKind::Undecodable, none))
+        else {
+            continue;
         };
         let id = id.as_str();
         if let Err(e) = validate_customer_id(id) {

@@ -143,7 +143,7 @@ fn compact_with(
         let copied = match encrypt {
             None => copy_all(&old, &new).and_then(|c| {
                 new.flush()?;
-                copy_key_files(path, &tmp)?;
+                copy_other_files(path, &tmp)?;
                 sync_dir_files(&tmp)?;
                 verify(&old, &new)?;
                 Ok(c)
@@ -188,7 +188,7 @@ fn compact_with(
 /// copied values are sealed with the data keys in them, under the same keys, so they open as
 /// before), its key file and a rotation's new key when they are kept there, an import's lists
 /// of rejects and duplicates.
-fn copy_key_files(from: &Path, to: &Path) -> Result<()> {
+fn copy_other_files(from: &Path, to: &Path) -> Result<()> {
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
         let name = entry.file_name();
@@ -295,21 +295,11 @@ fn sealed_pair(
     let Some(at) = keys::token_offset(prefix) else {
         return Ok(Some((k.to_vec(), v.to_vec())));
     };
-    let rest = k.get(at..).ok_or_else(|| bad("the key is too short"))?;
-    // `F` ‖ id ‖ 0 ‖ version ‖ position; the others end with the id.
-    let (id, tail) = if prefix == keys::FEEDBACK {
-        let end = rest
-            .iter()
-            .position(|&b| b == 0)
-            .ok_or_else(|| bad("feedback key without the 0 after the id"))?;
-        (&rest[..end], &rest[end + 1..])
-    } else {
-        (rest, &[][..])
-    };
-    let id = std::str::from_utf8(id)
-        .ok()
-        .filter(|id| !id.is_empty())
-        .ok_or_else(|| bad("the customer id is empty or not UTF-8"))?;
+    let (id, tail) = super::sealed::plain_id(k)
+        .ok_or_else(|| bad("the key names no customer (too short, or an empty or non-UTF-8 id)"))?;
+    if prefix == keys::FEEDBACK && tail.is_empty() {
+        return Err(bad("feedback key without the 0 after the id"));
+    }
     let mut key = k[..at].to_vec();
     key.extend_from_slice(&crypt.token(id).0);
     key.extend_from_slice(tail);

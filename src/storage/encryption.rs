@@ -104,11 +104,6 @@ impl Store {
         Ok((crypt, crypt_meta(&key)))
     }
 
-    /// Records `key`'s check value, durably (a rotation).
-    fn record_check(&self, key: &StoreKey) -> Result<()> {
-        record_check(&self.db, &self.path, key)
-    }
-
     /// Opens the crypto context of an existing encrypted store: reads its key, checks it
     /// against the stored check value, opens the key slots and zeroes those no record uses. A
     /// plain store stays plain, whatever the configuration says.
@@ -305,12 +300,11 @@ fn record_check(db: &sled::Db, dir: &Path, key: &StoreKey) -> Result<()> {
     Ok(())
 }
 
-/// Fsyncs the directory holding `path`.
+/// Fsyncs the directory holding `path` (the current directory for a bare file name).
 fn sync_parent(path: &Path) -> Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::File::open(parent)?.sync_all()?;
-    }
-    Ok(())
+    Ok(super::crypt::sync_dir(
+        path.parent().unwrap_or(Path::new("")),
+    )?)
 }
 
 /// What `persona key rotate` did.
@@ -362,7 +356,7 @@ pub fn rotate_key(config: &Config, new_key_file: Option<&Path>) -> Result<Rotati
     let new = StoreKey::generate();
     new.write_new(&target)?;
     crypt.rotate(&new)?;
-    store.record_check(&new)?;
+    record_check(&store.db, &store.path, &new)?;
     let key_file = match replaces {
         Some(old) => {
             std::fs::rename(&target, &old)?;

@@ -273,7 +273,9 @@ pub fn parse_snapshot(key: &[u8]) -> Option<u64> {
     }
 }
 
-/// Key of a customer's profile record.
+/// Key of a customer's profile record in a plain store (a store names its customers through
+/// `Store::profile_key`; this is for the raw-sled baseline and tests).
+#[cfg(any(test, feature = "testing", feature = "cli"))]
 pub fn profile(customer_id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + customer_id.len());
     k.push(PROFILE);

@@ -408,15 +408,7 @@ impl Store {
             Some((_, bytes)) => Ok(Some(bytes)),
             // Erased since it was read (the key goes after the record): absent.
             None if !self.db.contains_key(&key)? => Ok(None),
-            // A record whose data key is missing from the key slots (damaged or truncated):
-            // reported, never taken for a new customer.
-            None => Err(Error::Corruption {
-                key: format!("profile {customer_id:?}"),
-                detail: format!(
-                    "its data key is missing from {} (damaged or truncated key slots)",
-                    encryption::SLOT_FILE
-                ),
-            }),
+            None => Err(sealed::missing_key(format!("profile {customer_id:?}"))),
         }
     }
 
@@ -486,29 +478,40 @@ impl Store {
         self.profile_items(items)
     }
 
-    /// The (id, record bytes) of raw profile items from sled.
+    /// The (id, record bytes) of raw profile items from sled; a sealed record that does not
+    /// open, or whose data key is missing, is skipped with a warning: it breaks only its own
+    /// customer, as a plain record that does not decode (reads of them report it, and
+    /// `persona check` names it).
     fn profile_items<'a>(
+        &'a self,
+        items: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>> + 'a,
+    ) -> impl Iterator<Item = Result<(String, sled::IVec)>> + 'a {
+        self.profile_items_strict(items).filter(|item| match item {
+            Err(Error::Storage(_)) | Ok(_) => true,
+            Err(e) => {
+                tracing::warn!("skipping a profile record: {e}");
+                false
+            }
+        })
+    }
+
+    /// [`Store::profile_items`] that returns a record that does not open, or whose data key is
+    /// missing, as an error item.
+    fn profile_items_strict<'a>(
         &'a self,
         items: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>> + 'a,
     ) -> impl Iterator<Item = Result<(String, sled::IVec)>> + 'a {
         items.filter_map(|item| match item {
             Ok((k, v)) => match self.unseal(&k, v) {
                 Ok(Some(opened)) => Some(Ok(opened)),
-                Ok(None) => {
-                    tracing::warn!(
-                        "skipping the profile record {}: its data key is missing from {}",
-                        sealed::hex_key(&k),
-                        encryption::SLOT_FILE
-                    );
-                    None
-                }
-                // A sealed record that does not open breaks only its own customer, as a plain
-                // record that does not decode: reads of them report it, and `persona check`
-                // names it.
-                Err(e) => {
-                    tracing::warn!("skipping a profile record: {e}");
-                    None
-                }
+                // A plain store's key that names no customer (empty or not UTF-8) is no
+                // record.
+                Ok(None) if self.crypt.is_none() => None,
+                Ok(None) => Some(Err(sealed::missing_key(format!(
+                    "profile key {}",
+                    sealed::hex_key(&k)
+                )))),
+                Err(e) => Some(Err(e)),
             },
             Err(e) => Some(Err(Error::from(e))),
         })
@@ -564,25 +567,7 @@ impl Store {
     pub(crate) fn scan_profiles_strict(
         &self,
     ) -> impl Iterator<Item = Result<(String, sled::IVec)>> + '_ {
-        self.db
-            .scan_prefix([keys::PROFILE])
-            .filter_map(|item| match item {
-                Ok((k, v)) => match self.unseal(&k, v) {
-                    Ok(Some(opened)) => Some(Ok(opened)),
-                    // A plain store's key that names no customer (empty or not UTF-8), as
-                    // `scan_profiles` skips it.
-                    Ok(None) if self.crypt.is_none() => None,
-                    Ok(None) => Some(Err(Error::Corruption {
-                        key: format!("profile key {}", sealed::hex_key(&k)),
-                        detail: format!(
-                            "its data key is missing from {} (damaged or truncated key slots)",
-                            encryption::SLOT_FILE
-                        ),
-                    })),
-                    Err(e) => Some(Err(e)),
-                },
-                Err(e) => Some(Err(Error::from(e))),
-            })
+        self.profile_items_strict(self.db.scan_prefix([keys::PROFILE]))
     }
 
     /// Iterates over all profile records as (customer id, raw bytes); in an encrypted store a

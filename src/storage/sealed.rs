@@ -63,15 +63,12 @@ impl Store {
 
     /// What names `customer_id` in keys.
     pub(crate) fn name<'a>(&self, customer_id: &'a str) -> Name<'a> {
-        match &self.crypt {
-            Some(c) => Name::Token(c.token(customer_id)),
-            None => Name::Id(customer_id),
-        }
+        name_with(self.crypt.as_ref(), customer_id)
     }
 
     /// Key of a customer's profile record.
     pub(crate) fn profile_key(&self, customer_id: &str) -> Vec<u8> {
-        keys::token_prefix(keys::PROFILE, self.name(customer_id).bytes())
+        profile_key_with(self.crypt.as_ref(), customer_id)
     }
 
     /// Key of a customer's example held until `deadline_ms`.
@@ -177,8 +174,22 @@ pub(crate) fn seal_with(
     plain.extend_from_slice(customer_id.as_bytes());
     plain.extend_from_slice(payload);
     let mut out = Vec::with_capacity(plain.len() + 64);
-    crypt.seal(crypt.token(customer_id), key, &plain, &mut out)?;
+    // The key names the customer by their token already: no second HMAC of the id.
+    let token = token_of_key(key).unwrap_or_else(|| crypt.token(customer_id));
+    debug_assert!(
+        token == crypt.token(customer_id),
+        "a key of another customer"
+    );
+    crypt.seal(token, key, &plain, &mut out)?;
     Ok(out)
+}
+
+/// The token an encrypted store's key names its customer by (`None`: a key of a prefix that
+/// names no customer, or too short to hold a token).
+fn token_of_key(key: &[u8]) -> Option<Token> {
+    let at = keys::token_offset(*key.first()?)?;
+    let token = key.get(at..at + keys::TOKEN_BYTES)?;
+    Some(Token(token.try_into().ok()?))
 }
 
 /// [`Store::unseal`] with the crypto context `crypt` (`None`: a plain store), for readers of
@@ -189,27 +200,14 @@ pub(crate) fn unseal_with(
     value: sled::IVec,
 ) -> Result<Option<(String, sled::IVec)>> {
     let prefix = key.first().copied().unwrap_or(0);
-    let at = keys::token_offset(prefix);
     let what = || format!("{} key {}", kind_name(prefix), hex_key(key));
     let Some(c) = crypt else {
-        let id = at.and_then(|at| key.get(at..)).map(|rest| match prefix {
-            // `F` ‖ id ‖ 0 ‖ version ‖ n.
-            keys::FEEDBACK => rest.split(|&b| b == 0).next().unwrap_or(rest),
-            _ => rest,
-        });
-        return Ok(id
-            .and_then(|id| std::str::from_utf8(id).ok())
-            .filter(|id| !id.is_empty())
-            .map(|id| (id.to_string(), value)));
+        return Ok(plain_id(key).map(|(id, _)| (id.to_string(), value)));
     };
-    let token = at
-        .and_then(|at| key.get(at..at + keys::TOKEN_BYTES))
-        .and_then(|t| <[u8; keys::TOKEN_BYTES]>::try_from(t).ok())
-        .map(Token)
-        .ok_or_else(|| Error::Corruption {
-            key: what(),
-            detail: "the key is too short to hold a customer token".into(),
-        })?;
+    let token = token_of_key(key).ok_or_else(|| Error::Corruption {
+        key: what(),
+        detail: "the key is too short to hold a customer token".into(),
+    })?;
     let Some(plain) = c.open_sealed(token, key, &value, &what)? else {
         return Ok(None);
     };
@@ -231,12 +229,47 @@ pub(crate) fn unseal_with(
     Ok(Some((id.to_string(), sled::IVec::from(&rest[len..]))))
 }
 
+/// The customer id a plain store's key names (non-empty UTF-8), with what follows it in the
+/// key: nothing, but for a feedback-ledger key (`F` ‖ id ‖ 0 ‖ version ‖ position), whose id
+/// ends at the 0 (an `F` key without it has an empty tail). `None` for a key of a prefix that
+/// names no customer, or whose id is empty or not UTF-8.
+pub(crate) fn plain_id(key: &[u8]) -> Option<(&str, &[u8])> {
+    let prefix = *key.first()?;
+    let rest = key.get(keys::token_offset(prefix)?..)?;
+    let (id, tail) = match prefix {
+        keys::FEEDBACK => match rest.iter().position(|&b| b == 0) {
+            Some(end) => (&rest[..end], &rest[end + 1..]),
+            None => (rest, &[][..]),
+        },
+        _ => (rest, &[][..]),
+    };
+    let id = std::str::from_utf8(id).ok().filter(|id| !id.is_empty())?;
+    Some((id, tail))
+}
+
+/// What names `customer_id` in keys with the crypto context `crypt` (`None`: a plain store).
+fn name_with<'a>(crypt: Option<&Crypt>, customer_id: &'a str) -> Name<'a> {
+    match crypt {
+        Some(c) => Name::Token(c.token(customer_id)),
+        None => Name::Id(customer_id),
+    }
+}
+
 /// The key of a customer's profile record with the crypto context `crypt` (`None`: a plain
 /// store).
 pub(crate) fn profile_key_with(crypt: Option<&Crypt>, customer_id: &str) -> Vec<u8> {
-    match crypt {
-        Some(c) => keys::token_prefix(keys::PROFILE, &c.token(customer_id).0),
-        None => keys::profile(customer_id),
+    keys::token_prefix(keys::PROFILE, name_with(crypt, customer_id).bytes())
+}
+
+/// The error for a sealed profile record (named `what`) whose data key is missing from the key
+/// slots: damage, never a customer to take for new (an erase removes the record first).
+pub(crate) fn missing_key(what: String) -> Error {
+    Error::Corruption {
+        key: what,
+        detail: format!(
+            "its data key is missing from {} (damaged or truncated key slots)",
+            super::encryption::SLOT_FILE
+        ),
     }
 }
 
@@ -254,12 +287,8 @@ fn kind_name(prefix: u8) -> &'static str {
 
 /// A key, printable: its prefix letter and the rest in hex (a token is not text).
 pub(crate) fn hex_key(key: &[u8]) -> String {
-    let mut s = String::with_capacity(2 * key.len());
-    if let Some((&p, rest)) = key.split_first() {
-        s.push(char::from(p));
-        for b in rest {
-            s.push_str(&format!("{b:02x}"));
-        }
+    match key.split_first() {
+        Some((&p, rest)) => format!("{}{}", char::from(p), super::crypt::hex(rest)),
+        None => String::new(),
     }
-    s
 }

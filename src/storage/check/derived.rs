@@ -175,20 +175,12 @@ pub(super) fn check_feedback(
         } else {
             Ok(None)
         };
-        let (id, value) = match opened {
-            Ok(Some(opened)) => opened,
-            Ok(None) => {
-                report.push(
-                    &key,
-                    ProblemKind::UnknownKey,
-                    "unknown key in the feedback ledger",
-                );
-                continue;
-            }
-            Err(e) => {
-                report.push(&key, ProblemKind::Undecodable, e.to_string());
-                continue;
-            }
+        let none = (
+            ProblemKind::UnknownKey,
+            "unknown key in the feedback ledger",
+        );
+        let Some((id, value)) = opened_or_report(report, &key, opened, none) else {
+            continue;
         };
         let id = id.as_str();
         let name = || format!("feedback ledger key of customer {id:?}");
@@ -219,20 +211,13 @@ pub(super) fn check_held(
     for item in db.scan_prefix([keys::HELD]) {
         let (key, value) = item?;
         report.keys += 1;
-        let (deadline, id, value) = match opened_timed(crypt, &key, value) {
-            Ok(Some(opened)) => opened,
-            Ok(None) => {
-                report.push(
-                    &key,
-                    ProblemKind::UnknownKey,
-                    "unknown key in the held example key space",
-                );
-                continue;
-            }
-            Err(e) => {
-                report.push(&key, ProblemKind::Undecodable, e.to_string());
-                continue;
-            }
+        let opened = opened_timed(crypt, &key, value);
+        let none = (
+            ProblemKind::UnknownKey,
+            "unknown key in the held example key space",
+        );
+        let Some((deadline, id, value)) = opened_or_report(report, &key, opened, none) else {
+            continue;
         };
         let name = || format!("held example {}", printable(&key));
         match codec::decode::<Vec<f32>>(&name, &value) {
@@ -280,20 +265,13 @@ pub(super) fn check_cohorts(
     for item in db.scan_prefix([keys::SAMPLED_ROW]) {
         let (key, value) = item?;
         report.keys += 1;
-        let (at, id, value) = match opened_timed(crypt, &key, value) {
-            Ok(Some(opened)) => opened,
-            Ok(None) => {
-                report.push(
-                    &key,
-                    ProblemKind::UnknownKey,
-                    "unknown key in the refit-row key space",
-                );
-                continue;
-            }
-            Err(e) => {
-                report.push(&key, ProblemKind::Undecodable, e.to_string());
-                continue;
-            }
+        let opened = opened_timed(crypt, &key, value);
+        let none = (
+            ProblemKind::UnknownKey,
+            "unknown key in the refit-row key space",
+        );
+        let Some((at, id, value)) = opened_or_report(report, &key, opened, none) else {
+            continue;
         };
         let name = || format!("refit row {}", printable(&key));
         let row = match codec::decode::<crate::storage::SampledRow>(&name, &value) {
@@ -388,4 +366,25 @@ fn opened_timed(
         return Ok(None);
     };
     Ok(unseal_with(crypt, key, value)?.map(|(id, v)| (t, id, v)))
+}
+
+/// What `opened` holds for `key`, or `None` once the report says why not: its error as
+/// undecodable, or, when it opened to nothing, the problem `none`.
+pub(super) fn opened_or_report<T>(
+    report: &mut CheckReport,
+    key: &[u8],
+    opened: Result<Option<T>>,
+    none: (ProblemKind, &str),
+) -> Option<T> {
+    match opened {
+        Ok(Some(opened)) => Some(opened),
+        Ok(None) => {
+            report.push(key, none.0, none.1);
+            None
+        }
+        Err(e) => {
+            report.push(key, ProblemKind::Undecodable, e.to_string());
+            None
+        }
+    }
 }

@@ -69,6 +69,7 @@
 //! fsync without holding the map lock.
 
 mod slots;
+pub(crate) use slots::{hex, sync_dir};
 
 use std::collections::HashSet;
 use std::fmt;

@@ -403,7 +403,7 @@ pub(super) fn remove_if_exists(path: &Path) -> io::Result<()> {
 }
 
 /// Fsyncs a directory so a create / rename in it is durable.
-pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     let dir = if dir.as_os_str().is_empty() {
         Path::new(".")
     } else {
@@ -554,7 +554,7 @@ pub(super) fn write_key_file(path: &Path, text: &[u8]) -> Result<()> {
 }
 
 /// Lower-case hex of `bytes`.
-pub(super) fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for &b in bytes {
