@@ -321,3 +321,40 @@ fn the_cli_encrypts_rotates_and_converts() -> Result {
     assert_eq!(doc["customer_id"], "plain-cust-71q");
     Ok(())
 }
+
+#[test]
+fn an_erase_takes_its_customer_out_of_the_import_reports_in_the_data_directory() -> Result {
+    let dir = tempfile::tempdir()?;
+    let data = store(dir.path())?;
+    // A file imported twice: every row a duplicate, listed in DATA/duplicates.txt by customer.
+    let csv = dir.path().join("again.csv");
+    let mut text = String::from("event_id,customer_id,timestamp,kind,value,category\n");
+    for c in ["gone-7Qw2", "stays-3Rt9"] {
+        text.push_str(&format!("{c}-e,{c},{T0},purchase,12.5,books\n"));
+    }
+    std::fs::write(&csv, &text)?;
+    json(&data, &["import", csv.to_str().ok_or("path")?, "--json"])?;
+    let summary = json(&data, &["import", csv.to_str().ok_or("path")?, "--json"])?;
+    assert_eq!(summary["duplicates"], 2, "{summary}");
+    // The files holding `needle`, by name.
+    let holding = |needle| -> Result<Vec<String>> {
+        let paths = common::store::files_holding(&data, needle)?;
+        Ok(paths
+            .iter()
+            .filter_map(|p| Path::new(p).file_name()?.to_str().map(String::from))
+            .collect())
+    };
+    assert_eq!(holding("gone-7Qw2")?, ["duplicates.txt"]);
+    run(&data, &["erase", "gone-7Qw2"], 0)?;
+    assert_eq!(
+        holding("gone-7Qw2")?,
+        Vec::<String>::new(),
+        "after the erase"
+    );
+    assert_eq!(
+        holding("stays-3Rt9")?,
+        ["duplicates.txt"],
+        "the other's line stays"
+    );
+    Ok(())
+}

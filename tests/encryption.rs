@@ -15,11 +15,16 @@ use std::path::{Path, PathBuf};
 const VICTIM: &str = "victim-q7Zx31k";
 const PLANTED_EMAIL: &str = "planted-9f2c71@example.org";
 const PLANTED_EVENT_ID: &str = "planted-event-5b1e0d";
+/// An item and a category only the victim names: they reach the shared models' popularity
+/// lists and category names, sealed with the victim's data key.
+const PLANTED_ITEM: &str = "planted-item-e81c5a";
+const PLANTED_CATEGORY: &str = "planted-category-3c9d47";
 const OTHER: &str = "other-p2Lm88w";
 const OTHER_EMAIL: &str = "kept-4d0a2e@example.org";
 
 /// 50 events and an e-mail attribute for `VICTIM`, the same for `OTHER`, a trigger that fires
-/// for both, and feedback for both.
+/// for both, and feedback for both. Both name the item "novel" and the category "books"; the
+/// victim alone also names `PLANTED_ITEM` and `PLANTED_CATEGORY`.
 fn populate(db: &Db) -> Result<()> {
     for (c, email) in [(VICTIM, PLANTED_EMAIL), (OTHER, OTHER_EMAIL)] {
         for j in 0..50i64 {
@@ -28,10 +33,15 @@ fn populate(db: &Db) -> Result<()> {
             } else {
                 EventKind::View
             };
+            let (item, category) = match (c, j % 2) {
+                (VICTIM, 1) => (PLANTED_ITEM, PLANTED_CATEGORY),
+                _ => ("novel", "books"),
+            };
             db.ingest(
                 Event::new(c, T0 + j * DAY / 4, kind)
                     .with_value(10.0 + j as f64)
-                    .with_category("books")
+                    .with_category(category)
+                    .with_item(item)
                     .with_id(format!("{c}-{PLANTED_EVENT_ID}-{j}")),
             )?;
         }
@@ -57,6 +67,26 @@ fn keyed_store(dir: &Path, key_name: &str) -> Result<(PathBuf, PathBuf)> {
     Ok((data, key))
 }
 
+/// Every string planted in one customer's data.
+const PLANTED: [&str; 7] = [
+    VICTIM,
+    PLANTED_EMAIL,
+    PLANTED_EVENT_ID,
+    PLANTED_ITEM,
+    PLANTED_CATEGORY,
+    OTHER,
+    OTHER_EMAIL,
+];
+
+/// Whether the shared models list `name` (popularity or category names).
+fn models_name(db: &Db, name: &str) -> bool {
+    let model = db.model();
+    let popular = model.popularity.global.iter().any(|c| c.name == name);
+    let category = (0..model.categories.len())
+        .any(|b| model.categories.names(b).iter().any(|(n, _)| *n == name));
+    popular || category
+}
+
 #[test]
 fn no_file_holds_an_id_or_a_value_in_clear_and_an_erase_is_final_at_once() -> Result<()> {
     let dir = tempfile::tempdir()?;
@@ -70,7 +100,10 @@ fn no_file_holds_an_id_or_a_value_in_clear_and_an_erase_is_final_at_once() -> Re
     populate(&db)?;
     assert!(db.profile(VICTIM)?.is_some());
     assert!(!db.read_triggers(0, 100)?.is_empty(), "the trigger fired");
-    for needle in [VICTIM, PLANTED_EMAIL, PLANTED_EVENT_ID, OTHER, OTHER_EMAIL] {
+    for name in [PLANTED_ITEM, PLANTED_CATEGORY, "novel", "books"] {
+        assert!(models_name(&db, name), "the models list {name}");
+    }
+    for needle in PLANTED {
         assert_eq!(
             holding(&data, needle)?,
             Vec::<String>::new(),
@@ -80,7 +113,19 @@ fn no_file_holds_an_id_or_a_value_in_clear_and_an_erase_is_final_at_once() -> Re
     // The victim's sealed values are in sled's log files: keep a copy of every file.
     let before = common::store::files(&data)?;
 
-    assert!(db.erase(VICTIM)?);
+    let report = db.erase_report(VICTIM)?;
+    assert!(report.erased);
+    // The item in the global list, the category in its bucket (two customers seed no
+    // segments, so there are no segment lists).
+    assert_eq!(report.catalogue_names_dropped, 2, "{report:?}");
+    for (name, kept) in [
+        (PLANTED_ITEM, false),
+        (PLANTED_CATEGORY, false),
+        ("novel", true),
+    ] {
+        assert_eq!(models_name(&db, name), kept, "{name}");
+    }
+    assert!(models_name(&db, "books"));
     // At once, the store still open, nothing compacted: what the files held of the victim
     // (copied above, and whatever is still in them now) no longer opens. Their key slot is
     // zeroed, so no copy of the files taken from now on holds their data key.
@@ -110,7 +155,7 @@ fn no_file_holds_an_id_or_a_value_in_clear_and_an_erase_is_final_at_once() -> Re
         other.attributes.get("email"),
         Some(&AttrValue::Text(OTHER_EMAIL.into()))
     );
-    for needle in [VICTIM, PLANTED_EMAIL, PLANTED_EVENT_ID, OTHER, OTHER_EMAIL] {
+    for needle in PLANTED {
         assert_eq!(
             holding(&data, needle)?,
             Vec::<String>::new(),
@@ -133,6 +178,17 @@ fn no_file_holds_an_id_or_a_value_in_clear_and_an_erase_is_final_at_once() -> Re
     assert!(db.profile(VICTIM)?.is_none());
     assert!(db.profile(OTHER)?.is_some());
     assert_eq!(db.profile_count(), 1);
+    // The names the other customer gave are still readable, the victim's gone from the
+    // snapshots too.
+    assert!(models_name(&db, "novel") && !models_name(&db, PLANTED_ITEM));
+    for version in db.store().snapshot_versions()? {
+        let snapshot = db.store().snapshot(version)?.expect("listed");
+        let names = format!("{:?}", snapshot.popularity);
+        assert!(
+            names.contains("novel") && !names.contains(PLANTED_ITEM),
+            "{names}"
+        );
+    }
     Ok(())
 }
 
@@ -412,7 +468,7 @@ fn compact_encrypt_turns_a_plain_store_into_an_encrypted_one_with_the_same_conte
     let report = encrypt(&data, 64, CopyCompression::AsStored(0), &Config::new(&data))?;
     assert!(report.keys > 0);
     assert!(data.join("store.key").exists() && data.join("keys.slots").exists());
-    for needle in [VICTIM, PLANTED_EMAIL, PLANTED_EVENT_ID, OTHER, OTHER_EMAIL] {
+    for needle in PLANTED {
         assert_eq!(
             holding(&data, needle)?,
             Vec::<String>::new(),
@@ -425,9 +481,11 @@ fn compact_encrypt_turns_a_plain_store_into_an_encrypted_one_with_the_same_conte
     assert_eq!([db.profile(VICTIM)?, db.profile(OTHER)?], before);
     assert_eq!(db.read_triggers(0, 100)?, firings);
     assert_eq!(format!("{:?}", db.model()), model);
-    // Erasing now is final at once, as in a store created encrypted.
-    assert!(db.erase(VICTIM)?);
+    // Erasing now is final at once, as in a store created encrypted, the names only the victim
+    // gave included (their holder became the victim's token in the copy).
+    assert_eq!(db.erase_report(VICTIM)?.catalogue_names_dropped, 2);
     assert!(db.profile(VICTIM)?.is_none());
+    assert!(!models_name(&db, PLANTED_ITEM) && models_name(&db, "novel"));
     db.close()?;
     drop(db);
     let e = encrypt(&data, 64, CopyCompression::AsStored(0), &Config::new(&data)).unwrap_err();

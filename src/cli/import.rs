@@ -162,11 +162,11 @@ pub fn run(open: &dyn Fn() -> Result<Db>, args: &Args, data: &Path) -> Result<()
     let rejects = args
         .rejects
         .clone()
-        .unwrap_or_else(|| data.join("rejects.txt"));
+        .unwrap_or_else(|| data.join(crate::storage::reports::REJECTS));
     let duplicates = args
         .duplicates
         .clone()
-        .unwrap_or_else(|| data.join("duplicates.txt"));
+        .unwrap_or_else(|| data.join(crate::storage::reports::DUPLICATES));
     let listings = Listings {
         rejects: &rejects,
         duplicates: &duplicates,

@@ -51,6 +51,10 @@ pub fn erase(db: &Db, a: &EraseArgs) -> Result<()> {
         "  strategy outcomes:      {} subtracted from the per-segment action counts",
         r.feedback_outcomes_subtracted
     );
+    println!(
+        "  catalogue names:        {} that only they had named, dropped from the models",
+        r.catalogue_names_dropped
+    );
     for retrained in &r.retrained {
         println!("  retrained without them: {retrained}");
     }

@@ -48,8 +48,8 @@ pub fn run(db: &Db, args: &Args, data: &Path) -> Result<()> {
     println!("== importing into {}", data.display());
     let input = import::Input::open(&file, Some(Format::Csv))?;
     let listings = import::Listings {
-        rejects: &data.join("rejects.txt"),
-        duplicates: &data.join("duplicates.txt"),
+        rejects: &data.join(crate::storage::reports::REJECTS),
+        duplicates: &data.join(crate::storage::reports::DUPLICATES),
     };
     let summary = import::import(Some(db), input, &listings, true)?;
     let mut summary = summary;

@@ -62,6 +62,9 @@ pub struct EraseReport {
     /// Their strategy outcomes subtracted from the per-segment action counts (exactly: from
     /// the feedback ledger).
     pub feedback_outcomes_subtracted: usize,
+    /// Item and category names they alone had given the models (popularity lists, category
+    /// labels), dropped from them (see docs/privacy.md).
+    pub catalogue_names_dropped: usize,
     /// What of theirs stays in the models' aggregates, in words.
     pub kept_in_models: Vec<String>,
     /// What was retrained without them after the erase, in words (only from
@@ -129,6 +132,7 @@ impl Db {
             ..EraseReport::default()
         };
         report.training_examples_dropped = out.examples_dropped;
+        report.catalogue_names_dropped = out.names_dropped;
         if let (true, Some((rec, firings))) = (report.erased, before) {
             report.events = rec.state.event_count;
             report.segment = rec.segment;
@@ -158,8 +162,8 @@ impl Db {
                      cannot be subtracted)"
                         .to_string(),
                     CENTROIDS_KEPT.to_string(),
-                    "item popularity and co-occurrence counts, and the drift statistics; not \
-                     undone"
+                    "item popularity and co-occurrence counts of items others also named, and the \
+                     drift statistics; not undone"
                         .to_string(),
                 ]);
             }

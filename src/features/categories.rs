@@ -10,6 +10,8 @@
 //! not make names trustworthy. [`CategoryNames::label`] therefore names every category that
 //! holds a real share of its bucket ("garden/sports"), never one name for a mix.
 
+use crate::model::names::{HeldBy, Holder};
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 /// Counters kept per bucket.
@@ -21,7 +23,20 @@ pub const LABEL_MIN_RATIO: f64 = 0.1;
 /// Most frequent category names per bucket.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CategoryNames {
-    buckets: Vec<Vec<(String, u64)>>,
+    pub(crate) buckets: Vec<Vec<NameCount>>,
+}
+
+/// One counted category name (encoded as the pair `(name, count)` it was before names had
+/// holders; the holder is persisted in its own section, `model/names.rs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NameCount {
+    /// The category name.
+    pub name: CompactString,
+    /// Events counted (Space-Saving: an upper bound).
+    pub count: u64,
+    /// Who alone has named it.
+    #[serde(skip)]
+    pub held: HeldBy,
 }
 
 impl CategoryNames {
@@ -32,19 +47,36 @@ impl CategoryNames {
         }
     }
 
-    /// Counts one occurrence of `name` in `bucket`.
-    pub fn observe(&mut self, bucket: usize, name: &str) {
+    /// Counts one occurrence of `name` in `bucket`, named by the customer `by`.
+    pub fn observe(&mut self, bucket: usize, name: &str, by: &Holder) {
         let Some(counters) = self.buckets.get_mut(bucket) else {
             return;
         };
-        if let Some(c) = counters.iter_mut().find(|(n, _)| n == name) {
-            c.1 += 1;
+        let listed = |count| NameCount {
+            name: CompactString::from(name),
+            count,
+            held: HeldBy::new(by),
+        };
+        if let Some(c) = counters.iter_mut().find(|c| c.name == name) {
+            c.count += 1;
+            c.held.named_by(by);
         } else if counters.len() < NAMES_PER_BUCKET {
-            counters.push((name.to_string(), 1));
-        } else if let Some(min) = counters.iter_mut().min_by_key(|(_, c)| *c) {
+            counters.push(listed(1));
+        } else if let Some(min) = counters.iter_mut().min_by_key(|c| c.count) {
             // Space-Saving: the newcomer inherits the smallest count (an overestimate bound).
-            *min = (name.to_string(), min.1 + 1);
+            *min = listed(min.count + 1);
         }
+    }
+
+    /// Drops every name `by` alone has named; returns how many went.
+    pub fn forget(&mut self, by: &Holder) -> usize {
+        let mut dropped = 0;
+        for counters in &mut self.buckets {
+            let before = counters.len();
+            counters.retain(|c| !c.held.is(by));
+            dropped += before - counters.len();
+        }
+        dropped
     }
 
     /// The most frequent name in `bucket`.
@@ -53,8 +85,8 @@ impl CategoryNames {
         self.buckets
             .get(bucket)?
             .iter()
-            .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
-            .map(|(n, _)| n.as_str())
+            .max_by(|a, b| a.count.cmp(&b.count).then_with(|| b.name.cmp(&a.name)))
+            .map(|c| c.name.as_str())
     }
 
     /// The names counted in `bucket`, most frequent first (ties by name), with their counts.
@@ -62,7 +94,7 @@ impl CategoryNames {
         let mut names: Vec<(&str, u64)> = self
             .buckets
             .get(bucket)
-            .map(|c| c.iter().map(|(n, c)| (n.as_str(), *c)).collect())
+            .map(|c| c.iter().map(|c| (c.name.as_str(), c.count)).collect())
             .unwrap_or_default();
         names.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
         names
@@ -77,7 +109,7 @@ impl CategoryNames {
     /// use persona::testing::features::categories::CategoryNames;
     /// let mut names = CategoryNames::new(2);
     /// for n in ["sports", "garden", "sports", "books"] {
-    ///     names.observe(if n == "books" { 1 } else { 0 }, n);
+    ///     names.observe(if n == "books" { 1 } else { 0 }, n, &[0; 16]);
     /// }
     /// assert_eq!(names.label(0).as_deref(), Some("sports/garden"));
     /// assert_eq!(names.label(1).as_deref(), Some("books"));
@@ -116,11 +148,11 @@ mod tests {
         for n in [
             "books", "music", "books", "toys", "books", "garden", "home", "x",
         ] {
-            c.observe(0, n);
+            c.observe(0, n, &[0; 16]);
         }
         assert_eq!(c.name(0), Some("books"));
         assert_eq!(c.name(1), None);
-        c.observe(5, "ignored");
+        c.observe(5, "ignored", &[0; 16]);
         assert_eq!(c.len(), 2);
         // "books" 3, the rest 1 each (Space-Saving may overcount the last ones): a shared bucket
         // is labelled with every name that holds a real share.
@@ -129,9 +161,9 @@ mod tests {
         assert!(label.starts_with("books/"), "{label}");
         let mut solo = CategoryNames::new(1);
         for _ in 0..20 {
-            solo.observe(0, "toys");
+            solo.observe(0, "toys", &[0; 16]);
         }
-        solo.observe(0, "typo");
+        solo.observe(0, "typo", &[0; 16]);
         assert_eq!(
             solo.label(0).as_deref(),
             Some("toys"),

@@ -33,6 +33,7 @@ pub mod drift;
 mod legacy;
 pub(crate) mod logistic;
 mod metrics;
+pub mod names;
 pub mod popularity;
 pub(crate) mod propensity;
 pub mod rebuy;

@@ -10,6 +10,7 @@
 //! gets in, and a count is never below the item's true decayed weight). It is part of the model
 //! state, committed with every batch and kept in its snapshots.
 
+use super::names::{HeldBy, Holder};
 use crate::event::EventKind;
 use crate::features::affinity::{decay, kind_weight};
 use compact_str::CompactString;
@@ -28,6 +29,9 @@ pub struct Counted {
     /// Decayed, kind-weighted count as of the summary's `anchor_ms` (an upper bound: it
     /// includes the count inherited when the item entered a full list).
     pub weight: f32,
+    /// Who alone has named it (see [`super::names`]); persisted in its own section.
+    #[serde(skip)]
+    pub held: HeldBy,
 }
 
 /// The global and per-segment summaries (see the module docs).
@@ -42,12 +46,14 @@ pub struct Popularity {
 }
 
 impl Popularity {
-    /// Counts an event of `kind` naming `item` at `t_ms`, assigned to `segment` (`k` segments),
-    /// with weights halving every `half_life_ms`.
+    /// Counts an event of `kind` naming `item` at `t_ms`, by the customer `by`, assigned to
+    /// `segment` (`k` segments), with weights halving every `half_life_ms`.
+    #[allow(clippy::too_many_arguments)]
     pub fn observe(
         &mut self,
         kind: EventKind,
         item: &str,
+        by: &Holder,
         segment: Option<usize>,
         k: usize,
         t_ms: i64,
@@ -71,12 +77,12 @@ impl Popularity {
         } else {
             w * decay(self.anchor_ms - t_ms, half_life_ms)
         };
-        count(&mut self.global, item, added, GLOBAL_ITEMS);
+        count(&mut self.global, item, by, added, GLOBAL_ITEMS);
         if let Some(s) = segment.filter(|&s| s < k) {
             if self.segments.len() != k {
                 self.segments.resize(k, Vec::new());
             }
-            count(&mut self.segments[s], item, added, SEGMENT_ITEMS);
+            count(&mut self.segments[s], item, by, added, SEGMENT_ITEMS);
         }
     }
 
@@ -99,6 +105,17 @@ impl Popularity {
         }
     }
 
+    /// Drops every item `by` alone has named; returns how many entries went.
+    pub fn forget(&mut self, by: &Holder) -> usize {
+        let mut dropped = 0;
+        for list in std::iter::once(&mut self.global).chain(self.segments.iter_mut()) {
+            let before = list.len();
+            list.retain(|c| !c.held.is(by));
+            dropped += before - list.len();
+        }
+        dropped
+    }
+
     /// Whether a decoded summary is sound: bounded lists, finite non-negative weights.
     pub fn is_consistent(&self) -> bool {
         self.global.len() <= GLOBAL_ITEMS
@@ -111,16 +128,20 @@ impl Popularity {
     }
 }
 
-/// Space-Saving: adds `added` to `item`, or lists it (replacing the least counted when full).
-/// `list` is sorted by name.
-fn count(list: &mut Vec<Counted>, item: &str, added: f32, cap: usize) {
+/// Space-Saving: adds `added` to `item`, named by `by`, or lists it (replacing the least counted
+/// when full). `list` is sorted by name.
+fn count(list: &mut Vec<Counted>, item: &str, by: &Holder, added: f32, cap: usize) {
     match list.binary_search_by(|c| c.name.as_str().cmp(item)) {
-        Ok(i) => list[i].weight += added,
+        Ok(i) => {
+            list[i].weight += added;
+            list[i].held.named_by(by);
+        }
         Err(i) if list.len() < cap => list.insert(
             i,
             Counted {
                 name: CompactString::from(item),
                 weight: added,
+                held: HeldBy::new(by),
             },
         ),
         Err(i) => {
@@ -134,6 +155,7 @@ fn count(list: &mut Vec<Counted>, item: &str, added: f32, cap: usize) {
             let counted = Counted {
                 name: CompactString::from(item),
                 weight: list[least].weight + added,
+                held: HeldBy::new(by),
             };
             // The least counted makes room where `item` sorts: move only the entries between
             // the two places (`i` counts `least` if it sorts before `item`).
@@ -153,17 +175,23 @@ mod tests {
     use super::*;
 
     const HALF: f64 = 90.0 * 86_400_000.0;
+    const A: Holder = [1; 16];
+    const B: Holder = [2; 16];
 
     #[test]
     fn counts_are_kind_weighted_per_segment_and_decay() {
         let mut p = Popularity::default();
-        p.observe(EventKind::Purchase, "mug", Some(1), 2, 0, HALF);
-        p.observe(EventKind::View, "mug", Some(0), 2, 0, HALF);
-        p.observe(EventKind::View, "pan", None, 2, 0, HALF);
+        p.observe(EventKind::Purchase, "mug", &A, Some(1), 2, 0, HALF);
+        p.observe(EventKind::View, "mug", &B, Some(0), 2, 0, HALF);
+        p.observe(EventKind::View, "pan", &A, None, 2, 0, HALF);
         let global = p.ranked(&p.global, 0, HALF);
         assert_eq!(global, [("mug".to_string(), 4.0), ("pan".to_string(), 1.0)]);
         assert_eq!(p.ranked(&p.segments[1], 0, HALF)[0].1, 3.0);
         assert_eq!(p.segments[0].len(), 1);
+        // "mug" was named by two customers, "pan" by one; per list.
+        assert_eq!(p.global[0].held.holder, None);
+        assert!(p.global[1].held.is(&A));
+        assert!(p.segments[1][0].held.is(&A));
         // One half-life on, everything weighs half.
         let later = p.ranked(&p.global, 90 * 86_400_000, HALF);
         assert!((later[0].1 - 2.0).abs() < 1e-6);
@@ -173,13 +201,21 @@ mod tests {
     fn a_full_list_lets_a_rising_item_in_and_stays_bounded() {
         let mut p = Popularity::default();
         for i in 0..1_000_000u32 {
-            p.observe(EventKind::View, &format!("item-{i}"), Some(0), 1, 0, HALF);
+            p.observe(
+                EventKind::View,
+                &format!("item-{i}"),
+                &A,
+                Some(0),
+                1,
+                0,
+                HALF,
+            );
         }
         assert_eq!(p.global.len(), GLOBAL_ITEMS);
         assert_eq!(p.segments[0].len(), SEGMENT_ITEMS);
         // An item bought by many now gets to the top however full the list was.
         for _ in 0..10_000 {
-            p.observe(EventKind::Purchase, "hit", Some(0), 1, 0, HALF);
+            p.observe(EventKind::Purchase, "hit", &B, Some(0), 1, 0, HALF);
         }
         assert_eq!(p.ranked(&p.global, 0, HALF)[0].0, "hit");
         assert!(p.is_consistent());

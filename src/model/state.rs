@@ -126,8 +126,14 @@ impl ModelState {
         self.scaler.dim()
     }
 
-    /// Serialises the state (bincode, standard config).
+    /// Serialises the state (bincode, standard config), names in clear (a plain store; an
+    /// encrypted one writes [`Self::encode_sealed`]).
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_with(&self.holders_in_clear())
+    }
+
+    /// The state, the popularity summary, the rebuy weights, then the name holders `held`.
+    pub(super) fn encode_with(&self, held: &[super::names::HeldName]) -> Vec<u8> {
         let config = bincode::config::standard();
         let mut out = bincode::serde::encode_to_vec(self, config).expect(
             "every field is a sized serde type with a known length, which bincode always encodes",
@@ -138,6 +144,9 @@ impl ModelState {
         let rebuy = bincode::serde::encode_to_vec(&self.rebuy, config)
             .expect("the rebuy weights are sized serde types, which bincode always encodes");
         out.extend_from_slice(&rebuy);
+        let held = bincode::serde::encode_to_vec(held, config)
+            .expect("the name holders are sized serde types, which bincode always encodes");
+        out.extend_from_slice(&held);
         out
     }
 
@@ -165,17 +174,25 @@ impl ModelState {
         super::legacy::decode_v2(bytes)
     }
 
-    /// Parses bytes produced by [`Self::encode`] and checks the result with [`Self::validate`].
+    /// Parses the body of a model record of version 5 (before names had holders): every name
+    /// is taken as named by several customers. Never panics.
+    pub fn decode_v5(bytes: &[u8]) -> Result<ModelState, ModelError> {
+        Self::decode_body(bytes, 2)
+    }
+
+    /// Parses bytes produced by [`Self::encode`] or [`Self::encode_sealed`] and checks the
+    /// result with [`Self::validate`]. Sealed names stay sealed (empty) until
+    /// [`Self::open_names`].
     ///
     /// Never panics, whatever the bytes: truncated, oversized, corrupted or trailing input is a
     /// [`ModelError::Decode`], inconsistent dimensions a [`ModelError::Inconsistent`].
     pub fn decode(bytes: &[u8]) -> Result<ModelState, ModelError> {
-        Self::decode_body(bytes, 2)
+        Self::decode_body(bytes, 3)
     }
 
     /// The state, followed by `sections` of what came later: the popularity summary (record
-    /// version 4), then the rebuy weights (version 5); all of `bytes` must be used and the
-    /// result must validate.
+    /// version 4), then the rebuy weights (version 5), then the name holders (version 6); all
+    /// of `bytes` must be used and the result must validate.
     fn decode_body(bytes: &[u8], sections: u8) -> Result<ModelState, ModelError> {
         if bytes.len() > MAX_STATE_BYTES {
             return Err(ModelError::Decode(format!(
@@ -191,7 +208,6 @@ impl ModelState {
             let (popularity, used) = bincode::serde::decode_from_slice(&bytes[read..], config)
                 .map_err(|e| ModelError::Decode(format!("popularity summary: {e}")))?;
             state.popularity = popularity;
-            state.popularity.sort();
             read += used;
         }
         if sections >= 2 {
@@ -199,6 +215,17 @@ impl ModelState {
                 .map_err(|e| ModelError::Decode(format!("rebuy weights: {e}")))?;
             state.rebuy = rebuy;
             read += used;
+        }
+        if sections >= 3 {
+            let (held, used) = bincode::serde::decode_from_slice(&bytes[read..], config)
+                .map_err(|e| ModelError::Decode(format!("name holders: {e}")))?;
+            // Holders name entries by their position as written: before any sorting.
+            state.set_holders(held)?;
+            read += used;
+        }
+        if !state.has_sealed_names() {
+            // (Sealed names are sorted once opened.)
+            state.popularity.sort();
         }
         if read != bytes.len() {
             return Err(ModelError::Decode(format!(
@@ -269,10 +296,12 @@ mod tests {
         let mut state = ModelState::new(4, &ModelConfig::default());
         let day = 86_400_000;
         // Out of name order on purpose: a list decoded from an older build may be.
-        for item in ["pan", "mug"] {
+        // Each named by two customers: no holder, as in a record of an older build.
+        for (item, by) in [("pan", 1), ("mug", 1), ("pan", 2), ("mug", 2)] {
             state.popularity.observe(
                 crate::EventKind::Purchase,
                 item,
+                &[by; 16],
                 Some(1),
                 8,
                 day,
@@ -280,8 +309,13 @@ mod tests {
             );
         }
         state.rebuy.learn(&[[1.0, 0.0, 2.0], [0.0, 1.0, 0.0]], 0);
-        let v5 = state.encode();
-        assert_eq!(ModelState::decode(&v5).expect("round trip"), state);
+        let v6 = state.encode();
+        assert_eq!(ModelState::decode(&v6).expect("round trip"), state);
+        // A version-5 body has no holders section (here one byte: an empty list).
+        let v5 = &v6[..v6.len() - 1];
+        assert_eq!(ModelState::decode_v5(v5).expect("a version-5 body"), state);
+        assert!(ModelState::decode(v5).is_err(), "the holders are missing");
+        let v5 = v5.to_vec();
         let config = bincode::config::standard();
         // A version-4 body is the state and the summary: the rebuy weights start from the prior.
         let mut v4 = bincode::serde::encode_to_vec(&state, config).expect("encodes");
@@ -301,12 +335,13 @@ mod tests {
         assert_eq!(old.version, state.version);
         assert!(ModelState::decode(&v3).is_err(), "the summary is missing");
         assert!(ModelState::decode(&v4).is_err(), "the weights are missing");
-        let mut trailing = v5.clone();
+        let mut trailing = v6.clone();
         trailing.push(0);
         assert!(ModelState::decode(&trailing).is_err());
-        for cut in [v5.len() - 1, v3.len() + 1] {
-            assert!(ModelState::decode(&v5[..cut]).is_err());
+        for cut in [v6.len() - 1, v3.len() + 1] {
+            assert!(ModelState::decode(&v6[..cut]).is_err());
         }
+        assert!(v5.len() < v6.len());
         // Weights that are not finite are refused.
         let mut bad = state.clone();
         bad.rebuy.w[0] = f32::NAN;

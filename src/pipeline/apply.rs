@@ -231,6 +231,7 @@ impl Engine {
                 Working {
                     record,
                     dirty: false,
+                    holder: None,
                 },
             );
         }
@@ -511,7 +512,8 @@ impl Engine {
 
         let compact = CompactEvent::from_event(e, &params);
         if let (Some(name), Some(bucket)) = (&e.category, compact.bucket) {
-            self.model.categories.observe(bucket as usize, name);
+            let by = w.holder(store, &e.customer_id);
+            self.model.categories.observe(bucket as usize, name, &by);
         }
         w.record.apply(
             ProfileOp::Event(compact),
@@ -552,9 +554,11 @@ impl Engine {
         let p = self.model.propensity.predict(&z);
         if let Some(item) = e.item.as_deref() {
             let k = self.model.segments.k();
+            let by = w.holder(store, &e.customer_id);
             self.model.popularity.observe(
                 e.kind,
                 item,
+                &by,
                 seg.map(|(s, _)| s),
                 k,
                 e.timestamp_ms,

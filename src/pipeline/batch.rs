@@ -16,6 +16,20 @@ pub(super) struct Working {
     pub(super) record: ProfileRecord,
     /// Whether the record must be written.
     pub(super) dirty: bool,
+    /// What stands for the customer as the holder of names in the models (made on first
+    /// use: [`Working::holder`]).
+    pub(super) holder: Option<crate::model::names::Holder>,
+}
+
+impl Working {
+    /// The customer's holder of names in the models (`Store::holder_of`, once per batch).
+    pub(super) fn holder(
+        &mut self,
+        store: &crate::storage::Store,
+        customer: &str,
+    ) -> crate::model::names::Holder {
+        *self.holder.get_or_insert_with(|| store.holder_of(customer))
+    }
 }
 
 /// Changes to the writer's in-memory state made by a batch, undone if its commit fails.
@@ -160,6 +174,8 @@ pub(crate) struct BatchState {
     /// Training examples of the erased customers the batch drops before any model learned
     /// them: open examples, held positives, refit rows of theirs.
     pub(super) examples_dropped: usize,
+    /// Names in the models only the batch's erased customers had named, dropped.
+    pub(super) names_dropped: usize,
     /// The ends of the refit blocks the batch closed (the watermark passed them): the rows
     /// taken for them are written with the batch (`cohorts.rs`, "Persisted").
     pub(super) rows_closed: Vec<i64>,

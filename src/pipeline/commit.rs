@@ -170,7 +170,7 @@ impl Engine {
             batch.remove(key.as_slice());
             removed += 1;
         }
-        let encoded = Store::encode_model(&self.model);
+        let encoded = store.encode_model(&mut self.model)?;
         let every = self.config.snapshot_every;
         if b.force_snapshot || (every > 0 && self.model.version % every == 0) {
             insert(

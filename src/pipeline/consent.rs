@@ -66,6 +66,9 @@ impl Engine {
     ) -> Result<Ack> {
         if withdrew {
             self.forget_customer(&mut b.undo, customer);
+            // The names they alone gave the models leave them too (the model is restored
+            // whole if the commit fails).
+            self.model.forget_holder(&store.holder_of(customer));
         }
         let history = self.config.history_versions;
         let w = self.load(store, &mut b.records, customer)?;

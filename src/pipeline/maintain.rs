@@ -162,6 +162,9 @@ impl Engine {
             }
             b.ledger_removed.push(key);
         }
+        // The names they alone gave the models go with them: an encrypted store sealed those
+        // with their data key, so the state must not name them once that key is shredded.
+        b.names_dropped += self.model.forget_holder(&store.holder_of(customer));
         b.erased.insert(customer.to_string());
         Ok(true)
     }

@@ -535,6 +535,7 @@ impl Writer {
         outcome.feedback_undone = b.feedback_undone;
         outcome.feedback_unreadable = b.feedback_unreadable;
         outcome.examples_dropped = b.examples_dropped;
+        outcome.names_dropped = b.names_dropped;
         if b.is_empty() && self.engine.model == before {
             outcome.model_version = self.engine.model.version;
             return Ok(outcome);
@@ -578,6 +579,14 @@ impl Writer {
                     let why = format!("zeroing the data keys of erased customers failed: {e}");
                     *self.poison.lock() = Some(why.clone());
                     return Err(Error::Poisoned(why));
+                }
+                // The import's reports in the data directory name customers: their lines go
+                // too (`storage/reports.rs`).
+                if let Err(e) = crate::storage::reports::scrub(self.store.path(), &erased) {
+                    return Err(Error::Io(std::io::Error::other(format!(
+                        "erased, but the import reports in the data directory could not be \
+                         rewritten without them: {e}"
+                    ))));
                 }
                 Ok(outcome)
             }

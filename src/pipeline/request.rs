@@ -100,6 +100,9 @@ pub struct MaintenanceOutcome {
     /// For erase and purge: training examples of the erased customers dropped before any model
     /// learned them (open examples, held positives, cohorts a row was taken out of).
     pub examples_dropped: usize,
+    /// For erase and purge: item and category names only the erased customers had named,
+    /// dropped from the models (`model/names.rs`).
+    pub names_dropped: usize,
     /// For a segment fit: whether it fitted (false: too few distinct vectors, the centroids
     /// before it stay).
     pub refitted: bool,

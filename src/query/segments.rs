@@ -384,7 +384,7 @@ mod tests {
     fn a_shared_bucket_is_named_with_all_its_categories() {
         let mut names = CategoryNames::new(2);
         for n in ["sports", "sports", "garden", "toys", "sports"] {
-            names.observe(0, n);
+            names.observe(0, n, &[0; 16]);
         }
         let st = MemberStats {
             category_share: vec![0.7, 0.3],

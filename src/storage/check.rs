@@ -32,9 +32,10 @@
 //! half-life) come from the store's own metadata, so no configuration file is needed.
 
 use super::crypt::Crypt;
+use super::models::decode_model_with;
 use super::record::ProfileRecord;
 use super::sealed::unseal_with;
-use super::{codec, keys, Fingerprint, Store, LEGACY_INDEXED_FORMAT, STORE_FORMAT_VERSION};
+use super::{codec, keys, Fingerprint, LEGACY_INDEXED_FORMAT, STORE_FORMAT_VERSION};
 use crate::config::Config;
 use crate::error::Result;
 use crate::event::validate_customer_id;
@@ -206,10 +207,17 @@ pub fn check_store_with(config: &Config) -> Result<CheckReport> {
     let k = usize::try_from(fp.segments).unwrap_or(usize::MAX);
     let profiles = check_profiles(&db, crypt, &params, k, &mut report)?;
     check_legacy_members(&db, format, &mut report)?;
-    let model = check_model(&db, &FeatureLayout::new(params), k, &profiles, &mut report)?;
+    let model = check_model(
+        &db,
+        crypt,
+        &FeatureLayout::new(params),
+        k,
+        &profiles,
+        &mut report,
+    )?;
     let model_version = model.map(|(version, _)| version);
     report.model_version = model_version;
-    check_snapshots(&db, model_version, &mut report)?;
+    check_snapshots(&db, crypt, model_version, &mut report)?;
     if crypt.is_some() {
         // An encrypted store keeps no copy of the expiry queue: its entries name customers.
         for item in db.scan_prefix([keys::QUEUE]) {
@@ -489,6 +497,7 @@ fn check_legacy_members(db: &sled::Db, format: Option<u8>, report: &mut CheckRep
 
 fn check_model(
     db: &sled::Db,
+    crypt: Option<&Crypt>,
     layout: &FeatureLayout,
     k: usize,
     profiles: &ProfileSummary,
@@ -517,7 +526,7 @@ fn check_model(
         return Ok(None);
     };
     report.keys += 1;
-    let model = match Store::decode_model("model state", &bytes) {
+    let model = match decode_model_with(crypt, "model state", &bytes) {
         Ok(m) => m,
         Err(e) => {
             report.push(keys::MODEL, ProblemKind::Undecodable, e.to_string());
@@ -608,6 +617,7 @@ fn model_problems(model: &ModelState, layout: &FeatureLayout, k: usize) -> Vec<S
 
 fn check_snapshots(
     db: &sled::Db,
+    crypt: Option<&Crypt>,
     model_version: Option<u64>,
     report: &mut CheckReport,
 ) -> Result<()> {
@@ -623,7 +633,7 @@ fn check_snapshots(
             );
             continue;
         };
-        let snap = match Store::decode_model(&format!("model snapshot {version}"), &value) {
+        let snap = match decode_model_with(crypt, &format!("model snapshot {version}"), &value) {
             Ok(s) => s,
             Err(e) => {
                 report.push(&key, ProblemKind::Undecodable, e.to_string());

@@ -221,8 +221,21 @@ fn encrypt_all(
     let (mut keys, mut bytes, mut left_out) = (0u64, 0u64, 0u64);
     let mut batch = sled::Batch::default();
     let mut in_batch = 0;
+    // The model records name holders of names by a hash of their id: they become tokens once
+    // every customer is known (`model/names.rs`).
+    let mut holders = std::collections::HashMap::new();
+    let mut models = Vec::new();
     for item in old.iter() {
         let (k, v) = item?;
+        if k.first() == Some(&super::keys::PROFILE) {
+            if let Some((id, _)) = super::sealed::plain_id(&k) {
+                holders.insert(super::models::plain_holder(id), crypt.token(id).0);
+            }
+        }
+        if k.first() == Some(&super::keys::SNAPSHOT) || &*k == super::keys::MODEL {
+            models.push((k, v));
+            continue;
+        }
         match sealed_pair(&crypt, &k, &v)? {
             Some((k, v)) => {
                 keys += 1;
@@ -237,6 +250,15 @@ fn encrypt_all(
             new.apply_batch(std::mem::take(&mut batch))?;
             in_batch = 0;
         }
+    }
+    for (k, v) in models {
+        let name = super::check::printable(&k);
+        let mut state = super::models::decode_model_with(None, &name, &v)?;
+        state.map_holders(|h| holders.get(h).copied());
+        let value = super::models::encode_model_with(Some(&crypt), &mut state)?;
+        keys += 1;
+        bytes += (k.len() + value.len()) as u64;
+        batch.insert(k, value);
     }
     batch.insert(super::keys::META_CRYPT, crypt_meta(&key));
     crypt.persist_new()?;

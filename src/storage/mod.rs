@@ -15,10 +15,11 @@ pub mod encryption;
 pub(crate) mod feedback;
 pub mod keys;
 mod lock;
-mod models;
+pub(crate) mod models;
 mod packed;
 pub mod queue;
 pub mod record;
+pub(crate) mod reports;
 mod sealed;
 mod sled_setup;
 pub(crate) mod triggers;
@@ -27,8 +28,9 @@ mod window;
 /// Version byte of model records (`S`, `V`). Versions 1 (builds before the segments were fitted
 /// to a customer sample, `ModelState::decode_legacy`), 2 (before the propensity refit,
 /// `ModelState::decode_v2`), 3 (before the item popularity summary, `ModelState::decode_v3`)
-/// and 4 (before the rebuy ranking, `ModelState::decode_v4`) are still read, and converted.
-pub const MODEL_FORMAT_VERSION: u8 = 5;
+/// 4 (before the rebuy ranking, `ModelState::decode_v4`) and 5 (before names had holders,
+/// `ModelState::decode_v5`) are still read, and converted.
+pub const MODEL_FORMAT_VERSION: u8 = 6;
 
 use crate::config::{Config, Durability};
 use crate::error::{Error, Result};
@@ -321,7 +323,6 @@ impl Store {
     }
 
     /// The data directory.
-    #[cfg(any(test, feature = "testing"))]
     pub fn path(&self) -> &std::path::Path {
         &self.path
     }

@@ -2,7 +2,9 @@
 //! snapshots (`V`), the customer sample (`K`), the held positives (`H`), the refit cohorts (`C`)
 //! and the expiry queue's checkpoint (`Q`). The profiles' keys (`P`) are in the parent module.
 
+use super::crypt::{Crypt, Token};
 use super::*;
+use crate::model::names::Holder;
 
 impl Store {
     /// Reads the model state, if one was ever committed.
@@ -11,7 +13,7 @@ impl Store {
     /// [`Error::Corruption`] / [`Error::Model`] if it does not decode or is inconsistent.
     pub fn model(&self) -> Result<Option<ModelState>> {
         match self.db.get(keys::MODEL)? {
-            Some(bytes) => Self::decode_model("model state", &bytes).map(Some),
+            Some(bytes) => self.decode_model("model state", &bytes).map(Some),
             None => Ok(None),
         }
     }
@@ -225,47 +227,35 @@ impl Store {
     /// [`Error::Corruption`] / [`Error::Model`] if it does not decode.
     pub fn snapshot(&self, version: u64) -> Result<Option<ModelState>> {
         match self.db.get(keys::snapshot(version))? {
-            Some(bytes) => {
-                Self::decode_model(&format!("model snapshot {version}"), &bytes).map(Some)
-            }
+            Some(bytes) => self
+                .decode_model(&format!("model snapshot {version}"), &bytes)
+                .map(Some),
             None => Ok(None),
         }
     }
 
-    pub(super) fn decode_model(name: &str, bytes: &[u8]) -> Result<ModelState> {
-        let Some((&version, body)) = bytes.split_first() else {
-            return Err(Error::Corruption {
-                key: name.into(),
-                detail: "record is empty".into(),
-            });
-        };
-        let decoded = match version {
-            MODEL_FORMAT_VERSION => ModelState::decode(body),
-            4 => ModelState::decode_v4(body),
-            3 => ModelState::decode_v3(body),
-            2 => ModelState::decode_v2(body),
-            1 => ModelState::decode_legacy(body),
-            _ => {
-                return Err(Error::UnsupportedVersion {
-                    key: name.into(),
-                    found: version,
-                    supported: MODEL_FORMAT_VERSION,
-                })
-            }
-        };
-        decoded.map_err(|e| Error::Corruption {
-            key: name.into(),
-            detail: e.to_string(),
-        })
+    /// Decodes a model record (`S` or `V`) of this store, its sealed names opened.
+    pub(super) fn decode_model(&self, name: &str, bytes: &[u8]) -> Result<ModelState> {
+        decode_model_with(self.crypt.as_ref(), name, bytes)
     }
 
-    /// Encodes a model state as stored ([`MODEL_FORMAT_VERSION`] + state).
-    pub fn encode_model(state: &ModelState) -> Vec<u8> {
-        let body = state.encode();
-        let mut out = Vec::with_capacity(body.len() + 1);
-        out.push(MODEL_FORMAT_VERSION);
-        out.extend_from_slice(&body);
-        out
+    /// Encodes a model state as stored ([`MODEL_FORMAT_VERSION`] + state), the names one
+    /// customer alone gave sealed with their data key in an encrypted store
+    /// (`model/names.rs`).
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] if a name cannot be sealed (it cannot for a well-formed state).
+    pub fn encode_model(&self, state: &mut ModelState) -> Result<Vec<u8>> {
+        encode_model_with(self.crypt.as_ref(), state)
+    }
+
+    /// What stands for `customer_id` as the holder of a name in the models: their token in an
+    /// encrypted store, a hash of their id in a plain one.
+    pub(crate) fn holder_of(&self, customer_id: &str) -> Holder {
+        match &self.crypt {
+            Some(c) => c.token(customer_id).0,
+            None => plain_holder(customer_id),
+        }
     }
 
     /// Every customer with a pending training example: (customer id, snapshot time).
@@ -327,4 +317,84 @@ impl Store {
     pub fn queue_keys(&self) -> Result<Vec<Vec<u8>>> {
         queue::stored_keys(&self.db)
     }
+}
+
+/// The associated data a name in the models is sealed with.
+const NAME_AAD: &[u8] = b"persona/model-name/v1";
+
+/// A plain store's holder of names: the first 16 bytes of SHA-256 of the id, domain-separated.
+pub(crate) fn plain_holder(customer_id: &str) -> Holder {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(b"persona/holder/v1\0");
+    h.update(customer_id.as_bytes());
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&h.finalize()[..16]);
+    out
+}
+
+/// [`Store::encode_model`] with the crypto context `crypt` (`None`: a plain store).
+pub(crate) fn encode_model_with(crypt: Option<&Crypt>, state: &mut ModelState) -> Result<Vec<u8>> {
+    let body = match crypt {
+        None => state.encode(),
+        Some(c) => state.encode_sealed(|holder, name| {
+            let mut out = Vec::with_capacity(name.len() + 32);
+            c.seal(Token(*holder), NAME_AAD, name.as_bytes(), &mut out)?;
+            Ok::<_, Error>(out)
+        })?,
+    };
+    let mut out = Vec::with_capacity(body.len() + 1);
+    out.push(MODEL_FORMAT_VERSION);
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Decodes a model record `name` (`S` or `V`) with the crypto context `crypt` (`None`: a plain
+/// store): an encrypted store's sealed names are opened, and those whose holder's data key is
+/// gone (they were erased) are dropped.
+pub(crate) fn decode_model_with(
+    crypt: Option<&Crypt>,
+    name: &str,
+    bytes: &[u8],
+) -> Result<ModelState> {
+    let corrupt = |detail: String| Error::Corruption {
+        key: name.into(),
+        detail,
+    };
+    let Some((&version, body)) = bytes.split_first() else {
+        return Err(corrupt("record is empty".into()));
+    };
+    let decoded = match version {
+        MODEL_FORMAT_VERSION => ModelState::decode(body),
+        5 => ModelState::decode_v5(body),
+        4 => ModelState::decode_v4(body),
+        3 => ModelState::decode_v3(body),
+        2 => ModelState::decode_v2(body),
+        1 => ModelState::decode_legacy(body),
+        _ => {
+            return Err(Error::UnsupportedVersion {
+                key: name.into(),
+                found: version,
+                supported: MODEL_FORMAT_VERSION,
+            })
+        }
+    };
+    let mut state = decoded.map_err(|e| corrupt(e.to_string()))?;
+    if state.has_sealed_names() {
+        let Some(c) = crypt else {
+            return Err(corrupt(
+                "the model holds sealed names, but the store is not encrypted".into(),
+            ));
+        };
+        let what = || format!("a name in the {name}");
+        state.open_names(|holder, sealed| {
+            let Some(plain) = c.open_sealed(Token(*holder), NAME_AAD, sealed, &what)? else {
+                return Ok(None);
+            };
+            String::from_utf8(plain)
+                .map(Some)
+                .map_err(|_| corrupt("a sealed name is not UTF-8".into()))
+        })?;
+    }
+    Ok(state)
 }
