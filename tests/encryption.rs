@@ -590,3 +590,53 @@ fn check_changes_no_file_of_an_encrypted_store() -> Result<()> {
     assert_eq!(slots(&after), slots(&before));
     Ok(())
 }
+
+/// A used key slot that no longer unwraps (damaged on disk) does not stop the store: only its
+/// customer's records read as corrupt, `check` names the slot, and erasing them zeroes it.
+#[test]
+fn a_damaged_key_slot_costs_only_its_own_customer() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (data, key) = keyed_store(dir.path(), "store.key")?;
+    let config = || Config::new(&data).key_file(&key);
+    let token = {
+        let db = config().open()?;
+        let k = db.store().profile_key_of(VICTIM);
+        k[1..17].to_vec()
+    };
+    // Find the victim's slot by its token and damage its wrapped key.
+    let slots = data.join("keys.slots");
+    let mut bytes = std::fs::read(&slots)?;
+    let at = (128..bytes.len())
+        .step_by(128)
+        .find(|&s| bytes[s + 1..s + 17] == token[..])
+        .expect("the victim has a slot");
+    bytes[at + 40] ^= 0xff;
+    std::fs::write(&slots, &bytes)?;
+
+    let report = persona::check_store_with(&config())?;
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.detail.contains("does not unwrap")),
+        "{:?}",
+        report.problems
+    );
+    let db = config().open()?;
+    let e = db.profile(VICTIM).unwrap_err();
+    assert!(matches!(&e, Error::Corruption { .. }), "{e}");
+    assert!(db.profile(OTHER)?.is_some());
+    assert!(
+        db.ingest(Event::new(VICTIM, T0 + 100 * DAY, EventKind::View))
+            .is_err(),
+        "their record is never overwritten"
+    );
+    assert!(db.erase(VICTIM)?);
+    let after = std::fs::read(&slots)?;
+    assert!(after[at..at + 128].iter().all(|&b| b == 0), "zeroed");
+    db.close()?;
+    drop(db);
+    let report = persona::check_store_with(&config())?;
+    assert!(report.is_clean(), "{:?}", report.problems);
+    Ok(())
+}

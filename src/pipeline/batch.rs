@@ -166,8 +166,9 @@ pub(crate) struct BatchState {
     pub(super) trigger_acks: Vec<(String, u64)>,
     /// Feedback outcomes recorded by the batch, by customer (written to the ledger).
     pub(super) feedback: Vec<(String, crate::storage::feedback::FeedbackOutcome)>,
-    /// Ledger keys the batch removes (an erased customer's), and how many outcomes it
-    /// subtracted from the strategy's counts.
+    /// Ledger keys the batch removes (an erased customer's, and the other keys of an erased
+    /// customer whose values do not open), and how many outcomes it subtracted from the
+    /// strategy's counts.
     pub(super) ledger_removed: Vec<Vec<u8>>,
     pub(super) feedback_undone: usize,
     pub(super) feedback_unreadable: usize,

@@ -110,6 +110,9 @@ impl Engine {
             // A sealed record that does not open (damaged, or its data key lost) is erased all
             // the same, as a plain record that does not decode is.
             Err(crate::Error::Corruption { .. }) if store.has_record(customer)? => {
+                // Their other keys did not open either, so the writer never loaded them: they
+                // are found by their token.
+                b.ledger_removed.extend(store.unreadable_keys_of(customer)?);
                 Some(sled::IVec::default())
             }
             Err(e) => return Err(e),

@@ -197,6 +197,17 @@ pub fn check_store_with(config: &Config) -> Result<CheckReport> {
         problems: Vec::new(),
         problems_total: 0,
     };
+    for (slot, token) in crypt.map(Crypt::damaged).unwrap_or_default() {
+        report.push(
+            b"keys.slots",
+            ProblemKind::Undecodable,
+            format!(
+                "key slot {slot} (token {}) does not unwrap: damaged; the records of that \
+                 customer cannot be read",
+                super::sealed::hex_key(&token.0)
+            ),
+        );
+    }
     let (format, fingerprint) = check_meta(&db, &mut report)?;
     let defaults = Config::new(path);
     let fp = fingerprint.unwrap_or_else(|| Fingerprint::of(&defaults));

@@ -143,6 +143,31 @@ impl Store {
         Ok(())
     }
 
+    /// The held example, refit rows and sample membership keys (`H`, `R`, `K`) of a customer
+    /// whose data key is missing or damaged, found by their token (an erase removes them: the
+    /// writer never loaded them, since they do not open). Empty in a plain store, whose values
+    /// are readable without a key.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub(crate) fn unreadable_keys_of(&self, customer_id: &str) -> Result<Vec<Vec<u8>>> {
+        let Some(c) = &self.crypt else {
+            return Ok(Vec::new());
+        };
+        let token = c.token(customer_id);
+        let mut out = Vec::new();
+        for prefix in [keys::HELD, keys::SAMPLED_ROW, keys::SAMPLE] {
+            let len = keys::token_offset(prefix).map(|at| at + keys::TOKEN_BYTES);
+            for item in self.db.scan_prefix([prefix]) {
+                let (k, _) = item?;
+                if Some(k.len()) == len && k.ends_with(&token.0) {
+                    out.push(k.to_vec());
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Crypto-shreds erased customers once the batch that removed their keys has committed:
     /// zeroes their key slots and fsyncs. Whatever of theirs sled's files still hold is then
     /// unreadable. Nothing in a plain store.

@@ -48,7 +48,11 @@
 //! bytes that do not unwrap (an interrupted shred) is counted, re-zeroed and
 //! reused; one whose bytes unwrap (its flag byte lost its bit) is kept as
 //! used, unless a flagged slot holds the same token (then it is an old key,
-//! zeroed); a flag byte other than 0 or 1 is corruption. `open_read_only`
+//! zeroed); a used slot (flag 1) that does not unwrap is damaged: kept as
+//! it is and listed ([`Crypt::damaged`]), neither free nor a key, so that
+//! the store still opens and only that customer's records read as corrupt;
+//! an erase of the token it names, the open's sweep (when no record names
+//! it) and a rotation zero it. A flag byte other than 0 or 1 is corruption. `open_read_only`
 //! (`persona check`) zeroes nothing. The file length must be 128 + 128·n.
 //! Free slots are reused lowest index first; otherwise slots are appended.
 //! The file is created (mode 0600) as `keys.slots.new`, fsynced, renamed into
@@ -274,8 +278,9 @@ impl Crypt {
     /// * `Error::Key` if `key` does not unwrap the header (wrong key).
     /// * `Error::Corruption` (key `"key slots"`) for a file that is not the
     ///   header plus whole slots (truncated), has a bad magic, format or slot
-    ///   size, a used slot that does not unwrap, a bad flag byte, or the same
-    ///   token in two slots.
+    ///   size, a bad flag byte, or the same token in two slots. A used slot
+    ///   that does not unwrap is kept and listed ([`Crypt::damaged`]), not
+    ///   refused: only its customer's records become unreadable.
     /// * `Error::Io` if the file cannot be read, created or written.
     pub fn open(dir: &Path, key: &StoreKey) -> Result<Crypt> {
         Crypt::open_with(dir, key, true)
@@ -331,6 +336,7 @@ impl Crypt {
                 token_secret: loaded.secret,
                 free: loaded.free,
                 slot_count: loaded.slot_count,
+                damaged: loaded.damaged,
             }),
             #[cfg(test)]
             stale_free: loaded.stale.len(),
@@ -536,10 +542,19 @@ impl Crypt {
                 .filter_map(|t| state.keys.get(t).map(|e| (*t, e.slot)))
                 .collect()
         };
+        // A damaged slot of theirs goes too: its bytes may still hold most of their key.
+        let wanted: HashSet<Token> = tokens.iter().copied().collect();
+        let damaged: Vec<u32> = file
+            .damaged
+            .iter()
+            .filter(|(_, t)| wanted.contains(t))
+            .map(|(i, _)| *i)
+            .collect();
         let mut on_disk: Vec<u32> = targets
             .iter()
             .map(|t| t.1)
             .filter(|&s| s != NO_SLOT)
+            .chain(damaged.iter().copied())
             .collect();
         if !on_disk.is_empty() {
             on_disk.sort_unstable();
@@ -561,7 +576,17 @@ impl Crypt {
         if !state.pending.is_empty() {
             state.pending.retain(|t| !shredded.contains(t));
         }
+        if !damaged.is_empty() {
+            file.damaged.retain(|(i, _)| !damaged.contains(i));
+            file.free.extend(damaged);
+        }
         Ok(targets.len())
+    }
+
+    /// The used slots that do not unwrap (damaged), with the token each names,
+    /// in slot order.
+    pub fn damaged(&self) -> Vec<(u32, Token)> {
+        self.file.lock().damaged.clone()
     }
 
     /// Every token that has a data key, persisted or pending (for the orphan
@@ -623,6 +648,9 @@ impl Crypt {
         }
         file.file = new_file;
         file.wrap_key = new_wrap_key;
+        // Damaged slots cannot be re-wrapped: the new file has zeros there.
+        let damaged: Vec<u32> = file.damaged.drain(..).map(|(i, _)| i).collect();
+        file.free.extend(damaged);
         slots::sync_dir(&self.dir)?;
         Ok(())
     }

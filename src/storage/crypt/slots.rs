@@ -90,6 +90,9 @@ pub(super) struct SlotFile {
     pub(super) free: BTreeSet<u32>,
     /// Slots assigned so far (the file may be shorter after a failed write).
     pub(super) slot_count: u32,
+    /// Used slots that do not unwrap, with the token they name (`Slot::Damaged`): neither
+    /// free nor keys, until their customer is erased or the store key is rotated.
+    pub(super) damaged: Vec<(u32, Token)>,
 }
 
 impl SlotFile {
@@ -220,6 +223,10 @@ enum Slot {
     /// writes the slot whole, in one sector). Kept as used; the open's sweep zeroes it if no
     /// record names its token.
     Unflagged(Token, Secret),
+    /// Flag byte 1 but a wrapped key that does not unwrap: damaged. Kept as it is (neither
+    /// free nor a key): its customer's records read as corruption, and an erase of the token
+    /// it names zeroes it.
+    Damaged(Token),
 }
 
 /// The token and data key of slot `index`, if its bytes unwrap under `wrap`.
@@ -245,12 +252,14 @@ fn decode_slot(wrap: &Aes256Gcm, index: u32, s: &[u8]) -> Result<Slot> {
             Some((token, key)) => Slot::Unflagged(token, key),
             None => Slot::StaleFree,
         }),
-        USED => match unwrap_slot(wrap, index, s) {
-            Some((token, key)) => Ok(Slot::Used(token, key)),
-            None => Err(corrupt(format!(
-                "slot {index} does not unwrap (damaged, or not written under this store key)"
-            ))),
-        },
+        USED => Ok(match unwrap_slot(wrap, index, s) {
+            Some((token, key)) => Slot::Used(token, key),
+            None => {
+                let mut token = Token([0u8; 16]);
+                token.0.copy_from_slice(&s[1..17]);
+                Slot::Damaged(token)
+            }
+        }),
         flag => Err(corrupt(format!(
             "slot {index} has invalid flag byte {flag}"
         ))),
@@ -265,6 +274,8 @@ pub(super) struct Loaded {
     pub(super) free: BTreeSet<u32>,
     /// Free slots with leftover non-zero bytes; the caller re-zeroes them.
     pub(super) stale: Vec<u32>,
+    /// Used slots that do not unwrap, with the token they name (see `Slot::Damaged`).
+    pub(super) damaged: Vec<(u32, Token)>,
     pub(super) slot_count: u32,
 }
 
@@ -301,6 +312,7 @@ pub(super) fn load(file: &File, wrap: &Aes256Gcm) -> Result<Loaded> {
         ),
         free: BTreeSet::new(),
         stale: Vec::new(),
+        damaged: Vec::new(),
         slot_count,
     };
     // Slots whose flag byte is 0 but whose key unwraps (see `Slot::Unflagged`).
@@ -338,6 +350,7 @@ pub(super) fn load(file: &File, wrap: &Aes256Gcm) -> Result<Loaded> {
                         loaded.stale.push(old.slot);
                     }
                 }
+                Slot::Damaged(token) => loaded.damaged.push((i, token)),
                 Slot::Unflagged(token, key) => match loaded.keys.entry(token) {
                     std::collections::hash_map::Entry::Occupied(_) => {
                         loaded.free.insert(i);
@@ -356,6 +369,14 @@ pub(super) fn load(file: &File, wrap: &Aes256Gcm) -> Result<Loaded> {
         first += n;
     }
     wipe(&mut buf);
+    if !loaded.damaged.is_empty() {
+        tracing::warn!(
+            "{} key slot(s) do not unwrap (damaged): kept as they are; the records of the \
+             customers they belong to read as corrupt (`persona check` names them), and an \
+             erase of those customers zeroes them",
+            loaded.damaged.len()
+        );
+    }
     if !unflagged.is_empty() {
         tracing::warn!(
             "{} key slot(s) have a cleared flag byte but a whole key: kept (an open zeroes \

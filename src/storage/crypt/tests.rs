@@ -264,7 +264,7 @@ fn truncated_file_is_corruption() {
 
 #[test]
 fn damaged_or_bad_slots_are_corruption() {
-    let (dir, key, crypt, [a, _, _]) = three_customers();
+    let (dir, key, crypt, [a, b, _]) = three_customers();
     drop(crypt);
     let good = slot_file(dir.path());
     let path = dir.path().join(SLOT_FILE);
@@ -275,8 +275,21 @@ fn damaged_or_bad_slots_are_corruption() {
         Crypt::open(dir.path(), &key)
     };
     let s1 = HEADER_LEN + SLOT_LEN;
-    assert_corrupt(patched(s1 + 40, &[0x55]), "slot 1 does not unwrap");
-    assert_corrupt(patched(s1 + 3, &[0x55]), "slot 1 does not unwrap");
+    // A used slot that does not unwrap is kept as damaged: the others open.
+    let damaged = |c: Result<Crypt>| {
+        let c = c.expect("a damaged slot does not stop the open");
+        (c.damaged(), c.has_key(a), c.has_key(b))
+    };
+    assert_eq!(
+        damaged(patched(s1 + 40, &[0x55])),
+        (vec![(1, b)], true, false)
+    );
+    let mut other = b;
+    other.0[2] = 0x55;
+    assert_eq!(
+        damaged(patched(s1 + 3, &[0x55])),
+        (vec![(1, other)], true, false)
+    );
     assert_corrupt(patched(s1, &[2]), "slot 1 has invalid flag byte 2");
     assert_corrupt(patched(0, b"X"), "bad magic");
     assert_corrupt(patched(16, &[2]), "format version 2");
@@ -288,7 +301,43 @@ fn damaged_or_bad_slots_are_corruption() {
     let dup = slots::encode_slot(&wrap, 1, &a, &[9u8; 32]);
     assert_corrupt(patched(s1, &dup), "is in both slot 0 and slot 1");
     // A valid slot moved to another index does not unwrap (aad binds it).
-    assert_corrupt(patched(s1, slot(&good, 0)), "slot 1 does not unwrap");
+    assert_eq!(
+        damaged(patched(s1, slot(&good, 0))),
+        (vec![(1, a)], true, false)
+    );
+}
+
+/// A damaged slot is zeroed and freed by an erase of the token it names, and by a rotation.
+#[test]
+fn a_damaged_slot_goes_with_its_customer_or_a_rotation() {
+    let (dir, key, crypt, [_, b, c]) = three_customers();
+    drop(crypt);
+    let path = dir.path().join(SLOT_FILE);
+    let mut file = slot_file(dir.path());
+    file[HEADER_LEN + SLOT_LEN + 40] ^= 0xff;
+    fs::write(&path, &file).expect("write");
+    let crypt = Crypt::open(dir.path(), &key).expect("open");
+    assert_eq!(crypt.damaged(), [(1, b)]);
+    crypt.shred(&[b]).expect("shred");
+    assert!(crypt.damaged().is_empty());
+    assert!(slot(&slot_file(dir.path()), 1).iter().all(|&x| x == 0));
+    // The freed slot is reused.
+    seal(&crypt, crypt.token("d"), b"k", b"v");
+    crypt.persist_new().expect("persist");
+    assert_eq!(slot(&slot_file(dir.path()), 1)[1..17], crypt.token("d").0);
+    drop(crypt);
+    let mut file = slot_file(dir.path());
+    file[HEADER_LEN + 2 * SLOT_LEN + 40] ^= 0xff;
+    fs::write(&path, &file).expect("write");
+    let crypt = Crypt::open(dir.path(), &key).expect("open");
+    assert_eq!(crypt.damaged(), [(2, c)]);
+    let new = StoreKey([7u8; 32]);
+    crypt.rotate(&new).expect("rotate");
+    assert!(crypt.damaged().is_empty());
+    drop(crypt);
+    assert!(slot(&slot_file(dir.path()), 2).iter().all(|&x| x == 0));
+    let crypt = Crypt::open(dir.path(), &new).expect("opens with the new key");
+    assert!(crypt.damaged().is_empty() && !crypt.has_key(c));
 }
 
 #[test]
