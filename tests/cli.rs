@@ -431,8 +431,9 @@ fn import_lists_duplicates_and_replays_and_fails_when_every_row_is_rejected() ->
         .as_str()
         .ok_or("the replay is listed")?;
     assert!(
-        listed.starts_with("line 2: invalid argument event: \"a\" of customer \"c9\"")
-            && listed.contains("de-duplication window"),
+        listed.starts_with(
+            "line 2: customer \"c9\": invalid argument event: \"a\" of customer \"c9\""
+        ) && listed.contains("de-duplication window"),
         "{listed}"
     );
     assert_eq!(

@@ -596,12 +596,26 @@ fn check_changes_no_file_of_an_encrypted_store() -> Result<()> {
 #[test]
 fn a_damaged_key_slot_costs_only_its_own_customer() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let (data, key) = keyed_store(dir.path(), "store.key")?;
+    let (data, key) = (dir.path().join("store"), dir.path().join("store.key"));
     let config = || Config::new(&data).key_file(&key);
     let token = {
         let db = config().open()?;
+        db.trigger_add("first", &["FIRST_PURCHASE", "COOLDOWN", "0"])?;
+        populate(&db)?;
+        // (`OTHER`'s purchases came a week behind the watermark, too late to fire: a third
+        // customer's firing is the one that must stay.)
+        db.ingest(Event::new("third", T0 + 20 * DAY, EventKind::Purchase).with_value(5.0))?;
         let k = db.store().profile_key_of(VICTIM);
         k[1..17].to_vec()
+    };
+    // The outbox chunks holding a firing of the victim's (their token is stored with it).
+    let firing_keys = |db: &Db| -> Result<usize> {
+        let mut n = 0;
+        for item in db.store().sled().scan_prefix(b"T") {
+            let (_, v) = item.map_err(|e| Error::Io(std::io::Error::other(e)))?;
+            n += usize::from(v.windows(16).any(|w| w == &token[..]));
+        }
+        Ok(n)
     };
     // Find the victim's slot by its token and damage its wrapped key.
     let slots = data.join("keys.slots");
@@ -631,7 +645,20 @@ fn a_damaged_key_slot_costs_only_its_own_customer() -> Result<()> {
             .is_err(),
         "their record is never overwritten"
     );
+    assert_eq!(firing_keys(&db)?, 1, "the victim's firing is in the outbox");
+    let readable = db.read_triggers(0, 100)?;
+    assert!(readable.iter().all(|f| f.customer != VICTIM) && !readable.is_empty());
     assert!(db.erase(VICTIM)?);
+    assert_eq!(
+        firing_keys(&db)?,
+        0,
+        "the firing that did not open went with them"
+    );
+    assert_eq!(
+        db.read_triggers(0, 100)?,
+        readable,
+        "the others' firings stay"
+    );
     let after = std::fs::read(&slots)?;
     assert!(after[at..at + 128].iter().all(|&b| b == 0), "zeroed");
     db.close()?;

@@ -648,3 +648,40 @@ fn erase_and_retrain_says_so_when_too_few_profiles_are_left_to_refit() -> Result
     );
     Ok(())
 }
+
+/// The names only an erased customer gave leave the live model state and every kept snapshot,
+/// in a plain store too (where nothing is sealed): no snapshot keeps the name, nor the hash of
+/// the id that stood for its holder.
+#[test]
+fn an_erase_takes_the_names_only_its_customer_gave_out_of_the_state_and_the_snapshots() -> Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let db = common::plain_config(dir.path()).open()?;
+    for (c, item) in [
+        ("keeps", "shared-item"),
+        ("goes", "shared-item"),
+        ("goes", "only-theirs"),
+    ] {
+        db.ingest(
+            Event::new(c, T0 + DAY, EventKind::Purchase)
+                .with_value(5.0)
+                .with_item(item)
+                .with_category(format!("cat-{item}")),
+        )?;
+    }
+    let listed = |db: &Db, name: &str| format!("{:?}", db.model().popularity).contains(name);
+    assert!(listed(&db, "only-theirs") && listed(&db, "shared-item"));
+    let version = db.take_model_snapshot()?;
+    let report = db.erase_report("goes")?;
+    // The item in the global list, its category in a bucket.
+    assert_eq!(report.catalogue_names_dropped, 2, "{report:?}");
+    assert!(!listed(&db, "only-theirs") && listed(&db, "shared-item"));
+    let snapshot = db.store().snapshot(version)?.expect("kept");
+    let names = format!("{:?} {:?}", snapshot.popularity, snapshot.categories);
+    assert!(!names.contains("only-theirs"), "{names}");
+    assert!(
+        names.contains("shared-item") && names.contains("cat-shared-item"),
+        "{names}"
+    );
+    Ok(())
+}

@@ -415,7 +415,11 @@ pub fn import(
                 Ok(_) => summary.applied += 1,
                 // Refused by the store, e.g. a possible replay older than the customer's
                 // de-duplication window.
-                Err(err) if err.is_bad_input() => rejects.add(format!("line {line}: {err}"))?,
+                // Named by customer, as a duplicate is: an erase finds the line
+                // (`storage/reports.rs`).
+                Err(err) if err.is_bad_input() => {
+                    rejects.add(format!("line {line}: customer {:?}: {err}", e.customer_id))?
+                }
                 Err(err) => {
                     summary.failed += 1;
                     if summary.failed == 1 {

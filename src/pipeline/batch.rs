@@ -177,6 +177,8 @@ pub(crate) struct BatchState {
     pub(super) examples_dropped: usize,
     /// Names in the models only the batch's erased customers had named, dropped.
     pub(super) names_dropped: usize,
+    /// Kept model snapshots rewritten without those names: (version, encoded record).
+    pub(super) snapshot_rewrites: Vec<(u64, Vec<u8>)>,
     /// The ends of the refit blocks the batch closed (the watermark passed them): the rows
     /// taken for them are written with the batch (`cohorts.rs`, "Persisted").
     pub(super) rows_closed: Vec<i64>,

@@ -170,6 +170,9 @@ impl Engine {
             batch.remove(key.as_slice());
             removed += 1;
         }
+        for (version, bytes) in std::mem::take(&mut b.snapshot_rewrites) {
+            insert(batch, keys::snapshot(version).to_vec(), bytes.into());
+        }
         let encoded = store.encode_model(&mut self.model)?;
         let every = self.config.snapshot_every;
         if b.force_snapshot || (every > 0 && self.model.version % every == 0) {

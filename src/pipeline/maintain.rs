@@ -87,7 +87,38 @@ impl Engine {
         }
         self.forget_erased_examples(b);
         self.forget_erased_firings(store, b)?;
+        self.forget_erased_names_in_snapshots(store, b);
         Ok(erased)
+    }
+
+    /// Rewrites the kept model snapshots without the names only the batch's erased customers
+    /// had given (the live state dropped them in [`Engine::erase`]): a snapshot must not keep
+    /// them, nor what stands for their holder (a hash of the id, in a plain store). A snapshot
+    /// that does not decode is left as it is, with a warning (in an encrypted store its names
+    /// are sealed, and go with the keys).
+    pub(super) fn forget_erased_names_in_snapshots(&mut self, store: &Store, b: &mut BatchState) {
+        if b.erased.is_empty() {
+            return;
+        }
+        let holders: Vec<_> = b.erased.iter().map(|c| store.holder_of(c)).collect();
+        for &version in &self.snapshots {
+            let mut snapshot = match store.snapshot(version) {
+                Ok(Some(s)) => s,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!("erase: model snapshot {version} left as it is: {e}");
+                    continue;
+                }
+            };
+            let dropped: usize = holders.iter().map(|h| snapshot.forget_holder(h)).sum();
+            if dropped == 0 {
+                continue;
+            }
+            match store.encode_model(&mut snapshot) {
+                Ok(bytes) => b.snapshot_rewrites.push((version, bytes)),
+                Err(e) => tracing::warn!("erase: model snapshot {version} left as it is: {e}"),
+            }
+        }
     }
 
     /// Adds the erasure of `customer` to the batch: the profile record (with its history,
@@ -220,15 +251,25 @@ impl Engine {
         store: &Store,
         b: &mut BatchState,
     ) -> Result<()> {
-        if b.erased.is_empty() || self.triggers.outbox_is_empty() {
+        // (An encrypted store's outbox may hold firings that did not open at open, which the
+        // trigger state does not count: it is scanned all the same.)
+        if b.erased.is_empty() || (self.triggers.outbox_is_empty() && store.crypt().is_none()) {
             return Ok(());
         }
         let erased = &b.erased;
+        // In an encrypted store, the firings of an erased customer whose data key was missing
+        // or damaged did not open: they are found by token.
+        let tokens: Vec<_> = match store.crypt() {
+            Some(c) => erased.iter().map(|id| c.token(id)).collect(),
+            None => Vec::new(),
+        };
         let mut rewrites = Vec::new();
         let mut chunks = store.firing_chunks().peekable();
         while let Some(chunk) = chunks.next() {
             let mut chunk = chunk?;
-            if chunk.firings.iter().any(|f| erased.contains(&f.customer)) {
+            if chunk.firings.iter().any(|f| erased.contains(&f.customer))
+                || chunk.unopened.iter().any(|t| tokens.contains(t))
+            {
                 chunk.firings.retain(|f| !erased.contains(&f.customer));
                 rewrites.push((chunk, chunks.peek().is_none()));
             }
@@ -347,6 +388,7 @@ impl Engine {
         }
         self.forget_erased_examples(b);
         self.forget_erased_firings(store, b)?;
+        self.forget_erased_names_in_snapshots(store, b);
         Ok(erased)
     }
 

@@ -464,6 +464,24 @@ impl Writer {
         }
     }
 
+    /// Takes the lines naming `customer_ids` out of the import's reports in the data directory
+    /// (`storage/reports.rs`), after their erase committed.
+    ///
+    /// # Errors
+    /// [`Error::Io`] saying that the erase is done and how to finish it.
+    fn scrub_reports(&self, customer_ids: &[String]) -> Result<()> {
+        use crate::storage::reports::{scrub, DUPLICATES, REJECTS};
+        scrub(self.store.path(), customer_ids)
+            .map(drop)
+            .map_err(|e| {
+                Error::Io(std::io::Error::other(format!(
+                "the erase is done, but the import's reports in the data directory ({REJECTS}, \
+                 {DUPLICATES}) could not be rewritten without the lines naming the customer: \
+                 {e}; erase again once that is fixed"
+            )))
+            })
+    }
+
     /// Runs one maintenance operation as its own atomic batch.
     fn maintain(&mut self, op: Maintenance) -> Result<MaintenanceOutcome> {
         if let Some(why) = self.poisoned() {
@@ -472,6 +490,12 @@ impl Writer {
         let before = self.engine.model.clone();
         let mut b = BatchState::default();
         let mut outcome = MaintenanceOutcome::default();
+        // Whom an erase names: their lines leave the import's reports even when they have no
+        // record any more (an erase repeated after a failed rewrite of the reports).
+        let requested = match &op {
+            Maintenance::Erase(ids) => ids.clone(),
+            _ => Vec::new(),
+        };
         let prepared = match op {
             Maintenance::Snapshot => {
                 b.force_snapshot = true;
@@ -538,6 +562,7 @@ impl Writer {
         outcome.names_dropped = b.names_dropped;
         if b.is_empty() && self.engine.model == before {
             outcome.model_version = self.engine.model.version;
+            self.scrub_reports(&requested)?;
             return Ok(outcome);
         }
         let erased: Vec<String> = b.erased.iter().cloned().collect();
@@ -582,12 +607,9 @@ impl Writer {
                 }
                 // The import's reports in the data directory name customers: their lines go
                 // too (`storage/reports.rs`).
-                if let Err(e) = crate::storage::reports::scrub(self.store.path(), &erased) {
-                    return Err(Error::Io(std::io::Error::other(format!(
-                        "erased, but the import reports in the data directory could not be \
-                         rewritten without them: {e}"
-                    ))));
-                }
+                let mut named = erased;
+                named.extend(requested);
+                self.scrub_reports(&named)?;
                 Ok(outcome)
             }
             Err(e) => {

@@ -204,7 +204,7 @@ pub fn check_store_with(config: &Config) -> Result<CheckReport> {
             format!(
                 "key slot {slot} (token {}) does not unwrap: damaged; the records of that \
                  customer cannot be read",
-                super::sealed::hex_key(&token.0)
+                super::crypt::hex(&token.0)
             ),
         );
     }

@@ -124,8 +124,8 @@ impl Store {
         Ok(())
     }
 
-    /// Zeroes the key slots (damaged ones included) of customers who have no record: an erase
-    /// whose slot was not zeroed before a crash, or keys made for a batch that never committed.
+    /// Zeroes the key slots of customers who have no record: an erase whose slot was not zeroed
+    /// before a crash, or keys made for a batch that never committed. Damaged slots are left.
     fn sweep_orphan_slots(&self) -> Result<()> {
         let Some(c) = &self.crypt else {
             return Ok(());
@@ -139,12 +139,12 @@ impl Store {
                 named.insert(t);
             }
         }
-        // Damaged slots (they do not unwrap) that no record needs go too.
-        let damaged = c.damaged().into_iter().map(|(_, t)| t);
+        // Damaged slots (they do not unwrap) are not swept: the token they name may be the
+        // damaged part, and their bytes may still be repaired; an erase or a rotation zeroes
+        // them.
         let orphans: Vec<Token> = c
             .tokens()
             .into_iter()
-            .chain(damaged)
             .filter(|t| !named.contains(&t.0))
             .collect();
         if !orphans.is_empty() {

@@ -1,11 +1,12 @@
 //! The import's reports kept in the data directory, and what an erase takes out of them.
 //!
 //! `persona import` lists the rows it rejected and the duplicates it skipped, by default in
-//! [`REJECTS`] and [`DUPLICATES`] in the data directory. A line of these names its customer as
-//! the import's messages do, quoted (`customer "c-17"`), so an erase can find the lines of the
-//! customers it erased and take them out ([`scrub`]): after an erase, no file of the data
-//! directory names them. A reject line that does not name its customer (a row refused before
-//! its customer id was read, for example because the id itself was malformed) is left.
+//! [`REJECTS`] and [`DUPLICATES`] in the data directory. A duplicate, and a row the store
+//! refused, is listed with its customer, quoted (`customer "c-17"`), so an erase can find the
+//! lines of the customers it erased and take them out ([`scrub`]): after an erase, no file of
+//! the data directory names them. A row the parser rejected is listed with the field that was
+//! wrong and its value, not with its customer: such a line is left (it may quote a value of
+//! theirs, the bad one).
 
 use crate::error::Result;
 use std::io::Write;
@@ -16,8 +17,9 @@ pub const REJECTS: &str = "rejects.txt";
 /// The default name of the import's list of duplicate rows, in the data directory.
 pub const DUPLICATES: &str = "duplicates.txt";
 
-/// Rewrites the reports in `dir` without the lines that name one of `customer_ids` (quoted as
-/// the import writes them); returns how many lines went. A report is replaced atomically
+/// Rewrites the reports in `dir` without the lines that name one of `customer_ids` as their
+/// customer (`customer "id"`, or `customer: "id"` in a store's refusal); returns how many
+/// lines went. A report is replaced atomically
 /// (written aside, fsynced, renamed over the old one, the directory fsynced), keeping its
 /// permissions; a report without such lines is left untouched.
 ///
@@ -27,7 +29,10 @@ pub(crate) fn scrub(dir: &Path, customer_ids: &[String]) -> Result<usize> {
     if customer_ids.is_empty() {
         return Ok(0);
     }
-    let needles: Vec<String> = customer_ids.iter().map(|id| format!("{id:?}")).collect();
+    let needles: Vec<String> = customer_ids
+        .iter()
+        .flat_map(|id| [format!("customer {id:?}"), format!("customer: {id:?}")])
+        .collect();
     let names = |line: &[u8]| {
         needles
             .iter()
@@ -79,7 +84,7 @@ mod tests {
     fn only_the_lines_naming_an_erased_customer_go() -> Result<()> {
         let dir = tempfile::tempdir()?;
         let dups = "line 3: duplicate: event_id \"e1\" of customer \"c1\" was already applied\n\
-                    line 4: duplicate: event_id \"e2\" of customer \"c10\" was already applied\n\
+                    line 4: duplicate: event_id \"c1\" of customer \"c10\" was already applied\n\
                     line 5: duplicate: an identical row of customer \"c1\" was already applied";
         std::fs::write(dir.path().join(DUPLICATES), dups)?;
         std::fs::write(dir.path().join(REJECTS), "line 2: field timestamp: bad\n")?;
@@ -87,8 +92,8 @@ mod tests {
         assert_eq!(scrub(dir.path(), &["c1".to_string()])?, 2);
         let left = std::fs::read_to_string(dir.path().join(DUPLICATES))?;
         assert_eq!(
-            left,
-            "line 4: duplicate: event_id \"e2\" of customer \"c10\" was already applied\n"
+            left, "line 4: duplicate: event_id \"c1\" of customer \"c10\" was already applied\n",
+            "an event id equal to an erased customer's id is not their line"
         );
         assert_eq!(
             std::fs::metadata(dir.path().join(REJECTS))?.modified()?,
@@ -96,6 +101,16 @@ mod tests {
             "a report naming nobody erased is not rewritten"
         );
         assert_eq!(scrub(dir.path(), &["c1".to_string()])?, 0);
+        // A row the store refused names its customer too.
+        let refused = "line 7: customer \"c1\": invalid argument customer: \"c1\" has not \
+                       consented to profiling (consent.profiling is false)\n\
+                       line 8: field timestamp: bad\n";
+        std::fs::write(dir.path().join(REJECTS), refused)?;
+        assert_eq!(scrub(dir.path(), &["c1".to_string()])?, 1);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(REJECTS))?,
+            "line 8: field timestamp: bad\n"
+        );
         let empty = tempfile::tempdir()?;
         assert_eq!(scrub(empty.path(), &["c1".to_string()])?, 0, "no reports");
         Ok(())

@@ -163,6 +163,10 @@ pub(crate) struct Chunk {
     pub(crate) next_id: u64,
     /// The firings left, ids strictly increasing in `key..next_id`.
     pub(crate) firings: Vec<Fired>,
+    /// Encrypted stores: the tokens of firings left out because their customer has no data
+    /// key (erased, or a damaged key slot); an erase of that customer rewrites the chunk
+    /// without them.
+    pub(crate) unopened: Vec<super::crypt::Token>,
 }
 
 /// Parses one key of the outbox (`(next_id, Vec<Fired>)` in the versioned codec) and checks its
@@ -263,6 +267,7 @@ pub(crate) fn decode_chunk_with(
     };
     let (next_id, sealed): (u64, Vec<SealedFiring>) = super::codec::decode(&name, v)?;
     let mut firings = Vec::with_capacity(sealed.len());
+    let mut unopened = Vec::new();
     for s in sealed {
         let plain = match s.token {
             None => s.body,
@@ -270,7 +275,10 @@ pub(crate) fn decode_chunk_with(
                 let token = super::crypt::Token(t);
                 match c.open_sealed(token, &firing_aad(s.id), &s.body, &name)? {
                     Some(plain) => plain,
-                    None => continue,
+                    None => {
+                        unopened.push(token);
+                        continue;
+                    }
                 }
             }
         };
@@ -280,7 +288,9 @@ pub(crate) fn decode_chunk_with(
         }
         firings.push(f);
     }
-    check_chunk(k, next_id, firings)
+    let mut chunk = check_chunk(k, next_id, firings)?;
+    chunk.unopened = unopened;
+    Ok(chunk)
 }
 
 /// Checks the ids of one key of the outbox.
@@ -309,5 +319,6 @@ fn check_chunk(k: &[u8], next_id: u64, firings: Vec<Fired>) -> Result<Chunk> {
         key,
         next_id,
         firings,
+        unopened: Vec::new(),
     })
 }

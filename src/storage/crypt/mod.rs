@@ -51,8 +51,8 @@
 //! zeroed); a used slot (flag 1) that does not unwrap is damaged: kept as
 //! it is and listed ([`Crypt::damaged`]), neither free nor a key, so that
 //! the store still opens and only that customer's records read as corrupt;
-//! an erase of the token it names, the open's sweep (when no record names
-//! it) and a rotation zero it. A flag byte other than 0 or 1 is corruption. `open_read_only`
+//! an erase of the token it names and a rotation zero it (the open's sweep
+//! of orphan slots leaves it: its token bytes may be the damaged part). A flag byte other than 0 or 1 is corruption. `open_read_only`
 //! (`persona check`) zeroes nothing. The file length must be 128 + 128·n.
 //! Free slots are reused lowest index first; otherwise slots are appended.
 //! The file is created (mode 0600) as `keys.slots.new`, fsynced, renamed into
