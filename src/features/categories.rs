@@ -10,7 +10,7 @@
 //! not make names trustworthy. [`CategoryNames::label`] therefore names every category that
 //! holds a real share of its bucket ("garden/sports"), never one name for a mix.
 
-use crate::model::names::{HeldBy, Holder};
+use super::held::{HeldBy, Holder};
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 

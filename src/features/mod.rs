@@ -18,6 +18,7 @@ pub mod affinity;
 pub mod attributes;
 pub mod categories;
 pub mod consent;
+pub mod held;
 pub mod raw;
 pub mod vector;
 
