@@ -9,7 +9,9 @@
 //! [`Holder`]), or nobody once a second customer names it.
 //!
 //! - **Erase** drops every entry its customer holds alone ([`super::ModelState::forget_holder`]),
-//!   in the same batch as their records.
+//!   in the same batch as their records, from the live state and from every kept snapshot
+//!   (`pipeline/maintain.rs`). A withdrawal of consent to profiling drops them from the live
+//!   state.
 //! - **Encrypted stores** never write a held name in clear. It is sealed with its holder's
 //!   data key, the same key as their records, so the crypto-shredding that makes their records
 //!   unreadable makes every copy of the name unreadable too, in the model state, in its
