@@ -68,17 +68,6 @@ impl CategoryNames {
         }
     }
 
-    /// Drops every name `by` alone has named; returns how many went.
-    pub fn forget(&mut self, by: &Holder) -> usize {
-        let mut dropped = 0;
-        for counters in &mut self.buckets {
-            let before = counters.len();
-            counters.retain(|c| !c.held.is(by));
-            dropped += before - counters.len();
-        }
-        dropped
-    }
-
     /// The most frequent name in `bucket`.
     #[cfg(any(test, feature = "testing"))]
     pub fn name(&self, bucket: usize) -> Option<&str> {

@@ -64,10 +64,25 @@ impl ModelState {
         )
     }
 
+    /// Keeps the listed names `keep(name, holder)` is true for (it may change the holder) and
+    /// drops the others, in the category buckets and every popularity list; returns how many
+    /// went. Removal keeps each list's order.
+    fn retain_names(&mut self, mut keep: impl FnMut(&CompactString, &mut HeldBy) -> bool) -> usize {
+        let before = self.names().count();
+        for bucket in &mut self.categories.buckets {
+            bucket.retain_mut(|c| keep(&c.name, &mut c.held));
+        }
+        let popularity = &mut self.popularity;
+        for list in std::iter::once(&mut popularity.global).chain(popularity.segments.iter_mut()) {
+            list.retain_mut(|c| keep(&c.name, &mut c.held));
+        }
+        before - self.names().count()
+    }
+
     /// Drops every item and category name the customer `by` alone has named (an erase);
     /// returns how many entries went.
     pub fn forget_holder(&mut self, by: &Holder) -> usize {
-        self.categories.forget(by) + self.popularity.forget(by)
+        self.retain_names(|_, h| !h.is(by))
     }
 
     /// The holders section as a plain store writes it: names stay where they are.
@@ -182,17 +197,10 @@ impl ModelState {
                 }
             }
         }
-        let gone = |name: &CompactString, h: &HeldBy| name.is_empty() && h.sealed.is_some();
-        let before = self.names().count();
-        for bucket in &mut self.categories.buckets {
-            bucket.retain(|c| !gone(&c.name, &c.held));
-        }
-        let popularity = &mut self.popularity;
-        for list in std::iter::once(&mut popularity.global).chain(popularity.segments.iter_mut()) {
-            list.retain(|c| !gone(&c.name, &c.held));
-        }
+        // Still empty and sealed: the holder's key is gone.
+        let dropped = self.retain_names(|name, h| !(name.is_empty() && h.sealed.is_some()));
         self.popularity.sort();
-        Ok(before - self.names().count())
+        Ok(dropped)
     }
 
     /// Gives every held name the holder `map` makes of its own (`compact --encrypt`: a plain
@@ -200,19 +208,7 @@ impl ModelState {
     /// Returns how many were.
     #[cfg(any(feature = "cli", feature = "testing", test))]
     pub fn map_holders(&mut self, map: impl Fn(&Holder) -> Option<Holder>) -> usize {
-        let mut dropped = 0;
-        for bucket in &mut self.categories.buckets {
-            let before = bucket.len();
-            bucket.retain_mut(|c| remap(&mut c.held, &map));
-            dropped += before - bucket.len();
-        }
-        let popularity = &mut self.popularity;
-        for list in std::iter::once(&mut popularity.global).chain(popularity.segments.iter_mut()) {
-            let before = list.len();
-            list.retain_mut(|c| remap(&mut c.held, &map));
-            dropped += before - list.len();
-        }
-        dropped
+        self.retain_names(|_, held| remap(held, &map))
     }
 }
 

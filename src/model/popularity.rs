@@ -105,17 +105,6 @@ impl Popularity {
         }
     }
 
-    /// Drops every item `by` alone has named; returns how many entries went.
-    pub fn forget(&mut self, by: &Holder) -> usize {
-        let mut dropped = 0;
-        for list in std::iter::once(&mut self.global).chain(self.segments.iter_mut()) {
-            let before = list.len();
-            list.retain(|c| !c.held.is(by));
-            dropped += before - list.len();
-        }
-        dropped
-    }
-
     /// Whether a decoded summary is sound: bounded lists, finite non-negative weights.
     pub fn is_consistent(&self) -> bool {
         self.global.len() <= GLOBAL_ITEMS

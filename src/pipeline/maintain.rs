@@ -85,10 +85,17 @@ impl Engine {
                 erased += 1;
             }
         }
+        self.forget_erased(store, b)?;
+        Ok(erased)
+    }
+
+    /// What goes with the customers the batch erased once their records are out: their open
+    /// examples, their trigger firings and, in the kept snapshots, the names only they gave.
+    fn forget_erased(&mut self, store: &Store, b: &mut BatchState) -> Result<()> {
         self.forget_erased_examples(b);
         self.forget_erased_firings(store, b)?;
         self.forget_erased_names_in_snapshots(store, b);
-        Ok(erased)
+        Ok(())
     }
 
     /// Rewrites the kept model snapshots without the names only the batch's erased customers
@@ -96,7 +103,7 @@ impl Engine {
     /// them, nor what stands for their holder (a hash of the id, in a plain store). A snapshot
     /// that does not decode is left as it is, with a warning (in an encrypted store its names
     /// are sealed, and go with the keys).
-    pub(super) fn forget_erased_names_in_snapshots(&mut self, store: &Store, b: &mut BatchState) {
+    fn forget_erased_names_in_snapshots(&mut self, store: &Store, b: &mut BatchState) {
         if b.erased.is_empty() {
             return;
         }
@@ -126,7 +133,7 @@ impl Engine {
     /// segment sizes and statistics is taken out. Returns false, and changes nothing, if the
     /// customer has no record. A record that does not decode is erased too (its segment
     /// statistics cannot be corrected; its segment size is, if at least the record's leading
-    /// fields decode). The caller must then call [`Engine::forget_erased_examples`].
+    /// fields decode). The caller must then call [`Engine::forget_erased`].
     pub(super) fn erase(
         &mut self,
         store: &Store,
@@ -386,9 +393,7 @@ impl Engine {
                 erased += 1;
             }
         }
-        self.forget_erased_examples(b);
-        self.forget_erased_firings(store, b)?;
-        self.forget_erased_names_in_snapshots(store, b);
+        self.forget_erased(store, b)?;
         Ok(erased)
     }
 

@@ -533,17 +533,15 @@ impl Crypt {
     /// memory so the call can be retried.
     pub fn shred(&self, tokens: &[Token]) -> Result<usize> {
         let mut file = self.file.lock();
+        let wanted: HashSet<Token> = tokens.iter().copied().collect();
         let targets: Vec<(Token, u32)> = {
             let state = self.state.read();
-            let mut seen = HashSet::with_capacity(tokens.len());
-            tokens
+            wanted
                 .iter()
-                .filter(|t| seen.insert(**t))
                 .filter_map(|t| state.keys.get(t).map(|e| (*t, e.slot)))
                 .collect()
         };
         // A damaged slot of theirs goes too: its bytes may still hold most of their key.
-        let wanted: HashSet<Token> = tokens.iter().copied().collect();
         let damaged: Vec<u32> = file
             .damaged
             .iter()
