@@ -95,6 +95,11 @@ pub enum Error {
     /// until it is reopened (like PostgreSQL after a failed fsync).
     #[error("database is poisoned after a failed commit ({0}); reopen it")]
     Poisoned(String),
+    /// A cluster node could not join or follow its cluster (feature `cluster`, see
+    /// `docs/cluster.md`): NATS unreachable, JetStream off, a partition count or cluster id
+    /// that differs, an address another node advertises.
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 impl From<InvalidEvent> for Error {
@@ -189,6 +194,7 @@ impl Clone for Error {
             Error::NoStore { path } => Error::NoStore { path: path.clone() },
             Error::Closed => Error::Closed,
             Error::Poisoned(s) => Error::Poisoned(s.clone()),
+            Error::Cluster(s) => Error::Cluster(s.clone()),
         }
     }
 }

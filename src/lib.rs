@@ -37,6 +37,7 @@
 //! | `query` | profiles as of now, scores, segment descriptions, the report (feature `cli`) |
 //! | `db` | [`Db`], the embedded facade: open, write, read, maintain, privacy |
 //! | `server` | the Redis-protocol (RESP) server behind `persona serve` |
+//! | `cluster` | scale-out (in progress): slots, the partition → owner map a cluster node routes by; with feature `cluster`, the node's agent on NATS JetStream ([`ClusterView`], `Node`) |
 //! | `evaluate` | (feature `cli`) `persona evaluate`: backtest of the propensity model and segments against baselines |
 //! | [`generator`] | (feature `generator`) a synthetic workload with planted personas |
 //! | `bench`, `cli` | (feature `cli`) `persona bench` and the command line |
@@ -82,6 +83,7 @@ mod bench;
 #[cfg(feature = "cli")]
 #[doc(hidden)]
 pub mod cli;
+mod cluster;
 mod config;
 mod db;
 mod error;
@@ -103,6 +105,9 @@ pub mod testing;
 mod together;
 mod triggers;
 
+#[cfg(feature = "cluster")]
+pub use cluster::{cluster_status, ClusterStatus, Node, NodeConfig};
+pub use cluster::{key_slot, ClusterMap, ClusterView, Member, Route};
 pub use config::{Config, DriftReaction, Durability, Encryption};
 pub use db::{
     Centroids, Choice, Db, EraseReport, Feedback, PendingWrite, PurgeReport, ResegmentReport,

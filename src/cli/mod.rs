@@ -2,6 +2,7 @@
 
 mod bench;
 mod check;
+mod cluster;
 mod compact;
 mod consent;
 mod evaluate;
@@ -91,6 +92,8 @@ enum Command {
     Serve(serve::Args),
     /// Verify a store offline without changing it; exit 1 if problems are found.
     Check(check::Args),
+    /// A cluster's state: members, partitions, the map's epoch (feature `cluster`).
+    Cluster(cluster::Args),
     /// Define triggers, list them, and read their firings from the store's outbox.
     Triggers(triggers::Args),
     /// Manage an encrypted store's key: `persona key rotate`.
@@ -133,9 +136,14 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::ExportCustomer(a) => privacy::export_customer(&read()?, a),
         Command::Purge(a) => privacy::purge(&open()?, a),
         Command::Serve(a) => {
-            let config = serve::server_config(a, cli.config.as_ref())?;
+            let mut config = serve::server_config(a, cli.config.as_ref())?;
+            // Joined first, so that a cluster that refuses this node leaves no store behind.
+            // Kept until the server stops; dropping it leaves the cluster (its partitions move
+            // at once).
+            let _node = serve::join_cluster(&a.cluster, &cli.data, &mut config)?;
             serve::run(open()?, config)
         }
+        Command::Cluster(a) => cluster::run(a),
         Command::Triggers(a) => triggers::run(a, &cli.data, cli.config.as_ref()),
         Command::Check(a) => check::run(&load_config(&cli.data, cli.config.as_ref())?, a),
         Command::Key(a) => key::run(&load_config(&cli.data, cli.config.as_ref())?, a),

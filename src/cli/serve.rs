@@ -38,6 +38,31 @@ pub struct Args {
     /// follow_clock_secs`.
     #[arg(long, value_name = "SECS")]
     follow_clock: Option<u64>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// How `persona serve` joins a cluster (feature `cluster`; see docs/cluster.md).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ClusterArgs {
+    /// Run as a node of a cluster that agrees through these NATS JetStream servers
+    /// (comma-separated `nats://HOST:PORT`). Needs --advertise. A build without the `cluster`
+    /// feature refuses it and says how to get it.
+    #[arg(long, value_name = "URLS", value_delimiter = ',')]
+    pub cluster: Option<Vec<String>>,
+    /// The address (IP:PORT) Redis Cluster clients reach this node at: what `CLUSTER SLOTS`
+    /// and `-MOVED` tell them.
+    #[arg(long, value_name = "ADDR", requires = "cluster")]
+    pub advertise: Option<String>,
+    /// The cluster's partition count, fixed when its first node starts [default: 64].
+    #[arg(long, value_name = "N", requires = "cluster", value_parser = clap::value_parser!(u16).range(1..=16384))]
+    pub partitions: Option<u16>,
+    /// The cluster's name: its streams are named after it [default: persona].
+    #[arg(long, value_name = "NAME", requires = "cluster")]
+    pub cluster_name: Option<String>,
+    /// Replicas of the cluster's streams, at most the JetStream servers there are [default: 1].
+    #[arg(long, value_name = "N", requires = "cluster")]
+    pub replicas: Option<usize>,
 }
 
 /// The password is never printed, not even in debug output.
@@ -53,6 +78,7 @@ impl std::fmt::Debug for Args {
             .field("timeout", &self.timeout)
             .field("unsafe_allow_no_password", &self.unsafe_allow_no_password)
             .field("follow_clock", &self.follow_clock)
+            .field("cluster", &self.cluster)
             .finish()
     }
 }
@@ -81,6 +107,58 @@ pub fn server_config(args: &Args, file: Option<&PathBuf>) -> Result<ServerConfig
             .map_err(|e| anyhow::anyhow!("--follow-clock: {e}"))?;
     }
     Ok(config)
+}
+
+/// Joins the cluster `args` names, if any, and points the server's routing at the node's view.
+/// The node is returned to be kept (and left) for as long as the server runs.
+#[cfg(feature = "cluster")]
+pub fn join_cluster(
+    args: &ClusterArgs,
+    data: &std::path::Path,
+    config: &mut ServerConfig,
+) -> Result<Option<crate::Node>> {
+    let Some(urls) = &args.cluster else {
+        return Ok(None);
+    };
+    let advertise = args.advertise.as_deref().ok_or_else(|| {
+        anyhow::anyhow!(
+            "--cluster needs --advertise IP:PORT, the address clients reach this node at"
+        )
+    })?;
+    let mut node = crate::NodeConfig::new(urls.clone(), advertise, data);
+    if let Some(p) = args.partitions {
+        node.partitions = p;
+    }
+    if let Some(name) = &args.cluster_name {
+        node.name = name.clone();
+    }
+    if let Some(r) = args.replicas {
+        node.replicas = r;
+    }
+    let node = crate::Node::join(node)?;
+    note(&format!(
+        "joined the cluster as node {} ({advertise})",
+        node.view().id()
+    ));
+    config.cluster = Some(node.view());
+    Ok(Some(node))
+}
+
+/// Without the `cluster` feature: `--cluster` is refused with how to get it.
+#[cfg(not(feature = "cluster"))]
+pub fn join_cluster(
+    args: &ClusterArgs,
+    _data: &std::path::Path,
+    _config: &mut ServerConfig,
+) -> Result<Option<()>> {
+    match args.cluster {
+        Some(_) => Err(anyhow::anyhow!(
+            "this persona was built without the `cluster` feature: build it with `cargo build \
+             --release --features cluster` (or `cargo install --path . --features cluster`) to \
+             run `persona serve --cluster`"
+        )),
+        None => Ok(None),
+    }
 }
 
 pub fn run(db: Db, config: ServerConfig) -> Result<()> {

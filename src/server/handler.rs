@@ -326,7 +326,11 @@ impl Handler {
             .stats
             .commands_processed
             .fetch_add(1, Ordering::Relaxed);
-        match cmd::parse(argv, self.session.authenticated) {
+        match cmd::parse(
+            argv,
+            self.session.authenticated,
+            self.state.config.cluster.as_deref(),
+        ) {
             Ok(command) => Some(command),
             Err(e) => {
                 if let Some(t) = &mut self.multi {

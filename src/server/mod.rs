@@ -168,6 +168,11 @@ pub struct ServerConfig {
     /// of at its next event. Default `None`: the watermark moves with the events only (it must,
     /// for a store fed with past events, which would all arrive late otherwise).
     pub follow_clock: Option<Duration>,
+    /// This server is a node of a cluster (feature `cluster`): the view of the partition →
+    /// owner map it routes by, from `Node::view` (feature `cluster`) or any other source of maps. A
+    /// command on a customer another node owns is answered `-MOVED slot host:port`, and
+    /// `CLUSTER …` answers from the map. Default `None`: a single node.
+    pub cluster: Option<std::sync::Arc<crate::ClusterView>>,
 }
 
 impl Default for ServerConfig {
@@ -184,6 +189,7 @@ impl Default for ServerConfig {
             },
             max_request_len: 8 << 20,
             follow_clock: None,
+            cluster: None,
         }
     }
 }

@@ -87,7 +87,7 @@ fn redis_cli_runs_persona_commands() -> TestResult {
         ) && text.contains("Records an event of a customer"),
         "{text}"
     );
-    assert!(text.ends_with("44\n"), "{text}");
+    assert!(text.ends_with("47\n"), "{text}");
     // SHUTDOWN: redis-cli expects the connection to close, and the server stops.
     let out = redis_cli(&server, &["SHUTDOWN"])?;
     assert!(out.status.success(), "{out:?}");

@@ -593,7 +593,7 @@ fn tool_commands_answer_what_clients_ask_on_connect() -> TestResult {
     );
     assert_eq!(raw.call(&["ECHO", "hi"])?, "$2\r\nhi\r\n");
     assert_eq!(raw.call(&["PING", "hi"])?, "$2\r\nhi\r\n");
-    assert_eq!(raw.call(&["COMMAND", "COUNT"])?, ":44\r\n");
+    assert_eq!(raw.call(&["COMMAND", "COUNT"])?, ":47\r\n");
     assert_eq!(
         raw.call(&["COMMAND", "INFO", "event.add", "nope"])?,
         "*2\r\n*10\r\n$9\r\nevent.add\r\n:-3\r\n*2\r\n+write\r\n+fast\r\n:1\r\n:1\r\n:1\r\n\

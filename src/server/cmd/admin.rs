@@ -620,7 +620,7 @@ mod tests {
     #[test]
     fn debug_output_never_shows_a_password() {
         let argv = |words: &[&str]| words.iter().map(|w| w.as_bytes().to_vec()).collect();
-        let shown = match super::super::parse(argv(&["AUTH", "default", "hunter2"]), false) {
+        let shown = match super::super::parse(argv(&["AUTH", "default", "hunter2"]), false, None) {
             Ok(super::super::Command::Auth(a)) => format!("{a:?}"),
             _ => panic!("AUTH did not parse"),
         };
@@ -629,7 +629,7 @@ mod tests {
             "{shown}"
         );
         let words = ["HELLO", "3", "AUTH", "default", "hunter2", "SETNAME", "app"];
-        let shown = match super::super::parse(argv(&words), false) {
+        let shown = match super::super::parse(argv(&words), false, None) {
             Ok(super::super::Command::Hello(h)) => format!("{h:?}"),
             _ => panic!("HELLO did not parse"),
         };

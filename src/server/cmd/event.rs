@@ -196,7 +196,7 @@ mod tests {
 
     fn add(words: &[&str]) -> Result<Event, String> {
         let argv = words.iter().map(|w| w.as_bytes().to_vec()).collect();
-        match parse(argv, true) {
+        match parse(argv, true, None) {
             Ok(Command::EventAdd(add)) => Ok(add.event),
             Ok(_) => Err("another command".into()),
             Err(e) => Err(e.to_string()),

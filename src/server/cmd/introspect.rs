@@ -166,41 +166,6 @@ pub(crate) const INFO: Spec = Spec {
     container: "",
 };
 
-/// `CLUSTER`: every subcommand gets the error a Redis without cluster support gives, which
-/// cluster-probing clients read as "a single server" (`INFO cluster` says `cluster_enabled:0`).
-///
-/// # Format
-///
-/// ```text
-/// *2\r\n$7\r\nCLUSTER\r\n$5\r\nSLOTS\r\n
-/// -> -ERR This instance has cluster support disabled\r\n
-/// ```
-pub(crate) const CLUSTER: Spec = Spec {
-    name: "CLUSTER",
-    arity: -2,
-    flags: &["loading", "stale"],
-    key: 0,
-    group: "cluster",
-    since: "0.1.0",
-    summary: "Refused as by a Redis without cluster support: this server is a single node.",
-    args: &[
-        ArgDoc::new("subcommand", ArgKind::String),
-        ArgDoc::new("arg", ArgKind::String).optional().multiple(),
-    ],
-    subcommands: &[],
-    parse: |args| {
-        rest(args);
-        Ok(Command::Cluster)
-    },
-    container: "",
-};
-
-/// The reply to every `CLUSTER` subcommand, word for word what Redis answers when its
-/// `cluster-enabled` is `no` (clients match this text).
-pub(crate) fn cluster_disabled() -> Frame {
-    Frame::error("ERR This instance has cluster support disabled")
-}
-
 /// Every argument not read yet.
 fn rest(args: &mut Args) -> Vec<Vec<u8>> {
     std::iter::from_fn(|| args.next()).collect()
@@ -528,7 +493,10 @@ fn info_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             );
             line("persona_trigger_subscribers", &server.pubsub.subscribers());
         }
-        "cluster" => line("cluster_enabled", &0),
+        "cluster" => line(
+            "cluster_enabled",
+            &u8::from(server.config.cluster.is_some()),
+        ),
         "keyspace" => {
             let keys = server.db.profile_count();
             line("db0", &format!("keys={keys},expires=0,avg_ttl=0"));

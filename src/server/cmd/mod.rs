@@ -15,6 +15,7 @@
 
 mod admin;
 mod args;
+mod cluster;
 mod event;
 mod introspect;
 mod model;
@@ -81,7 +82,10 @@ pub(crate) static COMMANDS: &[Spec] = &[
     introspect::COMMAND,
     introspect::CONFIG,
     introspect::INFO,
-    introspect::CLUSTER,
+    cluster::CLUSTER,
+    cluster::ASKING,
+    cluster::READONLY,
+    cluster::READWRITE,
 ];
 
 /// A command's name, shape and documentation, and its parser.
@@ -312,6 +316,13 @@ pub(crate) enum CommandError {
     /// The store refused or failed the request.
     #[error("ERR {0}")]
     Db(#[from] Error),
+    /// A cluster node asked for a customer of a partition another node owns (Redis Cluster's
+    /// redirect, word for word).
+    #[error("MOVED {slot} {addr}")]
+    Moved { slot: u16, addr: String },
+    /// A cluster node asked for a customer of a partition no node owns yet.
+    #[error("CLUSTERDOWN Hash slot not served")]
+    ClusterDown,
 }
 
 impl From<CommandError> for Frame {
@@ -428,8 +439,11 @@ pub(crate) enum Command {
     ConfigGet(introspect::ConfigGet),
     ConfigSet,
     Info(introspect::Info),
-    /// `CLUSTER …`: refused as by a Redis without cluster support.
-    Cluster,
+    /// `CLUSTER …`: answered from the cluster map, or refused as by a Redis without cluster
+    /// support on a single node.
+    Cluster(cluster::Query),
+    /// `ASKING`, `READONLY`, `READWRITE`.
+    ClusterConnection,
     /// `<CONTAINER> HELP`.
     Help(&'static Spec),
 }
@@ -526,7 +540,8 @@ impl Command {
             Command::ConfigGet(c) => Reply::Frame(c.apply(ctx)),
             Command::ConfigSet => Reply::Frame(introspect::config_set()),
             Command::Info(c) => Reply::Frame(c.apply(ctx)),
-            Command::Cluster => Reply::Frame(introspect::cluster_disabled()),
+            Command::Cluster(c) => Reply::Frame(c.apply(ctx)),
+            Command::ClusterConnection => Reply::Frame(cluster::connection(ctx)),
             Command::Help(spec) => Reply::Frame(help(spec)),
         }
     }
@@ -554,7 +569,13 @@ pub(crate) fn lookup(name: &[u8]) -> Option<&'static Spec> {
 ///
 /// # Errors
 /// The first [`CommandError`] found, in Redis's order.
-pub(crate) fn parse(argv: Vec<Vec<u8>>, authenticated: bool) -> Result<Command, CommandError> {
+/// On a cluster node (`cluster`), a command whose customer's partition is another node's is
+/// refused with `-MOVED` before its arguments are read, as Redis Cluster does.
+pub(crate) fn parse(
+    argv: Vec<Vec<u8>>,
+    authenticated: bool,
+    cluster: Option<&crate::cluster::ClusterView>,
+) -> Result<Command, CommandError> {
     let argc = argv.len();
     let mut argv = argv.into_iter();
     let name = argv.next().unwrap_or_default();
@@ -569,6 +590,15 @@ pub(crate) fn parse(argv: Vec<Vec<u8>>, authenticated: bool) -> Result<Command, 
     }
     if !authenticated && !spec.no_auth() {
         return Err(CommandError::NoAuth);
+    }
+    if let (Some(view), Ok(k @ 1..)) = (cluster, usize::try_from(spec.key)) {
+        if let Some(e) = argv
+            .as_slice()
+            .get(k - 1)
+            .and_then(|key| cluster::misrouted(view, key))
+        {
+            return Err(e);
+        }
     }
     let mut args = Args::new(spec, argc, argv);
     let command = (spec.parse)(&mut args)?;
@@ -642,7 +672,7 @@ mod tests {
     }
 
     fn error(words: &[&str]) -> String {
-        match parse(argv(words), true) {
+        match parse(argv(words), true, None) {
             Err(e) => e.to_string(),
             Ok(_) => panic!("{words:?} parsed"),
         }
@@ -699,7 +729,7 @@ mod tests {
 
     #[test]
     fn authentication_is_checked_after_name_and_arity() {
-        let noauth = |words: &[&str]| match parse(argv(words), false) {
+        let noauth = |words: &[&str]| match parse(argv(words), false, None) {
             Err(e) => e.to_string(),
             Ok(_) => "parsed".to_string(),
         };
@@ -721,7 +751,7 @@ mod tests {
             "ERR unknown subcommand 'KILL'. Try CLIENT HELP."
         );
         assert!(matches!(
-            parse(argv(&["client", "help"]), true),
+            parse(argv(&["client", "help"]), true, None),
             Ok(Command::Help(spec)) if spec.name == "CLIENT"
         ));
     }

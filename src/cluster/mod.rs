@@ -1,0 +1,19 @@
+//! Scale-out (issue #26, in progress): partitions of the Redis Cluster slot space owned by the
+//! nodes of a cluster that agree through NATS JetStream. See `docs/cluster.md`.
+//!
+//! | file | role |
+//! |---|---|
+//! | `slots.rs` | Redis Cluster's key → slot function; slot → partition ranges |
+//! | `map.rs` | the partition → owner map (rendezvous assignment) and a node's view of it, which the RESP server routes by |
+//! | `node.rs` | (feature `cluster`) a node's agent: joins over NATS, heartbeats, agrees the map, follows it |
+
+mod map;
+#[cfg(feature = "cluster")]
+mod node;
+mod slots;
+
+pub use map::{ClusterMap, ClusterView, Member, Route};
+#[cfg(feature = "cluster")]
+pub use node::{cluster_status, ClusterStatus, Node, NodeConfig};
+pub use slots::key_slot;
+pub(crate) use slots::SLOTS;
