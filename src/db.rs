@@ -33,6 +33,7 @@ use lookalike::IndexBuilder;
 pub use maintain::ResegmentReport;
 pub use privacy::{EraseReport, PurgeReport};
 pub use triggers::{TriggerFollower, TriggerPage};
+pub(crate) use write::write_channel;
 pub use write::PendingWrite;
 
 /// An open Persona store.
@@ -75,6 +76,9 @@ struct Inner {
     rng: Mutex<rand_pcg::Pcg64>,
     /// Dropping this stops the background re-segmentation thread, if any.
     stop_background: Mutex<Option<Sender<()>>>,
+    /// Raised when [`Db::close`] starts: a write still waiting then gives up (see
+    /// `PendingWrite::wait_open`).
+    closing: std::sync::atomic::AtomicBool,
     /// The last segment descriptions, for the strategy's rules and labels.
     segment_cache: segments::SegmentCache,
 }

@@ -100,6 +100,10 @@ pub enum Error {
     /// that differs, an address another node advertises.
     #[error("cluster: {0}")]
     Cluster(String),
+    /// A cluster node cannot serve this customer now; the message is Redis Cluster's reply, as
+    /// the RESP server sends it (`MOVED slot host:port`, `TRYAGAIN …`, `CLUSTERDOWN …`).
+    #[error("{0}")]
+    Redirect(String),
 }
 
 impl From<InvalidEvent> for Error {
@@ -195,6 +199,7 @@ impl Clone for Error {
             Error::Closed => Error::Closed,
             Error::Poisoned(s) => Error::Poisoned(s.clone()),
             Error::Cluster(s) => Error::Cluster(s.clone()),
+            Error::Redirect(s) => Error::Redirect(s.clone()),
         }
     }
 }

@@ -201,6 +201,19 @@ fn wait_for_members(node: &Node, ids: &[&str]) -> TestResult {
 /// A range of `CLUSTER SLOTS`: first slot, last slot, owner's port and id.
 type Range = (u16, u16, u16, String);
 
+/// Sends a command to `node`, again while it answers `-TRYAGAIN` (a partition it has just
+/// been given is catching up with its log), within the bound.
+fn call_settled(node: &Node, args: &[&str]) -> Result<String, Box<dyn std::error::Error>> {
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let reply = node.raw()?.call(args)?;
+        if !reply.starts_with("-TRYAGAIN") || Instant::now() > deadline {
+            return Ok(reply);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// `CLUSTER SLOTS` as (first, last, port, id) ranges, parsed from the RESP2 reply.
 fn slots(node: &Node) -> Result<Vec<Range>, Box<dyn std::error::Error>> {
     let text = node.raw()?.call(&["CLUSTER", "SLOTS"])?;
@@ -304,7 +317,7 @@ fn three_nodes_serve_one_slot_map_and_redirect_to_the_owner() -> TestResult {
         let slot = persona::key_slot(customer.as_bytes());
         let owner = owner_of(slot);
         for node in &nodes {
-            let reply = node.raw()?.call(&["EVENT.ADD", &customer, "click"])?;
+            let reply = call_settled(node, &["EVENT.ADD", &customer, "click"])?;
             if node.addr == owner.addr {
                 assert!(reply.contains("version"), "{reply}");
             } else {
@@ -510,5 +523,180 @@ fn bad_setups_are_refused_and_change_nothing() -> TestResult {
         &["--partitions", "32", "--cluster-name", "other"],
     )?;
     assert!(e.contains("belongs to the cluster \"persona\""), "{e}");
+    Ok(())
+}
+
+/// A number field of a `PROFILE.GET` reply (RESP2: a flat array of names and values).
+fn field(reply: &redis::Value, name: &str) -> Option<i64> {
+    let redis::Value::Array(items) = reply else {
+        return None;
+    };
+    items.chunks(2).find_map(|pair| match pair {
+        [redis::Value::BulkString(k), v] if k == name.as_bytes() => match v {
+            redis::Value::Int(n) => Some(*n),
+            redis::Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+/// Runs `f` until it stops failing with `TRYAGAIN` (a partition being taken over), within
+/// the bound.
+fn retrying<T>(mut f: impl FnMut() -> redis::RedisResult<T>) -> redis::RedisResult<T> {
+    let deadline = Instant::now() + BOUND;
+    loop {
+        match f() {
+            Err(e)
+                if Instant::now() < deadline
+                    && (e.kind() == redis::ErrorKind::TryAgain
+                        || e.kind() == redis::ErrorKind::ClusterDown
+                        || e.is_io_error()
+                        || e.to_string().contains("TRYAGAIN")) =>
+            {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A cluster client over `nodes`.
+fn cluster_client(nodes: &[&Node]) -> redis::RedisResult<redis::cluster::ClusterConnection> {
+    let urls: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("redis://{}/", n.addr))
+        .collect();
+    redis::cluster::ClusterClient::builder(urls)
+        .retries(20)
+        .build()?
+        .get_connection()
+}
+
+/// Every customer's (event count, version) as the cluster serves it.
+fn profiles(
+    conn: &mut redis::cluster::ClusterConnection,
+    customers: &[String],
+) -> Result<BTreeMap<String, (i64, i64)>, Box<dyn std::error::Error>> {
+    let mut out = BTreeMap::new();
+    for c in customers {
+        let reply: redis::Value = retrying(|| redis::cmd("PROFILE.GET").arg(c).query(conn))?;
+        let count = field(&reply, "event_count").ok_or_else(|| format!("{c}: {reply:?}"))?;
+        let version = field(&reply, "version").ok_or_else(|| format!("{c}: {reply:?}"))?;
+        out.insert(c.clone(), (count, version));
+    }
+    Ok(out)
+}
+
+#[test]
+fn a_partitions_data_moves_with_it_and_every_write_is_applied_once() -> TestResult {
+    if !nats_available() {
+        return Ok(());
+    }
+    let nats = Nats::start(true)?;
+    let dirs: Vec<tempfile::TempDir> = (0..3)
+        .map(|_| tempfile::tempdir())
+        .collect::<Result<_, _>>()?;
+    let mut nodes: Vec<Node> = dirs
+        .iter()
+        .map(|d| Node::start(&nats, &d.path().join("data"), &["--partitions", "8"]))
+        .collect::<Result<_, _>>()?;
+    let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
+    let all: Vec<&str> = ids.iter().map(String::as_str).collect();
+    wait_for_members(&nodes[0], &all)?;
+
+    // The same writes go to the cluster and to one plain store in this process.
+    let single_dir = tempfile::tempdir()?;
+    let single = persona::Db::open_with(common::plain_config(single_dir.path()))?;
+    let customers: Vec<String> = (0..40).map(|n| format!("m{n}")).collect();
+    let mut conn = cluster_client(&nodes.iter().collect::<Vec<_>>())?;
+    let t0 = common::T0;
+    let write = |conn: &mut redis::cluster::ClusterConnection, round: i64| -> TestResult {
+        for (n, c) in customers.iter().enumerate() {
+            let ts = (t0 + round * common::DAY + n as i64 * 1000).to_string();
+            let id = format!("{c}-{round}");
+            // Sent twice: the second is a duplicate on both sides.
+            for _ in 0..2 {
+                let _: redis::Value = retrying(|| {
+                    redis::cmd("EVENT.ADD")
+                        .arg(c)
+                        .arg("purchase")
+                        .arg(3)
+                        .arg("TS")
+                        .arg(&ts)
+                        .arg("ID")
+                        .arg(&id)
+                        .query(conn)
+                })?;
+                let mut event = persona::Event::new(c, ts.parse()?, persona::EventKind::Purchase);
+                event.value = Some(3.0);
+                event.event_id = Some(id.clone());
+                single.ingest(event)?;
+            }
+            if n % 5 == 0 {
+                let plan = format!("p{round}");
+                let _: i64 = retrying(|| {
+                    redis::cmd("PROFILE.SET")
+                        .arg(c)
+                        .arg("plan")
+                        .arg(&plan)
+                        .query(conn)
+                })?;
+                single.set_attributes(c, vec![("plan".into(), persona::AttrValue::Text(plan))])?;
+            }
+        }
+        Ok(())
+    };
+    let expected =
+        |single: &persona::Db| -> Result<BTreeMap<String, (i64, i64)>, Box<dyn std::error::Error>> {
+            let mut out = BTreeMap::new();
+            for c in &customers {
+                let p = single.profile(c)?.ok_or("a profile")?;
+                out.insert(c.clone(), (p.event_count as i64, p.version as i64));
+            }
+            Ok(out)
+        };
+    write(&mut conn, 0)?;
+    write(&mut conn, 1)?;
+    assert_eq!(profiles(&mut conn, &customers)?, expected(&single)?);
+
+    // A node dies: its partitions move, and their owners now serve every write it had
+    // acknowledged (replayed from the partitions' logs).
+    let mut killed = nodes.pop().ok_or("three nodes")?;
+    killed.child.kill()?;
+    killed.child.wait()?;
+    for node in &nodes {
+        wait_for_members(node, &all[..2])?;
+    }
+    let mut conn = retrying(|| cluster_client(&nodes.iter().collect::<Vec<_>>()))?;
+    assert_eq!(profiles(&mut conn, &customers)?, expected(&single)?);
+    write(&mut conn, 2)?;
+    assert_eq!(profiles(&mut conn, &customers)?, expected(&single)?);
+
+    // It comes back: what it had applied is not applied again, what others appended since is.
+    let again = Node::start(&nats, &killed.data, &["--partitions", "8"])?;
+    nodes.push(again);
+    for node in &nodes {
+        wait_for_members(node, &all)?;
+    }
+    let mut conn = retrying(|| cluster_client(&nodes.iter().collect::<Vec<_>>()))?;
+    assert_eq!(profiles(&mut conn, &customers)?, expected(&single)?);
+    write(&mut conn, 3)?;
+    assert_eq!(profiles(&mut conn, &customers)?, expected(&single)?);
+    // Each node's store checks clean (its applied positions included).
+    for node in nodes {
+        let data = node.data.clone();
+        node.stop()?;
+        let out = Command::new(env!("CARGO_BIN_EXE_persona"))
+            .arg("--data")
+            .arg(&data)
+            .arg("check")
+            .output()?;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
     Ok(())
 }

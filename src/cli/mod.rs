@@ -138,10 +138,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Serve(a) => {
             let mut config = serve::server_config(a, cli.config.as_ref())?;
             // Joined first, so that a cluster that refuses this node leaves no store behind.
-            // Kept until the server stops; dropping it leaves the cluster (its partitions move
-            // at once).
-            let _node = serve::join_cluster(&a.cluster, &cli.data, &mut config)?;
-            serve::run(open()?, config)
+            // `node` lives until the server stops; dropping it leaves the cluster (its
+            // partitions move at once).
+            let node = serve::join_cluster(&a.cluster, &cli.data, &mut config)?;
+            let db = open()?;
+            serve::attach(node.as_ref(), &db)?;
+            serve::run(db, config)
         }
         Command::Cluster(a) => cluster::run(a),
         Command::Triggers(a) => triggers::run(a, &cli.data, cli.config.as_ref()),

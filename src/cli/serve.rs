@@ -161,6 +161,21 @@ pub fn join_cluster(
     }
 }
 
+/// Starts the joined node's partition log over the opened store.
+#[cfg(feature = "cluster")]
+pub fn attach(node: Option<&crate::Node>, db: &Db) -> Result<()> {
+    if let Some(node) = node {
+        node.attach(db.clone())?;
+    }
+    Ok(())
+}
+
+/// Without the `cluster` feature there is no node to attach.
+#[cfg(not(feature = "cluster"))]
+pub fn attach(_node: Option<&()>, _db: &Db) -> Result<()> {
+    Ok(())
+}
+
 pub fn run(db: Db, config: ServerConfig) -> Result<()> {
     let bind = config.bind.clone();
     let data = db.config().path.clone();

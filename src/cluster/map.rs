@@ -9,8 +9,10 @@
 //! member that scores higher joins.
 
 use super::slots::{key_slot, partition_of_slot, slot_range, MAX_PARTITIONS};
+use crate::pipeline::{Item, WriteReply};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
+use std::sync::{Arc, OnceLock};
 
 /// A node of the cluster as the map lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,13 +164,36 @@ pub enum Route {
     Down(u16),
 }
 
+/// Where a cluster node's writes go instead of straight to its store: the partition log
+/// (`log.rs`), which answers `reply` once the write is appended and applied.
+pub(crate) trait Writes: Send + Sync {
+    /// Queues one write (an event or attributes) for its customer's partition.
+    fn submit(&self, item: Item, reply: WriteReply);
+
+    /// Whether the partition of `key` (a customer this node owns) is served now: not while
+    /// it catches up with its log, when its reads would miss writes already acknowledged.
+    /// The error is the reply (`TRYAGAIN …`).
+    fn ready(&self, key: &[u8]) -> Result<(), crate::Error>;
+}
+
 /// A node's view of its cluster: who it is and the latest map it has installed. Shared by the
 /// RESP server (which routes by it) and the task that follows the control stream.
-#[derive(Debug)]
 pub struct ClusterView {
     id: String,
     addr: String,
     map: RwLock<Option<ClusterMap>>,
+    writes: OnceLock<Arc<dyn Writes>>,
+}
+
+impl std::fmt::Debug for ClusterView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterView")
+            .field("id", &self.id)
+            .field("addr", &self.addr)
+            .field("epoch", &self.epoch())
+            .field("log", &self.writes.get().is_some())
+            .finish()
+    }
 }
 
 /// Two views are equal when they are the same node's (id and address), whatever map each has
@@ -186,7 +211,19 @@ impl ClusterView {
             id: id.to_owned(),
             addr: addr.to_owned(),
             map: RwLock::new(None),
+            writes: OnceLock::new(),
         }
+    }
+
+    /// Where this node's writes go, once its partition log runs (None: straight to the store).
+    pub(crate) fn writes(&self) -> Option<&Arc<dyn Writes>> {
+        self.writes.get()
+    }
+
+    /// Sets where this node's writes go (once).
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn set_writes(&self, writes: Arc<dyn Writes>) {
+        let _ = self.writes.set(writes);
     }
 
     /// This node's id.

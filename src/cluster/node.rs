@@ -17,6 +17,7 @@
 //! The agent runs on a thread of its own with a single-threaded tokio runtime; the RESP server
 //! only reads the view.
 
+use super::log::{read_map, Log};
 use super::map::{ClusterMap, ClusterView, Member};
 use super::slots::MAX_PARTITIONS;
 use crate::error::{Error, Result};
@@ -203,6 +204,7 @@ struct Beat {
 pub struct Node {
     view: Arc<ClusterView>,
     stop: Option<oneshot::Sender<()>>,
+    attach: tokio::sync::mpsc::UnboundedSender<crate::Db>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -227,6 +229,7 @@ impl Node {
         let identity = Identity::load_or_new(&config.data_dir, &config.name)?;
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<Arc<ClusterView>>>();
         let (stop_tx, stop_rx) = oneshot::channel();
+        let (attach_tx, attach_rx) = tokio::sync::mpsc::unbounded_channel();
         let thread = std::thread::Builder::new()
             .name("persona-cluster".into())
             .spawn(move || {
@@ -240,7 +243,9 @@ impl Node {
                         return;
                     }
                 };
-                runtime.block_on(run(config, identity, ready_tx, stop_rx));
+                runtime.block_on(run(config, identity, ready_tx, stop_rx, attach_rx));
+                // Rounds being applied end once the store closes (`PendingWrite::wait_open`).
+                runtime.shutdown_timeout(Duration::from_secs(5));
             })?;
         let joined = ready_rx
             .recv()
@@ -249,6 +254,7 @@ impl Node {
             Ok(view) => Ok(Node {
                 view,
                 stop: Some(stop_tx),
+                attach: attach_tx,
                 thread: Some(thread),
             }),
             Err(e) => {
@@ -261,6 +267,18 @@ impl Node {
     /// The node's view of the cluster, for [`crate::ServerConfig::cluster`].
     pub fn view(&self) -> Arc<ClusterView> {
         Arc::clone(&self.view)
+    }
+
+    /// Starts the partition log over `db`, the node's store: from now on the events and
+    /// attributes the node's RESP server receives go through their partition's log
+    /// (`log.rs`), and the partitions the map gives this node are caught up with theirs.
+    ///
+    /// # Errors
+    /// [`Error::Cluster`] if the node's agent has stopped.
+    pub fn attach(&self, db: crate::Db) -> Result<()> {
+        self.attach
+            .send(db)
+            .map_err(|_| Error::Cluster("the cluster agent stopped".into()))
     }
 
     /// Leaves the cluster: removes this node's heartbeat and publishes a map without it, so its
@@ -293,6 +311,8 @@ struct Agent {
     members: kv::Store,
     ctl: stream::Stream,
     view: Arc<ClusterView>,
+    /// The partition log, once a store is attached.
+    log: Option<Arc<Log>>,
 }
 
 /// Bounds every NATS call: a server that stops answering must not hang a node.
@@ -317,6 +337,7 @@ async fn run(
     identity: Identity,
     ready: std::sync::mpsc::Sender<Result<Arc<ClusterView>>>,
     mut stop: oneshot::Receiver<()>,
+    mut attach: tokio::sync::mpsc::UnboundedReceiver<crate::Db>,
 ) {
     let mut agent = match Agent::connect(config, identity).await {
         Ok(a) => a,
@@ -335,9 +356,27 @@ async fn run(
     loop {
         tokio::select! {
             _ = &mut stop => break,
+            Some(db) = attach.recv(), if agent.log.is_none() => {
+                let log = Log::new(
+                    agent.js.clone(),
+                    (agent.ctl.clone(), agent.config.subject()),
+                    db,
+                    Arc::clone(&agent.view),
+                    &agent.config.name,
+                    agent.config.replicas,
+                    agent.config.partitions,
+                    tokio::runtime::Handle::current(),
+                );
+                agent.view.set_writes(Arc::new(Arc::clone(&log)));
+                log.follow_map();
+                agent.log = Some(log);
+            }
             _ = ticks.tick() => {
                 if let Err(e) = agent.tick().await {
                     tracing::warn!("cluster: {e}");
+                }
+                if let Some(log) = &agent.log {
+                    log.follow_map();
                 }
             }
         }
@@ -418,6 +457,7 @@ impl Agent {
             members,
             ctl,
             view,
+            log: None,
         })
     }
 
@@ -564,39 +604,7 @@ impl Agent {
 
     /// The latest agreed map, with its epoch.
     async fn current(&self) -> Result<Option<ClusterMap>> {
-        let got = tokio::time::timeout(
-            CALL,
-            self.ctl
-                .get_last_raw_message_by_subject(&self.config.subject()),
-        )
-        .await
-        .map_err(|_| Error::Cluster("reading the map: no answer".into()))?;
-        let message = match got {
-            Ok(m) => m,
-            Err(e)
-                if e.kind()
-                    == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
-            {
-                return Ok(None)
-            }
-            Err(e) => return Err(Error::Cluster(format!("reading the map: {e}"))),
-        };
-        let mut map: ClusterMap = serde_json::from_slice(&message.payload).map_err(|e| {
-            Error::Cluster(format!(
-                "the map at sequence {} of {} is not readable: {e}",
-                message.sequence,
-                self.config.stream()
-            ))
-        })?;
-        map.validate().map_err(|e| {
-            Error::Cluster(format!(
-                "the map at sequence {} of {} is invalid: {e}",
-                message.sequence,
-                self.config.stream()
-            ))
-        })?;
-        map.epoch = message.sequence;
-        Ok(Some(map))
+        read_map(&self.ctl, &self.config.subject()).await
     }
 
     /// The members whose heartbeat is live, with this cluster's partition count.

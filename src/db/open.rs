@@ -166,6 +166,8 @@ impl Inner {
     }
 
     pub(super) fn close(&self) -> Result<()> {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::Release);
         self.stop_background.lock().take();
         self.shared.lookalikes.stop_build();
         self.shared.together.stop_build();
@@ -335,6 +337,7 @@ impl Db {
                 index_builder: Mutex::new(IndexBuilder::NotStarted),
                 rng: Mutex::new(rand::SeedableRng::seed_from_u64(seed)),
                 stop_background: Mutex::new(None),
+                closing: std::sync::atomic::AtomicBool::new(false),
                 segment_cache: segments::SegmentCache::default(),
             }),
         };

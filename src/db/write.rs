@@ -38,6 +38,25 @@ impl PendingWrite {
     pub(super) fn wait_all(self) -> Result<Vec<Result<Ack>>> {
         self.rx.recv().map_err(|_| Error::Closed)
     }
+
+    /// [`PendingWrite::wait_all`] that gives up with [`Error::Closed`] once `db` is closing
+    /// and the results have not come (a write queued as the writer stopped is never answered).
+    #[cfg(feature = "cluster")]
+    fn wait_open(self, db: &Db) -> Result<Vec<Result<Ack>>> {
+        loop {
+            match self.rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                Ok(results) => return Ok(results),
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    return Err(Error::Closed)
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    if db.inner.closing.load(std::sync::atomic::Ordering::Acquire) {
+                        return Err(Error::Closed);
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl Db {
@@ -289,6 +308,54 @@ impl Db {
         self.submit_async(items)?.wait_all()
     }
 
+    /// Applies `items` and writes `key` = `value` in the same commit (a cluster node's applied
+    /// position in a partition log, `src/cluster/log.rs`); blocks until durable. One result
+    /// per item of `items`, in order.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] if the writer is gone; an item's own errors are in its result.
+    #[cfg(feature = "cluster")]
+    pub(crate) fn apply_marked(
+        &self,
+        mut items: Vec<Item>,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    ) -> Result<Vec<Result<Ack>>> {
+        let n = items.len();
+        items.push(Item::Mark { key, value });
+        let mut results = self.submit_async(items)?.wait_open(self)?;
+        results.truncate(n);
+        Ok(results)
+    }
+
+    /// The value of a metadata key written by [`Db::apply_marked`], if any.
+    #[cfg(feature = "cluster")]
+    pub(crate) fn mark(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.store().meta(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Checks the attributes of one customer as [`Db::set_attributes`] does before it submits
+    /// them (for a cluster node, before they go to the partition log).
+    pub(crate) fn check_attributes_of(
+        &self,
+        customer_id: &str,
+        attrs: &[(String, AttrValue)],
+    ) -> Result<()> {
+        self.check_attributes(customer_id, attrs, &mut HashMap::new())
+    }
+}
+
+/// A reply channel for a write someone other than the writer answers (a cluster node's
+/// partition log): the end that answers, and the [`PendingWrite`] that waits (and tells
+/// `notify`, as [`Db::ingest_notify`]'s do).
+pub(crate) fn write_channel(
+    notify: Option<(Arc<dyn Notify>, usize)>,
+) -> (WriteReply, PendingWrite) {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    (WriteReply::new(tx, notify), PendingWrite { rx })
+}
+
+impl Db {
     /// Records whether a recommended action converted (see [`Feedback`]). Goes through the
     /// writer like an event (atomic, durable) and updates the statistics of the credited
     /// segment. With an id, a repeated feedback is acknowledged as a duplicate and changes

@@ -179,6 +179,7 @@ impl Engine {
                 Item::SetAttributes { customer, .. } | Item::Feedback { customer, .. } => {
                     customer.as_str()
                 }
+                Item::Mark { .. } => continue,
             };
             if seen.insert(customer) {
                 wanted.push(customer);
@@ -264,6 +265,15 @@ impl Engine {
     pub(crate) fn apply(&mut self, store: &Store, b: &mut BatchState, item: &Item) -> Result<Ack> {
         match item {
             Item::Event(e) => self.apply_event(store, b, e),
+            Item::Mark { key, value } => {
+                b.marks.push((key.clone(), value.clone()));
+                Ok(Ack {
+                    version: 0,
+                    segment: None,
+                    propensity: 0.0,
+                    duplicate: false,
+                })
+            }
             Item::SetAttributes { customer, attrs } => {
                 let now = self.model.watermark_ms;
                 let (horizon, silent) = (self.horizon_ms, self.config.silent_horizons);

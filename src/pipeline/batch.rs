@@ -182,6 +182,9 @@ pub(crate) struct BatchState {
     /// The ends of the refit blocks the batch closed (the watermark passed them): the rows
     /// taken for them are written with the batch (`cohorts.rs`, "Persisted").
     pub(super) rows_closed: Vec<i64>,
+    /// Keys written as given with the batch ([`super::Item::Mark`]): a cluster node's
+    /// applied position in a partition log, committed with the writes it applied.
+    pub(super) marks: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// A record's model outcome before a write: its contribution to the segment statistics.
@@ -239,6 +242,7 @@ impl BatchState {
             && self.trigger_acks.is_empty()
             && self.feedback.is_empty()
             && self.ledger_removed.is_empty()
+            && self.marks.is_empty()
             && !self.records.values().any(|w| w.dirty)
     }
 }

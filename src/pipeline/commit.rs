@@ -96,6 +96,9 @@ impl Engine {
                 }
             }
         }
+        for (key, value) in &b.marks {
+            insert(batch, key.clone(), value.as_slice().into());
+        }
         for (name, id) in &b.trigger_acks {
             insert(
                 batch,

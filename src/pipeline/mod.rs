@@ -252,10 +252,12 @@ impl Writer {
             self.read_ahead(&items);
             let mut results = Vec::with_capacity(items.len());
             let mut batches = Vec::new();
-            for chunk in items.chunks(max_batch) {
-                let (r, prepared) = self.run_batch(chunk);
+            let mut start = 0;
+            for end in chunk_ends(waiters.iter().map(|(n, _)| *n), max_batch) {
+                let (r, prepared) = self.run_batch(&items[start..end]);
                 results.extend(r);
                 batches.extend(prepared);
+                start = end;
             }
             self.engine.end_round();
             if !waiters.is_empty() || !batches.is_empty() {
@@ -618,5 +620,43 @@ impl Writer {
                 Err(e)
             }
         }
+    }
+}
+
+/// Where the sled batches of a round end, given the sizes of its requests in order: at most
+/// `max_batch` items each, and a request is never split across two batches unless it alone
+/// holds more than `max_batch` (then it is cut every `max_batch` items), so that what a
+/// request writes with its items ([`Item::Mark`]) commits with them.
+fn chunk_ends(sizes: impl Iterator<Item = usize>, max_batch: usize) -> Vec<usize> {
+    let max_batch = max_batch.max(1);
+    let (mut ends, mut start, mut end) = (Vec::new(), 0usize, 0usize);
+    for n in sizes {
+        if end > start && end - start + n > max_batch {
+            ends.push(end);
+            start = end;
+        }
+        end += n;
+        while end - start > max_batch {
+            start += max_batch;
+            ends.push(start);
+        }
+    }
+    if end > start {
+        ends.push(end);
+    }
+    ends
+}
+
+#[cfg(test)]
+mod chunk_tests {
+    use super::chunk_ends;
+
+    #[test]
+    fn a_request_stays_in_one_batch_unless_it_alone_is_larger() {
+        assert_eq!(chunk_ends([3, 4, 2].into_iter(), 8), vec![7, 9]);
+        assert_eq!(chunk_ends([8, 1].into_iter(), 8), vec![8, 9]);
+        assert_eq!(chunk_ends([2, 20, 1].into_iter(), 8), vec![2, 10, 18, 23]);
+        assert_eq!(chunk_ends([0, 0].into_iter(), 8), Vec::<usize>::new());
+        assert_eq!(chunk_ends([5, 0, 3].into_iter(), 8), vec![8]);
     }
 }

@@ -44,6 +44,11 @@ pub(crate) enum Item {
         id: Option<String>,
         segment: Option<u16>,
     },
+    /// A key written as given in the same commit as the items before it in its request (a
+    /// cluster node's applied position in a partition log: `src/cluster/log.rs`). Not a
+    /// customer's: never sealed. Acknowledged with an empty [`Ack`].
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    Mark { key: Vec<u8>, value: Vec<u8> },
 }
 
 /// A maintenance operation, run by the writer as a batch of its own.
@@ -143,7 +148,7 @@ impl WriteReply {
 
     /// Sends the results, then notifies. A waiter that gave up (dropped its receiver) is
     /// ignored.
-    pub(super) fn send(mut self, results: Vec<Result<Ack>>) {
+    pub(crate) fn send(mut self, results: Vec<Result<Ack>>) {
         if let Some(tx) = self.tx.take() {
             let _ = tx.send(results);
         }

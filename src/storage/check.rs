@@ -290,6 +290,19 @@ fn check_meta(
             }
         } else if &*k == keys::META_CRYPT {
             // Read (and checked against the key) before the checks start.
+        } else if let Some(p) = k.strip_prefix(keys::META_CLUSTER) {
+            if p.len() != 2 || v.len() != 8 {
+                report.push(
+                    &k,
+                    ProblemKind::Inconsistent,
+                    format!(
+                        "a cluster position must be a 2-byte partition and an 8-byte sequence, \
+                         found {} and {} bytes",
+                        p.len(),
+                        v.len()
+                    ),
+                );
+            }
         } else {
             report.push(&k, ProblemKind::UnknownKey, "unknown metadata key");
         }

@@ -4,7 +4,7 @@
 //!
 //! | prefix | key | value |
 //! |---|---|---|
-//! | `M` | `M` + name (`format`, `config`) | metadata (see `docs/storage-format.md`) |
+//! | `M` | `M` + name (`format`, `config`, `crypt`); `Mcluster/` + partition (u16 big-endian) | metadata (see `docs/storage-format.md`); a cluster node's applied position in that partition's log (u64 big-endian) |
 //! | `S` | `S` | the current [`crate::model::ModelState`] record |
 //! | `P` | `P` + customer id (UTF-8) | a [`super::record::ProfileRecord`] |
 //! | `G` | `G` + segment (u16 big-endian) + customer id | store format 1 only: the segment membership index, dropped when such a store is opened (format 2 reads members from the records) |
@@ -29,6 +29,19 @@ pub const META_FORMAT: &[u8] = b"Mformat";
 pub const META_CONFIG: &[u8] = b"Mconfig";
 /// Key of the record saying the store is encrypted (`storage/encryption.rs`).
 pub const META_CRYPT: &[u8] = b"Mcrypt";
+/// Prefix of a cluster node's applied positions: `Mcluster/` + partition (u16 big-endian) →
+/// the sequence (u64 big-endian) of the last round of that partition's log the store applied
+/// (`src/cluster/log.rs`), written in the same commit as the round.
+pub const META_CLUSTER: &[u8] = b"Mcluster/";
+
+/// The key of partition `p`'s applied position.
+#[cfg(feature = "cluster")]
+pub fn cluster_applied(p: u16) -> Vec<u8> {
+    let mut key = META_CLUSTER.to_vec();
+    key.extend_from_slice(&p.to_be_bytes());
+    key
+}
+
 /// Key of the model state.
 pub const MODEL: &[u8] = b"S";
 /// Prefix of profile records.

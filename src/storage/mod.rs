@@ -557,6 +557,13 @@ impl Store {
         &self.db
     }
 
+    /// The value of a metadata key (`M…`), read as stored (never sealed).
+    #[cfg(feature = "cluster")]
+    pub(crate) fn meta(&self, key: &[u8]) -> Result<Option<sled::IVec>> {
+        debug_assert!(key.first() == Some(&keys::META));
+        Ok(self.db.get(key)?)
+    }
+
     /// Number of profile records.
     pub fn profile_count(&self) -> usize {
         self.db.scan_prefix([keys::PROFILE]).count()

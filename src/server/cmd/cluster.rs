@@ -274,7 +274,10 @@ fn info(map: Option<&ClusterMap>) -> String {
 /// Where a keyed command must run: None here, or the error a Redis Cluster node answers.
 pub(crate) fn misrouted(view: &ClusterView, key: &[u8]) -> Option<CommandError> {
     match view.route(key) {
-        crate::cluster::Route::Local => None,
+        crate::cluster::Route::Local => view
+            .writes()
+            .and_then(|w| w.ready(key).err())
+            .map(CommandError::Db),
         crate::cluster::Route::Moved(slot, addr) => Some(CommandError::Moved { slot, addr }),
         crate::cluster::Route::Down(_) => Some(CommandError::ClusterDown),
     }

@@ -131,6 +131,21 @@ impl Add {
         if self.clock_time && self.event.validate().is_ok() {
             ctx.server.clock_event(self.event.timestamp_ms);
         }
+        // A cluster node's events go through their partition's log (`cluster/log.rs`).
+        if let Some(writes) = ctx
+            .server
+            .config
+            .cluster
+            .as_deref()
+            .and_then(|c| c.writes())
+        {
+            if let Err(e) = self.event.validate() {
+                return Reply::Frame(invalid(e).into());
+            }
+            let (reply, pending) = crate::db::write_channel(ctx.notify.clone());
+            writes.submit(crate::pipeline::Item::Event(self.event), reply);
+            return Reply::InFlight(pending, ack_reply);
+        }
         let queued = match ctx.notify.clone() {
             Some(notify) => ctx.server.db.ingest_notify(self.event, notify),
             None => ctx.server.db.ingest_async(self.event),

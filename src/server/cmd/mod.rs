@@ -313,8 +313,9 @@ pub(crate) enum CommandError {
     /// `HELLO` with a protocol version other than 2 or 3.
     #[error("NOPROTO unsupported protocol version")]
     NoProto,
-    /// The store refused or failed the request.
-    #[error("ERR {0}")]
+    /// The store refused or failed the request (a cluster node's redirect is sent as Redis
+    /// Cluster words it, without `ERR`).
+    #[error("{}", db_reply(.0))]
     Db(#[from] Error),
     /// A cluster node asked for a customer of a partition another node owns (Redis Cluster's
     /// redirect, word for word).
@@ -323,6 +324,14 @@ pub(crate) enum CommandError {
     /// A cluster node asked for a customer of a partition no node owns yet.
     #[error("CLUSTERDOWN Hash slot not served")]
     ClusterDown,
+}
+
+/// The error reply for a store error: `ERR` and its message, or a cluster redirect as it is.
+fn db_reply(e: &Error) -> String {
+    match e {
+        Error::Redirect(reply) => reply.clone(),
+        e => format!("ERR {e}"),
+    }
 }
 
 impl From<CommandError> for Frame {

@@ -277,6 +277,27 @@ impl Set {
     }
 
     pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Result<Frame, CommandError> {
+        // A cluster node's attributes go through their partition's log (`cluster/log.rs`).
+        if let Some(writes) = ctx
+            .server
+            .config
+            .cluster
+            .as_deref()
+            .and_then(|c| c.writes())
+        {
+            ctx.server
+                .db
+                .check_attributes_of(&self.customer, &self.attrs)?;
+            let (reply, pending) = crate::db::write_channel(None);
+            writes.submit(
+                crate::pipeline::Item::SetAttributes {
+                    customer: self.customer,
+                    attrs: self.attrs,
+                },
+                reply,
+            );
+            return Ok(super::int(pending.wait()?.version));
+        }
         let version = ctx.server.db.set_attributes(&self.customer, self.attrs)?;
         Ok(super::int(version))
     }
