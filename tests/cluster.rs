@@ -331,6 +331,14 @@ fn three_nodes_serve_one_slot_map_and_redirect_to_the_owner() -> TestResult {
         *placed.entry(owner.addr.port()).or_default() += 1;
     }
     assert_eq!(placed.len(), 3, "60 customers over 3 nodes: {placed:?}");
+    // Erasure is refused on a cluster node (the partition log would bring the customer back).
+    let owner = owner_of(persona::key_slot(b"c0"));
+    let reply = call_settled(owner, &["PROFILE.DEL", "c0"])?;
+    assert!(
+        reply.starts_with("-ERR PROFILE.DEL is not available on a cluster node"),
+        "{reply}"
+    );
+    assert!(call_settled(owner, &["PROFILE.GET", "c0"])?.contains("c0"));
     // Commands without a customer run anywhere.
     assert_eq!(nodes[1].raw()?.call(&["PING"])?, "+PONG\r\n");
 
@@ -633,6 +641,30 @@ fn a_partitions_data_moves_with_it_and_every_write_is_applied_once() -> TestResu
                 event.event_id = Some(id.clone());
                 single.ingest(event)?;
             }
+            if n % 7 == 0 {
+                // An outcome credited to segment 0, sent twice with its id: applied once.
+                let id = format!("fb-{c}-{round}");
+                for _ in 0..2 {
+                    let theirs: redis::RedisResult<redis::Value> = retrying(|| {
+                        redis::cmd("FEEDBACK")
+                            .arg(c)
+                            .arg("vip_offer")
+                            .arg(1)
+                            .arg("ID")
+                            .arg(&id)
+                            .arg("SEGMENT")
+                            .arg(0)
+                            .query(conn)
+                    });
+                    let ours = single.feedback(
+                        persona::Feedback::new(c, "vip_offer", true)
+                            .with_id(Some(id.as_str()))
+                            .with_segment(Some(0)),
+                    )?;
+                    let theirs = theirs?;
+                    assert_eq!(field(&theirs, "version"), Some(ours.version as i64));
+                }
+            }
             if n % 5 == 0 {
                 let plan = format!("p{round}");
                 let _: i64 = retrying(|| {
@@ -698,5 +730,183 @@ fn a_partitions_data_moves_with_it_and_every_write_is_applied_once() -> TestResu
             String::from_utf8_lossy(&out.stdout)
         );
     }
+    Ok(())
+}
+
+/// Three `nats-server` processes forming one JetStream cluster, killed on drop.
+struct NatsCluster {
+    servers: Vec<Option<Child>>,
+    confs: Vec<PathBuf>,
+    urls: String,
+    _dir: tempfile::TempDir,
+}
+
+impl NatsCluster {
+    fn start() -> Result<NatsCluster, Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let client: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let route: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let routes: Vec<String> = route
+            .iter()
+            .map(|p| format!("nats-route://127.0.0.1:{p}"))
+            .collect();
+        let mut confs = Vec::new();
+        for n in 0..3 {
+            let conf = dir.path().join(format!("n{n}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "server_name: n{n}\nlisten: 127.0.0.1:{}\njetstream {{ store_dir: \"{}\" }}\n\
+                     cluster {{\n  name: persona-test\n  listen: 127.0.0.1:{}\n  routes: [{}]\n}}\n",
+                    client[n],
+                    dir.path().join(format!("js{n}")).display(),
+                    route[n],
+                    routes.join(", ")
+                ),
+            )?;
+            confs.push(conf);
+        }
+        let mut cluster = NatsCluster {
+            servers: vec![None, None, None],
+            confs,
+            urls: client
+                .iter()
+                .map(|p| format!("nats://127.0.0.1:{p}"))
+                .collect::<Vec<_>>()
+                .join(","),
+            _dir: dir,
+        };
+        for n in 0..3 {
+            cluster.restart(n)?;
+        }
+        for p in client {
+            let addr: SocketAddr = format!("127.0.0.1:{p}").parse()?;
+            let deadline = Instant::now() + BOUND;
+            while TcpStream::connect(addr).is_err() {
+                if Instant::now() > deadline {
+                    return Err("nats-server did not start".into());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Ok(cluster)
+    }
+
+    fn kill(&mut self, n: usize) -> TestResult {
+        if let Some(mut child) = self.servers[n].take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    fn restart(&mut self, n: usize) -> TestResult {
+        let child = Command::new("nats-server")
+            .arg("-c")
+            .arg(&self.confs[n])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        self.servers[n] = Some(child);
+        Ok(())
+    }
+
+    /// A [`Nats`] handle naming all three servers (for [`Node::start`]).
+    fn as_nats(&self) -> Result<Nats, Box<dyn std::error::Error>> {
+        Ok(Nats {
+            child: Command::new("true").spawn()?,
+            url: self.urls.clone(),
+            _dir: tempfile::tempdir()?,
+        })
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for n in 0..3 {
+            let _ = self.kill(n);
+        }
+    }
+}
+
+#[test]
+fn writes_go_on_without_one_nats_server_and_stop_without_two() -> TestResult {
+    if !nats_available() {
+        return Ok(());
+    }
+    let mut nats = NatsCluster::start()?;
+    let handle = nats.as_nats()?;
+    let dir = tempfile::tempdir()?;
+    // The JetStream cluster elects its leaders first: the node retries until it has joined.
+    let node = Node::start(
+        &handle,
+        &dir.path().join("data"),
+        &["--partitions", "4", "--replicas", "3"],
+    )?;
+    let mut acknowledged = std::collections::BTreeSet::new();
+    let mut send = |id: &str| -> Result<String, Box<dyn std::error::Error>> {
+        let reply = call_settled(&node, &["EVENT.ADD", "k1", "click", "ID", id])?;
+        if reply.contains("version") {
+            acknowledged.insert(id.to_owned());
+        }
+        Ok(reply)
+    };
+    for n in 0..5 {
+        let reply = send(&format!("a{n}"))?;
+        assert!(reply.contains("version"), "{reply}");
+    }
+    // One of three down: a majority of each stream's replicas is left.
+    nats.kill(0)?;
+    let deadline = Instant::now() + BOUND;
+    let mut n = 0;
+    while n < 5 {
+        let reply = send(&format!("b{n}"))?;
+        if reply.contains("version") {
+            n += 1;
+        } else {
+            // The client moving to another server, a stream leader moving: said, not hidden.
+            assert!(reply.starts_with('-'), "{reply}");
+            assert!(Instant::now() < deadline, "writes did not resume: {reply}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    // Two of three down: no majority; every write fails, none is acknowledged.
+    nats.kill(1)?;
+    for n in 0..2 {
+        let reply = send(&format!("c{n}"))?;
+        assert!(
+            reply.starts_with('-'),
+            "acknowledged without a majority: {reply}"
+        );
+    }
+    // Back up: writes resume; every id sent is applied once (the ones whose outcome was
+    // unknown are sent again, and de-duplicated if they had landed).
+    nats.restart(0)?;
+    nats.restart(1)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for id in ["c0", "c1", "d0"] {
+        loop {
+            let reply = send(id)?;
+            if reply.contains("version") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "writes did not resume: {reply}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    let profile = call_settled(&node, &["PROFILE.GET", "k1"])?;
+    // RESP2: `$11 event_count` then the count, an integer or a bulk string.
+    let mut after = profile
+        .split("\r\n")
+        .skip_while(|l| *l != "event_count")
+        .skip(1);
+    let count: usize = match after.next() {
+        Some(l) if l.starts_with('$') => after.next(),
+        other => other.map(|l| l.trim_start_matches(':')),
+    }
+    .and_then(|l| l.parse().ok())
+    .ok_or_else(|| format!("no event_count in {profile}"))?;
+    assert_eq!(count, acknowledged.len(), "{acknowledged:?}");
+    assert_eq!(count, 13);
     Ok(())
 }

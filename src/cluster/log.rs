@@ -20,8 +20,8 @@
 //!   round once; a round whose publication timed out is published again with the same
 //!   message id, which the stream's duplicate window recognises.
 //!
-//! What the log carries: `EVENT.ADD` and `PROFILE.SET`. Feedback, erasure and the other
-//! writes are applied by the node that receives them only (see docs/cluster.md).
+//! What the log carries: `EVENT.ADD`, `PROFILE.SET` and `FEEDBACK`. `PROFILE.DEL` (erasure)
+//! is refused on a cluster node for now (see docs/cluster.md).
 
 use super::map::{ClusterView, Route, Writes};
 use super::slots::{key_slot, partition_of_slot};
@@ -62,13 +62,21 @@ enum Entry {
         customer: String,
         attrs: Vec<(String, AttrValue)>,
     },
+    /// A strategy outcome; `action` indexes the configured actions (the same on every node).
+    Feedback {
+        customer: String,
+        action: usize,
+        converted: bool,
+        id: Option<String>,
+        segment: Option<u16>,
+    },
 }
 
 impl Entry {
     fn customer(&self) -> &str {
         match self {
             Entry::Event(e) => &e.customer_id,
-            Entry::Set { customer, .. } => customer,
+            Entry::Set { customer, .. } | Entry::Feedback { customer, .. } => customer,
         }
     }
 
@@ -76,6 +84,19 @@ impl Entry {
         match self {
             Entry::Event(e) => Item::Event(e),
             Entry::Set { customer, attrs } => Item::SetAttributes { customer, attrs },
+            Entry::Feedback {
+                customer,
+                action,
+                converted,
+                id,
+                segment,
+            } => Item::Feedback {
+                customer,
+                action,
+                converted,
+                id,
+                segment,
+            },
         }
     }
 }
@@ -370,6 +391,7 @@ impl Log {
                     )))
                 }
                 Ok(Err(e)) if attempt == 0 && e.kind() == PublishErrorKind::TimedOut => continue,
+                Ok(Err(e)) if e.kind() == PublishErrorKind::TimedOut => break,
                 Ok(Err(e)) => {
                     return Err(Error::Cluster(format!(
                         "the write was not appended to partition {p}'s log: {e}"
@@ -650,9 +672,22 @@ impl Writes for Arc<Log> {
         let entry = match item {
             Item::Event(e) => Entry::Event(e),
             Item::SetAttributes { customer, attrs } => Entry::Set { customer, attrs },
-            _ => {
+            Item::Feedback {
+                customer,
+                action,
+                converted,
+                id,
+                segment,
+            } => Entry::Feedback {
+                customer,
+                action,
+                converted,
+                id,
+                segment,
+            },
+            Item::Mark { .. } => {
                 return reply.send(vec![Err(Error::Cluster(
-                    "only events and attributes go through the partition log".into(),
+                    "a position is not a write of the partition log".into(),
                 ))])
             }
         };

@@ -6,8 +6,11 @@
 //! | `slots.rs` | Redis Cluster's key → slot function; slot → partition ranges |
 //! | `map.rs` | the partition → owner map (rendezvous assignment) and a node's view of it, which the RESP server routes by |
 //! | `node.rs` | (feature `cluster`) a node's agent: joins over NATS, heartbeats, agrees the map, follows it |
+//! | `identity.rs` | (feature `cluster`) the node's id and cluster, kept in its data directory |
 //! | `log.rs` | (feature `cluster`) the partition write log: writes appended to their partition's stream, then applied; catch-up and fencing when a partition moves |
 
+#[cfg(feature = "cluster")]
+mod identity;
 #[cfg(feature = "cluster")]
 mod log;
 mod map;

@@ -17,6 +17,7 @@
 //! The agent runs on a thread of its own with a single-threaded tokio runtime; the RESP server
 //! only reads the view.
 
+use super::identity::{random_hex, Identity, IDENTITY_FILE};
 use super::log::{read_map, Log};
 use super::map::{ClusterMap, ClusterView, Member};
 use super::slots::MAX_PARTITIONS;
@@ -30,9 +31,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
-
-/// The file in a node's data directory that names the node and the cluster its store belongs to.
-pub const IDENTITY_FILE: &str = "cluster.json";
 
 /// How a node joins its cluster.
 #[derive(Debug, Clone)]
@@ -128,69 +126,6 @@ impl NodeConfig {
     fn bucket(&self) -> String {
         format!("persona_{}_members", self.name)
     }
-}
-
-/// The node's identity, kept in [`IDENTITY_FILE`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Identity {
-    node_id: String,
-    cluster: String,
-    /// The id of the cluster this store served; None until its first map.
-    cluster_id: Option<String>,
-}
-
-impl Identity {
-    /// Reads the identity in `dir`, or draws a new node id for a directory without one.
-    fn load_or_new(dir: &Path, cluster: &str) -> Result<Identity> {
-        let path = dir.join(IDENTITY_FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                let id: Identity = serde_json::from_slice(&bytes).map_err(|e| {
-                    Error::Cluster(format!("{} is not a node identity: {e}", path.display()))
-                })?;
-                if id.node_id.len() != 40 || !id.node_id.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(Error::Cluster(format!(
-                        "{}: node_id must be 40 hex digits",
-                        path.display()
-                    )));
-                }
-                if id.cluster != cluster {
-                    return Err(Error::Cluster(format!(
-                        "the store at {} belongs to the cluster {:?}, not {cluster:?}: use its \
-                         own cluster name or another data directory",
-                        dir.display(),
-                        id.cluster
-                    )));
-                }
-                Ok(id)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Identity {
-                node_id: random_hex(),
-                cluster: cluster.to_owned(),
-                cluster_id: None,
-            }),
-            Err(e) => Err(Error::Io(e)),
-        }
-    }
-
-    /// Writes the identity atomically.
-    fn save(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir)?;
-        let tmp = dir.join(format!("{IDENTITY_FILE}.tmp"));
-        let bytes = serde_json::to_vec_pretty(self).map_err(|e| Error::Cluster(e.to_string()))?;
-        std::fs::write(&tmp, bytes)?;
-        std::fs::File::open(&tmp)?.sync_all()?;
-        std::fs::rename(&tmp, dir.join(IDENTITY_FILE))?;
-        Ok(())
-    }
-}
-
-/// 40 random lower-case hex digits (Redis Cluster's node id shape).
-fn random_hex() -> String {
-    use rand::RngCore;
-    let mut bytes = [0u8; 20];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What a node heartbeats.
@@ -315,6 +250,28 @@ struct Agent {
     log: Option<Arc<Log>>,
 }
 
+/// Why a heartbeat and map check did not complete.
+enum Tick {
+    /// The cluster refuses this node (another partition count, another cluster).
+    Refused(Error),
+    /// A NATS call failed: try again at the next tick.
+    Failed(Error),
+}
+
+impl From<Error> for Tick {
+    fn from(e: Error) -> Tick {
+        Tick::Failed(e)
+    }
+}
+
+impl std::fmt::Display for Tick {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Tick::Refused(e) | Tick::Failed(e) => e.fmt(f),
+        }
+    }
+}
+
 /// Bounds every NATS call: a server that stops answering must not hang a node.
 async fn bounded<T, E: std::fmt::Display>(
     what: &str,
@@ -398,57 +355,31 @@ impl Agent {
         )
         .await?;
         let js = jetstream::new(client);
-        let unavailable = |e: Error| match e {
-            Error::Cluster(m) if m.contains("unavailable") || m.contains("not enabled") => {
-                Error::Cluster(format!(
-                    "JetStream is not enabled on the NATS server at {urls}: start nats-server \
-                     with `-js` (or a `jetstream {{}}` block in its configuration)"
-                ))
+        // A JetStream cluster that is still electing its leaders answers "temporarily
+        // unavailable" or not at all for a moment: tried again until the join's deadline. A
+        // server without JetStream is refused at once.
+        let deadline = tokio::time::Instant::now() + config.join_timeout;
+        let (ctl, members) = loop {
+            match open_streams(&js, &config).await {
+                Ok(opened) => break opened,
+                Err(e) => {
+                    let m = e.to_string();
+                    if (m.contains("unavailable") || m.contains("not enabled"))
+                        && !m.contains("temporarily")
+                    {
+                        return Err(Error::Cluster(format!(
+                            "JetStream is not enabled on the NATS server at {urls}: start \
+                             nats-server with `-js` (or a `jetstream {{}}` block in its \
+                             configuration)"
+                        )));
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
             }
-            other => other,
         };
-        let ctl = bounded(
-            "creating the control stream",
-            CALL,
-            js.get_or_create_stream(stream::Config {
-                name: config.stream(),
-                subjects: vec![config.subject()],
-                num_replicas: config.replicas,
-                storage: stream::StorageType::File,
-                max_messages: 1000,
-                discard: stream::DiscardPolicy::Old,
-                ..Default::default()
-            }),
-        )
-        .await
-        .map_err(unavailable)?;
-        // The bucket's stream is created directly: `create_key_value` of async-nats ≥ 0.41
-        // cannot parse the account reply of a server before 2.10.8 (docs/cluster.md).
-        let bucket = config.bucket();
-        bounded(
-            "creating the membership bucket",
-            CALL,
-            js.get_or_create_stream(stream::Config {
-                name: format!("KV_{bucket}"),
-                subjects: vec![format!("$KV.{bucket}.>")],
-                max_messages_per_subject: 1,
-                max_age: config.liveness,
-                num_replicas: config.replicas,
-                storage: stream::StorageType::File,
-                discard: stream::DiscardPolicy::New,
-                allow_rollup: true,
-                deny_delete: true,
-                allow_direct: true,
-                ..Default::default()
-            }),
-        )
-        .await?;
-        let members = bounded(
-            "opening the membership bucket",
-            CALL,
-            js.get_key_value(bucket),
-        )
-        .await?;
         let view = Arc::new(ClusterView::new(&identity.node_id, &config.advertise));
         Ok(Agent {
             config,
@@ -478,8 +409,16 @@ impl Agent {
             )));
         }
         let deadline = tokio::time::Instant::now() + self.config.join_timeout;
+        let mut failed = None;
         loop {
-            self.tick().await?;
+            // A cluster that refuses this node ends the join; a NATS call that fails (a
+            // stream just created on a JetStream cluster may not take messages for a moment)
+            // is tried again until the deadline.
+            match self.tick().await {
+                Ok(()) => {}
+                Err(Tick::Refused(e)) => return Err(e),
+                Err(Tick::Failed(e)) => failed = Some(e),
+            }
             if let Some(map) = self.view.map() {
                 if map.members.iter().any(|m| m.id == self.identity.node_id) {
                     if self.identity.cluster_id.as_deref() != Some(map.cluster_id.as_str()) {
@@ -490,10 +429,12 @@ impl Agent {
                 }
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(Error::Cluster(format!(
-                    "no map listing this node was agreed within {:?}",
-                    self.config.join_timeout
-                )));
+                return Err(failed.unwrap_or_else(|| {
+                    Error::Cluster(format!(
+                        "no map listing this node was agreed within {:?}",
+                        self.config.join_timeout
+                    ))
+                }));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -524,7 +465,7 @@ impl Agent {
 
     /// One heartbeat, then the map: proposes a new one if its members are not the live ones,
     /// and installs the latest.
-    async fn tick(&mut self) -> Result<()> {
+    async fn tick(&mut self) -> std::result::Result<(), Tick> {
         let beat = Beat {
             addr: self.config.advertise.clone(),
             partitions: self.config.partitions,
@@ -539,17 +480,17 @@ impl Agent {
         let live = self.live().await?;
         let current = self.current().await?;
         if let Some(map) = &current {
-            self.check_compatible(map)?;
+            self.check_compatible(map).map_err(Tick::Refused)?;
         }
         if let (None, Some(id)) = (&current, &self.identity.cluster_id) {
-            return Err(Error::Cluster(format!(
+            return Err(Tick::Refused(Error::Cluster(format!(
                 "the store at {} belonged to another cluster (id {id}); these NATS servers have \
                  no cluster {:?}, so this node would found a new one: use another data \
                  directory (or remove {} to let this store found a new cluster)",
                 self.config.data_dir.display(),
                 self.config.name,
                 self.config.data_dir.join(IDENTITY_FILE).display()
-            )));
+            ))));
         }
         let stale = current.as_ref().is_none_or(|m| !m.has_members(&live));
         if stale {
@@ -667,6 +608,52 @@ impl Agent {
         );
         let _ = self.propose(map, current.epoch).await;
     }
+}
+
+/// Creates (or opens) the control stream and the membership bucket of `config`'s cluster.
+async fn open_streams(js: &Context, config: &NodeConfig) -> Result<(stream::Stream, kv::Store)> {
+    let ctl = bounded(
+        "creating the control stream",
+        CALL,
+        js.get_or_create_stream(stream::Config {
+            name: config.stream(),
+            subjects: vec![config.subject()],
+            num_replicas: config.replicas,
+            storage: stream::StorageType::File,
+            max_messages: 1000,
+            discard: stream::DiscardPolicy::Old,
+            ..Default::default()
+        }),
+    )
+    .await?;
+    // The bucket's stream is created directly: `create_key_value` of async-nats ≥ 0.41
+    // cannot parse the account reply of a server before 2.10.8 (docs/cluster.md).
+    let bucket = config.bucket();
+    bounded(
+        "creating the membership bucket",
+        CALL,
+        js.get_or_create_stream(stream::Config {
+            name: format!("KV_{bucket}"),
+            subjects: vec![format!("$KV.{bucket}.>")],
+            max_messages_per_subject: 1,
+            max_age: config.liveness,
+            num_replicas: config.replicas,
+            storage: stream::StorageType::File,
+            discard: stream::DiscardPolicy::New,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            ..Default::default()
+        }),
+    )
+    .await?;
+    let members = bounded(
+        "opening the membership bucket",
+        CALL,
+        js.get_key_value(bucket),
+    )
+    .await?;
+    Ok((ctl, members))
 }
 
 /// What `persona cluster status` prints: the agreed map and the live members.

@@ -365,6 +365,14 @@ impl Db {
     /// [`Error::InvalidArgument`] for an unknown action (naming the catalogue), an unknown
     /// customer, a segment out of range, or before segments are seeded.
     pub fn feedback(&self, feedback: Feedback<'_>) -> Result<Ack> {
+        let item = self.feedback_item(feedback)?;
+        let mut results = self.submit(vec![item])?;
+        results.pop().unwrap_or(Err(Error::Closed))
+    }
+
+    /// A feedback outcome checked as [`Db::feedback`] checks it, as the writer's item (for a
+    /// cluster node, to go through the partition log).
+    pub(crate) fn feedback_item(&self, feedback: Feedback<'_>) -> Result<Item> {
         let Feedback {
             customer_id,
             action,
@@ -395,13 +403,12 @@ impl Db {
                 ));
             }
         }
-        let mut results = self.submit(vec![Item::Feedback {
+        Ok(Item::Feedback {
             customer: customer_id.to_string(),
             action,
             converted,
             id: id.map(str::to_string),
             segment,
-        }])?;
-        results.pop().unwrap_or(Err(Error::Closed))
+        })
     }
 }

@@ -404,6 +404,17 @@ impl Del {
     }
 
     pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Result<Frame, CommandError> {
+        // Not through the partition log yet: an erase applied by this node alone would come
+        // back when another node replays the partition's log, and the log itself keeps the
+        // customer's events (docs/cluster.md). Refused rather than undone later.
+        if ctx.server.config.cluster.is_some() {
+            return Err(CommandError::Other(
+                "PROFILE.DEL is not available on a cluster node yet: the partition log keeps \
+                 the customer's events, so an erase here would not be final (docs/cluster.md, \
+                 \"Not built yet\")"
+                    .into(),
+            ));
+        }
         let erased = ctx.server.db.erase(&self.customer)?;
         Ok(Frame::Integer(i64::from(erased)))
     }

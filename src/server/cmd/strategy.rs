@@ -221,11 +221,25 @@ impl Feedback {
     }
 
     pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Result<Frame, CommandError> {
-        let ack = ctx.server.db.feedback(
-            crate::Feedback::new(&self.customer, &self.action, self.converted)
-                .with_id(self.id.as_deref())
-                .with_segment(self.segment),
-        )?;
+        let feedback = crate::Feedback::new(&self.customer, &self.action, self.converted)
+            .with_id(self.id.as_deref())
+            .with_segment(self.segment);
+        // A cluster node's outcomes go through their partition's log (`cluster/log.rs`).
+        let ack = match ctx
+            .server
+            .config
+            .cluster
+            .as_deref()
+            .and_then(|c| c.writes())
+        {
+            Some(writes) => {
+                let item = ctx.server.db.feedback_item(feedback)?;
+                let (reply, pending) = crate::db::write_channel(None);
+                writes.submit(item, reply);
+                pending.wait()?
+            }
+            None => ctx.server.db.feedback(feedback)?,
+        };
         Ok(Frame::map_from([
             ("version", super::int(ack.version)),
             ("segment", super::opt_int(ack.segment.map(u64::from))),
