@@ -154,6 +154,23 @@ impl Drop for Node {
     }
 }
 
+/// `n` nodes, each with its store in a temporary directory of its own (kept as long as the
+/// directories returned).
+fn start_nodes(
+    nats: &Nats,
+    n: usize,
+    extra: &[&str],
+) -> Result<(Vec<tempfile::TempDir>, Vec<Node>), Box<dyn std::error::Error>> {
+    let dirs: Vec<tempfile::TempDir> = (0..n)
+        .map(|_| tempfile::tempdir())
+        .collect::<Result<_, _>>()?;
+    let nodes = dirs
+        .iter()
+        .map(|d| Node::start(nats, &d.path().join("data"), extra))
+        .collect::<Result<_, _>>()?;
+    Ok((dirs, nodes))
+}
+
 /// `persona --data DATA serve --bind ADDR --cluster URL --advertise ADDR EXTRA…`.
 fn persona_serve(nats: &Nats, data: &Path, addr: &str, extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_persona"));
@@ -242,13 +259,7 @@ fn three_nodes_serve_one_slot_map_and_redirect_to_the_owner() -> TestResult {
         return Ok(());
     }
     let nats = Nats::start(true)?;
-    let dirs: Vec<tempfile::TempDir> = (0..3)
-        .map(|_| tempfile::tempdir())
-        .collect::<Result<_, _>>()?;
-    let nodes: Vec<Node> = dirs
-        .iter()
-        .map(|d| Node::start(&nats, &d.path().join("data"), &["--partitions", "16"]))
-        .collect::<Result<_, _>>()?;
+    let (_dirs, nodes) = start_nodes(&nats, 3, &["--partitions", "16"])?;
     let ids: Vec<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
     for node in &nodes {
         wait_for_members(node, &ids)?;
@@ -417,13 +428,7 @@ fn partitions_move_when_a_node_dies_or_leaves() -> TestResult {
         return Ok(());
     }
     let nats = Nats::start(true)?;
-    let dirs: Vec<tempfile::TempDir> = (0..3)
-        .map(|_| tempfile::tempdir())
-        .collect::<Result<_, _>>()?;
-    let mut nodes: Vec<Node> = dirs
-        .iter()
-        .map(|d| Node::start(&nats, &d.path().join("data"), &[]))
-        .collect::<Result<_, _>>()?;
+    let (_dirs, mut nodes) = start_nodes(&nats, 3, &[])?;
     let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
     let all: Vec<&str> = ids.iter().map(String::as_str).collect();
     wait_for_members(&nodes[0], &all)?;
@@ -602,13 +607,7 @@ fn a_partitions_data_moves_with_it_and_every_write_is_applied_once() -> TestResu
         return Ok(());
     }
     let nats = Nats::start(true)?;
-    let dirs: Vec<tempfile::TempDir> = (0..3)
-        .map(|_| tempfile::tempdir())
-        .collect::<Result<_, _>>()?;
-    let mut nodes: Vec<Node> = dirs
-        .iter()
-        .map(|d| Node::start(&nats, &d.path().join("data"), &["--partitions", "8"]))
-        .collect::<Result<_, _>>()?;
+    let (_dirs, mut nodes) = start_nodes(&nats, 3, &["--partitions", "8"])?;
     let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
     let all: Vec<&str> = ids.iter().map(String::as_str).collect();
     wait_for_members(&nodes[0], &all)?;

@@ -230,17 +230,21 @@ impl Log {
                     let (me, generation) = (Arc::clone(self), part.generation);
                     self.handle.spawn(me.take_over(p, generation));
                 }
-                (false, phase) if *phase != Phase::NotOwned => {
-                    part.generation += 1;
-                    part.phase = Phase::NotOwned;
-                    let queued = std::mem::take(&mut part.queue);
-                    drop(part);
-                    for (entry, reply) in queued {
-                        reply.send(vec![Err(self.not_here(entry.customer()))]);
-                    }
-                }
+                (false, phase) if *phase != Phase::NotOwned => self.release(part),
                 _ => {}
             }
+        }
+    }
+
+    /// Gives a partition up: a new generation (its tasks stop), not ours, and the writes
+    /// queued for it answered with where to go.
+    fn release(&self, mut part: parking_lot::MutexGuard<'_, Part>) {
+        part.generation += 1;
+        part.phase = Phase::NotOwned;
+        let queued = std::mem::take(&mut part.queue);
+        drop(part);
+        for (entry, reply) in queued {
+            reply.send(vec![Err(self.not_here(entry.customer()))]);
         }
     }
 
@@ -480,15 +484,9 @@ impl Log {
                     return;
                 }
                 Err(CatchUp::NotOurs) => {
-                    let mut part = self.parts[usize::from(p)].lock();
+                    let part = self.parts[usize::from(p)].lock();
                     if part.generation == generation {
-                        part.generation += 1;
-                        part.phase = Phase::NotOwned;
-                        let queued = std::mem::take(&mut part.queue);
-                        drop(part);
-                        for (entry, reply) in queued {
-                            reply.send(vec![Err(self.not_here(entry.customer()))]);
-                        }
+                        self.release(part);
                     }
                     return;
                 }

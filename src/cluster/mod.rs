@@ -18,6 +18,7 @@ mod map;
 mod node;
 mod slots;
 
+pub(crate) use map::Writes;
 pub use map::{ClusterMap, ClusterView, Member, Route};
 #[cfg(feature = "cluster")]
 pub use node::{cluster_status, ClusterStatus, Node, NodeConfig};

@@ -7,7 +7,7 @@
 //! (`docs/cluster.md`).
 
 use super::{ArgDoc, ArgKind, Command, CommandError, Ctx, Spec};
-use crate::cluster::{key_slot, ClusterMap, ClusterView, Member, SLOTS};
+use crate::cluster::{key_slot, ClusterMap, ClusterView, Member, Writes, SLOTS};
 use crate::server::frame::Frame;
 use std::fmt::Write as _;
 
@@ -269,6 +269,28 @@ fn info(map: Option<&ClusterMap>) -> String {
          cluster_stats_messages_sent:0\r\ncluster_stats_messages_received:0\r\n\
          total_cluster_links_buffer_limit_exceeded:0\r\n"
     )
+}
+
+/// A cluster node's partition log, where its writes go (None: a single node, or a view without
+/// a log).
+pub(crate) fn log_of<'a>(ctx: &'a Ctx<'_>) -> Option<&'a std::sync::Arc<dyn Writes>> {
+    ctx.server
+        .config
+        .cluster
+        .as_deref()
+        .and_then(ClusterView::writes)
+}
+
+/// Queues `item` with the partition log `writes`; the returned write is answered (and
+/// `notify` told) once the item is appended and applied.
+pub(crate) fn through_log(
+    writes: &dyn Writes,
+    item: crate::pipeline::Item,
+    notify: Option<(std::sync::Arc<dyn crate::pipeline::Notify>, usize)>,
+) -> crate::db::PendingWrite {
+    let (reply, pending) = crate::db::write_channel(notify);
+    writes.submit(item, reply);
+    pending
 }
 
 /// Where a keyed command must run: None here, or the error a Redis Cluster node answers.

@@ -132,18 +132,12 @@ impl Add {
             ctx.server.clock_event(self.event.timestamp_ms);
         }
         // A cluster node's events go through their partition's log (`cluster/log.rs`).
-        if let Some(writes) = ctx
-            .server
-            .config
-            .cluster
-            .as_deref()
-            .and_then(|c| c.writes())
-        {
+        if let Some(writes) = super::cluster::log_of(ctx) {
             if let Err(e) = self.event.validate() {
                 return Reply::Frame(invalid(e).into());
             }
-            let (reply, pending) = crate::db::write_channel(ctx.notify.clone());
-            writes.submit(crate::pipeline::Item::Event(self.event), reply);
+            let item = crate::pipeline::Item::Event(self.event);
+            let pending = super::cluster::through_log(writes.as_ref(), item, ctx.notify.clone());
             return Reply::InFlight(pending, ack_reply);
         }
         let queued = match ctx.notify.clone() {

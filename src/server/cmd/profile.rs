@@ -278,24 +278,15 @@ impl Set {
 
     pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Result<Frame, CommandError> {
         // A cluster node's attributes go through their partition's log (`cluster/log.rs`).
-        if let Some(writes) = ctx
-            .server
-            .config
-            .cluster
-            .as_deref()
-            .and_then(|c| c.writes())
-        {
+        if let Some(writes) = super::cluster::log_of(ctx) {
             ctx.server
                 .db
                 .check_attributes_of(&self.customer, &self.attrs)?;
-            let (reply, pending) = crate::db::write_channel(None);
-            writes.submit(
-                crate::pipeline::Item::SetAttributes {
-                    customer: self.customer,
-                    attrs: self.attrs,
-                },
-                reply,
-            );
+            let item = crate::pipeline::Item::SetAttributes {
+                customer: self.customer,
+                attrs: self.attrs,
+            };
+            let pending = super::cluster::through_log(writes.as_ref(), item, None);
             return Ok(super::int(pending.wait()?.version));
         }
         let version = ctx.server.db.set_attributes(&self.customer, self.attrs)?;

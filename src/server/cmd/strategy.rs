@@ -225,18 +225,10 @@ impl Feedback {
             .with_id(self.id.as_deref())
             .with_segment(self.segment);
         // A cluster node's outcomes go through their partition's log (`cluster/log.rs`).
-        let ack = match ctx
-            .server
-            .config
-            .cluster
-            .as_deref()
-            .and_then(|c| c.writes())
-        {
+        let ack = match super::cluster::log_of(ctx) {
             Some(writes) => {
                 let item = ctx.server.db.feedback_item(feedback)?;
-                let (reply, pending) = crate::db::write_channel(None);
-                writes.submit(item, reply);
-                pending.wait()?
+                super::cluster::through_log(writes.as_ref(), item, None).wait()?
             }
             None => ctx.server.db.feedback(feedback)?,
         };
