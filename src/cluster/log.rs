@@ -23,7 +23,7 @@
 //! What the log carries: `EVENT.ADD`, `PROFILE.SET` and `FEEDBACK`. `PROFILE.DEL` (erasure)
 //! is refused on a cluster node for now (see docs/cluster.md).
 
-use super::map::{ClusterView, Route, Writes};
+use super::map::{ClusterView, Writes};
 use super::slots::{key_slot, partition_of_slot};
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -244,18 +244,28 @@ impl Log {
         let queued = std::mem::take(&mut part.queue);
         drop(part);
         for (entry, reply) in queued {
-            reply.send(vec![Err(self.not_here(entry.customer()))]);
+            reply.send(vec![Err(self.not_here(entry.customer().as_bytes()))]);
         }
     }
 
     /// The error for a customer this node does not serve now.
-    fn not_here(&self, customer: &str) -> Error {
-        match self.view.route(customer.as_bytes()) {
-            Route::Moved(slot, addr) => Error::Redirect(format!("MOVED {slot} {addr}")),
-            Route::Down(_) => Error::Redirect("CLUSTERDOWN Hash slot not served".into()),
-            Route::Local => {
-                Error::Redirect("TRYAGAIN the partition is changing hands; try again".into())
-            }
+    fn not_here(&self, customer: &[u8]) -> Error {
+        self.view.route(customer).refusal().unwrap_or_else(|| {
+            Error::Redirect("TRYAGAIN the partition is changing hands; try again".into())
+        })
+    }
+
+    /// Why partition `p`, in `phase`, cannot serve `customer` now (None: it serves).
+    fn refusal(&self, p: u16, phase: &Phase, customer: &[u8]) -> Option<Error> {
+        match phase {
+            Phase::Serving { .. } => None,
+            Phase::CatchingUp => Some(Error::Redirect(format!(
+                "TRYAGAIN partition {p} is catching up with its log"
+            ))),
+            Phase::NotOwned => Some(self.not_here(customer)),
+            Phase::Broken(why) => Some(Error::Cluster(format!(
+                "partition {p} cannot be served: {why}"
+            ))),
         }
     }
 
@@ -263,24 +273,9 @@ impl Log {
     fn submit_entry(self: &Arc<Self>, entry: Entry, reply: WriteReply) {
         let p = partition_of_slot(key_slot(entry.customer().as_bytes()), self.partitions);
         let mut part = self.parts[usize::from(p)].lock();
-        match &part.phase {
-            Phase::Serving { .. } => {}
-            Phase::CatchingUp => {
-                drop(part);
-                return reply.send(vec![Err(Error::Redirect(format!(
-                    "TRYAGAIN partition {p} is catching up with its log"
-                )))]);
-            }
-            Phase::NotOwned => {
-                drop(part);
-                let e = self.not_here(entry.customer());
-                return reply.send(vec![Err(e)]);
-            }
-            Phase::Broken(why) => {
-                let e = Error::Cluster(format!("partition {p} cannot be served: {why}"));
-                drop(part);
-                return reply.send(vec![Err(e)]);
-            }
+        if let Some(e) = self.refusal(p, &part.phase, entry.customer().as_bytes()) {
+            drop(part);
+            return reply.send(vec![Err(e)]);
         }
         part.queue.push((entry, reply));
         if !part.appending {
@@ -694,14 +689,10 @@ impl Writes for Arc<Log> {
 
     fn ready(&self, key: &[u8]) -> Result<()> {
         let p = partition_of_slot(key_slot(key), self.partitions);
-        match &self.parts[usize::from(p)].lock().phase {
-            Phase::Serving { .. } => Ok(()),
-            Phase::CatchingUp | Phase::NotOwned => Err(Error::Redirect(format!(
-                "TRYAGAIN partition {p} is catching up with its log"
-            ))),
-            Phase::Broken(why) => Err(Error::Cluster(format!(
-                "partition {p} cannot be served: {why}"
-            ))),
+        let phase = self.parts[usize::from(p)].lock().phase.clone();
+        match self.refusal(p, &phase, key) {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
     }
 }

@@ -176,6 +176,23 @@ pub(crate) trait Writes: Send + Sync {
     fn ready(&self, key: &[u8]) -> Result<(), crate::Error>;
 }
 
+impl Route {
+    /// The refusal a Redis Cluster node answers for a key it does not serve (`MOVED slot
+    /// host:port`, `CLUSTERDOWN Hash slot not served`), as the RESP server sends it; None
+    /// here.
+    pub fn refusal(&self) -> Option<crate::Error> {
+        match self {
+            Route::Local => None,
+            Route::Moved(slot, addr) => {
+                Some(crate::Error::Redirect(format!("MOVED {slot} {addr}")))
+            }
+            Route::Down(_) => Some(crate::Error::Redirect(
+                "CLUSTERDOWN Hash slot not served".into(),
+            )),
+        }
+    }
+}
+
 /// A node's view of its cluster: who it is and the latest map it has installed. Shared by the
 /// RESP server (which routes by it) and the task that follows the control stream.
 pub struct ClusterView {

@@ -295,13 +295,12 @@ impl Db {
         items: Vec<Item>,
         notify: Option<(Arc<dyn Notify>, usize)>,
     ) -> Result<PendingWrite> {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let reply = WriteReply::new(tx, notify);
+        let (reply, pending) = write_channel(notify);
         self.inner
             .tx
             .send(Request::Write { items, reply })
             .map_err(|_| Error::Closed)?;
-        Ok(PendingWrite { rx })
+        Ok(pending)
     }
 
     pub(super) fn submit(&self, items: Vec<Item>) -> Result<Vec<Result<Ack>>> {
@@ -343,19 +342,7 @@ impl Db {
     ) -> Result<()> {
         self.check_attributes(customer_id, attrs, &mut HashMap::new())
     }
-}
 
-/// A reply channel for a write someone other than the writer answers (a cluster node's
-/// partition log): the end that answers, and the [`PendingWrite`] that waits (and tells
-/// `notify`, as [`Db::ingest_notify`]'s do).
-pub(crate) fn write_channel(
-    notify: Option<(Arc<dyn Notify>, usize)>,
-) -> (WriteReply, PendingWrite) {
-    let (tx, rx) = crossbeam_channel::bounded(1);
-    (WriteReply::new(tx, notify), PendingWrite { rx })
-}
-
-impl Db {
     /// Records whether a recommended action converted (see [`Feedback`]). Goes through the
     /// writer like an event (atomic, durable) and updates the statistics of the credited
     /// segment. With an id, a repeated feedback is acknowledged as a duplicate and changes
@@ -411,4 +398,13 @@ impl Db {
             segment,
         })
     }
+}
+
+/// A write's reply channel: the end that answers (the writer, or a cluster node's partition
+/// log) and the [`PendingWrite`] that waits; `notify` is told once the answer is sent.
+pub(crate) fn write_channel(
+    notify: Option<(Arc<dyn Notify>, usize)>,
+) -> (WriteReply, PendingWrite) {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    (WriteReply::new(tx, notify), PendingWrite { rx })
 }

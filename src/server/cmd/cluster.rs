@@ -295,12 +295,9 @@ pub(crate) fn through_log(
 
 /// Where a keyed command must run: None here, or the error a Redis Cluster node answers.
 pub(crate) fn misrouted(view: &ClusterView, key: &[u8]) -> Option<CommandError> {
-    match view.route(key) {
-        crate::cluster::Route::Local => view
-            .writes()
-            .and_then(|w| w.ready(key).err())
-            .map(CommandError::Db),
-        crate::cluster::Route::Moved(slot, addr) => Some(CommandError::Moved { slot, addr }),
-        crate::cluster::Route::Down(_) => Some(CommandError::ClusterDown),
-    }
+    let route = view.route(key);
+    route
+        .refusal()
+        .or_else(|| view.writes().and_then(|w| w.ready(key).err()))
+        .map(CommandError::Db)
 }

@@ -317,13 +317,6 @@ pub(crate) enum CommandError {
     /// Cluster words it, without `ERR`).
     #[error("{}", db_reply(.0))]
     Db(#[from] Error),
-    /// A cluster node asked for a customer of a partition another node owns (Redis Cluster's
-    /// redirect, word for word).
-    #[error("MOVED {slot} {addr}")]
-    Moved { slot: u16, addr: String },
-    /// A cluster node asked for a customer of a partition no node owns yet.
-    #[error("CLUSTERDOWN Hash slot not served")]
-    ClusterDown,
 }
 
 /// The error reply for a store error: `ERR` and its message, or a cluster redirect as it is.
