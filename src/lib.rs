@@ -106,7 +106,7 @@ mod together;
 mod triggers;
 
 #[cfg(feature = "cluster")]
-pub use cluster::{cluster_status, ClusterStatus, Node, NodeConfig};
+pub use cluster::{cluster_status, ClusterStatus, ModelBeat, Node, NodeConfig};
 pub use cluster::{key_slot, ClusterMap, ClusterView, Member, Route};
 pub use config::{Config, DriftReaction, Durability, Encryption};
 pub use db::{

@@ -11,7 +11,8 @@ pub struct Args {
 
 #[derive(clap::Subcommand, Debug)]
 enum Sub {
-    /// The map's epoch and partition count, each member's address, liveness and partitions.
+    /// The map's epoch and partition count, the merged model's version, each member's
+    /// address, liveness, partitions, and the model version and checksum it serves.
     Status {
         /// NATS servers of the cluster (comma-separated `nats://HOST:PORT`).
         #[arg(long, value_name = "URLS", value_delimiter = ',', required = true)]
@@ -49,18 +50,26 @@ pub fn run(args: &Args) -> Result<()> {
         map.partitions,
         map.members.len()
     );
+    println!("merged model: version {}", status.model_version);
     println!(
-        "{:<42} {:<22} {:>6} {:>10}",
-        "node", "address", "live", "partitions"
+        "{:<42} {:<22} {:>6} {:>10} {:>7} {:>16}",
+        "node", "address", "live", "partitions", "model", "checksum"
     );
+    let model = |id: &str| match status.models.get(id) {
+        Some(m) => (m.version.to_string(), m.checksum.clone()),
+        None => ("-".to_string(), "-".to_string()),
+    };
     for m in &map.members {
         let live = status.live.iter().any(|l| l.id == m.id);
+        let (version, checksum) = model(&m.id);
         println!(
-            "{:<42} {:<22} {:>6} {:>10}",
+            "{:<42} {:<22} {:>6} {:>10} {:>7} {:>16}",
             m.id,
             m.addr,
             if live { "yes" } else { "no" },
-            map.partitions_of(&m.id).len()
+            map.partitions_of(&m.id).len(),
+            version,
+            checksum
         );
     }
     for l in status
@@ -68,7 +77,11 @@ pub fn run(args: &Args) -> Result<()> {
         .iter()
         .filter(|l| !map.members.iter().any(|m| m.id == l.id))
     {
-        println!("{:<42} {:<22} {:>6} {:>10}", l.id, l.addr, "yes", "joining");
+        let (version, checksum) = model(&l.id);
+        println!(
+            "{:<42} {:<22} {:>6} {:>10} {:>7} {:>16}",
+            l.id, l.addr, "yes", "joining", version, checksum
+        );
     }
     let unowned = (0..map.partitions)
         .filter(|&p| map.owner_of_partition(p).is_none())

@@ -316,7 +316,7 @@ impl Log {
             };
             match self.append(p, &round, last).await {
                 Ok(seq) => {
-                    let results = self.apply(p, seq, round.entries).await;
+                    let results = self.apply(p, seq, round.entries, false).await;
                     match results {
                         Ok(results) => {
                             {
@@ -406,8 +406,15 @@ impl Log {
     }
 
     /// Applies round `seq` of partition `p` (unless it was applied already) with its position,
-    /// in one commit. One result per entry.
-    async fn apply(&self, p: u16, seq: u64, entries: Vec<Entry>) -> Result<Vec<Result<Ack>>> {
+    /// in one commit; with `replay`, without the merged models learning it (another node did:
+    /// `Item::Replay`). One result per entry.
+    async fn apply(
+        &self,
+        p: u16,
+        seq: u64,
+        entries: Vec<Entry>,
+        replay: bool,
+    ) -> Result<Vec<Result<Ack>>> {
         let mut applied = self.applying[usize::from(p)].lock().await;
         if *applied == 0 {
             *applied = self.applied_position(p).await?;
@@ -425,7 +432,8 @@ impl Log {
         let db = self.db.clone();
         let items: Vec<Item> = entries.into_iter().map(Entry::into_item).collect();
         let results = tokio::task::spawn_blocking(move || {
-            db.apply_marked(items, keys::cluster_applied(p), seq.to_be_bytes().to_vec())
+            let mark = (keys::cluster_applied(p), seq.to_be_bytes().to_vec());
+            db.apply_marked(items, mark, replay)
         })
         .await
         .map_err(|e| Error::Cluster(format!("applying a round: {e}")))??;
@@ -542,7 +550,9 @@ impl Log {
             if applied > state.last_sequence {
                 return Err(CatchUp::Broken(format!(
                     "the store applied round {applied} of its log, which ends at {}: the log \
-                     was recreated (a store of another cluster?)",
+                     was recreated (a store of another cluster?), or a majority of its NATS \
+                     servers lost acknowledged rounds (killed before they wrote them: \
+                     docs/cluster.md, \"Durability\")",
                     state.last_sequence
                 )));
             }
@@ -583,8 +593,14 @@ impl Log {
                     let round = decode(&message.payload).map_err(|e| {
                         CatchUp::Broken(format!("round {seq} does not decode: {e}"))
                     })?;
-                    // Each entry's own refusal was answered when it was appended.
-                    self.apply(p, seq, round.entries).await.map_err(retry)?;
+                    // Each entry's own refusal was answered when it was appended. A round
+                    // another node appended, it applied and its models learned (unless it
+                    // died in between: docs/cluster.md); one this node appended and did not
+                    // apply (it stopped in between), no model learned yet.
+                    let replay = round.node != self.view.id();
+                    self.apply(p, seq, round.entries, replay)
+                        .await
+                        .map_err(retry)?;
                     applied = seq;
                 }
             }
@@ -607,7 +623,7 @@ impl Log {
             };
             match self.append(p, &fence, state.last_sequence).await {
                 Ok(seq) => {
-                    self.apply(p, seq, Vec::new()).await.map_err(retry)?;
+                    self.apply(p, seq, Vec::new(), false).await.map_err(retry)?;
                     return Ok(seq);
                 }
                 // Appended to since: catch up again.
@@ -678,9 +694,9 @@ impl Writes for Arc<Log> {
                 id,
                 segment,
             },
-            Item::Mark { .. } => {
+            Item::Mark { .. } | Item::Replay => {
                 return reply.send(vec![Err(Error::Cluster(
-                    "a position is not a write of the partition log".into(),
+                    "a position or replay marker is not a write of the partition log".into(),
                 ))])
             }
         };

@@ -20,6 +20,7 @@
 use super::identity::{random_hex, Identity, IDENTITY_FILE};
 use super::log::{read_map, Log};
 use super::map::{ClusterMap, ClusterView, Member};
+use super::models::{self, ModelBeat, Models};
 use super::slots::MAX_PARTITIONS;
 use crate::error::{Error, Result};
 use async_nats::jetstream::{
@@ -133,6 +134,9 @@ impl NodeConfig {
 struct Beat {
     addr: String,
     partitions: u16,
+    /// The merged model it serves (none before a store is attached).
+    #[serde(default)]
+    model: Option<ModelBeat>,
 }
 
 /// A joined node: its view of the map, kept current by the agent thread until [`Node::leave`].
@@ -248,6 +252,10 @@ struct Agent {
     view: Arc<ClusterView>,
     /// The partition log, once a store is attached.
     log: Option<Arc<Log>>,
+    /// The attached store, until its model streams are open.
+    db: Option<crate::Db>,
+    /// The node's side of the global model, once its streams are open.
+    models: Option<Models>,
 }
 
 /// Why a heartbeat and map check did not complete.
@@ -317,7 +325,7 @@ async fn run(
                 let log = Log::new(
                     agent.js.clone(),
                     (agent.ctl.clone(), agent.config.subject()),
-                    db,
+                    db.clone(),
                     Arc::clone(&agent.view),
                     &agent.config.name,
                     agent.config.replicas,
@@ -327,6 +335,7 @@ async fn run(
                 agent.view.set_writes(Arc::new(Arc::clone(&log)));
                 log.follow_map();
                 agent.log = Some(log);
+                agent.db = Some(db);
             }
             _ = ticks.tick() => {
                 if let Err(e) = agent.tick().await {
@@ -335,7 +344,16 @@ async fn run(
                 if let Some(log) = &agent.log {
                     log.follow_map();
                 }
+                if let Err(e) = agent.sync_models().await {
+                    tracing::warn!("cluster: the merged model: {e}");
+                }
             }
+        }
+    }
+    // What the models learned since the last tick goes out before the node does.
+    if let Some(models) = &mut agent.models {
+        if let Err(e) = models.publish().await {
+            tracing::warn!("cluster: the last model delta was not published: {e}");
         }
     }
     agent.withdraw().await;
@@ -389,7 +407,34 @@ impl Agent {
             ctl,
             view,
             log: None,
+            db: None,
+            models: None,
         })
+    }
+
+    /// Opens the model streams once a store is attached, then one model sync
+    /// (`models.rs`); the controller is the member of the agreed map with the smallest id.
+    async fn sync_models(&mut self) -> Result<()> {
+        if self.models.is_none() {
+            let Some(db) = self.db.clone() else {
+                return Ok(());
+            };
+            let (name, replicas) = (&self.config.name, self.config.replicas);
+            let models =
+                Models::open(self.js.clone(), name, replicas, &self.identity.node_id, db).await?;
+            self.models = Some(models);
+            self.db = None;
+        }
+        let members: Vec<String> = self
+            .view
+            .map()
+            .map(|m| m.members.iter().map(|m| m.id.clone()).collect())
+            .unwrap_or_default();
+        let controller = members.iter().min() == Some(&self.identity.node_id);
+        match &mut self.models {
+            Some(models) => models.sync(controller, &members).await,
+            None => Ok(()),
+        }
     }
 
     /// The checks before a first heartbeat, then heartbeats until a map lists this node.
@@ -469,6 +514,7 @@ impl Agent {
         let beat = Beat {
             addr: self.config.advertise.clone(),
             partitions: self.config.partitions,
+            model: self.models.as_ref().map(Models::beat),
         };
         let value = serde_json::to_vec(&beat).map_err(|e| Error::Cluster(e.to_string()))?;
         bounded(
@@ -550,6 +596,11 @@ impl Agent {
 
     /// The members whose heartbeat is live, with this cluster's partition count.
     async fn live(&self) -> Result<Vec<Member>> {
+        Ok(self.beats().await?.into_iter().map(|(m, _)| m).collect())
+    }
+
+    /// [`Self::live`], with what each heartbeats.
+    async fn beats(&self) -> Result<Vec<(Member, Beat)>> {
         let mut keys = bounded("listing members", CALL, self.members.keys()).await?;
         let mut ids = Vec::new();
         loop {
@@ -570,10 +621,11 @@ impl Agent {
             // refuse to join: it is not counted.
             if let Ok(beat) = serde_json::from_slice::<Beat>(&value) {
                 if beat.partitions == self.config.partitions {
-                    live.push(Member {
+                    let member = Member {
                         id,
-                        addr: beat.addr,
-                    });
+                        addr: beat.addr.clone(),
+                    };
+                    live.push((member, beat));
                 }
             }
         }
@@ -665,6 +717,10 @@ pub struct ClusterStatus {
     pub epoch: u64,
     /// The members heartbeating now.
     pub live: Vec<Member>,
+    /// The latest merged model version (0: none yet).
+    pub model_version: u64,
+    /// What each live member reports of its model, by node id (none: no store attached yet).
+    pub models: std::collections::BTreeMap<String, ModelBeat>,
 }
 
 /// Reads the cluster's state without joining it.
@@ -684,13 +740,24 @@ pub fn cluster_status(urls: &[String], name: &str) -> Result<ClusterStatus> {
             cluster: name.to_owned(),
             cluster_id: None,
         };
-        let agent = Agent::connect(config, identity).await?;
+        let mut agent = Agent::connect(config, identity).await?;
         let map = agent.current().await?;
-        let live = agent.live().await?;
+        // Members heartbeat the cluster's partition count: count those.
+        if let Some(m) = &map {
+            agent.config.partitions = m.partitions;
+        }
+        let beats = agent.beats().await?;
+        let model_version = models::model_version(&agent.js, name).await?;
+        let models = beats
+            .iter()
+            .filter_map(|(m, b)| Some((m.id.clone(), b.model.clone()?)))
+            .collect();
         Ok(ClusterStatus {
             epoch: map.as_ref().map_or(0, |m| m.epoch),
             map,
-            live,
+            live: beats.into_iter().map(|(m, _)| m).collect(),
+            model_version,
+            models,
         })
     })
 }

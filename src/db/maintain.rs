@@ -155,6 +155,19 @@ impl Db {
         Ok(report)
     }
 
+    /// Takes a cluster's merged model on, through the writer (`src/cluster/models.rs`);
+    /// returns the new model version.
+    ///
+    /// # Errors
+    /// [`Error::Cluster`](crate::Error::Cluster) for a merged model of another shape (feature
+    /// count, segments, actions); storage errors from the commit.
+    #[cfg(feature = "cluster")]
+    pub(crate) fn adopt_model(&self, adoption: crate::model::merge::Adoption) -> Result<u64> {
+        Ok(self
+            .maintain(Maintenance::Adopt(Box::new(adoption)))?
+            .model_version)
+    }
+
     pub(super) fn maintain(&self, op: Maintenance) -> Result<MaintenanceOutcome> {
         let (reply, rx) = crossbeam_channel::bounded(1);
         self.inner

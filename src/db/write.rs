@@ -308,21 +308,30 @@ impl Db {
     }
 
     /// Applies `items` and writes `key` = `value` in the same commit (a cluster node's applied
-    /// position in a partition log, `src/cluster/log.rs`); blocks until durable. One result
-    /// per item of `items`, in order.
+    /// position in a partition log, `src/cluster/log.rs`); blocks until durable. With
+    /// `replay`, the items change profiles but not the merged models (another node learned
+    /// them: [`Item::Replay`]). One result per item of `items`, in order.
     ///
     /// # Errors
     /// [`Error::Closed`] if the writer is gone; an item's own errors are in its result.
     #[cfg(feature = "cluster")]
     pub(crate) fn apply_marked(
         &self,
-        mut items: Vec<Item>,
-        key: Vec<u8>,
-        value: Vec<u8>,
+        items: Vec<Item>,
+        (key, value): (Vec<u8>, Vec<u8>),
+        replay: bool,
     ) -> Result<Vec<Result<Ack>>> {
         let n = items.len();
-        items.push(Item::Mark { key, value });
-        let mut results = self.submit_async(items)?.wait_open(self)?;
+        let mut all = Vec::with_capacity(n + 2);
+        if replay {
+            all.push(Item::Replay);
+        }
+        all.extend(items);
+        all.push(Item::Mark { key, value });
+        let mut results = self.submit_async(all)?.wait_open(self)?;
+        if replay && !results.is_empty() {
+            let _replay_marker = results.remove(0);
+        }
         results.truncate(n);
         Ok(results)
     }

@@ -32,6 +32,8 @@
 pub mod drift;
 mod legacy;
 pub(crate) mod logistic;
+#[cfg(feature = "cluster")]
+pub mod merge;
 mod metrics;
 pub mod names;
 pub mod popularity;

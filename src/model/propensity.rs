@@ -126,6 +126,40 @@ impl Propensity {
         }
     }
 
+    /// The online model's parameters and AdaGrad history: weights, bias, the weights' sums of
+    /// squared gradients, the bias's.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn online_parts(&self) -> (&[f64], f64, &[f64], f64) {
+        (&self.weights, self.bias, &self.grad_sq, self.bias_grad_sq)
+    }
+
+    /// Replaces the online model's parameters and history (see [`Self::online_parts`]) and the
+    /// refit (empty: none). Returns false, changing nothing, when a length is not
+    /// [`Self::dim`] (the refit's: `dim + 1`) or a value is not finite.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn set_parts(
+        &mut self,
+        (weights, bias, grad_sq, bias_grad_sq): (&[f64], f64, &[f64], f64),
+        refit: &[f64],
+    ) -> bool {
+        let dim = self.dim();
+        let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
+        if weights.len() != dim
+            || grad_sq.len() != dim
+            || !(refit.is_empty() || refit.len() == dim + 1)
+            || !(finite(weights) && finite(grad_sq) && finite(refit))
+            || !(bias.is_finite() && bias_grad_sq.is_finite())
+        {
+            return false;
+        }
+        self.weights.copy_from_slice(weights);
+        self.grad_sq.copy_from_slice(grad_sq);
+        self.bias = bias;
+        self.bias_grad_sq = bias_grad_sq;
+        self.refit = refit.to_vec();
+        true
+    }
+
     /// `Ok` when `z` has [`Self::dim`] components.
     #[cfg(any(test, feature = "testing"))]
     pub fn check_dim(&self, z: &[f64]) -> Result<(), ModelError> {

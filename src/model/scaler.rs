@@ -181,6 +181,60 @@ impl Scaler {
             .collect()
     }
 
+    /// The statistics of `self`'s vectors and `other`'s together, as if one scaler had folded
+    /// in both streams (Chan, Golub and LeVeque's pairwise update: `n = nA + nB`,
+    /// `mean = meanA + δ·nB/n`, `m2 = m2A + m2B + δ²·nA·nB/n` with `δ = meanB − meanA`). An
+    /// empty side gives the other back unchanged. Scalers of different dimensions are a caller
+    /// bug (`debug_assert!`); in release `self` is returned.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn combined(&self, other: &Scaler) -> Scaler {
+        debug_assert_eq!(self.dim(), other.dim(), "scaler dimension mismatch");
+        if other.count == 0 || self.dim() != other.dim() {
+            return self.clone();
+        }
+        if self.count == 0 {
+            return other.clone();
+        }
+        let n = self.count.saturating_add(other.count);
+        let (na, nb, nf) = (self.count as f64, other.count as f64, n as f64);
+        let mut out = Scaler::new(self.dim());
+        out.count = n;
+        for i in 0..self.dim() {
+            let delta = other.mean[i] - self.mean[i];
+            out.mean[i] = self.mean[i] + delta * nb / nf;
+            out.m2[i] = self.m2[i] + other.m2[i] + delta * delta * na * nb / nf;
+        }
+        out.refresh_divisors();
+        out
+    }
+
+    /// The statistics of the vectors folded into `self` after `earlier`, a copy of this scaler
+    /// taken before: the inverse of [`Self::combined`] (`earlier.combined(&self.since(earlier))`
+    /// is `self` up to rounding). Empty when nothing was folded in since (or `earlier` is not
+    /// an earlier copy: it holds as many vectors or more); the sum of squares is clamped at 0,
+    /// which rounding could otherwise take below.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn since(&self, earlier: &Scaler) -> Scaler {
+        let mut out = Scaler::new(self.dim());
+        if self.count <= earlier.count || self.dim() != earlier.dim() {
+            return out;
+        }
+        if earlier.count == 0 {
+            return self.clone();
+        }
+        let nb = self.count - earlier.count;
+        let (na, nbf, n) = (earlier.count as f64, nb as f64, self.count as f64);
+        out.count = nb;
+        for i in 0..self.dim() {
+            let mean_b = (n * self.mean[i] - na * earlier.mean[i]) / nbf;
+            let delta = mean_b - earlier.mean[i];
+            out.mean[i] = mean_b;
+            out.m2[i] = (self.m2[i] - earlier.m2[i] - delta * delta * na * nbf / n).max(0.0);
+        }
+        out.refresh_divisors();
+        out
+    }
+
     /// Checks the internal invariants of a decoded scaler.
     pub(crate) fn validate(&self) -> Result<(), ModelError> {
         if self.mean.len() != self.m2.len() {
@@ -307,5 +361,42 @@ mod tests {
             assert_eq!(s.count(), 0);
         }
         assert_eq!(s.check_dim(&[1.0, 2.0, 3.0]), Ok(()));
+    }
+
+    #[test]
+    fn combined_and_since_are_the_pairwise_update_and_its_inverse() {
+        let mut rng = Pcg64::seed_from_u64(7);
+        let (mut a, mut b, mut all) = (Scaler::new(3), Scaler::new(3), Scaler::new(3));
+        for i in 0..500 {
+            let x: Vec<f64> = (0..3)
+                .map(|d| rng.gen_range(-5.0..5.0) * (d + 1) as f64)
+                .collect();
+            all.update(&x);
+            if i < 300 {
+                a.update(&x)
+            } else {
+                b.update(&x)
+            }
+        }
+        let c = a.combined(&b);
+        assert_eq!(c.count, all.count);
+        for i in 0..3 {
+            assert!((c.mean[i] - all.mean[i]).abs() < 1e-9);
+            assert!((c.m2[i] - all.m2[i]).abs() < 1e-6 * all.m2[i]);
+        }
+        let part = all.since(&a);
+        assert_eq!(part.count, b.count);
+        for i in 0..3 {
+            assert!((part.mean[i] - b.mean[i]).abs() < 1e-9);
+            assert!((part.m2[i] - b.m2[i]).abs() < 1e-6 * b.m2[i]);
+        }
+        assert_eq!(
+            a.combined(&Scaler::new(3)),
+            a,
+            "an empty side changes nothing"
+        );
+        assert_eq!(Scaler::new(3).combined(&a), a);
+        assert_eq!(a.since(&a).count, 0);
+        assert_eq!(a.since(&all).count, 0, "a later copy is not an earlier one");
     }
 }

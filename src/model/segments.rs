@@ -537,6 +537,37 @@ impl Segments {
         true
     }
 
+    /// The last fit: the centroids (row-major, in the fit's standardisation), the sample
+    /// vectors each owned, that standardisation, and whether there has been a fit.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn fit_parts(&self) -> (&[f64], &[u64], &Scaler, bool) {
+        (self.data(), &self.members, &self.scale, self.seeded)
+    }
+
+    /// Replaces the last fit (see [`Self::fit_parts`]), keeping the fit schedule; returns
+    /// false, changing nothing, for parts of other sizes or non-finite centroids.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn set_fit(
+        &mut self,
+        (c, members, scale, seeded): (&[f64], &[u64], &Scaler, bool),
+    ) -> bool {
+        if c.len() != self.k * self.dim
+            || members.len() != self.k
+            || scale.dim() != self.dim
+            || c.iter().any(|v| !v.is_finite())
+        {
+            return false;
+        }
+        let Ok(centroids) = Array2::from_shape_vec((self.k, self.dim), c.to_vec()) else {
+            return false;
+        };
+        self.centroids = centroids;
+        self.members.copy_from_slice(members);
+        self.scale = scale.clone();
+        self.seeded = seeded;
+        true
+    }
+
     /// Checks the internal invariants of decoded segments.
     pub(crate) fn validate(&self) -> Result<(), ModelError> {
         let (k, dim) = (self.k, self.dim);

@@ -128,6 +128,23 @@ impl Strategy {
         }
     }
 
+    /// Every pair's statistics, segment-major (`segment * actions + action`).
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn counts(&self) -> &[ActionStats] {
+        &self.counts
+    }
+
+    /// Replaces every pair's statistics (layout of [`Self::counts`]); returns false, changing
+    /// nothing, for a slice of another length.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn set_counts(&mut self, counts: &[ActionStats]) -> bool {
+        if counts.len() != self.counts.len() {
+            return false;
+        }
+        self.counts.copy_from_slice(counts);
+        true
+    }
+
     /// The posterior of one pair, given which action the rules favour for the segment.
     pub fn posterior(&self, segment: usize, action: usize, rule_action: usize) -> Posterior {
         let mean = if action == rule_action {

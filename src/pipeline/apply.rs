@@ -77,6 +77,9 @@ pub(crate) struct Engine {
     pub(super) together: Arc<Together>,
     /// The trigger definitions, cooldowns and outbox range (`triggers/`).
     pub(crate) triggers: TriggerState,
+    /// Between an [`Item::Replay`] and its request's [`Item::Mark`]: the items change
+    /// profiles, not the merged models (another cluster node learned them).
+    replaying: bool,
 }
 
 impl Engine {
@@ -144,6 +147,7 @@ impl Engine {
             sample,
             together,
             triggers,
+            replaying: false,
         }
     }
 
@@ -179,7 +183,7 @@ impl Engine {
                 Item::SetAttributes { customer, .. } | Item::Feedback { customer, .. } => {
                     customer.as_str()
                 }
-                Item::Mark { .. } => continue,
+                Item::Mark { .. } | Item::Replay => continue,
             };
             if seen.insert(customer) {
                 wanted.push(customer);
@@ -265,7 +269,17 @@ impl Engine {
     pub(crate) fn apply(&mut self, store: &Store, b: &mut BatchState, item: &Item) -> Result<Ack> {
         match item {
             Item::Event(e) => self.apply_event(store, b, e),
+            Item::Replay => {
+                self.replaying = true;
+                Ok(Ack {
+                    version: 0,
+                    segment: None,
+                    propensity: 0.0,
+                    duplicate: false,
+                })
+            }
             Item::Mark { key, value } => {
+                self.replaying = false;
                 b.marks.push((key.clone(), value.clone()));
                 Ok(Ack {
                     version: 0,
@@ -367,9 +381,11 @@ impl Engine {
                         }
                     }
                 };
-                self.model
-                    .strategy
-                    .record(seg as usize, *action, *converted);
+                if !self.replaying {
+                    self.model
+                        .strategy
+                        .record(seg as usize, *action, *converted);
+                }
                 // In the ledger, so that an erase takes exactly this back.
                 if let Some(name) = self.config.actions.get(*action) {
                     b.feedback.push((
@@ -560,7 +576,7 @@ impl Engine {
                 .take_up(&e.customer_id, &TakenUp::of(item, items, e.timestamp_ms));
         }
         let x = self.layout.vector(&w.record.state, now);
-        let (seg, z) = observe(&mut self.model, &x);
+        let (seg, z) = observe(&mut self.model, &x, !self.replaying);
         let p = self.model.propensity.predict(&z);
         if let Some(item) = e.item.as_deref() {
             let k = self.model.segments.k();
@@ -617,7 +633,7 @@ impl Engine {
             let change = self.held.add(deadline, &e.customer_id, features);
             b.undo.push(Undo::Held(change));
         }
-        if self.model.segments.count_event() {
+        if !self.replaying && self.model.segments.count_event() {
             self.fit_segments(store, b);
         }
         Ok(ack)
@@ -685,9 +701,16 @@ pub(super) fn offer_to_sample(
     }
 }
 
-/// Feeds a raw vector to the scaler; returns its segment and its standardised vector.
-pub(super) fn observe(model: &mut ModelState, x: &[f64]) -> (Option<(usize, f64)>, Vec<f64>) {
-    model.scaler.update(x);
+/// Feeds a raw vector to the scaler (unless `learn` is false: a replay, `Item::Replay`);
+/// returns its segment and its standardised vector.
+pub(super) fn observe(
+    model: &mut ModelState,
+    x: &[f64],
+    learn: bool,
+) -> (Option<(usize, f64)>, Vec<f64>) {
+    if learn {
+        model.scaler.update(x);
+    }
     let z = model.scaler.transform_vec(x);
     (model.segments.assign(x), z)
 }

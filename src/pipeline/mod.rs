@@ -552,6 +552,22 @@ impl Writer {
             Maintenance::AdvanceWatermark(to_ms) => {
                 self.engine.advance_watermark_to(&self.store, &mut b, to_ms)
             }
+            #[cfg(feature = "cluster")]
+            Maintenance::Adopt(adoption) => {
+                let adopted = adoption
+                    .apply(&mut self.engine.model)
+                    .map_err(Error::Cluster);
+                let behind = adoption.watermark_ms > self.engine.model.watermark_ms;
+                if adopted.is_ok() && behind {
+                    // A cluster watermark past this node's skew limit (the node's clock is
+                    // behind) waits for a later merge.
+                    let to = adoption.watermark_ms;
+                    if let Err(e) = self.engine.advance_watermark_to(&self.store, &mut b, to) {
+                        tracing::warn!("cluster: the merged watermark is not taken yet: {e}");
+                    }
+                }
+                adopted
+            }
         };
         if let Err(e) = prepared {
             self.engine.model = before;

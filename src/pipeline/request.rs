@@ -49,6 +49,11 @@ pub(crate) enum Item {
     /// customer's: never sealed. Acknowledged with an empty [`Ack`].
     #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     Mark { key: Vec<u8>, value: Vec<u8> },
+    /// The items after it in its request, up to its [`Item::Mark`], were learned by another
+    /// cluster node (a partition's log replayed by its new owner): they change profiles, not
+    /// the merged models (scaler, bandit counts). Acknowledged with an empty [`Ack`].
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    Replay,
 }
 
 /// A maintenance operation, run by the writer as a batch of its own.
@@ -80,6 +85,10 @@ pub(crate) enum Maintenance {
     TriggerAck(String, u64),
     /// Moves the watermark to this time if later, as an event then would, without an event.
     AdvanceWatermark(i64),
+    /// Takes a cluster's merged model on (`src/cluster/models.rs`), then moves the watermark
+    /// to the cluster's if later.
+    #[cfg(feature = "cluster")]
+    Adopt(Box<crate::model::merge::Adoption>),
 }
 
 /// What a maintenance operation did.

@@ -220,6 +220,14 @@ impl Rollback {
     }
 
     pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Result<Frame, CommandError> {
+        // On a cluster node the parameters are the cluster's merged model: rolling one node
+        // back would send the difference to every node as if it had been learned.
+        if ctx.server.config.cluster.is_some() {
+            return Err(CommandError::Other(
+                "MODEL.ROLLBACK is not available on a cluster node: its parameters are the                  cluster's merged model (docs/cluster.md, \"The global model\")"
+                    .into(),
+            ));
+        }
         Ok(super::int(ctx.server.db.rollback_model(self.version)?))
     }
 }
