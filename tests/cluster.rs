@@ -1087,3 +1087,74 @@ fn the_nodes_models_merge_into_one_that_every_node_serves() -> TestResult {
     }
     Ok(())
 }
+
+/// Sends `SIG` to `child` with kill(1).
+fn signal(child: &Child, sig: &str) -> TestResult {
+    let sent = Command::new("kill")
+        .args([&format!("-{sig}"), &child.id().to_string()])
+        .status()?;
+    assert!(sent.success(), "kill -{sig}");
+    Ok(())
+}
+
+#[test]
+fn an_owner_paused_past_its_timeout_stops_serving_writes() -> TestResult {
+    if !nats_available() {
+        return Ok(());
+    }
+    let nats = Nats::start(true)?;
+    let (_dirs, nodes) = start_nodes(&nats, 2, &["--partitions", "8"])?;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    for node in &nodes {
+        wait_for_members(node, &[&a.id, &b.id])?;
+    }
+    // A customer of node a's.
+    let mut customer = None;
+    for n in 0..200 {
+        let c = format!("s{n}");
+        let reply = call_settled(a, &["EVENT.ADD", &c, "view", "ID", "e1"])?;
+        if !reply.starts_with("-MOVED") {
+            assert!(reply.contains("version"), "{reply}");
+            customer = Some(c);
+            break;
+        }
+    }
+    let c = customer.ok_or("a customer of node a")?;
+    // A connection to a, opened while it runs; then a is paused past the liveness timeout,
+    // and b takes its partitions over and writes to them.
+    let mut stale = a.raw()?;
+    signal(&a.child, "STOP")?;
+    wait_for_members(b, &[&b.id])?;
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let reply = b.raw()?.call(&["EVENT.ADD", &c, "view", "ID", "e2"])?;
+        if reply.contains("version") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "b did not take the write: {reply}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A write reaches a while it is paused; a resumes.
+    stale.command(&["EVENT.ADD", &c, "view", "ID", "e3"])?;
+    std::thread::sleep(Duration::from_millis(200));
+    signal(&a.child, "CONT")?;
+    let reply = stale.reply_text()?;
+    eprintln!("the paused owner answered: {}", reply.trim());
+    let acknowledged = reply.contains("version");
+    if !acknowledged {
+        assert!(
+            reply.starts_with("-TRYAGAIN") || reply.starts_with("-MOVED"),
+            "a paused owner answers a redirect, not a stale write: {reply}"
+        );
+    }
+    // Whoever owns the customer now serves every acknowledged write, each once: e1, e2, and
+    // e3 only if a acknowledged it (after catching up with b's writes).
+    let mut conn = retrying(|| cluster_client(&[a, b]))?;
+    let profile = profiles(&mut conn, std::slice::from_ref(&c))?;
+    let want = if acknowledged { 3 } else { 2 };
+    assert_eq!(profile[&c].0, want, "{c}: {profile:?} after {reply}");
+    Ok(())
+}

@@ -8,6 +8,7 @@
 //! | `node.rs` | (feature `cluster`) a node's agent: joins over NATS, heartbeats, agrees the map, follows it |
 //! | `identity.rs` | (feature `cluster`) the node's id and cluster, kept in its data directory |
 //! | `log.rs` | (feature `cluster`) the partition write log: writes appended to their partition's stream, then applied; catch-up and fencing when a partition moves |
+//! | `status.rs` | (feature `cluster`) `persona cluster status`: the cluster's state, read without joining |
 //! | `models.rs` | (feature `cluster`) the global model: each node's deltas published, merged by the controller, adopted by every node |
 
 #[cfg(feature = "cluster")]
@@ -20,12 +21,16 @@ mod models;
 #[cfg(feature = "cluster")]
 mod node;
 mod slots;
+#[cfg(feature = "cluster")]
+mod status;
 
 pub(crate) use map::Writes;
 pub use map::{ClusterMap, ClusterView, Member, Route};
 #[cfg(feature = "cluster")]
 pub use models::ModelBeat;
 #[cfg(feature = "cluster")]
-pub use node::{cluster_status, ClusterStatus, Node, NodeConfig};
+pub use node::{Node, NodeConfig};
 pub use slots::key_slot;
 pub(crate) use slots::SLOTS;
+#[cfg(feature = "cluster")]
+pub use status::{cluster_status, ClusterStatus};

@@ -20,7 +20,7 @@
 use super::identity::{random_hex, Identity, IDENTITY_FILE};
 use super::log::{read_map, Log};
 use super::map::{ClusterMap, ClusterView, Member};
-use super::models::{self, ModelBeat, Models};
+use super::models::{ModelBeat, Models};
 use super::slots::MAX_PARTITIONS;
 use crate::error::{Error, Result};
 use async_nats::jetstream::{
@@ -74,7 +74,7 @@ impl NodeConfig {
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    pub(super) fn validate(&self) -> Result<()> {
         let bad = |what: String| Err(Error::Config(what));
         if self.urls.is_empty() {
             return bad("cluster: no NATS URL given (`--cluster nats://HOST:PORT[,…]`)".into());
@@ -131,12 +131,12 @@ impl NodeConfig {
 
 /// What a node heartbeats.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Beat {
+pub(super) struct Beat {
     addr: String,
     partitions: u16,
     /// The merged model it serves (none before a store is attached).
     #[serde(default)]
-    model: Option<ModelBeat>,
+    pub(super) model: Option<ModelBeat>,
 }
 
 /// A joined node: its view of the map, kept current by the agent thread until [`Node::leave`].
@@ -243,10 +243,10 @@ impl Drop for Node {
 }
 
 /// The connection and handles an agent works with.
-struct Agent {
-    config: NodeConfig,
+pub(super) struct Agent {
+    pub(super) config: NodeConfig,
     identity: Identity,
-    js: Context,
+    pub(super) js: Context,
     members: kv::Store,
     ctl: stream::Stream,
     view: Arc<ClusterView>,
@@ -361,7 +361,7 @@ async fn run(
 }
 
 impl Agent {
-    async fn connect(config: NodeConfig, identity: Identity) -> Result<Agent> {
+    pub(super) async fn connect(config: NodeConfig, identity: Identity) -> Result<Agent> {
         let urls = config.urls.join(",");
         let client = bounded(
             &format!("cannot reach NATS at {urls}"),
@@ -590,7 +590,7 @@ impl Agent {
     }
 
     /// The latest agreed map, with its epoch.
-    async fn current(&self) -> Result<Option<ClusterMap>> {
+    pub(super) async fn current(&self) -> Result<Option<ClusterMap>> {
         read_map(&self.ctl, &self.config.subject()).await
     }
 
@@ -600,7 +600,7 @@ impl Agent {
     }
 
     /// [`Self::live`], with what each heartbeats.
-    async fn beats(&self) -> Result<Vec<(Member, Beat)>> {
+    pub(super) async fn beats(&self) -> Result<Vec<(Member, Beat)>> {
         let mut keys = bounded("listing members", CALL, self.members.keys()).await?;
         let mut ids = Vec::new();
         loop {
@@ -706,60 +706,6 @@ async fn open_streams(js: &Context, config: &NodeConfig) -> Result<(stream::Stre
     )
     .await?;
     Ok((ctl, members))
-}
-
-/// What `persona cluster status` prints: the agreed map and the live members.
-#[derive(Debug, Clone, Serialize)]
-pub struct ClusterStatus {
-    /// The latest map (None: no node has joined yet).
-    pub map: Option<ClusterMap>,
-    /// The map's epoch.
-    pub epoch: u64,
-    /// The members heartbeating now.
-    pub live: Vec<Member>,
-    /// The latest merged model version (0: none yet).
-    pub model_version: u64,
-    /// What each live member reports of its model, by node id (none: no store attached yet).
-    pub models: std::collections::BTreeMap<String, ModelBeat>,
-}
-
-/// Reads the cluster's state without joining it.
-///
-/// # Errors
-/// As [`Node::join`] for an unreachable NATS or JetStream not enabled.
-pub fn cluster_status(urls: &[String], name: &str) -> Result<ClusterStatus> {
-    let mut config = NodeConfig::new(urls.to_vec(), "127.0.0.1:1", Path::new("."));
-    config.name = name.to_owned();
-    config.validate()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        let identity = Identity {
-            node_id: random_hex(),
-            cluster: name.to_owned(),
-            cluster_id: None,
-        };
-        let mut agent = Agent::connect(config, identity).await?;
-        let map = agent.current().await?;
-        // Members heartbeat the cluster's partition count: count those.
-        if let Some(m) = &map {
-            agent.config.partitions = m.partitions;
-        }
-        let beats = agent.beats().await?;
-        let model_version = models::model_version(&agent.js, name).await?;
-        let models = beats
-            .iter()
-            .filter_map(|(m, b)| Some((m.id.clone(), b.model.clone()?)))
-            .collect();
-        Ok(ClusterStatus {
-            epoch: map.as_ref().map_or(0, |m| m.epoch),
-            map,
-            live: beats.into_iter().map(|(m, _)| m).collect(),
-            model_version,
-            models,
-        })
-    })
 }
 
 #[cfg(test)]
