@@ -972,17 +972,25 @@ fn the_nodes_models_merge_into_one_that_every_node_serves() -> TestResult {
         return Ok(());
     }
     let nats = Nats::start(true)?;
-    let (_dirs, mut nodes) = start_nodes(&nats, 3, &["--partitions", "8"])?;
+    // Segments fitted after 32 events (each node sees a third of the events).
+    let conf_dir = tempfile::tempdir()?;
+    let conf = conf_dir.path().join("persona.toml");
+    std::fs::write(&conf, "reservoir_size = 32\n")?;
+    let conf = conf.to_str().ok_or("a UTF-8 path")?;
+    let extra = ["--partitions", "8", "--config", conf];
+    let (_dirs, mut nodes) = start_nodes(&nats, 3, &extra)?;
     let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
     let all: Vec<&str> = ids.iter().map(String::as_str).collect();
     for node in &nodes {
         wait_for_members(node, &all)?;
     }
     // The same events and outcomes go to the cluster and to one store in this process,
-    // configured as the nodes are (the defaults).
+    // configured as the nodes are.
     let single_dir = tempfile::tempdir()?;
     let single = persona::Db::open_with(
-        persona::Config::new(single_dir.path()).encryption(persona::Encryption::Off),
+        persona::Config::new(single_dir.path())
+            .encryption(persona::Encryption::Off)
+            .reservoir_size(32),
     )?;
     let customers: Vec<String> = (0..60).map(|n| format!("g{n}")).collect();
     let write = |conn: &mut redis::cluster::ClusterConnection, round: i64| -> TestResult {
@@ -1035,6 +1043,68 @@ fn the_nodes_models_merge_into_one_that_every_node_serves() -> TestResult {
         write(&mut conn, round)?;
     }
     let (version, checksum) = quiescent(&nats.url, 3)?;
+    // Commands whose answer spans the cluster ask every member. DBSIZE: every customer once.
+    for node in &nodes {
+        assert_eq!(node.raw()?.call(&["DBSIZE"])?, ":60\r\n");
+    }
+    // SIMILAR: the merged scaler is the single store's, so the exact search finds the same
+    // customers at the same distances.
+    for seed in ["g0", "g7", "g31"] {
+        let theirs: Vec<(String, f64)> = retrying(|| {
+            redis::cmd("SIMILAR")
+                .arg(seed)
+                .arg("COUNT")
+                .arg(5)
+                .arg("EXACT")
+                .query(&mut conn)
+        })?;
+        let ours = single
+            .similar(seed, 5, persona::Search::Exact)?
+            .ok_or("a known customer")?;
+        assert_eq!(theirs.len(), ours.len(), "{seed}: {theirs:?} vs {ours:?}");
+        for ((id, d), o) in theirs.iter().zip(&ours) {
+            assert!(
+                (d - o.distance).abs() < 1e-6,
+                "{seed}: {theirs:?} vs {ours:?}"
+            );
+            if id != &o.customer_id {
+                // Only a tie may order them differently.
+                assert!(theirs.iter().any(|(i, _)| i == &o.customer_id), "{seed}");
+            }
+        }
+    }
+    // SEGMENT.MEMBERS: page by page over the members, each customer listed once, under the
+    // segment its owner stored for it (a customer written while its node had no segments
+    // yet has none until its next write).
+    let mut one = redis::Client::open(format!("redis://{}/", nodes[0].addr))?.get_connection()?;
+    let mut listed: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for segment in 0..8 {
+        let mut cursor = "0".to_owned();
+        loop {
+            let (next, page): (String, Vec<String>) = redis::cmd("SEGMENT.MEMBERS")
+                .arg(segment)
+                .arg("CURSOR")
+                .arg(&cursor)
+                .arg("COUNT")
+                .arg(7)
+                .query(&mut one)?;
+            assert!(page.len() <= 7);
+            for c in page {
+                listed.entry(c).or_default().push(segment);
+            }
+            if next == "0" {
+                break;
+            }
+            cursor = next;
+        }
+    }
+    for c in &customers {
+        let p: redis::Value = retrying(|| redis::cmd("PROFILE.GET").arg(c).query(&mut conn))?;
+        let stored = field(&p, "assigned_segment");
+        let got = listed.get(c).cloned().unwrap_or_default();
+        assert_eq!(got, stored.into_iter().collect::<Vec<_>>(), "{c}");
+    }
+    assert!(listed.len() >= customers.len() / 2, "{listed:?}");
     // One node's rollback would reach every node as learning: refused.
     let refused = nodes[0].raw()?.call(&["MODEL.ROLLBACK", "1"])?;
     assert!(

@@ -548,11 +548,14 @@ impl Log {
                 .state
                 .clone();
             if applied > state.last_sequence {
-                return Err(CatchUp::Broken(format!(
-                    "the store applied round {applied} of its log, which ends at {}: the log \
-                     was recreated (a store of another cluster?), or a majority of its NATS \
-                     servers lost acknowledged rounds (killed before they wrote them: \
-                     docs/cluster.md, \"Durability\")",
+                // Seen while a JetStream cluster recovers from losing its majority: checked
+                // again after a pause rather than refused for good. If it lasts, the log was
+                // recreated or lost rounds, and the partition stays unserved, saying so.
+                return Err(CatchUp::Retry(format!(
+                    "the store applied round {applied} of partition {p}'s log, which ends at \
+                     {} now: a recovering NATS cluster, or the log was recreated (a store of \
+                     another cluster?) or lost acknowledged rounds (docs/cluster.md, \
+                     \"Durability\")",
                     state.last_sequence
                 )));
             }

@@ -200,6 +200,7 @@ pub struct ClusterView {
     addr: String,
     map: RwLock<Option<ClusterMap>>,
     writes: OnceLock<Arc<dyn Writes>>,
+    asks: OnceLock<Arc<dyn super::fanout::Asks>>,
 }
 
 impl std::fmt::Debug for ClusterView {
@@ -229,7 +230,20 @@ impl ClusterView {
             addr: addr.to_owned(),
             map: RwLock::new(None),
             writes: OnceLock::new(),
+            asks: OnceLock::new(),
         }
+    }
+
+    /// How this node asks the other members, once its store is attached (None before).
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn asks(&self) -> Option<&Arc<dyn super::fanout::Asks>> {
+        self.asks.get()
+    }
+
+    /// Sets how this node asks the other members (once).
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn set_asks(&self, asks: Arc<dyn super::fanout::Asks>) {
+        let _ = self.asks.set(asks);
     }
 
     /// Where this node's writes go, once its partition log runs (None: straight to the store).

@@ -6,11 +6,16 @@
 //! | `slots.rs` | Redis Cluster's key → slot function; slot → partition ranges |
 //! | `map.rs` | the partition → owner map (rendezvous assignment) and a node's view of it, which the RESP server routes by |
 //! | `node.rs` | (feature `cluster`) a node's agent: joins over NATS, heartbeats, agrees the map, follows it |
+//! | `fanout.rs` | the questions of the commands whose answer spans the cluster (`DBSIZE`, `SEGMENT.MEMBERS`, `SIMILAR`), answered over the partitions a node owns |
+//! | `ask.rs` | (feature `cluster`) those questions over NATS request/reply: a node's responder, and its requests to the others |
 //! | `identity.rs` | (feature `cluster`) the node's id and cluster, kept in its data directory |
 //! | `log.rs` | (feature `cluster`) the partition write log: writes appended to their partition's stream, then applied; catch-up and fencing when a partition moves |
 //! | `status.rs` | (feature `cluster`) `persona cluster status`: the cluster's state, read without joining |
 //! | `models.rs` | (feature `cluster`) the global model: each node's deltas published, merged by the controller, adopted by every node |
 
+#[cfg(feature = "cluster")]
+mod ask;
+pub(crate) mod fanout;
 #[cfg(feature = "cluster")]
 mod identity;
 #[cfg(feature = "cluster")]

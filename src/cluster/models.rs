@@ -348,6 +348,73 @@ impl Models {
     }
 }
 
+/// What the model task needs to open the model streams.
+pub(super) struct Setup {
+    /// The JetStream context.
+    pub js: Context,
+    /// The cluster's name.
+    pub name: String,
+    /// Stream replicas.
+    pub replicas: usize,
+    /// The store.
+    pub db: Db,
+    /// How often a node syncs (its heartbeat period).
+    pub period: Duration,
+}
+
+/// The node's model task: opens the model streams and syncs every `period`, on its own (a
+/// NATS call that hangs here must not delay the heartbeats), until `stop`; then publishes what
+/// was learned since the last sync. `started` is told after the first sync that succeeds; `beat`
+/// holds what the node heartbeats of its model.
+pub(super) async fn run(
+    setup: Setup,
+    view: std::sync::Arc<super::map::ClusterView>,
+    started: tokio::sync::oneshot::Sender<()>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+    beat: std::sync::Arc<parking_lot::Mutex<Option<ModelBeat>>>,
+) {
+    let mut started = Some(started);
+    let mut models: Option<Models> = None;
+    let mut ticks = tokio::time::interval(setup.period);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = ticks.tick() => {}
+        }
+        if models.is_none() {
+            let (js, db) = (setup.js.clone(), setup.db.clone());
+            match Models::open(js, &setup.name, setup.replicas, view.id(), db).await {
+                Ok(m) => models = Some(m),
+                Err(e) => {
+                    tracing::warn!("cluster: the merged model: {e}");
+                    continue;
+                }
+            }
+        }
+        let Some(m) = models.as_mut() else { continue };
+        let members: Vec<String> = view
+            .map()
+            .map(|map| map.members.iter().map(|m| m.id.clone()).collect())
+            .unwrap_or_default();
+        let controller = members.iter().min().is_some_and(|id| id == view.id());
+        match m.sync(controller, &members).await {
+            Ok(()) => {
+                if let Some(s) = started.take() {
+                    let _ = s.send(());
+                }
+            }
+            Err(e) => tracing::warn!("cluster: the merged model: {e}"),
+        }
+        *beat.lock() = Some(m.beat());
+    }
+    // What the models learned since the last sync goes out before the node does.
+    if let Some(m) = models.as_mut() {
+        if let Err(e) = m.publish().await {
+            tracing::warn!("cluster: the last model delta was not published: {e}");
+        }
+    }
+}
+
 /// The latest version of the model stream `global` (subject `subject`) and its number.
 pub(super) async fn latest_version(
     global: &stream::Stream,

@@ -17,10 +17,11 @@
 //! The agent runs on a thread of its own with a single-threaded tokio runtime; the RESP server
 //! only reads the view.
 
+use super::ask;
 use super::identity::{random_hex, Identity, IDENTITY_FILE};
 use super::log::{read_map, Log};
 use super::map::{ClusterMap, ClusterView, Member};
-use super::models::{ModelBeat, Models};
+use super::models::{self, ModelBeat};
 use super::slots::MAX_PARTITIONS;
 use crate::error::{Error, Result};
 use async_nats::jetstream::{
@@ -252,10 +253,10 @@ pub(super) struct Agent {
     view: Arc<ClusterView>,
     /// The partition log, once a store is attached.
     log: Option<Arc<Log>>,
-    /// The attached store, until its model streams are open.
-    db: Option<crate::Db>,
-    /// The node's side of the global model, once its streams are open.
-    models: Option<Models>,
+    /// What the node's model task reports for the heartbeat (`models.rs`).
+    model_beat: Arc<parking_lot::Mutex<Option<ModelBeat>>>,
+    /// The model task, once a store is attached: its stop signal and handle.
+    models: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
 }
 
 /// Why a heartbeat and map check did not complete.
@@ -322,6 +323,9 @@ async fn run(
         tokio::select! {
             _ = &mut stop => break,
             Some(db) = attach.recv(), if agent.log.is_none() => {
+                // The merged model first, before any write reaches the store: a first
+                // adoption takes the latest version as it is (`models.rs`).
+                agent.start_models(db.clone()).await;
                 let log = Log::new(
                     agent.js.clone(),
                     (agent.ctl.clone(), agent.config.subject()),
@@ -335,7 +339,13 @@ async fn run(
                 agent.view.set_writes(Arc::new(Arc::clone(&log)));
                 log.follow_map();
                 agent.log = Some(log);
-                agent.db = Some(db);
+                let client = agent.js.client();
+                let name = agent.config.name.clone();
+                let asks = ask::NatsAsks::new(client.clone(), tokio::runtime::Handle::current(), &name);
+                agent.view.set_asks(Arc::new(asks));
+                if let Err(e) = ask::serve(client, &name, Arc::clone(&agent.view), db).await {
+                    tracing::warn!("cluster: this node will not answer the others' questions: {e}");
+                }
             }
             _ = ticks.tick() => {
                 if let Err(e) = agent.tick().await {
@@ -344,17 +354,13 @@ async fn run(
                 if let Some(log) = &agent.log {
                     log.follow_map();
                 }
-                if let Err(e) = agent.sync_models().await {
-                    tracing::warn!("cluster: the merged model: {e}");
-                }
             }
         }
     }
-    // What the models learned since the last tick goes out before the node does.
-    if let Some(models) = &mut agent.models {
-        if let Err(e) = models.publish().await {
-            tracing::warn!("cluster: the last model delta was not published: {e}");
-        }
+    // What the models learned since the last sync goes out before the node does.
+    if let Some((stop, task)) = agent.models.take() {
+        let _ = stop.send(());
+        let _ = tokio::time::timeout(2 * CALL, task).await;
     }
     agent.withdraw().await;
     agent.hand_over().await;
@@ -407,33 +413,34 @@ impl Agent {
             ctl,
             view,
             log: None,
-            db: None,
+            model_beat: Arc::default(),
             models: None,
         })
     }
 
-    /// Opens the model streams once a store is attached, then one model sync
-    /// (`models.rs`); the controller is the member of the agreed map with the smallest id.
-    async fn sync_models(&mut self) -> Result<()> {
-        if self.models.is_none() {
-            let Some(db) = self.db.clone() else {
-                return Ok(());
-            };
-            let (name, replicas) = (&self.config.name, self.config.replicas);
-            let models =
-                Models::open(self.js.clone(), name, replicas, &self.identity.node_id, db).await?;
-            self.models = Some(models);
-            self.db = None;
-        }
-        let members: Vec<String> = self
-            .view
-            .map()
-            .map(|m| m.members.iter().map(|m| m.id.clone()).collect())
-            .unwrap_or_default();
-        let controller = members.iter().min() == Some(&self.identity.node_id);
-        match &mut self.models {
-            Some(models) => models.sync(controller, &members).await,
-            None => Ok(()),
+    /// Starts the model task over `db` (`models.rs`) and waits, up to the join timeout,
+    /// for its first sync.
+    async fn start_models(&mut self, db: crate::Db) {
+        let setup = models::Setup {
+            js: self.js.clone(),
+            name: self.config.name.clone(),
+            replicas: self.config.replicas,
+            db,
+            period: self.config.heartbeat,
+        };
+        let (started_tx, started) = oneshot::channel();
+        let (stop_tx, stop) = oneshot::channel();
+        let view = Arc::clone(&self.view);
+        let beat = Arc::clone(&self.model_beat);
+        let task = tokio::spawn(models::run(setup, view, started_tx, stop, beat));
+        self.models = Some((stop_tx, task));
+        if tokio::time::timeout(self.config.join_timeout, started)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "cluster: the merged model is not synced yet; this node serves writes anyway"
+            );
         }
     }
 
@@ -514,7 +521,7 @@ impl Agent {
         let beat = Beat {
             addr: self.config.advertise.clone(),
             partitions: self.config.partitions,
-            model: self.models.as_ref().map(Models::beat),
+            model: self.model_beat.lock().clone(),
         };
         let value = serde_json::to_vec(&beat).map_err(|e| Error::Cluster(e.to_string()))?;
         bounded(

@@ -68,8 +68,23 @@ impl Db {
         k: usize,
         search: Search,
     ) -> Result<Option<Vec<SimilarCustomer>>> {
+        self.similar_where(customer_id, k, search, None)
+            .map(|found| found.map(|(_, similar)| similar))
+    }
+
+    /// [`Db::similar`] among the customers `keep` accepts (all with None), with the customer's
+    /// features (a cluster node asks the other nodes with them: `src/cluster/fanout.rs`).
+    ///
+    /// # Errors
+    /// As [`Db::similar`].
+    pub(crate) fn similar_where(
+        &self,
+        customer_id: &str,
+        k: usize,
+        search: Search,
+        keep: Option<&dyn Fn(&str) -> bool>,
+    ) -> Result<Option<(crate::features::ProfileState, Vec<SimilarCustomer>)>> {
         validate_customer_id(customer_id)?;
-        let exact = search == Search::Exact;
         let Some(rec) = self.inner.store.profile_current(customer_id)? else {
             return Ok(None);
         };
@@ -77,22 +92,39 @@ impl Db {
         if !Consent::of(&rec.state, consent).profiling {
             return Err(consent::refused(customer_id, "profiling"));
         }
+        let found = self.similar_to(&rec.state, customer_id, k, search, keep)?;
+        Ok(Some((rec.state, found)))
+    }
+
+    /// The `k` customers most similar to a customer with features `state` (not `exclude`)
+    /// among those `keep` accepts, as [`Db::similar`] searches.
+    ///
+    /// # Errors
+    /// As [`Db::similar`].
+    pub(crate) fn similar_to(
+        &self,
+        state: &crate::features::ProfileState,
+        exclude: &str,
+        k: usize,
+        search: Search,
+        keep: Option<&dyn Fn(&str) -> bool>,
+    ) -> Result<Vec<SimilarCustomer>> {
         let model = self.model();
-        let z = self.standardised(&rec.state, &model);
-        let scan = self.similar_scan(&rec.state, &model, k, exact)?;
+        let z = self.standardised(state, &model);
+        let scan = self.similar_scan(state, &model, k, search == Search::Exact)?;
         similar::search(
             &self.inner.store,
             &model,
             &self.inner.layout,
             &z,
             similar::Eligible {
-                exclude: customer_id,
-                consent,
+                exclude,
+                consent: self.inner.config.consent_defaults,
+                keep,
             },
             k,
             scan,
         )
-        .map(Some)
     }
 
     /// Which profiles [`Db::similar`] evaluates exactly for a customer in `state`.

@@ -224,7 +224,35 @@ impl Db {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>> {
-        self.inner.store.members(segment, cursor, limit)
+        self.inner.store.members(segment, cursor, limit, &|_| true)
+    }
+
+    /// [`Db::segment_members`] among the customers `keep` accepts (a cluster node: those of
+    /// the partitions it owns).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub(crate) fn segment_members_where(
+        &self,
+        segment: u16,
+        cursor: Option<&str>,
+        limit: usize,
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<String>> {
+        self.inner.store.members(segment, cursor, limit, keep)
+    }
+
+    /// Number of customers with a profile that `keep` accepts (a full scan).
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled fails.
+    pub(crate) fn profile_count_where(&self, keep: &dyn Fn(&str) -> bool) -> Result<u64> {
+        let mut n = 0u64;
+        for item in self.inner.store.scan_profiles() {
+            let (id, _) = item?;
+            n += u64::from(keep(&id));
+        }
+        Ok(n)
     }
 
     /// Every profile, evaluated as of the watermark with the current model, in key order (by

@@ -64,6 +64,9 @@ pub(crate) struct Eligible<'a> {
     pub(crate) exclude: &'a str,
     /// The consent of a customer who set none.
     pub(crate) consent: Consent,
+    /// The customers that may be answered (a cluster node: those of the partitions it owns
+    /// now); None: all.
+    pub(crate) keep: Option<&'a dyn Fn(&str) -> bool>,
 }
 
 /// The `k` customers nearest to `query` (a standardised vector) among the profiles `scan`
@@ -77,7 +80,11 @@ pub(crate) fn search(
     k: usize,
     scan: Scan,
 ) -> Result<Vec<SimilarCustomer>> {
-    let Eligible { exclude, consent } = eligible;
+    let Eligible {
+        exclude,
+        consent,
+        keep,
+    } = eligible;
     let now = model.watermark_ms;
     let mut heap: BinaryHeap<Candidate> = BinaryHeap::with_capacity(k + 1);
     let mut x = vec![0.0; layout.dim()];
@@ -93,7 +100,10 @@ pub(crate) fn search(
     };
     let mut consider = |id: &str, rec: &RecordCurrent| {
         // A customer without consent to profiling is nobody's lookalike.
-        if id == exclude || !Consent::of(&rec.state, consent).profiling {
+        if id == exclude
+            || keep.is_some_and(|keep| !keep(id))
+            || !Consent::of(&rec.state, consent).profiling
+        {
             return;
         }
         layout.write_vector(&rec.state, now, &mut x);

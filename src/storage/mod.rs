@@ -518,7 +518,8 @@ impl Store {
         })
     }
 
-    /// Members of `segment` with ids after `after` (exclusive), at most `limit`, in id order:
+    /// Members of `segment` that `keep` accepts, with ids after `after` (exclusive), at most
+    /// `limit`, in id order:
     /// the profiles whose record's `segment` is `segment`, found by scanning the records from
     /// `after` and decoding each one's leading fields (a page costs the records scanned to
     /// fill it: about `limit` divided by the segment's share of the profiles).
@@ -529,7 +530,13 @@ impl Store {
     ///
     /// # Errors
     /// [`Error::Storage`] if sled fails.
-    pub fn members(&self, segment: u16, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+    pub fn members(
+        &self,
+        segment: u16,
+        after: Option<&str>,
+        limit: usize,
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<String>> {
         let mut out = Vec::new();
         if limit == 0 {
             return Ok(out);
@@ -537,7 +544,7 @@ impl Store {
         for item in self.profiles_after(after) {
             let (id, bytes) = item?;
             match self.decode_profile_current(&id, &bytes) {
-                Ok(rec) if rec.segment == Some(segment) => {
+                Ok(rec) if rec.segment == Some(segment) && keep(&id) => {
                     out.push(id);
                     if out.len() >= limit {
                         break;

@@ -556,7 +556,8 @@ fn parse_setinfo(args: &mut Args) -> Result<Command, CommandError> {
     Ok(Command::Client(Client::SetInfo { version, value }))
 }
 
-/// The number of customer profiles (a full count).
+/// The number of customer profiles (a full count). On a cluster node, the cluster's: every
+/// member counts the customers of the partitions it owns (an error if one does not answer).
 ///
 /// # Format
 ///
@@ -566,6 +567,24 @@ fn parse_setinfo(args: &mut Args) -> Result<Command, CommandError> {
 /// *1\r\n$6\r\nDBSIZE\r\n   -> :1042\r\n
 /// ```
 pub(crate) fn dbsize(ctx: &mut Ctx<'_>) -> Frame {
+    #[cfg(feature = "cluster")]
+    if let Some(view) = &ctx.server.config.cluster {
+        use crate::cluster::fanout::{self, Answer, Question};
+        let counted = fanout::members(view)
+            .and_then(|(members, _)| fanout::ask(&ctx.server.db, view, &members, &Question::Count));
+        return match counted {
+            Ok(answers) => super::int(
+                answers
+                    .iter()
+                    .map(|a| match a {
+                        Answer::Count(n) => *n,
+                        _ => 0,
+                    })
+                    .sum::<u64>(),
+            ),
+            Err(e) => super::CommandError::Db(e).into(),
+        };
+    }
     super::int(u64::try_from(ctx.server.db.profile_count()).unwrap_or(u64::MAX))
 }
 

@@ -298,6 +298,13 @@ pub(crate) fn misrouted(view: &ClusterView, key: &[u8]) -> Option<CommandError> 
     let route = view.route(key);
     route
         .refusal()
-        .or_else(|| view.writes().and_then(|w| w.ready(key).err()))
+        .or_else(|| match view.writes() {
+            Some(w) => w.ready(key).err(),
+            // Between the server's start and its partition log's: a write now would bypass
+            // the log.
+            None => Some(crate::Error::Redirect(
+                "TRYAGAIN this node is starting: its partition log is not running yet".into(),
+            )),
+        })
         .map(CommandError::Db)
 }

@@ -54,7 +54,8 @@ pub(crate) const SCORE: Spec = Spec {
 /// The `COUNT` customers (10 by default) most similar to a customer, nearest first, the customer
 /// excluded, each as `[customer_id, distance]` (standardised units). Searches the members of the
 /// segments nearest to the customer unless `EXACT` asks for a scan of every profile. A null reply
-/// for an unknown customer.
+/// for an unknown customer. On a cluster node (the customer's owner), every member searches its
+/// own customers and the nearest of all are returned (`docs/cluster.md`).
 ///
 /// # Format
 ///
@@ -98,16 +99,69 @@ impl Similar {
     }
 
     pub(crate) fn apply(self, ctx: &mut Ctx<'_>) -> Result<Frame, CommandError> {
-        let found = ctx.server.db.similar(
-            &self.customer,
-            self.count,
-            if self.exact {
-                crate::Search::Exact
-            } else {
-                crate::Search::Probe
-            },
-        )?;
-        Ok(match found {
+        let search = if self.exact {
+            crate::Search::Exact
+        } else {
+            crate::Search::Probe
+        };
+        #[cfg(feature = "cluster")]
+        if let Some(view) = &ctx.server.config.cluster {
+            return self.apply_cluster(ctx, view, search);
+        }
+        let found = ctx.server.db.similar(&self.customer, self.count, search)?;
+        Ok(similar_reply(found))
+    }
+
+    /// On a cluster node (the customer's owner): the nearest among this node's customers and
+    /// those each other member finds among its own, merged.
+    #[cfg(feature = "cluster")]
+    fn apply_cluster(
+        self,
+        ctx: &mut Ctx<'_>,
+        view: &crate::ClusterView,
+        search: crate::Search,
+    ) -> Result<Frame, CommandError> {
+        use crate::cluster::fanout::{self, Answer};
+        let (members, _) = fanout::members(view)?;
+        let others: Vec<crate::Member> =
+            members.into_iter().filter(|m| m.id != view.id()).collect();
+        let db = &ctx.server.db;
+        let map = view.map();
+        let owned = |id: &str| {
+            map.as_ref()
+                .and_then(|m| m.owner_of_slot(crate::key_slot(id.as_bytes())))
+                .is_some_and(|o| o.id == view.id())
+        };
+        let Some((state, mut found)) =
+            db.similar_where(&self.customer, self.count, search, Some(&owned))?
+        else {
+            return Ok(Frame::Null);
+        };
+        let question = fanout::similar_question(&self.customer, &state, self.count, self.exact)?;
+        for answer in fanout::ask(db, view, &others, &question)? {
+            if let Answer::Similar(some) = answer {
+                found.extend(some.into_iter().map(|(customer_id, distance)| {
+                    crate::SimilarCustomer {
+                        customer_id,
+                        distance,
+                    }
+                }));
+            }
+        }
+        found.sort_by(|a, b| {
+            a.distance
+                .total_cmp(&b.distance)
+                .then_with(|| a.customer_id.cmp(&b.customer_id))
+        });
+        found.truncate(self.count);
+        Ok(similar_reply(Some(found)))
+    }
+}
+
+/// `SIMILAR`'s reply: `[customer, distance]` pairs, or null for an unknown customer.
+fn similar_reply(found: Option<Vec<crate::SimilarCustomer>>) -> Frame {
+    {
+        match found {
             Some(found) => Frame::Array(
                 found
                     .iter()
@@ -117,7 +171,7 @@ impl Similar {
                     .collect(),
             ),
             None => Frame::Null,
-        })
+        }
     }
 }
 

@@ -148,7 +148,9 @@ impl List {
 /// Customers of a segment in key order (by id, or by token in an encrypted store), a page at
 /// a time. Start with cursor `0` (or no
 /// `CURSOR`); each reply holds the cursor of the next page and the page; the cursor `0` means
-/// the iteration is complete. A cursor is opaque: pass back what the server returned.
+/// the iteration is complete. A cursor is opaque: pass back what the server returned. On a
+/// cluster node the pages go through every member's customers, one member after the other,
+/// and the cursor names the member (`docs/cluster.md`).
 ///
 /// # Format
 ///
@@ -163,6 +165,8 @@ impl List {
 pub(crate) struct Members {
     segment: u16,
     after: Option<String>,
+    /// On a cluster node: which member the cursor is in (by node id order).
+    member: Option<usize>,
     count: usize,
 }
 
@@ -193,13 +197,28 @@ impl Members {
             }
             *slot = Some(args.option_value(name)?);
         }
-        let after = match cursor {
-            None => None,
-            Some(c) => decode_cursor(&c).ok_or_else(|| CommandError::Invalid {
-                name: "CURSOR",
-                value: show(&c),
-                allowed: "use 0 to start, then the cursor the previous reply returned".into(),
-            })?,
+        let bad = |c: &[u8]| CommandError::Invalid {
+            name: "CURSOR",
+            value: show(c),
+            allowed: "use 0 to start, then the cursor the previous reply returned".into(),
+        };
+        let (after, member) = match cursor {
+            None => (None, None),
+            // A cluster node's cursor: the member's index, `g`, the member's own cursor.
+            Some(c) => match c.iter().position(|&b| b == b'g') {
+                Some(at) => {
+                    let index = std::str::from_utf8(&c[..at])
+                        .ok()
+                        .and_then(|i| i.parse::<usize>().ok())
+                        .ok_or_else(|| bad(&c))?;
+                    let after = match &c[at + 1..] {
+                        [] => None,
+                        rest => decode_cursor(rest).flatten().ok_or_else(|| bad(&c))?.into(),
+                    };
+                    (after, Some(index))
+                }
+                None => (decode_cursor(&c).ok_or_else(|| bad(&c))?, None),
+            },
         };
         let count = match count {
             None => DEFAULT_COUNT,
@@ -215,6 +234,7 @@ impl Members {
         Ok(Members {
             segment,
             after,
+            member,
             count,
         })
     }
@@ -232,6 +252,17 @@ impl Members {
                 ),
             });
         }
+        #[cfg(feature = "cluster")]
+        if let Some(view) = &ctx.server.config.cluster {
+            return self.apply_cluster(ctx, view);
+        }
+        if self.member.is_some() {
+            return Err(CommandError::Invalid {
+                name: "CURSOR",
+                value: "(a cluster node's cursor)".into(),
+                allowed: "use 0 to start, then the cursor the previous reply returned".into(),
+            });
+        }
         let mut ids = db.segment_members(
             self.segment,
             self.after.as_deref(),
@@ -244,6 +275,51 @@ impl Members {
         } else {
             "0".to_owned()
         };
+        Ok(Frame::Array(vec![
+            Frame::bulk(next),
+            Frame::Array(ids.iter().map(Frame::bulk).collect()),
+        ]))
+    }
+
+    /// On a cluster node: the members' customers one member after the other (by node id),
+    /// each member's in its key order; the cursor names the member and its own cursor.
+    #[cfg(feature = "cluster")]
+    fn apply_cluster(
+        self,
+        ctx: &mut Ctx<'_>,
+        view: &crate::ClusterView,
+    ) -> Result<Frame, CommandError> {
+        use crate::cluster::fanout::{self, Answer, Question};
+        let (members, _) = fanout::members(view)?;
+        let (mut i, mut after) = (self.member.unwrap_or(0), self.after);
+        let mut ids: Vec<String> = Vec::new();
+        let mut next = "0".to_owned();
+        while i < members.len() {
+            let want = self.count - ids.len();
+            let question = Question::Members {
+                segment: self.segment,
+                after: after.take(),
+                limit: want + 1,
+            };
+            let answers = fanout::ask(&ctx.server.db, view, &members[i..=i], &question)?;
+            let mut page = match answers.into_iter().next() {
+                Some(Answer::Members(page)) => page,
+                _ => Vec::new(),
+            };
+            if page.len() > want {
+                page.truncate(want);
+                ids.extend(page);
+                let last = ids.last().map(|id| encode_cursor(id)).unwrap_or_default();
+                next = format!("{i}g{last}");
+                break;
+            }
+            ids.extend(page);
+            i += 1;
+            if ids.len() == self.count && i < members.len() {
+                next = format!("{i}g");
+                break;
+            }
+        }
         Ok(Frame::Array(vec![
             Frame::bulk(next),
             Frame::Array(ids.iter().map(Frame::bulk).collect()),
