@@ -637,19 +637,31 @@ impl Log {
     }
 }
 
+/// The last message of `subject` in `stream` (None: there is none yet); `what` names it in
+/// errors.
+pub(super) async fn last_message(
+    stream: &stream::Stream,
+    subject: &str,
+    what: &str,
+) -> Result<Option<async_nats::jetstream::message::StreamMessage>> {
+    let got = tokio::time::timeout(CALL, stream.get_last_raw_message_by_subject(subject))
+        .await
+        .map_err(|_| Error::Cluster(format!("reading {what}: no answer")))?;
+    match got {
+        Ok(m) => Ok(Some(m)),
+        Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
+        Err(e) => Err(Error::Cluster(format!("reading {what}: {e}"))),
+    }
+}
+
 /// The latest map of the control stream `ctl` (subject `subject`), with its epoch; None before
 /// the first.
 pub(super) async fn read_map(
     ctl: &stream::Stream,
     subject: &str,
 ) -> Result<Option<super::map::ClusterMap>> {
-    let got = tokio::time::timeout(CALL, ctl.get_last_raw_message_by_subject(subject))
-        .await
-        .map_err(|_| Error::Cluster("reading the map: no answer".into()))?;
-    let message = match got {
-        Ok(m) => m,
-        Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => return Ok(None),
-        Err(e) => return Err(Error::Cluster(format!("reading the map: {e}"))),
+    let Some(message) = last_message(ctl, subject, "the map").await? else {
+        return Ok(None);
     };
     let mut map: super::map::ClusterMap =
         serde_json::from_slice(&message.payload).map_err(|e| {

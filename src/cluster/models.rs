@@ -21,6 +21,8 @@
 //!   store and the log).
 
 use super::identity::random_hex;
+use super::log::last_message;
+use super::node::bounded;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::model::merge::{Adoption, Delta, Global, Learned};
@@ -110,6 +112,7 @@ impl Models {
         };
         let deltas = bounded(
             "creating the model deltas stream",
+            CALL,
             create(
                 format!("PERSONA_{name}_MODEL_DELTAS"),
                 &delta_subject,
@@ -120,6 +123,7 @@ impl Models {
         .await?;
         let global = bounded(
             "creating the model stream",
+            CALL,
             create(
                 format!("PERSONA_{name}_MODEL"),
                 &global_subject,
@@ -198,6 +202,7 @@ impl Models {
             .map_err(|e| Error::Cluster(format!("encoding a model delta: {e}")))?;
         let sent = bounded(
             "publishing a model delta",
+            CALL,
             self.js.send_publish(
                 self.delta_subject.clone(),
                 PublishMessage::build()
@@ -206,7 +211,7 @@ impl Models {
             ),
         )
         .await?;
-        let ack = bounded("publishing a model delta", sent.into_future()).await?;
+        let ack = bounded("publishing a model delta", CALL, sent.into_future()).await?;
         if let Some((_, delta)) = self.unsent.take() {
             self.inflight.push((ack.sequence, delta));
         }
@@ -281,7 +286,7 @@ impl Models {
             None => (0, Global::empty(&Learned::of(&self.db.model()))),
         };
         let mut info = self.deltas.clone();
-        let last = bounded("reading the model deltas stream", info.info())
+        let last = bounded("reading the model deltas stream", CALL, info.info())
             .await?
             .state
             .last_sequence;
@@ -323,6 +328,7 @@ impl Models {
             .map_err(|e| Error::Cluster(format!("encoding the merged model: {e}")))?;
         let sent = bounded(
             "publishing the merged model",
+            CALL,
             self.js.send_publish(
                 self.global_subject.clone(),
                 PublishMessage::build()
@@ -420,13 +426,8 @@ pub(super) async fn latest_version(
     global: &stream::Stream,
     subject: &str,
 ) -> Result<Option<(u64, Global)>> {
-    let got = tokio::time::timeout(CALL, global.get_last_raw_message_by_subject(subject))
-        .await
-        .map_err(|_| Error::Cluster("reading the merged model: no answer".into()))?;
-    let message = match got {
-        Ok(m) => m,
-        Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => return Ok(None),
-        Err(e) => return Err(Error::Cluster(format!("reading the merged model: {e}"))),
+    let Some(message) = last_message(global, subject, "the merged model").await? else {
+        return Ok(None);
     };
     match bincode::serde::decode_from_slice::<Global, _>(&message.payload, codec()) {
         Ok((g, used)) if used == message.payload.len() => Ok(Some((message.sequence, g))),
@@ -457,26 +458,6 @@ pub(super) async fn model_version(js: &Context, name: &str) -> Result<u64> {
         Err(_) => return Err(Error::Cluster("reading the model stream: no answer".into())),
     };
     let subject = format!("persona.{name}.model");
-    let got = tokio::time::timeout(CALL, global.get_last_raw_message_by_subject(&subject))
-        .await
-        .map_err(|_| Error::Cluster("reading the merged model: no answer".into()))?;
-    match got {
-        Ok(m) => Ok(m.sequence),
-        Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(0),
-        Err(e) => Err(Error::Cluster(format!("reading the merged model: {e}"))),
-    }
-}
-
-/// Bounds a NATS call.
-async fn bounded<T, E: std::fmt::Display>(
-    what: &str,
-    f: impl std::future::Future<Output = std::result::Result<T, E>>,
-) -> Result<T> {
-    match tokio::time::timeout(CALL, f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(Error::Cluster(format!("{what}: {e}"))),
-        Err(_) => Err(Error::Cluster(format!(
-            "{what}: no answer from NATS within {CALL:?}"
-        ))),
-    }
+    let last = last_message(&global, &subject, "the merged model").await?;
+    Ok(last.map_or(0, |m| m.sequence))
 }

@@ -282,7 +282,7 @@ impl std::fmt::Display for Tick {
 }
 
 /// Bounds every NATS call: a server that stops answering must not hang a node.
-async fn bounded<T, E: std::fmt::Display>(
+pub(super) async fn bounded<T, E: std::fmt::Display>(
     what: &str,
     limit: Duration,
     f: impl std::future::Future<Output = std::result::Result<T, E>>,
