@@ -1108,7 +1108,10 @@ fn the_nodes_models_merge_into_one_that_every_node_serves() -> TestResult {
     // One node's rollback would reach every node as learning: refused.
     let refused = nodes[0].raw()?.call(&["MODEL.ROLLBACK", "1"])?;
     assert!(
-        refused.starts_with("-ERR MODEL.ROLLBACK is not available on a cluster node"),
+        refused.starts_with(
+            "-ERR MODEL.ROLLBACK is not available on a cluster node: its parameters are the \
+             cluster's merged model"
+        ),
         "{refused}"
     );
 

@@ -65,16 +65,21 @@ pub(crate) trait Asks: Send + Sync {
     ) -> Vec<std::result::Result<Answer, String>>;
 }
 
+/// Whether a customer is of a partition `view`'s installed map gives this node now (the map
+/// as of the call: one read for a whole scan).
+pub(crate) fn owned(view: &ClusterView) -> impl Fn(&str) -> bool + '_ {
+    let map = view.map();
+    move |id: &str| {
+        map.as_ref()
+            .and_then(|m| m.owner_of_slot(key_slot(id.as_bytes())))
+            .is_some_and(|owner| owner.id == view.id())
+    }
+}
+
 /// Answers `question` from this node's store `db`, over the customers of the partitions
 /// `view` says it owns now.
 pub(crate) fn answer(db: &Db, view: &ClusterView, question: &Question) -> Answer {
-    let map = view.map();
-    let me = view.id();
-    let keep = |id: &str| {
-        map.as_ref()
-            .and_then(|m| m.owner_of_slot(key_slot(id.as_bytes())))
-            .is_some_and(|owner| owner.id == me)
-    };
+    let keep = owned(view);
     let answered = match question {
         Question::Count => db.profile_count_where(&keep).map(Answer::Count),
         Question::Members {
@@ -108,15 +113,14 @@ pub(crate) fn answer(db: &Db, view: &ClusterView, question: &Question) -> Answer
     answered.unwrap_or_else(|e| Answer::Failed(e.to_string()))
 }
 
-/// The members of the installed map, by id, and this node's index among them.
-pub(crate) fn members(view: &ClusterView) -> Result<(Vec<Member>, Option<usize>)> {
+/// The members of the installed map, by id.
+pub(crate) fn members(view: &ClusterView) -> Result<Vec<Member>> {
     let map = view
         .map()
         .ok_or_else(|| Error::Redirect("CLUSTERDOWN The cluster has no map yet".into()))?;
     let mut members = map.members;
     members.sort_by(|a, b| a.id.cmp(&b.id));
-    let me = members.iter().position(|m| m.id == view.id());
-    Ok((members, me))
+    Ok(members)
 }
 
 /// Asks `members` `question`: this node answers from `db`, the others through `view`'s

@@ -175,13 +175,10 @@ impl Learned {
         out
     }
 
-    /// These parameters with `d`'s additive changes only. A delta of another shape changes
-    /// nothing (callers check [`Delta::fits`] first).
+    /// These parameters with `d`'s additive changes only; `d` must have their shape (both
+    /// callers check [`Delta::fits`] first).
     fn plus(&self, d: &Delta) -> Learned {
         let mut out = self.clone();
-        if !d.fits(self) {
-            return out;
-        }
         out.scaler = self.scaler.combined(&d.scaler);
         for (w, dw) in out.weights.iter_mut().zip(&d.weights) {
             *w += dw;

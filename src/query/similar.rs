@@ -144,10 +144,13 @@ pub(crate) fn search(
             distance: d2.sqrt(),
         })
         .collect();
-    out.sort_by(|a, b| {
-        a.distance
-            .total_cmp(&b.distance)
-            .then_with(|| a.customer_id.cmp(&b.customer_id))
-    });
+    out.sort_by(nearest_first);
     Ok(out)
+}
+
+/// The order of a lookalike answer: by distance, then by customer id.
+pub(crate) fn nearest_first(a: &SimilarCustomer, b: &SimilarCustomer) -> Ordering {
+    a.distance
+        .total_cmp(&b.distance)
+        .then_with(|| a.customer_id.cmp(&b.customer_id))
 }

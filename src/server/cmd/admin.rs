@@ -571,7 +571,7 @@ pub(crate) fn dbsize(ctx: &mut Ctx<'_>) -> Frame {
     if let Some(view) = &ctx.server.config.cluster {
         use crate::cluster::fanout::{self, Answer, Question};
         let counted = fanout::members(view)
-            .and_then(|(members, _)| fanout::ask(&ctx.server.db, view, &members, &Question::Count));
+            .and_then(|members| fanout::ask(&ctx.server.db, view, &members, &Question::Count));
         return match counted {
             Ok(answers) => super::int(
                 answers

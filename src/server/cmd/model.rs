@@ -224,7 +224,8 @@ impl Rollback {
         // back would send the difference to every node as if it had been learned.
         if ctx.server.config.cluster.is_some() {
             return Err(CommandError::Other(
-                "MODEL.ROLLBACK is not available on a cluster node: its parameters are the                  cluster's merged model (docs/cluster.md, \"The global model\")"
+                "MODEL.ROLLBACK is not available on a cluster node: its parameters are the \
+                 cluster's merged model (docs/cluster.md, \"The global model\")"
                     .into(),
             ));
         }

@@ -122,16 +122,11 @@ impl Similar {
         search: crate::Search,
     ) -> Result<Frame, CommandError> {
         use crate::cluster::fanout::{self, Answer};
-        let (members, _) = fanout::members(view)?;
+        let members = fanout::members(view)?;
         let others: Vec<crate::Member> =
             members.into_iter().filter(|m| m.id != view.id()).collect();
         let db = &ctx.server.db;
-        let map = view.map();
-        let owned = |id: &str| {
-            map.as_ref()
-                .and_then(|m| m.owner_of_slot(crate::key_slot(id.as_bytes())))
-                .is_some_and(|o| o.id == view.id())
-        };
+        let owned = fanout::owned(view);
         let Some((state, mut found)) =
             db.similar_where(&self.customer, self.count, search, Some(&owned))?
         else {
@@ -148,11 +143,7 @@ impl Similar {
                 }));
             }
         }
-        found.sort_by(|a, b| {
-            a.distance
-                .total_cmp(&b.distance)
-                .then_with(|| a.customer_id.cmp(&b.customer_id))
-        });
+        found.sort_by(crate::query::similar::nearest_first);
         found.truncate(self.count);
         Ok(similar_reply(Some(found)))
     }

@@ -290,7 +290,7 @@ impl Members {
         view: &crate::ClusterView,
     ) -> Result<Frame, CommandError> {
         use crate::cluster::fanout::{self, Answer, Question};
-        let (members, _) = fanout::members(view)?;
+        let members = fanout::members(view)?;
         let (mut i, mut after) = (self.member.unwrap_or(0), self.after);
         let mut ids: Vec<String> = Vec::new();
         let mut next = "0".to_owned();
